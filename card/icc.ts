@@ -1,0 +1,18 @@
+// What a card looks like from its contacts: power, reset, ATR and one APDU in, one APDU out.
+// The emulated applet implements it; the in-process transport and the vpcd bridge both drive it.
+
+export interface Icc {
+  /** Answer-to-reset bytes. Available at any moment (pcscd asks for it while polling). */
+  atr(): Uint8Array;
+  /** Contacts powered: volatile state starts fresh. */
+  powerOn(): void;
+  /** Contacts unpowered: volatile state (selected applet, challenges, sessions) is lost; NVM is kept. */
+  powerOff(): void;
+  /** Warm reset: same effect on volatile state as powerOff + powerOn. */
+  reset(): void;
+  /**
+   * Process one command APDU and return one response APDU (data ‖ SW1 SW2).
+   * Never throws: any byte string in gives a status word out.
+   */
+  transmit(command: Uint8Array): Uint8Array;
+}
