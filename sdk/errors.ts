@@ -1,0 +1,49 @@
+// Typed errors shared by every layer. Each carries enough to act on without parsing a message:
+// the command that failed and its status word for card refusals, the reader for transport faults.
+
+export class EticketError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Invalid argument or malformed data given to an SDK function (never a card answer). */
+export class InvalidInputError extends EticketError {}
+
+/** A cryptographic check failed on the host side (bad signature, bad MAC, untrusted key). */
+export class CryptoError extends EticketError {}
+
+/** Something went wrong between the host and the card: reader, driver, cable, radio field. */
+export class TransportError extends EticketError {
+  constructor(message: string, readonly reader?: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The PC/SC binding (npm pcsclite) is not installed or failed to build. */
+export class TransportUnavailableError extends TransportError {}
+
+/** No reader by that name, or no reader at all. */
+export class ReaderNotFoundError extends TransportError {}
+
+/** The card left the field / was pulled / its bridge disconnected during an exchange. */
+export class CardRemovedError extends TransportError {}
+
+/** The card or reader did not answer within the configured time. */
+export class TransportTimeoutError extends TransportError {}
+
+/** The card answered a command with a status word other than success. */
+export class CardStatusError extends EticketError {
+  constructor(
+    /** Name of the command as in apdu-spec, e.g. "WRITE USAGE". */
+    readonly command: string,
+    /** Status word, e.g. 0x6982. */
+    readonly sw: number,
+    /** Name of the status word as in apdu-spec, e.g. "SECURITY_STATUS_NOT_SATISFIED". */
+    readonly swName: string,
+    readonly description: string,
+  ) {
+    super(`${command} refused by card: ${sw.toString(16).toUpperCase().padStart(4, '0')} ${swName} (${description})`);
+  }
+}
