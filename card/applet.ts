@@ -1,0 +1,294 @@
+// The emulated e-ticket card: ISO/IEC 7816-4 framing (SELECT, chaining, 61XX/GET RESPONSE, 6CXX,
+// extended length), then dispatch to the ticket commands. Any bytes in give a status word out.
+
+import { randomBytes } from 'node:crypto';
+import { ApduFormatError, encodeResponse, parseCommand, type CommandApdu } from '../sdk/apdu.js';
+import { concat, equal } from '../sdk/bytes.js';
+import { AID, ATR, commandForIns, LIFECYCLE, LIMITS, protocol, SUITE, SW, type CommandDef } from '../sdk/spec.js';
+import { TlvError } from '../sdk/tlv.js';
+import type { Icc } from './icc.js';
+import { FaultInjector, FileBackend, MemoryBackend, NvmStore, PowerCutError, type NvmBackend } from './nvm.js';
+import { decodeState, encodeState, type CardState } from './state.js';
+import { CardCommands } from './commands.js';
+
+/** A refusal with a spec status word; thrown inside handlers, turned into the response SW. */
+export class CardRefusal extends Error {
+  constructor(readonly sw: number, message = '') {
+    super(message);
+  }
+}
+
+export interface CreateCardOptions {
+  suite?: 'rsa' | 'sm9';
+  /** NVM bytes available to the application (default from the spec's limits). */
+  capacity?: number;
+  /** 8-byte serial; random when absent. */
+  serial?: Uint8Array;
+}
+
+/** Volatile (RAM) state: lost on power off and reset, never written to NVM. */
+export interface VolatileState {
+  selected: boolean;
+  challenge: Uint8Array | null;
+  readCursor: { query: string; lastSeq: number } | null;
+}
+
+export class EticketCard implements Icc {
+  private state: CardState;
+  private readonly store: NvmStore;
+  readonly ram: VolatileState = { selected: false, challenge: null, readCursor: null };
+  private pending: { data: Uint8Array; offset: number } | null = null;
+  private chain: { cla: number; ins: number; p1: number; p2: number; parts: Uint8Array[]; size: number } | null = null;
+  private readonly commands: CardCommands;
+
+  private constructor(store: NvmStore) {
+    this.store = store;
+    this.state = decodeState(store.current);
+    this.commands = new CardCommands(this);
+  }
+
+  /** Manufacture a new card on `backend` (or a file path): serial, suite and capacity are fixed here. */
+  static create(target: NvmBackend | string, options: CreateCardOptions = {}): EticketCard {
+    const state: CardState = {
+      serial: options.serial ?? new Uint8Array(randomBytes(8)),
+      suite: SUITE[options.suite ?? 'rsa'],
+      lifecycle: LIFECYCLE.PERSONALIZING,
+      capacity: options.capacity ?? LIMITS.defaultCapacity,
+      authorityKeys: [],
+      terminalKeys: [],
+      tombstones: [],
+      tombstoneFloor: 0,
+      nextSeq: 1,
+      tickets: [],
+    };
+    const image = encodeState(state);
+    if (image.length > state.capacity) throw new RangeError(`capacity ${state.capacity} is below the ${image.length} bytes a blank card needs`);
+    if (typeof target === 'string') {
+      FileBackend.createImage(target, image);
+      return EticketCard.open(target);
+    }
+    target.write('image', 0, image);
+    return new EticketCard(new NvmStore(target));
+  }
+
+  /** Open an existing card image (recovering from an interrupted command if needed). */
+  static open(target: NvmBackend | string, faults?: FaultInjector): EticketCard {
+    const backend = typeof target === 'string' ? new FileBackend(target) : target;
+    return new EticketCard(new NvmStore(backend, 256, faults));
+  }
+
+  static inMemory(options: CreateCardOptions = {}): EticketCard {
+    return EticketCard.create(new MemoryBackend(), options);
+  }
+
+  get persistent(): CardState {
+    return this.state;
+  }
+
+  /** Bytes of NVM the state uses now. */
+  get usedBytes(): number {
+    return this.store.current.length;
+  }
+
+  /** The committed NVM image (tests compare it byte for byte). */
+  get image(): Uint8Array {
+    return this.store.current;
+  }
+
+  set faults(f: FaultInjector | undefined) {
+    this.store.faults = f;
+  }
+
+  /** Commit a new persistent state atomically, or refuse with NOT_ENOUGH_MEMORY if it does not fit. */
+  commit(next: CardState): void {
+    const image = encodeState(next);
+    if (image.length > next.capacity) throw new CardRefusal(SW.NOT_ENOUGH_MEMORY, 'NVM full');
+    this.store.commit(image);
+    this.state = next;
+  }
+
+  /** Would `next` fit in NVM? */
+  fits(next: CardState): boolean {
+    return encodeState(next).length <= next.capacity;
+  }
+
+  atr(): Uint8Array {
+    return ATR.slice();
+  }
+
+  powerOn(): void {
+    this.clearVolatile();
+  }
+
+  powerOff(): void {
+    this.clearVolatile();
+  }
+
+  reset(): void {
+    this.clearVolatile();
+  }
+
+  private clearVolatile(): void {
+    this.ram.selected = false;
+    this.ram.challenge = null;
+    this.ram.readCursor = null;
+    this.pending = null;
+    this.chain = null;
+  }
+
+  transmit(bytes: Uint8Array): Uint8Array {
+    try {
+      return this.process(bytes);
+    } catch (e) {
+      // A simulated power cut is the one thing that may escape: a real card would give no answer at all.
+      if (e instanceof PowerCutError) throw e;
+      return encodeResponse(new Uint8Array(0), SW.UNKNOWN_ERROR);
+    }
+  }
+
+  private process(bytes: Uint8Array): Uint8Array {
+    let apdu: CommandApdu;
+    try {
+      apdu = parseCommand(bytes);
+    } catch (e) {
+      if (e instanceof ApduFormatError) return this.fail(SW.WRONG_LENGTH);
+      throw e;
+    }
+    const { cla, ins } = apdu;
+    // CLA: 0x00 interindustry or 0x80 proprietary, bit 0x10 chaining; channels and SM are not offered.
+    if (cla === 0xff || (cla & 0x60) !== 0) return this.fail(SW.CLA_NOT_SUPPORTED);
+    if ((cla & 0x03) !== 0) return this.fail(SW.LOGICAL_CHANNEL_NOT_SUPPORTED);
+    if ((cla & 0x0c) !== 0) return this.fail(SW.SECURE_MESSAGING_NOT_SUPPORTED);
+    const chained = (cla & 0x10) !== 0;
+
+    if (this.chain) {
+      const c = this.chain;
+      if ((cla & 0xef) !== c.cla || ins !== c.ins || apdu.p1 !== c.p1 || apdu.p2 !== c.p2) {
+        this.chain = null;
+        return this.fail(SW.LAST_COMMAND_EXPECTED);
+      }
+    }
+
+    const def = commandForIns(cla & 0xef, ins);
+    if (!def) {
+      this.chain = null;
+      const insKnown = protocol.commands.some((c) => parseInt(c.ins, 16) === ins);
+      return this.fail(insKnown ? SW.CLA_NOT_SUPPORTED : SW.INS_NOT_SUPPORTED);
+    }
+
+    if (def.name === 'GET RESPONSE') return this.getResponse(apdu);
+    this.pending = null;
+
+    if (!def.p1.includes(hex2(apdu.p1)) || !def.p2.includes(hex2(apdu.p2))) {
+      this.chain = null;
+      return this.fail(SW.INCORRECT_P1P2);
+    }
+
+    if (chained) {
+      if (!def.chaining) return this.fail(SW.CHAINING_NOT_SUPPORTED);
+      if (apdu.ne !== undefined || apdu.data.length === 0) {
+        this.chain = null;
+        return this.fail(SW.WRONG_LENGTH);
+      }
+      const c = this.chain ?? { cla: cla & 0xef, ins, p1: apdu.p1, p2: apdu.p2, parts: [], size: 0 };
+      c.parts.push(apdu.data.slice());
+      c.size += apdu.data.length;
+      if (c.size > LIMITS.maxChainedData) {
+        this.chain = null;
+        return this.fail(SW.CHAINING_NOT_SUPPORTED);
+      }
+      this.chain = c;
+      return encodeResponse(new Uint8Array(0), SW.SUCCESS);
+    }
+
+    let data = apdu.data;
+    if (this.chain) {
+      data = concat(...this.chain.parts, apdu.data);
+      this.chain = null;
+      if (data.length > LIMITS.maxChainedData) return this.fail(SW.CHAINING_NOT_SUPPORTED);
+    } else if (data.length > LIMITS.maxCommandData) {
+      return this.fail(SW.WRONG_LENGTH);
+    }
+
+    // The command's ISO case: whether it takes command data (3, 4) and whether Le is meaningful (2, 4).
+    const takesData = /3|4/.test(def.case);
+    if (takesData !== data.length > 0) return this.fail(SW.WRONG_LENGTH);
+    if (def.case === '1' && apdu.ne !== undefined) return this.fail(SW.WRONG_LENGTH);
+
+    if (def.requiresSelection && !this.ram.selected) return this.fail(SW.COMMAND_NOT_ALLOWED);
+    if (def.lifecycle === 'PERSONALIZING' && this.state.lifecycle !== LIFECYCLE.PERSONALIZING) return this.fail(SW.CONDITIONS_NOT_SATISFIED);
+    if (def.lifecycle === 'OPERATIONAL' && this.state.lifecycle !== LIFECYCLE.OPERATIONAL) return this.fail(SW.CONDITIONS_NOT_SATISFIED);
+
+    let result: Uint8Array;
+    try {
+      result = this.execute(def, { ...apdu, data });
+    } catch (e) {
+      if (e instanceof CardRefusal) return this.fail(e.sw);
+      if (e instanceof TlvError) return this.fail(SW.INCORRECT_DATA);
+      if (e instanceof PowerCutError) throw e;
+      // A store failure other than a simulated cut (disk full, I/O error): report, keep the old state.
+      if (e instanceof Error && 'code' in e) return this.fail(SW.MEMORY_FAILURE);
+      throw e;
+    }
+    return this.respond(result, apdu.ne, apdu.extended);
+  }
+
+  private execute(def: CommandDef, apdu: CommandApdu): Uint8Array {
+    if (def.name === 'SELECT') return this.select(apdu);
+    return this.commands.run(def.name, apdu);
+  }
+
+  private select(apdu: CommandApdu): Uint8Array {
+    if (!equal(apdu.data, AID)) {
+      // Per ISO, a failed SELECT leaves the current selection as it was.
+      throw new CardRefusal(SW.FILE_NOT_FOUND);
+    }
+    this.ram.selected = true;
+    this.ram.challenge = null;
+    this.ram.readCursor = null;
+    return apdu.p2 === 0x0c ? new Uint8Array(0) : this.commands.fci();
+  }
+
+  /** Apply the Le rules of apdu-spec: whole, 6CXX for a short response asked with the wrong Le, or 61XX chunks. */
+  private respond(data: Uint8Array, ne: number | undefined, extended: boolean): Uint8Array {
+    if (data.length === 0) return encodeResponse(data, SW.SUCCESS);
+    if (ne === undefined) {
+      this.pending = { data, offset: 0 };
+      return encodeResponse(new Uint8Array(0), SW.BYTES_REMAINING | remainingByte(data.length));
+    }
+    if (data.length <= ne) return encodeResponse(data, SW.SUCCESS);
+    if (!extended && data.length <= 256) return encodeResponse(new Uint8Array(0), SW.WRONG_LE_EXACT | (data.length & 0xff));
+    this.pending = { data, offset: ne };
+    return encodeResponse(data.subarray(0, ne), SW.BYTES_REMAINING | remainingByte(data.length - ne));
+  }
+
+  private getResponse(apdu: CommandApdu): Uint8Array {
+    const p = this.pending;
+    if (apdu.p1 !== 0 || apdu.p2 !== 0) return this.fail(SW.INCORRECT_P1P2);
+    if (apdu.data.length > 0) return this.fail(SW.WRONG_LENGTH);
+    if (!p) return this.fail(SW.CONDITIONS_NOT_SATISFIED);
+    const ne = apdu.ne ?? 256;
+    const rest = p.data.length - p.offset;
+    const n = Math.min(ne, rest);
+    const chunk = p.data.subarray(p.offset, p.offset + n);
+    p.offset += n;
+    if (p.offset >= p.data.length) {
+      this.pending = null;
+      return encodeResponse(chunk, SW.SUCCESS);
+    }
+    return encodeResponse(chunk, SW.BYTES_REMAINING | remainingByte(p.data.length - p.offset));
+  }
+
+  private fail(sw: number): Uint8Array {
+    this.pending = null;
+    return encodeResponse(new Uint8Array(0), sw);
+  }
+}
+
+function remainingByte(n: number): number {
+  return n >= 256 ? 0 : n;
+}
+
+function hex2(n: number): string {
+  return n.toString(16).toUpperCase().padStart(2, '0');
+}

@@ -1,0 +1,462 @@
+// The applet's commands (personalisation, GET DATA / GET CHALLENGE, and the patent's LOAD, READ, VERIFY,
+// WRITE USAGE, DELETE). Each validates everything first, then commits one new state or refuses.
+
+import { randomBytes } from 'node:crypto';
+import type { CommandApdu } from '../sdk/apdu.js';
+import { concat, constantTimeEqual, equal, fromUtf8, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
+import { EnvelopeError, open, seal } from '../sdk/crypto/envelope.js';
+import { RsaPrivateKey, type RsaKeySize } from '../sdk/crypto/rsa.js';
+import { keyId, sha256, type Decrypter, type Signer } from '../sdk/crypto/suite.js';
+import { suiteProvider } from '../sdk/crypto/suites.js';
+import { AID, LIFECYCLE, LIMITS, protocol, SUITE, SW, T, USAGE_EVENT, USAGE_STATE } from '../sdk/spec.js';
+import {
+  decodeTicketFace,
+  decodeVerificationCodeContent,
+  encodeUsageRecord,
+  newUsageRecord,
+  SIGNATURE_CONTEXT,
+  USAGE_FLAG,
+  verificationCodeMessage,
+  type UsageRecord,
+} from '../sdk/ticket.js';
+import { TlvError, TlvMap, template, tlv } from '../sdk/tlv.js';
+import { CardRefusal, type EticketCard } from './applet.js';
+import { makeRecord, ticketDigest, tidDigest, type CardState, type KeyEntry, type TicketRecord } from './state.js';
+
+const ANY_OPERATOR = '*';
+
+// Loading a private key from its encoding is costly; keep loaded keys next to the bytes they came from.
+const loadedSigners = new WeakMap<Uint8Array, Signer>();
+const loadedDecrypters = new WeakMap<Uint8Array, Decrypter>();
+
+function refuse(sw: number, why = ''): never {
+  throw new CardRefusal(sw, why);
+}
+
+function scopeAllows(entry: KeyEntry, operator: string): boolean {
+  return entry.scopes.includes(ANY_OPERATOR) || entry.scopes.includes(operator);
+}
+
+export class CardCommands {
+  constructor(private readonly card: EticketCard) {}
+
+  private get s(): CardState {
+    return this.card.persistent;
+  }
+
+  private get suite() {
+    return suiteProvider(this.s.suite);
+  }
+
+  run(name: string, apdu: CommandApdu): Uint8Array {
+    switch (name) {
+      case 'GET CHALLENGE':
+        return this.getChallenge(apdu);
+      case 'GET DATA':
+        return this.getData(apdu.p2);
+      case 'GENERATE KEY':
+        return this.generateKey(apdu.p1, apdu.p2);
+      case 'PUT KEY':
+        return this.putKey(apdu.p1, apdu.data);
+      case 'PUT DATA':
+        return this.putData(apdu.p2, apdu.data);
+      case 'LOCK':
+        return this.lock();
+      case 'LOAD':
+        return this.load(apdu.data);
+      case 'READ':
+        return this.read(apdu.p1, apdu.data);
+      case 'VERIFY':
+        return this.verify(apdu.p1, apdu.data);
+      case 'WRITE USAGE':
+        return this.writeUsageOrDelete(apdu.ins, apdu.data, false);
+      case 'DELETE':
+        return this.writeUsageOrDelete(apdu.ins, apdu.data, true);
+      default:
+        return refuse(SW.INS_NOT_SUPPORTED);
+    }
+  }
+
+  fci(): Uint8Array {
+    return template(
+      T.FCI,
+      tlv(T.DF_NAME, AID),
+      template(
+        T.FCI_PROPRIETARY,
+        tlv(T.CARD_SERIAL, this.s.serial),
+        tlv(T.SUITE, new Uint8Array([this.s.suite])),
+        tlv(T.LIFECYCLE, new Uint8Array([this.s.lifecycle])),
+        tlv(T.PROTOCOL_VERSION, new Uint8Array([protocol.version])),
+      ),
+    );
+  }
+
+  private getChallenge(apdu: CommandApdu): Uint8Array {
+    const n = LIMITS.challengeLength;
+    if (apdu.ne !== undefined && apdu.ne !== n) refuse(SW.WRONG_LE_EXACT | n);
+    this.card.ram.challenge = new Uint8Array(randomBytes(n));
+    return this.card.ram.challenge.slice();
+  }
+
+  private getData(tag: number): Uint8Array {
+    const s = this.s;
+    const some = (v: Uint8Array | undefined) => v ?? refuse(SW.REFERENCED_DATA_NOT_FOUND);
+    switch (tag) {
+      case T.CARD_SERIAL:
+        return s.serial.slice();
+      case T.SUITE:
+        return new Uint8Array([s.suite]);
+      case T.CARD_ENCRYPTION_PUBLIC_KEY:
+        return some(s.encKey?.publicKey).slice();
+      case T.CARD_SIGNING_PUBLIC_KEY:
+        return some(s.signKey?.publicKey).slice();
+      case T.CARD_ENCRYPTION_CERTIFICATE:
+        return some(s.encCert).slice();
+      case T.CARD_SIGNING_CERTIFICATE:
+        return some(s.signCert).slice();
+      case T.LIFECYCLE:
+        return new Uint8Array([s.lifecycle]);
+      case T.CAPACITY:
+        return concat(u32(s.capacity), u32(Math.max(0, s.capacity - this.card.usedBytes)), u16(s.tickets.length), u16(s.tombstones.length));
+      case T.INSTALLED_KEYS:
+        return concat(
+          ...s.authorityKeys.map((k) => concat(new Uint8Array([1]), k.id)),
+          ...s.terminalKeys.map((k) => concat(new Uint8Array([2]), k.id)),
+        );
+      case T.PROTOCOL_VERSION:
+        return new Uint8Array([protocol.version]);
+      case T.CARD_IDENTITY:
+        return utf8(s.identity ?? refuse(SW.REFERENCED_DATA_NOT_FOUND));
+      default:
+        return refuse(SW.REFERENCED_DATA_NOT_FOUND);
+    }
+  }
+
+  // ---- personalisation -------------------------------------------------------------------------
+
+  private generateKey(p1: number, p2: number): Uint8Array {
+    if (this.s.suite !== SUITE.rsa) refuse(SW.CONDITIONS_NOT_SATISFIED, 'SM9 keys come from the KGC (PUT KEY)');
+    const bits: RsaKeySize = p2 === 0x01 ? 3072 : 2048;
+    const key = RsaPrivateKey.generate(bits);
+    const pair = { privateKey: key.toPkcs8(), publicKey: key.publicKey };
+    const next = p1 === 0x01 ? { ...this.s, encKey: pair, encCert: undefined } : { ...this.s, signKey: pair, signCert: undefined };
+    this.card.commit(next);
+    return key.publicKey;
+  }
+
+  private putKey(p1: number, data: Uint8Array): Uint8Array {
+    const s = this.s;
+    if (p1 === 0x01 || p1 === 0x02) {
+      const m = TlvMap.parse(data, { allowed: [T.KEY_ID, T.OPERATOR_SCOPE, T.KEY_MATERIAL], repeatable: [T.OPERATOR_SCOPE] });
+      const id = m.bytes(T.KEY_ID, 8, 8, 'key id');
+      const key = m.bytes(T.KEY_MATERIAL, 1, 2048, 'key');
+      const scopes = m.all(T.OPERATOR_SCOPE).map((v) => {
+        if (v.length < 1 || v.length > 16) throw new TlvError('operator scope length');
+        return fromUtf8(v);
+      });
+      if (scopes.length === 0) throw new TlvError('at least one operator scope is required');
+      try {
+        this.suite.suite.checkPublicKey(key);
+      } catch {
+        refuse(SW.INCORRECT_DATA, 'not a public key of this suite');
+      }
+      if (!equal(keyId(key), id)) refuse(SW.INCORRECT_DATA, 'key id does not match the key');
+      const list = p1 === 0x01 ? s.authorityKeys : s.terminalKeys;
+      if (list.some((k) => equal(k.id, id))) refuse(SW.ALREADY_EXISTS);
+      const max = p1 === 0x01 ? LIMITS.maxAuthorityKeys : LIMITS.maxTerminalKeys;
+      if (list.length >= max) refuse(SW.NOT_ENOUGH_MEMORY, 'key table full');
+      const entry: KeyEntry = { id: id.slice(), scopes, key: key.slice() };
+      this.card.commit(p1 === 0x01 ? { ...s, authorityKeys: [...list, entry] } : { ...s, terminalKeys: [...list, entry] });
+      return new Uint8Array(0);
+    }
+    // P1 03 / 04: SM9 private keys extracted by the key generation centre.
+    if (s.suite !== SUITE.sm9) refuse(SW.CONDITIONS_NOT_SATISFIED, 'RSA card keys are generated on the card');
+    const m = TlvMap.parse(data, { allowed: [T.KEY_MATERIAL] });
+    const priv = m.bytes(T.KEY_MATERIAL, 1, 2048, 'private key');
+    let pub: Uint8Array;
+    try {
+      pub = p1 === 0x03 ? this.suite.decrypter(priv).publicKey : this.suite.signer(priv).publicKey;
+    } catch {
+      return refuse(SW.INCORRECT_DATA, 'not a private key of this suite');
+    }
+    const pair = { privateKey: priv.slice(), publicKey: pub };
+    this.card.commit(p1 === 0x03 ? { ...s, encKey: pair } : { ...s, signKey: pair });
+    return new Uint8Array(0);
+  }
+
+  private putData(p2: number, data: Uint8Array): Uint8Array {
+    const s = this.s;
+    if (p2 === T.CARD_IDENTITY) {
+      if (s.suite !== SUITE.sm9) refuse(SW.CONDITIONS_NOT_SATISFIED);
+      if (data.length > 64) refuse(SW.INCORRECT_DATA);
+      let identity: string;
+      try {
+        identity = fromUtf8(data);
+      } catch {
+        return refuse(SW.INCORRECT_DATA);
+      }
+      this.card.commit({ ...s, identity });
+      return new Uint8Array(0);
+    }
+    // Certificates: the card checks only that it holds a DER SEQUENCE; the CA chain is the host's business.
+    if (data[0] !== 0x30 || data.length < 16) refuse(SW.INCORRECT_DATA, 'not a DER certificate');
+    this.card.commit(p2 === T.CARD_ENCRYPTION_CERTIFICATE ? { ...s, encCert: data.slice() } : { ...s, signCert: data.slice() });
+    return new Uint8Array(0);
+  }
+
+  private lock(): Uint8Array {
+    const s = this.s;
+    const complete =
+      s.encKey && s.signKey && s.authorityKeys.length > 0 && s.terminalKeys.length > 0 && (s.suite !== SUITE.sm9 || s.identity !== undefined);
+    if (!complete) refuse(SW.CONDITIONS_NOT_SATISFIED, 'personalisation incomplete');
+    this.card.commit({ ...s, lifecycle: LIFECYCLE.OPERATIONAL });
+    return new Uint8Array(0);
+  }
+
+  // ---- keys ------------------------------------------------------------------------------------
+
+  private decrypter(): Decrypter {
+    const k = this.s.encKey!;
+    let d = loadedDecrypters.get(k.privateKey);
+    if (!d) {
+      d = this.suite.decrypter(k.privateKey);
+      loadedDecrypters.set(k.privateKey, d);
+    }
+    return d;
+  }
+
+  private signer(): Signer {
+    const k = this.s.signKey!;
+    let sg = loadedSigners.get(k.privateKey);
+    if (!sg) {
+      sg = this.suite.signer(k.privateKey);
+      loadedSigners.set(k.privateKey, sg);
+    }
+    return sg;
+  }
+
+  private terminalKey(id: Uint8Array): KeyEntry {
+    return this.s.terminalKeys.find((k) => equal(k.id, id)) ?? refuse(SW.SECURITY_STATUS_NOT_SATISFIED, 'unknown terminal key');
+  }
+
+  // ---- LOAD (patent 611-614) -----------------------------------------------------------------------
+
+  private load(data: Uint8Array): Uint8Array {
+    const s = this.s;
+    let plaintext: Uint8Array;
+    try {
+      plaintext = open(this.decrypter(), s.suite, s.serial, data);
+    } catch (e) {
+      if (!(e instanceof EnvelopeError)) throw e;
+      refuse(e.reason === 'format' ? SW.INCORRECT_DATA : e.reason === 'recipient' ? SW.TICKET_NOT_FOR_THIS_CARD : SW.INCORRECT_SM_DATA_OBJECTS);
+    }
+    const items = TlvMap.parse(plaintext, { allowed: [T.TICKET_FACE, T.VERIFICATION_CODE] });
+    if (items.items.length !== 2 || items.items[0].tag !== T.TICKET_FACE) throw new TlvError('payload must be TF_A then TF_V');
+    const faceEnc = tlv(T.TICKET_FACE, items.require(T.TICKET_FACE));
+    const tfvEnc = tlv(T.VERIFICATION_CODE, items.require(T.VERIFICATION_CODE));
+    const face = decodeTicketFace(faceEnc);
+    const tfv = decodeVerificationCodeContent(items.require(T.VERIFICATION_CODE));
+    if (tfv.suite !== s.suite) refuse(SW.TICKET_SIGNATURE_INVALID, 'TF_V of another suite');
+    const authority = s.authorityKeys.find((k) => equal(k.id, tfv.authorityKeyId) && scopeAllows(k, face.operator));
+    if (!authority) refuse(SW.REFERENCED_DATA_NOT_FOUND, 'no authority key for this ticket');
+    if (!this.suite.suite.verify(authority.key, verificationCodeMessage(faceEnc), tfv.signature)) refuse(SW.TICKET_SIGNATURE_INVALID);
+    if (s.tickets.some((t) => t.operator === face.operator && t.tid === face.tid)) refuse(SW.ALREADY_EXISTS);
+    const digest = ticketDigest(face.operator, face.tid);
+    if (face.issuedAt <= s.tombstoneFloor || s.tombstones.some((t) => equal(t.ticketDigest, digest))) refuse(SW.TICKET_REPLAYED);
+    const seq = this.allocateSeq();
+    const record = makeRecord(seq, faceEnc, tfvEnc, newUsageRecord());
+    this.card.commit({ ...s, tickets: [...s.tickets, record], nextSeq: seq === 0xffff ? 1 : seq + 1 });
+    return concat(tlv(T.SEQUENCE_NUMBER, u16(seq)), tlv(T.TID, utf8(face.tid)));
+  }
+
+  private allocateSeq(): number {
+    const used = new Set(this.s.tickets.map((t) => t.seq));
+    let seq = this.s.nextSeq;
+    while (used.has(seq)) seq = seq === 0xffff ? 1 : seq + 1;
+    return seq;
+  }
+
+  // ---- READ (621-622) and VERIFY (631-635) ----------------------------------------------------------
+
+  private parseQuery(data: Uint8Array, verify: boolean) {
+    const allowed = verify
+      ? [T.KEY_ID, T.TERMINAL_CHALLENGE, T.TID, T.SERVICE_DATE, T.TRAIN, T.STATION]
+      : [T.KEY_ID, T.TERMINAL_CHALLENGE, T.SERVICE_DATE, T.TRAIN];
+    const m = TlvMap.parse(data, { allowed });
+    const keyIdBytes = m.bytes(T.KEY_ID, 8, 8, 'terminal key id');
+    const challenge = verify || m.has(T.TERMINAL_CHALLENGE) ? m.bytes(T.TERMINAL_CHALLENGE, 16, 16, 'terminal challenge') : undefined;
+    const text = (tag: number) => {
+      const v = m.get(tag);
+      if (v === undefined) return undefined;
+      if (v.length < 1 || v.length > 32) throw new TlvError('text field length');
+      return fromUtf8(v);
+    };
+    const date = m.has(T.SERVICE_DATE) ? readUint(m.bytes(T.SERVICE_DATE, 4, 4, 'date')) : undefined;
+    const tid = text(T.TID);
+    const train = text(T.TRAIN);
+    const station = text(T.STATION);
+    if (verify && (tid === undefined) === (date === undefined)) throw new TlvError('VERIFY needs a TID, or a date');
+    if (verify && tid !== undefined && (train !== undefined || station !== undefined)) throw new TlvError('TID excludes other criteria');
+    return { terminal: this.terminalKey(keyIdBytes), challenge, date, tid, train, station };
+  }
+
+  private sealView(terminal: KeyEntry, record: TicketRecord, extra: Uint8Array[]): Uint8Array {
+    const view = template(
+      T.TICKET_VIEW,
+      tlv(T.SEQUENCE_NUMBER, u16(record.seq)),
+      record.face,
+      concat(...extra.filter((e) => e.length)),
+      tlv(T.CARD_SERIAL, this.s.serial),
+    );
+    return seal(this.suite.suite, terminal.key, terminal.id, view);
+  }
+
+  private read(p1: number, data: Uint8Array): Uint8Array {
+    const q = this.parseQuery(data, false);
+    const queryKey = Buffer.from(data).toString('hex');
+    const cursor = this.card.ram.readCursor;
+    if (p1 === 0x01 && (!cursor || cursor.query !== queryKey)) refuse(SW.CONDITIONS_NOT_SATISFIED, 'READ next without READ first');
+    const after = p1 === 0x01 ? cursor!.lastSeq : -1;
+    const matches = this.sorted(
+      this.s.tickets.filter(
+        (t) => scopeAllows(q.terminal, t.operator) && (q.date === undefined || t.serviceDate >= q.date) && (q.train === undefined || t.train === q.train),
+      ),
+    );
+    const idx = after < 0 ? 0 : matches.findIndex((t) => t.seq === after) + 1;
+    const record = idx > 0 || after < 0 ? matches[idx] : undefined;
+    if (!record) {
+      this.card.ram.readCursor = null;
+      refuse(SW.RECORD_NOT_FOUND);
+    }
+    this.card.ram.readCursor = { query: queryKey, lastSeq: record.seq };
+    return this.sealView(q.terminal, record, [
+      encodeUsageRecord(record.usage),
+      q.challenge ? tlv(T.TERMINAL_CHALLENGE, q.challenge) : new Uint8Array(0),
+    ]);
+  }
+
+  /** Tickets in travel order: service date, departure, then load order. */
+  private sorted(list: TicketRecord[]): TicketRecord[] {
+    return [...list].sort((a, b) => a.serviceDate - b.serviceDate || a.departure - b.departure || a.seq - b.seq);
+  }
+
+  private verify(p1: number, data: Uint8Array): Uint8Array {
+    const q = this.parseQuery(data, true);
+    const visible = this.s.tickets.filter((t) => scopeAllows(q.terminal, t.operator));
+    let record: TicketRecord | undefined;
+    if (q.tid !== undefined) {
+      record = visible.find((t) => t.tid === q.tid);
+      if (!record && this.s.tombstones.some((t) => equal(t.tidDigest, tidDigest(q.tid!)))) refuse(SW.TICKET_VOID);
+    } else {
+      record = this.sorted(
+        visible.filter(
+          (t) =>
+            t.serviceDate === q.date &&
+            (q.train === undefined || t.train === q.train) &&
+            (q.station === undefined || t.origin === q.station || t.destination === q.station),
+        ),
+      )[0];
+    }
+    if (!record) refuse(SW.RECORD_NOT_FOUND);
+    const challenge = new Uint8Array(randomBytes(LIMITS.challengeLength));
+    this.card.ram.challenge = challenge;
+    return this.sealView(q.terminal, record, [
+      encodeUsageRecord(record.usage),
+      tlv(T.TERMINAL_CHALLENGE, q.challenge!),
+      tlv(T.CARD_CHALLENGE, challenge),
+      p1 === 0x01 ? record.tfv : new Uint8Array(0),
+    ]);
+  }
+
+  // ---- WRITE USAGE (641-643) and DELETE (651-653) ---------------------------------------------------
+
+  private writeUsageOrDelete(ins: number, data: Uint8Array, isDelete: boolean): Uint8Array {
+    // The pending challenge is spent by any attempt, so a refused command cannot be retried against it.
+    const pendingChallenge = this.card.ram.challenge;
+    this.card.ram.challenge = null;
+    const s = this.s;
+    const outer = TlvMap.parse(data, { allowed: [T.SIGNED_COMMAND] });
+    const content = outer.require(T.SIGNED_COMMAND);
+    const fieldTags = isDelete
+      ? [T.KEY_ID, T.CARD_CHALLENGE, T.TID, T.COUNTER, T.GATE_ID, T.STATION, T.TIME, T.SIGNATURE]
+      : [T.KEY_ID, T.CARD_CHALLENGE, T.TID, T.COUNTER, T.USAGE_EVENT, T.GATE_ID, T.STATION, T.TIME, T.SIGNATURE];
+    const m = TlvMap.parse(content, { allowed: fieldTags });
+    if (m.items.map((i) => i.tag).join() !== fieldTags.join()) throw new TlvError('signed command fields missing or out of order');
+    const terminal = this.terminalKey(m.bytes(T.KEY_ID, 8, 8, 'key id'));
+    const challenge = m.bytes(T.CARD_CHALLENGE, LIMITS.challengeLength, LIMITS.challengeLength, 'card challenge');
+    const tid = fromUtf8(m.bytes(T.TID, 1, 32, 'TID'));
+    const counter = readUint(m.bytes(T.COUNTER, 2, 2, 'counter'));
+    const event = isDelete ? USAGE_EVENT.DELETED : m.bytes(T.USAGE_EVENT, 1, 1, 'event')[0];
+    const gate = fromUtf8(m.bytes(T.GATE_ID, 1, 16, 'gate id'));
+    const station = fromUtf8(m.bytes(T.STATION, 1, 16, 'station'));
+    const time = readUint(m.bytes(T.TIME, 4, 4, 'time'));
+    const signature = m.bytes(T.SIGNATURE, 1, 1024, 'signature');
+    if (!isDelete && ![USAGE_EVENT.ENTRY, USAGE_EVENT.TEMPORARY_EXIT, USAGE_EVENT.EXIT, USAGE_EVENT.PUNCH, USAGE_EVENT.PAPER_PRINTED].includes(event)) {
+      throw new TlvError(`unknown usage event ${event}`);
+    }
+    const signedPart = content.subarray(0, content.length - tlv(T.SIGNATURE, signature).length);
+    const message = concat(SIGNATURE_CONTEXT.COMMAND, new Uint8Array([ins]), s.serial, signedPart);
+    if (!this.suite.suite.verify(terminal.key, message, signature)) refuse(SW.COMMAND_SIGNATURE_INVALID);
+    if (!pendingChallenge || !constantTimeEqual(pendingChallenge, challenge)) refuse(SW.REFERENCE_DATA_NOT_USABLE, 'challenge missing or spent');
+    const record = s.tickets.find((t) => t.tid === tid && scopeAllows(terminal, t.operator));
+    if (!record) {
+      if (s.tickets.some((t) => t.tid === tid)) refuse(SW.SECURITY_STATUS_NOT_SATISFIED, 'terminal not authorised for this operator');
+      if (s.tombstones.some((t) => equal(t.tidDigest, tidDigest(tid)))) refuse(SW.TICKET_VOID);
+      refuse(SW.RECORD_NOT_FOUND);
+    }
+    if (counter !== record.usage.counter) refuse(SW.COUNTER_MISMATCH);
+    if (counter === 0xffff) refuse(SW.CONDITIONS_NOT_SATISFIED, 'counter exhausted');
+    const digest = sha256(data);
+    let usage: UsageRecord | undefined;
+    if (isDelete) {
+      const tombstones = [...s.tombstones, { ticketDigest: ticketDigest(record.operator, record.tid), tidDigest: tidDigest(record.tid), issuedAt: record.issuedAt }];
+      let floor = s.tombstoneFloor;
+      while (tombstones.length > LIMITS.tombstoneSlots) floor = Math.max(floor, tombstones.shift()!.issuedAt);
+      this.card.commit({ ...s, tickets: s.tickets.filter((t) => t !== record), tombstones, tombstoneFloor: floor });
+    } else {
+      usage = applyEvent(record, event, gate, station, time);
+      this.card.commit({ ...s, tickets: s.tickets.map((t) => (t === record ? { ...record, usage: usage! } : t)) });
+    }
+    const receipt = concat(
+      tlv(T.CARD_SERIAL, s.serial),
+      tlv(T.TID, utf8(tid)),
+      tlv(T.USAGE_EVENT, new Uint8Array([event])),
+      tlv(T.COUNTER, u16(counter + 1)),
+      usage ? encodeUsageRecord(usage) : new Uint8Array(0),
+      tlv(T.COMMAND_DIGEST, digest),
+    );
+    const sig = this.signer().sign(concat(SIGNATURE_CONTEXT.RECEIPT, receipt));
+    return template(T.RECEIPT, receipt, tlv(T.SIGNATURE, sig));
+  }
+}
+
+/** The card's usage state machine (apdu-spec usageEvents): the card is the backstop for the gate. */
+function applyEvent(r: TicketRecord, event: number, gate: string, station: string, time: number): UsageRecord {
+  const u = r.usage;
+  const next: UsageRecord = { ...u, lastGate: gate, lastStation: station, lastTime: time, counter: u.counter + 1 };
+  switch (event) {
+    case USAGE_EVENT.ENTRY:
+      if (u.state === USAGE_STATE.TEMPORARY_EXIT) next.state = USAGE_STATE.INSIDE;
+      else if ((u.state === USAGE_STATE.NEW || u.state === USAGE_STATE.EXITED) && u.entries < r.maxEntries && u.entries < 255) {
+        next.state = USAGE_STATE.INSIDE;
+        next.entries = u.entries + 1;
+      } else refuse(SW.CONDITIONS_NOT_SATISFIED, 'entry not allowed now');
+      break;
+    case USAGE_EVENT.TEMPORARY_EXIT:
+      if (u.state !== USAGE_STATE.INSIDE || u.temporaryExits >= 255) refuse(SW.CONDITIONS_NOT_SATISFIED, 'not inside');
+      next.state = USAGE_STATE.TEMPORARY_EXIT;
+      next.temporaryExits = u.temporaryExits + 1;
+      break;
+    case USAGE_EVENT.EXIT:
+      if (u.state !== USAGE_STATE.INSIDE) refuse(SW.CONDITIONS_NOT_SATISFIED, 'not inside');
+      next.state = USAGE_STATE.EXITED;
+      break;
+    case USAGE_EVENT.PUNCH:
+      next.flags = u.flags | USAGE_FLAG.PUNCHED;
+      break;
+    case USAGE_EVENT.PAPER_PRINTED:
+      next.flags = u.flags | USAGE_FLAG.PAPER_PRINTED;
+      break;
+  }
+  return next;
+}

@@ -1,0 +1,219 @@
+// The card's non-volatile memory: every persistent write of the applet goes through NvmStore.commit,
+// which is atomic (redo journal) and can simulate a power cut at any physical write point.
+
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
+import { concat, equal, readUint, u32 } from '../sdk/bytes.js';
+import { EticketError } from '../sdk/errors.js';
+
+/** Thrown at the injected write point: the process "lost power". Reopen the card from its backend. */
+export class PowerCutError extends EticketError {}
+
+/** The image could not be read or its journal is unusable in a way recovery cannot fix. */
+export class NvmCorruptError extends EticketError {}
+
+export type Region = 'image' | 'journal';
+
+/** Physical storage of the two regions. Each write/truncate/remove call is one write point. */
+export interface NvmBackend {
+  readonly description: string;
+  read(region: Region): Uint8Array | null;
+  write(region: Region, offset: number, bytes: Uint8Array): void;
+  truncate(region: Region, length: number): void;
+  remove(region: Region): void;
+}
+
+export class MemoryBackend implements NvmBackend {
+  readonly description = 'memory';
+  private regions: Record<Region, Uint8Array | null> = { image: null, journal: null };
+
+  read(region: Region): Uint8Array | null {
+    const r = this.regions[region];
+    return r ? r.slice() : null;
+  }
+
+  write(region: Region, offset: number, bytes: Uint8Array): void {
+    const cur = this.regions[region] ?? new Uint8Array(0);
+    const next = cur.length >= offset + bytes.length ? cur : concat(cur, new Uint8Array(offset + bytes.length - cur.length));
+    next.set(bytes, offset);
+    this.regions[region] = next;
+  }
+
+  truncate(region: Region, length: number): void {
+    const cur = this.regions[region];
+    if (cur) this.regions[region] = cur.slice(0, length);
+  }
+
+  remove(region: Region): void {
+    this.regions[region] = null;
+  }
+
+  /** Snapshot of both regions (tests compare images byte for byte). */
+  snapshot(): { image: Uint8Array | null; journal: Uint8Array | null } {
+    return { image: this.read('image'), journal: this.read('journal') };
+  }
+}
+
+/** A card image file `path` with its journal beside it (`path.journal`). */
+export class FileBackend implements NvmBackend {
+  readonly description: string;
+
+  constructor(readonly path: string, private readonly durable = true) {
+    this.description = path;
+  }
+
+  private file(region: Region): string {
+    return region === 'image' ? this.path : `${this.path}.journal`;
+  }
+
+  read(region: Region): Uint8Array | null {
+    const f = this.file(region);
+    if (!existsSync(f)) return null;
+    return new Uint8Array(readFileSync(f));
+  }
+
+  write(region: Region, offset: number, bytes: Uint8Array): void {
+    const fd = openSync(this.file(region), existsSync(this.file(region)) ? 'r+' : 'w+');
+    try {
+      writeSync(fd, bytes, 0, bytes.length, offset);
+      if (this.durable) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  truncate(region: Region, length: number): void {
+    const fd = openSync(this.file(region), 'r+');
+    try {
+      ftruncateSync(fd, length);
+      if (this.durable) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  remove(region: Region): void {
+    const f = this.file(region);
+    if (existsSync(f)) unlinkSync(f);
+  }
+
+  /** Create the image in one step (a new card): write a temporary file, then rename. */
+  static createImage(path: string, image: Uint8Array): void {
+    const tmp = `${path}.tmp-${process.pid}`;
+    const fd = openSync(tmp, 'wx');
+    try {
+      writeSync(fd, image);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  }
+}
+
+/** Counts write points and cuts the power at write number `cutAt` (0-based), tearing that write. */
+export class FaultInjector {
+  writes = 0;
+  constructor(public cutAt?: number) {}
+
+  point(): boolean {
+    const n = this.writes++;
+    return this.cutAt !== undefined && n === this.cutAt;
+  }
+}
+
+const JOURNAL_MAGIC = new Uint8Array([0x45, 0x4a, 0x4e, 0x4c]); // "EJNL"
+
+/**
+ * Atomic page writes over a backend. commit(newImage) journals the changed pages (with a SHA-256 over
+ * the journal), applies them, then removes the journal; open() rolls a complete journal forward and
+ * drops a torn one. So after any cut the image is the old or the new one, never a mix.
+ */
+export class NvmStore {
+  private image: Uint8Array;
+  private dead = false;
+
+  constructor(private readonly backend: NvmBackend, private readonly pageSize = 256, public faults?: FaultInjector) {
+    this.image = NvmStore.recover(backend);
+  }
+
+  /** Bring the backend to a consistent image (roll a valid journal forward) and return it. */
+  static recover(backend: NvmBackend): Uint8Array {
+    const journal = backend.read('journal');
+    if (journal) {
+      const parsed = parseJournal(journal);
+      if (parsed) {
+        for (const w of parsed.writes) backend.write('image', w.offset, w.bytes);
+        backend.truncate('image', parsed.length);
+      }
+      backend.remove('journal');
+    }
+    const image = backend.read('image');
+    if (!image) throw new NvmCorruptError(`no card image at ${backend.description}`);
+    return image;
+  }
+
+  get current(): Uint8Array {
+    return this.image;
+  }
+
+  get backendDescription(): string {
+    return this.backend.description;
+  }
+
+  /** Make `next` the image, atomically. Throws PowerCutError at an injected cut (the store is then dead). */
+  commit(next: Uint8Array): void {
+    if (this.dead) throw new PowerCutError('card has no power (reopen it)');
+    const writes: { offset: number; bytes: Uint8Array }[] = [];
+    for (let off = 0; off < next.length; off += this.pageSize) {
+      const page = next.subarray(off, Math.min(off + this.pageSize, next.length));
+      const old = this.image.subarray(off, Math.min(off + this.pageSize, this.image.length));
+      if (!equal(page, old)) writes.push({ offset: off, bytes: page });
+    }
+    if (writes.length === 0 && next.length === this.image.length) return;
+    const journal = encodeJournal(next.length, writes);
+    this.physical(() => this.backend.write('journal', 0, journal), () => this.backend.write('journal', 0, journal.subarray(0, journal.length >> 1)));
+    for (const w of writes) {
+      this.physical(() => this.backend.write('image', w.offset, w.bytes), () => this.backend.write('image', w.offset, w.bytes.subarray(0, w.bytes.length >> 1)));
+    }
+    if (next.length < this.image.length) this.physical(() => this.backend.truncate('image', next.length), () => undefined);
+    this.physical(() => this.backend.remove('journal'), () => undefined);
+    this.image = next.slice();
+  }
+
+  private physical(op: () => void, torn: () => void): void {
+    if (this.faults?.point()) {
+      torn();
+      this.dead = true;
+      throw new PowerCutError(`power cut at NVM write ${this.faults.writes - 1}`);
+    }
+    op();
+  }
+}
+
+function encodeJournal(length: number, writes: { offset: number; bytes: Uint8Array }[]): Uint8Array {
+  const parts: Uint8Array[] = [JOURNAL_MAGIC, u32(length), u32(writes.length)];
+  for (const w of writes) parts.push(u32(w.offset), u32(w.bytes.length), w.bytes);
+  const body = concat(...parts);
+  return concat(body, new Uint8Array(createHash('sha256').update(body).digest()));
+}
+
+function parseJournal(j: Uint8Array): { length: number; writes: { offset: number; bytes: Uint8Array }[] } | null {
+  if (j.length < 12 + 32 || !equal(j.subarray(0, 4), JOURNAL_MAGIC)) return null;
+  const body = j.subarray(0, j.length - 32);
+  if (!equal(new Uint8Array(createHash('sha256').update(body).digest()), j.subarray(j.length - 32))) return null;
+  const length = readUint(body.subarray(4, 8));
+  const count = readUint(body.subarray(8, 12));
+  const writes: { offset: number; bytes: Uint8Array }[] = [];
+  let o = 12;
+  for (let i = 0; i < count; i++) {
+    if (o + 8 > body.length) return null;
+    const offset = readUint(body.subarray(o, o + 4));
+    const n = readUint(body.subarray(o + 4, o + 8));
+    o += 8;
+    if (o + n > body.length) return null;
+    writes.push({ offset, bytes: body.slice(o, o + n) });
+    o += n;
+  }
+  return o === body.length ? { length, writes } : null;
+}

@@ -1,0 +1,68 @@
+// Byte helpers used everywhere: hex at the edges, big-endian integers, constant-time compare.
+// Bytes are Uint8Array throughout the project; Buffer appears only where node:crypto needs it.
+
+import { timingSafeEqual } from 'node:crypto';
+import { InvalidInputError } from './errors.js';
+
+export function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex').toUpperCase();
+}
+
+export function fromHex(text: string): Uint8Array {
+  const clean = text.replace(/[\s:]/g, '');
+  if (clean.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(clean)) {
+    throw new InvalidInputError(`not a hex string: "${text.length > 40 ? text.slice(0, 40) + '…' : text}"`);
+  }
+  return new Uint8Array(Buffer.from(clean, 'hex'));
+}
+
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Comparison of secrets (MACs): time independent of where they differ. */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function u16(n: number): Uint8Array {
+  return new Uint8Array([(n >>> 8) & 0xff, n & 0xff]);
+}
+
+export function u32(n: number): Uint8Array {
+  return new Uint8Array([(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
+}
+
+/** Unsigned big-endian integer of 1..6 bytes. */
+export function readUint(bytes: Uint8Array): number {
+  if (bytes.length < 1 || bytes.length > 6) throw new InvalidInputError(`integer of ${bytes.length} bytes`);
+  let n = 0;
+  for (const b of bytes) n = n * 256 + b;
+  return n;
+}
+
+export function utf8(text: string): Uint8Array {
+  return new Uint8Array(Buffer.from(text, 'utf8'));
+}
+
+export function fromUtf8(bytes: Uint8Array): string {
+  return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+}
+
+export function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
