@@ -35,10 +35,19 @@ export const F2_ZERO: Fp2 = { c0: 0n, c1: 0n };
 export const F2_ONE: Fp2 = { c0: 1n, c1: 0n };
 
 export const f2 = (c0: bigint, c1: bigint): Fp2 => ({ c0, c1 });
-export const f2add = (a: Fp2, b: Fp2): Fp2 => ({ c0: md(a.c0 + b.c0), c1: md(a.c1 + b.c1) });
-export const f2sub = (a: Fp2, b: Fp2): Fp2 => ({ c0: md(a.c0 - b.c0), c1: md(a.c1 - b.c1) });
-export const f2neg = (a: Fp2): Fp2 => ({ c0: md(-a.c0), c1: md(-a.c1) });
-export const f2dbl = (a: Fp2): Fp2 => ({ c0: md(a.c0 << 1n), c1: md(a.c1 << 1n) });
+// Sums and differences of reduced values need one conditional correction, not a division.
+const addP = (x: bigint, y: bigint) => {
+  const r = x + y;
+  return r >= P ? r - P : r;
+};
+const subP = (x: bigint, y: bigint) => {
+  const r = x - y;
+  return r < 0n ? r + P : r;
+};
+export const f2add = (a: Fp2, b: Fp2): Fp2 => ({ c0: addP(a.c0, b.c0), c1: addP(a.c1, b.c1) });
+export const f2sub = (a: Fp2, b: Fp2): Fp2 => ({ c0: subP(a.c0, b.c0), c1: subP(a.c1, b.c1) });
+export const f2neg = (a: Fp2): Fp2 => ({ c0: subP(0n, a.c0), c1: subP(0n, a.c1) });
+export const f2dbl = (a: Fp2): Fp2 => ({ c0: addP(a.c0, a.c0), c1: addP(a.c1, a.c1) });
 export const f2mul = (a: Fp2, b: Fp2): Fp2 => ({
   c0: md(a.c0 * b.c0 - 2n * a.c1 * b.c1),
   c1: md(a.c0 * b.c1 + a.c1 * b.c0),
@@ -52,7 +61,7 @@ export const f2mulFp = (a: Fp2, k: bigint): Fp2 => ({ c0: md(a.c0 * k), c1: md(a
 /** Multiply by u: (c0 + c1 u)u = -2c1 + c0 u. */
 export const f2mulU = (a: Fp2): Fp2 => ({ c0: md(-2n * a.c1), c1: a.c0 });
 /** Conjugate, which is also the p-power Frobenius because u^p = -u. */
-export const f2conj = (a: Fp2): Fp2 => ({ c0: a.c0, c1: md(-a.c1) });
+export const f2conj = (a: Fp2): Fp2 => ({ c0: a.c0, c1: subP(0n, a.c1) });
 export const f2eq = (a: Fp2, b: Fp2): boolean => a.c0 === b.c0 && a.c1 === b.c1;
 export const f2is0 = (a: Fp2): boolean => a.c0 === 0n && a.c1 === 0n;
 export function f2inv(a: Fp2): Fp2 {
@@ -191,45 +200,83 @@ export function f4inv(a: Fp4): Fp4 {
 
 // ---------------------------------------------------------------------------------------------
 // Fp12 = Fp4[w]/(w³ - v); equivalently Fp2[w]/(w⁶ - u) with w³ = v.
+//
+// Stored flat as 12 bigints [a0 | a1 | a2], ai = (ai0.c0, ai0.c1, ai1.c0, ai1.c1) for
+// ai = ai0 + ai1·v. The hot operations work on unreduced bigints throughout (bigints cannot
+// overflow) and reduce each of the 12 outputs once: a reduction costs as much as a product, and
+// allocation of intermediate objects costs more than both.
 
-export interface Fp12 {
-  readonly c0: Fp4;
-  readonly c1: Fp4; // coefficient of w
-  readonly c2: Fp4; // coefficient of w²
+export type Fp12 = readonly bigint[];
+export const F12_ONE: Fp12 = [1n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n];
+
+export const f12eq = (a: Fp12, b: Fp12): boolean => a.every((x, i) => x === b[i]);
+
+type Q4 = [bigint, bigint, bigint, bigint];
+
+/** Unreduced Fp4 product, Karatsuba on both levels: 9 Fp products. */
+function m4(a0: bigint, a1: bigint, a2: bigint, a3: bigint, b0: bigint, b1: bigint, b2: bigint, b3: bigint): Q4 {
+  const m0 = a0 * b0, m1 = a1 * b1;
+  const t00 = m0 - (m1 << 1n), t01 = (a0 + a1) * (b0 + b1) - m0 - m1;
+  const n0 = a2 * b2, n1 = a3 * b3;
+  const t10 = n0 - (n1 << 1n), t11 = (a2 + a3) * (b2 + b3) - n0 - n1;
+  const s0 = a0 + a2, s1 = a1 + a3, r0 = b0 + b2, r1 = b1 + b3;
+  const k0 = s0 * r0, k1 = s1 * r1;
+  const sc0 = k0 - (k1 << 1n), sc1 = (s0 + s1) * (r0 + r1) - k0 - k1;
+  // X0Y0 + u·X1Y1 and (X0+X1)(Y0+Y1) − X0Y0 − X1Y1, with u(z0 + z1u) = −2z1 + z0u
+  return [t00 - (t11 << 1n), t01 + t10, sc0 - t00 - t10, sc1 - t01 - t11];
 }
-export const F12_ONE: Fp12 = { c0: F4_ONE, c1: F4_ZERO, c2: F4_ZERO };
 
-export const f12eq = (a: Fp12, b: Fp12): boolean => f4eq(a.c0, b.c0) && f4eq(a.c1, b.c1) && f4eq(a.c2, b.c2);
+/** Unreduced Fp4 square: X0² + u·X1² + 2X0X1·v, 7 Fp products. */
+function s4(x0: bigint, x1: bigint, x2: bigint, x3: bigint): Q4 {
+  const p01 = x0 * x1;
+  const q0 = (x0 + x1) * (x0 - (x1 << 1n)) + p01; // x0² − 2x1²
+  const p23 = x2 * x3;
+  const r0 = (x2 + x3) * (x2 - (x3 << 1n)) + p23;
+  const m0 = x0 * x2, m1 = x1 * x3;
+  const e0 = m0 - (m1 << 1n), e1 = (x0 + x1) * (x2 + x3) - m0 - m1;
+  return [q0 - (p23 << 2n), (p01 << 1n) + r0, e0 << 1n, e1 << 1n];
+}
+
+const red = (c: bigint[]): Fp12 => c.map(md);
 
 export function f12mul(a: Fp12, b: Fp12): Fp12 {
+  const [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11] = a as bigint[];
+  const [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11] = b as bigint[];
   // Karatsuba over the cubic extension: 6 Fp4 products instead of 9.
-  const t0 = f4mul(a.c0, b.c0);
-  const t1 = f4mul(a.c1, b.c1);
-  const t2 = f4mul(a.c2, b.c2);
-  const m12 = f4mul(f4add(a.c1, a.c2), f4add(b.c1, b.c2));
-  const m01 = f4mul(f4add(a.c0, a.c1), f4add(b.c0, b.c1));
-  const m02 = f4mul(f4add(a.c0, a.c2), f4add(b.c0, b.c2));
-  return {
-    c0: f4add(t0, f4mulV(f4sub(m12, f4add(t1, t2)))),
-    c1: f4add(f4sub(m01, f4add(t0, t1)), f4mulV(t2)),
-    c2: f4add(f4sub(m02, f4add(t0, t2)), t1),
-  };
+  const t0 = m4(a0!, a1!, a2!, a3!, b0!, b1!, b2!, b3!);
+  const t1 = m4(a4!, a5!, a6!, a7!, b4!, b5!, b6!, b7!);
+  const t2 = m4(a8!, a9!, a10!, a11!, b8!, b9!, b10!, b11!);
+  const m12 = m4(a4! + a8!, a5! + a9!, a6! + a10!, a7! + a11!, b4! + b8!, b5! + b9!, b6! + b10!, b7! + b11!);
+  const m01 = m4(a0! + a4!, a1! + a5!, a2! + a6!, a3! + a7!, b0! + b4!, b1! + b5!, b2! + b6!, b3! + b7!);
+  const m02 = m4(a0! + a8!, a1! + a9!, a2! + a10!, a3! + a11!, b0! + b8!, b1! + b9!, b2! + b10!, b3! + b11!);
+  // c0 = t0 + v(m12 − t1 − t2); c1 = m01 − t0 − t1 + v·t2; c2 = m02 − t0 − t2 + t1;
+  // v(z0 + z1u + (z2 + z3u)v) = −2z3 + z2u + (z0 + z1u)v
+  const z0 = m12[0] - t1[0] - t2[0], z1 = m12[1] - t1[1] - t2[1];
+  const z2 = m12[2] - t1[2] - t2[2], z3 = m12[3] - t1[3] - t2[3];
+  return red([
+    t0[0] - (z3 << 1n), t0[1] + z2, t0[2] + z0, t0[3] + z1,
+    m01[0] - t0[0] - t1[0] - (t2[3] << 1n), m01[1] - t0[1] - t1[1] + t2[2],
+    m01[2] - t0[2] - t1[2] + t2[0], m01[3] - t0[3] - t1[3] + t2[1],
+    m02[0] - t0[0] - t2[0] + t1[0], m02[1] - t0[1] - t2[1] + t1[1],
+    m02[2] - t0[2] - t2[2] + t1[2], m02[3] - t0[3] - t2[3] + t1[3],
+  ]);
 }
 
 export function f12sqr(a: Fp12): Fp12 {
-  // Chung–Hasan SQR2: 2 squarings + 3 products of Fp4 instead of 6 products.
-  const s0 = f4sqr(a.c0);
-  const ab = f4mul(a.c1, a.c2);
-  const s1 = f4add(ab, ab);
-  const s2 = f4sqr(f4add(f4sub(a.c0, a.c1), a.c2));
-  const a01 = f4mul(a.c0, a.c1);
-  const s3 = f4add(a01, a01);
-  const s4 = f4sqr(a.c2);
-  return {
-    c0: f4add(s0, f4mulV(s1)),
-    c1: f4add(s3, f4mulV(s4)),
-    c2: f4sub(f4add(f4add(s1, s2), s3), f4add(s0, s4)),
-  };
+  const [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11] = a as bigint[];
+  // Chung–Hasan SQR2: 3 Fp4 squarings + 2 products instead of 6 products.
+  const s0 = s4(a0!, a1!, a2!, a3!);
+  const ab = m4(a4!, a5!, a6!, a7!, a8!, a9!, a10!, a11!); // s1 = 2ab
+  const s2 = s4(a0! - a4! + a8!, a1! - a5! + a9!, a2! - a6! + a10!, a3! - a7! + a11!);
+  const ac = m4(a0!, a1!, a2!, a3!, a4!, a5!, a6!, a7!); // s3 = 2ac
+  const s4_ = s4(a8!, a9!, a10!, a11!);
+  // c0 = s0 + v·s1, c1 = s3 + v·s4, c2 = s1 + s2 + s3 − s0 − s4
+  return red([
+    s0[0] - (ab[3] << 2n), s0[1] + (ab[2] << 1n), s0[2] + (ab[0] << 1n), s0[3] + (ab[1] << 1n),
+    (ac[0] << 1n) - (s4_[3] << 1n), (ac[1] << 1n) + s4_[2], (ac[2] << 1n) + s4_[0], (ac[3] << 1n) + s4_[1],
+    ((ab[0] + ac[0]) << 1n) + s2[0] - s0[0] - s4_[0], ((ab[1] + ac[1]) << 1n) + s2[1] - s0[1] - s4_[1],
+    ((ab[2] + ac[2]) << 1n) + s2[2] - s0[2] - s4_[2], ((ab[3] + ac[3]) << 1n) + s2[3] - s0[3] - s4_[3],
+  ]);
 }
 
 /**
@@ -238,45 +285,64 @@ export function f12sqr(a: Fp12): Fp12 {
  * Fp4 over Fp2. Three Fp4 squarings instead of a full Fp12 squaring.
  */
 export function f12cycSqr(f: Fp12): Fp12 {
-  const a2 = f4sqr(f.c0);
-  const b2 = f4sqr(f.c1);
-  const c2v = f4mulV(f4sqr(f.c2));
-  const A = f4sub(f4add(f4add(a2, a2), a2), f4add(f4conj(f.c0), f4conj(f.c0)));
-  const B = f4add(f4add(f4add(c2v, c2v), c2v), f4add(f4conj(f.c1), f4conj(f.c1)));
-  const C = f4sub(f4add(f4add(b2, b2), b2), f4add(f4conj(f.c2), f4conj(f.c2)));
-  return { c0: A, c1: B, c2: C };
+  const [a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3] = f as bigint[];
+  const A = s4(a0!, a1!, a2!, a3!);
+  const B = s4(b0!, b1!, b2!, b3!);
+  const C = s4(c0!, c1!, c2!, c3!);
+  // v·C = (−2C3, C2, C0, C1)
+  return red([
+    3n * A[0] - (a0! << 1n), 3n * A[1] - (a1! << 1n), 3n * A[2] + (a2! << 1n), 3n * A[3] + (a3! << 1n),
+    -6n * C[3] + (b0! << 1n), 3n * C[2] + (b1! << 1n), 3n * C[0] - (b2! << 1n), 3n * C[1] - (b3! << 1n),
+    3n * B[0] - (c0! << 1n), 3n * B[1] - (c1! << 1n), 3n * B[2] + (c2! << 1n), 3n * B[3] + (c3! << 1n),
+  ]);
 }
-
-export function f12inv(a: Fp12): Fp12 {
-  const A = f4sub(f4sqr(a.c0), f4mulV(f4mul(a.c1, a.c2)));
-  const B = f4sub(f4mulV(f4sqr(a.c2)), f4mul(a.c0, a.c1));
-  const C = f4sub(f4sqr(a.c1), f4mul(a.c0, a.c2));
-  const F = f4add(f4mul(a.c0, A), f4mulV(f4add(f4mul(a.c2, B), f4mul(a.c1, C))));
-  const Fi = f4inv(F);
-  return { c0: f4mul(A, Fi), c1: f4mul(B, Fi), c2: f4mul(C, Fi) };
-}
-
-/** f^(p⁶): negates the odd powers of w; equals the inverse in the cyclotomic subgroup. */
-export const f12conj = (a: Fp12): Fp12 => ({ c0: f4conj(a.c0), c1: f4neg(f4conj(a.c1)), c2: f4conj(a.c2) });
 
 /**
  * Multiply f by a line l = L0 + L2·w² whose L0 = l00 + l01·v and L2 = l20 (all in Fp2): the shape
- * every Miller-loop line takes on the M-type twist (see pairing.ts). 12 Fp2-products, not 18.
+ * every Miller-loop line takes on the M-type twist (see pairing.ts). 45 Fp products, not 54.
  */
 export function f12mulLine(f: Fp12, l00: Fp2, l01: Fp2, l20: Fp2): Fp12 {
-  const L0: Fp4 = { c0: l00, c1: l01 };
-  const aL0 = f4mul(f.c0, L0);
-  const bL0 = f4mul(f.c1, L0);
-  const cL0 = f4mul(f.c2, L0);
-  const aL2 = f4mulFp2(f.c0, l20);
-  const bL2 = f4mulFp2(f.c1, l20);
-  const cL2 = f4mulFp2(f.c2, l20);
-  // (a + bw + cw²)(L0 + L2w²) = (aL0 + v bL2) + (bL0 + v cL2)w + (cL0 + aL2)w²
-  return { c0: f4add(aL0, f4mulV(bL2)), c1: f4add(bL0, f4mulV(cL2)), c2: f4add(cL0, aL2) };
+  const [a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3] = f as bigint[];
+  const L0 = l00.c0, L1 = l00.c1, L2 = l01.c0, L3 = l01.c1;
+  const aL = m4(a0!, a1!, a2!, a3!, L0, L1, L2, L3);
+  const bL = m4(b0!, b1!, b2!, b3!, L0, L1, L2, L3);
+  const cL = m4(c0!, c1!, c2!, c3!, L0, L1, L2, L3);
+  const e0 = l20.c0, e1 = l20.c1, es = e0 + e1;
+  // (x0 + x1u)(e0 + e1u), Karatsuba, unreduced
+  const m2 = (x0: bigint, x1: bigint): [bigint, bigint] => {
+    const p0 = x0 * e0, p1 = x1 * e1;
+    return [p0 - (p1 << 1n), (x0 + x1) * es - p0 - p1];
+  };
+  const [aE0, aE1] = m2(a0!, a1!), [aE2, aE3] = m2(a2!, a3!);
+  const [bE0, bE1] = m2(b0!, b1!), [bE2, bE3] = m2(b2!, b3!);
+  const [cE0, cE1] = m2(c0!, c1!), [cE2, cE3] = m2(c2!, c3!);
+  // (a + bw + cw²)(L0 + L2w²) = (aL0 + v·bL2) + (bL0 + v·cL2)w + (cL0 + aL2)w²
+  return red([
+    aL[0] - (bE3 << 1n), aL[1] + bE2, aL[2] + bE0, aL[3] + bE1,
+    bL[0] - (cE3 << 1n), bL[1] + cE2, bL[2] + cE0, bL[3] + cE1,
+    cL[0] + aE0, cL[1] + aE1, cL[2] + aE2, cL[3] + aE3,
+  ]);
 }
 
-// Frobenius: w^(p^n) = w · u^((p^n − 1)/6), so the coefficient of w^k (k = i + 3j for w^i v^j) is
-// multiplied by γ[n][k] = u^(k(p^n − 1)/6), after conjugating the Fp2 coefficient when n is odd.
+const toF4 = (f: Fp12, i: number): Fp4 => ({ c0: { c0: f[i]!, c1: f[i + 1]! }, c1: { c0: f[i + 2]!, c1: f[i + 3]! } });
+const fromF4 = (...xs: Fp4[]): Fp12 => xs.flatMap((x) => [x.c0.c0, x.c0.c1, x.c1.c0, x.c1.c1]);
+
+export function f12inv(f: Fp12): Fp12 {
+  const a0 = toF4(f, 0), a1 = toF4(f, 4), a2 = toF4(f, 8);
+  const A = f4sub(f4sqr(a0), f4mulV(f4mul(a1, a2)));
+  const B = f4sub(f4mulV(f4sqr(a2)), f4mul(a0, a1));
+  const C = f4sub(f4sqr(a1), f4mul(a0, a2));
+  const F = f4add(f4mul(a0, A), f4mulV(f4add(f4mul(a2, B), f4mul(a1, C))));
+  const Fi = f4inv(F);
+  return fromF4(f4mul(A, Fi), f4mul(B, Fi), f4mul(C, Fi));
+}
+
+/** f^(p⁶): negates the odd powers of w (w, w³ = v, w⁵); the inverse in the cyclotomic subgroup. */
+export const f12conj = (a: Fp12): Fp12 =>
+  a.map((x, i) => (i === 2 || i === 3 || i === 4 || i === 5 || i === 10 || i === 11 ? md(-x) : x));
+
+// Frobenius: w^(p^n) = w · u^((p^n − 1)/6), so the coefficient of w^k is multiplied by
+// γ[n][k] = u^(k(p^n − 1)/6), after conjugating the Fp2 coefficient when n is odd.
 const U: Fp2 = { c0: 0n, c1: 1n };
 const GAMMA: Fp2[][] = [1n, 2n, 3n].map((n) => {
   const base = f2pow(U, (p ** n - 1n) / 6n);
@@ -284,16 +350,20 @@ const GAMMA: Fp2[][] = [1n, 2n, 3n].map((n) => {
   for (let k = 1; k < 6; k++) row.push(f2mul(row[k - 1]!, base));
   return row;
 });
+/** Power of w carried by each flat Fp2 slot: a00 = w⁰, a01 = v = w³, a10 = w, a11 = w⁴, a20 = w², a21 = w⁵. */
+const W_POWER = [0, 3, 1, 4, 2, 5];
 
 export function f12frob(a: Fp12, n: 1 | 2 | 3): Fp12 {
   const g = GAMMA[n - 1]!;
-  const c = n === 2 ? (x: Fp2) => x : f2conj;
-  const term = (x: Fp2, k: number) => (k === 0 ? c(x) : f2mul(c(x), g[k]!));
-  return {
-    c0: { c0: term(a.c0.c0, 0), c1: term(a.c0.c1, 3) },
-    c1: { c0: term(a.c1.c0, 1), c1: term(a.c1.c1, 4) },
-    c2: { c0: term(a.c2.c0, 2), c1: term(a.c2.c1, 5) },
-  };
+  const out: bigint[] = [];
+  for (let j = 0; j < 6; j++) {
+    let x: Fp2 = { c0: a[2 * j]!, c1: a[2 * j + 1]! };
+    if (n !== 2) x = f2conj(x);
+    const k = W_POWER[j]!;
+    if (k !== 0) x = f2mul(x, g[k]!);
+    out.push(x.c0, x.c1);
+  }
+  return out;
 }
 
 /** Generic square-and-multiply; only for tests and non-hot paths. */
@@ -337,24 +407,21 @@ export function bytesToBig(b: Uint8Array): bigint {
   return x;
 }
 
-const f2bytes = (a: Fp2) => concatBytes(bigToBytes(a.c1), bigToBytes(a.c0));
-
+/** The standard's order a21 ‖ a20 ‖ a11 ‖ a10 ‖ a01 ‖ a00 (each u-coefficient first) is the flat layout reversed. */
 export function f12toBytes(f: Fp12): Uint8Array {
-  return concatBytes(
-    f2bytes(f.c2.c1), f2bytes(f.c2.c0),
-    f2bytes(f.c1.c1), f2bytes(f.c1.c0),
-    f2bytes(f.c0.c1), f2bytes(f.c0.c0),
-  );
+  const out = new Uint8Array(384);
+  for (let i = 0; i < 12; i++) out.set(bigToBytes(f[11 - i]!), 32 * i);
+  return out;
 }
 
 /** Parse 384 bytes into Fp12; rejects coefficients ≥ p. */
 export function f12fromBytes(b: Uint8Array): Fp12 {
   if (b.length !== 384) throw new RangeError('Fp12: expected 384 bytes');
-  const fp = (i: number) => {
+  const out: bigint[] = [];
+  for (let i = 11; i >= 0; i--) {
     const x = bytesToBig(b.subarray(32 * i, 32 * i + 32));
     if (x >= p) throw new RangeError('Fp12: coefficient not reduced mod p');
-    return x;
-  };
-  const fp2 = (i: number): Fp2 => ({ c1: fp(2 * i), c0: fp(2 * i + 1) });
-  return { c2: { c1: fp2(0), c0: fp2(1) }, c1: { c1: fp2(2), c0: fp2(3) }, c0: { c1: fp2(4), c0: fp2(5) } };
+    out.push(x);
+  }
+  return out;
 }
