@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CommandApdu } from '../sdk/apdu.js';
 import { concat, constantTimeEqual, equal, fromUtf8, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
+import { checkTerminalKey, decodeTerminalKey } from '../sdk/crypto/bundle.js';
 import { EnvelopeError, open, seal } from '../sdk/crypto/envelope.js';
 import { RsaPrivateKey, type RsaKeySize } from '../sdk/crypto/rsa.js';
 import { keyId, sha256, type Decrypter, type Signer } from '../sdk/crypto/suite.js';
@@ -156,7 +157,8 @@ export class CardCommands {
       });
       if (scopes.length === 0) throw new TlvError('at least one operator scope is required');
       try {
-        this.suite.suite.checkPublicKey(key);
+        if (p1 === 0x01) this.suite.suite.checkPublicKey(key);
+        else checkTerminalKey(this.suite.suite, key);
       } catch {
         refuse(SW.INCORRECT_DATA, 'not a public key of this suite');
       }
@@ -308,7 +310,7 @@ export class CardCommands {
       concat(...extra.filter((e) => e.length)),
       tlv(T.CARD_SERIAL, this.s.serial),
     );
-    return seal(this.suite.suite, terminal.key, terminal.id, view);
+    return seal(this.suite.suite, decodeTerminalKey(terminal.key).encryption, terminal.id, view);
   }
 
   private read(p1: number, data: Uint8Array): Uint8Array {
@@ -396,7 +398,7 @@ export class CardCommands {
     }
     const signedPart = content.subarray(0, content.length - tlv(T.SIGNATURE, signature).length);
     const message = concat(SIGNATURE_CONTEXT.COMMAND, new Uint8Array([ins]), s.serial, signedPart);
-    if (!this.suite.suite.verify(terminal.key, message, signature)) refuse(SW.COMMAND_SIGNATURE_INVALID);
+    if (!this.suite.suite.verify(decodeTerminalKey(terminal.key).signature, message, signature)) refuse(SW.COMMAND_SIGNATURE_INVALID);
     if (!pendingChallenge || !constantTimeEqual(pendingChallenge, challenge)) refuse(SW.REFERENCE_DATA_NOT_USABLE, 'challenge missing or spent');
     const record = s.tickets.find((t) => t.tid === tid && scopeAllows(terminal, t.operator));
     if (!record) {

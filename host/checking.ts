@@ -1,0 +1,282 @@
+// The checking terminal (驗票終端), e.g. a gate: reads tickets (second ciphertexts, opened with key 5),
+// checks TF_V with key 6, writes usage and deletes tickets (signed with key 5), verifies card receipts.
+
+import { randomBytes } from 'node:crypto';
+import { concat, equal, fromUtf8, hex, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
+import { open, EnvelopeError } from '../sdk/crypto/envelope.js';
+import { getSuite } from '../sdk/crypto/suites.js';
+import { keyId, sha256 } from '../sdk/crypto/suite.js';
+import { CardStatusError, CryptoError, InvalidInputError } from '../sdk/errors.js';
+import { AID, command, LIMITS, SUITE, SW, T, USAGE_EVENT } from '../sdk/spec.js';
+import type { CardTrust } from '../sdk/roles/trust.js';
+import type { TerminalKeys } from '../sdk/roles/terminal-keys.js';
+import {
+  decodeTicketFace,
+  decodeUsageRecordContent,
+  decodeVerificationCodeContent,
+  SIGNATURE_CONTEXT,
+  verificationCodeMessage,
+  type TicketFace,
+  type UsageRecord,
+  type VerificationCode,
+} from '../sdk/ticket.js';
+import { TlvMap, template, tlv } from '../sdk/tlv.js';
+import { decide, reject, type Direction, type GateDecision } from './gate.js';
+import type { CardSession } from './session.js';
+
+export interface CheckingTerminalConfig {
+  keys: TerminalKeys;
+  /** Key 6: authority public keys trusted for TF_V. */
+  authorities: Uint8Array[];
+  /** Resolves and checks the card's receipt-signing key. */
+  cardTrust: CardTrust;
+  gateId: string;
+  station: string;
+  /** Epoch seconds; injectable for tests. */
+  clock?: () => number;
+}
+
+/** A ticket as the card showed it to this terminal. */
+export interface TicketView {
+  sequenceNumber: number;
+  face: TicketFace;
+  faceEncoded: Uint8Array;
+  usage: UsageRecord;
+  cardSerial: Uint8Array;
+  /** VERIFY only: the one-time card challenge that the next WRITE USAGE / DELETE must carry. */
+  cardChallenge?: Uint8Array;
+  /** Present when asked for (audit); already checked against the authority keys. */
+  verificationCode?: VerificationCode;
+}
+
+export interface Receipt {
+  cardSerial: Uint8Array;
+  tid: string;
+  event: number;
+  counter: number;
+  usage?: UsageRecord;
+  commandDigest: Uint8Array;
+  signature: Uint8Array;
+  /** The whole B4 object as the card sent it: keep it, it proves what the card accepted. */
+  encoded: Uint8Array;
+}
+
+export type TicketQuery = { tid: string } | { date: number; train?: string; station?: string };
+
+export class CheckingTerminal {
+  private readonly clock: () => number;
+  private readonly signingKeys = new Map<string, Uint8Array>();
+
+  constructor(readonly session: CardSession, readonly config: CheckingTerminalConfig) {
+    this.clock = config.clock ?? (() => Math.floor(Date.now() / 1000));
+    if (config.cardTrust.suite !== config.keys.suite) throw new InvalidInputError('terminal keys and card trust use different suites');
+  }
+
+  private get suite() {
+    return getSuite(this.config.keys.suite);
+  }
+
+  /** SELECT without FCI: the gate learns the card serial from the sealed view. */
+  async select(): Promise<void> {
+    if (!this.session.atr) await this.session.connect();
+    await this.session.send('SELECT', { p1: 0x04, p2: 0x0c, data: AID });
+  }
+
+  /** READ (621-622): every ticket for `date` or later (and `train`), by repeating the command. */
+  async readTickets(query: { date?: number; train?: string } = {}): Promise<TicketView[]> {
+    const data = concat(
+      tlv(T.KEY_ID, this.config.keys.keyId),
+      query.date !== undefined ? tlv(T.SERVICE_DATE, u32(query.date)) : new Uint8Array(0),
+      query.train !== undefined ? tlv(T.TRAIN, utf8(query.train)) : new Uint8Array(0),
+    );
+    const out: TicketView[] = [];
+    for (let p1 = 0x00; ; p1 = 0x01) {
+      const r = await this.session.send('READ', { p1, data, accept: [SW.RECORD_NOT_FOUND] });
+      if (r.sw === SW.RECORD_NOT_FOUND) return out;
+      out.push(this.openView(r.data));
+      if (out.length > 0xffff) throw new CryptoError('card keeps answering READ');
+    }
+  }
+
+  /**
+   * VERIFY (631-635): the ticket matching `query`, with a fresh card challenge. With
+   * `verificationCode` (default) TF_V is fetched and checked against the authority keys.
+   */
+  async verifyTicket(query: TicketQuery, options: { verificationCode?: boolean } = {}): Promise<TicketView> {
+    const withTfv = options.verificationCode ?? true;
+    const challenge = new Uint8Array(randomBytes(LIMITS.terminalChallengeLength));
+    const criteria =
+      'tid' in query
+        ? tlv(T.TID, utf8(query.tid))
+        : concat(
+            tlv(T.SERVICE_DATE, u32(query.date)),
+            query.train !== undefined ? tlv(T.TRAIN, utf8(query.train)) : new Uint8Array(0),
+            query.station !== undefined ? tlv(T.STATION, utf8(query.station)) : new Uint8Array(0),
+          );
+    const data = concat(tlv(T.KEY_ID, this.config.keys.keyId), tlv(T.TERMINAL_CHALLENGE, challenge), criteria);
+    const r = await this.session.send('VERIFY', { p1: withTfv ? 0x01 : 0x00, data });
+    const view = this.openView(r.data, challenge);
+    if (!view.cardChallenge) throw new CryptoError('VERIFY answer carries no card challenge');
+    if (withTfv && !view.verificationCode) throw new CryptoError('VERIFY answer carries no TF_V');
+    return view;
+  }
+
+  private openView(sealed: Uint8Array, expectedChallenge?: Uint8Array): TicketView {
+    let plain: Uint8Array;
+    try {
+      plain = open(this.config.keys.encryption, SUITE[this.config.keys.suite], this.config.keys.keyId, sealed);
+    } catch (e) {
+      if (e instanceof EnvelopeError) throw new CryptoError(`ticket view from the card failed its check: ${e.message}`);
+      throw e;
+    }
+    const outer = TlvMap.parse(plain, { allowed: [T.TICKET_VIEW] });
+    const m = TlvMap.parse(outer.require(T.TICKET_VIEW), {
+      allowed: [T.SEQUENCE_NUMBER, T.TICKET_FACE, T.USAGE_RECORD, T.TERMINAL_CHALLENGE, T.CARD_CHALLENGE, T.VERIFICATION_CODE, T.CARD_SERIAL],
+    });
+    if (expectedChallenge && !equal(m.bytes(T.TERMINAL_CHALLENGE, 16, 16, 'terminal challenge'), expectedChallenge)) {
+      throw new CryptoError('ticket view does not answer this terminal challenge (replayed response)');
+    }
+    const faceEncoded = tlv(T.TICKET_FACE, m.require(T.TICKET_FACE));
+    const face = decodeTicketFace(faceEncoded);
+    const view: TicketView = {
+      sequenceNumber: readUint(m.require(T.SEQUENCE_NUMBER)),
+      face,
+      faceEncoded,
+      usage: decodeUsageRecordContent(m.require(T.USAGE_RECORD)),
+      cardSerial: m.bytes(T.CARD_SERIAL, 8, 8, 'card serial'),
+      cardChallenge: m.get(T.CARD_CHALLENGE),
+    };
+    const tfv = m.get(T.VERIFICATION_CODE);
+    if (tfv) {
+      view.verificationCode = decodeVerificationCodeContent(tfv);
+      this.checkVerificationCode(faceEncoded, view.verificationCode);
+    }
+    return view;
+  }
+
+  /** Key 6: TF_V must verify with one of the trusted authority keys. Throws CryptoError. */
+  checkVerificationCode(faceEncoded: Uint8Array, tfv: VerificationCode): void {
+    const authority = this.config.authorities.find((a) => equal(keyId(a), tfv.authorityKeyId));
+    if (!authority) throw new CryptoError('TF_V names an authority key this terminal does not trust');
+    if (tfv.suite !== SUITE[this.config.keys.suite] || !this.suite.verify(authority, verificationCodeMessage(faceEncoded), tfv.signature)) {
+      throw new CryptoError('TF_V does not verify: forged or altered ticket');
+    }
+  }
+
+  /** WRITE USAGE (641-643) for a ticket just verified; returns the card's checked receipt. */
+  async recordUsage(view: TicketView, event: keyof typeof USAGE_EVENT): Promise<Receipt> {
+    if (event === 'DELETED') throw new InvalidInputError('use deleteTicket to delete');
+    return this.signedCommand('WRITE USAGE', view, USAGE_EVENT[event]);
+  }
+
+  /** DELETE (651-653): voids the ticket on the card; the receipt lets the back office re-issue it. */
+  async deleteTicket(view: TicketView): Promise<Receipt> {
+    return this.signedCommand('DELETE', view, undefined);
+  }
+
+  private async signedCommand(name: 'WRITE USAGE' | 'DELETE', view: TicketView, event: number | undefined): Promise<Receipt> {
+    if (!view.cardChallenge) throw new InvalidInputError(`${name} needs a ticket from verifyTicket (it carries the card challenge)`);
+    const body = concat(
+      tlv(T.KEY_ID, this.config.keys.keyId),
+      tlv(T.CARD_CHALLENGE, view.cardChallenge),
+      tlv(T.TID, utf8(view.face.tid)),
+      tlv(T.COUNTER, u16(view.usage.counter)),
+      event !== undefined ? tlv(T.USAGE_EVENT, new Uint8Array([event])) : new Uint8Array(0),
+      tlv(T.GATE_ID, utf8(this.config.gateId)),
+      tlv(T.STATION, utf8(this.config.station)),
+      tlv(T.TIME, u32(this.clock())),
+    );
+    const ins = command(name).insByte;
+    const signature = this.config.keys.signature.sign(concat(SIGNATURE_CONTEXT.COMMAND, new Uint8Array([ins]), view.cardSerial, body));
+    const signed = template(T.SIGNED_COMMAND, body, tlv(T.SIGNATURE, signature));
+    view.cardChallenge = undefined; // spent, whatever the card answers
+    const r = await this.session.send(name, { data: signed });
+    const receipt = parseReceipt(r.data);
+    if (!equal(receipt.commandDigest, sha256(signed)) || receipt.tid !== view.face.tid || !equal(receipt.cardSerial, view.cardSerial)) {
+      throw new CryptoError(`${name} receipt does not answer this command`);
+    }
+    const key = await this.cardSigningKey(view.cardSerial);
+    if (!this.suite.verify(key, concat(SIGNATURE_CONTEXT.RECEIPT, receiptSignedBytes(receipt.encoded)), receipt.signature)) {
+      throw new CryptoError(`${name} receipt signature does not verify: not a genuine card`);
+    }
+    if (receipt.usage) view.usage = receipt.usage;
+    return receipt;
+  }
+
+  /** The card's receipt key, traced to the trust root once per card and cached. */
+  async cardSigningKey(serial: Uint8Array): Promise<Uint8Array> {
+    const k = hex(serial);
+    let key = this.signingKeys.get(k);
+    if (!key) {
+      const creds = { suite: this.config.keys.suite, serial, signingCertificate: undefined as Uint8Array | undefined };
+      if (this.config.cardTrust.needsSigningCertificate) {
+        creds.signingCertificate = (await this.session.send('GET DATA', { p2: T.CARD_SIGNING_CERTIFICATE })).data;
+      }
+      key = this.config.cardTrust.signingKey(creds);
+      this.signingKeys.set(k, key);
+    }
+    return key;
+  }
+
+  /**
+   * One tap: select, find the ticket for today at this station, decide, record the entry or exit.
+   * Never throws for card refusals: they become a REJECT with the reason.
+   */
+  async passGate(direction: Direction, options: { date?: number; train?: string; auditVerificationCode?: boolean } = {}): Promise<{ decision: GateDecision; ticket?: TicketView; receipt?: Receipt }> {
+    const now = this.clock();
+    const d = new Date(now * 1000);
+    const date = options.date ?? d.getUTCFullYear() * 10000 + (d.getUTCMonth() + 1) * 100 + d.getUTCDate();
+    let ticket: TicketView;
+    try {
+      await this.select();
+      ticket = await this.verifyTicket({ date, train: options.train, station: this.config.station }, { verificationCode: options.auditVerificationCode ?? false });
+    } catch (e) {
+      return { decision: rejectFor(e) };
+    }
+    const decision = decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
+    if (!decision.pass) return { decision, ticket };
+    try {
+      const receipt = await this.recordUsage(ticket, direction === 'entry' ? 'ENTRY' : 'EXIT');
+      return { decision, ticket, receipt };
+    } catch (e) {
+      return { decision: rejectFor(e), ticket };
+    }
+  }
+}
+
+function rejectFor(e: unknown): GateDecision {
+  if (e instanceof CardStatusError) {
+    if (e.sw === SW.RECORD_NOT_FOUND) return reject('not_found');
+    if (e.sw === SW.TICKET_VOID) return reject('void');
+    return reject('card_error', `${e.command} ${e.sw.toString(16).toUpperCase()} ${e.swName}`);
+  }
+  if (e instanceof CryptoError) return reject('bad_signature', e.message);
+  throw e;
+}
+
+export function parseReceipt(encoded: Uint8Array): Receipt {
+  const outer = TlvMap.parse(encoded, { allowed: [T.RECEIPT] });
+  const m = TlvMap.parse(outer.require(T.RECEIPT), {
+    allowed: [T.CARD_SERIAL, T.TID, T.USAGE_EVENT, T.COUNTER, T.USAGE_RECORD, T.COMMAND_DIGEST, T.SIGNATURE],
+  });
+  return {
+    cardSerial: m.bytes(T.CARD_SERIAL, 8, 8, 'serial'),
+    tid: fromUtf8(m.bytes(T.TID, 1, 32, 'TID')),
+    event: m.bytes(T.USAGE_EVENT, 1, 1, 'event')[0],
+    counter: readUint(m.bytes(T.COUNTER, 2, 2, 'counter')),
+    usage: m.has(T.USAGE_RECORD) ? decodeUsageRecordContent(m.require(T.USAGE_RECORD)) : undefined,
+    commandDigest: m.bytes(T.COMMAND_DIGEST, 32, 32, 'digest'),
+    signature: m.bytes(T.SIGNATURE, 1, 1024, 'signature'),
+    encoded,
+  };
+}
+
+/** The bytes a receipt signature covers: the B4 content up to (not including) the signature. */
+export function receiptSignedBytes(encoded: Uint8Array): Uint8Array {
+  const outer = TlvMap.parse(encoded, { allowed: [T.RECEIPT] });
+  const content = outer.require(T.RECEIPT);
+  const m = TlvMap.parse(content);
+  const last = m.items[m.items.length - 1];
+  if (last.tag !== T.SIGNATURE) throw new CryptoError('receipt does not end with its signature');
+  return content.subarray(0, content.length - tlv(T.SIGNATURE, last.value).length);
+}

@@ -1,0 +1,100 @@
+// Wires a whole e-ticket system in one process: CA / KGC, authority, ticket server, checking-terminal
+// keys and emulated cards. The demo, the tests, the benchmark and the vectors all start from here.
+
+import { EticketCard, type CreateCardOptions } from '../../card/applet.js';
+import { MemoryBackend, type NvmBackend } from '../../card/nvm.js';
+import { RsaPrivateKey } from '../../sdk/crypto/rsa.js';
+import type { Signer } from '../../sdk/crypto/suite.js';
+import type { SuiteName } from '../../sdk/spec.js';
+import { AuthenticationServer } from '../../sdk/roles/authority.js';
+import { CertificateAuthority } from '../../sdk/roles/ca.js';
+import { TerminalKeys } from '../../sdk/roles/terminal-keys.js';
+import { TicketServer } from '../../sdk/roles/ticket-server.js';
+import { CaTrust, type CardCredentials, type CardTrust } from '../../sdk/roles/trust.js';
+import { CheckingTerminal } from '../checking.js';
+import { IssuingTerminal } from '../issuing.js';
+import { personalizeCard, type IdentityKeyIssuer, type KeyGrant } from '../personalize.js';
+import { CardSession, type SessionOptions } from '../session.js';
+import { EmulatorTransport } from '../transport/emulator.js';
+
+export interface SuiteWorld {
+  suite: SuiteName;
+  authorityKey: Signer;
+  terminalKeys: TerminalKeys;
+  cardTrust: CardTrust;
+  ca?: CertificateAuthority;
+  kgc?: IdentityKeyIssuer;
+}
+
+/** Builders for suites other than RSA register here (SM9 does, from sdk/crypto/sm9-suite). */
+export const suiteWorldBuilders: Partial<Record<SuiteName, () => SuiteWorld>> = {
+  rsa: () => {
+    const ca = CertificateAuthority.create('eticket test CA');
+    return { suite: 'rsa', ca, authorityKey: RsaPrivateKey.generate(2048), terminalKeys: TerminalKeys.generateRsa(2048), cardTrust: new CaTrust(ca.certificateDer) };
+  },
+};
+
+export interface WorldCard {
+  card: EticketCard;
+  transport: EmulatorTransport;
+  session: CardSession;
+  issuing: IssuingTerminal;
+  credentials: CardCredentials;
+}
+
+export class World {
+  readonly authority: AuthenticationServer;
+  readonly ticketServer: TicketServer;
+  /** Epoch seconds seen by terminals; tests move it. */
+  now = Math.floor(Date.now() / 1000);
+
+  constructor(readonly keys: SuiteWorld, readonly operator = 'CR') {
+    this.authority = new AuthenticationServer(keys.authorityKey, keys.cardTrust);
+    this.ticketServer = new TicketServer(operator, undefined, () => this.now);
+  }
+
+  static create(suite: SuiteName = 'rsa', operator = 'CR'): World {
+    const build = suiteWorldBuilders[suite];
+    if (!build) throw new Error(`suite ${suite} is not available`);
+    return new World(build(), operator);
+  }
+
+  get suite(): SuiteName {
+    return this.keys.suite;
+  }
+
+  authorityGrant(scopes = ['*']): KeyGrant {
+    return { publicKey: this.keys.authorityKey.publicKey, scopes };
+  }
+
+  terminalGrant(scopes = ['*']): KeyGrant {
+    return { publicKey: this.keys.terminalKeys.publicKey, scopes };
+  }
+
+  /** Manufacture and personalise an emulated card. */
+  async newCard(options: CreateCardOptions & { backend?: NvmBackend | string; authorities?: KeyGrant[]; terminals?: KeyGrant[]; session?: SessionOptions } = {}): Promise<WorldCard> {
+    const card = EticketCard.create(options.backend ?? new MemoryBackend(), { ...options, suite: this.suite });
+    const transport = new EmulatorTransport(card);
+    const session = new CardSession(transport, options.session);
+    const credentials = await personalizeCard(session, {
+      ca: this.keys.ca,
+      kgc: this.keys.kgc,
+      authorities: options.authorities ?? [this.authorityGrant()],
+      terminals: options.terminals ?? [this.terminalGrant()],
+    });
+    const issuing = new IssuingTerminal(session);
+    await issuing.open();
+    return { card, transport, session, issuing, credentials };
+  }
+
+  checkingTerminal(session: CardSession, options: { station?: string; gateId?: string; keys?: TerminalKeys } = {}): CheckingTerminal {
+    return new CheckingTerminal(session, {
+      keys: options.keys ?? this.keys.terminalKeys,
+      authorities: [this.keys.authorityKey.publicKey],
+      cardTrust: this.keys.cardTrust,
+      gateId: options.gateId ?? 'G01',
+      station: options.station ?? 'BJS',
+      clock: () => this.now,
+    });
+  }
+}
