@@ -63,8 +63,9 @@ export function psi(c: WeierstrassPointCons<Fp2>, P: G2Point): G2Point {
   return c.fromAffine({ x: f2mul(f2conj(a.x), PSI_X), y: f2mul(f2conj(a.y), PSI_Y) });
 }
 
-G1.BASE.precompute(8, false);
-G2.BASE.precompute(6, false);
+// Fixed-base tables for P1 and P2, built on first use so importing the module stays cheap.
+G1.BASE.precompute(8);
+G2.BASE.precompute(8);
 
 // ---------------------------------------------------------------------------------------------
 // Encodings. G1: x ‖ y (64 bytes); a leading 0x04 (65 bytes) is accepted on input and used for the

@@ -237,11 +237,17 @@ function s4(x0: bigint, x1: bigint, x2: bigint, x3: bigint): Q4 {
   return [q0 - (p23 << 2n), (p01 << 1n) + r0, e0 << 1n, e1 << 1n];
 }
 
-const red = (c: bigint[]): Fp12 => c.map(md);
+const red = (c: bigint[]): Fp12 => {
+  for (let i = 0; i < 12; i++) {
+    const r = c[i]! % P;
+    c[i] = r < 0n ? r + P : r;
+  }
+  return c;
+};
 
 export function f12mul(a: Fp12, b: Fp12): Fp12 {
-  const [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11] = a as bigint[];
-  const [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11] = b as bigint[];
+  const a0 = a[0]!, a1 = a[1]!, a2 = a[2]!, a3 = a[3]!, a4 = a[4]!, a5 = a[5]!, a6 = a[6]!, a7 = a[7]!, a8 = a[8]!, a9 = a[9]!, a10 = a[10]!, a11 = a[11]!;
+  const b0 = b[0]!, b1 = b[1]!, b2 = b[2]!, b3 = b[3]!, b4 = b[4]!, b5 = b[5]!, b6 = b[6]!, b7 = b[7]!, b8 = b[8]!, b9 = b[9]!, b10 = b[10]!, b11 = b[11]!;
   // Karatsuba over the cubic extension: 6 Fp4 products instead of 9.
   const t0 = m4(a0!, a1!, a2!, a3!, b0!, b1!, b2!, b3!);
   const t1 = m4(a4!, a5!, a6!, a7!, b4!, b5!, b6!, b7!);
@@ -263,7 +269,7 @@ export function f12mul(a: Fp12, b: Fp12): Fp12 {
 }
 
 export function f12sqr(a: Fp12): Fp12 {
-  const [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11] = a as bigint[];
+  const a0 = a[0]!, a1 = a[1]!, a2 = a[2]!, a3 = a[3]!, a4 = a[4]!, a5 = a[5]!, a6 = a[6]!, a7 = a[7]!, a8 = a[8]!, a9 = a[9]!, a10 = a[10]!, a11 = a[11]!;
   // Chung–Hasan SQR2: 3 Fp4 squarings + 2 products instead of 6 products.
   const s0 = s4(a0!, a1!, a2!, a3!);
   const ab = m4(a4!, a5!, a6!, a7!, a8!, a9!, a10!, a11!); // s1 = 2ab
@@ -285,7 +291,7 @@ export function f12sqr(a: Fp12): Fp12 {
  * Fp4 over Fp2. Three Fp4 squarings instead of a full Fp12 squaring.
  */
 export function f12cycSqr(f: Fp12): Fp12 {
-  const [a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3] = f as bigint[];
+  const a0 = f[0]!, a1 = f[1]!, a2 = f[2]!, a3 = f[3]!, b0 = f[4]!, b1 = f[5]!, b2 = f[6]!, b3 = f[7]!, c0 = f[8]!, c1 = f[9]!, c2 = f[10]!, c3 = f[11]!;
   const A = s4(a0!, a1!, a2!, a3!);
   const B = s4(b0!, b1!, b2!, b3!);
   const C = s4(c0!, c1!, c2!, c3!);
@@ -302,7 +308,7 @@ export function f12cycSqr(f: Fp12): Fp12 {
  * every Miller-loop line takes on the M-type twist (see pairing.ts). 45 Fp products, not 54.
  */
 export function f12mulLine(f: Fp12, l00: Fp2, l01: Fp2, l20: Fp2): Fp12 {
-  const [a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3] = f as bigint[];
+  const a0 = f[0]!, a1 = f[1]!, a2 = f[2]!, a3 = f[3]!, b0 = f[4]!, b1 = f[5]!, b2 = f[6]!, b3 = f[7]!, c0 = f[8]!, c1 = f[9]!, c2 = f[10]!, c3 = f[11]!;
   const L0 = l00.c0, L1 = l00.c1, L2 = l01.c0, L3 = l01.c1;
   const aL = m4(a0!, a1!, a2!, a3!, L0, L1, L2, L3);
   const bL = m4(b0!, b1!, b2!, b3!, L0, L1, L2, L3);

@@ -2,7 +2,7 @@
 // (p¹²−1)/N, reusable Miller-loop line tables for fixed G2 points, and fixed-base GT powers.
 
 import {
-  F12_ONE, N, f12conj, f12cycSqr, f12frob, f12inv, f12mul, f12mulLine, f12sqr, f2add, f2dbl, f2mul,
+  F12_ONE, md, N, f12conj, f12cycSqr, f12frob, f12inv, f12mul, f12mulLine, f12sqr, f2add, f2dbl, f2mul,
   f2mulFp, f2neg, f2sqr, f2sub, t, type Fp12, type Fp2,
 } from './fields.js';
 import { G2, bTwist, psi, type G1Point, type G2Point } from './curves.js';
@@ -27,34 +27,50 @@ export interface G2Prepared {
   readonly lines: readonly Line[];
 }
 
-const B3 = f2add(f2dbl(bTwist), bTwist); // 3b'
-const B9 = f2mulFp(bTwist, 9n);
-const B2x108 = f2mulFp(f2sqr(bTwist), 108n); // 108b'²
-
 interface Proj {
   X: Fp2;
   Y: Fp2;
   Z: Fp2;
 }
 
+// The step formulas below run on raw Fp coordinates with one reduction per output coordinate:
+// reductions cost several products each. b' = 5u, so products by multiples of b' are shifts and
+// small multiples: (z0 + z1u)·k·u = −2k·z1 + k·z0·u.
+
+/** Unreduced (x0 + x1u)(y0 + y1u). */
+const mul2 = (x0: bigint, x1: bigint, y0: bigint, y1: bigint): [bigint, bigint] => {
+  const m0 = x0 * y0, m1 = x1 * y1;
+  return [m0 - (m1 << 1n), (x0 + x1) * (y0 + y1) - m0 - m1];
+};
+const sqr2 = (x0: bigint, x1: bigint): [bigint, bigint] => {
+  const m = x0 * x1;
+  return [(x0 + x1) * (x0 - (x1 << 1n)) + m, m << 1n];
+};
+const r2 = (c: [bigint, bigint]): Fp2 => ({ c0: md(c[0]), c1: md(c[1]) });
+
 // Doubling in homogeneous coordinates on y² = x³ + b'. The tangent, scaled by 2YZ, is
 // (Y² − 3b'Z²) + 2YZ·yP·v − 3X²·xP·w²; the point doubles to (2XY(Y²−9b'Z²), (Y²+9b'Z²)² − 108b'²Z⁴, 8Y³Z).
 function doubleStep(T: Proj): Line {
   const { X, Y, Z } = T;
-  const YY = f2sqr(Y);
-  const ZZ = f2sqr(Z);
-  const XX = f2sqr(X);
-  const YZ = f2mul(Y, Z);
-  const bZZ9 = f2mul(B9, ZZ);
+  const YY = r2(sqr2(Y.c0, Y.c1));
+  const ZZ = r2(sqr2(Z.c0, Z.c1));
+  const XX = sqr2(X.c0, X.c1);
+  const YZ = r2(mul2(Y.c0, Y.c1, Z.c0, Z.c1));
+  const XY = r2(mul2(X.c0, X.c1, Y.c0, Y.c1));
+  // 9b'Z² = 45u·ZZ, 3b'Z² = 15u·ZZ
+  const bZ9_0 = -90n * ZZ.c1, bZ9_1 = 45n * ZZ.c0;
   const line: Line = {
-    L00: f2sub(YY, f2mul(B3, ZZ)),
-    L01: f2dbl(YZ),
-    L20: f2neg(f2add(f2dbl(XX), XX)),
+    L00: { c0: md(YY.c0 + 30n * ZZ.c1), c1: md(YY.c1 - 15n * ZZ.c0) },
+    L01: { c0: md(YZ.c0 << 1n), c1: md(YZ.c1 << 1n) },
+    L20: { c0: md(-3n * XX[0]), c1: md(-3n * XX[1]) },
   };
-  const XY = f2mul(X, Y);
-  T.X = f2dbl(f2mul(XY, f2sub(YY, bZZ9)));
-  T.Y = f2sub(f2sqr(f2add(YY, bZZ9)), f2mul(B2x108, f2sqr(ZZ)));
-  T.Z = f2mulFp(f2mul(YY, YZ), 8n);
+  const X3 = mul2(XY.c0, XY.c1, YY.c0 - bZ9_0, YY.c1 - bZ9_1);
+  const S = sqr2(md(YY.c0 + bZ9_0), md(YY.c1 + bZ9_1));
+  const Z4 = sqr2(ZZ.c0, ZZ.c1); // 108b'² = 108·25·u² = −5400
+  const Z3 = mul2(YY.c0, YY.c1, YZ.c0, YZ.c1);
+  T.X = { c0: md(X3[0] << 1n), c1: md(X3[1] << 1n) };
+  T.Y = { c0: md(S[0] + 5400n * Z4[0]), c1: md(S[1] + 5400n * Z4[1]) };
+  T.Z = { c0: md(Z3[0] << 3n), c1: md(Z3[1] << 3n) };
   return line;
 }
 
@@ -117,13 +133,28 @@ export function millerLoop(P: G1Point, prep: G2Prepared): Fp12 {
   return f;
 }
 
-/** f^t in the cyclotomic subgroup, by square-and-multiply with Granger–Scott squarings. */
+/** Non-adjacent form of t, most significant digit first: 9 non-zero digits instead of 14 ones. */
+const T_NAF: number[] = (() => {
+  const digits: number[] = [];
+  for (let k = t; k > 0n; k >>= 1n) {
+    if (k & 1n) {
+      const d = 2 - Number(k & 3n); // 1 or −1
+      digits.push(d);
+      k -= BigInt(d);
+    } else digits.push(0);
+  }
+  return digits.reverse();
+})();
+
+/** f^t in the cyclotomic subgroup, where f⁻¹ is the free conjugate: signed square-and-multiply. */
 function cycExpT(f: Fp12): Fp12 {
+  const fInv = f12conj(f);
   let r = f;
-  const bits = t.toString(2);
-  for (let i = 1; i < bits.length; i++) {
+  for (let i = 1; i < T_NAF.length; i++) {
     r = f12cycSqr(r);
-    if (bits[i] === '1') r = f12mul(r, f);
+    const d = T_NAF[i]!;
+    if (d === 1) r = f12mul(r, f);
+    else if (d === -1) r = f12mul(r, fInv);
   }
   return r;
 }
@@ -174,26 +205,39 @@ export function gtPow(x: Fp12, e: bigint): Fp12 {
   return r;
 }
 
-/** Fixed-base powers of one GT element: table[i][d] = g^(d·16^i), so g^e costs ≤ 64 products. */
+const WINDOW = 6;
+const WINDOWS = Math.ceil((N.toString(2).length + 1) / WINDOW);
+
+/**
+ * Fixed-base powers of one GT element with signed 6-bit digits: table[i][d] = g^(d·64^i) for
+ * d = 1..32, negative digits use the conjugate (the inverse in GT), so g^e costs ≤ 43 products.
+ */
 export class GtFixedBase {
   private readonly table: Fp12[][] = [];
   constructor(readonly g: Fp12) {
     let base = g;
-    for (let i = 0; i < 64; i++) {
+    for (let i = 0; i < WINDOWS; i++) {
       const row: Fp12[] = [F12_ONE, base];
-      for (let d = 2; d < 16; d++) row.push(f12mul(row[d - 1]!, base));
+      for (let d = 2; d <= 32; d++) row.push(d % 2 === 0 ? f12cycSqr(row[d / 2]!) : f12mul(row[d - 1]!, base));
       this.table.push(row);
-      base = f12cycSqr(f12cycSqr(f12cycSqr(f12cycSqr(base))));
+      base = f12cycSqr(row[32]!);
     }
   }
   pow(e: bigint): Fp12 {
     e %= N;
+    if (e < 0n) e += N;
     let r: Fp12 | undefined;
-    for (let i = 0; e > 0n; i++, e >>= 4n) {
-      const d = Number(e & 15n);
-      if (d) r = r ? f12mul(r, this.table[i]![d]!) : this.table[i]![d]!;
+    for (let i = 0; e > 0n; i++) {
+      let d = Number(e & 63n);
+      e >>= 6n;
+      if (d > 32) {
+        d -= 64;
+        e += 1n;
+      }
+      if (d === 0) continue;
+      const x = d > 0 ? this.table[i]![d]! : f12conj(this.table[i]![-d]!);
+      r = r ? f12mul(r, x) : x;
     }
     return r ?? F12_ONE;
   }
 }
-
