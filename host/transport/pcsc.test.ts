@@ -1,0 +1,222 @@
+// PcscTransport against the real stack: pcsclite → pcscd → vpcd → VpcdBridge (child process) → EchoIcc.
+// Skipped with a printed reason where pcscd/vpcd or the binding are missing; .ci/run starts them (ETICKET_PCSC=1).
+
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startVpcdChild, type VpcdChild } from '../../card/vpcd-child.ts';
+import {
+  CardRemovedError,
+  ReaderNotFoundError,
+  TransportError,
+  TransportTimeoutError,
+  TransportUnavailableError,
+} from '../../sdk/errors.ts';
+import { INS } from '../../test/helpers/echo-icc.ts';
+import { lockVpcd, pcscStack, VPCD_READER_0, VPCD_READER_1, waitUntil } from '../../test/helpers/pcsc-stack.ts';
+import { listReaders, matchReader, PcscTransport, pcscErrorCode, waitForCard } from './pcsc.ts';
+import { RecordingTransport } from './recording.ts';
+import { ReplayTransport } from './replay.ts';
+
+const ECHO_MODULE = fileURLToPath(new URL('../../test/helpers/echo-icc.ts', import.meta.url));
+const h = (hex: string): Uint8Array => Uint8Array.from(Buffer.from(hex.replace(/\s+/g, ''), 'hex'));
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex').toUpperCase();
+const SELECT_ECHO = h('00A4040008F0455449434B4554');
+
+describe('PC/SC helpers (no stack needed)', () => {
+  it('matches readers exactly or by a unique substring', () => {
+    const names = ['Virtual PCD 00 00', 'Virtual PCD 00 01', 'ACME CCID 00 00'];
+    expect(matchReader(names, 'Virtual PCD 00 01')).toBe('Virtual PCD 00 01');
+    expect(matchReader(names, 'ACME')).toBe('ACME CCID 00 00');
+    expect(() => matchReader(names, 'Virtual')).toThrow(/matches several/);
+    expect(() => matchReader(names, 'Nope')).toThrow(ReaderNotFoundError);
+    expect(matchReader(['X 00', 'X 00 01'], 'X 00')).toBe('X 00');
+  });
+
+  it('reads the PC/SC code out of pcsclite messages', () => {
+    expect(pcscErrorCode(new Error('SCardTransmit error: Card was removed.(0x80100069)'))).toBe(0x80100069);
+    expect(pcscErrorCode(new Error('Card Reader not connected'))).toBeUndefined();
+  });
+
+  it('reports a PC/SC service that is not there as TransportUnavailableError', () => {
+    const binding = () => {
+      throw new Error('SCardEstablishContext error: Service not available.(0x8010001D)');
+    };
+    const t = new PcscTransport({ binding });
+    return expect(t.connect()).rejects.toBeInstanceOf(TransportUnavailableError);
+  });
+
+  it('defaults to extended length and a 64 KiB response buffer, short-only on request', () => {
+    const binding = () => {
+      throw new Error('unused');
+    };
+    expect(new PcscTransport({ binding }).info).toMatchObject({ extendedLength: true, maxResponse: 65538 });
+    expect(new PcscTransport({ binding, extendedLength: false }).info).toMatchObject({ extendedLength: false, maxResponse: 258 });
+  });
+});
+
+const stack = pcscStack();
+if (!stack.ok) console.warn(`[skip] PC/SC transport tests: ${stack.reason}`);
+
+describe.skipIf(!stack.ok)('PcscTransport over pcscd + vpcd', () => {
+  let release: () => void = () => undefined;
+  let card: VpcdChild | undefined;
+  const open: PcscTransport[] = [];
+
+  const startCard = async (name = 'PCSC', port = 35963): Promise<VpcdChild> =>
+    startVpcdChild({ module: ECHO_MODULE, export: 'createEchoIcc', args: [{ name }] }, { port });
+
+  const transport = (options: ConstructorParameters<typeof PcscTransport>[0] = {}): PcscTransport => {
+    const t = new PcscTransport({ reader: '00 00', ...options });
+    open.push(t);
+    return t;
+  };
+
+  beforeAll(async () => {
+    release = await lockVpcd();
+    card = await startCard();
+    await waitForCard(VPCD_READER_0, { timeoutMs: 5000 });
+  });
+
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((t) => t.disconnect().catch(() => undefined)));
+  });
+
+  afterAll(async () => {
+    await card?.stop();
+    release();
+  });
+
+  /** Some tests pull the card: put a fresh one back and wait until pcscd sees it. */
+  const ensureCard = async (): Promise<void> => {
+    if (card?.running) return;
+    card = await startCard();
+    await waitForCard(VPCD_READER_0, { timeoutMs: 5000 });
+  };
+
+  it('lists both vpcd readers and the card in the first', async () => {
+    const readers = await listReaders();
+    const names = readers.map((r) => r.name);
+    expect(names).toContain(VPCD_READER_0);
+    expect(names).toContain(VPCD_READER_1);
+    const first = readers.find((r) => r.name === VPCD_READER_0)!;
+    expect(first.cardPresent).toBe(true);
+    expect(hex(first.atr!)).toBe(hex(card!.atr));
+  });
+
+  it('connects with T=1, reports the Icc ATR and the reader by its full name', async () => {
+    await ensureCard();
+    const t = transport();
+    const atr = await t.connect();
+    expect(hex(atr)).toBe(hex(card!.atr));
+    expect(t.protocol).toBe('T=1');
+    expect(t.info).toEqual({ reader: VPCD_READER_0, extendedLength: true, maxResponse: 65538 });
+    expect(hex(await t.connect())).toBe(hex(atr)); // idempotent
+  });
+
+  it('transmits: SELECT of its AID succeeds, other AIDs get 6A82', async () => {
+    await ensureCard();
+    const t = transport({ protocol: 'T=1', shareMode: 'exclusive' });
+    await t.connect();
+    expect(hex(await t.transmit(SELECT_ECHO))).toBe('9000');
+    expect(hex(await t.transmit(h('00A4040005A000000001')))).toBe('6A82');
+    expect(hex(await t.transmit(h('8010000003010203')))).toBe('0102039000');
+  });
+
+  it('passes an extended-length command and a response longer than 256 bytes through pcscd', async () => {
+    await ensureCard();
+    const t = transport();
+    await t.connect();
+    const data = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) & 0xff);
+    const command = Uint8Array.from([0x80, INS.ECHO, 0, 0, 0x00, 0x03, 0xe8, ...data, 0x00, 0x00]);
+    const echoed = await t.transmit(command);
+    expect(echoed.length).toBe(1002);
+    expect(hex(echoed.subarray(0, 1000))).toBe(hex(data));
+    const long = await t.transmit(h('80200000000BB8')); // extended Le = 3000
+    expect(long.length).toBe(3002);
+    expect(long[300]).toBe(300 & 0xff);
+    expect(hex(long.subarray(3000))).toBe('9000');
+  });
+
+  it('reset() clears the volatile state of the card', async () => {
+    await ensureCard();
+    const t = transport();
+    await t.connect();
+    await t.transmit(h('8030000002'));
+    expect(hex(await t.transmit(h('8030000002')))).toBe('00019000');
+    expect(hex(await t.reset())).toBe(hex(card!.atr));
+    expect(hex(await t.transmit(h('8030000002')))).toBe('00009000');
+  });
+
+  it('records a PC/SC session that then replays without the card', async () => {
+    await ensureCard();
+    const rec = new RecordingTransport(transport());
+    await rec.connect();
+    await rec.transmit(SELECT_ECHO);
+    await rec.transmit(h('8010000002CAFE'));
+    expect(rec.text).toContain(`# Using ${VPCD_READER_0}\n# ATR: ${hex(card!.atr)}\n# PROTOCOL: T=1\n`);
+    const replay = new ReplayTransport(rec.text);
+    await replay.connect();
+    expect(hex(await replay.transmit(SELECT_ECHO))).toBe('9000');
+    expect(hex(await replay.transmit(h('8010000002CAFE')))).toBe('CAFE9000');
+  });
+
+  it('refuses unknown and ambiguous reader names', async () => {
+    await expect(transport({ reader: 'No Such Reader' }).connect()).rejects.toBeInstanceOf(ReaderNotFoundError);
+    await expect(transport({ reader: 'Virtual PCD' }).connect()).rejects.toThrow(/matches several/);
+  });
+
+  it('waitForCard times out on an empty reader with TransportTimeoutError', async () => {
+    const started = Date.now();
+    await expect(waitForCard(VPCD_READER_1, { timeoutMs: 300 })).rejects.toBeInstanceOf(TransportTimeoutError);
+    expect(Date.now() - started).toBeLessThan(3000);
+    await expect(transport({ reader: VPCD_READER_1 }).waitForCard(300)).rejects.toBeInstanceOf(TransportTimeoutError);
+  });
+
+  it('a card that answers too slowly gives TransportTimeoutError, not a hang', async () => {
+    await ensureCard();
+    const t = transport({ timeoutMs: 300 });
+    await t.connect();
+    const started = Date.now();
+    await expect(t.transmit(h('805005DC'))).rejects.toBeInstanceOf(TransportTimeoutError); // card busy 1.5 s
+    expect(Date.now() - started).toBeLessThan(1200);
+    await expect(t.transmit(SELECT_ECHO)).rejects.toThrow(/unusable after a timeout/);
+    // A new connection works once the card has finished its slow command.
+    const again = transport();
+    await again.connect();
+    expect(hex(await again.transmit(SELECT_ECHO))).toBe('9000');
+  });
+
+  it('a card pulled mid-transaction raises CardRemovedError within the bound, and events report it', async () => {
+    await ensureCard();
+    const t = transport({ timeoutMs: 8000, removalTimeoutMs: 1500 });
+    const events: string[] = [];
+    const off = t.onCardEvent((e) => events.push(e.type));
+    await t.connect();
+    expect(hex(await t.transmit(SELECT_ECHO))).toBe('9000');
+    const pending = t.transmit(h('80501388')).catch((e: unknown) => e); // card busy 5 s
+    await new Promise((r) => setTimeout(r, 150));
+    const pulledAt = Date.now();
+    await card!.kill();
+    const error = await pending;
+    const took = Date.now() - pulledAt;
+    expect(error).toBeInstanceOf(CardRemovedError);
+    expect((error as CardRemovedError).reader).toBe(VPCD_READER_0);
+    expect(took).toBeLessThan(3000);
+    await expect(t.transmit(SELECT_ECHO)).rejects.toBeInstanceOf(CardRemovedError);
+    await waitUntil(() => events.includes('removed'), 3000, 'a removed event');
+
+    // Inserting a card again is reported, and connect() starts afresh on it.
+    card = await startCard();
+    await waitUntil(() => events.lastIndexOf('inserted') > events.indexOf('removed'), 5000, 'an inserted event');
+    await t.connect();
+    expect(hex(await t.transmit(SELECT_ECHO))).toBe('9000');
+    off();
+  });
+
+  it('connect() with no card in the reader is a typed error', async () => {
+    const t = transport({ reader: VPCD_READER_1 });
+    const error = await t.connect().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransportError);
+    expect(error).toBeInstanceOf(CardRemovedError);
+  });
+});

@@ -1,0 +1,105 @@
+// Whether tests can use the real PC/SC stack (pcsclite built, pcscd running with vpcd), and a lock so test
+// files that put cards into vpcd's readers take turns: one card per port, and vitest runs files in parallel.
+
+import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const VPCD_READER_0 = 'Virtual PCD 00 00';
+export const VPCD_READER_1 = 'Virtual PCD 00 01';
+export const VPCD_PORTS = [35963, 35964] as const;
+
+/** Ports in LISTEN state, read from /proc/net/tcp*: connecting to vpcd would insert a card. */
+export function listeningPorts(): Set<number> {
+  const ports = new Set<number>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!existsSync(file)) continue;
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[3] === '0A' && cols[1]) ports.add(Number.parseInt(cols[1].split(':')[1] ?? '', 16));
+    }
+  }
+  return ports;
+}
+
+export interface StackState {
+  ok: boolean;
+  reason: string;
+}
+
+/** Checked once per test file; ETICKET_PCSC=1 (set by .ci/run) turns "unavailable" into a failure, not a skip. */
+export function pcscStack(): StackState {
+  if (process.env.ETICKET_PCSC === '0') return { ok: false, reason: 'ETICKET_PCSC=0: PC/SC tests disabled' };
+  const required = process.env.ETICKET_PCSC === '1';
+  let reason = '';
+  try {
+    createRequire(import.meta.url)('pcsclite');
+  } catch (error) {
+    reason = `npm pcsclite not built (${(error as Error).message.split('\n')[0]}): apt-get install libpcsclite-dev pcscd vsmartcard-vpcd; npm rebuild pcsclite`;
+  }
+  if (!reason) {
+    const listening = listeningPorts();
+    const missing = VPCD_PORTS.filter((p) => !listening.has(p));
+    if (missing.length) reason = `pcscd with vpcd not running (ports ${missing.join(', ')} not listening): run tools/pcscd-start.sh`;
+  }
+  if (!reason) return { ok: true, reason: '' };
+  if (required) throw new Error(`ETICKET_PCSC=1 but the PC/SC stack is unavailable: ${reason}`);
+  return { ok: false, reason };
+}
+
+/** Poll until `probe` returns a value (not undefined/false), or throw after `timeoutMs`. Never a bare sleep. */
+export async function waitUntil<T>(probe: () => T | Promise<T>, timeoutMs: number, what: string, intervalMs = 25): Promise<Exclude<T, false | undefined>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value as Exclude<T, false | undefined>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+const LOCK = join(tmpdir(), 'eticket-vpcd.lock');
+
+function lockHolderAlive(): boolean {
+  try {
+    const pid = Number(readFileSync(LOCK, 'utf8'));
+    if (!pid) return false;
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: alive but not ours to signal.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Take the vpcd readers for this test file (cross-process); returns the release function. */
+export async function lockVpcd(timeoutMs = 120_000): Promise<() => void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const fd = openSync(LOCK, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => {
+        try {
+          if (readFileSync(LOCK, 'utf8') === String(process.pid)) unlinkSync(LOCK);
+        } catch {
+          // Already gone.
+        }
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if (!lockHolderAlive()) {
+        try {
+          unlinkSync(LOCK);
+        } catch {
+          // Someone else cleared it first.
+        }
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`vpcd readers still locked by another test process after ${timeoutMs} ms (${LOCK})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
