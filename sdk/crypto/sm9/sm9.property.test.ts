@@ -12,7 +12,7 @@ import {
 import { G1, G2, bTwist, g1FromBytes, g1ToBytes, g2FromBytes, g2ToBytes, psi } from './curves.js';
 import {
   F12_ONE, bigToBytes, f12conj, f12cycSqr, f12eq, f12frob, f12inv, f12mul, f12pow, f12sqr, f12toBytes,
-  f12fromBytes, f2add, f2mul, f2sqr, f2sqrt, f2eq, p, type Fp12,
+  f12fromBytes, f2add, f2mul, f2sqr, f2sqrt, f2eq, p, t, type Fp12,
 } from './fields.js';
 import { finalExponentiation, gtPow, millerLoop, pair, prepareG2 } from './pairing.js';
 
@@ -44,6 +44,12 @@ describe('Fp12 tower', () => {
 });
 
 describe('pairing', () => {
+  it('hard-part decomposition is the exact exponent (p⁴ − p² + 1)/N', () => {
+    const e = p ** 4n - p ** 2n + 1n;
+    expect(e % N).toBe(0n);
+    const lambda = [-36n * t ** 3n - 30n * t ** 2n - 18n * t - 2n, -36n * t ** 3n - 18n * t ** 2n - 12n * t + 1n, 6n * t ** 2n + 1n, 1n];
+    expect(lambda.reduce((acc, l, i) => acc + l * p ** BigInt(i), 0n)).toBe(e / N);
+  });
   it('is bilinear: e([a]P, [b]Q) = e(P, Q)^(ab)', () => {
     fc.assert(
       fc.property(scalar, scalar, (a, b) => {
