@@ -112,6 +112,8 @@ const signMasterCache = new LruCache<SignMasterPublic>(16);
 const encMasterCache = new LruCache<EncMasterPublic>(16);
 const encUserKeyCache = new LruCache<G2Prepared>(64);
 const signUserKeyCache = new LruCache<G1Point>(64);
+/** Lines of P = [H1(ID‖hid)]P2 + Ppub-s per (master key, identity): verifiers see few signers. */
+const verifierLineCache = new LruCache<G2Prepared | null>(256);
 
 let P2Prepared: G2Prepared | undefined;
 const p2Lines = () => (P2Prepared ??= prepareG2(G2.BASE));
@@ -238,10 +240,12 @@ export function verify(masterPublicKey: Uint8Array, id: Uint8Array, message: Uin
     return false;
   }
   const t = g.pow(h);
-  const h1 = H1(concatBytes(id, Uint8Array.of(hid)));
-  const P = G2.BASE.multiplyUnsafe(h1).add(Ppub);
-  if (P.is0()) return false;
-  const u = pair(S, prepareG2(P));
+  const lines = verifierLineCache.get(`${toHex(masterPublicKey)}/${hid}/${toHex(id)}`, () => {
+    const P = G2.BASE.multiplyUnsafe(H1(concatBytes(id, Uint8Array.of(hid)))).add(Ppub);
+    return P.is0() ? null : prepareG2(P);
+  });
+  if (lines === null) return false;
+  const u = pair(S, lines);
   const w = f12mul(u, t);
   return H2(concatBytes(message, f12toBytes(w))) === h;
 }
