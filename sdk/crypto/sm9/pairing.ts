@@ -2,10 +2,10 @@
 // (p¹²−1)/N, reusable Miller-loop line tables for fixed G2 points, and fixed-base GT powers.
 
 import {
-  F12_ONE, md, N, f12conj, f12cycSqr, f12frob, f12inv, f12mul, f12mulLine, f12sqr, f2add, f2dbl, f2mul,
+  F12_ONE, md, N, f12conj, f12cycSqr, f12frob, f12inv, f12mul, f12mulLine, f12sqr, f2dbl, f2mul,
   f2mulFp, f2neg, f2sqr, f2sub, t, type Fp12, type Fp2,
 } from './fields.js';
-import { G2, bTwist, psi, type G1Point, type G2Point } from './curves.js';
+import { G2, psi, type G1Point, type G2Point } from './curves.js';
 
 /** Miller loop length 6t+2 of the R-ate pairing, most significant bit first. */
 export const ATE_LOOP = 6n * t + 2n;
@@ -172,7 +172,7 @@ export function finalExponentiation(f: Fp12): Fp12 {
   const b = cycExpT(a); // m^t²
   const c = cycExpT(b); // m^t³
   const sq = f12cycSqr;
-  const a2 = sq(a), a4 = sq(a2), a6 = f12mul(a4, a2), a12 = sq(a6), a18 = f12mul(a12, a6);
+  const a2 = sq(a), a4 = sq(a2), a6 = f12mul(a4, a2), a12 = sq(a6);
   const b2 = sq(b), b4 = sq(b2), b6 = f12mul(b4, b2), b12 = sq(b6), b18 = f12mul(b12, b6);
   const c4 = sq(sq(c)), c32 = sq(sq(sq(c4))), c36 = f12mul(c32, c4);
   const x = f12mul(f12mul(c36, b18), a12); // m^(36t³+18t²+12t)
