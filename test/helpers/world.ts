@@ -1,0 +1,54 @@
+// Test fixtures: one back office per suite (key generation is the slow part), fresh cards per test,
+// and helpers that assert a refused command left the card's NVM image byte-identical.
+
+import { expect } from 'vitest';
+import { World, suiteWorldBuilders } from '../../host/cli/world.js';
+import { CardStatusError } from '../../sdk/errors.js';
+import { SW } from '../../sdk/spec.js';
+import type { SuiteName } from '../../sdk/spec.js';
+import type { EticketCard } from '../../card/applet.js';
+import { toServiceDate } from '../../sdk/fields.js';
+
+const worlds = new Map<SuiteName, World>();
+
+/** Suites the tests run for: every suite whose back office can be built here. */
+export const SUITES = (Object.keys(suiteWorldBuilders) as SuiteName[]).filter((s) => suiteWorldBuilders[s]);
+
+export function worldFor(suite: SuiteName): World {
+  let w = worlds.get(suite);
+  if (!w) {
+    w = World.create(suite);
+    worlds.set(suite, w);
+  }
+  return w;
+}
+
+export function today(w: World): number {
+  return toServiceDate(new Date(w.now * 1000));
+}
+
+/** Expect `promise` to fail with the card status word `sw` (by spec name) and the image unchanged. */
+export async function expectRefused(card: EticketCard, promise: Promise<unknown>, swName: keyof typeof SW): Promise<CardStatusError> {
+  const before = card.image.slice();
+  let error: unknown;
+  try {
+    await promise;
+  } catch (e) {
+    error = e;
+  }
+  expect(error, `expected ${swName}`).toBeInstanceOf(CardStatusError);
+  const e = error as CardStatusError;
+  expect(e.swName).toBe(swName);
+  expect(e.sw).toBe(SW[swName]);
+  expect(Buffer.from(card.image).equals(Buffer.from(before)), 'card image must be byte-identical after a refusal').toBe(true);
+  return e;
+}
+
+/** Raw transmit expecting one SW and an unchanged image. */
+export function expectRawRefusal(card: EticketCard, apdu: Uint8Array, sw: number): void {
+  const before = card.image.slice();
+  const r = card.transmit(apdu);
+  const got = (r[r.length - 2] << 8) | r[r.length - 1];
+  expect(got.toString(16)).toBe(sw.toString(16));
+  expect(Buffer.from(card.image).equals(Buffer.from(before))).toBe(true);
+}
