@@ -2,6 +2,7 @@
 // counter-mode key derivation function KDF shared with SM2.
 
 import { createHash } from 'node:crypto';
+import { InvalidInputError } from '../../errors.js';
 import { N, bytesToBig } from './fields.js';
 
 export function sm3(...parts: Uint8Array[]): Uint8Array {
@@ -17,6 +18,7 @@ const ctr = (i: number) => Uint8Array.of(i >>> 24, (i >>> 16) & 0xff, (i >>> 8) 
  * to 40 bytes; the extra 64 bits over N make the reduction mod N−1 statistically uniform.
  */
 function hashToRange(n: 0x01 | 0x02, z: Uint8Array): bigint {
+  if (!(z instanceof Uint8Array)) throw new InvalidInputError(`H${n}: expected Uint8Array`);
   const prefix = Uint8Array.of(n);
   const ha = new Uint8Array(64);
   ha.set(sm3(prefix, z, ctr(1)), 0);
@@ -31,6 +33,10 @@ export const H2 = (z: Uint8Array): bigint => hashToRange(0x02, z);
 
 /** KDF(Z, klen) = leftmost klen bytes of SM3(Z ‖ 1) ‖ SM3(Z ‖ 2) ‖ … (32-bit big-endian counter). */
 export function kdf(z: Uint8Array, klen: number): Uint8Array {
+  if (!(z instanceof Uint8Array)) throw new InvalidInputError('kdf: expected Uint8Array');
+  // The 32-bit counter bounds the output at (2³² − 1) blocks; far beyond any use here.
+  if (!Number.isSafeInteger(klen) || klen < 0 || klen > 0xffffffff)
+    throw new InvalidInputError('kdf: klen must be an integer in [0, 2^32 - 1]');
   const out = new Uint8Array(klen);
   for (let i = 1, off = 0; off < klen; i++, off += 32) {
     const block = sm3(z, ctr(i));

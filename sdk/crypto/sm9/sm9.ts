@@ -108,8 +108,9 @@ interface EncMasterPublic {
   readonly g: GtFixedBase;
 }
 
-const signMasterCache = new LruCache<SignMasterPublic>(16);
-const encMasterCache = new LruCache<EncMasterPublic>(16);
+// A GT fixed-base table is about 1 MB, so few master keys are kept.
+const signMasterCache = new LruCache<SignMasterPublic>(8);
+const encMasterCache = new LruCache<EncMasterPublic>(8);
 const encUserKeyCache = new LruCache<G2Prepared>(64);
 const signUserKeyCache = new LruCache<G1Point>(64);
 /** Lines of P = [H1(ID‖hid)]P2 + Ppub-s per (master key, identity): verifiers see few signers. */
