@@ -95,6 +95,11 @@ export class EticketCard implements Icc {
     return this.store.current;
   }
 
+  /** Power-cut injection for tearing tests: counts NVM write points and cuts at the chosen one. */
+  get faults(): FaultInjector | undefined {
+    return this.store.faults;
+  }
+
   set faults(f: FaultInjector | undefined) {
     this.store.faults = f;
   }

@@ -1,0 +1,99 @@
+// Tearing: a power cut at every NVM write point of LOAD, WRITE USAGE and DELETE leaves the card as it
+// was before the command or as it is after it, never in between, on the memory and the file backend.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EticketCard } from './applet.js';
+import { FaultInjector, FileBackend, MemoryBackend, PowerCutError, type NvmBackend } from './nvm.js';
+import { CardSession } from '../host/session.js';
+import { EmulatorTransport } from '../host/transport/emulator.js';
+import { IssuingTerminal } from '../host/issuing.js';
+import { hex } from '../sdk/bytes.js';
+import { today, worldFor } from '../test/helpers/world.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'eticket-tear-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+type Op = (card: EticketCard) => Promise<void>;
+
+/**
+ * Run `op` on a card opened from `image`, with a cut
+ * at write `cutAt`. Returns the image found when the card is opened again, and how many writes ran.
+ */
+async function attempt(makeBackend: () => NvmBackend, image: Uint8Array, op: Op, cutAt?: number) {
+  const backend = makeBackend();
+  backend.remove('journal');
+  backend.write('image', 0, image);
+  backend.truncate('image', image.length);
+  const card = EticketCard.open(backend);
+  const faults = new FaultInjector(cutAt);
+  card.faults = faults;
+  let cut = false;
+  try {
+    await op(card);
+  } catch (e) {
+    if (!(e instanceof PowerCutError)) throw e;
+    cut = true;
+  }
+  const reopened = EticketCard.open(backend);
+  return { image: reopened.image.slice(), writes: faults.writes, cut };
+}
+
+async function tearEveryWrite(makeBackend: () => NvmBackend, before: Uint8Array, op: Op) {
+  const clean = await attempt(makeBackend, before, op);
+  expect(clean.cut).toBe(false);
+  const after = clean.image;
+  expect(hex(after)).not.toBe(hex(before));
+  expect(clean.writes).toBeGreaterThanOrEqual(3); // journal, at least one page, journal removal
+  const outcomes = { before: 0, after: 0 };
+  for (let n = 0; n < clean.writes; n++) {
+    const r = await attempt(makeBackend, before, op, n);
+    expect(r.cut, `a cut was injected at write ${n}`).toBe(true);
+    const h = hex(r.image);
+    expect([hex(before), hex(after)], `state after a cut at write ${n} of ${clean.writes}`).toContain(h);
+    outcomes[h === hex(before) ? 'before' : 'after']++;
+  }
+  // The first write (journal) torn → old state; any later cut → journal rolled forward → new state.
+  expect(outcomes.before).toBeGreaterThanOrEqual(1);
+  expect(outcomes.after).toBeGreaterThanOrEqual(1);
+  return outcomes;
+}
+
+describe.each([
+  ['memory', () => new MemoryBackend()],
+  ['file', () => new FileBackend(join(dir, `card-${Math.random().toString(36).slice(2)}.img`), false)],
+] as const)('power cut at every NVM write (%s backend)', (_name, makeBackend) => {
+  it('LOAD, WRITE USAGE and DELETE are each all-or-nothing', async () => {
+    const w = worldFor('rsa');
+    const c = await w.newCard();
+    const face = w.ticketServer.createTicket({ serviceDate: today(w), train: 'T1', origin: 'BJS' });
+    const sealed = w.authority.issue(face, c.credentials).sealed;
+    const session = (card: EticketCard) => new CardSession(new EmulatorTransport(card));
+
+    // LOAD
+    const blank = c.card.image.slice();
+    await tearEveryWrite(makeBackend, blank, async (card) => {
+      await new IssuingTerminal(session(card)).load(sealed);
+    });
+    await c.issuing.load(sealed);
+    const loaded = c.card.image.slice();
+
+    // WRITE USAGE: VERIFY (RAM only) then the write, on the reopened card
+    await tearEveryWrite(makeBackend, loaded, async (card) => {
+      const gate = w.checkingTerminal(session(card));
+      await gate.select();
+      const view = await gate.verifyTicket({ tid: face.tid }, { verificationCode: false }); // RAM only: no write point
+      await gate.recordUsage(view, 'ENTRY');
+    });
+
+    // DELETE
+    await tearEveryWrite(makeBackend, loaded, async (card) => {
+      const gate = w.checkingTerminal(session(card));
+      await gate.select();
+      const view = await gate.verifyTicket({ tid: face.tid }, { verificationCode: false }); // RAM only: no write point
+      await gate.deleteTicket(view);
+    });
+  });
+});
