@@ -5,7 +5,7 @@ export {
   HID_SIGN, HID_KEY_EXCHANGE, HID_ENCRYPT, SIGNATURE_LENGTH,
   generateSignMasterKey, extractSignPrivateKey, sign, verify,
   generateEncMasterKey, extractEncPrivateKey, encapsulate, decapsulate, encrypt, decrypt,
-  pairing, prepareSignMasterPublicKey, prepareEncMasterPublicKey, prepareEncPrivateKey,
+  pairing, clearCaches, prepareSignMasterPublicKey, prepareEncMasterPublicKey, prepareEncPrivateKey,
   type MasterKeyPair,
 } from './sm9.js';
 export { H1, H2, kdf } from './hash.js';

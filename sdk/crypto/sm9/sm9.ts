@@ -95,6 +95,9 @@ class LruCache<V> {
     if (this.map.size > this.max) this.map.delete(this.map.keys().next().value!);
     return v;
   }
+  clear(): void {
+    this.map.clear();
+  }
 }
 
 interface SignMasterPublic {
@@ -116,13 +119,21 @@ const signUserKeyCache = new LruCache<G1Point>(64);
 /** Lines of P = [H1(ID‖hid)]P2 + Ppub-s per (master key, identity): verifiers see few signers. */
 const verifierLineCache = new LruCache<G2Prepared | null>(256);
 
+/**
+ * Forget every cached key. The signing-key and decryption-key caches hold values derived from
+ * user private keys; call this when a key is retired or before handing the process to other code.
+ */
+export function clearCaches(): void {
+  for (const c of [signMasterCache, encMasterCache, encUserKeyCache, signUserKeyCache, verifierLineCache]) c.clear();
+}
+
 let P2Prepared: G2Prepared | undefined;
 const p2Lines = () => (P2Prepared ??= prepareG2(G2.BASE));
 
 function signMasterPublic(mpk: unknown): SignMasterPublic {
   assertBytes(mpk, 'sign master public key');
   return signMasterCache.get(toHex(mpk), () => {
-    const Ppub = g2FromBytes(mpk, 'sign master public key').precompute(4, false);
+    const Ppub = g2FromBytes(mpk, 'sign master public key');
     return { Ppub, g: new GtFixedBase(pair(G1.BASE, prepareG2(Ppub))) };
   });
 }
