@@ -297,3 +297,8 @@ function remainingByte(n: number): number {
 function hex2(n: number): string {
   return n.toString(16).toUpperCase().padStart(2, '0');
 }
+
+/** Factory for out-of-process runners (vpcd child): open the card image at `path`. */
+export function openCardImage(path: string): EticketCard {
+  return EticketCard.open(path);
+}
