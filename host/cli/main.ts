@@ -1,26 +1,58 @@
 // The `eticket` command line: commander program, global options, exit codes and error reporting.
 // Each subcommand lives in its own module and registers itself here.
 
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { registerCard, registerInit } from './cmd-card.js';
+import { registerGate } from './cmd-gate.js';
+import { registerIssue, registerLoad } from './cmd-issue.js';
+import { registerRaw } from './cmd-raw.js';
+import { registerTickets } from './cmd-tickets.js';
+import { errorLine, EXIT, exitCodeFor, ExitStatus, globals } from './context.js';
 import { runDemo } from './demo.js';
 
-/** Documented, stable exit codes (README "Exit codes"). */
-export const EXIT = { OK: 0, USAGE: 1, CARD_REFUSED: 2, TRANSPORT: 3, PARTIAL: 4, INTERNAL: 70 } as const;
+/** Documented, stable exit codes (docs/cli.md "Exit codes"); defined in context.ts, where commands use them. */
+export { EXIT };
 
 export function buildProgram(): Command {
   const program = new Command();
-  program.name('eticket').description('E-ticket smart-card system: cards, issuance, gates, conformance vectors').option('--debug', 'print stack traces on errors');
+  program
+    .name('eticket')
+    .description('E-ticket smart-card system: cards, issuance, gates, conformance vectors')
+    .option('--dir <path>', 'working directory (default: $ETICKET_HOME, else the current directory)')
+    .option('--json', 'machine output: JSON (one document, or one line per ticket / tap / APDU)')
+    .option('--record <file>', 'record every APDU exchanged with the card to <file> (apdu4j dump; see `eticket trace`)')
+    .option('--debug', 'print stack traces on errors')
+    .configureHelp({ showGlobalOptions: true })
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 ok, 1 usage or input, 2 card refused, 3 reader / transport / card image,
+4 batch partly failed, 5 wrong passphrase or failed signature, 6 gate rejected, 70 internal.
+
+Example:
+  $ export ETICKET_PASSPHRASE=... ETICKET_HOME=./office
+  $ eticket init && eticket card create card.img && eticket card personalize --card card.img
+  $ eticket issue --card card.img --from tickets.csv`,
+    );
   program
     .command('demo')
     .description('run the whole e-ticket flow on the embedded emulator')
     .option('--suite <suite>', 'crypto suite: rsa or sm9', 'rsa')
-    .option('--json', 'print one JSON document instead of text')
     .addHelpText('after', '\nExample:\n  $ eticket demo\n  $ eticket demo --json | jq .steps[].step')
-    .action(async (opts: { suite: 'rsa' | 'sm9'; json?: boolean }) => {
-      const steps = await runDemo({ suite: opts.suite, log: opts.json ? undefined : (l) => console.log(l) });
-      if (opts.json) console.log(JSON.stringify({ ok: steps.every((s) => s.ok), steps }, null, 2));
+    .action(async (opts: { suite: 'rsa' | 'sm9' }, cmd: Command) => {
+      const json = globals(cmd).json;
+      const steps = await runDemo({ suite: opts.suite, log: json ? undefined : (l) => console.log(l) });
+      if (json) console.log(JSON.stringify({ ok: steps.every((s) => s.ok), steps }, null, 2));
       if (!steps.every((s) => s.ok)) process.exitCode = EXIT.INTERNAL;
     });
+  registerInit(program);
+  registerCard(program);
+  registerIssue(program);
+  registerLoad(program);
+  registerTickets(program);
+  registerGate(program);
+  registerRaw(program);
   return program;
 }
 
@@ -29,10 +61,16 @@ export async function main(argv = process.argv): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (e) {
-    const debug = argv.includes('--debug');
-    console.error(`eticket: ${(e as Error).message}`);
-    if (debug) console.error((e as Error).stack);
-    process.exitCode = EXIT.INTERNAL;
+    if (e instanceof CommanderError) {
+      // Commander has printed the message (or the help) itself.
+      process.exitCode = e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+      return;
+    }
+    process.exitCode = exitCodeFor(e);
+    // The command has reported its results (a batch's failures, a gate's REJECT); only the status is left.
+    if (e instanceof ExitStatus) return;
+    console.error(`eticket: ${errorLine(e)}`);
+    if (argv.includes('--debug')) console.error((e as Error)?.stack);
   }
 }
 

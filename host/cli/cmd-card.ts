@@ -1,0 +1,174 @@
+// `eticket init` (the back office's keys in a working directory) and `eticket card create | info |
+// personalize | serve` (card images: manufacture, inspect, personalise, expose to PC/SC through vpcd).
+
+import { existsSync, rmSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { EticketCard } from '../../card/applet.js';
+import { VpcdBridge, vpcdPort } from '../../card/vpcd.js';
+import { fromHex, hex } from '../../sdk/bytes.js';
+import { TransportError } from '../../sdk/errors.js';
+import { LIMITS, T, type SuiteName } from '../../sdk/spec.js';
+import { IssuingTerminal } from '../issuing.js';
+import { personalizeCard } from '../personalize.js';
+import { addCardOptions, emit, globals, openImage, passphrase, UsageError, withCard, workDir, workDirPath, type CardOptions } from './context.js';
+import { WorkDir } from './workdir.js';
+
+export function intArg(name: string) {
+  return (v: string) => {
+    if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a whole number`);
+    return Number(v);
+  };
+}
+
+function suiteArg(v: string): SuiteName {
+  if (v !== 'rsa' && v !== 'sm9') throw new InvalidArgumentError('suite is rsa or sm9');
+  return v;
+}
+
+export function registerInit(program: Command): void {
+  program
+    .command('init')
+    .description('create a working directory: CA, authority key (1/6), checking-terminal keys (4/5), ticket ledger')
+    .option('--operator <code>', 'operator code written into every ticket (1-16 of A-Z a-z 0-9 _ . -)', 'CR')
+    .option('--suite <suite>', 'crypto suite (rsa; sm9 when its key generation centre lands)', suiteArg, 'rsa')
+    .option('--ca-name <name>', 'common name of the CA certificate')
+    .option('--force', 'replace the keys of an existing working directory (cards personalised with them stop working)')
+    .addHelpText('after', '\nThe passphrase that encrypts the private keys comes from $ETICKET_PASSPHRASE, or a prompt on a terminal.\n\nExample:\n  $ export ETICKET_PASSPHRASE=...\n  $ eticket init --dir ./office --operator CR')
+    .action(async (opts: { operator: string; suite: SuiteName; caName?: string; force?: boolean }, cmd: Command) => {
+      const dir = workDirPath(cmd);
+      const pass = await passphrase({ confirm: true });
+      const w = WorkDir.init(dir, { operator: opts.operator, suite: opts.suite, passphrase: pass, caName: opts.caName, force: opts.force });
+      emit(cmd, { ok: true, dir: w.dir, operator: w.config.operator, suite: w.config.suite, files: ['eticket.json', 'ca.crt', 'authority.pub', 'terminal.pub', 'keys/'] }, [
+        `working directory ${w.dir} ready (operator ${w.config.operator}, suite ${w.config.suite})`,
+        '  ca.crt, authority.pub, terminal.pub: public; keys/*.key: private keys, encrypted with your passphrase',
+        `next: eticket card create card.img && eticket card personalize --card card.img`,
+      ]);
+    });
+}
+
+export function registerCard(program: Command): void {
+  const card = program.command('card').description('card images: create, info, personalize, serve');
+
+  card
+    .command('create <image>')
+    .description('manufacture a blank card image (personalise it next)')
+    .option('--capacity <bytes>', 'NVM bytes for the application', intArg('capacity'), LIMITS.defaultCapacity)
+    .option('--serial <hex>', '8-byte card serial (16 hex digits); random by default')
+    .option('--suite <suite>', 'crypto suite of the card', suiteArg, 'rsa')
+    .option('--force', 'overwrite an existing image')
+    .addHelpText('after', '\nExample:\n  $ eticket card create card.img --capacity 16384')
+    .action((image: string, opts: { capacity: number; serial?: string; suite: SuiteName; force?: boolean }, cmd: Command) => {
+      if (existsSync(image) && !opts.force) throw new UsageError(`${image} already exists: choose another name or use --force`);
+      let serial: Uint8Array | undefined;
+      if (opts.serial !== undefined) {
+        if (!/^[0-9a-fA-F]{16}$/.test(opts.serial)) throw new UsageError('--serial takes 16 hex digits (8 bytes)');
+        serial = fromHex(opts.serial);
+      }
+      if (opts.force) rmSync(image, { force: true });
+      let c: EticketCard;
+      try {
+        c = EticketCard.create(image, { capacity: opts.capacity, serial, suite: opts.suite });
+      } catch (e) {
+        if (e instanceof RangeError) throw new UsageError(`${e.message}: give a larger --capacity`);
+        throw e;
+      }
+      const s = hex(c.persistent.serial);
+      emit(cmd, { ok: true, image, serial: s, suite: opts.suite, capacity: opts.capacity }, `card ${s} created in ${image} (${opts.suite}, ${opts.capacity} bytes); next: eticket card personalize --card ${image}`);
+    });
+
+  addCardOptions(
+    card
+      .command('info')
+      .description('what the card says about itself: serial, suite, lifecycle, capacity, certificates')
+      .addHelpText('after', '\nWith --json the output carries "credentials", which `eticket issue --credentials` accepts for sealing\nwithout the card at hand.\n\nExample:\n  $ eticket card info --card card.img\n  $ eticket card info --card card.img --json > card.json'),
+  ).action(async (opts: CardOptions, cmd: Command) => {
+    await withCard(cmd, opts, async ({ session, label }) => {
+      const issuing = new IssuingTerminal(session);
+      const info = await issuing.open();
+      const cap = await issuing.capacity();
+      const creds = await issuing.credentials();
+      const keys = await issuing.getData(T.INSTALLED_KEYS);
+      emit(
+        cmd,
+        {
+          card: label,
+          serial: info.serialHex,
+          suite: info.suite,
+          lifecycle: info.lifecycle,
+          protocolVersion: info.protocolVersion,
+          capacity: cap,
+          credentials: {
+            suite: creds.suite,
+            serial: hex(creds.serial),
+            encryptionCertificate: creds.encryptionCertificate && hex(creds.encryptionCertificate),
+            signingCertificate: creds.signingCertificate && hex(creds.signingCertificate),
+            identity: creds.identity,
+          },
+          installedKeys: keys && hex(keys),
+        },
+        [
+          `card ${info.serialHex} (${label})`,
+          `  suite ${info.suite}, protocol v${info.protocolVersion}, ${info.lifecycle === 'OPERATIONAL' ? 'personalised (OPERATIONAL)' : 'blank (PERSONALIZING): run eticket card personalize'}`,
+          `  NVM ${cap.totalBytes - cap.freeBytes}/${cap.totalBytes} bytes used, ${cap.freeBytes} free; ${cap.tickets} ticket(s), ${cap.tombstones} tombstone(s)`,
+          `  certificates: ${creds.encryptionCertificate ? 'encryption' : '-'}, ${creds.signingCertificate ? 'signature' : '-'}`,
+        ],
+      );
+    });
+  });
+
+  addCardOptions(
+    card
+      .command('personalize')
+      .description("personalise a blank card with this working directory's CA, authority key and checking-terminal keys, then lock it")
+      .option('--scope <operator...>', 'operators the installed keys are valid for (default: the working directory\'s operator)')
+      .addHelpText('after', '\nNeeds the passphrase (the CA certifies the keys the card generates).\n\nExample:\n  $ eticket card personalize --card card.img\n  $ eticket card personalize --reader "Virtual PCD 00 00"'),
+  ).action(async (opts: CardOptions & { scope?: string[] }, cmd: Command) => {
+    const w = workDir(cmd);
+    const ca = w.loadCa(await passphrase());
+    const scopes = opts.scope ?? [w.config.operator];
+    await withCard(cmd, opts, async ({ session, label }) => {
+      const creds = await personalizeCard(session, {
+        ca,
+        authorities: [{ publicKey: w.authorityPublicKey, scopes }],
+        terminals: [{ publicKey: w.terminalPublicKey, scopes }],
+      });
+      emit(cmd, { ok: true, card: label, serial: hex(creds.serial), scopes }, `card ${hex(creds.serial)} personalised for ${scopes.join(', ')}: keys generated on the card and certified by ${w.caSubject}, authority and gate keys installed, locked`);
+    });
+  });
+
+  card
+    .command('serve')
+    .description("put a card image into pcscd's virtual reader (vsmartcard vpcd) until stopped (Ctrl-C)")
+    .requiredOption('--card <image>', 'card image to serve')
+    .option('--slot <n>', 'vpcd slot: 0 is "Virtual PCD 00 00", 1 is "Virtual PCD 00 01"', intArg('slot'), 0)
+    .option('--host <address>', 'where vpcd listens', '127.0.0.1')
+    .addHelpText('after', '\nNeeds pcscd with vsmartcard-vpcd (see tools/pcscd-start.sh). Any PC/SC program then sees the card.\n\nExample:\n  $ eticket card serve --card card.img &\n  $ eticket tickets --reader "Virtual PCD 00 00"')
+    .action(async (opts: { card: string; slot: number; host: string }, cmd: Command) => {
+    const icc = openImage(opts.card);
+    const port = vpcdPort(opts.slot);
+    const bridge = new VpcdBridge(icc, { host: opts.host, port });
+    const serial = hex(icc.persistent.serial);
+    try {
+      await bridge.connect();
+    } catch (e) {
+      throw new TransportError(`cannot reach vpcd at ${opts.host}:${port} (${(e as Error).message}): is pcscd running with vsmartcard-vpcd? (tools/pcscd-start.sh)`, undefined, { cause: e });
+    }
+    const reader = `Virtual PCD 00 ${String(opts.slot).padStart(2, '0')}`;
+    let apdus = 0;
+    bridge.on((e) => {
+      if (e.type === 'apdu') apdus++;
+    });
+    emit(cmd, { event: 'inserted', card: opts.card, serial, reader, port }, `card ${serial} (${opts.card}) is in "${reader}" (vpcd port ${port}); Ctrl-C to take it out`);
+    const reason = await new Promise<string>((resolve) => {
+      process.once('SIGINT', () => resolve('stopped'));
+      process.once('SIGTERM', () => resolve('stopped'));
+      bridge.on((e) => {
+        if (e.type === 'removed' && e.reason !== 'closed') resolve(e.reason);
+      });
+    });
+    await bridge.close();
+    if (reason !== 'stopped') throw new TransportError(`${reason}: card ${serial} is out of the reader`);
+    if (!globals(cmd).json) console.log(`card ${serial} taken out of "${reader}" after ${apdus} APDU(s)`);
+    else console.log(JSON.stringify({ event: 'removed', serial, apdus }));
+  });
+}

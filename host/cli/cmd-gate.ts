@@ -1,0 +1,108 @@
+// `eticket gate`: a validator loop. Wait for a card, decide (host/gate.ts rules), record the entry or exit
+// on the card, print PASS or REJECT with the reason; an image is one tap, a reader loops until Ctrl-C.
+
+import type { Command } from 'commander';
+import { hex } from '../../sdk/bytes.js';
+import { formatServiceDate } from '../../sdk/fields.js';
+import { TransportError, TransportTimeoutError } from '../../sdk/errors.js';
+import { CheckingTerminal } from '../checking.js';
+import type { Direction } from '../gate.js';
+import { CardSession } from '../session.js';
+import { PcscTransport } from '../transport/pcsc.js';
+import { RecordingTransport } from '../transport/recording.js';
+import type { Transport } from '../transport/transport.js';
+import { addCardOptions, emit, errorLine, EXIT, ExitStatus, globals, openTransport, passphrase, UsageError, workDir, type CardOptions } from './context.js';
+import { addTerminalOptions, clockOf, type TerminalOptions } from './cmd-tickets.js';
+
+type GateOptions = CardOptions & TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean };
+
+export function registerGate(program: Command): void {
+  addTerminalOptions(
+    addCardOptions(
+      program
+        .command('gate')
+        .description('run a gate: wait for a card, decide, record, print PASS or REJECT with the reason')
+        .requiredOption('--direction <direction>', 'entry or exit')
+        .option('--train <code>', 'only tickets for this train / route / event')
+        .option('--once', 'stop after one card (always so with --card)')
+        .option('--audit', 'also fetch and check TF_V on every tap (slower: 256 more bytes on air)')
+        .addHelpText(
+          'after',
+          '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected.\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json',
+        ),
+    ),
+    'BJS',
+  ).action(async (opts: GateOptions, cmd: Command) => {
+    if (opts.direction !== 'entry' && opts.direction !== 'exit') throw new UsageError('--direction is entry or exit');
+    const direction: Direction = opts.direction;
+    const w = workDir(cmd);
+    const keys = w.loadTerminalKeys(await passphrase());
+    const config = { keys, authorities: [w.authorityPublicKey], cardTrust: w.cardTrust(), gateId: opts.gateId, station: opts.station, clock: clockOf(opts.time) };
+    const json = globals(cmd).json;
+
+    const tap = async (transport: Transport): Promise<boolean> => {
+      const session = new CardSession(transport);
+      const terminal = new CheckingTerminal(session, config);
+      const t0 = performance.now();
+      try {
+        const { decision, ticket, receipt } = await terminal.passGate(direction, { train: opts.train, auditVerificationCode: opts.audit });
+        const ms = Math.round(performance.now() - t0);
+        const time = new Date(config.clock() * 1000).toISOString();
+        emit(
+          cmd,
+          { pass: decision.pass, reason: decision.reason, message: decision.message, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station: opts.station, direction, time, ms },
+          `${decision.pass ? 'PASS' : 'REJECT'} ${ticket ? `${ticket.face.tid} ${formatServiceDate(ticket.face.serviceDate)} ${ticket.face.train ?? ''} ` : ''}${decision.reason ? `[${decision.reason}] ` : ''}${decision.message} (${ms} ms)`.replace(/ +/g, ' '),
+        );
+        return decision.pass;
+      } finally {
+        await session.close().catch(() => undefined);
+      }
+    };
+
+    if (opts.card || opts.once) {
+      const { transport } = openTransport(cmd, opts);
+      const pcsc = pcscOf(transport);
+      if (pcsc) await pcsc.waitForCard(60_000);
+      const pass = await tap(transport);
+      if (!pass) throw new ExitStatus(EXIT.REJECTED);
+      return;
+    }
+    if (!opts.reader) throw new UsageError('which reader? give --reader <name> (or --card <image> for one tap)');
+
+    const { transport } = openTransport(cmd, opts);
+    const reader = pcscOf(transport)!;
+    let stopping = false;
+    const stop = () => {
+      stopping = true;
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    if (!json) console.error(`gate ${opts.gateId} at ${opts.station} (${direction}) waiting for cards on "${opts.reader}"; Ctrl-C to stop`);
+    let taps = 0;
+    while (!stopping) {
+      try {
+        await reader.waitForCard(500);
+      } catch (e) {
+        if (e instanceof TransportTimeoutError) continue;
+        throw e;
+      }
+      taps++;
+      try {
+        await tap(transport);
+      } catch (e) {
+        // A card pulled mid-tap is the passenger's problem, not the gate's: report it and keep going.
+        if (!(e instanceof TransportError)) throw e;
+        emit(cmd, { pass: false, reason: 'transport', message: errorLine(e) }, `REJECT [transport] ${errorLine(e)}`);
+      }
+      // One tap per presentation: wait for the card to leave before the next.
+      while (!stopping && (await reader.status()).cardPresent) await new Promise((r) => setTimeout(r, 100));
+    }
+    await transport.disconnect().catch(() => undefined);
+    if (!json) console.error(`gate stopped after ${taps} tap(s)`);
+  });
+}
+
+function pcscOf(transport: Transport): PcscTransport | undefined {
+  const inner = transport instanceof RecordingTransport ? transport.inner : transport;
+  return inner instanceof PcscTransport ? inner : undefined;
+}

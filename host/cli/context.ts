@@ -1,0 +1,222 @@
+// What every CLI command shares: the working directory, the card (an image through the embedded
+// emulator, or a PC/SC reader), optional recording to a dump, the passphrase, output and exit codes.
+
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { EticketCard } from '../../card/applet.js';
+import { NvmCorruptError } from '../../card/nvm.js';
+import { CardStatusError, CryptoError, EticketError, InvalidInputError, ReaderNotFoundError, TransportError, TransportUnavailableError } from '../../sdk/errors.js';
+import { SW } from '../../sdk/spec.js';
+import { CardSession } from '../session.js';
+import { EmulatorTransport } from '../transport/emulator.js';
+import { PcscTransport } from '../transport/pcsc.js';
+import { RecordingTransport } from '../transport/recording.js';
+import type { Transport } from '../transport/transport.js';
+import { WorkDir } from './workdir.js';
+
+/** Documented, stable exit codes (docs/cli.md "Exit codes"). */
+export const EXIT = {
+  OK: 0,
+  /** Bad command line or input file, missing working directory or card image, no passphrase. */
+  USAGE: 1,
+  /** The card answered with a refusal status word (full, duplicate, not found, ...). */
+  CARD_REFUSED: 2,
+  /** Reader, PC/SC service, vpcd, or a card image that cannot be read. */
+  TRANSPORT: 3,
+  /** A batch ran, but some of its tickets failed (each failure is reported). */
+  PARTIAL: 4,
+  /** Wrong passphrase, damaged key file, or a card or ticket failing a signature check. */
+  CRYPTO: 5,
+  /** A gate rejected the card (`eticket gate --once`, `eticket use`). */
+  REJECTED: 6,
+  /** A bug: please report it with the output of --debug. */
+  INTERNAL: 70,
+} as const;
+
+/** A problem with how the command was called; exit 1. */
+export class UsageError extends InvalidInputError {}
+
+/** The card image exists but cannot be used; exit 3 like an unreadable card in a reader. */
+export class CardImageError extends TransportError {}
+
+/** Ends a command with an exit code after it has reported its own results (batches, gate rejects). */
+export class ExitStatus extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+export interface GlobalOptions {
+  dir?: string;
+  json?: boolean;
+  debug?: boolean;
+  record?: string;
+}
+
+export interface CardOptions {
+  card?: string;
+  reader?: string;
+}
+
+export function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals() as GlobalOptions;
+}
+
+/** Working directory: --dir, else $ETICKET_HOME, else the current directory. */
+export function workDir(cmd: Command): WorkDir {
+  return WorkDir.open(workDirPath(cmd));
+}
+
+export function workDirPath(cmd: Command): string {
+  return resolve(globals(cmd).dir ?? process.env.ETICKET_HOME ?? '.');
+}
+
+export function addCardOptions(cmd: Command): Command {
+  return cmd.option('--card <image>', 'card image file, driven by the embedded emulator').option('--reader <name>', 'PC/SC reader (exact name or a unique part of it)');
+}
+
+export interface CardHandle {
+  session: CardSession;
+  transport: Transport;
+  /** "image card.img" or "reader Virtual PCD 00 00". */
+  label: string;
+  close(): Promise<void>;
+}
+
+/** Open an image as an emulated card; missing → usage error, corrupt → CardImageError. */
+export function openImage(path: string): EticketCard {
+  const p = resolve(path);
+  if (!existsSync(p)) throw new UsageError(`card image ${path} does not exist: create one with \`eticket card create ${path}\``);
+  try {
+    return EticketCard.open(p);
+  } catch (e) {
+    if (e instanceof NvmCorruptError) throw new CardImageError(`card image ${path} cannot be used (${e.message}): restore it from a copy or create a new card`, path, { cause: e });
+    throw e;
+  }
+}
+
+/** The transport for --card or --reader, wrapped for --record; the caller connects through a CardSession. */
+export function openTransport(cmd: Command, options: CardOptions): { transport: Transport; label: string } {
+  if (options.card && options.reader) throw new UsageError('give either --card <image> or --reader <name>, not both');
+  let transport: Transport;
+  let label: string;
+  if (options.card) {
+    transport = new EmulatorTransport(openImage(options.card), `emulator:${options.card}`);
+    label = `image ${options.card}`;
+  } else if (options.reader) {
+    transport = new PcscTransport({ reader: options.reader });
+    label = `reader ${options.reader}`;
+  } else {
+    throw new UsageError('which card? give --card <image> (embedded emulator) or --reader <name> (PC/SC; see `eticket readers`)');
+  }
+  const record = globals(cmd).record;
+  if (record) {
+    writeFileSync(record, '');
+    transport = new RecordingTransport(transport, { write: (chunk) => appendFileSync(record, chunk) });
+  }
+  return { transport, label };
+}
+
+export async function openCard(cmd: Command, options: CardOptions): Promise<CardHandle> {
+  const { transport, label } = openTransport(cmd, options);
+  const session = new CardSession(transport);
+  await session.connect();
+  return { session, transport, label, close: () => session.close() };
+}
+
+/** Run `fn` with the card open, closing it whatever happens. */
+export async function withCard<T>(cmd: Command, options: CardOptions, fn: (card: CardHandle) => Promise<T>): Promise<T> {
+  const card = await openCard(cmd, options);
+  try {
+    return await fn(card);
+  } finally {
+    await card.close().catch(() => undefined);
+  }
+}
+
+/** The passphrase: $ETICKET_PASSPHRASE, else a no-echo prompt on a terminal; never a command-line argument. */
+export async function passphrase(options: { confirm?: boolean } = {}): Promise<string> {
+  const env = process.env.ETICKET_PASSPHRASE;
+  if (env) return env;
+  if (!process.stdin.isTTY) throw new UsageError('no passphrase: set ETICKET_PASSPHRASE (stdin is not a terminal, so there is no prompt)');
+  const first = await prompt('Passphrase: ');
+  if (!first) throw new UsageError('an empty passphrase cannot protect the keys');
+  if (options.confirm && (await prompt('Repeat passphrase: ')) !== first) throw new UsageError('the passphrases differ');
+  return first;
+}
+
+function prompt(question: string): Promise<string> {
+  return new Promise((resolvePrompt, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(question);
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.setEncoding('utf8');
+    let text = '';
+    const done = (err?: Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off('data', onData);
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolvePrompt(text);
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n') return done();
+        if (ch === '\u0003') return done(new UsageError('cancelled'));
+        if (ch === '\u007f' || ch === '\b') text = text.slice(0, -1);
+        else text += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
+
+/** Print a result: one JSON line under --json, else the text lines. */
+export function emit(cmd: Command, json: unknown, text: string | string[]): void {
+  if (globals(cmd).json) console.log(JSON.stringify(json));
+  else console.log(Array.isArray(text) ? text.join('\n') : text);
+}
+
+export function exitCodeFor(e: unknown): number {
+  if (e instanceof ExitStatus) return e.code;
+  if (e instanceof CardStatusError) return EXIT.CARD_REFUSED;
+  if (e instanceof TransportError) return EXIT.TRANSPORT;
+  if (e instanceof CryptoError) return EXIT.CRYPTO;
+  if (e instanceof InvalidInputError) return EXIT.USAGE;
+  return EXIT.INTERNAL;
+}
+
+/** The one line a person reads: what went wrong and what to do about it. */
+export function errorLine(e: unknown): string {
+  if (e instanceof CardStatusError) return `${e.message}${cardHint(e) ? `: ${cardHint(e)}` : ''}`;
+  if (e instanceof CryptoError && /passphrase/.test(e.message)) return `${e.message}: give the passphrase used at \`eticket init\` (ETICKET_PASSPHRASE or the prompt)`;
+  if (e instanceof ReaderNotFoundError) return `${e.message}: list readers with \`eticket readers\``;
+  if (e instanceof TransportUnavailableError) return e.message;
+  if (e instanceof EticketError) return e.message;
+  const err = e as Error;
+  return `internal error: ${err?.message ?? String(e)} (run again with --debug and report the stack trace)`;
+}
+
+export function cardHint(e: CardStatusError): string | undefined {
+  switch (e.sw) {
+    case SW.NOT_ENOUGH_MEMORY:
+      return 'the card is full; delete used tickets (`eticket delete`) or use another card';
+    case SW.ALREADY_EXISTS:
+      return 'the ticket is already on the card';
+    case SW.RECORD_NOT_FOUND:
+      return 'no such ticket on this card (`eticket tickets` lists them)';
+    case SW.TICKET_NOT_FOR_THIS_CARD:
+      return 'the ticket was sealed to another card';
+    case SW.TICKET_REPLAYED:
+      return 'this ticket was used and deleted on the card before; issue a new one';
+    case SW.CONDITIONS_NOT_SATISFIED:
+      return 'the card is not in the right state for this (personalised? locked?)';
+    case SW.REFERENCED_DATA_NOT_FOUND:
+      return 'the card does not know this key: was it personalised from this working directory?';
+    default:
+      return undefined;
+  }
+}
