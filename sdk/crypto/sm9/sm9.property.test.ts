@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { CryptoError, EticketError, InvalidInputError } from '../../errors.js';
 import {
   N, decapsulate, decrypt, encapsulate, encrypt, extractEncPrivateKey, extractSignPrivateKey,
-  generateEncMasterKey, generateSignMasterKey, pairing, sign, verify,
+  generateEncMasterKey, generateSignMasterKey, pairing, sign, verify, clearCaches, prepareSignMasterPublicKey,
 } from './index.js';
 import { G1, G2, bTwist, g1FromBytes, g1ToBytes, g2FromBytes, g2ToBytes, psi } from './curves.js';
 import {
@@ -96,6 +96,27 @@ describe('point validation', () => {
     expect(() => g2FromBytes(new Uint8Array(128))).toThrow(InvalidInputError);
     expect(() => g2FromBytes(new Uint8Array(127))).toThrow(InvalidInputError);
   });
+  it('the twist has order N·(2p − N) and accepts the 0x04-prefixed forms', () => {
+    const bad = twistPointOutsideG2();
+    const Qb = G2.fromAffine({
+      x: { c1: BigInt('0x' + Buffer.from(bad.subarray(0, 32)).toString('hex')), c0: BigInt('0x' + Buffer.from(bad.subarray(32, 64)).toString('hex')) },
+      y: { c1: BigInt('0x' + Buffer.from(bad.subarray(64, 96)).toString('hex')), c0: BigInt('0x' + Buffer.from(bad.subarray(96)).toString('hex')) },
+    });
+    // noble's multiply only takes scalars below N, hence plain double-and-add here
+    const mulAny = (X: typeof Qb, k: bigint) => {
+      let r = G2.ZERO;
+      for (let i = k.toString(2).length - 1; i >= 0; i--) {
+        r = r.double();
+        if ((k >> BigInt(i)) & 1n) r = r.add(X);
+      }
+      return r;
+    };
+    expect(mulAny(Qb, N).is0()).toBe(false);
+    expect(mulAny(Qb, N * (2n * p - N)).is0()).toBe(true);
+    expect(g2FromBytes(Uint8Array.from([4, ...g2ToBytes(Q)])).equals(Q)).toBe(true);
+    expect(g1FromBytes(Uint8Array.from([4, ...g1ToBytes(P)])).equals(P)).toBe(true);
+    expect(() => g1FromBytes(Uint8Array.from([5, ...g1ToBytes(P)]))).toThrow(InvalidInputError);
+  });
   it('rejects G1 points off the curve, unreduced or of the wrong length', () => {
     const off = g1ToBytes(P);
     off[63]! ^= 1;
@@ -150,6 +171,20 @@ describe('signature', () => {
     expect(verify(master.publicKey, id, utf8('m'), new Uint8Array(5))).toBe(false);
     expect(() => verify(master.publicKey.subarray(1), id, utf8('m'), new Uint8Array(97))).toThrow(InvalidInputError);
     expect(() => sign(new Uint8Array(64), master.publicKey, utf8('m'))).toThrow(InvalidInputError);
+  });
+});
+
+describe('caches', () => {
+  it('results do not depend on the caches', () => {
+    const m = generateSignMasterKey();
+    const id = utf8('carol');
+    const ds = extractSignPrivateKey(m.privateKey, id);
+    const sig = sign(ds, m.publicKey, utf8('x'));
+    prepareSignMasterPublicKey(m.publicKey);
+    expect(verify(m.publicKey, id, utf8('x'), sig)).toBe(true);
+    clearCaches();
+    expect(verify(m.publicKey, id, utf8('x'), sig)).toBe(true);
+    expect(verify(m.publicKey, utf8('dave'), utf8('x'), sig)).toBe(false);
   });
 });
 
