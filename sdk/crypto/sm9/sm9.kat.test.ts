@@ -1,7 +1,7 @@
 // Known-answer tests of SM9 against the worked examples of GM/T 0044-2016 part 5 (Annexes A, C, D)
 // and pairing values, all byte for byte.
 //
-// Sources: /work/shared/data/sm9-gmt0044-kat.json (Annex A, Annex D, curve, H1/H2 inputs; see its
+// Sources: sm9-gmt0044-kat.json beside this file, a copy of the project's shared KAT file (Annex A, Annex D, curve, H1/H2 inputs; see its
 // "sources": GmSSL tests/sm9test.c and emmansun/gmsm internal/sm9). Annex C (key encapsulation,
 // same master key ke as Annex D, so it also gives deB of Annex D) comes from emmansun/gmsm
 // internal/sm9/kat.go KATWrapKeySample; the two extra pairing values (pairing2 = e(RA, deB) and
@@ -17,7 +17,7 @@ import { G1, G2, g1FromBytes, g2FromBytes, g2ToBytes } from './curves.js';
 import { gtPow, pair, prepareG2 } from './pairing.js';
 import { f12toBytes } from './fields.js';
 
-const kat = JSON.parse(readFileSync('/work/shared/data/sm9-gmt0044-kat.json', 'utf8'));
+const kat = JSON.parse(readFileSync(new URL('./sm9-gmt0044-kat.json', import.meta.url), 'utf8'));
 const A = kat.signature_annex_A;
 const D = kat.encryption_annex_D;
 
