@@ -49,7 +49,7 @@ describe('ISO 7816-4 framing', () => {
     ['CLA A0', 'A0A4040000', '6E00'],
     ['logical channel 1', '01A4040000', '6881'],
     ['secure messaging bits', '0CA4040000', '6882'],
-    ['extended Lc of zero', '00A40400000000', '6700'],
+    ['SELECT as case 2E (extended Le, no data)', '00A40400000000', '6700'],
   ])('%s → %s', (_name, apdu, sw) => {
     expect(tx(card, apdu).sw).toBe(sw);
   });
