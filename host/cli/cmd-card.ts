@@ -104,13 +104,14 @@ export function registerCard(program: Command): void {
             signingCertificate: creds.signingCertificate && hex(creds.signingCertificate),
             identity: creds.identity,
           },
-          installedKeys: keys && hex(keys),
+          installedKeys: installedKeys(keys),
         },
         [
           `card ${info.serialHex} (${label})`,
           `  suite ${info.suite}, protocol v${info.protocolVersion}, ${info.lifecycle === 'OPERATIONAL' ? 'personalised (OPERATIONAL)' : 'blank (PERSONALIZING): run eticket card personalize'}`,
           `  NVM ${cap.totalBytes - cap.freeBytes}/${cap.totalBytes} bytes used, ${cap.freeBytes} free; ${cap.tickets} ticket(s), ${cap.tombstones} tombstone(s)`,
           `  certificates: ${creds.encryptionCertificate ? 'encryption' : '-'}, ${creds.signingCertificate ? 'signature' : '-'}`,
+          ...installedKeys(keys).map((k) => `  ${k.kind} key ${k.keyId}`),
         ],
       );
     });
@@ -171,4 +172,11 @@ export function registerCard(program: Command): void {
     if (!globals(cmd).json) console.log(`card ${serial} taken out of "${reader}" after ${apdus} APDU(s)`);
     else console.log(JSON.stringify({ event: 'removed', serial, apdus }));
   });
+}
+
+/** GET DATA INSTALLED_KEYS: kind (01 authority, 02 terminal) ‖ key id (8), repeated. */
+function installedKeys(data: Uint8Array | undefined): { kind: string; keyId: string }[] {
+  const out: { kind: string; keyId: string }[] = [];
+  for (let o = 0; data && o + 9 <= data.length; o += 9) out.push({ kind: data[o] === 1 ? 'authority' : data[o] === 2 ? 'terminal' : `kind ${data[o]}`, keyId: hex(data.subarray(o + 1, o + 9)) });
+  return out;
 }

@@ -93,7 +93,7 @@ function resultLine(r: IssueResult): string {
     case 'loaded':
       return `${where}loaded ${r.tid} (slot ${r.sequenceNumber})`;
     case 'already_on_card':
-      return `${where}${r.tid} already on card (not loaded again)`;
+      return `${where}${r.tid ?? 'ticket'} already on card (not loaded again)`;
     case 'sealed':
       return `${where}sealed ${r.tid}`;
     default:
