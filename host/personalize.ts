@@ -6,7 +6,9 @@ import { InvalidInputError } from '../sdk/errors.js';
 import { keyId } from '../sdk/crypto/suite.js';
 import { T } from '../sdk/spec.js';
 import type { CertificateAuthority } from '../sdk/roles/ca.js';
-import type { CardCredentials } from '../sdk/roles/trust.js';
+import type { CardCredentials, IdentityKeyIssuer } from '../sdk/roles/trust.js';
+
+export type { IdentityKeyIssuer };
 import { tlv } from '../sdk/tlv.js';
 import { IssuingTerminal } from './issuing.js';
 import type { CardSession } from './session.js';
@@ -15,13 +17,6 @@ export interface KeyGrant {
   publicKey: Uint8Array;
   /** Operators the key is valid for; ['*'] for all. */
   scopes: string[];
-}
-
-/** SM9: the key generation centre's extraction, for the card's identity. */
-export interface IdentityKeyIssuer {
-  identityFor(serial: Uint8Array): string;
-  extractEncryptionKey(identity: string): Uint8Array;
-  extractSigningKey(identity: string): Uint8Array;
 }
 
 export interface PersonalizationProfile {

@@ -10,7 +10,9 @@ import { AuthenticationServer } from '../../sdk/roles/authority.js';
 import { CertificateAuthority } from '../../sdk/roles/ca.js';
 import { TerminalKeys } from '../../sdk/roles/terminal-keys.js';
 import { TicketServer } from '../../sdk/roles/ticket-server.js';
-import { CaTrust, type CardCredentials, type CardTrust } from '../../sdk/roles/trust.js';
+import { CaTrust, KgcTrust, type CardCredentials, type CardTrust } from '../../sdk/roles/trust.js';
+import { cardIdentity, KeyGenerationCentre } from '../../sdk/roles/kgc.js';
+import { randomBytes } from 'node:crypto';
 import { CheckingTerminal } from '../checking.js';
 import { IssuingTerminal } from '../issuing.js';
 import { personalizeCard, type IdentityKeyIssuer, type KeyGrant } from '../personalize.js';
@@ -31,6 +33,17 @@ export const suiteWorldBuilders: Partial<Record<SuiteName, () => SuiteWorld>> = 
   rsa: () => {
     const ca = CertificateAuthority.create('eticket test CA');
     return { suite: 'rsa', ca, authorityKey: RsaPrivateKey.generate(2048), terminalKeys: TerminalKeys.generateRsa(2048), cardTrust: new CaTrust(ca.certificateDer) };
+  },
+  sm9: () => {
+    const kgc = KeyGenerationCentre.create();
+    const terminalId = `eticket:terminal:${randomBytes(4).toString('hex')}`;
+    return {
+      suite: 'sm9',
+      kgc,
+      authorityKey: kgc.signer(`eticket:authority:${randomBytes(4).toString('hex')}`),
+      terminalKeys: new TerminalKeys(kgc.decrypter(terminalId), kgc.signer(terminalId)),
+      cardTrust: new KgcTrust(kgc.signMasterPublicKey, kgc.encMasterPublicKey, cardIdentity),
+    };
   },
 };
 

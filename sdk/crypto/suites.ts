@@ -5,6 +5,7 @@ import { InvalidInputError } from '../errors.js';
 import { SUITE, type SuiteName } from '../spec.js';
 import { RsaPrivateKey, rsaSuite } from './rsa.js';
 import type { CryptoSuite, Decrypter, Signer } from './suite.js';
+import { sm9Provider } from './sm9-suite.js';
 
 export interface SuiteProvider {
   suite: CryptoSuite;
@@ -21,6 +22,7 @@ providers.set('rsa', {
   signer: (k) => RsaPrivateKey.fromPkcs8(k),
   decrypter: (k) => RsaPrivateKey.fromPkcs8(k),
 });
+providers.set('sm9', sm9Provider);
 
 export function registerSuite(p: SuiteProvider): void {
   providers.set(p.suite.name, p);

@@ -5,6 +5,7 @@ import { hex } from '../bytes.js';
 import { CryptoError } from '../errors.js';
 import type { SuiteName } from '../spec.js';
 import { verifyCardCertificate } from './ca.js';
+import { sm9EncryptionPublicKey, sm9SigningPublicKey } from '../crypto/sm9-suite.js';
 
 /** What a card tells about itself (GET DATA), enough to find and check its public keys. */
 export interface CardCredentials {
@@ -44,5 +45,43 @@ export class CaTrust implements CardTrust {
 
   signingKey(card: CardCredentials): Uint8Array {
     return this.check(card, card.signingCertificate, 'signature');
+  }
+}
+
+/** SM9: the key generation centre's extraction, for a card identity derived from its serial. */
+export interface IdentityKeyIssuer {
+  identityFor(serial: Uint8Array): string;
+  extractEncryptionKey(identity: string): Uint8Array;
+  extractSigningKey(identity: string): Uint8Array;
+}
+
+/**
+ * SM9 suite: a card's public keys are its identity under the KGC's master public keys. The identity
+ * must be the one the policy derives from the serial, so a card cannot claim someone else's.
+ */
+export class KgcTrust implements CardTrust {
+  readonly suite = 'sm9' as const;
+  readonly needsSigningCertificate = false;
+
+  constructor(
+    readonly signMasterPublicKey: Uint8Array,
+    readonly encMasterPublicKey: Uint8Array,
+    private readonly identityFor: (serial: Uint8Array) => string,
+  ) {}
+
+  private identity(card: CardCredentials): string {
+    const expected = this.identityFor(card.serial);
+    if (card.identity !== undefined && card.identity !== expected) {
+      throw new CryptoError(`card ${hex(card.serial)} claims identity "${card.identity}", policy says "${expected}"`);
+    }
+    return expected;
+  }
+
+  encryptionKey(card: CardCredentials): Uint8Array {
+    return sm9EncryptionPublicKey(this.identity(card), this.encMasterPublicKey);
+  }
+
+  signingKey(card: CardCredentials): Uint8Array {
+    return sm9SigningPublicKey(this.identity(card), this.signMasterPublicKey);
   }
 }
