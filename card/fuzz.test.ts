@@ -45,6 +45,8 @@ function check(card: EticketCard, apdu: Uint8Array, seen: Set<string>): void {
   const def = apdu.length >= 2 ? commandForIns(apdu[0] & 0xef, apdu[1]) : undefined;
   const s = sw(r);
   expect(swAllowedFor(def, s), `${hex(apdu.subarray(0, 4))} answered ${s.toString(16)} not listed for ${def?.name}`).toBe(true);
+  // 6F00 is how the card reports an internal exception: listed, but never expected.
+  expect(s, `internal error on ${hex(apdu)}`).not.toBe(0x6f00);
   seen.add(`${def?.name ?? '-'}:${s.toString(16)}`);
 }
 
