@@ -1,0 +1,69 @@
+// The CLI against the real PC/SC stack: `card serve` puts an image into vpcd, then `readers`, `tickets`,
+// `gate` and `apdu` reach it through pcscd as through any reader. Runs only with ETICKET_PCSC=1.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lockVpcd, pcscStack, VPCD_READER_1, waitUntil } from '../../test/helpers/pcsc-stack.js';
+import { cli, cliProcess, type CliEnv } from './run-cli.js';
+
+const wanted = process.env.ETICKET_PCSC === '1';
+const stack = wanted ? pcscStack() : { ok: false, reason: 'set ETICKET_PCSC=1 to run the CLI against pcscd + vpcd' };
+if (!stack.ok) console.log(`skipping CLI PC/SC tests: ${stack.reason}`);
+
+describe.skipIf(!stack.ok)('eticket CLI over PC/SC (vpcd)', () => {
+  let dir: string;
+  let env: CliEnv;
+  let release: () => void = () => undefined;
+
+  beforeAll(async () => {
+    release = await lockVpcd();
+    dir = mkdtempSync(join(tmpdir(), 'eticket-cli-pcsc-'));
+    env = { cwd: dir };
+    expect((await cli(env, 'init')).code).toBe(0);
+    expect((await cli(env, 'card', 'create', 'card.img')).code).toBe(0);
+    expect((await cli(env, 'card', 'personalize', '--card', 'card.img')).code).toBe(0);
+    const today = new Date().toISOString().slice(0, 10);
+    expect((await cli(env, 'issue', '--card', 'card.img', '--service-date', today, '--train', 'G1', '--origin', 'BJS', '--tid', 'P1')).code).toBe(0);
+  });
+
+  afterAll(() => {
+    release();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serve, then readers / tickets / gate / apdu through the reader; Ctrl-C takes the card out (exit 0)', async () => {
+    const serve = cliProcess(env, 'card', 'serve', '--card', 'card.img', '--slot', '1');
+    try {
+      await waitUntil(() => serve.output().stdout.includes('Ctrl-C'), 15_000, 'card serve to insert the card');
+      const readers = await cli(env, '--json', 'readers');
+      expect(readers.code).toBe(0);
+      expect(readers.json()[0].readers).toContainEqual(expect.objectContaining({ name: VPCD_READER_1, cardPresent: true }));
+
+      const tickets = await cli(env, 'tickets', '--reader', VPCD_READER_1);
+      expect(tickets.code).toBe(0);
+      expect(tickets.stdout).toMatch(/P1 .* G1/);
+
+      const gate = await cli(env, 'gate', '--reader', VPCD_READER_1, '--once', '--station', 'BJS', '--direction', 'entry');
+      expect(gate.stdout).toMatch(/^PASS P1/);
+      expect(gate.code).toBe(0);
+
+      const apdu = await cli(env, 'apdu', '--reader', VPCD_READER_1, '--select', '80CA00D800');
+      expect(apdu.code).toBe(0);
+      expect(apdu.stdout).toMatch(/GET DATA[\s\S]*9000 {2}SUCCESS/);
+    } finally {
+      serve.child.kill('SIGINT');
+    }
+    expect(await serve.exited).toBe(0);
+    expect(serve.output().stdout).toMatch(/taken out/);
+  });
+
+  it('a gate loop on a reader stops cleanly on SIGINT', async () => {
+    const gate = cliProcess(env, 'gate', '--reader', VPCD_READER_1, '--station', 'BJS', '--direction', 'exit');
+    await waitUntil(() => gate.output().stderr.includes('waiting for cards'), 15_000, 'the gate loop to start');
+    gate.child.kill('SIGINT');
+    expect(await gate.exited).toBe(0);
+    expect(gate.output().stderr).toMatch(/gate stopped after 0 tap/);
+  });
+});

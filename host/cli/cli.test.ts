@@ -1,0 +1,297 @@
+// The `eticket` CLI as integrators run it: each test spawns `node bin/eticket.mjs` in a temporary working
+// directory and checks exit status and output, bad input included (the issue's "done when" list).
+
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, type CliEnv } from './run-cli.js';
+
+const DATE = '2030-01-15';
+const AT = (time: string) => ['--time', `${DATE}T${time}Z`];
+
+let dir: string;
+let env: CliEnv;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'eticket-cli-'));
+  env = { cwd: dir };
+  const init = await cli(env, 'init', '--operator', 'CR');
+  expect(init.stderr).toBe('');
+  expect(init.code).toBe(0);
+  // Two cards made in parallel: a roomy one and one that holds only a couple of tickets.
+  const made = await Promise.all([cli(env, 'card', 'create', 'card.img'), cli(env, 'card', 'create', 'small.img', '--capacity', '7600')]);
+  expect(made.map((r) => r.code)).toEqual([0, 0]);
+  const pers = await Promise.all([cli(env, 'card', 'personalize', '--card', 'card.img'), cli(env, 'card', 'personalize', '--card', 'small.img')]);
+  expect(pers.map((r) => r.stderr)).toEqual(['', '']);
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('help and usage', () => {
+  const commands = [[], ['init'], ['card', 'create'], ['card', 'info'], ['card', 'personalize'], ['card', 'serve'], ['issue'], ['load'], ['tickets'], ['verify'], ['use'], ['delete'], ['rebook'], ['gate'], ['readers'], ['apdu'], ['trace'], ['demo']];
+
+  it('every command has --help with an example, exit 0', async () => {
+    const results = await Promise.all(commands.map((c) => cli(env, ...c, '--help')));
+    results.forEach((r, i) => {
+      expect(r.code, commands[i].join(' ')).toBe(0);
+      expect(r.stdout, commands[i].join(' ')).toMatch(/Example/);
+    });
+  });
+
+  it('an unknown option or command is a usage error (1)', async () => {
+    const [opt, cmd] = await Promise.all([cli(env, 'tickets', '--card', 'card.img', '--bogus'), cli(env, 'frobnicate')]);
+    expect(opt.code).toBe(1);
+    expect(opt.stderr).toMatch(/unknown option '--bogus'/);
+    expect(cmd.code).toBe(1);
+  });
+
+  it('a directory that is not a working directory says to run init (1)', async () => {
+    const r = await cli({ cwd: dir, home: join(dir, 'nowhere') }, 'tickets', '--card', 'card.img');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/not an eticket working directory.*eticket init/);
+  });
+});
+
+describe('init', () => {
+  it('writes public files in the clear and private keys encrypted', () => {
+    for (const f of ['eticket.json', 'ca.crt', 'authority.pub', 'terminal.pub']) expect(existsSync(join(dir, f)), f).toBe(true);
+    for (const k of ['ca', 'authority', 'terminal-encryption', 'terminal-signature']) {
+      expect(readFileSync(join(dir, 'keys', `${k}.key`), 'utf8')).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+    }
+  });
+
+  it('refuses to overwrite a working directory, and needs a passphrase off a terminal (1)', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'eticket-cli-np-'));
+    try {
+      const [again, nopass] = await Promise.all([cli(env, 'init'), cli({ cwd: other, passphrase: null }, 'init')]);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(/already an eticket working directory/);
+      expect(nopass.code).toBe(1);
+      expect(nopass.stderr).toMatch(/ETICKET_PASSPHRASE/);
+      expect(existsSync(join(other, 'eticket.json'))).toBe(false);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
+  it('a wrong passphrase is exit 5 with one readable line; --debug adds the stack', async () => {
+    const [plain, debug] = await Promise.all([
+      cli({ ...env, passphrase: 'wrong' }, 'tickets', '--card', 'card.img'),
+      cli({ ...env, passphrase: 'wrong' }, '--debug', 'tickets', '--card', 'card.img'),
+    ]);
+    expect(plain.code).toBe(5);
+    expect(plain.stderr.trim().split('\n')).toHaveLength(1);
+    expect(plain.stderr).toMatch(/wrong passphrase.*ETICKET_PASSPHRASE/);
+    expect(debug.code).toBe(5);
+    expect(debug.stderr).toMatch(/\n\s+at /);
+  });
+});
+
+describe('card images', () => {
+  it('card info reports a personalised card; --json carries the credentials', async () => {
+    const r = await cli(env, '--json', 'card', 'info', '--card', 'card.img');
+    expect(r.code).toBe(0);
+    const info = r.json()[0] as { lifecycle: string; serial: string; credentials: { encryptionCertificate: string }; installedKeys: unknown[] };
+    expect(info.lifecycle).toBe('OPERATIONAL');
+    expect(info.serial).toMatch(/^[0-9A-F]{16}$/);
+    expect(info.credentials.encryptionCertificate).toMatch(/^30/);
+    expect(info.installedKeys).toHaveLength(2);
+  });
+
+  it('an image that does not exist is a usage error (1); a corrupt one a card fault (3)', async () => {
+    writeFileSync(join(dir, 'corrupt.img'), 'not a card at all');
+    const [missing, corrupt, create] = await Promise.all([
+      cli(env, 'card', 'info', '--card', 'nope.img'),
+      cli(env, 'tickets', '--card', 'corrupt.img'),
+      cli(env, 'card', 'create', 'card.img'),
+    ]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/nope\.img does not exist: create one with `eticket card create nope\.img`/);
+    expect(corrupt.code).toBe(3);
+    expect(corrupt.stderr).toMatch(/corrupt\.img cannot be used/);
+    expect(create.code).toBe(1);
+    expect(create.stderr).toMatch(/already exists/);
+  });
+
+  it('an unknown reader is a reader error (3), whether or not pcscd runs', async () => {
+    const r = await cli(env, 'tickets', '--reader', 'No Such Reader 99');
+    expect(r.code).toBe(3);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/no PC\/SC reader matches|PC\/SC (service|binding)/);
+  });
+
+  it('personalising a card twice is refused', async () => {
+    const r = await cli(env, 'card', 'personalize', '--card', 'card.img');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/already personalised/);
+  });
+});
+
+describe('batch issuance', () => {
+  const csv = [
+    'tid,serviceDate,train,origin,destination,departure,seat,fare,currency,passenger',
+    `B1,${DATE},G1,BJS,SHH,09:00,12A,55300,CNY,"Li, Wei"`,
+    `,${DATE},G3,BJS,SHH,10:30,1F,55300,CNY,"Zhang ""Z"" San"`,
+    `B3,2030-13-01,G5,BJS,SHH,,,,,`,
+    `B4,${DATE},G7,BJS,"SH"H,,,,,`,
+    `B5,${DATE},G9,BJS,SHH,,,,,A passenger name far longer than thirty-two bytes`,
+    `B6,${DATE},L2,SHH,PDX,,,700,CNY,"Two\r\nLines"`,
+    `B7,${DATE},L3,SHH,PDX,,,700,CNY,`,
+  ].join('\r\n');
+
+  it('reports bad lines with number and reason, loads the rest, exit 4; a re-run duplicates nothing', async () => {
+    writeFileSync(join(dir, 'batch.csv'), csv);
+    const first = await cli(env, '--json', 'issue', '--card', 'card.img', '--from', 'batch.csv');
+    expect(first.code).toBe(4);
+    const rows = first.json();
+    const byLine = new Map(rows.filter((r) => !r.summary).map((r) => [r.line, r]));
+    expect(byLine.get(2)).toMatchObject({ status: 'loaded', tid: 'B1' });
+    expect(byLine.get(3)).toMatchObject({ status: 'loaded' });
+    expect(byLine.get(4)).toMatchObject({ status: 'failed', error: expect.stringMatching(/not a date/) });
+    expect(byLine.get(5)).toMatchObject({ status: 'failed', error: expect.stringMatching(/closing quote/) });
+    expect(byLine.get(6)).toMatchObject({ status: 'failed', error: expect.stringMatching(/passenger/) });
+    // A quoted line break: the record starts on line 7, so the next one is on line 9.
+    expect(byLine.get(7)).toMatchObject({ status: 'loaded', tid: 'B6' });
+    expect(byLine.get(9)).toMatchObject({ status: 'loaded', tid: 'B7' });
+    expect(rows.at(-1)).toMatchObject({ summary: true, total: 7, loaded: 4, failed: 3 });
+    const generated = byLine.get(3)!.tid;
+
+    const again = await cli(env, '--json', 'issue', '--card', 'card.img', '--from', 'batch.csv');
+    expect(again.code).toBe(4);
+    const rerun = new Map(again.json().filter((r) => !r.summary).map((r) => [r.line, r]));
+    expect(rerun.get(2)).toMatchObject({ status: 'already_on_card', tid: 'B1' });
+    expect(rerun.get(3)).toMatchObject({ status: 'already_on_card', tid: generated });
+
+    const list = await cli(env, '--json', 'tickets', '--card', 'card.img');
+    expect(list.code).toBe(0);
+    const tids = (list.json()[0].tickets as { face: { tid: string; passenger?: string } }[]).map((t) => t.face.tid);
+    expect(tids.sort()).toEqual(['B1', 'B6', 'B7', generated].sort());
+  });
+
+  it('text mode prints one line per ticket and a summary', async () => {
+    writeFileSync(join(dir, 'more.jsonl'), `{"tid":"J1","serviceDate":"${DATE}","train":"J9","origin":"BJS","kind":"rail"}\nnot json\n\n{"serviceDate":"${DATE}","bogus":1}\n`);
+    const r = await cli(env, 'issue', '--card', 'card.img', '--from', 'more.jsonl');
+    expect(r.code).toBe(4);
+    expect(r.stdout).toMatch(/line 1: loaded J1/);
+    expect(r.stdout).toMatch(/line 2: FAILED: not JSON/);
+    expect(r.stdout).toMatch(/line 4: FAILED: unknown field "bogus"/);
+    expect(r.stdout).toMatch(/3 ticket\(s\): 1 loaded, 0 already on card, 0 sealed, 2 failed/);
+  });
+
+  it('a TID issued to another card is refused for this one', async () => {
+    const r = await cli(env, '--json', 'issue', '--card', 'small.img', '--service-date', DATE, '--tid', 'B1');
+    expect(r.code).toBe(1);
+    expect(r.json()[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/already issued to card/) });
+  });
+
+  it('a full card: NOT_ENOUGH_MEMORY per ticket, the batch goes on, exit 4', async () => {
+    writeFileSync(join(dir, 'full.csv'), ['serviceDate,train', ...Array.from({ length: 5 }, (_, i) => `${DATE},F${i}`)].join('\n') + '\n');
+    const r = await cli(env, '--json', 'issue', '--card', 'small.img', '--from', 'full.csv');
+    expect(r.code).toBe(4);
+    const rows = r.json().filter((x) => !x.summary);
+    expect(rows).toHaveLength(5);
+    expect(rows[0]).toMatchObject({ status: 'loaded' });
+    expect(rows.at(-1)).toMatchObject({ status: 'failed', sw: '6A84', error: expect.stringMatching(/NOT_ENOUGH_MEMORY.*card is full/) });
+    const one = await cli(env, 'issue', '--card', 'small.img', '--service-date', DATE, '--train', 'X');
+    expect(one.code).toBe(2);
+    expect(one.stderr).toMatch(/card is full/);
+  });
+
+  it('seal to a file without the card, then load it; loading twice reports "already on card"', async () => {
+    const info = await cli(env, '--json', 'card', 'info', '--card', 'card.img');
+    writeFileSync(join(dir, 'card.json'), info.stdout);
+    const seal = await cli(env, '--json', 'issue', '--credentials', 'card.json', '--service-date', DATE, '--train', 'S1', '--tid', 'S1', '--out', 's1.jsonl');
+    expect(seal.code).toBe(0);
+    expect(seal.json()[0]).toMatchObject({ status: 'sealed', tid: 'S1' });
+    const load = await cli(env, '--json', 'load', 's1.jsonl', '--card', 'card.img');
+    expect(load.code).toBe(0);
+    expect(load.json()[0]).toMatchObject({ status: 'loaded', tid: 'S1' });
+    const again = await cli(env, 'load', 's1.jsonl', '--card', 'card.img');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/S1 already on card/);
+    const elsewhere = await cli(env, 'load', 's1.jsonl', '--card', 'small.img');
+    expect(elsewhere.code).toBe(2);
+    expect(elsewhere.stdout).toMatch(/TICKET_NOT_FOR_THIS_CARD/);
+  });
+
+  it('an unknown CSV column fails the whole file as a usage error', async () => {
+    writeFileSync(join(dir, 'cols.csv'), `serviceDate,platform\n${DATE},4\n`);
+    const r = await cli(env, 'issue', '--card', 'card.img', '--from', 'cols.csv');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unknown column\(s\) "platform"/);
+  });
+});
+
+describe('checking terminal and gate', () => {
+  it('verify, gate entry PASS then REJECT, use, exit, delete, rebook', async () => {
+    const verify = await cli(env, '--json', 'verify', '--card', 'card.img', '--tid', 'B1');
+    expect(verify.code).toBe(0);
+    expect(verify.json()[0]).toMatchObject({ ok: true, ticket: { face: { tid: 'B1', passenger: 'Li, Wei', departure: '09:00' }, verificationCode: { verified: true } } });
+
+    const notFound = await cli(env, 'verify', '--card', 'card.img', '--tid', 'NOPE');
+    expect(notFound.code).toBe(2);
+    expect(notFound.stderr).toMatch(/RECORD_NOT_FOUND/);
+
+    const pass = await cli(env, 'gate', '--card', 'card.img', '--station', 'BJS', '--direction', 'entry', '--train', 'G1', ...AT('08:30:00'));
+    expect(pass.code).toBe(0);
+    expect(pass.stdout).toMatch(/^PASS B1 /);
+    const twice = await cli(env, '--json', 'gate', '--card', 'card.img', '--station', 'BJS', '--direction', 'entry', '--train', 'G1', ...AT('08:31:00'));
+    expect(twice.code).toBe(6);
+    expect(twice.json()[0]).toMatchObject({ pass: false, reason: 'already_inside', tid: 'B1' });
+
+    const punch = await cli(env, '--json', 'use', '--card', 'card.img', '--tid', 'B1', '--event', 'punch', '--station', 'TRAIN', ...AT('09:10:00'));
+    expect(punch.code).toBe(0);
+    expect(punch.json()[0]).toMatchObject({ ok: true, event: 'PUNCH', tid: 'B1' });
+    const badEvent = await cli(env, 'use', '--card', 'card.img', '--tid', 'B1', '--event', 'jump');
+    expect(badEvent.code).toBe(1);
+
+    const exit = await cli(env, 'gate', '--card', 'card.img', '--station', 'SHH', '--direction', 'exit', '--train', 'G1', ...AT('14:00:00'));
+    expect(exit.stdout).toMatch(/^PASS B1 .*goodbye/);
+
+    const del = await cli(env, '--json', 'delete', '--card', 'card.img', '--tid', 'B1');
+    expect(del.code).toBe(0);
+    expect(del.json()[0]).toMatchObject({ ok: true, tid: 'B1', receipt: expect.stringMatching(/^B4/) });
+
+    const rebook = await cli(env, '--json', 'rebook', '--card', 'card.img', '--tid', 'J1', '--service-date', '2030-01-16', '--train', 'G7');
+    expect(rebook.code).toBe(0);
+    const out = rebook.json()[0] as { deleted: { tid: string }; issued: { face: { tid: string; train: string; origin: string; serviceDate: string } } };
+    expect(out.deleted.tid).toBe('J1');
+    expect(out.issued.face).toMatchObject({ train: 'G7', origin: 'BJS', serviceDate: '2030-01-16' });
+    expect(out.issued.face.tid).not.toBe('J1');
+
+    const list = await cli(env, 'tickets', '--card', 'card.img');
+    expect(list.stdout).not.toMatch(/ B1 /);
+    expect(list.stdout).toMatch(/G7/);
+  });
+});
+
+describe('raw APDUs and traces', () => {
+  it('apdu decodes command and status word names; a refusal is exit 2; bad hex is exit 1', async () => {
+    const [ok, refused, bad] = await Promise.all([
+      cli(env, 'apdu', '--card', 'card.img', '00A4040009F0455449434B455401', '80CA00D800'),
+      cli(env, 'apdu', '--card', 'card.img', '--select', '80CA00FF00'),
+      cli(env, 'apdu', '--card', 'card.img', 'zz12'),
+    ]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/SELECT[\s\S]*9000 {2}SUCCESS[\s\S]*GET DATA/);
+    expect(refused.code).toBe(2);
+    expect(refused.stdout).toMatch(/6A86 {2}INCORRECT_P1P2/);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/not an APDU/);
+  });
+
+  it('--record writes a dump that trace pretty-prints with names', async () => {
+    const rec = await cli(env, '--record', 'session.apdu', 'tickets', '--card', 'card.img');
+    expect(rec.code).toBe(0);
+    expect(readFileSync(join(dir, 'session.apdu'), 'utf8')).toMatch(/^# Generated by eticket/);
+    const [trace, json, missing] = await Promise.all([cli(env, 'trace', 'session.apdu'), cli(env, '--json', 'trace', 'session.apdu'), cli(env, 'trace', 'none.apdu')]);
+    expect(trace.code).toBe(0);
+    expect(trace.stdout).toMatch(/#1 SELECT/);
+    expect(trace.stdout).toMatch(/READ[\s\S]*6A83 RECORD_NOT_FOUND/);
+    expect(json.json()[1]).toMatchObject({ index: 1, command: 'SELECT', sw: '9000', swName: 'SUCCESS' });
+    expect(missing.code).toBe(1);
+  });
+});
