@@ -215,8 +215,9 @@ describe('ISO 7816-4 framing', () => {
       const cap = fromHex(tx(card, '80CA00D800').data);
       expect(cap.length).toBe(12);
       const keys = fromHex(tx(card, '80CA00D900').data);
-      expect(keys.length).toBe(18);
-      expect(concat(keys.subarray(0, 1), keys.subarray(9, 10))).toEqual(new Uint8Array([1, 2]));
+      // authority, terminal (pki gate mode) and the diversified key of gate mode sym
+      expect(keys.length).toBe(27);
+      expect(concat(keys.subarray(0, 1), keys.subarray(9, 10), keys.subarray(18, 19))).toEqual(new Uint8Array([1, 2, 3]));
     });
   });
 });

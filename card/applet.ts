@@ -8,7 +8,7 @@ import { AID, ATR, commandForIns, LIFECYCLE, LIMITS, protocol, SUITE, SW, type C
 import { TlvError } from '../sdk/tlv.js';
 import type { Icc } from './icc.js';
 import { FaultInjector, FileBackend, MemoryBackend, NvmStore, PowerCutError, type NvmBackend } from './nvm.js';
-import { decodeState, encodeState, type CardState } from './state.js';
+import { decodeState, encodeState, type CardState, type SymKeyEntry } from './state.js';
 import { CardCommands } from './commands.js';
 
 /** A refusal with a spec status word; thrown inside handlers, turned into the response SW. */
@@ -30,13 +30,23 @@ export interface CreateCardOptions {
 export interface VolatileState {
   selected: boolean;
   challenge: Uint8Array | null;
+  /** Gate mode sym: the session a VERIFY P1=02/03 opened; the next WRITE USAGE / DELETE spends it. */
+  session: SymSession | null;
   readCursor: { query: string; lastSeq: number } | null;
+}
+
+export interface SymSession {
+  key: SymKeyEntry;
+  cardChallenge: Uint8Array;
+  macKey: Uint8Array;
+  /** Last MAC of the session (the VERIFY answer's): the next command's MAC is chained on it. */
+  chain: Uint8Array;
 }
 
 export class EticketCard implements Icc {
   private state: CardState;
   private readonly store: NvmStore;
-  readonly ram: VolatileState = { selected: false, challenge: null, readCursor: null };
+  readonly ram: VolatileState = { selected: false, challenge: null, session: null, readCursor: null };
   private pending: { data: Uint8Array; offset: number } | null = null;
   private chain: { cla: number; ins: number; p1: number; p2: number; parts: Uint8Array[]; size: number } | null = null;
   private readonly commands: CardCommands;
@@ -56,6 +66,7 @@ export class EticketCard implements Icc {
       capacity: options.capacity ?? LIMITS.defaultCapacity,
       authorityKeys: [],
       terminalKeys: [],
+      symKeys: [],
       tombstones: [],
       tombstoneFloor: 0,
       nextSeq: 1,
@@ -136,6 +147,7 @@ export class EticketCard implements Icc {
   private clearVolatile(): void {
     this.ram.selected = false;
     this.ram.challenge = null;
+    this.ram.session = null;
     this.ram.readCursor = null;
     this.pending = null;
     this.chain = null;
@@ -250,6 +262,7 @@ export class EticketCard implements Icc {
     }
     this.ram.selected = true;
     this.ram.challenge = null;
+    this.ram.session = null;
     this.ram.readCursor = null;
     return apdu.p2 === 0x0c ? new Uint8Array(0) : this.commands.fci();
   }

@@ -21,7 +21,8 @@ import {
   type UsageRecord,
 } from '../sdk/ticket.js';
 import { TlvError, TlvMap, template, tlv } from '../sdk/tlv.js';
-import { CardRefusal, type EticketCard } from './applet.js';
+import { checkSessionMac, sessionEncrypt, sessionKeys, sessionMac, SYM_CONTEXT } from '../sdk/crypto/symmetric.js';
+import { CardRefusal, type EticketCard, type SymSession } from './applet.js';
 import { makeRecord, ticketDigest, tidDigest, type CardState, type KeyEntry, type TicketRecord } from './state.js';
 
 const ANY_OPERATOR = '*';
@@ -70,9 +71,14 @@ export class CardCommands {
       case 'VERIFY':
         return this.verify(apdu.p1, apdu.data);
       case 'WRITE USAGE':
-        return this.writeUsageOrDelete(apdu.ins, apdu.data, false);
-      case 'DELETE':
-        return this.writeUsageOrDelete(apdu.ins, apdu.data, true);
+      case 'DELETE': {
+        // The pending challenge and session are spent by any attempt, so a refused command cannot be retried.
+        const pending = { challenge: this.card.ram.challenge, session: this.card.ram.session };
+        this.card.ram.challenge = null;
+        this.card.ram.session = null;
+        const isDelete = name === 'DELETE';
+        return apdu.p1 === 0x01 ? this.symWriteUsageOrDelete(apdu.ins, apdu.data, isDelete, pending.session) : this.writeUsageOrDelete(apdu.ins, apdu.data, isDelete, pending.challenge);
+      }
       default:
         return refuse(SW.INS_NOT_SUPPORTED);
     }
@@ -96,6 +102,7 @@ export class CardCommands {
     const n = LIMITS.challengeLength;
     if (apdu.ne !== undefined && apdu.ne !== n) refuse(SW.WRONG_LE_EXACT | n);
     this.card.ram.challenge = new Uint8Array(randomBytes(n));
+    this.card.ram.session = null;
     return this.card.ram.challenge.slice();
   }
 
@@ -123,6 +130,7 @@ export class CardCommands {
         return concat(
           ...s.authorityKeys.map((k) => concat(new Uint8Array([1]), k.id)),
           ...s.terminalKeys.map((k) => concat(new Uint8Array([2]), k.id)),
+          ...s.symKeys.map((k) => concat(new Uint8Array([3]), k.id)),
         );
       case T.PROTOCOL_VERSION:
         return new Uint8Array([protocol.version]);
@@ -171,6 +179,7 @@ export class CardCommands {
       this.card.commit(p1 === 0x01 ? { ...s, authorityKeys: [...list, entry] } : { ...s, terminalKeys: [...list, entry] });
       return new Uint8Array(0);
     }
+    if (p1 === 0x05) return this.putSymKey(data);
     // P1 03 / 04: SM9 private keys extracted by the key generation centre.
     if (s.suite !== SUITE.sm9) refuse(SW.CONDITIONS_NOT_SATISFIED, 'RSA card keys are generated on the card');
     const m = TlvMap.parse(data, { allowed: [T.KEY_MATERIAL] });
@@ -183,6 +192,21 @@ export class CardCommands {
     }
     const pair = { privateKey: priv.slice(), publicKey: pub };
     this.card.commit(p1 === 0x03 ? { ...s, encKey: pair } : { ...s, signKey: pair });
+    return new Uint8Array(0);
+  }
+
+  /** A diversified key cannot be checked against its id (the card never sees the master key): the issuer vouches. */
+  private putSymKey(data: Uint8Array): Uint8Array {
+    const s = this.s;
+    const m = TlvMap.parse(data, { allowed: [T.KEY_ID, T.OPERATOR_SCOPE, T.KEY_MATERIAL] });
+    if (m.items.map((i) => i.tag).join() !== [T.KEY_ID, T.OPERATOR_SCOPE, T.KEY_MATERIAL].join()) throw new TlvError('C1, C9, D0 expected in order');
+    const id = m.bytes(T.KEY_ID, 8, 8, 'key id');
+    const operator = fromUtf8(m.bytes(T.OPERATOR_SCOPE, 1, 16, 'operator'));
+    if (operator === ANY_OPERATOR) throw new TlvError('a diversified key belongs to one named operator');
+    const key = m.bytes(T.KEY_MATERIAL, 16, 16, 'AES-128 key');
+    if (s.symKeys.some((k) => equal(k.id, id))) refuse(SW.ALREADY_EXISTS);
+    if (s.symKeys.length >= LIMITS.maxSymmetricKeys) refuse(SW.NOT_ENOUGH_MEMORY, 'key table full');
+    this.card.commit({ ...s, symKeys: [...s.symKeys, { id: id.slice(), operator, key: key.slice() }] });
     return new Uint8Array(0);
   }
 
@@ -209,7 +233,7 @@ export class CardCommands {
   private lock(): Uint8Array {
     const s = this.s;
     const complete =
-      s.encKey && s.signKey && s.authorityKeys.length > 0 && s.terminalKeys.length > 0 && (s.suite !== SUITE.sm9 || s.identity !== undefined);
+      s.encKey && s.signKey && s.authorityKeys.length > 0 && (s.terminalKeys.length > 0 || s.symKeys.length > 0) && (s.suite !== SUITE.sm9 || s.identity !== undefined);
     if (!complete) refuse(SW.CONDITIONS_NOT_SATISFIED, 'personalisation incomplete');
     this.card.commit({ ...s, lifecycle: LIFECYCLE.OPERATIONAL });
     return new Uint8Array(0);
@@ -280,7 +304,7 @@ export class CardCommands {
 
   // ---- READ (621-622) and VERIFY (631-635) ----------------------------------------------------------
 
-  private parseQuery(data: Uint8Array, verify: boolean) {
+  private parseQuery(data: Uint8Array, verify: boolean, sym = false) {
     const allowed = verify
       ? [T.KEY_ID, T.TERMINAL_CHALLENGE, T.TID, T.SERVICE_DATE, T.TRAIN, T.STATION]
       : [T.KEY_ID, T.TERMINAL_CHALLENGE, T.SERVICE_DATE, T.TRAIN];
@@ -299,29 +323,31 @@ export class CardCommands {
     const station = text(T.STATION);
     if (verify && (tid === undefined) === (date === undefined)) throw new TlvError('VERIFY needs a TID, or a date');
     if (verify && tid !== undefined && (train !== undefined || station !== undefined)) throw new TlvError('TID excludes other criteria');
-    return { terminal: this.terminalKey(keyIdBytes), challenge, date, tid, train, station };
+    if (sym) {
+      const symKey = this.s.symKeys.find((k) => equal(k.id, keyIdBytes)) ?? refuse(SW.SECURITY_STATUS_NOT_SATISFIED, 'unknown diversified key');
+      return { terminal: undefined, symKey, challenge, date, tid, train, station };
+    }
+    return { terminal: this.terminalKey(keyIdBytes), symKey: undefined, challenge, date, tid, train, station };
+  }
+
+  private viewPlaintext(record: TicketRecord, extra: Uint8Array[]): Uint8Array {
+    return template(T.TICKET_VIEW, tlv(T.SEQUENCE_NUMBER, u16(record.seq)), record.face, concat(...extra.filter((e) => e.length)), tlv(T.CARD_SERIAL, this.s.serial));
   }
 
   private sealView(terminal: KeyEntry, record: TicketRecord, extra: Uint8Array[]): Uint8Array {
-    const view = template(
-      T.TICKET_VIEW,
-      tlv(T.SEQUENCE_NUMBER, u16(record.seq)),
-      record.face,
-      concat(...extra.filter((e) => e.length)),
-      tlv(T.CARD_SERIAL, this.s.serial),
-    );
-    return seal(this.suite.suite, decodeTerminalKey(terminal.key).encryption, terminal.id, view);
+    return seal(this.suite.suite, decodeTerminalKey(terminal.key).encryption, terminal.id, this.viewPlaintext(record, extra));
   }
 
   private read(p1: number, data: Uint8Array): Uint8Array {
     const q = this.parseQuery(data, false);
+    const terminal = q.terminal!;
     const queryKey = Buffer.from(data).toString('hex');
     const cursor = this.card.ram.readCursor;
     if (p1 === 0x01 && (!cursor || cursor.query !== queryKey)) refuse(SW.CONDITIONS_NOT_SATISFIED, 'READ next without READ first');
     const after = p1 === 0x01 ? cursor!.lastSeq : -1;
     const matches = this.sorted(
       this.s.tickets.filter(
-        (t) => scopeAllows(q.terminal, t.operator) && (q.date === undefined || t.serviceDate >= q.date) && (q.train === undefined || t.train === q.train),
+        (t) => scopeAllows(terminal, t.operator) && (q.date === undefined || t.serviceDate >= q.date) && (q.train === undefined || t.train === q.train),
       ),
     );
     const idx = after < 0 ? 0 : matches.findIndex((t) => t.seq === after) + 1;
@@ -331,7 +357,7 @@ export class CardCommands {
       refuse(SW.RECORD_NOT_FOUND);
     }
     this.card.ram.readCursor = { query: queryKey, lastSeq: record.seq };
-    return this.sealView(q.terminal, record, [
+    return this.sealView(terminal, record, [
       encodeUsageRecord(record.usage),
       q.challenge ? tlv(T.TERMINAL_CHALLENGE, q.challenge) : new Uint8Array(0),
     ]);
@@ -343,8 +369,9 @@ export class CardCommands {
   }
 
   private verify(p1: number, data: Uint8Array): Uint8Array {
-    const q = this.parseQuery(data, true);
-    const visible = this.s.tickets.filter((t) => scopeAllows(q.terminal, t.operator));
+    const sym = (p1 & 0x02) !== 0;
+    const q = this.parseQuery(data, true, sym);
+    const visible = this.s.tickets.filter((t) => (q.symKey ? t.operator === q.symKey.operator : scopeAllows(q.terminal!, t.operator)));
     let record: TicketRecord | undefined;
     if (q.tid !== undefined) {
       record = visible.find((t) => t.tid === q.tid);
@@ -361,21 +388,24 @@ export class CardCommands {
     }
     if (!record) refuse(SW.RECORD_NOT_FOUND);
     const challenge = new Uint8Array(randomBytes(LIMITS.challengeLength));
-    this.card.ram.challenge = challenge;
-    return this.sealView(q.terminal, record, [
-      encodeUsageRecord(record.usage),
-      tlv(T.TERMINAL_CHALLENGE, q.challenge!),
-      tlv(T.CARD_CHALLENGE, challenge),
-      p1 === 0x01 ? record.tfv : new Uint8Array(0),
-    ]);
+    const extra = [encodeUsageRecord(record.usage), tlv(T.TERMINAL_CHALLENGE, q.challenge!), tlv(T.CARD_CHALLENGE, challenge), p1 & 0x01 ? record.tfv : new Uint8Array(0)];
+    this.card.ram.challenge = null;
+    this.card.ram.session = null;
+    if (!q.symKey) {
+      this.card.ram.challenge = challenge;
+      return this.sealView(q.terminal!, record, extra);
+    }
+    // Gate mode sym: the view is encrypted and MAC'd under keys both challenges derive from K_card.
+    const keys = sessionKeys(q.symKey.key, q.challenge!, challenge);
+    const head = concat(tlv(T.CARD_SERIAL, this.s.serial), tlv(T.CARD_CHALLENGE, challenge), tlv(0x85, sessionEncrypt(keys.enc, this.viewPlaintext(record, extra))));
+    const mac = sessionMac(keys.mac, SYM_CONTEXT.VIEW, new Uint8Array(0), head);
+    this.card.ram.session = { key: q.symKey, cardChallenge: challenge, macKey: keys.mac, chain: mac };
+    return template(T.SESSION_VIEW, head, tlv(T.MAC, mac));
   }
 
   // ---- WRITE USAGE (641-643) and DELETE (651-653) ---------------------------------------------------
 
-  private writeUsageOrDelete(ins: number, data: Uint8Array, isDelete: boolean): Uint8Array {
-    // The pending challenge is spent by any attempt, so a refused command cannot be retried against it.
-    const pendingChallenge = this.card.ram.challenge;
-    this.card.ram.challenge = null;
+  private writeUsageOrDelete(ins: number, data: Uint8Array, isDelete: boolean, pendingChallenge: Uint8Array | null): Uint8Array {
     const s = this.s;
     const outer = TlvMap.parse(data, { allowed: [T.SIGNED_COMMAND] });
     const content = outer.require(T.SIGNED_COMMAND);
@@ -385,30 +415,48 @@ export class CardCommands {
     const m = TlvMap.parse(content, { allowed: fieldTags });
     if (m.items.map((i) => i.tag).join() !== fieldTags.join()) throw new TlvError('signed command fields missing or out of order');
     const terminal = this.terminalKey(m.bytes(T.KEY_ID, 8, 8, 'key id'));
-    const challenge = m.bytes(T.CARD_CHALLENGE, LIMITS.challengeLength, LIMITS.challengeLength, 'card challenge');
-    const tid = fromUtf8(m.bytes(T.TID, 1, 32, 'TID'));
-    const counter = readUint(m.bytes(T.COUNTER, 2, 2, 'counter'));
-    const event = isDelete ? USAGE_EVENT.DELETED : m.bytes(T.USAGE_EVENT, 1, 1, 'event')[0];
-    const gate = fromUtf8(m.bytes(T.GATE_ID, 1, 16, 'gate id'));
-    const station = fromUtf8(m.bytes(T.STATION, 1, 16, 'station'));
-    const time = readUint(m.bytes(T.TIME, 4, 4, 'time'));
+    const f = commandFields(m, isDelete);
     const signature = m.bytes(T.SIGNATURE, 1, 1024, 'signature');
-    if (!isDelete && ![USAGE_EVENT.ENTRY, USAGE_EVENT.TEMPORARY_EXIT, USAGE_EVENT.EXIT, USAGE_EVENT.PUNCH, USAGE_EVENT.PAPER_PRINTED].includes(event)) {
-      throw new TlvError(`unknown usage event ${event}`);
-    }
     const signedPart = content.subarray(0, content.length - tlv(T.SIGNATURE, signature).length);
     const message = concat(SIGNATURE_CONTEXT.COMMAND, new Uint8Array([ins]), s.serial, signedPart);
     if (!this.suite.suite.verify(decodeTerminalKey(terminal.key).signature, message, signature)) refuse(SW.COMMAND_SIGNATURE_INVALID);
-    if (!pendingChallenge || !constantTimeEqual(pendingChallenge, challenge)) refuse(SW.REFERENCE_DATA_NOT_USABLE, 'challenge missing or spent');
-    const record = s.tickets.find((t) => t.tid === tid && scopeAllows(terminal, t.operator));
+    if (!pendingChallenge || !constantTimeEqual(pendingChallenge, f.challenge)) refuse(SW.REFERENCE_DATA_NOT_USABLE, 'challenge missing or spent');
+    const receipt = concat(this.apply(f, isDelete, (op) => scopeAllows(terminal, op)), tlv(T.COMMAND_DIGEST, sha256(data)));
+    const sig = this.signer().sign(concat(SIGNATURE_CONTEXT.RECEIPT, receipt));
+    return template(T.RECEIPT, receipt, tlv(T.SIGNATURE, sig));
+  }
+
+  /** Gate mode sym: the session MAC, chained on the VERIFY answer, authenticates the terminal and the command. */
+  private symWriteUsageOrDelete(ins: number, data: Uint8Array, isDelete: boolean, session: SymSession | null): Uint8Array {
+    const outer = TlvMap.parse(data, { allowed: [T.MACED_COMMAND] });
+    const content = outer.require(T.MACED_COMMAND);
+    const fieldTags = isDelete
+      ? [T.CARD_CHALLENGE, T.TID, T.COUNTER, T.GATE_ID, T.STATION, T.TIME, T.MAC]
+      : [T.CARD_CHALLENGE, T.TID, T.COUNTER, T.USAGE_EVENT, T.GATE_ID, T.STATION, T.TIME, T.MAC];
+    const m = TlvMap.parse(content, { allowed: fieldTags });
+    if (m.items.map((i) => i.tag).join() !== fieldTags.join()) throw new TlvError('command fields missing or out of order');
+    const f = commandFields(m, isDelete);
+    const mac = m.bytes(T.MAC, LIMITS.symmetricMacLength, LIMITS.symmetricMacLength, 'MAC');
+    if (!session || !constantTimeEqual(session.cardChallenge, f.challenge)) refuse(SW.REFERENCE_DATA_NOT_USABLE, 'no session, or another session');
+    const macedPart = content.subarray(0, content.length - tlv(T.MAC, mac).length);
+    if (!checkSessionMac(session.macKey, mac, SYM_CONTEXT.COMMAND, session.chain, new Uint8Array([ins]), this.s.serial, macedPart)) {
+      refuse(SW.COMMAND_SIGNATURE_INVALID);
+    }
+    const receipt = this.apply(f, isDelete, (op) => op === session.key.operator);
+    return template(T.RECEIPT, receipt, tlv(T.MAC, sessionMac(session.macKey, SYM_CONTEXT.RECEIPT, mac, receipt)));
+  }
+
+  /** The authenticated part of WRITE USAGE / DELETE: find the ticket, check the counter, commit; receipt fields out. */
+  private apply(f: CommandFields, isDelete: boolean, allowed: (operator: string) => boolean): Uint8Array {
+    const s = this.s;
+    const record = s.tickets.find((t) => t.tid === f.tid && allowed(t.operator));
     if (!record) {
-      if (s.tickets.some((t) => t.tid === tid)) refuse(SW.SECURITY_STATUS_NOT_SATISFIED, 'terminal not authorised for this operator');
-      if (s.tombstones.some((t) => equal(t.tidDigest, tidDigest(tid)))) refuse(SW.TICKET_VOID);
+      if (s.tickets.some((t) => t.tid === f.tid)) refuse(SW.SECURITY_STATUS_NOT_SATISFIED, 'terminal not authorised for this operator');
+      if (s.tombstones.some((t) => equal(t.tidDigest, tidDigest(f.tid)))) refuse(SW.TICKET_VOID);
       refuse(SW.RECORD_NOT_FOUND);
     }
-    if (counter !== record.usage.counter) refuse(SW.COUNTER_MISMATCH);
-    if (counter === 0xffff) refuse(SW.CONDITIONS_NOT_SATISFIED, 'counter exhausted');
-    const digest = sha256(data);
+    if (f.counter !== record.usage.counter) refuse(SW.COUNTER_MISMATCH);
+    if (f.counter === 0xffff) refuse(SW.CONDITIONS_NOT_SATISFIED, 'counter exhausted');
     let usage: UsageRecord | undefined;
     if (isDelete) {
       const tombstones = [...s.tombstones, { ticketDigest: ticketDigest(record.operator, record.tid), tidDigest: tidDigest(record.tid), issuedAt: record.issuedAt }];
@@ -416,20 +464,44 @@ export class CardCommands {
       while (tombstones.length > LIMITS.tombstoneSlots) floor = Math.max(floor, tombstones.shift()!.issuedAt);
       this.card.commit({ ...s, tickets: s.tickets.filter((t) => t !== record), tombstones, tombstoneFloor: floor });
     } else {
-      usage = applyEvent(record, event, gate, station, time);
+      usage = applyEvent(record, f.event, f.gate, f.station, f.time);
       this.card.commit({ ...s, tickets: s.tickets.map((t) => (t === record ? { ...record, usage: usage! } : t)) });
     }
-    const receipt = concat(
+    return concat(
       tlv(T.CARD_SERIAL, s.serial),
-      tlv(T.TID, utf8(tid)),
-      tlv(T.USAGE_EVENT, new Uint8Array([event])),
-      tlv(T.COUNTER, u16(counter + 1)),
+      tlv(T.TID, utf8(f.tid)),
+      tlv(T.USAGE_EVENT, new Uint8Array([f.event])),
+      tlv(T.COUNTER, u16(f.counter + 1)),
       usage ? encodeUsageRecord(usage) : new Uint8Array(0),
-      tlv(T.COMMAND_DIGEST, digest),
     );
-    const sig = this.signer().sign(concat(SIGNATURE_CONTEXT.RECEIPT, receipt));
-    return template(T.RECEIPT, receipt, tlv(T.SIGNATURE, sig));
   }
+}
+
+interface CommandFields {
+  challenge: Uint8Array;
+  tid: string;
+  counter: number;
+  event: number;
+  gate: string;
+  station: string;
+  time: number;
+}
+
+/** The fields B3 and B6 share, range-checked. */
+function commandFields(m: TlvMap, isDelete: boolean): CommandFields {
+  const f: CommandFields = {
+    challenge: m.bytes(T.CARD_CHALLENGE, LIMITS.challengeLength, LIMITS.challengeLength, 'card challenge'),
+    tid: fromUtf8(m.bytes(T.TID, 1, 32, 'TID')),
+    counter: readUint(m.bytes(T.COUNTER, 2, 2, 'counter')),
+    event: isDelete ? USAGE_EVENT.DELETED : m.bytes(T.USAGE_EVENT, 1, 1, 'event')[0],
+    gate: fromUtf8(m.bytes(T.GATE_ID, 1, 16, 'gate id')),
+    station: fromUtf8(m.bytes(T.STATION, 1, 16, 'station')),
+    time: readUint(m.bytes(T.TIME, 4, 4, 'time')),
+  };
+  if (!isDelete && ![USAGE_EVENT.ENTRY, USAGE_EVENT.TEMPORARY_EXIT, USAGE_EVENT.EXIT, USAGE_EVENT.PUNCH, USAGE_EVENT.PAPER_PRINTED].includes(f.event)) {
+    throw new TlvError(`unknown usage event ${f.event}`);
+  }
+  return f;
 }
 
 /** The card's usage state machine (apdu-spec usageEvents): the card is the backstop for the gate. */

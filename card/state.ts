@@ -14,6 +14,13 @@ export interface KeyEntry {
   key: Uint8Array;
 }
 
+/** A diversified checking key (gate mode sym): K_card for one operator, named by its master key's id. */
+export interface SymKeyEntry {
+  id: Uint8Array;
+  operator: string;
+  key: Uint8Array;
+}
+
 export interface CardKeyPair {
   /** Suite-specific private encoding (RSA: PKCS#8 DER; SM9: see sdk/crypto/suites.ts). */
   privateKey: Uint8Array;
@@ -57,6 +64,8 @@ export interface CardState {
   identity?: string;
   authorityKeys: KeyEntry[];
   terminalKeys: KeyEntry[];
+  /** Absent in images written before gate mode sym existed; read as empty. */
+  symKeys: SymKeyEntry[];
   tombstones: Tombstone[];
   /** Tickets issued at or before this time are refused: their tombstones may have been evicted. */
   tombstoneFloor: number;
@@ -121,6 +130,7 @@ export function encodeState(s: CardState): Uint8Array {
     s.identity !== undefined ? tlv(0xdb, utf8(s.identity)) : new Uint8Array(0),
     ...encodeKeyEntries(0xe3, s.authorityKeys),
     ...encodeKeyEntries(0xe4, s.terminalKeys),
+    ...s.symKeys.map((k) => template(0xe5, tlv(0xc1, k.id), tlv(0xc9, utf8(k.operator)), tlv(0xd0, k.key))),
     encodeTombstones(s),
     ...s.tickets.map(encodeRecord),
   );
@@ -140,7 +150,7 @@ export function decodeState(image: Uint8Array): CardState {
     const body = image.subarray(IMAGE_OVERHEAD);
     const digest = new Uint8Array(createHash('sha256').update(image.subarray(0, 13)).update(body).digest());
     if (!equal(digest, image.subarray(13, 45))) throw new Error('image checksum mismatch');
-    const m = TlvMap.parse(body, { repeatable: [0xe3, 0xe4, 0xe7] });
+    const m = TlvMap.parse(body, { repeatable: [0xe3, 0xe4, 0xe5, 0xe7] });
     const pair = (tag: number): CardKeyPair | undefined => {
       const v = m.get(tag);
       if (!v) return undefined;
@@ -177,6 +187,10 @@ export function decodeState(image: Uint8Array): CardState {
       identity: m.has(0xdb) ? fromUtf8(m.require(0xdb)) : undefined,
       authorityKeys: keys(0xe3),
       terminalKeys: keys(0xe4),
+      symKeys: m.all(0xe5).map((v) => {
+        const k = TlvMap.parse(v);
+        return { id: k.bytes(0xc1, 8, 8).slice(), operator: fromUtf8(k.require(0xc9)), key: k.bytes(0xd0, 16, 16).slice() };
+      }),
       tombstones,
       tombstoneFloor: readUint(tomb.require(0x80)),
       tickets,

@@ -1,5 +1,6 @@
 // The checking terminal (驗票終端), e.g. a gate: reads tickets (second ciphertexts, opened with key 5),
-// checks TF_V with key 6, writes usage and deletes tickets (signed with key 5), verifies card receipts.
+// checks TF_V with key 6, writes usage and deletes tickets, verifies card receipts; gate mode pki
+// (keys 4/5 asymmetric, signatures) or sym (diversified AES keys, one session per tap, MACs).
 
 import { randomBytes } from 'node:crypto';
 import { concat, equal, fromUtf8, hex, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
@@ -21,6 +22,7 @@ import {
   type VerificationCode,
 } from '../sdk/ticket.js';
 import { TlvMap, template, tlv } from '../sdk/tlv.js';
+import { diversify, masterKeyId, sessionDecrypt, sessionKeys, sessionMac, checkSessionMac, SYM_CONTEXT } from '../sdk/crypto/symmetric.js';
 import { decide, reject, type Direction, type GateDecision } from './gate.js';
 import type { CardSession } from './session.js';
 
@@ -34,6 +36,26 @@ export interface CheckingTerminalConfig {
   station: string;
   /** Epoch seconds; injectable for tests. */
   clock?: () => number;
+  /** Gate mode: `pki` (default) uses `keys`; `sym` derives each card's key from `masterKeys`. */
+  mode?: GateMode;
+  /** Sym mode: the checking master key of each operator this gate serves (the first is the default). */
+  masterKeys?: OperatorMasterKey[];
+}
+
+export type GateMode = 'pki' | 'sym';
+
+/** An operator's checking master key (AES-128): the patent's checking master key for key diversification. */
+export interface OperatorMasterKey {
+  operator: string;
+  key: Uint8Array;
+}
+
+/** Terminal side of a sym session: what the next WRITE USAGE / DELETE needs. */
+export interface GateSession {
+  operator: string;
+  macKey: Uint8Array;
+  /** The last MAC of the session; the next command's MAC is chained on it. */
+  chain: Uint8Array;
 }
 
 /** A ticket as the card showed it to this terminal. */
@@ -47,6 +69,8 @@ export interface TicketView {
   cardChallenge?: Uint8Array;
   /** Present when asked for (audit); already checked against the authority keys. */
   verificationCode?: VerificationCode;
+  /** Sym mode only: the session VERIFY opened (spent by the next WRITE USAGE / DELETE). */
+  session?: GateSession;
 }
 
 export interface Receipt {
@@ -55,8 +79,11 @@ export interface Receipt {
   event: number;
   counter: number;
   usage?: UsageRecord;
-  commandDigest: Uint8Array;
+  /** Pki mode: SHA-256 of the signed command. Sym mode chains the receipt MAC on the command MAC instead. */
+  commandDigest?: Uint8Array;
+  /** The card's authenticator: its signature (pki) or its session MAC (sym, also in `mac`). */
   signature: Uint8Array;
+  mac?: Uint8Array;
   /** The whole B4 object as the card sent it: keep it, it proves what the card accepted. */
   encoded: Uint8Array;
 }
@@ -66,10 +93,26 @@ export type TicketQuery = { tid: string } | { date: number; train?: string; stat
 export class CheckingTerminal {
   private readonly clock: () => number;
   private readonly signingKeys = new Map<string, Uint8Array>();
+  private readonly masterKeyIds = new Map<string, Uint8Array>();
+  readonly mode: GateMode;
 
   constructor(readonly session: CardSession, readonly config: CheckingTerminalConfig) {
     this.clock = config.clock ?? (() => Math.floor(Date.now() / 1000));
     if (config.cardTrust.suite !== config.keys.suite) throw new InvalidInputError('terminal keys and card trust use different suites');
+    this.mode = config.mode ?? 'pki';
+    if (this.mode === 'sym' && !config.masterKeys?.length) throw new InvalidInputError('gate mode sym needs at least one operator master key');
+  }
+
+  private masterKey(operator?: string): OperatorMasterKey {
+    const list = this.config.masterKeys ?? [];
+    const mk = operator === undefined ? list[0] : list.find((k) => k.operator === operator);
+    if (!mk) throw new InvalidInputError(`this gate holds no master key for operator ${operator}`);
+    let id = this.masterKeyIds.get(mk.operator);
+    if (!id) {
+      id = masterKeyId(mk.key, mk.operator);
+      this.masterKeyIds.set(mk.operator, id);
+    }
+    return mk;
   }
 
   private get suite() {
@@ -102,7 +145,7 @@ export class CheckingTerminal {
    * VERIFY (631-635): the ticket matching `query`, with a fresh card challenge. With
    * `verificationCode` (default) TF_V is fetched and checked against the authority keys.
    */
-  async verifyTicket(query: TicketQuery, options: { verificationCode?: boolean } = {}): Promise<TicketView> {
+  async verifyTicket(query: TicketQuery, options: { verificationCode?: boolean; operator?: string } = {}): Promise<TicketView> {
     const withTfv = options.verificationCode ?? true;
     const challenge = new Uint8Array(randomBytes(LIMITS.terminalChallengeLength));
     const criteria =
@@ -113,11 +156,40 @@ export class CheckingTerminal {
             query.train !== undefined ? tlv(T.TRAIN, utf8(query.train)) : new Uint8Array(0),
             query.station !== undefined ? tlv(T.STATION, utf8(query.station)) : new Uint8Array(0),
           );
+    if (this.mode === 'sym') return this.verifySym(challenge, criteria, withTfv, options.operator);
     const data = concat(tlv(T.KEY_ID, this.config.keys.keyId), tlv(T.TERMINAL_CHALLENGE, challenge), criteria);
     const r = await this.session.send('VERIFY', { p1: withTfv ? 0x01 : 0x00, data });
     const view = this.openView(r.data, challenge);
     if (!view.cardChallenge) throw new CryptoError('VERIFY answer carries no card challenge');
     if (withTfv && !view.verificationCode) throw new CryptoError('VERIFY answer carries no TF_V');
+    return view;
+  }
+
+  /** VERIFY P1=02/03: derive K_card from the clear serial, check the session MAC, then decrypt the view. */
+  private async verifySym(challenge: Uint8Array, criteria: Uint8Array, withTfv: boolean, operator?: string): Promise<TicketView> {
+    const mk = this.masterKey(operator);
+    const data = concat(tlv(T.KEY_ID, this.masterKeyIds.get(mk.operator)!), tlv(T.TERMINAL_CHALLENGE, challenge), criteria);
+    const r = await this.session.send('VERIFY', { p1: withTfv ? 0x03 : 0x02, data });
+    let serial: Uint8Array, cardChallenge: Uint8Array, cryptogram: Uint8Array, mac: Uint8Array, head: Uint8Array;
+    try {
+      const outer = TlvMap.parse(r.data, { allowed: [T.SESSION_VIEW] });
+      const content = outer.require(T.SESSION_VIEW);
+      const m = TlvMap.parse(content, { allowed: [T.CARD_SERIAL, T.CARD_CHALLENGE, 0x85, T.MAC] });
+      if (m.items.map((i) => i.tag).join() !== [T.CARD_SERIAL, T.CARD_CHALLENGE, 0x85, T.MAC].join()) throw new Error('fields out of order');
+      serial = m.bytes(T.CARD_SERIAL, 8, 8, 'serial');
+      cardChallenge = m.bytes(T.CARD_CHALLENGE, LIMITS.challengeLength, LIMITS.challengeLength, 'card challenge');
+      cryptogram = m.bytes(0x85, 16, 4096, 'cryptogram');
+      mac = m.bytes(T.MAC, LIMITS.symmetricMacLength, LIMITS.symmetricMacLength, 'MAC');
+      head = content.subarray(0, content.length - tlv(T.MAC, mac).length);
+    } catch (e) {
+      throw new CryptoError(`sym VERIFY answer is malformed: ${(e as Error).message}`);
+    }
+    const keys = sessionKeys(diversify(mk.key, serial, mk.operator), challenge, cardChallenge);
+    if (!checkSessionMac(keys.mac, mac, SYM_CONTEXT.VIEW, new Uint8Array(0), head)) throw new CryptoError('ticket view MAC does not verify: not a card holding this operator\'s key, or altered');
+    const view = this.parseView(sessionDecrypt(keys.enc, cryptogram), challenge);
+    if (!equal(view.cardSerial, serial) || !view.cardChallenge || !equal(view.cardChallenge, cardChallenge)) throw new CryptoError('ticket view does not match its session');
+    if (withTfv && !view.verificationCode) throw new CryptoError('VERIFY answer carries no TF_V');
+    view.session = { operator: mk.operator, macKey: keys.mac, chain: mac };
     return view;
   }
 
@@ -129,6 +201,10 @@ export class CheckingTerminal {
       if (e instanceof EnvelopeError) throw new CryptoError(`ticket view from the card failed its check: ${e.message}`);
       throw e;
     }
+    return this.parseView(plain, expectedChallenge);
+  }
+
+  private parseView(plain: Uint8Array, expectedChallenge?: Uint8Array): TicketView {
     const outer = TlvMap.parse(plain, { allowed: [T.TICKET_VIEW] });
     const m = TlvMap.parse(outer.require(T.TICKET_VIEW), {
       allowed: [T.SEQUENCE_NUMBER, T.TICKET_FACE, T.USAGE_RECORD, T.TERMINAL_CHALLENGE, T.CARD_CHALLENGE, T.VERIFICATION_CODE, T.CARD_SERIAL],
@@ -176,6 +252,7 @@ export class CheckingTerminal {
 
   private async signedCommand(name: 'WRITE USAGE' | 'DELETE', view: TicketView, event: number | undefined): Promise<Receipt> {
     if (!view.cardChallenge) throw new InvalidInputError(`${name} needs a ticket from verifyTicket (it carries the card challenge)`);
+    if (view.session) return this.macedCommand(name, view, event);
     const body = concat(
       tlv(T.KEY_ID, this.config.keys.keyId),
       tlv(T.CARD_CHALLENGE, view.cardChallenge),
@@ -192,12 +269,39 @@ export class CheckingTerminal {
     view.cardChallenge = undefined; // spent, whatever the card answers
     const r = await this.session.send(name, { data: signed });
     const receipt = parseReceipt(r.data);
-    if (!equal(receipt.commandDigest, sha256(signed)) || receipt.tid !== view.face.tid || !equal(receipt.cardSerial, view.cardSerial)) {
+    if (!receipt.commandDigest || !equal(receipt.commandDigest, sha256(signed)) || receipt.tid !== view.face.tid || !equal(receipt.cardSerial, view.cardSerial)) {
       throw new CryptoError(`${name} receipt does not answer this command`);
     }
     const key = await this.cardSigningKey(view.cardSerial);
     if (!this.suite.verify(key, concat(SIGNATURE_CONTEXT.RECEIPT, receiptSignedBytes(receipt.encoded)), receipt.signature)) {
       throw new CryptoError(`${name} receipt signature does not verify: not a genuine card`);
+    }
+    if (receipt.usage) view.usage = receipt.usage;
+    return receipt;
+  }
+
+  /** Sym mode: B6 MAC'd under the session, chained on the VERIFY answer; the receipt MAC chains on ours. */
+  private async macedCommand(name: 'WRITE USAGE' | 'DELETE', view: TicketView, event: number | undefined): Promise<Receipt> {
+    const session = view.session!;
+    const body = concat(
+      tlv(T.CARD_CHALLENGE, view.cardChallenge!),
+      tlv(T.TID, utf8(view.face.tid)),
+      tlv(T.COUNTER, u16(view.usage.counter)),
+      event !== undefined ? tlv(T.USAGE_EVENT, new Uint8Array([event])) : new Uint8Array(0),
+      tlv(T.GATE_ID, utf8(this.config.gateId)),
+      tlv(T.STATION, utf8(this.config.station)),
+      tlv(T.TIME, u32(this.clock())),
+    );
+    const mac = sessionMac(session.macKey, SYM_CONTEXT.COMMAND, session.chain, new Uint8Array([command(name).insByte]), view.cardSerial, body);
+    view.cardChallenge = undefined; // the session is spent, whatever the card answers
+    view.session = undefined;
+    const r = await this.session.send(name, { p1: 0x01, data: template(T.MACED_COMMAND, body, tlv(T.MAC, mac)) });
+    const receipt = parseReceipt(r.data);
+    if (receipt.tid !== view.face.tid || !equal(receipt.cardSerial, view.cardSerial) || receipt.commandDigest || !receipt.mac) {
+      throw new CryptoError(`${name} receipt does not answer this command`);
+    }
+    if (!checkSessionMac(session.macKey, receipt.mac, SYM_CONTEXT.RECEIPT, mac, receiptSignedBytes(receipt.encoded))) {
+      throw new CryptoError(`${name} receipt MAC does not verify: not the card of this session`);
     }
     if (receipt.usage) view.usage = receipt.usage;
     return receipt;
@@ -257,26 +361,29 @@ function rejectFor(e: unknown): GateDecision {
 export function parseReceipt(encoded: Uint8Array): Receipt {
   const outer = TlvMap.parse(encoded, { allowed: [T.RECEIPT] });
   const m = TlvMap.parse(outer.require(T.RECEIPT), {
-    allowed: [T.CARD_SERIAL, T.TID, T.USAGE_EVENT, T.COUNTER, T.USAGE_RECORD, T.COMMAND_DIGEST, T.SIGNATURE],
+    allowed: [T.CARD_SERIAL, T.TID, T.USAGE_EVENT, T.COUNTER, T.USAGE_RECORD, T.COMMAND_DIGEST, T.SIGNATURE, T.MAC],
   });
+  if (m.has(T.MAC) === m.has(T.SIGNATURE)) throw new CryptoError('a receipt carries a signature or a MAC');
+  const mac = m.has(T.MAC) ? m.bytes(T.MAC, LIMITS.symmetricMacLength, LIMITS.symmetricMacLength, 'MAC') : undefined;
   return {
     cardSerial: m.bytes(T.CARD_SERIAL, 8, 8, 'serial'),
     tid: fromUtf8(m.bytes(T.TID, 1, 32, 'TID')),
     event: m.bytes(T.USAGE_EVENT, 1, 1, 'event')[0],
     counter: readUint(m.bytes(T.COUNTER, 2, 2, 'counter')),
     usage: m.has(T.USAGE_RECORD) ? decodeUsageRecordContent(m.require(T.USAGE_RECORD)) : undefined,
-    commandDigest: m.bytes(T.COMMAND_DIGEST, 32, 32, 'digest'),
-    signature: m.bytes(T.SIGNATURE, 1, 1024, 'signature'),
+    commandDigest: m.has(T.COMMAND_DIGEST) ? m.bytes(T.COMMAND_DIGEST, 32, 32, 'digest') : undefined,
+    signature: mac ?? m.bytes(T.SIGNATURE, 1, 1024, 'signature'),
+    mac,
     encoded,
   };
 }
 
-/** The bytes a receipt signature covers: the B4 content up to (not including) the signature. */
+/** The bytes a receipt signature (or MAC) covers: the B4 content up to (not including) it. */
 export function receiptSignedBytes(encoded: Uint8Array): Uint8Array {
   const outer = TlvMap.parse(encoded, { allowed: [T.RECEIPT] });
   const content = outer.require(T.RECEIPT);
   const m = TlvMap.parse(content);
   const last = m.items[m.items.length - 1];
-  if (last.tag !== T.SIGNATURE) throw new CryptoError('receipt does not end with its signature');
+  if (last.tag !== T.SIGNATURE && last.tag !== T.MAC) throw new CryptoError('receipt does not end with its signature');
   return content.subarray(0, content.length - tlv(T.SIGNATURE, last.value).length);
 }

@@ -1,9 +1,11 @@
 // Personalisation of a blank card in the issuer's secure facility: card key pairs (generated on the
-// card for RSA, extracted by the KGC for SM9), certificates, authority and terminal keys, then LOCK.
+// card for RSA, extracted by the KGC for SM9), certificates, authority and terminal keys, the
+// diversified checking keys of gate mode sym (one per operator master key), then LOCK.
 
 import { concat, hex, utf8 } from '../sdk/bytes.js';
 import { InvalidInputError } from '../sdk/errors.js';
 import { keyId } from '../sdk/crypto/suite.js';
+import { diversify, masterKeyId } from '../sdk/crypto/symmetric.js';
 import { T } from '../sdk/spec.js';
 import type { CertificateAuthority } from '../sdk/roles/ca.js';
 import type { CardCredentials, IdentityKeyIssuer } from '../sdk/roles/trust.js';
@@ -27,6 +29,8 @@ export interface PersonalizationProfile {
   rsaKeySize?: 2048 | 3072;
   /** SM9 suite. */
   kgc?: IdentityKeyIssuer;
+  /** Gate mode sym: operators' checking master keys; the card gets K_card = diversify(MK, serial, operator). */
+  masterKeys?: { operator: string; key: Uint8Array }[];
 }
 
 function keyObject(grant: KeyGrant): Uint8Array {
@@ -58,6 +62,10 @@ export async function personalizeCard(session: CardSession, profile: Personaliza
   }
   for (const a of profile.authorities) await session.send('PUT KEY', { p1: 0x01, data: keyObject(a) });
   for (const t of profile.terminals) await session.send('PUT KEY', { p1: 0x02, data: keyObject(t) });
+  for (const mk of profile.masterKeys ?? []) {
+    const data = concat(tlv(T.KEY_ID, masterKeyId(mk.key, mk.operator)), tlv(T.OPERATOR_SCOPE, utf8(mk.operator)), tlv(T.KEY_MATERIAL, diversify(mk.key, info.serial, mk.operator)));
+    await session.send('PUT KEY', { p1: 0x05, data });
+  }
   await session.send('LOCK');
   return creds;
 }

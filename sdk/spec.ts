@@ -45,6 +45,8 @@ export interface ProtocolSpec {
     | 'terminalChallengeLength'
     | 'maxAuthorityKeys'
     | 'maxTerminalKeys'
+    | 'maxSymmetricKeys'
+    | 'symmetricMacLength'
     | 'tombstoneSlots'
     | 'defaultCapacity',
     number
@@ -153,6 +155,9 @@ export const T = {
   TICKET_VIEW: tagValue('TICKET_VIEW'),
   SIGNED_COMMAND: tagValue('SIGNED_COMMAND'),
   RECEIPT: tagValue('RECEIPT'),
+  SESSION_VIEW: tagValue('SESSION_VIEW'),
+  MACED_COMMAND: tagValue('MACED_COMMAND'),
+  MAC: tagValue('MAC'),
   KEY_ID: tagValue('KEY_ID'),
   SERVICE_DATE: tagValue('SERVICE_DATE'),
   TRAIN: tagValue('TRAIN'),

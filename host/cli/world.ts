@@ -13,7 +13,7 @@ import { TicketServer } from '../../sdk/roles/ticket-server.js';
 import { CaTrust, KgcTrust, type CardCredentials, type CardTrust } from '../../sdk/roles/trust.js';
 import { cardIdentity, KeyGenerationCentre } from '../../sdk/roles/kgc.js';
 import { randomBytes } from 'node:crypto';
-import { CheckingTerminal } from '../checking.js';
+import { CheckingTerminal, type GateMode, type OperatorMasterKey } from '../checking.js';
 import { IssuingTerminal } from '../issuing.js';
 import { personalizeCard, type IdentityKeyIssuer, type KeyGrant } from '../personalize.js';
 import { CardSession, type SessionOptions } from '../session.js';
@@ -60,10 +60,13 @@ export class World {
   readonly ticketServer: TicketServer;
   /** Epoch seconds seen by terminals; tests move it. */
   now = Math.floor(Date.now() / 1000);
+  /** The operator's checking master key (gate mode sym); every card gets its diversified key. */
+  readonly masterKey: OperatorMasterKey;
 
   constructor(readonly keys: SuiteWorld, readonly operator = 'CR') {
     this.authority = new AuthenticationServer(keys.authorityKey, keys.cardTrust);
     this.ticketServer = new TicketServer(operator, undefined, () => this.now);
+    this.masterKey = { operator, key: new Uint8Array(randomBytes(16)) };
   }
 
   static create(suite: SuiteName = 'rsa', operator = 'CR'): World {
@@ -85,7 +88,9 @@ export class World {
   }
 
   /** Manufacture and personalise an emulated card. */
-  async newCard(options: CreateCardOptions & { backend?: NvmBackend | string; authorities?: KeyGrant[]; terminals?: KeyGrant[]; session?: SessionOptions } = {}): Promise<WorldCard> {
+  async newCard(
+    options: CreateCardOptions & { backend?: NvmBackend | string; authorities?: KeyGrant[]; terminals?: KeyGrant[]; masterKeys?: OperatorMasterKey[]; session?: SessionOptions } = {},
+  ): Promise<WorldCard> {
     const card = EticketCard.create(options.backend ?? new MemoryBackend(), { ...options, suite: this.suite });
     const transport = new EmulatorTransport(card);
     const session = new CardSession(transport, options.session);
@@ -94,14 +99,20 @@ export class World {
       kgc: this.keys.kgc,
       authorities: options.authorities ?? [this.authorityGrant()],
       terminals: options.terminals ?? [this.terminalGrant()],
+      masterKeys: options.masterKeys ?? [this.masterKey],
     });
     const issuing = new IssuingTerminal(session);
     await issuing.open();
     return { card, transport, session, issuing, credentials };
   }
 
-  checkingTerminal(session: CardSession, options: { station?: string; gateId?: string; keys?: TerminalKeys } = {}): CheckingTerminal {
+  checkingTerminal(
+    session: CardSession,
+    options: { station?: string; gateId?: string; keys?: TerminalKeys; mode?: GateMode; masterKeys?: OperatorMasterKey[] } = {},
+  ): CheckingTerminal {
     return new CheckingTerminal(session, {
+      mode: options.mode,
+      masterKeys: options.masterKeys ?? [this.masterKey],
       keys: options.keys ?? this.keys.terminalKeys,
       authorities: [this.keys.authorityKey.publicKey],
       cardTrust: this.keys.cardTrust,

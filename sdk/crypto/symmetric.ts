@@ -1,0 +1,86 @@
+// Gate mode `sym` (apdu-spec README §3.5): diversified AES-128 card keys, session keys and the MACs of
+// the symmetric tap. Card and gate both call these, so the two sides cannot disagree on a byte.
+
+import { concat, constantTimeEqual, u16, utf8 } from '../bytes.js';
+import { CryptoError, InvalidInputError } from '../errors.js';
+import { LIMITS } from '../spec.js';
+import { cbcDecrypt, cbcEncrypt, cmac } from './aes.js';
+
+export const SYM_KEY_LENGTH = 16;
+/** Truncated CMAC length on the air (GlobalPlatform SCP03 uses 8 bytes too). */
+export const SYM_MAC_LENGTH = LIMITS.symmetricMacLength;
+const ZERO_IV = new Uint8Array(16);
+
+export const SYM_LABEL = {
+  CARD_KEY: utf8('ETKT CARD KEY'),
+  KEY_ID: utf8('ETKT KEY ID'),
+  SESSION_ENC: utf8('ETKT S-ENC'),
+  SESSION_MAC: utf8('ETKT S-MAC'),
+} as const;
+
+export const SYM_CONTEXT = {
+  VIEW: utf8('ETKT SYM VIEW 1'),
+  COMMAND: utf8('ETKT SYM CMD 1'),
+  RECEIPT: utf8('ETKT SYM RCPT 1'),
+} as const;
+
+function checkKey(key: Uint8Array, what: string): void {
+  if (!(key instanceof Uint8Array) || key.length !== SYM_KEY_LENGTH) throw new InvalidInputError(`${what} must be ${SYM_KEY_LENGTH} bytes`);
+}
+
+/**
+ * NIST SP 800-108 KDF in counter mode with AES-CMAC as PRF, one 128-bit block:
+ * CMAC_K( 01 ‖ label ‖ 00 ‖ context ‖ 0080 ).
+ */
+export function kdf(key: Uint8Array, label: Uint8Array, context: Uint8Array): Uint8Array {
+  checkKey(key, 'KDF key');
+  return cmac(key, concat(new Uint8Array([1]), label, new Uint8Array([0]), context, u16(128)));
+}
+
+/** The card's checking sub-key for one operator: K_card = KDF(MK, "ETKT CARD KEY", serial ‖ operator). */
+export function diversify(masterKey: Uint8Array, serial: Uint8Array, operator: string): Uint8Array {
+  if (serial.length !== 8) throw new InvalidInputError('card serial must be 8 bytes');
+  if (operator.length < 1 || operator === '*') throw new InvalidInputError('a diversified key belongs to one named operator');
+  return kdf(masterKey, SYM_LABEL.CARD_KEY, concat(serial, utf8(operator)));
+}
+
+/**
+ * Key id of a master key (the card holds only K_card, so this id is what names it in C1): the first
+ * 8 bytes of KDF(MK, "ETKT KEY ID", operator). A new master key version gets a new id.
+ */
+export function masterKeyId(masterKey: Uint8Array, operator: string): Uint8Array {
+  return kdf(masterKey, SYM_LABEL.KEY_ID, utf8(operator)).slice(0, 8);
+}
+
+export interface SessionKeys {
+  enc: Uint8Array;
+  mac: Uint8Array;
+}
+
+/** Session keys from both challenges: neither side alone chooses them, and they die with the session. */
+export function sessionKeys(cardKey: Uint8Array, terminalChallenge: Uint8Array, cardChallenge: Uint8Array): SessionKeys {
+  const context = concat(terminalChallenge, cardChallenge);
+  return { enc: kdf(cardKey, SYM_LABEL.SESSION_ENC, context), mac: kdf(cardKey, SYM_LABEL.SESSION_MAC, context) };
+}
+
+/** Truncated CMAC over context ‖ chain ‖ parts; `chain` is the previous MAC of the session. */
+export function sessionMac(macKey: Uint8Array, context: Uint8Array, chain: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
+  return cmac(macKey, concat(context, chain, ...parts)).slice(0, SYM_MAC_LENGTH);
+}
+
+export function checkSessionMac(macKey: Uint8Array, mac: Uint8Array, context: Uint8Array, chain: Uint8Array, ...parts: Uint8Array[]): boolean {
+  return mac.length === SYM_MAC_LENGTH && constantTimeEqual(sessionMac(macKey, context, chain, ...parts), mac);
+}
+
+/** A fresh key per session makes a fixed IV safe: no key ever encrypts two messages. */
+export function sessionEncrypt(encKey: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  return cbcEncrypt(encKey, ZERO_IV, plaintext);
+}
+
+export function sessionDecrypt(encKey: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  try {
+    return cbcDecrypt(encKey, ZERO_IV, ciphertext);
+  } catch (e) {
+    throw new CryptoError('session cryptogram does not decrypt', { cause: e });
+  }
+}
