@@ -1,0 +1,82 @@
+// Back-office roles: the CA certifies card keys and nothing else passes for them; the authority seals
+// only to keys it can trace to its CA; the ticket server never issues a TID twice.
+
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CertificateAuthority, verifyCardCertificate } from './ca.js';
+import { AuthenticationServer } from './authority.js';
+import { CaTrust } from './trust.js';
+import { MemoryLedger, TicketServer } from './ticket-server.js';
+import { RsaPrivateKey } from '../crypto/rsa.js';
+import { CryptoError, InvalidInputError } from '../errors.js';
+
+describe('certificate authority and card trust', () => {
+  let ca: CertificateAuthority;
+  let rogue: CertificateAuthority;
+  let cardKey: RsaPrivateKey;
+  const serial = new Uint8Array([0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8]);
+  beforeAll(() => {
+    ca = CertificateAuthority.create('test CA');
+    rogue = CertificateAuthority.create('rogue CA');
+    cardKey = RsaPrivateKey.generate(2048);
+  });
+
+  it('certifies a card key for one usage and names the card serial', () => {
+    const cert = ca.certifyCardKey(serial, 'encryption', cardKey.publicKey);
+    const c = verifyCardCertificate(ca.certificateDer, cert, 'encryption');
+    expect(c.serial).toEqual(serial);
+    expect(Buffer.from(c.publicKey).equals(Buffer.from(cardKey.publicKey))).toBe(true);
+  });
+
+  it('refuses a certificate from another CA, for another usage, or damaged', () => {
+    const foreign = rogue.certifyCardKey(serial, 'encryption', cardKey.publicKey);
+    expect(() => verifyCardCertificate(ca.certificateDer, foreign, 'encryption')).toThrow(/not issued by the trusted CA/);
+    const signing = ca.certifyCardKey(serial, 'signature', cardKey.publicKey);
+    expect(() => verifyCardCertificate(ca.certificateDer, signing, 'encryption')).toThrow(CryptoError);
+    const damaged = ca.certifyCardKey(serial, 'encryption', cardKey.publicKey);
+    damaged[damaged.length - 5] ^= 1;
+    expect(() => verifyCardCertificate(ca.certificateDer, damaged, 'encryption')).toThrow(CryptoError);
+  });
+
+  it('the authority refuses to seal to a card it cannot trace to its CA, or whose certificate names another card', () => {
+    const authority = new AuthenticationServer(RsaPrivateKey.generate(2048), new CaTrust(ca.certificateDer));
+    const face = new TicketServer('CR').createTicket({ serviceDate: '2026-12-01' });
+    const ticket = authority.sign(face);
+    const foreign = rogue.certifyCardKey(serial, 'encryption', cardKey.publicKey);
+    expect(() => authority.seal(ticket, { suite: 'rsa', serial, encryptionCertificate: foreign })).toThrow(CryptoError);
+    const mine = ca.certifyCardKey(serial, 'encryption', cardKey.publicKey);
+    const otherSerial = serial.slice();
+    otherSerial[0] ^= 0xff;
+    expect(() => authority.seal(ticket, { suite: 'rsa', serial: otherSerial, encryptionCertificate: mine })).toThrow(/names card/);
+    expect(() => authority.seal(ticket, { suite: 'rsa', serial })).toThrow(/no encryption certificate/);
+    expect(authority.seal(ticket, { suite: 'rsa', serial, encryptionCertificate: mine }).length).toBeGreaterThan(256);
+  });
+
+  it('a CA reloaded from its key and certificate keeps certifying; a mismatched key is refused', () => {
+    const again = CertificateAuthority.load(ca.key, ca.certificateDer);
+    expect(() => verifyCardCertificate(ca.certificateDer, again.certifyCardKey(serial, 'signature', cardKey.publicKey), 'signature')).not.toThrow();
+    expect(() => CertificateAuthority.load(cardKey, ca.certificateDer)).toThrow(InvalidInputError);
+  });
+});
+
+describe('ticket server', () => {
+  it('issues unique TIDs and refuses a TID it already issued', () => {
+    const ledger = new MemoryLedger();
+    const server = new TicketServer('CR', ledger, () => 1_800_000_000);
+    const tids = new Set(Array.from({ length: 50 }, () => server.createTicket({ serviceDate: 20261201 }).tid));
+    expect(tids.size).toBe(50);
+    const own = server.createTicket({ serviceDate: 20261201, tid: 'MY-1' });
+    expect(own.tid).toBe('MY-1');
+    expect(() => server.createTicket({ serviceDate: 20261201, tid: 'MY-1' })).toThrow(/already issued/);
+  });
+
+  it('validates every field before spending a TID, and defaults validity to the service day', () => {
+    const ledger = new MemoryLedger();
+    const server = new TicketServer('CR', ledger);
+    expect(() => server.createTicket({ serviceDate: 20261201, tid: 'BAD', seat: 'way-too-long-seat' })).toThrow(/seat/);
+    expect(ledger.has('BAD')).toBe(false);
+    const face = server.createTicket({ serviceDate: '2026-12-01' });
+    expect(face.validFrom).toBe(Date.UTC(2026, 11, 1) / 1000);
+    expect(face.validUntil - face.validFrom).toBe(28 * 3600);
+    expect(() => new TicketServer('no spaces allowed')).toThrow(InvalidInputError);
+  });
+});
