@@ -59,6 +59,13 @@ describe.skipIf(!stack.ok)('eticket CLI over PC/SC (vpcd)', () => {
     expect(serve.output().stdout).toMatch(/taken out/);
   });
 
+  it('an unknown reader is a reader error (3) naming the readers there are', async () => {
+    const r = await cli(env, 'tickets', '--reader', 'No Such Reader 99');
+    expect(r.code).toBe(3);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/no PC\/SC reader matches "No Such Reader 99" \(readers: .*Virtual PCD.*eticket readers/);
+  });
+
   it('a gate loop on a reader stops cleanly on SIGINT', async () => {
     const gate = cliProcess(env, 'gate', '--reader', VPCD_READER_1, '--station', 'BJS', '--direction', 'exit');
     await waitUntil(() => gate.output().stderr.includes('waiting for cards'), 15_000, 'the gate loop to start');

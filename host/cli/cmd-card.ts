@@ -47,7 +47,10 @@ export function registerInit(program: Command): void {
 }
 
 export function registerCard(program: Command): void {
-  const card = program.command('card').description('card images: create, info, personalize, serve');
+  const card = program
+    .command('card')
+    .description('card images: create, info, personalize, serve')
+    .addHelpText('after', '\nExample:\n  $ eticket card create card.img && eticket card personalize --card card.img && eticket card info --card card.img');
 
   card
     .command('create <image>')

@@ -121,7 +121,13 @@ export function openTransport(cmd: Command, options: CardOptions): { transport: 
 export async function openCard(cmd: Command, options: CardOptions): Promise<CardHandle> {
   const { transport, label } = openTransport(cmd, options);
   const session = new CardSession(transport);
-  await session.connect();
+  try {
+    await session.connect();
+  } catch (e) {
+    // A PC/SC context left open would keep the process alive after the error is reported.
+    await transport.disconnect().catch(() => undefined);
+    throw e;
+  }
   return { session, transport, label, close: () => session.close() };
 }
 

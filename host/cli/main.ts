@@ -75,3 +75,6 @@ export async function main(argv = process.argv): Promise<void> {
 }
 
 await main();
+// Done: a native handle (a PC/SC context closing behind a failed call) must not keep the command alive.
+// stdout and stderr are synchronous for files and pipes on POSIX, so nothing printed is lost.
+process.exit();
