@@ -305,3 +305,34 @@ describe('raw APDUs and traces', () => {
     expect(missing.code).toBe(1);
   });
 });
+
+describe('SM9 suite (identity-based keys)', () => {
+  it('init --suite sm9, personalise, issue a CSV batch and pass a gate, all through the CLI', async () => {
+    const sm9Dir = mkdtempSync(join(tmpdir(), 'eticket-cli-sm9-'));
+    const e: CliEnv = { cwd: sm9Dir };
+    try {
+      const init = await cli(e, 'init', '--operator', 'MT', '--suite', 'sm9');
+      expect(init.code).toBe(0);
+      expect(existsSync(join(sm9Dir, 'kgc.pub'))).toBe(true);
+      expect(existsSync(join(sm9Dir, 'ca.crt'))).toBe(false);
+      expect((await cli(e, 'card', 'create', 'c.img', '--suite', 'sm9')).code).toBe(0);
+      const pers = await cli(e, 'card', 'personalize', '--card', 'c.img');
+      expect(pers.code).toBe(0);
+      expect(pers.stdout).toMatch(/identity keys extracted by the key generation centre/);
+      writeFileSync(join(sm9Dir, 'b.csv'), `serviceDate,train,origin,destination\n${DATE},M1,A,B\n`);
+      const issue = await cli(e, '--json', 'issue', '--card', 'c.img', '--from', 'b.csv');
+      expect(issue.code).toBe(0);
+      expect(JSON.parse(issue.stdout.trim().split('\n')[0]).status).toBe('loaded');
+      const gate = await cli(e, 'gate', '--card', 'c.img', '--station', 'A', '--direction', 'entry', ...AT('08:00:00'));
+      expect(gate.code).toBe(0);
+      expect(gate.stdout).toMatch(/^PASS /);
+      // an RSA card cannot be personalised by an SM9 back office
+      expect((await cli(e, 'card', 'create', 'r.img')).code).toBe(0);
+      const wrong = await cli(e, 'card', 'personalize', '--card', 'r.img');
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      rmSync(sm9Dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -30,7 +30,7 @@ export function registerInit(program: Command): void {
     .command('init')
     .description('create a working directory: CA, authority key (1/6), checking-terminal keys (4/5), ticket ledger')
     .option('--operator <code>', 'operator code written into every ticket (1-16 of A-Z a-z 0-9 _ . -)', 'CR')
-    .option('--suite <suite>', 'crypto suite (rsa; sm9 when its key generation centre lands)', suiteArg, 'rsa')
+    .option('--suite <suite>', 'crypto suite: rsa (CA-certified keys) or sm9 (identity keys from a key generation centre)', suiteArg, 'rsa')
     .option('--ca-name <name>', 'common name of the CA certificate')
     .option('--force', 'replace the keys of an existing working directory (cards personalised with them stop working)')
     .addHelpText('after', '\nThe passphrase that encrypts the private keys comes from $ETICKET_PASSPHRASE, or a prompt on a terminal.\n\nExample:\n  $ export ETICKET_PASSPHRASE=...\n  $ eticket init --dir ./office --operator CR')
@@ -38,9 +38,10 @@ export function registerInit(program: Command): void {
       const dir = workDirPath(cmd);
       const pass = await passphrase({ confirm: true });
       const w = WorkDir.init(dir, { operator: opts.operator, suite: opts.suite, passphrase: pass, caName: opts.caName, force: opts.force });
-      emit(cmd, { ok: true, dir: w.dir, operator: w.config.operator, suite: w.config.suite, files: ['eticket.json', 'ca.crt', 'authority.pub', 'terminal.pub', 'keys/'] }, [
+      const root = w.config.suite === 'sm9' ? 'kgc.pub' : 'ca.crt';
+      emit(cmd, { ok: true, dir: w.dir, operator: w.config.operator, suite: w.config.suite, files: ['eticket.json', root, 'authority.pub', 'terminal.pub', 'keys/'] }, [
         `working directory ${w.dir} ready (operator ${w.config.operator}, suite ${w.config.suite})`,
-        '  ca.crt, authority.pub, terminal.pub: public; keys/*.key: private keys, encrypted with your passphrase',
+        `  ${root}, authority.pub, terminal.pub: public; keys/: private keys, encrypted with your passphrase`,
         `next: eticket card create card.img && eticket card personalize --card card.img`,
       ]);
     });
@@ -128,15 +129,15 @@ export function registerCard(program: Command): void {
       .addHelpText('after', '\nNeeds the passphrase (the CA certifies the keys the card generates).\n\nExample:\n  $ eticket card personalize --card card.img\n  $ eticket card personalize --reader "Virtual PCD 00 00"'),
   ).action(async (opts: CardOptions & { scope?: string[] }, cmd: Command) => {
     const w = workDir(cmd);
-    const ca = w.loadCa(await passphrase());
+    const issuer = w.loadCardKeyIssuer(await passphrase());
     const scopes = opts.scope ?? [w.config.operator];
     await withCard(cmd, opts, async ({ session, label }) => {
       const creds = await personalizeCard(session, {
-        ca,
+        ...issuer,
         authorities: [{ publicKey: w.authorityPublicKey, scopes }],
         terminals: [{ publicKey: w.terminalPublicKey, scopes }],
       });
-      emit(cmd, { ok: true, card: label, serial: hex(creds.serial), scopes }, `card ${hex(creds.serial)} personalised for ${scopes.join(', ')}: keys generated on the card and certified by ${w.caSubject}, authority and gate keys installed, locked`);
+      emit(cmd, { ok: true, card: label, serial: hex(creds.serial), scopes }, `card ${hex(creds.serial)} personalised for ${scopes.join(', ')}: ${issuer.kgc ? 'identity keys extracted by' : 'keys generated on the card and certified by'} ${w.caSubject}, authority and gate keys installed, locked`);
     });
   });
 

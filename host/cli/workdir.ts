@@ -11,11 +11,27 @@ import { CertificateAuthority } from '../../sdk/roles/ca.js';
 import { KeyStore } from '../../sdk/roles/keystore.js';
 import { TerminalKeys } from '../../sdk/roles/terminal-keys.js';
 import { TicketServer } from '../../sdk/roles/ticket-server.js';
-import { CaTrust } from '../../sdk/roles/trust.js';
+import { CaTrust, KgcTrust, type CardTrust } from '../../sdk/roles/trust.js';
+import { cardIdentity, KeyGenerationCentre, type KgcMasterKeys } from '../../sdk/roles/kgc.js';
+import { sm9Provider } from '../../sdk/crypto/sm9-suite.js';
+import { concat } from '../../sdk/bytes.js';
+import { TlvMap, tlv } from '../../sdk/tlv.js';
 import type { SuiteName } from '../../sdk/spec.js';
 import { CardLedger } from './ledger.js';
 
 export const WORKDIR_FORMAT = 'eticket-workdir/1';
+const KGC_KIND = 'sm9-kgc-master';
+const SM9_SIGNER = 'sm9-signer';
+const SM9_DECRYPTER = 'sm9-decrypter';
+
+function encodeKgcPrivate(k: KgcMasterKeys): Uint8Array {
+  return concat(tlv(0x80, k.signMasterPrivateKey), tlv(0x81, k.signMasterPublicKey), tlv(0x82, k.encMasterPrivateKey), tlv(0x83, k.encMasterPublicKey));
+}
+
+function decodeKgcPrivate(b: Uint8Array): KgcMasterKeys {
+  const m = TlvMap.parse(b, { allowed: [0x80, 0x81, 0x82, 0x83] });
+  return { signMasterPrivateKey: m.require(0x80), signMasterPublicKey: m.require(0x81), encMasterPrivateKey: m.require(0x82), encMasterPublicKey: m.require(0x83) };
+}
 
 export interface WorkConfig {
   format: typeof WORKDIR_FORMAT;
@@ -43,28 +59,42 @@ export class WorkDir {
     this.keys = new KeyStore(join(dir, 'keys'));
   }
 
-  /** Create the back office: CA, authority key (1/6), checking-terminal keys (4/5), all under `passphrase`. */
+  /** Create the back office: CA (RSA) or KGC (SM9), authority key (1/6), checking-terminal keys (4/5), all under `passphrase`. */
   static init(dir: string, options: { operator: string; suite: SuiteName; passphrase: string; caName?: string; force?: boolean }): WorkDir {
     dir = resolve(dir);
     if (existsSync(join(dir, 'eticket.json')) && !options.force) {
       throw new InvalidInputError(`${dir} is already an eticket working directory (eticket.json exists): use another --dir, or --force to replace its keys`);
     }
-    if (options.suite !== 'rsa') throw new InvalidInputError(`suite ${options.suite} is not available in the CLI yet: use --suite rsa`);
     new TicketServer(options.operator); // validates the operator code before any key is made
     mkdirSync(dir, { recursive: true });
     const config: WorkConfig = { format: WORKDIR_FORMAT, operator: options.operator, suite: options.suite, created: new Date().toISOString(), caName: options.caName ?? `${options.operator} e-ticket CA` };
     const w = new WorkDir(dir, config);
-    const ca = CertificateAuthority.create(config.caName);
-    const authority = RsaPrivateKey.generate(2048);
-    const terminalEnc = RsaPrivateKey.generate(2048);
-    const terminalSig = RsaPrivateKey.generate(2048);
-    w.keys.putRsa('ca', ca.key, options.passphrase);
-    w.keys.putRsa('authority', authority, options.passphrase);
-    w.keys.putRsa('terminal-encryption', terminalEnc, options.passphrase);
-    w.keys.putRsa('terminal-signature', terminalSig, options.passphrase);
-    writeFileSync(join(dir, 'ca.crt'), pem('CERTIFICATE', ca.certificateDer));
-    writeFileSync(join(dir, 'authority.pub'), pem('PUBLIC KEY', authority.publicKey));
-    writeFileSync(join(dir, 'terminal.pub'), pem('ETICKET TERMINAL KEY', new TerminalKeys(terminalEnc, terminalSig).publicKey));
+    if (options.suite === 'sm9') {
+      // Identity-based: the KGC's master keys replace the CA; identities name the authority and the gates.
+      const kgc = KeyGenerationCentre.create();
+      const pass = options.passphrase;
+      w.keys.putBytes('kgc', KGC_KIND, encodeKgcPrivate(kgc.keys), pass);
+      const authority = kgc.extractSigningKey(`eticket:authority:${options.operator}`);
+      const terminalId = `eticket:terminal:${options.operator}`;
+      w.keys.putBytes('authority', SM9_SIGNER, authority, pass);
+      w.keys.putBytes('terminal-encryption', SM9_DECRYPTER, kgc.extractEncryptionKey(terminalId), pass);
+      w.keys.putBytes('terminal-signature', SM9_SIGNER, kgc.extractSigningKey(terminalId), pass);
+      writeFileSync(join(dir, 'kgc.pub'), pem('ETICKET SM9 MASTER PUBLIC KEYS', concat(tlv(0x81, kgc.signMasterPublicKey), tlv(0x82, kgc.encMasterPublicKey))));
+      writeFileSync(join(dir, 'authority.pub'), pem('PUBLIC KEY', kgc.signingPublicKey(`eticket:authority:${options.operator}`)));
+      writeFileSync(join(dir, 'terminal.pub'), pem('ETICKET TERMINAL KEY', new TerminalKeys(kgc.decrypter(terminalId), kgc.signer(terminalId)).publicKey));
+    } else {
+      const ca = CertificateAuthority.create(config.caName);
+      const authority = RsaPrivateKey.generate(2048);
+      const terminalEnc = RsaPrivateKey.generate(2048);
+      const terminalSig = RsaPrivateKey.generate(2048);
+      w.keys.putRsa('ca', ca.key, options.passphrase);
+      w.keys.putRsa('authority', authority, options.passphrase);
+      w.keys.putRsa('terminal-encryption', terminalEnc, options.passphrase);
+      w.keys.putRsa('terminal-signature', terminalSig, options.passphrase);
+      writeFileSync(join(dir, 'ca.crt'), pem('CERTIFICATE', ca.certificateDer));
+      writeFileSync(join(dir, 'authority.pub'), pem('PUBLIC KEY', authority.publicKey));
+      writeFileSync(join(dir, 'terminal.pub'), pem('ETICKET TERMINAL KEY', new TerminalKeys(terminalEnc, terminalSig).publicKey));
+    }
     writeFileSync(join(dir, 'eticket.json'), JSON.stringify(config, null, 2) + '\n');
     return w;
   }
@@ -102,11 +132,22 @@ export class WorkDir {
   }
 
   get caSubject(): string {
+    if (this.config.suite === 'sm9') return 'the key generation centre';
     const cert = forge.pki.certificateFromPem(this.read('ca.crt'));
     return String(cert.subject.getField('CN')?.value ?? '');
   }
 
-  cardTrust(): CaTrust {
+  /** SM9: the KGC's master public keys (sign, encryption) from kgc.pub. */
+  private get kgcPublic(): { sign: Uint8Array; enc: Uint8Array } {
+    const m = TlvMap.parse(unpem(this.read('kgc.pub'), 'ETICKET SM9 MASTER PUBLIC KEYS', 'kgc.pub'), { allowed: [0x81, 0x82] });
+    return { sign: m.require(0x81), enc: m.require(0x82) };
+  }
+
+  cardTrust(): CardTrust {
+    if (this.config.suite === 'sm9') {
+      const k = this.kgcPublic;
+      return new KgcTrust(k.sign, k.enc, cardIdentity);
+    }
     return new CaTrust(this.caCertificateDer);
   }
 
@@ -114,11 +155,24 @@ export class WorkDir {
     return CertificateAuthority.load(this.keys.getRsa('ca', passphrase), this.caCertificateDer);
   }
 
+  /** What personalisation needs to give a card its keys: the CA (RSA) or the KGC (SM9). */
+  loadCardKeyIssuer(passphrase: string): { ca?: CertificateAuthority; kgc?: KeyGenerationCentre } {
+    if (this.config.suite === 'sm9') return { kgc: KeyGenerationCentre.fromKeys(decodeKgcPrivate(this.keys.getBytes('kgc', passphrase, KGC_KIND))) };
+    return { ca: this.loadCa(passphrase) };
+  }
+
   loadAuthority(passphrase: string): AuthenticationServer {
-    return new AuthenticationServer(this.keys.getRsa('authority', passphrase), this.cardTrust());
+    const key = this.config.suite === 'sm9' ? sm9Provider.signer(this.keys.getBytes('authority', passphrase, SM9_SIGNER)) : this.keys.getRsa('authority', passphrase);
+    return new AuthenticationServer(key, this.cardTrust());
   }
 
   loadTerminalKeys(passphrase: string): TerminalKeys {
+    if (this.config.suite === 'sm9') {
+      return new TerminalKeys(
+        sm9Provider.decrypter(this.keys.getBytes('terminal-encryption', passphrase, SM9_DECRYPTER)),
+        sm9Provider.signer(this.keys.getBytes('terminal-signature', passphrase, SM9_SIGNER)),
+      );
+    }
     return new TerminalKeys(this.keys.getRsa('terminal-encryption', passphrase), this.keys.getRsa('terminal-signature', passphrase));
   }
 
