@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { CommandApdu } from '../sdk/apdu.js';
-import { concat, constantTimeEqual, equal, fromUtf8, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
+import { concat, constantTimeEqual, equal, fromUtf8 as decodeUtf8, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
 import { checkTerminalKey, decodeTerminalKey } from '../sdk/crypto/bundle.js';
 import { EnvelopeError, open, seal } from '../sdk/crypto/envelope.js';
 import { RsaPrivateKey, type RsaKeySize } from '../sdk/crypto/rsa.js';
@@ -30,6 +30,16 @@ const ANY_OPERATOR = '*';
 // Loading a private key from its encoding is costly; keep loaded keys next to the bytes they came from.
 const loadedSigners = new WeakMap<Uint8Array, Signer>();
 const loadedDecrypters = new WeakMap<Uint8Array, Decrypter>();
+
+// TextDecoder's TypeError carries a `code`, which the applet would report as MEMORY_FAILURE (6581):
+// a text field that is not UTF-8 is malformed command data (6A80).
+function fromUtf8(bytes: Uint8Array): string {
+  try {
+    return decodeUtf8(bytes);
+  } catch {
+    throw new TlvError('text field is not UTF-8');
+  }
+}
 
 function refuse(sw: number, why = ''): never {
   throw new CardRefusal(sw, why);
