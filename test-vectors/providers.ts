@@ -1,0 +1,173 @@
+// Card providers for the vector runner: a fresh emulated image per group (personalised in process with
+// the TEST ONLY profile), or the one card in a PC/SC reader (blank, or already personalised with that profile).
+
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EticketCard } from '../card/applet.js';
+import { hex } from '../sdk/bytes.js';
+import { T } from '../sdk/spec.js';
+import { CheckingTerminal } from '../host/checking.js';
+import { IssuingTerminal } from '../host/issuing.js';
+import { personalizeCard } from '../host/personalize.js';
+import { CardSession } from '../host/session.js';
+import { EmulatorTransport } from '../host/transport/emulator.js';
+import { PcscTransport, type PcscTransportOptions } from '../host/transport/pcsc.js';
+import type { Transport } from '../host/transport/transport.js';
+import type { Fixture } from './format.js';
+import type { Acquired, CardProvider } from './runner.js';
+import { authority, personalizationProfile, terminal, type TestKeys } from './testkeys.js';
+
+// A fixed serial keeps fresh images reproducible; each group still gets its own card.
+const IMAGE_SERIAL = Uint8Array.from([0xe7, 0x1c, 0x4e, 0x70, 0x00, 0x00, 0x00, 0x01]);
+
+/** Makes card image files in a folder: blank, or personalised with the profile (keys generated once, then copied). */
+export class ImageFactory {
+  readonly dir: string;
+  private readonly templates = new Map<string, string>();
+  private n = 0;
+
+  constructor(dir?: string, private readonly keep = false) {
+    this.dir = dir ?? mkdtempSync(join(tmpdir(), 'eticket-vectors-'));
+  }
+
+  /** A new image file in the fixture's state. */
+  async make(fixture: Fixture, keys: TestKeys): Promise<string> {
+    const path = join(this.dir, `card-${++this.n}.img`);
+    const capacity = fixture.capacity;
+    if (fixture.state === 'blank') {
+      EticketCard.create(path, { suite: keys.suite, capacity, serial: IMAGE_SERIAL });
+      return path;
+    }
+    // On-card RSA key generation is the slow part of personalisation: do it once per capacity and copy.
+    const key = `${keys.profileName}/${capacity ?? 'default'}`;
+    let template = this.templates.get(key);
+    if (!template) {
+      template = join(this.dir, `template-${this.templates.size + 1}.img`);
+      const card = EticketCard.create(template, { suite: keys.suite, capacity, serial: IMAGE_SERIAL });
+      await personalizeCard(new CardSession(new EmulatorTransport(card)), personalizationProfile(keys));
+      this.templates.set(key, template);
+    }
+    copyFileSync(template, path);
+    return path;
+  }
+
+  close(): void {
+    if (!this.keep) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A fresh image per group, driven in process (the embedded emulator). */
+export function imageProvider(options: { dir?: string; keep?: boolean; extendedLength?: boolean } = {}): CardProvider {
+  const images = new ImageFactory(options.dir, options.keep);
+  return {
+    label: `emulator (fresh image per group in ${images.dir})`,
+    reusesCards: false,
+    async acquire(fixture, keys) {
+      const path = await images.make(fixture, keys);
+      const transport = new EmulatorTransport(EticketCard.open(path), `emulator:${path}`, { extendedLength: options.extendedLength });
+      return { transport, release: () => transport.disconnect() };
+    },
+    async close() {
+      images.close();
+    },
+  };
+}
+
+type CardState = 'blank' | 'profile' | 'other' | 'used';
+
+/**
+ * The one card in a reader. A blank card runs the blank, non-disposable groups (personalisation), is then
+ * personalised with the profile if still blank, and runs the rest; a card already personalised with the
+ * profile (its installed key ids say so) runs every personalised group. Between groups the runner's tickets
+ * are deleted, so the card can run the vectors again and again.
+ */
+export function readerProvider(options: PcscTransportOptions & { transport?: () => Transport } = {}): CardProvider {
+  const make = options.transport ?? (() => new PcscTransport(options));
+  let state: CardState | undefined;
+  let cleanNeeded = false;
+  return {
+    label: `reader ${options.reader ?? '(first with a card)'}`,
+    reusesCards: true,
+    async acquire(fixture: Fixture, keys: TestKeys): Promise<Acquired> {
+      const transport = make();
+      const release = () => transport.disconnect().catch(() => undefined);
+      try {
+        const session = new CardSession(transport);
+        state ??= await inspect(session, keys);
+        if (fixture.capacity !== undefined) {
+          await release();
+          return { skip: `needs a card with exactly ${fixture.capacity} bytes of NVM; only an emulated image can be made to order` };
+        }
+        if (fixture.state === 'blank') {
+          await release();
+          if (fixture.disposable) return { skip: 'leaves the card unusable for the test profile; run it on the emulator or vpcd images' };
+          if (state !== 'blank') return { skip: 'needs a blank card; this card is already personalised' };
+          state = 'used';
+          const fresh = make();
+          return { transport: fresh, release: () => fresh.disconnect().catch(() => undefined) };
+        }
+        if (state === 'blank' || state === 'used') {
+          const lc = await lifecycle(session);
+          if (lc === 'PERSONALIZING') {
+            if (state === 'used') {
+              await release();
+              return { skip: 'the blank-card groups left this card half personalised; use a new blank card' };
+            }
+            await personalizeCard(session, personalizationProfile(keys));
+          }
+          state = (await inspect(session, keys)) === 'profile' ? 'profile' : 'other';
+        }
+        if (state !== 'profile') {
+          await release();
+          return { skip: 'this card is not personalised with the test profile (GET DATA D9 lacks its key ids)' };
+        }
+        if (cleanNeeded) await deleteAllTickets(session, keys);
+        cleanNeeded = true;
+        await session.close();
+        return { transport, release };
+      } catch (e) {
+        await release();
+        throw e;
+      }
+    },
+  };
+}
+
+async function lifecycle(session: CardSession): Promise<string> {
+  return (await new IssuingTerminal(session).open()).lifecycle;
+}
+
+/** Blank, personalised with the test profile (every installed key id of it present), or something else. */
+async function inspect(session: CardSession, keys: TestKeys): Promise<CardState> {
+  const issuing = new IssuingTerminal(session);
+  const info = await issuing.open();
+  if (info.lifecycle === 'PERSONALIZING') {
+    const installed = await issuing.getData(T.INSTALLED_KEYS);
+    return installed && installed.length > 0 ? 'other' : 'blank';
+  }
+  const installed = hex((await issuing.getData(T.INSTALLED_KEYS)) ?? new Uint8Array(0));
+  const ids = [
+    ...[...keys.authorities.values()].filter((a) => a.installed).map((a) => '01' + hex(a.keyId)),
+    ...[...keys.terminals.values()].filter((t) => t.installed).map((t) => '02' + hex(t.keys.keyId)),
+  ];
+  return ids.every((id) => installed.match(/.{18}/g)?.includes(id)) ? 'profile' : 'other';
+}
+
+/** Leave no ticket the test terminal can see, so that the next group starts as on a fresh card. */
+async function deleteAllTickets(session: CardSession, keys: TestKeys): Promise<void> {
+  const gate = new CheckingTerminal(session, {
+    keys: terminal(keys).keys,
+    authorities: [authority(keys).key.publicKey],
+    cardTrust: keys.cardTrust,
+    gateId: 'VECTORS',
+    station: 'CLEANUP',
+  });
+  await gate.select();
+  // A few passes: tickets of earlier runs may share a TID (each run has its own operator code).
+  for (let pass = 0; pass < 5; pass++) {
+    const tickets = await gate.readTickets();
+    if (tickets.length === 0) return;
+    for (const t of tickets) await gate.deleteTicket(await gate.verifyTicket({ tid: t.face.tid }, { verificationCode: false }));
+  }
+}

@@ -1,0 +1,692 @@
+// Runs conformance vector files against a card: static APDUs as they are, template steps (seal-ticket,
+// signed-command, certify, fill) filled in with the TEST ONLY keys for the card at hand; one outcome per test.
+
+import { createCipheriv } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { encodeCommand, parseResponse, swHex } from '../sdk/apdu.js';
+import { concat, equal, fromHex, fromUtf8, hex, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
+import { cmac, deriveKey } from '../sdk/crypto/aes.js';
+import { open, sealWithKey } from '../sdk/crypto/envelope.js';
+import { rsaPublicKey } from '../sdk/crypto/rsa.js';
+import { getSuite } from '../sdk/crypto/suites.js';
+import { sha256 } from '../sdk/crypto/suite.js';
+import { verifyCardCertificate } from '../sdk/roles/ca.js';
+import { AID, command as commandDef, describeSw, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
+import {
+  decodeTicketFace,
+  decodeUsageRecordContent,
+  decodeVerificationCodeContent,
+  encodeTicketFace,
+  encodeVerificationCode,
+  SIGNATURE_CONTEXT,
+  verificationCodeMessage,
+  type TicketFace,
+} from '../sdk/ticket.js';
+import { decodeAll, TlvMap, template, tlv } from '../sdk/tlv.js';
+import { parseReceipt, receiptSignedBytes } from '../host/checking.js';
+import type { Transport } from '../host/transport/transport.js';
+import type { Check, CommandMutation, Expect, Fixture, LoadMutation, Step, TestCase, TestGroup, TicketFaceJson, VectorFile } from './format.js';
+import { authority, loadTestKeys, terminal, type TestKeys } from './testkeys.js';
+
+/** A card in the state a group's fixture asks for, or the reason this provider cannot make one. */
+export type Acquired = { transport: Transport; release(): Promise<void> } | { skip: string };
+
+/** Where cards come from: fresh images, one card in a reader, a vpcd child per group (tests). */
+export interface CardProvider {
+  readonly label: string;
+  /**
+   * Ticket ids and issue times stay as written (deterministic) only on fresh cards. A card that lives
+   * across runs keeps tombstones, so the runner gives each run its own operator code and issue times.
+   */
+  readonly reusesCards: boolean;
+  acquire(fixture: Fixture, keys: TestKeys, groupLabel: string): Promise<Acquired>;
+  close?(): Promise<void>;
+}
+
+export interface RunOptions {
+  /** Run only tests carrying at least one of these flags. */
+  flags?: string[];
+  /** Skip tests carrying any of these flags. */
+  excludeFlags?: string[];
+  /** Run only these areas (file `area`). */
+  areas?: string[];
+  /** Called after each reported test, e.g. for progress lines. */
+  onTest?: (outcome: TestOutcome) => void;
+}
+
+export interface ApduLog {
+  command: string;
+  response: string;
+}
+
+export interface TestOutcome {
+  file: string;
+  suite: string;
+  area: string;
+  group: number;
+  tcId: number;
+  comment: string;
+  flags: string[];
+  result: TestCase['result'];
+  status: 'pass' | 'fail' | 'skip';
+  message?: string;
+  ms: number;
+  apdus: ApduLog[];
+}
+
+export interface RunReport {
+  provider: string;
+  outcomes: TestOutcome[];
+  counts: { total: number; pass: number; fail: number; skip: number };
+}
+
+/** Read and structurally check one vector file (the JSON Schema says the same, for other tools). */
+export function loadVectorFile(path: string): VectorFile {
+  const f = JSON.parse(readFileSync(path, 'utf8')) as VectorFile;
+  validateVectorFile(f, path);
+  return f;
+}
+
+/**
+ * Every vector file in `dir` (or the given paths), blank-card files first: on a single blank card in a
+ * reader the personalisation vectors must run before anything personalises the card for the others.
+ */
+export function loadVectorFiles(paths: string[]): { path: string; file: VectorFile }[] {
+  const files = paths.map((path) => ({ path, file: loadVectorFile(path) }));
+  const blankFirst = (f: VectorFile) => (f.testGroups.some((g) => g.fixture.state === 'blank') ? 0 : 1);
+  return files.sort((a, b) => blankFirst(a.file) - blankFirst(b.file) || a.path.localeCompare(b.path));
+}
+
+export function validateVectorFile(f: VectorFile, where = 'vector file'): void {
+  const fail = (why: string) => {
+    throw new Error(`${where}: ${why}`);
+  };
+  if (f.type !== 'eticket-apdu-vectors') fail('type is not eticket-apdu-vectors');
+  if (typeof f.suite !== 'string' || !Array.isArray(f.testGroups)) fail('suite or testGroups missing');
+  const ids = new Set<number>();
+  let n = 0;
+  for (const g of f.testGroups) {
+    if (!g.fixture || !['blank', 'personalized'].includes(g.fixture.state)) fail('group without a valid fixture');
+    for (const t of g.tests) {
+      n++;
+      if (ids.has(t.tcId)) fail(`tcId ${t.tcId} is used twice`);
+      ids.add(t.tcId);
+      for (const flag of t.flags) if (!f.notes[flag]) fail(`tcId ${t.tcId}: flag ${flag} has no note`);
+      if (!['valid', 'invalid', 'acceptable'].includes(t.result)) fail(`tcId ${t.tcId}: bad result`);
+      for (const s of t.steps) {
+        if ('ticket' in s && !g.tickets[s.ticket]) fail(`tcId ${t.tcId}: unknown ticket ${s.ticket}`);
+        if ('expect' in s && (!Array.isArray(s.expect.sw) || s.expect.sw.length === 0)) fail(`tcId ${t.tcId}: step without expected status word`);
+      }
+    }
+  }
+  if (n !== f.numberOfTests) fail(`numberOfTests is ${f.numberOfTests}, the file holds ${n}`);
+}
+
+class StepFailure extends Error {}
+
+/** State the runner keeps while it plays one group on one card. */
+class GroupContext {
+  serial = new Uint8Array(8);
+  encCert?: Uint8Array;
+  signCert?: Uint8Array;
+  challenge: Uint8Array | null = null;
+  spentChallenge?: Uint8Array;
+  readonly counters = new Map<string, number>();
+  readonly sealed = new Map<string, Uint8Array>();
+  readonly faces = new Map<string, TicketFace>();
+  lastSigned = new Map<string, Uint8Array>();
+  lastCommandData: Uint8Array = new Uint8Array(0);
+  fillers: string[] = [];
+  log: ApduLog[] = [];
+
+  constructor(
+    readonly transport: Transport,
+    readonly keys: TestKeys,
+    readonly group: TestGroup,
+    readonly run: RunIdentity,
+  ) {}
+
+  /** The face of a ticket as this run issues it (operator and issue time per run on reused cards). */
+  face(ref: string, json?: TicketFaceJson): TicketFace {
+    let f = this.faces.get(ref);
+    if (!f) {
+      const src = json ?? this.group.tickets[ref];
+      if (!src) throw new StepFailure(`vector names ticket ${ref}, which the group does not define`);
+      f = { ...(src as unknown as TicketFace) };
+      if (this.run.operator && f.operator === this.keys.operator) f.operator = this.run.operator;
+      if (this.run.issuedAtBase !== undefined) f.issuedAt = this.run.issuedAtBase + this.run.issued++;
+      this.faces.set(ref, f);
+    }
+    return f;
+  }
+}
+
+/** Per-run substitutions on cards that outlive the run (see CardProvider.reusesCards). */
+interface RunIdentity {
+  operator?: string;
+  issuedAtBase?: number;
+  issued: number;
+}
+
+function newRunIdentity(reuses: boolean): RunIdentity {
+  if (!reuses) return { issued: 0 };
+  const tag = Math.floor(Date.now() / 1000).toString(36).toUpperCase();
+  return { operator: `T${tag}`.slice(0, 16), issuedAtBase: Math.floor(Date.now() / 1000), issued: 0 };
+}
+
+export async function runVectors(files: { path: string; file: VectorFile }[], provider: CardProvider, options: RunOptions = {}): Promise<RunReport> {
+  const outcomes: TestOutcome[] = [];
+  const run = newRunIdentity(provider.reusesCards);
+  const selected = (t: TestCase) =>
+    (!options.flags?.length || t.flags.some((f) => options.flags!.includes(f))) && !t.flags.some((f) => options.excludeFlags?.includes(f));
+  for (const { path, file } of files) {
+    if (options.areas?.length && !options.areas.includes(file.area)) continue;
+    const keys = loadTestKeys(file.suite as SuiteName);
+    for (const [gi, group] of file.testGroups.entries()) {
+      const wanted = group.tests.filter(selected);
+      if (wanted.length === 0) continue;
+      const report = (t: TestCase, status: TestOutcome['status'], ms: number, message?: string, apdus: ApduLog[] = []) => {
+        const o: TestOutcome = { file: path, suite: file.suite, area: file.area, group: gi, tcId: t.tcId, comment: t.comment, flags: t.flags, result: t.result, status, message, ms, apdus };
+        outcomes.push(o);
+        options.onTest?.(o);
+      };
+      const label = `${file.area} group ${gi}`;
+      let acquired: Acquired;
+      try {
+        acquired = await provider.acquire(group.fixture, keys, label);
+      } catch (e) {
+        for (const t of wanted) report(t, 'fail', 0, `no card for ${label}: ${(e as Error).message}`);
+        continue;
+      }
+      if ('skip' in acquired) {
+        for (const t of wanted) report(t, 'skip', 0, acquired.skip);
+        continue;
+      }
+      const ctx = new GroupContext(acquired.transport, keys, group, run);
+      try {
+        await acquired.transport.connect();
+        await learnCard(ctx);
+        let broken: string | undefined;
+        for (const t of group.tests) {
+          const isWanted = selected(t);
+          if (!isWanted && !group.fixture.sequential) continue;
+          if (broken) {
+            if (isWanted) report(t, 'fail', 0, broken);
+            continue;
+          }
+          ctx.log = [];
+          const t0 = performance.now();
+          let message: string | undefined;
+          try {
+            await runTest(ctx, t);
+          } catch (e) {
+            if (!(e instanceof StepFailure)) broken = `card or transport failed during tcId ${t.tcId}: ${(e as Error).message}`;
+            message = (e as Error).message;
+          }
+          if (isWanted) report(t, message ? 'fail' : 'pass', performance.now() - t0, message, ctx.log);
+        }
+      } finally {
+        await acquired.release();
+      }
+    }
+  }
+  await provider.close?.();
+  const count = (s: TestOutcome['status']) => outcomes.filter((o) => o.status === s).length;
+  return { provider: provider.label, outcomes, counts: { total: outcomes.length, pass: count('pass'), fail: count('fail'), skip: count('skip') } };
+}
+
+/** The card serial (from the FCI) and nothing else: the rest is fetched when a step needs it. */
+async function learnCard(ctx: GroupContext): Promise<void> {
+  const r = await transmit(ctx, encodeCommand({ cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x00, data: AID, ne: 256 }), true);
+  if (r.sw !== SW.SUCCESS) throw new Error(`SELECT answered ${swHex(r.sw)}: is this an eticket card?`);
+  const fci = TlvMap.parse(TlvMap.parse(r.data).require(T.FCI));
+  ctx.serial = TlvMap.parse(fci.require(T.FCI_PROPRIETARY)).bytes(T.CARD_SERIAL, 8, 8).slice();
+}
+
+async function runTest(ctx: GroupContext, t: TestCase): Promise<void> {
+  await ctx.transport.reset();
+  ctx.challenge = null;
+  if (ctx.group.fixture.beforeEach === 'reset-select') {
+    const r = await transmit(ctx, encodeCommand({ cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x0c, data: AID }), false);
+    if (r.sw !== SW.SUCCESS) throw new StepFailure(`SELECT before the test answered ${swHex(r.sw)}`);
+  }
+  for (const [i, step] of t.steps.entries()) {
+    try {
+      await runStep(ctx, step);
+    } catch (e) {
+      if (e instanceof StepFailure) throw new StepFailure(`step ${i + 1} (${step.kind}${'name' in step && step.name ? ' ' + step.name : ''}): ${e.message}`);
+      throw e;
+    }
+  }
+}
+
+// ---- exchanging APDUs ------------------------------------------------------------------------------
+
+async function transmitOnce(ctx: GroupContext, apdu: Uint8Array): Promise<{ data: Uint8Array; sw: number }> {
+  const response = await ctx.transport.transmit(apdu);
+  ctx.log.push({ command: hex(apdu), response: hex(response) });
+  return parseResponse(response);
+}
+
+/** One APDU; with `collect`, 61XX is followed by GET RESPONSE until the card is done. */
+async function transmit(ctx: GroupContext, apdu: Uint8Array, collect: boolean): Promise<{ data: Uint8Array; sw: number }> {
+  let r = await transmitOnce(ctx, apdu);
+  if (!collect) return r;
+  const parts = [r.data];
+  while ((r.sw & 0xff00) === SW.BYTES_REMAINING) {
+    r = await transmitOnce(ctx, encodeCommand({ cla: 0x00, ins: 0xc0, p1: 0, p2: 0, ne: (r.sw & 0xff) || 256 }));
+    parts.push(r.data);
+  }
+  return { data: concat(...parts), sw: r.sw };
+}
+
+/**
+ * A command the runner built: extended length when the reader passes it, else ISO chaining; then
+ * GET RESPONSE for 61XX and a retry with the exact Le for 6CXX.
+ */
+async function send(ctx: GroupContext, name: string, data: Uint8Array, p1?: number, p2?: number): Promise<{ data: Uint8Array; sw: number }> {
+  const def = commandDef(name);
+  const P1 = p1 ?? parseInt(def.p1[0], 16);
+  const P2 = p2 ?? parseInt(def.p2[0], 16);
+  const wantsData = /2|4/.test(def.case);
+  const extended = ctx.transport.info.extendedLength;
+  ctx.lastCommandData = data;
+  let body = data;
+  if (data.length > 255 && !extended) {
+    const parts: Uint8Array[] = [];
+    for (let o = 0; o < data.length; o += 255) parts.push(data.subarray(o, o + 255));
+    body = parts.pop()!;
+    for (const part of parts) {
+      const r = await transmitOnce(ctx, encodeCommand({ cla: def.claByte | 0x10, ins: def.insByte, p1: P1, p2: P2, data: part }));
+      if (r.sw !== SW.SUCCESS) return r;
+    }
+  }
+  const ext = extended && body.length > 255;
+  const ne = wantsData ? (ext ? 65536 : 256) : undefined;
+  let r = await transmit(ctx, encodeCommand({ cla: def.claByte, ins: def.insByte, p1: P1, p2: P2, data: body, ne, extended: ext }), true);
+  if ((r.sw & 0xff00) === SW.WRONG_LE_EXACT) {
+    r = await transmit(ctx, encodeCommand({ cla: def.claByte, ins: def.insByte, p1: P1, p2: P2, data: body, ne: r.sw & 0xff || 256 }), true);
+  }
+  return r;
+}
+
+function swMatches(expected: string[], sw: number): boolean {
+  const h = swHex(sw);
+  return expected.some((e) => e === h || (e.endsWith('XX') && e.slice(0, 2) === h.slice(0, 2)));
+}
+
+function expectSw(e: Expect, sw: number, what = ''): void {
+  if (!swMatches(e.sw, sw)) {
+    const d = describeSw(sw);
+    throw new StepFailure(`${what}expected SW ${e.sw.join(' or ')}, card answered ${swHex(sw)} ${d.name}`);
+  }
+}
+
+// ---- steps -----------------------------------------------------------------------------------------
+
+async function runStep(ctx: GroupContext, step: Step): Promise<void> {
+  switch (step.kind) {
+    case 'reset':
+      await ctx.transport.reset();
+      ctx.challenge = null;
+      return;
+    case 'apdu': {
+      const apdu = fromHex(step.command);
+      // Fetch the rest of a long answer unless the vector is about 61XX itself.
+      const collect = !step.expect.sw.some((s) => s.startsWith('61'));
+      const r = await transmit(ctx, apdu, collect);
+      expectSw(step.expect, r.sw);
+      await checkData(ctx, step.expect, r.data, apdu);
+      if (r.sw === SW.SUCCESS && apdu[1] === 0x84 && r.data.length === 8) ctx.challenge = r.data.slice();
+      return;
+    }
+    case 'certify':
+      return certify(ctx, step.expect);
+    case 'load':
+      return load(ctx, step);
+    case 'signed-command':
+      return signedCommand(ctx, step);
+    case 'fill':
+      return fill(ctx, step.until, step.expect);
+  }
+}
+
+async function checkData(ctx: GroupContext, e: Expect, data: Uint8Array, apdu?: Uint8Array): Promise<void> {
+  if (e.data !== undefined) {
+    const want = fromHex(e.data);
+    const mask = e.mask ? fromHex(e.mask) : undefined;
+    const same = want.length === data.length && want.every((b, i) => (mask ? (b & mask[i]) === (data[i] & mask[i]) : b === data[i]));
+    if (!same) throw new StepFailure(`expected data ${e.data}${mask ? ` (mask ${e.mask})` : ''}, card answered ${hex(data)}`);
+  }
+  if (e.length !== undefined && data.length !== e.length) throw new StepFailure(`expected ${e.length} bytes of data, card answered ${data.length}`);
+  if (e.check) await runCheck(ctx, e.check, data, apdu);
+}
+
+async function getData(ctx: GroupContext, tag: number): Promise<Uint8Array> {
+  const r = await send(ctx, 'GET DATA', new Uint8Array(0), 0x00, tag);
+  if (r.sw !== SW.SUCCESS) throw new StepFailure(`GET DATA ${tag.toString(16).toUpperCase()} answered ${swHex(r.sw)}`);
+  return r.data;
+}
+
+async function encryptionKey(ctx: GroupContext): Promise<Uint8Array> {
+  ctx.encCert ??= await getData(ctx, T.CARD_ENCRYPTION_CERTIFICATE);
+  return ctx.keys.cardTrust.encryptionKey({ suite: ctx.keys.suite, serial: ctx.serial, encryptionCertificate: ctx.encCert });
+}
+
+async function signingKey(ctx: GroupContext): Promise<Uint8Array> {
+  ctx.signCert ??= await getData(ctx, T.CARD_SIGNING_CERTIFICATE);
+  return ctx.keys.cardTrust.signingKey({ suite: ctx.keys.suite, serial: ctx.serial, signingCertificate: ctx.signCert });
+}
+
+async function certify(ctx: GroupContext, e: Expect): Promise<void> {
+  for (const [pubTag, certTag, usage] of [
+    [T.CARD_ENCRYPTION_PUBLIC_KEY, T.CARD_ENCRYPTION_CERTIFICATE, 'encryption'],
+    [T.CARD_SIGNING_PUBLIC_KEY, T.CARD_SIGNING_CERTIFICATE, 'signature'],
+  ] as const) {
+    const cert = ctx.keys.ca.certifyCardKey(ctx.serial, usage, await getData(ctx, pubTag));
+    const r = await send(ctx, 'PUT DATA', cert, 0x00, certTag);
+    expectSw(e, r.sw, `PUT DATA ${certTag.toString(16).toUpperCase()}: `);
+  }
+  ctx.encCert = ctx.signCert = undefined;
+}
+
+function flipBit(bytes: Uint8Array, bit: number): Uint8Array {
+  const out = bytes.slice();
+  const i = Math.floor(bit / 8) % out.length;
+  out[i] ^= 0x80 >>> bit % 8;
+  return out;
+}
+
+/** The envelope's fields (tag → value) in order, to rebuild it with one change. */
+function envelopeFields(sealed: Uint8Array): { tag: number; value: Uint8Array }[] {
+  return decodeAll(TlvMap.parse(sealed).require(T.SEALED)).map((t) => ({ tag: t.tag, value: t.value.slice() }));
+}
+
+const ENVELOPE_TAG = { encapsulation: 0x83, iv: 0x84, ciphertext: 0x85, mac: 0x86 } as const;
+
+async function sealTicket(ctx: GroupContext, ref: string, m: LoadMutation = {}): Promise<Uint8Array> {
+  const face = ctx.face(ref);
+  const signer = authority(ctx.keys, m.authority ?? 'authority');
+  const faceEnc = encodeTicketFace(face);
+  let signature = signer.key.sign(verificationCodeMessage(faceEnc));
+  if (m.flip?.field === 'tfv-signature') signature = flipBit(signature, m.flip.bit);
+  const tfvEnc = encodeVerificationCode({ suite: m.tfvSuite ?? SUITE[ctx.keys.suite], authorityKeyId: signer.keyId, signature });
+  const shownFace = m.alterFace ? encodeTicketFace({ ...face, ...m.alterFace } as TicketFace) : faceEnc;
+  const payload =
+    m.payload === 'face-only'
+      ? shownFace
+      : m.payload === 'tfv-first'
+        ? concat(tfvEnc, shownFace)
+        : m.payload === 'trailing-byte'
+          ? concat(shownFace, tfvEnc, new Uint8Array([0x00]))
+          : concat(shownFace, tfvEnc);
+  const recipient = m.recipient === 'other-card' ? ctx.serial.map((b, i) => (i === 7 ? b ^ 0xff : b)) : ctx.serial;
+  const suite = getSuite(ctx.keys.suite);
+  const { key, encapsulation } = suite.encapsulate(await encryptionKey(ctx));
+  let sealed: Uint8Array;
+  if (m.payload === 'bad-padding') {
+    // A valid MAC over a ciphertext whose plaintext lacks ISO 9797-1 method 2 padding: the card must
+    // give the same 6988 as for a bad MAC, or it is a padding oracle.
+    const plain = concat(payload, new Uint8Array((16 - (payload.length % 16)) % 16 || 16).fill(0x41));
+    const iv = new Uint8Array(16).fill(0x5a);
+    const c = createCipheriv('aes-128-cbc', deriveKey(key, 0x01), iv);
+    c.setAutoPadding(false);
+    const ciphertext = new Uint8Array(Buffer.concat([c.update(plain), c.final()]));
+    const body = concat(tlv(0x80, new Uint8Array([1])), tlv(0x81, new Uint8Array([suite.id])), tlv(0x82, recipient), tlv(0x83, encapsulation), tlv(0x84, iv), tlv(0x85, ciphertext));
+    sealed = template(T.SEALED, body, tlv(0x86, cmac(deriveKey(key, 0x02), body)));
+  } else {
+    sealed = sealWithKey(suite.id, key, encapsulation, recipient, payload);
+  }
+  if (m.flip && m.flip.field !== 'tfv-signature') {
+    const tag = ENVELOPE_TAG[m.flip.field];
+    sealed = template(T.SEALED, ...envelopeFields(sealed).map((f) => tlv(f.tag, f.tag === tag ? flipBit(f.value, m.flip!.bit) : f.value)));
+  }
+  if (m.envelope) {
+    const fields = envelopeFields(sealed);
+    switch (m.envelope) {
+      case 'truncated':
+        sealed = sealed.subarray(0, sealed.length - 1);
+        break;
+      case 'trailing-byte':
+        sealed = concat(sealed, new Uint8Array([0x00]));
+        break;
+      case 'fields-swapped':
+        [fields[4], fields[5]] = [fields[5], fields[4]];
+        sealed = template(T.SEALED, ...fields.map((f) => tlv(f.tag, f.value)));
+        break;
+      case 'version-2':
+      case 'suite-other':
+        fields[m.envelope === 'version-2' ? 0 : 1].value = new Uint8Array([m.envelope === 'version-2' ? 2 : suite.id === 1 ? 2 : 1]);
+        sealed = template(T.SEALED, ...fields.map((f) => tlv(f.tag, f.value)));
+        break;
+    }
+  }
+  return sealed;
+}
+
+async function load(ctx: GroupContext, step: Extract<Step, { kind: 'load' }>): Promise<void> {
+  let sealed = step.reuse ? ctx.sealed.get(step.ticket) : undefined;
+  if (step.reuse && !sealed) throw new StepFailure(`ticket ${step.ticket} was not sealed earlier in this test`);
+  sealed ??= await sealTicket(ctx, step.ticket, step.mutation);
+  let r = await send(ctx, 'LOAD', sealed);
+  if (r.sw === SW.TICKET_REPLAYED && !step.reuse && !step.mutation && !step.expect.sw.includes('9103') && ctx.run.issuedAtBase !== undefined) {
+    // A reused card's tombstone floor is ahead of this run's issue times (earlier runs): move past it once.
+    ctx.run.issuedAtBase += 10_000_000;
+    ctx.faces.delete(step.ticket);
+    sealed = await sealTicket(ctx, step.ticket);
+    r = await send(ctx, 'LOAD', sealed);
+  }
+  if (!step.mutation) ctx.sealed.set(step.ticket, sealed);
+  expectSw(step.expect, r.sw);
+  if (r.sw === SW.SUCCESS) ctx.counters.set(step.ticket, 0);
+  await checkData(ctx, step.expect, r.data);
+}
+
+async function signedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'signed-command' }>): Promise<void> {
+  const m: CommandMutation = step.mutation ?? {};
+  const ins = commandDef(step.name).insByte;
+  let data: Uint8Array;
+  if (m.replay) {
+    const previous = ctx.lastSigned.get(step.ticket);
+    if (!previous) throw new StepFailure('replay of a command this test did not send');
+    data = previous;
+  } else {
+    const term = terminal(ctx.keys, step.terminal ?? 'terminal');
+    const signer = m.signWith ? terminal(ctx.keys, m.signWith).keys.signature : term.keys.signature;
+    let challenge = ctx.challenge ?? new Uint8Array(8);
+    if (m.challenge === 'flip-bit') challenge = flipBit(challenge, 0);
+    if (m.challenge === 'zero') challenge = new Uint8Array(8);
+    if (m.challenge === 'previous') challenge = ctx.spentChallenge ?? new Uint8Array(8);
+    ctx.spentChallenge = challenge;
+    const counter = (ctx.counters.get(step.ticket) ?? 0) + (m.counterDelta ?? 0);
+    const tid = m.tid ?? ctx.face(step.ticket).tid;
+    let event: Uint8Array | undefined = step.event !== undefined ? tlv(T.USAGE_EVENT, new Uint8Array([step.event])) : undefined;
+    if (m.fields === 'missing-event') event = undefined;
+    if (m.fields === 'extra-event') event = tlv(T.USAGE_EVENT, new Uint8Array([USAGE_EVENT.ENTRY]));
+    if (m.fields === 'unknown-event') event = tlv(T.USAGE_EVENT, new Uint8Array([0x09]));
+    if (step.name === 'DELETE' && !m.fields) event = undefined;
+    const station = step.station ?? 'STN';
+    const fields = (st: string) => {
+      const f = [
+        tlv(T.KEY_ID, term.keys.keyId),
+        tlv(T.CARD_CHALLENGE, challenge),
+        tlv(T.TID, utf8(tid)),
+        tlv(T.COUNTER, u16(counter & 0xffff)),
+        event ?? new Uint8Array(0),
+        tlv(T.GATE_ID, utf8(step.gate ?? 'VG01')),
+        tlv(T.STATION, utf8(st)),
+        tlv(T.TIME, u32(step.time ?? 1767258000)),
+      ];
+      if (m.fields === 'swapped') [f[2], f[3]] = [f[3], f[2]];
+      return concat(...f);
+    };
+    const body = fields(station);
+    const serial = m.otherCardSerial ? ctx.serial.map((b, i) => (i === 7 ? b ^ 0xff : b)) : ctx.serial;
+    const signedIns = m.signAs ? commandDef(m.signAs).insByte : ins;
+    let signature = signer.sign(concat(SIGNATURE_CONTEXT.COMMAND, new Uint8Array([signedIns]), serial, body));
+    if (m.flipSignatureBit !== undefined) signature = flipBit(signature, m.flipSignatureBit);
+    data = template(T.SIGNED_COMMAND, m.alterAfterSigning ? fields(station + 'X') : body, tlv(T.SIGNATURE, signature));
+    if (m.fields === 'trailing-byte') data = concat(data, new Uint8Array([0x00]));
+    if (m.fields === 'truncated') data = data.subarray(0, data.length - 1);
+    ctx.lastSigned.set(step.ticket, data);
+  }
+  ctx.challenge = null; // spent by the card whatever it answers
+  const r = await send(ctx, step.name, data);
+  expectSw(step.expect, r.sw);
+  await checkData(ctx, step.expect, r.data);
+}
+
+/** Fill the card's NVM with filler tickets (then their usage records) until it reports 6A84. */
+async function fill(ctx: GroupContext, until: 'load-refused' | 'usage-refused', e: Expect): Promise<void> {
+  const filler = (big: boolean): TicketFaceJson => {
+    const n = ctx.fillers.length + 1;
+    const base: TicketFaceJson = { version: 1, operator: ctx.keys.operator, tid: `FILL-${n}`, serviceDate: 20260101, validFrom: 1767225600, validUntil: 1767330000, issuedAt: 1767200000 + n };
+    return big ? { ...base, train: 'F'.repeat(16), origin: 'O'.repeat(16), destination: 'D'.repeat(16), passenger: 'P'.repeat(32), seat: 'S'.repeat(8), travelClass: 'C'.repeat(8) } : base;
+  };
+  const loadFiller = async (big: boolean) => {
+    const ref = `#fill${ctx.fillers.length + 1}`;
+    ctx.face(ref, filler(big));
+    const r = await send(ctx, 'LOAD', await sealTicket(ctx, ref));
+    if (r.sw === SW.SUCCESS) ctx.fillers.push(ref);
+    else ctx.faces.delete(ref);
+    return r.sw;
+  };
+  let sw = SW.SUCCESS;
+  // Large fillers first, then minimal ones, so that less than one minimal ticket stays free.
+  for (const big of [true, false]) {
+    for (let i = 0; i < 10_000 && (sw = await loadFiller(big)) === SW.SUCCESS; i++);
+    if (sw !== SW.NOT_ENOUGH_MEMORY) throw new StepFailure(`filling the card: LOAD answered ${swHex(sw)} before 6A84`);
+  }
+  if (until === 'usage-refused') {
+    // Each filler's usage record can grow once by a 16-byte gate and station: spend the last free bytes.
+    sw = SW.SUCCESS;
+    for (const ref of ctx.fillers) {
+      const tid = ctx.face(ref).tid;
+      const q = concat(tlv(T.KEY_ID, terminal(ctx.keys).keys.keyId), tlv(T.TERMINAL_CHALLENGE, new Uint8Array(16)), tlv(T.TID, utf8(tid)));
+      const v = await send(ctx, 'VERIFY', q);
+      if (v.sw !== SW.SUCCESS) throw new StepFailure(`filling usage records: VERIFY answered ${swHex(v.sw)}`);
+      openView(ctx, 'terminal', v.data, ref);
+      const w = await send(ctx, 'WRITE USAGE', await buildFillerUsage(ctx, ref));
+      sw = w.sw;
+      if (sw !== SW.SUCCESS) break;
+    }
+    if (sw !== SW.NOT_ENOUGH_MEMORY) throw new StepFailure(`filling usage records: WRITE USAGE answered ${swHex(sw)}, never 6A84`);
+  }
+  expectSw(e, sw);
+}
+
+async function buildFillerUsage(ctx: GroupContext, ref: string): Promise<Uint8Array> {
+  const term = terminal(ctx.keys);
+  const body = concat(
+    tlv(T.KEY_ID, term.keys.keyId),
+    tlv(T.CARD_CHALLENGE, ctx.challenge ?? new Uint8Array(8)),
+    tlv(T.TID, utf8(ctx.face(ref).tid)),
+    tlv(T.COUNTER, u16(ctx.counters.get(ref) ?? 0)),
+    tlv(T.USAGE_EVENT, new Uint8Array([USAGE_EVENT.PUNCH])),
+    tlv(T.GATE_ID, utf8('G'.repeat(16))),
+    tlv(T.STATION, utf8('S'.repeat(16))),
+    tlv(T.TIME, u32(1767258000)),
+  );
+  ctx.challenge = null;
+  const sig = term.keys.signature.sign(concat(SIGNATURE_CONTEXT.COMMAND, new Uint8Array([commandDef('WRITE USAGE').insByte]), ctx.serial, body));
+  return template(T.SIGNED_COMMAND, body, tlv(T.SIGNATURE, sig));
+}
+
+// ---- checks ----------------------------------------------------------------------------------------
+
+interface OpenedView {
+  face: Uint8Array;
+  usage: ReturnType<typeof decodeUsageRecordContent>;
+  m: TlvMap;
+}
+
+function openView(ctx: GroupContext, terminalName: string, data: Uint8Array, ticket: string): OpenedView {
+  const term = terminal(ctx.keys, terminalName);
+  let plain: Uint8Array;
+  try {
+    plain = open(term.keys.encryption, SUITE[ctx.keys.suite], term.keys.keyId, data);
+  } catch (e) {
+    throw new StepFailure(`the answer does not open with the ${terminalName} key: ${(e as Error).message}`);
+  }
+  const m = TlvMap.parse(TlvMap.parse(plain, { allowed: [T.TICKET_VIEW] }).require(T.TICKET_VIEW), {
+    allowed: [T.SEQUENCE_NUMBER, T.TICKET_FACE, T.USAGE_RECORD, T.TERMINAL_CHALLENGE, T.CARD_CHALLENGE, T.VERIFICATION_CODE, T.CARD_SERIAL],
+  });
+  if (!equal(m.bytes(T.CARD_SERIAL, 8, 8), ctx.serial)) throw new StepFailure('the ticket view names another card serial');
+  const usage = decodeUsageRecordContent(m.require(T.USAGE_RECORD));
+  ctx.counters.set(ticket, usage.counter);
+  const challenge = m.get(T.CARD_CHALLENGE);
+  if (challenge) ctx.challenge = challenge.slice();
+  return { face: tlv(T.TICKET_FACE, m.require(T.TICKET_FACE)), usage, m };
+}
+
+function compareUsage(got: Record<string, unknown>, want: Record<string, string | number> | undefined, what: string): void {
+  for (const [k, v] of Object.entries(want ?? {})) {
+    if (got[k] !== v) throw new StepFailure(`${what}: ${k} is ${String(got[k])}, expected ${v}`);
+  }
+}
+
+async function runCheck(ctx: GroupContext, c: Check, data: Uint8Array, apdu?: Uint8Array): Promise<void> {
+  switch (c.kind) {
+    case 'ticket-view': {
+      const v = openView(ctx, c.terminal, data, c.ticket);
+      const want = encodeTicketFace(ctx.face(c.ticket));
+      if (!equal(v.face, want)) throw new StepFailure(`the view holds ticket ${JSON.stringify(decodeTicketFace(v.face))}, expected ${c.ticket}`);
+      if (c.terminalChallenge !== undefined && hex(v.m.bytes(T.TERMINAL_CHALLENGE, 16, 16)) !== c.terminalChallenge.toUpperCase()) {
+        throw new StepFailure('the view does not echo the terminal challenge');
+      }
+      if (c.terminalChallenge === undefined && v.m.has(T.TERMINAL_CHALLENGE)) throw new StepFailure('the view echoes a terminal challenge the query did not carry');
+      if (c.cardChallenge !== v.m.has(T.CARD_CHALLENGE)) throw new StepFailure(`card challenge ${c.cardChallenge ? 'missing from' : 'unexpected in'} the view`);
+      const tfv = v.m.get(T.VERIFICATION_CODE);
+      if (c.verificationCode !== (tfv !== undefined)) throw new StepFailure(`TF_V ${c.verificationCode ? 'missing from' : 'unexpected in'} the view`);
+      if (tfv) {
+        const code = decodeVerificationCodeContent(tfv);
+        const a = authority(ctx.keys);
+        if (!equal(code.authorityKeyId, a.keyId) || !getSuite(ctx.keys.suite).verify(a.key.publicKey, verificationCodeMessage(want), code.signature)) {
+          throw new StepFailure('TF_V in the view does not verify with the test authority key');
+        }
+      }
+      compareUsage(v.usage, c.usage, 'TF_B');
+      return;
+    }
+    case 'receipt': {
+      const r = parseReceipt(data);
+      if (!r.commandDigest || !equal(r.commandDigest, sha256(ctx.lastCommandData))) throw new StepFailure('receipt digest does not match the command sent');
+      if (!equal(r.cardSerial, ctx.serial) || r.tid !== ctx.face(c.ticket).tid) throw new StepFailure('receipt names another card or ticket');
+      if (r.event !== c.event || r.counter !== c.counter) throw new StepFailure(`receipt event ${r.event} counter ${r.counter}, expected ${c.event} / ${c.counter}`);
+      if ((r.usage === undefined) !== (c.event === USAGE_EVENT.DELETED)) throw new StepFailure('receipt TF_B presence is wrong for this event');
+      const key = await signingKey(ctx);
+      if (!getSuite(ctx.keys.suite).verify(key, concat(SIGNATURE_CONTEXT.RECEIPT, receiptSignedBytes(r.encoded)), r.signature)) {
+        throw new StepFailure('receipt signature does not verify with the card signing certificate');
+      }
+      if (r.usage) compareUsage(r.usage, c.usage, 'receipt TF_B');
+      ctx.counters.set(c.ticket, r.counter);
+      return;
+    }
+    case 'load-result': {
+      const m = TlvMap.parse(data, { allowed: [T.SEQUENCE_NUMBER, T.TID] });
+      const seq = readUint(m.bytes(T.SEQUENCE_NUMBER, 2, 2));
+      if (seq === 0 || fromUtf8(m.require(T.TID)) !== ctx.face(c.ticket).tid) throw new StepFailure(`LOAD answered ${hex(data)}, not the stored ticket ${c.ticket}`);
+      return;
+    }
+    case 'public-key': {
+      let bits = 0;
+      try {
+        bits = rsaPublicKey(data).asymmetricKeyDetails?.modulusLength ?? 0;
+      } catch (e) {
+        throw new StepFailure(`not a public key: ${(e as Error).message}`);
+      }
+      if (bits !== c.bits) throw new StepFailure(`public key of ${bits} bits, expected ${c.bits}`);
+      return;
+    }
+    case 'certificate': {
+      try {
+        const cert = verifyCardCertificate(ctx.keys.ca.certificateDer, data, c.usage);
+        if (!equal(cert.serial, ctx.serial)) throw new Error('certificate names another card');
+      } catch (e) {
+        throw new StepFailure(`card certificate: ${(e as Error).message}`);
+      }
+      return;
+    }
+  }
+  void apdu;
+}

@@ -1,0 +1,99 @@
+// Every committed vector against the emulator in process (fresh image per group, and one reused card as a
+// reader would hold it, twice), plus: files regenerate byte for byte, coverage of apdu-spec, report formats.
+
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { EticketCard } from '../card/applet.js';
+import { EmulatorTransport } from '../host/transport/emulator.js';
+import { protocol } from '../sdk/spec.js';
+import { coverage, UNREACHABLE_SW } from './coverage.js';
+import { generate } from './generate.js';
+import { imageProvider, readerProvider } from './providers.js';
+import { writeReport, summaryTable } from './reports.js';
+import { loadVectorFiles, runVectors, validateVectorFile, type RunReport } from './runner.js';
+
+const DIR = fileURLToPath(new URL('./', import.meta.url));
+const names = readdirSync(DIR).filter((f) => /^[a-z0-9]+-[a-z-]+\.json$/.test(f)).sort();
+const files = loadVectorFiles(names.map((n) => `${DIR}${n}`));
+
+const failures = (r: RunReport) => r.outcomes.filter((o) => o.status === 'fail').map((o) => `${o.file} ${o.tcId} ${o.comment}: ${o.message}`);
+
+describe('vector files', () => {
+  it('are committed as the generator writes them (deterministic, up to date)', () => {
+    const a = generate();
+    const b = generate();
+    expect([...a.keys()].sort()).toEqual(names);
+    for (const [name, text] of a) {
+      expect(text, `${name}: run \`npx tsx test-vectors/generate.ts\``).toBe(readFileSync(`${DIR}${name}`, 'utf8'));
+      expect(b.get(name)).toBe(text);
+    }
+  });
+
+  it('are well formed: unique tcIds, every flag noted, counts right, schema names the step kinds', () => {
+    for (const { path, file } of files) validateVectorFile(file, path);
+    const schema = JSON.parse(readFileSync(`${DIR}schema/eticket-apdu-vectors.schema.json`, 'utf8'));
+    const kinds = new Set(files.flatMap(({ file }) => file.testGroups.flatMap((g) => g.tests.flatMap((t) => t.steps.map((s) => s.kind)))));
+    for (const k of kinds) expect(JSON.stringify(schema), `schema lacks step kind ${k}`).toContain(`"const":"${k}"`);
+  });
+
+  it('cover every (command, status word) pair and common status word of apdu-spec, and every negative class', () => {
+    const c = coverage(files.map((f) => f.file));
+    expect(c.missing, 'vectors missing for these; add them to test-vectors/generate.ts').toEqual([]);
+    // The unreachable list stays honest: only spec status words, none that a vector does reach.
+    for (const sw of Object.keys(UNREACHABLE_SW)) {
+      expect(protocol.statusWords.map((s) => s.sw)).toContain(sw);
+      expect(c.common.find((x) => x.sw === sw)?.covered ?? false, `${sw} is reached by a vector: drop it from UNREACHABLE_SW`).toBe(false);
+    }
+  });
+});
+
+describe('vectors on the emulator', () => {
+  it('all pass on fresh images, one per group', async () => {
+    const r = await runVectors(files, imageProvider());
+    expect(failures(r)).toEqual([]);
+    expect(r.counts.skip).toBe(0);
+    expect(r.counts.pass).toBe(files.reduce((n, f) => n + f.file.numberOfTests, 0));
+  });
+
+  it('all pass through a short-APDU-only reader (the runner chains instead of extended length)', async () => {
+    const r = await runVectors(files, imageProvider({ extendedLength: false }), { areas: ['personalisation', 'load'] });
+    expect(failures(r)).toEqual([]);
+  });
+
+  it('run on one blank card as in a reader: personalised once, re-runnable, the rest skipped with a reason', async () => {
+    const card = EticketCard.inMemory({ suite: 'rsa' });
+    const provider = () => readerProvider({ transport: () => new EmulatorTransport(card, 'one card') });
+    const first = await runVectors(files, provider());
+    expect(failures(first)).toEqual([]);
+    const skipped = first.outcomes.filter((o) => o.status === 'skip');
+    expect(new Set(skipped.map((o) => o.message))).toEqual(
+      new Set(['needs a card with exactly 1400 bytes of NVM; only an emulated image can be made to order', 'leaves the card unusable for the test profile; run it on the emulator or vpcd images']),
+    );
+    // Second run on the same card: it is personalised now, and holds tombstones of the first run.
+    const second = await runVectors(files, provider(), { excludeFlags: ['CardFull'] });
+    expect(failures(second)).toEqual([]);
+    expect(second.outcomes.filter((o) => o.area === 'personalisation' && o.status === 'pass')).toEqual([]);
+    expect(second.counts.pass).toBeGreaterThan(200);
+  });
+
+  it('filters by flag, and reports a wrong expectation as a failure in every format', async () => {
+    const broken = structuredClone(files.find((f) => f.file.area === 'framing')!);
+    broken.path = 'rsa-framing.json';
+    const test = broken.file.testGroups[1].tests.find((t) => t.flags.includes('WrongIns'))!;
+    (test.steps[0] as { expect: { sw: string[] } }).expect.sw = ['9000'];
+    const r = await runVectors([broken], imageProvider(), { flags: ['WrongIns'] });
+    expect(r.counts.total).toBe(4);
+    expect(r.counts.fail).toBe(1);
+    expect(r.outcomes.find((o) => o.status === 'fail')!.message).toMatch(/expected SW 9000, card answered 6D00 INS_NOT_SUPPORTED/);
+    const junit = writeReport(r, 'junit');
+    expect(junit).toMatch(/<testsuites [^>]*tests="4" failures="1"/);
+    expect(junit).toMatch(/<failure message="step 1 \(apdu\): expected SW 9000/);
+    expect(junit.match(/<testcase /g)).toHaveLength(4);
+    const tap = writeReport(r, 'tap');
+    expect(tap.split('\n').slice(0, 2)).toEqual(['TAP version 13', '1..4']);
+    expect(tap.match(/^not ok /gm)).toHaveLength(1);
+    expect(JSON.parse(writeReport(r, 'json')).counts).toEqual({ total: 4, pass: 3, fail: 1, skip: 0 });
+    expect(summaryTable(r)).toMatch(/rsa-framing\s+4\s+3\s+1\s+0/);
+  });
+});
