@@ -7,6 +7,7 @@ import { registerGate } from './cmd-gate.js';
 import { registerIssue, registerLoad } from './cmd-issue.js';
 import { registerRaw } from './cmd-raw.js';
 import { registerTickets } from './cmd-tickets.js';
+import { registerVectors } from './cmd-vectors.js';
 import { errorLine, EXIT, exitCodeFor, ExitStatus, globals } from './context.js';
 import { runDemo } from './demo.js';
 
@@ -53,6 +54,7 @@ Example:
   registerTickets(program);
   registerGate(program);
   registerRaw(program);
+  registerVectors(program);
   return program;
 }
 
