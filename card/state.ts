@@ -97,16 +97,39 @@ function encodeRecord(r: TicketRecord): Uint8Array {
   return e;
 }
 
-function encodeKeyEntries(tag: number, keys: KeyEntry[]): Uint8Array[] {
-  return keys.map((k) => template(tag, tlv(0xc1, k.id), ...k.scopes.map((s) => tlv(0xc9, utf8(s))), tlv(0xd0, k.key)));
+// The personalised part (keys, certificates) never changes after LOCK, and a command copies the parts it
+// leaves alone by reference: cache encodings by those arrays and objects.
+const partCache = new WeakMap<object, Uint8Array>();
+
+function cached(key: object, encode: () => Uint8Array): Uint8Array {
+  let e = partCache.get(key);
+  if (!e) {
+    e = encode();
+    partCache.set(key, e);
+  }
+  return e;
+}
+
+function encodeKeyEntries(tag: number, keys: KeyEntry[]): Uint8Array {
+  return cached(keys, () => concat(...keys.map((k) => template(tag, tlv(0xc1, k.id), ...k.scopes.map((s) => tlv(0xc9, utf8(s))), tlv(0xd0, k.key)))));
 }
 
 function encodePair(tag: number, p?: CardKeyPair): Uint8Array | undefined {
-  return p ? template(tag, tlv(0x80, p.privateKey), tlv(0x81, p.publicKey)) : undefined;
+  return p ? cached(p, () => template(tag, tlv(0x80, p.privateKey), tlv(0x81, p.publicKey))) : undefined;
+}
+
+const tombstoneCache = new WeakMap<object, { floor: number; encoded: Uint8Array }>();
+
+function encodeTombstones(s: CardState): Uint8Array {
+  const hit = tombstoneCache.get(s.tombstones);
+  if (hit && hit.floor === s.tombstoneFloor) return hit.encoded;
+  const encoded = encodeTombstoneArea(s);
+  tombstoneCache.set(s.tombstones, { floor: s.tombstoneFloor, encoded });
+  return encoded;
 }
 
 /** Tombstones occupy a fixed, preallocated area, so DELETE never needs memory. */
-function encodeTombstones(s: CardState): Uint8Array {
+function encodeTombstoneArea(s: CardState): Uint8Array {
   const area = new Uint8Array(LIMITS.tombstoneSlots * TOMBSTONE_BYTES);
   s.tombstones.forEach((t, i) => {
     area.set(t.ticketDigest, i * 16);
@@ -125,12 +148,12 @@ export function encodeState(s: CardState): Uint8Array {
     tlv(0xc8, u16(s.nextSeq)),
     encodePair(0xe1, s.encKey) ?? new Uint8Array(0),
     encodePair(0xe2, s.signKey) ?? new Uint8Array(0),
-    s.encCert ? tlv(0xd5, s.encCert) : new Uint8Array(0),
-    s.signCert ? tlv(0xd6, s.signCert) : new Uint8Array(0),
+    s.encCert ? cached(s.encCert, () => tlv(0xd5, s.encCert!)) : new Uint8Array(0),
+    s.signCert ? cached(s.signCert, () => tlv(0xd6, s.signCert!)) : new Uint8Array(0),
     s.identity !== undefined ? tlv(0xdb, utf8(s.identity)) : new Uint8Array(0),
-    ...encodeKeyEntries(0xe3, s.authorityKeys),
-    ...encodeKeyEntries(0xe4, s.terminalKeys),
-    ...s.symKeys.map((k) => template(0xe5, tlv(0xc1, k.id), tlv(0xc9, utf8(k.operator)), tlv(0xd0, k.key))),
+    encodeKeyEntries(0xe3, s.authorityKeys),
+    encodeKeyEntries(0xe4, s.terminalKeys),
+    cached(s.symKeys, () => concat(...s.symKeys.map((k) => template(0xe5, tlv(0xc1, k.id), tlv(0xc9, utf8(k.operator)), tlv(0xd0, k.key))))),
     encodeTombstones(s),
     ...s.tickets.map(encodeRecord),
   );

@@ -30,6 +30,8 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
 
 export function equal(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
+  // memcmp for anything longer than a key id: the NVM store compares whole pages on every commit.
+  if (a.length > 32) return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }

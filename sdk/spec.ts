@@ -191,18 +191,19 @@ export interface CommandDef extends SpecCommand {
   insByte: number;
 }
 
+// Looked up on every APDU by card and host: resolve each definition once.
+const commandDefs = new Map<string, CommandDef>(
+  protocol.commands.map((c) => [c.name, Object.freeze({ ...c, claByte: parseInt(c.cla, 16), insByte: parseInt(c.ins, 16) })]),
+);
+const commandsByClaIns = new Map<number, CommandDef>([...commandDefs.values()].map((c) => [(c.claByte << 8) | c.insByte, c]));
+
 /** Command definition by spec name, with CLA/INS as numbers. */
 export function command(name: string): CommandDef {
-  const c = commandByName(name);
-  return { ...c, claByte: parseInt(c.cla, 16), insByte: parseInt(c.ins, 16) };
+  return commandDefs.get(name) ?? (commandByName(name) as never);
 }
 
 export function commandForIns(cla: number, ins: number): CommandDef | undefined {
-  const claBase = cla & 0xec; // strip chaining (0x10) and channel bits for the lookup
-  for (const c of protocol.commands) {
-    if (parseInt(c.ins, 16) === ins && parseInt(c.cla, 16) === claBase) return command(c.name);
-  }
-  return undefined;
+  return commandsByClaIns.get(((cla & 0xec) << 8) | ins); // strip chaining (0x10) and channel bits for the lookup
 }
 
 export const AID = fromHex(protocol.aid);

@@ -26,9 +26,17 @@ function shiftLeft(b: Uint8Array): Uint8Array {
   return out;
 }
 
+// Session keys MAC several messages: derive their CMAC subkeys once per key object.
+const subkeys = new WeakMap<Uint8Array, { k1: Uint8Array; k2: Uint8Array }>();
+
 export function cmac(key: Uint8Array, message: Uint8Array): Uint8Array {
-  const l = aesEcb(key, ZERO16);
-  const k1 = shiftLeft(l);
+  let sk = subkeys.get(key);
+  if (!sk) {
+    const k1 = shiftLeft(aesEcb(key, ZERO16));
+    sk = { k1, k2: shiftLeft(k1) };
+    subkeys.set(key, sk);
+  }
+  const { k1, k2 } = sk;
   const n = Math.max(1, Math.ceil(message.length / 16));
   const complete = message.length > 0 && message.length % 16 === 0;
   const m = new Uint8Array(n * 16);
@@ -37,7 +45,6 @@ export function cmac(key: Uint8Array, message: Uint8Array): Uint8Array {
   if (complete) {
     for (let i = 0; i < 16; i++) m[last + i] ^= k1[i];
   } else {
-    const k2 = shiftLeft(k1);
     m[message.length] = 0x80;
     for (let i = 0; i < 16; i++) m[last + i] ^= k2[i];
   }

@@ -1,0 +1,37 @@
+// The benchmark harness runs end to end in --quick mode and its --json document has the promised schema.
+// No timing is asserted here: timings belong to `npm run bench`, not to tests.
+
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+describe('npm run bench', () => {
+  it('--quick --json emits one JSON document with every gate entry and the cost model', () => {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--json'], {
+      cwd: root,
+      env: { ...process.env, ETICKET_PCSC: '0' },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 170_000,
+    });
+    const doc = JSON.parse(out);
+    expect(doc.schema).toBe('eticket-bench/1');
+    expect(doc.machine.cores).toBeGreaterThan(0);
+    expect(Date.parse(doc.date)).not.toBeNaN();
+    const modes = new Set(doc.gate.map((g: { mode: string }) => g.mode));
+    expect([...modes].sort()).toEqual(['pki', 'sym']);
+    for (const g of doc.gate) {
+      for (const k of ['medianMs', 'p99Ms', 'cryptoFloorMs', 'overheadRatio', 'tps', 'apdus', 'wireBytes']) expect(typeof g[k], k).toBe('number');
+      expect(typeof g.suite).toBe('string');
+      expect(g.modeledTapMs424 === null || typeof g.modeledTapMs424 === 'number').toBe(true);
+      if (g.mode === 'sym') expect(g.modeledTapMs424).toBeGreaterThan(0);
+    }
+    expect(doc.issuance.length).toBeGreaterThan(0);
+    expect(doc.issuance[0].nvmBytesPerTicket).toBeGreaterThan(0);
+    expect(doc.farm.length).toBeGreaterThan(0);
+    expect(doc.pcsc.skipped).toContain('ETICKET_PCSC=0');
+    expect(doc.goals.symTapJcop4At424.target).toBe('≤ 100 ms');
+  }, 180_000);
+});

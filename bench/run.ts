@@ -1,0 +1,539 @@
+// `npm run bench`: gate transactions per mode and suite against their crypto floor, issuance, wire and NVM
+// costs, a card farm, SM9 primitives, PC/SC when available, and the chip cost model; `--json` for machines.
+
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { EticketCard } from '../card/applet.ts';
+import { MemoryBackend } from '../card/nvm.ts';
+import type { GateMode } from '../host/checking.ts';
+import { World, suiteWorldBuilders } from '../host/cli/world.ts';
+import { IssuingTerminal } from '../host/issuing.ts';
+import { CardSession, type TraceEntry } from '../host/session.ts';
+import { EmulatorTransport } from '../host/transport/emulator.ts';
+import { cmac } from '../sdk/crypto/aes.ts';
+import { suiteProvider } from '../sdk/crypto/suites.ts';
+import { diversify, sessionKeys, SYM_CONTEXT, sessionMac } from '../sdk/crypto/symmetric.ts';
+import { toServiceDate } from '../sdk/fields.ts';
+import type { SuiteName } from '../sdk/spec.ts';
+import type { TicketFace } from '../sdk/ticket.ts';
+import { CHIP_PROFILES, estimateTap, type CardOp, type TapEstimate, type TraceExchange } from './cost-model.ts';
+
+const args = new Set(process.argv.slice(2));
+const JSON_OUT = args.has('--json');
+const QUICK = args.has('--quick');
+const log = (s: string) => {
+  if (!JSON_OUT) process.stdout.write(s + '\n');
+};
+const progress = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+interface Latency {
+  medianMs: number;
+  p99Ms: number;
+}
+
+function stats(samples: number[]): Latency {
+  const s = samples.slice().sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+  return { medianMs: at(0.5), p99Ms: at(0.99) };
+}
+
+async function time(n: number, fn: () => unknown): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    await fn();
+    out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return out;
+}
+
+const STATION = 'BJS';
+const PASSES_PER_TICKET = 500; // maxEntries 255: entry and exit alternate, so fresh ticket every 500 taps
+
+/** A card with a multi-entry ticket and a gate passing it in and out, like bench/pcsc.ts's GateRig. */
+class GateRig {
+  readonly session: CardSession;
+  private readonly issuing: IssuingTerminal;
+  private face: TicketFace | undefined;
+  private passes = 0;
+  readonly gate;
+  trace: TraceEntry[] | undefined;
+
+  constructor(private readonly world: World, readonly card: EticketCard, mode: GateMode) {
+    this.session = new CardSession(new EmulatorTransport(card), { trace: (e) => this.trace?.push(e) });
+    this.issuing = new IssuingTerminal(this.session);
+    this.gate = world.checkingTerminal(this.session, { station: STATION, mode });
+  }
+
+  async prepare(): Promise<void> {
+    if (this.face && this.passes < PASSES_PER_TICKET) return;
+    if (this.face) {
+      await this.gate.select();
+      await this.gate.deleteTicket(await this.gate.verifyTicket({ tid: this.face.tid }, { verificationCode: false }));
+    }
+    const w = this.world;
+    this.face = w.ticketServer.createTicket({ serviceDate: toServiceDate(new Date(w.now * 1000)), train: 'BENCH', origin: STATION, destination: STATION, maxEntries: 255 });
+    await this.issuing.open();
+    await this.issuing.load(w.authority.issue(this.face, await this.issuing.credentials()).sealed);
+    this.passes = 0;
+  }
+
+  async pass(): Promise<void> {
+    const direction = this.passes % 2 === 0 ? 'entry' : 'exit';
+    const r = await this.gate.passGate(direction, { train: 'BENCH' });
+    if (!r.decision.pass) throw new Error(`bench gate refused the ${direction}: ${r.decision.message}`);
+    this.passes++;
+  }
+
+  async timed(n: number): Promise<number[]> {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      await this.prepare();
+      const t0 = process.hrtime.bigint();
+      await this.pass();
+      out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    return out;
+  }
+
+  /** One untimed tap with its APDU trace and the session's byte counters. */
+  async traced(): Promise<{ trace: TraceEntry[]; apdus: number; bytes: number }> {
+    await this.prepare();
+    const before = { ...this.session.stats };
+    this.trace = [];
+    await this.pass();
+    const trace = this.trace;
+    this.trace = undefined;
+    return { trace, apdus: this.session.stats.apdus - before.apdus, bytes: this.session.stats.bytesOut - before.bytesOut + this.session.stats.bytesIn - before.bytesIn };
+  }
+}
+
+// ---- crypto floors: the same operations a transaction needs, called directly --------------------
+
+function ecb(key: Uint8Array, block: Uint8Array): Buffer {
+  const c = createCipheriv('aes-128-ecb', key, null);
+  c.setAutoPadding(false);
+  return Buffer.concat([c.update(block), c.final()]);
+}
+function cbcEnc(key: Uint8Array, data: Uint8Array): Buffer {
+  const c = createCipheriv('aes-128-cbc', key, Buffer.alloc(16));
+  c.setAutoPadding(false);
+  return Buffer.concat([c.update(data), c.final()]);
+}
+function cbcDec(key: Uint8Array, data: Uint8Array): Buffer {
+  const c = createDecipheriv('aes-128-cbc', key, Buffer.alloc(16));
+  c.setAutoPadding(false);
+  return Buffer.concat([c.update(data), c.final()]);
+}
+const sha = (d: Uint8Array) => createHash('sha256').update(d).digest();
+
+/** Sizes of one tap's messages, from its trace, so the floor works on the same byte counts. */
+function sizes(trace: TraceEntry[]) {
+  const by = (name: string) => trace.find((e) => e.command === name)!;
+  const verify = by('VERIFY');
+  const write = by('WRITE USAGE');
+  return { view: Math.max(16, verify.response.length - 120), command: write.apdu.length - 7, receipt: write.response.length - 2 };
+}
+
+/** A pki tap: KEM + AES envelope, two signatures and two verifications, digests. */
+function pkiFloor(w: World, card: EticketCard, sz: ReturnType<typeof sizes>): () => void {
+  const p = suiteProvider(w.suite);
+  const cardSigner = p.signer(card.persistent.signKey!.privateKey);
+  const terminal = w.keys.terminalKeys;
+  const view = randomBytes(sz.view - (sz.view % 16));
+  const cmd = randomBytes(sz.command);
+  const rcpt = randomBytes(sz.receipt);
+  return () => {
+    // card: VERIFY seals the view to the terminal
+    const { key, encapsulation } = p.suite.encapsulate(terminal.encryption.publicKey);
+    const kEnc = ecb(key, Buffer.alloc(16, 1));
+    const kMac = ecb(key, Buffer.alloc(16, 2));
+    const ct = cbcEnc(kEnc, view);
+    const mac = cmac(kMac, ct);
+    // terminal opens it
+    const k2 = terminal.encryption.decapsulate(encapsulation);
+    cmac(ecb(k2, Buffer.alloc(16, 2)), ct);
+    cbcDec(ecb(k2, Buffer.alloc(16, 1)), ct);
+    // terminal signs WRITE USAGE; card verifies, digests, signs the receipt; terminal verifies it
+    const sig = terminal.signature.sign(cmd);
+    if (!p.suite.verify(terminal.signature.publicKey, cmd, sig)) throw new Error('floor: verify');
+    sha(cmd);
+    const rsig = cardSigner.sign(rcpt);
+    sha(cmd);
+    if (!p.suite.verify(cardSigner.publicKey, rcpt, rsig)) throw new Error('floor: receipt');
+    void mac;
+  };
+}
+
+/** A sym tap: diversification at the gate, session keys on both sides, one encryption, three MACs checked. */
+function symFloor(w: World, serial: Uint8Array, sz: ReturnType<typeof sizes>): () => void {
+  const view = randomBytes(sz.view - (sz.view % 16));
+  const cmd = randomBytes(sz.command);
+  const rcpt = randomBytes(sz.receipt);
+  const chain = new Uint8Array(8);
+  const kCard = diversify(w.masterKey.key, serial, w.operator);
+  return () => {
+    const rt = randomBytes(16);
+    const rc = randomBytes(8);
+    // card
+    const ks = sessionKeys(kCard, rt, rc);
+    const ct = cbcEnc(ks.enc, view);
+    sessionMac(ks.mac, SYM_CONTEXT.VIEW, chain, ct);
+    // gate
+    const kg = sessionKeys(diversify(w.masterKey.key, serial, w.operator), rt, rc);
+    sessionMac(kg.mac, SYM_CONTEXT.VIEW, chain, ct);
+    cbcDec(kg.enc, ct);
+    sessionMac(kg.mac, SYM_CONTEXT.COMMAND, chain, cmd); // gate MACs the command
+    sessionMac(ks.mac, SYM_CONTEXT.COMMAND, chain, cmd); // card checks it
+    sessionMac(ks.mac, SYM_CONTEXT.RECEIPT, chain, rcpt); // card MACs the receipt
+    sessionMac(kg.mac, SYM_CONTEXT.RECEIPT, chain, rcpt); // gate checks it
+  };
+}
+
+/** Card-side operations of one tap, by mode, priced by the cost model. */
+function cardOps(mode: GateMode, suite: SuiteName, trace: TraceEntry[]): CardOp[] {
+  const sz = sizes(trace);
+  const nvm: CardOp = { op: 'nvm-write', bytes: 48 }; // TF_B record and counter
+  if (mode === 'sym') {
+    return [
+      { op: 'random', bytes: 8 },
+      { op: 'cmac', bytes: 38 },
+      { op: 'cmac', bytes: 38 },
+      { op: 'aes', bytes: sz.view },
+      { op: 'cmac', bytes: sz.view + 40 },
+      { op: 'cmac', bytes: sz.command + 30 },
+      nvm,
+      { op: 'cmac', bytes: sz.receipt + 20 },
+    ];
+  }
+  if (suite === 'sm9') return [{ op: 'sm9', what: 'encapsulate' }, { op: 'sm9', what: 'verify' }, { op: 'sm9', what: 'sign' }];
+  return [
+    { op: 'random', bytes: 16 },
+    { op: 'random', bytes: 16 },
+    { op: 'rsa-public', what: 'encrypt' },
+    { op: 'aes', bytes: 16 },
+    { op: 'aes', bytes: 16 },
+    { op: 'aes', bytes: sz.view },
+    { op: 'cmac', bytes: sz.view + 300 },
+    { op: 'sha256', bytes: sz.command },
+    { op: 'rsa-public', what: 'verify' },
+    { op: 'sha256', bytes: sz.command },
+    nvm,
+    { op: 'sha256', bytes: sz.receipt },
+    { op: 'rsa-private', what: 'sign' },
+  ];
+}
+
+interface GateEntry {
+  mode: GateMode;
+  suite: SuiteName;
+  iterations: number;
+  medianMs: number;
+  p99Ms: number;
+  tps: number;
+  cryptoFloorMs: number;
+  overheadRatio: number;
+  apdus: number;
+  wireBytes: number;
+  modeledTapMs424: number | null;
+  modeled: TapEstimate[];
+}
+
+async function benchGate(w: World, mode: GateMode, iterations: number): Promise<GateEntry> {
+  const c = await w.newCard({ capacity: 64 * 1024 });
+  const rig = new GateRig(w, c.card, mode);
+  await rig.timed(Math.max(5, Math.floor(iterations / 10)));
+  const { trace, apdus, bytes } = await rig.traced();
+  const sz = sizes(trace);
+  const floorOnce = mode === 'sym' ? symFloor(w, c.card.persistent.serial, sz) : pkiFloor(w, c.card, sz);
+  for (let i = 0; i < 5; i++) floorOnce();
+  // Interleave tap and floor batches so both see the same machine state (GC, CPU frequency).
+  const taps: number[] = [];
+  const floors: number[] = [];
+  const rounds = 5;
+  for (let r = 0; r < rounds; r++) {
+    taps.push(...(await rig.timed(Math.ceil(iterations / rounds))));
+    floors.push(...(await time(Math.ceil(iterations / rounds), floorOnce)));
+  }
+  const t = stats(taps);
+  const f = stats(floors);
+  const exchanges: TraceExchange[] = trace.map((e) => ({ command: e.command, apdu: e.apdu, response: e.response }));
+  const modeled = estimateTap(exchanges, cardOps(mode, w.suite, trace));
+  const m424 = modeled.find((m) => m.profile === 'jcop4' && m.kbitPerS === 424)!.totalMs;
+  return {
+    mode,
+    suite: w.suite,
+    iterations: taps.length,
+    medianMs: t.medianMs,
+    p99Ms: t.p99Ms,
+    tps: 1000 / (taps.reduce((a, b) => a + b, 0) / taps.length),
+    cryptoFloorMs: f.medianMs,
+    overheadRatio: t.medianMs / f.medianMs,
+    apdus,
+    wireBytes: bytes,
+    modeledTapMs424: Number.isFinite(m424) ? m424 : null,
+    modeled,
+  };
+}
+
+interface IssuanceEntry {
+  suite: SuiteName;
+  tickets: number;
+  signMs: number;
+  sealMs: number;
+  loadMs: number;
+  ticketsPerSecond: number;
+  cryptoFloorMs: number;
+  ratio: number;
+  nvmBytesPerTicket: number;
+}
+
+async function benchIssuance(w: World, n: number): Promise<IssuanceEntry> {
+  const c = await w.newCard({ capacity: 1024 * 1024 });
+  const creds = await c.issuing.credentials();
+  const faces = Array.from({ length: n + 3 }, () => w.ticketServer.createTicket({ serviceDate: toServiceDate(new Date(w.now * 1000)), train: 'G1', origin: 'BJS', destination: 'SHH', seat: '12A', passenger: 'ZHANG San' }));
+  for (const f of faces.splice(0, 3)) await c.issuing.load(w.authority.issue(f, creds).sealed); // warm up
+  const used0 = c.card.usedBytes;
+  const sign: number[] = [];
+  const seal: number[] = [];
+  const load: number[] = [];
+  for (const f of faces) {
+    let t0 = process.hrtime.bigint();
+    const signed = w.authority.sign(f);
+    sign.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    t0 = process.hrtime.bigint();
+    const sealed = w.authority.seal(signed, creds);
+    seal.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    t0 = process.hrtime.bigint();
+    await c.issuing.load(sealed);
+    load.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  const nvmBytesPerTicket = (c.card.usedBytes - used0) / n;
+  // Floor: sign TF_V, encapsulate + AES to the card, decapsulate + AES + verify TF_V on the card.
+  const p = suiteProvider(w.suite);
+  const cardDec = p.decrypter(c.card.persistent.encKey!.privateKey);
+  const payload = randomBytes(Math.round(nvmBytesPerTicket / 16) * 16);
+  const floorOnce = () => {
+    const sig = w.keys.authorityKey.sign(payload);
+    const { key, encapsulation } = p.suite.encapsulate(cardDec.publicKey);
+    const ct = cbcEnc(ecb(key, Buffer.alloc(16, 1)), payload);
+    cmac(ecb(key, Buffer.alloc(16, 2)), ct);
+    const k2 = cardDec.decapsulate(encapsulation);
+    cmac(ecb(k2, Buffer.alloc(16, 2)), ct);
+    cbcDec(ecb(k2, Buffer.alloc(16, 1)), ct);
+    if (!p.suite.verify(w.keys.authorityKey.publicKey, payload, sig)) throw new Error('floor: TF_V');
+  };
+  floorOnce();
+  const floor = stats(await time(Math.min(n, 50), floorOnce)).medianMs;
+  const per = stats(sign).medianMs + stats(seal).medianMs + stats(load).medianMs;
+  return {
+    suite: w.suite,
+    tickets: n,
+    signMs: stats(sign).medianMs,
+    sealMs: stats(seal).medianMs,
+    loadMs: stats(load).medianMs,
+    ticketsPerSecond: 1000 / per,
+    cryptoFloorMs: floor,
+    ratio: per / floor,
+    nvmBytesPerTicket,
+  };
+}
+
+interface FarmEntry {
+  mode: GateMode;
+  suite: SuiteName;
+  cards: number;
+  bytesPerCard: number;
+  transactions: number;
+  tps: number;
+}
+
+/** Many cards in one process: clones of one personalised image, each with its own store and RAM state. */
+async function benchFarm(w: World, mode: GateMode, cards: number, transactions: number): Promise<FarmEntry> {
+  const proto = await w.newCard();
+  const face = w.ticketServer.createTicket({ serviceDate: toServiceDate(new Date(w.now * 1000)), train: 'BENCH', origin: STATION, destination: STATION, maxEntries: 255 });
+  await proto.issuing.load(w.authority.issue(face, proto.credentials).sealed);
+  const image = proto.card.image.slice();
+  // A forced collection before and after makes the per-card figure the cards' retained memory, not garbage.
+  setFlagsFromString('--expose_gc');
+  const collect = async () => {
+    const gc = runInNewContext('gc') as () => void;
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((r) => setImmediate(r)); // let external buffers be released between passes
+    }
+  };
+  await collect();
+  const mem0 = process.memoryUsage();
+  const farm: EticketCard[] = [];
+  for (let i = 0; i < cards; i++) {
+    const backend = new MemoryBackend();
+    backend.write('image', 0, image);
+    farm.push(EticketCard.open(backend));
+  }
+  await collect();
+  const mem1 = process.memoryUsage();
+  const bytesPerCard = (mem1.heapUsed - mem0.heapUsed + (mem1.arrayBuffers - mem0.arrayBuffers)) / cards;
+  const gates = farm.map((card) => {
+    const session = new CardSession(new EmulatorTransport(card));
+    return { gate: w.checkingTerminal(session, { station: STATION, mode }), passes: 0 };
+  });
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < transactions; i++) {
+    const g = gates[i % gates.length]!;
+    const r = await g.gate.passGate(g.passes % 2 === 0 ? 'entry' : 'exit', { train: 'BENCH' });
+    if (!r.decision.pass) throw new Error(`farm tap refused: ${r.decision.message}`);
+    g.passes++;
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  return { mode, suite: w.suite, cards, bytesPerCard, transactions, tps: transactions / seconds };
+}
+
+/** Asymmetric primitives of each suite in this run, so SM9's figures sit next to RSA's. */
+async function benchPrimitives(w: World, iterations: number): Promise<Record<string, Latency>> {
+  const p = suiteProvider(w.suite);
+  const msg = randomBytes(200);
+  const signer = w.keys.authorityKey;
+  const sig = signer.sign(msg);
+  const dec = w.keys.terminalKeys.encryption;
+  const { encapsulation } = p.suite.encapsulate(dec.publicKey);
+  const out: Record<string, Latency> = {
+    sign: stats(await time(iterations, () => signer.sign(msg))),
+    verify: stats(await time(iterations, () => p.suite.verify(signer.publicKey, msg, sig))),
+    encapsulate: stats(await time(iterations, () => p.suite.encapsulate(dec.publicKey))),
+    decapsulate: stats(await time(iterations, () => dec.decapsulate(encapsulation))),
+  };
+  if (w.suite === 'sm9') {
+    try {
+      const { benchSm9 } = (await import('../sdk/crypto/sm9/bench.ts')) as { benchSm9: (n: number) => Promise<Record<string, Latency>> };
+      for (const [k, v] of Object.entries(await benchSm9(Math.max(5, Math.floor(iterations / 2))))) out[`raw ${k}`] = v;
+    } catch (e) {
+      progress(`benchSm9 unavailable: ${(e as Error).message}`);
+    }
+  }
+  return out;
+}
+
+/** pcscd with vpcd listening on 35963 (seen in /proc/net/tcp, never probed: a connect would insert a card). */
+function pcscAvailable(): { ok: boolean; why: string } {
+  if (process.env.ETICKET_PCSC === '0') return { ok: false, why: 'ETICKET_PCSC=0' };
+  try {
+    const listening = ['/proc/net/tcp', '/proc/net/tcp6']
+      .filter((f) => existsSync(f))
+      .some((f) => readFileSync(f, 'utf8').split('\n').some((l) => /:8C7B\s+[0-9A-F:]+\s+0A\s/i.test(l)));
+    if (listening) return { ok: true, why: 'vpcd port 35963 is listening' };
+    if (process.env.ETICKET_PCSC === '1') return { ok: false, why: 'ETICKET_PCSC=1 but no vpcd listening on 35963 (start pcscd: tools/pcscd-start.sh)' };
+    return { ok: false, why: 'no pcscd with vpcd listening on port 35963 (set up with .ci/run or tools/pcscd-start.sh)' };
+  } catch (e) {
+    return { ok: false, why: `cannot read /proc/net/tcp: ${(e as Error).message}` };
+  }
+}
+
+async function benchPcsc(iterations: number): Promise<{ skipped?: string; results?: unknown }> {
+  const avail = pcscAvailable();
+  if (!avail.ok) return { skipped: avail.why };
+  try {
+    const mod = (await import('./pcsc.ts')) as Record<string, unknown>;
+    const gate = mod.benchGateOverPcsc as ((o: { suite?: SuiteName; iterations?: number }) => Promise<unknown>) | undefined;
+    if (!gate) return { skipped: 'bench/pcsc.ts exports no benchGateOverPcsc' };
+    return { results: await gate({ suite: 'rsa', iterations }) };
+  } catch (e) {
+    return { skipped: `PC/SC bench failed: ${(e as Error).message}` };
+  }
+}
+
+// ---- main ------------------------------------------------------------------------------------------
+
+const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 3 : 1) : 'n/a');
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const suites = (['rsa', 'sm9'] as SuiteName[]).filter((s) => suiteWorldBuilders[s]);
+  const gateN = (mode: GateMode, suite: SuiteName) => (QUICK ? 10 : mode === 'sym' ? 2000 : suite === 'sm9' ? 60 : 400);
+  const result = {
+    schema: 'eticket-bench/1',
+    machine: { node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30) },
+    date: new Date().toISOString(),
+    quick: QUICK,
+    gate: [] as GateEntry[],
+    issuance: [] as IssuanceEntry[],
+    farm: [] as FarmEntry[],
+    primitives: {} as Record<string, Record<string, Latency>>,
+    chipProfiles: CHIP_PROFILES,
+    pcsc: {} as { skipped?: string; results?: unknown },
+    goals: {} as Record<string, { target: string; value: number | null; met: boolean }>,
+    seconds: 0,
+  };
+  for (const suite of suites) {
+    progress(`${suite}: building the back office`);
+    const w = World.create(suite);
+    for (const mode of ['pki', 'sym'] as GateMode[]) {
+      progress(`${suite}/${mode}: gate transactions`);
+      result.gate.push(await benchGate(w, mode, gateN(mode, suite)));
+    }
+    progress(`${suite}: issuance`);
+    result.issuance.push(await benchIssuance(w, QUICK ? 5 : suite === 'sm9' ? 30 : 100));
+    progress(`${suite}: primitives`);
+    result.primitives[suite] = await benchPrimitives(w, QUICK ? 5 : suite === 'sm9' ? 20 : 100);
+    if (suite === 'rsa') {
+      for (const mode of ['sym', 'pki'] as GateMode[]) {
+        progress(`${suite}/${mode}: card farm`);
+        result.farm.push(await benchFarm(w, mode, QUICK ? 100 : 1000, QUICK ? 100 : mode === 'sym' ? 3000 : 500));
+      }
+    }
+  }
+  progress('PC/SC');
+  result.pcsc = await benchPcsc(QUICK ? 20 : 200);
+  const sym = result.gate.filter((g) => g.mode === 'sym');
+  const worstSym424 = Math.max(...sym.map((g) => g.modeledTapMs424 ?? Infinity));
+  result.goals.symTapJcop4At424 = { target: '≤ 100 ms', value: worstSym424, met: worstSym424 <= 100 };
+  for (const g of result.gate) {
+    result.goals[`overhead ${g.mode}/${g.suite}`] = { target: '≤ 1.3', value: g.overheadRatio, met: g.overheadRatio <= 1.3 };
+  }
+  result.seconds = (Date.now() - started) / 1000;
+
+  if (JSON_OUT) {
+    const { gate, ...rest } = result;
+    const slim = gate.map(({ modeled, ...g }) => ({ ...g, modeled: modeled.map((m) => ({ ...m })) }));
+    process.stdout.write(JSON.stringify({ ...rest, gate: slim }, null, 2) + '\n');
+    return;
+  }
+  log(`eticket bench ${result.date}  ${result.machine.cpu} × ${result.machine.cores}, Node ${result.machine.node}${QUICK ? '  (--quick: smoke figures only)' : ''}`);
+  log('\nGate transaction (SELECT, VERIFY, WRITE USAGE with receipt check), in-process emulator');
+  log('mode  suite  n      median ms  p99 ms   tx/s     floor ms  overhead  APDUs  bytes  tap@424 JCOP4');
+  for (const g of result.gate) {
+    log(`${g.mode.padEnd(5)} ${g.suite.padEnd(6)} ${String(g.iterations).padEnd(6)} ${f1(g.medianMs).padStart(9)}  ${f1(g.p99Ms).padStart(7)}  ${g.tps.toFixed(0).padStart(6)}   ${f1(g.cryptoFloorMs).padStart(7)}   ${g.overheadRatio.toFixed(2).padStart(6)}   ${String(g.apdus).padStart(4)}  ${String(g.wireBytes).padStart(5)}  ${g.modeledTapMs424 === null ? 'n/a (no chip figures)' : g.modeledTapMs424.toFixed(1) + ' ms'}`);
+  }
+  log('\nModeled tap time on real chips (wire + card), ms: 106 / 424 kbit/s');
+  log('mode  suite  ' + CHIP_PROFILES.map((p) => p.id.padEnd(16)).join(''));
+  for (const g of result.gate) {
+    const cells = CHIP_PROFILES.map((p) => {
+      const at = (r: number) => g.modeled.find((m) => m.profile === p.id && m.kbitPerS === r)!.totalMs;
+      return `${f1(at(106))} / ${f1(at(424))}`.padEnd(16);
+    });
+    log(`${g.mode.padEnd(5)} ${g.suite.padEnd(6)} ${cells.join('')}`);
+  }
+  log('\nIssuance (authority signs TF_V, seals to the card, issuing terminal LOADs)');
+  log('suite  n     sign ms  seal ms  load ms  tickets/s  floor ms  ratio  NVM bytes/ticket');
+  for (const i of result.issuance) {
+    log(`${i.suite.padEnd(6)} ${String(i.tickets).padEnd(5)} ${f1(i.signMs).padStart(7)}  ${f1(i.sealMs).padStart(7)}  ${f1(i.loadMs).padStart(7)}  ${i.ticketsPerSecond.toFixed(0).padStart(9)}  ${f1(i.cryptoFloorMs).padStart(8)}  ${i.ratio.toFixed(2).padStart(5)}  ${i.nvmBytesPerTicket.toFixed(0).padStart(6)}`);
+  }
+  log('\nCard farm (clones of one personalised card, one process)');
+  for (const f of result.farm) log(`${f.mode}/${f.suite}: ${f.cards} cards, ${(f.bytesPerCard / 1024).toFixed(1)} KiB per card, ${f.tps.toFixed(0)} tx/s over ${f.transactions} taps`);
+  log('\nPrimitives (median / p99 ms)');
+  for (const [suite, figs] of Object.entries(result.primitives)) {
+    log(`${suite}: ${Object.entries(figs).map(([k, v]) => `${k} ${f1(v.medianMs)}/${f1(v.p99Ms)}`).join(', ')}`);
+  }
+  log(`\nPC/SC: ${result.pcsc.skipped ? `skipped: ${result.pcsc.skipped}` : JSON.stringify(result.pcsc.results)}`);
+  log('\nGoals');
+  for (const [k, g] of Object.entries(result.goals)) log(`${g.met ? 'met    ' : 'NOT met'} ${k}: ${g.value === null ? 'n/a' : f1(g.value)} (target ${g.target})`);
+  log(`\n${result.seconds.toFixed(0)} s`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
+  process.exit(1);
+});
