@@ -7,7 +7,7 @@ import { concat, equal } from '../sdk/bytes.js';
 import { AID, ATR, commandForIns, LIFECYCLE, LIMITS, protocol, SUITE, SW, type CommandDef } from '../sdk/spec.js';
 import { TlvError } from '../sdk/tlv.js';
 import type { Icc } from './icc.js';
-import { FaultInjector, FileBackend, MemoryBackend, NvmStore, PowerCutError, type NvmBackend } from './nvm.js';
+import { FaultInjector, FileBackend, MemoryBackend, NvmStore, NvmWriteError, PowerCutError, type NvmBackend } from './nvm.js';
 import { decodeState, encodeState, type CardState, type SymKeyEntry } from './state.js';
 import { CardCommands } from './commands.js';
 
@@ -243,8 +243,16 @@ export class EticketCard implements Icc {
       if (e instanceof CardRefusal) return this.fail(e.sw);
       if (e instanceof TlvError) return this.fail(SW.INCORRECT_DATA);
       if (e instanceof PowerCutError) throw e;
-      // A store failure other than a simulated cut (disk full, I/O error): report, keep the old state.
-      if (e instanceof Error && 'code' in e) return this.fail(SW.MEMORY_FAILURE);
+      if (e instanceof NvmWriteError) {
+        // Disk full or I/O error: whatever recovery finds in NVM (old state, or the new one rolled
+        // forward from a complete journal) becomes the card's state again.
+        try {
+          this.state = decodeState(this.store.resync());
+        } catch {
+          // NVM unreadable: keep the last good RAM copy; every later write fails the same way.
+        }
+        return this.fail(SW.MEMORY_FAILURE);
+      }
       throw e;
     }
     return this.respond(result, apdu.ne, apdu.extended);

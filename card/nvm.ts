@@ -9,6 +9,9 @@ import { EticketError } from '../sdk/errors.js';
 /** Thrown at the injected write point: the process "lost power". Reopen the card from its backend. */
 export class PowerCutError extends EticketError {}
 
+/** A physical write failed (disk full, I/O error): the command did not land, or landed whole on recovery. */
+export class NvmWriteError extends EticketError {}
+
 /** The image could not be read or its journal is unusable in a way recovery cannot fix. */
 export class NvmCorruptError extends EticketError {}
 
@@ -187,7 +190,20 @@ export class NvmStore {
       this.dead = true;
       throw new PowerCutError(`power cut at NVM write ${this.faults.writes - 1}`);
     }
-    op();
+    try {
+      op();
+    } catch (e) {
+      throw new NvmWriteError(`NVM write failed on ${this.backend.description}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /**
+   * After a failed write: bring the backend back to a consistent image (journal roll-forward or drop)
+   * and adopt it, so RAM and NVM agree again. Returns the image now in force.
+   */
+  resync(): Uint8Array {
+    this.image = NvmStore.recover(this.backend);
+    return this.image;
   }
 }
 

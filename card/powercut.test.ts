@@ -97,3 +97,33 @@ describe.each([
     });
   });
 });
+
+describe('NVM write failure (disk full, I/O error)', () => {
+  it('answers MEMORY_FAILURE, keeps the card consistent, and works again once writes succeed', async () => {
+    const w = worldFor('rsa');
+    const c = await w.newCard();
+    const face = w.ticketServer.createTicket({ serviceDate: today(w), train: 'W1' });
+    const sealed = w.authority.issue(face, c.credentials).sealed;
+    class FailingBackend extends MemoryBackend {
+      failing = false;
+      override write(region: 'image' | 'journal', offset: number, bytes: Uint8Array): void {
+        if (this.failing) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+        super.write(region, offset, bytes);
+      }
+    }
+    const backend = new FailingBackend();
+    backend.write('image', 0, c.card.image);
+    const card = EticketCard.open(backend);
+    const issuing = new IssuingTerminal(new CardSession(new EmulatorTransport(card)));
+    await issuing.open();
+    const before = card.image.slice();
+    backend.failing = true;
+    const r = await issuing.session.send('LOAD', { data: sealed, accept: [0x6581] });
+    expect(r.sw).toBe(0x6581);
+    expect(hex(card.image)).toBe(hex(before));
+    expect(hex(EticketCard.open(backend).image)).toBe(hex(before));
+    backend.failing = false;
+    await issuing.load(sealed);
+    expect((await issuing.capacity()).tickets).toBe(1);
+  });
+});
