@@ -3,12 +3,12 @@
 // (keys 4/5 asymmetric, signatures) or sym (diversified AES keys, one session per tap, MACs).
 
 import { randomBytes } from 'node:crypto';
-import { concat, equal, fromUtf8, hex, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
+import { concat, equal, hex, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
 import { open, EnvelopeError } from '../sdk/crypto/envelope.js';
 import { getSuite } from '../sdk/crypto/suites.js';
 import { keyId, sha256 } from '../sdk/crypto/suite.js';
 import { CardStatusError, CryptoError, InvalidInputError } from '../sdk/errors.js';
-import { AID, command, LIMITS, SUITE, SW, T, USAGE_EVENT } from '../sdk/spec.js';
+import { AID, command, LIMITS, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
 import type { CardTrust } from '../sdk/roles/trust.js';
 import type { TerminalKeys } from '../sdk/roles/terminal-keys.js';
 import {
@@ -22,16 +22,21 @@ import {
   type VerificationCode,
 } from '../sdk/ticket.js';
 import { TlvMap, template, tlv } from '../sdk/tlv.js';
-import { diversify, masterKeyId, sessionDecrypt, sessionKeys, sessionMac, checkSessionMac, SYM_CONTEXT } from '../sdk/crypto/symmetric.js';
+import { masterKeyId, sessionDecrypt, checkSessionMac, SYM_CONTEXT } from '../sdk/crypto/symmetric.js';
+import { parseReceipt, receiptSignedBytes, type Receipt } from '../sdk/receipt.js';
+import { checkSymReceiptMac, symCommandMac, symSessionKeys, type OperatorMasterKey } from '../sdk/roles/sym-receipts.js';
 import { decide, reject, type Direction, type GateDecision } from './gate.js';
 import type { CardSession } from './session.js';
 
 export interface CheckingTerminalConfig {
-  keys: TerminalKeys;
+  /** Keys 4/5. Pki mode needs them; a sym-only gate may leave them out. */
+  keys?: TerminalKeys;
   /** Key 6: authority public keys trusted for TF_V. */
   authorities: Uint8Array[];
-  /** Resolves and checks the card's receipt-signing key. */
-  cardTrust: CardTrust;
+  /** Resolves and checks the card's receipt-signing key. Pki mode needs it; a sym-only gate may leave it out. */
+  cardTrust?: CardTrust;
+  /** Suite of the authority keys (TF_V); defaults to that of `keys` or `cardTrust`, which a sym-only gate may lack. */
+  suite?: SuiteName;
   gateId: string;
   station: string;
   /** Epoch seconds; injectable for tests. */
@@ -44,10 +49,14 @@ export interface CheckingTerminalConfig {
 
 export type GateMode = 'pki' | 'sym';
 
-/** An operator's checking master key (AES-128): the patent's checking master key for key diversification. */
-export interface OperatorMasterKey {
-  operator: string;
-  key: Uint8Array;
+export type { OperatorMasterKey, Receipt };
+export { parseReceipt, receiptSignedBytes };
+
+/** A pki operation (READ, pki VERIFY, signed commands, TF_V) on a terminal configured without its pki keys. */
+export class PkiNotConfiguredError extends InvalidInputError {
+  constructor(operation: string, missing: string) {
+    super(`${operation} needs the terminal's ${missing}, which this sym-only gate was not given (add them to its config, or use gate mode sym)`);
+  }
 }
 
 /** Terminal side of a sym session: what the next WRITE USAGE / DELETE needs. */
@@ -56,6 +65,10 @@ export interface GateSession {
   macKey: Uint8Array;
   /** The last MAC of the session; the next command's MAC is chained on it. */
   chain: Uint8Array;
+  /** Logged with the receipt (SymTransaction) so that the back office can re-derive the session. */
+  keyId: Uint8Array;
+  terminalChallenge: Uint8Array;
+  cardChallenge: Uint8Array;
 }
 
 /** A ticket as the card showed it to this terminal. */
@@ -73,21 +86,6 @@ export interface TicketView {
   session?: GateSession;
 }
 
-export interface Receipt {
-  cardSerial: Uint8Array;
-  tid: string;
-  event: number;
-  counter: number;
-  usage?: UsageRecord;
-  /** Pki mode: SHA-256 of the signed command. Sym mode chains the receipt MAC on the command MAC instead. */
-  commandDigest?: Uint8Array;
-  /** The card's authenticator: its signature (pki) or its session MAC (sym, also in `mac`). */
-  signature: Uint8Array;
-  mac?: Uint8Array;
-  /** The whole B4 object as the card sent it: keep it, it proves what the card accepted. */
-  encoded: Uint8Array;
-}
-
 export type TicketQuery = { tid: string } | { date: number; train?: string; station?: string };
 
 export class CheckingTerminal {
@@ -98,9 +96,23 @@ export class CheckingTerminal {
 
   constructor(readonly session: CardSession, readonly config: CheckingTerminalConfig) {
     this.clock = config.clock ?? (() => Math.floor(Date.now() / 1000));
-    if (config.cardTrust.suite !== config.keys.suite) throw new InvalidInputError('terminal keys and card trust use different suites');
+    const suites = new Set([config.keys?.suite, config.cardTrust?.suite, config.suite].filter((x) => x !== undefined));
+    if (suites.size > 1) throw new InvalidInputError('terminal keys, card trust and suite disagree on the suite');
     this.mode = config.mode ?? 'pki';
     if (this.mode === 'sym' && !config.masterKeys?.length) throw new InvalidInputError('gate mode sym needs at least one operator master key');
+    // A pki gate without its keys could do nothing; fail where it is configured, not at the first tap.
+    if (this.mode === 'pki') this.pki('gate mode pki');
+  }
+
+  /** Keys 4/5 and card trust, or a typed error naming what is missing for `operation`. */
+  private pki(operation: string): { keys: TerminalKeys; cardTrust: CardTrust } {
+    const { keys, cardTrust } = this.config;
+    if (!keys || !cardTrust) throw new PkiNotConfiguredError(operation, [!keys && 'keys 4/5', !cardTrust && 'card trust'].filter(Boolean).join(' and '));
+    return { keys, cardTrust };
+  }
+
+  private get keys(): TerminalKeys {
+    return this.pki('a pki operation').keys;
   }
 
   private masterKey(operator?: string): OperatorMasterKey {
@@ -115,8 +127,15 @@ export class CheckingTerminal {
     return mk;
   }
 
+  /** Suite of TF_V and card signatures; a sym-only gate names it in its config when it checks TF_V. */
+  private get suiteName(): SuiteName {
+    const name = this.config.keys?.suite ?? this.config.cardTrust?.suite ?? this.config.suite;
+    if (!name) throw new PkiNotConfiguredError('checking TF_V', 'suite (or keys 4/5)');
+    return name;
+  }
+
   private get suite() {
-    return getSuite(this.config.keys.suite);
+    return getSuite(this.suiteName);
   }
 
   /** SELECT without FCI: the gate learns the card serial from the sealed view. */
@@ -127,8 +146,9 @@ export class CheckingTerminal {
 
   /** READ (621-622): every ticket for `date` or later (and `train`), by repeating the command. */
   async readTickets(query: { date?: number; train?: string } = {}): Promise<TicketView[]> {
+    const keys = this.pki('READ').keys;
     const data = concat(
-      tlv(T.KEY_ID, this.config.keys.keyId),
+      tlv(T.KEY_ID, keys.keyId),
       query.date !== undefined ? tlv(T.SERVICE_DATE, u32(query.date)) : new Uint8Array(0),
       query.train !== undefined ? tlv(T.TRAIN, utf8(query.train)) : new Uint8Array(0),
     );
@@ -157,7 +177,7 @@ export class CheckingTerminal {
             query.station !== undefined ? tlv(T.STATION, utf8(query.station)) : new Uint8Array(0),
           );
     if (this.mode === 'sym') return this.verifySym(challenge, criteria, withTfv, options.operator);
-    const data = concat(tlv(T.KEY_ID, this.config.keys.keyId), tlv(T.TERMINAL_CHALLENGE, challenge), criteria);
+    const data = concat(tlv(T.KEY_ID, this.pki('VERIFY in gate mode pki').keys.keyId), tlv(T.TERMINAL_CHALLENGE, challenge), criteria);
     const r = await this.session.send('VERIFY', { p1: withTfv ? 0x01 : 0x00, data });
     const view = this.openView(r.data, challenge);
     if (!view.cardChallenge) throw new CryptoError('VERIFY answer carries no card challenge');
@@ -168,7 +188,8 @@ export class CheckingTerminal {
   /** VERIFY P1=02/03: derive K_card from the clear serial, check the session MAC, then decrypt the view. */
   private async verifySym(challenge: Uint8Array, criteria: Uint8Array, withTfv: boolean, operator?: string): Promise<TicketView> {
     const mk = this.masterKey(operator);
-    const data = concat(tlv(T.KEY_ID, this.masterKeyIds.get(mk.operator)!), tlv(T.TERMINAL_CHALLENGE, challenge), criteria);
+    const keyIdSent = this.masterKeyIds.get(mk.operator)!;
+    const data = concat(tlv(T.KEY_ID, keyIdSent), tlv(T.TERMINAL_CHALLENGE, challenge), criteria);
     const r = await this.session.send('VERIFY', { p1: withTfv ? 0x03 : 0x02, data });
     let serial: Uint8Array, cardChallenge: Uint8Array, cryptogram: Uint8Array, mac: Uint8Array, head: Uint8Array;
     try {
@@ -184,19 +205,20 @@ export class CheckingTerminal {
     } catch (e) {
       throw new CryptoError(`sym VERIFY answer is malformed: ${(e as Error).message}`);
     }
-    const keys = sessionKeys(diversify(mk.key, serial, mk.operator), challenge, cardChallenge);
+    const keys = symSessionKeys(mk, serial, challenge, cardChallenge);
     if (!checkSessionMac(keys.mac, mac, SYM_CONTEXT.VIEW, new Uint8Array(0), head)) throw new CryptoError('ticket view MAC does not verify: not a card holding this operator\'s key, or altered');
     const view = this.parseView(sessionDecrypt(keys.enc, cryptogram), challenge);
     if (!equal(view.cardSerial, serial) || !view.cardChallenge || !equal(view.cardChallenge, cardChallenge)) throw new CryptoError('ticket view does not match its session');
     if (withTfv && !view.verificationCode) throw new CryptoError('VERIFY answer carries no TF_V');
-    view.session = { operator: mk.operator, macKey: keys.mac, chain: mac };
+    view.session = { operator: mk.operator, macKey: keys.mac, chain: mac, keyId: keyIdSent, terminalChallenge: challenge, cardChallenge };
     return view;
   }
 
   private openView(sealed: Uint8Array, expectedChallenge?: Uint8Array): TicketView {
     let plain: Uint8Array;
     try {
-      plain = open(this.config.keys.encryption, SUITE[this.config.keys.suite], this.config.keys.keyId, sealed);
+      const keys = this.keys;
+      plain = open(keys.encryption, SUITE[keys.suite], keys.keyId, sealed);
     } catch (e) {
       if (e instanceof EnvelopeError) throw new CryptoError(`ticket view from the card failed its check: ${e.message}`);
       throw e;
@@ -234,7 +256,7 @@ export class CheckingTerminal {
   checkVerificationCode(faceEncoded: Uint8Array, tfv: VerificationCode): void {
     const authority = this.config.authorities.find((a) => equal(keyId(a), tfv.authorityKeyId));
     if (!authority) throw new CryptoError('TF_V names an authority key this terminal does not trust');
-    if (tfv.suite !== SUITE[this.config.keys.suite] || !this.suite.verify(authority, verificationCodeMessage(faceEncoded), tfv.signature)) {
+    if (tfv.suite !== SUITE[this.suiteName] || !this.suite.verify(authority, verificationCodeMessage(faceEncoded), tfv.signature)) {
       throw new CryptoError('TF_V does not verify: forged or altered ticket');
     }
   }
@@ -253,8 +275,9 @@ export class CheckingTerminal {
   private async signedCommand(name: 'WRITE USAGE' | 'DELETE', view: TicketView, event: number | undefined): Promise<Receipt> {
     if (!view.cardChallenge) throw new InvalidInputError(`${name} needs a ticket from verifyTicket (it carries the card challenge)`);
     if (view.session) return this.macedCommand(name, view, event);
+    const keys = this.pki(`${name} in gate mode pki`).keys;
     const body = concat(
-      tlv(T.KEY_ID, this.config.keys.keyId),
+      tlv(T.KEY_ID, keys.keyId),
       tlv(T.CARD_CHALLENGE, view.cardChallenge),
       tlv(T.TID, utf8(view.face.tid)),
       tlv(T.COUNTER, u16(view.usage.counter)),
@@ -264,7 +287,7 @@ export class CheckingTerminal {
       tlv(T.TIME, u32(this.clock())),
     );
     const ins = command(name).insByte;
-    const signature = this.config.keys.signature.sign(concat(SIGNATURE_CONTEXT.COMMAND, new Uint8Array([ins]), view.cardSerial, body));
+    const signature = keys.signature.sign(concat(SIGNATURE_CONTEXT.COMMAND, new Uint8Array([ins]), view.cardSerial, body));
     const signed = template(T.SIGNED_COMMAND, body, tlv(T.SIGNATURE, signature));
     view.cardChallenge = undefined; // spent, whatever the card answers
     const r = await this.session.send(name, { data: signed });
@@ -292,17 +315,27 @@ export class CheckingTerminal {
       tlv(T.STATION, utf8(this.config.station)),
       tlv(T.TIME, u32(this.clock())),
     );
-    const mac = sessionMac(session.macKey, SYM_CONTEXT.COMMAND, session.chain, new Uint8Array([command(name).insByte]), view.cardSerial, body);
+    const mac = symCommandMac(session.macKey, session.chain, name, view.cardSerial, body);
     view.cardChallenge = undefined; // the session is spent, whatever the card answers
     view.session = undefined;
-    const r = await this.session.send(name, { p1: 0x01, data: template(T.MACED_COMMAND, body, tlv(T.MAC, mac)) });
+    const macedCommand = template(T.MACED_COMMAND, body, tlv(T.MAC, mac));
+    const r = await this.session.send(name, { p1: 0x01, data: macedCommand });
     const receipt = parseReceipt(r.data);
     if (receipt.tid !== view.face.tid || !equal(receipt.cardSerial, view.cardSerial) || receipt.commandDigest || !receipt.mac) {
       throw new CryptoError(`${name} receipt does not answer this command`);
     }
-    if (!checkSessionMac(session.macKey, receipt.mac, SYM_CONTEXT.RECEIPT, mac, receiptSignedBytes(receipt.encoded))) {
+    if (!checkSymReceiptMac(session.macKey, mac, receipt)) {
       throw new CryptoError(`${name} receipt MAC does not verify: not the card of this session`);
     }
+    receipt.sym = {
+      operator: session.operator,
+      keyId: session.keyId,
+      terminalChallenge: session.terminalChallenge,
+      cardChallenge: session.cardChallenge,
+      viewMac: session.chain,
+      command: name,
+      macedCommand,
+    };
     if (receipt.usage) view.usage = receipt.usage;
     return receipt;
   }
@@ -312,11 +345,12 @@ export class CheckingTerminal {
     const k = hex(serial);
     let key = this.signingKeys.get(k);
     if (!key) {
-      const creds = { suite: this.config.keys.suite, serial, signingCertificate: undefined as Uint8Array | undefined };
-      if (this.config.cardTrust.needsSigningCertificate) {
+      const { cardTrust } = this.pki('checking a card signature');
+      const creds = { suite: cardTrust.suite, serial, signingCertificate: undefined as Uint8Array | undefined };
+      if (cardTrust.needsSigningCertificate) {
         creds.signingCertificate = (await this.session.send('GET DATA', { p2: T.CARD_SIGNING_CERTIFICATE })).data;
       }
-      key = this.config.cardTrust.signingKey(creds);
+      key = cardTrust.signingKey(creds);
       this.signingKeys.set(k, key);
     }
     return key;
@@ -356,34 +390,4 @@ function rejectFor(e: unknown): GateDecision {
   }
   if (e instanceof CryptoError) return reject('bad_signature', e.message);
   throw e;
-}
-
-export function parseReceipt(encoded: Uint8Array): Receipt {
-  const outer = TlvMap.parse(encoded, { allowed: [T.RECEIPT] });
-  const m = TlvMap.parse(outer.require(T.RECEIPT), {
-    allowed: [T.CARD_SERIAL, T.TID, T.USAGE_EVENT, T.COUNTER, T.USAGE_RECORD, T.COMMAND_DIGEST, T.SIGNATURE, T.MAC],
-  });
-  if (m.has(T.MAC) === m.has(T.SIGNATURE)) throw new CryptoError('a receipt carries a signature or a MAC');
-  const mac = m.has(T.MAC) ? m.bytes(T.MAC, LIMITS.symmetricMacLength, LIMITS.symmetricMacLength, 'MAC') : undefined;
-  return {
-    cardSerial: m.bytes(T.CARD_SERIAL, 8, 8, 'serial'),
-    tid: fromUtf8(m.bytes(T.TID, 1, 32, 'TID')),
-    event: m.bytes(T.USAGE_EVENT, 1, 1, 'event')[0],
-    counter: readUint(m.bytes(T.COUNTER, 2, 2, 'counter')),
-    usage: m.has(T.USAGE_RECORD) ? decodeUsageRecordContent(m.require(T.USAGE_RECORD)) : undefined,
-    commandDigest: m.has(T.COMMAND_DIGEST) ? m.bytes(T.COMMAND_DIGEST, 32, 32, 'digest') : undefined,
-    signature: mac ?? m.bytes(T.SIGNATURE, 1, 1024, 'signature'),
-    mac,
-    encoded,
-  };
-}
-
-/** The bytes a receipt signature (or MAC) covers: the B4 content up to (not including) it. */
-export function receiptSignedBytes(encoded: Uint8Array): Uint8Array {
-  const outer = TlvMap.parse(encoded, { allowed: [T.RECEIPT] });
-  const content = outer.require(T.RECEIPT);
-  const m = TlvMap.parse(content);
-  const last = m.items[m.items.length - 1];
-  if (last.tag !== T.SIGNATURE && last.tag !== T.MAC) throw new CryptoError('receipt does not end with its signature');
-  return content.subarray(0, content.length - tlv(T.SIGNATURE, last.value).length);
 }
