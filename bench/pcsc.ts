@@ -1,10 +1,24 @@
-// APDU round-trip cost through the whole PC/SC stack (pcsclite → pcscd → vpcd → bridge in a child process)
-// versus calling the same Icc in process; the harness in bench/ decides when to run it and how to print it.
+// APDU round-trip and gate-transaction cost through the whole PC/SC stack (pcsclite → pcscd → vpcd → bridge in
+// a child process) versus the same card in process; the harness in bench/ decides when to run them and how to print.
 
-import { pathToFileURL } from 'node:url';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Icc } from '../card/icc.ts';
-import { startVpcdChild, type IccFactorySpec } from '../card/vpcd-child.ts';
+import { startVpcdChild, type IccFactorySpec, type VpcdChild } from '../card/vpcd-child.ts';
+import type { CheckingTerminal, GateMode } from '../host/checking.ts';
+import { World } from '../host/cli/world.ts';
+import { IssuingTerminal } from '../host/issuing.ts';
+import { CardSession } from '../host/session.ts';
+import { EmulatorTransport } from '../host/transport/emulator.ts';
 import { PcscTransport, waitForCard } from '../host/transport/pcsc.ts';
+import { openBenchCardImage } from './card-factory.ts';
+import type { Transport } from '../host/transport/transport.ts';
+import { toServiceDate } from '../sdk/fields.ts';
+import type { SuiteName } from '../sdk/spec.ts';
+import type { TicketFace } from '../sdk/ticket.ts';
+import { lockVpcd } from '../test/helpers/pcsc-stack.ts';
 
 export interface LatencyStats {
   medianMs: number;
@@ -71,5 +85,203 @@ export async function benchPcscRoundTrip(
   } finally {
     await transport.disconnect().catch(() => undefined);
     await card.stop();
+  }
+}
+
+export interface GateBenchOptions {
+  /** Crypto suite of the card and the back office. Default 'rsa'. */
+  suite?: SuiteName;
+  /** Gate mode: 'pki' (keys 4/5 are the suite's asymmetric keys, the default) or 'sym' (diversified AES key). */
+  mode?: GateMode;
+  /** Timed gate transactions on each side (in process, PC/SC). Default 200. */
+  iterations?: number;
+  /** Untimed gate transactions first on each side. Default 10. */
+  warmup?: number;
+  /** Timed short-APDU round trips on each side, on the same card in the same run. Default 1000. */
+  roundTripIterations?: number;
+  /** vpcd port the card is put on; its reader must be empty. Default 35963 ("Virtual PCD 00 00"). */
+  port?: number;
+  /** Reader to connect to; default derived from the port. */
+  reader?: string;
+  /** Session mode on both sides: extended length (default true) or short APDUs with chaining and GET RESPONSE. */
+  extendedLength?: boolean;
+  /**
+   * fsync every NVM write, as the card's default image does. Default false: a disk flush costs several ms and
+   * varies with the machine, burying the stack's cost; the journal protocol and write pattern stay the same.
+   */
+  durableNvm?: boolean;
+  /**
+   * Take the cross-process vpcd lock the PC/SC test files use ($TMPDIR/eticket-vpcd.lock), so a bench run and
+   * `npm test` never put two cards on one port. Default true.
+   */
+  lock?: boolean;
+}
+
+export interface GateBenchResult {
+  suite: SuiteName;
+  mode: GateMode;
+  reader: string;
+  extendedLength: boolean;
+  durableNvm: boolean;
+  iterations: number;
+  /** One gate transaction: CheckingTerminal.passGate = SELECT, VERIFY, WRITE USAGE (receipt checked). */
+  gate: { inProcess: LatencyStats; pcsc: LatencyStats };
+  /** APDUs and bytes (both directions) per gate transaction, from the PC/SC session's counters. */
+  apdusPerGate: number;
+  bytesPerGate: number;
+  /** One short APDU (SELECT of an absent AID, 6A82) on the same card. */
+  roundTrip: { inProcess: LatencyStats; pcsc: LatencyStats };
+}
+
+// The card counts entries in one byte: rotate to a fresh ticket well before a multi-entry ticket runs out.
+const MAX_ENTRIES = 255;
+const PASSES_PER_TICKET = 2 * 250;
+const STATION = 'BJS';
+const ABSENT_AID_SELECT = Uint8Array.from(Buffer.from('00A4040005A000000000', 'hex'));
+
+/** A gate and the one card it serves, passing in and out again on a multi-entry ticket. */
+class GateRig {
+  readonly session: CardSession;
+  private readonly issuing: IssuingTerminal;
+  private readonly gate: CheckingTerminal;
+  private face: TicketFace | undefined;
+  private passes = 0;
+
+  constructor(
+    private readonly world: World,
+    readonly transport: Transport,
+    extendedLength: boolean,
+    mode: GateMode,
+  ) {
+    this.session = new CardSession(transport, { extendedLength });
+    this.issuing = new IssuingTerminal(this.session);
+    this.gate = world.checkingTerminal(this.session, { station: STATION, mode });
+  }
+
+  /** Untimed: a fresh ticket when the current one is used up (delete it, load another). */
+  async prepare(): Promise<void> {
+    if (this.face && this.passes < PASSES_PER_TICKET) return;
+    if (this.face) {
+      await this.gate.select();
+      await this.gate.deleteTicket(await this.gate.verifyTicket({ tid: this.face.tid }, { verificationCode: false }));
+    }
+    const w = this.world;
+    this.face = w.ticketServer.createTicket({
+      serviceDate: toServiceDate(new Date(w.now * 1000)),
+      train: 'BENCH',
+      origin: STATION,
+      destination: STATION,
+      maxEntries: MAX_ENTRIES,
+    });
+    await this.issuing.open();
+    await this.issuing.load(w.authority.issue(this.face, await this.issuing.credentials()).sealed);
+    this.passes = 0;
+  }
+
+  /** One tap, entry and exit alternating; a refusal means the bench is broken, not slow. */
+  async pass(): Promise<void> {
+    const direction = this.passes % 2 === 0 ? 'entry' : 'exit';
+    const r = await this.gate.passGate(direction, { train: 'BENCH' });
+    if (!r.decision.pass) throw new Error(`bench gate refused the ${direction}: ${r.decision.message}`);
+    this.passes++;
+  }
+
+  async time(n: number): Promise<number[]> {
+    const samples: number[] = [];
+    for (let i = 0; i < n; i++) {
+      await this.prepare();
+      const start = process.hrtime.bigint();
+      await this.pass();
+      samples.push(Number(process.hrtime.bigint() - start) / 1e6);
+    }
+    return samples;
+  }
+}
+
+/**
+ * One gate transaction (CheckingTerminal.passGate: SELECT, VERIFY without TF_V, WRITE USAGE with its receipt
+ * verified; entry and exit alternating on a multi-entry ticket), timed over PC/SC and in process in the same run,
+ * plus the short-APDU round trip on the same card. Both cards are file images (fsync per `durableNvm`), so the
+ * difference is the stack: pcsclite, pcscd, vpcd and the bridge process. Needs pcscd with vpcd and an empty
+ * reader on `port`; start pcscd with tools/pcscd-start.sh (TCP_NODELAY preload) or each APDU costs ~44 ms.
+ * Returns JSON-able figures in milliseconds.
+ */
+export async function benchGateOverPcsc(options: GateBenchOptions = {}): Promise<GateBenchResult> {
+  const suite = options.suite ?? 'rsa';
+  const mode = options.mode ?? 'pki';
+  const iterations = options.iterations ?? 200;
+  const warmup = options.warmup ?? 10;
+  const roundTrips = options.roundTripIterations ?? 1000;
+  const extendedLength = options.extendedLength ?? true;
+  const durableNvm = options.durableNvm ?? false;
+  const port = options.port ?? 35963;
+  const reader = options.reader ?? `Virtual PCD 00 ${String(port - 35963).padStart(2, '0')}`;
+
+  const world = World.create(suite);
+  const dir = mkdtempSync(join(tmpdir(), 'eticket-bench-gate-'));
+  const release = options.lock === false ? () => undefined : await lockVpcd();
+  let card: VpcdChild | undefined;
+  let pcscTransport: PcscTransport | undefined;
+  try {
+    // Personalised once; each side then gets its own copy of the image, so neither writes the other's file.
+    const served = join(dir, 'pcsc.img');
+    const local = join(dir, 'local.img');
+    await world.newCard({ backend: served });
+    copyFileSync(served, local);
+
+    const localCard = openBenchCardImage(local, durableNvm);
+    const inProc = new GateRig(world, new EmulatorTransport(localCard, 'emulator', { extendedLength }), extendedLength, mode);
+    card = await startVpcdChild(
+      { module: fileURLToPath(new URL('./card-factory.ts', import.meta.url)), export: 'openBenchCardImage', args: [served, durableNvm] },
+      { port },
+    );
+    await waitForCard(reader, { timeoutMs: 10_000 });
+    pcscTransport = new PcscTransport({ reader, extendedLength });
+    const overPcsc = new GateRig(world, pcscTransport, extendedLength, mode);
+
+    // Interleaved, one sample each in turn: load on the machine drifts, and both sides should see the same drift.
+    const gateIn: number[] = [];
+    const gateOver: number[] = [];
+    for (let i = 0; i < warmup; i++) {
+      await inProc.time(1);
+      await overPcsc.time(1);
+    }
+    const before = { ...overPcsc.session.stats };
+    for (let i = 0; i < iterations; i++) {
+      gateIn.push(...(await inProc.time(1)));
+      gateOver.push(...(await overPcsc.time(1)));
+    }
+    const after = overPcsc.session.stats;
+
+    const t = pcscTransport;
+    const rtIn: number[] = [];
+    const rtOver: number[] = [];
+    for (let i = 0; i < warmup; i++) {
+      localCard.transmit(ABSENT_AID_SELECT);
+      await t.transmit(ABSENT_AID_SELECT);
+    }
+    for (let i = 0; i < roundTrips; i++) {
+      rtIn.push(...(await timeLoop(1, () => localCard.transmit(ABSENT_AID_SELECT))));
+      rtOver.push(...(await timeLoop(1, () => t.transmit(ABSENT_AID_SELECT))));
+    }
+
+    return {
+      suite,
+      mode,
+      reader,
+      extendedLength,
+      durableNvm,
+      iterations,
+      gate: { inProcess: stats(gateIn), pcsc: stats(gateOver) },
+      // Ticket rotations (untimed) add a few APDUs to these counters; with the defaults there are none.
+      apdusPerGate: (after.apdus - before.apdus) / iterations,
+      bytesPerGate: (after.bytesOut + after.bytesIn - before.bytesOut - before.bytesIn) / iterations,
+      roundTrip: { inProcess: stats(rtIn), pcsc: stats(rtOver) },
+    };
+  } finally {
+    await pcscTransport?.disconnect().catch(() => undefined);
+    await card?.stop();
+    release();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
