@@ -9,6 +9,7 @@ import { EnvelopeError, open, seal } from '../sdk/crypto/envelope.js';
 import { RsaPrivateKey, type RsaKeySize } from '../sdk/crypto/rsa.js';
 import { keyId, sha256, type Decrypter, type Signer } from '../sdk/crypto/suite.js';
 import { suiteProvider } from '../sdk/crypto/suites.js';
+import { sm9Identity } from '../sdk/crypto/sm9-suite.js';
 import { AID, LIFECYCLE, LIMITS, protocol, SUITE, SW, T, USAGE_EVENT, USAGE_STATE } from '../sdk/spec.js';
 import {
   decodeTicketFace,
@@ -200,6 +201,8 @@ export class CardCommands {
     } catch {
       return refuse(SW.INCORRECT_DATA, 'not a private key of this suite');
     }
+    // apdu-spec 2.1: the key must belong to this card's identity, else the card would seal and sign as another card.
+    if (s.identity !== undefined && sm9Identity(pub) !== s.identity) refuse(SW.INCORRECT_DATA, 'key of another identity');
     const pair = { privateKey: priv.slice(), publicKey: pub };
     this.card.commit(p1 === 0x03 ? { ...s, encKey: pair } : { ...s, signKey: pair });
     return new Uint8Array(0);
@@ -231,6 +234,8 @@ export class CardCommands {
       } catch {
         return refuse(SW.INCORRECT_DATA);
       }
+      // Keys installed before the identity must be its keys too (either order of personalisation is allowed).
+      if ([s.encKey, s.signKey].some((k) => k && sm9Identity(k.publicKey) !== identity)) refuse(SW.INCORRECT_DATA, 'identity of other keys');
       this.card.commit({ ...s, identity });
       return new Uint8Array(0);
     }
