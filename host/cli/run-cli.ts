@@ -20,6 +20,8 @@ export interface CliEnv {
   home?: string;
   passphrase?: string | null;
   stdin?: string;
+  /** Kill the process and fail after this long (default 45 s), so a hang never outlives the test. */
+  timeoutMs?: number;
 }
 
 export function cli(env: CliEnv, ...args: string[]): Promise<CliResult> {
@@ -34,7 +36,13 @@ export function cli(env: CliEnv, ...args: string[]): Promise<CliResult> {
     child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.stdin.end(env.stdin ?? '');
-    child.on('close', (code) =>
+    const limit = env.timeoutMs ?? 45_000;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`eticket ${args.join(' ')} did not exit within ${limit} ms; killed. stderr so far: ${stderr.slice(-400)}`));
+    }, limit);
+    child.on('close', (code) => {
+      clearTimeout(timer);
       resolve({
         code,
         stdout,
@@ -44,8 +52,8 @@ export function cli(env: CliEnv, ...args: string[]): Promise<CliResult> {
             .split('\n')
             .filter((l) => l.trim())
             .map((l) => JSON.parse(l) as Record<string, unknown>),
-      }),
-    );
+      });
+    });
   });
 }
 
