@@ -1,12 +1,15 @@
 // The `eticket` CLI as integrators run it: each test spawns `node bin/eticket.mjs` in a temporary working
 // directory and checks exit status and output, bad input included (the issue's "done when" list).
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pcscStack } from '../../test/helpers/pcsc-stack.js';
+import { fromHex } from '../../sdk/bytes.js';
+import { symTransactionFromJson, verifySymReceipt } from '../../sdk/roles/sym-receipts.js';
 import { cli, type CliEnv } from './run-cli.js';
+import { WorkDir } from './workdir.js';
 
 const pcscUp = (() => {
   try {
@@ -70,6 +73,9 @@ describe('init', () => {
     for (const k of ['ca', 'authority', 'terminal-encryption', 'terminal-signature']) {
       expect(readFileSync(join(dir, 'keys', `${k}.key`), 'utf8')).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
     }
+    const config = JSON.parse(readFileSync(join(dir, 'eticket.json'), 'utf8')) as { checkingMasterKey: { version: number; keyId: string } };
+    expect(config.checkingMasterKey).toMatchObject({ version: 1, keyId: expect.stringMatching(/^[0-9A-F]{16}$/) });
+    expect(JSON.parse(readFileSync(join(dir, 'keys', 'checking-master-v1.secret.json'), 'utf8'))).toMatchObject({ kind: 'aes128-checking-master', cipher: 'aes-256-gcm' });
   });
 
   it('refuses to overwrite a working directory, and needs a passphrase off a terminal (1)', async () => {
@@ -107,7 +113,11 @@ describe('card images', () => {
     expect(info.lifecycle).toBe('OPERATIONAL');
     expect(info.serial).toMatch(/^[0-9A-F]{16}$/);
     expect(info.credentials.encryptionCertificate).toMatch(/^30/);
-    expect(info.installedKeys).toHaveLength(2);
+    expect(info.installedKeys).toEqual([
+      { kind: 'authority', keyId: expect.any(String) },
+      { kind: 'terminal', keyId: expect.any(String) },
+      { kind: 'checking (sym)', keyId: JSON.parse(readFileSync(join(dir, 'eticket.json'), 'utf8')).checkingMasterKey.keyId },
+    ]);
   });
 
   it('an image that does not exist is a usage error (1); a corrupt one a card fault (3)', async () => {
@@ -275,6 +285,97 @@ describe('checking terminal and gate', () => {
     const list = await cli(env, 'tickets', '--card', 'card.img');
     expect(list.stdout).not.toMatch(/ B1 /);
     expect(list.stdout).toMatch(/G7/);
+  });
+});
+
+describe('gate mode sym', () => {
+  it('gate --mode sym PASS then REJECT already_inside; verify, use and delete in sym mode; receipts verify at the back office', async () => {
+    expect((await cli(env, 'card', 'create', 'sym.img')).code).toBe(0);
+    expect((await cli(env, 'card', 'personalize', '--card', 'sym.img')).code).toBe(0);
+    expect((await cli(env, 'issue', '--card', 'sym.img', '--service-date', DATE, '--train', 'G1', '--origin', 'BJS', '--tid', 'Y1')).code).toBe(0);
+    const gate = (time: string) => cli(env, '--json', 'gate', '--mode', 'sym', '--card', 'sym.img', '--station', 'BJS', '--direction', 'entry', '--train', 'G1', ...AT(time));
+
+    const pass = await gate('08:30:00');
+    expect(pass.code).toBe(0);
+    const tap = pass.json()[0];
+    expect(tap).toMatchObject({ pass: true, mode: 'sym', tid: 'Y1', receipt: expect.stringMatching(/^B4/), transaction: { operator: 'CR', command: 'WRITE USAGE' } });
+    const twice = await gate('08:31:00');
+    expect(twice.code).toBe(6);
+    expect(twice.json()[0]).toMatchObject({ pass: false, reason: 'already_inside', mode: 'sym', tid: 'Y1' });
+    const text = await cli(env, 'gate', '--mode', 'sym', '--card', 'sym.img', '--station', 'BJS', '--direction', 'entry', '--train', 'G1', ...AT('08:32:00'));
+    expect(text.code).toBe(6);
+    expect(text.stdout).toMatch(/^REJECT Y1 .*\[already_inside\]/);
+
+    const verify = await cli(env, '--json', 'verify', '--mode', 'sym', '--card', 'sym.img', '--tid', 'Y1');
+    expect(verify.code).toBe(0);
+    expect(verify.json()[0]).toMatchObject({ ok: true, mode: 'sym', ticket: { face: { tid: 'Y1' }, verificationCode: { verified: true } } });
+
+    const punch = await cli(env, '--json', 'use', '--mode', 'sym', '--card', 'sym.img', '--tid', 'Y1', '--event', 'punch', '--station', 'TRAIN', ...AT('09:10:00'));
+    expect(punch.code).toBe(0);
+    const used = punch.json()[0] as { mode: string; event: string; cardSerial: string; receipt: string; transaction: Record<string, unknown> };
+    expect(used).toMatchObject({ mode: 'sym', event: 'PUNCH', transaction: { command: 'WRITE USAGE' } });
+
+    const del = await cli(env, '--json', 'delete', '--mode', 'sym', '--card', 'sym.img', '--tid', 'Y1');
+    expect(del.code).toBe(0);
+    const deleted = del.json()[0] as typeof used;
+    expect(deleted).toMatchObject({ ok: true, mode: 'sym', tid: 'Y1', event: 'DELETED', transaction: { command: 'DELETE' } });
+
+    // What the CLI printed is all the operator's back office needs, with its master key.
+    const mk = WorkDir.open(dir).loadMasterKey('correct horse battery staple');
+    const serial = fromHex(used.cardSerial);
+    for (const r of [{ receipt: tap.receipt as string, transaction: tap.transaction as Record<string, unknown> }, used, deleted]) {
+      expect(verifySymReceipt(mk, serial, fromHex(r.receipt), symTransactionFromJson(r.transaction)).tid).toBe('Y1');
+    }
+    const gone = await cli(env, 'verify', '--mode', 'sym', '--card', 'sym.img', '--tid', 'Y1');
+    expect(gone.code).toBe(2);
+    expect(gone.stderr).toMatch(/TICKET_VOID/);
+    const bad = await cli(env, 'gate', '--mode', 'fast', '--card', 'sym.img', '--direction', 'entry');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/mode is pki or sym/);
+  });
+
+  it('a working directory made before sym mode: one line saying how to fix it (1), then --add-master-key', async () => {
+    // An old working directory: the same keys, no checking master key.
+    const old = mkdtempSync(join(tmpdir(), 'eticket-cli-old-'));
+    const e: CliEnv = { cwd: dir, home: old };
+    try {
+      const config = JSON.parse(readFileSync(join(dir, 'eticket.json'), 'utf8'));
+      delete config.checkingMasterKey;
+      writeFileSync(join(old, 'eticket.json'), JSON.stringify(config));
+      for (const f of ['ca.crt', 'authority.pub', 'terminal.pub']) copyFileSync(join(dir, f), join(old, f));
+      mkdirSync(join(old, 'keys'));
+      for (const f of readdirSync(join(dir, 'keys')).filter((f) => f.endsWith('.key'))) copyFileSync(join(dir, 'keys', f), join(old, 'keys', f));
+
+      const results = await Promise.all([
+        cli(e, 'gate', '--mode', 'sym', '--card', 'card.img', '--station', 'BJS', '--direction', 'entry'),
+        cli(e, 'use', '--mode', 'sym', '--card', 'card.img', '--tid', 'B6', '--event', 'punch'),
+        cli(e, 'delete', '--mode', 'sym', '--card', 'card.img', '--tid', 'B6'),
+      ]);
+      for (const r of results) {
+        expect(r.code).toBe(1);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(r.stderr).toMatch(/has no checking master key .*run `eticket init --add-master-key`/);
+      }
+      // pki mode does not need it
+      expect((await cli(e, 'verify', '--card', 'card.img', '--tid', 'B6')).code).toBe(0);
+
+      const wrong = await cli({ ...e, passphrase: 'wrong' }, 'init', '--add-master-key');
+      expect(wrong.code).toBe(5);
+      expect(existsSync(join(old, 'keys', 'checking-master-v1.secret.json'))).toBe(false);
+      const add = await cli(e, '--json', 'init', '--add-master-key');
+      expect(add.code).toBe(0);
+      expect(add.json()[0]).toMatchObject({ ok: true, checkingMasterKey: { version: 1 } });
+      expect(existsSync(join(old, 'keys', 'checking-master-v1.secret.json'))).toBe(true);
+      const again = await cli(e, 'init', '--add-master-key');
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(/already has checking master key/);
+      // card.img was personalised without this new key: the gate rejects it, with the card's reason.
+      const tap = await cli(e, 'gate', '--mode', 'sym', '--card', 'card.img', '--station', 'BJS', '--direction', 'entry');
+      expect(tap.code).toBe(6);
+      expect(tap.stdout).toMatch(/SECURITY_STATUS_NOT_SATISFIED/);
+    } finally {
+      rmSync(old, { recursive: true, force: true });
+    }
   });
 });
 

@@ -11,7 +11,7 @@ import { LIMITS, T, type SuiteName } from '../../sdk/spec.js';
 import { IssuingTerminal } from '../issuing.js';
 import { personalizeCard } from '../personalize.js';
 import { addCardOptions, emit, globals, openImage, passphrase, UsageError, withCard, workDir, workDirPath, type CardOptions } from './context.js';
-import { WorkDir } from './workdir.js';
+import { MissingMasterKeyError, WorkDir } from './workdir.js';
 
 export function intArg(name: string) {
   return (v: string) => {
@@ -28,19 +28,34 @@ function suiteArg(v: string): SuiteName {
 export function registerInit(program: Command): void {
   program
     .command('init')
-    .description('create a working directory: CA, authority key (1/6), checking-terminal keys (4/5), ticket ledger')
+    .description('create a working directory: CA, authority key (1/6), checking-terminal keys (4/5), checking master key (gate mode sym), ticket ledger')
     .option('--operator <code>', 'operator code written into every ticket (1-16 of A-Z a-z 0-9 _ . -)', 'CR')
     .option('--suite <suite>', 'crypto suite: rsa (CA-certified keys) or sm9 (identity keys from a key generation centre)', suiteArg, 'rsa')
     .option('--ca-name <name>', 'common name of the CA certificate')
     .option('--force', 'replace the keys of an existing working directory (cards personalised with them stop working)')
-    .addHelpText('after', '\nThe passphrase that encrypts the private keys comes from $ETICKET_PASSPHRASE, or a prompt on a terminal.\n\nExample:\n  $ export ETICKET_PASSPHRASE=...\n  $ eticket init --dir ./office --operator CR')
-    .action(async (opts: { operator: string; suite: SuiteName; caName?: string; force?: boolean }, cmd: Command) => {
+    .option('--add-master-key', 'give an existing working directory (made before gate mode sym) its checking master key; nothing else changes')
+    .addHelpText(
+      'after',
+      '\nThe passphrase that encrypts the private keys comes from $ETICKET_PASSPHRASE, or a prompt on a terminal.\nWith --add-master-key it must be the working directory\'s passphrase; only cards personalised afterwards\nget the diversified key that gate mode sym needs.\n\nExample:\n  $ export ETICKET_PASSPHRASE=...\n  $ eticket init --dir ./office --operator CR\n  $ eticket init --dir ./old-office --add-master-key',
+    )
+    .action(async (opts: { operator: string; suite: SuiteName; caName?: string; force?: boolean; addMasterKey?: boolean }, cmd: Command) => {
       const dir = workDirPath(cmd);
+      if (opts.addMasterKey) {
+        if (opts.force) throw new UsageError('--add-master-key keeps the existing keys; it does not go with --force');
+        const w = workDir(cmd);
+        w.addMasterKey(await passphrase());
+        const mk = w.config.checkingMasterKey!;
+        emit(cmd, { ok: true, dir: w.dir, checkingMasterKey: mk }, [
+          `checking master key ${mk.keyId} (version ${mk.version}) added to ${w.dir}`,
+          `cards personalised from now on work in gate mode sym too; cards personalised before stay pki-only`,
+        ]);
+        return;
+      }
       const pass = await passphrase({ confirm: true });
       const w = WorkDir.init(dir, { operator: opts.operator, suite: opts.suite, passphrase: pass, caName: opts.caName, force: opts.force });
       const root = w.config.suite === 'sm9' ? 'kgc.pub' : 'ca.crt';
-      emit(cmd, { ok: true, dir: w.dir, operator: w.config.operator, suite: w.config.suite, files: ['eticket.json', root, 'authority.pub', 'terminal.pub', 'keys/'] }, [
-        `working directory ${w.dir} ready (operator ${w.config.operator}, suite ${w.config.suite})`,
+      emit(cmd, { ok: true, dir: w.dir, operator: w.config.operator, suite: w.config.suite, checkingMasterKey: w.config.checkingMasterKey, files: ['eticket.json', root, 'authority.pub', 'terminal.pub', 'keys/'] }, [
+        `working directory ${w.dir} ready (operator ${w.config.operator}, suite ${w.config.suite}, checking master key ${w.config.checkingMasterKey!.keyId} for gate mode sym)`,
         `  ${root}, authority.pub, terminal.pub: public; keys/: private keys, encrypted with your passphrase`,
         `next: eticket card create card.img && eticket card personalize --card card.img`,
       ]);
@@ -124,20 +139,30 @@ export function registerCard(program: Command): void {
   addCardOptions(
     card
       .command('personalize')
-      .description("personalise a blank card with this working directory's CA, authority key and checking-terminal keys, then lock it")
+      .description("personalise a blank card with this working directory's CA, authority key, checking-terminal keys and diversified checking key (gate mode sym), then lock it")
       .option('--scope <operator...>', 'operators the installed keys are valid for (default: the working directory\'s operator)')
       .addHelpText('after', '\nNeeds the passphrase (the CA certifies the keys the card generates).\n\nExample:\n  $ eticket card personalize --card card.img\n  $ eticket card personalize --reader "Virtual PCD 00 00"'),
   ).action(async (opts: CardOptions & { scope?: string[] }, cmd: Command) => {
     const w = workDir(cmd);
-    const issuer = w.loadCardKeyIssuer(await passphrase());
+    const pass = await passphrase();
+    const issuer = w.loadCardKeyIssuer(pass);
     const scopes = opts.scope ?? [w.config.operator];
+    // A directory made before sym mode still personalises (pki-only cards), but says how to get both modes.
+    const masterKeys = w.hasMasterKey ? [w.loadMasterKey(pass)] : [];
+    const modes = masterKeys.length ? ['pki', 'sym'] : ['pki'];
     await withCard(cmd, opts, async ({ session, label }) => {
       const creds = await personalizeCard(session, {
         ...issuer,
         authorities: [{ publicKey: w.authorityPublicKey, scopes }],
         terminals: [{ publicKey: w.terminalPublicKey, scopes }],
+        masterKeys,
       });
-      emit(cmd, { ok: true, card: label, serial: hex(creds.serial), scopes }, `card ${hex(creds.serial)} personalised for ${scopes.join(', ')}: ${issuer.kgc ? 'identity keys extracted by' : 'keys generated on the card and certified by'} ${w.caSubject}, authority and gate keys installed, locked`);
+      if (!masterKeys.length) console.error(`eticket: note: ${new MissingMasterKeyError(w.dir).message}; this card works in gate mode pki only`);
+      emit(
+        cmd,
+        { ok: true, card: label, serial: hex(creds.serial), scopes, modes },
+        `card ${hex(creds.serial)} personalised for ${scopes.join(', ')}: ${issuer.kgc ? 'identity keys extracted by' : 'keys generated on the card and certified by'} ${w.caSubject}, authority and gate keys installed${masterKeys.length ? `, diversified checking key for ${w.config.operator} (gate mode sym)` : ''}, locked`,
+      );
     });
   });
 
@@ -178,9 +203,9 @@ export function registerCard(program: Command): void {
   });
 }
 
-/** GET DATA INSTALLED_KEYS: kind (01 authority, 02 terminal) ‖ key id (8), repeated. */
+/** GET DATA INSTALLED_KEYS: kind (01 authority, 02 terminal, 03 diversified checking key) ‖ key id (8), repeated. */
 function installedKeys(data: Uint8Array | undefined): { kind: string; keyId: string }[] {
   const out: { kind: string; keyId: string }[] = [];
-  for (let o = 0; data && o + 9 <= data.length; o += 9) out.push({ kind: data[o] === 1 ? 'authority' : data[o] === 2 ? 'terminal' : `kind ${data[o]}`, keyId: hex(data.subarray(o + 1, o + 9)) });
+  for (let o = 0; data && o + 9 <= data.length; o += 9) out.push({ kind: data[o] === 1 ? 'authority' : data[o] === 2 ? 'terminal' : data[o] === 3 ? 'checking (sym)' : `kind ${data[o]}`, keyId: hex(data.subarray(o + 1, o + 9)) });
   return out;
 }

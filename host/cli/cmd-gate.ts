@@ -1,5 +1,6 @@
 // `eticket gate`: a validator loop. Wait for a card, decide (host/gate.ts rules), record the entry or exit
 // on the card, print PASS or REJECT with the reason; an image is one tap, a reader loops until Ctrl-C.
+// Gate mode pki (default) or sym (--mode sym: the master key only, no pki keys at the gate).
 
 import type { Command } from 'commander';
 import { hex } from '../../sdk/bytes.js';
@@ -12,32 +13,36 @@ import { PcscTransport } from '../transport/pcsc.js';
 import { RecordingTransport } from '../transport/recording.js';
 import type { Transport } from '../transport/transport.js';
 import { addCardOptions, emit, errorLine, EXIT, ExitStatus, globals, openTransport, passphrase, UsageError, workDir, type CardOptions } from './context.js';
-import { addTerminalOptions, clockOf, type TerminalOptions } from './cmd-tickets.js';
+import { addModeOption, addTerminalOptions, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
+import { receiptJson } from './format.js';
 
 type GateOptions = CardOptions & TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean };
 
 export function registerGate(program: Command): void {
-  addTerminalOptions(
-    addCardOptions(
-      program
-        .command('gate')
-        .description('run a gate: wait for a card, decide, record, print PASS or REJECT with the reason')
-        .requiredOption('--direction <direction>', 'entry or exit')
-        .option('--train <code>', 'only tickets for this train / route / event')
-        .option('--once', 'stop after one card (always so with --card)')
-        .option('--audit', 'also fetch and check TF_V on every tap (slower: 256 more bytes on air)')
-        .addHelpText(
-          'after',
-          '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected.\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json',
-        ),
+  addModeOption(
+    addTerminalOptions(
+      addCardOptions(
+        program
+          .command('gate')
+          .description('run a gate: wait for a card, decide, record, print PASS or REJECT with the reason')
+          .requiredOption('--direction <direction>', 'entry or exit')
+          .option('--train <code>', 'only tickets for this train / route / event')
+          .option('--once', 'stop after one card (always so with --card)')
+          .option('--audit', 'also fetch and check TF_V on every tap (slower: 256 more bytes on air)')
+          .addHelpText(
+            'after',
+            '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected. --mode sym taps in 3 APDUs with AES only\n(the working directory\'s checking master key; cards personalised with it).\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json\n  $ eticket gate --card card.img --station BJS --direction entry --mode sym',
+          ),
+      ),
+      'BJS',
     ),
-    'BJS',
   ).action(async (opts: GateOptions, cmd: Command) => {
     if (opts.direction !== 'entry' && opts.direction !== 'exit') throw new UsageError('--direction is entry or exit');
     const direction: Direction = opts.direction;
     const w = workDir(cmd);
-    const keys = w.loadTerminalKeys(await passphrase());
-    const config = { keys, authorities: [w.authorityPublicKey], cardTrust: w.cardTrust(), gateId: opts.gateId, station: opts.station, clock: clockOf(opts.time) };
+    const config = terminalConfig(w, await passphrase(), opts);
+    const clock = config.clock!;
+    const mode = config.mode!;
     const json = globals(cmd).json;
 
     const tap = async (transport: Transport): Promise<boolean> => {
@@ -47,10 +52,13 @@ export function registerGate(program: Command): void {
       try {
         const { decision, ticket, receipt } = await terminal.passGate(direction, { train: opts.train, auditVerificationCode: opts.audit });
         const ms = Math.round(performance.now() - t0);
-        const time = new Date(config.clock() * 1000).toISOString();
+        const time = new Date(clock() * 1000).toISOString();
+        // The receipt (and in sym mode its transaction) is what a gate log keeps for the back office.
+        const { receipt: encoded, transaction } = receipt ? receiptJson(receipt) : {};
+        const logged = { ...(encoded ? { receipt: encoded } : {}), ...(transaction ? { transaction } : {}) };
         emit(
           cmd,
-          { pass: decision.pass, reason: decision.reason, message: decision.message, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station: opts.station, direction, time, ms },
+          { pass: decision.pass, reason: decision.reason, message: decision.message, mode, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station: opts.station, direction, time, ms, ...logged },
           `${decision.pass ? 'PASS' : 'REJECT'} ${ticket ? `${ticket.face.tid} ${formatServiceDate(ticket.face.serviceDate)} ${ticket.face.train ?? ''} ` : ''}${decision.reason ? `[${decision.reason}] ` : ''}${decision.message} (${ms} ms)`.replace(/ +/g, ' '),
         );
         return decision.pass;
@@ -77,7 +85,7 @@ export function registerGate(program: Command): void {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    if (!json) console.error(`gate ${opts.gateId} at ${opts.station} (${direction}) waiting for cards on "${opts.reader}"; Ctrl-C to stop`);
+    if (!json) console.error(`gate ${opts.gateId} at ${opts.station} (${direction}, mode ${mode}) waiting for cards on "${opts.reader}"; Ctrl-C to stop`);
     let taps = 0;
     while (!stopping) {
       try {
@@ -92,7 +100,7 @@ export function registerGate(program: Command): void {
       } catch (e) {
         // A card pulled mid-tap is the passenger's problem, not the gate's: report it and keep going.
         if (!(e instanceof TransportError)) throw e;
-        emit(cmd, { pass: false, reason: 'transport', message: errorLine(e) }, `REJECT [transport] ${errorLine(e)}`);
+        emit(cmd, { pass: false, reason: 'transport', message: errorLine(e), mode }, `REJECT [transport] ${errorLine(e)}`);
       }
       // One tap per presentation: wait for the card to leave before the next.
       while (!stopping && (await reader.status()).cardPresent) await new Promise((r) => setTimeout(r, 100));

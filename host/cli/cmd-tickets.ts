@@ -6,7 +6,7 @@ import { hex } from '../../sdk/bytes.js';
 import { parseServiceDate } from '../../sdk/fields.js';
 import { TicketServer, type TicketRequest } from '../../sdk/roles/ticket-server.js';
 import type { TicketFace } from '../../sdk/ticket.js';
-import { CheckingTerminal, type TicketQuery } from '../checking.js';
+import { CheckingTerminal, type GateMode, type Receipt, type TicketQuery } from '../checking.js';
 import { IssuingTerminal, isDuplicate } from '../issuing.js';
 import type { CardSession } from '../session.js';
 import { parseTime, toRequest } from './batch.js';
@@ -19,6 +19,17 @@ export interface TerminalOptions {
   station: string;
   gateId: string;
   time?: string;
+  /** Commands with --mode only. */
+  mode?: GateMode;
+}
+
+function modeArg(v: string): GateMode {
+  if (v !== 'pki' && v !== 'sym') throw new InvalidArgumentError('mode is pki or sym');
+  return v;
+}
+
+export function addModeOption(cmd: Command): Command {
+  return cmd.option('--mode <mode>', 'gate mode: pki (keys 4/5, card-signed receipts) or sym (diversified AES keys, MAC receipts the operator checks)', modeArg, 'pki');
 }
 
 export function addTerminalOptions(cmd: Command, station = 'OFFICE'): Command {
@@ -39,18 +50,22 @@ export function clockOf(time: string | undefined): () => number {
   return () => t;
 }
 
+/** The terminal config for a mode: pki loads keys 4/5 and card trust; sym only the master key (no pki keys). */
+export function terminalConfig(w: WorkDir, pass: string, opts: TerminalOptions): ConstructorParameters<typeof CheckingTerminal>[1] {
+  const common = { authorities: [w.authorityPublicKey], gateId: opts.gateId, station: opts.station, clock: clockOf(opts.time) };
+  if (opts.mode === 'sym') return { ...common, mode: 'sym', masterKeys: [w.loadMasterKey(pass)], suite: w.config.suite };
+  return { ...common, mode: 'pki', keys: w.loadTerminalKeys(pass), cardTrust: w.cardTrust() };
+}
+
 export async function checkingTerminal(w: WorkDir, session: CardSession, opts: TerminalOptions): Promise<CheckingTerminal> {
-  const keys = w.loadTerminalKeys(await passphrase());
-  const t = new CheckingTerminal(session, {
-    keys,
-    authorities: [w.authorityPublicKey],
-    cardTrust: w.cardTrust(),
-    gateId: opts.gateId,
-    station: opts.station,
-    clock: clockOf(opts.time),
-  });
+  const t = new CheckingTerminal(session, terminalConfig(w, await passphrase(), opts));
   await t.select();
   return t;
+}
+
+/** How a receipt was checked, for people: a MAC convinces only the operator that holds the master key. */
+function receiptCheck(r: Receipt): string {
+  return r.sym ? 'card receipt MAC verified (sym: only the operator\'s back office can re-check it, with the transaction in --json)' : 'card-signed receipt verified';
 }
 
 function dateArg(v: string): number {
@@ -94,13 +109,15 @@ export function registerTickets(program: Command): void {
     });
   });
 
-  addTerminalOptions(
-    addQueryOptions(
-      addCardOptions(
-        program
-          .command('verify')
-          .description("verify one ticket: the card's sealed view, and TF_V against the authority key (key 6)")
-          .addHelpText('after', '\nExit status 2 with RECORD_NOT_FOUND: no such ticket on this card; 5: a signature does not verify.\n\nExample:\n  $ eticket verify --card card.img --tid CR-20261122-000001\n  $ eticket verify --card card.img --date 2026-11-22 --train G1 --json'),
+  addModeOption(
+    addTerminalOptions(
+      addQueryOptions(
+        addCardOptions(
+          program
+            .command('verify')
+            .description("verify one ticket: the card's sealed view, and TF_V against the authority key (key 6)")
+            .addHelpText('after', '\nExit status 2 with RECORD_NOT_FOUND: no such ticket on this card; 5: a signature or MAC does not verify.\n\nExample:\n  $ eticket verify --card card.img --tid CR-20261122-000001\n  $ eticket verify --card card.img --date 2026-11-22 --train G1 --json\n  $ eticket verify --card card.img --tid CR-20261122-000001 --mode sym'),
+        ),
       ),
     ),
   ).action(async (opts: CardOptions & TerminalOptions & QueryOptions, cmd: Command) => {
@@ -109,18 +126,24 @@ export function registerTickets(program: Command): void {
     await withCard(cmd, opts, async ({ session }) => {
       const t = await checkingTerminal(w, session, opts);
       const v = await t.verifyTicket(q);
-      emit(cmd, { ok: true, ticket: ticketJson(v) }, [`valid: ${ticketLine(v)}`, `  TF_V verified with authority key ${hex(v.verificationCode!.authorityKeyId)}`]);
+      emit(cmd, { ok: true, mode: t.mode, ticket: ticketJson(v) }, [
+        `valid: ${ticketLine(v)}`,
+        `  TF_V verified with authority key ${hex(v.verificationCode!.authorityKeyId)}`,
+        t.mode === 'sym' ? '  gate mode sym: the card proved its diversified key (session MAC)' : '  gate mode pki: view opened with key 5',
+      ]);
     });
   });
 
-  addTerminalOptions(
-    addQueryOptions(
-      addCardOptions(
-        program
-          .command('use')
-          .description('record a usage event on a ticket (WRITE USAGE): entry, temporary-exit, exit, punch, paper-printed')
-          .requiredOption('--event <event>', `one of ${Object.keys(EVENTS).join(', ')}`)
-          .addHelpText('after', '\nThe card enforces the usage state machine (exit 2 when it refuses); the card\'s signed receipt is checked.\n\nExample:\n  $ eticket use --card card.img --tid CR-20261122-000001 --event punch --station BJS'),
+  addModeOption(
+    addTerminalOptions(
+      addQueryOptions(
+        addCardOptions(
+          program
+            .command('use')
+            .description('record a usage event on a ticket (WRITE USAGE): entry, temporary-exit, exit, punch, paper-printed')
+            .requiredOption('--event <event>', `one of ${Object.keys(EVENTS).join(', ')}`)
+            .addHelpText('after', '\nThe card enforces the usage state machine (exit 2 when it refuses); the card\'s receipt is checked\n(signed in pki mode, MAC\'d in sym mode).\n\nExample:\n  $ eticket use --card card.img --tid CR-20261122-000001 --event punch --station BJS\n  $ eticket use --card card.img --tid CR-20261122-000001 --event entry --mode sym --json'),
+        ),
       ),
     ),
   ).action(async (opts: CardOptions & TerminalOptions & QueryOptions & { event: string }, cmd: Command) => {
@@ -132,17 +155,19 @@ export function registerTickets(program: Command): void {
       const t = await checkingTerminal(w, session, opts);
       const v = await t.verifyTicket(q, { verificationCode: false });
       const r = await t.recordUsage(v, event);
-      emit(cmd, { ok: true, ...receiptJson(r) }, `${opts.event} recorded on ${r.tid} at ${opts.station}: now ${usageState(v.usage.state)}, counter ${r.counter}; card receipt verified`);
+      emit(cmd, { ok: true, mode: t.mode, ...receiptJson(r) }, `${opts.event} recorded on ${r.tid} at ${opts.station}: now ${usageState(v.usage.state)}, counter ${r.counter}; ${receiptCheck(r)}`);
     });
   });
 
-  addTerminalOptions(
-    addQueryOptions(
-      addCardOptions(
-        program
-          .command('delete')
-          .description('delete (void) a ticket on the card; prints the card-signed deletion receipt')
-          .addHelpText('after', '\nExample:\n  $ eticket delete --card card.img --tid CR-20261122-000001 --json'),
+  addModeOption(
+    addTerminalOptions(
+      addQueryOptions(
+        addCardOptions(
+          program
+            .command('delete')
+            .description('delete (void) a ticket on the card; prints the card\'s deletion receipt (signed, or MAC\'d in sym mode)')
+            .addHelpText('after', '\nExample:\n  $ eticket delete --card card.img --tid CR-20261122-000001 --json\n  $ eticket delete --card card.img --tid CR-20261122-000001 --mode sym --json'),
+        ),
       ),
     ),
   ).action(async (opts: CardOptions & TerminalOptions & QueryOptions, cmd: Command) => {
@@ -152,7 +177,7 @@ export function registerTickets(program: Command): void {
       const t = await checkingTerminal(w, session, opts);
       const v = await t.verifyTicket(q, { verificationCode: false });
       const r = await t.deleteTicket(v);
-      emit(cmd, { ok: true, ...receiptJson(r) }, `${r.tid} deleted from card ${hex(r.cardSerial)}; deletion receipt verified (keep it: ${r.encoded.length} bytes in --json)`);
+      emit(cmd, { ok: true, mode: t.mode, ...receiptJson(r) }, `${r.tid} deleted from card ${hex(r.cardSerial)}; ${receiptCheck(r)}; keep the receipt (${r.encoded.length} bytes in --json)`);
     });
   });
 

@@ -5,6 +5,7 @@ import { hex } from '../../sdk/bytes.js';
 import { formatServiceDate } from '../../sdk/fields.js';
 import { protocol } from '../../sdk/spec.js';
 import type { TicketFace, UsageRecord } from '../../sdk/ticket.js';
+import { symTransactionToJson } from '../../sdk/roles/sym-receipts.js';
 import type { Receipt, TicketView } from '../checking.js';
 
 const iso = (t: number) => new Date(t * 1000).toISOString().replace('.000Z', 'Z');
@@ -48,5 +49,7 @@ export function receiptJson(r: Receipt): Record<string, unknown> {
     counter: r.counter,
     ...(r.usage ? { usage: usageJson(r.usage) } : {}),
     receipt: hex(r.encoded),
+    // Sym: the MAC is unverifiable without the session it belongs to (verifySymReceipt takes both).
+    ...(r.sym ? { transaction: symTransactionToJson(r.sym) } : {}),
   };
 }

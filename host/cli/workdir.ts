@@ -1,7 +1,8 @@
 // The CLI's working directory: eticket.json, the CA certificate, public keys in the clear, private keys
 // encrypted in keys/ (sdk KeyStore), and the TID ledger. `eticket init` writes it; every command reads it.
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import forge from 'node-forge';
 import { RsaPrivateKey } from '../../sdk/crypto/rsa.js';
@@ -14,7 +15,9 @@ import { TicketServer } from '../../sdk/roles/ticket-server.js';
 import { CaTrust, KgcTrust, type CardTrust } from '../../sdk/roles/trust.js';
 import { cardIdentity, KeyGenerationCentre, type KgcMasterKeys } from '../../sdk/roles/kgc.js';
 import { sm9Provider } from '../../sdk/crypto/sm9-suite.js';
-import { concat } from '../../sdk/bytes.js';
+import { concat, equal, fromHex, hex } from '../../sdk/bytes.js';
+import { masterKeyId, SYM_KEY_LENGTH } from '../../sdk/crypto/symmetric.js';
+import type { OperatorMasterKey } from '../../sdk/roles/sym-receipts.js';
 import { TlvMap, tlv } from '../../sdk/tlv.js';
 import type { SuiteName } from '../../sdk/spec.js';
 import { CardLedger } from './ledger.js';
@@ -23,6 +26,15 @@ export const WORKDIR_FORMAT = 'eticket-workdir/1';
 const KGC_KIND = 'sm9-kgc-master';
 const SM9_SIGNER = 'sm9-signer';
 const SM9_DECRYPTER = 'sm9-decrypter';
+const MASTER_KIND = 'aes128-checking-master';
+const masterKeyName = (version: number) => `checking-master-v${version}`;
+
+/** A working directory made before gate mode sym: it has no checking master key yet. */
+export class MissingMasterKeyError extends InvalidInputError {
+  constructor(dir: string) {
+    super(`working directory ${dir} has no checking master key (gate mode sym): run \`eticket init --add-master-key\`, then personalise new cards`);
+  }
+}
 
 function encodeKgcPrivate(k: KgcMasterKeys): Uint8Array {
   return concat(tlv(0x80, k.signMasterPrivateKey), tlv(0x81, k.signMasterPublicKey), tlv(0x82, k.encMasterPrivateKey), tlv(0x83, k.encMasterPublicKey));
@@ -39,6 +51,8 @@ export interface WorkConfig {
   suite: SuiteName;
   created: string;
   caName: string;
+  /** Gate mode sym: the operator's checking master key; the key itself is in keys/, encrypted. */
+  checkingMasterKey?: { version: number; keyId: string };
 }
 
 function pem(label: string, der: Uint8Array): string {
@@ -95,8 +109,50 @@ export class WorkDir {
       writeFileSync(join(dir, 'authority.pub'), pem('PUBLIC KEY', authority.publicKey));
       writeFileSync(join(dir, 'terminal.pub'), pem('ETICKET TERMINAL KEY', new TerminalKeys(terminalEnc, terminalSig).publicKey));
     }
-    writeFileSync(join(dir, 'eticket.json'), JSON.stringify(config, null, 2) + '\n');
+    w.createMasterKey(options.passphrase);
     return w;
+  }
+
+  /** New AES-128 checking master key, version 1 (rotation would add versions, each with its key id). */
+  private createMasterKey(passphrase: string): void {
+    const version = 1;
+    const key = new Uint8Array(randomBytes(SYM_KEY_LENGTH));
+    this.keys.putBytes(masterKeyName(version), MASTER_KIND, key, passphrase);
+    this.config.checkingMasterKey = { version, keyId: hex(masterKeyId(key, this.config.operator)) };
+    this.writeConfig();
+  }
+
+  private writeConfig(): void {
+    // eticket.json is what marks the directory as initialised: replace it whole, never half-written.
+    const file = join(this.dir, 'eticket.json');
+    writeFileSync(`${file}.tmp-${process.pid}`, JSON.stringify(this.config, null, 2) + '\n');
+    renameSync(`${file}.tmp-${process.pid}`, file);
+  }
+
+  get hasMasterKey(): boolean {
+    return this.config.checkingMasterKey !== undefined;
+  }
+
+  /**
+   * Give a working directory made before gate mode sym its checking master key. The passphrase must
+   * open the existing keys, so every key in the directory stays under one passphrase.
+   */
+  addMasterKey(passphrase: string): void {
+    if (this.config.checkingMasterKey) throw new InvalidInputError(`working directory ${this.dir} already has checking master key ${this.config.checkingMasterKey.keyId} (version ${this.config.checkingMasterKey.version})`);
+    this.loadAuthority(passphrase);
+    this.createMasterKey(passphrase);
+  }
+
+  /** The operator's checking master key; MissingMasterKeyError for a directory made before sym mode. */
+  loadMasterKey(passphrase: string): OperatorMasterKey {
+    const ref = this.config.checkingMasterKey;
+    if (!ref) throw new MissingMasterKeyError(this.dir);
+    const key = this.keys.getBytes(masterKeyName(ref.version), passphrase, MASTER_KIND);
+    const operator = this.config.operator;
+    if (key.length !== SYM_KEY_LENGTH || !equal(masterKeyId(key, operator), fromHex(ref.keyId))) {
+      throw new InvalidInputError(`keys/${masterKeyName(ref.version)}.secret.json is not the checking master key ${ref.keyId} named in eticket.json`);
+    }
+    return { operator, key };
   }
 
   static open(dir: string): WorkDir {
