@@ -427,6 +427,10 @@ describe('SM9 suite (identity-based keys)', () => {
       const gate = await cli(e, 'gate', '--card', 'c.img', '--station', 'A', '--direction', 'entry', ...AT('08:00:00'));
       expect(gate.code).toBe(0);
       expect(gate.stdout).toMatch(/^PASS /);
+      // SM9 working directories have a checking master key too: the same card leaves through a sym gate.
+      const out = await cli(e, '--json', 'gate', '--mode', 'sym', '--card', 'c.img', '--station', 'B', '--direction', 'exit', ...AT('10:00:00'));
+      expect(out.code).toBe(0);
+      expect(out.json()[0]).toMatchObject({ pass: true, mode: 'sym', transaction: { operator: 'MT' } });
       // an RSA card cannot be personalised by an SM9 back office
       expect((await cli(e, 'card', 'create', 'r.img')).code).toBe(0);
       const wrong = await cli(e, 'card', 'personalize', '--card', 'r.img');
