@@ -43,6 +43,11 @@ export interface Fixture {
   sequential?: boolean;
   /** Before every test: warm reset, then SELECT (P2=0C) when "reset-select". */
   beforeEach: 'reset' | 'reset-select';
+  /**
+   * Tickets keep the profile's operator (a sym key belongs to exactly one operator), so on a card that
+   * lives across runs the runner makes their TIDs unique per run instead; steps name tickets, never TIDs.
+   */
+  operatorBound?: boolean;
 }
 
 export type TicketFaceJson = Record<string, string | number>;
@@ -82,7 +87,13 @@ export type Check =
   | { kind: 'receipt'; ticket: string; event: number; counter: number; usage?: Record<string, string | number> }
   | { kind: 'load-result'; ticket: string }
   | { kind: 'public-key'; bits: number }
-  | { kind: 'certificate'; usage: 'encryption' | 'signature' };
+  | { kind: 'certificate'; usage: 'encryption' | 'signature' }
+  /** SM9: the card's public key is its identity (from the serial) under the test KGC's master public key. */
+  | { kind: 'identity-key'; usage: 'encryption' | 'signature' }
+  /** SM9: GET DATA DB is the identity the policy derives from this card's serial. */
+  | { kind: 'card-identity' }
+  /** Gate mode sym: B4 names this card, ticket, event and counter, and its MAC chains on the command's MAC. */
+  | { kind: 'mac-receipt'; ticket: string; event: number; counter: number; usage?: Record<string, string | number> };
 
 /** A static APDU, or a template the runner fills in for the card at hand. */
 export type Step =
@@ -102,7 +113,46 @@ export type Step =
       mutation?: CommandMutation;
       expect: Expect;
     }
-  | { kind: 'fill'; until: 'load-refused' | 'usage-refused'; expect: Expect };
+  | { kind: 'fill'; until: 'load-refused' | 'usage-refused'; expect: Expect }
+  | {
+      /** Card keys that depend on the serial: SM9 identity (PUT DATA DB) and keys (PUT KEY 03/04), sym K_card (PUT KEY 05). */
+      kind: 'install';
+      what: 'identity' | 'encryption-key' | 'signing-key' | 'sym-key';
+      /** sym-key: the master key of the profile to diversify. */
+      masterKey?: string;
+      /** For a serial that is not this card's. */
+      otherCard?: boolean;
+      expect: Expect;
+    }
+  | {
+      /**
+       * VERIFY by the ticket's TID with a fresh terminal challenge. pki: P1=00/01, the view opened with the
+       * terminal key; sym: P1=02/03, B5 checked with K_card derived from the master key and the serial, and
+       * the session kept for the next maced-command. On 9000 the runner checks TF_A, the challenges, TF_V, `usage`.
+       */
+      kind: 'verify';
+      mode: 'pki' | 'sym';
+      ticket: string;
+      /** Terminal (pki) or master key (sym) of the profile whose key id C1 names; another kind of key gives 6982. */
+      key?: string;
+      tfv?: boolean;
+      /** Query this TID instead of the ticket's (a ticket the card never held). */
+      tid?: string;
+      usage?: Record<string, string | number>;
+      expect: Expect;
+    }
+  | {
+      /** Gate mode sym: WRITE USAGE / DELETE P1=01, B6 MAC'd under the session the last sym verify opened. */
+      kind: 'maced-command';
+      name: 'WRITE USAGE' | 'DELETE';
+      ticket: string;
+      event?: number;
+      gate?: string;
+      station?: string;
+      time?: number;
+      mutation?: MacMutation;
+      expect: Expect;
+    };
 
 export interface LoadMutation {
   /** Flip bit `bit` (0 = MSB of the first byte) of one envelope field's value after sealing. */
@@ -122,8 +172,11 @@ export interface LoadMutation {
 }
 
 export interface CommandMutation {
-  /** The pending challenge with a bit flipped, zeros, or the one the previous signed command of this test spent. */
-  challenge?: 'flip-bit' | 'zero' | 'previous';
+  /**
+   * The pending challenge with a bit flipped, zeros, the one the previous signed command of this test spent,
+   * or the card challenge RC of the open sym session (which no pki command may use).
+   */
+  challenge?: 'flip-bit' | 'zero' | 'previous' | 'session';
   /** Added to the ticket's current counter (-1: stale, +1: ahead). */
   counterDelta?: number;
   /** Flip bit `n` of the signature after signing. */
@@ -142,4 +195,34 @@ export interface CommandMutation {
   replay?: boolean;
   /** The TID in the command is this one (a ticket the card never held). */
   tid?: string;
+}
+
+export interface MacMutation {
+  /**
+   * C7 other than the session's RC: a bit flipped, the RC of the session before (its keys too), or the
+   * pending pki challenge (no session: MAC under a zero key).
+   */
+  challenge?: 'flip-bit' | 'previous' | 'pki';
+  /** Added to the ticket's current counter (-1: stale, +1: ahead). */
+  counterDelta?: number;
+  /** Flip bit `n` of the MAC. */
+  flipMacBit?: number;
+  /** Change the station after MACing. */
+  alterAfterMac?: boolean;
+  /** MAC with this command's INS and send as `name`. */
+  macAs?: 'WRITE USAGE' | 'DELETE';
+  /** MAC over a serial that is not this card's. */
+  otherCardSerial?: boolean;
+  /** MAC under session keys derived from this master key of the profile (same RT and RC). */
+  macWith?: string;
+  /** Field-level malformations (the MAC still covers the bytes sent). */
+  fields?: 'swapped' | 'missing-event' | 'extra-event' | 'unknown-event' | 'trailing-byte' | 'truncated';
+  /** The very bytes of the previous maced command of this test. */
+  replay?: boolean;
+  /** The previous maced command with C7 patched to the current session's RC, its MAC unchanged. */
+  replayPatched?: boolean;
+  /** The TID in the command is this one. */
+  tid?: string;
+  /** Send with this P1 (00: as if it were a pki command). */
+  p1?: number;
 }

@@ -5,9 +5,11 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { encodeCommand } from '../sdk/apdu.js';
 import { concat, hex, u32, utf8 } from '../sdk/bytes.js';
-import { AID, commandForIns, LIMITS, protocol, T, USAGE_EVENT as EV, USAGE_STATE as ST } from '../sdk/spec.js';
+import { AID, commandForIns, LIMITS, protocol, SUITE, T, USAGE_EVENT as EV, USAGE_STATE as ST } from '../sdk/spec.js';
 import { tlv } from '../sdk/tlv.js';
 import { keyId } from '../sdk/crypto/suite.js';
+import { sm9EncryptionPublicKey, sm9SigningPublicKey } from '../sdk/crypto/sm9-suite.js';
+import { cardIdentity } from '../sdk/roles/kgc.js';
 import type { Check, Expect, Fixture, Step, TestCase, TestGroup, TicketFaceJson, VectorFile } from './format.js';
 import { loadTestKeys, type TestKeys } from './testkeys.js';
 
@@ -54,6 +56,10 @@ export const NOTES: Record<string, { bugType: string; description: string }> = {
   UsageState: { bugType: 'STATE', description: 'The usage state machine: events allowed and refused in each state (6985).' },
   CardFull: { bugType: 'RESOURCE', description: 'NVM full: LOAD and WRITE USAGE answer 6A84; DELETE still works.' },
   ReadCursor: { bugType: 'STATE', description: 'READ first / next (patent 621-622): the cursor and its end (6A83, 6985).' },
+  SymGate: { bugType: 'FUNCTIONALITY', description: 'Gate mode sym (apdu-spec README 3.5): diversified key, VERIFY P1=02/03 session view, MAC-chained command and receipt.' },
+  SessionMac: { bugType: 'INTEGRITY', description: "Gate mode sym: a command whose session MAC, MAC'd fields, INS, card serial or session key is wrong (9106)." },
+  SessionLifetime: { bugType: 'REPLAY', description: 'Gate mode sym: a command with no session, or after SELECT, reset, GET CHALLENGE, another VERIFY or an earlier command ended it (6984).' },
+  CrossMode: { bugType: 'REPLAY', description: "Pki challenges and sym sessions never satisfy each other's commands; key ids of one mode are unknown to the other (6984, 6982, 6A80)." },
 };
 
 // ---- builders ---------------------------------------------------------------------------------------
@@ -252,13 +258,16 @@ const GET_CHALLENGE = apdu(cmd(0x00, 0x84, 0x00, 0x00, undefined, 8), expect(sw(
 function installedKeysHex(k: TestKeys): string {
   return (
     [...k.authorities.values()].filter((a) => a.installed).map((a) => '01' + hex(a.keyId)).join('') +
-    [...k.terminals.values()].filter((t) => t.installed).map((t) => '02' + hex(t.keys.keyId)).join('')
+    [...k.terminals.values()].filter((t) => t.installed).map((t) => '02' + hex(t.keys.keyId)).join('') +
+    [...k.masterKeys.values()].filter((m) => m.installed).map((m) => '03' + hex(m.keyId)).join('')
   );
 }
 
-function fciHex(lifecycle: number): { data: string; mask: string } {
+const suiteHex = (k: TestKeys) => hex(Uint8Array.of(SUITE[k.suite]));
+
+function fciHex(lifecycle: number, k: TestKeys): { data: string; mask: string } {
   const serial = new Uint8Array(8);
-  const fci = tlv(0x6f, concat(tlv(T.DF_NAME, AID), tlv(T.FCI_PROPRIETARY, concat(tlv(T.CARD_SERIAL, serial), tlv(T.SUITE, Uint8Array.of(1)), tlv(T.LIFECYCLE, Uint8Array.of(lifecycle)), tlv(T.PROTOCOL_VERSION, Uint8Array.of(protocol.version))))));
+  const fci = tlv(0x6f, concat(tlv(T.DF_NAME, AID), tlv(T.FCI_PROPRIETARY, concat(tlv(T.CARD_SERIAL, serial), tlv(T.SUITE, Uint8Array.of(SUITE[k.suite])), tlv(T.LIFECYCLE, Uint8Array.of(lifecycle)), tlv(T.PROTOCOL_VERSION, Uint8Array.of(protocol.version))))));
   const data = hex(fci);
   // Mask out the serial's 8 bytes: everything else in the FCI is fixed by the spec.
   const at = data.indexOf('C608') / 2 + 2;
@@ -312,7 +321,7 @@ function framing(k: TestKeys): VectorFile {
   const cases = commandCases();
 
   b.group('Before SELECT: selection, FCI, and every command that needs the application selected', { beforeEach: 'reset' });
-  const fci = fciHex(7);
+  const fci = fciHex(7, k);
   b.test('SELECT by AID with FCI (P2=00); the card serial is masked', ['Select', 'Functional'], 'valid', [apdu(SELECT, expect(sw('9000'), fci))]);
   b.test('SELECT by AID without FCI (P2=0C)', ['Select', 'Functional'], 'valid', [apdu(SELECT_NO_FCI, expect(sw('9000'), { length: 0 }))]);
   b.test('SELECT of an AID the card does not hold', ['Select'], 'invalid', [apdu(cmd(0x00, 0xa4, 0x04, 0x00, Uint8Array.of(0xa0, 0, 0, 0, 0x03, 0x10, 0x10), 256), expect(sw('6A82')))]);
@@ -333,45 +342,65 @@ function framing(k: TestKeys): VectorFile {
   ]);
 
   b.group('After SELECT: GET DATA, response chaining, Le, malformed APDUs, CLA / INS / P1-P2, chaining and extended length');
-  const spkiLen = k.authorities.get('authority')!.key.publicKey.length;
+  const rsa = k.suite === 'rsa';
+  // The longest static answer drives the response-chaining vectors: the RSA encryption SPKI (over 256
+  // bytes, so short Le=00 gives 61XX), or the SM9 signing key (under 256: extended Le below it does).
+  const bigTag = rsa ? T.CARD_ENCRYPTION_PUBLIC_KEY : T.CARD_SIGNING_PUBLIC_KEY;
+  const bigName = rsa ? 'D3' : 'D4';
+  const bigLen = rsa ? k.authorities.get('authority')!.key.publicKey.length : sm9SigningPublicKey(cardIdentity(new Uint8Array(8)), k.kgc!.signMasterPublicKey).length;
+  const chunk = rsa ? 256 : 100;
+  const firstPart = rsa ? getData(bigTag) : cmd(0x80, 0xca, 0x00, bigTag, undefined, chunk, true);
+  const firstHow = rsa ? 'Le=00' : `extended Le=${chunk}`;
   b.test('GET DATA DA protocol version', ['GetData', 'Functional'], 'valid', [apdu(getData(T.PROTOCOL_VERSION), expect(sw('9000'), { data: '01' }))]);
-  b.test('GET DATA D1 suite', ['GetData', 'Functional'], 'valid', [apdu(getData(T.SUITE), expect(sw('9000'), { data: '01' }))]);
+  b.test(`GET DATA D1 suite (${k.suite})`, ['GetData', 'Functional'], 'valid', [apdu(getData(T.SUITE), expect(sw('9000'), { data: suiteHex(k) }))]);
   b.test('GET DATA D7 life cycle OPERATIONAL', ['GetData', 'Functional'], 'valid', [apdu(getData(T.LIFECYCLE), expect(sw('9000'), { data: '07' }))]);
   b.test('GET DATA C6 card serial (8 bytes)', ['GetData', 'Functional'], 'valid', [apdu(getData(T.CARD_SERIAL), expect(sw('9000'), { length: 8 }))]);
   b.test('GET DATA D8 capacity (12 bytes)', ['GetData', 'Functional'], 'valid', [apdu(getData(T.CAPACITY), expect(sw('9000'), { length: 12 }))]);
   b.test('GET DATA D9 installed key ids: exactly the test profile', ['GetData', 'Functional'], 'valid', [apdu(getData(T.INSTALLED_KEYS), expect(sw('9000'), { data: installedKeysHex(k) }))]);
-  b.test('GET DATA D3 card encryption public key (RSA-2048), fetched with GET RESPONSE', ['GetData', 'Functional'], 'valid', [
-    apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY), expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } })),
-  ]);
-  b.test('GET DATA D4 card signing public key (RSA-2048)', ['GetData', 'Functional'], 'valid', [apdu(getData(T.CARD_SIGNING_PUBLIC_KEY), expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } }))]);
-  b.test('GET DATA D5 encryption certificate, issued by the test CA for this card', ['GetData', 'Functional'], 'valid', [
-    apdu(getData(T.CARD_ENCRYPTION_CERTIFICATE, 65536), expect(sw('9000'), { check: { kind: 'certificate', usage: 'encryption' } })),
-  ]);
-  b.test('GET DATA D6 signing certificate, issued by the test CA for this card', ['GetData', 'Functional'], 'valid', [
-    apdu(getData(T.CARD_SIGNING_CERTIFICATE, 65536), expect(sw('9000'), { check: { kind: 'certificate', usage: 'signature' } })),
-  ]);
-  b.test('GET DATA DB card identity on an RSA card: absent', ['GetData'], 'invalid', [apdu(getData(T.CARD_IDENTITY), expect(sw('6A88')))]);
+  if (rsa) {
+    b.test('GET DATA D3 card encryption public key (RSA-2048), fetched with GET RESPONSE', ['GetData', 'Functional'], 'valid', [
+      apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY), expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } })),
+    ]);
+    b.test('GET DATA D4 card signing public key (RSA-2048)', ['GetData', 'Functional'], 'valid', [apdu(getData(T.CARD_SIGNING_PUBLIC_KEY), expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } }))]);
+    b.test('GET DATA D5 encryption certificate, issued by the test CA for this card', ['GetData', 'Functional'], 'valid', [
+      apdu(getData(T.CARD_ENCRYPTION_CERTIFICATE, 65536), expect(sw('9000'), { check: { kind: 'certificate', usage: 'encryption' } })),
+    ]);
+    b.test('GET DATA D6 signing certificate, issued by the test CA for this card', ['GetData', 'Functional'], 'valid', [
+      apdu(getData(T.CARD_SIGNING_CERTIFICATE, 65536), expect(sw('9000'), { check: { kind: 'certificate', usage: 'signature' } })),
+    ]);
+    b.test('GET DATA DB card identity on an RSA card: absent', ['GetData'], 'invalid', [apdu(getData(T.CARD_IDENTITY), expect(sw('6A88')))]);
+  } else {
+    b.test('GET DATA D3 card encryption public key: the card identity under the test KGC (hid 03)', ['GetData', 'Functional'], 'valid', [
+      apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY), expect(sw('9000'), { check: { kind: 'identity-key', usage: 'encryption' } })),
+    ]);
+    b.test('GET DATA D4 card signing public key: the card identity under the test KGC (hid 01)', ['GetData', 'Functional'], 'valid', [
+      apdu(getData(T.CARD_SIGNING_PUBLIC_KEY), expect(sw('9000'), { check: { kind: 'identity-key', usage: 'signature' } })),
+    ]);
+    b.test('GET DATA D5 encryption certificate on an SM9 card: absent', ['GetData'], 'invalid', [apdu(getData(T.CARD_ENCRYPTION_CERTIFICATE), expect(sw('6A88')))]);
+    b.test('GET DATA D6 signing certificate on an SM9 card: absent', ['GetData'], 'invalid', [apdu(getData(T.CARD_SIGNING_CERTIFICATE), expect(sw('6A88')))]);
+    b.test('GET DATA DB card identity: eticket:card: and the serial', ['GetData', 'Functional'], 'valid', [apdu(getData(T.CARD_IDENTITY), expect(sw('9000'), { check: { kind: 'card-identity' } }))]);
+  }
   b.test('GET DATA of a tag apdu-spec does not list', ['GetData', 'WrongP1P2'], 'invalid', [apdu(getData(0xc7), expect(sw('6A86')))]);
-  b.test('GET DATA D3 with Le=00: 256 bytes then 61XX, GET RESPONSE gives the rest', ['ResponseChaining'], 'valid', [
-    apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY), expect(sw(`61${hex(Uint8Array.of(spkiLen - 256))}`), { length: 256 })),
-    apdu(cmd(0x00, 0xc0, 0x00, 0x00, undefined, spkiLen - 256), expect(sw('9000'), { length: spkiLen - 256 })),
+  b.test(`GET DATA ${bigName} with ${firstHow}: ${chunk} bytes then 61XX, GET RESPONSE gives the rest`, ['ResponseChaining'], 'valid', [
+    apdu(firstPart, expect(sw(`61${hex(Uint8Array.of(bigLen - chunk))}`), { length: chunk })),
+    apdu(cmd(0x00, 0xc0, 0x00, 0x00, undefined, bigLen - chunk), expect(sw('9000'), { length: bigLen - chunk })),
   ]);
   b.test('GET RESPONSE in pieces: Le below the remainder gives 61XX again', ['ResponseChaining'], 'valid', [
-    apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY), expect(sw('61XX'), { length: 256 })),
-    apdu(cmd(0x00, 0xc0, 0x00, 0x00, undefined, 16), expect(sw(`61${hex(Uint8Array.of(spkiLen - 256 - 16))}`), { length: 16 })),
-    apdu(cmd(0x00, 0xc0, 0x00, 0x00, undefined, 256), expect(sw('9000'), { length: spkiLen - 256 - 16 })),
+    apdu(firstPart, expect(sw('61XX'), { length: chunk })),
+    apdu(cmd(0x00, 0xc0, 0x00, 0x00, undefined, 16), expect(sw(`61${hex(Uint8Array.of(bigLen - chunk - 16))}`), { length: 16 })),
+    apdu(cmd(0x00, 0xc0, 0x00, 0x00, undefined, 256), expect(sw('9000'), { length: bigLen - chunk - 16 })),
   ]);
   b.test('GET DATA without Le (case 1 form): the data wait behind 61XX', ['ResponseChaining'], 'valid', [
     apdu('80CA00DA', expect(sw('6101'), { length: 0 })),
     apdu('00C0000001', expect(sw('9000'), { data: '01' })),
   ]);
   b.test('Another command discards pending response data', ['ResponseChaining'], 'invalid', [
-    apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY), expect(sw('61XX'))),
-    apdu(getData(T.SUITE), expect(sw('9000'), { data: '01' })),
+    apdu(firstPart, expect(sw('61XX'))),
+    apdu(getData(T.SUITE), expect(sw('9000'), { data: suiteHex(k) })),
     apdu('00C0000000', expect(sw('6985'))),
   ]);
   b.test('GET RESPONSE with P1=01 while data are pending', ['ResponseChaining', 'WrongP1P2'], 'invalid', [
-    apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY), expect(sw('61XX'))),
+    apdu(firstPart, expect(sw('61XX'))),
     apdu('00C0010000', expect(sw('6A86'))),
   ]);
   const keysLen = installedKeysHex(k).length / 2;
@@ -381,10 +410,10 @@ function framing(k: TestKeys): VectorFile {
   ]);
   b.test('GET CHALLENGE with Le=08', ['Functional'], 'valid', [GET_CHALLENGE]);
   b.test('GET CHALLENGE with Le=04: 6C08', ['WrongLe'], 'invalid', [apdu(cmd(0x00, 0x84, 0x00, 0x00, undefined, 4), expect(sw('6C08')))]);
-  b.test('Extended Le (00 0000) on GET DATA D3: whole answer at once', ['ExtendedLength'], 'valid', [apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY, 65536), expect(sw('9000'), { length: spkiLen }))]);
-  b.test('Extended Le of exactly the answer length', ['ExtendedLength'], 'valid', [apdu(cmd(0x80, 0xca, 0x00, T.CARD_ENCRYPTION_PUBLIC_KEY, undefined, spkiLen, true), expect(sw('9000'), { length: spkiLen }))]);
+  b.test(`Extended Le (00 0000) on GET DATA ${bigName}: whole answer at once`, ['ExtendedLength'], 'valid', [apdu(getData(bigTag, 65536), expect(sw('9000'), { length: bigLen }))]);
+  b.test('Extended Le of exactly the answer length', ['ExtendedLength'], 'valid', [apdu(cmd(0x80, 0xca, 0x00, bigTag, undefined, bigLen, true), expect(sw('9000'), { length: bigLen }))]);
   b.test('Extended Le below the answer: Ne bytes and 61XX (no 6CXX for extended)', ['ExtendedLength', 'ResponseChaining'], 'valid', [
-    apdu(cmd(0x80, 0xca, 0x00, T.CARD_ENCRYPTION_PUBLIC_KEY, undefined, 100, true), expect(sw('61XX'), { length: 100 })),
+    apdu(cmd(0x80, 0xca, 0x00, bigTag, undefined, 100, true), expect(sw('61XX'), { length: 100 })),
   ]);
 
   // Malformed lengths: each is a byte string no ISO length rule can read, or one the command's case forbids.
@@ -432,7 +461,7 @@ function framing(k: TestKeys): VectorFile {
   b.test('A chain left open, then another command: 6883 and the chain is gone', ['ChainingAbuse'], 'invalid', [
     apdu('90500000 01 B1', expect(sw('9000'))),
     apdu(getData(T.SUITE), expect(sw('6883'))),
-    apdu(getData(T.SUITE), expect(sw('9000'), { data: '01' })),
+    apdu(getData(T.SUITE), expect(sw('9000'), { data: suiteHex(k) })),
   ]);
   b.test('A chain continued with another INS', ['ChainingAbuse'], 'invalid', [apdu('90500000 01 B1', expect(sw('9000'))), apdu('90520000 01 C1', expect(sw('6883')))]);
   const part = new Uint8Array(255).fill(0xb1);
@@ -449,7 +478,7 @@ function framing(k: TestKeys): VectorFile {
     apdu('90500000 01 B1', expect(sw('9000'))),
     { kind: 'reset' },
     apdu(SELECT_NO_FCI, expect(sw('9000'))),
-    apdu(getData(T.SUITE), expect(sw('9000'), { data: '01' })),
+    apdu(getData(T.SUITE), expect(sw('9000'), { data: suiteHex(k) })),
   ]);
 
   return b.file(['ISO/IEC 7816-4 framing of the eticket card: SELECT, GET DATA, 61XX / GET RESPONSE, 6CXX, malformed lengths, CLA / INS / P1-P2, chaining and extended length.', 'Static APDUs only: any card personalised with the test profile answers them identically (card serial and keys masked or checked).']);
@@ -467,11 +496,13 @@ function personalisation(k: TestKeys): VectorFile {
     state: 'blank',
     sequential: true,
   });
-  b.test('FCI of a blank card: life cycle PERSONALIZING', ['Select', 'Functional'], 'valid', [apdu(SELECT, expect(sw('9000'), fciHex(1)))]);
+  b.test('FCI of a blank card: life cycle PERSONALIZING', ['Select', 'Functional'], 'valid', [apdu(SELECT, expect(sw('9000'), fciHex(1, k)))]);
   b.test('GET DATA D7 life cycle PERSONALIZING', ['GetData'], 'valid', [apdu(getData(T.LIFECYCLE), expect(sw('9000'), { data: '01' }))]);
   b.test('GET DATA D9: no key installed yet', ['GetData'], 'valid', [apdu(getData(T.INSTALLED_KEYS), expect(sw('9000'), { length: 0 }))]);
-  b.test('GET DATA D3 before GENERATE KEY: absent', ['GetData'], 'invalid', [apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY), expect(sw('6A88')))]);
+  const rsa = k.suite === 'rsa';
+  b.test(`GET DATA D3 before ${rsa ? 'GENERATE KEY' : 'PUT KEY P1=03'}: absent`, ['GetData'], 'invalid', [apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY), expect(sw('6A88')))]);
   b.test('GET DATA D5 before PUT DATA: absent', ['GetData'], 'invalid', [apdu(getData(T.CARD_ENCRYPTION_CERTIFICATE), expect(sw('6A88')))]);
+  if (!rsa) b.test('GET DATA DB before PUT DATA DB: absent', ['GetData'], 'invalid', [apdu(getData(T.CARD_IDENTITY), expect(sw('6A88')))]);
   const ticketCommands: [string, string][] = [
     ['LOAD', '80500000 02 B100 00'],
     ['READ', '80520000 02 C100 00'],
@@ -482,16 +513,38 @@ function personalisation(k: TestKeys): VectorFile {
   ];
   for (const [name, h] of ticketCommands) b.test(`${name} before LOCK`, ['Lifecycle'], 'invalid', [apdu(h, expect(sw('6985')))]);
   b.test('LOCK with nothing installed: personalisation incomplete', ['Lifecycle'], 'invalid', [apdu('805E0000', expect(sw('6985')))]);
-  b.test('PUT KEY P1=03 (SM9 private key) on an RSA card', ['KeyManagement', 'Lifecycle'], 'invalid', [apdu(cmd(0x80, 0xd8, 0x03, 0x00, tlv(T.KEY_MATERIAL, Uint8Array.of(1))), expect(sw('6985')))]);
-  b.test('PUT DATA DB (SM9 identity) on an RSA card', ['KeyManagement', 'Lifecycle'], 'invalid', [apdu(cmd(0x80, 0xda, 0x00, T.CARD_IDENTITY, utf8('card@test')), expect(sw('6985')))]);
-  b.test('GENERATE KEY P1=01 P2=00: the card encryption key pair (keys 2/3), RSA-2048', ['KeyManagement', 'Functional'], 'valid', [
-    apdu(cmd(0x80, 0x46, 0x01, 0x00, undefined, 65536, true), expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } })),
-  ]);
-  b.test('GENERATE KEY P1=02: the receipt signing key pair', ['KeyManagement', 'Functional'], 'valid', [apdu(cmd(0x80, 0x46, 0x02, 0x00, undefined, 65536, true), expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } }))]);
-  b.test('LOCK with keys but no authority or terminal key: incomplete', ['Lifecycle'], 'invalid', [apdu('805E0000', expect(sw('6985')))]);
-  b.test('PUT DATA D5 that is not a DER certificate', ['KeyManagement', 'MalformedTlv'], 'invalid', [apdu(cmd(0x80, 0xda, 0x00, T.CARD_ENCRYPTION_CERTIFICATE, Uint8Array.of(0x04, 0x01, 0x00)), expect(sw('6A80')))]);
-  b.test('Certify the generated keys with the test CA: GET DATA D3/D4, PUT DATA D5/D6 (runner-built certificates)', ['KeyManagement', 'Functional'], 'valid', [{ kind: 'certify', expect: expect(sw('9000')) }]);
-  b.test('GET DATA D5 now holds the certificate', ['GetData'], 'valid', [apdu(getData(T.CARD_ENCRYPTION_CERTIFICATE, 65536), expect(sw('9000'), { check: { kind: 'certificate', usage: 'encryption' } }))]);
+  const install = (what: Extract<Step, { kind: 'install' }>['what'], st: string, extra: { masterKey?: string; otherCard?: boolean } = {}): Step => ({ kind: 'install', what, ...extra, expect: expect(sw(st)) });
+  if (rsa) {
+    b.test('PUT KEY P1=03 (SM9 private key) on an RSA card', ['KeyManagement', 'Lifecycle'], 'invalid', [apdu(cmd(0x80, 0xd8, 0x03, 0x00, tlv(T.KEY_MATERIAL, Uint8Array.of(1))), expect(sw('6985')))]);
+    b.test('PUT DATA DB (SM9 identity) on an RSA card', ['KeyManagement', 'Lifecycle'], 'invalid', [apdu(cmd(0x80, 0xda, 0x00, T.CARD_IDENTITY, utf8('card@test')), expect(sw('6985')))]);
+    b.test('GENERATE KEY P1=01 P2=00: the card encryption key pair (keys 2/3), RSA-2048', ['KeyManagement', 'Functional'], 'valid', [
+      apdu(cmd(0x80, 0x46, 0x01, 0x00, undefined, 65536, true), expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } })),
+    ]);
+    b.test('GENERATE KEY P1=02: the receipt signing key pair', ['KeyManagement', 'Functional'], 'valid', [apdu(cmd(0x80, 0x46, 0x02, 0x00, undefined, 65536, true), expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } }))]);
+    b.test('LOCK with keys but no authority or terminal key: incomplete', ['Lifecycle'], 'invalid', [apdu('805E0000', expect(sw('6985')))]);
+    b.test('PUT DATA D5 that is not a DER certificate', ['KeyManagement', 'MalformedTlv'], 'invalid', [apdu(cmd(0x80, 0xda, 0x00, T.CARD_ENCRYPTION_CERTIFICATE, Uint8Array.of(0x04, 0x01, 0x00)), expect(sw('6A80')))]);
+    b.test('Certify the generated keys with the test CA: GET DATA D3/D4, PUT DATA D5/D6 (runner-built certificates)', ['KeyManagement', 'Functional'], 'valid', [{ kind: 'certify', expect: expect(sw('9000')) }]);
+    b.test('GET DATA D5 now holds the certificate', ['GetData'], 'valid', [apdu(getData(T.CARD_ENCRYPTION_CERTIFICATE, 65536), expect(sw('9000'), { check: { kind: 'certificate', usage: 'encryption' } }))]);
+  } else {
+    // SM9: no key is generated on the card; the KGC extracts the card's keys for its identity.
+    b.test('GENERATE KEY P1=01 on an SM9 card: refused, keys come from the KGC', ['KeyManagement', 'Lifecycle'], 'invalid', [apdu(cmd(0x80, 0x46, 0x01, 0x00, undefined, 256), expect(sw('6985')))]);
+    b.test('GENERATE KEY P1=02 on an SM9 card', ['KeyManagement', 'Lifecycle'], 'invalid', [apdu(cmd(0x80, 0x46, 0x02, 0x00, undefined, 256), expect(sw('6985')))]);
+    b.test('PUT DATA DB of 65 bytes (identity is 1..64)', ['KeyManagement', 'MalformedTlv'], 'invalid', [apdu(cmd(0x80, 0xda, 0x00, T.CARD_IDENTITY, utf8('x'.repeat(65))), expect(sw('6A80')))]);
+    b.test('PUT DATA DB that is not UTF-8', ['KeyManagement', 'MalformedTlv'], 'invalid', [apdu(cmd(0x80, 0xda, 0x00, T.CARD_IDENTITY, Uint8Array.of(0xff, 0xfe)), expect(sw('6A80')))]);
+    b.test('PUT DATA DB: the card identity eticket:card:<serial> (runner-built)', ['KeyManagement', 'Functional'], 'valid', [install('identity', '9000')]);
+    b.test('GET DATA DB now holds the identity', ['GetData'], 'valid', [apdu(getData(T.CARD_IDENTITY), expect(sw('9000'), { check: { kind: 'card-identity' } }))]);
+    b.test('PUT KEY P1=03 whose D0 is not an SM9 key', ['KeyManagement'], 'invalid', [apdu(cmd(0x80, 0xd8, 0x03, 0x00, tlv(T.KEY_MATERIAL, Uint8Array.of(0x80, 0x01, 0x41))), expect(sw('6A80')))]);
+    b.test('PUT KEY P1=03 with a tag besides D0', ['KeyManagement', 'MalformedTlv'], 'invalid', [apdu(cmd(0x80, 0xd8, 0x03, 0x00, concat(tlv(T.KEY_ID, new Uint8Array(8)), tlv(T.KEY_MATERIAL, Uint8Array.of(1)))), expect(sw('6A80')))]);
+    b.test("PUT KEY P1=03: a decryption key the KGC extracted for another card's identity", ['KeyManagement', 'OtherCard'], 'invalid', [install('encryption-key', '6A80', { otherCard: true })]);
+    b.test("PUT KEY P1=04: a signing key the KGC extracted for another card's identity", ['KeyManagement', 'OtherCard'], 'invalid', [install('signing-key', '6A80', { otherCard: true })]);
+    b.test('PUT KEY P1=03: the card decryption key (key 3) the test KGC extracts for this identity', ['KeyManagement', 'Functional'], 'valid', [install('encryption-key', '9000')]);
+    b.test('PUT KEY P1=04: the card receipt signing key', ['KeyManagement', 'Functional'], 'valid', [install('signing-key', '9000')]);
+    b.test('PUT DATA DB of another identity once the keys are in', ['KeyManagement', 'OtherCard'], 'invalid', [install('identity', '6A80', { otherCard: true })]);
+    b.test('GET DATA D3: the identity under the encryption master public key', ['GetData', 'Functional'], 'valid', [apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY), expect(sw('9000'), { check: { kind: 'identity-key', usage: 'encryption' } }))]);
+    b.test('GET DATA D4: the identity under the sign master public key', ['GetData', 'Functional'], 'valid', [apdu(getData(T.CARD_SIGNING_PUBLIC_KEY), expect(sw('9000'), { check: { kind: 'identity-key', usage: 'signature' } }))]);
+    b.test('LOCK with keys but no authority or terminal key: incomplete', ['Lifecycle'], 'invalid', [apdu('805E0000', expect(sw('6985')))]);
+    b.test('PUT DATA D5 that is not a DER certificate', ['KeyManagement', 'MalformedTlv'], 'invalid', [apdu(cmd(0x80, 0xda, 0x00, T.CARD_ENCRYPTION_CERTIFICATE, Uint8Array.of(0x04, 0x01, 0x00)), expect(sw('6A80')))]);
+  }
   const wrongId = authObj.slice();
   wrongId[2] ^= 0x01;
   b.test('PUT KEY authority whose C1 is not the key id of D0', ['KeyManagement'], 'invalid', putKey(0x01, wrongId, '6A80'));
@@ -505,26 +558,50 @@ function personalisation(k: TestKeys): VectorFile {
   for (const t of [...k.terminals.values()].filter((t) => t.installed)) {
     b.test(`PUT KEY terminal bundle "${t.name}" (key 4), scopes ${t.scopes.join(',')}`, ['KeyManagement', 'Functional', 'Chaining'], 'valid', putKey(0x02, keyObject(t.keys.keyId, t.scopes, t.keys.publicKey), '9000'));
   }
+  const mk = k.masterKeys.get('operator')!;
+  const symObj = (id: Uint8Array, operator: string, key: Uint8Array) => concat(tlv(T.KEY_ID, id), tlv(T.OPERATOR_SCOPE, utf8(operator)), tlv(T.KEY_MATERIAL, key));
+  const symBad: [string, Uint8Array, string[]][] = [
+    ["operator '*' (a diversified key belongs to one operator)", symObj(mk.keyId, '*', new Uint8Array(16)), ['KeyManagement']],
+    ['a key of 15 bytes', symObj(mk.keyId, mk.operator, new Uint8Array(15)), ['KeyManagement', 'MalformedTlv']],
+    ['two operators', concat(tlv(T.KEY_ID, mk.keyId), tlv(T.OPERATOR_SCOPE, utf8('A')), tlv(T.OPERATOR_SCOPE, utf8('B')), tlv(T.KEY_MATERIAL, new Uint8Array(16))), ['KeyManagement', 'MalformedTlv']],
+    ['D0 before C9', concat(tlv(T.KEY_ID, mk.keyId), tlv(T.KEY_MATERIAL, new Uint8Array(16)), tlv(T.OPERATOR_SCOPE, utf8(mk.operator))), ['KeyManagement', 'MalformedTlv']],
+    ['a key id of 7 bytes', symObj(mk.keyId.subarray(0, 7), mk.operator, new Uint8Array(16)), ['KeyManagement', 'MalformedTlv']],
+  ];
+  for (const [what, data, flags] of symBad) b.test(`PUT KEY P1=05 (sym) with ${what}`, flags, 'invalid', [apdu(cmd(0x80, 0xd8, 0x05, 0x00, data), expect(sw('6A80')))]);
+  for (const m of [...k.masterKeys.values()].filter((m) => m.installed)) {
+    b.test(`PUT KEY P1=05: K_card of master key "${m.name}" (operator ${m.operator}) diversified for this serial`, ['KeyManagement', 'Functional', 'SymGate'], 'valid', [install('sym-key', '9000', { masterKey: m.name })]);
+  }
+  b.test('PUT KEY P1=05 under a key id the card already holds', ['KeyManagement', 'Duplicate'], 'invalid', [install('sym-key', '6A89', { masterKey: 'operator' })]);
   b.test('GET DATA D9: exactly the test profile key ids', ['GetData'], 'valid', [apdu(getData(T.INSTALLED_KEYS), expect(sw('9000'), { data: installedKeysHex(k) }))]);
   b.test('LOCK', ['Lifecycle', 'Functional'], 'valid', [apdu('805E0000', expect(sw('9000')))]);
   b.test('GET DATA D7 life cycle OPERATIONAL after LOCK', ['GetData', 'Lifecycle'], 'valid', [apdu(getData(T.LIFECYCLE), expect(sw('9000'), { data: '07' }))]);
   b.test('GENERATE KEY after LOCK', ['Lifecycle', 'KeyManagement'], 'invalid', [apdu(cmd(0x80, 0x46, 0x01, 0x00, undefined, 256), expect(sw('6985')))]);
   b.test('PUT KEY after LOCK', ['Lifecycle', 'KeyManagement'], 'invalid', putKey(0x01, keyObject(k.authorities.get('authority-other')!.keyId, ['*'], k.authorities.get('authority-other')!.key.publicKey), '6985'));
   b.test('PUT DATA after LOCK', ['Lifecycle', 'KeyManagement'], 'invalid', [apdu(cmd(0x80, 0xda, 0x00, T.CARD_ENCRYPTION_CERTIFICATE, dummyCert(32)), expect(sw('6985')))]);
+  b.test('PUT KEY P1=05 (sym) after LOCK', ['Lifecycle', 'KeyManagement', 'SymGate'], 'invalid', [install('sym-key', '6985', { masterKey: 'operator-other' })]);
+  if (!rsa) b.test('PUT KEY P1=03 after LOCK', ['Lifecycle', 'KeyManagement'], 'invalid', [install('encryption-key', '6985')]);
   b.test('LOCK again', ['Lifecycle'], 'invalid', [apdu('805E0000', expect(sw('6985')))]);
 
   b.group('A blank card with a small NVM: key generation and certificates that do not fit', { state: 'blank', capacity: 1400, disposable: true });
-  b.test('GENERATE KEY on a card with 1400 bytes of NVM', ['KeyManagement', 'CardFull'], 'invalid', [apdu(cmd(0x80, 0x46, 0x01, 0x00, undefined, 256), expect(sw('6A84')))]);
+  if (rsa) b.test('GENERATE KEY on a card with 1400 bytes of NVM', ['KeyManagement', 'CardFull'], 'invalid', [apdu(cmd(0x80, 0x46, 0x01, 0x00, undefined, 256), expect(sw('6A84')))]);
   b.test('PUT DATA of a 1000-byte certificate on a card with 1400 bytes of NVM', ['KeyManagement', 'CardFull'], 'invalid', chained(0x80, 0xda, 0x00, T.CARD_ENCRYPTION_CERTIFICATE, dummyCert(1000), expect(sw('6A84'))));
   b.test('The refusals left the card blank', ['KeyManagement', 'CardFull'], 'valid', [apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY), expect(sw('6A88')))]);
 
   b.group('A blank card whose terminal key table is filled', { state: 'blank', disposable: true, sequential: true });
   // Distinct valid bundles from pairs of the test keys: only the table limit is under test.
-  const pool = k.allKeys;
   const bundles: Uint8Array[] = [];
-  for (let i = 0; i < pool.length && bundles.length < LIMITS.maxTerminalKeys + 1; i++) {
-    for (let j = 0; j < pool.length && bundles.length < LIMITS.maxTerminalKeys + 1; j++) {
-      bundles.push(concat(tlv(0x80, pool[i].publicKey), tlv(0x81, pool[j].publicKey)));
+  if (rsa) {
+    const pool = k.allKeys;
+    for (let i = 0; i < pool.length && bundles.length < LIMITS.maxTerminalKeys + 1; i++) {
+      for (let j = 0; j < pool.length && bundles.length < LIMITS.maxTerminalKeys + 1; j++) {
+        bundles.push(concat(tlv(0x80, pool[i].publicKey), tlv(0x81, pool[j].publicKey)));
+      }
+    }
+  } else {
+    // SM9 public keys are identities under the KGC's master public keys: any identity makes a valid one.
+    for (let i = 0; i <= LIMITS.maxTerminalKeys; i++) {
+      const id = `eticket:test:fill-${i + 1}`;
+      bundles.push(concat(tlv(0x80, sm9EncryptionPublicKey(id, k.kgc!.encMasterPublicKey)), tlv(0x81, sm9SigningPublicKey(id, k.kgc!.signMasterPublicKey))));
     }
   }
   const bundleObj = (bundle: Uint8Array) => keyObject(keyId(bundle), ['*'], bundle);
@@ -532,8 +609,15 @@ function personalisation(k: TestKeys): VectorFile {
     b.test(`PUT KEY terminal bundle ${i + 1} of ${LIMITS.maxTerminalKeys}`, ['KeyManagement'], 'valid', putKey(0x02, bundleObj(bundle), '9000'));
   }
   b.test(`PUT KEY a terminal bundle over the ${LIMITS.maxTerminalKeys}-key table`, ['KeyManagement', 'CardFull'], 'invalid', putKey(0x02, bundleObj(bundles[LIMITS.maxTerminalKeys]), '6A84'));
+  // The card cannot check a K_card against its key id (it never sees MK), so made-up ids and keys fill the table.
+  const fillSym = (i: number) => symObj(Uint8Array.of(0x5e, 0x11, 0, 0, 0, 0, 0, i), `OP${i}`, new Uint8Array(16).fill(i));
+  for (let i = 1; i <= LIMITS.maxSymmetricKeys; i++) b.test(`PUT KEY P1=05 sym key ${i} of ${LIMITS.maxSymmetricKeys}`, ['KeyManagement', 'SymGate'], 'valid', [apdu(cmd(0x80, 0xd8, 0x05, 0x00, fillSym(i)), expect(sw('9000')))]);
+  b.test(`PUT KEY P1=05 over the ${LIMITS.maxSymmetricKeys}-key sym table`, ['KeyManagement', 'CardFull', 'SymGate'], 'invalid', [apdu(cmd(0x80, 0xd8, 0x05, 0x00, fillSym(LIMITS.maxSymmetricKeys + 1)), expect(sw('6A84')))]);
 
-  return b.file(['Personalisation of a blank card with the TEST ONLY profile: GENERATE KEY, PUT DATA, PUT KEY, LOCK, and their refusals before and after LOCK.', 'The first group leaves the card personalised with the test profile, so a blank card in a reader can run the other files afterwards.']);
+  return b.file([
+    rsa
+      ? 'Personalisation of a blank RSA card with the TEST ONLY profile: GENERATE KEY, PUT DATA (certificates), PUT KEY (authority, terminal, sym), LOCK, and their refusals before and after LOCK.'
+      : 'Personalisation of a blank SM9 card with the TEST ONLY profile: PUT DATA DB (identity), PUT KEY P1=03/04 (card keys the test KGC extracts at run time for the card serial), PUT KEY (authority, terminal, sym), LOCK, and their refusals.', 'The first group leaves the card personalised with the test profile, so a blank card in a reader can run the other files afterwards.']);
 }
 
 
@@ -569,7 +653,7 @@ function loadArea(k: TestKeys): VectorFile {
     ['sealed to another card serial', { recipient: 'other-card' }, '9102', ['OtherCard']],
     ['TF_V signed by an authority key the card does not hold', { authority: 'authority-other' }, '6A88', ['UnknownAuthority']],
     ['TF_V signature bit 9 flipped', { flip: { field: 'tfv-signature', bit: 9 } }, '9101', ['ForgedTfv']],
-    ['TF_V naming another suite', { tfvSuite: 2 }, '9101', ['ForgedTfv']],
+    ['TF_V naming another suite', { tfvSuite: k.suite === 'rsa' ? SUITE.sm9 : SUITE.rsa }, '9101', ['ForgedTfv']],
     ['TF_A seat changed after signing', { alterFace: { seat: '99Z' } }, '9101', ['ForgedTfv']],
     ['TF_A fare changed after signing', { alterFace: { fare: 1 } }, '9101', ['ForgedTfv']],
   ];
@@ -867,6 +951,194 @@ function usageDelete(k: TestKeys): VectorFile {
   return b.file(['WRITE USAGE and DELETE: third ciphertexts the runner signs at run time with the TEST ONLY terminal key over the pending card challenge and the ticket counter; mutations make the negative vectors.', 'Each refusal is followed by a correct command to show the refusal changed nothing.']);
 }
 
+type VerifyStep = Extract<Step, { kind: 'verify' }>;
+type MacedStep = Extract<Step, { kind: 'maced-command' }>;
+
+/** VERIFY by the ticket's TID, built by the runner (TIDs vary per run on operator-bound groups). */
+function verifyT(mode: 'pki' | 'sym', ticket: string, st = '9000', extra: Partial<VerifyStep> = {}): Step {
+  return { kind: 'verify', mode, ticket, ...extra, expect: expect(sw(st)) };
+}
+
+function maced(name: 'WRITE USAGE' | 'DELETE', ticket: string, st: string, o: { event?: number; mutation?: MacedStep['mutation']; receipt?: { counter: number; usage?: Record<string, number | string> } } = {}): Step {
+  const event = name === 'DELETE' ? EV.DELETED : (o.event ?? EV.PUNCH);
+  return {
+    kind: 'maced-command',
+    name,
+    ticket,
+    ...(name === 'WRITE USAGE' ? { event } : {}),
+    gate: 'SG01',
+    station: 'BJS',
+    time: 1772330000,
+    ...(o.mutation ? { mutation: o.mutation } : {}),
+    expect: expect(sw(st), o.receipt ? { check: { kind: 'mac-receipt', ticket, event, counter: o.receipt.counter, ...(o.receipt.usage ? { usage: o.receipt.usage } : {}) } } : {}),
+  };
+}
+
+function symGate(k: TestKeys): VectorFile {
+  const b = new FileBuilder('sym-gate', k);
+  b.group('Gate mode sym (README 3.5): VERIFY P1=02/03 and WRITE USAGE / DELETE P1=01, MACs computed by the runner from the TEST ONLY operator master key and the card serial', {
+    operatorBound: true,
+  });
+  let i = 0;
+  const t = (over: TicketFaceJson = {}) => b.ticket(`S${++i}`, over);
+  const sv = (ticket: string, st = '9000', extra: Partial<VerifyStep> = {}) => verifyT('sym', ticket, st, extra);
+  const pv = (ticket: string, st = '9000', extra: Partial<VerifyStep> = {}) => verifyT('pki', ticket, st, extra);
+  {
+    const a = t();
+    b.test('VERIFY P1=02, WRITE USAGE P1=01 ENTRY (MAC receipt), VERIFY P1=02 shows INSIDE, EXIT', ['SymGate', 'Functional'], 'valid', [
+      load(a),
+      sv(a, '9000', { usage: { state: ST.NEW, counter: 0 } }),
+      maced('WRITE USAGE', a, '9000', { event: EV.ENTRY, receipt: { counter: 1, usage: { state: ST.INSIDE, entries: 1, lastGate: 'SG01', lastStation: 'BJS' } } }),
+      sv(a, '9000', { usage: { state: ST.INSIDE, counter: 1 } }),
+      maced('WRITE USAGE', a, '9000', { event: EV.EXIT, receipt: { counter: 2, usage: { state: ST.EXITED } } }),
+    ]);
+    const c = t();
+    b.test('VERIFY P1=03 adds TF_V (audit), then PUNCH', ['SymGate', 'Functional'], 'valid', [load(c), sv(c, '9000', { tfv: true }), maced('WRITE USAGE', c, '9000', { receipt: { counter: 1, usage: { flags: 1 } } })]);
+    const d = t();
+    b.test('DELETE P1=01: MAC receipt (event FF, no TF_B); the ticket is void and cannot be loaded again', ['SymGate', 'Functional', 'VoidTicket', 'Replay'], 'valid', [
+      load(d),
+      sv(d),
+      maced('DELETE', d, '9000', { receipt: { counter: 1 } }),
+      sv(d, '9105'),
+      { kind: 'load', ticket: d, reuse: true, expect: expect(sw('9103')) },
+    ]);
+    const e = t();
+    b.test('pki and sym commands on one ticket share its counter', ['SymGate', 'Functional', 'CrossMode'], 'valid', [
+      load(e),
+      pv(e),
+      use(e, EV.PUNCH, '9000', {}, { counter: 1 }),
+      sv(e, '9000', { usage: { counter: 1 } }),
+      maced('WRITE USAGE', e, '9000', { event: EV.ENTRY, receipt: { counter: 2 } }),
+      pv(e, '9000', { usage: { counter: 2, state: ST.INSIDE } }),
+      del(e, '9000', {}, 3),
+    ]);
+    const f = t();
+    b.test('WRITE USAGE P1=01 EXIT from NEW: the usage state machine holds in sym mode too', ['SymGate', 'UsageState'], 'invalid', [load(f), sv(f), maced('WRITE USAGE', f, '6985', { event: EV.EXIT }), sv(f), maced('WRITE USAGE', f, '9000')]);
+  }
+
+  b.test('VERIFY P1=02 under a master key the card does not hold (another key version)', ['SymGate', 'UnknownTerminal'], 'invalid', [load(t()), sv(`S${i}`, '6982', { key: 'operator-other' })]);
+  b.test('VERIFY P1=02 naming a pki terminal key id', ['SymGate', 'UnknownTerminal', 'CrossMode'], 'invalid', [load(t()), sv(`S${i}`, '6982', { key: 'terminal' })]);
+  b.test('VERIFY P1=00 (pki) naming a sym master key id', ['SymGate', 'UnknownTerminal', 'CrossMode'], 'invalid', [load(t()), pv(`S${i}`, '6982', { key: 'operator' })]);
+  b.test("VERIFY P1=02 with the key of another operator: the ticket is not found", ['SymGate', 'UnauthorisedTerminal'], 'invalid', [load(t()), sv(`S${i}`, '6A83', { key: 'operator-nobody' })]);
+  const mkId = tlv(T.KEY_ID, k.masterKeys.get('operator')!.keyId);
+  const rt = tlv(T.TERMINAL_CHALLENGE, challengeFor(9));
+  b.test('VERIFY P1=02 of a TID the card never held', ['SymGate', 'NotFound'], 'invalid', [VERIFY(0x02, concat(mkId, rt, tlv(T.TID, utf8('NO-SUCH-TID'))), expect(sw('6A83')))]);
+  const symQueryBad: [string, Uint8Array, string[]][] = [
+    ['no terminal challenge', concat(mkId, tlv(T.TID, utf8('X'))), ['MalformedTlv']],
+    ['a terminal challenge of 8 bytes', concat(mkId, tlv(T.TERMINAL_CHALLENGE, new Uint8Array(8)), tlv(T.TID, utf8('X'))), ['MalformedTlv']],
+    ['both TID and date', concat(mkId, rt, tlv(T.TID, utf8('X')), tlv(T.SERVICE_DATE, u32(20260301))), ['MalformedTlv']],
+    ['a truncated TLV', concat(mkId, rt, Uint8Array.of(T.TID, 0x05, 0x41)), ['TruncatedTlv']],
+  ];
+  for (const [what, data, flags] of symQueryBad) b.test(`VERIFY P1=03 query with ${what}`, ['SymGate', ...flags], 'invalid', [VERIFY(0x03, data, expect(sw('6A80')))]);
+  {
+    const a = t();
+    b.test("A pki WRITE USAGE naming the sym session's card challenge", ['CrossMode', 'WrongChallenge'], 'invalid', [load(a), sv(a), use(a, EV.PUNCH, '6984', { mutation: { challenge: 'session' } }), sv(a), maced('WRITE USAGE', a, '9000')]);
+  }
+
+  type Case = { what: string; flags: string[]; sw: string; prep?: (a: string) => Step[]; mutation?: MacedStep['mutation']; other?: boolean };
+  const reset: Step = { kind: 'reset' };
+  const selectNoFci = apdu(SELECT_NO_FCI, expect(sw('9000')));
+  const refusals: Case[] = [
+    { what: 'with no session open', flags: ['SessionLifetime', 'WrongChallenge'], sw: '6984', prep: () => [] },
+    { what: 'after SELECT ended the session', flags: ['SessionLifetime'], sw: '6984', prep: (a) => [sv(a), selectNoFci] },
+    { what: 'after a reset ended the session', flags: ['SessionLifetime'], sw: '6984', prep: (a) => [sv(a), reset, selectNoFci] },
+    { what: 'after GET CHALLENGE ended the session', flags: ['SessionLifetime', 'CrossMode'], sw: '6984', prep: (a) => [sv(a), GET_CHALLENGE] },
+    { what: 'after a pki VERIFY ended the session', flags: ['SessionLifetime', 'CrossMode'], sw: '6984', prep: (a) => [sv(a), pv(a)] },
+    { what: 'naming the pending pki challenge (no session)', flags: ['CrossMode', 'WrongChallenge'], sw: '6984', prep: () => [GET_CHALLENGE], mutation: { challenge: 'pki' } },
+    { what: 'naming another RC (bit flipped)', flags: ['WrongChallenge'], sw: '6984', mutation: { challenge: 'flip-bit' } },
+    { what: 'with MAC bit 0 flipped', flags: ['SessionMac'], sw: '9106', mutation: { flipMacBit: 0 } },
+    { what: 'with MAC bit 63 flipped', flags: ['SessionMac'], sw: '9106', mutation: { flipMacBit: 63 } },
+    { what: 'with the station changed after MACing', flags: ['SessionMac'], sw: '9106', mutation: { alterAfterMac: true } },
+    { what: 'MACed for another card serial', flags: ['SessionMac', 'OtherCard'], sw: '9106', mutation: { otherCardSerial: true } },
+    { what: 'MACed under K_card of another master key version', flags: ['SessionMac'], sw: '9106', mutation: { macWith: 'operator-other' } },
+    { what: 'with a stale counter', flags: ['StaleCounter'], sw: '9104', prep: (a) => [sv(a), maced('WRITE USAGE', a, '9000', { receipt: { counter: 1 } }), sv(a)], mutation: { counterDelta: -1 } },
+    { what: 'with a counter ahead of the card', flags: ['StaleCounter'], sw: '9104', mutation: { counterDelta: 1 } },
+    { what: 'for a TID the card never held', flags: ['NotFound'], sw: '6A83', mutation: { tid: 'NO-SUCH-TID' } },
+    { what: "in a session of another operator's key", flags: ['UnauthorisedTerminal'], sw: '6982', other: true },
+    { what: 'with TID and counter swapped', flags: ['MalformedTlv'], sw: '6A80', mutation: { fields: 'swapped' } },
+    { what: 'with a trailing byte after B6', flags: ['MalformedTlv'], sw: '6A80', mutation: { fields: 'trailing-byte' } },
+    { what: 'truncated by one byte', flags: ['TruncatedTlv'], sw: '6A80', mutation: { fields: 'truncated' } },
+    { what: 'sent with P1=00 (B6 where pki expects B3)', flags: ['MalformedTlv', 'CrossMode'], sw: '6A80', mutation: { p1: 0x00 } },
+  ];
+  for (const name of ['WRITE USAGE', 'DELETE'] as const) {
+    const other = name === 'DELETE' ? 'WRITE USAGE' : 'DELETE';
+    const cases: Case[] = [
+      ...refusals,
+      name === 'WRITE USAGE'
+        ? { what: 'without the usage event', flags: ['MalformedTlv'], sw: '6A80', mutation: { fields: 'missing-event' } }
+        : { what: 'with a usage event field', flags: ['MalformedTlv'], sw: '6A80', mutation: { fields: 'extra-event' } },
+      { what: `MACed as ${other}`, flags: ['SessionMac', 'CrossCommand'], sw: '9106', mutation: { macAs: other } },
+    ];
+    if (name === 'WRITE USAGE') cases.push({ what: 'with usage event 09 (undefined)', flags: ['MalformedTlv'], sw: '6A80', mutation: { fields: 'unknown-event' } });
+    for (const c of cases) {
+      const a = t();
+      const steps: Step[] = [load(a)];
+      if (c.other) {
+        // A session opened by the NOBODY operator's key on its own ticket, used on a TST ticket.
+        const n = t({ operator: 'NOBODY' });
+        steps.push(load(n), sv(n, '9000', { key: 'operator-nobody' }));
+      } else steps.push(...(c.prep ? c.prep(a) : [sv(a)]));
+      steps.push(maced(name, a, c.sw, { mutation: c.mutation }));
+      // The refusal changed nothing: a correct command in a new session succeeds.
+      steps.push(sv(a), maced(name, a, '9000'));
+      b.test(`${name} P1=01 ${c.what}`, ['SymGate', ...c.flags], 'invalid', steps);
+    }
+    {
+      const a = t();
+      b.test(`${name} P1=01 replayed byte for byte after it succeeded`, ['SymGate', 'Replay', 'SessionLifetime'], 'invalid', [
+        load(a),
+        sv(a),
+        maced(name, a, '9000', { receipt: { counter: 1 } }),
+        maced(name, a, '6984', { mutation: { replay: true } }),
+      ]);
+      const c = t();
+      b.test(`${name} P1=01 recorded, then replayed in the next session (its old RC)`, ['SymGate', 'Replay'], 'invalid', [
+        load(c),
+        sv(c),
+        maced(name, c, '9104', { mutation: { counterDelta: 1 } }),
+        sv(c),
+        maced(name, c, '6984', { mutation: { replay: true } }),
+      ]);
+      const d = t();
+      b.test(`${name} P1=01 recorded, then replayed with C7 patched to the new session's RC`, ['SymGate', 'Replay', 'SessionMac'], 'invalid', [
+        load(d),
+        sv(d),
+        maced(name, d, '9104', { mutation: { counterDelta: 1 } }),
+        sv(d),
+        maced(name, d, '9106', { mutation: { replayPatched: true } }),
+      ]);
+      const e = t();
+      b.test(`${name} P1=01 naming the RC of the session before`, ['SymGate', 'Replay', 'WrongChallenge'], 'invalid', [
+        load(e),
+        sv(e),
+        sv(e),
+        maced(name, e, '6984', { mutation: { challenge: 'previous' } }),
+      ]);
+      const f = t();
+      b.test(`A second command in one session: WRITE USAGE, then ${name} P1=01`, ['SymGate', 'SessionLifetime'], 'invalid', [
+        load(f),
+        sv(f),
+        maced('WRITE USAGE', f, '9000', { receipt: { counter: 1 } }),
+        maced(name, f, '6984'),
+      ]);
+      const g = t();
+      const h = t();
+      b.test(`${name} P1=01 of a deleted ticket (session opened on another one)`, ['SymGate', 'VoidTicket'], 'invalid', [
+        load(g),
+        load(h),
+        sv(g),
+        maced('DELETE', g, '9000', { receipt: { counter: 1 } }),
+        sv(h),
+        maced(name, g, '9105'),
+      ]);
+    }
+  }
+  return b.file([
+    'Gate mode sym: the runner derives K_card from the TEST ONLY operator master key and the card serial, the session keys from its terminal challenge and the card RC, checks and opens B5, and MACs B6 chained on it; mutations make the negative vectors.',
+    "The card must hold the test operator's diversified key (PUT KEY P1=05 at personalisation). Tickets keep operator TST; on reused cards the runner varies their TIDs per run.",
+  ]);
+}
+
 // ---- output -----------------------------------------------------------------------------------------
 
 /** Areas in the order a blank card in a reader runs them (personalisation first). Add an area here. */
@@ -876,10 +1148,11 @@ export const AREAS: [string, (k: TestKeys) => VectorFile][] = [
   ['load', loadArea],
   ['read-verify', readVerify],
   ['usage-delete', usageDelete],
+  ['sym-gate', symGate],
 ];
 
-/** Suites with test keys; SM9 joins when keys/profile-sm9.json exists. */
-export const VECTOR_SUITES = ['rsa'] as const;
+/** Suites with test keys (keys/profile-<suite>.json). */
+export const VECTOR_SUITES = ['rsa', 'sm9'] as const;
 
 export function fileName(suite: string, area: string): string {
   return `${suite}-${area}.json`;

@@ -76,6 +76,15 @@ export function imageProvider(options: { dir?: string; keep?: boolean; extendedL
 
 type CardState = 'blank' | 'profile' | 'other' | 'used';
 
+/** Key ids GET DATA D9 lists on a card personalised with the profile: 01 authority, 02 terminal, 03 sym. */
+export function profileKeyIds(keys: TestKeys): string[] {
+  return [
+    ...[...keys.authorities.values()].filter((a) => a.installed).map((a) => '01' + hex(a.keyId)),
+    ...[...keys.terminals.values()].filter((t) => t.installed).map((t) => '02' + hex(t.keys.keyId)),
+    ...[...keys.masterKeys.values()].filter((m) => m.installed).map((m) => '03' + hex(m.keyId)),
+  ];
+}
+
 /**
  * The one card in a reader. A blank card runs the blank, non-disposable groups (personalisation), is then
  * personalised with the profile if still blank, and runs the rest; a card already personalised with the
@@ -85,6 +94,7 @@ type CardState = 'blank' | 'profile' | 'other' | 'used';
 export function readerProvider(options: PcscTransportOptions & { transport?: () => Transport } = {}): CardProvider {
   const make = options.transport ?? (() => new PcscTransport(options));
   let state: CardState | undefined;
+  let suite: string | undefined;
   let cleanNeeded = false;
   return {
     label: `reader ${options.reader ?? '(first with a card)'}`,
@@ -94,6 +104,12 @@ export function readerProvider(options: PcscTransportOptions & { transport?: () 
       const release = () => transport.disconnect().catch(() => undefined);
       try {
         const session = new CardSession(transport);
+        // One card is one suite: the other suite's files are skipped, not failed.
+        suite ??= (await new IssuingTerminal(session).open()).suite;
+        if (suite !== keys.suite) {
+          await release();
+          return { skip: `vectors for ${keys.suite} cards; this card is ${suite}` };
+        }
         state ??= await inspect(session, keys);
         if (fixture.capacity !== undefined) {
           await release();
@@ -147,10 +163,7 @@ async function inspect(session: CardSession, keys: TestKeys): Promise<CardState>
     return installed && installed.length > 0 ? 'other' : 'blank';
   }
   const installed = hex((await issuing.getData(T.INSTALLED_KEYS)) ?? new Uint8Array(0));
-  const ids = [
-    ...[...keys.authorities.values()].filter((a) => a.installed).map((a) => '01' + hex(a.keyId)),
-    ...[...keys.terminals.values()].filter((t) => t.installed).map((t) => '02' + hex(t.keys.keyId)),
-  ];
+  const ids = profileKeyIds(keys);
   return ids.every((id) => installed.match(/.{18}/g)?.includes(id)) ? 'profile' : 'other';
 }
 

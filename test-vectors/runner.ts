@@ -1,17 +1,20 @@
 // Runs conformance vector files against a card: static APDUs as they are, template steps (seal-ticket,
-// signed-command, certify, fill) filled in with the TEST ONLY keys for the card at hand; one outcome per test.
+// signed-command, certify, install, verify, maced-command, fill) filled in with the TEST ONLY keys for the card at hand.
 
-import { createCipheriv } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { encodeCommand, parseResponse, swHex } from '../sdk/apdu.js';
 import { concat, equal, fromHex, fromUtf8, hex, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
 import { cmac, deriveKey } from '../sdk/crypto/aes.js';
 import { open, sealWithKey } from '../sdk/crypto/envelope.js';
 import { rsaPublicKey } from '../sdk/crypto/rsa.js';
+import { sm9EncryptionPublicKey, sm9SigningPublicKey } from '../sdk/crypto/sm9-suite.js';
+import { diversify, sessionDecrypt, sessionKeys, sessionMac, SYM_CONTEXT } from '../sdk/crypto/symmetric.js';
+import { cardIdentity } from '../sdk/roles/kgc.js';
 import { getSuite } from '../sdk/crypto/suites.js';
 import { sha256 } from '../sdk/crypto/suite.js';
 import { verifyCardCertificate } from '../sdk/roles/ca.js';
-import { AID, command as commandDef, describeSw, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
+import { AID, command as commandDef, describeSw, LIMITS, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
 import {
   decodeTicketFace,
   decodeUsageRecordContent,
@@ -25,8 +28,8 @@ import {
 import { decodeAll, TlvMap, template, tlv } from '../sdk/tlv.js';
 import { parseReceipt, receiptSignedBytes } from '../host/checking.js';
 import type { Transport } from '../host/transport/transport.js';
-import type { Check, CommandMutation, Expect, Fixture, LoadMutation, Step, TestCase, TestGroup, TicketFaceJson, VectorFile } from './format.js';
-import { authority, loadTestKeys, terminal, type TestKeys } from './testkeys.js';
+import type { Check, CommandMutation, Expect, Fixture, LoadMutation, MacMutation, Step, TestCase, TestGroup, TicketFaceJson, VectorFile } from './format.js';
+import { authority, loadTestKeys, masterKey, terminal, type TestKeys } from './testkeys.js';
 
 /** A card in the state a group's fixture asks for, or the reason this provider cannot make one. */
 export type Acquired = { transport: Transport; release(): Promise<void> } | { skip: string };
@@ -124,6 +127,16 @@ export function validateVectorFile(f: VectorFile, where = 'vector file'): void {
 
 class StepFailure extends Error {}
 
+/** The terminal side of a sym session (apdu-spec README 3.5), kept across the card's end of it on purpose. */
+interface HostSession {
+  rc: Uint8Array;
+  macKey: Uint8Array;
+  /** MAC of the VERIFY answer: the next command's MAC chains on it. */
+  chain: Uint8Array;
+  rt: Uint8Array;
+  masterKey: string;
+}
+
 /** State the runner keeps while it plays one group on one card. */
 class GroupContext {
   serial = new Uint8Array(8);
@@ -136,6 +149,11 @@ class GroupContext {
   readonly faces = new Map<string, TicketFace>();
   lastSigned = new Map<string, Uint8Array>();
   lastCommandData: Uint8Array = new Uint8Array(0);
+  /** Sym: the last session a VERIFY P1=02/03 opened, and the one before it (for `previous` mutations). */
+  session: HostSession | null = null;
+  previousSession?: HostSession;
+  lastMaced = new Map<string, Uint8Array>();
+  lastCommandMac: Uint8Array = new Uint8Array(0);
   fillers: string[] = [];
   log: ApduLog[] = [];
 
@@ -153,7 +171,9 @@ class GroupContext {
       const src = json ?? this.group.tickets[ref];
       if (!src) throw new StepFailure(`vector names ticket ${ref}, which the group does not define`);
       f = { ...(src as unknown as TicketFace) };
-      if (this.run.operator && f.operator === this.keys.operator) f.operator = this.run.operator;
+      if (this.group.fixture.operatorBound) {
+        if (this.run.tag) f.tid = `${f.tid}-${this.run.tag}`.slice(0, 32);
+      } else if (this.run.operator && f.operator === this.keys.operator) f.operator = this.run.operator;
       if (this.run.issuedAtBase !== undefined) f.issuedAt = this.run.issuedAtBase + this.run.issued++;
       this.faces.set(ref, f);
     }
@@ -163,6 +183,8 @@ class GroupContext {
 
 /** Per-run substitutions on cards that outlive the run (see CardProvider.reusesCards). */
 interface RunIdentity {
+  /** Per-run tag: the operator code of ordinary groups, the TID suffix of operator-bound ones. */
+  tag?: string;
   operator?: string;
   issuedAtBase?: number;
   issued: number;
@@ -171,7 +193,7 @@ interface RunIdentity {
 function newRunIdentity(reuses: boolean): RunIdentity {
   if (!reuses) return { issued: 0 };
   const tag = Math.floor(Date.now() / 1000).toString(36).toUpperCase();
-  return { operator: `T${tag}`.slice(0, 16), issuedAtBase: Math.floor(Date.now() / 1000), issued: 0 };
+  return { tag, operator: `T${tag}`.slice(0, 16), issuedAtBase: Math.floor(Date.now() / 1000), issued: 0 };
 }
 
 export async function runVectors(files: { path: string; file: VectorFile }[], provider: CardProvider, options: RunOptions = {}): Promise<RunReport> {
@@ -246,6 +268,8 @@ async function learnCard(ctx: GroupContext): Promise<void> {
 async function runTest(ctx: GroupContext, t: TestCase): Promise<void> {
   await ctx.transport.reset();
   ctx.challenge = null;
+  ctx.session = null;
+  ctx.previousSession = undefined;
   if (ctx.group.fixture.beforeEach === 'reset-select') {
     const r = await transmit(ctx, encodeCommand({ cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x0c, data: AID }), false);
     if (r.sw !== SW.SUCCESS) throw new StepFailure(`SELECT before the test answered ${swHex(r.sw)}`);
@@ -348,6 +372,12 @@ async function runStep(ctx: GroupContext, step: Step): Promise<void> {
       return signedCommand(ctx, step);
     case 'fill':
       return fill(ctx, step.until, step.expect);
+    case 'install':
+      return install(ctx, step);
+    case 'verify':
+      return verifyStep(ctx, step);
+    case 'maced-command':
+      return macedCommand(ctx, step);
   }
 }
 
@@ -369,21 +399,24 @@ async function getData(ctx: GroupContext, tag: number): Promise<Uint8Array> {
 }
 
 async function encryptionKey(ctx: GroupContext): Promise<Uint8Array> {
-  ctx.encCert ??= await getData(ctx, T.CARD_ENCRYPTION_CERTIFICATE);
+  // SM9: the key follows from the serial and the KGC; RSA: from the certificate the card holds.
+  if (ctx.keys.suite === 'rsa') ctx.encCert ??= await getData(ctx, T.CARD_ENCRYPTION_CERTIFICATE);
   return ctx.keys.cardTrust.encryptionKey({ suite: ctx.keys.suite, serial: ctx.serial, encryptionCertificate: ctx.encCert });
 }
 
 async function signingKey(ctx: GroupContext): Promise<Uint8Array> {
-  ctx.signCert ??= await getData(ctx, T.CARD_SIGNING_CERTIFICATE);
+  if (ctx.keys.cardTrust.needsSigningCertificate) ctx.signCert ??= await getData(ctx, T.CARD_SIGNING_CERTIFICATE);
   return ctx.keys.cardTrust.signingKey({ suite: ctx.keys.suite, serial: ctx.serial, signingCertificate: ctx.signCert });
 }
 
 async function certify(ctx: GroupContext, e: Expect): Promise<void> {
+  const ca = ctx.keys.ca;
+  if (!ca) throw new StepFailure(`profile ${ctx.keys.profileName} has no CA: certify is for RSA cards`);
   for (const [pubTag, certTag, usage] of [
     [T.CARD_ENCRYPTION_PUBLIC_KEY, T.CARD_ENCRYPTION_CERTIFICATE, 'encryption'],
     [T.CARD_SIGNING_PUBLIC_KEY, T.CARD_SIGNING_CERTIFICATE, 'signature'],
   ] as const) {
-    const cert = ctx.keys.ca.certifyCardKey(ctx.serial, usage, await getData(ctx, pubTag));
+    const cert = ca.certifyCardKey(ctx.serial, usage, await getData(ctx, pubTag));
     const r = await send(ctx, 'PUT DATA', cert, 0x00, certTag);
     expectSw(e, r.sw, `PUT DATA ${certTag.toString(16).toUpperCase()}: `);
   }
@@ -497,6 +530,7 @@ async function signedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'sig
     if (m.challenge === 'flip-bit') challenge = flipBit(challenge, 0);
     if (m.challenge === 'zero') challenge = new Uint8Array(8);
     if (m.challenge === 'previous') challenge = ctx.spentChallenge ?? new Uint8Array(8);
+    if (m.challenge === 'session') challenge = ctx.session?.rc ?? new Uint8Array(8);
     ctx.spentChallenge = challenge;
     const counter = (ctx.counters.get(step.ticket) ?? 0) + (m.counterDelta ?? 0);
     const tid = m.tid ?? ctx.face(step.ticket).tid;
@@ -680,6 +714,7 @@ async function runCheck(ctx: GroupContext, c: Check, data: Uint8Array, apdu?: Ui
     }
     case 'certificate': {
       try {
+        if (!ctx.keys.ca) throw new Error('the profile has no CA');
         const cert = verifyCardCertificate(ctx.keys.ca.certificateDer, data, c.usage);
         if (!equal(cert.serial, ctx.serial)) throw new Error('certificate names another card');
       } catch (e) {
@@ -687,6 +722,213 @@ async function runCheck(ctx: GroupContext, c: Check, data: Uint8Array, apdu?: Ui
       }
       return;
     }
+    case 'identity-key': {
+      const kgc = ctx.keys.kgc;
+      if (!kgc) throw new StepFailure('identity-key check needs the SM9 profile');
+      const id = cardIdentity(ctx.serial);
+      const want = c.usage === 'encryption' ? sm9EncryptionPublicKey(id, kgc.encMasterPublicKey) : sm9SigningPublicKey(id, kgc.signMasterPublicKey);
+      if (!equal(data, want)) throw new StepFailure(`card ${c.usage} key ${hex(data)} is not identity "${id}" under the test KGC`);
+      return;
+    }
+    case 'card-identity': {
+      const got = fromUtf8(data);
+      if (got !== cardIdentity(ctx.serial)) throw new StepFailure(`card identity "${got}", expected "${cardIdentity(ctx.serial)}"`);
+      return;
+    }
+    case 'mac-receipt': {
+      const r = parseReceipt(data);
+      const s = ctx.session;
+      if (!s) throw new StepFailure('a MAC receipt without a session');
+      if (r.commandDigest || !r.mac) throw new StepFailure('a sym receipt carries a MAC and no command digest');
+      if (!equal(r.cardSerial, ctx.serial) || r.tid !== ctx.face(c.ticket).tid) throw new StepFailure('receipt names another card or ticket');
+      if (r.event !== c.event || r.counter !== c.counter) throw new StepFailure(`receipt event ${r.event} counter ${r.counter}, expected ${c.event} / ${c.counter}`);
+      if ((r.usage === undefined) !== (c.event === USAGE_EVENT.DELETED)) throw new StepFailure('receipt TF_B presence is wrong for this event');
+      if (!equal(sessionMac(s.macKey, SYM_CONTEXT.RECEIPT, ctx.lastCommandMac, receiptSignedBytes(r.encoded)), r.mac)) {
+        throw new StepFailure('receipt MAC does not chain on the command MAC under the session key');
+      }
+      if (r.usage) compareUsage(r.usage, c.usage, 'receipt TF_B');
+      ctx.counters.set(c.ticket, r.counter);
+      return;
+    }
   }
   void apdu;
+}
+
+// ---- serial-bound personalisation, gate mode sym -----------------------------------------------------
+
+function otherSerial(serial: Uint8Array): Uint8Array {
+  return serial.map((b, i) => (i === 7 ? b ^ 0xff : b));
+}
+
+async function install(ctx: GroupContext, step: Extract<Step, { kind: 'install' }>): Promise<void> {
+  const serial = step.otherCard ? otherSerial(ctx.serial) : ctx.serial;
+  const kgc = ctx.keys.kgc;
+  if (step.what !== 'sym-key' && !kgc) throw new StepFailure(`install ${step.what} needs the SM9 profile`);
+  let r: { sw: number };
+  switch (step.what) {
+    case 'identity':
+      r = await send(ctx, 'PUT DATA', utf8(cardIdentity(serial)), 0x00, T.CARD_IDENTITY);
+      break;
+    case 'encryption-key':
+      r = await send(ctx, 'PUT KEY', tlv(T.KEY_MATERIAL, kgc!.extractEncryptionKey(cardIdentity(serial))), 0x03);
+      break;
+    case 'signing-key':
+      r = await send(ctx, 'PUT KEY', tlv(T.KEY_MATERIAL, kgc!.extractSigningKey(cardIdentity(serial))), 0x04);
+      break;
+    case 'sym-key': {
+      const mk = masterKey(ctx.keys, step.masterKey);
+      r = await send(ctx, 'PUT KEY', concat(tlv(T.KEY_ID, mk.keyId), tlv(T.OPERATOR_SCOPE, utf8(mk.operator)), tlv(T.KEY_MATERIAL, diversify(mk.key, serial, mk.operator))), 0x05);
+      break;
+    }
+  }
+  expectSw(step.expect, r.sw);
+}
+
+/** The key id a verify step names: a terminal bundle's, or a master key's (sym), whichever the profile calls `name`. */
+function namedKeyId(ctx: GroupContext, name: string): Uint8Array {
+  const mk = ctx.keys.masterKeys.get(name);
+  if (mk) return mk.keyId;
+  return terminal(ctx.keys, name).keys.keyId;
+}
+
+async function verifyStep(ctx: GroupContext, step: Extract<Step, { kind: 'verify' }>): Promise<void> {
+  const sym = step.mode === 'sym';
+  const keyName = step.key ?? (sym ? 'operator' : 'terminal');
+  const rt = new Uint8Array(randomBytes(LIMITS.terminalChallengeLength));
+  const tid = step.tid ?? ctx.face(step.ticket).tid;
+  const query = concat(tlv(T.KEY_ID, namedKeyId(ctx, keyName)), tlv(T.TERMINAL_CHALLENGE, rt), tlv(T.TID, utf8(tid)));
+  const p1 = (sym ? 0x02 : 0x00) | (step.tfv ? 0x01 : 0x00);
+  // Any VERIFY ends the card's pki challenge and sym session, whatever it answers.
+  ctx.challenge = null;
+  const r = await send(ctx, 'VERIFY', query, p1);
+  expectSw(step.expect, r.sw);
+  await checkData(ctx, step.expect, r.data);
+  if (r.sw !== SW.SUCCESS) return;
+  let plain: Uint8Array;
+  if (sym) {
+    const mk = masterKey(ctx.keys, keyName);
+    let serial: Uint8Array, rc: Uint8Array, cryptogram: Uint8Array, mac: Uint8Array, head: Uint8Array;
+    try {
+      const content = TlvMap.parse(r.data, { allowed: [T.SESSION_VIEW] }).require(T.SESSION_VIEW);
+      const m = TlvMap.parse(content, { allowed: [T.CARD_SERIAL, T.CARD_CHALLENGE, 0x85, T.MAC] });
+      if (m.items.map((i) => i.tag).join() !== [T.CARD_SERIAL, T.CARD_CHALLENGE, 0x85, T.MAC].join()) throw new Error('B5 fields missing or out of order');
+      serial = m.bytes(T.CARD_SERIAL, 8, 8, 'serial');
+      rc = m.bytes(T.CARD_CHALLENGE, LIMITS.challengeLength, LIMITS.challengeLength, 'card challenge');
+      cryptogram = m.bytes(0x85, 16, 4096, 'cryptogram');
+      mac = m.bytes(T.MAC, LIMITS.symmetricMacLength, LIMITS.symmetricMacLength, 'MAC');
+      head = content.subarray(0, content.length - tlv(T.MAC, mac).length);
+    } catch (e) {
+      throw new StepFailure(`sym VERIFY answer is not B5 { C6, C7, 85, 8E }: ${(e as Error).message}`);
+    }
+    if (!equal(serial, ctx.serial)) throw new StepFailure('B5 names another card serial');
+    const keys = sessionKeys(diversify(mk.key, serial, mk.operator), rt, rc);
+    if (!equal(sessionMac(keys.mac, SYM_CONTEXT.VIEW, new Uint8Array(0), head), mac)) throw new StepFailure('B5 MAC does not verify with K_card from the test master key');
+    try {
+      plain = sessionDecrypt(keys.enc, cryptogram);
+    } catch (e) {
+      throw new StepFailure(`B5 cryptogram: ${(e as Error).message}`);
+    }
+    if (ctx.session) ctx.previousSession = ctx.session;
+    ctx.session = { rc, macKey: keys.mac, chain: mac, rt, masterKey: keyName };
+    checkView(ctx, step, viewFields(plain), rt, rc);
+  } else {
+    const v = openView(ctx, keyName, r.data, step.ticket);
+    checkView(ctx, step, v.m, rt);
+  }
+}
+
+function viewFields(plain: Uint8Array): TlvMap {
+  try {
+    return TlvMap.parse(TlvMap.parse(plain, { allowed: [T.TICKET_VIEW] }).require(T.TICKET_VIEW), {
+      allowed: [T.SEQUENCE_NUMBER, T.TICKET_FACE, T.USAGE_RECORD, T.TERMINAL_CHALLENGE, T.CARD_CHALLENGE, T.VERIFICATION_CODE, T.CARD_SERIAL],
+    });
+  } catch (e) {
+    throw new StepFailure(`the view is not B2: ${(e as Error).message}`);
+  }
+}
+
+/** The view of a verify step: this ticket, both challenges, TF_V as asked and verifying, TF_B as expected. */
+function checkView(ctx: GroupContext, step: Extract<Step, { kind: 'verify' }>, m: TlvMap, rt: Uint8Array, rc?: Uint8Array): void {
+  const want = encodeTicketFace(ctx.face(step.ticket));
+  if (!equal(tlv(T.TICKET_FACE, m.require(T.TICKET_FACE)), want)) throw new StepFailure(`the view holds another ticket than ${step.ticket}`);
+  if (!equal(m.bytes(T.CARD_SERIAL, 8, 8), ctx.serial)) throw new StepFailure('the view names another card serial');
+  if (!equal(m.bytes(T.TERMINAL_CHALLENGE, 16, 16), rt)) throw new StepFailure('the view does not echo the terminal challenge');
+  const cardChallenge = m.get(T.CARD_CHALLENGE);
+  if (!cardChallenge || (rc && !equal(cardChallenge, rc))) throw new StepFailure(rc ? 'the view does not carry the session RC' : 'the view carries no card challenge');
+  if (!rc) ctx.challenge = cardChallenge.slice();
+  const usage = decodeUsageRecordContent(m.require(T.USAGE_RECORD));
+  ctx.counters.set(step.ticket, usage.counter);
+  const tfv = m.get(T.VERIFICATION_CODE);
+  if (!!step.tfv !== (tfv !== undefined)) throw new StepFailure(`TF_V ${step.tfv ? 'missing from' : 'unexpected in'} the view`);
+  if (tfv) {
+    const code = decodeVerificationCodeContent(tfv);
+    const a = authority(ctx.keys);
+    if (!equal(code.authorityKeyId, a.keyId) || !getSuite(ctx.keys.suite).verify(a.key.publicKey, verificationCodeMessage(want), code.signature)) {
+      throw new StepFailure('TF_V in the view does not verify with the test authority key');
+    }
+  }
+  compareUsage(usage, step.usage, 'TF_B');
+}
+
+async function macedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'maced-command' }>): Promise<void> {
+  const m: MacMutation = step.mutation ?? {};
+  const ins = commandDef(step.name).insByte;
+  // Without a session the command still goes out, well formed, under a zero key: the card must refuse it.
+  const zero: HostSession = { rc: ctx.challenge ?? new Uint8Array(8), macKey: new Uint8Array(16), chain: new Uint8Array(8), rt: new Uint8Array(16), masterKey: 'operator' };
+  let s = ctx.session ?? zero;
+  if (m.challenge === 'previous') s = ctx.previousSession ?? zero;
+  if (m.challenge === 'pki') s = { ...zero, rc: ctx.challenge ?? new Uint8Array(8) };
+  let data: Uint8Array;
+  let mac: Uint8Array;
+  const previous = ctx.lastMaced.get(step.ticket);
+  if (m.replay || m.replayPatched) {
+    if (!previous) throw new StepFailure('replay of a maced command this test did not send');
+    data = previous;
+    const fields = decodeAll(TlvMap.parse(previous).require(T.MACED_COMMAND)).map((f) => ({ tag: f.tag, value: f.value.slice() }));
+    mac = fields[fields.length - 1].value;
+    if (m.replayPatched) data = template(T.MACED_COMMAND, ...fields.map((f) => tlv(f.tag, f.tag === T.CARD_CHALLENGE ? (ctx.session?.rc ?? f.value) : f.value)));
+  } else {
+    let rc = s.rc;
+    if (m.challenge === 'flip-bit') rc = flipBit(rc, 0);
+    const counter = (ctx.counters.get(step.ticket) ?? 0) + (m.counterDelta ?? 0);
+    const tid = m.tid ?? ctx.face(step.ticket).tid;
+    let event: Uint8Array | undefined = step.event !== undefined ? tlv(T.USAGE_EVENT, new Uint8Array([step.event])) : undefined;
+    if (m.fields === 'missing-event') event = undefined;
+    if (m.fields === 'extra-event') event = tlv(T.USAGE_EVENT, new Uint8Array([USAGE_EVENT.ENTRY]));
+    if (m.fields === 'unknown-event') event = tlv(T.USAGE_EVENT, new Uint8Array([0x09]));
+    if (step.name === 'DELETE' && !m.fields) event = undefined;
+    const station = step.station ?? 'STN';
+    const fields = (st: string) => {
+      const f = [
+        tlv(T.CARD_CHALLENGE, rc),
+        tlv(T.TID, utf8(tid)),
+        tlv(T.COUNTER, u16(counter & 0xffff)),
+        event ?? new Uint8Array(0),
+        tlv(T.GATE_ID, utf8(step.gate ?? 'VG01')),
+        tlv(T.STATION, utf8(st)),
+        tlv(T.TIME, u32(step.time ?? 1767258000)),
+      ];
+      if (m.fields === 'swapped') [f[1], f[2]] = [f[2], f[1]];
+      return concat(...f);
+    };
+    const body = fields(station);
+    let macKey = s.macKey;
+    if (m.macWith) {
+      const other = masterKey(ctx.keys, m.macWith);
+      macKey = sessionKeys(diversify(other.key, ctx.serial, other.operator), s.rt, s.rc).mac;
+    }
+    const serial = m.otherCardSerial ? otherSerial(ctx.serial) : ctx.serial;
+    const macIns = m.macAs ? commandDef(m.macAs).insByte : ins;
+    mac = sessionMac(macKey, SYM_CONTEXT.COMMAND, s.chain, new Uint8Array([macIns]), serial, body);
+    if (m.flipMacBit !== undefined) mac = flipBit(mac, m.flipMacBit);
+    data = template(T.MACED_COMMAND, m.alterAfterMac ? fields(station + 'X') : body, tlv(T.MAC, mac));
+    if (m.fields === 'trailing-byte') data = concat(data, new Uint8Array([0x00]));
+    if (m.fields === 'truncated') data = data.subarray(0, data.length - 1);
+    ctx.lastMaced.set(step.ticket, data);
+  }
+  ctx.lastCommandMac = mac;
+  ctx.challenge = null; // the card spends any pki challenge and session, whatever it answers
+  const r = await send(ctx, step.name, data, m.p1 ?? 0x01);
+  expectSw(step.expect, r.sw);
+  await checkData(ctx, step.expect, r.data);
 }

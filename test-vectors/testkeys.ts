@@ -1,15 +1,19 @@
 // Loads the committed TEST ONLY keys and personalisation profile (test-vectors/keys/) for one suite.
-// The generator puts their public parts into static APDUs; the runner signs and seals with them at run time.
+// The generator puts their public parts into static APDUs; the runner signs, seals and MACs with them at run time.
 
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { fromHex } from '../sdk/bytes.js';
 import { RsaPrivateKey } from '../sdk/crypto/rsa.js';
-import { keyId } from '../sdk/crypto/suite.js';
+import { sm9Provider } from '../sdk/crypto/sm9-suite.js';
+import { keyId, type Signer } from '../sdk/crypto/suite.js';
+import { masterKeyId } from '../sdk/crypto/symmetric.js';
 import { InvalidInputError } from '../sdk/errors.js';
 import { CertificateAuthority } from '../sdk/roles/ca.js';
 import { TerminalKeys } from '../sdk/roles/terminal-keys.js';
-import { CaTrust, type CardTrust } from '../sdk/roles/trust.js';
+import { cardIdentity, KeyGenerationCentre } from '../sdk/roles/kgc.js';
+import { CaTrust, KgcTrust, type CardTrust } from '../sdk/roles/trust.js';
 import type { SuiteName } from '../sdk/spec.js';
 import type { PersonalizationProfile } from '../host/personalize.js';
 
@@ -19,16 +23,23 @@ interface ProfileJson {
   name: string;
   testOnly: true;
   suite: SuiteName;
-  rsaKeySize: 2048 | 3072;
-  ca: { key: string; certificate: string };
+  /** RSA suite: the CA that certifies the keys the card generates. */
+  rsaKeySize?: 2048 | 3072;
+  ca?: { key: string; certificate: string };
+  /** SM9 suite: the KGC master keys the runner extracts card keys with at personalisation. */
+  kgc?: string;
   operator: string;
+  /** RSA: one PEM file per key; SM9: one file with the identity's signing key. */
   authorities: { name: string; key: string; scopes: string[]; installed: boolean }[];
-  terminals: { name: string; encryption: string; signature: string; scopes: string[]; installed: boolean }[];
+  /** RSA: `encryption` and `signature` PEM files; SM9: `key`, one file with both identity keys. */
+  terminals: { name: string; encryption?: string; signature?: string; key?: string; scopes: string[]; installed: boolean }[];
+  /** Gate mode sym: operators' checking master keys; installed ones are diversified onto the card. */
+  masterKeys?: { name: string; key: string; operator: string; installed: boolean }[];
 }
 
 export interface TestAuthority {
   name: string;
-  key: RsaPrivateKey;
+  key: Signer;
   keyId: Uint8Array;
   scopes: string[];
   installed: boolean;
@@ -41,16 +52,28 @@ export interface TestTerminal {
   installed: boolean;
 }
 
+/** An operator's checking master key (gate mode sym); the card holds only its diversification. */
+export interface TestMasterKey {
+  name: string;
+  operator: string;
+  key: Uint8Array;
+  /** C1 of PUT KEY P1=05 and of sym VERIFY: KDF(MK, "ETKT KEY ID", operator). */
+  keyId: Uint8Array;
+  installed: boolean;
+}
+
 /** Everything a vector needs on the host side; all of it is public and for test cards only. */
 export interface TestKeys {
   profileName: string;
   suite: SuiteName;
   operator: string;
   rsaKeySize: 2048 | 3072;
-  ca: CertificateAuthority;
+  ca?: CertificateAuthority;
+  kgc?: KeyGenerationCentre;
   cardTrust: CardTrust;
   authorities: Map<string, TestAuthority>;
   terminals: Map<string, TestTerminal>;
+  masterKeys: Map<string, TestMasterKey>;
   /** Every distinct RSA key in the folder, for vectors that need many valid public keys (key table full). */
   allKeys: RsaPrivateKey[];
 }
@@ -69,6 +92,33 @@ function certificateDer(name: string): Uint8Array {
   const body = pem(name).split('-----BEGIN CERTIFICATE-----')[1]?.split('-----END CERTIFICATE-----')[0];
   if (!body) throw new InvalidInputError(`${name} holds no PEM certificate`);
   return new Uint8Array(Buffer.from(body.replace(/\s+/g, ''), 'base64'));
+}
+
+/** `name: HEX` lines of a non-PEM key file (the banner lines have no colon-separated hex). */
+function hexFields(name: string): Record<string, Uint8Array> {
+  const out: Record<string, Uint8Array> = {};
+  for (const line of pem(name).split('\n')) {
+    const m = /^([a-z0-9-]+): ([0-9A-F]+)$/.exec(line.trim());
+    if (m) out[m[1]] = fromHex(m[2]);
+  }
+  return out;
+}
+
+function field(f: Record<string, Uint8Array>, k: string, file: string): Uint8Array {
+  const v = f[k];
+  if (!v) throw new InvalidInputError(`${file} lacks "${k}"`);
+  return v;
+}
+
+/** The TEST ONLY key generation centre of the SM9 profile. */
+export function loadKgc(file: string): KeyGenerationCentre {
+  const f = hexFields(file);
+  return KeyGenerationCentre.fromKeys({
+    signMasterPrivateKey: field(f, 'sign-master-private', file),
+    signMasterPublicKey: field(f, 'sign-master-public', file),
+    encMasterPrivateKey: field(f, 'enc-master-private', file),
+    encMasterPublicKey: field(f, 'enc-master-public', file),
+  });
 }
 
 const cache = new Map<string, TestKeys>();
@@ -90,17 +140,48 @@ export function loadTestKeys(suite: SuiteName = 'rsa'): TestKeys {
     if (!r) loaded.set(file, (r = rsaKey(file)));
     return r;
   };
-  const ca = CertificateAuthority.load(key(json.ca.key), certificateDer(json.ca.certificate));
+  const sm9 = json.suite === 'sm9';
+  const signer = (file: string): Signer => (sm9 ? sm9Provider.signer(field(hexFields(file), 'signing-key', file)) : key(file));
+  const terminalKeys = (t: ProfileJson['terminals'][number]): TerminalKeys => {
+    if (sm9) {
+      const f = hexFields(t.key!);
+      return new TerminalKeys(sm9Provider.decrypter(field(f, 'encryption-key', t.key!)), sm9Provider.signer(field(f, 'signing-key', t.key!)));
+    }
+    return new TerminalKeys(key(t.encryption!), key(t.signature!));
+  };
+  let ca: CertificateAuthority | undefined;
+  let kgc: KeyGenerationCentre | undefined;
+  let cardTrust: CardTrust;
+  if (sm9) {
+    if (!json.kgc) throw new InvalidInputError(`profile ${json.name} names no KGC`);
+    kgc = loadKgc(json.kgc);
+    cardTrust = new KgcTrust(kgc.signMasterPublicKey, kgc.encMasterPublicKey, cardIdentity);
+  } else {
+    if (!json.ca) throw new InvalidInputError(`profile ${json.name} names no CA`);
+    ca = CertificateAuthority.load(key(json.ca.key), certificateDer(json.ca.certificate));
+    cardTrust = new CaTrust(ca.certificateDer);
+  }
+  const authorities = new Map(
+    json.authorities.map((a) => {
+      const s = signer(a.key);
+      return [a.name, { name: a.name, key: s, keyId: keyId(s.publicKey), scopes: a.scopes, installed: a.installed }];
+    }),
+  );
   k = {
     profileName: json.name,
     suite: json.suite,
     operator: json.operator,
-    rsaKeySize: json.rsaKeySize,
+    rsaKeySize: json.rsaKeySize ?? 2048,
     ca,
-    cardTrust: new CaTrust(ca.certificateDer),
-    authorities: new Map(json.authorities.map((a) => [a.name, { name: a.name, key: key(a.key), keyId: keyId(key(a.key).publicKey), scopes: a.scopes, installed: a.installed }])),
-    terminals: new Map(
-      json.terminals.map((t) => [t.name, { name: t.name, keys: new TerminalKeys(key(t.encryption), key(t.signature)), scopes: t.scopes, installed: t.installed }]),
+    kgc,
+    cardTrust,
+    authorities,
+    terminals: new Map(json.terminals.map((t) => [t.name, { name: t.name, keys: terminalKeys(t), scopes: t.scopes, installed: t.installed }])),
+    masterKeys: new Map(
+      (json.masterKeys ?? []).map((m) => {
+        const aes = field(hexFields(m.key), 'aes-128', m.key);
+        return [m.name, { name: m.name, operator: m.operator, key: aes, keyId: masterKeyId(aes, m.operator), installed: m.installed }];
+      }),
     ),
     allKeys: [],
   };
@@ -115,17 +196,28 @@ export function authority(keys: TestKeys, name = 'authority'): TestAuthority {
   return a;
 }
 
+export function masterKey(keys: TestKeys, name = 'operator'): TestMasterKey {
+  const m = keys.masterKeys.get(name);
+  if (!m) throw new InvalidInputError(`test profile has no master key named ${name}`);
+  return m;
+}
+
 export function terminal(keys: TestKeys, name = 'terminal'): TestTerminal {
   const t = keys.terminals.get(name);
   if (!t) throw new InvalidInputError(`test profile has no terminal named ${name}`);
   return t;
 }
 
-/** The profile as personalizeCard takes it: installed keys only, with their scopes. */
+/**
+ * The profile as personalizeCard takes it: installed keys only, with their scopes; SM9 card keys extracted
+ * by the test KGC for the card's serial, sym keys diversified for it.
+ */
 export function personalizationProfile(keys: TestKeys): PersonalizationProfile {
   return {
     ca: keys.ca,
+    kgc: keys.kgc,
     rsaKeySize: keys.rsaKeySize,
+    masterKeys: [...keys.masterKeys.values()].filter((m) => m.installed).map((m) => ({ operator: m.operator, key: m.key })),
     authorities: [...keys.authorities.values()].filter((a) => a.installed).map((a) => ({ publicKey: a.key.publicKey, scopes: a.scopes })),
     terminals: [...keys.terminals.values()].filter((t) => t.installed).map((t) => ({ publicKey: t.keys.publicKey, scopes: t.scopes })),
   };
