@@ -46,7 +46,7 @@ export function registerVectors(program: Command): void {
     .option('--images <dir>', 'emulator: keep the card images of each group in <dir>')
     .option('--flags <list>', 'only tests with one of these flags (comma-separated), e.g. Replay,TamperedMac')
     .option('--exclude-flags <list>', 'skip tests with any of these flags')
-    .option('--area <list>', 'only these areas: personalisation, framing, load, read-verify, usage-delete')
+    .option('--area <list>', 'only these areas: personalisation, framing, load, read-verify, usage-delete, sym-gate')
     .option('--report <format>', 'also write a report: junit, tap or json')
     .option('--out <file>', 'write the report to <file> (default: standard output, the table then goes to standard error)')
     .option('--short-apdus', 'the reader passes no extended-length APDUs: the runner chains long commands')
