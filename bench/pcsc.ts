@@ -7,17 +7,14 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Icc } from '../card/icc.ts';
 import { startVpcdChild, type IccFactorySpec, type VpcdChild } from '../card/vpcd-child.ts';
-import type { CheckingTerminal, GateMode } from '../host/checking.ts';
+import type { GateMode } from '../host/checking.ts';
 import { World } from '../host/cli/world.ts';
-import { IssuingTerminal } from '../host/issuing.ts';
-import { CardSession } from '../host/session.ts';
 import { EmulatorTransport } from '../host/transport/emulator.ts';
 import { PcscTransport, waitForCard } from '../host/transport/pcsc.ts';
 import { openBenchCardImage } from './card-factory.ts';
+import { GateRig } from './gate-rig.ts';
 import type { Transport } from '../host/transport/transport.ts';
-import { toServiceDate } from '../sdk/fields.ts';
 import type { SuiteName } from '../sdk/spec.ts';
-import type { TicketFace } from '../sdk/ticket.ts';
 import { lockVpcd } from '../test/helpers/pcsc-stack.ts';
 
 export interface LatencyStats {
@@ -134,69 +131,7 @@ export interface GateBenchResult {
 }
 
 // The card counts entries in one byte: rotate to a fresh ticket well before a multi-entry ticket runs out.
-const MAX_ENTRIES = 255;
-const PASSES_PER_TICKET = 2 * 250;
-const STATION = 'BJS';
 const ABSENT_AID_SELECT = Uint8Array.from(Buffer.from('00A4040005A000000000', 'hex'));
-
-/** A gate and the one card it serves, passing in and out again on a multi-entry ticket. */
-class GateRig {
-  readonly session: CardSession;
-  private readonly issuing: IssuingTerminal;
-  private readonly gate: CheckingTerminal;
-  private face: TicketFace | undefined;
-  private passes = 0;
-
-  constructor(
-    private readonly world: World,
-    readonly transport: Transport,
-    extendedLength: boolean,
-    mode: GateMode,
-  ) {
-    this.session = new CardSession(transport, { extendedLength });
-    this.issuing = new IssuingTerminal(this.session);
-    this.gate = world.checkingTerminal(this.session, { station: STATION, mode });
-  }
-
-  /** Untimed: a fresh ticket when the current one is used up (delete it, load another). */
-  async prepare(): Promise<void> {
-    if (this.face && this.passes < PASSES_PER_TICKET) return;
-    if (this.face) {
-      await this.gate.select();
-      await this.gate.deleteTicket(await this.gate.verifyTicket({ tid: this.face.tid }, { verificationCode: false }));
-    }
-    const w = this.world;
-    this.face = w.ticketServer.createTicket({
-      serviceDate: toServiceDate(new Date(w.now * 1000)),
-      train: 'BENCH',
-      origin: STATION,
-      destination: STATION,
-      maxEntries: MAX_ENTRIES,
-    });
-    await this.issuing.open();
-    await this.issuing.load(w.authority.issue(this.face, await this.issuing.credentials()).sealed);
-    this.passes = 0;
-  }
-
-  /** One tap, entry and exit alternating; a refusal means the bench is broken, not slow. */
-  async pass(): Promise<void> {
-    const direction = this.passes % 2 === 0 ? 'entry' : 'exit';
-    const r = await this.gate.passGate(direction, { train: 'BENCH' });
-    if (!r.decision.pass) throw new Error(`bench gate refused the ${direction}: ${r.decision.message}`);
-    this.passes++;
-  }
-
-  async time(n: number): Promise<number[]> {
-    const samples: number[] = [];
-    for (let i = 0; i < n; i++) {
-      await this.prepare();
-      const start = process.hrtime.bigint();
-      await this.pass();
-      samples.push(Number(process.hrtime.bigint() - start) / 1e6);
-    }
-    return samples;
-  }
-}
 
 /**
  * One gate transaction (CheckingTerminal.passGate: SELECT, VERIFY without TF_V, WRITE USAGE with its receipt
@@ -230,14 +165,14 @@ export async function benchGateOverPcsc(options: GateBenchOptions = {}): Promise
     copyFileSync(served, local);
 
     const localCard = openBenchCardImage(local, durableNvm);
-    const inProc = new GateRig(world, new EmulatorTransport(localCard, 'emulator', { extendedLength }), extendedLength, mode);
+    const inProc = new GateRig(world, new EmulatorTransport(localCard, 'emulator', { extendedLength }), { mode, extendedLength });
     card = await startVpcdChild(
       { module: fileURLToPath(new URL('./card-factory.ts', import.meta.url)), export: 'openBenchCardImage', args: [served, durableNvm] },
       { port },
     );
     await waitForCard(reader, { timeoutMs: 10_000 });
     pcscTransport = new PcscTransport({ reader, extendedLength });
-    const overPcsc = new GateRig(world, pcscTransport, extendedLength, mode);
+    const overPcsc = new GateRig(world, pcscTransport, { mode, extendedLength });
 
     // Interleaved, one sample each in turn: load on the machine drifts, and both sides should see the same drift.
     const gateIn: number[] = [];

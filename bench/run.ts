@@ -10,15 +10,14 @@ import { EticketCard } from '../card/applet.ts';
 import { MemoryBackend } from '../card/nvm.ts';
 import type { GateMode } from '../host/checking.ts';
 import { World, suiteWorldBuilders } from '../host/cli/world.ts';
-import { IssuingTerminal } from '../host/issuing.ts';
 import { CardSession, type TraceEntry } from '../host/session.ts';
+import { GateRig, STATION } from './gate-rig.ts';
 import { EmulatorTransport } from '../host/transport/emulator.ts';
 import { cmac } from '../sdk/crypto/aes.ts';
 import { suiteProvider } from '../sdk/crypto/suites.ts';
 import { diversify, sessionKeys, SYM_CONTEXT, sessionMac } from '../sdk/crypto/symmetric.ts';
 import { toServiceDate } from '../sdk/fields.ts';
 import type { SuiteName } from '../sdk/spec.ts';
-import type { TicketFace } from '../sdk/ticket.ts';
 import { CHIP_PROFILES, estimateTap, type CardOp, type TapEstimate, type TraceExchange } from './cost-model.ts';
 
 const args = new Set(process.argv.slice(2));
@@ -48,67 +47,6 @@ async function time(n: number, fn: () => unknown): Promise<number[]> {
     out.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   return out;
-}
-
-const STATION = 'BJS';
-const PASSES_PER_TICKET = 500; // maxEntries 255: entry and exit alternate, so fresh ticket every 500 taps
-
-/** A card with a multi-entry ticket and a gate passing it in and out, like bench/pcsc.ts's GateRig. */
-class GateRig {
-  readonly session: CardSession;
-  private readonly issuing: IssuingTerminal;
-  private face: TicketFace | undefined;
-  private passes = 0;
-  readonly gate;
-  trace: TraceEntry[] | undefined;
-
-  constructor(private readonly world: World, readonly card: EticketCard, mode: GateMode) {
-    this.session = new CardSession(new EmulatorTransport(card), { trace: (e) => this.trace?.push(e) });
-    this.issuing = new IssuingTerminal(this.session);
-    this.gate = world.checkingTerminal(this.session, { station: STATION, mode });
-  }
-
-  async prepare(): Promise<void> {
-    if (this.face && this.passes < PASSES_PER_TICKET) return;
-    if (this.face) {
-      await this.gate.select();
-      await this.gate.deleteTicket(await this.gate.verifyTicket({ tid: this.face.tid }, { verificationCode: false }));
-    }
-    const w = this.world;
-    this.face = w.ticketServer.createTicket({ serviceDate: toServiceDate(new Date(w.now * 1000)), train: 'BENCH', origin: STATION, destination: STATION, maxEntries: 255 });
-    await this.issuing.open();
-    await this.issuing.load(w.authority.issue(this.face, await this.issuing.credentials()).sealed);
-    this.passes = 0;
-  }
-
-  async pass(): Promise<void> {
-    const direction = this.passes % 2 === 0 ? 'entry' : 'exit';
-    const r = await this.gate.passGate(direction, { train: 'BENCH' });
-    if (!r.decision.pass) throw new Error(`bench gate refused the ${direction}: ${r.decision.message}`);
-    this.passes++;
-  }
-
-  async timed(n: number): Promise<number[]> {
-    const out: number[] = [];
-    for (let i = 0; i < n; i++) {
-      await this.prepare();
-      const t0 = process.hrtime.bigint();
-      await this.pass();
-      out.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }
-    return out;
-  }
-
-  /** One untimed tap with its APDU trace and the session's byte counters. */
-  async traced(): Promise<{ trace: TraceEntry[]; apdus: number; bytes: number }> {
-    await this.prepare();
-    const before = { ...this.session.stats };
-    this.trace = [];
-    await this.pass();
-    const trace = this.trace;
-    this.trace = undefined;
-    return { trace, apdus: this.session.stats.apdus - before.apdus, bytes: this.session.stats.bytesOut - before.bytesOut + this.session.stats.bytesIn - before.bytesIn };
-  }
 }
 
 // ---- crypto floors: the same operations a transaction needs, called directly --------------------
@@ -244,8 +182,8 @@ interface GateEntry {
 
 async function benchGate(w: World, mode: GateMode, iterations: number): Promise<GateEntry> {
   const c = await w.newCard({ capacity: 64 * 1024 });
-  const rig = new GateRig(w, c.card, mode);
-  await rig.timed(Math.max(5, Math.floor(iterations / 10)));
+  const rig = new GateRig(w, new EmulatorTransport(c.card), { mode });
+  await rig.time(Math.max(5, Math.floor(iterations / 10)));
   const { trace, apdus, bytes } = await rig.traced();
   const sz = sizes(trace);
   const floorOnce = mode === 'sym' ? symFloor(w, c.card.persistent.serial, sz) : pkiFloor(w, c.card, sz);
@@ -255,7 +193,7 @@ async function benchGate(w: World, mode: GateMode, iterations: number): Promise<
   const floors: number[] = [];
   const rounds = 5;
   for (let r = 0; r < rounds; r++) {
-    taps.push(...(await rig.timed(Math.ceil(iterations / rounds))));
+    taps.push(...(await rig.time(Math.ceil(iterations / rounds))));
     floors.push(...(await time(Math.ceil(iterations / rounds), floorOnce)));
   }
   const t = stats(taps);

@@ -276,16 +276,7 @@ export class CheckingTerminal {
     if (!view.cardChallenge) throw new InvalidInputError(`${name} needs a ticket from verifyTicket (it carries the card challenge)`);
     if (view.session) return this.macedCommand(name, view, event);
     const keys = this.pki(`${name} in gate mode pki`).keys;
-    const body = concat(
-      tlv(T.KEY_ID, keys.keyId),
-      tlv(T.CARD_CHALLENGE, view.cardChallenge),
-      tlv(T.TID, utf8(view.face.tid)),
-      tlv(T.COUNTER, u16(view.usage.counter)),
-      event !== undefined ? tlv(T.USAGE_EVENT, new Uint8Array([event])) : new Uint8Array(0),
-      tlv(T.GATE_ID, utf8(this.config.gateId)),
-      tlv(T.STATION, utf8(this.config.station)),
-      tlv(T.TIME, u32(this.clock())),
-    );
+    const body = concat(tlv(T.KEY_ID, keys.keyId), this.commandFields(view, event));
     const ins = command(name).insByte;
     const signature = keys.signature.sign(concat(SIGNATURE_CONTEXT.COMMAND, new Uint8Array([ins]), view.cardSerial, body));
     const signed = template(T.SIGNED_COMMAND, body, tlv(T.SIGNATURE, signature));
@@ -303,10 +294,9 @@ export class CheckingTerminal {
     return receipt;
   }
 
-  /** Sym mode: B6 MAC'd under the session, chained on the VERIFY answer; the receipt MAC chains on ours. */
-  private async macedCommand(name: 'WRITE USAGE' | 'DELETE', view: TicketView, event: number | undefined): Promise<Receipt> {
-    const session = view.session!;
-    const body = concat(
+  /** The fields both gate modes' WRITE USAGE / DELETE carry, in spec order, from C7 to CE. */
+  private commandFields(view: TicketView, event: number | undefined): Uint8Array {
+    return concat(
       tlv(T.CARD_CHALLENGE, view.cardChallenge!),
       tlv(T.TID, utf8(view.face.tid)),
       tlv(T.COUNTER, u16(view.usage.counter)),
@@ -315,6 +305,12 @@ export class CheckingTerminal {
       tlv(T.STATION, utf8(this.config.station)),
       tlv(T.TIME, u32(this.clock())),
     );
+  }
+
+  /** Sym mode: B6 MAC'd under the session, chained on the VERIFY answer; the receipt MAC chains on ours. */
+  private async macedCommand(name: 'WRITE USAGE' | 'DELETE', view: TicketView, event: number | undefined): Promise<Receipt> {
+    const session = view.session!;
+    const body = this.commandFields(view, event);
     const mac = symCommandMac(session.macKey, session.chain, name, view.cardSerial, body);
     view.cardChallenge = undefined; // the session is spent, whatever the card answers
     view.session = undefined;
