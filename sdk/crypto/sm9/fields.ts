@@ -3,6 +3,7 @@
 
 import { Field, mod } from '@noble/curves/abstract/modular.js';
 import type { IField } from '@noble/curves/abstract/modular.js';
+import { concat } from '../../bytes.js';
 
 /** BN parameter t of the SM9 curve: p = 36t⁴+36t³+24t²+6t+1, N = 36t⁴+36t³+18t²+6t+1. */
 export const t = 0x600000000058f98an;
@@ -386,17 +387,8 @@ export function f12pow(a: Fp12, e: bigint): Fp12 {
 // Encodings (GM/T 0044 part 1, 6.1): big-endian, Fp2 = (u-coefficient ‖ constant), Fp12 =
 // a2,1 ‖ a2,0 ‖ a1,1 ‖ a1,0 ‖ a0,1 ‖ a0,0 with f = a0 + a1 w + a2 w², ai = ai,0 + ai,1 v.
 
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  let len = 0;
-  for (const x of parts) len += x.length;
-  const out = new Uint8Array(len);
-  let off = 0;
-  for (const x of parts) {
-    out.set(x, off);
-    off += x.length;
-  }
-  return out;
-}
+/** The project's byte concatenation, under the name the SM9 modules use. */
+export const concatBytes = concat;
 
 export function bigToBytes(x: bigint, len = 32): Uint8Array {
   const out = new Uint8Array(len);
