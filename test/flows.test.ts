@@ -10,14 +10,14 @@ import { concat } from '../sdk/bytes.js';
 import { seal } from '../sdk/crypto/envelope.js';
 import { getSuite } from '../sdk/crypto/suites.js';
 import { CardStatusError, CryptoError } from '../sdk/errors.js';
-import { LIMITS, SW, USAGE_EVENT, USAGE_STATE, type SuiteName } from '../sdk/spec.js';
+import { LIMITS, SW, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
 import { encodeVerificationCode } from '../sdk/ticket.js';
 import { AuthenticationServer } from '../sdk/roles/authority.js';
 import { TicketServer } from '../sdk/roles/ticket-server.js';
 import type { World, WorldCard } from '../host/cli/world.js';
 import { suiteWorldBuilders } from '../host/cli/world.js';
 import { CapturingTransport } from './helpers/capture.js';
-import { expectRawRefusal, expectRefused, SUITES, today, worldFor } from './helpers/world.js';
+import { expectRawRefusal, expectRefused, SUITES, today, worldFor, walkUsageStates } from './helpers/world.js';
 
 describe.each(SUITES)('%s suite: patent flows', (suite: SuiteName) => {
   let w: World;
@@ -229,24 +229,7 @@ describe.each(SUITES)('%s suite: patent flows', (suite: SuiteName) => {
     it('records entry, temporary exit, re-entry, punch, paper printed and exit with verified receipts', async () => {
       const { face } = await issue();
       const gate = w.checkingTerminal(c.session);
-      const steps: [keyof typeof USAGE_EVENT, number][] = [
-        ['ENTRY', USAGE_STATE.INSIDE],
-        ['TEMPORARY_EXIT', USAGE_STATE.TEMPORARY_EXIT],
-        ['ENTRY', USAGE_STATE.INSIDE],
-        ['PUNCH', USAGE_STATE.INSIDE],
-        ['PAPER_PRINTED', USAGE_STATE.INSIDE],
-        ['EXIT', USAGE_STATE.EXITED],
-      ];
-      let counter = 0;
-      for (const [event, state] of steps) {
-        const view = await gate.verifyTicket({ tid: face.tid }, { verificationCode: false });
-        const receipt = await gate.recordUsage(view, event);
-        expect(receipt.event).toBe(USAGE_EVENT[event]);
-        expect(receipt.counter).toBe(++counter);
-        expect(receipt.usage?.state).toBe(state);
-      }
-      const final = await gate.verifyTicket({ tid: face.tid });
-      expect(final.usage).toMatchObject({ entries: 1, temporaryExits: 1, state: USAGE_STATE.EXITED, flags: 3, lastGate: 'G01', lastStation: 'BJS', counter: 6 });
+      await walkUsageStates(gate, face.tid);
     });
 
     it('a replayed WRITE USAGE does nothing (REFERENCE_DATA_NOT_USABLE)', async () => {

@@ -7,6 +7,8 @@ import { CardStatusError } from '../../sdk/errors.js';
 import { SW } from '../../sdk/spec.js';
 import type { SuiteName } from '../../sdk/spec.js';
 import type { EticketCard } from '../../card/applet.js';
+import type { CheckingTerminal, Receipt } from '../../host/checking.js';
+import { USAGE_EVENT, USAGE_STATE } from '../../sdk/spec.js';
 import { toServiceDate } from '../../sdk/fields.js';
 
 const worlds = new Map<SuiteName, World>();
@@ -51,4 +53,31 @@ export function expectRawRefusal(card: EticketCard, apdu: Uint8Array, sw: number
   const got = (r[r.length - 2] << 8) | r[r.length - 1];
   expect(got.toString(16)).toBe(sw.toString(16));
   expect(Buffer.from(card.image).equals(Buffer.from(before))).toBe(true);
+}
+
+/**
+ * Walk a ticket through every usage event of the card's state machine (entry, temporary exit,
+ * re-entry, punch, paper printed, exit), checking each receipt and the final TF_B; `eachReceipt`
+ * adds the gate mode's own checks (signature or MAC).
+ */
+export async function walkUsageStates(gate: CheckingTerminal, tid: string, eachReceipt: (r: Receipt) => void = () => undefined): Promise<void> {
+  const steps: [keyof typeof USAGE_EVENT, number][] = [
+    ['ENTRY', USAGE_STATE.INSIDE],
+    ['TEMPORARY_EXIT', USAGE_STATE.TEMPORARY_EXIT],
+    ['ENTRY', USAGE_STATE.INSIDE],
+    ['PUNCH', USAGE_STATE.INSIDE],
+    ['PAPER_PRINTED', USAGE_STATE.INSIDE],
+    ['EXIT', USAGE_STATE.EXITED],
+  ];
+  let counter = 0;
+  for (const [event, state] of steps) {
+    const view = await gate.verifyTicket({ tid }, { verificationCode: false });
+    const receipt = await gate.recordUsage(view, event);
+    expect(receipt.event).toBe(USAGE_EVENT[event]);
+    expect(receipt.counter).toBe(++counter);
+    expect(receipt.usage?.state).toBe(state);
+    eachReceipt(receipt);
+  }
+  const final = await gate.verifyTicket({ tid });
+  expect(final.usage).toMatchObject({ entries: 1, temporaryExits: 1, state: USAGE_STATE.EXITED, flags: 3, lastGate: 'G01', lastStation: 'BJS', counter: 6 });
 }
