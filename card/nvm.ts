@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
 import { concat, equal, readUint, u32 } from '../sdk/bytes.js';
 import { EticketError } from '../sdk/errors.js';
+import { PRIVATE_FILE_MODE, tightenMode } from '../sdk/files.js';
 
 /** Thrown at the injected write point: the process "lost power". Reopen the card from its backend. */
 export class PowerCutError extends EticketError {}
@@ -57,12 +58,17 @@ export class MemoryBackend implements NvmBackend {
   }
 }
 
-/** A card image file `path` with its journal beside it (`path.journal`). */
+/**
+ * A card image file `path` with its journal beside it (`path.journal`). Both hold the card's private keys
+ * in clear: created 0600, and an existing one other users can read is tightened (or refused, InsecurePermissionsError).
+ */
 export class FileBackend implements NvmBackend {
   readonly description: string;
 
   constructor(readonly path: string, private readonly durable = true) {
     this.description = path;
+    tightenMode(path);
+    tightenMode(`${path}.journal`);
   }
 
   private file(region: Region): string {
@@ -76,7 +82,7 @@ export class FileBackend implements NvmBackend {
   }
 
   write(region: Region, offset: number, bytes: Uint8Array): void {
-    const fd = openSync(this.file(region), existsSync(this.file(region)) ? 'r+' : 'w+');
+    const fd = openSync(this.file(region), existsSync(this.file(region)) ? 'r+' : 'w+', PRIVATE_FILE_MODE);
     try {
       writeSync(fd, bytes, 0, bytes.length, offset);
       if (this.durable) fsyncSync(fd);
@@ -103,7 +109,7 @@ export class FileBackend implements NvmBackend {
   /** Create the image in one step (a new card): write a temporary file, then rename. */
   static createImage(path: string, image: Uint8Array): void {
     const tmp = `${path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'wx');
+    const fd = openSync(tmp, 'wx', PRIVATE_FILE_MODE);
     try {
       writeSync(fd, image);
       fsyncSync(fd);

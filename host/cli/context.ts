@@ -1,7 +1,7 @@
 // What every CLI command shares: the working directory, the card (an image through the embedded
 // emulator, or a PC/SC reader), optional recording to a dump, the passphrase, output and exit codes.
 
-import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { EticketCard } from '../../card/applet.js';
@@ -11,7 +11,7 @@ import { SW } from '../../sdk/spec.js';
 import { CardSession } from '../session.js';
 import { EmulatorTransport } from '../transport/emulator.js';
 import { PcscTransport } from '../transport/pcsc.js';
-import { RecordingTransport } from '../transport/recording.js';
+import { dumpFileWriter, RecordingTransport } from '../transport/recording.js';
 import type { Transport } from '../transport/transport.js';
 import { WorkDir } from './workdir.js';
 
@@ -112,8 +112,8 @@ export function openTransport(cmd: Command, options: CardOptions): { transport: 
   }
   const record = globals(cmd).record;
   if (record) {
-    writeFileSync(record, '');
-    transport = new RecordingTransport(transport, { write: (chunk) => appendFileSync(record, chunk) });
+    // 0600, and PUT KEY data redacted: a personalisation dump would otherwise carry the card's keys.
+    transport = new RecordingTransport(transport, { write: dumpFileWriter(record) });
   }
   return { transport, label };
 }
