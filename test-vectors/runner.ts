@@ -26,6 +26,7 @@ import {
   type TicketFace,
 } from '../sdk/ticket.js';
 import { decodeAll, TlvMap, template, tlv } from '../sdk/tlv.js';
+import { TransportTimeoutError, TransportUnavailableError } from '../sdk/errors.js';
 import { parseReceipt, receiptSignedBytes } from '../host/checking.js';
 import type { Transport } from '../host/transport/transport.js';
 import type { Check, CommandMutation, Expect, Fixture, LoadMutation, MacMutation, Step, TestCase, TestGroup, TicketFaceJson, VectorFile } from './format.js';
@@ -217,6 +218,9 @@ export async function runVectors(files: { path: string; file: VectorFile }[], pr
       try {
         acquired = await provider.acquire(group.fixture, keys, label);
       } catch (e) {
+        // A reader that does not answer, or no PC/SC service, fails every group alike, each after the full
+        // timeout: stop the run (the CLI exits 3) instead of waiting that long once per group.
+        if (e instanceof TransportTimeoutError || e instanceof TransportUnavailableError) throw e;
         for (const t of wanted) report(t, 'fail', 0, `no card for ${label}: ${(e as Error).message}`);
         continue;
       }
