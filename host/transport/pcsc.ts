@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import {
   CardRemovedError,
+  InvalidInputError,
   ReaderNotFoundError,
   TransportError,
   TransportTimeoutError,
@@ -662,6 +663,9 @@ export class PcscTransport implements Transport {
 
   transmit(command: Uint8Array): Promise<Uint8Array> {
     return this.serial(async () => {
+      // vpcd's driver sends nothing for an empty APDU and then waits for an answer: the bridge has to pull
+      // the card to recover (docs/pcsc.md "Short frames"). Not ours to send.
+      if (command.length === 0) throw new InvalidInputError('an empty command is not an APDU');
       const { ctx, name, protocol } = this.requireConnected();
       let response: Uint8Array;
       try {
