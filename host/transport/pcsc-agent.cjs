@@ -20,6 +20,17 @@ function die() {
   process.kill(process.pid, 'SIGKILL');
 }
 process.on('disconnect', die);
+// While this thread is blocked inside a native call (SCardEstablishContext on a frozen pcscd), it cannot hear
+// the disconnect: a small thread of its own watches for the parent's death (we are re-parented) and kills us.
+{
+  const { Worker } = require('node:worker_threads');
+  const watcher = new Worker(
+    `const parent = ${process.ppid};
+     setInterval(() => { if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL'); }, 500);`,
+    { eval: true },
+  );
+  watcher.unref();
+}
 
 function send(message) {
   if (process.connected) process.send(message);

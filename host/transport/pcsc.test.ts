@@ -1,6 +1,7 @@
 // PcscTransport against the real stack: pcsclite → pcscd → vpcd → VpcdBridge (child process) → EchoIcc.
 // Skipped with a printed reason where pcscd/vpcd or the binding are missing; .ci/run starts them (ETICKET_PCSC=1).
 
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -104,6 +105,28 @@ describe('PC/SC helpers (no stack needed)', () => {
       server.close();
     }
   });
+
+  it.skipIf(!bindingBuilt)('an agent blocked in native code does not outlive a parent killed by SIGKILL', async () => {
+    // The mute pcscd lives here, so the agent stays blocked after its parent dies: only its own watcher thread
+    // can notice (its main thread, stuck in SCardEstablishContext, never hears the IPC channel close).
+    const path = join(tmpdir(), `mute-pcscd-orphan-${process.pid}.comm`);
+    const server = net.createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    try {
+      const parent = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../test/helpers/pcsc-doomed-parent.ts', import.meta.url)), path], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      parent.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+      const signal = await new Promise<NodeJS.Signals | null>((resolve) => parent.on('exit', (_code, sig) => resolve(sig)));
+      expect(signal).toBe('SIGKILL');
+      const agents = out.trim().split(',').map(Number);
+      expect(agents.length).toBeGreaterThan(0);
+      for (const pid of agents) await waitUntil(() => !processAlive(pid), 10_000, `orphaned agent ${pid} to end`);
+    } finally {
+      server.close();
+    }
+  }, 90_000);
 
   it.skipIf(!bindingBuilt)('defaults to extended length and a 64 KiB response buffer, short-only on request', () => {
     expect(new PcscTransport().info).toMatchObject({ extendedLength: true, maxResponse: 65538 });
