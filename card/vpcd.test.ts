@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PcscTransport, waitForCard } from '../host/transport/pcsc.ts';
 import { EchoIcc, INS } from '../test/helpers/echo-icc.ts';
-import { lockVpcd, pcscStack, VPCD_READER_0, VPCD_READER_1, waitUntil } from '../test/helpers/pcsc-stack.ts';
+import { lockVpcd, pcscStack, VPCD_READER_0, VPCD_READER_1, waitUntil, VPCD_LOCK_HOOK_MS } from '../test/helpers/pcsc-stack.ts';
 import { startVpcdChild, type VpcdChild } from './vpcd-child.ts';
 import { VpcdBridge, type VpcdEvent, type VpcdTiming } from './vpcd.ts';
 
@@ -299,7 +299,7 @@ describe.skipIf(!stack.ok)('VpcdBridge on pcscd + vpcd', () => {
     cards.push(await startVpcdChild({ module: ECHO_MODULE, export: 'createEchoIcc', args: [{ name: 'CARD-B' }] }, { port: 35964 }));
     await waitForCard(VPCD_READER_0, { timeoutMs: 5000 });
     await waitForCard(VPCD_READER_1, { timeoutMs: 5000 });
-  });
+  }, VPCD_LOCK_HOOK_MS);
 
   afterAll(async () => {
     await Promise.all(cards.map((c) => c.stop()));

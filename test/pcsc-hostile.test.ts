@@ -17,7 +17,7 @@ import { listReaders, pcscAgentPids, PcscTransport, waitForCard } from '../host/
 import { TransportTimeoutError } from '../sdk/errors.ts';
 import { AID } from '../sdk/spec.ts';
 import { pauseMarker } from './helpers/pausing-card.ts';
-import { lockVpcd, pcscStack, VPCD_READER_0, waitUntil } from './helpers/pcsc-stack.ts';
+import { lockVpcd, pcscStack, VPCD_READER_0, waitUntil, VPCD_LOCK_HOOK_MS } from './helpers/pcsc-stack.ts';
 
 const APPLET = fileURLToPath(new URL('../card/applet.ts', import.meta.url));
 const PAUSING = fileURLToPath(new URL('./helpers/pausing-card.ts', import.meta.url));
@@ -87,7 +87,7 @@ describe.skipIf(!stack.ok || toolsMissing.length > 0)('hostile PC/SC clients and
     release = await lockVpcd();
     dir = mkdtempSync(join(tmpdir(), 'eticket-pcsc-hostile-'));
     for (const name of ['plain.img', 'stall-1.img', 'stall-2.img']) EticketCard.create(join(dir, name));
-  });
+  }, VPCD_LOCK_HOOK_MS);
 
   afterAll(async () => {
     // Never leave pcscd frozen: the card process goes whatever happened.

@@ -17,7 +17,7 @@ import {
   TransportUnavailableError,
 } from '../../sdk/errors.ts';
 import { INS } from '../../test/helpers/echo-icc.ts';
-import { lockVpcd, pcscStack, VPCD_READER_0, VPCD_READER_1, waitUntil } from '../../test/helpers/pcsc-stack.ts';
+import { lockVpcd, pcscStack, VPCD_READER_0, VPCD_READER_1, waitUntil, VPCD_LOCK_HOOK_MS } from '../../test/helpers/pcsc-stack.ts';
 import { listReaders, matchReader, pcscAgentPids, PcscTransport, pcscErrorCode, waitForCard } from './pcsc.ts';
 import { RecordingTransport } from './recording.ts';
 import { ReplayTransport } from './replay.ts';
@@ -155,7 +155,7 @@ describe.skipIf(!stack.ok)('PcscTransport over pcscd + vpcd', () => {
     release = await lockVpcd();
     card = await startCard();
     await waitForCard(VPCD_READER_0, { timeoutMs: 5000 });
-  });
+  }, VPCD_LOCK_HOOK_MS);
 
   afterEach(async () => {
     await Promise.all(open.splice(0).map((t) => t.disconnect().catch(() => undefined)));

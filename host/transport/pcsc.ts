@@ -204,10 +204,12 @@ class PcscAgent {
   private idleTimer: NodeJS.Timeout | undefined;
 
   private constructor(options: PcscAgentOptions, private readonly key: string) {
+    // The agent needs no secret of ours: the key store passphrase stays out of its environment.
+    const { ETICKET_PASSPHRASE: _passphrase, ...env } = process.env;
     this.child = fork(AGENT_SCRIPT, [], {
       // Plain node: no tsx or other loaders from this process (the agent is JavaScript), no test runner hooks.
       execArgv: [],
-      env: { ...process.env, NODE_OPTIONS: '', UV_THREADPOOL_SIZE: AGENT_POOL_THREADS, ...options.env },
+      env: { ...env, NODE_OPTIONS: '', UV_THREADPOOL_SIZE: AGENT_POOL_THREADS, ...options.env },
       serialization: 'json',
       stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
     });

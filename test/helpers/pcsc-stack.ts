@@ -73,8 +73,16 @@ function lockHolderAlive(): boolean {
   }
 }
 
+/**
+ * How long a test file may wait for the readers. vitest runs files in parallel and the PC/SC files hold the
+ * lock one after another for a few minutes in all (the vectors alone about a minute on a loaded machine).
+ */
+export const VPCD_LOCK_WAIT_MS = 600_000;
+/** Timeout for a beforeAll that takes the lock: the wait, plus a minute for its own work. */
+export const VPCD_LOCK_HOOK_MS = VPCD_LOCK_WAIT_MS + 60_000;
+
 /** Take the vpcd readers for this test file (cross-process); returns the release function. */
-export async function lockVpcd(timeoutMs = 120_000): Promise<() => void> {
+export async function lockVpcd(timeoutMs = VPCD_LOCK_WAIT_MS): Promise<() => void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
