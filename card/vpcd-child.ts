@@ -4,7 +4,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { ReconnectPolicy } from './vpcd.ts';
+import type { ReconnectPolicy } from './vpcd.js';
 
 /** Where to find the function that builds the card: `await import(module)[exportName](...args)`. */
 export interface IccFactorySpec {

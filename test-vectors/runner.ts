@@ -55,6 +55,8 @@ export interface RunOptions {
   areas?: string[];
   /** Called after each reported test, e.g. for progress lines. */
   onTest?: (outcome: TestOutcome) => void;
+  /** The TEST ONLY keys directory (not in the npm package); default: $ETICKET_TEST_KEYS, else the repository's. */
+  keysDir?: string;
 }
 
 export interface ApduLog {
@@ -203,7 +205,7 @@ export async function runVectors(files: { path: string; file: VectorFile }[], pr
     (!options.flags?.length || t.flags.some((f) => options.flags!.includes(f))) && !t.flags.some((f) => options.excludeFlags?.includes(f));
   for (const { path, file } of files) {
     if (options.areas?.length && !options.areas.includes(file.area)) continue;
-    const keys = loadTestKeys(file.suite as SuiteName);
+    const keys = loadTestKeys(file.suite as SuiteName, options.keysDir);
     for (const [gi, group] of file.testGroups.entries()) {
       const wanted = group.tests.filter(selected);
       if (wanted.length === 0) continue;

@@ -3,15 +3,11 @@
 
 import { existsSync, rmSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { EticketCard } from '../../card/applet.js';
-import { VpcdBridge, vpcdPort } from '../../card/vpcd.js';
+import type { EticketCard } from '../../card/applet.js';
 import { fromHex, hex } from '../../sdk/bytes.js';
 import { TransportError } from '../../sdk/errors.js';
 import { LIMITS, T, type SuiteName } from '../../sdk/spec.js';
-import { IssuingTerminal } from '../issuing.js';
-import { personalizeCard } from '../personalize.js';
 import { addCardOptions, emit, globals, openImage, passphrase, UsageError, withCard, workDir, workDirPath, type CardOptions } from './context.js';
-import { MissingMasterKeyError, WorkDir } from './workdir.js';
 
 export function intArg(name: string) {
   return (v: string) => {
@@ -42,7 +38,7 @@ export function registerInit(program: Command): void {
       const dir = workDirPath(cmd);
       if (opts.addMasterKey) {
         if (opts.force) throw new UsageError('--add-master-key keeps the existing keys; it does not go with --force');
-        const w = workDir(cmd);
+        const w = await workDir(cmd);
         w.addMasterKey(await passphrase());
         const mk = w.config.checkingMasterKey!;
         emit(cmd, { ok: true, dir: w.dir, checkingMasterKey: mk }, [
@@ -52,6 +48,7 @@ export function registerInit(program: Command): void {
         return;
       }
       const pass = await passphrase({ confirm: true });
+      const { WorkDir } = await import('./workdir.js');
       const w = WorkDir.init(dir, { operator: opts.operator, suite: opts.suite, passphrase: pass, caName: opts.caName, force: opts.force });
       const root = w.config.suite === 'sm9' ? 'kgc.pub' : 'ca.crt';
       emit(cmd, { ok: true, dir: w.dir, operator: w.config.operator, suite: w.config.suite, checkingMasterKey: w.config.checkingMasterKey, files: ['eticket.json', root, 'authority.pub', 'terminal.pub', 'keys/'] }, [
@@ -76,7 +73,7 @@ export function registerCard(program: Command): void {
     .option('--suite <suite>', 'crypto suite of the card', suiteArg, 'rsa')
     .option('--force', 'overwrite an existing image')
     .addHelpText('after', '\nExample:\n  $ eticket card create card.img --capacity 16384')
-    .action((image: string, opts: { capacity: number; serial?: string; suite: SuiteName; force?: boolean }, cmd: Command) => {
+    .action(async (image: string, opts: { capacity: number; serial?: string; suite: SuiteName; force?: boolean }, cmd: Command) => {
       if (existsSync(image) && !opts.force) throw new UsageError(`${image} already exists: choose another name or use --force`);
       let serial: Uint8Array | undefined;
       if (opts.serial !== undefined) {
@@ -84,6 +81,7 @@ export function registerCard(program: Command): void {
         serial = fromHex(opts.serial);
       }
       if (opts.force) rmSync(image, { force: true });
+      const { EticketCard } = await import('../../card/applet.js');
       let c: EticketCard;
       try {
         c = EticketCard.create(image, { capacity: opts.capacity, serial, suite: opts.suite });
@@ -101,6 +99,7 @@ export function registerCard(program: Command): void {
       .description('what the card says about itself: serial, suite, lifecycle, capacity, certificates')
       .addHelpText('after', '\nWith --json the output carries "credentials", which `eticket issue --credentials` accepts for sealing\nwithout the card at hand.\n\nExample:\n  $ eticket card info --card card.img\n  $ eticket card info --card card.img --json > card.json'),
   ).action(async (opts: CardOptions, cmd: Command) => {
+    const { IssuingTerminal } = await import('../issuing.js');
     await withCard(cmd, opts, async ({ session, label }) => {
       const issuing = new IssuingTerminal(session);
       const info = await issuing.open();
@@ -143,7 +142,8 @@ export function registerCard(program: Command): void {
       .option('--scope <operator...>', 'operators the installed keys are valid for (default: the working directory\'s operator)')
       .addHelpText('after', '\nNeeds the passphrase (the CA certifies the keys the card generates).\n\nExample:\n  $ eticket card personalize --card card.img\n  $ eticket card personalize --reader "Virtual PCD 00 00"'),
   ).action(async (opts: CardOptions & { scope?: string[] }, cmd: Command) => {
-    const w = workDir(cmd);
+    const [{ personalizeCard }, { MissingMasterKeyError }] = await Promise.all([import('../personalize.js'), import('./workdir.js')]);
+    const w = await workDir(cmd);
     const pass = await passphrase();
     const issuer = w.loadCardKeyIssuer(pass);
     const scopes = opts.scope ?? [w.config.operator];
@@ -174,7 +174,8 @@ export function registerCard(program: Command): void {
     .option('--host <address>', 'where vpcd listens', '127.0.0.1')
     .addHelpText('after', '\nNeeds pcscd with vsmartcard-vpcd (see tools/pcscd-start.sh). Any PC/SC program then sees the card.\n\nExample:\n  $ eticket card serve --card card.img &\n  $ eticket tickets --reader "Virtual PCD 00 00"')
     .action(async (opts: { card: string; slot: number; host: string }, cmd: Command) => {
-    const icc = openImage(opts.card);
+    const { VpcdBridge, vpcdPort } = await import('../../card/vpcd.js');
+    const icc = await openImage(opts.card);
     const port = vpcdPort(opts.slot);
     const bridge = new VpcdBridge(icc, { host: opts.host, port });
     const serial = hex(icc.persistent.serial);

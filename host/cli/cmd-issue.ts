@@ -7,10 +7,10 @@ import { Command, Option } from 'commander';
 import { fromHex, hex } from '../../sdk/bytes.js';
 import { CardStatusError, InvalidInputError } from '../../sdk/errors.js';
 import type { AuthenticationServer } from '../../sdk/roles/authority.js';
-import { TicketServer, type TicketRequest } from '../../sdk/roles/ticket-server.js';
+import type { TicketRequest } from '../../sdk/roles/ticket-server.js';
 import type { CardCredentials } from '../../sdk/roles/trust.js';
 import { SW } from '../../sdk/spec.js';
-import { IssuingTerminal, isDuplicate } from '../issuing.js';
+import type { IssuingTerminal } from '../issuing.js';
 import { batchFormat, parseBatch, toRequest, type BatchItem } from './batch.js';
 import { addCardOptions, cardHint, emit, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, type CardHandle, type CardOptions } from './context.js';
 import type { CardLedger } from './ledger.js';
@@ -112,6 +112,7 @@ function failure(e: unknown, line?: number, tid?: string): IssueResult {
 
 /** Load one first ciphertext; ALREADY_EXISTS is a success for an idempotent re-run. */
 async function loadOne(issuing: IssuingTerminal, sealed: Uint8Array, tid: string | undefined, line?: number): Promise<IssueResult> {
+  const { isDuplicate } = await import('../issuing.js');
   try {
     const r = await issuing.load(sealed);
     return { line, status: 'loaded', tid: r.tid, sequenceNumber: r.sequenceNumber };
@@ -144,6 +145,7 @@ async function issueOne(run: IssueRun, request: TicketRequest, line?: number): P
   if (conflict) return { line, tid: request.tid, status: 'failed', error: `${conflict}: give this line a new tid` };
   let tid = request.tid;
   let sealed: Uint8Array;
+  const { TicketServer } = await import('../../sdk/roles/ticket-server.js');
   try {
     const face = new TicketServer(run.operator, run.ledger.view(serial, request.tid)).createTicket(request);
     tid = face.tid;
@@ -236,10 +238,11 @@ Examples:
       items = [{ line: undefined as unknown as number, request: toRequest(flags) }];
     }
     const batch = Boolean(opts.from);
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const authority = w.loadAuthority(await passphrase());
     if (opts.out?.endsWith('.bin') && items.length !== 1) throw new UsageError('a .bin output holds one ticket; use a .jsonl name for a batch');
 
+    const { IssuingTerminal } = await import('../issuing.js');
     let card: CardHandle | undefined;
     try {
       let creds: CardCredentials;
@@ -315,6 +318,7 @@ export function registerLoad(program: Command): void {
   ).action(async (file: string, opts: CardOptions, cmd: Command) => {
     const blobs = readSealed(file);
     const json = globals(cmd).json;
+    const { IssuingTerminal } = await import('../issuing.js');
     const card = await openCard(cmd, opts);
     try {
       const issuing = new IssuingTerminal(card.session);

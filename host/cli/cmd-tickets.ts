@@ -4,16 +4,17 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { hex } from '../../sdk/bytes.js';
 import { parseServiceDate } from '../../sdk/fields.js';
-import { TicketServer, type TicketRequest } from '../../sdk/roles/ticket-server.js';
+import type { TicketRequest } from '../../sdk/roles/ticket-server.js';
 import type { TicketFace } from '../../sdk/ticket.js';
-import { CheckingTerminal, type GateMode, type Receipt, type TicketQuery } from '../checking.js';
-import { IssuingTerminal, isDuplicate } from '../issuing.js';
+import type { CheckingTerminal, CheckingTerminalConfig, GateMode, Receipt, TicketQuery } from '../checking.js';
 import type { CardSession } from '../session.js';
 import { parseTime, toRequest } from './batch.js';
 import { addTicketFlags, ticketFlagValues } from './cmd-issue.js';
 import { addCardOptions, emit, passphrase, UsageError, withCard, workDir, type CardOptions } from './context.js';
-import { faceJson, receiptJson, ticketJson, ticketLine, usageState } from './format.js';
 import type { WorkDir } from './workdir.js';
+
+/** What the ticket commands print: loaded with the first command that prints a ticket or a receipt. */
+const format = () => import('./format.js');
 
 export interface TerminalOptions {
   station: string;
@@ -51,13 +52,14 @@ export function clockOf(time: string | undefined): () => number {
 }
 
 /** The terminal config for a mode: pki loads keys 4/5 and card trust; sym only the master key (no pki keys). */
-export function terminalConfig(w: WorkDir, pass: string, opts: TerminalOptions): ConstructorParameters<typeof CheckingTerminal>[1] {
+export function terminalConfig(w: WorkDir, pass: string, opts: TerminalOptions): CheckingTerminalConfig {
   const common = { authorities: [w.authorityPublicKey], gateId: opts.gateId, station: opts.station, clock: clockOf(opts.time) };
   if (opts.mode === 'sym') return { ...common, mode: 'sym', masterKeys: [w.loadMasterKey(pass)], suite: w.config.suite };
   return { ...common, mode: 'pki', keys: w.loadTerminalKeys(pass), cardTrust: w.cardTrust() };
 }
 
 export async function checkingTerminal(w: WorkDir, session: CardSession, opts: TerminalOptions): Promise<CheckingTerminal> {
+  const { CheckingTerminal } = await import('../checking.js');
   const t = new CheckingTerminal(session, terminalConfig(w, await passphrase(), opts));
   await t.select();
   return t;
@@ -101,10 +103,11 @@ export function registerTickets(program: Command): void {
         .addHelpText('after', '\nExample:\n  $ eticket tickets --card card.img\n  $ eticket tickets --card card.img --date 2026-11-22 --json'),
     ),
   ).action(async (opts: CardOptions & TerminalOptions & { date?: number; train?: string }, cmd: Command) => {
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     await withCard(cmd, opts, async ({ session }) => {
       const t = await checkingTerminal(w, session, opts);
       const list = await t.readTickets({ date: opts.date, train: opts.train });
+      const { ticketJson, ticketLine } = await format();
       emit(cmd, { tickets: list.map(ticketJson) }, list.length ? list.map(ticketLine) : 'no tickets on the card for this query');
     });
   });
@@ -121,11 +124,12 @@ export function registerTickets(program: Command): void {
       ),
     ),
   ).action(async (opts: CardOptions & TerminalOptions & QueryOptions, cmd: Command) => {
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const q = queryOf(opts);
     await withCard(cmd, opts, async ({ session }) => {
       const t = await checkingTerminal(w, session, opts);
       const v = await t.verifyTicket(q);
+      const { ticketJson, ticketLine } = await format();
       emit(cmd, { ok: true, mode: t.mode, ticket: ticketJson(v) }, [
         `valid: ${ticketLine(v)}`,
         `  TF_V verified with authority key ${hex(v.verificationCode!.authorityKeyId)}`,
@@ -149,12 +153,13 @@ export function registerTickets(program: Command): void {
   ).action(async (opts: CardOptions & TerminalOptions & QueryOptions & { event: string }, cmd: Command) => {
     const event = EVENTS[opts.event as keyof typeof EVENTS];
     if (!event) throw new UsageError(`--event is one of ${Object.keys(EVENTS).join(', ')}`);
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const q = queryOf(opts);
     await withCard(cmd, opts, async ({ session }) => {
       const t = await checkingTerminal(w, session, opts);
       const v = await t.verifyTicket(q, { verificationCode: false });
       const r = await t.recordUsage(v, event);
+      const { receiptJson, usageState } = await format();
       emit(cmd, { ok: true, mode: t.mode, ...receiptJson(r) }, `${opts.event} recorded on ${r.tid} at ${opts.station}: now ${usageState(v.usage.state)}, counter ${r.counter}; ${receiptCheck(r)}`);
     });
   });
@@ -171,12 +176,13 @@ export function registerTickets(program: Command): void {
       ),
     ),
   ).action(async (opts: CardOptions & TerminalOptions & QueryOptions, cmd: Command) => {
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const q = queryOf(opts);
     await withCard(cmd, opts, async ({ session }) => {
       const t = await checkingTerminal(w, session, opts);
       const v = await t.verifyTicket(q, { verificationCode: false });
       const r = await t.deleteTicket(v);
+      const { receiptJson } = await format();
       emit(cmd, { ok: true, mode: t.mode, ...receiptJson(r) }, `${r.tid} deleted from card ${hex(r.cardSerial)}; ${receiptCheck(r)}; keep the receipt (${r.encoded.length} bytes in --json)`);
     });
   });
@@ -191,10 +197,11 @@ export function registerTickets(program: Command): void {
   addTerminalOptions(rebook);
   rebook.addHelpText('after', '\nUnchanged fields are copied from the old ticket; validity is recomputed for a new service date.\n\nExample:\n  $ eticket rebook --card card.img --tid CR-20261122-000001 --service-date 2026-11-23 --train G7 --seat 03F');
   rebook.action(async (opts: CardOptions & TerminalOptions & Record<string, unknown> & { tid: string; newTid?: string }, cmd: Command) => {
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const changes = ticketFlagValues(opts);
     delete changes.tid;
     if (Object.keys(changes).length === 0) throw new UsageError('nothing to change: give the new fields, e.g. --service-date, --train, --seat');
+    const [{ IssuingTerminal, isDuplicate }, { TicketServer }, { faceJson, receiptJson }] = await Promise.all([import('../issuing.js'), import('../../sdk/roles/ticket-server.js'), format()]);
     await withCard(cmd, opts, async ({ session }) => {
       const authority = w.loadAuthority(await passphrase());
       const t = await checkingTerminal(w, session, opts);

@@ -9,8 +9,8 @@ import {
   TransportError,
   TransportTimeoutError,
   TransportUnavailableError,
-} from '../../sdk/errors.ts';
-import type { CardEvent, Transport, TransportInfo } from './transport.ts';
+} from '../../sdk/errors.js';
+import type { CardEvent, Transport, TransportInfo } from './transport.js';
 
 // The slice of pcsclite's API we use, declared here so type-checking never needs the optional package.
 interface NativeReader extends EventEmitter {

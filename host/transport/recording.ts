@@ -1,8 +1,8 @@
 // A transport decorator that writes every exchange of the transport it wraps as an apdu4j-style dump,
 // so a session against a real card can be read as a trace or replayed later by ReplayTransport.
 
-import type { CardEvent, Transport, TransportInfo } from './transport.ts';
-import { toHex } from './replay.ts';
+import type { CardEvent, Transport, TransportInfo } from './transport.js';
+import { toHex } from './replay.js';
 
 export interface RecordingOptions {
   /** Receives the dump text as it grows (e.g. a file append); the whole text is also kept in `text`. */

@@ -1,8 +1,8 @@
 // APDU dumps in apdu4j's text format (`# ATR:`, `# PROTOCOL:`, hex command, `# 12ms`, hex response), and a
 // transport that replays one: a session recorded against a real card becomes a test fixture without the card.
 
-import { InvalidInputError, TransportError } from '../../sdk/errors.ts';
-import type { Transport, TransportInfo } from './transport.ts';
+import { InvalidInputError, TransportError } from '../../sdk/errors.js';
+import type { Transport, TransportInfo } from './transport.js';
 
 export interface DumpExchange {
   kind: 'exchange';
