@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Entry point of the `eticket` command: runs the compiled CLI (dist/, written by `npm run build`; a checkout
 // builds it at `npm install`). No TypeScript is compiled at run time.
+let cli;
 try {
-  await import('../dist/host/cli/main.js');
+  cli = await import('../dist/host/cli/main.js');
 } catch (e) {
   // Only the CLI itself missing is a build problem; anything else is the CLI's own error, reported as is.
   if (e?.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes('dist/host/cli/main.js')) {
@@ -11,3 +12,4 @@ try {
   }
   throw e;
 }
+await cli.run();

@@ -1,5 +1,6 @@
-// The `eticket` CLI as integrators run it: each test spawns `node bin/eticket.mjs` in a temporary working
-// directory and checks exit status and output, bad input included (the issue's "done when" list).
+// The `eticket` CLI as integrators run it: each test spawns `node bin/eticket.mjs` (the compiled CLI) in a
+// temporary working directory and checks exit status and output, bad input included (the issue's "done when" list).
+// At most CLI_PARALLELISM processes run at once (run-cli.ts), however many a test starts together.
 
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pcscStack } from '../../test/helpers/pcsc-stack.js';
 import { fromHex } from '../../sdk/bytes.js';
 import { symTransactionFromJson, verifySymReceipt } from '../../sdk/roles/sym-receipts.js';
+import { commandPaths } from './main.js';
 import { cli, type CliEnv } from './run-cli.js';
 import { WorkDir } from './workdir.js';
 
@@ -43,7 +45,8 @@ afterAll(() => {
 });
 
 describe('help and usage', () => {
-  const commands = [[], ['init'], ['card'], ['card', 'create'], ['card', 'info'], ['card', 'personalize'], ['card', 'serve'], ['issue'], ['load'], ['tickets'], ['verify'], ['use'], ['delete'], ['rebook'], ['gate'], ['readers'], ['apdu'], ['trace'], ['demo']];
+  // Every command the program declares, so that a new one cannot ship without its help and example.
+  const commands = [[], ...commandPaths()];
 
   it('every command has --help with an example, exit 0', async () => {
     const results = await Promise.all(commands.map((c) => cli(env, ...c, '--help')));

@@ -33,7 +33,10 @@ async function vectorFiles(paths: string[]) {
 }
 
 export function registerVectors(program: Command): void {
-  const vectors = program.command('vectors').description('APDU conformance vectors (test-vectors/): run them against a card, list them');
+  const vectors = program
+    .command('vectors')
+    .description('APDU conformance vectors (test-vectors/): run them against a card, list them')
+    .addHelpText('after', '\nExample:\n  $ eticket vectors list\n  $ eticket vectors run --keys ./test-vectors/keys --report junit --out vectors.xml');
 
   vectors
     .command('run [files...]')
@@ -100,6 +103,7 @@ Example:
   vectors
     .command('list [files...]')
     .description('list the vector files, their groups and tests, and the coverage of apdu-spec')
+    .addHelpText('after', '\nNo keys needed: it only reads the files.\n\nExample:\n  $ eticket vectors list\n  $ eticket --json vectors list test-vectors/rsa-*.json')
     .action(async (paths: string[], _opts: unknown, cmd: Command) => {
       const files = await vectorFiles(paths);
       const { coverage } = await import('../../test-vectors/coverage.js');

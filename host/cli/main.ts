@@ -13,6 +13,8 @@
 // modules (its list is there) is loaded: add new heavy dependencies to that list.
 
 import { Command, CommanderError } from 'commander';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { registerCard, registerInit } from './cmd-card.js';
 import { registerGate, registerProvisionGate } from './cmd-gate.js';
 import { registerIssue, registerLoad } from './cmd-issue.js';
@@ -88,7 +90,17 @@ export async function main(argv = process.argv): Promise<void> {
   }
 }
 
-await main();
-// Done: a native handle (a PC/SC context closing behind a failed call) must not keep the command alive.
-// stdout and stderr are synchronous for files and pipes on POSIX, so nothing printed is lost.
-process.exit();
+/** Every command's path in the program, e.g. ['card', 'create'] (tests walk them). */
+export function commandPaths(cmd: Command = buildProgram(), prefix: string[] = []): string[][] {
+  return cmd.commands.flatMap((c) => [[...prefix, c.name()], ...commandPaths(c, [...prefix, c.name()])]);
+}
+
+/** Run as a program (bin/eticket.mjs, or `node dist/host/cli/main.js`), not when imported. */
+export async function run(argv = process.argv): Promise<never> {
+  await main(argv);
+  // Done: a native handle (a PC/SC context closing behind a failed call) must not keep the command alive.
+  // stdout and stderr are synchronous for files and pipes on POSIX, so nothing printed is lost.
+  process.exit();
+}
+
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) await run();

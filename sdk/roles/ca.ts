@@ -32,7 +32,8 @@ function serialNumber(): string {
 
 export class CertificateAuthority {
   private readonly forgeKey: forge.pki.rsa.PrivateKey;
-  readonly certificate: forge.pki.Certificate;
+  // Private: forge types stay out of the package's declarations (consumers need no @types/node-forge).
+  private readonly certificate: forge.pki.Certificate;
 
   private constructor(readonly key: RsaPrivateKey, certificateDer: Uint8Array) {
     this.forgeKey = forge.pki.privateKeyFromPem(key.keyObject().export({ format: 'pem', type: 'pkcs8' }) as string) as forge.pki.rsa.PrivateKey;
