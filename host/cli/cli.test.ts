@@ -291,6 +291,40 @@ describe('checking terminal and gate', () => {
   });
 });
 
+describe('a gate of its own: provision-gate, then gate --config', () => {
+  it('the gate runs from its directory in modes pki and sym; its passphrase, not the office\'s, opens it', async () => {
+    const gateEnv: CliEnv = { ...env, vars: { ETICKET_GATE_PASSPHRASE: 'gate passphrase' } };
+    expect((await cli(env, 'card', 'create', 'own-gate.img')).code).toBe(0);
+    expect((await cli(env, 'card', 'personalize', '--card', 'own-gate.img')).code).toBe(0);
+    for (const [tid, train] of [['OG-P', 'P1'], ['OG-S', 'S1']]) {
+      expect((await cli(env, 'issue', '--card', 'own-gate.img', '--tid', tid, '--service-date', DATE, '--train', train, '--origin', 'BJS')).code).toBe(0);
+    }
+    const provisioned = await cli(gateEnv, '--json', 'provision-gate', 'gate-bjs-09', '--gate-id', 'BJS-G09', '--station', 'BJS', '--mode', 'both');
+    expect(provisioned.stderr).toBe('');
+    expect(provisioned.json()[0]).toMatchObject({ ok: true, gateId: 'BJS-G09', station: 'BJS', modes: ['pki', 'sym'] });
+
+    const pki = await cli(gateEnv, '--json', 'gate', '--config', 'gate-bjs-09', '--card', 'own-gate.img', '--direction', 'entry', '--train', 'P1', ...AT('08:00:00'));
+    expect(pki.code, pki.stderr).toBe(0);
+    expect(pki.json()[0]).toMatchObject({ pass: true, mode: 'pki', tid: 'OG-P', gateId: 'BJS-G09', station: 'BJS' });
+    const sym = await cli(gateEnv, '--json', 'gate', '--config', 'gate-bjs-09', '--mode', 'sym', '--card', 'own-gate.img', '--direction', 'entry', '--train', 'S1', ...AT('08:01:00'));
+    expect(sym.code, sym.stderr).toBe(0);
+    expect(sym.json()[0]).toMatchObject({ pass: true, mode: 'sym', tid: 'OG-S', gateId: 'BJS-G09' });
+
+    const officePass = await cli({ ...env, vars: { ETICKET_GATE_PASSPHRASE: 'correct horse battery staple' } }, 'gate', '--config', 'gate-bjs-09', '--card', 'own-gate.img', '--direction', 'exit');
+    expect(officePass.code).toBe(5);
+    expect(officePass.stderr).toMatch(/wrong passphrase/);
+    const noPass = await cli(env, 'gate', '--config', 'gate-bjs-09', '--card', 'own-gate.img', '--direction', 'exit');
+    expect(noPass.code).toBe(1);
+    expect(noPass.stderr).toMatch(/no gate passphrase: set ETICKET_GATE_PASSPHRASE/);
+    const notGate = await cli(gateEnv, 'gate', '--config', '.', '--card', 'own-gate.img', '--direction', 'exit');
+    expect(notGate.code).toBe(1);
+    expect(notGate.stderr).toMatch(/is not a gate configuration/);
+    const badMode = await cli(gateEnv, 'provision-gate', 'gate-x', '--gate-id', 'X', '--station', 'BJS', '--mode', 'both-ways');
+    expect(badMode.code).toBe(1);
+    expect(badMode.stderr).toMatch(/--mode is pki, sym or both/);
+  });
+});
+
 describe('gate mode sym', () => {
   it('gate --mode sym PASS then REJECT already_inside; verify, use and delete in sym mode; receipts verify at the back office', async () => {
     expect((await cli(env, 'card', 'create', 'sym.img')).code).toBe(0);

@@ -2,7 +2,7 @@
 // encrypted in keys/ (sdk KeyStore), and the TID ledger. `eticket init` writes it; every command reads it.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import forge from 'node-forge';
 import { RsaPrivateKey } from '../../sdk/crypto/rsa.js';
@@ -253,6 +253,12 @@ export class WorkDir {
     // Open every key first: a wrong passphrase must leave no half-written gate behind.
     const master = masterKey ? this.loadMasterKey(options.passphrase) : undefined;
     if (options.modes.includes('pki')) this.loadTerminalKeys(options.passphrase);
+    if (options.force) {
+      // Replaced whole: first no longer a gate, then no key of the old configuration left behind (a sym key on a
+      // gate re-provisioned pki-only would be a secret kept for nothing).
+      rmSync(join(dir, GATE_FILE), { force: true });
+      rmSync(join(dir, 'keys'), { recursive: true, force: true });
+    }
     mkdirSync(join(dir, 'keys'), { recursive: true, mode: 0o700 });
     const store = new KeyStore(join(dir, 'keys'));
     if (options.modes.includes('pki')) copyTerminalKeys(this.keys, store, this.config.suite, options.passphrase, options.gatePassphrase);
