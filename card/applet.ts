@@ -18,6 +18,7 @@ export class CardRefusal extends Error {
   }
 }
 
+/** How a card is manufactured: NVM capacity, serial, crypto suite. */
 export interface CreateCardOptions {
   suite?: 'rsa' | 'sm9';
   /** NVM bytes available to the application (default from the spec's limits). */
@@ -35,6 +36,7 @@ export interface VolatileState {
   readCursor: { query: string; lastSeq: number } | null;
 }
 
+/** A gate mode sym session the card opened at VERIFY: its keys and MAC chain live until the next command uses them. */
 export interface SymSession {
   key: SymKeyEntry;
   cardChallenge: Uint8Array;
@@ -43,6 +45,7 @@ export interface SymSession {
   chain: Uint8Array;
 }
 
+/** The emulated e-ticket card: APDUs in, status words out; never throws to its caller, and a failed command leaves its NVM as it was. */
 export class EticketCard implements Icc {
   private state: CardState;
   private readonly store: NvmStore;
@@ -88,10 +91,12 @@ export class EticketCard implements Icc {
     return new EticketCard(new NvmStore(backend, 256, faults));
   }
 
+  /** A new blank card whose NVM lives in memory only (tests, card farms). */
   static inMemory(options: CreateCardOptions = {}): EticketCard {
     return EticketCard.create(new MemoryBackend(), options);
   }
 
+  /** The card's decoded persistent state (keys, tickets, tombstones): for tests and tools, never sent to a terminal. */
   get persistent(): CardState {
     return this.state;
   }
@@ -111,6 +116,7 @@ export class EticketCard implements Icc {
     return this.store.faults;
   }
 
+  /** Arm (or disarm, with undefined) power-cut injection. */
   set faults(f: FaultInjector | undefined) {
     this.store.faults = f;
   }

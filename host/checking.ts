@@ -28,6 +28,7 @@ import { checkSymReceiptMac, symCommandMac, symSessionKeys, type OperatorMasterK
 import { decide, reject, type Direction, type GateDecision } from './gate.js';
 import type { CardSession } from './session.js';
 
+/** What a checking terminal holds: its keys or master keys, the authority keys, its trust root, gate id, station, mode and clock. loadGateConfig reads one from files. */
 export interface CheckingTerminalConfig {
   /** Keys 4/5. Pki mode needs them; a sym-only gate may leave them out. */
   keys?: TerminalKeys;
@@ -47,6 +48,7 @@ export interface CheckingTerminalConfig {
   masterKeys?: OperatorMasterKey[];
 }
 
+/** Gate mode: `pki` (keys 4/5, card-signed receipts) or `sym` (diversified AES keys, MAC receipts only the operator can check). */
 export type GateMode = 'pki' | 'sym';
 
 export type { OperatorMasterKey, Receipt };
@@ -86,8 +88,10 @@ export interface TicketView {
   session?: GateSession;
 }
 
+/** Which ticket VERIFY asks for: a TID, or a service date (and train, station). */
 export type TicketQuery = { tid: string } | { date: number; train?: string; station?: string };
 
+/** The checking terminal (驗票終端), e.g. a gate: reads and verifies tickets, records usage and deletes tickets on the card, checks the card's receipts; `passGate` is the whole tap. */
 export class CheckingTerminal {
   private readonly clock: () => number;
   private readonly signingKeys = new Map<string, Uint8Array>();

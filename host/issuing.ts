@@ -9,6 +9,7 @@ import { TlvMap } from '../sdk/tlv.js';
 import { fromUtf8 } from '../sdk/bytes.js';
 import type { CardSession } from './session.js';
 
+/** What the card says about itself at SELECT (its FCI). */
 export interface CardInfo {
   serial: Uint8Array;
   serialHex: string;
@@ -17,6 +18,7 @@ export interface CardInfo {
   protocolVersion: number;
 }
 
+/** NVM use as the card reports it (GET DATA capacity). */
 export interface CardCapacity {
   totalBytes: number;
   freeBytes: number;
@@ -24,6 +26,7 @@ export interface CardCapacity {
   tombstones: number;
 }
 
+/** Decode the FCI that SELECT returns. */
 export function parseFci(fci: Uint8Array): CardInfo {
   const outer = TlvMap.parse(fci, { allowed: [T.FCI] });
   const m = TlvMap.parse(outer.require(T.FCI), { allowed: [T.DF_NAME, T.FCI_PROPRIETARY] });
@@ -42,6 +45,7 @@ export function parseFci(fci: Uint8Array): CardInfo {
   };
 }
 
+/** The issuing terminal (出票終端): learns who the card is and loads first ciphertexts onto it. It holds no secret. */
 export class IssuingTerminal {
   private info?: CardInfo;
 
@@ -53,10 +57,12 @@ export class IssuingTerminal {
     return this.info;
   }
 
+  /** The card's FCI, selecting the application first if this terminal has not yet. */
   async cardInfo(): Promise<CardInfo> {
     return this.info ?? this.open();
   }
 
+  /** NVM capacity, free bytes, tickets and tombstones on the card. */
   async capacity(): Promise<CardCapacity> {
     await this.cardInfo();
     const d = (await this.session.send('GET DATA', { p2: T.CAPACITY })).data;
@@ -92,6 +98,7 @@ export class IssuingTerminal {
   }
 }
 
+/** Whether `e` is the card refusing a LOAD because the ticket is already on it (ALREADY_EXISTS). */
 export function isDuplicate(e: unknown): boolean {
   return e instanceof CardStatusError && e.sw === SW.ALREADY_EXISTS;
 }

@@ -15,12 +15,14 @@ import { tlv } from '../sdk/tlv.js';
 import { IssuingTerminal } from './issuing.js';
 import type { CardSession } from './session.js';
 
+/** A public key to install into a card, with the operators it is valid for. */
 export interface KeyGrant {
   publicKey: Uint8Array;
   /** Operators the key is valid for; ['*'] for all. */
   scopes: string[];
 }
 
+/** What personalisation installs: the authority and terminal keys, the card's key issuer (CA or KGC), sym master keys. */
 export interface PersonalizationProfile {
   authorities: KeyGrant[];
   terminals: KeyGrant[];
@@ -38,6 +40,7 @@ function keyObject(grant: KeyGrant): Uint8Array {
   return concat(tlv(T.KEY_ID, keyId(grant.publicKey)), ...grant.scopes.map((s) => tlv(T.OPERATOR_SCOPE, utf8(s))), tlv(T.KEY_MATERIAL, grant.publicKey));
 }
 
+/** Personalise a blank card (key pairs, certificates, authority and terminal keys, diversified sym keys), then LOCK it; returns its credentials. */
 export async function personalizeCard(session: CardSession, profile: PersonalizationProfile): Promise<CardCredentials> {
   const issuing = new IssuingTerminal(session);
   const info = await issuing.open();

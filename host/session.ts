@@ -7,6 +7,7 @@ import { CardStatusError, InvalidInputError } from '../sdk/errors.js';
 import { AID, command as commandDef, commandForIns, describeSw, SW } from '../sdk/spec.js';
 import type { Transport } from './transport/transport.js';
 
+/** One APDU exchange as the session saw it (for traces and the cost model). */
 export interface TraceEntry {
   /** Spec name of the command ("GET RESPONSE" for the session's own fetches). */
   command: string;
@@ -17,6 +18,7 @@ export interface TraceEntry {
   ms: number;
 }
 
+/** Session options: a trace callback, and extended length or chaining. */
 export interface SessionOptions {
   /** Called for every APDU exchanged (including GET RESPONSE and chained parts). */
   trace?: (entry: TraceEntry) => void;
@@ -24,6 +26,7 @@ export interface SessionOptions {
   extendedLength?: boolean;
 }
 
+/** Parameters of one command sent by name. */
 export interface SendOptions {
   p1?: number;
   p2?: number;
@@ -34,6 +37,7 @@ export interface SendOptions {
   accept?: number[];
 }
 
+/** A card session over any Transport: commands by their apdu-spec names, GET RESPONSE, 6CXX retry, chaining or extended length, typed errors. */
 export class CardSession {
   readonly extended: boolean;
   private atrBytes: Uint8Array | null = null;
@@ -44,10 +48,12 @@ export class CardSession {
     this.extended = options.extendedLength ?? transport.info.extendedLength;
   }
 
+  /** The ATR of the connected card, or null before connect(). */
   get atr(): Uint8Array | null {
     return this.atrBytes;
   }
 
+  /** Power the card through the transport; returns its ATR. */
   async connect(): Promise<Uint8Array> {
     this.atrBytes = await this.transport.connect();
     return this.atrBytes;
@@ -126,6 +132,7 @@ export class CardSession {
     return new CardStatusError(name, sw, d.name, d.description);
   }
 
+  /** Disconnect the transport (the card stays in the reader). */
   async close(): Promise<void> {
     await this.transport.disconnect();
     this.atrBytes = null;

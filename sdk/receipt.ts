@@ -8,6 +8,7 @@ import { decodeUsageRecordContent, type UsageRecord } from './ticket.js';
 import { TlvMap, tlv } from './tlv.js';
 import type { SymTransaction } from './roles/sym-receipts.js';
 
+/** A card receipt (B4) of WRITE USAGE or DELETE, as parsed from the card's answer. */
 export interface Receipt {
   cardSerial: Uint8Array;
   tid: string;
@@ -28,6 +29,7 @@ export interface Receipt {
   sym?: SymTransaction;
 }
 
+/** Parse a B4 receipt; CryptoError when it is malformed. */
 export function parseReceipt(encoded: Uint8Array): Receipt {
   const outer = TlvMap.parse(encoded, { allowed: [T.RECEIPT] });
   const m = TlvMap.parse(outer.require(T.RECEIPT), {

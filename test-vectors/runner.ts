@@ -32,7 +32,13 @@ import type { Check, CommandMutation, Expect, Fixture, LoadMutation, MacMutation
 import { authority, loadTestKeys, masterKey, terminal, type TestKeys } from './testkeys.js';
 
 /** A card in the state a group's fixture asks for, or the reason this provider cannot make one. */
-export type Acquired = { transport: Transport; release(): Promise<void> } | { skip: string };
+export type Acquired =
+  | {
+      transport: Transport;
+      /** Give the card back when the group is done (disconnect, or delete the image). */
+      release(): Promise<void>;
+    }
+  | { skip: string };
 
 /** Where cards come from: fresh images, one card in a reader, a vpcd child per group (tests). */
 export interface CardProvider {
@@ -42,10 +48,13 @@ export interface CardProvider {
    * across runs keeps tombstones, so the runner gives each run its own operator code and issue times.
    */
   readonly reusesCards: boolean;
+  /** A card in the state `fixture` asks for, or the reason this provider cannot make one. */
   acquire(fixture: Fixture, keys: TestKeys, groupLabel: string): Promise<Acquired>;
+  /** Release whatever the provider holds (image directories, readers). */
   close?(): Promise<void>;
 }
 
+/** Which vectors to run, where the TEST ONLY keys are, and a progress callback. */
 export interface RunOptions {
   /** Run only tests carrying at least one of these flags. */
   flags?: string[];
@@ -59,11 +68,13 @@ export interface RunOptions {
   keysDir?: string;
 }
 
+/** One exchange of a vector, hex. */
 export interface ApduLog {
   command: string;
   response: string;
 }
 
+/** The result of one vector, with every APDU it exchanged. */
 export interface TestOutcome {
   file: string;
   suite: string;
@@ -79,6 +90,7 @@ export interface TestOutcome {
   apdus: ApduLog[];
 }
 
+/** The results of a run: each vector's outcome and the counts. */
 export interface RunReport {
   provider: string;
   outcomes: TestOutcome[];
@@ -102,6 +114,7 @@ export function loadVectorFiles(paths: string[]): { path: string; file: VectorFi
   return files.sort((a, b) => blankFirst(a.file) - blankFirst(b.file) || a.path.localeCompare(b.path));
 }
 
+/** Check a vector file's structure; InvalidInputError naming what is wrong. */
 export function validateVectorFile(f: VectorFile, where = 'vector file'): void {
   const fail = (why: string) => {
     throw new Error(`${where}: ${why}`);
@@ -198,6 +211,7 @@ function newRunIdentity(reuses: boolean): RunIdentity {
   return { tag, operator: `T${tag}`.slice(0, 16), issuedAtBase: Math.floor(Date.now() / 1000), issued: 0 };
 }
 
+/** Run the vector files against cards from `provider`: each group on a card in its fixture state, templates filled in with the TEST ONLY keys. */
 export async function runVectors(files: { path: string; file: VectorFile }[], provider: CardProvider, options: RunOptions = {}): Promise<RunReport> {
   const outcomes: TestOutcome[] = [];
   const run = newRunIdentity(provider.reusesCards);

@@ -64,6 +64,7 @@ interface ProfileJson {
   masterKeys?: { name: string; key: string; operator: string; installed: boolean }[];
 }
 
+/** A TEST ONLY authority key of the profile. */
 export interface TestAuthority {
   name: string;
   key: Signer;
@@ -72,6 +73,7 @@ export interface TestAuthority {
   installed: boolean;
 }
 
+/** TEST ONLY terminal keys of the profile. */
 export interface TestTerminal {
   name: string;
   keys: TerminalKeys;
@@ -218,18 +220,21 @@ export function loadTestKeys(suite: SuiteName = 'rsa', keysDir?: string): TestKe
   return k;
 }
 
+/** The profile's authority key by name. */
 export function authority(keys: TestKeys, name = 'authority'): TestAuthority {
   const a = keys.authorities.get(name);
   if (!a) throw new InvalidInputError(`test profile has no authority named ${name}`);
   return a;
 }
 
+/** The profile's master key by name. */
 export function masterKey(keys: TestKeys, name = 'operator'): TestMasterKey {
   const m = keys.masterKeys.get(name);
   if (!m) throw new InvalidInputError(`test profile has no master key named ${name}`);
   return m;
 }
 
+/** The profile's terminal keys by name. */
 export function terminal(keys: TestKeys, name = 'terminal'): TestTerminal {
   const t = keys.terminals.get(name);
   if (!t) throw new InvalidInputError(`test profile has no terminal named ${name}`);

@@ -77,10 +77,12 @@ export interface KgcPublicKeys {
   enc: Uint8Array;
 }
 
+/** The body of `kgc.pub`. */
 export function encodeKgcPublicKeys(k: KgcPublicKeys): Uint8Array {
   return concat(tlv(0x81, k.sign), tlv(0x82, k.enc));
 }
 
+/** Decode the body of `kgc.pub`. */
 export function decodeKgcPublicKeys(der: Uint8Array): KgcPublicKeys {
   const m = TlvMap.parse(der, { allowed: [0x81, 0x82] });
   return { sign: m.require(0x81), enc: m.require(0x82) };

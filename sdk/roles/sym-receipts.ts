@@ -14,6 +14,7 @@ export interface OperatorMasterKey {
   key: Uint8Array;
 }
 
+/** The commands a sym gate MACs. */
 export type SymCommandName = 'WRITE USAGE' | 'DELETE';
 
 /**
@@ -127,6 +128,7 @@ export function symTransactionToJson(tx: SymTransaction): Record<string, string>
   };
 }
 
+/** Read a SymTransaction from the JSON that symTransactionToJson wrote (a gate log). */
 export function symTransactionFromJson(json: Record<string, unknown>): SymTransaction {
   const str = (k: string): string => {
     const v = json[k];
