@@ -66,15 +66,24 @@ function lock() {
       try {
         holder = Number(readFileSync(join(dir, 'pid'), 'utf8'));
       } catch {
-        // Just created, pid not written yet: wait for it.
+        // Just created, pid not written yet: wait for it (unless its creator died before writing it).
       }
-      if (Number.isInteger(holder) && !alive(holder)) {
+      const orphan = Number.isNaN(holder) && ageMs(dir) > 10_000;
+      if ((Number.isInteger(holder) && !alive(holder)) || orphan) {
         rmSync(dir, { recursive: true, force: true });
         continue;
       }
       if (Date.now() > deadline) throw new Error(`build: ${dir} held for 5 minutes by pid ${holder}; remove it if that process is gone`);
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
     }
+  }
+}
+
+function ageMs(path) {
+  try {
+    return Date.now() - statSync(path).mtimeMs;
+  } catch {
+    return 0;
   }
 }
 
