@@ -2,7 +2,7 @@
 // declares, loads no card, crypto, key, transport, vector or back-office module (host/cli/main.ts says why and
 // how). A load-tracing hook records what each process loads; no timing is measured here (see the README).
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,6 +61,15 @@ describe('eticket starts without its heavy modules', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.modules.some((m) => m.endsWith('/dist/host/cli/main.js')), 'the trace hook recorded the CLI itself').toBe(true);
     expect(heavyIn(r.modules)).toEqual([]);
+  });
+
+  it('without dist/ (a checkout not built) the command says to build, exit 70', async () => {
+    const bare = join(dir, 'unbuilt');
+    mkdirSync(join(bare, 'bin'), { recursive: true });
+    copyFileSync(fileURLToPath(new URL('../bin/eticket.mjs', import.meta.url)), join(bare, 'bin', 'eticket.mjs'));
+    const r = await cli({ cwd: dir, bin: join(bare, 'bin', 'eticket.mjs') }, '--help');
+    expect(r.code).toBe(70);
+    expect(r.stderr).toMatch(/^eticket: the compiled CLI \(dist\/\) is missing: run `npm run build`/);
   });
 
   it('the trace sees heavy modules when an action needs them (card create loads the emulated card)', async () => {

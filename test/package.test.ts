@@ -213,6 +213,17 @@ describe('the examples, from the installed package', () => {
     expect(wrong.status).not.toBe(0);
     expect(wrong.stderr).toMatch(/InvalidInputError: .* holds no TEST ONLY profile/);
   });
+
+  it('the installed CLI runs the vectors only with the TEST ONLY keys named (the package has none)', async () => {
+    const env: CliEnv = { cwd: project, bin: join(project, 'node_modules', 'eticket', 'bin', 'eticket.mjs'), vars: { ETICKET_TEST_KEYS: undefined } };
+    const without = await cli(env, 'vectors', 'run', '--area', 'read-verify');
+    expect(without.code).toBe(1);
+    expect(without.stderr).toMatch(/the vectors need the TEST ONLY keys, which the eticket package does not carry/);
+    const withKeys = await cli(env, 'vectors', 'run', '--area', 'read-verify', '--keys', join(root, 'test-vectors', 'keys'));
+    expect(withKeys.stderr).toBe('');
+    expect(withKeys.code).toBe(0);
+    expect(withKeys.stdout).toMatch(/^total +\d+ +\d+ +0 +0$/m);
+  });
 });
 
 const wantPcsc = process.env.ETICKET_PCSC === '1';
