@@ -211,8 +211,19 @@ function newRunIdentity(reuses: boolean): RunIdentity {
   return { tag, operator: `T${tag}`.slice(0, 16), issuedAtBase: Math.floor(Date.now() / 1000), issued: 0 };
 }
 
-/** Run the vector files against cards from `provider`: each group on a card in its fixture state, templates filled in with the TEST ONLY keys. */
+/**
+ * Run the vector files against cards from `provider`: each group on a card in its fixture state, templates filled in
+ * with the TEST ONLY keys. The provider is closed whatever happens (a missing keys directory included).
+ */
 export async function runVectors(files: { path: string; file: VectorFile }[], provider: CardProvider, options: RunOptions = {}): Promise<RunReport> {
+  try {
+    return await runAll(files, provider, options);
+  } finally {
+    await provider.close?.();
+  }
+}
+
+async function runAll(files: { path: string; file: VectorFile }[], provider: CardProvider, options: RunOptions): Promise<RunReport> {
   const outcomes: TestOutcome[] = [];
   const run = newRunIdentity(provider.reusesCards);
   const selected = (t: TestCase) =>
@@ -268,7 +279,6 @@ export async function runVectors(files: { path: string; file: VectorFile }[], pr
       }
     }
   }
-  await provider.close?.();
   const count = (s: TestOutcome['status']) => outcomes.filter((o) => o.status === s).length;
   return { provider: provider.label, outcomes, counts: { total: outcomes.length, pass: count('pass'), fail: count('fail'), skip: count('skip') } };
 }

@@ -209,9 +209,13 @@ describe('the examples, from the installed package', () => {
     expect(junit).toMatch(/<testsuites[^>]* failures="0"/);
     expect(junit).toMatch(/<testsuite name="rsa-read-verify"/);
 
-    const wrong = await node('qa-vectors.js', ['--keys', project, '--area', 'read-verify']);
+    // Its own temporary directory, to see that the run leaves no card images behind when it cannot start.
+    const scratch = join(work, 'qa-tmp');
+    mkdirSync(scratch);
+    const wrong = await node('qa-vectors.js', ['--keys', project, '--area', 'read-verify'], { TMPDIR: scratch });
     expect(wrong.status).not.toBe(0);
     expect(wrong.stderr).toMatch(/InvalidInputError: .* holds no TEST ONLY profile/);
+    expect(readdirSync(scratch)).toEqual([]);
   });
 
   it('the installed CLI runs the vectors only with the TEST ONLY keys named (the package has none)', async () => {
