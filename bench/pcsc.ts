@@ -5,7 +5,7 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Icc } from '../card/icc.ts';
+import type { Icc } from '../sdk/icc.ts';
 import { startVpcdChild, type IccFactorySpec, type VpcdChild } from '../card/vpcd-child.ts';
 import type { GateMode } from '../host/checking.ts';
 import { World } from '../host/cli/world.ts';
