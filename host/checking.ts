@@ -25,7 +25,7 @@ import { symSessionKeys, type OperatorMasterKey } from '../sdk/roles/sym-receipt
 import { verificationCodeMessage, type TicketFace, type UsageRecord, type VerificationCode } from '../sdk/ticket.js';
 import { TlvError } from '../sdk/tlv.js';
 import { decide, reject, type Direction, type GateDecision } from './gate.js';
-import type { CardSession } from './session.js';
+import type { CardSession, SendOptions } from './session.js';
 
 export interface CheckingTerminalConfig {
   /** Keys 4/5. Pki mode needs them; a sym-only gate may leave them out. */
@@ -44,7 +44,15 @@ export interface CheckingTerminalConfig {
   mode?: GateMode;
   /** Sym mode: the checking master key of each operator this gate serves (the first is the default). */
   masterKeys?: OperatorMasterKey[];
+  /**
+   * No further APDU of a command starts after this many ms (default GATE_COMMAND_DEADLINE_MS), so a card that
+   * keeps a command going cannot hold the gate; GET RESPONSE rounds and response size are bounded by the session.
+   */
+  commandDeadlineMs?: number;
 }
+
+/** A gate's per-command deadline: far above a real tap's 0.1-0.3 s, far below a passenger's patience. */
+export const GATE_COMMAND_DEADLINE_MS = 5_000;
 
 export type { GateMode, OperatorMasterKey, Receipt };
 
@@ -87,6 +95,25 @@ export interface TicketView {
 
 export type TicketQuery = VerifyCriteria;
 
+/**
+ * Throws InvalidInputError (or PkiNotConfiguredError) for a configuration no tap could work with: suites that
+ * disagree, a gate id or station the protocol cannot carry, a sym gate without master keys, a pki gate without its keys.
+ */
+export function checkTerminalConfig(config: CheckingTerminalConfig): void {
+  const suites = new Set([config.keys?.suite, config.cardTrust?.suite, config.suite].filter((x) => x !== undefined));
+  if (suites.size > 1) throw new InvalidInputError('terminal keys, card trust and suite disagree on the suite');
+  for (const f of GATE_TEXT) {
+    const n = Buffer.byteLength(config[f.key] ?? '', 'utf8');
+    if (n < f.min || n > f.max) throw new InvalidInputError(`${f.key} must be ${f.min}..${f.max} bytes of UTF-8 (apdu-spec ${f.name}), got ${n}`);
+  }
+  const mode = config.mode ?? 'pki';
+  if (mode === 'sym' && !config.masterKeys?.length) throw new InvalidInputError('gate mode sym needs at least one operator master key');
+  // A pki gate without its keys could do nothing; fail where it is configured, not at the first tap.
+  if (mode === 'pki' && (!config.keys || !config.cardTrust)) {
+    throw new PkiNotConfiguredError('gate mode pki', [!config.keys && 'keys 4/5', !config.cardTrust && 'card trust'].filter(Boolean).join(' and '));
+  }
+}
+
 export class CheckingTerminal {
   private readonly clock: () => number;
   private readonly signingKeys = new Map<string, Uint8Array>();
@@ -95,16 +122,8 @@ export class CheckingTerminal {
 
   constructor(readonly session: CardSession, readonly config: CheckingTerminalConfig) {
     this.clock = config.clock ?? (() => Math.floor(Date.now() / 1000));
-    const suites = new Set([config.keys?.suite, config.cardTrust?.suite, config.suite].filter((x) => x !== undefined));
-    if (suites.size > 1) throw new InvalidInputError('terminal keys, card trust and suite disagree on the suite');
-    for (const f of GATE_TEXT) {
-      const n = Buffer.byteLength(config[f.key] ?? '', 'utf8');
-      if (n < f.min || n > f.max) throw new InvalidInputError(`${f.key} must be ${f.min}..${f.max} bytes of UTF-8 (apdu-spec ${f.name}), got ${n}`);
-    }
+    checkTerminalConfig(config);
     this.mode = config.mode ?? 'pki';
-    if (this.mode === 'sym' && !config.masterKeys?.length) throw new InvalidInputError('gate mode sym needs at least one operator master key');
-    // A pki gate without its keys could do nothing; fail where it is configured, not at the first tap.
-    if (this.mode === 'pki') this.pki('gate mode pki');
   }
 
   /** Keys 4/5 and card trust, or a typed error naming what is missing for `operation`. */
@@ -141,10 +160,15 @@ export class CheckingTerminal {
     return getSuite(this.suiteName);
   }
 
+  /** Every command of the gate goes out with the gate's deadline. */
+  private send(name: string, opts: SendOptions = {}): Promise<{ data: Uint8Array; sw: number }> {
+    return this.session.send(name, { deadlineMs: this.config.commandDeadlineMs ?? GATE_COMMAND_DEADLINE_MS, ...opts });
+  }
+
   /** SELECT without FCI: the gate learns the card serial from the sealed view. */
   async select(): Promise<void> {
     if (!this.session.atr) await this.session.connect();
-    await this.session.send('SELECT', { p1: 0x04, p2: SELECT_P2.NO_FCI, data: AID });
+    await this.send('SELECT', { p1: 0x04, p2: SELECT_P2.NO_FCI, data: AID });
   }
 
   /** READ (621-622): every ticket for `date` or later (and `train`), by repeating the command. */
@@ -153,7 +177,7 @@ export class CheckingTerminal {
     const data = encodeReadQuery({ keyId: keys.keyId, date: query.date, train: query.train });
     const out: TicketView[] = [];
     for (let p1: number = READ_P1.FIRST; ; p1 = READ_P1.NEXT) {
-      const r = await this.session.send('READ', { p1, data, accept: [SW.RECORD_NOT_FOUND] });
+      const r = await this.send('READ', { p1, data, accept: [SW.RECORD_NOT_FOUND] });
       if (r.sw === SW.RECORD_NOT_FOUND) return out;
       out.push(this.openView('READ', r.data));
       if (out.length > 0xffff) throw new CryptoError('card keeps answering READ');
@@ -169,7 +193,7 @@ export class CheckingTerminal {
     const challenge = new Uint8Array(randomBytes(LIMITS.terminalChallengeLength));
     if (this.mode === 'sym') return this.verifySym(challenge, query, withTfv, options.operator);
     const data = encodeVerifyQuery({ keyId: this.pki('VERIFY in gate mode pki').keys.keyId, terminalChallenge: challenge, criteria: query });
-    const r = await this.session.send('VERIFY', { p1: verifyP1('pki', withTfv), data });
+    const r = await this.send('VERIFY', { p1: verifyP1('pki', withTfv), data });
     const view = this.openView('VERIFY', r.data, challenge);
     if (!view.cardChallenge) throw new CryptoError('VERIFY answer carries no card challenge');
     if (withTfv && !view.verificationCode) throw new CryptoError('VERIFY answer carries no TF_V');
@@ -181,7 +205,7 @@ export class CheckingTerminal {
     const mk = this.masterKey(operator);
     const keyIdSent = this.masterKeyIds.get(mk.operator)!;
     const data = encodeVerifyQuery({ keyId: keyIdSent, terminalChallenge: challenge, criteria: query });
-    const r = await this.session.send('VERIFY', { p1: verifyP1('sym', withTfv), data });
+    const r = await this.send('VERIFY', { p1: verifyP1('sym', withTfv), data });
     const b5 = decodeAnswer('VERIFY', () => decodeSessionView(r.data));
     const keys = symSessionKeys(mk, b5.cardSerial, challenge, b5.cardChallenge);
     if (!checkSessionViewMac(keys.mac, b5.mac, b5.head)) throw new CryptoError('ticket view MAC does not verify: not a card holding this operator\'s key, or altered');
@@ -244,7 +268,7 @@ export class CheckingTerminal {
     const body = encodeUsageBody(name, 'pki', { keyId: keys.keyId, ...this.commandFields(view, event) });
     const signed = encodeUsageCommand('pki', body, keys.signature.sign(usageSignatureMessage(name, view.cardSerial, body)));
     view.cardChallenge = undefined; // spent, whatever the card answers
-    const r = await this.session.send(name, { p1: USAGE_P1.pki, data: signed });
+    const r = await this.send(name, { p1: USAGE_P1.pki, data: signed });
     const receipt = decodeAnswer(name, () => parseReceipt(r.data));
     if (!receiptAnswers(receipt, signed) || receipt.tid !== view.face.tid || !equal(receipt.cardSerial, view.cardSerial)) {
       throw new CryptoError(`${name} receipt does not answer this command`);
@@ -270,7 +294,7 @@ export class CheckingTerminal {
     view.cardChallenge = undefined; // the session is spent, whatever the card answers
     view.session = undefined;
     const macedCommand = encodeUsageCommand('sym', body, mac);
-    const r = await this.session.send(name, { p1: USAGE_P1.sym, data: macedCommand });
+    const r = await this.send(name, { p1: USAGE_P1.sym, data: macedCommand });
     const receipt = decodeAnswer(name, () => parseReceipt(r.data));
     if (receipt.tid !== view.face.tid || !equal(receipt.cardSerial, view.cardSerial) || receipt.commandDigest || !receipt.mac) {
       throw new CryptoError(`${name} receipt does not answer this command`);
@@ -299,7 +323,7 @@ export class CheckingTerminal {
       const { cardTrust } = this.pki('checking a card signature');
       const creds = { suite: cardTrust.suite, serial, signingCertificate: undefined as Uint8Array | undefined };
       if (cardTrust.needsSigningCertificate) {
-        creds.signingCertificate = (await this.session.send('GET DATA', { p2: T.CARD_SIGNING_CERTIFICATE })).data;
+        creds.signingCertificate = (await this.send('GET DATA', { p2: T.CARD_SIGNING_CERTIFICATE })).data;
       }
       key = cardTrust.signingKey(creds);
       this.signingKeys.set(k, key);

@@ -12,7 +12,6 @@ import { parseFci, SELECT_P2 } from '../sdk/commands/select.js';
 import { decodeTicketView, type DecodedTicketView } from '../sdk/commands/ticket-view.js';
 import { encodeUsageCommand, encodeUsageBody, USAGE_P1, usageCommandMac, usageFieldItems, usageSignatureMessage, type GateMode, type UsageCommandFields } from '../sdk/commands/usage-command.js';
 import { decodeSessionView, encodeVerifyQuery, sessionViewMac, verifyP1 } from '../sdk/commands/verify.js';
-import { getResponseApdu, remainingOf } from '../sdk/commands/get-response.js';
 import { cmac, deriveKey } from '../sdk/crypto/aes.js';
 import { open, sealWithKey } from '../sdk/crypto/envelope.js';
 import { rsaPublicKey } from '../sdk/crypto/rsa.js';
@@ -22,9 +21,13 @@ import { cardIdentity } from '../sdk/roles/kgc.js';
 import { getSuite } from '../sdk/crypto/suites.js';
 import { verifyCardCertificate } from '../sdk/roles/ca.js';
 import { checkReceiptMac, parseReceipt, receiptAnswers, receiptSignatureMessage, receiptSignedBytes } from '../sdk/receipt.js';
-import { AID, command as commandDef, describeSw, ENVELOPE_FIELD, LIMITS, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
+import { AID, command as commandDef, commandForIns, describeSw, ENVELOPE_FIELD, LIMITS, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
 import { encodeTicketFace, encodeVerificationCode, verificationCodeMessage, type TicketFace, type VerificationCode } from '../sdk/ticket.js';
 import { decodeAll, TlvMap, template, tlv } from '../sdk/tlv.js';
+import { newCommandContext, type Transceive } from '../host/channel/channel.js';
+import { channelStack } from '../host/channel/stack.js';
+import type { TraceEntry } from '../host/channel/tracing.js';
+import { DEFAULT_COMMAND_DEADLINE_MS } from '../host/session.js';
 import type { Transport } from '../host/transport/transport.js';
 import type { Check, CommandMutation, Expect, Fixture, LoadMutation, MacMutation, Step, TestCase, TestGroup, TicketFaceJson, VectorFile } from './format.js';
 import { authority, loadTestKeys, masterKey, terminal, type TestKeys } from './testkeys.js';
@@ -154,13 +157,16 @@ class GroupContext {
   lastCommandMac: Uint8Array = new Uint8Array(0);
   fillers: string[] = [];
   log: ApduLog[] = [];
+  readonly channels: { once: Transceive; collecting: Transceive; command: Transceive };
 
   constructor(
     readonly transport: Transport,
     readonly keys: TestKeys,
     readonly group: TestGroup,
     readonly run: RunIdentity,
-  ) {}
+  ) {
+    this.channels = channels(transport, () => this.log);
+  }
 
   /** The face of a ticket as this run issues it (operator and issue time per run on reused cards). */
   face(ref: string, json?: TicketFaceJson): TicketFace {
@@ -283,52 +289,32 @@ async function runTest(ctx: GroupContext, t: TestCase): Promise<void> {
 
 // ---- exchanging APDUs ------------------------------------------------------------------------------
 
-async function transmitOnce(ctx: GroupContext, apdu: Uint8Array): Promise<{ data: Uint8Array; sw: number }> {
-  const response = await ctx.transport.transmit(apdu);
-  ctx.log.push({ command: hex(apdu), response: hex(response) });
-  return parseResponse(response);
+/** Every wire exchange of this group goes into the test's log. */
+function channels(transport: Transport, log: () => ApduLog[]): GroupContext['channels'] {
+  const base = { extended: transport.info.extendedLength, onExchange: (e: TraceEntry) => log().push({ command: hex(e.apdu), response: hex(e.response) }), shortGetResponse: true };
+  return {
+    once: channelStack(transport, { ...base, chain: false, collect: false, retryWrongLe: false }),
+    collecting: channelStack(transport, { ...base, chain: false, retryWrongLe: false }),
+    command: channelStack(transport, base),
+  };
 }
 
-/** One APDU; with `collect`, 61XX is followed by GET RESPONSE until the card is done. */
+/** One APDU as given; with `collect`, 61XX is followed by GET RESPONSE until the card is done (host/channel). */
 async function transmit(ctx: GroupContext, apdu: Uint8Array, collect: boolean): Promise<{ data: Uint8Array; sw: number }> {
-  let r = await transmitOnce(ctx, apdu);
-  if (!collect) return r;
-  const parts = [r.data];
-  while ((r.sw & 0xff00) === SW.BYTES_REMAINING) {
-    r = await transmitOnce(ctx, getResponseApdu(remainingOf(r.sw)));
-    parts.push(r.data);
-  }
-  return { data: concat(...parts), sw: r.sw };
+  const channel = collect ? ctx.channels.collecting : ctx.channels.once;
+  return parseResponse(await channel(apdu, newCommandContext(commandForIns(apdu[0], apdu[1])?.name ?? 'APDU', DEFAULT_COMMAND_DEADLINE_MS)));
 }
 
 /**
- * A command the runner built: extended length when the reader passes it, else ISO chaining; then
- * GET RESPONSE for 61XX and a retry with the exact Le for 6CXX.
+ * A command the runner built: extended length when the reader passes it (and the data need it), else ISO
+ * chaining; then GET RESPONSE for 61XX and a retry with the exact Le for 6CXX (host/channel).
  */
 async function send(ctx: GroupContext, name: string, data: Uint8Array, p1?: number, p2?: number): Promise<{ data: Uint8Array; sw: number }> {
   const def = commandDef(name);
-  const P1 = p1 ?? parseInt(def.p1[0], 16);
-  const P2 = p2 ?? parseInt(def.p2[0], 16);
-  const wantsData = /2|4/.test(def.case);
-  const extended = ctx.transport.info.extendedLength;
   ctx.lastCommandData = data;
-  let body = data;
-  if (data.length > 255 && !extended) {
-    const parts: Uint8Array[] = [];
-    for (let o = 0; o < data.length; o += 255) parts.push(data.subarray(o, o + 255));
-    body = parts.pop()!;
-    for (const part of parts) {
-      const r = await transmitOnce(ctx, encodeCommand({ cla: def.claByte | 0x10, ins: def.insByte, p1: P1, p2: P2, data: part }));
-      if (r.sw !== SW.SUCCESS) return r;
-    }
-  }
-  const ext = extended && body.length > 255;
-  const ne = wantsData ? (ext ? 65536 : 256) : undefined;
-  let r = await transmit(ctx, encodeCommand({ cla: def.claByte, ins: def.insByte, p1: P1, p2: P2, data: body, ne, extended: ext }), true);
-  if ((r.sw & 0xff00) === SW.WRONG_LE_EXACT) {
-    r = await transmit(ctx, encodeCommand({ cla: def.claByte, ins: def.insByte, p1: P1, p2: P2, data: body, ne: r.sw & 0xff || 256 }), true);
-  }
-  return r;
+  const ne = /2|4/.test(def.case) ? (ctx.transport.info.extendedLength && data.length > 255 ? 65536 : 256) : undefined;
+  const apdu = encodeCommand({ cla: def.claByte, ins: def.insByte, p1: p1 ?? parseInt(def.p1[0], 16), p2: p2 ?? parseInt(def.p2[0], 16), data, ne });
+  return parseResponse(await ctx.channels.command(apdu, newCommandContext(name, DEFAULT_COMMAND_DEADLINE_MS)));
 }
 
 function swMatches(expected: string[], sw: number): boolean {
