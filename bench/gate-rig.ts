@@ -2,7 +2,7 @@
 // terminal over any transport (in process or PC/SC), with an untimed refill when the ticket is used up.
 
 import type { CheckingTerminal, GateMode } from '../host/checking.ts';
-import type { World } from '../host/cli/world.ts';
+import type { World } from '../testing/world.ts';
 import { IssuingTerminal } from '../host/issuing.ts';
 import { CardSession, type TraceEntry } from '../host/session.ts';
 import type { Transport } from '../host/transport/transport.ts';

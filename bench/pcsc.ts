@@ -8,14 +8,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Icc } from '../sdk/icc.ts';
 import { startVpcdChild, type IccFactorySpec, type VpcdChild } from '../card/vpcd-child.ts';
 import type { GateMode } from '../host/checking.ts';
-import { World } from '../host/cli/world.ts';
+import { World } from '../testing/world.ts';
 import { EmulatorTransport } from '../host/transport/emulator.ts';
 import { PcscTransport, waitForCard } from '../host/transport/pcsc.ts';
 import { openBenchCardImage } from './card-factory.ts';
 import { GateRig } from './gate-rig.ts';
 import type { Transport } from '../host/transport/transport.ts';
 import type { SuiteName } from '../sdk/spec.ts';
-import { lockVpcd } from '../test/helpers/pcsc-stack.ts';
+import { lockVpcd } from '../testing/vpcd-lock.ts';
 
 export interface LatencyStats {
   medianMs: number;

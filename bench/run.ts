@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm';
 import { EticketCard } from '../card/applet.ts';
 import { MemoryBackend } from '../card/nvm.ts';
 import type { GateMode } from '../host/checking.ts';
-import { World, suiteWorldBuilders } from '../host/cli/world.ts';
+import { World, suiteWorldBuilders } from '../testing/world.ts';
 import { CardSession, type TraceEntry } from '../host/session.ts';
 import { GateRig, STATION } from './gate-rig.ts';
 import { EmulatorTransport } from '../host/transport/emulator.ts';

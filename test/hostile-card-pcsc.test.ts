@@ -36,7 +36,7 @@ describe.skipIf(!stack.ok)('eticket gate on a reader, against hostile cards', ()
       expect((await cli(env, 'card', 'personalize', '--card', `${name}.img`)).code).toBe(0);
       expect((await cli(env, 'issue', '--card', `${name}.img`, '--service-date', today, '--train', 'G1', '--origin', 'BJS', '--tid', `T-${name}`)).code).toBe(0);
     }
-  });
+  }, 300_000); // the vpcd readers may be taken by another test process for a while
 
   afterAll(() => {
     release();
@@ -72,5 +72,5 @@ describe.skipIf(!stack.ok)('eticket gate on a reader, against hostile cards', ()
     expect(taps[0]).toMatchObject({ pass: false, reason: 'card_error', message: expect.stringMatching(/SELECT: the card misbehaved \(getResponseRounds\)/) });
     expect(taps[1]).toMatchObject({ pass: false, reason: 'card_error', tid: 'T-garbage', message: expect.stringMatching(/WRITE USAGE: the card misbehaved \(answer\)/) });
     expect(taps[2]).toMatchObject({ pass: true, tid: 'T-good' });
-  });
+  }, 180_000);
 });

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EticketCard } from '../card/applet.js';
 import type { GateMode } from '../host/checking.js';
-import type { World, WorldCard } from '../host/cli/world.js';
+import type { World, WorldCard } from '../testing/world.js';
 import { CardSession } from '../host/session.js';
 import { EmulatorTransport } from '../host/transport/emulator.js';
 import { CardMisbehavedError } from '../sdk/errors.js';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EticketCard } from '../card/applet.ts';
 import { startVpcdChild, type VpcdChild } from '../card/vpcd-child.ts';
 import type { CheckingTerminal, TicketView } from '../host/checking.ts';
-import type { World } from '../host/cli/world.ts';
+import type { World } from '../testing/world.ts';
 import { IssuingTerminal } from '../host/issuing.ts';
 import { parseFci } from '../sdk/commands/select.ts';
 import { CardSession, type TraceEntry } from '../host/session.ts';
