@@ -3,7 +3,6 @@
 // (keys 4/5 asymmetric, signatures) or sym (diversified AES keys, one session per tap, MACs).
 
 import { randomBytes } from 'node:crypto';
-import { ApduFormatError } from '../sdk/apdu.js';
 import { equal, hex } from '../sdk/bytes.js';
 import { decodeAnswer } from '../sdk/commands/answer.js';
 import { encodeReadQuery, READ_P1 } from '../sdk/commands/read.js';
@@ -14,7 +13,7 @@ import { EnvelopeError, open } from '../sdk/crypto/envelope.js';
 import { getSuite } from '../sdk/crypto/suites.js';
 import { keyId } from '../sdk/crypto/suite.js';
 import { masterKeyId, sessionDecrypt } from '../sdk/crypto/symmetric.js';
-import { CardStatusError, CryptoError, InvalidInputError, TransportError } from '../sdk/errors.js';
+import { CryptoError, InvalidInputError } from '../sdk/errors.js';
 import { checkReceiptMac, parseReceipt, receiptAnswers, receiptSignatureMessage, receiptSignedBytes, type Receipt } from '../sdk/receipt.js';
 import { AID, LIMITS, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
 import { specField } from '../sdk/fields.js';
@@ -23,8 +22,7 @@ import type { CardTrust } from '../sdk/roles/trust.js';
 import type { TerminalKeys } from '../sdk/roles/terminal-keys.js';
 import { symSessionKeys, type OperatorMasterKey } from '../sdk/roles/sym-receipts.js';
 import { verificationCodeMessage, type TicketFace, type UsageRecord, type VerificationCode } from '../sdk/ticket.js';
-import { TlvError } from '../sdk/tlv.js';
-import { decide, reject, type Direction, type GateDecision } from './gate.js';
+import { decide, rejectFor, type Direction, type GateDecision } from './gate.js';
 import type { CardSession, SendOptions } from './session.js';
 
 export interface CheckingTerminalConfig {
@@ -355,22 +353,4 @@ export class CheckingTerminal {
       return { decision: rejectFor(e), ticket };
     }
   }
-}
-
-/**
- * The decision for a tap that failed: a card refusal keeps its specific reason; a failed signature or MAC is
- * bad_signature; anything else the card or the reader did (a malformed answer, bounds or deadline exceeded,
- * the card pulled) is card_error. Only programming errors propagate.
- */
-function rejectFor(e: unknown): GateDecision {
-  if (e instanceof CardStatusError) {
-    if (e.sw === SW.RECORD_NOT_FOUND) return reject('not_found');
-    if (e.sw === SW.TICKET_VOID) return reject('void');
-    return reject('card_error', `${e.command} ${e.sw.toString(16).toUpperCase()} ${e.swName}`);
-  }
-  if (e instanceof CryptoError) return reject('bad_signature', e.message);
-  if (e instanceof TransportError) return reject('card_error', e.message);
-  // Decoders wrap malformed answers (CardMisbehavedError, a TransportError); these two are the backstop.
-  if (e instanceof TlvError || e instanceof ApduFormatError) return reject('card_error', e.message);
-  throw e;
 }
