@@ -8,6 +8,9 @@ import { ATR, commandForIns, LIFECYCLE, LIMITS, protocol, SUITE, SW } from '../s
 import { TlvError } from '../sdk/tlv.js';
 import type { Icc } from '../sdk/icc.js';
 import { CardRefusal, type CardContext, type VolatileState } from './commands/context.js';
+
+// What a handler sees is defined with the handlers (card/commands/context.ts); the emulator's users find it here too.
+export { CardRefusal, type SymSession, type VolatileState } from './commands/context.js';
 import { HANDLERS } from './commands/table.js';
 import { FaultInjector, FileBackend, MemoryBackend, NvmStore, NvmWriteError, PowerCutError, type NvmBackend } from './nvm.js';
 import { decodeState, encodeState, type CardState } from './state.js';

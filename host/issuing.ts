@@ -11,7 +11,8 @@ import { SW, T } from '../sdk/spec.js';
 import type { CardCredentials } from '../sdk/roles/trust.js';
 import type { CardSession } from './session.js';
 
-export type { CardCapacity, CardInfo };
+// The FCI codec lives with SELECT (sdk/commands/select.ts); gate vendors have found it here.
+export { parseFci, type CardCapacity, type CardInfo };
 
 export class IssuingTerminal {
   private info?: CardInfo;

@@ -1,7 +1,8 @@
 // The working directory's TID ledger: which TIDs were issued, and to which card, so TIDs stay unique
 // across runs while a batch re-run onto the same card may re-seal its own TIDs (the card then says so).
 
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileDurably } from '../../sdk/durable-file.js';
 import { InvalidInputError } from '../../sdk/errors.js';
 import type { TidLedger } from '../../sdk/roles/ticket-server.js';
 
@@ -89,8 +90,6 @@ export class CardLedger {
   }
 
   private save(): void {
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(this.data));
-    renameSync(tmp, this.path);
+    writeFileDurably(this.path, JSON.stringify(this.data));
   }
 }

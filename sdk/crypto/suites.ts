@@ -16,9 +16,6 @@ providers.set('rsa', {
 });
 providers.set('sm9', sm9Provider);
 
-export function registerSuite(p: SuiteProvider): void {
-  providers.set(p.suite.name, p);
-}
 
 export function suiteProvider(nameOrId: SuiteName | number): SuiteProvider {
   const name = typeof nameOrId === 'number' ? (Object.keys(SUITE) as SuiteName[]).find((n) => SUITE[n] === nameOrId) : nameOrId;
