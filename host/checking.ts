@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { equal, hex } from '../sdk/bytes.js';
 import { decodeAnswer } from '../sdk/commands/answer.js';
 import { encodeReadQuery, READ_P1 } from '../sdk/commands/read.js';
+import { SELECT_P2 } from '../sdk/commands/select.js';
 import { decodeTicketView } from '../sdk/commands/ticket-view.js';
 import { encodeUsageBody, encodeUsageCommand, USAGE_P1, usageCommandMac, usageSignatureMessage, type GateMode, type UsageCommandName } from '../sdk/commands/usage-command.js';
 import { checkSessionViewMac, decodeSessionView, encodeVerifyQuery, verifyP1, type VerifyCriteria } from '../sdk/commands/verify.js';
@@ -14,10 +15,9 @@ import { getSuite } from '../sdk/crypto/suites.js';
 import { keyId } from '../sdk/crypto/suite.js';
 import { masterKeyId, sessionDecrypt } from '../sdk/crypto/symmetric.js';
 import { CryptoError, InvalidInputError } from '../sdk/errors.js';
+import { specField } from '../sdk/fields.js';
 import { checkReceiptMac, parseReceipt, receiptAnswers, receiptSignatureMessage, receiptSignedBytes, type Receipt } from '../sdk/receipt.js';
 import { AID, LIMITS, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
-import { specField } from '../sdk/fields.js';
-import { SELECT_P2 } from '../sdk/commands/select.js';
 import type { CardTrust } from '../sdk/roles/trust.js';
 import type { TerminalKeys } from '../sdk/roles/terminal-keys.js';
 import { symSessionKeys, type OperatorMasterKey } from '../sdk/roles/sym-receipts.js';
@@ -331,7 +331,8 @@ export class CheckingTerminal {
 
   /**
    * One tap: select, find the ticket for today at this station, decide, record the entry or exit.
-   * Never throws for card refusals: they become a REJECT with the reason.
+   * Never throws for anything a card or a reader does (a refusal, a malformed answer, bounds or deadline
+   * exceeded, the card pulled): that is a REJECT with its reason (gate.ts rejectFor).
    */
   async passGate(direction: Direction, options: { date?: number; train?: string; auditVerificationCode?: boolean } = {}): Promise<{ decision: GateDecision; ticket?: TicketView; receipt?: Receipt }> {
     const now = this.clock();

@@ -1,7 +1,7 @@
 // Bounds on what one command may cost, whatever the card answers: GET RESPONSE rounds, response bytes, a
 // per-command deadline on a monotonic clock, and a yield to the event loop now and then (apdu-spec limits).
 
-import { CardMisbehavedError } from '../../sdk/errors.js';
+import { CardMisbehavedError, type Misbehaviour } from '../../sdk/errors.js';
 import { LIMITS } from '../../sdk/spec.js';
 import { GET_RESPONSE } from '../../sdk/commands/get-response.js';
 import type { CommandContext, Transceive } from './channel.js';
@@ -31,8 +31,7 @@ const isGetResponse = (apdu: Uint8Array) => apdu.length >= 2 && apdu[0] === GET_
 export function bounded(inner: Transceive, bounds: Bounds = {}): Transceive {
   const maxRounds = bounds.maxGetResponseRounds ?? LIMITS.maxGetResponseRounds;
   const maxBytes = bounds.maxResponseData ?? LIMITS.maxResponseData;
-  const fail = (ctx: CommandContext, what: ConstructorParameters<typeof CardMisbehavedError>[1], detail: string) =>
-    new CardMisbehavedError(ctx.command, what, detail, bounds.reader);
+  const fail = (ctx: CommandContext, what: Misbehaviour, detail: string) => new CardMisbehavedError(ctx.command, what, detail, bounds.reader);
   return async (apdu, ctx) => {
     let now = performance.now();
     if (now - ctx.lastYield >= YIELD_EVERY_MS) {
