@@ -3,7 +3,10 @@
 
 import { existsSync, rmSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
+import { resolve } from 'node:path';
 import { EticketCard } from '../../card/applet.js';
+import { FileBackend, MemoryBackend } from '../../card/nvm.js';
+import { FileLock } from '../../sdk/file-lock.js';
 import { VpcdBridge, vpcdPort } from '../../card/vpcd.js';
 import { fromHex, hex } from '../../sdk/bytes.js';
 import { TransportError } from '../../sdk/errors.js';
@@ -83,13 +86,18 @@ export function registerCard(program: Command): void {
         if (!/^[0-9a-fA-F]{16}$/.test(opts.serial)) throw new UsageError('--serial takes 16 hex digits (8 bytes)');
         serial = fromHex(opts.serial);
       }
+      // Held while the image is made: --force must not replace an image another process is using.
+      const lock = FileLock.tryAcquire(`${resolve(image)}.lock`, `card image ${image}`);
       if (opts.force) rmSync(image, { force: true });
       let c: EticketCard;
       try {
-        c = EticketCard.create(image, { capacity: opts.capacity, serial, suite: opts.suite });
+        c = EticketCard.create(new MemoryBackend(), { capacity: opts.capacity, serial, suite: opts.suite });
+        FileBackend.createImage(image, c.image);
       } catch (e) {
         if (e instanceof RangeError) throw new UsageError(`${e.message}: give a larger --capacity`);
         throw e;
+      } finally {
+        lock.release();
       }
       const s = hex(c.persistent.serial);
       emit(cmd, { ok: true, image, serial: s, suite: opts.suite, capacity: opts.capacity }, `card ${s} created in ${image} (${opts.suite}, ${opts.capacity} bytes); next: eticket card personalize --card ${image}`);

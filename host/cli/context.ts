@@ -5,7 +5,8 @@ import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { EticketCard } from '../../card/applet.js';
-import { NvmCorruptError } from '../../card/nvm.js';
+import { FileBackend, NvmCorruptError } from '../../card/nvm.js';
+import { LockHeldError } from '../../sdk/file-lock.js';
 import { CardStatusError, CryptoError, EticketError, InvalidInputError, ReaderNotFoundError, TransportError, TransportUnavailableError } from '../../sdk/errors.js';
 import { SW } from '../../sdk/spec.js';
 import { CardSession } from '../session.js';
@@ -30,6 +31,8 @@ export const EXIT = {
   CRYPTO: 5,
   /** A gate rejected the card (`eticket gate --once`, `eticket use`). */
   REJECTED: 6,
+  /** Another process holds the card image or the embedded store; nothing was read or written. */
+  BUSY: 7,
   /** A bug: please report it with the output of --debug. */
   INTERNAL: 70,
 } as const;
@@ -84,13 +87,18 @@ export interface CardHandle {
   close(): Promise<void>;
 }
 
-/** Open an image as an emulated card; missing → usage error, corrupt → CardImageError. */
+/**
+ * Open an image as an emulated card, held exclusively by this process until it exits (a second process
+ * gets LockHeldError, exit 7); missing → usage error, corrupt → CardImageError.
+ */
 export function openImage(path: string): EticketCard {
   const p = resolve(path);
   if (!existsSync(p)) throw new UsageError(`card image ${path} does not exist: create one with \`eticket card create ${path}\``);
+  const backend = new FileBackend(p, true, { lock: true });
   try {
-    return EticketCard.open(p);
+    return EticketCard.open(backend);
   } catch (e) {
+    backend.close();
     if (e instanceof NvmCorruptError) throw new CardImageError(`card image ${path} cannot be used (${e.message}): restore it from a copy or create a new card`, path, { cause: e });
     throw e;
   }
@@ -188,6 +196,7 @@ export function emit(cmd: Command, json: unknown, text: string | string[]): void
 
 export function exitCodeFor(e: unknown): number {
   if (e instanceof ExitStatus) return e.code;
+  if (e instanceof LockHeldError) return EXIT.BUSY;
   if (e instanceof CardStatusError) return EXIT.CARD_REFUSED;
   if (e instanceof TransportError) return EXIT.TRANSPORT;
   if (e instanceof CryptoError) return EXIT.CRYPTO;
@@ -201,6 +210,7 @@ export function errorLine(e: unknown): string {
   if (e instanceof CryptoError && /passphrase/.test(e.message)) return `${e.message}: give the passphrase used at \`eticket init\` (ETICKET_PASSPHRASE or the prompt)`;
   if (e instanceof ReaderNotFoundError) return `${e.message}: list readers with \`eticket readers\``;
   if (e instanceof TransportUnavailableError) return e.message;
+  if (e instanceof LockHeldError) return `${e.message}: nothing was changed; wait for it to finish, or stop it`;
   if (e instanceof EticketError) return e.message;
   const err = e as Error;
   return `internal error: ${err?.message ?? String(e)} (run again with --debug and report the stack trace)`;

@@ -29,7 +29,8 @@ export function buildProgram(): Command {
       'after',
       `
 Exit codes: 0 ok, 1 usage or input, 2 card refused, 3 reader / transport / card image,
-4 batch partly failed, 5 wrong passphrase or failed signature, 6 gate rejected, 70 internal.
+4 batch partly failed, 5 wrong passphrase or failed signature, 6 gate rejected,
+7 card image or store in use by another process, 70 internal.
 
 Example:
   $ export ETICKET_PASSPHRASE=... ETICKET_HOME=./office
