@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Start a PostgreSQL server of our own for tests and benchmarks: its own data directory and port under
+# build/, trust authentication on 127.0.0.1 only. Prints the server's URL on stdout; writes the PID file.
+#
+# Usage: tools/pg-start.sh [pidfile]          (default build/pg.pid; data in build/pgdata, log build/pg.log)
+# Env:   PGPORT_ETICKET=55432  port;  PG_BIN=/usr/lib/postgresql/15/bin;  PG_WAIT_S=30
+# Exit:  0 started (URL printed, PID file written); 1 failure (reason on stderr).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="$root/build"
+pidfile="${1:-$build/pg.pid}"
+data="$build/pgdata"
+port="${PGPORT_ETICKET:-55432}"
+wait_s="${PG_WAIT_S:-30}"
+log() { echo "pg-start: $*" >&2; }
+
+bin="${PG_BIN:-}"
+if [ -z "$bin" ]; then
+  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/postgres" ] && bin="$d"; done
+fi
+if [ -z "$bin" ] || [ ! -x "$bin/postgres" ]; then log "PostgreSQL is not installed (apt-get install postgresql)"; exit 1; fi
+mkdir -p "$build"
+
+# PostgreSQL refuses to run as root: run it as the postgres user, which must be able to reach build/.
+as_pg=()
+if [ "$(id -u)" = 0 ]; then
+  if ! id postgres >/dev/null 2>&1; then log "running as root and there is no postgres user"; exit 1; fi
+  as_pg=(runuser -u postgres --)
+  d="$build"
+  while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d="$(dirname "$d")"; done
+fi
+
+if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  log "already running (PID $(cat "$pidfile"))"
+  echo "postgres://postgres@127.0.0.1:$port/postgres"
+  exit 0
+fi
+
+if [ ! -f "$data/PG_VERSION" ]; then
+  rm -rf "$data"
+  mkdir -p "$data"
+  [ "$(id -u)" = 0 ] && chown postgres: "$data"
+  "${as_pg[@]}" "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-locale >"$build/pg-initdb.log" 2>&1 \
+    || { log "initdb failed (see $build/pg-initdb.log)"; exit 1; }
+fi
+touch "$build/pg.log"
+[ "$(id -u)" = 0 ] && chown postgres: "$build/pg.log"
+# No Unix socket (its default directory may not exist); fsync stays on: the tests kill processes, not the machine.
+"${as_pg[@]}" "$bin/postgres" -D "$data" -p "$port" -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
+  -c max_connections=200 -c shared_buffers=64MB >>"$build/pg.log" 2>&1 &
+pid=$!
+echo "$pid" >"$pidfile"
+for _ in $(seq 1 $((wait_s * 10))); do
+  if ! kill -0 "$pid" 2>/dev/null; then log "postgres exited (see $build/pg.log)"; rm -f "$pidfile"; exit 1; fi
+  if "$bin/pg_isready" -h 127.0.0.1 -p "$port" -q; then
+    echo "postgres://postgres@127.0.0.1:$port/postgres"
+    exit 0
+  fi
+  sleep 0.1
+done
+log "postgres did not accept connections within ${wait_s}s (see $build/pg.log)"
+exit 1
