@@ -35,6 +35,7 @@ describe.each(cases)('back office on $engine, suite $suite', ({ suite, skip, ope
     const custody: KeyCustody = {
       operator: 'CR',
       suite,
+      rootPublicKey: world.keys.authorityKey.publicKey,
       root: () => world.keys.authorityKey,
       signing: (r) => rotated.get(r.keyName)!,
       cardTrust: world.keys.cardTrust,

@@ -29,6 +29,8 @@ export const TFV_SIGNED_BY: 'root' | 'current' = 'root';
 export interface KeyCustody {
   readonly operator: string;
   readonly suite: SuiteName;
+  /** Public half of the root key (no passphrase needed to read it). */
+  readonly rootPublicKey: Uint8Array;
   /** The authority's root key: key 1 as cards hold it (PUT KEY P1=01). */
   root(): Signer;
   /** The private half of a stored signing key (by its key store name). */
@@ -86,15 +88,14 @@ export class Backoffice {
   /** Record the root key in the key history (first open of a store, or an old working directory). */
   async ensureRootKey(createdAt = new Date()): Promise<AuthorityKeyRecord> {
     if (this.rootRecord) return this.rootRecord;
-    const root = this.keys.root();
-    const id = hex(keyId(root.publicKey));
+    const pub = this.keys.rootPublicKey;
+    const id = hex(keyId(pub));
     let rec = await this.store.authorityKey(id);
     if (!rec) {
-      await this.store.addAuthorityKey({ keyId: id, operator: this.operator, suite: root.suite, role: 'root', publicKey: root.publicKey, keyName: 'authority', validFrom: createdAt });
+      await this.store.addAuthorityKey({ keyId: id, operator: this.operator, suite: this.keys.suite, role: 'root', publicKey: pub, keyName: 'authority', validFrom: createdAt });
       rec = (await this.store.authorityKey(id))!;
     }
-    if (rec.role !== 'root' || !equal(rec.publicKey, root.publicKey)) throw new CryptoError(`key ${id} in the store is not this working directory's root key`);
-    this.signers.set(id, root);
+    if (rec.role !== 'root' || !equal(rec.publicKey, pub)) throw new CryptoError(`key ${id} in the store is not this working directory's root key`);
     this.rootRecord = rec;
     return rec;
   }
@@ -102,7 +103,7 @@ export class Backoffice {
   private signerFor(rec: AuthorityKeyRecord): Signer {
     let s = this.signers.get(rec.keyId);
     if (!s) {
-      s = rec.role === 'root' ? this.keys.root() : this.keys.signing(rec);
+      s = rec.role === 'root' && equal(rec.publicKey, this.keys.rootPublicKey) ? this.keys.root() : this.keys.signing(rec);
       if (!equal(s.publicKey, rec.publicKey)) throw new CryptoError(`the key store's ${rec.keyName} is not key ${rec.keyId}`);
       this.signers.set(rec.keyId, s);
     }
@@ -201,6 +202,10 @@ export class Backoffice {
           if (old && old.status !== 'deleted') throw new StoreConflictError(`ticket ${input.replaces} is ${old.status}: it cannot be replaced`, 'not_replaceable');
           if (old) await this.store.setReplacedBy(op, input.replaces, tid, tx);
         }
+        // The old sale is refunded and the new one billed: revenue per seller counts the ticket once.
+        const old = await this.store.ticket(op, input.replaces, tx);
+        const oldBills = old ? await this.store.bills(op, input.replaces, tx) : [];
+        if (old && oldBills.some((b) => b.kind === 'sale') && !oldBills.some((b) => b.kind === 'refund')) await this.bill('refund', old, decodeTicketFace(old.face), old.sellerId, tx);
       }
       const bill = await this.bill('sale', ticket, face, input.sellerId, tx);
       return { status: 'new' as const, ticket, face, bill, seat };
@@ -275,6 +280,14 @@ export class Backoffice {
       },
       q,
     );
+    return checked;
+  }
+
+  /** A card deleted a ticket (CLI, gate, rebooking): store its verified deletion receipt and close the ticket, freeing its seat. */
+  async recordDeletion(evidence: ReceiptEvidence, source: string): Promise<CheckedReceipt> {
+    const checked = await this.recordReceipt(evidence, source);
+    if (!checked.deletion) throw new CryptoError('not a deletion receipt (its event is not DELETED)');
+    await this.store.transaction((tx) => this.store.closeTicket(checked.operator ?? this.operator, checked.tid, 'deleted', undefined, tx));
     return checked;
   }
 

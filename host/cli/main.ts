@@ -22,6 +22,8 @@ export function buildProgram(): Command {
     .option('--dir <path>', 'working directory (default: $ETICKET_HOME, else the current directory)')
     .option('--json', 'machine output: JSON (one document, or one line per ticket / tap / APDU)')
     .option('--record <file>', 'record every APDU exchanged with the card to <file> (apdu4j dump; see `eticket trace`)')
+    .option('--database <url>', 'back-office store on a PostgreSQL server (postgres://…; default $ETICKET_DATABASE_URL, else the embedded store in the working directory)')
+    .option('--wait <seconds>', 'how long to wait when another eticket process holds the embedded store (default 30)')
     .option('--debug', 'print stack traces on errors')
     .configureHelp({ showGlobalOptions: true })
     .exitOverride()
