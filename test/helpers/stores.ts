@@ -3,36 +3,11 @@
 // reason when there is none, except under CI, where .ci/run starts one and its absence is a failure).
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { FileLock } from '../../sdk/file-lock.ts';
+import { pglitePrepareTemplate } from './pglite-template.ts';
 import { Store } from '../../backoffice/store/store.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-export async function pglitePrepareTemplate(): Promise<string> {
-  const { PGlite } = await import('@electric-sql/pglite');
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'node_modules/@electric-sql/pglite/package.json'), 'utf8')) as { version: string };
-  const dir = join(ROOT, 'build', `pglite-template-${pkg.version}`);
-  if (existsSync(join(dir, 'PG_VERSION'))) return dir;
-  mkdirSync(join(ROOT, 'build'), { recursive: true });
-  const lock = await FileLock.acquire(`${dir}.lock`, 'the PGlite test template', { waitMs: 120_000 });
-  try {
-    if (!existsSync(join(dir, 'PG_VERSION'))) {
-      const tmp = `${dir}.tmp-${process.pid}`;
-      rmSync(tmp, { recursive: true, force: true });
-      const db = new PGlite(tmp);
-      await db.waitReady;
-      await db.close();
-      renameSync(tmp, dir);
-    }
-  } finally {
-    lock.release();
-  }
-  return dir;
-}
 
 /** The template's path (made by test/global-setup.ts; made here if a file runs without it). */
 export async function pgliteTemplate(): Promise<string> {
