@@ -3,6 +3,10 @@
 
 import { Command, CommanderError } from 'commander';
 import { registerCard, registerInit } from './cmd-card.js';
+import { registerClients } from './cmd-clients.js';
+import { registerKeys } from './cmd-keys.js';
+import { registerSales } from './cmd-sales.js';
+import { registerServe } from './cmd-serve.js';
 import { registerGate } from './cmd-gate.js';
 import { registerIssue, registerLoad } from './cmd-issue.js';
 import { registerRaw } from './cmd-raw.js';
@@ -58,6 +62,10 @@ Example:
   registerGate(program);
   registerRaw(program);
   registerVectors(program);
+  registerKeys(program);
+  registerClients(program);
+  registerSales(program);
+  registerServe(program);
   return program;
 }
 
