@@ -2,7 +2,7 @@
 // LOAD), book seats, cancel and refund, record receipts, rotate the authority's signing key. The CLI calls
 // them in process; `eticket serve` exposes them over HTTP. Depends on sdk/ only.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { equal, hex } from '../sdk/bytes.js';
 import { CryptoError, InvalidInputError } from '../sdk/errors.js';
 import { formatServiceDate } from '../sdk/fields.js';
@@ -71,15 +71,51 @@ function tidFor(operator: string, serviceDate: number, n: number): string {
   return `${operator}-${serviceDate}-${String(n).padStart(6, '0')}`;
 }
 
+/**
+ * Card trust with the chain check remembered per card and certificate for a few minutes: a batch seals many
+ * tickets to one card, and node-forge's certificate check costs milliseconds each time.
+ */
+class CachedCardTrust implements CardTrust {
+  private readonly cache = new Map<string, { key: Uint8Array; until: number }>();
+  readonly suite: CardTrust['suite'];
+  readonly needsSigningCertificate: boolean;
+
+  constructor(private readonly inner: CardTrust, private readonly ttlMs = 300_000) {
+    this.suite = inner.suite;
+    this.needsSigningCertificate = inner.needsSigningCertificate;
+  }
+
+  private cached(kind: string, card: CardCredentials, cert: Uint8Array | undefined, check: () => Uint8Array): Uint8Array {
+    const k = `${kind}:${hex(card.serial)}:${card.identity ?? ''}:${cert ? createHash('sha256').update(cert).digest('hex') : ''}`;
+    const hit = this.cache.get(k);
+    if (hit && hit.until > Date.now()) return hit.key;
+    const key = check();
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(k, { key, until: Date.now() + this.ttlMs });
+    return key;
+  }
+
+  encryptionKey(card: CardCredentials): Uint8Array {
+    return this.cached('enc', card, card.encryptionCertificate, () => this.inner.encryptionKey(card));
+  }
+
+  signingKey(card: CardCredentials): Uint8Array {
+    return this.cached('sig', card, card.signingCertificate, () => this.inner.signingKey(card));
+  }
+}
+
 export class Backoffice {
   private readonly signers = new Map<string, Signer>();
   private rootRecord?: AuthorityKeyRecord;
+  private readonly cardTrust: CardTrust;
 
   constructor(
     readonly store: Store,
     readonly keys: KeyCustody,
     private readonly clock: () => number = () => Math.floor(Date.now() / 1000),
-  ) {}
+  ) {
+    this.cardTrust = new CachedCardTrust(keys.cardTrust);
+  }
 
   get operator(): string {
     return this.keys.operator;
@@ -120,7 +156,7 @@ export class Backoffice {
   private async tfvAuthority(q: Queryable): Promise<{ record: AuthorityKeyRecord; authority: AuthenticationServer }> {
     const root = await this.ensureRootKey();
     const { record, signer } = TFV_SIGNED_BY === 'root' ? { record: root, signer: this.signerFor(root) } : await this.currentSigner(q);
-    return { record, authority: new AuthenticationServer(signer, this.keys.cardTrust) };
+    return { record, authority: new AuthenticationServer(signer, this.cardTrust) };
   }
 
   /**
@@ -132,7 +168,7 @@ export class Backoffice {
     const serial = hex(input.card.serial);
     if (input.card.suite !== this.keys.suite) throw new InvalidInputError(`card ${serial} is ${input.card.suite}, this back office is ${this.keys.suite}`);
     // Checked before the transaction: a card that cannot be traced to the trust root gets nothing.
-    this.keys.cardTrust.encryptionKey(input.card);
+    this.cardTrust.encryptionKey(input.card);
     await this.ensureRootKey();
     return this.store.transaction(async (tx) => {
       const op = this.operator;
@@ -173,7 +209,7 @@ export class Backoffice {
       const { record, authority } = await this.tfvAuthority(tx);
       const signed = authority.sign(face);
       const sealed = authority.seal(signed, input.card);
-      await this.store.insertTicket(
+      const ticket = await this.store.insertTicket(
         {
           operator: op,
           tid,
@@ -194,8 +230,7 @@ export class Backoffice {
         },
         tx,
       );
-      const ticket = (await this.store.ticket(op, tid, tx))!;
-      if (ticket.cardSerial !== serial || ticket.status !== 'sealed') throw new StoreConflictError(`TID ${tid} is held by another ticket`, 'tid_taken');
+      if (!ticket) throw new StoreConflictError(`TID ${tid} is held by another ticket`, 'tid_taken');
       if (input.replaces) {
         if (!(await this.store.closeTicket(op, input.replaces, 'deleted', tid, tx))) {
           const old = await this.store.ticket(op, input.replaces, tx);
@@ -264,7 +299,7 @@ export class Backoffice {
    * transaction) and store it as received. Throws CryptoError when it does not verify.
    */
   async recordReceipt(evidence: ReceiptEvidence, source: string, q?: Queryable): Promise<CheckedReceipt> {
-    const checked = await checkReceipt(evidence, { cardTrust: this.keys.cardTrust, masterKeys: this.keys.masterKeys(), card: (s) => this.store.card(s, q) });
+    const checked = await checkReceipt(evidence, { cardTrust: this.cardTrust, masterKeys: this.keys.masterKeys(), card: (s) => this.store.card(s, q) });
     await this.store.recordReceipt(
       {
         cardSerial: checked.cardSerial,

@@ -10,7 +10,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build"
 pidfile="${1:-$build/pg.pid}"
-data="$build/pgdata"
+data="${PGDATA_ETICKET:-$build/pgdata}"
 port="${PGPORT_ETICKET:-55432}"
 wait_s="${PG_WAIT_S:-30}"
 log() { echo "pg-start: $*" >&2; }
@@ -31,9 +31,14 @@ if [ "$(id -u)" = 0 ]; then
   while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d="$(dirname "$d")"; done
 fi
 
+port_in_use() {
+  local hex; hex=$(printf '%04X' "$1")
+  awk -v p="$hex" 'NR > 1 { split($2, a, ":"); if (a[2] == p && $4 == "0A") f = 1 } END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
 if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
   log "already running (PID $(cat "$pidfile"))"
-  echo "postgres://postgres@127.0.0.1:$port/postgres"
+  echo "postgres://postgres@127.0.0.1:$(cat "$pidfile.port" 2>/dev/null || echo "$port")/postgres"
   exit 0
 fi
 
@@ -44,6 +49,8 @@ if [ ! -f "$data/PG_VERSION" ]; then
   "${as_pg[@]}" "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-locale >"$build/pg-initdb.log" 2>&1 \
     || { log "initdb failed (see $build/pg-initdb.log)"; exit 1; }
 fi
+# Another server (not ours) on the port: take the next free one.
+for _ in $(seq 1 50); do port_in_use "$port" || break; port=$((port + 1)); done
 touch "$build/pg.log"
 [ "$(id -u)" = 0 ] && chown postgres: "$build/pg.log"
 # No Unix socket (its default directory may not exist); fsync stays on: the tests kill processes, not the machine.
@@ -51,9 +58,12 @@ touch "$build/pg.log"
   -c max_connections=200 -c shared_buffers=64MB >>"$build/pg.log" 2>&1 &
 pid=$!
 echo "$pid" >"$pidfile"
+echo "$port" >"$pidfile.port"
 for _ in $(seq 1 $((wait_s * 10))); do
   if ! kill -0 "$pid" 2>/dev/null; then log "postgres exited (see $build/pg.log)"; rm -f "$pidfile"; exit 1; fi
   if "$bin/pg_isready" -h 127.0.0.1 -p "$port" -q; then
+    # $! may be runuser; the server's own PID (the one to stop) is the first line of postmaster.pid.
+    head -1 "$data/postmaster.pid" >"$pidfile"
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     exit 0
   fi

@@ -11,4 +11,4 @@ if [ -n "$pid" ] && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = postgres ]; then
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
 fi
-rm -f "$pidfile"
+rm -f "$pidfile" "$pidfile.port"

@@ -439,17 +439,20 @@ export class Store {
 
   // ---------------------------------------------------------------------------------------------- tickets --
 
-  async insertTicket(t: Omit<TicketRecord, 'issuedAt' | 'status'> & { status?: TicketStatus; issuedAt?: Date }, q: Queryable): Promise<void> {
-    await q.query(
+  /** Insert a ticket (or replace a cancelled, never-loaded one under the same TID); the stored row, or undefined when the TID is held. */
+  async insertTicket(t: Omit<TicketRecord, 'issuedAt' | 'status'> & { status?: TicketStatus; issuedAt?: Date }, q: Queryable): Promise<TicketRecord | undefined> {
+    const r = await q.query(
       `INSERT INTO tickets (operator, tid, card_serial, seller_id, key_id, face, verification_code, sealed, service_date, fare, currency, status, issued_at, service_id, class, coach, seat)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
        ON CONFLICT (operator, tid) DO UPDATE SET card_serial = excluded.card_serial, seller_id = excluded.seller_id, key_id = excluded.key_id, face = excluded.face,
          verification_code = excluded.verification_code, sealed = excluded.sealed, service_date = excluded.service_date, fare = excluded.fare, currency = excluded.currency,
          status = excluded.status, issued_at = excluded.issued_at, sequence_number = NULL, loaded_at = NULL, closed_at = NULL,
          service_id = excluded.service_id, class = excluded.class, coach = excluded.coach, seat = excluded.seat
-       WHERE tickets.status = 'cancelled' AND tickets.loaded_at IS NULL`,
+       WHERE tickets.status = 'cancelled' AND tickets.loaded_at IS NULL
+       RETURNING *`,
       [t.operator, t.tid, t.cardSerial, t.sellerId ?? null, t.keyId, t.face, t.verificationCode, t.sealed, t.serviceDate, t.fare ?? null, t.currency ?? null, t.status ?? 'sealed', t.issuedAt ?? new Date(), t.serviceId ?? null, t.travelClass ?? null, t.coach ?? null, t.seat ?? null],
     );
+    return r.rows[0] ? ticketRow(r.rows[0]) : undefined;
   }
 
   async ticket(operator: string, tid: string, q: Queryable = this.db): Promise<TicketRecord | undefined> {
