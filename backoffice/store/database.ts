@@ -80,7 +80,12 @@ export interface PgliteOptions {
  */
 export async function openPglite(workDir: string, options: PgliteOptions = {}): Promise<Database> {
   const { dataDir, lockFile } = pgliteLayout(workDir);
-  const lock = await FileLock.acquire(lockFile, `the embedded store of ${workDir}`, { waitMs: options.waitMs ?? 0, command: options.command });
+  const lock = await FileLock.acquire(lockFile, `the embedded store of ${workDir}`, {
+    waitMs: options.waitMs ?? 0,
+    command: options.command,
+    // `eticket serve` holds the store until it is stopped: waiting for it would only delay the same answer.
+    waitFor: (holder) => !/(^|\s)serve(\s|$)/.test(holder.command ?? ''),
+  });
   try {
     if (!existsSync(join(dataDir, 'PG_VERSION'))) {
       if (!options.create) throw new StoreUnavailableError(`${workDir} has no store yet (${dataDir}): run \`eticket init --migrate\``);

@@ -210,7 +210,10 @@ export function errorLine(e: unknown): string {
   if (e instanceof CryptoError && /passphrase/.test(e.message)) return `${e.message}: give the passphrase used at \`eticket init\` (ETICKET_PASSPHRASE or the prompt)`;
   if (e instanceof ReaderNotFoundError) return `${e.message}: list readers with \`eticket readers\``;
   if (e instanceof TransportUnavailableError) return e.message;
-  if (e instanceof LockHeldError) return `${e.message}: nothing was changed; wait for it to finish, or stop it`;
+  if (e instanceof LockHeldError) {
+    if (/(^|\s)serve(\s|$)/.test(e.holder.command ?? '')) return `${e.message}: an embedded store serves one process; use that service's API, stop it, or keep the store on PostgreSQL (--database) to share it`;
+    return `${e.message}: nothing was changed; wait for it to finish (--wait <seconds>), or stop it`;
+  }
   if (e instanceof EticketError) return e.message;
   const err = e as Error;
   return `internal error: ${err?.message ?? String(e)} (run again with --debug and report the stack trace)`;
