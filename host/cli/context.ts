@@ -7,6 +7,9 @@ import type { Command } from 'commander';
 import { EticketCard } from '../../card/applet.js';
 import { FileBackend, NvmCorruptError } from '../../card/nvm.js';
 import { LockHeldError } from '../../sdk/file-lock.js';
+import { StoreUnavailableError } from '../../backoffice/store/database.js';
+import { MigrationError } from '../../backoffice/store/migrate.js';
+import { NotFoundError, StoreConflictError } from '../../backoffice/store/store.js';
 import { CardStatusError, CryptoError, EticketError, InvalidInputError, ReaderNotFoundError, TransportError, TransportUnavailableError } from '../../sdk/errors.js';
 import { SW } from '../../sdk/spec.js';
 import { CardSession } from '../session.js';
@@ -19,11 +22,11 @@ import { WorkDir } from './workdir.js';
 /** Documented, stable exit codes (docs/cli.md "Exit codes"). */
 export const EXIT = {
   OK: 0,
-  /** Bad command line or input file, missing working directory or card image, no passphrase. */
+  /** Bad command line or input file, missing working directory or card image, no passphrase; refused by the store (sold out, TID taken). */
   USAGE: 1,
   /** The card answered with a refusal status word (full, duplicate, not found, ...). */
   CARD_REFUSED: 2,
-  /** Reader, PC/SC service, vpcd, or a card image that cannot be read. */
+  /** Reader, PC/SC service, vpcd, a card image that cannot be read, or a database that cannot be reached. */
   TRANSPORT: 3,
   /** A batch ran, but some of its tickets failed (each failure is reported). */
   PARTIAL: 4,
@@ -197,6 +200,9 @@ export function emit(cmd: Command, json: unknown, text: string | string[]): void
 export function exitCodeFor(e: unknown): number {
   if (e instanceof ExitStatus) return e.code;
   if (e instanceof LockHeldError) return EXIT.BUSY;
+  // The store refused on the domain's grounds (sold out, TID taken, unknown service): the input's fault.
+  if (e instanceof StoreConflictError || e instanceof NotFoundError || e instanceof MigrationError) return EXIT.USAGE;
+  if (e instanceof StoreUnavailableError) return EXIT.TRANSPORT;
   if (e instanceof CardStatusError) return EXIT.CARD_REFUSED;
   if (e instanceof TransportError) return EXIT.TRANSPORT;
   if (e instanceof CryptoError) return EXIT.CRYPTO;
