@@ -96,7 +96,8 @@ async function benchBookings(engine: 'pglite' | 'postgres', url: string | undefi
     await store.addClient({ clientId: 'bench', role: 'seller', name: 'bench', operator: 'CR', suite: 'rsa', publicKey: key.publicKey, certificate: w.keys.ca!.certifyClientKey('bench', 'seller', key.publicKey), keyId: hex(keyId(key.publicKey)) });
     const svc = await store.addService({ operator: 'CR', code: 'BENCH', serviceDate: 20300101 }, [{ class: '2', seats, price: 100, currency: 'CNY' }]);
     const card = (await w.newCard()).credentials;
-    const client = new BackofficeClient({ url: base, clientId: 'bench', signer: key });
+    // A single-threaded embedded store queues 50 clients behind each other: allow for the wait.
+    const client = new BackofficeClient({ url: base, clientId: 'bench', signer: key, timeoutMs: 300_000 });
     const latencies: number[] = [];
     let refused = 0;
     const started = performance.now();

@@ -2,6 +2,7 @@
 // `eticket load` (first ciphertexts sealed earlier with `issue --out`, loaded onto a card later).
 
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { existsSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { fromHex, hex } from '../../sdk/bytes.js';
@@ -9,9 +10,9 @@ import { CardStatusError, InvalidInputError } from '../../sdk/errors.js';
 import type { TicketRequest } from '../../sdk/roles/ticket-server.js';
 import type { CardCredentials } from '../../sdk/roles/trust.js';
 import { SW } from '../../sdk/spec.js';
-import { IssuingTerminal, isDuplicate } from '../issuing.js';
+import { IssuingTerminal, isDuplicate, type CardInfo } from '../issuing.js';
 import { batchFormat, parseBatch, toRequest, type BatchItem } from './batch.js';
-import { addCardOptions, cardHint, emit, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, type CardHandle, type CardOptions } from './context.js';
+import { addCardOptions, cardHint, emit, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
 import { NotFoundError, StoreConflictError } from '../../backoffice/store/store.js';
 import type { Backoffice } from '../../backoffice/service.js';
 import { openBackoffice, type OpenedBackoffice } from './store.js';
@@ -177,9 +178,10 @@ function readCredentials(file: string): CardCredentials {
   }
 }
 
-async function requirePersonalised(issuing: IssuingTerminal): Promise<void> {
+async function requirePersonalised(issuing: IssuingTerminal): Promise<CardInfo> {
   const info = await issuing.open();
   if (info.lifecycle !== 'OPERATIONAL') throw new UsageError(`card ${info.serialHex} is blank: personalise it first with \`eticket card personalize\``);
+  return info;
 }
 
 function finish(cmd: Command, results: IssueResult[], batch: boolean): void {
@@ -320,26 +322,39 @@ export function readSealed(file: string): { line?: number; tid?: string; sealed:
 export function registerLoad(program: Command): void {
   addCardOptions(
     program
-      .command('load <file>')
-      .description('load first ciphertexts sealed earlier (`eticket issue --out`) onto the card they were sealed to')
-      .addHelpText('after', '\nNo passphrase needed: an issuing terminal holds no secret.\n\nExample:\n  $ eticket issue --credentials card.json --from tickets.csv --out sealed.jsonl\n  $ eticket load sealed.jsonl --card card.img'),
-  ).action(async (file: string, opts: CardOptions, cmd: Command) => {
-    const blobs = readSealed(file);
+      .command('load [file]')
+      .description('load first ciphertexts sealed earlier (`eticket issue --out`, a seller\'s booking) onto the card they were sealed to; --pending: every ticket the store holds for this card')
+      .option('--pending', 'load the sealed tickets waiting for this card in the working directory\'s store')
+      .addHelpText(
+        'after',
+        '\nNo passphrase needed: an issuing terminal holds no secret. In a working directory, the store learns\nwhich tickets the card took.\n\nExample:\n  $ eticket issue --credentials card.json --from tickets.csv --out sealed.jsonl\n  $ eticket load sealed.jsonl --card card.img\n  $ eticket load --pending --card card.img',
+      ),
+  ).action(async (file: string | undefined, opts: CardOptions & { pending?: boolean }, cmd: Command) => {
+    if (Boolean(file) === Boolean(opts.pending)) throw new UsageError('give a FILE of sealed tickets, or --pending (not both)');
+    const blobs = file ? readSealed(file) : [];
     const json = globals(cmd).json;
     const card = await openCard(cmd, opts);
+    let office: OpenedBackoffice | undefined;
     try {
       const issuing = new IssuingTerminal(card.session);
-      await requirePersonalised(issuing);
+      const info = await requirePersonalised(issuing);
+      // The store is optional here (a terminal far from the back office loads a file); used when it is there.
+      const w = opts.pending || existsSync(join(workDirPath(cmd), 'eticket.json')) ? workDir(cmd) : undefined;
+      if (w) office = await openBackoffice(cmd, w, undefined);
+      if (opts.pending) for (const t of await office!.store.pendingFor(info.serialHex)) blobs.push({ tid: t.tid, sealed: t.sealed });
       const results: IssueResult[] = [];
       for (const b of blobs) {
         const r = await loadOne(issuing, b.sealed, b.tid, b.line);
+        if (office && r.tid && (r.status === 'loaded' || r.status === 'already_on_card')) await office.bo.markLoaded(r.tid, r.sequenceNumber);
         results.push(r);
         if (json) console.log(JSON.stringify(r));
         else console.log(resultLine(r));
       }
-      finish(cmd, results, blobs.length > 1);
+      if (!blobs.length && !json) console.log(`no tickets waiting for card ${info.serialHex}`);
+      finish(cmd, results, blobs.length > 1 || Boolean(opts.pending));
     } finally {
       await card.close().catch(() => undefined);
+      await office?.close().catch(() => undefined);
     }
   });
 }

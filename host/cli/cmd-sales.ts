@@ -7,6 +7,7 @@ import { hex } from '../../sdk/bytes.js';
 import { formatServiceDate, parseServiceDate } from '../../sdk/fields.js';
 import type { ServiceClassSpec, ServiceRecord } from '../../backoffice/store/store.js';
 import { billOf } from '../../backoffice/service.js';
+import type { ReceiptEvidence } from '../../backoffice/arbitration.js';
 import { CheckingTerminal } from '../checking.js';
 import { IssuingTerminal, isDuplicate } from '../issuing.js';
 import { parseDeparture } from './batch.js';
@@ -121,19 +122,21 @@ export function registerSales(program: Command): void {
   cancel.action(async (opts: CardOptions & TerminalOptions & { tid: string }, cmd: Command) => {
     const w = workDir(cmd);
     const pass = await passphrase();
-    const run = async (deletion?: { encoded: Uint8Array; transaction?: import('../../sdk/roles/sym-receipts.js').SymTransaction }) =>
-      withBackoffice(cmd, w, pass, async ({ bo }) => {
+    await withBackoffice(cmd, w, pass, async ({ bo }) => {
+      const finish = async (deletion?: ReceiptEvidence) => {
         const r = await bo.cancel(opts.tid, { deletion, source: `cli:${opts.gateId}` });
         const refund = r.refund && billOf(r.refund);
         emit(cmd, { ok: true, tid: opts.tid, status: r.ticket.status, alreadyClosed: r.alreadyClosed, refund }, `${opts.tid} ${r.ticket.status}${r.alreadyClosed ? ' (already)' : ''}; refund ${refund ? `${refund.price} ${refund.currency}, bill ${refund.billId}` : 'none'}`);
+      };
+      if (!opts.card && !opts.reader) return finish();
+      // The store is open before the card is touched: a busy store stops the command with the card unchanged.
+      await withCard(cmd, opts, async ({ session }) => {
+        const t = new CheckingTerminal(session, terminalConfig(w, pass, opts));
+        await t.select();
+        const v = await t.verifyTicket({ tid: opts.tid }, { verificationCode: false });
+        const r = await t.deleteTicket(v);
+        await finish({ encoded: r.encoded, transaction: r.sym });
       });
-    if (!opts.card && !opts.reader) return run();
-    await withCard(cmd, opts, async ({ session }) => {
-      const t = new CheckingTerminal(session, terminalConfig(w, pass, opts));
-      await t.select();
-      const v = await t.verifyTicket({ tid: opts.tid }, { verificationCode: false });
-      const r = await t.deleteTicket(v);
-      await run({ encoded: r.encoded, transaction: r.sym });
     });
   });
 

@@ -165,14 +165,14 @@ export function registerTickets(program: Command): void {
     const w = workDir(cmd);
     const q = queryOf(opts);
     const pass = await passphrase();
-    await withCard(cmd, opts, async ({ session }) => {
+    await withBackoffice(cmd, w, pass, ({ bo }) => withCard(cmd, opts, async ({ session }) => {
       const t = new CheckingTerminal(session, terminalConfig(w, pass, opts));
       await t.select();
       const v = await t.verifyTicket(q, { verificationCode: false });
       const r = await t.recordUsage(v, event);
-      await withBackoffice(cmd, w, pass, ({ bo }) => bo.recordReceipt({ encoded: r.encoded, transaction: r.sym }, `cli:${opts.gateId}`));
+      await bo.recordReceipt({ encoded: r.encoded, transaction: r.sym }, `cli:${opts.gateId}`);
       emit(cmd, { ok: true, mode: t.mode, ...receiptJson(r) }, `${opts.event} recorded on ${r.tid} at ${opts.station}: now ${usageState(v.usage.state)}, counter ${r.counter}; ${receiptCheck(r)}`);
-    });
+    }));
   });
 
   addModeOption(
@@ -190,15 +190,15 @@ export function registerTickets(program: Command): void {
     const w = workDir(cmd);
     const q = queryOf(opts);
     const pass = await passphrase();
-    await withCard(cmd, opts, async ({ session }) => {
+    // The store is opened first: a busy or unreachable store stops the command before the card changes.
+    await withBackoffice(cmd, w, pass, ({ bo }) => withCard(cmd, opts, async ({ session }) => {
       const t = new CheckingTerminal(session, terminalConfig(w, pass, opts));
       await t.select();
       const v = await t.verifyTicket(q, { verificationCode: false });
       const r = await t.deleteTicket(v);
-      // The card has deleted it: now the store learns it (a store that cannot be opened is reported, the receipt printed).
-      await withBackoffice(cmd, w, pass, ({ bo }) => bo.recordDeletion({ encoded: r.encoded, transaction: r.sym }, `cli:${opts.gateId}`));
+      await bo.recordDeletion({ encoded: r.encoded, transaction: r.sym }, `cli:${opts.gateId}`);
       emit(cmd, { ok: true, mode: t.mode, stored: true, ...receiptJson(r) }, `${r.tid} deleted from card ${hex(r.cardSerial)}; ${receiptCheck(r)}; receipt stored in the back office (and ${r.encoded.length} bytes in --json)`);
-    });
+    }));
   });
 
   const rebook = program
@@ -216,8 +216,8 @@ export function registerTickets(program: Command): void {
     delete changes.tid;
     if (Object.keys(changes).length === 0) throw new UsageError('nothing to change: give the new fields, e.g. --service-date, --train, --seat');
     const pass = await passphrase();
-    await withCard(cmd, opts, async ({ session }) => {
-      await withBackoffice(cmd, w, pass, async ({ bo }) => {
+    await withBackoffice(cmd, w, pass, async ({ bo }) => {
+      await withCard(cmd, opts, async ({ session }) => {
         const t = await checkingTerminal(w, session, opts);
         const old = await t.verifyTicket({ tid: opts.tid });
         const request = replacement(old.face, changes, opts.newTid);
