@@ -1,7 +1,7 @@
 // The two database engines behind one interface: PGlite (PostgreSQL in WASM) embedded in a working directory,
 // and a PostgreSQL server through `pg`. Same SQL on both; transactions with retry on serialization failures.
 
-import { cpSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Pool, PoolClient } from 'pg';
 import { EticketError } from '../../sdk/errors.js';
@@ -102,6 +102,8 @@ export async function openPglite(workDir: string, options: PgliteOptions = {}): 
     } catch (e) {
       throw new StoreUnavailableError(`cannot open the embedded store ${dataDir}: ${(e as Error).message}`, { cause: e });
     }
+    // Tickets name passengers: the data directory is the owner's only, as PostgreSQL demands of its own.
+    chmodSync(dataDir, 0o700);
     return new PgliteDatabase(db, dataDir, lock);
   } catch (e) {
     lock.release();

@@ -2,7 +2,7 @@
 // applied once and checked, TIDs never given twice, seats never sold twice under concurrent transactions,
 // receipts and nonces stored once, the embedded store held by one process at a time.
 
-import { mkdtempSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -124,8 +124,9 @@ describe.each(ENGINES)('store on $engine', ({ engine, skip, open }) => {
     expect((await store.authorityKey('0000000000000001'))!.retiredAt).toBeInstanceOf(Date);
   });
 
-  it.skipIf(skip || engine !== 'pglite')('the embedded store is one process\'s at a time: a second open is refused, naming the holder', async () => {
+  it.skipIf(skip || engine !== 'pglite')('the embedded store is one process\'s at a time (a second open is refused, naming the holder) and its owner\'s only (0700)', async () => {
     const dir = (store.db as unknown as { description: string }).description.replace(/\/store$/, '');
+    expect(statSync(join(dir, 'store')).mode & 0o777).toBe(0o700);
     const e = await openPglite(dir).catch((x) => x);
     expect(e).toBeInstanceOf(LockHeldError);
     expect((e as LockHeldError).message).toMatch(new RegExp(`the embedded store of .* is in use by process ${process.pid}`));
