@@ -22,13 +22,22 @@ fi
 if [ -z "$bin" ] || [ ! -x "$bin/postgres" ]; then log "PostgreSQL is not installed (apt-get install postgresql)"; exit 1; fi
 mkdir -p "$build"
 
-# PostgreSQL refuses to run as root: run it as the postgres user, which must be able to reach build/.
+# PostgreSQL refuses to run as root: run it as the postgres user. If that user cannot reach build/ (a home
+# directory of mode 0700 above it), the data directory goes to /tmp instead, still ours alone.
 as_pg=()
 if [ "$(id -u)" = 0 ]; then
   if ! id postgres >/dev/null 2>&1; then log "running as root and there is no postgres user"; exit 1; fi
   as_pg=(runuser -u postgres --)
-  d="$build"
-  while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d="$(dirname "$d")"; done
+  mkdir -p "$data"
+  chown postgres: "$data"
+  if ! runuser -u postgres -- test -w "$data"; then
+    wanted="$data"
+    data="/tmp/eticket-pgdata-$(printf '%s' "$wanted" | sha256sum | cut -c1-12)"
+    log "the postgres user cannot reach $wanted: data directory $data"
+    mkdir -p "$data"
+    chown postgres: "$data"
+    chmod 700 "$data"
+  fi
 fi
 
 port_in_use() {
@@ -45,6 +54,7 @@ fi
 if [ ! -f "$data/PG_VERSION" ]; then
   rm -rf "$data"
   mkdir -p "$data"
+  chmod 700 "$data"
   [ "$(id -u)" = 0 ] && chown postgres: "$data"
   "${as_pg[@]}" "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-locale >"$build/pg-initdb.log" 2>&1 \
     || { log "initdb failed (see $build/pg-initdb.log)"; exit 1; }
@@ -52,7 +62,6 @@ fi
 # Another server (not ours) on the port: take the next free one.
 for _ in $(seq 1 50); do port_in_use "$port" || break; port=$((port + 1)); done
 touch "$build/pg.log"
-[ "$(id -u)" = 0 ] && chown postgres: "$build/pg.log"
 # No Unix socket (its default directory may not exist); fsync stays on: the tests kill processes, not the machine.
 "${as_pg[@]}" "$bin/postgres" -D "$data" -p "$port" -c listen_addresses=127.0.0.1 -c unix_socket_directories= \
   -c max_connections=200 -c shared_buffers=64MB >>"$build/pg.log" 2>&1 &
