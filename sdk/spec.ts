@@ -184,6 +184,10 @@ export const T = {
   INSTALLED_KEYS: tagValue('INSTALLED_KEYS'),
   PROTOCOL_VERSION: tagValue('PROTOCOL_VERSION'),
   CARD_IDENTITY: tagValue('CARD_IDENTITY'),
+  KEY_CERTIFICATE: tagValue('KEY_CERTIFICATE'),
+  VALID_FROM: tagValue('VALID_FROM'),
+  VALID_UNTIL: tagValue('VALID_UNTIL'),
+  CERTIFYING_KEY_ID: tagValue('CERTIFYING_KEY_ID'),
 } as const;
 
 export interface CommandDef extends SpecCommand {
