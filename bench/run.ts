@@ -18,6 +18,7 @@ import { suiteProvider } from '../sdk/crypto/suites.ts';
 import { diversify, sessionKeys, SYM_CONTEXT, sessionMac } from '../sdk/crypto/symmetric.ts';
 import { toServiceDate } from '../sdk/fields.ts';
 import type { SuiteName } from '../sdk/spec.ts';
+import { benchBackoffice, type BackofficeBench } from './backoffice.ts';
 import { CHIP_PROFILES, estimateTap, type CardOp, type TapEstimate, type TraceExchange } from './cost-model.ts';
 import { latency, timeCalls, type Latency } from './stats.ts';
 
@@ -383,6 +384,7 @@ async function main(): Promise<void> {
     primitives: {} as Record<string, Record<string, Latency>>,
     chipProfiles: CHIP_PROFILES,
     pcsc: {} as { skipped?: string; results?: unknown },
+    backoffice: {} as BackofficeBench,
     goals: {} as Record<string, { target: string; value: number | null; met: boolean }>,
     seconds: 0,
   };
@@ -406,6 +408,7 @@ async function main(): Promise<void> {
   }
   progress('PC/SC');
   result.pcsc = await benchPcsc(QUICK ? 20 : 200);
+  result.backoffice = await benchBackoffice(QUICK, progress);
   const sym = result.gate.filter((g) => g.mode === 'sym');
   const worstSym424 = Math.max(...sym.map((g) => g.modeledTapMs424 ?? Infinity));
   result.goals.symTapJcop4At424 = { target: '≤ 100 ms', value: worstSym424, met: worstSym424 <= 100 };
@@ -446,6 +449,13 @@ async function main(): Promise<void> {
   for (const [suite, figs] of Object.entries(result.primitives)) {
     log(`${suite}: ${Object.entries(figs).map(([k, v]) => `${k} ${f1(v.medianMs)}/${f1(v.p99Ms)}`).join(', ')}`);
   }
+  log('\nBack office: bookings through the HTTP API, 50 concurrent signed clients until sold out');
+  log('engine    bookings  sold-out  bookings/s  median ms  p99 ms');
+  for (const b of result.backoffice.bookings) log(`${b.engine.padEnd(9)} ${String(b.bookings).padStart(8)}  ${String(b.soldOutRefusals).padStart(8)}  ${b.bookingsPerSecond.toFixed(0).padStart(10)}  ${f1(b.medianMs).padStart(9)}  ${f1(b.p99Ms).padStart(6)}`);
+  log('Back office: issuance through the store (record TID, TF_V, seal and bill; LOAD; mark loaded)');
+  log('engine    tickets  tickets/s  median ms  p99 ms');
+  for (const i of result.backoffice.issuance) log(`${i.engine.padEnd(9)} ${String(i.tickets).padStart(7)}  ${i.ticketsPerSecond.toFixed(0).padStart(9)}  ${f1(i.medianMs).padStart(9)}  ${f1(i.p99Ms).padStart(6)}`);
+  if (result.backoffice.postgres?.skipped) log(`PostgreSQL: skipped: ${result.backoffice.postgres.skipped}`);
   log(`\nPC/SC: ${result.pcsc.skipped ? `skipped: ${result.pcsc.skipped}` : JSON.stringify(result.pcsc.results)}`);
   log('\nGoals');
   for (const [k, g] of Object.entries(result.goals)) log(`${g.met ? 'met    ' : 'NOT met'} ${k}: ${g.value === null ? 'n/a' : f1(g.value)} (target ${g.target})`);

@@ -186,6 +186,10 @@ export const T = {
   INSTALLED_KEYS: tagValue('INSTALLED_KEYS'),
   PROTOCOL_VERSION: tagValue('PROTOCOL_VERSION'),
   CARD_IDENTITY: tagValue('CARD_IDENTITY'),
+  KEY_CERTIFICATE: tagValue('KEY_CERTIFICATE'),
+  VALID_FROM: tagValue('VALID_FROM'),
+  VALID_UNTIL: tagValue('VALID_UNTIL'),
+  CERTIFYING_KEY_ID: tagValue('CERTIFYING_KEY_ID'),
 } as const;
 
 /** Tags of a template's own fields (inside B1, A2, a terminal key bundle), by the names the spec gives them. */

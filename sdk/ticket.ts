@@ -103,6 +103,11 @@ export function encodeVerificationCode(v: VerificationCode): Uint8Array {
 }
 
 
+export function decodeVerificationCode(encoded: Uint8Array): VerificationCode {
+  const outer = TlvMap.parse(encoded, { allowed: [T.VERIFICATION_CODE] });
+  return decodeVerificationCodeContent(outer.require(T.VERIFICATION_CODE));
+}
+
 export function decodeVerificationCodeContent(content: Uint8Array): VerificationCode {
   const { suite, authorityKeyId, signature } = TFV_FIELD;
   const m = TlvMap.parse(content, { allowed: [suite, authorityKeyId, signature] });

@@ -3,7 +3,10 @@
 
 import { existsSync, rmSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
+import { resolve } from 'node:path';
 import { EticketCard } from '../../card/applet.js';
+import { FileBackend, MemoryBackend } from '../../card/nvm.js';
+import { FileLock } from '../../sdk/file-lock.js';
 import { VpcdBridge, vpcdPort } from '../../card/vpcd.js';
 import { fromHex, hex } from '../../sdk/bytes.js';
 import { decodeAnswer } from '../../sdk/commands/answer.js';
@@ -14,6 +17,7 @@ import { IssuingTerminal } from '../issuing.js';
 import { personalizeCard } from '../personalize.js';
 import { addCardOptions, emit, globals, openImage, passphrase, UsageError, withCard, workDir, workDirPath, type CardOptions } from './context.js';
 import { MissingMasterKeyError, WorkDir } from './workdir.js';
+import { withBackoffice } from './store.js';
 
 export function intArg(name: string) {
   return (v: string) => {
@@ -30,18 +34,26 @@ function suiteArg(v: string): SuiteName {
 export function registerInit(program: Command): void {
   program
     .command('init')
-    .description('create a working directory: CA, authority key (1/6), checking-terminal keys (4/5), checking master key (gate mode sym), ticket ledger')
+    .description('create a working directory: CA, authority key (1/6), checking-terminal keys (4/5), checking master key (gate mode sym), the store (tickets, bills, keys history)')
     .option('--operator <code>', 'operator code written into every ticket (1-16 of A-Z a-z 0-9 _ . -)', 'CR')
     .option('--suite <suite>', 'crypto suite: rsa (CA-certified keys) or sm9 (identity keys from a key generation centre)', suiteArg, 'rsa')
     .option('--ca-name <name>', 'common name of the CA certificate')
     .option('--force', 'replace the keys of an existing working directory (cards personalised with them stop working)')
     .option('--add-master-key', 'give an existing working directory (made before gate mode sym) its checking master key; nothing else changes')
+    .option('--migrate', 'give an existing working directory its store: create it (or connect --database) and import ledger.json; keys are kept')
     .addHelpText(
       'after',
       '\nThe passphrase that encrypts the private keys comes from $ETICKET_PASSPHRASE, or a prompt on a terminal.\nWith --add-master-key it must be the working directory\'s passphrase; only cards personalised afterwards\nget the diversified key that gate mode sym needs.\n\nExample:\n  $ export ETICKET_PASSPHRASE=...\n  $ eticket init --dir ./office --operator CR\n  $ eticket init --dir ./old-office --add-master-key',
     )
-    .action(async (opts: { operator: string; suite: SuiteName; caName?: string; force?: boolean; addMasterKey?: boolean }, cmd: Command) => {
+    .action(async (opts: { operator: string; suite: SuiteName; caName?: string; force?: boolean; addMasterKey?: boolean; migrate?: boolean }, cmd: Command) => {
       const dir = workDirPath(cmd);
+      if (opts.migrate) {
+        if (opts.force || opts.addMasterKey) throw new UsageError('--migrate keeps the existing keys; give it alone');
+        const w = workDir(cmd);
+        const info = await withBackoffice(cmd, w, undefined, async ({ store }) => ({ engine: store.engine, tids: Number((await store.db.query<{ n: number }>('SELECT count(*)::int AS n FROM tids')).rows[0].n), keys: (await store.authorityKeys()).length }));
+        emit(cmd, { ok: true, dir: w.dir, store: info }, `store of ${w.dir} ready (${info.engine === 'pglite' ? 'embedded, store/' : 'PostgreSQL'}): ${info.tids} TID(s), ${info.keys} authority key(s) in the history`);
+        return;
+      }
       if (opts.addMasterKey) {
         if (opts.force) throw new UsageError('--add-master-key keeps the existing keys; it does not go with --force');
         const w = workDir(cmd);
@@ -55,10 +67,12 @@ export function registerInit(program: Command): void {
       }
       const pass = await passphrase({ confirm: true });
       const w = WorkDir.init(dir, { operator: opts.operator, suite: opts.suite, passphrase: pass, caName: opts.caName, force: opts.force });
+      // The store: the embedded one in store/ (or the server of --database), with the root key in its history.
+      const engine = await withBackoffice(cmd, w, pass, async ({ store }) => store.engine);
       const root = w.config.suite === 'sm9' ? 'kgc.pub' : 'ca.crt';
-      emit(cmd, { ok: true, dir: w.dir, operator: w.config.operator, suite: w.config.suite, checkingMasterKey: w.config.checkingMasterKey, files: ['eticket.json', root, 'authority.pub', 'terminal.pub', 'keys/'] }, [
+      emit(cmd, { ok: true, dir: w.dir, operator: w.config.operator, suite: w.config.suite, checkingMasterKey: w.config.checkingMasterKey, store: engine, files: ['eticket.json', root, 'authority.pub', 'terminal.pub', 'keys/', ...(engine === 'pglite' ? ['store/'] : [])] }, [
         `working directory ${w.dir} ready (operator ${w.config.operator}, suite ${w.config.suite}, checking master key ${w.config.checkingMasterKey!.keyId} for gate mode sym)`,
-        `  ${root}, authority.pub, terminal.pub: public; keys/: private keys, encrypted with your passphrase`,
+        `  ${root}, authority.pub, terminal.pub: public; keys/: private keys, encrypted with your passphrase; ${engine === 'pglite' ? 'store/: the embedded database' : 'store: the PostgreSQL server'}`,
         `next: eticket card create card.img && eticket card personalize --card card.img`,
       ]);
     });
@@ -85,13 +99,18 @@ export function registerCard(program: Command): void {
         if (!/^[0-9a-fA-F]{16}$/.test(opts.serial)) throw new UsageError('--serial takes 16 hex digits (8 bytes)');
         serial = fromHex(opts.serial);
       }
+      // Held while the image is made: --force must not replace an image another process is using.
+      const lock = FileLock.tryAcquire(`${resolve(image)}.lock`, `card image ${image}`);
       if (opts.force) rmSync(image, { force: true });
       let c: EticketCard;
       try {
-        c = EticketCard.create(image, { capacity: opts.capacity, serial, suite: opts.suite });
+        c = EticketCard.create(new MemoryBackend(), { capacity: opts.capacity, serial, suite: opts.suite });
+        FileBackend.createImage(image, c.image);
       } catch (e) {
         if (e instanceof RangeError) throw new UsageError(`${e.message}: give a larger --capacity`);
         throw e;
+      } finally {
+        lock.release();
       }
       const s = hex(c.persistent.serial);
       emit(cmd, { ok: true, image, serial: s, suite: opts.suite, capacity: opts.capacity }, `card ${s} created in ${image} (${opts.suite}, ${opts.capacity} bytes); next: eticket card personalize --card ${image}`);

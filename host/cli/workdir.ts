@@ -1,5 +1,5 @@
 // The CLI's working directory: eticket.json, the CA certificate, public keys in the clear, private keys
-// encrypted in keys/ (sdk KeyStore), and the TID ledger. `eticket init` writes it; every command reads it.
+// encrypted in keys/ (sdk KeyStore), and the embedded store (store/, see host/cli/store.ts). `eticket init` writes it.
 
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,12 +16,12 @@ import { TicketServer } from '../../sdk/roles/ticket-server.js';
 import { CaTrust, KgcTrust, type CardTrust } from '../../sdk/roles/trust.js';
 import { cardIdentity, KeyGenerationCentre, type KgcMasterKeys } from '../../sdk/roles/kgc.js';
 import { sm9Provider } from '../../sdk/crypto/sm9-suite.js';
+import type { Signer } from '../../sdk/crypto/suite.js';
 import { concat, equal, fromHex, hex } from '../../sdk/bytes.js';
 import { masterKeyId, SYM_KEY_LENGTH } from '../../sdk/crypto/symmetric.js';
 import type { OperatorMasterKey } from '../../sdk/roles/sym-receipts.js';
 import { TlvMap, tlv } from '../../sdk/tlv.js';
 import type { SuiteName } from '../../sdk/spec.js';
-import { CardLedger } from './ledger.js';
 
 export const WORKDIR_FORMAT = 'eticket-workdir/1';
 const KGC_KIND = 'sm9-kgc-master';
@@ -217,9 +217,13 @@ export class WorkDir {
     return { ca: this.loadCa(passphrase) };
   }
 
+  /** Key 1, the authority's root key as cards hold it. */
+  loadAuthoritySigner(passphrase: string): Signer {
+    return this.config.suite === 'sm9' ? sm9Provider.signer(this.keys.getBytes('authority', passphrase, SM9_SIGNER)) : this.keys.getRsa('authority', passphrase);
+  }
+
   loadAuthority(passphrase: string): AuthenticationServer {
-    const key = this.config.suite === 'sm9' ? sm9Provider.signer(this.keys.getBytes('authority', passphrase, SM9_SIGNER)) : this.keys.getRsa('authority', passphrase);
-    return new AuthenticationServer(key, this.cardTrust());
+    return new AuthenticationServer(this.loadAuthoritySigner(passphrase), this.cardTrust());
   }
 
   loadTerminalKeys(passphrase: string): TerminalKeys {
@@ -230,9 +234,5 @@ export class WorkDir {
       );
     }
     return new TerminalKeys(this.keys.getRsa('terminal-encryption', passphrase), this.keys.getRsa('terminal-signature', passphrase));
-  }
-
-  ledger(): CardLedger {
-    return new CardLedger(join(this.dir, 'ledger.json'));
   }
 }
