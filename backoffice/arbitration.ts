@@ -3,17 +3,17 @@
 // identity (pki), or the operator's master key and the logged transaction (sym). A failure names its reason.
 
 import { X509Certificate } from 'node:crypto';
-import { concat, equal, fromHex, hex } from '../sdk/bytes.js';
+import { equal, fromHex, hex } from '../sdk/bytes.js';
 import { CryptoError, EticketError, InvalidInputError } from '../sdk/errors.js';
 import { getSuite } from '../sdk/crypto/suites.js';
 import { keyId } from '../sdk/crypto/suite.js';
 import { decodeBill, verifyBill, type Bill } from '../sdk/roles/bill.js';
 import { verifyKeyCertificate } from '../sdk/roles/key-certificate.js';
-import { parseReceipt, receiptSignedBytes } from '../sdk/receipt.js';
+import { parseReceipt, receiptSignatureMessage, receiptSignedBytes } from '../sdk/receipt.js';
 import { symTransactionFromJson, symTransactionToJson, verifySymReceipt, type OperatorMasterKey, type SymTransaction } from '../sdk/roles/sym-receipts.js';
 import type { CardTrust } from '../sdk/roles/trust.js';
 import { SUITE, USAGE_EVENT } from '../sdk/spec.js';
-import { decodeTicketFace, decodeVerificationCode, SIGNATURE_CONTEXT, verificationCodeMessage } from '../sdk/ticket.js';
+import { decodeTicketFace, decodeVerificationCode, verificationCodeMessage } from '../sdk/ticket.js';
 import type { AuthorityKeyRecord, CardRecord } from './store/store.js';
 
 export interface ReceiptEvidence {
@@ -134,7 +134,7 @@ export async function checkReceipt(e: ReceiptEvidence, ctx: ReceiptContext): Pro
   } catch (err) {
     throw new CryptoError(`card ${serial}'s receipt key cannot be traced to the trust root: ${(err as Error).message}`);
   }
-  if (!getSuite(ctx.cardTrust.suite).verify(key, concat(SIGNATURE_CONTEXT.RECEIPT, receiptSignedBytes(e.encoded)), receipt.signature)) {
+  if (!getSuite(ctx.cardTrust.suite).verify(key, receiptSignatureMessage(receiptSignedBytes(e.encoded)), receipt.signature)) {
     throw new CryptoError(`receipt signature does not verify with card ${serial}'s key: forged or altered`);
   }
   const signer: SignerInfo = { keyId: hex(keyId(key)), role: 'card', suite: ctx.cardTrust.suite, subject: serial };

@@ -11,7 +11,7 @@ import { decodeBill } from '../sdk/roles/bill.js';
 import { decodeKeyCertificate } from '../sdk/roles/key-certificate.js';
 import { KeyGenerationCentre } from '../sdk/roles/kgc.js';
 import type { SuiteName } from '../sdk/spec.js';
-import { World } from '../host/cli/world.js';
+import { World } from '../testing/world.js';
 import { ENGINES } from '../test/helpers/stores.js';
 import { arbitrate, parseEvidence, type ArbitrationContext } from './arbitration.js';
 import { Backoffice, billOf, TFV_SIGNED_BY, type KeyCustody } from './service.js';

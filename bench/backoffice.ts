@@ -13,11 +13,11 @@ import { buildApp } from '../backoffice/http/app.ts';
 import { Backoffice } from '../backoffice/service.ts';
 import { Store } from '../backoffice/store/store.ts';
 import { BackofficeClient, BackofficeHttpError } from '../host/backoffice-client.ts';
-import { World } from '../host/cli/world.ts';
+import { World } from '../testing/world.ts';
 import { hex } from '../sdk/bytes.ts';
 import { RsaPrivateKey } from '../sdk/crypto/rsa.ts';
 import { keyId } from '../sdk/crypto/suite.ts';
-import { pglitePrepareTemplate } from '../test/helpers/pglite-template.ts';
+import { pglitePrepareTemplate } from '../testing/pglite-template.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 

@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm';
 import { EticketCard } from '../card/applet.ts';
 import { MemoryBackend } from '../card/nvm.ts';
 import type { GateMode } from '../host/checking.ts';
-import { World, suiteWorldBuilders } from '../host/cli/world.ts';
+import { World, suiteWorldBuilders } from '../testing/world.ts';
 import { CardSession, type TraceEntry } from '../host/session.ts';
 import { GateRig, STATION } from './gate-rig.ts';
 import { EmulatorTransport } from '../host/transport/emulator.ts';
@@ -20,6 +20,7 @@ import { toServiceDate } from '../sdk/fields.ts';
 import type { SuiteName } from '../sdk/spec.ts';
 import { benchBackoffice, type BackofficeBench } from './backoffice.ts';
 import { CHIP_PROFILES, estimateTap, type CardOp, type TapEstimate, type TraceExchange } from './cost-model.ts';
+import { latency, timeCalls, type Latency } from './stats.ts';
 
 const args = new Set(process.argv.slice(2));
 const JSON_OUT = args.has('--json');
@@ -29,26 +30,6 @@ const log = (s: string) => {
 };
 const progress = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
-interface Latency {
-  medianMs: number;
-  p99Ms: number;
-}
-
-function stats(samples: number[]): Latency {
-  const s = samples.slice().sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-  return { medianMs: at(0.5), p99Ms: at(0.99) };
-}
-
-async function time(n: number, fn: () => unknown): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    await fn();
-    out.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  return out;
-}
 
 // ---- crypto floors: the same operations a transaction needs, called directly --------------------
 
@@ -195,10 +176,10 @@ async function benchGate(w: World, mode: GateMode, iterations: number): Promise<
   const rounds = 5;
   for (let r = 0; r < rounds; r++) {
     taps.push(...(await rig.time(Math.ceil(iterations / rounds))));
-    floors.push(...(await time(Math.ceil(iterations / rounds), floorOnce)));
+    floors.push(...(await timeCalls(Math.ceil(iterations / rounds), floorOnce)));
   }
-  const t = stats(taps);
-  const f = stats(floors);
+  const t = latency(taps);
+  const f = latency(floors);
   const exchanges: TraceExchange[] = trace.map((e) => ({ command: e.command, apdu: e.apdu, response: e.response }));
   const modeled = estimateTap(exchanges, cardOps(mode, w.suite, trace));
   const m424 = modeled.find((m) => m.profile === 'jcop4' && m.kbitPerS === 424)!.totalMs;
@@ -266,14 +247,14 @@ async function benchIssuance(w: World, n: number): Promise<IssuanceEntry> {
     if (!p.suite.verify(w.keys.authorityKey.publicKey, payload, sig)) throw new Error('floor: TF_V');
   };
   floorOnce();
-  const floor = stats(await time(Math.min(n, 50), floorOnce)).medianMs;
-  const per = stats(sign).medianMs + stats(seal).medianMs + stats(load).medianMs;
+  const floor = latency(await timeCalls(Math.min(n, 50), floorOnce)).medianMs;
+  const per = latency(sign).medianMs + latency(seal).medianMs + latency(load).medianMs;
   return {
     suite: w.suite,
     tickets: n,
-    signMs: stats(sign).medianMs,
-    sealMs: stats(seal).medianMs,
-    loadMs: stats(load).medianMs,
+    signMs: latency(sign).medianMs,
+    sealMs: latency(seal).medianMs,
+    loadMs: latency(load).medianMs,
     ticketsPerSecond: 1000 / per,
     cryptoFloorMs: floor,
     ratio: per / floor,
@@ -340,14 +321,14 @@ async function benchPrimitives(w: World, iterations: number): Promise<Record<str
   const dec = w.keys.terminalKeys.encryption;
   const { encapsulation } = p.suite.encapsulate(dec.publicKey);
   const out: Record<string, Latency> = {
-    sign: stats(await time(iterations, () => signer.sign(msg))),
-    verify: stats(await time(iterations, () => p.suite.verify(signer.publicKey, msg, sig))),
-    encapsulate: stats(await time(iterations, () => p.suite.encapsulate(dec.publicKey))),
-    decapsulate: stats(await time(iterations, () => dec.decapsulate(encapsulation))),
+    sign: latency(await timeCalls(iterations, () => signer.sign(msg))),
+    verify: latency(await timeCalls(iterations, () => p.suite.verify(signer.publicKey, msg, sig))),
+    encapsulate: latency(await timeCalls(iterations, () => p.suite.encapsulate(dec.publicKey))),
+    decapsulate: latency(await timeCalls(iterations, () => dec.decapsulate(encapsulation))),
   };
   if (w.suite === 'sm9') {
     try {
-      const { benchSm9 } = (await import('../sdk/crypto/sm9/bench.ts')) as { benchSm9: (n: number) => Promise<Record<string, Latency>> };
+      const { benchSm9 } = await import('./sm9.ts');
       for (const [k, v] of Object.entries(await benchSm9(Math.max(5, Math.floor(iterations / 2))))) out[`raw ${k}`] = v;
     } catch (e) {
       progress(`benchSm9 unavailable: ${(e as Error).message}`);

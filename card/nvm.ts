@@ -2,8 +2,9 @@
 // which is atomic (redo journal) and can simulate a power cut at any physical write point.
 
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
 import { concat, equal, readUint, u32 } from '../sdk/bytes.js';
+import { writeFileDurably } from '../sdk/durable-file.js';
 import { EticketError } from '../sdk/errors.js';
 import { FileLock } from '../sdk/file-lock.js';
 
@@ -112,17 +113,9 @@ export class FileBackend implements NvmBackend {
     if (existsSync(f)) unlinkSync(f);
   }
 
-  /** Create the image in one step (a new card): write a temporary file, then rename. */
+  /** Create the image in one step (a new card): a durable write-then-rename. */
   static createImage(path: string, image: Uint8Array): void {
-    const tmp = `${path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'wx');
-    try {
-      writeSync(fd, image);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
+    writeFileDurably(path, image);
   }
 }
 

@@ -2,7 +2,7 @@
 // Started by vpcd-child.ts; a separate process keeps the card off the event loop of blocking PC/SC callers.
 
 import { pathToFileURL } from 'node:url';
-import type { Icc } from './icc.ts';
+import type { Icc } from '../sdk/icc.ts';
 import { VpcdBridge } from './vpcd.ts';
 import type { ChildConfig, ChildMessage, ParentMessage } from './vpcd-child.ts';
 

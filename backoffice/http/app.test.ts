@@ -10,7 +10,7 @@ import { fromHex, hex } from '../../sdk/bytes.js';
 import { RsaPrivateKey } from '../../sdk/crypto/rsa.js';
 import { keyId } from '../../sdk/crypto/suite.js';
 import { signRequest } from '../../sdk/roles/request-signing.js';
-import { World, type WorldCard } from '../../host/cli/world.js';
+import { World, type WorldCard } from '../../testing/world.js';
 import { BackofficeClient, BackofficeHttpError } from '../../host/backoffice-client.js';
 import { ENGINES } from '../../test/helpers/stores.js';
 import { Backoffice } from '../service.js';

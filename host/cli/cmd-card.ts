@@ -9,6 +9,8 @@ import { FileBackend, MemoryBackend } from '../../card/nvm.js';
 import { FileLock } from '../../sdk/file-lock.js';
 import { VpcdBridge, vpcdPort } from '../../card/vpcd.js';
 import { fromHex, hex } from '../../sdk/bytes.js';
+import { decodeAnswer } from '../../sdk/commands/answer.js';
+import { decodeInstalledKeys } from '../../sdk/commands/get-data.js';
 import { TransportError } from '../../sdk/errors.js';
 import { LIMITS, T, type SuiteName } from '../../sdk/spec.js';
 import { IssuingTerminal } from '../issuing.js';
@@ -222,9 +224,8 @@ export function registerCard(program: Command): void {
   });
 }
 
-/** GET DATA INSTALLED_KEYS: kind (01 authority, 02 terminal, 03 diversified checking key) ‖ key id (8), repeated. */
+/** GET DATA INSTALLED_KEYS as the CLI prints it (sdk/commands/get-data.ts decodes it). */
 function installedKeys(data: Uint8Array | undefined): { kind: string; keyId: string }[] {
-  const out: { kind: string; keyId: string }[] = [];
-  for (let o = 0; data && o + 9 <= data.length; o += 9) out.push({ kind: data[o] === 1 ? 'authority' : data[o] === 2 ? 'terminal' : data[o] === 3 ? 'checking (sym)' : `kind ${data[o]}`, keyId: hex(data.subarray(o + 1, o + 9)) });
-  return out;
+  const label = { authority: 'authority', terminal: 'terminal', diversified: 'checking (sym)' } as const;
+  return data ? decodeAnswer('GET DATA', () => decodeInstalledKeys(data)).map((k) => ({ kind: label[k.kind], keyId: hex(k.keyId) })) : [];
 }

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { hex } from '../../sdk/bytes.js';
 import { formatServiceDate } from '../../sdk/fields.js';
 import { TransportError, TransportTimeoutError } from '../../sdk/errors.js';
-import { CheckingTerminal } from '../checking.js';
+import { CheckingTerminal, checkTerminalConfig } from '../checking.js';
 import type { Direction } from '../gate.js';
 import { CardSession } from '../session.js';
 import { PcscTransport } from '../transport/pcsc.js';
@@ -41,6 +41,8 @@ export function registerGate(program: Command): void {
     const direction: Direction = opts.direction;
     const w = workDir(cmd);
     const config = terminalConfig(w, await passphrase(), opts);
+    // A configuration the gate cannot work with (e.g. a gate id longer than the protocol carries) fails here, not per tap.
+    checkTerminalConfig(config);
     const clock = config.clock!;
     const mode = config.mode!;
     const json = globals(cmd).json;
@@ -98,9 +100,11 @@ export function registerGate(program: Command): void {
       try {
         await tap(transport);
       } catch (e) {
-        // A card pulled mid-tap is the passenger's problem, not the gate's: report it and keep going.
-        if (!(e instanceof TransportError)) throw e;
-        emit(cmd, { pass: false, reason: 'transport', message: errorLine(e), mode }, `REJECT [transport] ${errorLine(e)}`);
+        // passGate answers REJECT for anything a card does; whatever still fails one tap (a reader fault, a bug)
+        // is reported on that tap's line and the gate keeps serving the next passenger.
+        const reason = e instanceof TransportError ? 'transport' : 'internal';
+        emit(cmd, { pass: false, reason, message: errorLine(e), mode }, `REJECT [${reason}] ${errorLine(e)}`);
+        if (globals(cmd).debug) console.error(e);
       }
       // One tap per presentation: wait for the card to leave before the next.
       while (!stopping && (await reader.status()).cardPresent) await new Promise((r) => setTimeout(r, 100));

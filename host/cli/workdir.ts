@@ -2,7 +2,8 @@
 // encrypted in keys/ (sdk KeyStore), and the embedded store (store/, see host/cli/store.ts). `eticket init` writes it.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileDurably } from '../../sdk/durable-file.js';
 import { join, resolve } from 'node:path';
 import forge from 'node-forge';
 import { RsaPrivateKey } from '../../sdk/crypto/rsa.js';
@@ -125,8 +126,7 @@ export class WorkDir {
   private writeConfig(): void {
     // eticket.json is what marks the directory as initialised: replace it whole, never half-written.
     const file = join(this.dir, 'eticket.json');
-    writeFileSync(`${file}.tmp-${process.pid}`, JSON.stringify(this.config, null, 2) + '\n');
-    renameSync(`${file}.tmp-${process.pid}`, file);
+    writeFileDurably(file, JSON.stringify(this.config, null, 2) + '\n');
   }
 
   get hasMasterKey(): boolean {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pglitePrepareTemplate } from './pglite-template.ts';
+import { pglitePrepareTemplate } from '../../testing/pglite-template.ts';
 import { Store } from '../../backoffice/store/store.ts';
 
 /** The template's path (made by test/global-setup.ts; made here if a file runs without it). */

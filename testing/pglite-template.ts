@@ -1,12 +1,12 @@
 // An empty PGlite data directory (initdb only, ~10 s), made once per machine under build/ and copied by every
-// test that needs a fresh embedded store (test/global-setup.ts sets ETICKET_PGLITE_TEMPLATE to it).
+// test and benchmark that needs a fresh embedded store (test/global-setup.ts sets ETICKET_PGLITE_TEMPLATE to it).
 
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FileLock } from '../../sdk/file-lock.ts';
+import { FileLock } from '../sdk/file-lock.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 export async function pglitePrepareTemplate(): Promise<string> {
   const { PGlite } = await import('@electric-sql/pglite');
