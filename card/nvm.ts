@@ -2,9 +2,11 @@
 // which is atomic (redo journal) and can simulate a power cut at any physical write point.
 
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
 import { concat, equal, readUint, u32 } from '../sdk/bytes.js';
+import { writeFileDurably } from '../sdk/durable-file.js';
 import { EticketError } from '../sdk/errors.js';
+import { FileLock } from '../sdk/file-lock.js';
 
 /** Thrown at the injected write point: the process "lost power". Reopen the card from its backend. */
 export class PowerCutError extends EticketError {}
@@ -62,12 +64,23 @@ export class MemoryBackend implements NvmBackend {
   }
 }
 
-/** A card image file `path` with its journal beside it (`path.journal`). */
+/**
+ * A card image file `path` with its journal beside it (`path.journal`). With `lock`, the image is held
+ * exclusively (`path.lock`, sdk/file-lock) until close() or the process exits: a second process opening it
+ * gets LockHeldError naming the holder, before it reads or writes anything.
+ */
 export class FileBackend implements NvmBackend {
   readonly description: string;
+  private readonly lock?: FileLock;
 
-  constructor(readonly path: string, private readonly durable = true) {
+  constructor(readonly path: string, private readonly durable = true, options: { lock?: boolean } = {}) {
     this.description = path;
+    if (options.lock) this.lock = FileLock.tryAcquire(`${path}.lock`, `card image ${path}`);
+  }
+
+  /** Release the image lock (if any); the backend must not be used afterwards. */
+  close(): void {
+    this.lock?.release();
   }
 
   private file(region: Region): string {
@@ -105,17 +118,9 @@ export class FileBackend implements NvmBackend {
     if (existsSync(f)) unlinkSync(f);
   }
 
-  /** Create the image in one step (a new card): write a temporary file, then rename. */
+  /** Create the image in one step (a new card): a durable write-then-rename. */
   static createImage(path: string, image: Uint8Array): void {
-    const tmp = `${path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'wx');
-    try {
-      writeSync(fd, image);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
+    writeFileDurably(path, image);
   }
 }
 

@@ -2,7 +2,7 @@
 // Started by vpcd-child.ts; a separate process keeps the card off the event loop of blocking PC/SC callers.
 
 import { pathToFileURL } from 'node:url';
-import type { Icc } from './icc.js';
+import type { Icc } from '../sdk/icc.js';
 import { VpcdBridge } from './vpcd.js';
 import type { ChildConfig, ChildMessage, ParentMessage } from './vpcd-child.js';
 

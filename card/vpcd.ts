@@ -2,7 +2,7 @@
 // pcscd) over TCP and answers its frames. Connecting inserts the card into the reader, closing removes it.
 
 import net from 'node:net';
-import type { Icc } from './icc.js';
+import type { Icc } from '../sdk/icc.js';
 
 /** vpcd's first port: reader "Virtual PCD 00 00"; slot n listens on VPCD_PORT + n. */
 export const VPCD_PORT = 35963;

@@ -6,4 +6,4 @@
  *
  * @module eticket/testing
  */
-export { suiteWorldBuilders, World, type SuiteWorld, type WorldCard } from '../host/cli/world.js';
+export { suiteWorldBuilders, World, type SuiteWorld, type WorldCard } from '../testing/world.js';

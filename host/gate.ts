@@ -1,7 +1,10 @@
-// The gate decision: pure rules from a ticket face, its usage record, the gate's place and the time.
-// The card enforces the usage state machine too; the gate decides first so a refusal is explained.
+// The gate decision: pure rules from a ticket face, its usage record, the gate's place and the time, and
+// from what went wrong in a tap. The card enforces the usage state machine too; the gate decides first.
 
-import { USAGE_STATE } from '../sdk/spec.js';
+import { ApduFormatError } from '../sdk/apdu.js';
+import { CardStatusError, CryptoError, TransportError } from '../sdk/errors.js';
+import { SW, USAGE_STATE } from '../sdk/spec.js';
+import { TlvError } from '../sdk/tlv.js';
 import type { TicketFace, UsageRecord } from '../sdk/ticket.js';
 
 /** Which way a gate lets passengers through. */
@@ -61,4 +64,22 @@ export function decide(face: TicketFace, usage: UsageRecord, ctx: { direction: D
   if (usage.state === USAGE_STATE.EXITED) return reject('already_exited');
   if (usage.state !== USAGE_STATE.INSIDE) return reject('not_entered');
   return { pass: true, message: 'goodbye' };
+}
+
+/**
+ * The decision for a tap that failed: a card refusal keeps its specific reason; a failed signature or MAC is
+ * bad_signature; anything else the card or the reader did (a malformed answer, bounds or deadline exceeded,
+ * the card pulled) is card_error. Anything else is a programming error and propagates.
+ */
+export function rejectFor(e: unknown): GateDecision {
+  if (e instanceof CardStatusError) {
+    if (e.sw === SW.RECORD_NOT_FOUND) return reject('not_found');
+    if (e.sw === SW.TICKET_VOID) return reject('void');
+    return reject('card_error', `${e.command} ${e.sw.toString(16).toUpperCase()} ${e.swName}`);
+  }
+  if (e instanceof CryptoError) return reject('bad_signature', e.message);
+  if (e instanceof TransportError) return reject('card_error', e.message);
+  // Decoders wrap malformed answers (CardMisbehavedError, a TransportError); these two are the backstop.
+  if (e instanceof TlvError || e instanceof ApduFormatError) return reject('card_error', e.message);
+  throw e;
 }

@@ -41,6 +41,8 @@ export interface ProtocolSpec {
     | 'maxCommandData'
     | 'maxChainedData'
     | 'shortResponseChunk'
+    | 'maxResponseData'
+    | 'maxGetResponseRounds'
     | 'challengeLength'
     | 'terminalChallengeLength'
     | 'maxAuthorityKeys'
@@ -60,6 +62,9 @@ export interface ProtocolSpec {
   usageStates: { value: number; name: string }[];
   dataObjects: SpecField[];
   ticketFace: SpecField[];
+  sealedEnvelope: SpecField[];
+  verificationCode: SpecField[];
+  terminalKeyBundle: SpecField[];
   usageRecord: SpecField[];
 }
 
@@ -139,10 +144,6 @@ function tagValue(name: string): number {
   return parseInt(tagByName(name).tag, 16);
 }
 
-export const TAG = Object.fromEntries(protocol.dataObjects.map((d) => [d.name, parseInt(d.tag, 16)])) as Record<
-  string,
-  number
->;
 // Resolve every tag the code uses now, so a renamed tag fails at import instead of at run time.
 export const T = {
   FCI: tagValue('FCI'),
@@ -159,6 +160,7 @@ export const T = {
   SESSION_VIEW: tagValue('SESSION_VIEW'),
   MACED_COMMAND: tagValue('MACED_COMMAND'),
   MAC: tagValue('MAC'),
+  SESSION_CRYPTOGRAM: tagValue('SESSION_CRYPTOGRAM'),
   KEY_ID: tagValue('KEY_ID'),
   SERVICE_DATE: tagValue('SERVICE_DATE'),
   TRAIN: tagValue('TRAIN'),
@@ -185,7 +187,29 @@ export const T = {
   INSTALLED_KEYS: tagValue('INSTALLED_KEYS'),
   PROTOCOL_VERSION: tagValue('PROTOCOL_VERSION'),
   CARD_IDENTITY: tagValue('CARD_IDENTITY'),
+  KEY_CERTIFICATE: tagValue('KEY_CERTIFICATE'),
+  VALID_FROM: tagValue('VALID_FROM'),
+  VALID_UNTIL: tagValue('VALID_UNTIL'),
+  CERTIFYING_KEY_ID: tagValue('CERTIFYING_KEY_ID'),
 } as const;
+
+/** Tags of a template's own fields (inside B1, A2, a terminal key bundle), by the names the spec gives them. */
+function fieldTags<const N extends string>(table: SpecField[], what: string, names: readonly N[]): Record<N, number> {
+  const out = {} as Record<N, number>;
+  for (const n of names) {
+    const f = table.find((x) => x.name === n);
+    if (!f) throw new Error(`apdu-spec ${what} has no field named ${n}`);
+    out[n] = parseInt(f.tag, 16);
+  }
+  return out;
+}
+
+/** Fields of the envelope B1 (first and second ciphertexts), in the order they are sent. */
+export const ENVELOPE_FIELD = fieldTags(protocol.sealedEnvelope, 'sealedEnvelope', ['version', 'suite', 'recipient', 'encapsulation', 'iv', 'ciphertext', 'mac'] as const);
+/** Fields of the verification code A2 (TF_V). */
+export const TFV_FIELD = fieldTags(protocol.verificationCode, 'verificationCode', ['suite', 'authorityKeyId', 'signature'] as const);
+/** Fields of a terminal key bundle (D0 of PUT KEY P1=02). */
+export const BUNDLE_FIELD = fieldTags(protocol.terminalKeyBundle, 'terminalKeyBundle', ['encryption', 'signature'] as const);
 
 export interface CommandDef extends SpecCommand {
   claByte: number;

@@ -12,12 +12,6 @@ export interface Tlv {
   value: Uint8Array;
 }
 
-export function isConstructed(tag: number): boolean {
-  let first = tag;
-  while (first > 0xff) first >>>= 8;
-  return (first & 0x20) !== 0;
-}
-
 function encodeTag(tag: number): Uint8Array {
   if (tag <= 0xff) return new Uint8Array([tag]);
   if (tag <= 0xffff) return new Uint8Array([tag >>> 8, tag & 0xff]);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm run build`: compiles the package (tsconfig.build.json) to dist/ with declarations, copies the JSON the
-// compiled code reads at run time (apdu-spec/protocol.json, the conformance vectors) and drops stale outputs.
+// `npm run build`: compiles the package (tsconfig.build.json) to dist/ with declarations, copies the files the
+// compiled code reads at run time (apdu-spec/protocol.json, the conformance vectors, the back office's SQL
+// migrations) and drops stale outputs.
 //
 // Plain JavaScript on purpose: it runs before anything is compiled (npm install's `prepare`, vitest's
 // globalSetup). Incremental: a build with nothing changed only re-checks (dist/.tsbuildinfo).
@@ -14,9 +15,11 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
 
-/** JSON files read at run time, relative to the module that reads them; copied to the same place under dist/. */
+/** Files read at run time, relative to the module that reads them; copied to the same place under dist/. */
 const ASSETS = [
   { dir: 'apdu-spec', match: (f) => f === 'protocol.json' },
+  // backoffice/store/migrate.ts reads ../migrations/NNNN_name.sql: `eticket init` and `serve` create the store.
+  { dir: 'backoffice/migrations', match: (f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f) },
   { dir: 'test-vectors', match: (f) => /^[a-z0-9]+-[a-z-]+\.json$/.test(f) },
   { dir: 'test-vectors/schema', match: (f) => f.endsWith('.json') },
 ];
@@ -110,6 +113,8 @@ function copyAssets() {
       copyFileSync(src, dst);
       copied++;
     }
+    // An asset renamed or deleted in the source must not live on in dist/: a stale migration would be applied.
+    for (const f of readdirSync(to)) if (match(f) && !existsSync(join(from, f))) rmSync(join(to, f));
   }
   return copied;
 }

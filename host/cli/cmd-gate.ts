@@ -37,7 +37,7 @@ export function registerGate(program: Command): void {
   ).action(async (opts: GateOptions, cmd: Command) => {
     if (opts.direction !== 'entry' && opts.direction !== 'exit') throw new UsageError('--direction is entry or exit');
     const direction: Direction = opts.direction;
-    const [{ CheckingTerminal }, { CardSession }, { receiptJson }, { PcscTransport }, { RecordingTransport }] = await Promise.all([
+    const [{ CheckingTerminal, checkTerminalConfig }, { CardSession }, { receiptJson }, { PcscTransport }, { RecordingTransport }] = await Promise.all([
       import('../checking.js'),
       import('../session.js'),
       import('./format.js'),
@@ -62,6 +62,8 @@ export function registerGate(program: Command): void {
     } else {
       config = terminalConfig(await workDir(cmd), await passphrase(), opts);
     }
+    // A configuration the gate cannot work with (e.g. a gate id longer than the protocol carries) fails here, not per tap.
+    checkTerminalConfig(config);
     const clock = config.clock!;
     const mode = config.mode!;
     const { station, gateId } = config;
@@ -120,9 +122,11 @@ export function registerGate(program: Command): void {
       try {
         await tap(transport);
       } catch (e) {
-        // A card pulled mid-tap is the passenger's problem, not the gate's: report it and keep going.
-        if (!(e instanceof TransportError)) throw e;
-        emit(cmd, { pass: false, reason: 'transport', message: errorLine(e), mode }, `REJECT [transport] ${errorLine(e)}`);
+        // passGate answers REJECT for anything a card does; whatever still fails one tap (a reader fault, a bug)
+        // is reported on that tap's line and the gate keeps serving the next passenger.
+        const reason = e instanceof TransportError ? 'transport' : 'internal';
+        emit(cmd, { pass: false, reason, message: errorLine(e), mode }, `REJECT [${reason}] ${errorLine(e)}`);
+        if (globals(cmd).debug) console.error(e);
       }
       // One tap per presentation: wait for the card to leave before the next.
       while (!stopping && (await reader.status()).cardPresent) await new Promise((r) => setTimeout(r, 100));

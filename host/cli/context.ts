@@ -6,6 +6,7 @@ import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { EticketCard } from '../../card/applet.js';
+import { LockHeldError } from '../../sdk/file-lock.js';
 import { CardStatusError, CryptoError, EticketError, InvalidInputError, ReaderNotFoundError, TransportError, TransportUnavailableError } from '../../sdk/errors.js';
 import { SW } from '../../sdk/spec.js';
 import type { CardSession } from '../session.js';
@@ -15,11 +16,11 @@ import type { WorkDir } from './workdir.js';
 /** Documented, stable exit codes (docs/cli.md "Exit codes"). */
 export const EXIT = {
   OK: 0,
-  /** Bad command line or input file, missing working directory or card image, no passphrase. */
+  /** Bad command line or input file, missing working directory or card image, no passphrase; refused by the store (sold out, TID taken). */
   USAGE: 1,
   /** The card answered with a refusal status word (full, duplicate, not found, ...). */
   CARD_REFUSED: 2,
-  /** Reader, PC/SC service, vpcd, or a card image that cannot be read. */
+  /** Reader, PC/SC service, vpcd, a card image that cannot be read, or a database that cannot be reached. */
   TRANSPORT: 3,
   /** A batch ran, but some of its tickets failed (each failure is reported). */
   PARTIAL: 4,
@@ -27,6 +28,8 @@ export const EXIT = {
   CRYPTO: 5,
   /** A gate rejected the card (`eticket gate --once`, `eticket use`). */
   REJECTED: 6,
+  /** Another process holds the card image or the embedded store; nothing was read or written. */
+  BUSY: 7,
   /** A bug: please report it with the output of --debug. */
   INTERNAL: 70,
 } as const;
@@ -82,14 +85,19 @@ export interface CardHandle {
   close(): Promise<void>;
 }
 
-/** Open an image as an emulated card; missing → usage error, corrupt → CardImageError. */
+/**
+ * Open an image as an emulated card, held exclusively by this process until it exits (a second process
+ * gets LockHeldError, exit 7); missing → usage error, corrupt → CardImageError.
+ */
 export async function openImage(path: string): Promise<EticketCard> {
   const p = resolve(path);
   if (!existsSync(p)) throw new UsageError(`card image ${path} does not exist: create one with \`eticket card create ${path}\``);
-  const [{ EticketCard }, { NvmCorruptError }] = await Promise.all([import('../../card/applet.js'), import('../../card/nvm.js')]);
+  const [{ EticketCard }, { FileBackend, NvmCorruptError }] = await Promise.all([import('../../card/applet.js'), import('../../card/nvm.js')]);
+  const backend = new FileBackend(p, true, { lock: true });
   try {
-    return EticketCard.open(p);
+    return EticketCard.open(backend);
   } catch (e) {
+    backend.close();
     if (e instanceof NvmCorruptError) throw new CardImageError(`card image ${path} cannot be used (${e.message}): restore it from a copy or create a new card`, path, { cause: e });
     throw e;
   }
@@ -194,12 +202,27 @@ export function emit(cmd: Command, json: unknown, text: string | string[]): void
   else console.log(Array.isArray(text) ? text.join('\n') : text);
 }
 
-export function exitCodeFor(e: unknown): number {
+/**
+ * The exit code for an error that ended a command. Async because the store's error classes are loaded only here,
+ * and only for an error no SDK class explains: `eticket --help` never loads the back office (test/cli-lazy.test.ts).
+ */
+export async function exitCodeFor(e: unknown): Promise<number> {
   if (e instanceof ExitStatus) return e.code;
+  if (e instanceof LockHeldError) return EXIT.BUSY;
   if (e instanceof CardStatusError) return EXIT.CARD_REFUSED;
   if (e instanceof TransportError) return EXIT.TRANSPORT;
   if (e instanceof CryptoError) return EXIT.CRYPTO;
   if (e instanceof InvalidInputError) return EXIT.USAGE;
+  if (e instanceof EticketError) {
+    const [{ StoreUnavailableError }, { MigrationError }, { NotFoundError, StoreConflictError }] = await Promise.all([
+      import('../../backoffice/store/database.js'),
+      import('../../backoffice/store/migrate.js'),
+      import('../../backoffice/store/store.js'),
+    ]);
+    // The store refused on the domain's grounds (sold out, TID taken, unknown service): the input's fault.
+    if (e instanceof StoreConflictError || e instanceof NotFoundError || e instanceof MigrationError) return EXIT.USAGE;
+    if (e instanceof StoreUnavailableError) return EXIT.TRANSPORT;
+  }
   return EXIT.INTERNAL;
 }
 
@@ -209,6 +232,10 @@ export function errorLine(e: unknown): string {
   if (e instanceof CryptoError && /passphrase/.test(e.message)) return `${e.message}: give the passphrase used at \`eticket init\` (ETICKET_PASSPHRASE or the prompt)`;
   if (e instanceof ReaderNotFoundError) return `${e.message}: list readers with \`eticket readers\``;
   if (e instanceof TransportUnavailableError) return e.message;
+  if (e instanceof LockHeldError) {
+    if (/(^|\s)serve(\s|$)/.test(e.holder.command ?? '')) return `${e.message}: an embedded store serves one process; use that service's API, stop it, or keep the store on PostgreSQL (--database) to share it`;
+    return `${e.message}: nothing was changed; wait for it to finish (--wait <seconds>), or stop it`;
+  }
   if (e instanceof EticketError) return e.message;
   const err = e as Error;
   return `internal error: ${err?.message ?? String(e)} (run again with --debug and report the stack trace)`;

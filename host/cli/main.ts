@@ -16,6 +16,10 @@ import { Command, CommanderError } from 'commander';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { registerCard, registerInit } from './cmd-card.js';
+import { registerClients } from './cmd-clients.js';
+import { registerKeys } from './cmd-keys.js';
+import { registerSales } from './cmd-sales.js';
+import { registerServe } from './cmd-serve.js';
 import { registerGate, registerProvisionGate } from './cmd-gate.js';
 import { registerIssue, registerLoad } from './cmd-issue.js';
 import { registerRaw } from './cmd-raw.js';
@@ -34,6 +38,8 @@ export function buildProgram(): Command {
     .option('--dir <path>', 'working directory (default: $ETICKET_HOME, else the current directory)')
     .option('--json', 'machine output: JSON (one document, or one line per ticket / tap / APDU)')
     .option('--record <file>', 'record every APDU exchanged with the card to <file> (apdu4j dump; see `eticket trace`)')
+    .option('--database <url>', 'back-office store on a PostgreSQL server (postgres://…; default $ETICKET_DATABASE_URL, else the embedded store in the working directory)')
+    .option('--wait <seconds>', 'how long to wait when another eticket process holds the embedded store (default 30)')
     .option('--debug', 'print stack traces on errors')
     .configureHelp({ showGlobalOptions: true })
     .exitOverride()
@@ -41,7 +47,8 @@ export function buildProgram(): Command {
       'after',
       `
 Exit codes: 0 ok, 1 usage or input, 2 card refused, 3 reader / transport / card image,
-4 batch partly failed, 5 wrong passphrase or failed signature, 6 gate rejected, 70 internal.
+4 batch partly failed, 5 wrong passphrase or failed signature, 6 gate rejected,
+7 card image or store in use by another process, 70 internal.
 
 Example:
   $ export ETICKET_PASSPHRASE=... ETICKET_HOME=./office
@@ -69,6 +76,10 @@ Example:
   registerProvisionGate(program);
   registerRaw(program);
   registerVectors(program);
+  registerKeys(program);
+  registerClients(program);
+  registerSales(program);
+  registerServe(program);
   return program;
 }
 
@@ -82,7 +93,7 @@ export async function main(argv = process.argv): Promise<void> {
       process.exitCode = e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
       return;
     }
-    process.exitCode = exitCodeFor(e);
+    process.exitCode = await exitCodeFor(e);
     // The command has reported its results (a batch's failures, a gate's REJECT); only the status is left.
     if (e instanceof ExitStatus) return;
     console.error(`eticket: ${errorLine(e)}`);

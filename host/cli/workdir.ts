@@ -1,8 +1,9 @@
 // The CLI's working directory: eticket.json, the CA certificate, public keys in the clear, private keys
-// encrypted in keys/ (sdk KeyStore), and the TID ledger. `eticket init` writes it; every command reads it.
+// encrypted in keys/ (sdk KeyStore), and the embedded store (store/, see host/cli/store.ts). `eticket init` writes it.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileDurably } from '../../sdk/durable-file.js';
 import { join, resolve } from 'node:path';
 import forge from 'node-forge';
 import { RsaPrivateKey } from '../../sdk/crypto/rsa.js';
@@ -15,6 +16,7 @@ import { TicketServer } from '../../sdk/roles/ticket-server.js';
 import type { CardTrust } from '../../sdk/roles/trust.js';
 import { KeyGenerationCentre, type KgcMasterKeys } from '../../sdk/roles/kgc.js';
 import { sm9Provider } from '../../sdk/crypto/sm9-suite.js';
+import type { Signer } from '../../sdk/crypto/suite.js';
 import { concat, hex } from '../../sdk/bytes.js';
 import { masterKeyId, SYM_KEY_LENGTH } from '../../sdk/crypto/symmetric.js';
 import {
@@ -36,7 +38,6 @@ import { TlvMap, tlv } from '../../sdk/tlv.js';
 import type { SuiteName } from '../../sdk/spec.js';
 import type { GateMode } from '../checking.js';
 import { GATE_FILE, GATE_FORMAT, validateGateFile, type GateFile } from '../gate-config.js';
-import { CardLedger } from './ledger.js';
 
 export const WORKDIR_FORMAT = 'eticket-workdir/1';
 const KGC_KIND = 'sm9-kgc-master';
@@ -130,8 +131,7 @@ export class WorkDir {
   private writeConfig(): void {
     // eticket.json is what marks the directory as initialised: replace it whole, never half-written.
     const file = join(this.dir, 'eticket.json');
-    writeFileSync(`${file}.tmp-${process.pid}`, JSON.stringify(this.config, null, 2) + '\n');
-    renameSync(`${file}.tmp-${process.pid}`, file);
+    writeFileDurably(file, JSON.stringify(this.config, null, 2) + '\n');
   }
 
   get hasMasterKey(): boolean {
@@ -218,9 +218,13 @@ export class WorkDir {
     return { ca: this.loadCa(passphrase) };
   }
 
+  /** Key 1, the authority's root key as cards hold it. */
+  loadAuthoritySigner(passphrase: string): Signer {
+    return this.config.suite === 'sm9' ? sm9Provider.signer(this.keys.getBytes('authority', passphrase, SM9_SIGNER)) : this.keys.getRsa('authority', passphrase);
+  }
+
   loadAuthority(passphrase: string): AuthenticationServer {
-    const key = this.config.suite === 'sm9' ? sm9Provider.signer(this.keys.getBytes('authority', passphrase, SM9_SIGNER)) : this.keys.getRsa('authority', passphrase);
-    return new AuthenticationServer(key, this.cardTrust());
+    return new AuthenticationServer(this.loadAuthoritySigner(passphrase), this.cardTrust());
   }
 
   loadTerminalKeys(passphrase: string): TerminalKeys {
@@ -266,12 +270,7 @@ export class WorkDir {
     writeFileSync(join(dir, gate.trust), this.read(gate.trust));
     writeFileSync(join(dir, 'authority.pub'), this.read('authority.pub'));
     // gate.json last: a directory without it is not a gate, so an interrupted provisioning is never loaded.
-    writeFileSync(join(dir, `${GATE_FILE}.tmp-${process.pid}`), JSON.stringify(gate, null, 2) + '\n');
-    renameSync(join(dir, `${GATE_FILE}.tmp-${process.pid}`), join(dir, GATE_FILE));
+    writeFileDurably(join(dir, GATE_FILE), JSON.stringify(gate, null, 2) + '\n');
     return gate;
-  }
-
-  ledger(): CardLedger {
-    return new CardLedger(join(this.dir, 'ledger.json'));
   }
 }

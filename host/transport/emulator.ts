@@ -1,7 +1,7 @@
-// In-process transport: the embedded default. Drives any Icc (normally card/applet's EticketCard)
+// In-process transport: the embedded default. Drives any Icc (sdk/icc.ts; normally the emulated applet)
 // directly, with no reader in between: the fastest path and the one the demo and most tests use.
 
-import type { Icc } from '../../card/icc.js';
+import type { Icc } from '../../sdk/icc.js';
 import { CardRemovedError } from '../../sdk/errors.js';
 import type { CardEvent, Transport, TransportInfo } from './transport.js';
 

@@ -1,5 +1,5 @@
 // The bottom edge of the host: one tiny interface every reader implements (emulator, PC/SC, replay).
-// Everything above it (GET RESPONSE, 6Cxx retry, chaining, typed errors) is written once, in host/session.ts.
+// Everything above it (GET RESPONSE, 6CXX retry, chaining, bounds, typed errors) is written once: host/channel/, host/session.ts.
 
 /** Events a transport may report about the card in its reader. */
 export type CardEvent = { type: 'inserted'; atr: Uint8Array } | { type: 'removed' };

@@ -33,6 +33,15 @@ export interface CryptoSuite {
   checkPublicKey(publicKey: Uint8Array): void;
 }
 
+/** A suite and the loaders of its private keys from their encodings (card NVM, key stores). */
+export interface SuiteProvider {
+  suite: CryptoSuite;
+  /** Load a signing key from its private encoding. */
+  signer(privateKey: Uint8Array): Signer;
+  /** Load a decryption key from its private encoding. */
+  decrypter(privateKey: Uint8Array): Decrypter;
+}
+
 /** Key id: the first 8 bytes of SHA-256 over the public key encoding. */
 export function keyId(publicKey: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(publicKey).digest().subarray(0, 8));

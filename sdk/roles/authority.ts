@@ -1,7 +1,7 @@
 // The e-ticket authentication server (電子票認證服務器): signs TF_A into TF_V with key 1, and seals
 // TF_A ‖ TF_V to one card with key 2 (the first ciphertext), refusing cards it cannot trace to its trust root.
 
-import { concat } from '../bytes.js';
+import { encodeLoadPayload } from '../commands/load.js';
 import { InvalidInputError } from '../errors.js';
 import { seal } from '../crypto/envelope.js';
 import { getSuite } from '../crypto/suites.js';
@@ -58,7 +58,7 @@ export class AuthenticationServer {
   seal(ticket: SignedTicket, card: CardCredentials): Uint8Array {
     if (card.suite !== this.signer.suite) throw new InvalidInputError(`card suite ${card.suite} differs from the authority's ${this.signer.suite}`);
     const cardKey = this.trust.encryptionKey(card);
-    return seal(getSuite(card.suite), cardKey, card.serial, concat(ticket.faceEncoded, ticket.verificationCodeEncoded));
+    return seal(getSuite(card.suite), cardKey, card.serial, encodeLoadPayload(ticket.faceEncoded, ticket.verificationCodeEncoded));
   }
 
   /** Sign `face` and seal it to `card` (its key traced to the trust root): the first ciphertext a card LOADs. */

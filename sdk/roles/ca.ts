@@ -76,6 +76,11 @@ export class CertificateAuthority {
     return forgeToDer(forge.pki.certificateToAsn1(this.certificate));
   }
 
+  /** Certify an API client's signing key (seller or terminal): CN is its client id, OU its role. */
+  certifyClientKey(clientId: string, role: ClientRole, publicKeySpki: Uint8Array, validityYears = 2): Uint8Array {
+    return issueClientCertificate(this.forgeKey, this.certificate, clientId, role, publicKeySpki, validityYears);
+  }
+
   /** Certify a card public key (SPKI DER) for one usage; subject CN is the card serial in hex. */
   certifyCardKey(serial: Uint8Array, usage: CardKeyUsage, publicKeySpki: Uint8Array, validityYears = 5): Uint8Array {
     let publicKey: forge.pki.PublicKey;
@@ -103,6 +108,64 @@ export class CertificateAuthority {
     cert.sign(this.forgeKey, forge.md.sha256.create());
     return forgeToDer(forge.pki.certificateToAsn1(cert));
   }
+}
+
+export type ClientRole = 'seller' | 'terminal';
+const CLIENT_OU: Record<ClientRole, string> = { seller: 'eticket seller', terminal: 'eticket terminal' };
+
+export interface CertifiedClientKey {
+  clientId: string;
+  role: ClientRole;
+  publicKey: Uint8Array;
+  notAfter: Date;
+}
+
+function issueClientCertificate(forgeKey: forge.pki.rsa.PrivateKey, issuer: forge.pki.Certificate, clientId: string, role: ClientRole, publicKeySpki: Uint8Array, validityYears: number): Uint8Array {
+  let publicKey: forge.pki.PublicKey;
+  try {
+    publicKey = forge.pki.publicKeyFromAsn1(derToForge(publicKeySpki));
+  } catch (e) {
+    throw new InvalidInputError('client public key is not an RSA SubjectPublicKeyInfo', { cause: e });
+  }
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKey;
+  cert.serialNumber = serialNumber();
+  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notAfter = new Date(Date.now() + validityYears * 365 * 86400_000);
+  cert.setSubject([
+    { name: 'commonName', value: clientId },
+    { name: 'organizationalUnitName', value: CLIENT_OU[role] },
+  ]);
+  cert.setIssuer(issuer.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, critical: true },
+  ]);
+  cert.sign(forgeKey, forge.md.sha256.create());
+  return forgeToDer(forge.pki.certificateToAsn1(cert));
+}
+
+/** Check a client certificate: issued by the CA, valid now, for this role and client id. Throws CryptoError. */
+export function verifyClientCertificate(caCertificateDer: Uint8Array, certificateDer: Uint8Array, role: ClientRole, clientId: string, now = new Date()): CertifiedClientKey {
+  let ca: forge.pki.Certificate;
+  let cert: forge.pki.Certificate;
+  try {
+    ca = forge.pki.certificateFromAsn1(derToForge(caCertificateDer));
+    cert = forge.pki.certificateFromAsn1(derToForge(certificateDer));
+  } catch (e) {
+    throw new CryptoError('not an X.509 certificate', { cause: e });
+  }
+  let signed = false;
+  try {
+    signed = ca.verify(cert);
+  } catch {
+    signed = false;
+  }
+  if (!signed) throw new CryptoError('client certificate was not issued by the operator CA');
+  if (now < cert.validity.notBefore || now > cert.validity.notAfter) throw new CryptoError('client certificate is not valid now');
+  if (cert.subject.getField('OU')?.value !== CLIENT_OU[role]) throw new CryptoError(`certificate is not for a ${role}`);
+  if (cert.subject.getField('CN')?.value !== clientId) throw new CryptoError(`certificate names ${cert.subject.getField('CN')?.value}, not ${clientId}`);
+  return { clientId, role, publicKey: forgeToDer(forge.pki.publicKeyToAsn1(cert.publicKey)), notAfter: cert.validity.notAfter };
 }
 
 /**

@@ -2,7 +2,8 @@
 // (readable by openssl), any other suite's private encoding as scrypt + AES-256-GCM JSON.
 
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileDurably } from '../durable-file.js';
 import { join } from 'node:path';
 import { CryptoError, InvalidInputError } from '../errors.js';
 import { RsaPrivateKey } from '../crypto/rsa.js';
@@ -71,17 +72,14 @@ export function openSecret(sealed: SealedSecret, passphrase: string, kind?: stri
 
 /**
  * A directory of encrypted private keys. RSA keys live in `<name>.key` (encrypted PKCS#8 PEM);
- * other encodings in `<name>.secret.json`. Writes are atomic (temp + rename) and mode 0600.
+ * other encodings in `<name>.secret.json`. Writes are atomic and durable (sdk/durable-file.ts), mode 0600.
  */
 export class KeyStore {
   constructor(readonly dir: string) {}
 
   private write(file: string, text: string): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const path = join(this.dir, file);
-    const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, text, { mode: 0o600 });
-    renameSync(tmp, path);
+    writeFileDurably(join(this.dir, file), text, { mode: 0o600 });
   }
 
   private read(file: string, name: string): string {

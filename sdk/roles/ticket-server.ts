@@ -1,7 +1,8 @@
 // The ticketing server (票務服務器): builds the ticket face TF_A with a TID unique per operator.
 // TIDs are "<operator>-<YYYYMMDD>-<counter>" unless the caller brings its own (checked for reuse).
 
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileDurably } from '../durable-file.js';
 import { InvalidInputError } from '../errors.js';
 import { formatServiceDate, parseServiceDate } from '../fields.js';
 import { encodeTicketFace, type TicketFace } from '../ticket.js';
@@ -52,9 +53,7 @@ export class FileLedger implements TidLedger {
     return this.data.counter;
   }
   private save() {
-    const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.data));
-    renameSync(tmp, this.path);
+    writeFileDurably(this.path, JSON.stringify(this.data));
   }
 }
 

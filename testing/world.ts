@@ -1,23 +1,23 @@
-// Wires a whole e-ticket system in one process: CA / KGC, authority, ticket server, checking-terminal
-// keys and emulated cards. The demo, the tests, the benchmark and the vectors all start from here.
+// A test harness that wires a whole e-ticket system in one process: CA / KGC, authority, ticket server,
+// checking-terminal keys and personalised emulated cards. The demo, the tests and the benchmarks start here.
 
-import { EticketCard, type CreateCardOptions } from '../../card/applet.js';
-import { MemoryBackend, type NvmBackend } from '../../card/nvm.js';
-import { RsaPrivateKey } from '../../sdk/crypto/rsa.js';
-import type { Signer } from '../../sdk/crypto/suite.js';
-import type { SuiteName } from '../../sdk/spec.js';
-import { AuthenticationServer } from '../../sdk/roles/authority.js';
-import { CertificateAuthority } from '../../sdk/roles/ca.js';
-import { TerminalKeys } from '../../sdk/roles/terminal-keys.js';
-import { TicketServer } from '../../sdk/roles/ticket-server.js';
-import { CaTrust, KgcTrust, type CardCredentials, type CardTrust } from '../../sdk/roles/trust.js';
-import { cardIdentity, KeyGenerationCentre } from '../../sdk/roles/kgc.js';
+import { EticketCard, type CreateCardOptions } from '../card/applet.js';
+import { MemoryBackend, type NvmBackend } from '../card/nvm.js';
+import { RsaPrivateKey } from '../sdk/crypto/rsa.js';
+import type { Signer } from '../sdk/crypto/suite.js';
+import type { SuiteName } from '../sdk/spec.js';
+import { AuthenticationServer } from '../sdk/roles/authority.js';
+import { CertificateAuthority } from '../sdk/roles/ca.js';
+import { TerminalKeys } from '../sdk/roles/terminal-keys.js';
+import { TicketServer } from '../sdk/roles/ticket-server.js';
+import { CaTrust, KgcTrust, type CardCredentials, type CardTrust } from '../sdk/roles/trust.js';
+import { cardIdentity, KeyGenerationCentre } from '../sdk/roles/kgc.js';
 import { randomBytes } from 'node:crypto';
-import { CheckingTerminal, type GateMode, type OperatorMasterKey } from '../checking.js';
-import { IssuingTerminal } from '../issuing.js';
-import { personalizeCard, type IdentityKeyIssuer, type KeyGrant } from '../personalize.js';
-import { CardSession, type SessionOptions } from '../session.js';
-import { EmulatorTransport } from '../transport/emulator.js';
+import { CheckingTerminal, type GateMode, type OperatorMasterKey } from '../host/checking.js';
+import { IssuingTerminal } from '../host/issuing.js';
+import { personalizeCard, type IdentityKeyIssuer, type KeyGrant } from '../host/personalize.js';
+import { CardSession, type SessionOptions } from '../host/session.js';
+import { EmulatorTransport } from '../host/transport/emulator.js';
 
 /** The keys of a test back office for one suite: authority, terminal keys, card trust, and the CA (RSA) or KGC (SM9). */
 export interface SuiteWorld {
