@@ -1,10 +1,13 @@
 // The `eticket` package: what a gate, an issuing kiosk or a personalisation station embeds. Terminals in the
-// patent's words, over a card session, over any transport; typed errors, receipts, keys loaded from files.
+// patent's words, over a card session, over any transport; typed errors, receipts, keys loaded from files, and
+// the back office's HTTP client.
 /**
  * The host SDK of the eticket system. A gate is a {@link CheckingTerminal} over a {@link CardSession} over any
  * {@link Transport}: `eticket/pcsc` for card readers, `eticket/emulator` for the emulated card. A production
  * gate loads its keys with {@link loadGateConfig}; card refusals are {@link CardStatusError}s naming the command
- * and the status word; reader faults are {@link TransportError}s.
+ * and the status word; reader faults are {@link TransportError}s; a card that breaks the protocol is a
+ * {@link CardMisbehavedError}. Sellers, issuing kiosks and gates reach the operator's back office over HTTP with
+ * {@link BackofficeClient} (requests signed with the client's credential file, {@link loadCredential}).
  *
  * @module eticket
  */
@@ -12,6 +15,8 @@
 // --- terminals -------------------------------------------------------------------------------------------------
 export {
   CheckingTerminal,
+  checkTerminalConfig,
+  GATE_COMMAND_DEADLINE_MS,
   PkiNotConfiguredError,
   type CheckingTerminalConfig,
   type GateMode,
@@ -19,7 +24,7 @@ export {
   type TicketQuery,
   type TicketView,
 } from '../host/checking.js';
-export { decide, reject, REJECT_MESSAGES, type Direction, type GateDecision, type RejectReason } from '../host/gate.js';
+export { decide, reject, REJECT_MESSAGES, rejectFor, type Direction, type GateDecision, type RejectReason } from '../host/gate.js';
 export { IssuingTerminal, isDuplicate, parseFci, type CardCapacity, type CardInfo } from '../host/issuing.js';
 export { personalizeCard, type KeyGrant, type PersonalizationProfile } from '../host/personalize.js';
 
@@ -27,13 +32,31 @@ export { personalizeCard, type KeyGrant, type PersonalizationProfile } from '../
 export { GATE_FILE, GATE_FORMAT, loadGateConfig, readGateFile, validateGateFile, type GateConfig, type GateFile, type LoadGateOptions } from '../host/gate-config.js';
 
 // --- session and transports ------------------------------------------------------------------------------------
-export { CardSession, formatTrace, type SendOptions, type SessionOptions, type TraceEntry } from '../host/session.js';
+export { CardSession, DEFAULT_COMMAND_DEADLINE_MS, formatTrace, type SendOptions, type SessionOptions, type TraceEntry } from '../host/session.js';
 export type { CardEvent, Transport, TransportInfo } from '../host/transport/transport.js';
 export { RecordingTransport, type RecordingOptions } from '../host/transport/recording.js';
 export { parseDump, ReplayMismatchError, ReplayTransport, toHex, type ApduDump, type DumpEntry, type DumpExchange, type DumpReset, type ReplayOptions } from '../host/transport/replay.js';
 
+// --- the back office over HTTP: sellers, issuing terminals and gates (docs/backoffice.md) -------------------------
+export {
+  BackofficeClient,
+  BackofficeHttpError,
+  BackofficeUnreachableError,
+  type AuthorityKeyInfo,
+  type BackofficeClientOptions,
+  type Booking,
+  type KeySet,
+  type ReceiptUpload,
+  type ServiceClassInfo,
+  type ServiceInfo,
+  type Verdict,
+} from '../host/backoffice-client.js';
+export { credentialSummary, loadCredential, type ClientCredentialFile, type ClientIdentity } from '../sdk/roles/client-credential.js';
+export { decodeBill, verifyBill, type Bill, type BillFields, type BillItem } from '../sdk/roles/bill.js';
+
 // --- errors ----------------------------------------------------------------------------------------------------
 export {
+  CardMisbehavedError,
   CardRemovedError,
   CardStatusError,
   CryptoError,
@@ -43,6 +66,7 @@ export {
   TransportError,
   TransportTimeoutError,
   TransportUnavailableError,
+  type Misbehaviour,
 } from '../sdk/errors.js';
 export { ApduFormatError } from '../sdk/apdu.js';
 export { TlvError } from '../sdk/tlv.js';
