@@ -129,6 +129,22 @@ describe('gate directories that must not load', () => {
     expect(() => loadGateConfig(dir, { passphrase: GATE_PASS })).toThrow(/"authorities" is a non-empty list of file names/);
   });
 
+  it('a gate id or station longer than the protocol carries (GATE_ID, STATION: 1..16 bytes) is refused at provisioning and at loading', () => {
+    const dir = join(root, 'gate-long-id');
+    expect(() => office.provisionGate(dir, { gateId: 'BJS-G07-PLATFORM-3', station: 'BJS', modes: ['pki'], passphrase: OFFICE_PASS, gatePassphrase: GATE_PASS })).toThrow(InvalidInputError);
+    expect(() => office.provisionGate(dir, { gateId: 'BJS-G07-PLATFORM-3', station: 'BJS', modes: ['pki'], passphrase: OFFICE_PASS, gatePassphrase: GATE_PASS })).toThrow(
+      /"gateId" must be a string of 1 to 16 bytes of UTF-8 \(apdu-spec GATE_ID\), got 18/,
+    );
+    expect(existsSync(join(dir, GATE_FILE))).toBe(false);
+    const ok = gate('gate-long-edit');
+    // Sixteen characters but 48 bytes: the limit is the card's, in bytes.
+    rewrite(ok, (g) => (g.station = '北京西站北京西站北京西站北京西站'));
+    expect(() => loadGateConfig(ok, { passphrase: GATE_PASS })).toThrow(/"station" must be a string of 1 to 16 bytes of UTF-8 \(apdu-spec STATION\), got 48/);
+    rewrite(ok, (g) => (g.station = 'BJS'));
+    expect(loadGateConfig(ok, { passphrase: GATE_PASS }).station).toBe('BJS');
+    expect(() => loadGateConfig(ok, { passphrase: GATE_PASS, gateId: 'X'.repeat(17) })).toThrow(/gateId must be 1\.\.16 bytes of UTF-8 \(apdu-spec GATE_ID\), got 17/);
+  });
+
   it('a mode the gate has no keys for is refused; so is sym without a master key reference', () => {
     const dir = join(root, 'gate-pki-only');
     office.provisionGate(dir, { gateId: 'G2', station: 'BJS', modes: ['pki'], passphrase: OFFICE_PASS, gatePassphrase: GATE_PASS });

@@ -4,10 +4,11 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InvalidInputError } from '../sdk/errors.js';
+import { specField } from '../sdk/fields.js';
 import { KeyStore } from '../sdk/roles/keystore.js';
 import { cardTrustFromFile, loadMasterKey, loadTerminalKeys, PEM_LABEL, readPemFile, type MasterKeyRef } from '../sdk/roles/key-files.js';
 import type { SuiteName } from '../sdk/spec.js';
-import type { CheckingTerminalConfig, GateMode } from './checking.js';
+import { checkTerminalConfig, type CheckingTerminalConfig, type GateMode } from './checking.js';
 
 /** Format tag of gate.json. */
 export const GATE_FORMAT = 'eticket-gate/1';
@@ -65,6 +66,9 @@ export interface GateConfig extends CheckingTerminalConfig {
 
 const SAFE_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
+/** Gate id and station go into every usage record the gate writes: the protocol's lengths bound them. */
+const GATE_TEXT = [specField('gateId', 'GATE_ID'), specField('station', 'STATION')] as const;
+
 /** Check a gate.json document; `where` names it in the error. */
 export function validateGateFile(g: GateFile, where: string): void {
   const fail = (why: string): never => {
@@ -72,8 +76,11 @@ export function validateGateFile(g: GateFile, where: string): void {
   };
   if (g === null || typeof g !== 'object') fail('not a JSON object');
   if (g.format !== GATE_FORMAT) fail(`format is ${JSON.stringify(g.format)}, not ${GATE_FORMAT}`);
-  for (const k of ['operator', 'gateId', 'station'] as const) {
-    if (typeof g[k] !== 'string' || g[k].length === 0 || g[k].length > 64) fail(`"${k}" must be a string of 1 to 64 characters`);
+  if (typeof g.operator !== 'string' || g.operator.length === 0 || g.operator.length > 64) fail('"operator" must be a string of 1 to 64 characters');
+  for (const f of GATE_TEXT) {
+    const v = g[f.key];
+    const n = typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : -1;
+    if (n < f.min || n > f.max) fail(`"${f.key}" must be a string of ${f.min} to ${f.max} bytes of UTF-8 (apdu-spec ${f.name})${n >= 0 ? `, got ${n}` : ''}`);
   }
   if (g.suite !== 'rsa' && g.suite !== 'sm9') fail('"suite" is rsa or sm9');
   if (!Array.isArray(g.modes) || g.modes.length === 0 || !g.modes.every((m) => m === 'pki' || m === 'sym')) fail('"modes" is a non-empty list of pki and sym');
@@ -112,8 +119,9 @@ export function readGateFile(dir: string): GateFile {
 
 /**
  * Load a gate's configuration from its directory: a CheckingTerminal config for the chosen mode. Pki loads
- * keys 4/5 and the card trust root; sym loads only the checking master key. Missing or damaged files are
- * InvalidInputError naming the file; a wrong passphrase is CryptoError.
+ * keys 4/5 and the card trust root; sym loads only the checking master key. Missing or damaged files, and a
+ * configuration no tap could work with (checkTerminalConfig, overrides included), are InvalidInputError naming
+ * the problem; a wrong passphrase is CryptoError.
  *
  * @example
  * const config = loadGateConfig('/etc/eticket/gate', { passphrase: process.env.ETICKET_GATE_PASSPHRASE! });
@@ -135,7 +143,11 @@ export function loadGateConfig(dir: string, options: LoadGateOptions): GateConfi
     clock: options.clock,
     dir: root,
   };
-  if (mode === 'sym') return { ...common, mode, masterKeys: [loadMasterKey(store, g.checkingMasterKey!, g.operator, options.passphrase)] };
-  const keys = loadTerminalKeys(store, g.suite, options.passphrase);
-  return { ...common, mode, keys, cardTrust: cardTrustFromFile(g.suite, join(root, g.trust)) };
+  const config: GateConfig =
+    mode === 'sym'
+      ? { ...common, mode, masterKeys: [loadMasterKey(store, g.checkingMasterKey!, g.operator, options.passphrase)] }
+      : { ...common, mode, keys: loadTerminalKeys(store, g.suite, options.passphrase), cardTrust: cardTrustFromFile(g.suite, join(root, g.trust)) };
+  // Here, not at the first tap: an override too long for the protocol, or keys of another suite than gate.json's.
+  checkTerminalConfig(config);
+  return config;
 }
