@@ -44,21 +44,32 @@ export function installOffline(root: string, tarball: string, project: string): 
       engines: pkg.engines,
     },
   };
-  // The dependency closure, as hoisted in this checkout's lockfile.
-  const todo: [string, boolean][] = [
-    ...Object.keys(pkg.dependencies ?? {}).map((n): [string, boolean] => [n, false]),
-    ...Object.keys(pkg.optionalDependencies ?? {}).map((n): [string, boolean] => [n, true]),
+  // The dependency closure, laid out as in this checkout's lockfile: mostly hoisted, but a package that needs
+  // another version of a dependency has it nested (node_modules/ajv/node_modules/fast-uri), and Node's lookup
+  // (own node_modules first, then each enclosing one up to the top) decides which copy a package gets.
+  const resolve = (from: string, name: string): string | undefined => {
+    for (let base = from; ; ) {
+      const key = base ? `${base}/node_modules/${name}` : `node_modules/${name}`;
+      if (lock.packages[key]) return key;
+      if (!base) return undefined;
+      const i = base.lastIndexOf('/node_modules/');
+      base = i < 0 ? '' : base.slice(0, i);
+    }
+  };
+  const todo: [string, string, boolean][] = [
+    ...Object.keys(pkg.dependencies ?? {}).map((n): [string, string, boolean] => ['', n, false]),
+    ...Object.keys(pkg.optionalDependencies ?? {}).map((n): [string, string, boolean] => ['', n, true]),
   ];
   while (todo.length) {
-    const [name, optional] = todo.pop()!;
-    const key = `node_modules/${name}`;
-    if (packages[key]) continue;
+    const [from, name, optional] = todo.pop()!;
+    const key = resolve(from, name);
+    if (!key) throw new Error(`package-lock.json has no ${name} for ${from || 'the root'}: run npm install in the checkout`);
+    if (packages[key] && (optional || !packages[key].optional)) continue;
     const entry = lock.packages[key];
-    if (!entry) throw new Error(`package-lock.json has no ${key}: run npm install in the checkout`);
     const { dev: _d, devOptional: _o, peer: _p, optional: _x, ...kept } = entry;
     packages[key] = optional ? { ...kept, optional: true } : kept;
-    for (const d of Object.keys(entry.dependencies ?? {})) todo.push([d, optional]);
-    for (const d of Object.keys(entry.optionalDependencies ?? {})) todo.push([d, true]);
+    for (const d of Object.keys(entry.dependencies ?? {})) todo.push([key, d, optional]);
+    for (const d of Object.keys(entry.optionalDependencies ?? {})) todo.push([key, d, true]);
   }
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module', dependencies: { eticket: spec } }, null, 2));
   writeFileSync(join(project, 'package-lock.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', lockfileVersion: 3, requires: true, packages }, null, 2));
