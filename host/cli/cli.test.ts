@@ -418,9 +418,13 @@ describe('gate mode sym', () => {
 
 describe('raw APDUs and traces', () => {
   it('apdu decodes command and status word names; a refusal is exit 2; bad hex is exit 1', async () => {
-    const [ok, refused, bad] = await Promise.all([
-      cli(env, 'apdu', '--card', 'card.img', '00A4040009F0455449434B455401', '80CA00D800'),
-      cli(env, 'apdu', '--card', 'card.img', '--select', '80CA00FF00'),
+    // One process at a time on card.img (a second one would find the image locked: exit 7); the bad hex is
+    // refused before the card is opened, so it may run beside them.
+    const [[ok, refused], bad] = await Promise.all([
+      (async () => [
+        await cli(env, 'apdu', '--card', 'card.img', '00A4040009F0455449434B455401', '80CA00D800'),
+        await cli(env, 'apdu', '--card', 'card.img', '--select', '80CA00FF00'),
+      ])(),
       cli(env, 'apdu', '--card', 'card.img', 'zz12'),
     ]);
     expect(ok.code).toBe(0);

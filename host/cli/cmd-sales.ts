@@ -9,7 +9,7 @@ import type { ServiceClassSpec, ServiceRecord } from '../../backoffice/store/sto
 import type { ReceiptEvidence } from '../../backoffice/arbitration.js';
 import { parseDeparture } from './batch.js';
 import { intArg } from './cmd-card.js';
-import { addModeOption, addTerminalOptions, checkingTerminal, type TerminalOptions } from './cmd-tickets.js';
+import { addModeOption, addTerminalOptions, checkingTerminal, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
 import { addCardOptions, emit, globals, passphrase, UsageError, withCard, workDir, type CardOptions } from './context.js';
 
 /** The store and its back office: loaded by the action that opens them, never by --help (host/cli/main.ts). */
@@ -122,6 +122,8 @@ export function registerSales(program: Command): void {
   cancel.action(async (opts: CardOptions & TerminalOptions & { tid: string }, cmd: Command) => {
     const w = await workDir(cmd);
     const pass = await passphrase();
+    // With a card: its keys are opened now, so a wrong passphrase stops the command before the store or the card.
+    const config = opts.card || opts.reader ? terminalConfig(w, pass, opts) : undefined;
     const [{ withBackoffice }, { billOf }] = await Promise.all([backoffice(), import('../../backoffice/service.js')]);
     await withBackoffice(cmd, w, pass, async ({ bo }) => {
       const finish = async (deletion?: ReceiptEvidence) => {
@@ -132,7 +134,7 @@ export function registerSales(program: Command): void {
       if (!opts.card && !opts.reader) return finish();
       // The store is open before the card is touched: a busy store stops the command with the card unchanged.
       await withCard(cmd, opts, async ({ session }) => {
-        const t = await checkingTerminal(w, session, opts, pass);
+        const t = await checkingTerminal(session, config!);
         const v = await t.verifyTicket({ tid: opts.tid }, { verificationCode: false });
         const r = await t.deleteTicket(v);
         await finish({ encoded: r.encoded, transaction: r.sym });

@@ -61,10 +61,13 @@ export function terminalConfig(w: WorkDir, pass: string, opts: TerminalOptions):
   return { ...common, mode: 'pki', keys: w.loadTerminalKeys(pass), cardTrust: w.cardTrust() };
 }
 
-/** A checking terminal over the session, SELECTed; `pass` when the command has asked for the passphrase already. */
-export async function checkingTerminal(w: WorkDir, session: CardSession, opts: TerminalOptions, pass?: string): Promise<CheckingTerminal> {
+/**
+ * A checking terminal over the session, SELECTed. Commands build `config` (terminalConfig) before they open the
+ * card or the store: a wrong passphrase stops the command before anything is locked or touched.
+ */
+export async function checkingTerminal(session: CardSession, config: CheckingTerminalConfig): Promise<CheckingTerminal> {
   const { CheckingTerminal } = await import('../checking.js');
-  const t = new CheckingTerminal(session, terminalConfig(w, pass ?? (await passphrase()), opts));
+  const t = new CheckingTerminal(session, config);
   await t.select();
   return t;
 }
@@ -108,8 +111,9 @@ export function registerTickets(program: Command): void {
     ),
   ).action(async (opts: CardOptions & TerminalOptions & { date?: number; train?: string }, cmd: Command) => {
     const w = await workDir(cmd);
+    const config = terminalConfig(w, await passphrase(), opts);
     await withCard(cmd, opts, async ({ session }) => {
-      const t = await checkingTerminal(w, session, opts);
+      const t = await checkingTerminal(session, config);
       const list = await t.readTickets({ date: opts.date, train: opts.train });
       const { ticketJson, ticketLine } = await format();
       emit(cmd, { tickets: list.map(ticketJson) }, list.length ? list.map(ticketLine) : 'no tickets on the card for this query');
@@ -138,8 +142,9 @@ export function registerTickets(program: Command): void {
       return;
     }
     const q = queryOf(opts);
+    const config = terminalConfig(w, await passphrase(), opts);
     await withCard(cmd, opts, async ({ session }) => {
-      const t = await checkingTerminal(w, session, opts);
+      const t = await checkingTerminal(session, config);
       const v = await t.verifyTicket(q);
       const { ticketJson, ticketLine } = await format();
       emit(cmd, { ok: true, mode: t.mode, ticket: ticketJson(v) }, [
@@ -168,9 +173,10 @@ export function registerTickets(program: Command): void {
     const w = await workDir(cmd);
     const q = queryOf(opts);
     const pass = await passphrase();
+    const config = terminalConfig(w, pass, opts);
     const { withBackoffice } = await import('./store.js');
     await withBackoffice(cmd, w, pass, ({ bo }) => withCard(cmd, opts, async ({ session }) => {
-      const t = await checkingTerminal(w, session, opts, pass);
+      const t = await checkingTerminal(session, config);
       const v = await t.verifyTicket(q, { verificationCode: false });
       const r = await t.recordUsage(v, event);
       await bo.recordReceipt({ encoded: r.encoded, transaction: r.sym }, `cli:${opts.gateId}`);
@@ -194,10 +200,11 @@ export function registerTickets(program: Command): void {
     const w = await workDir(cmd);
     const q = queryOf(opts);
     const pass = await passphrase();
+    const config = terminalConfig(w, pass, opts);
     const { withBackoffice } = await import('./store.js');
     // The store is opened first: a busy or unreachable store stops the command before the card changes.
     await withBackoffice(cmd, w, pass, ({ bo }) => withCard(cmd, opts, async ({ session }) => {
-      const t = await checkingTerminal(w, session, opts, pass);
+      const t = await checkingTerminal(session, config);
       const v = await t.verifyTicket(q, { verificationCode: false });
       const r = await t.deleteTicket(v);
       await bo.recordDeletion({ encoded: r.encoded, transaction: r.sym }, `cli:${opts.gateId}`);
@@ -227,9 +234,10 @@ export function registerTickets(program: Command): void {
       format(),
     ]);
     const pass = await passphrase();
+    const config = terminalConfig(w, pass, opts);
     await withBackoffice(cmd, w, pass, async ({ bo }) => {
       await withCard(cmd, opts, async ({ session }) => {
-        const t = await checkingTerminal(w, session, opts, pass);
+        const t = await checkingTerminal(session, config);
         const old = await t.verifyTicket({ tid: opts.tid });
         const request = replacement(old.face, changes, opts.newTid);
         const receipt = await t.deleteTicket(old);
