@@ -40,6 +40,9 @@ export function renderReference(): string {
   };
   fields('Data objects', p.dataObjects);
   fields('Ticket face TF_A (inside A1)', p.ticketFace);
+  fields('Verification code TF_V (inside A2)', p.verificationCode);
+  fields('Sealed envelope (inside B1)', p.sealedEnvelope);
+  fields('Terminal key bundle (D0 of PUT KEY P1=02)', p.terminalKeyBundle);
   fields('Usage record TF_B (inside A3)', p.usageRecord);
   out.push('', '## Usage events', '', '| value | name | rule |', '| --- | --- | --- |');
   for (const e of p.usageEvents) out.push(`| ${e.value} | ${e.name} | ${esc(e.description)} |`);

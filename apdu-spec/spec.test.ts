@@ -1,9 +1,10 @@
 // Keeps apdu-spec, the generated reference and the code in agreement: a drift in any of them fails.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { renderReference } from './generate.js';
 import { EticketCard } from '../card/applet.js';
+import { HANDLERS } from '../card/commands/table.js';
 import { AID, ATR, protocol, SW, describeSw } from '../sdk/spec.js';
 import type { TicketFace, UsageRecord } from '../sdk/ticket.js';
 import { newUsageRecord } from '../sdk/ticket.js';
@@ -53,6 +54,18 @@ describe('apdu-spec', () => {
       const r = card.transmit(new Uint8Array([parseInt(c.cla, 16), parseInt(c.ins, 16), parseInt(c.p1[0], 16), parseInt(c.p2[0], 16)]));
       expect((r[r.length - 2] << 8) | r[r.length - 1], c.name).not.toBe(SW.INS_NOT_SUPPORTED);
     }
+  });
+
+  it('every spec command is found by its name: sdk/commands/<name>.ts, and a card handler card/commands/<name>.ts in the dispatch table', () => {
+    const file = (name: string) => name.toLowerCase().replace(/ /g, '-') + '.ts';
+    for (const c of protocol.commands) {
+      expect(existsSync(new URL(`../sdk/commands/${file(c.name)}`, import.meta.url)), `sdk/commands/${file(c.name)}`).toBe(true);
+      // GET RESPONSE belongs to the ISO framing of card/applet.ts, not to a handler.
+      if (c.name === 'GET RESPONSE') continue;
+      expect(existsSync(new URL(`../card/commands/${file(c.name)}`, import.meta.url)), `card/commands/${file(c.name)}`).toBe(true);
+      expect(HANDLERS[c.name], c.name).toBeTypeOf('function');
+    }
+    expect(Object.keys(HANDLERS).sort()).toEqual(protocol.commands.map((c) => c.name).filter((n) => n !== 'GET RESPONSE').sort());
   });
 
   it('the ticket face and usage record types name exactly the spec fields', () => {

@@ -6,22 +6,18 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Icc } from '../card/icc.ts';
-import { startVpcdChild, type IccFactorySpec, type VpcdChild } from '../card/vpcd-child.ts';
-import type { GateMode } from '../host/checking.ts';
-import { World } from '../host/cli/world.ts';
-import { EmulatorTransport } from '../host/transport/emulator.ts';
-import { PcscTransport, waitForCard } from '../host/transport/pcsc.ts';
-import { openBenchCardImage } from './card-factory.ts';
-import { GateRig } from './gate-rig.ts';
-import type { Transport } from '../host/transport/transport.ts';
-import type { SuiteName } from '../sdk/spec.ts';
-import { lockVpcd } from '../test/helpers/pcsc-stack.ts';
+import type { Icc } from '../sdk/icc.js';
+import { startVpcdChild, type IccFactorySpec, type VpcdChild } from '../card/vpcd-child.js';
+import type { GateMode } from '../host/checking.js';
+import { World } from '../testing/world.js';
+import { EmulatorTransport } from '../host/transport/emulator.js';
+import { PcscTransport, waitForCard } from '../host/transport/pcsc.js';
+import { openBenchCardImage } from './card-factory.js';
+import { GateRig } from './gate-rig.js';
+import type { SuiteName } from '../sdk/spec.js';
+import { lockVpcd } from '../testing/vpcd-lock.js';
+import { latency, timeCalls, type Latency } from './stats.js';
 
-export interface LatencyStats {
-  medianMs: number;
-  p99Ms: number;
-}
 
 export interface PcscBenchOptions {
   /** vpcd port the card is put on; its reader must be empty. Default 35963 ("Virtual PCD 00 00"). */
@@ -34,21 +30,6 @@ export interface PcscBenchOptions {
   warmup?: number;
 }
 
-function stats(samples: number[]): LatencyStats {
-  const sorted = samples.slice().sort((a, b) => a - b);
-  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return { medianMs: at(0.5), p99Ms: at(0.99) };
-}
-
-async function timeLoop(n: number, once: () => unknown): Promise<number[]> {
-  const samples: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const start = process.hrtime.bigint();
-    await once();
-    samples.push(Number(process.hrtime.bigint() - start) / 1e6);
-  }
-  return samples;
-}
 
 /**
  * One short APDU, `iterations` times, in process and over PC/SC. Needs pcscd running with vpcd; the
@@ -59,7 +40,7 @@ export async function benchPcscRoundTrip(
   spec: IccFactorySpec,
   iterations: number,
   options: PcscBenchOptions = {},
-): Promise<{ inProcess: LatencyStats; pcsc: LatencyStats }> {
+): Promise<{ inProcess: Latency; pcsc: Latency }> {
   const command = Uint8Array.from(Buffer.from(options.apdu ?? '00A4040005A000000000', 'hex'));
   const warmup = options.warmup ?? 50;
   const port = options.port ?? 35963;
@@ -70,7 +51,7 @@ export async function benchPcscRoundTrip(
   const icc = await mod[spec.export]!(...(spec.args ?? []));
   icc.powerOn();
   for (let i = 0; i < warmup; i++) icc.transmit(command);
-  const inProcess = stats(await timeLoop(iterations, () => icc.transmit(command)));
+  const inProcess = latency(await timeCalls(iterations, () => icc.transmit(command)));
 
   const card = await startVpcdChild(spec, { port });
   const transport = new PcscTransport({ reader });
@@ -78,7 +59,7 @@ export async function benchPcscRoundTrip(
     await waitForCard(reader, { timeoutMs: 10_000 });
     await transport.connect();
     for (let i = 0; i < warmup; i++) await transport.transmit(command);
-    const pcsc = stats(await timeLoop(iterations, () => transport.transmit(command)));
+    const pcsc = latency(await timeCalls(iterations, () => transport.transmit(command)));
     return { inProcess, pcsc };
   } finally {
     await transport.disconnect().catch(() => undefined);
@@ -123,7 +104,7 @@ export interface GateBenchResult {
   durableNvm: boolean;
   iterations: number;
   /** One gate transaction: CheckingTerminal.passGate = SELECT, VERIFY, WRITE USAGE (receipt checked). */
-  gate: { inProcess: LatencyStats; pcsc: LatencyStats };
+  gate: { inProcess: Latency; pcsc: Latency };
   /** APDUs and bytes (both directions) per gate transaction, from the PC/SC session's counters. */
   apdusPerGate: number;
   bytesPerGate: number;
@@ -132,7 +113,7 @@ export interface GateBenchResult {
    * PC/SC agent process, then pcscd); and through npm pcsclite loaded in this process (what PcscTransport did
    * before the agent, and still the floor): `pcsc - pcscDirect` is what the agent's IPC hop costs.
    */
-  roundTrip: { inProcess: LatencyStats; pcsc: LatencyStats; pcscDirect: LatencyStats };
+  roundTrip: { inProcess: Latency; pcsc: Latency; pcscDirect: Latency };
 }
 
 /** The binding in this process, on a shared connection to `reader`: the bench's yardstick, not for the SDK. */
@@ -168,6 +149,8 @@ async function directPcsc(reader: string): Promise<{ transmit(c: Uint8Array): Pr
 }
 
 // The card counts entries in one byte: rotate to a fresh ticket well before a multi-entry ticket runs out.
+// The card process loads the factory module the way this one was loaded: compiled (npm run bench) or from source.
+const CARD_FACTORY = import.meta.url.endsWith('.ts') ? './card-factory.ts' : './card-factory.js';
 const ABSENT_AID_SELECT = Uint8Array.from(Buffer.from('00A4040005A000000000', 'hex'));
 
 /**
@@ -204,7 +187,7 @@ export async function benchGateOverPcsc(options: GateBenchOptions = {}): Promise
     const localCard = openBenchCardImage(local, durableNvm);
     const inProc = new GateRig(world, new EmulatorTransport(localCard, 'emulator', { extendedLength }), { mode, extendedLength });
     card = await startVpcdChild(
-      { module: fileURLToPath(new URL('./card-factory.ts', import.meta.url)), export: 'openBenchCardImage', args: [served, durableNvm] },
+      { module: fileURLToPath(new URL(CARD_FACTORY, import.meta.url)), export: 'openBenchCardImage', args: [served, durableNvm] },
       { port },
     );
     await waitForCard(reader, { timeoutMs: 10_000 });
@@ -237,9 +220,9 @@ export async function benchGateOverPcsc(options: GateBenchOptions = {}): Promise
         await direct.transmit(ABSENT_AID_SELECT);
       }
       for (let i = 0; i < roundTrips; i++) {
-        rtIn.push(...(await timeLoop(1, () => localCard.transmit(ABSENT_AID_SELECT))));
-        rtOver.push(...(await timeLoop(1, () => t.transmit(ABSENT_AID_SELECT))));
-        rtDirect.push(...(await timeLoop(1, () => direct.transmit(ABSENT_AID_SELECT))));
+        rtIn.push(...(await timeCalls(1, () => localCard.transmit(ABSENT_AID_SELECT))));
+        rtOver.push(...(await timeCalls(1, () => t.transmit(ABSENT_AID_SELECT))));
+        rtDirect.push(...(await timeCalls(1, () => direct.transmit(ABSENT_AID_SELECT))));
       }
     } finally {
       await direct.close();
@@ -252,11 +235,11 @@ export async function benchGateOverPcsc(options: GateBenchOptions = {}): Promise
       extendedLength,
       durableNvm,
       iterations,
-      gate: { inProcess: stats(gateIn), pcsc: stats(gateOver) },
+      gate: { inProcess: latency(gateIn), pcsc: latency(gateOver) },
       // Ticket rotations (untimed) add a few APDUs to these counters; with the defaults there are none.
       apdusPerGate: (after.apdus - before.apdus) / iterations,
       bytesPerGate: (after.bytesOut + after.bytesIn - before.bytesOut - before.bytesIn) / iterations,
-      roundTrip: { inProcess: stats(rtIn), pcsc: stats(rtOver), pcscDirect: stats(rtDirect) },
+      roundTrip: { inProcess: latency(rtIn), pcsc: latency(rtOver), pcscDirect: latency(rtDirect) },
     };
   } finally {
     await pcscTransport?.disconnect().catch(() => undefined);

@@ -6,19 +6,21 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { EticketCard } from '../card/applet.ts';
-import { MemoryBackend } from '../card/nvm.ts';
-import type { GateMode } from '../host/checking.ts';
-import { World, suiteWorldBuilders } from '../host/cli/world.ts';
-import { CardSession, type TraceEntry } from '../host/session.ts';
-import { GateRig, STATION } from './gate-rig.ts';
-import { EmulatorTransport } from '../host/transport/emulator.ts';
-import { cmac } from '../sdk/crypto/aes.ts';
-import { suiteProvider } from '../sdk/crypto/suites.ts';
-import { diversify, sessionKeys, SYM_CONTEXT, sessionMac } from '../sdk/crypto/symmetric.ts';
-import { toServiceDate } from '../sdk/fields.ts';
-import type { SuiteName } from '../sdk/spec.ts';
-import { CHIP_PROFILES, estimateTap, type CardOp, type TapEstimate, type TraceExchange } from './cost-model.ts';
+import { EticketCard } from '../card/applet.js';
+import { MemoryBackend } from '../card/nvm.js';
+import type { GateMode } from '../host/checking.js';
+import { World, suiteWorldBuilders } from '../testing/world.js';
+import { CardSession, type TraceEntry } from '../host/session.js';
+import { GateRig, STATION } from './gate-rig.js';
+import { EmulatorTransport } from '../host/transport/emulator.js';
+import { cmac } from '../sdk/crypto/aes.js';
+import { suiteProvider } from '../sdk/crypto/suites.js';
+import { diversify, sessionKeys, SYM_CONTEXT, sessionMac } from '../sdk/crypto/symmetric.js';
+import { toServiceDate } from '../sdk/fields.js';
+import type { SuiteName } from '../sdk/spec.js';
+import { benchBackoffice, type BackofficeBench } from './backoffice.js';
+import { CHIP_PROFILES, estimateTap, type CardOp, type TapEstimate, type TraceExchange } from './cost-model.js';
+import { latency, timeCalls, type Latency } from './stats.js';
 
 const args = new Set(process.argv.slice(2));
 const JSON_OUT = args.has('--json');
@@ -28,26 +30,6 @@ const log = (s: string) => {
 };
 const progress = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
-interface Latency {
-  medianMs: number;
-  p99Ms: number;
-}
-
-function stats(samples: number[]): Latency {
-  const s = samples.slice().sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-  return { medianMs: at(0.5), p99Ms: at(0.99) };
-}
-
-async function time(n: number, fn: () => unknown): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    await fn();
-    out.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  return out;
-}
 
 // ---- crypto floors: the same operations a transaction needs, called directly --------------------
 
@@ -194,10 +176,10 @@ async function benchGate(w: World, mode: GateMode, iterations: number): Promise<
   const rounds = 5;
   for (let r = 0; r < rounds; r++) {
     taps.push(...(await rig.time(Math.ceil(iterations / rounds))));
-    floors.push(...(await time(Math.ceil(iterations / rounds), floorOnce)));
+    floors.push(...(await timeCalls(Math.ceil(iterations / rounds), floorOnce)));
   }
-  const t = stats(taps);
-  const f = stats(floors);
+  const t = latency(taps);
+  const f = latency(floors);
   const exchanges: TraceExchange[] = trace.map((e) => ({ command: e.command, apdu: e.apdu, response: e.response }));
   const modeled = estimateTap(exchanges, cardOps(mode, w.suite, trace));
   const m424 = modeled.find((m) => m.profile === 'jcop4' && m.kbitPerS === 424)!.totalMs;
@@ -265,14 +247,14 @@ async function benchIssuance(w: World, n: number): Promise<IssuanceEntry> {
     if (!p.suite.verify(w.keys.authorityKey.publicKey, payload, sig)) throw new Error('floor: TF_V');
   };
   floorOnce();
-  const floor = stats(await time(Math.min(n, 50), floorOnce)).medianMs;
-  const per = stats(sign).medianMs + stats(seal).medianMs + stats(load).medianMs;
+  const floor = latency(await timeCalls(Math.min(n, 50), floorOnce)).medianMs;
+  const per = latency(sign).medianMs + latency(seal).medianMs + latency(load).medianMs;
   return {
     suite: w.suite,
     tickets: n,
-    signMs: stats(sign).medianMs,
-    sealMs: stats(seal).medianMs,
-    loadMs: stats(load).medianMs,
+    signMs: latency(sign).medianMs,
+    sealMs: latency(seal).medianMs,
+    loadMs: latency(load).medianMs,
     ticketsPerSecond: 1000 / per,
     cryptoFloorMs: floor,
     ratio: per / floor,
@@ -339,14 +321,14 @@ async function benchPrimitives(w: World, iterations: number): Promise<Record<str
   const dec = w.keys.terminalKeys.encryption;
   const { encapsulation } = p.suite.encapsulate(dec.publicKey);
   const out: Record<string, Latency> = {
-    sign: stats(await time(iterations, () => signer.sign(msg))),
-    verify: stats(await time(iterations, () => p.suite.verify(signer.publicKey, msg, sig))),
-    encapsulate: stats(await time(iterations, () => p.suite.encapsulate(dec.publicKey))),
-    decapsulate: stats(await time(iterations, () => dec.decapsulate(encapsulation))),
+    sign: latency(await timeCalls(iterations, () => signer.sign(msg))),
+    verify: latency(await timeCalls(iterations, () => p.suite.verify(signer.publicKey, msg, sig))),
+    encapsulate: latency(await timeCalls(iterations, () => p.suite.encapsulate(dec.publicKey))),
+    decapsulate: latency(await timeCalls(iterations, () => dec.decapsulate(encapsulation))),
   };
   if (w.suite === 'sm9') {
     try {
-      const { benchSm9 } = (await import('../sdk/crypto/sm9/bench.ts')) as { benchSm9: (n: number) => Promise<Record<string, Latency>> };
+      const { benchSm9 } = await import('./sm9.js');
       for (const [k, v] of Object.entries(await benchSm9(Math.max(5, Math.floor(iterations / 2))))) out[`raw ${k}`] = v;
     } catch (e) {
       progress(`benchSm9 unavailable: ${(e as Error).message}`);
@@ -374,7 +356,7 @@ async function benchPcsc(iterations: number): Promise<{ skipped?: string; result
   const avail = pcscAvailable();
   if (!avail.ok) return { skipped: avail.why };
   try {
-    const mod = (await import('./pcsc.ts')) as Record<string, unknown>;
+    const mod = (await import('./pcsc.js')) as Record<string, unknown>;
     const gate = mod.benchGateOverPcsc as ((o: { suite?: SuiteName; iterations?: number }) => Promise<unknown>) | undefined;
     if (!gate) return { skipped: 'bench/pcsc.ts exports no benchGateOverPcsc' };
     return { results: await gate({ suite: 'rsa', iterations }) };
@@ -402,6 +384,7 @@ async function main(): Promise<void> {
     primitives: {} as Record<string, Record<string, Latency>>,
     chipProfiles: CHIP_PROFILES,
     pcsc: {} as { skipped?: string; results?: unknown },
+    backoffice: {} as BackofficeBench,
     goals: {} as Record<string, { target: string; value: number | null; met: boolean }>,
     seconds: 0,
   };
@@ -425,6 +408,7 @@ async function main(): Promise<void> {
   }
   progress('PC/SC');
   result.pcsc = await benchPcsc(QUICK ? 20 : 200);
+  result.backoffice = await benchBackoffice(QUICK, progress);
   const sym = result.gate.filter((g) => g.mode === 'sym');
   const worstSym424 = Math.max(...sym.map((g) => g.modeledTapMs424 ?? Infinity));
   result.goals.symTapJcop4At424 = { target: '≤ 100 ms', value: worstSym424, met: worstSym424 <= 100 };
@@ -465,6 +449,13 @@ async function main(): Promise<void> {
   for (const [suite, figs] of Object.entries(result.primitives)) {
     log(`${suite}: ${Object.entries(figs).map(([k, v]) => `${k} ${f1(v.medianMs)}/${f1(v.p99Ms)}`).join(', ')}`);
   }
+  log('\nBack office: bookings through the HTTP API, 50 concurrent signed clients until sold out');
+  log('engine    bookings  sold-out  bookings/s  median ms  p99 ms');
+  for (const b of result.backoffice.bookings) log(`${b.engine.padEnd(9)} ${String(b.bookings).padStart(8)}  ${String(b.soldOutRefusals).padStart(8)}  ${b.bookingsPerSecond.toFixed(0).padStart(10)}  ${f1(b.medianMs).padStart(9)}  ${f1(b.p99Ms).padStart(6)}`);
+  log('Back office: issuance through the store (record TID, TF_V, seal and bill; LOAD; mark loaded)');
+  log('engine    tickets  tickets/s  median ms  p99 ms');
+  for (const i of result.backoffice.issuance) log(`${i.engine.padEnd(9)} ${String(i.tickets).padStart(7)}  ${i.ticketsPerSecond.toFixed(0).padStart(9)}  ${f1(i.medianMs).padStart(9)}  ${f1(i.p99Ms).padStart(6)}`);
+  if (result.backoffice.postgres?.skipped) log(`PostgreSQL: skipped: ${result.backoffice.postgres.skipped}`);
   log(`\nPC/SC: ${result.pcsc.skipped ? `skipped: ${result.pcsc.skipped}` : JSON.stringify(result.pcsc.results)}`);
   log('\nGoals');
   for (const [k, g] of Object.entries(result.goals)) log(`${g.met ? 'met    ' : 'NOT met'} ${k}: ${g.value === null ? 'n/a' : f1(g.value)} (target ${g.target})`);

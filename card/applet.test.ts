@@ -8,7 +8,7 @@ import { EmulatorTransport } from '../host/transport/emulator.js';
 import { concat, fromHex, hex } from '../sdk/bytes.js';
 import { AID, ATR, SW, T } from '../sdk/spec.js';
 import { TlvMap } from '../sdk/tlv.js';
-import type { WorldCard } from '../host/cli/world.js';
+import type { WorldCard } from '../testing/world.js';
 import { expectRawRefusal, worldFor } from '../test/helpers/world.js';
 
 const SELECT = `00A40400${hex(new Uint8Array([AID.length]))}${hex(AID)}`;

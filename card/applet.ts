@@ -1,23 +1,21 @@
-// The emulated e-ticket card: ISO/IEC 7816-4 framing (SELECT, chaining, 61XX/GET RESPONSE, 6CXX,
-// extended length), then dispatch to the ticket commands. Any bytes in give a status word out.
+// The emulated e-ticket card: ISO/IEC 7816-4 framing (chaining, 61XX/GET RESPONSE, 6CXX, extended length,
+// selection and life cycle), then dispatch by table to one handler per command. Any bytes in give a status word out.
 
 import { randomBytes } from 'node:crypto';
 import { ApduFormatError, encodeResponse, parseCommand, type CommandApdu } from '../sdk/apdu.js';
-import { concat, equal } from '../sdk/bytes.js';
-import { AID, ATR, commandForIns, LIFECYCLE, LIMITS, protocol, SUITE, SW, type CommandDef } from '../sdk/spec.js';
+import { concat } from '../sdk/bytes.js';
+import { ATR, commandForIns, LIFECYCLE, LIMITS, protocol, SUITE, SW } from '../sdk/spec.js';
 import { TlvError } from '../sdk/tlv.js';
-import type { Icc } from './icc.js';
+import type { Icc } from '../sdk/icc.js';
+import { CardRefusal, type CardContext, type VolatileState } from './commands/context.js';
+
+// What a handler sees is defined with the handlers (card/commands/context.ts); the emulator's users find it here too.
+export { CardRefusal, type SymSession, type VolatileState } from './commands/context.js';
+import { HANDLERS } from './commands/table.js';
 import { FaultInjector, FileBackend, MemoryBackend, NvmStore, NvmWriteError, PowerCutError, type NvmBackend } from './nvm.js';
-import { decodeState, encodeState, type CardState, type SymKeyEntry } from './state.js';
-import { CardCommands } from './commands.js';
+import { decodeState, encodeState, type CardState } from './state.js';
 
-/** A refusal with a spec status word; thrown inside handlers, turned into the response SW. */
-export class CardRefusal extends Error {
-  constructor(readonly sw: number, message = '') {
-    super(message);
-  }
-}
-
+/** How a card is manufactured: NVM capacity, serial, crypto suite. */
 export interface CreateCardOptions {
   suite?: 'rsa' | 'sm9';
   /** NVM bytes available to the application (default from the spec's limits). */
@@ -26,35 +24,30 @@ export interface CreateCardOptions {
   serial?: Uint8Array;
 }
 
-/** Volatile (RAM) state: lost on power off and reset, never written to NVM. */
-export interface VolatileState {
-  selected: boolean;
-  challenge: Uint8Array | null;
-  /** Gate mode sym: the session a VERIFY P1=02/03 opened; the next WRITE USAGE / DELETE spends it. */
-  session: SymSession | null;
-  readCursor: { query: string; lastSeq: number } | null;
-}
-
-export interface SymSession {
-  key: SymKeyEntry;
-  cardChallenge: Uint8Array;
-  macKey: Uint8Array;
-  /** Last MAC of the session (the VERIFY answer's): the next command's MAC is chained on it. */
-  chain: Uint8Array;
-}
-
+/** The emulated e-ticket card: APDUs in, status words out; never throws to its caller, and a failed command leaves its NVM as it was. */
 export class EticketCard implements Icc {
   private state: CardState;
   private readonly store: NvmStore;
-  readonly ram: VolatileState = { selected: false, challenge: null, session: null, readCursor: null };
+  private readonly ram: VolatileState = { selected: false, challenge: null, session: null, readCursor: null };
   private pending: { data: Uint8Array; offset: number } | null = null;
   private chain: { cla: number; ins: number; p1: number; p2: number; parts: Uint8Array[]; size: number } | null = null;
-  private readonly commands: CardCommands;
+  /** All a command handler sees of the card (card/commands/context.ts). */
+  private readonly context: CardContext;
 
   private constructor(store: NvmStore) {
     this.store = store;
     this.state = decodeState(store.current);
-    this.commands = new CardCommands(this);
+    const card = this;
+    this.context = {
+      get state() {
+        return card.state;
+      },
+      ram: this.ram,
+      get usedBytes() {
+        return card.usedBytes;
+      },
+      commit: (next) => this.commit(next),
+    };
   }
 
   /** Manufacture a new card on `backend` (or a file path): serial, suite and capacity are fixed here. */
@@ -88,10 +81,12 @@ export class EticketCard implements Icc {
     return new EticketCard(new NvmStore(backend, 256, faults));
   }
 
+  /** A new blank card whose NVM lives in memory only (tests, card farms). */
   static inMemory(options: CreateCardOptions = {}): EticketCard {
     return EticketCard.create(new MemoryBackend(), options);
   }
 
+  /** The card's decoded persistent state (keys, tickets, tombstones): for tests and tools, never sent to a terminal. */
   get persistent(): CardState {
     return this.state;
   }
@@ -111,21 +106,17 @@ export class EticketCard implements Icc {
     return this.store.faults;
   }
 
+  /** Arm (or disarm, with undefined) power-cut injection. */
   set faults(f: FaultInjector | undefined) {
     this.store.faults = f;
   }
 
   /** Commit a new persistent state atomically, or refuse with NOT_ENOUGH_MEMORY if it does not fit. */
-  commit(next: CardState): void {
+  private commit(next: CardState): void {
     const image = encodeState(next);
     if (image.length > next.capacity) throw new CardRefusal(SW.NOT_ENOUGH_MEMORY, 'NVM full');
     this.store.commit(image);
     this.state = next;
-  }
-
-  /** Would `next` fit in NVM? */
-  fits(next: CardState): boolean {
-    return encodeState(next).length <= next.capacity;
   }
 
   atr(): Uint8Array {
@@ -236,9 +227,11 @@ export class EticketCard implements Icc {
     if (def.lifecycle === 'PERSONALIZING' && this.state.lifecycle !== LIFECYCLE.PERSONALIZING) return this.fail(SW.CONDITIONS_NOT_SATISFIED);
     if (def.lifecycle === 'OPERATIONAL' && this.state.lifecycle !== LIFECYCLE.OPERATIONAL) return this.fail(SW.CONDITIONS_NOT_SATISFIED);
 
+    const handler = HANDLERS[def.name];
+    if (!handler) return this.fail(SW.INS_NOT_SUPPORTED);
     let result: Uint8Array;
     try {
-      result = this.execute(def, { ...apdu, data });
+      result = handler(this.context, { ...apdu, data });
     } catch (e) {
       if (e instanceof CardRefusal) return this.fail(e.sw);
       if (e instanceof TlvError) return this.fail(SW.INCORRECT_DATA);
@@ -256,23 +249,6 @@ export class EticketCard implements Icc {
       throw e;
     }
     return this.respond(result, apdu.ne, apdu.extended);
-  }
-
-  private execute(def: CommandDef, apdu: CommandApdu): Uint8Array {
-    if (def.name === 'SELECT') return this.select(apdu);
-    return this.commands.run(def.name, apdu);
-  }
-
-  private select(apdu: CommandApdu): Uint8Array {
-    if (!equal(apdu.data, AID)) {
-      // Per ISO, a failed SELECT leaves the current selection as it was.
-      throw new CardRefusal(SW.FILE_NOT_FOUND);
-    }
-    this.ram.selected = true;
-    this.ram.challenge = null;
-    this.ram.session = null;
-    this.ram.readCursor = null;
-    return apdu.p2 === 0x0c ? new Uint8Array(0) : this.commands.fci();
   }
 
   /** Apply the Le rules of apdu-spec: whole, 6CXX for a short response asked with the wrong Le, or 61XX chunks. */

@@ -2,9 +2,11 @@
 // which is atomic (redo journal) and can simulate a power cut at any physical write point.
 
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
 import { concat, equal, readUint, u32 } from '../sdk/bytes.js';
+import { writeFileDurably } from '../sdk/durable-file.js';
 import { EticketError } from '../sdk/errors.js';
+import { FileLock } from '../sdk/file-lock.js';
 import { PRIVATE_FILE_MODE, tightenMode } from '../sdk/files.js';
 
 /** Thrown at the injected write point: the process "lost power". Reopen the card from its backend. */
@@ -16,14 +18,19 @@ export class NvmWriteError extends EticketError {}
 /** The image could not be read or its journal is unusable in a way recovery cannot fix. */
 export class NvmCorruptError extends EticketError {}
 
+/** The two files of a card image: the committed image and the write-ahead journal of a commit in progress. */
 export type Region = 'image' | 'journal';
 
 /** Physical storage of the two regions. Each write/truncate/remove call is one write point. */
 export interface NvmBackend {
   readonly description: string;
+  /** The whole region, or null when it does not exist. */
   read(region: Region): Uint8Array | null;
+  /** Write `bytes` at `offset`, growing the region if needed. */
   write(region: Region, offset: number, bytes: Uint8Array): void;
+  /** Cut the region to `length` bytes. */
   truncate(region: Region, length: number): void;
+  /** Delete the region (no error when it does not exist). */
   remove(region: Region): void;
 }
 
@@ -61,14 +68,28 @@ export class MemoryBackend implements NvmBackend {
 /**
  * A card image file `path` with its journal beside it (`path.journal`). Both hold the card's private keys
  * in clear: created 0600, and an existing one other users can read is tightened (or refused, InsecurePermissionsError).
+ * With `lock`, the image is held exclusively (`path.lock`, sdk/file-lock) until close() or the process exits:
+ * a second process opening it gets LockHeldError naming the holder, before it reads or writes anything.
  */
 export class FileBackend implements NvmBackend {
   readonly description: string;
+  private readonly lock?: FileLock;
 
-  constructor(readonly path: string, private readonly durable = true) {
+  constructor(readonly path: string, private readonly durable = true, options: { lock?: boolean } = {}) {
     this.description = path;
-    tightenMode(path);
-    tightenMode(`${path}.journal`);
+    if (options.lock) this.lock = FileLock.tryAcquire(`${path}.lock`, `card image ${path}`);
+    try {
+      tightenMode(path);
+      tightenMode(`${path}.journal`);
+    } catch (error) {
+      this.lock?.release(); // refused: nobody will close() this backend
+      throw error;
+    }
+  }
+
+  /** Release the image lock (if any); the backend must not be used afterwards. */
+  close(): void {
+    this.lock?.release();
   }
 
   private file(region: Region): string {
@@ -106,17 +127,9 @@ export class FileBackend implements NvmBackend {
     if (existsSync(f)) unlinkSync(f);
   }
 
-  /** Create the image in one step (a new card): write a temporary file, then rename. */
+  /** Create the image in one step (a new card): a durable write-then-rename. */
   static createImage(path: string, image: Uint8Array): void {
-    const tmp = `${path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'wx', PRIVATE_FILE_MODE);
-    try {
-      writeSync(fd, image);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
+    writeFileDurably(path, image, { mode: PRIVATE_FILE_MODE });
   }
 }
 
@@ -125,6 +138,7 @@ export class FaultInjector {
   writes = 0;
   constructor(public cutAt?: number) {}
 
+  /** Count one write point; true when the power is cut here. */
   point(): boolean {
     const n = this.writes++;
     return this.cutAt !== undefined && n === this.cutAt;
@@ -162,10 +176,12 @@ export class NvmStore {
     return image;
   }
 
+  /** The committed image. */
   get current(): Uint8Array {
     return this.image;
   }
 
+  /** Where the image lives (a file path, or "memory"). */
   get backendDescription(): string {
     return this.backend.description;
   }

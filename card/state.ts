@@ -162,7 +162,7 @@ export function encodeState(s: CardState): Uint8Array {
   return concat(header, digest, body);
 }
 
-export const IMAGE_OVERHEAD = MAGIC.length + 1 + 4 + 32;
+const IMAGE_OVERHEAD = MAGIC.length + 1 + 4 + 32;
 
 export function decodeState(image: Uint8Array): CardState {
   try {

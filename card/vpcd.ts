@@ -2,7 +2,7 @@
 // pcscd) over TCP and answers its frames. Connecting inserts the card into the reader, closing removes it.
 
 import net from 'node:net';
-import type { Icc } from './icc.ts';
+import type { Icc } from '../sdk/icc.js';
 
 /** vpcd's first port: reader "Virtual PCD 00 00"; slot n listens on VPCD_PORT + n. */
 export const VPCD_PORT = 35963;
@@ -48,6 +48,7 @@ export type VpcdEvent =
   /** The bridge took the card out to resynchronise with the driver and puts it back after the reinsert delay. */
   | { type: 'resync'; reason: string };
 
+/** Whether and how the bridge reconnects when vpcd (pcscd) goes away. */
 export interface ReconnectPolicy {
   /** First retry delay; doubles up to maxDelayMs. Default 200. */
   delayMs?: number;
@@ -74,6 +75,7 @@ export interface VpcdTiming {
   reinsertDelayMs?: number;
 }
 
+/** Where vpcd listens, how the bridge behaves when it drops, and how it reads frames it cannot tell apart. */
 export interface VpcdBridgeOptions {
   /** vpcd's address. IPv4 loopback by default: the Debian driver listens on 0.0.0.0 only. */
   host?: string;
@@ -129,6 +131,7 @@ export class VpcdBridge {
     return this.socket !== undefined && !this.socket.destroyed && !this.socket.connecting;
   }
 
+  /** Subscribe to bridge events (inserted, APDU, removed); returns the unsubscribe function. */
   on(listener: (event: VpcdEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

@@ -3,31 +3,29 @@
 // (keys 4/5 asymmetric, signatures) or sym (diversified AES keys, one session per tap, MACs).
 
 import { randomBytes } from 'node:crypto';
-import { concat, equal, hex, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
-import { open, EnvelopeError } from '../sdk/crypto/envelope.js';
+import { equal, hex } from '../sdk/bytes.js';
+import { decodeAnswer } from '../sdk/commands/answer.js';
+import { encodeReadQuery, READ_P1 } from '../sdk/commands/read.js';
+import { SELECT_P2 } from '../sdk/commands/select.js';
+import { decodeTicketView } from '../sdk/commands/ticket-view.js';
+import { encodeUsageBody, encodeUsageCommand, USAGE_P1, usageCommandMac, usageSignatureMessage, type GateMode, type UsageCommandName } from '../sdk/commands/usage-command.js';
+import { checkSessionViewMac, decodeSessionView, encodeVerifyQuery, verifyP1, type VerifyCriteria } from '../sdk/commands/verify.js';
+import { EnvelopeError, open } from '../sdk/crypto/envelope.js';
 import { getSuite } from '../sdk/crypto/suites.js';
-import { keyId, sha256 } from '../sdk/crypto/suite.js';
-import { CardStatusError, CryptoError, InvalidInputError } from '../sdk/errors.js';
-import { AID, command, LIMITS, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
+import { keyId } from '../sdk/crypto/suite.js';
+import { masterKeyId, sessionDecrypt } from '../sdk/crypto/symmetric.js';
+import { CryptoError, InvalidInputError } from '../sdk/errors.js';
+import { specField } from '../sdk/fields.js';
+import { checkReceiptMac, parseReceipt, receiptAnswers, receiptSignatureMessage, receiptSignedBytes, type Receipt } from '../sdk/receipt.js';
+import { AID, LIMITS, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
 import type { CardTrust } from '../sdk/roles/trust.js';
 import type { TerminalKeys } from '../sdk/roles/terminal-keys.js';
-import {
-  decodeTicketFace,
-  decodeUsageRecordContent,
-  decodeVerificationCodeContent,
-  SIGNATURE_CONTEXT,
-  verificationCodeMessage,
-  type TicketFace,
-  type UsageRecord,
-  type VerificationCode,
-} from '../sdk/ticket.js';
-import { TlvMap, template, tlv } from '../sdk/tlv.js';
-import { masterKeyId, sessionDecrypt, checkSessionMac, SYM_CONTEXT } from '../sdk/crypto/symmetric.js';
-import { parseReceipt, receiptSignedBytes, type Receipt } from '../sdk/receipt.js';
-import { checkSymReceiptMac, symCommandMac, symSessionKeys, type OperatorMasterKey } from '../sdk/roles/sym-receipts.js';
-import { decide, reject, type Direction, type GateDecision } from './gate.js';
-import type { CardSession } from './session.js';
+import { symSessionKeys, type OperatorMasterKey } from '../sdk/roles/sym-receipts.js';
+import { verificationCodeMessage, type TicketFace, type UsageRecord, type VerificationCode } from '../sdk/ticket.js';
+import { decide, rejectFor, type Direction, type GateDecision } from './gate.js';
+import type { CardSession, SendOptions } from './session.js';
 
+/** What a checking terminal holds: its keys or master keys, the authority keys, its trust root, gate id, station, mode and clock. loadGateConfig reads one from files. */
 export interface CheckingTerminalConfig {
   /** Keys 4/5. Pki mode needs them; a sym-only gate may leave them out. */
   keys?: TerminalKeys;
@@ -45,12 +43,20 @@ export interface CheckingTerminalConfig {
   mode?: GateMode;
   /** Sym mode: the checking master key of each operator this gate serves (the first is the default). */
   masterKeys?: OperatorMasterKey[];
+  /**
+   * No further APDU of a command starts after this many ms (default GATE_COMMAND_DEADLINE_MS), so a card that
+   * keeps a command going cannot hold the gate; GET RESPONSE rounds and response size are bounded by the session.
+   */
+  commandDeadlineMs?: number;
 }
 
-export type GateMode = 'pki' | 'sym';
+/** A gate's per-command deadline: far above a real tap's 0.1-0.3 s, far below a passenger's patience. */
+export const GATE_COMMAND_DEADLINE_MS = 5_000;
 
-export type { OperatorMasterKey, Receipt };
-export { parseReceipt, receiptSignedBytes };
+export type { GateMode, OperatorMasterKey, Receipt };
+
+/** Gate id and station travel in every WRITE USAGE / DELETE: their spec lengths bound them. */
+const GATE_TEXT = [specField('gateId', 'GATE_ID'), specField('station', 'STATION')] as const;
 
 /** A pki operation (READ, pki VERIFY, signed commands, TF_V) on a terminal configured without its pki keys. */
 export class PkiNotConfiguredError extends InvalidInputError {
@@ -86,8 +92,29 @@ export interface TicketView {
   session?: GateSession;
 }
 
-export type TicketQuery = { tid: string } | { date: number; train?: string; station?: string };
+/** Which ticket VERIFY asks for: a TID, or a service date (and train, station). */
+export type TicketQuery = VerifyCriteria;
 
+/**
+ * Throws InvalidInputError (or PkiNotConfiguredError) for a configuration no tap could work with: suites that
+ * disagree, a gate id or station the protocol cannot carry, a sym gate without master keys, a pki gate without its keys.
+ */
+export function checkTerminalConfig(config: CheckingTerminalConfig): void {
+  const suites = new Set([config.keys?.suite, config.cardTrust?.suite, config.suite].filter((x) => x !== undefined));
+  if (suites.size > 1) throw new InvalidInputError('terminal keys, card trust and suite disagree on the suite');
+  for (const f of GATE_TEXT) {
+    const n = Buffer.byteLength(config[f.key] ?? '', 'utf8');
+    if (n < f.min || n > f.max) throw new InvalidInputError(`${f.key} must be ${f.min}..${f.max} bytes of UTF-8 (apdu-spec ${f.name}), got ${n}`);
+  }
+  const mode = config.mode ?? 'pki';
+  if (mode === 'sym' && !config.masterKeys?.length) throw new InvalidInputError('gate mode sym needs at least one operator master key');
+  // A pki gate without its keys could do nothing; fail where it is configured, not at the first tap.
+  if (mode === 'pki' && (!config.keys || !config.cardTrust)) {
+    throw new PkiNotConfiguredError('gate mode pki', [!config.keys && 'keys 4/5', !config.cardTrust && 'card trust'].filter(Boolean).join(' and '));
+  }
+}
+
+/** The checking terminal (驗票終端), e.g. a gate: reads and verifies tickets, records usage and deletes tickets on the card, checks the card's receipts; `passGate` is the whole tap. */
 export class CheckingTerminal {
   private readonly clock: () => number;
   private readonly signingKeys = new Map<string, Uint8Array>();
@@ -96,12 +123,8 @@ export class CheckingTerminal {
 
   constructor(readonly session: CardSession, readonly config: CheckingTerminalConfig) {
     this.clock = config.clock ?? (() => Math.floor(Date.now() / 1000));
-    const suites = new Set([config.keys?.suite, config.cardTrust?.suite, config.suite].filter((x) => x !== undefined));
-    if (suites.size > 1) throw new InvalidInputError('terminal keys, card trust and suite disagree on the suite');
+    checkTerminalConfig(config);
     this.mode = config.mode ?? 'pki';
-    if (this.mode === 'sym' && !config.masterKeys?.length) throw new InvalidInputError('gate mode sym needs at least one operator master key');
-    // A pki gate without its keys could do nothing; fail where it is configured, not at the first tap.
-    if (this.mode === 'pki') this.pki('gate mode pki');
   }
 
   /** Keys 4/5 and card trust, or a typed error naming what is missing for `operation`. */
@@ -138,25 +161,26 @@ export class CheckingTerminal {
     return getSuite(this.suiteName);
   }
 
+  /** Every command of the gate goes out with the gate's deadline. */
+  private send(name: string, opts: SendOptions = {}): Promise<{ data: Uint8Array; sw: number }> {
+    return this.session.send(name, { deadlineMs: this.config.commandDeadlineMs ?? GATE_COMMAND_DEADLINE_MS, ...opts });
+  }
+
   /** SELECT without FCI: the gate learns the card serial from the sealed view. */
   async select(): Promise<void> {
     if (!this.session.atr) await this.session.connect();
-    await this.session.send('SELECT', { p1: 0x04, p2: 0x0c, data: AID });
+    await this.send('SELECT', { p1: 0x04, p2: SELECT_P2.NO_FCI, data: AID });
   }
 
   /** READ (621-622): every ticket for `date` or later (and `train`), by repeating the command. */
   async readTickets(query: { date?: number; train?: string } = {}): Promise<TicketView[]> {
     const keys = this.pki('READ').keys;
-    const data = concat(
-      tlv(T.KEY_ID, keys.keyId),
-      query.date !== undefined ? tlv(T.SERVICE_DATE, u32(query.date)) : new Uint8Array(0),
-      query.train !== undefined ? tlv(T.TRAIN, utf8(query.train)) : new Uint8Array(0),
-    );
+    const data = encodeReadQuery({ keyId: keys.keyId, date: query.date, train: query.train });
     const out: TicketView[] = [];
-    for (let p1 = 0x00; ; p1 = 0x01) {
-      const r = await this.session.send('READ', { p1, data, accept: [SW.RECORD_NOT_FOUND] });
+    for (let p1: number = READ_P1.FIRST; ; p1 = READ_P1.NEXT) {
+      const r = await this.send('READ', { p1, data, accept: [SW.RECORD_NOT_FOUND] });
       if (r.sw === SW.RECORD_NOT_FOUND) return out;
-      out.push(this.openView(r.data));
+      out.push(this.openView('READ', r.data));
       if (out.length > 0xffff) throw new CryptoError('card keeps answering READ');
     }
   }
@@ -168,53 +192,32 @@ export class CheckingTerminal {
   async verifyTicket(query: TicketQuery, options: { verificationCode?: boolean; operator?: string } = {}): Promise<TicketView> {
     const withTfv = options.verificationCode ?? true;
     const challenge = new Uint8Array(randomBytes(LIMITS.terminalChallengeLength));
-    const criteria =
-      'tid' in query
-        ? tlv(T.TID, utf8(query.tid))
-        : concat(
-            tlv(T.SERVICE_DATE, u32(query.date)),
-            query.train !== undefined ? tlv(T.TRAIN, utf8(query.train)) : new Uint8Array(0),
-            query.station !== undefined ? tlv(T.STATION, utf8(query.station)) : new Uint8Array(0),
-          );
-    if (this.mode === 'sym') return this.verifySym(challenge, criteria, withTfv, options.operator);
-    const data = concat(tlv(T.KEY_ID, this.pki('VERIFY in gate mode pki').keys.keyId), tlv(T.TERMINAL_CHALLENGE, challenge), criteria);
-    const r = await this.session.send('VERIFY', { p1: withTfv ? 0x01 : 0x00, data });
-    const view = this.openView(r.data, challenge);
+    if (this.mode === 'sym') return this.verifySym(challenge, query, withTfv, options.operator);
+    const data = encodeVerifyQuery({ keyId: this.pki('VERIFY in gate mode pki').keys.keyId, terminalChallenge: challenge, criteria: query });
+    const r = await this.send('VERIFY', { p1: verifyP1('pki', withTfv), data });
+    const view = this.openView('VERIFY', r.data, challenge);
     if (!view.cardChallenge) throw new CryptoError('VERIFY answer carries no card challenge');
     if (withTfv && !view.verificationCode) throw new CryptoError('VERIFY answer carries no TF_V');
     return view;
   }
 
   /** VERIFY P1=02/03: derive K_card from the clear serial, check the session MAC, then decrypt the view. */
-  private async verifySym(challenge: Uint8Array, criteria: Uint8Array, withTfv: boolean, operator?: string): Promise<TicketView> {
+  private async verifySym(challenge: Uint8Array, query: TicketQuery, withTfv: boolean, operator?: string): Promise<TicketView> {
     const mk = this.masterKey(operator);
     const keyIdSent = this.masterKeyIds.get(mk.operator)!;
-    const data = concat(tlv(T.KEY_ID, keyIdSent), tlv(T.TERMINAL_CHALLENGE, challenge), criteria);
-    const r = await this.session.send('VERIFY', { p1: withTfv ? 0x03 : 0x02, data });
-    let serial: Uint8Array, cardChallenge: Uint8Array, cryptogram: Uint8Array, mac: Uint8Array, head: Uint8Array;
-    try {
-      const outer = TlvMap.parse(r.data, { allowed: [T.SESSION_VIEW] });
-      const content = outer.require(T.SESSION_VIEW);
-      const m = TlvMap.parse(content, { allowed: [T.CARD_SERIAL, T.CARD_CHALLENGE, 0x85, T.MAC] });
-      if (m.items.map((i) => i.tag).join() !== [T.CARD_SERIAL, T.CARD_CHALLENGE, 0x85, T.MAC].join()) throw new Error('fields out of order');
-      serial = m.bytes(T.CARD_SERIAL, 8, 8, 'serial');
-      cardChallenge = m.bytes(T.CARD_CHALLENGE, LIMITS.challengeLength, LIMITS.challengeLength, 'card challenge');
-      cryptogram = m.bytes(0x85, 16, 4096, 'cryptogram');
-      mac = m.bytes(T.MAC, LIMITS.symmetricMacLength, LIMITS.symmetricMacLength, 'MAC');
-      head = content.subarray(0, content.length - tlv(T.MAC, mac).length);
-    } catch (e) {
-      throw new CryptoError(`sym VERIFY answer is malformed: ${(e as Error).message}`);
-    }
-    const keys = symSessionKeys(mk, serial, challenge, cardChallenge);
-    if (!checkSessionMac(keys.mac, mac, SYM_CONTEXT.VIEW, new Uint8Array(0), head)) throw new CryptoError('ticket view MAC does not verify: not a card holding this operator\'s key, or altered');
-    const view = this.parseView(sessionDecrypt(keys.enc, cryptogram), challenge);
-    if (!equal(view.cardSerial, serial) || !view.cardChallenge || !equal(view.cardChallenge, cardChallenge)) throw new CryptoError('ticket view does not match its session');
+    const data = encodeVerifyQuery({ keyId: keyIdSent, terminalChallenge: challenge, criteria: query });
+    const r = await this.send('VERIFY', { p1: verifyP1('sym', withTfv), data });
+    const b5 = decodeAnswer('VERIFY', () => decodeSessionView(r.data));
+    const keys = symSessionKeys(mk, b5.cardSerial, challenge, b5.cardChallenge);
+    if (!checkSessionViewMac(keys.mac, b5.mac, b5.head)) throw new CryptoError('ticket view MAC does not verify: not a card holding this operator\'s key, or altered');
+    const view = this.parseView('VERIFY', sessionDecrypt(keys.enc, b5.cryptogram), challenge);
+    if (!equal(view.cardSerial, b5.cardSerial) || !view.cardChallenge || !equal(view.cardChallenge, b5.cardChallenge)) throw new CryptoError('ticket view does not match its session');
     if (withTfv && !view.verificationCode) throw new CryptoError('VERIFY answer carries no TF_V');
-    view.session = { operator: mk.operator, macKey: keys.mac, chain: mac, keyId: keyIdSent, terminalChallenge: challenge, cardChallenge };
+    view.session = { operator: mk.operator, macKey: keys.mac, chain: b5.mac, keyId: keyIdSent, terminalChallenge: challenge, cardChallenge: b5.cardChallenge };
     return view;
   }
 
-  private openView(sealed: Uint8Array, expectedChallenge?: Uint8Array): TicketView {
+  private openView(command: string, sealed: Uint8Array, expectedChallenge?: Uint8Array): TicketView {
     let plain: Uint8Array;
     try {
       const keys = this.keys;
@@ -223,31 +226,18 @@ export class CheckingTerminal {
       if (e instanceof EnvelopeError) throw new CryptoError(`ticket view from the card failed its check: ${e.message}`);
       throw e;
     }
-    return this.parseView(plain, expectedChallenge);
+    return this.parseView(command, plain, expectedChallenge);
   }
 
-  private parseView(plain: Uint8Array, expectedChallenge?: Uint8Array): TicketView {
-    const outer = TlvMap.parse(plain, { allowed: [T.TICKET_VIEW] });
-    const m = TlvMap.parse(outer.require(T.TICKET_VIEW), {
-      allowed: [T.SEQUENCE_NUMBER, T.TICKET_FACE, T.USAGE_RECORD, T.TERMINAL_CHALLENGE, T.CARD_CHALLENGE, T.VERIFICATION_CODE, T.CARD_SERIAL],
-    });
-    if (expectedChallenge && !equal(m.bytes(T.TERMINAL_CHALLENGE, 16, 16, 'terminal challenge'), expectedChallenge)) {
+  private parseView(command: string, plain: Uint8Array, expectedChallenge?: Uint8Array): TicketView {
+    const v = decodeAnswer(command, () => decodeTicketView(plain));
+    if (expectedChallenge && (!v.terminalChallenge || !equal(v.terminalChallenge, expectedChallenge))) {
       throw new CryptoError('ticket view does not answer this terminal challenge (replayed response)');
     }
-    const faceEncoded = tlv(T.TICKET_FACE, m.require(T.TICKET_FACE));
-    const face = decodeTicketFace(faceEncoded);
-    const view: TicketView = {
-      sequenceNumber: readUint(m.require(T.SEQUENCE_NUMBER)),
-      face,
-      faceEncoded,
-      usage: decodeUsageRecordContent(m.require(T.USAGE_RECORD)),
-      cardSerial: m.bytes(T.CARD_SERIAL, 8, 8, 'card serial'),
-      cardChallenge: m.get(T.CARD_CHALLENGE),
-    };
-    const tfv = m.get(T.VERIFICATION_CODE);
-    if (tfv) {
-      view.verificationCode = decodeVerificationCodeContent(tfv);
-      this.checkVerificationCode(faceEncoded, view.verificationCode);
+    const view: TicketView = { sequenceNumber: v.sequenceNumber, face: v.face, faceEncoded: v.faceEncoded, usage: v.usage, cardSerial: v.cardSerial, cardChallenge: v.cardChallenge };
+    if (v.verificationCode) {
+      view.verificationCode = v.verificationCode;
+      this.checkVerificationCode(v.faceEncoded, v.verificationCode);
     }
     return view;
   }
@@ -272,55 +262,45 @@ export class CheckingTerminal {
     return this.signedCommand('DELETE', view, undefined);
   }
 
-  private async signedCommand(name: 'WRITE USAGE' | 'DELETE', view: TicketView, event: number | undefined): Promise<Receipt> {
+  private async signedCommand(name: UsageCommandName, view: TicketView, event: number | undefined): Promise<Receipt> {
     if (!view.cardChallenge) throw new InvalidInputError(`${name} needs a ticket from verifyTicket (it carries the card challenge)`);
     if (view.session) return this.macedCommand(name, view, event);
     const keys = this.pki(`${name} in gate mode pki`).keys;
-    const body = concat(tlv(T.KEY_ID, keys.keyId), this.commandFields(view, event));
-    const ins = command(name).insByte;
-    const signature = keys.signature.sign(concat(SIGNATURE_CONTEXT.COMMAND, new Uint8Array([ins]), view.cardSerial, body));
-    const signed = template(T.SIGNED_COMMAND, body, tlv(T.SIGNATURE, signature));
+    const body = encodeUsageBody(name, 'pki', { keyId: keys.keyId, ...this.commandFields(view, event) });
+    const signed = encodeUsageCommand('pki', body, keys.signature.sign(usageSignatureMessage(name, view.cardSerial, body)));
     view.cardChallenge = undefined; // spent, whatever the card answers
-    const r = await this.session.send(name, { data: signed });
-    const receipt = parseReceipt(r.data);
-    if (!receipt.commandDigest || !equal(receipt.commandDigest, sha256(signed)) || receipt.tid !== view.face.tid || !equal(receipt.cardSerial, view.cardSerial)) {
+    const r = await this.send(name, { p1: USAGE_P1.pki, data: signed });
+    const receipt = decodeAnswer(name, () => parseReceipt(r.data));
+    if (!receiptAnswers(receipt, signed) || receipt.tid !== view.face.tid || !equal(receipt.cardSerial, view.cardSerial)) {
       throw new CryptoError(`${name} receipt does not answer this command`);
     }
     const key = await this.cardSigningKey(view.cardSerial);
-    if (!this.suite.verify(key, concat(SIGNATURE_CONTEXT.RECEIPT, receiptSignedBytes(receipt.encoded)), receipt.signature)) {
+    if (!this.suite.verify(key, receiptSignatureMessage(receiptSignedBytes(receipt.encoded)), receipt.signature)) {
       throw new CryptoError(`${name} receipt signature does not verify: not a genuine card`);
     }
     if (receipt.usage) view.usage = receipt.usage;
     return receipt;
   }
 
-  /** The fields both gate modes' WRITE USAGE / DELETE carry, in spec order, from C7 to CE. */
-  private commandFields(view: TicketView, event: number | undefined): Uint8Array {
-    return concat(
-      tlv(T.CARD_CHALLENGE, view.cardChallenge!),
-      tlv(T.TID, utf8(view.face.tid)),
-      tlv(T.COUNTER, u16(view.usage.counter)),
-      event !== undefined ? tlv(T.USAGE_EVENT, new Uint8Array([event])) : new Uint8Array(0),
-      tlv(T.GATE_ID, utf8(this.config.gateId)),
-      tlv(T.STATION, utf8(this.config.station)),
-      tlv(T.TIME, u32(this.clock())),
-    );
+  /** The fields both gate modes' WRITE USAGE / DELETE carry (sdk/commands/usage-command.ts has their order). */
+  private commandFields(view: TicketView, event: number | undefined) {
+    return { cardChallenge: view.cardChallenge!, tid: view.face.tid, counter: view.usage.counter, event, gateId: this.config.gateId, station: this.config.station, time: this.clock() };
   }
 
   /** Sym mode: B6 MAC'd under the session, chained on the VERIFY answer; the receipt MAC chains on ours. */
-  private async macedCommand(name: 'WRITE USAGE' | 'DELETE', view: TicketView, event: number | undefined): Promise<Receipt> {
+  private async macedCommand(name: UsageCommandName, view: TicketView, event: number | undefined): Promise<Receipt> {
     const session = view.session!;
-    const body = this.commandFields(view, event);
-    const mac = symCommandMac(session.macKey, session.chain, name, view.cardSerial, body);
+    const body = encodeUsageBody(name, 'sym', this.commandFields(view, event));
+    const mac = usageCommandMac(session.macKey, session.chain, name, view.cardSerial, body);
     view.cardChallenge = undefined; // the session is spent, whatever the card answers
     view.session = undefined;
-    const macedCommand = template(T.MACED_COMMAND, body, tlv(T.MAC, mac));
-    const r = await this.session.send(name, { p1: 0x01, data: macedCommand });
-    const receipt = parseReceipt(r.data);
+    const macedCommand = encodeUsageCommand('sym', body, mac);
+    const r = await this.send(name, { p1: USAGE_P1.sym, data: macedCommand });
+    const receipt = decodeAnswer(name, () => parseReceipt(r.data));
     if (receipt.tid !== view.face.tid || !equal(receipt.cardSerial, view.cardSerial) || receipt.commandDigest || !receipt.mac) {
       throw new CryptoError(`${name} receipt does not answer this command`);
     }
-    if (!checkSymReceiptMac(session.macKey, mac, receipt)) {
+    if (!checkReceiptMac(session.macKey, mac, receipt)) {
       throw new CryptoError(`${name} receipt MAC does not verify: not the card of this session`);
     }
     receipt.sym = {
@@ -344,7 +324,7 @@ export class CheckingTerminal {
       const { cardTrust } = this.pki('checking a card signature');
       const creds = { suite: cardTrust.suite, serial, signingCertificate: undefined as Uint8Array | undefined };
       if (cardTrust.needsSigningCertificate) {
-        creds.signingCertificate = (await this.session.send('GET DATA', { p2: T.CARD_SIGNING_CERTIFICATE })).data;
+        creds.signingCertificate = (await this.send('GET DATA', { p2: T.CARD_SIGNING_CERTIFICATE })).data;
       }
       key = cardTrust.signingKey(creds);
       this.signingKeys.set(k, key);
@@ -354,7 +334,8 @@ export class CheckingTerminal {
 
   /**
    * One tap: select, find the ticket for today at this station, decide, record the entry or exit.
-   * Never throws for card refusals: they become a REJECT with the reason.
+   * Never throws for anything a card or a reader does (a refusal, a malformed answer, bounds or deadline
+   * exceeded, the card pulled): that is a REJECT with its reason (gate.ts rejectFor).
    */
   async passGate(direction: Direction, options: { date?: number; train?: string; auditVerificationCode?: boolean } = {}): Promise<{ decision: GateDecision; ticket?: TicketView; receipt?: Receipt }> {
     const now = this.clock();
@@ -376,14 +357,4 @@ export class CheckingTerminal {
       return { decision: rejectFor(e), ticket };
     }
   }
-}
-
-function rejectFor(e: unknown): GateDecision {
-  if (e instanceof CardStatusError) {
-    if (e.sw === SW.RECORD_NOT_FOUND) return reject('not_found');
-    if (e.sw === SW.TICKET_VOID) return reject('void');
-    return reject('card_error', `${e.command} ${e.sw.toString(16).toUpperCase()} ${e.swName}`);
-  }
-  if (e instanceof CryptoError) return reject('bad_signature', e.message);
-  throw e;
 }

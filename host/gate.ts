@@ -1,11 +1,16 @@
-// The gate decision: pure rules from a ticket face, its usage record, the gate's place and the time.
-// The card enforces the usage state machine too; the gate decides first so a refusal is explained.
+// The gate decision: pure rules from a ticket face, its usage record, the gate's place and the time, and
+// from what went wrong in a tap. The card enforces the usage state machine too; the gate decides first.
 
-import { USAGE_STATE } from '../sdk/spec.js';
+import { ApduFormatError } from '../sdk/apdu.js';
+import { CardStatusError, CryptoError, TransportError } from '../sdk/errors.js';
+import { SW, USAGE_STATE } from '../sdk/spec.js';
+import { TlvError } from '../sdk/tlv.js';
 import type { TicketFace, UsageRecord } from '../sdk/ticket.js';
 
+/** Which way a gate lets passengers through. */
 export type Direction = 'entry' | 'exit';
 
+/** Why a gate refused a card; each has a message in REJECT_MESSAGES. */
 export type RejectReason =
   | 'not_found'
   | 'not_yet_valid'
@@ -18,12 +23,14 @@ export type RejectReason =
   | 'bad_signature'
   | 'card_error';
 
+/** A gate's answer: pass, or reject with its reason and a message for the passenger. */
 export interface GateDecision {
   pass: boolean;
   reason?: RejectReason;
   message: string;
 }
 
+/** The passenger-facing message of each reject reason. */
 export const REJECT_MESSAGES: Record<RejectReason, string> = {
   not_found: 'no ticket for this service on the card',
   not_yet_valid: 'ticket is not valid yet',
@@ -37,10 +44,12 @@ export const REJECT_MESSAGES: Record<RejectReason, string> = {
   card_error: 'card error',
 };
 
+/** A REJECT decision with its message (and a detail appended). */
 export function reject(reason: RejectReason, detail?: string): GateDecision {
   return { pass: false, reason, message: detail ? `${REJECT_MESSAGES[reason]}: ${detail}` : REJECT_MESSAGES[reason] };
 }
 
+/** The gate rules: validity window, station, and the usage state machine (entries allowed, inside, exited). */
 export function decide(face: TicketFace, usage: UsageRecord, ctx: { direction: Direction; station: string; now: number }): GateDecision {
   if (ctx.now < face.validFrom) return reject('not_yet_valid');
   if (ctx.now > face.validUntil) return reject('expired');
@@ -55,4 +64,22 @@ export function decide(face: TicketFace, usage: UsageRecord, ctx: { direction: D
   if (usage.state === USAGE_STATE.EXITED) return reject('already_exited');
   if (usage.state !== USAGE_STATE.INSIDE) return reject('not_entered');
   return { pass: true, message: 'goodbye' };
+}
+
+/**
+ * The decision for a tap that failed: a card refusal keeps its specific reason; a failed signature or MAC is
+ * bad_signature; anything else the card or the reader did (a malformed answer, bounds or deadline exceeded,
+ * the card pulled) is card_error. Anything else is a programming error and propagates.
+ */
+export function rejectFor(e: unknown): GateDecision {
+  if (e instanceof CardStatusError) {
+    if (e.sw === SW.RECORD_NOT_FOUND) return reject('not_found');
+    if (e.sw === SW.TICKET_VOID) return reject('void');
+    return reject('card_error', `${e.command} ${e.sw.toString(16).toUpperCase()} ${e.swName}`);
+  }
+  if (e instanceof CryptoError) return reject('bad_signature', e.message);
+  if (e instanceof TransportError) return reject('card_error', e.message);
+  // Decoders wrap malformed answers (CardMisbehavedError, a TransportError); these two are the backstop.
+  if (e instanceof TlvError || e instanceof ApduFormatError) return reject('card_error', e.message);
+  throw e;
 }

@@ -1,47 +1,20 @@
 // The issuing terminal (出票終端): tells who the card is and forwards first ciphertexts to it (LOAD).
 // It holds no secret; a sealed ticket is only usable on the card it was sealed to.
 
-import { hex, readUint } from '../sdk/bytes.js';
-import { CardStatusError, InvalidInputError } from '../sdk/errors.js';
-import { T, protocol, SW, type SuiteName } from '../sdk/spec.js';
+import { decodeAnswer } from '../sdk/commands/answer.js';
+import { decodeCapacity, type CardCapacity } from '../sdk/commands/get-data.js';
+import { decodeLoadAnswer, type LoadAnswer } from '../sdk/commands/load.js';
+import { parseFci, type CardInfo } from '../sdk/commands/select.js';
+import { CardStatusError } from '../sdk/errors.js';
+import { textField } from '../sdk/fields.js';
+import { SW, T } from '../sdk/spec.js';
 import type { CardCredentials } from '../sdk/roles/trust.js';
-import { TlvMap } from '../sdk/tlv.js';
-import { fromUtf8 } from '../sdk/bytes.js';
 import type { CardSession } from './session.js';
 
-export interface CardInfo {
-  serial: Uint8Array;
-  serialHex: string;
-  suite: SuiteName;
-  lifecycle: 'PERSONALIZING' | 'OPERATIONAL';
-  protocolVersion: number;
-}
+// The FCI codec lives with SELECT (sdk/commands/select.ts); gate vendors have found it here.
+export { parseFci, type CardCapacity, type CardInfo };
 
-export interface CardCapacity {
-  totalBytes: number;
-  freeBytes: number;
-  tickets: number;
-  tombstones: number;
-}
-
-export function parseFci(fci: Uint8Array): CardInfo {
-  const outer = TlvMap.parse(fci, { allowed: [T.FCI] });
-  const m = TlvMap.parse(outer.require(T.FCI), { allowed: [T.DF_NAME, T.FCI_PROPRIETARY] });
-  const p = TlvMap.parse(m.require(T.FCI_PROPRIETARY));
-  const serial = p.bytes(T.CARD_SERIAL, 8, 8, 'serial').slice();
-  const suiteId = p.bytes(T.SUITE, 1, 1)[0];
-  const suite = protocol.suites.find((s) => s.id === suiteId)?.name as SuiteName | undefined;
-  if (!suite) throw new InvalidInputError(`card uses unknown suite ${suiteId}`);
-  const lc = protocol.lifecycle.find((l) => l.value === p.bytes(T.LIFECYCLE, 1, 1)[0])?.name;
-  return {
-    serial,
-    serialHex: hex(serial),
-    suite,
-    lifecycle: (lc ?? 'PERSONALIZING') as CardInfo['lifecycle'],
-    protocolVersion: p.bytes(T.PROTOCOL_VERSION, 1, 1)[0],
-  };
-}
-
+/** The issuing terminal (出票終端): learns who the card is and loads first ciphertexts onto it. It holds no secret. */
 export class IssuingTerminal {
   private info?: CardInfo;
 
@@ -49,18 +22,21 @@ export class IssuingTerminal {
 
   /** SELECT the application and read the FCI. */
   async open(): Promise<CardInfo> {
-    this.info = parseFci(await this.session.select());
+    const fci = await this.session.select();
+    this.info = decodeAnswer('SELECT', () => parseFci(fci));
     return this.info;
   }
 
+  /** The card's FCI, selecting the application first if this terminal has not yet. */
   async cardInfo(): Promise<CardInfo> {
     return this.info ?? this.open();
   }
 
+  /** NVM capacity, free bytes, tickets and tombstones on the card. */
   async capacity(): Promise<CardCapacity> {
     await this.cardInfo();
     const d = (await this.session.send('GET DATA', { p2: T.CAPACITY })).data;
-    return { totalBytes: readUint(d.subarray(0, 4)), freeBytes: readUint(d.subarray(4, 8)), tickets: readUint(d.subarray(8, 10)), tombstones: readUint(d.subarray(10, 12)) };
+    return decodeAnswer('GET DATA', () => decodeCapacity(d));
   }
 
   /** GET DATA of one object, or undefined when the card does not hold it (6A88). */
@@ -79,19 +55,19 @@ export class IssuingTerminal {
       serial: info.serial,
       encryptionCertificate: await this.getData(T.CARD_ENCRYPTION_CERTIFICATE),
       signingCertificate: await this.getData(T.CARD_SIGNING_CERTIFICATE),
-      identity: identity ? fromUtf8(identity) : undefined,
+      identity: identity ? decodeAnswer('GET DATA', () => textField(identity, 'card identity')) : undefined,
     };
   }
 
   /** LOAD a first ciphertext. Card refusals (full, duplicate, not for this card, ...) throw CardStatusError. */
-  async load(sealed: Uint8Array): Promise<{ sequenceNumber: number; tid: string }> {
+  async load(sealed: Uint8Array): Promise<LoadAnswer> {
     await this.cardInfo();
     const r = await this.session.send('LOAD', { data: sealed });
-    const m = TlvMap.parse(r.data, { allowed: [T.SEQUENCE_NUMBER, T.TID] });
-    return { sequenceNumber: readUint(m.require(T.SEQUENCE_NUMBER)), tid: fromUtf8(m.require(T.TID)) };
+    return decodeAnswer('LOAD', () => decodeLoadAnswer(r.data));
   }
 }
 
+/** Whether `e` is the card refusing a LOAD because the ticket is already on it (ALREADY_EXISTS). */
 export function isDuplicate(e: unknown): boolean {
   return e instanceof CardStatusError && e.sw === SW.ALREADY_EXISTS;
 }

@@ -2,25 +2,27 @@
 // card for RSA, extracted by the KGC for SM9), certificates, authority and terminal keys, the
 // diversified checking keys of gate mode sym (one per operator master key), then LOCK.
 
-import { concat, hex, utf8 } from '../sdk/bytes.js';
+import { GENERATE_KEY_P1, p2ForRsaBits } from '../sdk/commands/generate-key.js';
+import { encodeIdentity, PUT_DATA_P2 } from '../sdk/commands/put-data.js';
+import { encodeDiversifiedKey, encodeKeyGrant, encodePrivateKey, PUT_KEY_P1 } from '../sdk/commands/put-key.js';
 import { InvalidInputError } from '../sdk/errors.js';
 import { keyId } from '../sdk/crypto/suite.js';
 import { diversify, masterKeyId } from '../sdk/crypto/symmetric.js';
-import { T } from '../sdk/spec.js';
 import type { CertificateAuthority } from '../sdk/roles/ca.js';
 import type { CardCredentials, IdentityKeyIssuer } from '../sdk/roles/trust.js';
-
-export type { IdentityKeyIssuer };
-import { tlv } from '../sdk/tlv.js';
 import { IssuingTerminal } from './issuing.js';
 import type { CardSession } from './session.js';
 
+export type { IdentityKeyIssuer };
+
+/** A public key to install into a card, with the operators it is valid for. */
 export interface KeyGrant {
   publicKey: Uint8Array;
   /** Operators the key is valid for; ['*'] for all. */
   scopes: string[];
 }
 
+/** What personalisation installs: the authority and terminal keys, the card's key issuer (CA or KGC), sym master keys. */
 export interface PersonalizationProfile {
   authorities: KeyGrant[];
   terminals: KeyGrant[];
@@ -35,9 +37,10 @@ export interface PersonalizationProfile {
 
 function keyObject(grant: KeyGrant): Uint8Array {
   if (grant.scopes.length === 0) throw new InvalidInputError('a key grant needs at least one operator scope');
-  return concat(tlv(T.KEY_ID, keyId(grant.publicKey)), ...grant.scopes.map((s) => tlv(T.OPERATOR_SCOPE, utf8(s))), tlv(T.KEY_MATERIAL, grant.publicKey));
+  return encodeKeyGrant({ keyId: keyId(grant.publicKey), scopes: grant.scopes, key: grant.publicKey });
 }
 
+/** Personalise a blank card (key pairs, certificates, authority and terminal keys, diversified sym keys), then LOCK it; returns its credentials. */
 export async function personalizeCard(session: CardSession, profile: PersonalizationProfile): Promise<CardCredentials> {
   const issuing = new IssuingTerminal(session);
   const info = await issuing.open();
@@ -45,26 +48,26 @@ export async function personalizeCard(session: CardSession, profile: Personaliza
   const creds: CardCredentials = { suite: info.suite, serial: info.serial };
   if (info.suite === 'rsa') {
     if (!profile.ca) throw new InvalidInputError('an RSA card needs a CA to certify its keys');
-    const p2 = profile.rsaKeySize === 3072 ? 0x01 : 0x00;
-    const encPub = (await session.send('GENERATE KEY', { p1: 0x01, p2 })).data;
-    const sigPub = (await session.send('GENERATE KEY', { p1: 0x02, p2 })).data;
+    const p2 = p2ForRsaBits(profile.rsaKeySize ?? 2048);
+    const encPub = (await session.send('GENERATE KEY', { p1: GENERATE_KEY_P1.ENCRYPTION, p2 })).data;
+    const sigPub = (await session.send('GENERATE KEY', { p1: GENERATE_KEY_P1.SIGNING, p2 })).data;
     creds.encryptionCertificate = profile.ca.certifyCardKey(info.serial, 'encryption', encPub);
     creds.signingCertificate = profile.ca.certifyCardKey(info.serial, 'signature', sigPub);
-    await session.send('PUT DATA', { p2: T.CARD_ENCRYPTION_CERTIFICATE, data: creds.encryptionCertificate });
-    await session.send('PUT DATA', { p2: T.CARD_SIGNING_CERTIFICATE, data: creds.signingCertificate });
+    await session.send('PUT DATA', { p2: PUT_DATA_P2.ENCRYPTION_CERTIFICATE, data: creds.encryptionCertificate });
+    await session.send('PUT DATA', { p2: PUT_DATA_P2.SIGNING_CERTIFICATE, data: creds.signingCertificate });
   } else {
     if (!profile.kgc) throw new InvalidInputError('an SM9 card needs the key generation centre');
     const identity = profile.kgc.identityFor(info.serial);
     creds.identity = identity;
-    await session.send('PUT DATA', { p2: T.CARD_IDENTITY, data: utf8(identity) });
-    await session.send('PUT KEY', { p1: 0x03, data: tlv(T.KEY_MATERIAL, profile.kgc.extractEncryptionKey(identity)) });
-    await session.send('PUT KEY', { p1: 0x04, data: tlv(T.KEY_MATERIAL, profile.kgc.extractSigningKey(identity)) });
+    await session.send('PUT DATA', { p2: PUT_DATA_P2.IDENTITY, data: encodeIdentity(identity) });
+    await session.send('PUT KEY', { p1: PUT_KEY_P1.CARD_ENCRYPTION_PRIVATE, data: encodePrivateKey(profile.kgc.extractEncryptionKey(identity)) });
+    await session.send('PUT KEY', { p1: PUT_KEY_P1.CARD_SIGNING_PRIVATE, data: encodePrivateKey(profile.kgc.extractSigningKey(identity)) });
   }
-  for (const a of profile.authorities) await session.send('PUT KEY', { p1: 0x01, data: keyObject(a) });
-  for (const t of profile.terminals) await session.send('PUT KEY', { p1: 0x02, data: keyObject(t) });
+  for (const a of profile.authorities) await session.send('PUT KEY', { p1: PUT_KEY_P1.AUTHORITY, data: keyObject(a) });
+  for (const t of profile.terminals) await session.send('PUT KEY', { p1: PUT_KEY_P1.TERMINAL, data: keyObject(t) });
   for (const mk of profile.masterKeys ?? []) {
-    const data = concat(tlv(T.KEY_ID, masterKeyId(mk.key, mk.operator)), tlv(T.OPERATOR_SCOPE, utf8(mk.operator)), tlv(T.KEY_MATERIAL, diversify(mk.key, info.serial, mk.operator)));
-    await session.send('PUT KEY', { p1: 0x05, data });
+    const data = encodeDiversifiedKey({ keyId: masterKeyId(mk.key, mk.operator), operator: mk.operator, key: diversify(mk.key, info.serial, mk.operator) });
+    await session.send('PUT KEY', { p1: PUT_KEY_P1.DIVERSIFIED, data });
   }
   await session.send('LOCK');
   return creds;

@@ -1,29 +1,39 @@
-// The card session: written once above any Transport. Splits long commands (extended length or
-// chaining, whichever the reader supports), collects 61XX / GET RESPONSE, retries 6CXX, types errors.
+// The card session: written once above any Transport, as a stack of small decorators (host/channel/):
+// chaining or extended length, 6CXX retry, GET RESPONSE, bounds and a deadline, tracing; then typed errors.
 
 import { encodeCommand, parseResponse, swHex } from '../sdk/apdu.js';
-import { concat, hex } from '../sdk/bytes.js';
+import { hex } from '../sdk/bytes.js';
 import { CardStatusError, InvalidInputError } from '../sdk/errors.js';
 import { AID, command as commandDef, commandForIns, describeSw, SW } from '../sdk/spec.js';
+import { SELECT_P2 } from '../sdk/commands/select.js';
+import { newCommandContext, type Transceive } from './channel/channel.js';
+import { channelStack } from './channel/stack.js';
+import type { TraceEntry } from './channel/tracing.js';
 import type { Transport } from './transport/transport.js';
 
-export interface TraceEntry {
-  /** Spec name of the command ("GET RESPONSE" for the session's own fetches). */
-  command: string;
-  apdu: Uint8Array;
-  response: Uint8Array;
-  sw: number;
-  swName: string;
-  ms: number;
-}
+export type { TraceEntry };
 
+/**
+ * A command's default deadline: generous, because personalisation (on-card RSA key generation) is slow on
+ * real chips. Gates set their own, much shorter (CheckingTerminalConfig.commandDeadlineMs).
+ */
+export const DEFAULT_COMMAND_DEADLINE_MS = 60_000;
+
+/** Session options: a trace callback, and extended length or chaining. */
 export interface SessionOptions {
   /** Called for every APDU exchanged (including GET RESPONSE and chained parts). */
   trace?: (entry: TraceEntry) => void;
   /** Use extended length when the command or response needs it; default: what the reader supports. */
   extendedLength?: boolean;
+  /** No further exchange of a command starts after this many ms (default DEFAULT_COMMAND_DEADLINE_MS). */
+  commandDeadlineMs?: number;
+  /** GET RESPONSE rounds per command (default: apdu-spec limits.maxGetResponseRounds). */
+  maxGetResponseRounds?: number;
+  /** Response data bytes per command (default: apdu-spec limits.maxResponseData). */
+  maxResponseData?: number;
 }
 
+/** Parameters of one command sent by name. */
 export interface SendOptions {
   p1?: number;
   p2?: number;
@@ -32,22 +42,41 @@ export interface SendOptions {
   ne?: number;
   /** Status words (besides 9000) returned to the caller instead of thrown. */
   accept?: number[];
+  /** This command's deadline in ms, instead of the session's. */
+  deadlineMs?: number;
 }
 
+/** A card session over any Transport: commands by their apdu-spec names, GET RESPONSE, 6CXX retry, chaining or extended length, typed errors. */
 export class CardSession {
   readonly extended: boolean;
   private atrBytes: Uint8Array | null = null;
   /** Counts APDUs and bytes on the wire, for the cost model and the benchmark. */
   readonly stats = { apdus: 0, bytesOut: 0, bytesIn: 0 };
+  private readonly channel: Transceive;
+  /** For raw(): bytes as given, GET RESPONSE for what the card announces, no retry. */
+  private readonly rawChannel: Transceive;
+  private readonly deadlineMs: number;
 
   constructor(readonly transport: Transport, private readonly options: SessionOptions = {}) {
     this.extended = options.extendedLength ?? transport.info.extendedLength;
+    this.deadlineMs = options.commandDeadlineMs ?? DEFAULT_COMMAND_DEADLINE_MS;
+    const onExchange = (e: TraceEntry) => {
+      this.stats.apdus++;
+      this.stats.bytesOut += e.apdu.length;
+      this.stats.bytesIn += e.response.length;
+      this.options.trace?.(e);
+    };
+    const bounds = { maxGetResponseRounds: options.maxGetResponseRounds, maxResponseData: options.maxResponseData };
+    this.channel = channelStack(transport, { ...bounds, extended: this.extended, onExchange });
+    this.rawChannel = channelStack(transport, { ...bounds, extended: this.extended, onExchange, chain: false, retryWrongLe: false, shortGetResponse: true });
   }
 
+  /** The ATR of the connected card, or null before connect(). */
   get atr(): Uint8Array | null {
     return this.atrBytes;
   }
 
+  /** Power the card through the transport; returns its ATR. */
   async connect(): Promise<Uint8Array> {
     this.atrBytes = await this.transport.connect();
     return this.atrBytes;
@@ -56,43 +85,34 @@ export class CardSession {
   /** SELECT the e-ticket application; returns the FCI. */
   async select(): Promise<Uint8Array> {
     if (!this.atrBytes) await this.connect();
-    return (await this.send('SELECT', { p1: 0x04, p2: 0x00, data: AID })).data;
+    return (await this.send('SELECT', { p1: 0x04, p2: SELECT_P2.FCI, data: AID })).data;
   }
 
   /** Send a spec command by name; throws CardStatusError unless the SW is 9000 or accepted. */
   async send(name: string, opts: SendOptions = {}): Promise<{ data: Uint8Array; sw: number }> {
+    const r = await this.transmit(name, opts);
+    if (r.sw !== SW.SUCCESS && !opts.accept?.includes(r.sw)) {
+      const d = describeSw(r.sw);
+      throw new CardStatusError(name, r.sw, d.name, d.description);
+    }
+    return r;
+  }
+
+  /** Send a spec command by name and return its answer whatever the status word (bounds still apply). */
+  async transmit(name: string, opts: SendOptions = {}): Promise<{ data: Uint8Array; sw: number }> {
     const def = commandDef(name);
-    const data = opts.data ?? new Uint8Array(0);
     const expectsData = /2|4/.test(def.case);
-    const p1 = opts.p1 ?? parseInt(def.p1[0], 16);
-    const p2 = opts.p2 ?? parseInt(def.p2[0], 16);
     let ne = opts.ne ?? (expectsData ? (this.extended ? 65536 : 256) : undefined);
     if (ne !== undefined && ne > 256 && !this.extended) ne = 256;
-
-    let body = data;
-    if (data.length > 255 && !this.extended) {
-      // Command chaining: every part but the last carries CLA bit 0x10 and must be acknowledged 9000.
-      const chunks: Uint8Array[] = [];
-      for (let o = 0; o < data.length; o += 255) chunks.push(data.subarray(o, o + 255));
-      body = chunks.pop()!;
-      for (const chunk of chunks) {
-        const r = await this.exchange(name, encodeCommand({ cla: def.claByte | 0x10, ins: def.insByte, p1, p2, data: chunk }));
-        if (r.sw !== SW.SUCCESS) throw this.error(name, r.sw);
-      }
-    }
-    const apdu = encodeCommand({ cla: def.claByte, ins: def.insByte, p1, p2, data: body, ne, extended: this.extended && (body.length > 255 || (ne ?? 0) > 256) });
-    let r = await this.exchange(name, apdu);
-    if ((r.sw & 0xff00) === SW.WRONG_LE_EXACT && name !== 'GET CHALLENGE') {
-      r = await this.exchange(name, encodeCommand({ cla: def.claByte, ins: def.insByte, p1, p2, data: body, ne: (r.sw & 0xff) || 256 }));
-    }
-    const parts = [r.data];
-    while ((r.sw & 0xff00) === SW.BYTES_REMAINING) {
-      const want = this.extended ? 65536 : (r.sw & 0xff) || 256;
-      r = await this.exchange('GET RESPONSE', encodeCommand({ cla: 0x00, ins: 0xc0, p1: 0, p2: 0, ne: want, extended: want > 256 }));
-      parts.push(r.data);
-    }
-    if (r.sw !== SW.SUCCESS && !opts.accept?.includes(r.sw)) throw this.error(name, r.sw);
-    return { data: concat(...parts), sw: r.sw };
+    const apdu = encodeCommand({
+      cla: def.claByte,
+      ins: def.insByte,
+      p1: opts.p1 ?? parseInt(def.p1[0], 16),
+      p2: opts.p2 ?? parseInt(def.p2[0], 16),
+      data: opts.data,
+      ne,
+    });
+    return parseResponse(await this.channel(apdu, newCommandContext(name, opts.deadlineMs ?? this.deadlineMs)));
   }
 
   /** Send raw bytes (CLI `apdu`), with GET RESPONSE handling but no error mapping. */
@@ -100,32 +120,10 @@ export class CardSession {
     if (apdu.length < 4) throw new InvalidInputError('an APDU has at least 4 bytes');
     const def = commandForIns(apdu[0], apdu[1]);
     const name = def?.name ?? `CLA ${hex(apdu.subarray(0, 1))} INS ${hex(apdu.subarray(1, 2))}`;
-    let r = await this.exchange(name, apdu);
-    const parts = [r.data];
-    while ((r.sw & 0xff00) === SW.BYTES_REMAINING) {
-      r = await this.exchange('GET RESPONSE', encodeCommand({ cla: 0x00, ins: 0xc0, p1: 0, p2: 0, ne: (r.sw & 0xff) || 256 }));
-      parts.push(r.data);
-    }
-    return { data: concat(...parts), sw: r.sw };
+    return parseResponse(await this.rawChannel(apdu, newCommandContext(name, this.deadlineMs)));
   }
 
-  private async exchange(name: string, apdu: Uint8Array): Promise<{ data: Uint8Array; sw: number }> {
-    const t0 = performance.now();
-    const response = await this.transport.transmit(apdu);
-    const ms = performance.now() - t0;
-    const r = parseResponse(response);
-    this.stats.apdus++;
-    this.stats.bytesOut += apdu.length;
-    this.stats.bytesIn += response.length;
-    this.options.trace?.({ command: name, apdu, response, sw: r.sw, swName: describeSw(r.sw).name, ms });
-    return r;
-  }
-
-  private error(name: string, sw: number): CardStatusError {
-    const d = describeSw(sw);
-    return new CardStatusError(name, sw, d.name, d.description);
-  }
-
+  /** Disconnect the transport (the card stays in the reader). */
   async close(): Promise<void> {
     await this.transport.disconnect();
     this.atrBytes = null;

@@ -1,9 +1,10 @@
 // ISO/IEC 7816-4 command and response APDUs: the four cases, short and extended length.
 // parseCommand is what the card uses; encodeCommand is what the host uses; both are strict.
 
-import { concat, hex } from './bytes.js';
+import { concat } from './bytes.js';
 import { EticketError } from './errors.js';
 
+/** A byte string that is not a well-formed APDU. */
 export class ApduFormatError extends EticketError {}
 
 export interface CommandApdu {
@@ -105,6 +106,3 @@ export function swHex(sw: number): string {
   return sw.toString(16).toUpperCase().padStart(4, '0');
 }
 
-export function describeCommand(c: CommandApdu): string {
-  return `${hex(new Uint8Array([c.cla, c.ins, c.p1, c.p2]))} Nc=${c.data.length}${c.ne !== undefined ? ' Ne=' + c.ne : ''}${c.extended ? ' (extended)' : ''}`;
-}

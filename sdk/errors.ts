@@ -1,6 +1,7 @@
 // Typed errors shared by every layer. Each carries enough to act on without parsing a message:
 // the command that failed and its status word for card refusals, the reader for transport faults.
 
+/** Base class of every error the SDK throws on purpose. */
 export class EticketError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -45,5 +46,26 @@ export class CardStatusError extends EticketError {
     readonly description: string,
   ) {
     super(`${command} refused by card: ${sw.toString(16).toUpperCase().padStart(4, '0')} ${swName} (${description})`);
+  }
+}
+
+/** What a misbehaving card did: too many GET RESPONSE rounds, too many bytes, too slow, or an answer that does not decode. */
+export type Misbehaviour = 'getResponseRounds' | 'responseBytes' | 'deadline' | 'responseApdu' | 'answer';
+
+/**
+ * The card broke the protocol rather than refusing a command: it kept answering 61XX, sent more than a
+ * response may hold, overran the command's deadline, or gave an answer that does not decode. The host
+ * stops talking to it: nothing a card sends can make the host loop, wait or crash.
+ */
+export class CardMisbehavedError extends TransportError {
+  constructor(
+    /** Name of the command as in apdu-spec, e.g. "WRITE USAGE". */
+    readonly command: string,
+    readonly misbehaviour: Misbehaviour,
+    detail: string,
+    reader?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${command}: the card misbehaved (${misbehaviour}): ${detail}`, reader, options);
   }
 }

@@ -1,10 +1,19 @@
-// Encodes and decodes flat TLV records (TF_A, TF_B) from the field tables in apdu-spec, so the
-// spec's tags, lengths and required flags are the ones enforced: edit the spec, the codec follows.
+// Encodes and decodes flat TLV records (TF_A, TF_B) and ordered command templates (B3, B6, B4) from the
+// field tables in apdu-spec, so the spec's tags, lengths and formats are the ones enforced: edit the spec, the codec follows.
 
 import { concat, fromUtf8, readUint, utf8 } from './bytes.js';
 import { InvalidInputError } from './errors.js';
-import type { SpecField } from './spec.js';
-import { TlvMap, tlv, TlvError } from './tlv.js';
+import { protocol, type SpecField } from './spec.js';
+import { decodeOne, TlvMap, tlv, TlvError } from './tlv.js';
+
+/** UTF-8 text from a card or a command: a malformed byte sequence is malformed data (TlvError), not a TypeError. */
+export function textField(bytes: Uint8Array, what: string): string {
+  try {
+    return fromUtf8(bytes);
+  } catch {
+    throw new TlvError(`${what} is not valid UTF-8`);
+  }
+}
 
 export type FieldValue = number | string;
 
@@ -131,7 +140,86 @@ export function parseServiceDate(text: string): number {
   return n;
 }
 
+/** A service date (YYYYMMDD number) as YYYY-MM-DD. */
 export function formatServiceDate(n: number): string {
   const s = String(n);
   return `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}`;
+}
+
+/** A field of an ordered template: a spec data object (tag, format, length) and the record key it fills. */
+export interface SequenceField<K extends string = string> {
+  key: K;
+  /** Spec name of the data object, e.g. "CARD_CHALLENGE". */
+  name: string;
+  tag: number;
+  format: SpecField['format'];
+  min: number;
+  max: number;
+}
+
+export type SequenceValue = number | string | Uint8Array;
+
+/** The field `key` of a template, typed by the spec's data object `name` (its tag, format and length). */
+export function specField<K extends string>(key: K, name: string): SequenceField<K> {
+  const d = protocol.dataObjects.find((o) => o.name === name);
+  if (!d) throw new Error(`apdu-spec has no data object named ${name}`);
+  const [lo, hi] = (d.length ?? '0..65535').split('..').map(Number);
+  return { key, name, tag: parseInt(d.tag, 16), format: d.format, min: lo, max: hi ?? lo };
+}
+
+/** One field's value as its TLV; throws InvalidInputError when the value does not fit the spec's format. */
+export function encodeSequenceField(f: SequenceField, v: SequenceValue): Uint8Array {
+  switch (f.format) {
+    case 'uint':
+    case 'time':
+    case 'date': {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= 2 ** (8 * f.max)) throw new InvalidInputError(`${f.name} must be an integer of ${f.max} byte(s), got ${String(v)}`);
+      const b = new Uint8Array(f.max);
+      let n = v;
+      for (let i = f.max - 1; i >= 0; i--) {
+        b[i] = n % 256;
+        n = Math.floor(n / 256);
+      }
+      return tlv(f.tag, b);
+    }
+    case 'text': {
+      if (typeof v !== 'string') throw new InvalidInputError(`${f.name} must be text`);
+      const b = utf8(v);
+      if (b.length < f.min || b.length > f.max) throw new InvalidInputError(`${f.name} must be ${f.min}..${f.max} bytes of UTF-8, got ${b.length}`);
+      return tlv(f.tag, b);
+    }
+    default: {
+      if (!(v instanceof Uint8Array)) throw new InvalidInputError(`${f.name} must be bytes`);
+      if (v.length < f.min || v.length > f.max) throw new InvalidInputError(`${f.name} must be ${f.min}..${f.max} bytes, got ${v.length}`);
+      return tlv(f.tag, v);
+    }
+  }
+}
+
+/** One field's value from its raw bytes; throws TlvError (malformed data) when it breaks the spec's format. */
+export function decodeSequenceField(f: SequenceField, raw: Uint8Array): SequenceValue {
+  if (raw.length < f.min || raw.length > f.max) throw new TlvError(`${f.name}: ${raw.length} bytes, expected ${f.min}..${f.max}`);
+  if (f.format === 'text') return textField(raw, f.name);
+  if (f.format === 'uint' || f.format === 'time' || f.format === 'date') return readUint(raw);
+  return raw;
+}
+
+/**
+ * Strictly decode a template's content against an ordered field list: exactly these tags, in this order,
+ * nothing else, each within its spec length. Returns the values by key and where each field's TLV lies.
+ */
+export function decodeSequence<K extends string>(fields: readonly SequenceField<K>[], content: Uint8Array, what: string): { values: Record<K, SequenceValue>; ends: number[] } {
+  const items: { tag: number; value: Uint8Array }[] = [];
+  const ends: number[] = [];
+  for (let o = 0; o < content.length; ) {
+    const { tlv: item, next } = decodeOne(content, o);
+    items.push(item);
+    ends.push((o = next));
+  }
+  if (items.map((i) => i.tag).join() !== fields.map((f) => f.tag).join()) {
+    throw new TlvError(`${what}: fields missing, extra or out of order (expected ${fields.map((f) => f.tag.toString(16).toUpperCase()).join(' ')})`);
+  }
+  const values = {} as Record<K, SequenceValue>;
+  fields.forEach((f, i) => (values[f.key] = decodeSequenceField(f, items[i].value)));
+  return { values, ends };
 }

@@ -1,19 +1,26 @@
-// Card receipts (B4) as WRITE USAGE and DELETE answer them: parsing and the bytes their signature or MAC
-// covers. Gates check them at the tap; back offices re-check them later, so both sides share this code.
+// Card receipts (B4), the answer of WRITE USAGE and DELETE: their field list, the card's encoding, the parsing
+// gates and back offices do, and the exact bytes the card signs (pki) or MACs (sym). Both sides share this code.
 
-import { fromUtf8, readUint } from './bytes.js';
-import { CryptoError } from './errors.js';
-import { LIMITS, T } from './spec.js';
-import { decodeUsageRecordContent, type UsageRecord } from './ticket.js';
-import { TlvMap, tlv } from './tlv.js';
-import type { SymTransaction } from './roles/sym-receipts.js';
+import { concat, equal } from './bytes.js';
+import { sha256 } from './crypto/suite.js';
+import { checkSessionMac, sessionMac, SYM_CONTEXT } from './crypto/symmetric.js';
+import { decodeSequenceField, encodeSequenceField, specField, type SequenceField } from './fields.js';
+import { T } from './spec.js';
+import { decodeUsageRecordContent, encodeUsageRecord, SIGNATURE_CONTEXT, type UsageRecord } from './ticket.js';
+import { TlvError, TlvMap, template, tlv } from './tlv.js';
 
-export interface Receipt {
+/** What the card says it did: one ticket of one card, the event, the counter after it, the new TF_B. */
+export interface ReceiptFields {
   cardSerial: Uint8Array;
   tid: string;
   event: number;
   counter: number;
+  /** Absent in deletion receipts. */
   usage?: UsageRecord;
+}
+
+/** A card receipt (B4) of WRITE USAGE or DELETE, as parsed from the card's answer. */
+export interface Receipt extends ReceiptFields {
   /** Pki mode: SHA-256 of the signed command. Sym mode chains the receipt MAC on the command MAC instead. */
   commandDigest?: Uint8Array;
   /** The card's authenticator: its signature (pki) or its session MAC (sym, also in `mac`). */
@@ -28,21 +35,82 @@ export interface Receipt {
   sym?: SymTransaction;
 }
 
+/**
+ * What a sym gate keeps of one tap besides the B4 receipt. The card's receipt MAC is keyed by a session
+ * key that only RT and RC recreate, and chained on a command MAC that only the command recreates.
+ */
+export interface SymTransaction {
+  operator: string;
+  /** C1 of the VERIFY: names the master key (version) the gate used. */
+  keyId: Uint8Array;
+  /** RT, the gate's VERIFY challenge. */
+  terminalChallenge: Uint8Array;
+  /** RC, the card's session challenge (C7 of the VERIFY answer). */
+  cardChallenge: Uint8Array;
+  /** 8E of the VERIFY answer: the chain value the command MAC starts from. */
+  viewMac: Uint8Array;
+  command: 'WRITE USAGE' | 'DELETE';
+  /** The B6 object as the gate sent it, its MAC included. */
+  macedCommand: Uint8Array;
+}
+
+/** The receipt's own fields, in the order the card sends them (apdu-spec README 3.4); TF_B (A3) follows them. */
+const RECEIPT_FIELDS: readonly SequenceField<'cardSerial' | 'tid' | 'event' | 'counter'>[] = [
+  specField('cardSerial', 'CARD_SERIAL'),
+  specField('tid', 'TID'),
+  specField('event', 'USAGE_EVENT'),
+  specField('counter', 'COUNTER'),
+];
+const COMMAND_DIGEST = specField('commandDigest', 'COMMAND_DIGEST');
+const SIGNATURE = specField('signature', 'SIGNATURE');
+const MAC = specField('mac', 'MAC');
+
+/** C6 ‖ C5 ‖ CB ‖ CA ‖ [A3]: what the sym MAC covers; a pki receipt adds CF before its signature. */
+export function encodeReceiptBody(f: ReceiptFields): Uint8Array {
+  return concat(...RECEIPT_FIELDS.map((d) => encodeSequenceField(d, f[d.key])), f.usage ? encodeUsageRecord(f.usage) : new Uint8Array(0));
+}
+
+/** Pki: the body and CF, the SHA-256 of the B3 command as sent (tag and length included): what the card signs. */
+export function signedReceiptPart(body: Uint8Array, signedCommand: Uint8Array): Uint8Array {
+  return concat(body, encodeSequenceField(COMMAND_DIGEST, sha256(signedCommand)));
+}
+
+/** Pki: the message of the card's receipt signature (apdu-spec README 3.4). */
+export function receiptSignatureMessage(signedPart: Uint8Array): Uint8Array {
+  return concat(SIGNATURE_CONTEXT.RECEIPT, signedPart);
+}
+
+/** Sym: MAC_r over the body, chained on the command MAC it answers (apdu-spec README 3.5). */
+export function receiptMac(macKey: Uint8Array, commandMac: Uint8Array, body: Uint8Array): Uint8Array {
+  return sessionMac(macKey, SYM_CONTEXT.RECEIPT, commandMac, body);
+}
+
+/** B4 { authenticated part, 9E signature } (pki) or B4 { body, 8E MAC } (sym). */
+export function encodeReceipt(authenticated: Uint8Array, authenticator: { signature: Uint8Array } | { mac: Uint8Array }): Uint8Array {
+  const last = 'mac' in authenticator ? tlv(T.MAC, authenticator.mac) : tlv(T.SIGNATURE, authenticator.signature);
+  return template(T.RECEIPT, authenticated, last);
+}
+
+/**
+ * Parse a B4 receipt; throws TlvError when it is malformed. Only the authenticator's place (last) is enforced:
+ * it covers the other fields as sent, whatever their order.
+ */
 export function parseReceipt(encoded: Uint8Array): Receipt {
   const outer = TlvMap.parse(encoded, { allowed: [T.RECEIPT] });
   const m = TlvMap.parse(outer.require(T.RECEIPT), {
-    allowed: [T.CARD_SERIAL, T.TID, T.USAGE_EVENT, T.COUNTER, T.USAGE_RECORD, T.COMMAND_DIGEST, T.SIGNATURE, T.MAC],
+    allowed: [...RECEIPT_FIELDS.map((f) => f.tag), T.USAGE_RECORD, COMMAND_DIGEST.tag, SIGNATURE.tag, MAC.tag],
   });
-  if (m.has(T.MAC) === m.has(T.SIGNATURE)) throw new CryptoError('a receipt carries a signature or a MAC');
-  const mac = m.has(T.MAC) ? m.bytes(T.MAC, LIMITS.symmetricMacLength, LIMITS.symmetricMacLength, 'MAC') : undefined;
+  if (m.has(MAC.tag) === m.has(SIGNATURE.tag)) throw new TlvError('a receipt carries a signature or a MAC');
+  const last = m.items[m.items.length - 1].tag;
+  if (last !== MAC.tag && last !== SIGNATURE.tag) throw new TlvError('a receipt ends with its signature or MAC');
+  const field = (f: SequenceField) => decodeSequenceField(f, m.require(f.tag, f.name));
+  const own = Object.fromEntries(RECEIPT_FIELDS.map((f) => [f.key, field(f)])) as Pick<ReceiptFields, 'cardSerial' | 'tid' | 'event' | 'counter'>;
+  const mac = m.has(MAC.tag) ? (field(MAC) as Uint8Array) : undefined;
   return {
-    cardSerial: m.bytes(T.CARD_SERIAL, 8, 8, 'serial'),
-    tid: fromUtf8(m.bytes(T.TID, 1, 32, 'TID')),
-    event: m.bytes(T.USAGE_EVENT, 1, 1, 'event')[0],
-    counter: readUint(m.bytes(T.COUNTER, 2, 2, 'counter')),
+    ...own,
     usage: m.has(T.USAGE_RECORD) ? decodeUsageRecordContent(m.require(T.USAGE_RECORD)) : undefined,
-    commandDigest: m.has(T.COMMAND_DIGEST) ? m.bytes(T.COMMAND_DIGEST, 32, 32, 'digest') : undefined,
-    signature: mac ?? m.bytes(T.SIGNATURE, 1, 1024, 'signature'),
+    commandDigest: m.has(COMMAND_DIGEST.tag) ? (field(COMMAND_DIGEST) as Uint8Array) : undefined,
+    signature: mac ?? (field(SIGNATURE) as Uint8Array),
     mac,
     encoded,
   };
@@ -50,10 +118,19 @@ export function parseReceipt(encoded: Uint8Array): Receipt {
 
 /** The bytes a receipt signature (or MAC) covers: the B4 content up to (not including) it. */
 export function receiptSignedBytes(encoded: Uint8Array): Uint8Array {
-  const outer = TlvMap.parse(encoded, { allowed: [T.RECEIPT] });
-  const content = outer.require(T.RECEIPT);
+  const content = TlvMap.parse(encoded, { allowed: [T.RECEIPT] }).require(T.RECEIPT);
   const m = TlvMap.parse(content);
   const last = m.items[m.items.length - 1];
-  if (last.tag !== T.SIGNATURE && last.tag !== T.MAC) throw new CryptoError('receipt does not end with its signature');
-  return content.subarray(0, content.length - tlv(T.SIGNATURE, last.value).length);
+  if (!last || (last.tag !== T.SIGNATURE && last.tag !== T.MAC)) throw new TlvError('receipt does not end with its signature or MAC');
+  return content.subarray(0, content.length - tlv(last.tag, last.value).length);
+}
+
+/** Does this receipt answer this very B3 command (pki: CF is the command's SHA-256)? */
+export function receiptAnswers(receipt: Receipt, signedCommand: Uint8Array): boolean {
+  return receipt.commandDigest !== undefined && equal(receipt.commandDigest, sha256(signedCommand));
+}
+
+/** Sym: is the receipt's MAC the card's answer to the command whose MAC is `commandMac`? */
+export function checkReceiptMac(macKey: Uint8Array, commandMac: Uint8Array, receipt: Receipt): boolean {
+  return receipt.mac !== undefined && checkSessionMac(macKey, receipt.mac, SYM_CONTEXT.RECEIPT, commandMac, receiptSignedBytes(receipt.encoded));
 }

@@ -41,6 +41,8 @@ export interface ProtocolSpec {
     | 'maxCommandData'
     | 'maxChainedData'
     | 'shortResponseChunk'
+    | 'maxResponseData'
+    | 'maxGetResponseRounds'
     | 'challengeLength'
     | 'terminalChallengeLength'
     | 'maxAuthorityKeys'
@@ -60,6 +62,9 @@ export interface ProtocolSpec {
   usageStates: { value: number; name: string }[];
   dataObjects: SpecField[];
   ticketFace: SpecField[];
+  sealedEnvelope: SpecField[];
+  verificationCode: SpecField[];
+  terminalKeyBundle: SpecField[];
   usageRecord: SpecField[];
 }
 
@@ -81,6 +86,7 @@ function swValue(name: string): number {
   return parseInt(swByName(name).sw.replace(/X/g, '0'), 16);
 }
 
+/** Status words by their apdu-spec names (e.g. `SW.ALREADY_EXISTS` is 0x6A89). */
 export const SW = {
   SUCCESS: swValue('SUCCESS'),
   BYTES_REMAINING: swValue('BYTES_REMAINING'),
@@ -138,10 +144,6 @@ function tagValue(name: string): number {
   return parseInt(tagByName(name).tag, 16);
 }
 
-export const TAG = Object.fromEntries(protocol.dataObjects.map((d) => [d.name, parseInt(d.tag, 16)])) as Record<
-  string,
-  number
->;
 // Resolve every tag the code uses now, so a renamed tag fails at import instead of at run time.
 export const T = {
   FCI: tagValue('FCI'),
@@ -158,6 +160,7 @@ export const T = {
   SESSION_VIEW: tagValue('SESSION_VIEW'),
   MACED_COMMAND: tagValue('MACED_COMMAND'),
   MAC: tagValue('MAC'),
+  SESSION_CRYPTOGRAM: tagValue('SESSION_CRYPTOGRAM'),
   KEY_ID: tagValue('KEY_ID'),
   SERVICE_DATE: tagValue('SERVICE_DATE'),
   TRAIN: tagValue('TRAIN'),
@@ -184,7 +187,29 @@ export const T = {
   INSTALLED_KEYS: tagValue('INSTALLED_KEYS'),
   PROTOCOL_VERSION: tagValue('PROTOCOL_VERSION'),
   CARD_IDENTITY: tagValue('CARD_IDENTITY'),
+  KEY_CERTIFICATE: tagValue('KEY_CERTIFICATE'),
+  VALID_FROM: tagValue('VALID_FROM'),
+  VALID_UNTIL: tagValue('VALID_UNTIL'),
+  CERTIFYING_KEY_ID: tagValue('CERTIFYING_KEY_ID'),
 } as const;
+
+/** Tags of a template's own fields (inside B1, A2, a terminal key bundle), by the names the spec gives them. */
+function fieldTags<const N extends string>(table: SpecField[], what: string, names: readonly N[]): Record<N, number> {
+  const out = {} as Record<N, number>;
+  for (const n of names) {
+    const f = table.find((x) => x.name === n);
+    if (!f) throw new Error(`apdu-spec ${what} has no field named ${n}`);
+    out[n] = parseInt(f.tag, 16);
+  }
+  return out;
+}
+
+/** Fields of the envelope B1 (first and second ciphertexts), in the order they are sent. */
+export const ENVELOPE_FIELD = fieldTags(protocol.sealedEnvelope, 'sealedEnvelope', ['version', 'suite', 'recipient', 'encapsulation', 'iv', 'ciphertext', 'mac'] as const);
+/** Fields of the verification code A2 (TF_V). */
+export const TFV_FIELD = fieldTags(protocol.verificationCode, 'verificationCode', ['suite', 'authorityKeyId', 'signature'] as const);
+/** Fields of a terminal key bundle (D0 of PUT KEY P1=02). */
+export const BUNDLE_FIELD = fieldTags(protocol.terminalKeyBundle, 'terminalKeyBundle', ['encryption', 'signature'] as const);
 
 export interface CommandDef extends SpecCommand {
   claByte: number;
@@ -206,6 +231,7 @@ export function commandForIns(cla: number, ins: number): CommandDef | undefined 
   return commandsByClaIns.get(((cla & 0xec) << 8) | ins); // strip chaining (0x10) and channel bits for the lookup
 }
 
+/** The e-ticket application identifier. */
 export const AID = fromHex(protocol.aid);
 export const ATR = fromHex(protocol.atr.hex);
 export const LIMITS = protocol.limits;
@@ -221,6 +247,7 @@ export const LIFECYCLE = {
   OPERATIONAL: valueOf(protocol.lifecycle, 'OPERATIONAL'),
 } as const;
 
+/** WRITE USAGE events by name (ENTRY, EXIT, TEMPORARY_EXIT, PUNCH, PAPER_PRINTED). */
 export const USAGE_EVENT = {
   ENTRY: valueOf(protocol.usageEvents, 'ENTRY'),
   TEMPORARY_EXIT: valueOf(protocol.usageEvents, 'TEMPORARY_EXIT'),
@@ -230,6 +257,7 @@ export const USAGE_EVENT = {
   DELETED: valueOf(protocol.usageEvents, 'DELETED'),
 } as const;
 
+/** Usage states of a ticket by name (e.g. INSIDE after an entry). */
 export const USAGE_STATE = {
   NEW: valueOf(protocol.usageStates, 'NEW'),
   INSIDE: valueOf(protocol.usageStates, 'INSIDE'),
@@ -241,4 +269,5 @@ export const SUITE = {
   rsa: protocol.suites.find((s) => s.name === 'rsa')!.id,
   sm9: protocol.suites.find((s) => s.name === 'sm9')!.id,
 } as const;
+/** A crypto suite: `rsa` or `sm9`. */
 export type SuiteName = keyof typeof SUITE;

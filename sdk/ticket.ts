@@ -3,7 +3,7 @@
 
 import { concat, utf8 } from './bytes.js';
 import { RecordCodec } from './fields.js';
-import { protocol, T, USAGE_STATE } from './spec.js';
+import { protocol, T, TFV_FIELD, USAGE_STATE } from './spec.js';
 import { TlvMap, template, tlv, TlvError } from './tlv.js';
 
 /** TF_A (票面信息): what the passenger bought. Times are epoch seconds, dates YYYYMMDD. */
@@ -51,7 +51,9 @@ export interface VerificationCode {
   signature: Uint8Array;
 }
 
+/** Bits of a ticket face's `flags`. */
 export const TICKET_FLAG = { TRANSFERABLE: 1, RETURN: 2, CONCESSION: 4 } as const;
+/** Bits of a usage record's `flags`. */
 export const USAGE_FLAG = { PUNCHED: 1, PAPER_PRINTED: 2 } as const;
 
 const faceCodec = new RecordCodec<TicketFace>('ticket face', protocol.ticketFace);
@@ -84,10 +86,6 @@ export function encodeUsageRecord(u: UsageRecord): Uint8Array {
   return tlv(T.USAGE_RECORD, usageCodec.encode(u));
 }
 
-export function decodeUsageRecord(encoded: Uint8Array): UsageRecord {
-  const outer = TlvMap.parse(encoded, { allowed: [T.USAGE_RECORD] });
-  return decodeUsageRecordContent(outer.require(T.USAGE_RECORD));
-}
 
 export function decodeUsageRecordContent(content: Uint8Array): UsageRecord {
   const u = usageCodec.decode(content);
@@ -100,11 +98,12 @@ export function decodeUsageRecordContent(content: Uint8Array): UsageRecord {
 export function encodeVerificationCode(v: VerificationCode): Uint8Array {
   return template(
     T.VERIFICATION_CODE,
-    tlv(0x80, new Uint8Array([v.suite])),
-    tlv(0x81, v.authorityKeyId),
-    tlv(0x82, v.signature),
+    tlv(TFV_FIELD.suite, new Uint8Array([v.suite])),
+    tlv(TFV_FIELD.authorityKeyId, v.authorityKeyId),
+    tlv(TFV_FIELD.signature, v.signature),
   );
 }
+
 
 export function decodeVerificationCode(encoded: Uint8Array): VerificationCode {
   const outer = TlvMap.parse(encoded, { allowed: [T.VERIFICATION_CODE] });
@@ -112,8 +111,9 @@ export function decodeVerificationCode(encoded: Uint8Array): VerificationCode {
 }
 
 export function decodeVerificationCodeContent(content: Uint8Array): VerificationCode {
-  const m = TlvMap.parse(content, { allowed: [0x80, 0x81, 0x82] });
-  return { suite: m.bytes(0x80, 1, 1, 'suite')[0], authorityKeyId: m.bytes(0x81, 8, 8, 'key id'), signature: m.bytes(0x82, 1, 1024, 'signature') };
+  const { suite, authorityKeyId, signature } = TFV_FIELD;
+  const m = TlvMap.parse(content, { allowed: [suite, authorityKeyId, signature] });
+  return { suite: m.bytes(suite, 1, 1, 'suite')[0], authorityKeyId: m.bytes(authorityKeyId, 8, 8, 'key id'), signature: m.bytes(signature, 1, 1024, 'signature') };
 }
 
 /** What the authority signs: context prefix ‖ encoded TF_A. */
@@ -121,8 +121,4 @@ export function verificationCodeMessage(encodedFace: Uint8Array): Uint8Array {
   return concat(SIGNATURE_CONTEXT.TFV, encodedFace);
 }
 
-/** Stable digest of (operator, TID): tombstones and duplicate detection use it. */
-export function ticketKey(operator: string, tid: string): string {
-  return `${operator}\u0000${tid}`;
-}
 

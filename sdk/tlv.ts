@@ -4,17 +4,12 @@
 import { concat } from './bytes.js';
 import { EticketError } from './errors.js';
 
+/** Malformed BER-TLV data. */
 export class TlvError extends EticketError {}
 
 export interface Tlv {
   tag: number;
   value: Uint8Array;
-}
-
-export function isConstructed(tag: number): boolean {
-  let first = tag;
-  while (first > 0xff) first >>>= 8;
-  return (first & 0x20) !== 0;
 }
 
 function encodeTag(tag: number): Uint8Array {

@@ -7,6 +7,9 @@ import { encodeCommand } from '../sdk/apdu.js';
 import { concat, hex, u32, utf8 } from '../sdk/bytes.js';
 import { AID, commandForIns, LIMITS, protocol, SUITE, T, USAGE_EVENT as EV, USAGE_STATE as ST } from '../sdk/spec.js';
 import { tlv } from '../sdk/tlv.js';
+import { encodeDiversifiedKey, encodeKeyGrant } from '../sdk/commands/put-key.js';
+import { encodeReadQuery } from '../sdk/commands/read.js';
+import { encodeVerifyQuery } from '../sdk/commands/verify.js';
 import { keyId } from '../sdk/crypto/suite.js';
 import { sm9EncryptionPublicKey, sm9SigningPublicKey } from '../sdk/crypto/sm9-suite.js';
 import { cardIdentity } from '../sdk/roles/kgc.js';
@@ -175,23 +178,12 @@ function challengeFor(n: number): Uint8Array {
 }
 
 function readQuery(k: TestKeys, q: { terminal?: string; challenge?: Uint8Array; date?: number; train?: string }): Uint8Array {
-  return concat(
-    tlv(T.KEY_ID, keyIdOf(k, q.terminal ?? 'terminal')),
-    q.challenge ? tlv(T.TERMINAL_CHALLENGE, q.challenge) : new Uint8Array(0),
-    q.date !== undefined ? tlv(T.SERVICE_DATE, u32(q.date)) : new Uint8Array(0),
-    q.train !== undefined ? tlv(T.TRAIN, utf8(q.train)) : new Uint8Array(0),
-  );
+  return encodeReadQuery({ keyId: keyIdOf(k, q.terminal ?? 'terminal'), terminalChallenge: q.challenge, date: q.date, train: q.train });
 }
 
-function verifyQuery(k: TestKeys, q: { terminal?: string; challenge: Uint8Array; tid?: string; date?: number; train?: string; station?: string }): Uint8Array {
-  return concat(
-    tlv(T.KEY_ID, keyIdOf(k, q.terminal ?? 'terminal')),
-    tlv(T.TERMINAL_CHALLENGE, q.challenge),
-    q.tid !== undefined ? tlv(T.TID, utf8(q.tid)) : new Uint8Array(0),
-    q.date !== undefined ? tlv(T.SERVICE_DATE, u32(q.date)) : new Uint8Array(0),
-    q.train !== undefined ? tlv(T.TRAIN, utf8(q.train)) : new Uint8Array(0),
-    q.station !== undefined ? tlv(T.STATION, utf8(q.station)) : new Uint8Array(0),
-  );
+function verifyQuery(k: TestKeys, q: { terminal?: string; challenge: Uint8Array } & ({ tid: string } | { date: number; train?: string; station?: string })): Uint8Array {
+  const criteria = 'tid' in q ? { tid: q.tid } : { date: q.date, train: q.train, station: q.station };
+  return encodeVerifyQuery({ keyId: keyIdOf(k, q.terminal ?? 'terminal'), terminalChallenge: q.challenge, criteria });
 }
 
 const READ = (p1: number, data: Uint8Array, e: Expect) => apdu(cmd(0x80, 0x52, p1, 0x00, data, 256), e);
@@ -487,7 +479,7 @@ function framing(k: TestKeys): VectorFile {
 function personalisation(k: TestKeys): VectorFile {
   const b = new FileBuilder('personalisation', k);
   const auth = k.authorities.get('authority')!;
-  const keyObject = (id: Uint8Array, scopes: string[], material: Uint8Array) => concat(tlv(T.KEY_ID, id), ...scopes.map((s) => tlv(T.OPERATOR_SCOPE, utf8(s))), tlv(T.KEY_MATERIAL, material));
+  const keyObject = (keyId: Uint8Array, scopes: string[], key: Uint8Array) => encodeKeyGrant({ keyId, scopes, key });
   const putKey = (p1: number, data: Uint8Array, s: string) => chained(0x80, 0xd8, p1, 0x00, data, expect(sw(s)));
   const authObj = keyObject(auth.keyId, auth.scopes, auth.key.publicKey);
   const dummyCert = (n: number) => concat(Uint8Array.of(0x30, 0x82, (n - 4) >> 8, (n - 4) & 0xff), new Uint8Array(n - 4));
@@ -559,7 +551,7 @@ function personalisation(k: TestKeys): VectorFile {
     b.test(`PUT KEY terminal bundle "${t.name}" (key 4), scopes ${t.scopes.join(',')}`, ['KeyManagement', 'Functional', 'Chaining'], 'valid', putKey(0x02, keyObject(t.keys.keyId, t.scopes, t.keys.publicKey), '9000'));
   }
   const mk = k.masterKeys.get('operator')!;
-  const symObj = (id: Uint8Array, operator: string, key: Uint8Array) => concat(tlv(T.KEY_ID, id), tlv(T.OPERATOR_SCOPE, utf8(operator)), tlv(T.KEY_MATERIAL, key));
+  const symObj = (keyId: Uint8Array, operator: string, key: Uint8Array) => encodeDiversifiedKey({ keyId, operator, key });
   const symBad: [string, Uint8Array, string[]][] = [
     ["operator '*' (a diversified key belongs to one operator)", symObj(mk.keyId, '*', new Uint8Array(16)), ['KeyManagement']],
     ['a key of 15 bytes', symObj(mk.keyId, mk.operator, new Uint8Array(15)), ['KeyManagement', 'MalformedTlv']],

@@ -4,36 +4,43 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { encodeCommand, parseResponse, swHex } from '../sdk/apdu.js';
-import { concat, equal, fromHex, fromUtf8, hex, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
+import { concat, equal, fromHex, fromUtf8, hex } from '../sdk/bytes.js';
+import { decodeLoadAnswer } from '../sdk/commands/load.js';
+import { encodeIdentity, PUT_DATA_P2 } from '../sdk/commands/put-data.js';
+import { encodeDiversifiedKey, encodePrivateKey, PUT_KEY_P1 } from '../sdk/commands/put-key.js';
+import { parseFci, SELECT_P2 } from '../sdk/commands/select.js';
+import { decodeTicketView, type DecodedTicketView } from '../sdk/commands/ticket-view.js';
+import { encodeUsageCommand, encodeUsageBody, USAGE_P1, usageCommandMac, usageFieldItems, usageSignatureMessage, type GateMode, type UsageCommandFields } from '../sdk/commands/usage-command.js';
+import { decodeSessionView, encodeVerifyQuery, sessionViewMac, verifyP1 } from '../sdk/commands/verify.js';
 import { cmac, deriveKey } from '../sdk/crypto/aes.js';
 import { open, sealWithKey } from '../sdk/crypto/envelope.js';
 import { rsaPublicKey } from '../sdk/crypto/rsa.js';
 import { sm9EncryptionPublicKey, sm9SigningPublicKey } from '../sdk/crypto/sm9-suite.js';
-import { diversify, sessionDecrypt, sessionKeys, sessionMac, SYM_CONTEXT } from '../sdk/crypto/symmetric.js';
+import { diversify, sessionDecrypt, sessionKeys } from '../sdk/crypto/symmetric.js';
 import { cardIdentity } from '../sdk/roles/kgc.js';
 import { getSuite } from '../sdk/crypto/suites.js';
-import { sha256 } from '../sdk/crypto/suite.js';
 import { verifyCardCertificate } from '../sdk/roles/ca.js';
-import { AID, command as commandDef, describeSw, LIMITS, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
-import {
-  decodeTicketFace,
-  decodeUsageRecordContent,
-  decodeVerificationCodeContent,
-  encodeTicketFace,
-  encodeVerificationCode,
-  SIGNATURE_CONTEXT,
-  verificationCodeMessage,
-  type TicketFace,
-} from '../sdk/ticket.js';
+import { checkReceiptMac, parseReceipt, receiptAnswers, receiptSignatureMessage, receiptSignedBytes } from '../sdk/receipt.js';
+import { AID, command as commandDef, commandForIns, describeSw, ENVELOPE_FIELD, LIMITS, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
+import { encodeTicketFace, encodeVerificationCode, verificationCodeMessage, type TicketFace, type VerificationCode } from '../sdk/ticket.js';
 import { decodeAll, TlvMap, template, tlv } from '../sdk/tlv.js';
 import { TransportTimeoutError, TransportUnavailableError } from '../sdk/errors.js';
-import { parseReceipt, receiptSignedBytes } from '../host/checking.js';
+import { newCommandContext, type Transceive } from '../host/channel/channel.js';
+import { channelStack } from '../host/channel/stack.js';
+import type { TraceEntry } from '../host/channel/tracing.js';
+import { DEFAULT_COMMAND_DEADLINE_MS } from '../host/session.js';
 import type { Transport } from '../host/transport/transport.js';
 import type { Check, CommandMutation, Expect, Fixture, LoadMutation, MacMutation, Step, TestCase, TestGroup, TicketFaceJson, VectorFile } from './format.js';
 import { authority, loadTestKeys, masterKey, terminal, type TestKeys } from './testkeys.js';
 
 /** A card in the state a group's fixture asks for, or the reason this provider cannot make one. */
-export type Acquired = { transport: Transport; release(): Promise<void> } | { skip: string };
+export type Acquired =
+  | {
+      transport: Transport;
+      /** Give the card back when the group is done (disconnect, or delete the image). */
+      release(): Promise<void>;
+    }
+  | { skip: string };
 
 /** Where cards come from: fresh images, one card in a reader, a vpcd child per group (tests). */
 export interface CardProvider {
@@ -43,10 +50,13 @@ export interface CardProvider {
    * across runs keeps tombstones, so the runner gives each run its own operator code and issue times.
    */
   readonly reusesCards: boolean;
+  /** A card in the state `fixture` asks for, or the reason this provider cannot make one. */
   acquire(fixture: Fixture, keys: TestKeys, groupLabel: string): Promise<Acquired>;
+  /** Release whatever the provider holds (image directories, readers). */
   close?(): Promise<void>;
 }
 
+/** Which vectors to run, where the TEST ONLY keys are, and a progress callback. */
 export interface RunOptions {
   /** Run only tests carrying at least one of these flags. */
   flags?: string[];
@@ -56,13 +66,17 @@ export interface RunOptions {
   areas?: string[];
   /** Called after each reported test, e.g. for progress lines. */
   onTest?: (outcome: TestOutcome) => void;
+  /** The TEST ONLY keys directory (not in the npm package); default: $ETICKET_TEST_KEYS, else the repository's. */
+  keysDir?: string;
 }
 
+/** One exchange of a vector, hex. */
 export interface ApduLog {
   command: string;
   response: string;
 }
 
+/** The result of one vector, with every APDU it exchanged. */
 export interface TestOutcome {
   file: string;
   suite: string;
@@ -78,6 +92,7 @@ export interface TestOutcome {
   apdus: ApduLog[];
 }
 
+/** The results of a run: each vector's outcome and the counts. */
 export interface RunReport {
   provider: string;
   outcomes: TestOutcome[];
@@ -101,6 +116,7 @@ export function loadVectorFiles(paths: string[]): { path: string; file: VectorFi
   return files.sort((a, b) => blankFirst(a.file) - blankFirst(b.file) || a.path.localeCompare(b.path));
 }
 
+/** Check a vector file's structure; InvalidInputError naming what is wrong. */
 export function validateVectorFile(f: VectorFile, where = 'vector file'): void {
   const fail = (why: string) => {
     throw new Error(`${where}: ${why}`);
@@ -140,7 +156,7 @@ interface HostSession {
 
 /** State the runner keeps while it plays one group on one card. */
 class GroupContext {
-  serial = new Uint8Array(8);
+  serial: Uint8Array = new Uint8Array(8);
   encCert?: Uint8Array;
   signCert?: Uint8Array;
   challenge: Uint8Array | null = null;
@@ -157,13 +173,16 @@ class GroupContext {
   lastCommandMac: Uint8Array = new Uint8Array(0);
   fillers: string[] = [];
   log: ApduLog[] = [];
+  readonly channels: { once: Transceive; collecting: Transceive; command: Transceive };
 
   constructor(
     readonly transport: Transport,
     readonly keys: TestKeys,
     readonly group: TestGroup,
     readonly run: RunIdentity,
-  ) {}
+  ) {
+    this.channels = channels(transport, () => this.log);
+  }
 
   /** The face of a ticket as this run issues it (operator and issue time per run on reused cards). */
   face(ref: string, json?: TicketFaceJson): TicketFace {
@@ -197,14 +216,26 @@ function newRunIdentity(reuses: boolean): RunIdentity {
   return { tag, operator: `T${tag}`.slice(0, 16), issuedAtBase: Math.floor(Date.now() / 1000), issued: 0 };
 }
 
+/**
+ * Run the vector files against cards from `provider`: each group on a card in its fixture state, templates filled in
+ * with the TEST ONLY keys. The provider is closed whatever happens (a missing keys directory included).
+ */
 export async function runVectors(files: { path: string; file: VectorFile }[], provider: CardProvider, options: RunOptions = {}): Promise<RunReport> {
+  try {
+    return await runAll(files, provider, options);
+  } finally {
+    await provider.close?.();
+  }
+}
+
+async function runAll(files: { path: string; file: VectorFile }[], provider: CardProvider, options: RunOptions): Promise<RunReport> {
   const outcomes: TestOutcome[] = [];
   const run = newRunIdentity(provider.reusesCards);
   const selected = (t: TestCase) =>
     (!options.flags?.length || t.flags.some((f) => options.flags!.includes(f))) && !t.flags.some((f) => options.excludeFlags?.includes(f));
   for (const { path, file } of files) {
     if (options.areas?.length && !options.areas.includes(file.area)) continue;
-    const keys = loadTestKeys(file.suite as SuiteName);
+    const keys = loadTestKeys(file.suite as SuiteName, options.keysDir);
     for (const [gi, group] of file.testGroups.entries()) {
       const wanted = group.tests.filter(selected);
       if (wanted.length === 0) continue;
@@ -256,17 +287,15 @@ export async function runVectors(files: { path: string; file: VectorFile }[], pr
       }
     }
   }
-  await provider.close?.();
   const count = (s: TestOutcome['status']) => outcomes.filter((o) => o.status === s).length;
   return { provider: provider.label, outcomes, counts: { total: outcomes.length, pass: count('pass'), fail: count('fail'), skip: count('skip') } };
 }
 
 /** The card serial (from the FCI) and nothing else: the rest is fetched when a step needs it. */
 async function learnCard(ctx: GroupContext): Promise<void> {
-  const r = await transmit(ctx, encodeCommand({ cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x00, data: AID, ne: 256 }), true);
+  const r = await transmit(ctx, encodeCommand({ cla: 0x00, ins: 0xa4, p1: 0x04, p2: SELECT_P2.FCI, data: AID, ne: 256 }), true);
   if (r.sw !== SW.SUCCESS) throw new Error(`SELECT answered ${swHex(r.sw)}: is this an eticket card?`);
-  const fci = TlvMap.parse(TlvMap.parse(r.data).require(T.FCI));
-  ctx.serial = TlvMap.parse(fci.require(T.FCI_PROPRIETARY)).bytes(T.CARD_SERIAL, 8, 8).slice();
+  ctx.serial = parseFci(r.data).serial;
 }
 
 async function runTest(ctx: GroupContext, t: TestCase): Promise<void> {
@@ -275,7 +304,7 @@ async function runTest(ctx: GroupContext, t: TestCase): Promise<void> {
   ctx.session = null;
   ctx.previousSession = undefined;
   if (ctx.group.fixture.beforeEach === 'reset-select') {
-    const r = await transmit(ctx, encodeCommand({ cla: 0x00, ins: 0xa4, p1: 0x04, p2: 0x0c, data: AID }), false);
+    const r = await transmit(ctx, encodeCommand({ cla: 0x00, ins: 0xa4, p1: 0x04, p2: SELECT_P2.NO_FCI, data: AID }), false);
     if (r.sw !== SW.SUCCESS) throw new StepFailure(`SELECT before the test answered ${swHex(r.sw)}`);
   }
   for (const [i, step] of t.steps.entries()) {
@@ -290,52 +319,32 @@ async function runTest(ctx: GroupContext, t: TestCase): Promise<void> {
 
 // ---- exchanging APDUs ------------------------------------------------------------------------------
 
-async function transmitOnce(ctx: GroupContext, apdu: Uint8Array): Promise<{ data: Uint8Array; sw: number }> {
-  const response = await ctx.transport.transmit(apdu);
-  ctx.log.push({ command: hex(apdu), response: hex(response) });
-  return parseResponse(response);
+/** Every wire exchange of this group goes into the test's log. */
+function channels(transport: Transport, log: () => ApduLog[]): GroupContext['channels'] {
+  const base = { extended: transport.info.extendedLength, onExchange: (e: TraceEntry) => log().push({ command: hex(e.apdu), response: hex(e.response) }), shortGetResponse: true };
+  return {
+    once: channelStack(transport, { ...base, chain: false, collect: false, retryWrongLe: false }),
+    collecting: channelStack(transport, { ...base, chain: false, retryWrongLe: false }),
+    command: channelStack(transport, base),
+  };
 }
 
-/** One APDU; with `collect`, 61XX is followed by GET RESPONSE until the card is done. */
+/** One APDU as given; with `collect`, 61XX is followed by GET RESPONSE until the card is done (host/channel). */
 async function transmit(ctx: GroupContext, apdu: Uint8Array, collect: boolean): Promise<{ data: Uint8Array; sw: number }> {
-  let r = await transmitOnce(ctx, apdu);
-  if (!collect) return r;
-  const parts = [r.data];
-  while ((r.sw & 0xff00) === SW.BYTES_REMAINING) {
-    r = await transmitOnce(ctx, encodeCommand({ cla: 0x00, ins: 0xc0, p1: 0, p2: 0, ne: (r.sw & 0xff) || 256 }));
-    parts.push(r.data);
-  }
-  return { data: concat(...parts), sw: r.sw };
+  const channel = collect ? ctx.channels.collecting : ctx.channels.once;
+  return parseResponse(await channel(apdu, newCommandContext(commandForIns(apdu[0], apdu[1])?.name ?? 'APDU', DEFAULT_COMMAND_DEADLINE_MS)));
 }
 
 /**
- * A command the runner built: extended length when the reader passes it, else ISO chaining; then
- * GET RESPONSE for 61XX and a retry with the exact Le for 6CXX.
+ * A command the runner built: extended length when the reader passes it (and the data need it), else ISO
+ * chaining; then GET RESPONSE for 61XX and a retry with the exact Le for 6CXX (host/channel).
  */
 async function send(ctx: GroupContext, name: string, data: Uint8Array, p1?: number, p2?: number): Promise<{ data: Uint8Array; sw: number }> {
   const def = commandDef(name);
-  const P1 = p1 ?? parseInt(def.p1[0], 16);
-  const P2 = p2 ?? parseInt(def.p2[0], 16);
-  const wantsData = /2|4/.test(def.case);
-  const extended = ctx.transport.info.extendedLength;
   ctx.lastCommandData = data;
-  let body = data;
-  if (data.length > 255 && !extended) {
-    const parts: Uint8Array[] = [];
-    for (let o = 0; o < data.length; o += 255) parts.push(data.subarray(o, o + 255));
-    body = parts.pop()!;
-    for (const part of parts) {
-      const r = await transmitOnce(ctx, encodeCommand({ cla: def.claByte | 0x10, ins: def.insByte, p1: P1, p2: P2, data: part }));
-      if (r.sw !== SW.SUCCESS) return r;
-    }
-  }
-  const ext = extended && body.length > 255;
-  const ne = wantsData ? (ext ? 65536 : 256) : undefined;
-  let r = await transmit(ctx, encodeCommand({ cla: def.claByte, ins: def.insByte, p1: P1, p2: P2, data: body, ne, extended: ext }), true);
-  if ((r.sw & 0xff00) === SW.WRONG_LE_EXACT) {
-    r = await transmit(ctx, encodeCommand({ cla: def.claByte, ins: def.insByte, p1: P1, p2: P2, data: body, ne: r.sw & 0xff || 256 }), true);
-  }
-  return r;
+  const ne = /2|4/.test(def.case) ? (ctx.transport.info.extendedLength && data.length > 255 ? 65536 : 256) : undefined;
+  const apdu = encodeCommand({ cla: def.claByte, ins: def.insByte, p1: p1 ?? parseInt(def.p1[0], 16), p2: p2 ?? parseInt(def.p2[0], 16), data, ne });
+  return parseResponse(await ctx.channels.command(apdu, newCommandContext(name, DEFAULT_COMMAND_DEADLINE_MS)));
 }
 
 function swMatches(expected: string[], sw: number): boolean {
@@ -439,7 +448,6 @@ function envelopeFields(sealed: Uint8Array): { tag: number; value: Uint8Array }[
   return decodeAll(TlvMap.parse(sealed).require(T.SEALED)).map((t) => ({ tag: t.tag, value: t.value.slice() }));
 }
 
-const ENVELOPE_TAG = { encapsulation: 0x83, iv: 0x84, ciphertext: 0x85, mac: 0x86 } as const;
 
 async function sealTicket(ctx: GroupContext, ref: string, m: LoadMutation = {}): Promise<Uint8Array> {
   const face = ctx.face(ref);
@@ -469,13 +477,14 @@ async function sealTicket(ctx: GroupContext, ref: string, m: LoadMutation = {}):
     const c = createCipheriv('aes-128-cbc', deriveKey(key, 0x01), iv);
     c.setAutoPadding(false);
     const ciphertext = new Uint8Array(Buffer.concat([c.update(plain), c.final()]));
-    const body = concat(tlv(0x80, new Uint8Array([1])), tlv(0x81, new Uint8Array([suite.id])), tlv(0x82, recipient), tlv(0x83, encapsulation), tlv(0x84, iv), tlv(0x85, ciphertext));
-    sealed = template(T.SEALED, body, tlv(0x86, cmac(deriveKey(key, 0x02), body)));
+    const E = ENVELOPE_FIELD;
+    const body = concat(tlv(E.version, new Uint8Array([1])), tlv(E.suite, new Uint8Array([suite.id])), tlv(E.recipient, recipient), tlv(E.encapsulation, encapsulation), tlv(E.iv, iv), tlv(E.ciphertext, ciphertext));
+    sealed = template(T.SEALED, body, tlv(E.mac, cmac(deriveKey(key, 0x02), body)));
   } else {
     sealed = sealWithKey(suite.id, key, encapsulation, recipient, payload);
   }
   if (m.flip && m.flip.field !== 'tfv-signature') {
-    const tag = ENVELOPE_TAG[m.flip.field];
+    const tag = ENVELOPE_FIELD[m.flip.field];
     sealed = template(T.SEALED, ...envelopeFields(sealed).map((f) => tlv(f.tag, f.tag === tag ? flipBit(f.value, m.flip!.bit) : f.value)));
   }
   if (m.envelope) {
@@ -519,9 +528,30 @@ async function load(ctx: GroupContext, step: Extract<Step, { kind: 'load' }>): P
   await checkData(ctx, step.expect, r.data);
 }
 
+/** The event a mutated command carries: none for DELETE (unless the mutation adds one), the step's otherwise. */
+function mutatedEvent(name: 'WRITE USAGE' | 'DELETE', event: number | undefined, fields: CommandMutation['fields'] | MacMutation['fields']): number | undefined {
+  if (fields === 'missing-event') return undefined;
+  if (fields === 'extra-event') return USAGE_EVENT.ENTRY;
+  if (fields === 'unknown-event') return 0x09;
+  return name === 'DELETE' ? undefined : event;
+}
+
+/**
+ * The authenticated body from the one field list of sdk/commands/usage-command.ts: a WRITE USAGE layout when
+ * the command carries an event, DELETE's otherwise; 'swapped' exchanges TID and counter.
+ */
+function mutatedBody(mode: GateMode, v: UsageCommandFields, fields: CommandMutation['fields'] | MacMutation['fields']): Uint8Array {
+  const items = usageFieldItems(v.event === undefined ? 'DELETE' : 'WRITE USAGE', mode, v);
+  if (fields === 'swapped') {
+    const tid = items.findIndex((i) => i[0] === T.TID);
+    const counter = items.findIndex((i) => i[0] === T.COUNTER);
+    [items[tid], items[counter]] = [items[counter], items[tid]];
+  }
+  return concat(...items);
+}
+
 async function signedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'signed-command' }>): Promise<void> {
   const m: CommandMutation = step.mutation ?? {};
-  const ins = commandDef(step.name).insByte;
   let data: Uint8Array;
   if (m.replay) {
     const previous = ctx.lastSigned.get(step.ticket);
@@ -536,40 +566,28 @@ async function signedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'sig
     if (m.challenge === 'previous') challenge = ctx.spentChallenge ?? new Uint8Array(8);
     if (m.challenge === 'session') challenge = ctx.session?.rc ?? new Uint8Array(8);
     ctx.spentChallenge = challenge;
-    const counter = (ctx.counters.get(step.ticket) ?? 0) + (m.counterDelta ?? 0);
-    const tid = m.tid ?? ctx.face(step.ticket).tid;
-    let event: Uint8Array | undefined = step.event !== undefined ? tlv(T.USAGE_EVENT, new Uint8Array([step.event])) : undefined;
-    if (m.fields === 'missing-event') event = undefined;
-    if (m.fields === 'extra-event') event = tlv(T.USAGE_EVENT, new Uint8Array([USAGE_EVENT.ENTRY]));
-    if (m.fields === 'unknown-event') event = tlv(T.USAGE_EVENT, new Uint8Array([0x09]));
-    if (step.name === 'DELETE' && !m.fields) event = undefined;
+    const values = (station: string): UsageCommandFields => ({
+      keyId: term.keys.keyId,
+      cardChallenge: challenge,
+      tid: m.tid ?? ctx.face(step.ticket).tid,
+      counter: ((ctx.counters.get(step.ticket) ?? 0) + (m.counterDelta ?? 0)) & 0xffff,
+      event: mutatedEvent(step.name, step.event, m.fields),
+      gateId: step.gate ?? 'VG01',
+      station,
+      time: step.time ?? 1767258000,
+    });
     const station = step.station ?? 'STN';
-    const fields = (st: string) => {
-      const f = [
-        tlv(T.KEY_ID, term.keys.keyId),
-        tlv(T.CARD_CHALLENGE, challenge),
-        tlv(T.TID, utf8(tid)),
-        tlv(T.COUNTER, u16(counter & 0xffff)),
-        event ?? new Uint8Array(0),
-        tlv(T.GATE_ID, utf8(step.gate ?? 'VG01')),
-        tlv(T.STATION, utf8(st)),
-        tlv(T.TIME, u32(step.time ?? 1767258000)),
-      ];
-      if (m.fields === 'swapped') [f[2], f[3]] = [f[3], f[2]];
-      return concat(...f);
-    };
-    const body = fields(station);
-    const serial = m.otherCardSerial ? ctx.serial.map((b, i) => (i === 7 ? b ^ 0xff : b)) : ctx.serial;
-    const signedIns = m.signAs ? commandDef(m.signAs).insByte : ins;
-    let signature = signer.sign(concat(SIGNATURE_CONTEXT.COMMAND, new Uint8Array([signedIns]), serial, body));
+    const body = mutatedBody('pki', values(station), m.fields);
+    const serial = m.otherCardSerial ? otherSerial(ctx.serial) : ctx.serial;
+    let signature = signer.sign(usageSignatureMessage(m.signAs ?? step.name, serial, body));
     if (m.flipSignatureBit !== undefined) signature = flipBit(signature, m.flipSignatureBit);
-    data = template(T.SIGNED_COMMAND, m.alterAfterSigning ? fields(station + 'X') : body, tlv(T.SIGNATURE, signature));
+    data = encodeUsageCommand('pki', m.alterAfterSigning ? mutatedBody('pki', values(station + 'X'), m.fields) : body, signature);
     if (m.fields === 'trailing-byte') data = concat(data, new Uint8Array([0x00]));
     if (m.fields === 'truncated') data = data.subarray(0, data.length - 1);
     ctx.lastSigned.set(step.ticket, data);
   }
   ctx.challenge = null; // spent by the card whatever it answers
-  const r = await send(ctx, step.name, data);
+  const r = await send(ctx, step.name, data, USAGE_P1.pki);
   expectSw(step.expect, r.sw);
   await checkData(ctx, step.expect, r.data);
 }
@@ -600,7 +618,7 @@ async function fill(ctx: GroupContext, until: 'load-refused' | 'usage-refused', 
     sw = SW.SUCCESS;
     for (const ref of ctx.fillers) {
       const tid = ctx.face(ref).tid;
-      const q = concat(tlv(T.KEY_ID, terminal(ctx.keys).keys.keyId), tlv(T.TERMINAL_CHALLENGE, new Uint8Array(16)), tlv(T.TID, utf8(tid)));
+      const q = encodeVerifyQuery({ keyId: terminal(ctx.keys).keys.keyId, terminalChallenge: new Uint8Array(16), criteria: { tid } });
       const v = await send(ctx, 'VERIFY', q);
       if (v.sw !== SW.SUCCESS) throw new StepFailure(`filling usage records: VERIFY answered ${swHex(v.sw)}`);
       openView(ctx, 'terminal', v.data, ref);
@@ -615,30 +633,23 @@ async function fill(ctx: GroupContext, until: 'load-refused' | 'usage-refused', 
 
 async function buildFillerUsage(ctx: GroupContext, ref: string): Promise<Uint8Array> {
   const term = terminal(ctx.keys);
-  const body = concat(
-    tlv(T.KEY_ID, term.keys.keyId),
-    tlv(T.CARD_CHALLENGE, ctx.challenge ?? new Uint8Array(8)),
-    tlv(T.TID, utf8(ctx.face(ref).tid)),
-    tlv(T.COUNTER, u16(ctx.counters.get(ref) ?? 0)),
-    tlv(T.USAGE_EVENT, new Uint8Array([USAGE_EVENT.PUNCH])),
-    tlv(T.GATE_ID, utf8('G'.repeat(16))),
-    tlv(T.STATION, utf8('S'.repeat(16))),
-    tlv(T.TIME, u32(1767258000)),
-  );
+  const body = encodeUsageBody('WRITE USAGE', 'pki', {
+    keyId: term.keys.keyId,
+    cardChallenge: ctx.challenge ?? new Uint8Array(8),
+    tid: ctx.face(ref).tid,
+    counter: ctx.counters.get(ref) ?? 0,
+    event: USAGE_EVENT.PUNCH,
+    gateId: 'G'.repeat(16),
+    station: 'S'.repeat(16),
+    time: 1767258000,
+  });
   ctx.challenge = null;
-  const sig = term.keys.signature.sign(concat(SIGNATURE_CONTEXT.COMMAND, new Uint8Array([commandDef('WRITE USAGE').insByte]), ctx.serial, body));
-  return template(T.SIGNED_COMMAND, body, tlv(T.SIGNATURE, sig));
+  return encodeUsageCommand('pki', body, term.keys.signature.sign(usageSignatureMessage('WRITE USAGE', ctx.serial, body)));
 }
 
 // ---- checks ----------------------------------------------------------------------------------------
 
-interface OpenedView {
-  face: Uint8Array;
-  usage: ReturnType<typeof decodeUsageRecordContent>;
-  m: TlvMap;
-}
-
-function openView(ctx: GroupContext, terminalName: string, data: Uint8Array, ticket: string): OpenedView {
+function openView(ctx: GroupContext, terminalName: string, data: Uint8Array, ticket: string): DecodedTicketView {
   const term = terminal(ctx.keys, terminalName);
   let plain: Uint8Array;
   try {
@@ -646,15 +657,19 @@ function openView(ctx: GroupContext, terminalName: string, data: Uint8Array, tic
   } catch (e) {
     throw new StepFailure(`the answer does not open with the ${terminalName} key: ${(e as Error).message}`);
   }
-  const m = TlvMap.parse(TlvMap.parse(plain, { allowed: [T.TICKET_VIEW] }).require(T.TICKET_VIEW), {
-    allowed: [T.SEQUENCE_NUMBER, T.TICKET_FACE, T.USAGE_RECORD, T.TERMINAL_CHALLENGE, T.CARD_CHALLENGE, T.VERIFICATION_CODE, T.CARD_SERIAL],
-  });
-  if (!equal(m.bytes(T.CARD_SERIAL, 8, 8), ctx.serial)) throw new StepFailure('the ticket view names another card serial');
-  const usage = decodeUsageRecordContent(m.require(T.USAGE_RECORD));
-  ctx.counters.set(ticket, usage.counter);
-  const challenge = m.get(T.CARD_CHALLENGE);
-  if (challenge) ctx.challenge = challenge.slice();
-  return { face: tlv(T.TICKET_FACE, m.require(T.TICKET_FACE)), usage, m };
+  const v = viewOf(plain);
+  if (!equal(v.cardSerial, ctx.serial)) throw new StepFailure('the ticket view names another card serial');
+  ctx.counters.set(ticket, v.usage.counter);
+  if (v.cardChallenge) ctx.challenge = v.cardChallenge.slice();
+  return v;
+}
+
+/** TF_V as the view carried it must be the test authority's signature over exactly this face. */
+function checkTfv(ctx: GroupContext, code: VerificationCode, faceEncoded: Uint8Array): void {
+  const a = authority(ctx.keys);
+  if (!equal(code.authorityKeyId, a.keyId) || !getSuite(ctx.keys.suite).verify(a.key.publicKey, verificationCodeMessage(faceEncoded), code.signature)) {
+    throw new StepFailure('TF_V in the view does not verify with the test authority key');
+  }
 }
 
 function compareUsage(got: Record<string, unknown>, want: Record<string, string | number> | undefined, what: string): void {
@@ -668,32 +683,25 @@ async function runCheck(ctx: GroupContext, c: Check, data: Uint8Array, apdu?: Ui
     case 'ticket-view': {
       const v = openView(ctx, c.terminal, data, c.ticket);
       const want = encodeTicketFace(ctx.face(c.ticket));
-      if (!equal(v.face, want)) throw new StepFailure(`the view holds ticket ${JSON.stringify(decodeTicketFace(v.face))}, expected ${c.ticket}`);
-      if (c.terminalChallenge !== undefined && hex(v.m.bytes(T.TERMINAL_CHALLENGE, 16, 16)) !== c.terminalChallenge.toUpperCase()) {
+      if (!equal(v.faceEncoded, want)) throw new StepFailure(`the view holds ticket ${JSON.stringify(v.face)}, expected ${c.ticket}`);
+      if (c.terminalChallenge !== undefined && (!v.terminalChallenge || hex(v.terminalChallenge) !== c.terminalChallenge.toUpperCase())) {
         throw new StepFailure('the view does not echo the terminal challenge');
       }
-      if (c.terminalChallenge === undefined && v.m.has(T.TERMINAL_CHALLENGE)) throw new StepFailure('the view echoes a terminal challenge the query did not carry');
-      if (c.cardChallenge !== v.m.has(T.CARD_CHALLENGE)) throw new StepFailure(`card challenge ${c.cardChallenge ? 'missing from' : 'unexpected in'} the view`);
-      const tfv = v.m.get(T.VERIFICATION_CODE);
-      if (c.verificationCode !== (tfv !== undefined)) throw new StepFailure(`TF_V ${c.verificationCode ? 'missing from' : 'unexpected in'} the view`);
-      if (tfv) {
-        const code = decodeVerificationCodeContent(tfv);
-        const a = authority(ctx.keys);
-        if (!equal(code.authorityKeyId, a.keyId) || !getSuite(ctx.keys.suite).verify(a.key.publicKey, verificationCodeMessage(want), code.signature)) {
-          throw new StepFailure('TF_V in the view does not verify with the test authority key');
-        }
-      }
+      if (c.terminalChallenge === undefined && v.terminalChallenge) throw new StepFailure('the view echoes a terminal challenge the query did not carry');
+      if (c.cardChallenge !== (v.cardChallenge !== undefined)) throw new StepFailure(`card challenge ${c.cardChallenge ? 'missing from' : 'unexpected in'} the view`);
+      if (c.verificationCode !== (v.verificationCode !== undefined)) throw new StepFailure(`TF_V ${c.verificationCode ? 'missing from' : 'unexpected in'} the view`);
+      if (v.verificationCode) checkTfv(ctx, v.verificationCode, want);
       compareUsage(v.usage, c.usage, 'TF_B');
       return;
     }
     case 'receipt': {
       const r = parseReceipt(data);
-      if (!r.commandDigest || !equal(r.commandDigest, sha256(ctx.lastCommandData))) throw new StepFailure('receipt digest does not match the command sent');
+      if (!receiptAnswers(r, ctx.lastCommandData)) throw new StepFailure('receipt digest does not match the command sent');
       if (!equal(r.cardSerial, ctx.serial) || r.tid !== ctx.face(c.ticket).tid) throw new StepFailure('receipt names another card or ticket');
       if (r.event !== c.event || r.counter !== c.counter) throw new StepFailure(`receipt event ${r.event} counter ${r.counter}, expected ${c.event} / ${c.counter}`);
       if ((r.usage === undefined) !== (c.event === USAGE_EVENT.DELETED)) throw new StepFailure('receipt TF_B presence is wrong for this event');
       const key = await signingKey(ctx);
-      if (!getSuite(ctx.keys.suite).verify(key, concat(SIGNATURE_CONTEXT.RECEIPT, receiptSignedBytes(r.encoded)), r.signature)) {
+      if (!getSuite(ctx.keys.suite).verify(key, receiptSignatureMessage(receiptSignedBytes(r.encoded)), r.signature)) {
         throw new StepFailure('receipt signature does not verify with the card signing certificate');
       }
       if (r.usage) compareUsage(r.usage, c.usage, 'receipt TF_B');
@@ -701,9 +709,8 @@ async function runCheck(ctx: GroupContext, c: Check, data: Uint8Array, apdu?: Ui
       return;
     }
     case 'load-result': {
-      const m = TlvMap.parse(data, { allowed: [T.SEQUENCE_NUMBER, T.TID] });
-      const seq = readUint(m.bytes(T.SEQUENCE_NUMBER, 2, 2));
-      if (seq === 0 || fromUtf8(m.require(T.TID)) !== ctx.face(c.ticket).tid) throw new StepFailure(`LOAD answered ${hex(data)}, not the stored ticket ${c.ticket}`);
+      const a = decodeLoadAnswer(data);
+      if (a.sequenceNumber === 0 || a.tid !== ctx.face(c.ticket).tid) throw new StepFailure(`LOAD answered ${hex(data)}, not the stored ticket ${c.ticket}`);
       return;
     }
     case 'public-key': {
@@ -747,7 +754,7 @@ async function runCheck(ctx: GroupContext, c: Check, data: Uint8Array, apdu?: Ui
       if (!equal(r.cardSerial, ctx.serial) || r.tid !== ctx.face(c.ticket).tid) throw new StepFailure('receipt names another card or ticket');
       if (r.event !== c.event || r.counter !== c.counter) throw new StepFailure(`receipt event ${r.event} counter ${r.counter}, expected ${c.event} / ${c.counter}`);
       if ((r.usage === undefined) !== (c.event === USAGE_EVENT.DELETED)) throw new StepFailure('receipt TF_B presence is wrong for this event');
-      if (!equal(sessionMac(s.macKey, SYM_CONTEXT.RECEIPT, ctx.lastCommandMac, receiptSignedBytes(r.encoded)), r.mac)) {
+      if (!checkReceiptMac(s.macKey, ctx.lastCommandMac, r)) {
         throw new StepFailure('receipt MAC does not chain on the command MAC under the session key');
       }
       if (r.usage) compareUsage(r.usage, c.usage, 'receipt TF_B');
@@ -771,17 +778,17 @@ async function install(ctx: GroupContext, step: Extract<Step, { kind: 'install' 
   let r: { sw: number };
   switch (step.what) {
     case 'identity':
-      r = await send(ctx, 'PUT DATA', utf8(cardIdentity(serial)), 0x00, T.CARD_IDENTITY);
+      r = await send(ctx, 'PUT DATA', encodeIdentity(cardIdentity(serial)), 0x00, PUT_DATA_P2.IDENTITY);
       break;
     case 'encryption-key':
-      r = await send(ctx, 'PUT KEY', tlv(T.KEY_MATERIAL, kgc!.extractEncryptionKey(cardIdentity(serial))), 0x03);
+      r = await send(ctx, 'PUT KEY', encodePrivateKey(kgc!.extractEncryptionKey(cardIdentity(serial))), PUT_KEY_P1.CARD_ENCRYPTION_PRIVATE);
       break;
     case 'signing-key':
-      r = await send(ctx, 'PUT KEY', tlv(T.KEY_MATERIAL, kgc!.extractSigningKey(cardIdentity(serial))), 0x04);
+      r = await send(ctx, 'PUT KEY', encodePrivateKey(kgc!.extractSigningKey(cardIdentity(serial))), PUT_KEY_P1.CARD_SIGNING_PRIVATE);
       break;
     case 'sym-key': {
       const mk = masterKey(ctx.keys, step.masterKey);
-      r = await send(ctx, 'PUT KEY', concat(tlv(T.KEY_ID, mk.keyId), tlv(T.OPERATOR_SCOPE, utf8(mk.operator)), tlv(T.KEY_MATERIAL, diversify(mk.key, serial, mk.operator))), 0x05);
+      r = await send(ctx, 'PUT KEY', encodeDiversifiedKey({ keyId: mk.keyId, operator: mk.operator, key: diversify(mk.key, serial, mk.operator) }), PUT_KEY_P1.DIVERSIFIED);
       break;
     }
   }
@@ -800,83 +807,63 @@ async function verifyStep(ctx: GroupContext, step: Extract<Step, { kind: 'verify
   const keyName = step.key ?? (sym ? 'operator' : 'terminal');
   const rt = new Uint8Array(randomBytes(LIMITS.terminalChallengeLength));
   const tid = step.tid ?? ctx.face(step.ticket).tid;
-  const query = concat(tlv(T.KEY_ID, namedKeyId(ctx, keyName)), tlv(T.TERMINAL_CHALLENGE, rt), tlv(T.TID, utf8(tid)));
-  const p1 = (sym ? 0x02 : 0x00) | (step.tfv ? 0x01 : 0x00);
+  const query = encodeVerifyQuery({ keyId: namedKeyId(ctx, keyName), terminalChallenge: rt, criteria: { tid } });
   // Any VERIFY ends the card's pki challenge and sym session, whatever it answers.
   ctx.challenge = null;
-  const r = await send(ctx, 'VERIFY', query, p1);
+  const r = await send(ctx, 'VERIFY', query, verifyP1(sym ? 'sym' : 'pki', !!step.tfv));
   expectSw(step.expect, r.sw);
   await checkData(ctx, step.expect, r.data);
   if (r.sw !== SW.SUCCESS) return;
-  let plain: Uint8Array;
-  if (sym) {
-    const mk = masterKey(ctx.keys, keyName);
-    let serial: Uint8Array, rc: Uint8Array, cryptogram: Uint8Array, mac: Uint8Array, head: Uint8Array;
-    try {
-      const content = TlvMap.parse(r.data, { allowed: [T.SESSION_VIEW] }).require(T.SESSION_VIEW);
-      const m = TlvMap.parse(content, { allowed: [T.CARD_SERIAL, T.CARD_CHALLENGE, 0x85, T.MAC] });
-      if (m.items.map((i) => i.tag).join() !== [T.CARD_SERIAL, T.CARD_CHALLENGE, 0x85, T.MAC].join()) throw new Error('B5 fields missing or out of order');
-      serial = m.bytes(T.CARD_SERIAL, 8, 8, 'serial');
-      rc = m.bytes(T.CARD_CHALLENGE, LIMITS.challengeLength, LIMITS.challengeLength, 'card challenge');
-      cryptogram = m.bytes(0x85, 16, 4096, 'cryptogram');
-      mac = m.bytes(T.MAC, LIMITS.symmetricMacLength, LIMITS.symmetricMacLength, 'MAC');
-      head = content.subarray(0, content.length - tlv(T.MAC, mac).length);
-    } catch (e) {
-      throw new StepFailure(`sym VERIFY answer is not B5 { C6, C7, 85, 8E }: ${(e as Error).message}`);
-    }
-    if (!equal(serial, ctx.serial)) throw new StepFailure('B5 names another card serial');
-    const keys = sessionKeys(diversify(mk.key, serial, mk.operator), rt, rc);
-    if (!equal(sessionMac(keys.mac, SYM_CONTEXT.VIEW, new Uint8Array(0), head), mac)) throw new StepFailure('B5 MAC does not verify with K_card from the test master key');
-    try {
-      plain = sessionDecrypt(keys.enc, cryptogram);
-    } catch (e) {
-      throw new StepFailure(`B5 cryptogram: ${(e as Error).message}`);
-    }
-    if (ctx.session) ctx.previousSession = ctx.session;
-    ctx.session = { rc, macKey: keys.mac, chain: mac, rt, masterKey: keyName };
-    checkView(ctx, step, viewFields(plain), rt, rc);
-  } else {
-    const v = openView(ctx, keyName, r.data, step.ticket);
-    checkView(ctx, step, v.m, rt);
+  if (!sym) {
+    checkView(ctx, step, openView(ctx, keyName, r.data, step.ticket), rt);
+    return;
   }
+  const mk = masterKey(ctx.keys, keyName);
+  let b5: ReturnType<typeof decodeSessionView>;
+  try {
+    b5 = decodeSessionView(r.data);
+  } catch (e) {
+    throw new StepFailure(`sym VERIFY answer is not B5 { C6, C7, 85, 8E }: ${(e as Error).message}`);
+  }
+  if (!equal(b5.cardSerial, ctx.serial)) throw new StepFailure('B5 names another card serial');
+  const keys = sessionKeys(diversify(mk.key, b5.cardSerial, mk.operator), rt, b5.cardChallenge);
+  if (!equal(sessionViewMac(keys.mac, b5.head), b5.mac)) throw new StepFailure('B5 MAC does not verify with K_card from the test master key');
+  let plain: Uint8Array;
+  try {
+    plain = sessionDecrypt(keys.enc, b5.cryptogram);
+  } catch (e) {
+    throw new StepFailure(`B5 cryptogram: ${(e as Error).message}`);
+  }
+  if (ctx.session) ctx.previousSession = ctx.session;
+  ctx.session = { rc: b5.cardChallenge, macKey: keys.mac, chain: b5.mac, rt, masterKey: keyName };
+  checkView(ctx, step, viewOf(plain), rt, b5.cardChallenge);
 }
 
-function viewFields(plain: Uint8Array): TlvMap {
+/** The view B2 as sdk/commands/ticket-view.ts decodes it; a malformed one fails the step. */
+function viewOf(plain: Uint8Array): DecodedTicketView {
   try {
-    return TlvMap.parse(TlvMap.parse(plain, { allowed: [T.TICKET_VIEW] }).require(T.TICKET_VIEW), {
-      allowed: [T.SEQUENCE_NUMBER, T.TICKET_FACE, T.USAGE_RECORD, T.TERMINAL_CHALLENGE, T.CARD_CHALLENGE, T.VERIFICATION_CODE, T.CARD_SERIAL],
-    });
+    return decodeTicketView(plain);
   } catch (e) {
     throw new StepFailure(`the view is not B2: ${(e as Error).message}`);
   }
 }
 
 /** The view of a verify step: this ticket, both challenges, TF_V as asked and verifying, TF_B as expected. */
-function checkView(ctx: GroupContext, step: Extract<Step, { kind: 'verify' }>, m: TlvMap, rt: Uint8Array, rc?: Uint8Array): void {
+function checkView(ctx: GroupContext, step: Extract<Step, { kind: 'verify' }>, v: DecodedTicketView, rt: Uint8Array, rc?: Uint8Array): void {
   const want = encodeTicketFace(ctx.face(step.ticket));
-  if (!equal(tlv(T.TICKET_FACE, m.require(T.TICKET_FACE)), want)) throw new StepFailure(`the view holds another ticket than ${step.ticket}`);
-  if (!equal(m.bytes(T.CARD_SERIAL, 8, 8), ctx.serial)) throw new StepFailure('the view names another card serial');
-  if (!equal(m.bytes(T.TERMINAL_CHALLENGE, 16, 16), rt)) throw new StepFailure('the view does not echo the terminal challenge');
-  const cardChallenge = m.get(T.CARD_CHALLENGE);
-  if (!cardChallenge || (rc && !equal(cardChallenge, rc))) throw new StepFailure(rc ? 'the view does not carry the session RC' : 'the view carries no card challenge');
-  if (!rc) ctx.challenge = cardChallenge.slice();
-  const usage = decodeUsageRecordContent(m.require(T.USAGE_RECORD));
-  ctx.counters.set(step.ticket, usage.counter);
-  const tfv = m.get(T.VERIFICATION_CODE);
-  if (!!step.tfv !== (tfv !== undefined)) throw new StepFailure(`TF_V ${step.tfv ? 'missing from' : 'unexpected in'} the view`);
-  if (tfv) {
-    const code = decodeVerificationCodeContent(tfv);
-    const a = authority(ctx.keys);
-    if (!equal(code.authorityKeyId, a.keyId) || !getSuite(ctx.keys.suite).verify(a.key.publicKey, verificationCodeMessage(want), code.signature)) {
-      throw new StepFailure('TF_V in the view does not verify with the test authority key');
-    }
-  }
-  compareUsage(usage, step.usage, 'TF_B');
+  if (!equal(v.faceEncoded, want)) throw new StepFailure(`the view holds another ticket than ${step.ticket}`);
+  if (!equal(v.cardSerial, ctx.serial)) throw new StepFailure('the view names another card serial');
+  if (!v.terminalChallenge || !equal(v.terminalChallenge, rt)) throw new StepFailure('the view does not echo the terminal challenge');
+  if (!v.cardChallenge || (rc && !equal(v.cardChallenge, rc))) throw new StepFailure(rc ? 'the view does not carry the session RC' : 'the view carries no card challenge');
+  if (!rc) ctx.challenge = v.cardChallenge.slice();
+  ctx.counters.set(step.ticket, v.usage.counter);
+  if (!!step.tfv !== (v.verificationCode !== undefined)) throw new StepFailure(`TF_V ${step.tfv ? 'missing from' : 'unexpected in'} the view`);
+  if (v.verificationCode) checkTfv(ctx, v.verificationCode, want);
+  compareUsage(v.usage, step.usage, 'TF_B');
 }
 
 async function macedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'maced-command' }>): Promise<void> {
   const m: MacMutation = step.mutation ?? {};
-  const ins = commandDef(step.name).insByte;
   // Without a session the command still goes out, well formed, under a zero key: the card must refuse it.
   const zero: HostSession = { rc: ctx.challenge ?? new Uint8Array(8), macKey: new Uint8Array(16), chain: new Uint8Array(8), rt: new Uint8Array(16), masterKey: 'operator' };
   let s = ctx.session ?? zero;
@@ -894,45 +881,33 @@ async function macedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'mace
   } else {
     let rc = s.rc;
     if (m.challenge === 'flip-bit') rc = flipBit(rc, 0);
-    const counter = (ctx.counters.get(step.ticket) ?? 0) + (m.counterDelta ?? 0);
-    const tid = m.tid ?? ctx.face(step.ticket).tid;
-    let event: Uint8Array | undefined = step.event !== undefined ? tlv(T.USAGE_EVENT, new Uint8Array([step.event])) : undefined;
-    if (m.fields === 'missing-event') event = undefined;
-    if (m.fields === 'extra-event') event = tlv(T.USAGE_EVENT, new Uint8Array([USAGE_EVENT.ENTRY]));
-    if (m.fields === 'unknown-event') event = tlv(T.USAGE_EVENT, new Uint8Array([0x09]));
-    if (step.name === 'DELETE' && !m.fields) event = undefined;
+    const values = (station: string): UsageCommandFields => ({
+      cardChallenge: rc,
+      tid: m.tid ?? ctx.face(step.ticket).tid,
+      counter: ((ctx.counters.get(step.ticket) ?? 0) + (m.counterDelta ?? 0)) & 0xffff,
+      event: mutatedEvent(step.name, step.event, m.fields),
+      gateId: step.gate ?? 'VG01',
+      station,
+      time: step.time ?? 1767258000,
+    });
     const station = step.station ?? 'STN';
-    const fields = (st: string) => {
-      const f = [
-        tlv(T.CARD_CHALLENGE, rc),
-        tlv(T.TID, utf8(tid)),
-        tlv(T.COUNTER, u16(counter & 0xffff)),
-        event ?? new Uint8Array(0),
-        tlv(T.GATE_ID, utf8(step.gate ?? 'VG01')),
-        tlv(T.STATION, utf8(st)),
-        tlv(T.TIME, u32(step.time ?? 1767258000)),
-      ];
-      if (m.fields === 'swapped') [f[1], f[2]] = [f[2], f[1]];
-      return concat(...f);
-    };
-    const body = fields(station);
+    const body = mutatedBody('sym', values(station), m.fields);
     let macKey = s.macKey;
     if (m.macWith) {
       const other = masterKey(ctx.keys, m.macWith);
       macKey = sessionKeys(diversify(other.key, ctx.serial, other.operator), s.rt, s.rc).mac;
     }
     const serial = m.otherCardSerial ? otherSerial(ctx.serial) : ctx.serial;
-    const macIns = m.macAs ? commandDef(m.macAs).insByte : ins;
-    mac = sessionMac(macKey, SYM_CONTEXT.COMMAND, s.chain, new Uint8Array([macIns]), serial, body);
+    mac = usageCommandMac(macKey, s.chain, m.macAs ?? step.name, serial, body);
     if (m.flipMacBit !== undefined) mac = flipBit(mac, m.flipMacBit);
-    data = template(T.MACED_COMMAND, m.alterAfterMac ? fields(station + 'X') : body, tlv(T.MAC, mac));
+    data = encodeUsageCommand('sym', m.alterAfterMac ? mutatedBody('sym', values(station + 'X'), m.fields) : body, mac);
     if (m.fields === 'trailing-byte') data = concat(data, new Uint8Array([0x00]));
     if (m.fields === 'truncated') data = data.subarray(0, data.length - 1);
     ctx.lastMaced.set(step.ticket, data);
   }
   ctx.lastCommandMac = mac;
   ctx.challenge = null; // the card spends any pki challenge and session, whatever it answers
-  const r = await send(ctx, step.name, data, m.p1 ?? 0x01);
+  const r = await send(ctx, step.name, data, m.p1 ?? USAGE_P1.sym);
   expectSw(step.expect, r.sw);
   await checkData(ctx, step.expect, r.data);
 }

@@ -12,7 +12,7 @@ import { LIMITS, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
 import { diversify, masterKeyId } from '../sdk/crypto/symmetric.js';
 import { concat, utf8 } from '../sdk/bytes.js';
 import { tlv } from '../sdk/tlv.js';
-import type { World, WorldCard } from '../host/cli/world.js';
+import type { World, WorldCard } from '../testing/world.js';
 import { CapturingTransport } from './helpers/capture.js';
 import { expectRawRefusal, expectRefused, SUITES, today, worldFor, walkUsageStates } from './helpers/world.js';
 

@@ -14,8 +14,8 @@ import { LIMITS, SW, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
 import { encodeVerificationCode } from '../sdk/ticket.js';
 import { AuthenticationServer } from '../sdk/roles/authority.js';
 import { TicketServer } from '../sdk/roles/ticket-server.js';
-import type { World, WorldCard } from '../host/cli/world.js';
-import { suiteWorldBuilders } from '../host/cli/world.js';
+import type { World, WorldCard } from '../testing/world.js';
+import { suiteWorldBuilders } from '../testing/world.js';
 import { CapturingTransport } from './helpers/capture.js';
 import { expectRawRefusal, expectRefused, SUITES, today, worldFor, walkUsageStates } from './helpers/world.js';
 

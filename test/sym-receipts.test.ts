@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CheckingTerminal, PkiNotConfiguredError, type Receipt } from '../host/checking.js';
-import type { World, WorldCard } from '../host/cli/world.js';
+import type { World, WorldCard } from '../testing/world.js';
 import { CryptoError } from '../sdk/errors.js';
 import { USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
 import { symTransactionFromJson, symTransactionToJson, verifySymReceipt, type SymTransaction } from '../sdk/roles/sym-receipts.js';

@@ -3,15 +3,15 @@
 
 import { existsSync, rmSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { EticketCard } from '../../card/applet.js';
-import { VpcdBridge, vpcdPort } from '../../card/vpcd.js';
+import { resolve } from 'node:path';
+import type { EticketCard } from '../../card/applet.js';
+import { FileLock } from '../../sdk/file-lock.js';
 import { fromHex, hex } from '../../sdk/bytes.js';
+import { decodeAnswer } from '../../sdk/commands/answer.js';
+import { decodeInstalledKeys } from '../../sdk/commands/get-data.js';
 import { TransportError } from '../../sdk/errors.js';
 import { LIMITS, T, type SuiteName } from '../../sdk/spec.js';
-import { IssuingTerminal } from '../issuing.js';
-import { personalizeCard } from '../personalize.js';
 import { addCardOptions, emit, globals, openImage, passphrase, UsageError, withCard, workDir, workDirPath, type CardOptions } from './context.js';
-import { MissingMasterKeyError, WorkDir } from './workdir.js';
 
 export function intArg(name: string) {
   return (v: string) => {
@@ -28,21 +28,30 @@ function suiteArg(v: string): SuiteName {
 export function registerInit(program: Command): void {
   program
     .command('init')
-    .description('create a working directory: CA, authority key (1/6), checking-terminal keys (4/5), checking master key (gate mode sym), ticket ledger')
+    .description('create a working directory: CA, authority key (1/6), checking-terminal keys (4/5), checking master key (gate mode sym), the store (tickets, bills, keys history)')
     .option('--operator <code>', 'operator code written into every ticket (1-16 of A-Z a-z 0-9 _ . -)', 'CR')
     .option('--suite <suite>', 'crypto suite: rsa (CA-certified keys) or sm9 (identity keys from a key generation centre)', suiteArg, 'rsa')
     .option('--ca-name <name>', 'common name of the CA certificate')
     .option('--force', 'replace the keys of an existing working directory (cards personalised with them stop working)')
     .option('--add-master-key', 'give an existing working directory (made before gate mode sym) its checking master key; nothing else changes')
+    .option('--migrate', 'give an existing working directory its store: create it (or connect --database) and import ledger.json; keys are kept')
     .addHelpText(
       'after',
       '\nThe passphrase that encrypts the private keys comes from $ETICKET_PASSPHRASE, or a prompt on a terminal.\nWith --add-master-key it must be the working directory\'s passphrase; only cards personalised afterwards\nget the diversified key that gate mode sym needs.\n\nExample:\n  $ export ETICKET_PASSPHRASE=...\n  $ eticket init --dir ./office --operator CR\n  $ eticket init --dir ./old-office --add-master-key',
     )
-    .action(async (opts: { operator: string; suite: SuiteName; caName?: string; force?: boolean; addMasterKey?: boolean }, cmd: Command) => {
+    .action(async (opts: { operator: string; suite: SuiteName; caName?: string; force?: boolean; addMasterKey?: boolean; migrate?: boolean }, cmd: Command) => {
       const dir = workDirPath(cmd);
+      if (opts.migrate) {
+        if (opts.force || opts.addMasterKey) throw new UsageError('--migrate keeps the existing keys; give it alone');
+        const w = await workDir(cmd);
+        const { withBackoffice } = await import('./store.js');
+        const info = await withBackoffice(cmd, w, undefined, async ({ store }) => ({ engine: store.engine, tids: Number((await store.db.query<{ n: number }>('SELECT count(*)::int AS n FROM tids')).rows[0].n), keys: (await store.authorityKeys()).length }));
+        emit(cmd, { ok: true, dir: w.dir, store: info }, `store of ${w.dir} ready (${info.engine === 'pglite' ? 'embedded, store/' : 'PostgreSQL'}): ${info.tids} TID(s), ${info.keys} authority key(s) in the history`);
+        return;
+      }
       if (opts.addMasterKey) {
         if (opts.force) throw new UsageError('--add-master-key keeps the existing keys; it does not go with --force');
-        const w = workDir(cmd);
+        const w = await workDir(cmd);
         w.addMasterKey(await passphrase());
         const mk = w.config.checkingMasterKey!;
         emit(cmd, { ok: true, dir: w.dir, checkingMasterKey: mk }, [
@@ -52,11 +61,14 @@ export function registerInit(program: Command): void {
         return;
       }
       const pass = await passphrase({ confirm: true });
+      const [{ WorkDir }, { withBackoffice }] = await Promise.all([import('./workdir.js'), import('./store.js')]);
       const w = WorkDir.init(dir, { operator: opts.operator, suite: opts.suite, passphrase: pass, caName: opts.caName, force: opts.force });
+      // The store: the embedded one in store/ (or the server of --database), with the root key in its history.
+      const engine = await withBackoffice(cmd, w, pass, async ({ store }) => store.engine);
       const root = w.config.suite === 'sm9' ? 'kgc.pub' : 'ca.crt';
-      emit(cmd, { ok: true, dir: w.dir, operator: w.config.operator, suite: w.config.suite, checkingMasterKey: w.config.checkingMasterKey, files: ['eticket.json', root, 'authority.pub', 'terminal.pub', 'keys/'] }, [
+      emit(cmd, { ok: true, dir: w.dir, operator: w.config.operator, suite: w.config.suite, checkingMasterKey: w.config.checkingMasterKey, store: engine, files: ['eticket.json', root, 'authority.pub', 'terminal.pub', 'keys/', ...(engine === 'pglite' ? ['store/'] : [])] }, [
         `working directory ${w.dir} ready (operator ${w.config.operator}, suite ${w.config.suite}, checking master key ${w.config.checkingMasterKey!.keyId} for gate mode sym)`,
-        `  ${root}, authority.pub, terminal.pub: public; keys/: private keys, encrypted with your passphrase`,
+        `  ${root}, authority.pub, terminal.pub: public; keys/: private keys, encrypted with your passphrase; ${engine === 'pglite' ? 'store/: the embedded database' : 'store: the PostgreSQL server'}`,
         `next: eticket card create card.img && eticket card personalize --card card.img`,
       ]);
     });
@@ -76,20 +88,26 @@ export function registerCard(program: Command): void {
     .option('--suite <suite>', 'crypto suite of the card', suiteArg, 'rsa')
     .option('--force', 'overwrite an existing image')
     .addHelpText('after', '\nExample:\n  $ eticket card create card.img --capacity 16384')
-    .action((image: string, opts: { capacity: number; serial?: string; suite: SuiteName; force?: boolean }, cmd: Command) => {
+    .action(async (image: string, opts: { capacity: number; serial?: string; suite: SuiteName; force?: boolean }, cmd: Command) => {
       if (existsSync(image) && !opts.force) throw new UsageError(`${image} already exists: choose another name or use --force`);
       let serial: Uint8Array | undefined;
       if (opts.serial !== undefined) {
         if (!/^[0-9a-fA-F]{16}$/.test(opts.serial)) throw new UsageError('--serial takes 16 hex digits (8 bytes)');
         serial = fromHex(opts.serial);
       }
+      const [{ EticketCard }, { FileBackend, MemoryBackend }] = await Promise.all([import('../../card/applet.js'), import('../../card/nvm.js')]);
+      // Held while the image is made: --force must not replace an image another process is using.
+      const lock = FileLock.tryAcquire(`${resolve(image)}.lock`, `card image ${image}`);
       if (opts.force) rmSync(image, { force: true });
       let c: EticketCard;
       try {
-        c = EticketCard.create(image, { capacity: opts.capacity, serial, suite: opts.suite });
+        c = EticketCard.create(new MemoryBackend(), { capacity: opts.capacity, serial, suite: opts.suite });
+        FileBackend.createImage(image, c.image);
       } catch (e) {
         if (e instanceof RangeError) throw new UsageError(`${e.message}: give a larger --capacity`);
         throw e;
+      } finally {
+        lock.release();
       }
       const s = hex(c.persistent.serial);
       emit(cmd, { ok: true, image, serial: s, suite: opts.suite, capacity: opts.capacity }, `card ${s} created in ${image} (${opts.suite}, ${opts.capacity} bytes); next: eticket card personalize --card ${image}`);
@@ -101,6 +119,7 @@ export function registerCard(program: Command): void {
       .description('what the card says about itself: serial, suite, lifecycle, capacity, certificates')
       .addHelpText('after', '\nWith --json the output carries "credentials", which `eticket issue --credentials` accepts for sealing\nwithout the card at hand.\n\nExample:\n  $ eticket card info --card card.img\n  $ eticket card info --card card.img --json > card.json'),
   ).action(async (opts: CardOptions, cmd: Command) => {
+    const { IssuingTerminal } = await import('../issuing.js');
     await withCard(cmd, opts, async ({ session, label }) => {
       const issuing = new IssuingTerminal(session);
       const info = await issuing.open();
@@ -143,7 +162,8 @@ export function registerCard(program: Command): void {
       .option('--scope <operator...>', 'operators the installed keys are valid for (default: the working directory\'s operator)')
       .addHelpText('after', '\nNeeds the passphrase (the CA certifies the keys the card generates).\n\nExample:\n  $ eticket card personalize --card card.img\n  $ eticket card personalize --reader "Virtual PCD 00 00"'),
   ).action(async (opts: CardOptions & { scope?: string[] }, cmd: Command) => {
-    const w = workDir(cmd);
+    const [{ personalizeCard }, { MissingMasterKeyError }] = await Promise.all([import('../personalize.js'), import('./workdir.js')]);
+    const w = await workDir(cmd);
     const pass = await passphrase();
     const issuer = w.loadCardKeyIssuer(pass);
     const scopes = opts.scope ?? [w.config.operator];
@@ -174,7 +194,8 @@ export function registerCard(program: Command): void {
     .option('--host <address>', 'where vpcd listens', '127.0.0.1')
     .addHelpText('after', '\nNeeds pcscd with vsmartcard-vpcd (see tools/pcscd-start.sh). Any PC/SC program then sees the card.\n\nExample:\n  $ eticket card serve --card card.img &\n  $ eticket tickets --reader "Virtual PCD 00 00"')
     .action(async (opts: { card: string; slot: number; host: string }, cmd: Command) => {
-    const icc = openImage(opts.card);
+    const { VpcdBridge, vpcdPort } = await import('../../card/vpcd.js');
+    const icc = await openImage(opts.card);
     const port = vpcdPort(opts.slot);
     const bridge = new VpcdBridge(icc, { host: opts.host, port });
     const serial = hex(icc.persistent.serial);
@@ -203,9 +224,8 @@ export function registerCard(program: Command): void {
   });
 }
 
-/** GET DATA INSTALLED_KEYS: kind (01 authority, 02 terminal, 03 diversified checking key) ‖ key id (8), repeated. */
+/** GET DATA INSTALLED_KEYS as the CLI prints it (sdk/commands/get-data.ts decodes it). */
 function installedKeys(data: Uint8Array | undefined): { kind: string; keyId: string }[] {
-  const out: { kind: string; keyId: string }[] = [];
-  for (let o = 0; data && o + 9 <= data.length; o += 9) out.push({ kind: data[o] === 1 ? 'authority' : data[o] === 2 ? 'terminal' : data[o] === 3 ? 'checking (sym)' : `kind ${data[o]}`, keyId: hex(data.subarray(o + 1, o + 9)) });
-  return out;
+  const label = { authority: 'authority', terminal: 'terminal', diversified: 'checking (sym)' } as const;
+  return data ? decodeAnswer('GET DATA', () => decodeInstalledKeys(data)).map((k) => ({ kind: label[k.kind], keyId: hex(k.keyId) })) : [];
 }

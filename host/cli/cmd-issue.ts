@@ -2,18 +2,19 @@
 // `eticket load` (first ciphertexts sealed earlier with `issue --out`, loaded onto a card later).
 
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { existsSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { fromHex, hex } from '../../sdk/bytes.js';
 import { CardStatusError, InvalidInputError } from '../../sdk/errors.js';
-import type { AuthenticationServer } from '../../sdk/roles/authority.js';
-import { TicketServer, type TicketRequest } from '../../sdk/roles/ticket-server.js';
+import type { TicketRequest } from '../../sdk/roles/ticket-server.js';
 import type { CardCredentials } from '../../sdk/roles/trust.js';
 import { SW } from '../../sdk/spec.js';
-import { IssuingTerminal, isDuplicate } from '../issuing.js';
+import type { CardInfo, IssuingTerminal } from '../issuing.js';
 import { batchFormat, parseBatch, toRequest, type BatchItem } from './batch.js';
-import { addCardOptions, cardHint, emit, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, type CardHandle, type CardOptions } from './context.js';
-import type { CardLedger } from './ledger.js';
+import { addCardOptions, cardHint, emit, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
+import type { Backoffice } from '../../backoffice/service.js';
+import type { OpenedBackoffice } from './store.js';
 
 export type IssueStatus = 'loaded' | 'already_on_card' | 'sealed' | 'failed';
 
@@ -28,7 +29,7 @@ export interface IssueResult {
 
 /** Flags for one ticket; commander's camelCase of each is the TicketRequest field name. */
 const TICKET_FLAGS: [string, string][] = [
-  ['--tid <tid>', 'ticket id (default: <operator>-<date>-<counter> from the ledger)'],
+  ['--tid <tid>', 'ticket id (default: <operator>-<date>-<counter> from the store)'],
   ['--service-date <date>', 'date of travel / event, YYYY-MM-DD'],
   ['--train <code>', 'train, route or event code'],
   ['--origin <station>', 'origin station or venue'],
@@ -112,6 +113,7 @@ function failure(e: unknown, line?: number, tid?: string): IssueResult {
 
 /** Load one first ciphertext; ALREADY_EXISTS is a success for an idempotent re-run. */
 async function loadOne(issuing: IssuingTerminal, sealed: Uint8Array, tid: string | undefined, line?: number): Promise<IssueResult> {
+  const { isDuplicate } = await import('../issuing.js');
   try {
     const r = await issuing.load(sealed);
     return { line, status: 'loaded', tid: r.tid, sequenceNumber: r.sequenceNumber };
@@ -122,39 +124,41 @@ async function loadOne(issuing: IssuingTerminal, sealed: Uint8Array, tid: string
 }
 
 interface IssueRun {
-  authority: AuthenticationServer;
-  operator: string;
-  ledger: CardLedger;
+  bo: Backoffice;
   creds: CardCredentials;
   issuing?: IssuingTerminal;
   out?: string;
+  sellerId?: string;
 }
 
-/** One request through the ticket server, the authority, and (unless sealing to a file) the card. */
+/** What makes a batch line the same line on a re-run: card, line number and content (as the old ledger did). */
+export function lineFingerprint(serial: string, line: number, request: TicketRequest): string {
+  return createHash('sha256').update(JSON.stringify([serial, line, request])).digest('hex').slice(0, 32);
+}
+
+/**
+ * One request through the back office (TID, TF_V, sealing and the bill, recorded in the store before
+ * anything reaches the card), then LOAD, then "loaded" in the store. A re-run, also after a crash or kill -9,
+ * finds the line's ticket in the store and loads the same sealed ticket: nothing is issued twice.
+ */
 async function issueOne(run: IssueRun, request: TicketRequest, line?: number): Promise<IssueResult & { sealed?: Uint8Array }> {
   const serial = hex(run.creds.serial);
-  let fingerprint: string | undefined;
-  if (line !== undefined && request.tid === undefined) {
-    // A batch line without a TID gets the one an earlier run gave it: re-running must not duplicate.
-    fingerprint = createHash('sha256').update(JSON.stringify([serial, line, request])).digest('hex').slice(0, 32);
-    const tid = run.ledger.rememberedTid(fingerprint);
-    if (tid) request = { ...request, tid };
-  }
-  const conflict = request.tid !== undefined ? run.ledger.conflict(request.tid, serial) : undefined;
-  if (conflict) return { line, tid: request.tid, status: 'failed', error: `${conflict}: give this line a new tid` };
+  const requestKey = line !== undefined && request.tid === undefined ? lineFingerprint(serial, line, request) : undefined;
   let tid = request.tid;
   let sealed: Uint8Array;
+  const { NotFoundError, StoreConflictError } = await import('../../backoffice/store/store.js');
   try {
-    const face = new TicketServer(run.operator, run.ledger.view(serial, request.tid)).createTicket(request);
-    tid = face.tid;
-    if (fingerprint) run.ledger.remember(fingerprint, tid);
-    sealed = run.authority.issue(face, run.creds).sealed;
+    const o = await run.bo.issue({ request, card: run.creds, requestKey, sellerId: run.sellerId });
+    tid = o.ticket.tid;
+    sealed = o.ticket.sealed;
   } catch (e) {
+    if (e instanceof StoreConflictError || e instanceof NotFoundError) return { line, tid, status: 'failed', error: e.message };
     return failure(e, line, tid);
   }
   if (!run.issuing) return { line, status: 'sealed', tid, sealed };
   const r = await loadOne(run.issuing, sealed, tid, line);
-  if (r.status === 'failed' && r.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase() && tid) run.ledger.release(tid);
+  if (r.status === 'loaded' || r.status === 'already_on_card') await run.bo.markLoaded(tid!, r.sequenceNumber);
+  else if (r.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase() && tid) await run.bo.releaseUnloaded(tid);
   return r;
 }
 
@@ -175,9 +179,10 @@ function readCredentials(file: string): CardCredentials {
   }
 }
 
-async function requirePersonalised(issuing: IssuingTerminal): Promise<void> {
+async function requirePersonalised(issuing: IssuingTerminal): Promise<CardInfo> {
   const info = await issuing.open();
   if (info.lifecycle !== 'OPERATIONAL') throw new UsageError(`card ${info.serialHex} is blank: personalise it first with \`eticket card personalize\``);
+  return info;
 }
 
 function finish(cmd: Command, results: IssueResult[], batch: boolean): void {
@@ -205,7 +210,8 @@ export function registerIssue(program: Command): void {
     .option('--from <file>', 'batch file: CSV with a header row of field names, or JSON Lines (one ticket object a line); - for stdin')
     .addOption(new Option('--format <format>', 'batch format when the file name does not tell').choices(['csv', 'jsonl']))
     .option('--out <file>', 'seal only: write first ciphertexts to <file> (JSON Lines; raw bytes if it ends in .bin) instead of loading them')
-    .option('--credentials <file>', 'with --out: seal to the card described by `eticket card info --json`, without the card at hand');
+    .option('--credentials <file>', 'with --out: seal to the card described by `eticket card info --json`, without the card at hand')
+    .option('--seller <id>', 'record the tickets and bills as sold by this registered seller (default: the operator)');
   addCardOptions(issue);
   addTicketFlags(issue);
   issue.addHelpText(
@@ -220,7 +226,7 @@ Examples:
   $ eticket issue --card card.img --from tickets.csv --json
   $ eticket issue --card card.img --from tickets.csv --out sealed.jsonl   # seal now, load later`,
   );
-  issue.action(async (opts: CardOptions & Record<string, unknown> & { from?: string; format?: string; out?: string; credentials?: string }, cmd: Command) => {
+  issue.action(async (opts: CardOptions & Record<string, unknown> & { from?: string; format?: string; out?: string; credentials?: string; seller?: string }, cmd: Command) => {
     const flags = ticketFlagValues(opts);
     if (opts.from && Object.keys(flags).length) throw new UsageError(`give ticket fields as flags or in --from ${opts.from}, not both`);
     if (!opts.from && !flags.serviceDate) throw new UsageError('nothing to issue: give --from <file>, or at least --service-date for one ticket');
@@ -236,11 +242,14 @@ Examples:
       items = [{ line: undefined as unknown as number, request: toRequest(flags) }];
     }
     const batch = Boolean(opts.from);
-    const w = workDir(cmd);
-    const authority = w.loadAuthority(await passphrase());
+    const w = await workDir(cmd);
+    const pass = await passphrase();
+    w.loadAuthoritySigner(pass); // a wrong passphrase stops here, before the store or the card is touched
     if (opts.out?.endsWith('.bin') && items.length !== 1) throw new UsageError('a .bin output holds one ticket; use a .jsonl name for a batch');
 
+    const [{ IssuingTerminal }, { openBackoffice }] = await Promise.all([import('../issuing.js'), import('./store.js')]);
     let card: CardHandle | undefined;
+    let office: OpenedBackoffice | undefined;
     try {
       let creds: CardCredentials;
       let issuing: IssuingTerminal | undefined;
@@ -252,7 +261,12 @@ Examples:
         await requirePersonalised(issuing);
         creds = await issuing.credentials();
       }
-      const run: IssueRun = { authority, operator: w.config.operator, ledger: w.ledger(), creds, issuing: opts.out ? undefined : issuing, out: opts.out };
+      office = await openBackoffice(cmd, w, pass);
+      if (opts.seller) {
+        const seller = await office.store.client(opts.seller);
+        if (!seller || seller.role !== 'seller') throw new UsageError(`no seller ${opts.seller} is registered: \`eticket seller add ${opts.seller}\``);
+      }
+      const run: IssueRun = { bo: office.bo, creds, issuing: opts.out ? undefined : issuing, out: opts.out, sellerId: opts.seller };
       if (opts.out && !opts.out.endsWith('.bin')) writeFileSync(opts.out, '');
       const json = globals(cmd).json;
       const progress = new Progress(items.length, !json);
@@ -275,6 +289,7 @@ Examples:
       finish(cmd, results, batch);
     } finally {
       await card?.close().catch(() => undefined);
+      await office?.close().catch(() => undefined);
     }
   });
 }
@@ -309,26 +324,40 @@ export function readSealed(file: string): { line?: number; tid?: string; sealed:
 export function registerLoad(program: Command): void {
   addCardOptions(
     program
-      .command('load <file>')
-      .description('load first ciphertexts sealed earlier (`eticket issue --out`) onto the card they were sealed to')
-      .addHelpText('after', '\nNo passphrase needed: an issuing terminal holds no secret.\n\nExample:\n  $ eticket issue --credentials card.json --from tickets.csv --out sealed.jsonl\n  $ eticket load sealed.jsonl --card card.img'),
-  ).action(async (file: string, opts: CardOptions, cmd: Command) => {
-    const blobs = readSealed(file);
+      .command('load [file]')
+      .description('load first ciphertexts sealed earlier (`eticket issue --out`, a seller\'s booking) onto the card they were sealed to; --pending: every ticket the store holds for this card')
+      .option('--pending', 'load the sealed tickets waiting for this card in the working directory\'s store')
+      .addHelpText(
+        'after',
+        '\nNo passphrase needed: an issuing terminal holds no secret. In a working directory, the store learns\nwhich tickets the card took.\n\nExample:\n  $ eticket issue --credentials card.json --from tickets.csv --out sealed.jsonl\n  $ eticket load sealed.jsonl --card card.img\n  $ eticket load --pending --card card.img',
+      ),
+  ).action(async (file: string | undefined, opts: CardOptions & { pending?: boolean }, cmd: Command) => {
+    if (Boolean(file) === Boolean(opts.pending)) throw new UsageError('give a FILE of sealed tickets, or --pending (not both)');
+    const blobs = file ? readSealed(file) : [];
     const json = globals(cmd).json;
+    const [{ IssuingTerminal }, { openBackoffice }] = await Promise.all([import('../issuing.js'), import('./store.js')]);
     const card = await openCard(cmd, opts);
+    let office: OpenedBackoffice | undefined;
     try {
       const issuing = new IssuingTerminal(card.session);
-      await requirePersonalised(issuing);
+      const info = await requirePersonalised(issuing);
+      // The store is optional here (a terminal far from the back office loads a file); used when it is there.
+      const w = opts.pending || existsSync(join(workDirPath(cmd), 'eticket.json')) ? await workDir(cmd) : undefined;
+      if (w) office = await openBackoffice(cmd, w, undefined);
+      if (opts.pending) for (const t of await office!.store.pendingFor(info.serialHex)) blobs.push({ tid: t.tid, sealed: t.sealed });
       const results: IssueResult[] = [];
       for (const b of blobs) {
         const r = await loadOne(issuing, b.sealed, b.tid, b.line);
+        if (office && r.tid && (r.status === 'loaded' || r.status === 'already_on_card')) await office.bo.markLoaded(r.tid, r.sequenceNumber);
         results.push(r);
         if (json) console.log(JSON.stringify(r));
         else console.log(resultLine(r));
       }
-      finish(cmd, results, blobs.length > 1);
+      if (!blobs.length && !json) console.log(`no tickets waiting for card ${info.serialHex}`);
+      finish(cmd, results, blobs.length > 1 || Boolean(opts.pending));
     } finally {
       await card.close().catch(() => undefined);
+      await office?.close().catch(() => undefined);
     }
   });
 }

@@ -5,7 +5,7 @@ import { formatServiceDate, toServiceDate } from '../../sdk/fields.js';
 import { hex } from '../../sdk/bytes.js';
 import { CardStatusError } from '../../sdk/errors.js';
 import type { SuiteName } from '../../sdk/spec.js';
-import { World } from './world.js';
+import { World } from '../../testing/world.js';
 
 export interface DemoStep {
   step: string;

@@ -11,8 +11,8 @@ import {
   TransportError,
   TransportTimeoutError,
   TransportUnavailableError,
-} from '../../sdk/errors.ts';
-import type { CardEvent, Transport, TransportInfo } from './transport.ts';
+} from '../../sdk/errors.js';
+import type { CardEvent, Transport, TransportInfo } from './transport.js';
 
 // Why a child process and not the binding in this process, or in a worker thread: a PC/SC call stuck in a
 // frozen pcscd (a virtual card that stopped answering freezes its reader for every client) never returns.
@@ -47,8 +47,11 @@ function requireBindingInstalled(): void {
   }
 }
 
+/** Transmission protocol to negotiate with the card. */
 export type PcscProtocol = 'T=0' | 'T=1' | 'any';
+/** Whether other PC/SC programs may use the card while this transport is connected. */
 export type PcscShareMode = 'shared' | 'exclusive';
+/** What happens to the card at disconnect. */
 export type PcscDisposition = 'leave' | 'reset' | 'unpower';
 
 /** How the PC/SC agent process is started. Agents with the same options are shared within a process. */
@@ -60,6 +63,7 @@ export interface PcscAgentOptions {
   env?: Record<string, string>;
 }
 
+/** Reader, protocol, sharing, time limits and APDU sizes of a PcscTransport. */
 export interface PcscTransportOptions {
   /** Reader name: exact, or a substring matching exactly one reader. Default: the first reader with a card, else the first. */
   reader?: string;
@@ -85,9 +89,11 @@ export interface PcscTransportOptions {
   removalTimeoutMs?: number;
   /** How long to wait for the PC/SC context and pcscd's first reader list. Default 3000 ms. */
   readerListTimeoutMs?: number;
+  /** How the PC/SC agent (the child process that holds pcsclite) is started. Default: no extra environment. */
   agent?: PcscAgentOptions;
 }
 
+/** A reader pcscd knows, and whether a card is in it. */
 export interface PcscReaderStatus {
   name: string;
   cardPresent: boolean;
@@ -204,8 +210,9 @@ class PcscAgent {
   private idleTimer: NodeJS.Timeout | undefined;
 
   private constructor(options: PcscAgentOptions, private readonly key: string) {
-    // The agent needs no secret of ours: the key store passphrase stays out of its environment.
-    const { ETICKET_PASSPHRASE: _passphrase, ...env } = process.env;
+    // The agent needs no secret of ours: the passphrases (ETICKET_PASSPHRASE, ETICKET_GATE_PASSPHRASE,
+    // ETICKET_CLIENT_PASSPHRASE), the database URL and every other ETICKET_ variable stay out of its environment.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('ETICKET_')));
     this.child = fork(AGENT_SCRIPT, [], {
       // Plain node: no tsx or other loaders from this process (the agent is JavaScript), no test runner hooks.
       execArgv: [],
@@ -596,6 +603,7 @@ export class PcscTransport implements Transport {
     };
   }
 
+  /** The reader (once chosen), extended length and the largest response. */
   get info(): TransportInfo {
     return {
       reader: this.readerName ?? this.wanted ?? 'pcsc',
@@ -610,6 +618,7 @@ export class PcscTransport implements Transport {
     return this.protocolBits & SCARD_PROTOCOL_T1 ? 'T=1' : 'T=0';
   }
 
+  /** Whether a card handle is open. */
   get connected(): boolean {
     return this.protocolBits !== undefined;
   }

@@ -2,10 +2,10 @@
 // so a session against a real card can be read as a trace or replayed later by ReplayTransport.
 
 import { closeSync, writeSync } from 'node:fs';
-import { openPrivateFile } from '../../sdk/files.ts';
-import { redactKeyMaterial, type Redaction } from '../../sdk/redact.ts';
-import type { CardEvent, Transport, TransportInfo } from './transport.ts';
-import { toHex } from './replay.ts';
+import { openPrivateFile } from '../../sdk/files.js';
+import { redactKeyMaterial, type Redaction } from '../../sdk/redact.js';
+import type { CardEvent, Transport, TransportInfo } from './transport.js';
+import { toHex } from './replay.js';
 
 /**
  * A dump file for RecordingOptions.write: created (or truncated) with mode 0600, an existing file chmod-ed
@@ -28,6 +28,7 @@ export function redactionMarker(r: Redaction): string {
   return `# REDACTED ${r.length} bytes at offset ${r.offset}: ${r.command} data (key material) replaced by 00`;
 }
 
+/** Where a RecordingTransport writes its dump. */
 export interface RecordingOptions {
   /** Receives the dump text as it grows (e.g. a file append); the whole text is also kept in `text`. */
   write?: (chunk: string) => void;
@@ -39,6 +40,7 @@ export interface RecordingOptions {
   timing?: boolean;
 }
 
+/** A Transport decorator that writes every exchange to an apdu4j-style dump (replayable with ReplayTransport). */
 export class RecordingTransport implements Transport {
   private chunks: string[] = [];
   private headerWritten = false;
@@ -53,6 +55,7 @@ export class RecordingTransport implements Transport {
     if (inner.onCardEvent) this.onCardEvent = (listener) => inner.onCardEvent!(listener);
   }
 
+  /** The wrapped transport's reader. */
   get info(): TransportInfo {
     return this.inner.info;
   }

@@ -3,6 +3,7 @@
 
 import { concat } from '../bytes.js';
 import { InvalidInputError } from '../errors.js';
+import { BUNDLE_FIELD } from '../spec.js';
 import { TlvMap, tlv } from '../tlv.js';
 import type { CryptoSuite } from './suite.js';
 
@@ -12,13 +13,13 @@ export interface TerminalPublicKey {
 }
 
 export function encodeTerminalKey(k: TerminalPublicKey): Uint8Array {
-  return concat(tlv(0x80, k.encryption), tlv(0x81, k.signature));
+  return concat(tlv(BUNDLE_FIELD.encryption, k.encryption), tlv(BUNDLE_FIELD.signature, k.signature));
 }
 
 export function decodeTerminalKey(bytes: Uint8Array): TerminalPublicKey {
   try {
-    const m = TlvMap.parse(bytes, { allowed: [0x80, 0x81] });
-    return { encryption: m.require(0x80), signature: m.require(0x81) };
+    const m = TlvMap.parse(bytes, { allowed: [BUNDLE_FIELD.encryption, BUNDLE_FIELD.signature] });
+    return { encryption: m.require(BUNDLE_FIELD.encryption), signature: m.require(BUNDLE_FIELD.signature) };
   } catch (e) {
     throw new InvalidInputError('not a terminal public key bundle', { cause: e });
   }

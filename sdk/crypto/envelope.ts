@@ -3,7 +3,7 @@
 
 import { concat, constantTimeEqual } from '../bytes.js';
 import { CryptoError, EticketError } from '../errors.js';
-import { protocol, T } from '../spec.js';
+import { ENVELOPE_FIELD as E, T } from '../spec.js';
 import { TlvMap, template, tlv } from '../tlv.js';
 import { cbcDecrypt, cbcEncrypt, cmac, deriveKey, random } from './aes.js';
 import type { CryptoSuite, Decrypter } from './suite.js';
@@ -19,18 +19,14 @@ export class EnvelopeError extends EticketError {
   }
 }
 
-export function suiteById(id: number): string | undefined {
-  return protocol.suites.find((s) => s.id === id)?.name;
-}
-
 function header(suite: number, recipient: Uint8Array, encapsulation: Uint8Array, iv: Uint8Array, ciphertext: Uint8Array) {
   return concat(
-    tlv(0x80, new Uint8Array([ENVELOPE_VERSION])),
-    tlv(0x81, new Uint8Array([suite])),
-    tlv(0x82, recipient),
-    tlv(0x83, encapsulation),
-    tlv(0x84, iv),
-    tlv(0x85, ciphertext),
+    tlv(E.version, new Uint8Array([ENVELOPE_VERSION])),
+    tlv(E.suite, new Uint8Array([suite])),
+    tlv(E.recipient, recipient),
+    tlv(E.encapsulation, encapsulation),
+    tlv(E.iv, iv),
+    tlv(E.ciphertext, ciphertext),
   );
 }
 
@@ -44,7 +40,7 @@ export function sealWithKey(suiteId: number, key: Uint8Array, encapsulation: Uin
   const iv = random(16);
   const ciphertext = cbcEncrypt(deriveKey(key, KEY_ENC), iv, plaintext);
   const body = header(suiteId, recipient, encapsulation, iv, ciphertext);
-  return template(T.SEALED, body, tlv(0x86, cmac(deriveKey(key, KEY_MAC), body)));
+  return template(T.SEALED, body, tlv(E.mac, cmac(deriveKey(key, KEY_MAC), body)));
 }
 
 export interface ParsedEnvelope {
@@ -60,18 +56,18 @@ export function parseEnvelope(encoded: Uint8Array): ParsedEnvelope {
   let m: TlvMap;
   try {
     const outer = TlvMap.parse(encoded, { allowed: [T.SEALED] });
-    m = TlvMap.parse(outer.require(T.SEALED), { allowed: [0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86] });
-    const version = m.bytes(0x80, 1, 1, 'version')[0];
+    const order = [E.version, E.suite, E.recipient, E.encapsulation, E.iv, E.ciphertext, E.mac];
+    m = TlvMap.parse(outer.require(T.SEALED), { allowed: order });
+    const version = m.bytes(E.version, 1, 1, 'version')[0];
     if (version !== ENVELOPE_VERSION) throw new Error(`envelope version ${version}`);
-    const items = m.items.map((i) => i.tag);
-    if (items.join() !== '128,129,130,131,132,133,134') throw new Error('envelope fields out of order');
+    if (m.items.map((i) => i.tag).join() !== order.join()) throw new Error('envelope fields out of order');
     return {
-      suite: m.bytes(0x81, 1, 1, 'suite')[0],
-      recipient: m.bytes(0x82, 8, 8, 'recipient'),
-      encapsulation: m.bytes(0x83, 1, 1024, 'encapsulation'),
-      iv: m.bytes(0x84, 16, 16, 'IV'),
-      ciphertext: m.bytes(0x85, 16, 8192, 'ciphertext'),
-      mac: m.bytes(0x86, 16, 16, 'MAC'),
+      suite: m.bytes(E.suite, 1, 1, 'suite')[0],
+      recipient: m.bytes(E.recipient, 8, 8, 'recipient'),
+      encapsulation: m.bytes(E.encapsulation, 1, 1024, 'encapsulation'),
+      iv: m.bytes(E.iv, 16, 16, 'IV'),
+      ciphertext: m.bytes(E.ciphertext, 16, 8192, 'ciphertext'),
+      mac: m.bytes(E.mac, 16, 16, 'MAC'),
     };
   } catch (e) {
     throw new EnvelopeError('format', `malformed envelope: ${(e as Error).message}`);

@@ -21,6 +21,7 @@ import type { CryptoSuite, Decrypter, Signer } from './suite.js';
 const PSS = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } as const;
 const OAEP = { padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' } as const;
 export const RSA_KEY_SIZES = [2048, 3072] as const;
+/** RSA modulus sizes the suite supports (2048 or 3072 bits). */
 export type RsaKeySize = (typeof RSA_KEY_SIZES)[number];
 
 // Parsing an SPKI costs more than a verify; a terminal sees the same few keys all day.
@@ -52,11 +53,13 @@ export class RsaPrivateKey implements Signer, Decrypter {
     this.publicKey = new Uint8Array(createPublicKey(key).export({ format: 'der', type: 'spki' }));
   }
 
+  /** A new RSA key pair (node:crypto). */
   static generate(bits: RsaKeySize = 2048): RsaPrivateKey {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: bits, publicExponent: 0x10001 });
     return new RsaPrivateKey(privateKey);
   }
 
+  /** Load a private key from its PKCS#8 DER encoding. */
   static fromPkcs8(der: Uint8Array): RsaPrivateKey {
     let key: KeyObject;
     try {
@@ -82,6 +85,7 @@ export class RsaPrivateKey implements Signer, Decrypter {
     return new RsaPrivateKey(key);
   }
 
+  /** Modulus size in bits. */
   get bits(): number {
     return this.key.asymmetricKeyDetails?.modulusLength ?? 0;
   }
@@ -96,6 +100,7 @@ export class RsaPrivateKey implements Signer, Decrypter {
     return this.key;
   }
 
+  /** RSASSA-PSS-SHA-256 signature of `message`. */
   sign(message: Uint8Array): Uint8Array {
     return new Uint8Array(nodeSign('sha256', message, { key: this.key, ...PSS }));
   }

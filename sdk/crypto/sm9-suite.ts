@@ -7,8 +7,7 @@ import { SUITE } from '../spec.js';
 import { TlvMap, tlv } from '../tlv.js';
 import { concat } from '../bytes.js';
 import * as sm9 from './sm9/index.js';
-import type { SuiteProvider } from './suites.js';
-import type { CryptoSuite, Decrypter, Signer } from './suite.js';
+import type { CryptoSuite, Decrypter, Signer, SuiteProvider } from './suite.js';
 
 const ID = 0x80;
 const SIGN_MPK = 0x81;

@@ -9,6 +9,7 @@ export interface Signer {
   readonly suite: SuiteName;
   /** Encoding of the matching public key (RSA: SPKI DER; SM9: identity with master public key). */
   readonly publicKey: Uint8Array;
+  /** Signature of `message` in the suite's scheme. */
   sign(message: Uint8Array): Uint8Array;
 }
 
@@ -20,6 +21,7 @@ export interface Decrypter {
   decapsulate(encapsulation: Uint8Array): Uint8Array;
 }
 
+/** A crypto suite (RSA or SM9): signature verification and key encapsulation with public keys. */
 export interface CryptoSuite {
   readonly name: SuiteName;
   readonly id: number;
@@ -29,6 +31,15 @@ export interface CryptoSuite {
   encapsulate(publicKey: Uint8Array): { key: Uint8Array; encapsulation: Uint8Array };
   /** Throws InvalidInputError when the encoding is not a usable public key of this suite. */
   checkPublicKey(publicKey: Uint8Array): void;
+}
+
+/** A suite and the loaders of its private keys from their encodings (card NVM, key stores). */
+export interface SuiteProvider {
+  suite: CryptoSuite;
+  /** Load a signing key from its private encoding. */
+  signer(privateKey: Uint8Array): Signer;
+  /** Load a decryption key from its private encoding. */
+  decrypter(privateKey: Uint8Array): Decrypter;
 }
 
 /** Key id: the first 8 bytes of SHA-256 over the public key encoding. */

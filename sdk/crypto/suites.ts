@@ -1,19 +1,11 @@
 // Suite registry: maps suite names/ids to implementations and loads private keys from their encodings.
-// The card stores private keys in its NVM in these encodings; hosts keep them encrypted (sdk/keystore.ts).
+// The card stores private keys in its NVM in these encodings; hosts keep them encrypted (sdk/roles/keystore.ts).
 
 import { InvalidInputError } from '../errors.js';
 import { SUITE, type SuiteName } from '../spec.js';
 import { RsaPrivateKey, rsaSuite } from './rsa.js';
-import type { CryptoSuite, Decrypter, Signer } from './suite.js';
+import type { CryptoSuite, SuiteProvider } from './suite.js';
 import { sm9Provider } from './sm9-suite.js';
-
-export interface SuiteProvider {
-  suite: CryptoSuite;
-  /** Load a signing key from its private encoding. */
-  signer(privateKey: Uint8Array): Signer;
-  /** Load a decryption key from its private encoding. */
-  decrypter(privateKey: Uint8Array): Decrypter;
-}
 
 const providers = new Map<SuiteName, SuiteProvider>();
 
@@ -24,9 +16,6 @@ providers.set('rsa', {
 });
 providers.set('sm9', sm9Provider);
 
-export function registerSuite(p: SuiteProvider): void {
-  providers.set(p.suite.name, p);
-}
 
 export function suiteProvider(nameOrId: SuiteName | number): SuiteProvider {
   const name = typeof nameOrId === 'number' ? (Object.keys(SUITE) as SuiteName[]).find((n) => SUITE[n] === nameOrId) : nameOrId;

@@ -6,8 +6,10 @@ import { hex, toBuffer } from '../bytes.js';
 import { CryptoError, InvalidInputError } from '../errors.js';
 import { RsaPrivateKey } from '../crypto/rsa.js';
 
+/** Which of a card's two key pairs a certificate certifies. */
 export type CardKeyUsage = 'encryption' | 'signature';
 
+/** What a card key certificate says, once checked. */
 export interface CertifiedCardKey {
   serial: Uint8Array;
   usage: CardKeyUsage;
@@ -30,9 +32,11 @@ function serialNumber(): string {
   return '01' + forge.util.bytesToHex(b).slice(2);
 }
 
+/** The operator's CA (RSA suite): certifies the keys cards generate, so that the authority seals tickets only to genuine cards. */
 export class CertificateAuthority {
   private readonly forgeKey: forge.pki.rsa.PrivateKey;
-  readonly certificate: forge.pki.Certificate;
+  // Private: forge types stay out of the package's declarations (consumers need no @types/node-forge).
+  private readonly certificate: forge.pki.Certificate;
 
   private constructor(readonly key: RsaPrivateKey, certificateDer: Uint8Array) {
     this.forgeKey = forge.pki.privateKeyFromPem(key.keyObject().export({ format: 'pem', type: 'pkcs8' }) as string) as forge.pki.rsa.PrivateKey;
@@ -59,6 +63,7 @@ export class CertificateAuthority {
     return new CertificateAuthority(key, forgeToDer(forge.pki.certificateToAsn1(cert)));
   }
 
+  /** A CA from its private key and certificate. */
   static load(key: RsaPrivateKey, certificateDer: Uint8Array): CertificateAuthority {
     const ca = new CertificateAuthority(key, certificateDer);
     const pub = ca.certificate.publicKey as forge.pki.rsa.PublicKey;
@@ -66,8 +71,14 @@ export class CertificateAuthority {
     return ca;
   }
 
+  /** The CA certificate, DER. */
   get certificateDer(): Uint8Array {
     return forgeToDer(forge.pki.certificateToAsn1(this.certificate));
+  }
+
+  /** Certify an API client's signing key (seller or terminal): CN is its client id, OU its role. */
+  certifyClientKey(clientId: string, role: ClientRole, publicKeySpki: Uint8Array, validityYears = 2): Uint8Array {
+    return issueClientCertificate(this.forgeKey, this.certificate, clientId, role, publicKeySpki, validityYears);
   }
 
   /** Certify a card public key (SPKI DER) for one usage; subject CN is the card serial in hex. */
@@ -97,6 +108,64 @@ export class CertificateAuthority {
     cert.sign(this.forgeKey, forge.md.sha256.create());
     return forgeToDer(forge.pki.certificateToAsn1(cert));
   }
+}
+
+export type ClientRole = 'seller' | 'terminal';
+const CLIENT_OU: Record<ClientRole, string> = { seller: 'eticket seller', terminal: 'eticket terminal' };
+
+export interface CertifiedClientKey {
+  clientId: string;
+  role: ClientRole;
+  publicKey: Uint8Array;
+  notAfter: Date;
+}
+
+function issueClientCertificate(forgeKey: forge.pki.rsa.PrivateKey, issuer: forge.pki.Certificate, clientId: string, role: ClientRole, publicKeySpki: Uint8Array, validityYears: number): Uint8Array {
+  let publicKey: forge.pki.PublicKey;
+  try {
+    publicKey = forge.pki.publicKeyFromAsn1(derToForge(publicKeySpki));
+  } catch (e) {
+    throw new InvalidInputError('client public key is not an RSA SubjectPublicKeyInfo', { cause: e });
+  }
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKey;
+  cert.serialNumber = serialNumber();
+  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notAfter = new Date(Date.now() + validityYears * 365 * 86400_000);
+  cert.setSubject([
+    { name: 'commonName', value: clientId },
+    { name: 'organizationalUnitName', value: CLIENT_OU[role] },
+  ]);
+  cert.setIssuer(issuer.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, critical: true },
+  ]);
+  cert.sign(forgeKey, forge.md.sha256.create());
+  return forgeToDer(forge.pki.certificateToAsn1(cert));
+}
+
+/** Check a client certificate: issued by the CA, valid now, for this role and client id. Throws CryptoError. */
+export function verifyClientCertificate(caCertificateDer: Uint8Array, certificateDer: Uint8Array, role: ClientRole, clientId: string, now = new Date()): CertifiedClientKey {
+  let ca: forge.pki.Certificate;
+  let cert: forge.pki.Certificate;
+  try {
+    ca = forge.pki.certificateFromAsn1(derToForge(caCertificateDer));
+    cert = forge.pki.certificateFromAsn1(derToForge(certificateDer));
+  } catch (e) {
+    throw new CryptoError('not an X.509 certificate', { cause: e });
+  }
+  let signed = false;
+  try {
+    signed = ca.verify(cert);
+  } catch {
+    signed = false;
+  }
+  if (!signed) throw new CryptoError('client certificate was not issued by the operator CA');
+  if (now < cert.validity.notBefore || now > cert.validity.notAfter) throw new CryptoError('client certificate is not valid now');
+  if (cert.subject.getField('OU')?.value !== CLIENT_OU[role]) throw new CryptoError(`certificate is not for a ${role}`);
+  if (cert.subject.getField('CN')?.value !== clientId) throw new CryptoError(`certificate names ${cert.subject.getField('CN')?.value}, not ${clientId}`);
+  return { clientId, role, publicKey: forgeToDer(forge.pki.publicKeyToAsn1(cert.publicKey)), notAfter: cert.validity.notAfter };
 }
 
 /**

@@ -2,11 +2,12 @@
 // container (scrypt → AES-256-GCM, JSON) whose parameters are checked against an allow-list before any work.
 
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { writeFileDurably } from '../durable-file.js';
 import { join } from 'node:path';
 import forge from 'node-forge';
 import { CryptoError, InvalidInputError } from '../errors.js';
-import { openPrivateFile, PRIVATE_DIR_MODE, tightenMode } from '../files.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, tightenMode } from '../files.js';
 import { RsaPrivateKey } from '../crypto/rsa.js';
 
 const FORMAT = 'eticket-secret/1';
@@ -181,7 +182,7 @@ export function checkLegacyRsaPem(pem: string, file = 'key file'): void {
 
 /**
  * A directory of encrypted private keys, `<name>.secret.json` each (RSA keys as PKCS#8 DER of kind
- * rsa-private-pkcs8). Writes are atomic (temp + rename); files are 0600 and the directory 0700, and an
+ * rsa-private-pkcs8). Writes are atomic and durable (sdk/durable-file.ts); files are 0600 and the directory 0700, and an
  * existing directory or key file that other users can read is tightened to that (InsecurePermissionsError
  * when it cannot be). Legacy `<name>.key` RSA files are read and rewritten in the container.
  */
@@ -198,15 +199,7 @@ export class KeyStore {
   private write(file: string, text: string): void {
     mkdirSync(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     this.secure(this.dir);
-    const path = join(this.dir, file);
-    const tmp = `${path}.tmp-${process.pid}`;
-    const fd = openPrivateFile(tmp, 'wx');
-    try {
-      writeSync(fd, text);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
+    writeFileDurably(join(this.dir, file), text, { mode: PRIVATE_FILE_MODE });
   }
 
   private read(file: string, name: string): string {
@@ -217,10 +210,12 @@ export class KeyStore {
     return readFileSync(path, 'utf8');
   }
 
+  /** Whether a key by that name is stored. */
   has(name: string): boolean {
     return existsSync(join(this.dir, `${name}.secret.json`)) || existsSync(join(this.dir, `${name}.key`));
   }
 
+  /** Store an RSA key as `<name>.secret.json` (PKCS#8 DER, kind rsa-private-pkcs8, in the scrypt container). */
   putRsa(name: string, key: RsaPrivateKey, passphrase: string): void {
     this.putBytes(name, RSA_PRIVATE_KIND, key.toPkcs8(), passphrase);
   }
@@ -249,6 +244,7 @@ export class KeyStore {
     this.write(`${name}.secret.json`, JSON.stringify(sealSecret(secret, passphrase, kind), null, 2) + '\n');
   }
 
+  /** Open `<name>.secret.json`; CryptoError on a wrong passphrase, InvalidInputError on another `kind`. */
   getBytes(name: string, passphrase: string, kind?: string): Uint8Array {
     const file = `${name}.secret.json`;
     let sealed: SealedSecret;

@@ -1,12 +1,13 @@
 // Gate mode sym receipts (apdu-spec §3.5): the session, command MAC and receipt MAC computations that
 // gates run at the tap and the operator's back office re-runs later from what the gate logged.
 
-import { constantTimeEqual, equal, fromHex, fromUtf8, hex, readUint } from '../bytes.js';
+import { equal, fromHex, hex } from '../bytes.js';
+import { checkUsageCommandMac, decodeUsageCommand, type DecodedUsageCommand } from '../commands/usage-command.js';
 import { CryptoError, InvalidInputError } from '../errors.js';
-import { checkSessionMac, diversify, masterKeyId, sessionKeys, sessionMac, SYM_CONTEXT, SYM_MAC_LENGTH, type SessionKeys } from '../crypto/symmetric.js';
-import { command, LIMITS, T } from '../spec.js';
-import { parseReceipt, receiptSignedBytes, type Receipt } from '../receipt.js';
-import { TlvMap, tlv } from '../tlv.js';
+import { diversify, masterKeyId, sessionKeys, type SessionKeys } from '../crypto/symmetric.js';
+import { checkReceiptMac, parseReceipt, type Receipt, type SymTransaction } from '../receipt.js';
+
+export type { SymTransaction };
 
 /** An operator's checking master key (AES-128): the patent's checking master key for key diversification. */
 export interface OperatorMasterKey {
@@ -14,26 +15,8 @@ export interface OperatorMasterKey {
   key: Uint8Array;
 }
 
-export type SymCommandName = 'WRITE USAGE' | 'DELETE';
-
-/**
- * What a sym gate keeps of one tap besides the B4 receipt. The card's receipt MAC is keyed by a session
- * key that only RT and RC recreate, and chained on a command MAC that only the command recreates.
- */
-export interface SymTransaction {
-  operator: string;
-  /** C1 of the VERIFY: names the master key (version) the gate used. */
-  keyId: Uint8Array;
-  /** RT, the gate's VERIFY challenge. */
-  terminalChallenge: Uint8Array;
-  /** RC, the card's session challenge (C7 of the VERIFY answer). */
-  cardChallenge: Uint8Array;
-  /** 8E of the VERIFY answer: the chain value the command MAC starts from. */
-  viewMac: Uint8Array;
-  command: SymCommandName;
-  /** The B6 object as the gate sent it, its MAC included. */
-  macedCommand: Uint8Array;
-}
+/** The commands a sym gate MACs. */
+export type SymCommandName = SymTransaction['command'];
 
 /** What a verified receipt proves the card accepted (the command fields as the gate sent them). */
 export interface VerifiedSymReceipt {
@@ -54,16 +37,6 @@ export function symSessionKeys(master: OperatorMasterKey, serial: Uint8Array, te
   return sessionKeys(diversify(master.key, serial, master.operator), terminalChallenge, cardChallenge);
 }
 
-/** MAC_c of a WRITE USAGE / DELETE P1=01, over the B6 fields before 8E, chained on the VERIFY answer's MAC. */
-export function symCommandMac(macKey: Uint8Array, viewMac: Uint8Array, name: SymCommandName, serial: Uint8Array, body: Uint8Array): Uint8Array {
-  return sessionMac(macKey, SYM_CONTEXT.COMMAND, viewMac, new Uint8Array([command(name).insByte]), serial, body);
-}
-
-/** MAC_r of a B4 receipt, chained on the command MAC it answers. */
-export function checkSymReceiptMac(macKey: Uint8Array, commandMac: Uint8Array, receipt: Receipt): boolean {
-  return receipt.mac !== undefined && checkSessionMac(macKey, receipt.mac, SYM_CONTEXT.RECEIPT, commandMac, receiptSignedBytes(receipt.encoded));
-}
-
 function failed(message: string): never {
   throw new CryptoError(`sym receipt does not verify: ${message}`);
 }
@@ -80,37 +53,31 @@ export function verifySymReceipt(master: OperatorMasterKey, serial: Uint8Array, 
   if (serial.length !== 8) throw new InvalidInputError('card serial must be 8 bytes');
   if (tx.operator !== master.operator) failed(`made for operator ${tx.operator}, this key is ${master.operator}'s`);
   if (!equal(masterKeyId(master.key, master.operator), tx.keyId)) failed(`made under master key ${hex(tx.keyId)}, not this one`);
-  let receipt: Receipt, body: Uint8Array, commandMac: Uint8Array, fields: TlvMap;
+  let receipt: Receipt, command: DecodedUsageCommand;
   try {
     receipt = parseReceipt(receiptEncoded);
-    const outer = TlvMap.parse(tx.macedCommand, { allowed: [T.MACED_COMMAND] });
-    const content = outer.require(T.MACED_COMMAND);
-    fields = TlvMap.parse(content, { allowed: [T.CARD_CHALLENGE, T.TID, T.COUNTER, T.USAGE_EVENT, T.GATE_ID, T.STATION, T.TIME, T.MAC] });
-    if (fields.items[fields.items.length - 1]?.tag !== T.MAC) throw new Error('the command does not end with its MAC');
-    commandMac = fields.bytes(T.MAC, SYM_MAC_LENGTH, SYM_MAC_LENGTH, 'command MAC');
-    body = content.subarray(0, content.length - tlv(T.MAC, commandMac).length);
+    command = decodeUsageCommand(tx.command, 'sym', tx.macedCommand);
   } catch (e) {
     failed(`malformed record (${(e as Error).message})`);
   }
+  const f = command.fields;
   if (!receipt.mac) failed('a signed (pki) receipt, not a MAC');
   if (!equal(receipt.cardSerial, serial)) failed(`receipt is from card ${hex(receipt.cardSerial)}, not ${hex(serial)}`);
-  if (tx.cardChallenge.length !== LIMITS.challengeLength || !equal(fields.require(T.CARD_CHALLENGE), tx.cardChallenge)) failed('the command does not carry the session\'s card challenge');
+  if (!equal(f.cardChallenge, tx.cardChallenge)) failed('the command does not carry the session\'s card challenge');
   const keys = symSessionKeys(master, serial, tx.terminalChallenge, tx.cardChallenge);
-  if (!constantTimeEqual(symCommandMac(keys.mac, tx.viewMac, tx.command, serial, body), commandMac)) failed('the logged command is not the one of this session');
-  if (!checkSymReceiptMac(keys.mac, commandMac, receipt)) failed('receipt MAC is wrong: not this card\'s answer to this command');
-  const tid = fromUtf8(fields.require(T.TID));
+  if (!checkUsageCommandMac(keys.mac, command.authenticator, tx.viewMac, tx.command, serial, command.body)) failed('the logged command is not the one of this session');
+  if (!checkReceiptMac(keys.mac, command.authenticator, receipt)) failed('receipt MAC is wrong: not this card\'s answer to this command');
   // The card MAC'd its receipt for this command, so a mismatch here would be a card bug, not a forgery; still refuse it.
-  if (receipt.tid !== tid) failed('receipt names another ticket than the command');
-  const event = fields.get(T.USAGE_EVENT);
+  if (receipt.tid !== f.tid) failed('receipt names another ticket than the command');
   return {
     receipt,
     command: tx.command,
-    tid,
-    commandCounter: readUint(fields.require(T.COUNTER)),
-    event: event && event[0],
-    gateId: fromUtf8(fields.require(T.GATE_ID)),
-    station: fromUtf8(fields.require(T.STATION)),
-    time: readUint(fields.require(T.TIME)),
+    tid: f.tid,
+    commandCounter: f.counter,
+    event: tx.command === 'DELETE' ? undefined : f.event,
+    gateId: f.gateId,
+    station: f.station,
+    time: f.time,
   };
 }
 
@@ -127,6 +94,7 @@ export function symTransactionToJson(tx: SymTransaction): Record<string, string>
   };
 }
 
+/** Read a SymTransaction from the JSON that symTransactionToJson wrote (a gate log). */
 export function symTransactionFromJson(json: Record<string, unknown>): SymTransaction {
   const str = (k: string): string => {
     const v = json[k];

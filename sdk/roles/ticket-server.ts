@@ -1,15 +1,19 @@
 // The ticketing server (票務服務器): builds the ticket face TF_A with a TID unique per operator.
 // TIDs are "<operator>-<YYYYMMDD>-<counter>" unless the caller brings its own (checked for reuse).
 
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileDurably } from '../durable-file.js';
 import { InvalidInputError } from '../errors.js';
 import { formatServiceDate, parseServiceDate } from '../fields.js';
 import { encodeTicketFace, type TicketFace } from '../ticket.js';
 
 /** Remembers issued TIDs so that none is issued twice. */
 export interface TidLedger {
+  /** Whether the TID was issued. */
   has(tid: string): boolean;
+  /** Record an issued TID. */
   add(tid: string): void;
+  /** The next serial number for generated TIDs. */
   next(): number;
 }
 
@@ -49,9 +53,7 @@ export class FileLedger implements TidLedger {
     return this.data.counter;
   }
   private save() {
-    const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.data));
-    renameSync(tmp, this.path);
+    writeFileDurably(this.path, JSON.stringify(this.data));
   }
 }
 
@@ -64,6 +66,7 @@ export type TicketRequest = Omit<TicketFace, 'version' | 'operator' | 'tid' | 'i
   issuedAt?: number;
 };
 
+/** The ticketing server (票務服務器): builds ticket faces TF_A with a unique TID and default validity. */
 export class TicketServer {
   constructor(readonly operator: string, private readonly ledger: TidLedger = new MemoryLedger(), private readonly clock = () => Math.floor(Date.now() / 1000)) {
     if (!/^[A-Za-z0-9_.-]{1,16}$/.test(operator)) throw new InvalidInputError(`operator code "${operator}" must be 1-16 of A-Z a-z 0-9 _ . -`);

@@ -1,10 +1,10 @@
-// Whether tests can use the real PC/SC stack (pcsclite built, pcscd running with vpcd), and a lock so test
-// files that put cards into vpcd's readers take turns: one card per port, and vitest runs files in parallel.
+// Whether tests can use the real PC/SC stack (pcsclite built, pcscd running with vpcd), and the lock (in
+// testing/vpcd-lock.ts, which the PC/SC benchmark takes too) so files that put cards into vpcd take turns.
 
-import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+
+export { lockVpcd } from '../../testing/vpcd-lock.js';
 
 export const VPCD_READER_0 = 'Virtual PCD 00 00';
 export const VPCD_READER_1 = 'Virtual PCD 00 01';
@@ -59,55 +59,11 @@ export async function waitUntil<T>(probe: () => T | Promise<T>, timeoutMs: numbe
   }
 }
 
-const LOCK = join(tmpdir(), 'eticket-vpcd.lock');
-
-function lockHolderAlive(): boolean {
-  try {
-    const pid = Number(readFileSync(LOCK, 'utf8'));
-    if (!pid) return false;
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: alive but not ours to signal.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
- * How long a test file may wait for the readers. vitest runs files in parallel and the PC/SC files hold the
- * lock one after another for a few minutes in all (the vectors alone about a minute on a loaded machine).
+ * How long a test file may wait for the readers (lockVpcd's own default): vitest runs files in parallel and the
+ * PC/SC files hold the lock one after another for minutes in all on a loaded machine.
  */
-export const VPCD_LOCK_WAIT_MS = 600_000;
+export const VPCD_LOCK_WAIT_MS = 840_000;
 /** Timeout for a beforeAll that takes the lock: the wait, plus a minute for its own work. */
 export const VPCD_LOCK_HOOK_MS = VPCD_LOCK_WAIT_MS + 60_000;
-
-/** Take the vpcd readers for this test file (cross-process); returns the release function. */
-export async function lockVpcd(timeoutMs = VPCD_LOCK_WAIT_MS): Promise<() => void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const fd = openSync(LOCK, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => {
-        try {
-          if (readFileSync(LOCK, 'utf8') === String(process.pid)) unlinkSync(LOCK);
-        } catch {
-          // Already gone.
-        }
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      if (!lockHolderAlive()) {
-        try {
-          unlinkSync(LOCK);
-        } catch {
-          // Someone else cleared it first.
-        }
-        continue;
-      }
-      if (Date.now() > deadline) throw new Error(`vpcd readers still locked by another test process after ${timeoutMs} ms (${LOCK})`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}

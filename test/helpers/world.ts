@@ -2,7 +2,7 @@
 // and helpers that assert a refused command left the card's NVM image byte-identical.
 
 import { expect } from 'vitest';
-import { World, suiteWorldBuilders } from '../../host/cli/world.js';
+import { World, suiteWorldBuilders } from '../../testing/world.js';
 import { CardStatusError } from '../../sdk/errors.js';
 import { SW } from '../../sdk/spec.js';
 import type { SuiteName } from '../../sdk/spec.js';

@@ -1,19 +1,15 @@
-// Benchmark of the SM9 operations (median and p99 wall time per call, warm caches), for
+// Benchmark of the raw SM9 operations (median and p99 wall time per call, warm caches), for
 // `npm run bench`; keys are fixed so per-key precomputation is paid once, outside the timings.
 
 import {
   decapsulate, decrypt, encapsulate, encrypt, extractEncPrivateKey, extractSignPrivateKey,
   generateEncMasterKey, generateSignMasterKey, pairing, sign, verify,
-} from './index.js';
-import { g1FromBytes, g2FromBytes } from './curves.js';
-import { pair, prepareG2 } from './pairing.js';
+} from '../sdk/crypto/sm9/index.js';
+import { g1FromBytes, g2FromBytes } from '../sdk/crypto/sm9/curves.js';
+import { pair, prepareG2 } from '../sdk/crypto/sm9/pairing.js';
+import { latency, type Latency } from './stats.js';
 
-export interface BenchFigure {
-  medianMs: number;
-  p99Ms: number;
-}
-
-function measure(iterations: number, fn: () => unknown): BenchFigure {
+function measure(iterations: number, fn: () => unknown): Latency {
   fn(); // warm caches and JIT
   const times: number[] = [];
   for (let i = 0; i < iterations; i++) {
@@ -21,12 +17,10 @@ function measure(iterations: number, fn: () => unknown): BenchFigure {
     fn();
     times.push(performance.now() - t0);
   }
-  times.sort((a, b) => a - b);
-  const at = (q: number) => times[Math.min(times.length - 1, Math.ceil(q * times.length) - 1)]!;
-  return { medianMs: at(0.5), p99Ms: at(0.99) };
+  return latency(times);
 }
 
-export async function benchSm9(iterations: number): Promise<Record<string, BenchFigure>> {
+export async function benchSm9(iterations: number): Promise<Record<string, Latency>> {
   const n = Math.max(1, Math.floor(iterations));
   const id = new TextEncoder().encode('gate-0042@metro.example');
   const msg = new TextEncoder().encode('ticket 0001 valid 2025-01-01..2025-12-31 zone A');
@@ -39,7 +33,7 @@ export async function benchSm9(iterations: number): Promise<Record<string, Bench
   const { encapsulation } = encapsulate(em.publicKey, id, 32);
   const P1 = ds; // any G1 point
   const Q = sm.publicKey; // any G2 point
-  const out: Record<string, BenchFigure> = {};
+  const out: Record<string, Latency> = {};
   out.sign = measure(n, () => sign(ds, sm.publicKey, msg));
   out.verify = measure(n, () => {
     if (!verify(sm.publicKey, id, msg, sig)) throw new Error('bench: verify failed');

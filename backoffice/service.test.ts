@@ -1,0 +1,173 @@
+// The back office end to end on both engines and both suites: issue (sealed before LOAD, the same request
+// never issued twice), two key rotations, then a bill, a pki receipt and a sym receipt verify against the key
+// history with the key that made them; tampered ones fail with their reason; TF_V keeps the root key.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hex } from '../sdk/bytes.js';
+import { CryptoError } from '../sdk/errors.js';
+import { RsaPrivateKey } from '../sdk/crypto/rsa.js';
+import { keyId, type Signer } from '../sdk/crypto/suite.js';
+import { decodeBill } from '../sdk/roles/bill.js';
+import { decodeKeyCertificate } from '../sdk/roles/key-certificate.js';
+import { KeyGenerationCentre } from '../sdk/roles/kgc.js';
+import type { SuiteName } from '../sdk/spec.js';
+import { World } from '../testing/world.js';
+import { ENGINES } from '../test/helpers/stores.js';
+import { arbitrate, parseEvidence, type ArbitrationContext } from './arbitration.js';
+import { Backoffice, billOf, TFV_SIGNED_BY, type KeyCustody } from './service.js';
+import { StoreConflictError, type Store } from './store/store.js';
+
+const cases = ENGINES.flatMap((e) => (['rsa', 'sm9'] as SuiteName[]).map((suite) => ({ ...e, suite })));
+
+describe.each(cases)('back office on $engine, suite $suite', ({ suite, skip, open }) => {
+  let store: Store;
+  let dispose: () => Promise<void>;
+  let world: World;
+  let bo: Backoffice;
+  let now = 1_900_000_000;
+  const rotated = new Map<string, Signer>();
+
+  beforeAll(async () => {
+    if (skip) return;
+    ({ store, dispose } = await open());
+    world = World.create(suite, 'CR');
+    world.now = now;
+    const custody: KeyCustody = {
+      operator: 'CR',
+      suite,
+      rootPublicKey: world.keys.authorityKey.publicKey,
+      root: () => world.keys.authorityKey,
+      signing: (r) => rotated.get(r.keyName)!,
+      cardTrust: world.keys.cardTrust,
+      masterKeys: () => [world.masterKey],
+    };
+    bo = new Backoffice(store, custody, () => now);
+  });
+  afterAll(async () => {
+    await dispose?.();
+  });
+
+  function newSigningKey(n: number): { signer: Signer; keyName: string; identity?: string } {
+    if (suite === 'rsa') return { signer: RsaPrivateKey.generate(2048), keyName: `authority-${n}` };
+    const identity = `eticket:authority:CR:${n}`;
+    return { signer: (world.keys.kgc as KeyGenerationCentre).signer(identity), keyName: `authority-${n}`, identity };
+  }
+
+  async function context(): Promise<ArbitrationContext> {
+    return { history: await store.authorityKeys('CR'), cardTrust: world.keys.cardTrust, masterKeys: [world.masterKey], card: (s) => store.card(s) };
+  }
+
+  it.skipIf(skip)('issues before LOAD, loads, and gives the same ticket back for the same request key', async () => {
+    const { session, issuing, credentials } = await world.newCard();
+    const request = { serviceDate: '2030-04-01', train: 'G1', fare: 55300, currency: 'CNY' };
+    const first = await bo.issue({ request, card: credentials, requestKey: 'line-2' });
+    expect(first.status).toBe('new');
+    expect(first.ticket.status).toBe('sealed');
+    expect((await store.pendingFor(hex(credentials.serial))).map((t) => t.tid)).toEqual([first.ticket.tid]);
+    const again = await bo.issue({ request, card: credentials, requestKey: 'line-2' });
+    expect(again).toMatchObject({ status: 'existing', ticket: { tid: first.ticket.tid } });
+    expect(again.ticket.sealed).toEqual(first.ticket.sealed);
+    const loaded = await issuing.load(first.ticket.sealed);
+    await bo.markLoaded(loaded.tid, loaded.sequenceNumber);
+    expect(await store.ticket('CR', first.ticket.tid)).toMatchObject({ status: 'loaded', sequenceNumber: loaded.sequenceNumber });
+    const bill = billOf(first.bill!);
+    expect(bill).toMatchObject({ kind: 'sale', tid: first.ticket.tid, price: 55300, currency: 'CNY', seller: '(operator)', keyId: hex(keyId(world.keys.authorityKey.publicKey)) });
+    // The TID stays with its card: another card asking for it explicitly is refused.
+    const other = await world.newCard();
+    await expect(bo.issue({ request: { ...request, tid: first.ticket.tid }, card: other.credentials })).rejects.toThrow(StoreConflictError);
+    await session.close();
+  });
+
+  it.skipIf(skip)('after two rotations a bill from each key, a pki receipt and a sym receipt verify; tampered ones fail with the reason', async () => {
+    const { session, issuing, credentials } = await world.newCard();
+    const issueOne = async (tid: string) => {
+      const o = await bo.issue({ request: { tid, serviceDate: '2030-04-02', train: 'D5', fare: 100, currency: 'CNY' }, card: credentials });
+      await issuing.load(o.ticket.sealed);
+      await bo.markLoaded(tid);
+      return o;
+    };
+    const byRoot = await issueOne('CR-R0');
+    now += 60;
+    const k1 = newSigningKey(1);
+    rotated.set(k1.keyName, k1.signer);
+    const rec1 = await bo.rotate(k1, { validDays: 30 });
+    now += 60;
+    const byK1 = await issueOne('CR-R1');
+    now += 60;
+    const k2 = newSigningKey(2);
+    rotated.set(k2.keyName, k2.signer);
+    const rec2 = await bo.rotate(k2, { validDays: 30 });
+    now += 60;
+    const byK2 = await issueOne('CR-R2');
+    expect([byRoot, byK1, byK2].map((o) => billOf(o.bill!).keyId)).toEqual([hex(keyId(world.keys.authorityKey.publicKey)), rec1.keyId, rec2.keyId]);
+    expect(decodeKeyCertificate(rec2.certificate!).scopes).toEqual(['CR']);
+    expect((await store.authorityKey(rec1.keyId))!.retiredAt).toBeInstanceOf(Date);
+    // TF_V is still signed with the key cards hold.
+    expect(TFV_SIGNED_BY).toBe('root');
+    expect(byK2.ticket.keyId).toBe(hex(keyId(world.keys.authorityKey.publicKey)));
+
+    // Receipts: pki (card signature) and sym (MAC through the master key).
+    world.now = now;
+    const pkiGate = world.checkingTerminal(session);
+    const v = await pkiGate.verifyTicket({ tid: 'CR-R1' }, { verificationCode: false });
+    const pkiReceipt = await pkiGate.recordUsage(v, 'ENTRY');
+    await bo.recordReceipt({ encoded: pkiReceipt.encoded }, 'test-gate');
+    const symGate = world.checkingTerminal(session, { mode: 'sym' });
+    const sv = await symGate.verifyTicket({ tid: 'CR-R2' }, { verificationCode: false });
+    const symReceipt = await symGate.recordUsage(sv, 'ENTRY');
+    await bo.recordReceipt({ encoded: symReceipt.encoded, transaction: symReceipt.sym }, 'test-gate');
+    expect(await store.receipts('CR', 'CR-R2')).toMatchObject([{ mode: 'sym', kind: 'usage', counter: 1 }]);
+
+    const ctx = await context();
+    for (const [o, key] of [[byRoot, 'root'], [byK1, 'signing'], [byK2, 'signing']] as const) {
+      const verdict = await arbitrate(parseEvidence(o.bill!.document), ctx);
+      expect(verdict, o.ticket.tid).toMatchObject({ ok: true, kind: 'bill', validAtTime: true, signer: { role: key, keyId: billOf(o.bill!).keyId } });
+    }
+    const pkiVerdict = await arbitrate(parseEvidence(JSON.stringify({ receipt: hex(pkiReceipt.encoded) })), ctx);
+    expect(pkiVerdict).toMatchObject({ ok: true, kind: 'receipt', signer: { role: 'card', subject: hex(credentials.serial) }, subject: { tid: 'CR-R1', counter: 1 } });
+    const symJson = JSON.stringify({ receipt: hex(symReceipt.encoded), transaction: (await store.receipts('CR', 'CR-R2'))[0].transaction });
+    expect(await arbitrate(parseEvidence(symJson), ctx)).toMatchObject({ ok: true, kind: 'receipt', signer: { role: 'master', subject: 'CR' }, subject: { tid: 'CR-R2', mode: 'sym' } });
+    const ticketVerdict = await arbitrate({ kind: 'ticket', face: byK1.ticket.face, verificationCode: byK1.ticket.verificationCode }, ctx);
+    expect(ticketVerdict).toMatchObject({ ok: true, kind: 'ticket', signer: { role: 'root' } });
+
+    // Tampered: the price of a bill, one byte of each receipt, the face of a ticket.
+    const bill = decodeBill(byK1.bill!.document);
+    expect(await arbitrate({ kind: 'bill', bill: { ...bill, price: 1 } }, ctx)).toMatchObject({ ok: false, reason: expect.stringMatching(/bill signature does not verify with key .*forged or altered/) });
+    const badPki = pkiReceipt.encoded.slice();
+    badPki[badPki.length - 5] ^= 1;
+    expect(await arbitrate({ kind: 'receipt', encoded: badPki }, ctx)).toMatchObject({ ok: false, reason: expect.stringMatching(/receipt signature does not verify/) });
+    const badSym = symReceipt.encoded.slice();
+    badSym[8] ^= 1;
+    expect(await arbitrate({ kind: 'receipt', encoded: badSym, transaction: symReceipt.sym }, ctx)).toMatchObject({ ok: false, reason: expect.stringMatching(/sym receipt does not verify/) });
+    const badFace = byK1.ticket.face.slice();
+    badFace[badFace.length - 1] ^= 1;
+    expect(await arbitrate({ kind: 'ticket', face: badFace, verificationCode: byK1.ticket.verificationCode }, ctx)).toMatchObject({ ok: false, reason: expect.stringMatching(/TF_V does not verify/) });
+    // A bill claiming a time after its key was retired is not valid at that time.
+    const late = { ...bill, time: now + 10 };
+    const lateVerdict = await arbitrate({ kind: 'bill', bill: late }, ctx);
+    expect(lateVerdict.ok).toBe(false);
+    // The tampered receipt is refused by the store too.
+    await expect(bo.recordReceipt({ encoded: badPki }, 'test')).rejects.toThrow(CryptoError);
+    await session.close();
+  });
+
+  it.skipIf(skip)('cancelling: a sealed ticket directly, a loaded one only with its deletion receipt; each gets one refund bill', async () => {
+    const { session, issuing, credentials } = await world.newCard();
+    const sealedOnly = await bo.issue({ request: { serviceDate: '2030-04-03', fare: 700, currency: 'CNY' }, card: credentials });
+    const c1 = await bo.cancel(sealedOnly.ticket.tid, { source: 'test' });
+    expect(c1).toMatchObject({ alreadyClosed: false, ticket: { status: 'cancelled' }, refund: { kind: 'refund', price: 700 } });
+    expect(await bo.cancel(sealedOnly.ticket.tid, { source: 'test' })).toMatchObject({ alreadyClosed: true, refund: { billId: c1.refund!.billId } });
+
+    const loaded = await bo.issue({ request: { serviceDate: '2030-04-03', fare: 800, currency: 'CNY' }, card: credentials });
+    await issuing.load(loaded.ticket.sealed);
+    await bo.markLoaded(loaded.ticket.tid);
+    await expect(bo.cancel(loaded.ticket.tid, { source: 'test' })).rejects.toThrow(/deletion receipt/);
+    world.now = now;
+    const gate = world.checkingTerminal(session);
+    const deletion = await gate.deleteTicket(await gate.verifyTicket({ tid: loaded.ticket.tid }, { verificationCode: false }));
+    const c2 = await bo.cancel(loaded.ticket.tid, { source: 'test', deletion: { encoded: deletion.encoded } });
+    expect(c2).toMatchObject({ ticket: { status: 'deleted' }, refund: { kind: 'refund', price: 800 } });
+    expect(await store.receipts('CR', loaded.ticket.tid)).toMatchObject([{ kind: 'deletion', mode: 'pki' }]);
+    await session.close();
+  });
+});

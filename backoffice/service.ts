@@ -1,0 +1,380 @@
+// The back office's operations over its store: issue (TID, TF_V, seal, bill, all in one transaction before any
+// LOAD), book seats, cancel and refund, record receipts, rotate the authority's signing key. The CLI calls
+// them in process; `eticket serve` exposes them over HTTP. Depends on sdk/ only.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { equal, hex } from '../sdk/bytes.js';
+import { CryptoError, InvalidInputError } from '../sdk/errors.js';
+import { formatServiceDate } from '../sdk/fields.js';
+import { keyId, type Signer } from '../sdk/crypto/suite.js';
+import { AuthenticationServer } from '../sdk/roles/authority.js';
+import { faceDigest, signBill, type Bill, type BillItem } from '../sdk/roles/bill.js';
+import { signKeyCertificate } from '../sdk/roles/key-certificate.js';
+import { TicketServer, type TicketRequest } from '../sdk/roles/ticket-server.js';
+import type { CardCredentials, CardTrust } from '../sdk/roles/trust.js';
+import type { OperatorMasterKey } from '../sdk/roles/sym-receipts.js';
+import type { SuiteName } from '../sdk/spec.js';
+import { decodeTicketFace, type TicketFace } from '../sdk/ticket.js';
+import { checkReceipt, type CheckedReceipt, type ReceiptEvidence } from './arbitration.js';
+import type { Queryable } from './store/database.js';
+import { NotFoundError, StoreConflictError, type AuthorityKeyRecord, type BillRecord, type SeatTaken, type Store, type TicketRecord } from './store/store.js';
+
+/**
+ * Which key signs TF_V. Cards hold only the root key until the card protocol accepts certified keys
+ * (TF_V carrying the A4); then this becomes 'current' and tickets are signed like bills.
+ */
+export const TFV_SIGNED_BY: 'root' | 'current' = 'root';
+
+/** Where the back office gets its private keys: the working directory's key store, opened with the passphrase. */
+export interface KeyCustody {
+  readonly operator: string;
+  readonly suite: SuiteName;
+  /** Public half of the root key (no passphrase needed to read it). */
+  readonly rootPublicKey: Uint8Array;
+  /** The authority's root key: key 1 as cards hold it (PUT KEY P1=01). */
+  root(): Signer;
+  /** The private half of a stored signing key (by its key store name). */
+  signing(record: AuthorityKeyRecord): Signer;
+  /** How card keys are traced to the trust root (CA or KGC). */
+  readonly cardTrust: CardTrust;
+  /** Checking master keys (gate mode sym), to re-check MAC receipts. */
+  masterKeys(): OperatorMasterKey[];
+}
+
+export interface IssueInput {
+  request: TicketRequest;
+  card: CardCredentials;
+  sellerId?: string;
+  /** Fingerprint of the batch line or API request: the same key gets the same ticket back, never a second one. */
+  requestKey?: string;
+  /** Take a seat of this service and class (the face gets train, route, coach, seat, class, fare from it). */
+  booking?: { serviceId: number; class: string };
+  /** Rebooking: the ticket this one replaces (closed in the same transaction). */
+  replaces?: string;
+}
+
+export interface IssueOutcome {
+  /** 'new': issued now; 'existing': the request (key or TID) was issued before, here it is again. */
+  status: 'new' | 'existing';
+  ticket: TicketRecord;
+  face: TicketFace;
+  bill?: BillRecord;
+  seat?: SeatTaken;
+}
+
+/** A bill's JSON, parsed. */
+export function billOf(r: BillRecord): Bill {
+  return JSON.parse(r.document) as Bill;
+}
+
+function tidFor(operator: string, serviceDate: number, n: number): string {
+  return `${operator}-${serviceDate}-${String(n).padStart(6, '0')}`;
+}
+
+/**
+ * Card trust with the chain check remembered per card and certificate for a few minutes: a batch seals many
+ * tickets to one card, and node-forge's certificate check costs milliseconds each time.
+ */
+class CachedCardTrust implements CardTrust {
+  private readonly cache = new Map<string, { key: Uint8Array; until: number }>();
+  readonly suite: CardTrust['suite'];
+  readonly needsSigningCertificate: boolean;
+
+  constructor(private readonly inner: CardTrust, private readonly ttlMs = 300_000) {
+    this.suite = inner.suite;
+    this.needsSigningCertificate = inner.needsSigningCertificate;
+  }
+
+  private cached(kind: string, card: CardCredentials, cert: Uint8Array | undefined, check: () => Uint8Array): Uint8Array {
+    const k = `${kind}:${hex(card.serial)}:${card.identity ?? ''}:${cert ? createHash('sha256').update(cert).digest('hex') : ''}`;
+    const hit = this.cache.get(k);
+    if (hit && hit.until > Date.now()) return hit.key;
+    const key = check();
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(k, { key, until: Date.now() + this.ttlMs });
+    return key;
+  }
+
+  encryptionKey(card: CardCredentials): Uint8Array {
+    return this.cached('enc', card, card.encryptionCertificate, () => this.inner.encryptionKey(card));
+  }
+
+  signingKey(card: CardCredentials): Uint8Array {
+    return this.cached('sig', card, card.signingCertificate, () => this.inner.signingKey(card));
+  }
+}
+
+export class Backoffice {
+  private readonly signers = new Map<string, Signer>();
+  private rootRecord?: AuthorityKeyRecord;
+  private readonly cardTrust: CardTrust;
+
+  constructor(
+    readonly store: Store,
+    readonly keys: KeyCustody,
+    private readonly clock: () => number = () => Math.floor(Date.now() / 1000),
+  ) {
+    this.cardTrust = new CachedCardTrust(keys.cardTrust);
+  }
+
+  get operator(): string {
+    return this.keys.operator;
+  }
+
+  /** Record the root key in the key history (first open of a store, or an old working directory). */
+  async ensureRootKey(createdAt = new Date()): Promise<AuthorityKeyRecord> {
+    if (this.rootRecord) return this.rootRecord;
+    const pub = this.keys.rootPublicKey;
+    const id = hex(keyId(pub));
+    let rec = await this.store.authorityKey(id);
+    if (!rec) {
+      await this.store.addAuthorityKey({ keyId: id, operator: this.operator, suite: this.keys.suite, role: 'root', publicKey: pub, keyName: 'authority', validFrom: createdAt });
+      rec = (await this.store.authorityKey(id))!;
+    }
+    if (rec.role !== 'root' || !equal(rec.publicKey, pub)) throw new CryptoError(`key ${id} in the store is not this working directory's root key`);
+    this.rootRecord = rec;
+    return rec;
+  }
+
+  private signerFor(rec: AuthorityKeyRecord): Signer {
+    let s = this.signers.get(rec.keyId);
+    if (!s) {
+      s = rec.role === 'root' && equal(rec.publicKey, this.keys.rootPublicKey) ? this.keys.root() : this.keys.signing(rec);
+      if (!equal(s.publicKey, rec.publicKey)) throw new CryptoError(`the key store's ${rec.keyName} is not key ${rec.keyId}`);
+      this.signers.set(rec.keyId, s);
+    }
+    return s;
+  }
+
+  /** The key bills are signed with now (the current certified signing key, else the root key). */
+  async currentSigner(q?: Queryable): Promise<{ record: AuthorityKeyRecord; signer: Signer }> {
+    await this.ensureRootKey();
+    const record = (await this.store.currentSigningKey(this.operator, q))!;
+    return { record, signer: this.signerFor(record) };
+  }
+
+  private async tfvAuthority(q: Queryable): Promise<{ record: AuthorityKeyRecord; authority: AuthenticationServer }> {
+    const root = await this.ensureRootKey();
+    const { record, signer } = TFV_SIGNED_BY === 'root' ? { record: root, signer: this.signerFor(root) } : await this.currentSigner(q);
+    return { record, authority: new AuthenticationServer(signer, this.cardTrust) };
+  }
+
+  /**
+   * Issue one ticket: TID, TF_A, TF_V, the first ciphertext and the bill, recorded in one transaction before
+   * anything reaches a card. A request key or TID seen before gives the stored ticket back (status 'existing'):
+   * a re-run after a crash loads what was sealed, and never issues a second TID for the same line.
+   */
+  async issue(input: IssueInput): Promise<IssueOutcome> {
+    const serial = hex(input.card.serial);
+    if (input.card.suite !== this.keys.suite) throw new InvalidInputError(`card ${serial} is ${input.card.suite}, this back office is ${this.keys.suite}`);
+    // Checked before the transaction: a card that cannot be traced to the trust root gets nothing.
+    this.cardTrust.encryptionKey(input.card);
+    await this.ensureRootKey();
+    return this.store.transaction(async (tx) => {
+      const op = this.operator;
+      if (input.requestKey) {
+        const tid = await this.store.tidForRequest(op, input.requestKey, tx);
+        if (tid) {
+          const existing = await this.existing(tid, serial, tx);
+          if (existing) return existing;
+        }
+      }
+      if (input.request.tid) {
+        const existing = await this.existing(input.request.tid, serial, tx);
+        if (existing) return existing;
+      }
+      await this.store.recordCard({ serial, suite: input.card.suite, encryptionCertificate: input.card.encryptionCertificate, signingCertificate: input.card.signingCertificate, identity: input.card.identity }, tx);
+      // Validate the request (and learn its service date) before a TID is spent; the TID itself comes from the store.
+      const server = () => new TicketServer(op, undefined, this.clock);
+      const probe = server().createTicket({ ...input.request, tid: input.request.tid ?? `${op}-probe` });
+      let tid = input.request.tid;
+      if (tid) {
+        if (!(await this.store.claimTid(op, tid, serial, input.requestKey, tx))) {
+          const row = await this.store.tidRow(op, tid, tx);
+          throw new StoreConflictError(`TID ${tid} was already issued${row?.cardSerial ? ` to card ${row.cardSerial}` : ''}: give this ticket a new tid`, 'tid_taken');
+        }
+      } else {
+        do tid = tidFor(op, probe.serviceDate, await this.store.nextTidNumber(op, tx));
+        while (!(await this.store.claimTid(op, tid, serial, input.requestKey, tx)));
+      }
+      let request: TicketRequest = { ...input.request, tid };
+      let seat: SeatTaken | undefined;
+      if (input.booking) {
+        const svc = await this.store.service(input.booking.serviceId, tx);
+        if (!svc || svc.operator !== op) throw new NotFoundError(`no service ${input.booking.serviceId}`);
+        seat = await this.store.takeSeat(svc.serviceId, input.booking.class, op, tid, tx);
+        request = { ...request, serviceDate: svc.serviceDate, train: svc.code, origin: svc.origin ?? request.origin, destination: svc.destination ?? request.destination, departure: svc.departure ?? request.departure, kind: svc.kind ?? request.kind, coach: seat.coach, seat: seat.seat, travelClass: seat.class, fare: seat.price, currency: seat.currency };
+      }
+      const face = server().createTicket(request);
+      const { record, authority } = await this.tfvAuthority(tx);
+      const signed = authority.sign(face);
+      const sealed = authority.seal(signed, input.card);
+      const ticket = await this.store.insertTicket(
+        {
+          operator: op,
+          tid,
+          cardSerial: serial,
+          sellerId: input.sellerId,
+          keyId: record.keyId,
+          face: signed.faceEncoded,
+          verificationCode: signed.verificationCodeEncoded,
+          sealed,
+          serviceDate: face.serviceDate,
+          fare: face.fare,
+          currency: face.currency,
+          issuedAt: new Date(face.issuedAt * 1000),
+          serviceId: seat?.serviceId,
+          travelClass: seat?.class,
+          coach: seat?.coach,
+          seat: seat?.seat,
+        },
+        tx,
+      );
+      if (!ticket) throw new StoreConflictError(`TID ${tid} is held by another ticket`, 'tid_taken');
+      if (input.replaces) {
+        if (!(await this.store.closeTicket(op, input.replaces, 'deleted', tid, tx))) {
+          const old = await this.store.ticket(op, input.replaces, tx);
+          if (old && old.status !== 'deleted') throw new StoreConflictError(`ticket ${input.replaces} is ${old.status}: it cannot be replaced`, 'not_replaceable');
+          if (old) await this.store.setReplacedBy(op, input.replaces, tid, tx);
+        }
+        // The old sale is refunded and the new one billed: revenue per seller counts the ticket once.
+        const old = await this.store.ticket(op, input.replaces, tx);
+        const oldBills = old ? await this.store.bills(op, input.replaces, tx) : [];
+        if (old && oldBills.some((b) => b.kind === 'sale') && !oldBills.some((b) => b.kind === 'refund')) await this.bill('refund', old, decodeTicketFace(old.face), old.sellerId, tx);
+      }
+      const bill = await this.bill('sale', ticket, face, input.sellerId, tx);
+      return { status: 'new' as const, ticket, face, bill, seat };
+    });
+  }
+
+  /** The stored ticket for `tid` when it may be handed out again to `serial`; undefined when it must be issued. */
+  private async existing(tid: string, serial: string, tx: Queryable): Promise<IssueOutcome | undefined> {
+    const t = await this.store.ticket(this.operator, tid, tx);
+    if (!t || t.status === 'cancelled') return undefined;
+    if (t.cardSerial !== serial) throw new StoreConflictError(`TID ${tid} was already issued to card ${t.cardSerial}: give this ticket a new tid`, 'tid_taken');
+    const bills = await this.store.bills(this.operator, tid, tx);
+    return { status: 'existing', ticket: t, face: decodeTicketFace(t.face), bill: bills.find((b) => b.kind === 'sale') };
+  }
+
+  private async bill(kind: 'sale' | 'refund', t: TicketRecord, face: TicketFace, sellerId: string | undefined, q: Queryable): Promise<BillRecord> {
+    const { record, signer } = await this.currentSigner(q);
+    const item: BillItem = { serviceDate: formatServiceDate(face.serviceDate) };
+    if (face.train) item.service = face.train;
+    if (face.origin) item.origin = face.origin;
+    if (face.destination) item.destination = face.destination;
+    if (face.travelClass) item.class = face.travelClass;
+    if (face.coach) item.coach = face.coach;
+    if (face.seat) item.seat = face.seat;
+    const time = this.clock();
+    const { bill, document } = signBill(signer, {
+      billId: hex(new Uint8Array(randomBytes(16))),
+      kind,
+      operator: t.operator,
+      tid: t.tid,
+      faceDigest: faceDigest(t.face),
+      card: t.cardSerial,
+      seller: sellerId ?? '(operator)',
+      price: face.fare ?? 0,
+      currency: face.currency ?? 'XXX',
+      time,
+      item,
+    });
+    const rec: BillRecord = { billId: bill.billId, operator: t.operator, tid: t.tid, kind, sellerId, cardSerial: t.cardSerial, price: bill.price, currency: bill.currency, soldAt: new Date(time * 1000), keyId: record.keyId, document };
+    await this.store.insertBill(rec, q);
+    return rec;
+  }
+
+  /** The card took the ticket (LOAD answered, or ALREADY_EXISTS on a re-run). */
+  async markLoaded(tid: string, sequenceNumber?: number): Promise<boolean> {
+    return this.store.markLoaded(this.operator, tid, sequenceNumber);
+  }
+
+  /** The card refused the ticket for good (full): cancel it, free its seat, release its TID. */
+  async releaseUnloaded(tid: string): Promise<void> {
+    await this.store.releaseUnloaded(this.operator, tid);
+  }
+
+  /**
+   * Check a card receipt (pki: the card's signature; sym: the MAC through the master key and the logged
+   * transaction) and store it as received. Throws CryptoError when it does not verify.
+   */
+  async recordReceipt(evidence: ReceiptEvidence, source: string, q?: Queryable): Promise<CheckedReceipt> {
+    const checked = await checkReceipt(evidence, { cardTrust: this.cardTrust, masterKeys: this.keys.masterKeys(), card: (s) => this.store.card(s, q) });
+    await this.store.recordReceipt(
+      {
+        cardSerial: checked.cardSerial,
+        operator: checked.operator ?? this.operator,
+        tid: checked.tid,
+        kind: checked.deletion ? 'deletion' : 'usage',
+        event: checked.event,
+        counter: checked.counter,
+        mode: checked.mode,
+        encoded: evidence.encoded,
+        transaction: checked.transactionJson,
+        source,
+      },
+      q,
+    );
+    return checked;
+  }
+
+  /** A card deleted a ticket (CLI, gate, rebooking): store its verified deletion receipt and close the ticket, freeing its seat. */
+  async recordDeletion(evidence: ReceiptEvidence, source: string): Promise<CheckedReceipt> {
+    const checked = await this.recordReceipt(evidence, source);
+    if (!checked.deletion) throw new CryptoError('not a deletion receipt (its event is not DELETED)');
+    await this.store.transaction((tx) => this.store.closeTicket(checked.operator ?? this.operator, checked.tid, 'deleted', undefined, tx));
+    return checked;
+  }
+
+  /**
+   * Cancel a ticket: a sealed one (never loaded) directly; a loaded one only with the card's deletion receipt
+   * for it. Frees the seat and issues a refund bill. Idempotent: a closed ticket answers its refund bill.
+   */
+  async cancel(tid: string, options: { deletion?: ReceiptEvidence; sellerId?: string; source: string }): Promise<{ ticket: TicketRecord; refund?: BillRecord; alreadyClosed: boolean }> {
+    const op = this.operator;
+    const t = await this.store.ticket(op, tid);
+    if (!t || (options.sellerId !== undefined && t.sellerId !== options.sellerId)) throw new NotFoundError(`no ticket ${tid}`);
+    if (t.status === 'loaded') {
+      if (!options.deletion) throw new StoreConflictError(`ticket ${tid} is on card ${t.cardSerial}: cancel it with the card's deletion receipt`, 'needs_deletion_receipt');
+      const checked = await this.recordReceipt(options.deletion, options.source);
+      if (!checked.deletion || checked.tid !== tid || checked.cardSerial !== t.cardSerial) throw new CryptoError(`the receipt is not the deletion of ${tid} on card ${t.cardSerial}`);
+    }
+    return this.store.transaction(async (tx) => {
+      const closed = await this.store.closeTicket(op, tid, t.status === 'loaded' ? 'deleted' : 'cancelled', undefined, tx);
+      const ticket = (await this.store.ticket(op, tid, tx))!;
+      const bills = await this.store.bills(op, tid, tx);
+      const refund = bills.find((b) => b.kind === 'refund');
+      if (!closed || refund) return { ticket, refund, alreadyClosed: !closed };
+      return { ticket, refund: await this.bill('refund', ticket, decodeTicketFace(ticket.face), ticket.sellerId, tx), alreadyClosed: false };
+    });
+  }
+
+  /**
+   * Rotate the authority's signing key: the root key certifies `next` (A4) for [now, now + validDays], the
+   * previous signing key is retired now and stays in the history. `next` is already in the key store.
+   */
+  async rotate(next: { signer: Signer; keyName: string; identity?: string }, options: { validDays: number; scopes?: string[] }): Promise<AuthorityKeyRecord> {
+    const root = await this.ensureRootKey();
+    if (next.signer.suite !== root.suite) throw new InvalidInputError(`new key is ${next.signer.suite}, the root key ${root.suite}`);
+    if (!Number.isInteger(options.validDays) || options.validDays < 1 || options.validDays > 3660) throw new InvalidInputError('validity is 1..3660 days');
+    const previous = await this.store.currentSigningKey(this.operator);
+    const now = this.clock();
+    const cert = signKeyCertificate(this.signerFor(root), { publicKey: next.signer.publicKey, scopes: options.scopes ?? [this.operator], validFrom: now, validUntil: now + options.validDays * 86400 });
+    const record: AuthorityKeyRecord = {
+      keyId: hex(cert.keyId),
+      operator: this.operator,
+      suite: root.suite,
+      role: 'signing',
+      publicKey: next.signer.publicKey,
+      identity: next.identity,
+      certificate: cert.encoded,
+      certifiedBy: root.keyId,
+      keyName: next.keyName,
+      validFrom: new Date(now * 1000),
+      validUntil: new Date(cert.validUntil * 1000),
+    };
+    await this.store.rotateSigningKey(record, previous?.role === 'signing' ? previous.keyId : undefined);
+    this.signers.set(record.keyId, next.signer);
+    return (await this.store.authorityKey(record.keyId))!;
+  }
+}

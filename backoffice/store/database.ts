@@ -1,0 +1,268 @@
+// The two database engines behind one interface: PGlite (PostgreSQL in WASM) embedded in a working directory,
+// and a PostgreSQL server through `pg`. Same SQL on both; transactions with retry on serialization failures.
+
+import { chmodSync, cpSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Pool, PoolClient } from 'pg';
+import { EticketError } from '../../sdk/errors.js';
+import { FileLock } from '../../sdk/file-lock.js';
+
+export type Row = Record<string, unknown>;
+
+export interface QueryResult<T = Row> {
+  rows: T[];
+  rowCount: number;
+}
+
+/** What a statement runs on: the database, or one open transaction. */
+export interface Queryable {
+  query<T = Row>(sql: string, params?: unknown[]): Promise<QueryResult<T>>;
+  /** Several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface TransactionOptions {
+  /** SERIALIZABLE, retried on serialization failures and deadlocks (40001, 40P01). */
+  serializable?: boolean;
+}
+
+export interface Database extends Queryable {
+  readonly engine: 'pglite' | 'postgres';
+  /** Where the data is, for messages: a directory or a URL without its password. */
+  readonly description: string;
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** The database could not be opened or reached (bad URL, server down, damaged data directory). */
+export class StoreUnavailableError extends EticketError {}
+
+/** A statement failed in the database; `code` is PostgreSQL's SQLSTATE (23505 unique violation, ...). */
+export class DatabaseError extends EticketError {
+  constructor(message: string, readonly code: string | undefined, readonly constraint?: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+function wrap(e: unknown): never {
+  if (e instanceof EticketError) throw e;
+  const err = e as { message?: string; code?: string; constraint?: string };
+  throw new DatabaseError(err?.message ?? String(e), err?.code, err?.constraint, { cause: e });
+}
+
+const RETRYABLE = new Set(['40001', '40P01']);
+const MAX_ATTEMPTS = 8;
+
+async function backoff(attempt: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, Math.random() * 5 * 2 ** attempt));
+}
+
+// ---------------------------------------------------------------------------------------------- PGlite --
+
+/** Where a working directory keeps its embedded database, and the lock that makes it one process's at a time. */
+export function pgliteLayout(workDir: string): { dataDir: string; lockFile: string } {
+  return { dataDir: join(workDir, 'store'), lockFile: join(workDir, 'store.lock') };
+}
+
+export interface PgliteOptions {
+  /** How long to wait for another process to release the store (ms). */
+  waitMs?: number;
+  /** Create the data directory if absent (initdb, ~10 s); otherwise a missing store is an error. */
+  create?: boolean;
+  /** What this process is doing, for the message another process reads while we hold the lock. */
+  command?: string;
+}
+
+/**
+ * PGlite in `workDir/store`. PGlite is one connection in one process and cannot be opened twice, so the
+ * directory is locked (`store.lock`) for as long as it is open; another process waits up to `waitMs`, then
+ * gets LockHeldError naming the holder. For several processes, use a PostgreSQL server.
+ */
+export async function openPglite(workDir: string, options: PgliteOptions = {}): Promise<Database> {
+  const { dataDir, lockFile } = pgliteLayout(workDir);
+  const lock = await FileLock.acquire(lockFile, `the embedded store of ${workDir}`, {
+    waitMs: options.waitMs ?? 0,
+    command: options.command,
+    // `eticket serve` holds the store until it is stopped: waiting for it would only delay the same answer.
+    waitFor: (holder) => !/(^|\s)serve(\s|$)/.test(holder.command ?? ''),
+  });
+  try {
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+      if (!options.create) throw new StoreUnavailableError(`${workDir} has no store yet (${dataDir}): run \`eticket init --migrate\``);
+      const template = process.env.ETICKET_PGLITE_TEMPLATE;
+      // A fresh data directory costs an initdb (~10 s); tests copy one made earlier by the same code instead.
+      if (template && existsSync(join(template, 'PG_VERSION'))) cpSync(template, dataDir, { recursive: true });
+      else mkdirSync(dirname(dataDir), { recursive: true });
+    }
+    const { PGlite } = await import('@electric-sql/pglite');
+    let db: InstanceType<typeof PGlite>;
+    try {
+      db = new PGlite(dataDir);
+      await db.waitReady;
+    } catch (e) {
+      throw new StoreUnavailableError(`cannot open the embedded store ${dataDir}: ${(e as Error).message}`, { cause: e });
+    }
+    // Tickets name passengers: the data directory is the owner's only, as PostgreSQL demands of its own.
+    chmodSync(dataDir, 0o700);
+    return new PgliteDatabase(db, dataDir, lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+type PGliteInstance = InstanceType<typeof import('@electric-sql/pglite').PGlite>;
+type PGliteTx = Parameters<Parameters<PGliteInstance['transaction']>[0]>[0];
+
+class PgliteQueryable implements Queryable {
+  constructor(protected readonly q: PGliteInstance | PGliteTx) {}
+
+  async query<T = Row>(sql: string, params: unknown[] = []): Promise<QueryResult<T>> {
+    try {
+      const r = await this.q.query<T>(sql, params);
+      // PGlite counts affected rows for INSERT/UPDATE/DELETE only (0 for a SELECT), pg counts both.
+      return { rows: r.rows, rowCount: Math.max(r.rows.length, r.affectedRows ?? 0) };
+    } catch (e) {
+      wrap(e);
+    }
+  }
+
+  async exec(sql: string): Promise<void> {
+    try {
+      await this.q.exec(sql);
+    } catch (e) {
+      wrap(e);
+    }
+  }
+}
+
+class PgliteDatabase extends PgliteQueryable implements Database {
+  readonly engine = 'pglite' as const;
+  private closed = false;
+
+  constructor(private readonly db: PGliteInstance, readonly description: string, private readonly lock: FileLock) {
+    super(db);
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    // One connection: PGlite runs transactions one after the other, so SERIALIZABLE never fails here;
+    // it is still set, so the SQL is the one that runs on a server.
+    try {
+      return await this.db.transaction(async (tx) => {
+        if (options.serializable) await tx.query('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE');
+        return fn(new PgliteQueryable(tx));
+      });
+    } catch (e) {
+      wrap(e);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.db.close();
+    } finally {
+      this.lock.release();
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------ PostgreSQL --
+
+/** The URL as it may be printed: without its password. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable database URL)';
+  }
+}
+
+/** A PostgreSQL server at `url` (postgres://user:pass@host:port/db), through a pool of `pg` connections. */
+export async function openPostgres(url: string, options: { poolSize?: number } = {}): Promise<Database> {
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new StoreUnavailableError(`not a PostgreSQL URL: ${redactUrl(url)} (postgres://user@host:port/database)`);
+  const pg = (await import('pg')).default;
+  // int8 and numeric as numbers: counts and sums stay far below 2^53.
+  const types = { getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === 20 || oid === 1700 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) };
+  const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, types: types as never, connectionTimeoutMillis: 10_000 });
+  pool.on('error', () => undefined); // an idle client losing its server: the next query reports it
+  try {
+    const c = await pool.connect();
+    c.release();
+  } catch (e) {
+    await pool.end().catch(() => undefined);
+    throw new StoreUnavailableError(`cannot reach PostgreSQL at ${redactUrl(url)}: ${(e as Error).message}`, { cause: e });
+  }
+  return new PostgresDatabase(pool, redactUrl(url));
+}
+
+type PgPool = Pool;
+type PgClient = PoolClient;
+
+class PgQueryable implements Queryable {
+  constructor(protected readonly q: PgPool | PgClient) {}
+
+  async query<T = Row>(sql: string, params: unknown[] = []): Promise<QueryResult<T>> {
+    try {
+      const r = await this.q.query(sql, params as unknown[]);
+      return { rows: r.rows as T[], rowCount: r.rowCount ?? r.rows.length };
+    } catch (e) {
+      wrap(e);
+    }
+  }
+
+  async exec(sql: string): Promise<void> {
+    try {
+      await this.q.query(sql);
+    } catch (e) {
+      wrap(e);
+    }
+  }
+}
+
+class PostgresDatabase extends PgQueryable implements Database {
+  readonly engine = 'postgres' as const;
+
+  constructor(private readonly pool: PgPool, readonly description: string) {
+    super(pool);
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let client: PgClient;
+      try {
+        client = await this.pool.connect();
+      } catch (e) {
+        throw new StoreUnavailableError(`cannot reach PostgreSQL at ${this.description}: ${(e as Error).message}`, { cause: e });
+      }
+      let broken = false;
+      try {
+        await client.query(options.serializable ? 'BEGIN ISOLATION LEVEL SERIALIZABLE' : 'BEGIN');
+        const result = await fn(new PgQueryable(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (e) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true; // the connection is gone: do not give it back to the pool
+        }
+        const code = (e as { code?: string }).code ?? (e instanceof DatabaseError ? e.code : undefined);
+        if (code && RETRYABLE.has(code) && attempt < MAX_ATTEMPTS) {
+          await backoff(attempt);
+          continue;
+        }
+        wrap(e);
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

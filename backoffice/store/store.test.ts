@@ -1,0 +1,134 @@
+// The store on both engines (PGlite, and a PostgreSQL server when ETICKET_TEST_DATABASE_URL is set): migrations
+// applied once and checked, TIDs never given twice, seats never sold twice under concurrent transactions,
+// receipts and nonces stored once, the embedded store held by one process at a time.
+
+import { cpSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LockHeldError } from '../../sdk/file-lock.js';
+import { ENGINES } from '../../test/helpers/stores.js';
+import { openPglite } from './database.js';
+import { loadMigrations, migrate, MigrationError, MIGRATIONS_DIR } from './migrate.js';
+import { Store, StoreConflictError } from './store.js';
+
+const ROOT_KEY = { keyId: '00112233445566AA', operator: 'CR', suite: 'rsa' as const, role: 'root' as const, publicKey: new Uint8Array([1, 2, 3]), keyName: 'authority', validFrom: new Date('2026-01-01T00:00:00Z') };
+
+async function sealedTicket(store: Store, tid: string, card = 'AABBCCDDEEFF0011') {
+  await store.transaction(async (tx) => {
+    expect(await store.claimTid('CR', tid, card, undefined, tx)).toBe(true);
+    await store.insertTicket({ operator: 'CR', tid, cardSerial: card, keyId: ROOT_KEY.keyId, face: new Uint8Array([0xa1]), verificationCode: new Uint8Array([0xa2]), sealed: new Uint8Array([0xb1]), serviceDate: 20300115 }, tx);
+  });
+}
+
+describe.each(ENGINES)('store on $engine', ({ engine, skip, open }) => {
+  let store: Store;
+  let dispose: () => Promise<void>;
+
+  beforeAll(async () => {
+    if (skip) return;
+    ({ store, dispose } = await open());
+    await store.addAuthorityKey(ROOT_KEY);
+    await store.recordCard({ serial: 'AABBCCDDEEFF0011', suite: 'rsa' });
+    await store.recordCard({ serial: '1111111111111111', suite: 'rsa' });
+  });
+  afterAll(async () => {
+    await dispose?.();
+  });
+
+  it.skipIf(skip)('records every migration once; running them again applies nothing', async () => {
+    const rows = (await store.db.query<{ version: number }>('SELECT version FROM eticket_migrations ORDER BY version')).rows.map((r) => Number(r.version));
+    expect(rows).toEqual(loadMigrations().map((m) => m.version));
+    expect(await migrate(store.db)).toEqual([]);
+  });
+
+  it.skipIf(skip)('refuses a migration file that changed after it was applied', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'eticket-mig-'));
+    try {
+      cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+      writeFileSync(join(dir, '0001_core.sql'), '-- edited\n');
+      await expect(migrate(store.db, loadMigrations(dir))).rejects.toThrow(MigrationError);
+      await expect(migrate(store.db, loadMigrations(dir))).rejects.toThrow(/migration 1 \(core\) was applied with checksum/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(skip)('20 concurrent claims of one TID by two cards: one card gets it, the other is refused', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store.transaction((tx) => store.claimTid('CR', 'CR-RACE-1', i % 2 ? 'AABBCCDDEEFF0011' : '1111111111111111', undefined, tx))),
+    );
+    const owner = (await store.tidRow('CR', 'CR-RACE-1'))!.cardSerial;
+    const ownerIndexParity = owner === 'AABBCCDDEEFF0011' ? 1 : 0;
+    results.forEach((ok, i) => expect(ok).toBe(i % 2 === ownerIndexParity));
+  });
+
+  it.skipIf(skip)('the TID counter gives 50 concurrent transactions 50 distinct numbers', async () => {
+    const n = await Promise.all(Array.from({ length: 50 }, () => store.transaction((tx) => store.nextTidNumber('CR', tx))));
+    expect(new Set(n).size).toBe(50);
+  });
+
+  it.skipIf(skip)('40 concurrent bookers for 10 seats: exactly 10 seats taken, none twice, counter at 0; freeing gives one back', async () => {
+    const svc = await store.addService({ operator: 'CR', code: 'G1', serviceDate: 20300115, origin: 'BJS', destination: 'SHH' }, [{ class: '2', seats: 10, price: 55300, currency: 'CNY', coachSize: 4 }]);
+    expect(svc.classes[0]).toMatchObject({ capacity: 10, seatsLeft: 10 });
+    const outcomes = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => store.transaction((tx) => store.takeSeat(svc.serviceId, '2', 'CR', `CR-SEAT-${i}`, tx))));
+    const won = outcomes.filter((o) => o.status === 'fulfilled').map((o) => (o as PromiseFulfilledResult<{ coach: string; seat: string }>).value);
+    const lost = outcomes.filter((o) => o.status === 'rejected').map((o) => (o as PromiseRejectedResult).reason);
+    expect(won).toHaveLength(10);
+    expect(new Set(won.map((s) => `${s.coach}/${s.seat}`)).size).toBe(10);
+    expect(lost.every((e) => e instanceof StoreConflictError && e.reason === 'sold_out')).toBe(true);
+    expect((await store.service(svc.serviceId))!.classes[0].seatsLeft).toBe(0);
+    expect(await store.seatsSold(svc.serviceId)).toHaveLength(10);
+    const tid = (await store.seatsSold(svc.serviceId))[3].tid;
+    expect(await store.transaction((tx) => store.freeSeat('CR', tid, tx))).toBe(true);
+    expect((await store.service(svc.serviceId))!.classes[0].seatsLeft).toBe(1);
+    const again = await store.transaction((tx) => store.takeSeat(svc.serviceId, '2', 'CR', 'CR-SEAT-again', tx));
+    expect((await store.seatsSold(svc.serviceId)).map((s) => s.tid)).toContain('CR-SEAT-again');
+    expect(again.price).toBe(55300);
+  });
+
+  it.skipIf(skip)('a ticket goes sealed → loaded; the pending list is what waits for its card', async () => {
+    await sealedTicket(store, 'CR-T-1');
+    await sealedTicket(store, 'CR-T-2');
+    expect((await store.pendingFor('AABBCCDDEEFF0011')).map((t) => t.tid)).toEqual(['CR-T-1', 'CR-T-2']);
+    expect(await store.markLoaded('CR', 'CR-T-1', 3)).toBe(true);
+    expect((await store.pendingFor('AABBCCDDEEFF0011')).map((t) => t.tid)).toEqual(['CR-T-2']);
+    expect(await store.ticket('CR', 'CR-T-1')).toMatchObject({ status: 'loaded', sequenceNumber: 3 });
+  });
+
+  it.skipIf(skip)('a ticket the card never took is released: its TID can then go to another card', async () => {
+    await sealedTicket(store, 'CR-FULL-1');
+    await store.releaseUnloaded('CR', 'CR-FULL-1');
+    expect(await store.ticket('CR', 'CR-FULL-1')).toMatchObject({ status: 'cancelled' });
+    await sealedTicket(store, 'CR-FULL-1', '1111111111111111');
+    expect(await store.ticket('CR', 'CR-FULL-1')).toMatchObject({ status: 'sealed', cardSerial: '1111111111111111' });
+  });
+
+  it.skipIf(skip)('a receipt handed in twice is stored once; a nonce is accepted once', async () => {
+    const r = { cardSerial: 'AABBCCDDEEFF0011', operator: 'CR', tid: 'CR-T-1', kind: 'usage' as const, event: 1, counter: 1, mode: 'pki' as const, encoded: new Uint8Array([0xb4, 1, 2]), source: 'test' };
+    expect(await Promise.all([store.recordReceipt(r), store.recordReceipt(r)])).toEqual(expect.arrayContaining([true, false]));
+    expect(await store.receipts('CR', 'CR-T-1')).toHaveLength(1);
+    await store.addClient({ clientId: 'acme', role: 'seller', name: 'Acme', operator: 'CR', suite: 'rsa', publicKey: new Uint8Array([9]), keyId: '0000000000000009' });
+    const since = new Date(Date.now() - 600_000);
+    expect(await Promise.all([store.useNonce('acme', 'n1', since), store.useNonce('acme', 'n1', since)])).toEqual(expect.arrayContaining([true, false]));
+  });
+
+  it.skipIf(skip)('a second current signing key cannot be recorded (two rotations at once)', async () => {
+    const k = (id: string) => ({ ...ROOT_KEY, keyId: id, role: 'signing' as const, certificate: new Uint8Array([4]), certifiedBy: ROOT_KEY.keyId, validUntil: new Date('2031-01-01Z'), keyName: id });
+    await store.rotateSigningKey(k('0000000000000001'), undefined);
+    const both = await Promise.allSettled([store.rotateSigningKey(k('0000000000000002'), '0000000000000001'), store.rotateSigningKey(k('0000000000000003'), '0000000000000001')]);
+    expect(both.filter((b) => b.status === 'fulfilled')).toHaveLength(1);
+    expect((both.find((b) => b.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(StoreConflictError);
+    const current = await store.currentSigningKey('CR');
+    expect(['0000000000000002', '0000000000000003']).toContain(current!.keyId);
+    expect((await store.authorityKey('0000000000000001'))!.retiredAt).toBeInstanceOf(Date);
+  });
+
+  it.skipIf(skip || engine !== 'pglite')('the embedded store is one process\'s at a time (a second open is refused, naming the holder) and its owner\'s only (0700)', async () => {
+    const dir = (store.db as unknown as { description: string }).description.replace(/\/store$/, '');
+    expect(statSync(join(dir, 'store')).mode & 0o777).toBe(0o700);
+    const e = await openPglite(dir).catch((x) => x);
+    expect(e).toBeInstanceOf(LockHeldError);
+    expect((e as LockHeldError).message).toMatch(new RegExp(`the embedded store of .* is in use by process ${process.pid}`));
+  });
+});

@@ -1,0 +1,44 @@
+// The card's keys as handlers use them: operator scopes, terminal key lookup, and the card's own private
+// keys loaded once per key (loading a private key from its encoding is costly).
+
+import { equal } from '../../sdk/bytes.js';
+import { ANY_OPERATOR } from '../../sdk/commands/put-key.js';
+import type { Decrypter, Signer } from '../../sdk/crypto/suite.js';
+import { suiteProvider } from '../../sdk/crypto/suites.js';
+import { SW } from '../../sdk/spec.js';
+import type { CardState, KeyEntry } from '../state.js';
+import { refuse } from './context.js';
+
+const loadedSigners = new WeakMap<Uint8Array, Signer>();
+const loadedDecrypters = new WeakMap<Uint8Array, Decrypter>();
+
+export function scopeAllows(entry: KeyEntry, operator: string): boolean {
+  return entry.scopes.includes(ANY_OPERATOR) || entry.scopes.includes(operator);
+}
+
+/** The installed terminal key bundle with this id, or SECURITY_STATUS_NOT_SATISFIED (6982). */
+export function terminalKey(s: CardState, id: Uint8Array): KeyEntry {
+  return s.terminalKeys.find((k) => equal(k.id, id)) ?? refuse(SW.SECURITY_STATUS_NOT_SATISFIED, 'unknown terminal key');
+}
+
+/** Key 3: opens first ciphertexts (LOAD). Only called on a locked card, which has it. */
+export function cardDecrypter(s: CardState): Decrypter {
+  const k = s.encKey!;
+  let d = loadedDecrypters.get(k.privateKey);
+  if (!d) {
+    d = suiteProvider(s.suite).decrypter(k.privateKey);
+    loadedDecrypters.set(k.privateKey, d);
+  }
+  return d;
+}
+
+/** The receipt signing key. Only called on a locked card, which has it. */
+export function cardSigner(s: CardState): Signer {
+  const k = s.signKey!;
+  let sg = loadedSigners.get(k.privateKey);
+  if (!sg) {
+    sg = suiteProvider(s.suite).signer(k.privateKey);
+    loadedSigners.set(k.privateKey, sg);
+  }
+  return sg;
+}

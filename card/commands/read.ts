@@ -1,0 +1,30 @@
+// READ (patent 621-622): the first ticket for the date or later (and the train) that the terminal key may see,
+// then the next one per READ P1=01 of the same query; 6A83 ends the list. Answers the second ciphertext.
+
+import { hex } from '../../sdk/bytes.js';
+import { decodeReadQuery, READ_P1 } from '../../sdk/commands/read.js';
+import { SW } from '../../sdk/spec.js';
+import { refuse, type CommandHandler } from './context.js';
+import { scopeAllows, terminalKey } from './keys.js';
+import { sealView, travelOrder, viewOf } from './view.js';
+
+export const read: CommandHandler = (ctx, apdu) => {
+  const q = decodeReadQuery(apdu.data);
+  const terminal = terminalKey(ctx.state, q.keyId);
+  const queryKey = hex(apdu.data);
+  const cursor = ctx.ram.readCursor;
+  const next = apdu.p1 === READ_P1.NEXT;
+  if (next && (!cursor || cursor.query !== queryKey)) refuse(SW.CONDITIONS_NOT_SATISFIED, 'READ next without READ first');
+  const matches = travelOrder(
+    ctx.state.tickets.filter((t) => scopeAllows(terminal, t.operator) && (q.date === undefined || t.serviceDate >= q.date) && (q.train === undefined || t.train === q.train)),
+  );
+  const idx = next ? matches.findIndex((t) => t.seq === cursor!.lastSeq) + 1 : 0;
+  // The previous ticket may have been deleted meanwhile: then there is no "next" after it.
+  const record = !next || idx > 0 ? matches[idx] : undefined;
+  if (!record) {
+    ctx.ram.readCursor = null;
+    refuse(SW.RECORD_NOT_FOUND);
+  }
+  ctx.ram.readCursor = { query: queryKey, lastSeq: record.seq };
+  return sealView(ctx.state, terminal, viewOf(ctx.state, record, { terminalChallenge: q.terminalChallenge }));
+};

@@ -1,0 +1,44 @@
+// `eticket serve`: the back office's HTTP API (backoffice/http/app.ts) on the working directory's store
+// (embedded: one process holds it) or a PostgreSQL server (--database: as many processes as needed).
+
+import type { Command } from 'commander';
+import { intArg } from './cmd-card.js';
+import { emit, globals, passphrase, UsageError, workDir } from './context.js';
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the back-office HTTP API (sellers, issuing terminals, gates, arbitration) until stopped')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port (0: any free port, printed)', intArg('port'), 8080)
+    .option('--max-skew <seconds>', 'accepted clock difference of signed requests', intArg('max-skew'), 120)
+    .addHelpText(
+      'after',
+      '\nEvery request but GET /v1/health is signed by a registered seller or terminal (docs/backoffice.md); the\nOpenAPI document is at /openapi.json. With the embedded store one process serves a working directory; with\n--database postgres://… run as many as you like. Stops cleanly on SIGINT / SIGTERM.\n\nExample:\n  $ eticket serve --port 8080\n  $ eticket --database postgres://eticket@db/eticket serve --host 0.0.0.0 --json',
+    )
+    .action(async (opts: { host: string; port: number; maxSkew: number }, cmd: Command) => {
+      if (opts.port > 65535) throw new UsageError('--port is 0..65535');
+      const w = await workDir(cmd);
+      const pass = await passphrase();
+      w.loadAuthoritySigner(pass); // a wrong passphrase stops here, not at the first sale
+      const [{ buildApp }, { openBackoffice }] = await Promise.all([import('../../backoffice/http/app.js'), import('./store.js')]);
+      const office = await openBackoffice(cmd, w, pass);
+      const json = globals(cmd).json;
+      const app = await buildApp({ bo: office.bo }, { maxSkewMs: opts.maxSkew * 1000 });
+      let url: string;
+      try {
+        url = await app.listen({ host: opts.host, port: opts.port });
+      } catch (e) {
+        await office.close();
+        throw new UsageError(`cannot listen on ${opts.host}:${opts.port}: ${(e as Error).message}`);
+      }
+      emit(cmd, { event: 'listening', url, pid: process.pid, store: office.store.engine }, `eticket back office on ${url} (store: ${office.store.engine === 'pglite' ? `embedded, ${w.dir}/store` : 'PostgreSQL'}); OpenAPI at ${url}/openapi.json; Ctrl-C to stop`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await app.close();
+      await office.close();
+      if (!json) console.error('eticket back office stopped');
+    });
+}
