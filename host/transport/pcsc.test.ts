@@ -2,6 +2,7 @@
 // Skipped with a printed reason where pcscd/vpcd or the binding are missing; .ci/run starts them (ETICKET_PCSC=1).
 
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -102,6 +103,42 @@ describe('PC/SC helpers (no stack needed)', () => {
       await waitUntil(() => fresh().length === 0, 5000, 'every agent stuck on the mute pcscd to be gone');
     } finally {
       clearInterval(ticker);
+      server.close();
+    }
+  });
+
+  it.skipIf(!bindingBuilt || !existsSync('/proc/self/environ'))('the agent process gets no ETICKET_ variable: no office, gate or client passphrase, no database URL', async () => {
+    // A mute pcscd keeps the agent alive (blocked in SCardEstablishContext) while its environment is read.
+    const path = join(tmpdir(), `mute-pcscd-env-${process.pid}.comm`);
+    const server = net.createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    const planted: Record<string, string> = {
+      ETICKET_PASSPHRASE: 'office secret',
+      ETICKET_GATE_PASSPHRASE: 'gate secret',
+      ETICKET_CLIENT_PASSPHRASE: 'client secret',
+      ETICKET_DATABASE_URL: 'postgres://u:secret@localhost/eticket',
+    };
+    const saved = Object.fromEntries(Object.keys(planted).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, planted);
+    try {
+      const before = new Set(pcscAgentPids());
+      const t = new PcscTransport({ readerListTimeoutMs: 3000, agent: { env: { PCSCLITE_CSOCK_NAME: path } } });
+      const pending = t.connect().catch((e: unknown) => e);
+      const fresh = await waitUntil(() => {
+        const pids = pcscAgentPids().filter((pid) => !before.has(pid));
+        return pids.length > 0 && pids;
+      }, 5000, 'the agent to start');
+      const environ = readFileSync(`/proc/${fresh[0]}/environ`, 'latin1').split('\0');
+      expect(environ).toContain(`PCSCLITE_CSOCK_NAME=${path}`);
+      expect(environ.filter((v) => v.startsWith('ETICKET_'))).toEqual([]);
+      expect(environ.filter((v) => v.includes('secret'))).toEqual([]);
+      expect(await pending).toBeInstanceOf(TransportTimeoutError);
+      await t.disconnect();
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
       server.close();
     }
   });
