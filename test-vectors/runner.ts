@@ -24,6 +24,7 @@ import { checkReceiptMac, parseReceipt, receiptAnswers, receiptSignatureMessage,
 import { AID, command as commandDef, commandForIns, describeSw, ENVELOPE_FIELD, LIMITS, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
 import { encodeTicketFace, encodeVerificationCode, verificationCodeMessage, type TicketFace, type VerificationCode } from '../sdk/ticket.js';
 import { decodeAll, TlvMap, template, tlv } from '../sdk/tlv.js';
+import { TransportTimeoutError, TransportUnavailableError } from '../sdk/errors.js';
 import { newCommandContext, type Transceive } from '../host/channel/channel.js';
 import { channelStack } from '../host/channel/stack.js';
 import type { TraceEntry } from '../host/channel/tracing.js';
@@ -248,6 +249,9 @@ async function runAll(files: { path: string; file: VectorFile }[], provider: Car
       try {
         acquired = await provider.acquire(group.fixture, keys, label);
       } catch (e) {
+        // A reader that does not answer, or no PC/SC service, fails every group alike, each after the full
+        // timeout: stop the run (the CLI exits 3) instead of waiting that long once per group.
+        if (e instanceof TransportTimeoutError || e instanceof TransportUnavailableError) throw e;
         for (const t of wanted) report(t, 'fail', 0, `no card for ${label}: ${(e as Error).message}`);
         continue;
       }

@@ -29,8 +29,10 @@ import { loadVectorFiles, vectorFiles } from 'eticket/vectors';
 
 // @ts-expect-error a gate goes in or out, nothing else: the declarations are real types, not any
 const wrongWay: Parameters<CheckingTerminal['passGate']>[0] = 'sideways';
-const options: PcscTransportOptions = { reader: 'Virtual PCD 00 00' };
-void [wrongWay, options, EmulatorTransport];
+const options: PcscTransportOptions = { reader: 'Virtual PCD 00 00', agent: { env: { PCSCLITE_CSOCK_NAME: '/run/pcscd/pcscd.comm' } } };
+// @ts-expect-error pcsclite runs in the PC/SC agent process: there is no binding to hand in any more
+const inProcess: PcscTransportOptions = { binding: () => undefined };
+void [wrongWay, options, inProcess, EmulatorTransport];
 
 const world = World.create('rsa');
 const { session, issuing, credentials, card } = await world.newCard();
@@ -116,7 +118,7 @@ function node(file: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): P
 describe('the packed package', () => {
   it('npm pack lists the compiled package and no test, bench, CI file, tool or key', () => {
     const paths = packed.files.map((f) => f.path);
-    expect(paths).toEqual(expect.arrayContaining(['package.json', 'bin/eticket.mjs', 'dist/entry/index.js', 'dist/entry/index.d.ts', 'dist/host/cli/main.js', 'dist/apdu-spec/protocol.json', 'dist/card/vpcd-child-main.js']));
+    expect(paths).toEqual(expect.arrayContaining(['package.json', 'bin/eticket.mjs', 'dist/entry/index.js', 'dist/entry/index.d.ts', 'dist/host/cli/main.js', 'dist/apdu-spec/protocol.json', 'dist/card/vpcd-child-main.js', 'dist/host/transport/pcsc-agent.cjs']));
     const forbidden = paths.filter(
       (p) =>
         /(^|\/)(test|bench|tools|\.ci|node_modules)\//.test(p) ||
