@@ -2,10 +2,12 @@
 // card; the card answers the sequence number and TID of the ticket it stored.
 
 import { concat, u16, utf8 } from '../bytes.js';
+import { CryptoError } from '../errors.js';
 import { decodeSequenceField, specField } from '../fields.js';
 import { command, T } from '../spec.js';
 import { decodeTicketFace, decodeVerificationCodeContent, type TicketFace, type VerificationCode } from '../ticket.js';
 import { TlvError, TlvMap, tlv } from '../tlv.js';
+import { decodeKeyCertificate } from '../roles/key-certificate.js';
 
 export const LOAD = command('LOAD');
 
@@ -22,17 +24,21 @@ export interface LoadPayload {
   verificationCode: VerificationCode;
 }
 
-/** Card side: exactly TF_A then TF_V; throws TlvError (6A80). */
+/** Card side: exactly TF_A then TF_V, its certificate (A4) well formed if present; throws TlvError (6A80). */
 export function decodeLoadPayload(plaintext: Uint8Array): LoadPayload {
   const m = TlvMap.parse(plaintext, { allowed: [T.TICKET_FACE, T.VERIFICATION_CODE] });
   if (m.items.length !== 2 || m.items[0].tag !== T.TICKET_FACE) throw new TlvError('payload must be TF_A then TF_V');
   const faceEncoded = tlv(T.TICKET_FACE, m.require(T.TICKET_FACE));
-  return {
-    face: decodeTicketFace(faceEncoded),
-    faceEncoded,
-    verificationCodeEncoded: tlv(T.VERIFICATION_CODE, m.require(T.VERIFICATION_CODE)),
-    verificationCode: decodeVerificationCodeContent(m.require(T.VERIFICATION_CODE)),
-  };
+  const verificationCode = decodeVerificationCodeContent(m.require(T.VERIFICATION_CODE));
+  if (verificationCode.certificate) {
+    try {
+      decodeKeyCertificate(verificationCode.certificate);
+    } catch (e) {
+      if (e instanceof CryptoError) throw new TlvError(e.message);
+      throw e;
+    }
+  }
+  return { face: decodeTicketFace(faceEncoded), faceEncoded, verificationCodeEncoded: tlv(T.VERIFICATION_CODE, m.require(T.VERIFICATION_CODE)), verificationCode };
 }
 
 export interface LoadAnswer {
