@@ -49,7 +49,7 @@ export interface TicketRecord {
 export interface Tombstone {
   /** SHA-256(operator ‖ 00 ‖ TID), first 8 bytes: refuses a replayed LOAD. */
   ticketDigest: Uint8Array;
-  /** SHA-256(TID), first 4 bytes: lets VERIFY by TID answer TICKET_VOID. */
+  /** SHA-256(TID), first 4 bytes: lets VERIFY by TID show a void view (DF22 02). */
   tidDigest: Uint8Array;
   issuedAt: number;
 }

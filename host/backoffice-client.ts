@@ -208,6 +208,14 @@ export class BackofficeClient {
     return this.request('POST', '/v1/receipts', { receipt: hex(r.receipt), ...(r.transaction ? { transaction: r.transaction } : {}), ...(r.deletion ? { deletion: true } : {}) });
   }
 
+  /**
+   * EXTERNAL AUTHENTICATE data for a card's challenge, from the back office (issuing terminals only): pass this as
+   * the issuing terminal's authoriser, `new IssuingTerminal(session, { authorize: (c) => client.authorizeIssuer(c) })`.
+   */
+  async authorizeIssuer(cardChallenge: Uint8Array): Promise<Uint8Array> {
+    return fromHex((await this.request<{ authorization: string }>('POST', '/v1/terminal/authorization', { challenge: hex(cardChallenge) })).authorization);
+  }
+
   keys(): Promise<KeySet> {
     return this.request('GET', '/v1/keys');
   }

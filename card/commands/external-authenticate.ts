@@ -3,12 +3,10 @@
 
 import { decodeIssuerAuthorization, issuerAuthorizationMessage } from '../../sdk/commands/external-authenticate.js';
 import { suiteProvider } from '../../sdk/crypto/suites.js';
-import { CryptoError } from '../../sdk/errors.js';
-import { decodeKeyCertificate } from '../../sdk/roles/key-certificate.js';
 import { resolveSigningKey } from '../../sdk/roles/key-chain.js';
 import { SW } from '../../sdk/spec.js';
 import { refuse, type CommandHandler } from './context.js';
-import { chainRefusal, rootKeys, suiteName } from './keys.js';
+import { chainRefusal, rootKeys, suiteName, wellFormedCertificate } from './keys.js';
 
 /** Checks in order: format 6A80, challenge 6984, key or root 6A88, certificate 9101, signature 9106. */
 export const externalAuthenticate: CommandHandler = (ctx, apdu) => {
@@ -18,14 +16,7 @@ export const externalAuthenticate: CommandHandler = (ctx, apdu) => {
   ctx.ram.challenge = null;
   ctx.ram.issuerAuthenticated = false;
   const a = decodeIssuerAuthorization(apdu.data);
-  if (a.certificate) {
-    try {
-      decodeKeyCertificate(a.certificate);
-    } catch (e) {
-      if (e instanceof CryptoError) refuse(SW.INCORRECT_DATA, 'malformed certificate');
-      throw e;
-    }
-  }
+  if (a.certificate && !wellFormedCertificate(a.certificate)) refuse(SW.INCORRECT_DATA, 'malformed certificate');
   if (!challenge) refuse(SW.REFERENCE_DATA_NOT_USABLE, 'no GET CHALLENGE challenge pending');
   const key = resolveSigningKey(suiteName(s), a.keyId, a.certificate, rootKeys(s), { now: s.cardTime });
   if (!key.ok) refuse(chainRefusal(key.failure), key.message);

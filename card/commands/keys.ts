@@ -5,6 +5,8 @@ import { equal } from '../../sdk/bytes.js';
 import { ANY_OPERATOR } from '../../sdk/commands/put-key.js';
 import type { Decrypter, Signer } from '../../sdk/crypto/suite.js';
 import { suiteProvider } from '../../sdk/crypto/suites.js';
+import { CryptoError } from '../../sdk/errors.js';
+import { decodeKeyCertificate } from '../../sdk/roles/key-certificate.js';
 import type { KeyChainFailure, RootKey } from '../../sdk/roles/key-chain.js';
 import { SUITE, SW, type SuiteName } from '../../sdk/spec.js';
 import type { CardState, KeyEntry } from '../state.js';
@@ -24,6 +26,17 @@ export function rootKeys(s: CardState): RootKey[] {
 
 export function suiteName(s: CardState): SuiteName {
   return s.suite === SUITE.sm9 ? 'sm9' : 'rsa';
+}
+
+/** An A4 that decodes strictly (its fields, their order, C1 the key id of D0): a malformed one is 6A80. */
+export function wellFormedCertificate(encoded: Uint8Array): boolean {
+  try {
+    decodeKeyCertificate(encoded);
+    return true;
+  } catch (e) {
+    if (e instanceof CryptoError) return false;
+    throw e;
+  }
 }
 
 /** The status word for a signing key the card cannot accept (apdu-spec README 3.6). */

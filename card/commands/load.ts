@@ -7,6 +7,7 @@ import { decodeLoadPayload, encodeLoadAnswer } from '../../sdk/commands/load.js'
 import { EnvelopeError, open } from '../../sdk/crypto/envelope.js';
 import { suiteProvider } from '../../sdk/crypto/suites.js';
 import { resolveSigningKey } from '../../sdk/roles/key-chain.js';
+import { wellFormedCertificate } from './keys.js';
 import { LIMITS, SW } from '../../sdk/spec.js';
 import { FACE_VERSION, newUsageRecord, verificationCodeMessage } from '../../sdk/ticket.js';
 import { makeRecord, ticketDigest, type CardState } from '../state.js';
@@ -27,6 +28,7 @@ export const load: CommandHandler = (ctx, apdu) => {
   if (face.version !== FACE_VERSION.CARD_BOUND) refuse(SW.INCORRECT_DATA, 'ticket face version 1 is not bound to a card');
   // A longer TF_V would not fit the fixed view length of VERIFY's audit answers.
   if (verificationCodeEncoded.length > LIMITS.verificationCodeSlot) refuse(SW.INCORRECT_DATA, 'TF_V longer than limits.verificationCodeSlot');
+  if (tfv.certificate && !wellFormedCertificate(tfv.certificate)) refuse(SW.INCORRECT_DATA, 'malformed key certificate (A4)');
   if (tfv.suite !== s.suite) refuse(SW.TICKET_SIGNATURE_INVALID, 'TF_V of another suite');
   // The card's time is the newest issue time it accepted, so a certificate that ended before it is retired here.
   const key = resolveSigningKey(suiteName(s), tfv.authorityKeyId, tfv.certificate, rootKeys(s), { operator: face.operator, at: face.issuedAt, now: s.cardTime });

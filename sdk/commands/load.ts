@@ -2,12 +2,10 @@
 // card; the card answers the sequence number and TID of the ticket it stored.
 
 import { concat, u16, utf8 } from '../bytes.js';
-import { CryptoError } from '../errors.js';
 import { decodeSequenceField, specField } from '../fields.js';
 import { command, T } from '../spec.js';
 import { decodeTicketFace, decodeVerificationCodeContent, type TicketFace, type VerificationCode } from '../ticket.js';
 import { TlvError, TlvMap, tlv } from '../tlv.js';
-import { decodeKeyCertificate } from '../roles/key-certificate.js';
 
 export const LOAD = command('LOAD');
 
@@ -24,20 +22,12 @@ export interface LoadPayload {
   verificationCode: VerificationCode;
 }
 
-/** Card side: exactly TF_A then TF_V, its certificate (A4) well formed if present; throws TlvError (6A80). */
+/** Card side: exactly TF_A then TF_V (its A4, if any, kept as encoded: the card checks it with the key chain); throws TlvError (6A80). */
 export function decodeLoadPayload(plaintext: Uint8Array): LoadPayload {
   const m = TlvMap.parse(plaintext, { allowed: [T.TICKET_FACE, T.VERIFICATION_CODE] });
   if (m.items.length !== 2 || m.items[0].tag !== T.TICKET_FACE) throw new TlvError('payload must be TF_A then TF_V');
   const faceEncoded = tlv(T.TICKET_FACE, m.require(T.TICKET_FACE));
   const verificationCode = decodeVerificationCodeContent(m.require(T.VERIFICATION_CODE));
-  if (verificationCode.certificate) {
-    try {
-      decodeKeyCertificate(verificationCode.certificate);
-    } catch (e) {
-      if (e instanceof CryptoError) throw new TlvError(e.message);
-      throw e;
-    }
-  }
   return { face: decodeTicketFace(faceEncoded), faceEncoded, verificationCodeEncoded: tlv(T.VERIFICATION_CODE, m.require(T.VERIFICATION_CODE)), verificationCode };
 }
 
