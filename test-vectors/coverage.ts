@@ -55,6 +55,13 @@ export const REQUIRED_CLASSES = [
   'SessionMac',
   'SessionLifetime',
   'CrossMode',
+  'IssuerAuth',
+  'RELAY',
+  'CLONE',
+  'SHORT_LE',
+  'KEYLESS',
+  'ROTATION',
+  'LIMITS',
 ] as const;
 
 export interface Coverage {
@@ -92,6 +99,10 @@ function stepCommand(step: Step): string | null {
       return 'VERIFY';
     case 'maced-command':
       return step.name;
+    case 'authenticate':
+      return 'EXTERNAL AUTHENTICATE';
+    case 'get-response':
+      return 'GET RESPONSE';
     default:
       return null;
   }
