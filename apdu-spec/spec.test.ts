@@ -133,6 +133,35 @@ describe('apdu-spec', () => {
     expect(LIMITS.maxTickets).toBeLessThan(0xffff);
   });
 
+  it('the threat model (README section 9) covers every class of DESIGN.md §8, and every test it names exists', () => {
+    const readme = readFileSync(new URL('./README.md', import.meta.url), 'utf8');
+    const model = readme.slice(readme.indexOf('## 9. Threat model'));
+    const classes = [...model.matchAll(/^\*\*(.+?)\*\*/gm)].map((m) => m[1]);
+    expect(classes).toEqual([
+      'A device between gate and card (relay, substituted answers).',
+      'Replay of any recorded command.',
+      'A ticket copied to another card.',
+      'A card image copied back (rollback).',
+      'Forged or altered tickets, receipts, bills.',
+      'A keyless reader probing for travel data.',
+      'A malicious card: answering forever, answering garbage, disappearing.',
+      'A malicious terminal.',
+      'Malformed APDUs and frames (card, vpcd bridge, PC/SC).',
+      'Power cut at every write.',
+      'Two processes on one card image or one store.',
+      'Secrets in files other users can read.',
+    ]);
+    const refs = [...model.matchAll(/`([\w./-]+\.test\.ts)` › "([^"]+)"/g)].map((m) => ({ file: m[1], name: m[2] }));
+    expect(refs.length).toBeGreaterThan(30);
+    for (const { file, name } of refs) {
+      const path = new URL(`../${file}`, import.meta.url);
+      expect(existsSync(path), file).toBe(true);
+      expect(readFileSync(path, 'utf8').includes(name), `${file} has no test named "${name}"`).toBe(true);
+    }
+    // Each class names at least one test.
+    for (const part of model.split(/^\*\*/m).slice(1)) expect(part, part.slice(0, 60)).toMatch(/\.test\.ts` › "/);
+  });
+
   it('the ATR checksum is right and the AID is proprietary (F0 prefix)', () => {
     expect(ATR.subarray(1).reduce((a, b) => a ^ b, 0)).toBe(0);
     expect(AID[0]).toBe(0xf0);

@@ -342,6 +342,24 @@ describe.each(SUITES)('%s suite: protocol version 2 against the attacks of issue
     });
   });
 
+  describe('a card image copied back (rollback)', () => {
+    it('the card cannot tell and accepts the ticket again, but its receipts repeat the counter for one face: the evidence the back office acts on (issue 14)', async () => {
+      c = await w.newCard();
+      await issue(c);
+      const saved = c.card.image.slice();
+      const first = (await w.checkingTerminal(c.session, { station: 'BJS' }).passGate('entry')).receipt!;
+      // The image file copied back: a card that knows nothing of the tap above.
+      const backend = new MemoryBackend();
+      backend.write('image', 0, saved);
+      w.now += 60;
+      const second = (await w.checkingTerminal(new CardSession(new EmulatorTransport(EticketCard.open(backend))), { station: 'BJS' }).passGate('entry')).receipt!;
+      w.now -= 60;
+      expect(second.counter).toBe(first.counter);
+      expect(hex(second.faceDigest!)).toBe(hex(first.faceDigest!));
+      expect(second.usage!.lastTime).not.toBe(first.usage!.lastTime);
+    });
+  });
+
   describe('item 8: limits instead of hangs', () => {
     /** A copy of the card with its state changed directly: what 65,533 taps or 4,095 LOADs would do. */
     const edited = (card: EticketCard, edit: (s: ReturnType<typeof decodeState>) => void) => {
