@@ -34,6 +34,7 @@ export interface IssuingTerminalOptions {
   authorize?: IssuerAuthorizer;
 }
 
+/** The issuing terminal (出票終端): learns who the card is and loads first ciphertexts onto it. It holds no secret. */
 export class IssuingTerminal {
   private fci?: FciInfo;
   private info?: CardInfo;
@@ -56,6 +57,7 @@ export class IssuingTerminal {
     return this.info;
   }
 
+  /** The card's FCI and serial (`open`), selecting and reading them first if this terminal has not yet. */
   async cardInfo(): Promise<CardInfo> {
     return this.info ?? this.open();
   }
@@ -72,6 +74,7 @@ export class IssuingTerminal {
     await this.session.send('EXTERNAL AUTHENTICATE', { data: await authorize(challenge.slice()) });
   }
 
+  /** NVM capacity, free bytes, tickets and tombstones on the card. */
   async capacity(): Promise<CardCapacity> {
     const d = await this.getData(T.CAPACITY);
     if (!d) throw new CardMisbehavedError('GET DATA', 'answer', 'the card has no capacity object');
@@ -115,6 +118,7 @@ export class IssuingTerminal {
   }
 }
 
+/** Whether `e` is the card refusing a LOAD because the ticket is already on it (ALREADY_EXISTS). */
 export function isDuplicate(e: unknown): boolean {
   return e instanceof CardStatusError && e.sw === SW.ALREADY_EXISTS;
 }

@@ -21,6 +21,7 @@ export interface ReceiptFields {
   usage?: UsageRecord;
 }
 
+/** A card receipt (B4) of WRITE USAGE or DELETE, as parsed from the card's answer. */
 export interface Receipt extends ReceiptFields {
   /** 2 (with DF20, signed under "ETKT RCPT 2"), or 1 for receipts kept from before protocol version 2. */
   version: 1 | 2;

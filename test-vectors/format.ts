@@ -1,8 +1,10 @@
 // Types of the conformance vector files (test-vectors/*.json; JSON Schema in schema/, prose in README.md).
 // Shared by the generator that writes them and the runner that executes them against a card.
 
+/** What a vector expects of the card, as in Wycheproof. */
 export type Result = 'valid' | 'invalid' | 'acceptable';
 
+/** A vector file: one suite and protocol area (test-vectors/README.md describes every field). */
 export interface VectorFile {
   $schema?: string;
   /** What the file holds: always "eticket-apdu-vectors". */
@@ -21,6 +23,7 @@ export interface VectorFile {
   testGroups: TestGroup[];
 }
 
+/** Tests that share one card fixture. */
 export interface TestGroup {
   type: 'ApduTest';
   comment: string;
@@ -30,6 +33,7 @@ export interface TestGroup {
   tests: TestCase[];
 }
 
+/** The card a group needs: profile, state, capacity, and how tests run on it. */
 export interface Fixture {
   /** Personalisation profile in keys/ (keys/profile-<suite>.json names it). */
   profile: string;
@@ -60,8 +64,10 @@ export interface Fixture {
   presets?: boolean;
 }
 
+/** A ticket face by its apdu-spec field names. */
 export type TicketFaceJson = Record<string, string | number>;
 
+/** One vector: id, comment, flags, expected result and steps. */
 export interface TestCase {
   tcId: number;
   comment: string;
@@ -70,6 +76,7 @@ export interface TestCase {
   steps: Step[];
 }
 
+/** What a step expects: status word(s) and checks on the answer. */
 export interface Expect {
   /** Status word(s) accepted: "9000", "6A80", or a pattern "61XX" / "6CXX". */
   sw: string[];
@@ -219,6 +226,7 @@ export interface CertifiedSigner {
   certifies?: string;
 }
 
+/** How a seal-ticket step alters the first ciphertext. */
 export interface LoadMutation {
   /** Flip bit `bit` (0 = MSB of the first byte) of one envelope field's value after sealing. */
   flip?: { field: 'encapsulation' | 'iv' | 'ciphertext' | 'mac' | 'tfv-signature'; bit: number };
@@ -241,6 +249,7 @@ export interface LoadMutation {
   binding?: 'other-card' | 'version-1';
 }
 
+/** How an authenticate step (EXTERNAL AUTHENTICATE) alters the authorisation. */
 export interface AuthMutation {
   /** Sign with this authority or certified key of the profile (a certificate spec for a signing key). */
   authority?: string;
@@ -253,6 +262,7 @@ export interface AuthMutation {
   truncated?: boolean;
 }
 
+/** How a signed-command step alters the command. */
 export interface CommandMutation {
   /**
    * The pending challenge with a bit flipped, zeros, the one the previous signed command of this test spent,
@@ -283,6 +293,7 @@ export interface CommandMutation {
   otherTicket?: string;
 }
 
+/** How a maced-command step alters the command or its MAC. */
 export interface MacMutation {
   /**
    * C7 other than the session's RC: a bit flipped, the RC of the session before (its keys too), or the

@@ -21,6 +21,7 @@ import {
 import { decodeKeyCertificate } from './key-certificate.js';
 import type { CardCredentials, CardTrust } from './trust.js';
 
+/** A ticket face with its verification code TF_V. */
 export interface SignedTicket {
   face: TicketFace;
   faceEncoded: Uint8Array;
@@ -28,6 +29,7 @@ export interface SignedTicket {
   verificationCodeEncoded: Uint8Array;
 }
 
+/** Options of an AuthenticationServer. */
 export interface AuthenticationServerOptions {
   /**
    * A4 of the signing key, when it is not the root key cards hold: TF_V and issuer authorisations then carry it,
@@ -36,6 +38,7 @@ export interface AuthenticationServerOptions {
   certificate?: Uint8Array;
 }
 
+/** The e-ticket authentication server (電子票認證服務器): signs ticket faces (key 1) and seals them to one card (key 2). */
 export class AuthenticationServer {
   readonly keyId: Uint8Array;
   /** A4 of the signing key (absent for the root key). */
@@ -51,6 +54,7 @@ export class AuthenticationServer {
     }
   }
 
+  /** The suite of the authority key. */
   get suite() {
     return this.signer.suite;
   }
@@ -87,6 +91,7 @@ export class AuthenticationServer {
     return seal(getSuite(card.suite), cardKey, card.serial, encodeLoadPayload(ticket.faceEncoded, ticket.verificationCodeEncoded));
   }
 
+  /** Sign `face` and seal it to `card` (its key traced to the trust root): the first ciphertext a card LOADs. */
   issue(face: TicketFace, card: CardCredentials): { sealed: Uint8Array; ticket: SignedTicket } {
     const ticket = this.sign(face, card);
     return { sealed: this.seal(ticket, card), ticket };
