@@ -6,8 +6,12 @@
  * {@link Transport}: `eticket/pcsc` for card readers, `eticket/emulator` for the emulated card. A production
  * gate loads its keys with {@link loadGateConfig}; card refusals are {@link CardStatusError}s naming the command
  * and the status word; reader faults are {@link TransportError}s; a card that breaks the protocol is a
- * {@link CardMisbehavedError}. Sellers, issuing kiosks and gates reach the operator's back office over HTTP with
- * {@link BackofficeClient} (requests signed with the client's credential file, {@link loadCredential}).
+ * {@link CardMisbehavedError}. Protocol version 2: a locked card tells its identity only to an issuing terminal
+ * authorised by the operator's authority (an {@link IssuerAuthorizer}: {@link AuthenticationServer.authorizeIssuer}
+ * in process, {@link BackofficeClient.authorizeIssuer} over HTTP); tickets are bound to one card; signing keys
+ * rotate under a root through key certificates ({@link signKeyCertificate}). Sellers, issuing kiosks and gates reach
+ * the operator's back office over HTTP with {@link BackofficeClient} (requests signed with the client's credential
+ * file, {@link loadCredential}).
  *
  * @module eticket
  */
@@ -25,7 +29,16 @@ export {
   type TicketView,
 } from '../host/checking.js';
 export { decide, reject, REJECT_MESSAGES, rejectFor, type Direction, type GateDecision, type RejectReason } from '../host/gate.js';
-export { IssuingTerminal, isDuplicate, parseFci, type CardCapacity, type CardInfo } from '../host/issuing.js';
+export {
+  IssuingTerminal,
+  isDuplicate,
+  parseFci,
+  type CardCapacity,
+  type CardInfo,
+  type FciInfo,
+  type IssuerAuthorizer,
+  type IssuingTerminalOptions,
+} from '../host/issuing.js';
 export { personalizeCard, type KeyGrant, type PersonalizationProfile } from '../host/personalize.js';
 
 // --- a gate's configuration from files -------------------------------------------------------------------------
@@ -62,10 +75,14 @@ export {
   CryptoError,
   EticketError,
   InvalidInputError,
+  IssuerAuthorizationRequiredError,
   ReaderNotFoundError,
+  RelayError,
+  TicketNotFoundError,
   TransportError,
   TransportTimeoutError,
   TransportUnavailableError,
+  WrongCardError,
   type Misbehaviour,
 } from '../sdk/errors.js';
 export { ApduFormatError } from '../sdk/apdu.js';
@@ -86,9 +103,9 @@ export {
 } from '../sdk/roles/sym-receipts.js';
 
 // --- tickets and the protocol's names --------------------------------------------------------------------------
-export { TICKET_FLAG, USAGE_FLAG, type TicketFace, type UsageRecord, type VerificationCode } from '../sdk/ticket.js';
+export { FACE_VERSION, faceDigestOf, TICKET_FLAG, USAGE_FLAG, type TicketFace, type UsageRecord, type VerificationCode } from '../sdk/ticket.js';
 export { formatServiceDate, parseServiceDate, toServiceDate } from '../sdk/fields.js';
-export { AID, describeSw, SW, USAGE_EVENT, USAGE_STATE, type SuiteName } from '../sdk/spec.js';
+export { AID, describeSw, LIMITS, SW, USAGE_EVENT, USAGE_STATE, type SuiteName } from '../sdk/spec.js';
 export { fromHex, hex } from '../sdk/bytes.js';
 
 // --- keys ------------------------------------------------------------------------------------------------------
@@ -117,7 +134,23 @@ export { RsaPrivateKey, type RsaKeySize } from '../sdk/crypto/rsa.js';
 export type { CryptoSuite, Decrypter, Signer } from '../sdk/crypto/suite.js';
 
 // --- back-office roles (pure logic: the service runs them; tests and tools may too) -----------------------------
-export { AuthenticationServer, type SignedTicket } from '../sdk/roles/authority.js';
+export { AuthenticationServer, type AuthenticationServerOptions, type SignedTicket } from '../sdk/roles/authority.js';
+export {
+  decodeKeyCertificate,
+  KEY_CERTIFICATE_CONTEXT,
+  keyCertificateBody,
+  signKeyCertificate,
+  verifyKeyCertificate,
+  type KeyCertificate,
+  type KeyCertificateFields,
+} from '../sdk/roles/key-certificate.js';
+export { resolveSigningKey, signingKeyOrThrow, type KeyChainCheck, type KeyChainFailure, type KeyChainResult, type RootKey } from '../sdk/roles/key-chain.js';
+export {
+  decodeIssuerAuthorization,
+  encodeIssuerAuthorization,
+  issuerAuthorizationMessage,
+  type IssuerAuthorization,
+} from '../sdk/commands/external-authenticate.js';
 export { CertificateAuthority, verifyCardCertificate, type CardKeyUsage, type CertifiedCardKey } from '../sdk/roles/ca.js';
 export { cardIdentity, KeyGenerationCentre, type KgcMasterKeys } from '../sdk/roles/kgc.js';
 export { FileLedger, MemoryLedger, TicketServer, type TicketRequest, type TidLedger } from '../sdk/roles/ticket-server.js';
