@@ -70,7 +70,13 @@ async function main(): Promise<number> {
   if (values.json !== '-') {
     console.table(summary);
     for (const r of reports) {
-      const statuses = Object.entries(r.statusWords)
+      // 61XX and 6CXX tell the length left or expected: one line per family is what a reader wants.
+      const families: Record<string, number> = {};
+      for (const [s, n] of Object.entries(r.statusWords)) {
+        const family = s.startsWith('61') || s.startsWith('6c') ? `${s.slice(0, 2)}xx` : s;
+        families[family] = (families[family] ?? 0) + n;
+      }
+      const statuses = Object.entries(families)
         .sort((a, b) => b[1] - a[1])
         .map(([s, n]) => `${s.toUpperCase()}×${n}`)
         .join(' ');
