@@ -36,9 +36,9 @@ export class EticketCard implements Icc {
   /** All a command handler sees of the card (card/commands/context.ts). */
   private readonly context: CardContext;
 
-  private constructor(store: NvmStore) {
+  private constructor(store: NvmStore, state?: CardState) {
     this.store = store;
-    this.state = decodeState(store.current);
+    this.state = state ?? decodeState(store.current);
     const card = this;
     this.context = {
       get state() {
@@ -87,6 +87,21 @@ export class EticketCard implements Icc {
   /** A new blank card whose NVM lives in memory only (tests, card farms). */
   static inMemory(options: CreateCardOptions = {}): EticketCard {
     return EticketCard.create(new MemoryBackend(), options);
+  }
+
+  /**
+   * A second card in RAM in exactly this card's condition: the same NVM image and the same volatile state
+   * (selection, challenge, shown view, sym session, pending chain or response). For fuzzing and tests (a mutant
+   * is sent to a fork in the state that accepts the original); a real card cannot be copied.
+   */
+  fork(): EticketCard {
+    const backend = new MemoryBackend();
+    backend.write('image', 0, this.store.current);
+    const copy = new EticketCard(new NvmStore(backend), this.state);
+    Object.assign(copy.ram, structuredClone(this.ram));
+    copy.pending = this.pending ? { data: this.pending.data.slice(), offset: this.pending.offset } : null;
+    copy.chain = this.chain ? { ...this.chain, parts: this.chain.parts.map((p) => p.slice()) } : null;
+    return copy;
   }
 
   /** The card's decoded persistent state (keys, tickets, tombstones): for tests and tools, never sent to a terminal. */
