@@ -13,7 +13,7 @@ import { CardRefusal, type CardContext, type VolatileState } from './commands/co
 export { CardRefusal, type ShownView, type SymSession, type VolatileState } from './commands/context.js';
 import { HANDLERS } from './commands/table.js';
 import { FaultInjector, FileBackend, MemoryBackend, NvmStore, NvmWriteError, PowerCutError, type NvmBackend } from './nvm.js';
-import { decodeState, encodeState, type CardState } from './state.js';
+import { adoptUsagePatch, decodeState, encodeState, planUsagePatch, rebaseState, type CardState } from './state.js';
 
 /** How a card is manufactured: NVM capacity, serial, crypto suite. */
 export interface CreateCardOptions {
@@ -114,11 +114,22 @@ export class EticketCard implements Icc {
     this.store.faults = f;
   }
 
-  /** Commit a new persistent state atomically, or refuse with NOT_ENOUGH_MEMORY if it does not fit. */
+  /**
+   * Commit a new persistent state atomically, or refuse with NOT_ENOUGH_MEMORY if it does not fit. A usage update
+   * of the same length rewrites its A3 and the checksum in place; anything else re-encodes the image, whose parts
+   * the state then points into (one buffer per card).
+   */
   private commit(next: CardState): void {
-    const image = encodeState(next);
-    if (image.length > next.capacity) throw new CardRefusal(SW.NOT_ENOUGH_MEMORY, 'NVM full');
-    this.store.commit(image);
+    const patch = planUsagePatch(this.state, next, this.store.current);
+    if (patch) {
+      this.store.patch(patch);
+      adoptUsagePatch(this.state, next);
+    } else {
+      const image = encodeState(next);
+      if (image.length > next.capacity) throw new CardRefusal(SW.NOT_ENOUGH_MEMORY, 'NVM full');
+      this.store.commit(image);
+      rebaseState(next, this.store.current);
+    }
     this.state = next;
     this.committed = true;
   }
