@@ -413,7 +413,7 @@ function compare(prev: Previous, gate: GateEntry[], farm: FarmEntry[]): Comparis
   }
   for (const f of farm) {
     const p = prev.farm.find((x) => x.mode === f.mode && x.suite === f.suite);
-    add(`farm ${f.mode}/${f.suite} bytes per card`, p?.bytesPerCard, f.bytesPerCard);
+    add(`farm ${f.mode}/${f.suite} bytes per card after taps`, p?.bytesPerCard, f.bytesPerCardAfterTaps);
     add(`farm ${f.mode}/${f.suite} taps/s`, p?.tps, f.tps);
   }
   return out;
