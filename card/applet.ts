@@ -99,7 +99,10 @@ export class EticketCard implements Icc {
     return this.store.current.length;
   }
 
-  /** The committed NVM image (tests compare it byte for byte). */
+  /**
+   * The committed NVM image (tests compare it byte for byte). On a memory backend this is the card's one buffer,
+   * which later commands change in place: copy it (`slice()`) to keep a snapshot.
+   */
   get image(): Uint8Array {
     return this.store.current;
   }
