@@ -47,6 +47,7 @@ export class MemoryBackend implements NvmBackend {
     return r ? r.slice() : null;
   }
 
+  /** The region itself, not a copy: the store works on it in place (NvmBackend.map). */
   map(region: Region): Uint8Array | null {
     return this.regions[region];
   }
