@@ -52,6 +52,9 @@ export interface CheckingTerminalConfig {
   commandDeadlineMs?: number;
 }
 
+/** Decoded faces a checking terminal keeps (decodeFace): the cards that may tap it again soon. */
+const FACE_CACHE_SIZE = 4;
+
 /** A gate's per-command deadline: far above a real tap's 0.1-0.3 s, far below a passenger's patience. */
 export const GATE_COMMAND_DEADLINE_MS = 5_000;
 
@@ -124,6 +127,8 @@ export class CheckingTerminal {
   private readonly signingKeys = new Map<string, Uint8Array>();
   private readonly masterKeyIds = new Map<string, Uint8Array>();
   private readonly privacyKeys = new Map<string, Uint8Array>();
+  /** Faces this terminal decoded, by their exact bytes: a card tapped again shows the same face (FACE_CACHE_SIZE). */
+  private readonly faces: { encoded: Uint8Array; face: TicketFace }[] = [];
   readonly mode: GateMode;
 
   constructor(readonly session: CardSession, readonly config: CheckingTerminalConfig) {
@@ -255,11 +260,24 @@ export class CheckingTerminal {
   }
 
   private parseView(command: string, plain: Uint8Array, expectedChallenge?: Uint8Array): DecodedTicketView {
-    const v = decodeAnswer(command, () => decodeTicketView(plain));
+    const v = decodeAnswer(command, () => decodeTicketView(plain, (encoded) => this.decodeFace(encoded)));
     if (expectedChallenge && (!v.terminalChallenge || !equal(v.terminalChallenge, expectedChallenge))) {
       throw new CryptoError('ticket view does not answer this terminal challenge (replayed response)');
     }
     return v;
+  }
+
+  /**
+   * A face this terminal already decoded from exactly these bytes, or a new decoding (kept, the oldest dropped).
+   * Decoding is a pure function of the bytes, so a hit changes nothing but the time: every check that depends on
+   * the card (binding, TF_V, receipt face digest) still runs on every view. The copy keeps no card buffer alive.
+   */
+  private decodeFace(encoded: Uint8Array): TicketFace {
+    for (const f of this.faces) if (equal(f.encoded, encoded)) return f.face;
+    const face = decodeTicketFace(encoded);
+    if (this.faces.length >= FACE_CACHE_SIZE) this.faces.shift();
+    this.faces.push({ encoded: encoded.slice(), face: Object.freeze(face) as TicketFace });
+    return face;
   }
 
   /**
