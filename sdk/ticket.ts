@@ -29,6 +29,8 @@ export interface TicketFace {
   flags?: number;
   kind?: number;
   maxEntries?: number;
+  /** 1 fixed fare (default), 2 per trip (a pass priced by the fare table, charged to its seller). */
+  pricing?: number;
 }
 
 /** TF_B (使用信息): what happened to the ticket at gates. */
@@ -52,6 +54,15 @@ export interface VerificationCode {
 }
 
 export const TICKET_FLAG = { TRANSFERABLE: 1, RETURN: 2, CONCESSION: 4 } as const;
+/** Face `kind` values (apdu-spec ticketFace). */
+export const TICKET_KIND = { RAIL: 1, METRO: 2, BUS: 3, EVENT: 4 } as const;
+/** Face `pricing` values: how the ticket is paid. */
+export const PRICING = { FIXED: 1, PER_TRIP: 2 } as const;
+
+/** A pass: no origin and no destination, so valid at any station of its operator (apdu-spec README 5). */
+export function isPass(face: Pick<TicketFace, 'origin' | 'destination'>): boolean {
+  return !face.origin && !face.destination;
+}
 export const USAGE_FLAG = { PUNCHED: 1, PAPER_PRINTED: 2 } as const;
 
 const faceCodec = new RecordCodec<TicketFace>('ticket face', protocol.ticketFace);
