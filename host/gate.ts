@@ -19,7 +19,9 @@ export type RejectReason =
   | 'not_entered'
   | 'void'
   | 'bad_signature'
-  | 'card_error';
+  | 'card_error'
+  | 'denylisted'
+  | 'journal_full';
 
 export interface GateDecision {
   pass: boolean;
@@ -38,6 +40,8 @@ export const REJECT_MESSAGES: Record<RejectReason, string> = {
   void: 'ticket was cancelled (void)',
   bad_signature: 'ticket or card failed a signature check',
   card_error: 'card error',
+  denylisted: 'card is on the denylist: see staff',
+  journal_full: 'gate out of service (its journal is full or failed): use another gate',
 };
 
 export function reject(reason: RejectReason, detail?: string): GateDecision {

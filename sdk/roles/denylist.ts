@@ -73,7 +73,7 @@ export function verifyDenylist(doc: unknown, trust: DenylistTrust): DenylistDocu
   if (d.operator !== trust.operator) throw new CryptoError(`denylist of operator ${String(d.operator)}, this gate serves ${trust.operator}`);
   if (d.kind !== 'full' && d.kind !== 'delta') throw new CryptoError('denylist: kind is full or delta');
   for (const k of ['version', 'time'] as const) if (typeof d[k] !== 'number' || !Number.isSafeInteger(d[k]) || (d[k] as number) < 0) throw new CryptoError(`denylist: ${k} must be a whole number`);
-  if (d.kind === 'delta' && (typeof d.base !== 'number' || !Number.isSafeInteger(d.base) || d.base < 0 || d.base >= (d.version as number))) throw new CryptoError('denylist: a delta names an older base version');
+  if (d.kind === 'delta' && (typeof d.base !== 'number' || !Number.isSafeInteger(d.base) || d.base < 0 || d.base > (d.version as number))) throw new CryptoError('denylist: a delta names a base version not after its own');
   if (typeof d.keyId !== 'string' || typeof d.signature !== 'string' || !/^([0-9A-F]{2})+$/.test(d.signature)) throw new CryptoError('denylist: key id or signature missing');
   const allowed = ['format', 'operator', 'version', 'kind', 'base', 'cards', 'added', 'removed', 'time', 'keyId', 'suite', 'certificate', 'signature'];
   for (const k of Object.keys(d)) if (!allowed.includes(k)) throw new CryptoError(`denylist: unknown field ${k}`);
