@@ -83,6 +83,7 @@ export interface ClearingReport {
 
 const n = (v: unknown) => Number(v ?? 0);
 const SELLER = "coalesce(seller_id, '(operator)')";
+const T_SELLER = "coalesce(t.seller_id, '(operator)')";
 const MAX_LISTED = 1000;
 
 export async function tripReport(store: Store, r: ReportRange, options: { listTrips?: boolean } = {}): Promise<{ totals: TripTotals[]; trips: TripReportRow[] }> {
@@ -160,9 +161,9 @@ export async function clearingReport(store: Store, operator: string, r: ReportRa
   }
   for (const u of (
     await q.query(
-      `SELECT ${SELLER} AS seller, to_char(g.tap_time AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, coalesce(t.currency, 'XXX') AS currency, count(DISTINCT g.tid)::int AS used
+      `SELECT ${T_SELLER} AS seller, to_char(g.tap_time AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, coalesce(t.currency, 'XXX') AS currency, count(DISTINCT g.tid)::int AS used
        FROM gate_taps g JOIN tickets t ON t.operator = g.operator AND t.tid = g.tid
-       WHERE g.pass AND g.operator = $4 AND ${inRange("(g.tap_time AT TIME ZONE 'UTC')::date")} AND ($3::text IS NULL OR ${SELLER} = $3) GROUP BY 1, 2, 3`,
+       WHERE g.pass AND g.operator = $4 AND ${inRange("(g.tap_time AT TIME ZONE 'UTC')::date")} AND ($3::text IS NULL OR ${T_SELLER} = $3) GROUP BY 1, 2, 3`,
       [...args, operator],
     )
   ).rows) {
@@ -189,8 +190,8 @@ export async function clearingReport(store: Store, operator: string, r: ReportRa
     for (const x of quarantined.rows.slice(0, MAX_LISTED)) mismatches.push({ kind: 'unverified', gate: String(x.gate_id), seq: x.seq === null ? undefined : n(x.seq), day: String(x.day), detail: String(x.reason) });
   }
   const neverSeen = await q.query(
-    `SELECT t.tid, t.card_serial, ${SELLER} AS seller, to_char(b.sold_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day FROM tickets t JOIN bills b ON b.operator = t.operator AND b.tid = t.tid AND b.kind = 'sale'
-     WHERE t.operator = $4 AND t.status IN ('sealed', 'loaded') AND ${inRange("(b.sold_at AT TIME ZONE 'UTC')::date")} AND ($3::text IS NULL OR ${SELLER} = $3)
+    `SELECT t.tid, t.card_serial, ${T_SELLER} AS seller, to_char(b.sold_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day FROM tickets t JOIN bills b ON b.operator = t.operator AND b.tid = t.tid AND b.kind = 'sale'
+     WHERE t.operator = $4 AND t.status IN ('sealed', 'loaded') AND ${inRange("(b.sold_at AT TIME ZONE 'UTC')::date")} AND ($3::text IS NULL OR ${T_SELLER} = $3)
        AND NOT EXISTS (SELECT 1 FROM gate_taps g WHERE g.pass AND g.operator = t.operator AND g.tid = t.tid)
      ORDER BY b.sold_at, t.tid`,
     [...args, operator],
@@ -198,8 +199,8 @@ export async function clearingReport(store: Store, operator: string, r: ReportRa
   counts.never_seen = neverSeen.rowCount;
   for (const x of neverSeen.rows.slice(0, MAX_LISTED)) mismatches.push({ kind: 'never_seen', tid: String(x.tid), card: String(x.card_serial), seller: String(x.seller), day: String(x.day), detail: `ticket ${x.tid} was sold and never passed a gate` });
   const wrongCard = await q.query(
-    `SELECT DISTINCT g.tid, g.card_serial, t.card_serial AS sold_to, ${SELLER} AS seller FROM gate_taps g JOIN tickets t ON t.operator = g.operator AND t.tid = g.tid
-     WHERE g.pass AND g.operator = $4 AND g.card_serial <> t.card_serial AND ${inRange("(g.tap_time AT TIME ZONE 'UTC')::date")} AND ($3::text IS NULL OR ${SELLER} = $3) ORDER BY 1, 2`,
+    `SELECT DISTINCT g.tid, g.card_serial, t.card_serial AS sold_to, ${T_SELLER} AS seller FROM gate_taps g JOIN tickets t ON t.operator = g.operator AND t.tid = g.tid
+     WHERE g.pass AND g.operator = $4 AND g.card_serial <> t.card_serial AND ${inRange("(g.tap_time AT TIME ZONE 'UTC')::date")} AND ($3::text IS NULL OR ${T_SELLER} = $3) ORDER BY 1, 2`,
     [...args, operator],
   );
   counts.wrong_card = wrongCard.rowCount;

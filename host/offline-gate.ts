@@ -53,7 +53,7 @@ export class OfflineGate {
    * write. The answer comes once the record is durable; a PASS whose record cannot be written is turned into a
    * REJECT journal_full (the card then shows the entry: staff resolve it, the gate goes out of service).
    */
-  async tap(session: CardSession, direction: Direction, options: { date?: number; train?: string } = {}): Promise<TapOutcome> {
+  async tap(session: CardSession, direction: Direction, options: { date?: number; train?: string; auditVerificationCode?: boolean } = {}): Promise<TapOutcome> {
     const { journal, denylist } = this.config;
     if (!journal.reserve()) return { decision: reject('journal_full', journal.failed ? `journal failed: ${journal.failed.message}` : undefined) };
     const denylistVersion = denylist.version;

@@ -1,12 +1,20 @@
-// `eticket gate`: a validator loop. Wait for a card, decide (host/gate.ts rules), record the entry or exit
-// on the card, print PASS or REJECT with the reason; an image is one tap, a reader loops until Ctrl-C.
+// `eticket gate`: a validator loop. Wait for a card, decide (host/gate.ts rules, the denylist it holds), record
+// the entry or exit on the card, journal the tap durably, print PASS or REJECT with the reason; an image is one
+// tap, a reader loops until Ctrl-C, uploading its journal in the background when given a back office.
 // Gate mode pki (default) or sym (--mode sym: the master key only, no pki keys at the gate).
 
 import type { Command } from 'commander';
 import { hex } from '../../sdk/bytes.js';
 import { formatServiceDate } from '../../sdk/fields.js';
 import { TransportError, TransportTimeoutError } from '../../sdk/errors.js';
-import { CheckingTerminal, checkTerminalConfig } from '../checking.js';
+import { join } from 'node:path';
+import { BackofficeClient } from '../backoffice-client.js';
+import { checkTerminalConfig } from '../checking.js';
+import { DenylistCache } from '../denylist.js';
+import { GateJournal } from '../journal.js';
+import { JournalUploader } from '../journal-uploader.js';
+import { OfflineGate } from '../offline-gate.js';
+import { denylistTrust, gateCredential, journalDir } from './cmd-offline.js';
 import type { Direction } from '../gate.js';
 import { CardSession } from '../session.js';
 import { PcscTransport } from '../transport/pcsc.js';
@@ -16,7 +24,7 @@ import { addCardOptions, emit, errorLine, EXIT, ExitStatus, globals, openTranspo
 import { addModeOption, addTerminalOptions, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
 import { receiptJson } from './format.js';
 
-type GateOptions = CardOptions & TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean };
+type GateOptions = CardOptions & TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean; journal?: string; backoffice?: string; credential?: string };
 
 export function registerGate(program: Command): void {
   addModeOption(
@@ -29,9 +37,12 @@ export function registerGate(program: Command): void {
           .option('--train <code>', 'only tickets for this train / route / event')
           .option('--once', 'stop after one card (always so with --card)')
           .option('--audit', 'also fetch and check TF_V on every tap (slower: 256 more bytes on air)')
+          .option('--journal <dir>', 'the tap journal (default <working directory>/journal/<gate id>)')
+          .option('--backoffice <url>', 'upload the journal and fetch the denylist in the background (needs --credential)')
+          .option('--credential <file>', "the gate's credential (`eticket terminal add --kind gate`); its id is the gate id")
           .addHelpText(
             'after',
-            '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected. --mode sym taps in 3 APDUs with AES only\n(the working directory\'s checking master key; cards personalised with it).\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json\n  $ eticket gate --card card.img --station BJS --direction entry --mode sym',
+            '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected. --mode sym taps in 3 APDUs with AES only\n(the working directory\'s checking master key; cards personalised with it).\n\nEvery tap is written to the gate\'s journal, durably, before the answer (docs/gates.md); a card on the denylist the\ngate holds is refused (REJECT denylisted). With --backoffice and --credential the loop uploads the journal and\nfetches the denylist in the background (`eticket journal upload` does it once); the back office being down\nnever delays a tap.\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json\n  $ eticket gate --card card.img --station BJS --direction entry --mode sym',
           ),
       ),
       'BJS',
@@ -47,21 +58,33 @@ export function registerGate(program: Command): void {
     const mode = config.mode!;
     const json = globals(cmd).json;
 
+    let cred: ReturnType<typeof gateCredential> | undefined;
+    if (opts.credential) {
+      cred = gateCredential(opts.credential);
+      if (opts.gateId !== 'CLI' && opts.gateId !== cred.clientId) throw new UsageError(`--gate-id ${opts.gateId} is not the credential's gate ${cred.clientId}`);
+      config.gateId = cred.clientId;
+    }
+    if (opts.backoffice && !cred) throw new UsageError('--backoffice needs --credential (the gate signs its uploads)');
+    const dir = journalDir(w, config.gateId, opts.journal);
+    const journal = GateJournal.openDir(dir);
+    const denylist = new DenylistCache(denylistTrust(w), join(dir, 'denylist.json'));
+    const gate = new OfflineGate({ terminal: config, journal, denylist });
+    const uploader = cred && opts.backoffice ? new JournalUploader(journal, [{ gateId: cred.clientId, client: new BackofficeClient({ url: opts.backoffice, clientId: cred.clientId, signer: cred.signer }), signer: cred.signer }], denylist, { log: json ? undefined : (e) => console.error(`gate ${cred!.clientId}: ${JSON.stringify(e)}`) }) : undefined;
+
     const tap = async (transport: Transport): Promise<boolean> => {
       const session = new CardSession(transport);
-      const terminal = new CheckingTerminal(session, config);
       const t0 = performance.now();
       try {
-        const { decision, ticket, receipt } = await terminal.passGate(direction, { train: opts.train, auditVerificationCode: opts.audit });
+        const { decision, ticket, receipt, record } = await gate.tap(session, direction, { train: opts.train, auditVerificationCode: opts.audit });
         const ms = Math.round(performance.now() - t0);
         const time = new Date(clock() * 1000).toISOString();
-        // The receipt (and in sym mode its transaction) is what a gate log keeps for the back office.
+        // The receipt (and in sym mode its transaction) is what the journal keeps for the back office.
         const { receipt: encoded, transaction } = receipt ? receiptJson(receipt) : {};
         const logged = { ...(encoded ? { receipt: encoded } : {}), ...(transaction ? { transaction } : {}) };
         emit(
           cmd,
-          { pass: decision.pass, reason: decision.reason, message: decision.message, mode, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station: opts.station, direction, time, ms, ...logged },
-          `${decision.pass ? 'PASS' : 'REJECT'} ${ticket ? `${ticket.face.tid} ${formatServiceDate(ticket.face.serviceDate)} ${ticket.face.train ?? ''} ` : ''}${decision.reason ? `[${decision.reason}] ` : ''}${decision.message} (${ms} ms)`.replace(/ +/g, ' '),
+          { pass: decision.pass, reason: decision.reason, message: decision.message, mode, gate: config.gateId, seq: record?.seq, denylistVersion: record?.denylistVersion, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station: opts.station, direction, time, ms, ...logged },
+          `${decision.pass ? 'PASS' : 'REJECT'} ${ticket ? `${ticket.face.tid} ${formatServiceDate(ticket.face.serviceDate)} ${ticket.face.train ?? ''} ` : ''}${decision.reason ? `[${decision.reason}] ` : ''}${decision.message} (${ms} ms${record ? `, journal #${record.seq}` : ''})`.replace(/ +/g, ' '),
         );
         return decision.pass;
       } finally {
@@ -70,14 +93,22 @@ export function registerGate(program: Command): void {
     };
 
     if (opts.card || opts.once) {
-      const { transport } = openTransport(cmd, opts);
-      const pcsc = pcscOf(transport);
-      if (pcsc) await pcsc.waitForCard(60_000);
-      const pass = await tap(transport);
-      if (!pass) throw new ExitStatus(EXIT.REJECTED);
-      return;
+      try {
+        const { transport } = openTransport(cmd, opts);
+        const pcsc = pcscOf(transport);
+        if (pcsc) await pcsc.waitForCard(60_000);
+        const pass = await tap(transport);
+        if (!pass) throw new ExitStatus(EXIT.REJECTED);
+        return;
+      } finally {
+        await journal.close();
+      }
     }
-    if (!opts.reader) throw new UsageError('which reader? give --reader <name> (or --card <image> for one tap)');
+    if (!opts.reader) {
+      await journal.close();
+      throw new UsageError('which reader? give --reader <name> (or --card <image> for one tap)');
+    }
+    uploader?.start();
 
     const { transport } = openTransport(cmd, opts);
     const reader = pcscOf(transport)!;
@@ -110,6 +141,8 @@ export function registerGate(program: Command): void {
       while (!stopping && (await reader.status()).cardPresent) await new Promise((r) => setTimeout(r, 100));
     }
     await transport.disconnect().catch(() => undefined);
+    await uploader?.stop();
+    await journal.close();
     if (!json) console.error(`gate stopped after ${taps} tap(s)`);
   });
 }

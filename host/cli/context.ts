@@ -12,6 +12,7 @@ import { MigrationError } from '../../backoffice/store/migrate.js';
 import { NotFoundError, StoreConflictError } from '../../backoffice/store/store.js';
 import { CardStatusError, CryptoError, EticketError, InvalidInputError, ReaderNotFoundError, TransportError, TransportUnavailableError } from '../../sdk/errors.js';
 import { SW } from '../../sdk/spec.js';
+import { BackofficeHttpError, BackofficeUnreachableError } from '../backoffice-client.js';
 import { CardSession } from '../session.js';
 import { EmulatorTransport } from '../transport/emulator.js';
 import { PcscTransport } from '../transport/pcsc.js';
@@ -203,6 +204,9 @@ export function exitCodeFor(e: unknown): number {
   // The store refused on the domain's grounds (sold out, TID taken, unknown service): the input's fault.
   if (e instanceof StoreConflictError || e instanceof NotFoundError || e instanceof MigrationError) return EXIT.USAGE;
   if (e instanceof StoreUnavailableError) return EXIT.TRANSPORT;
+  // The back office over HTTP: unreachable or failing (5xx) is like a database that cannot be reached; a refusal is the input's.
+  if (e instanceof BackofficeUnreachableError) return EXIT.TRANSPORT;
+  if (e instanceof BackofficeHttpError) return e.status >= 500 ? EXIT.TRANSPORT : e.status === 401 || e.status === 422 ? EXIT.CRYPTO : EXIT.USAGE;
   if (e instanceof CardStatusError) return EXIT.CARD_REFUSED;
   if (e instanceof TransportError) return EXIT.TRANSPORT;
   if (e instanceof CryptoError) return EXIT.CRYPTO;

@@ -7,6 +7,7 @@ import { registerClients } from './cmd-clients.js';
 import { registerKeys } from './cmd-keys.js';
 import { registerSales } from './cmd-sales.js';
 import { registerServe } from './cmd-serve.js';
+import { registerOffline } from './cmd-offline.js';
 import { registerGate } from './cmd-gate.js';
 import { registerIssue, registerLoad } from './cmd-issue.js';
 import { registerRaw } from './cmd-raw.js';
@@ -66,6 +67,7 @@ Example:
   registerClients(program);
   registerSales(program);
   registerServe(program);
+  registerOffline(program);
   return program;
 }
 
