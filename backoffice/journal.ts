@@ -7,7 +7,6 @@ import { concat, equal, fromHex, hex, utf8 } from '../sdk/bytes.js';
 import { CryptoError, EticketError, InvalidInputError } from '../sdk/errors.js';
 import { decodeTapRecord, recordHash, verifyChain, verifyCheckpoint, type Checkpoint, type TapRecord } from '../sdk/gate-journal.js';
 import { parseReceipt } from '../sdk/receipt.js';
-import { symTransactionToJson } from '../sdk/roles/sym-receipts.js';
 import { USAGE_EVENT } from '../sdk/spec.js';
 import { encodeUsageRecord } from '../sdk/ticket.js';
 import { checkReceipt, type ReceiptContext } from './arbitration.js';
@@ -42,7 +41,6 @@ interface Row {
   content?: Uint8Array;
   event?: number;
   counter?: number;
-  transaction?: Record<string, string>;
 }
 
 /** What a card said it did, as one digest: two receipts with one counter and another content betray a copied image. */
@@ -54,6 +52,8 @@ const EXPECTED_EVENT: Record<'entry' | 'exit', number> = { entry: USAGE_EVENT.EN
 
 export class JournalIngest {
   private readonly cards = new Map<string, CardRecord | null>();
+  /** Since this process started: batches, records stored, duplicates, kept apart. */
+  readonly stats = { batches: 0, stored: 0, duplicates: 0, quarantined: 0 };
 
   constructor(
     private readonly store: Store,
@@ -82,7 +82,7 @@ export class JournalIngest {
     if (r.counter !== undefined && checked.counter !== r.counter + 1) throw new CryptoError(`the receipt's counter ${checked.counter} does not follow the record's ${r.counter}`);
     if (!receipt.usage) throw new CryptoError('a usage receipt without its usage record');
     const content = receiptContent(checked.tid, checked.event, checked.counter, encodeUsageRecord(receipt.usage), r.faceDigest);
-    return { record: r, content, event: checked.event, counter: checked.counter, transaction: r.transaction ? symTransactionToJson(r.transaction) : undefined };
+    return { record: r, content, event: checked.event, counter: checked.counter };
   }
 
   /** Ingest one batch from `client`; the gate is the client that signed the request. */
@@ -118,30 +118,31 @@ export class JournalIngest {
       }
     }
     const through = authentic ? checkpoint.seq : Math.max(0, ...records.map((r) => r.seq));
-    return this.store.transaction(async (tx) => {
+    const result = await this.store.transaction(async (tx) => {
       let stored = 0;
       let duplicates = 0;
       if (rows.length) {
-        // Records already here under the same (gate, seq): the same bytes are duplicates, other bytes a fork.
-        const seqs = rows.map((r) => r.record.seq);
-        const existing = new Map(
-          (await tx.query<{ seq: number; hash: Uint8Array }>('SELECT seq, hash FROM gate_taps WHERE gate_id = $1 AND seq = ANY($2::bigint[])', [client.clientId, seqs])).rows.map((x) => [Number(x.seq), new Uint8Array(x.hash)]),
-        );
-        const fresh: Row[] = [];
-        for (const row of rows) {
-          const have = existing.get(row.record.seq);
-          if (!have) fresh.push(row);
-          else if (equal(have, row.record.hash)) duplicates++;
-          else quarantine.push({ seq: row.record.seq, hash: row.record.hash, reason: `conflicting record: gate ${client.clientId} seq ${row.record.seq} is already stored with other content (the gate's journal was restored or forked)`, record: row.record.encoded });
+        // Insert first (the common case: all new); then look at the (gate, seq) that were taken: the same bytes are
+        // duplicates (a retry, another process), other bytes a fork (kept apart).
+        const inserted = await this.insertTaps(tx, client.clientId, rows);
+        stored = inserted.size;
+        const taken = rows.filter((r) => !inserted.has(r.record.seq));
+        if (taken.length) {
+          const have = new Map(
+            (await tx.query<{ seq: number; hash: Uint8Array }>('SELECT seq, hash FROM gate_taps WHERE gate_id = $1 AND seq = ANY($2::bigint[])', [client.clientId, taken.map((r) => r.record.seq)])).rows.map((x) => [Number(x.seq), new Uint8Array(x.hash)]),
+          );
+          for (const row of taken) {
+            if (equal(have.get(row.record.seq)!, row.record.hash)) duplicates++;
+            else quarantine.push({ seq: row.record.seq, hash: row.record.hash, reason: `conflicting record: gate ${client.clientId} seq ${row.record.seq} is already stored with other content (the gate's journal was restored or forked)`, record: row.record.encoded });
+          }
         }
         const first = records[0];
-        if (first.seq > 1 && fresh.length && fresh[0].record.seq === first.seq) {
+        if (first.seq > 1 && inserted.has(first.seq)) {
           const before = (await tx.query<{ hash: Uint8Array }>('SELECT hash FROM gate_taps WHERE gate_id = $1 AND seq = $2', [client.clientId, first.seq - 1])).rows[0];
           if (before && !equal(new Uint8Array(before.hash), first.prev)) await this.fork(tx, client.clientId, first.seq);
         }
-        if (quarantine.some((q) => q.reason.startsWith('conflicting record'))) await this.fork(tx, client.clientId, quarantine.find((q) => q.reason.startsWith('conflicting'))!.seq!);
-        if (fresh.length) stored = await this.insertTaps(tx, client.clientId, fresh);
-        duplicates += fresh.length - stored; // another process stored them meanwhile (ON CONFLICT DO NOTHING)
+        const conflict = quarantine.find((q) => q.reason.startsWith('conflicting record'));
+        if (conflict) await this.fork(tx, client.clientId, conflict.seq!);
       }
       if (authentic) {
         await tx.query('INSERT INTO gate_checkpoints (gate_id, seq, head, signed_at, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING', [client.clientId, checkpoint.seq, checkpoint.head, new Date(checkpoint.time), checkpoint.signature]);
@@ -153,6 +154,11 @@ export class JournalIngest {
       }
       return { gate: client.clientId, through, stored, duplicates, quarantined, reasons: [...new Set(quarantine.map((q) => q.reason))] };
     });
+    this.stats.batches++;
+    this.stats.stored += result.stored;
+    this.stats.duplicates += result.duplicates;
+    this.stats.quarantined += result.quarantined;
+    return result;
   }
 
   private async fork(tx: Queryable, gate: string, seq: number): Promise<void> {
@@ -162,18 +168,17 @@ export class JournalIngest {
     );
   }
 
-  /** Insert the taps in one statement; returns how many were new. New PASS taps queue their ticket for matching. */
-  private async insertTaps(tx: Queryable, gate: string, rows: Row[]): Promise<number> {
+  /** Insert the taps in one statement; returns the seqs that were new. New PASS taps queue their ticket for matching. */
+  private async insertTaps(tx: Queryable, gate: string, rows: Row[]): Promise<Set<number>> {
     const col = <T>(f: (r: Row) => T) => rows.map(f);
-    const res = await tx.query<{ operator: string | null; tid: string | null; pass: boolean }>(
-      `INSERT INTO gate_taps (gate_id, seq, hash, prev, tap_time, direction, pass, reason, station, mode, operator, tid, card_serial, counter, event, content, face_digest, denylist_version, real_name, receipt, transaction, record)
-       SELECT $1, * FROM unnest($2::bigint[], $3::bytea[], $4::bytea[], $5::timestamptz[], $6::text[], $7::boolean[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[], $15::int[], $16::bytea[], $17::bytea[], $18::int[], $19::text[], $20::bytea[], $21::jsonb[], $22::bytea[])
-       ON CONFLICT (gate_id, seq) DO NOTHING RETURNING operator, tid, pass`,
+    const res = await tx.query<{ seq: number; operator: string | null; tid: string | null; pass: boolean }>(
+      `INSERT INTO gate_taps (gate_id, seq, hash, tap_time, direction, pass, reason, station, mode, operator, tid, card_serial, counter, event, content, denylist_version, real_name, record)
+       SELECT $1, * FROM unnest($2::bigint[], $3::bytea[], $4::timestamptz[], $5::text[], $6::boolean[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::int[], $15::bytea[], $16::int[], $17::text[], $18::bytea[])
+       ON CONFLICT (gate_id, seq) DO NOTHING RETURNING seq, operator, tid, pass`,
       [
         gate,
         col((r) => r.record.seq),
         col((r) => r.record.hash),
-        col((r) => r.record.prev),
         col((r) => new Date(r.record.time)),
         col((r) => r.record.direction),
         col((r) => r.record.pass),
@@ -186,11 +191,8 @@ export class JournalIngest {
         col((r) => r.counter ?? null),
         col((r) => r.event ?? null),
         col((r) => r.content ?? null),
-        col((r) => r.record.faceDigest ?? null),
         col((r) => r.record.denylistVersion),
         col((r) => r.record.realName ?? null),
-        col((r) => r.record.receipt ?? null),
-        col((r) => (r.transaction ? JSON.stringify(r.transaction) : null)),
         col((r) => r.record.encoded),
       ],
     );
@@ -200,7 +202,7 @@ export class JournalIngest {
       const list = [...tickets.values()];
       await tx.query('INSERT INTO match_queue (operator, tid) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING', [list.map((t) => t[0]), list.map((t) => t[1])]);
     }
-    return res.rowCount;
+    return new Set(res.rows.map((r) => Number(r.seq)));
   }
 }
 

@@ -27,6 +27,8 @@ export interface UploaderOptions {
   denylistIntervalMs?: number;
   /** Longest pause after failures (ms, default 30 s). */
   maxBackoffMs?: number;
+  /** A gate with less than a batch uploads once its oldest record waited this long (ms, default 1000). */
+  maxDelayMs?: number;
   /** Gates uploading at the same time (default 4). */
   concurrency?: number;
   log?: (event: Record<string, unknown>) => void;
@@ -51,6 +53,8 @@ export class JournalUploader {
   private running = false;
   private loop?: Promise<void>;
   private wakers?: Set<() => void>;
+  /** Per gate: since when records have been waiting (for maxDelayMs). */
+  private readonly since = new Map<string, number>();
 
   constructor(
     readonly journal: GateJournal,
@@ -61,27 +65,38 @@ export class JournalUploader {
     this.stats = { requests: 0, inFlight: 0, batches: 0, records: 0, stored: 0, duplicates: 0, quarantined: 0, errors: 0, denylistVersion: denylist?.version ?? 0, denylistFetches: 0 };
   }
 
-  /** Upload one batch of `gate` (the oldest unacknowledged records); returns the records acknowledged (0: nothing to send). */
-  async uploadBatch(gate: UploaderGate): Promise<number> {
+  /**
+   * Upload one batch of `gate` (the oldest unacknowledged records); returns the records acknowledged (0: nothing
+   * sent). With `force` false, a gate with fewer than a batch waits until its oldest record is `maxDelayMs` old:
+   * each batch costs the gate two signatures (request and checkpoint), so many taps share one.
+   */
+  async uploadBatch(gate: UploaderGate, force = true): Promise<number> {
     const head = this.journal.head(gate.gateId);
     if (head.seq <= head.acked) return 0;
+    const batchSize = this.options.batchSize ?? 200;
+    const waiting = head.seq - head.acked;
+    const now = Date.now();
+    if (!this.since.has(gate.gateId)) this.since.set(gate.gateId, now);
+    if (!force && waiting < batchSize && now - this.since.get(gate.gateId)! < (this.options.maxDelayMs ?? 1000)) return 0;
     const from = head.acked + 1;
-    const records = this.journal.readRecords(gate.gateId, from, this.options.batchSize ?? 200);
-    if (!records.length) return 0;
-    const last = records[records.length - 1];
-    const checkpoint = await this.journal.checkpointAt(gate.gateId, last.seq, gate.signer);
+    const batch = this.journal.readEncoded(gate.gateId, from, batchSize);
+    if (!batch) return 0;
+    const checkpoint = await this.journal.checkpointAt(gate.gateId, batch.lastSeq, gate.signer);
     this.stats.requests++;
     this.stats.inFlight++;
     try {
-      const r = await gate.client.uploadJournal({ gate: gate.gateId, records: records.map((x) => hex(x.encoded)), checkpoint: checkpointJson(checkpoint) });
+      const r = await gate.client.uploadJournal({ gate: gate.gateId, records: batch.records.map((x) => hex(x)), checkpoint: checkpointJson(checkpoint) });
       this.stats.batches++;
-      this.stats.records += records.length;
+      this.stats.records += batch.records.length;
       this.stats.stored += r.stored;
       this.stats.duplicates += r.duplicates;
       this.stats.quarantined += r.quarantined;
-      if (r.through >= last.seq) this.journal.ack(gate.gateId, last.seq);
-      else if (r.through >= from) this.journal.ack(gate.gateId, r.through);
-      return Math.max(0, Math.min(r.through, last.seq) - head.acked);
+      if (r.through >= batch.lastSeq) await this.journal.ack(gate.gateId, batch.lastSeq);
+      else if (r.through >= from) await this.journal.ack(gate.gateId, r.through);
+      const after = this.journal.head(gate.gateId);
+      if (after.seq <= after.acked) this.since.delete(gate.gateId);
+      else this.since.set(gate.gateId, Date.now());
+      return Math.max(0, Math.min(r.through, batch.lastSeq) - head.acked);
     } finally {
       this.stats.inFlight--;
     }
@@ -165,7 +180,7 @@ export class JournalUploader {
       try {
         const queue = [...this.gates];
         const worker = async () => {
-          for (let g = queue.shift(); g && this.running; g = queue.shift()) sent += await this.uploadBatch(g);
+          for (let g = queue.shift(); g && this.running; g = queue.shift()) sent += await this.uploadBatch(g, false);
         };
         await Promise.all(Array.from({ length: Math.min(this.options.concurrency ?? 4, this.gates.length) }, worker));
         backoff = 0;

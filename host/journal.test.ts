@@ -48,7 +48,7 @@ describe('gate journal', () => {
     expect(j.stats().refusedFull).toBe(1);
     expect(j.stats().bytes).toBeLessThanOrEqual(64 * 1024);
     const segments = backend.list().filter((f) => f.startsWith('seg-')).length;
-    expect(j.ack('G1', n - 1)).toBe(true);
+    expect(await j.ack('G1', n - 1)).toBe(true);
     expect(backend.list().filter((f) => f.startsWith('seg-')).length).toBe(1); // all but the newest went
     expect(segments).toBeGreaterThan(1);
     expect(j.reserve()).toBe(true);
@@ -94,14 +94,14 @@ describe('journal tearing: a power cut at every write point', () => {
     const note = (g: string, s: number) => (opened.get(g) ?? opened.set(g, new Set()).get(g)!).add(s);
     for (let i = 1; i <= 6; i++) note(i % 2 ? 'G1' : 'G2', (await j.append(tap(i % 2 ? 'G1' : 'G2', i))).seq);
     await j.checkpoint('G1', key);
-    j.ack('G1', 2);
+    await j.ack('G1', 2);
     acked.set('G1', 2);
     const together = await Promise.all([7, 8, 9, 10].map((i) => j.append(tap(i % 2 ? 'G1' : 'G2', i))));
     for (const r of together) note(r.gateId, r.seq);
-    j.ack('G2', 4);
+    await j.ack('G2', 4);
     acked.set('G2', 4);
     for (let i = 11; i <= 16; i++) note('G1', (await j.append(tap('G1', i))).seq);
-    j.ack('G1', 9);
+    await j.ack('G1', 9);
     acked.set('G1', 9);
     for (let i = 17; i <= 19; i++) note('G2', (await j.append(tap('G2', i))).seq);
   }
@@ -143,7 +143,7 @@ describe('journal tearing: a power cut at every write point', () => {
        for (let i = start + 1; ; i++) {
          const r = await j.append({ gateId: 'K1', time: Date.now(), direction: 'entry', pass: false, reason: 'not_found', station: 'A01', mode: 'pki', denylistVersion: 0 });
          process.stdout.write('durable ' + r.seq + '\\n');
-         if (i % 25 === 0) j.ack('K1', r.seq - 10);
+         if (i % 25 === 0) await j.ack('K1', r.seq - 10);
        }`,
     );
     let reported = 0;

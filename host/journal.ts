@@ -6,11 +6,11 @@ import { closeSync, fdatasync, fsyncSync, write, mkdirSync, openSync, readdirSyn
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { concat, fromHex, hex, readUint, u32 } from '../sdk/bytes.js';
-import { writeFileDurably } from '../sdk/durable-file.js';
+import { writeFileDurablyAsync } from '../sdk/durable-file.js';
 import { EticketError, InvalidInputError } from '../sdk/errors.js';
 import { FileLock } from '../sdk/file-lock.js';
 import type { Signer } from '../sdk/crypto/suite.js';
-import { decodeTapRecord, encodeTapRecord, GENESIS, signCheckpoint, type Checkpoint, type TapFields, type TapRecord } from '../sdk/gate-journal.js';
+import { decodeTapRecord, encodeTapRecord, GENESIS, recordHash, signCheckpoint, type Checkpoint, type TapFields, type TapRecord } from '../sdk/gate-journal.js';
 import { decodeOne, template, tlv, TlvMap } from '../sdk/tlv.js';
 
 /** The journal cannot take another record: every byte of its budget holds records not yet uploaded. */
@@ -36,7 +36,7 @@ export interface JournalBackend {
   truncate(name: string, length: number): void;
   remove(name: string): void;
   /** Replace `name` whole, durably (write-then-rename). */
-  replace(name: string, bytes: Uint8Array): void;
+  replace(name: string, bytes: Uint8Array): Promise<void> | void;
   close(): void;
 }
 
@@ -132,8 +132,8 @@ export class FileJournalBackend implements JournalBackend {
     const p = join(this.dir, name);
     if (existsSync(p)) unlinkSync(p);
   }
-  replace(name: string, bytes: Uint8Array): void {
-    writeFileDurably(join(this.dir, name), bytes, { mode: 0o600 });
+  replace(name: string, bytes: Uint8Array): Promise<void> {
+    return writeFileDurablyAsync(join(this.dir, name), bytes, { mode: 0o600 });
   }
   private syncDir(): void {
     const fd = openSync(this.dir, 'r');
@@ -199,9 +199,9 @@ export class FaultyJournalBackend implements JournalBackend {
     this.point(() => undefined);
     this.inner.remove(n);
   }
-  replace(n: string, b: Uint8Array): void {
+  async replace(n: string, b: Uint8Array): Promise<void> {
     this.point(() => undefined);
-    this.inner.replace(n, b);
+    await this.inner.replace(n, b);
   }
   close(): void {
     this.inner.close();
@@ -340,6 +340,9 @@ export class GateJournal {
   private flushing = false;
   private failure?: Error;
   private reserved = 0;
+  private readonly ackWanted = new Map<string, { seq: number; hash: Uint8Array }>();
+  private ackScheduled?: Promise<void>;
+  private ackChain: Promise<void> = Promise.resolve();
   private bytes = 0;
   private closed = false;
   private appended = 0;
@@ -508,7 +511,7 @@ export class GateJournal {
   async checkpointAt(gate: string, seq: number, signer: Signer, now = Date.now()): Promise<Checkpoint> {
     const g = this.chain(gate);
     if (g.checkpoint?.seq === seq) return g.checkpoint;
-    const head = seq === g.durableSeq ? g.durableHash : seq === g.acked ? g.ackedHash : this.readRecords(gate, seq, 1)[0]?.hash;
+    const head = seq === g.durableSeq ? g.durableHash : seq === g.acked ? g.ackedHash : this.readEncoded(gate, seq, 1)?.lastHash;
     if (!head || seq > g.durableSeq) throw new InvalidInputError(`gate ${gate} has no durable record ${seq} to checkpoint`);
     const c = signCheckpoint(signer, { gateId: gate, seq, head, time: now });
     await new Promise<void>((resolve, reject) => {
@@ -583,22 +586,73 @@ export class GateJournal {
   }
 
   /**
-   * The back office has stored every record of `gate` up to `seq`: remember it durably, then remove the
-   * segments that hold only acknowledged records. Returns false when `seq` is not a durable record here.
+   * The encoded bytes of `gate`'s durable records from `fromSeq` (at most `limit`), without decoding them (what
+   * an upload sends), with the seq and hash of the last one. Reads each segment's span in one call.
    */
-  ack(gate: string, seq: number): boolean {
+  readEncoded(gate: string, fromSeq: number, limit: number): { records: Uint8Array[]; lastSeq: number; lastHash: Uint8Array } | undefined {
     const g = this.chain(gate);
-    if (seq <= g.acked) return true;
-    if (seq > g.durableSeq) return false;
-    const idx = g.pending.findIndex((p) => p.seq === seq);
-    const hash = seq === g.durableSeq ? g.durableHash : this.readRecords(gate, seq, 1)[0].hash;
-    const next = { ...this.stateGates(), [gate]: { acked: seq, ackedHash: hex(hash) } };
-    this.guard(() => this.backend.replace(STATE_FILE, new TextEncoder().encode(JSON.stringify({ format: 'eticket-journal/1', gates: next } satisfies StateFile))));
-    g.acked = seq;
-    g.ackedHash = hash;
-    g.pending.splice(0, idx + 1);
+    const first = g.pending.findIndex((p) => p.seq >= fromSeq);
+    if (first < 0) return undefined;
+    const list = g.pending.slice(first, first + limit);
+    const records: Uint8Array[] = [];
+    for (let i = 0; i < list.length; ) {
+      // Consecutive frames of one segment are often adjacent: one read for the run.
+      let j = i;
+      while (j + 1 < list.length && list[j + 1].segment === list[i].segment && list[j + 1].offset === list[j].offset + list[j].length) j++;
+      const span = this.backend.readRange(list[i].segment, list[i].offset, list[j].offset + list[j].length - list[i].offset);
+      for (let k = i; k <= j; k++) {
+        const at = list[k].offset - list[i].offset;
+        records.push(span.subarray(at + 5, at + list[k].length - 4));
+      }
+      i = j + 1;
+    }
+    const last = list[list.length - 1];
+    const lastHash = last.seq === g.durableSeq ? g.durableHash : recordHash(records[records.length - 1]);
+    return { records, lastSeq: last.seq, lastHash };
+  }
+
+  /**
+   * The back office has stored every record of `gate` up to `seq`: remember it durably, then remove the
+   * segments that hold only acknowledged records. Resolves false when `seq` is not a durable record here.
+   * Acknowledgements that arrive together share one write of the state file (asynchronous: taps go on).
+   */
+  ack(gate: string, seq: number): Promise<boolean> {
+    const g = this.chain(gate);
+    if (seq > g.durableSeq) return Promise.resolve(false);
+    const wanted = this.ackWanted.get(gate);
+    if (seq <= g.acked && !wanted) return Promise.resolve(true);
+    if (!wanted || wanted.seq < seq) this.ackWanted.set(gate, { seq, hash: seq === g.durableSeq ? g.durableHash : this.readEncoded(gate, seq, 1)!.lastHash });
+    if (!this.ackScheduled) {
+      this.ackScheduled = this.ackChain.then(() => {
+        this.ackScheduled = undefined;
+        return this.writeAcks();
+      });
+      this.ackChain = this.ackScheduled.catch(() => undefined);
+    }
+    return this.ackScheduled.then(() => true);
+  }
+
+  private async writeAcks(): Promise<void> {
+    if (this.failure) throw new JournalFailedError(`journal failed earlier (${this.failure.message})`);
+    const wanted = new Map(this.ackWanted);
+    this.ackWanted.clear();
+    const state = this.stateGates();
+    for (const [gate, w] of wanted) if (w.seq > (state[gate]?.acked ?? 0)) state[gate] = { acked: w.seq, ackedHash: hex(w.hash) };
+    try {
+      await this.backend.replace(STATE_FILE, new TextEncoder().encode(JSON.stringify({ format: 'eticket-journal/1', gates: state } satisfies StateFile)));
+    } catch (e) {
+      this.failure = e as Error;
+      throw e instanceof JournalPowerCut ? e : new JournalFailedError(`journal write failed on ${this.backend.description}: ${(e as Error).message}`, { cause: e });
+    }
+    for (const [gate, w] of wanted) {
+      const g = this.chain(gate);
+      if (w.seq <= g.acked) continue;
+      g.acked = w.seq;
+      g.ackedHash = w.hash;
+      g.pending.splice(0, g.pending.findIndex((p) => p.seq === w.seq) + 1);
+    }
+    // Only now that the state says so may the records go: a crash in between finds them still there.
     this.dropUploadedSegments(true);
-    return true;
   }
 
   private stateGates(): StateFile['gates'] {
@@ -643,6 +697,7 @@ export class GateJournal {
   async close(): Promise<void> {
     if (this.closed) return;
     await this.drain();
+    await this.ackChain;
     this.closed = true;
     this.backend.close();
     this.lock?.release();

@@ -88,6 +88,12 @@ export class TestOffice {
     return signer;
   }
 
+  /** Register a client whose private key lives elsewhere (a simulation worker's gate). */
+  async registerPublicKey(id: string, role: 'seller' | 'terminal', publicKey: Uint8Array, extra: { station?: string; kind?: 'gate' | 'issuing' } = {}): Promise<void> {
+    const certificate = this.world.keys.ca?.certifyClientKey(id, role, publicKey);
+    await this.store.addClient({ clientId: id, role, name: id, operator: this.world.operator, suite: this.world.suite, publicKey, certificate, keyId: hex(keyId(publicKey)), kind: extra.kind, station: extra.station });
+  }
+
   client(id: string, signer: Signer): BackofficeClient {
     return new BackofficeClient({ url: this.url, clientId: id, signer, timeoutMs: 10_000 });
   }

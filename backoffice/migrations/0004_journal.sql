@@ -2,12 +2,12 @@
 -- Taps are stored once per (gate, seq); a tap that fails verification is kept apart with its reason. Trips,
 -- anomalies and the denylist are worked out from the taps by the matcher, one ticket at a time.
 
--- Every verified tap, exactly as the gate journalled it (record) with what was read out of it.
+-- Every verified tap: the record exactly as the gate journalled it (with the card's receipt and, in sym mode, the
+-- transaction inside it, byte for byte as the card and the gate made them), and what the matcher reads out of it.
 CREATE TABLE gate_taps (
   gate_id          text NOT NULL REFERENCES clients (client_id),
   seq              bigint NOT NULL CHECK (seq >= 1),
   hash             bytea NOT NULL,
-  prev             bytea NOT NULL,
   tap_time         timestamptz NOT NULL,
   direction        text NOT NULL CHECK (direction IN ('entry', 'exit')),
   pass             boolean NOT NULL,
@@ -23,18 +23,14 @@ CREATE TABLE gate_taps (
   -- SHA-256 of what the card said it did (ticket, event, counter, new TF_B, face digest): two receipts with one
   -- counter and another content are one card image used twice.
   content          bytea,
-  face_digest      bytea,
   denylist_version integer NOT NULL,
   real_name        text CHECK (real_name IN ('checked', 'not_checked', 'mismatch')),
-  receipt          bytea,
-  transaction      jsonb,
   record           bytea NOT NULL,
   received_at      timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (gate_id, seq),
-  CHECK (NOT pass OR receipt IS NOT NULL)
+  CHECK (NOT pass OR content IS NOT NULL)
 );
 CREATE INDEX gate_taps_ticket ON gate_taps (operator, tid, tap_time) WHERE pass;
-CREATE INDEX gate_taps_day ON gate_taps (tap_time);
 
 -- The gate's signatures over the head of its chain, as uploaded (each authenticates the records before it).
 CREATE TABLE gate_checkpoints (
