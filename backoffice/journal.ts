@@ -200,7 +200,9 @@ export class JournalIngest {
     for (const r of res.rows) if (r.pass && r.operator && r.tid) tickets.set(`${r.operator}\u0000${r.tid}`, [r.operator, r.tid]);
     if (tickets.size) {
       const list = [...tickets.values()];
-      await tx.query('INSERT INTO match_queue (operator, tid) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING', [list.map((t) => t[0]), list.map((t) => t[1])]);
+      // DO UPDATE, not DO NOTHING: the row lock makes a matcher that is taking this ticket off the queue right now wait
+      // for this transaction, and then read these taps; with DO NOTHING it could match without them and drop the entry.
+      await tx.query('INSERT INTO match_queue (operator, tid) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (operator, tid) DO UPDATE SET queued_at = match_queue.queued_at', [list.map((t) => t[0]), list.map((t) => t[1])]);
     }
     return new Set(res.rows.map((r) => Number(r.seq)));
   }

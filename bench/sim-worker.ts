@@ -54,6 +54,8 @@ export interface WorkerConfig {
   /** Keep the list of every tap (tests compare their own totals with the reports). */
   collectTaps: boolean;
   batchSize: number;
+  /** On stop, play the rest of the planned day before reporting (a complete simulated day, for tests). */
+  finishDay: boolean;
 }
 
 export type WorkerIn = { type: 'start'; url: string; t0: number } | { type: 'stop' };
@@ -388,7 +390,7 @@ async function main(): Promise<void> {
     post({ type: 'progress', progress });
   }, 1000);
 
-  while (!stopping && (heap.length || pendingClones.length || inflight)) {
+  while ((!stopping || cfg.finishDay) && (heap.length || pendingClones.length || inflight)) {
     const now = simNow();
     while (pendingClones.length && pendingClones[0].at <= now && twins.has(pendingClones[0].original.card)) push(pendingClones.shift()!.rider);
     let started = 0;

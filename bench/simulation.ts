@@ -42,6 +42,8 @@ export interface SimulationOptions {
   databaseUrl?: string;
   /** Keep every tap's ground truth (tests); memory grows with the taps. */
   collectTaps?: boolean;
+  /** After the run, play the rest of the planned day (every trip ends) before draining: a complete day. */
+  finishDay?: boolean;
   batchSize?: number;
   keepDir?: boolean;
   onProgress?: (p: SimulationProgress) => void;
@@ -95,6 +97,10 @@ export interface SimulationReport {
   clearing: ClearingReport;
   tripTotals: TripTotals[];
   network: SimNetwork;
+  /** The matcher's clock at its last sweep (epoch ms, simulated): trips open longer than the setting are incomplete. */
+  finalNowMs: number;
+  /** Cards of the farm and the seller of each: card i was sold by sellers[i % sellers.length]. */
+  sellers: string[];
   truth?: TapTruth[];
   timeline: SimulationProgress[];
 }
@@ -168,6 +174,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         journalDir: join(dir, `journal-w${w}`),
         collectTaps: o.collectTaps ?? false,
         batchSize: o.batchSize ?? 500,
+        finishDay: o.finishDay ?? false,
       };
       // ETICKET_SIM_PROFILE=<dir>: a CPU profile of each worker (node --cpu-prof) for the performance write-up.
       const prof = process.env.ETICKET_SIM_PROFILE;
@@ -299,7 +306,9 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     while ((await matchLag()).backlog > 0) await new Promise((r) => setTimeout(r, 100));
     matching = false;
     await matchLoop;
-    await matcher.sweep();
+    const finalNowMs = simNowMs();
+    const finalMatcher = office.bo.matcher(() => finalNowMs);
+    await finalMatcher.sweep();
     const drainS = (Date.now() - drainStart) / 1000;
     const final = [...done.values()];
     const finalProgress = final.map((d) => d.progress);
@@ -350,6 +359,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       clearing,
       tripTotals: trips.totals,
       network: net,
+      finalNowMs,
+      sellers,
       truth: o.collectTaps ? final.flatMap((d) => d.truth ?? []) : undefined,
       timeline,
     };
