@@ -14,7 +14,7 @@ describe('npm run bench', () => {
       env: { ...process.env, ETICKET_PCSC: '0' },
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
-      timeout: 170_000,
+      timeout: 400_000,
     });
     const doc = JSON.parse(out);
     expect(doc.schema).toBe('eticket-bench/1');
@@ -33,5 +33,11 @@ describe('npm run bench', () => {
     expect(doc.farm.length).toBeGreaterThan(0);
     expect(doc.pcsc.skipped).toContain('ETICKET_PCSC=0');
     expect(doc.goals.symTapJcop4At424.target).toBe('≤ 100 ms');
-  }, 180_000);
+    // The metro simulation ran (10 s in --quick): taps went end to end and every injected anomaly was found.
+    expect(doc.simulation.skipped).toBeUndefined();
+    expect(doc.simulation.endToEndPerS).toBeGreaterThan(0);
+    expect(doc.simulation.injected).toBeGreaterThan(0);
+    expect(doc.simulation.missed).toBe(0);
+    expect(doc.simulation.falsePositives).toBe(0);
+  }, 420_000);
 });

@@ -247,7 +247,7 @@ async function main(): Promise<void> {
     (byStation.get(g.station) ?? byStation.set(g.station, []).get(g.station)!).push({ gate, queue: Promise.resolve(), clock });
     uploaderGates.push({ gateId: g.id, client: new BackofficeClient({ url: start.url, clientId: g.id, signer: g.key, timeoutMs: 60_000 }), signer: g.key });
   }
-  const uploader = new JournalUploader(journal, uploaderGates, denylist, { batchSize: cfg.batchSize, intervalMs: 200, maxDelayMs: 2000, denylistIntervalMs: 2000, concurrency: 4 });
+  const uploader = new JournalUploader(journal, uploaderGates, denylist, { batchSize: cfg.batchSize, intervalMs: 250, maxDelayMs: 5000, denylistIntervalMs: 2000, concurrency: 4 });
   const speed = cfg.simSpanS / cfg.durationS;
   simNow = () => cfg.simStart + ((Date.now() - start.t0) / 1000) * speed;
 

@@ -8,6 +8,7 @@ import { registerKeys } from './cmd-keys.js';
 import { registerSales } from './cmd-sales.js';
 import { registerServe } from './cmd-serve.js';
 import { registerOffline } from './cmd-offline.js';
+import { registerSimulate } from './cmd-simulate.js';
 import { registerGate } from './cmd-gate.js';
 import { registerIssue, registerLoad } from './cmd-issue.js';
 import { registerRaw } from './cmd-raw.js';
@@ -68,6 +69,7 @@ Example:
   registerSales(program);
   registerServe(program);
   registerOffline(program);
+  registerSimulate(program);
   return program;
 }
 
