@@ -30,7 +30,7 @@ describe('card farm', () => {
     const real = await w.newCard({ serial });
     const day = toServiceDate(new Date(w.now * 1000));
     const face = w.ticketServer.createTicket({ serviceDate: day, kind: TICKET_KIND.METRO, pricing: PRICING.PER_TRIP, maxEntries: 255 });
-    const signed = w.authority.sign(face);
+    const signed = w.authority.sign(face, { serial });
     await real.issuing.load(w.authority.seal(signed, real.credentials));
     const derived = farmState(serial, profile, signed);
     const realState = decodeState(real.card.image);
@@ -65,7 +65,7 @@ describe('card farm', () => {
   it('a farm card opens per tap from its image and keeps what the tap wrote', async () => {
     const farm = new CardFarm('taps', profile, 100);
     const face = w.ticketServer.createTicket({ serviceDate: toServiceDate(new Date(w.now * 1000)), kind: TICKET_KIND.METRO, pricing: PRICING.PER_TRIP, maxEntries: 255 });
-    farm.add(100, w.authority.sign(face));
+    farm.add(100, w.authority.sign(face, { serial: farm.serial(100) }));
     const before = farm.image(100);
     const card = farm.open(100);
     const r = await w.checkingTerminal(new CardSession(new EmulatorTransport(card)), { mode: 'sym' }).passGate('entry');
@@ -74,6 +74,6 @@ describe('card farm', () => {
     expect(decodeState(farm.image(100)).tickets[0].usage.counter).toBe(1);
     farm.restore(100, before);
     expect(decodeState(farm.image(100)).tickets[0].usage.counter).toBe(0);
-    expect(() => farm.add(102, w.authority.sign(face))).toThrow(RangeError);
+    expect(() => farm.add(102, w.authority.sign(face, { serial: farm.serial(102) }))).toThrow(RangeError);
   });
 });

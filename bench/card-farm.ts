@@ -1,18 +1,19 @@
 // A farm of distinct cards derived from a seed, for metro-scale simulations: each card has its own serial and
-// its own diversified sym key (K_card from the operator's master key), an authority and terminal key grant, and
-// one metro pass as LOAD would have stored it. A dormant card is only its NVM image; it is opened per tap.
+// its own diversified sym key (K_card from the operator's master key, with the operator's K_priv), an authority
+// and terminal key grant, and one metro pass (a protocol v2 face bound to the card) as LOAD would have stored it.
+// A dormant card is only its NVM image; it is opened per tap.
 
 import { createHash } from 'node:crypto';
-import { EticketCard } from '../card/applet.ts';
-import { MemoryBackend } from '../card/nvm.ts';
-import { encodeState, makeRecord, type CardState } from '../card/state.ts';
-import { u32, utf8 } from '../sdk/bytes.ts';
-import { keyId } from '../sdk/crypto/suite.ts';
-import { diversify, masterKeyId } from '../sdk/crypto/symmetric.ts';
-import type { SignedTicket } from '../sdk/roles/authority.ts';
-import type { OperatorMasterKey } from '../sdk/roles/sym-receipts.ts';
-import { LIFECYCLE, LIMITS, SUITE, type SuiteName } from '../sdk/spec.ts';
-import { newUsageRecord } from '../sdk/ticket.ts';
+import { EticketCard } from '../card/applet.js';
+import { MemoryBackend } from '../card/nvm.js';
+import { encodeState, makeRecord, type CardState } from '../card/state.js';
+import { u32, utf8 } from '../sdk/bytes.js';
+import { keyId } from '../sdk/crypto/suite.js';
+import { diversify, masterKeyId, privacyKey } from '../sdk/crypto/symmetric.js';
+import type { SignedTicket } from '../sdk/roles/authority.js';
+import type { OperatorMasterKey } from '../sdk/roles/sym-receipts.js';
+import { LIFECYCLE, LIMITS, SUITE, type SuiteName } from '../sdk/spec.js';
+import { newUsageRecord } from '../sdk/ticket.js';
 
 /** What every card of a farm shares: the keys personalisation installs, by grant. */
 export interface FarmProfile {
@@ -43,11 +44,13 @@ export function farmState(serial: Uint8Array, profile: FarmProfile, ticket?: Sig
     capacity: LIMITS.defaultCapacity,
     authorityKeys: [{ id: keyId(profile.authority.publicKey), scopes: profile.authority.scopes, key: profile.authority.publicKey }],
     terminalKeys: profile.terminal ? [{ id: keyId(profile.terminal.publicKey), scopes: profile.terminal.scopes, key: profile.terminal.publicKey }] : [],
-    symKeys: [{ id: masterKeyId(mk.key, mk.operator), operator: mk.operator, key: diversify(mk.key, serial, mk.operator) }],
+    symKeys: [{ id: masterKeyId(mk.key, mk.operator), operator: mk.operator, key: diversify(mk.key, serial, mk.operator), privacyKey: privacyKey(mk.key, mk.operator) }],
     tombstones: [],
     tombstoneFloor: 0,
     nextSeq: ticket ? 2 : 1,
     tickets: ticket ? [makeRecord(1, ticket.faceEncoded, ticket.verificationCodeEncoded, newUsageRecord())] : [],
+    // LOAD raises the card's time to the issue time of the ticket it accepts.
+    cardTime: ticket ? ticket.face.issuedAt : 0,
   };
 }
 
@@ -69,7 +72,7 @@ export class CardFarm {
     return farmSerial(this.seed, i);
   }
 
-  /** Make card `i` (the next one) with its ticket. */
+  /** Make card `i` (the next one) with its ticket (signed for this card: its face names `serial(i)`). */
   add(i: number, ticket: SignedTicket): void {
     if (i !== this.first + this.images.length) throw new RangeError(`farm cards are added in order: expected ${this.first + this.images.length}, got ${i}`);
     this.images.push(encodeState(farmState(this.serial(i), this.profile, ticket)));

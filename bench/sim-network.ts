@@ -3,7 +3,7 @@
 // a simulation draws from, so a run is reproducible from its seed.
 
 import { createHash } from 'node:crypto';
-import type { NetworkInput } from '../backoffice/trips.ts';
+import type { NetworkInput } from '../backoffice/trips.js';
 
 /** Small, fast, seedable PRNG (mulberry32): the simulation's only source of randomness. */
 export function prng(seed: string): () => number {

@@ -9,19 +9,19 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { anomalyReport, clearingReport, tripReport, type ClearingReport, type TripTotals } from '../backoffice/clearing.ts';
-import { importIssued, type IssuedTicket } from '../backoffice/bulk.ts';
-import { denylistVersion } from '../backoffice/denylist.ts';
-import { Store } from '../backoffice/store/store.ts';
-import { setTripSetting } from '../backoffice/trips.ts';
-import { fromHex, hex } from '../sdk/bytes.ts';
-import { RsaPrivateKey } from '../sdk/crypto/rsa.ts';
-import { TestOffice } from '../testing/office.ts';
-import { pglitePrepareTemplate } from '../testing/pglite-template.ts';
-import { World } from '../testing/world.ts';
-import { metroNetwork, type SimNetwork } from './sim-network.ts';
-import type { TapTruth, WorkerConfig, WorkerProgress } from './sim-worker.ts';
-import { percentile } from './stats.ts';
+import { anomalyReport, clearingReport, tripReport, type ClearingReport, type TripTotals } from '../backoffice/clearing.js';
+import { importIssued, type IssuedTicket } from '../backoffice/bulk.js';
+import { denylistVersion } from '../backoffice/denylist.js';
+import { Store } from '../backoffice/store/store.js';
+import { setTripSetting } from '../backoffice/trips.js';
+import { fromHex, hex } from '../sdk/bytes.js';
+import { RsaPrivateKey } from '../sdk/crypto/rsa.js';
+import { TestOffice } from '../testing/office.js';
+import { pglitePrepareTemplate } from '../testing/pglite-template.js';
+import { World } from '../testing/world.js';
+import { metroNetwork, type SimNetwork } from './sim-network.js';
+import type { TapTruth, WorkerConfig, WorkerProgress } from './sim-worker.js';
+import { percentile } from './stats.js';
 
 export interface SimulationOptions {
   cards: number;
@@ -112,7 +112,9 @@ type FromWorker =
   | { type: 'done'; progress: WorkerProgress; injected: { card: string; kind: string }[]; planned: { card: string; kind: string }[]; farm: { cards: number; imageBytes: number; heapBytes: number }; uploadDrainMs: number; truth?: TapTruth[] }
   | { type: 'error'; message: string };
 
-const WORKER = fileURLToPath(new URL('./sim-worker.mjs', import.meta.url));
+// Compiled (dist/, the `eticket` command): the worker is plain JavaScript. From source (tsx, vitest): a small entry
+// registers tsx in the worker thread first, since worker threads do not inherit the loader.
+const WORKER = fileURLToPath(new URL(import.meta.url.endsWith('.js') ? './sim-worker.js' : './sim-worker.mjs', import.meta.url));
 
 export async function runSimulation(o: SimulationOptions): Promise<SimulationReport> {
   const log = o.log ?? (() => undefined);

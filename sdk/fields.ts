@@ -15,7 +15,7 @@ export function textField(bytes: Uint8Array, what: string): string {
   }
 }
 
-export type FieldValue = number | string;
+export type FieldValue = number | string | Uint8Array;
 
 interface CompiledField extends SpecField {
   tagByte: number;
@@ -100,12 +100,18 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
         }
         return b;
       }
+      case 'bytes': {
+        if (!(v instanceof Uint8Array)) throw new InvalidInputError(`${this.what}: ${f.name} must be bytes`);
+        if (v.length < f.min || v.length > f.max) throw new InvalidInputError(`${this.what}: ${f.name} must be ${f.min}..${f.max} bytes, got ${v.length}`);
+        return v;
+      }
       default:
         throw new InvalidInputError(`${this.what}: field format ${f.format} not supported in records`);
     }
   }
 
   private decodeValue(f: CompiledField, raw: Uint8Array): FieldValue {
+    if (f.format === 'bytes') return raw.slice();
     if (f.format === 'text') {
       try {
         return fromUtf8(raw);
@@ -140,6 +146,7 @@ export function parseServiceDate(text: string): number {
   return n;
 }
 
+/** A service date (YYYYMMDD number) as YYYY-MM-DD. */
 export function formatServiceDate(n: number): string {
   const s = String(n);
   return `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}`;

@@ -50,7 +50,11 @@ export interface ProtocolSpec {
     | 'maxSymmetricKeys'
     | 'symmetricMacLength'
     | 'tombstoneSlots'
-    | 'defaultCapacity',
+    | 'defaultCapacity'
+    | 'maxTickets'
+    | 'maxUsageEvents'
+    | 'viewLength'
+    | 'verificationCodeSlot',
     number
   >;
   suites: { id: number; name: string; description: string }[];
@@ -86,6 +90,7 @@ function swValue(name: string): number {
   return parseInt(swByName(name).sw.replace(/X/g, '0'), 16);
 }
 
+/** Status words by their apdu-spec names (e.g. `SW.ALREADY_EXISTS` is 0x6A89). */
 export const SW = {
   SUCCESS: swValue('SUCCESS'),
   BYTES_REMAINING: swValue('BYTES_REMAINING'),
@@ -102,7 +107,6 @@ export const SW = {
   INCORRECT_SM_DATA_OBJECTS: swValue('INCORRECT_SM_DATA_OBJECTS'),
   INCORRECT_DATA: swValue('INCORRECT_DATA'),
   FILE_NOT_FOUND: swValue('FILE_NOT_FOUND'),
-  RECORD_NOT_FOUND: swValue('RECORD_NOT_FOUND'),
   NOT_ENOUGH_MEMORY: swValue('NOT_ENOUGH_MEMORY'),
   INCORRECT_P1P2: swValue('INCORRECT_P1P2'),
   REFERENCED_DATA_NOT_FOUND: swValue('REFERENCED_DATA_NOT_FOUND'),
@@ -115,8 +119,8 @@ export const SW = {
   TICKET_NOT_FOR_THIS_CARD: swValue('TICKET_NOT_FOR_THIS_CARD'),
   TICKET_REPLAYED: swValue('TICKET_REPLAYED'),
   COUNTER_MISMATCH: swValue('COUNTER_MISMATCH'),
-  TICKET_VOID: swValue('TICKET_VOID'),
   COMMAND_SIGNATURE_INVALID: swValue('COMMAND_SIGNATURE_INVALID'),
+  VIEW_MISMATCH: swValue('VIEW_MISMATCH'),
 } as const;
 
 /** Spec entry (name, description) of a status word, resolving the 61XX / 6CXX patterns. */
@@ -190,6 +194,12 @@ export const T = {
   VALID_FROM: tagValue('VALID_FROM'),
   VALID_UNTIL: tagValue('VALID_UNTIL'),
   CERTIFYING_KEY_ID: tagValue('CERTIFYING_KEY_ID'),
+  FACE_DIGEST: tagValue('FACE_DIGEST'),
+  VIEW_DIGEST: tagValue('VIEW_DIGEST'),
+  VIEW_STATUS: tagValue('VIEW_STATUS'),
+  PADDING: tagValue('PADDING'),
+  MASKED_SERIAL: tagValue('MASKED_SERIAL'),
+  PRIVACY_KEY: tagValue('PRIVACY_KEY'),
 } as const;
 
 /** Tags of a template's own fields (inside B1, A2, a terminal key bundle), by the names the spec gives them. */
@@ -206,7 +216,7 @@ function fieldTags<const N extends string>(table: SpecField[], what: string, nam
 /** Fields of the envelope B1 (first and second ciphertexts), in the order they are sent. */
 export const ENVELOPE_FIELD = fieldTags(protocol.sealedEnvelope, 'sealedEnvelope', ['version', 'suite', 'recipient', 'encapsulation', 'iv', 'ciphertext', 'mac'] as const);
 /** Fields of the verification code A2 (TF_V). */
-export const TFV_FIELD = fieldTags(protocol.verificationCode, 'verificationCode', ['suite', 'authorityKeyId', 'signature'] as const);
+export const TFV_FIELD = fieldTags(protocol.verificationCode, 'verificationCode', ['suite', 'authorityKeyId', 'signature', 'certificate'] as const);
 /** Fields of a terminal key bundle (D0 of PUT KEY P1=02). */
 export const BUNDLE_FIELD = fieldTags(protocol.terminalKeyBundle, 'terminalKeyBundle', ['encryption', 'signature'] as const);
 
@@ -230,8 +240,10 @@ export function commandForIns(cla: number, ins: number): CommandDef | undefined 
   return commandsByClaIns.get(((cla & 0xec) << 8) | ins); // strip chaining (0x10) and channel bits for the lookup
 }
 
+/** The e-ticket application identifier. */
 export const AID = fromHex(protocol.aid);
 export const ATR = fromHex(protocol.atr.hex);
+/** The protocol's limits (apdu-spec/protocol.json `limits`): ticket table, usage events, view lengths, chaining, challenge. */
 export const LIMITS = protocol.limits;
 
 function valueOf(list: { value: number; name: string }[], name: string): number {
@@ -245,6 +257,7 @@ export const LIFECYCLE = {
   OPERATIONAL: valueOf(protocol.lifecycle, 'OPERATIONAL'),
 } as const;
 
+/** WRITE USAGE events by name (ENTRY, EXIT, TEMPORARY_EXIT, PUNCH, PAPER_PRINTED). */
 export const USAGE_EVENT = {
   ENTRY: valueOf(protocol.usageEvents, 'ENTRY'),
   TEMPORARY_EXIT: valueOf(protocol.usageEvents, 'TEMPORARY_EXIT'),
@@ -254,6 +267,7 @@ export const USAGE_EVENT = {
   DELETED: valueOf(protocol.usageEvents, 'DELETED'),
 } as const;
 
+/** Usage states of a ticket by name (e.g. INSIDE after an entry). */
 export const USAGE_STATE = {
   NEW: valueOf(protocol.usageStates, 'NEW'),
   INSIDE: valueOf(protocol.usageStates, 'INSIDE'),
@@ -265,4 +279,5 @@ export const SUITE = {
   rsa: protocol.suites.find((s) => s.name === 'rsa')!.id,
   sm9: protocol.suites.find((s) => s.name === 'sm9')!.id,
 } as const;
+/** A crypto suite: `rsa` or `sm9`. */
 export type SuiteName = keyof typeof SUITE;

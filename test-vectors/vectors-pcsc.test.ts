@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startVpcdChild, type VpcdChild } from '../card/vpcd-child.js';
 import { PcscTransport, waitForCard } from '../host/transport/pcsc.js';
 import { lockVpcd, pcscStack, VPCD_READER_0 } from '../test/helpers/pcsc-stack.js';
-import { ImageFactory } from './providers.js';
+import { ImageFactory, presetImage } from './providers.js';
 import { summaryTable } from './reports.js';
 import { loadVectorFiles, runVectors, type CardProvider } from './runner.js';
 
@@ -27,8 +27,11 @@ function vpcdProvider(): CardProvider {
     reusesCards: false,
     async acquire(fixture, keys) {
       const path = await images.make(fixture, keys);
-      child = await startVpcdChild({ module: APPLET, export: 'openCardImage', args: [path] }, { port: 35963 });
-      await waitForCard(VPCD_READER_0, { timeoutMs: 5000 });
+      const insert = async () => {
+        child = await startVpcdChild({ module: APPLET, export: 'openCardImage', args: [path] }, { port: 35963 });
+        await waitForCard(VPCD_READER_0, { timeoutMs: 5000 });
+      };
+      await insert();
       const transport = new PcscTransport({ reader: VPCD_READER_0 });
       return {
         transport,
@@ -36,6 +39,14 @@ function vpcdProvider(): CardProvider {
           await transport.disconnect().catch(() => undefined);
           await child?.stop();
           child = undefined;
+        },
+        // A preset edits the image with the card out of the reader, then puts it back: a power cycle.
+        async preset(p) {
+          await transport.disconnect().catch(() => undefined);
+          await child?.stop();
+          presetImage(path, p);
+          await insert();
+          await transport.connect();
         },
       };
     },

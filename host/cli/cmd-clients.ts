@@ -5,14 +5,12 @@
 import { existsSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { hex } from '../../sdk/bytes.js';
-import { RsaPrivateKey } from '../../sdk/crypto/rsa.js';
-import { keyId } from '../../sdk/crypto/suite.js';
-import { verifyClientCertificate } from '../../sdk/roles/ca.js';
-import { makeCredential } from '../../sdk/roles/client-credential.js';
 import type { ClientRecord } from '../../backoffice/store/store.js';
 import { emit, passphrase, UsageError, workDir } from './context.js';
-import { withBackoffice } from './store.js';
 import type { WorkDir } from './workdir.js';
+
+/** The store and its back office: loaded by the action that opens them, never by --help (host/cli/main.ts). */
+const backoffice = () => import('./store.js');
 
 function clientPassphrase(): string {
   const p = process.env.ETICKET_CLIENT_PASSPHRASE;
@@ -36,6 +34,13 @@ async function addClient(cmd: Command, w: WorkDir, c: NewClient): Promise<Client
   if (existsSync(c.out) && !c.force) throw new UsageError(`${c.out} exists: choose another --out or add --force`);
   const clientPass = clientPassphrase();
   const pass = await passphrase();
+  const [{ RsaPrivateKey }, { keyId }, { verifyClientCertificate }, { makeCredential }, { withBackoffice }] = await Promise.all([
+    import('../../sdk/crypto/rsa.js'),
+    import('../../sdk/crypto/suite.js'),
+    import('../../sdk/roles/ca.js'),
+    import('../../sdk/roles/client-credential.js'),
+    backoffice(),
+  ]);
   const op = w.config.operator;
   let publicKey: Uint8Array;
   let privateKey: Uint8Array;
@@ -84,7 +89,7 @@ export function registerClients(program: Command): void {
     .option('--force', 'overwrite --out')
     .addHelpText('after', '\nExample:\n  $ ETICKET_CLIENT_PASSPHRASE=... eticket seller add acme --name "Acme Travel" --out acme.json')
     .action(async (id: string, opts: { name?: string; out: string; force?: boolean }, cmd: Command) => {
-      const c = await addClient(cmd, workDir(cmd), { id, role: 'seller', name: opts.name ?? id, out: opts.out, force: opts.force });
+      const c = await addClient(cmd, await workDir(cmd), { id, role: 'seller', name: opts.name ?? id, out: opts.out, force: opts.force });
       emit(cmd, { ok: true, client: clientJson(c), credential: opts.out }, `seller ${c.clientId} registered (key ${c.keyId}${c.identity ? `, identity ${c.identity}` : ', certified by the operator CA'}); credential in ${opts.out}`);
     });
   seller
@@ -92,7 +97,7 @@ export function registerClients(program: Command): void {
     .description('registered sellers')
     .addHelpText('after', '\nExample:\n  $ eticket seller list --json')
     .action(async (_o: unknown, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const list = await store.clients('seller');
         emit(cmd, { sellers: list.map(clientJson) }, list.length ? list.map((c) => `${c.clientId} ${c.status} key ${c.keyId} "${c.name}"`) : 'no sellers registered');
@@ -103,7 +108,7 @@ export function registerClients(program: Command): void {
     .description('refuse every further request of a seller (its tickets and bills stay)')
     .addHelpText('after', '\nExample:\n  $ eticket seller revoke acme')
     .action(async (id: string, _o: unknown, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         if (!(await store.setClientStatus(id, 'revoked'))) throw new UsageError(`no client ${id}`);
         emit(cmd, { ok: true, clientId: id, status: 'revoked' }, `${id} revoked`);
@@ -125,7 +130,7 @@ export function registerClients(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ ETICKET_CLIENT_PASSPHRASE=... eticket terminal add gate-7 --kind gate --station BJS --out gate-7.json')
     .action(async (id: string, opts: { kind: string; station?: string; name?: string; out: string; force?: boolean }, cmd: Command) => {
       if (!['issuing', 'gate', 'inspector'].includes(opts.kind)) throw new UsageError('--kind is issuing, gate or inspector');
-      const c = await addClient(cmd, workDir(cmd), { id, role: 'terminal', name: opts.name ?? id, out: opts.out, force: opts.force, kind: opts.kind as NewClient['kind'], station: opts.station });
+      const c = await addClient(cmd, await workDir(cmd), { id, role: 'terminal', name: opts.name ?? id, out: opts.out, force: opts.force, kind: opts.kind as NewClient['kind'], station: opts.station });
       emit(cmd, { ok: true, client: clientJson(c), credential: opts.out }, `${opts.kind} terminal ${c.clientId} registered (key ${c.keyId}); credential in ${opts.out}`);
     });
   terminal
@@ -133,7 +138,7 @@ export function registerClients(program: Command): void {
     .description('registered terminals')
     .addHelpText('after', '\nExample:\n  $ eticket terminal list')
     .action(async (_o: unknown, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const list = await store.clients('terminal');
         emit(cmd, { terminals: list.map(clientJson) }, list.length ? list.map((c) => `${c.clientId} ${c.kind} ${c.station ?? '-'} ${c.status} key ${c.keyId}`) : 'no terminals registered');

@@ -7,24 +7,23 @@ import type { Command } from 'commander';
 import { hex } from '../../sdk/bytes.js';
 import { formatServiceDate } from '../../sdk/fields.js';
 import { TransportError, TransportTimeoutError } from '../../sdk/errors.js';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { BackofficeClient } from '../backoffice-client.js';
-import { checkTerminalConfig } from '../checking.js';
 import { DenylistCache } from '../denylist.js';
 import { GateJournal } from '../journal.js';
 import { JournalUploader } from '../journal-uploader.js';
 import { OfflineGate } from '../offline-gate.js';
 import { denylistTrust, gateCredential, journalDir } from './cmd-offline.js';
 import type { Direction } from '../gate.js';
-import { CardSession } from '../session.js';
-import { PcscTransport } from '../transport/pcsc.js';
-import { RecordingTransport } from '../transport/recording.js';
+import type { PcscTransport } from '../transport/pcsc.js';
 import type { Transport } from '../transport/transport.js';
 import { addCardOptions, emit, errorLine, EXIT, ExitStatus, globals, openTransport, passphrase, UsageError, workDir, type CardOptions } from './context.js';
-import { addModeOption, addTerminalOptions, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
-import { receiptJson } from './format.js';
+import type { CheckingTerminalConfig, GateMode } from '../checking.js';
+import type { GateConfig } from '../gate-config.js';
+import type { DenylistTrust } from '../../sdk/roles/denylist.js';
+import { addModeOption, addTerminalOptions, clockOf, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
 
-type GateOptions = CardOptions & TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean; journal?: string; backoffice?: string; credential?: string };
+type GateOptions = CardOptions & TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean; config?: string; journal?: string; backoffice?: string; credential?: string };
 
 export function registerGate(program: Command): void {
   addModeOption(
@@ -37,12 +36,13 @@ export function registerGate(program: Command): void {
           .option('--train <code>', 'only tickets for this train / route / event')
           .option('--once', 'stop after one card (always so with --card)')
           .option('--audit', 'also fetch and check TF_V on every tap (slower: 256 more bytes on air)')
+          .option('--config <gate-dir>', "run from a gate's own configuration (`eticket provision-gate`; passphrase $ETICKET_GATE_PASSPHRASE) instead of the working directory")
           .option('--journal <dir>', 'the tap journal (default <working directory>/journal/<gate id>)')
           .option('--backoffice <url>', 'upload the journal and fetch the denylist in the background (needs --credential)')
           .option('--credential <file>', "the gate's credential (`eticket terminal add --kind gate`); its id is the gate id")
           .addHelpText(
             'after',
-            '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected. --mode sym taps in 3 APDUs with AES only\n(the working directory\'s checking master key; cards personalised with it).\n\nEvery tap is written to the gate\'s journal, durably, before the answer (docs/gates.md); a card on the denylist the\ngate holds is refused (REJECT denylisted). With --backoffice and --credential the loop uploads the journal and\nfetches the denylist in the background (`eticket journal upload` does it once); the back office being down\nnever delays a tap.\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json\n  $ eticket gate --card card.img --station BJS --direction entry --mode sym',
+            '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected. --mode sym taps in 3 APDUs with AES only\n(the working directory\'s checking master key; cards personalised with it). With --config, the gate id,\nstation and mode come from the gate\'s gate.json unless given here, and its journal is <gate-dir>/journal.\n\nEvery tap is written to the gate\'s journal, durably, before the answer (docs/gates.md); a card on the denylist the\ngate holds is refused (REJECT denylisted). With --backoffice and --credential the loop uploads the journal and\nfetches the denylist in the background (`eticket journal upload` does it once); the back office being down\nnever delays a tap.\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json\n  $ eticket gate --card card.img --station BJS --direction entry --mode sym\n  $ eticket gate --config /etc/eticket/gate --reader "ACS ACR122U" --direction entry',
           ),
       ),
       'BJS',
@@ -50,8 +50,37 @@ export function registerGate(program: Command): void {
   ).action(async (opts: GateOptions, cmd: Command) => {
     if (opts.direction !== 'entry' && opts.direction !== 'exit') throw new UsageError('--direction is entry or exit');
     const direction: Direction = opts.direction;
-    const w = workDir(cmd);
-    const config = terminalConfig(w, await passphrase(), opts);
+    const [{ CheckingTerminal, checkTerminalConfig }, { CardSession }, { receiptJson }, { PcscTransport }, { RecordingTransport }] = await Promise.all([
+      import('../checking.js'),
+      import('../session.js'),
+      import('./format.js'),
+      import('../transport/pcsc.js'),
+      import('../transport/recording.js'),
+    ]);
+    const pcscOf = (transport: Transport): PcscTransport | undefined => {
+      const inner = transport instanceof RecordingTransport ? transport.inner : transport;
+      return inner instanceof PcscTransport ? inner : undefined;
+    };
+    const explicit = (name: string) => cmd.getOptionValueSource(name) === 'cli';
+    let config: CheckingTerminalConfig;
+    // Where the journal lives and whose key signs the denylists: the gate's own directory, or the working directory.
+    let place: { journal: (gateId: string) => string; trust: () => Promise<DenylistTrust> };
+    if (opts.config) {
+      const { loadGateConfig } = await import('../gate-config.js');
+      config = loadGateConfig(opts.config, {
+        passphrase: await passphrase({ gate: true }),
+        mode: explicit('mode') ? opts.mode : undefined,
+        gateId: explicit('gateId') ? opts.gateId : undefined,
+        station: explicit('station') ? opts.station : undefined,
+        clock: clockOf(opts.time),
+      });
+      const g = config as GateConfig;
+      place = { journal: () => (opts.journal ? resolve(opts.journal) : join(g.dir, 'journal')), trust: async () => ({ operator: g.operator, suite: g.suite, roots: g.authorities ?? [] }) };
+    } else {
+      const w = await workDir(cmd);
+      config = terminalConfig(w, await passphrase(), opts);
+      place = { journal: (id) => journalDir(w, id, opts.journal), trust: async () => denylistTrust(w) };
+    }
     // A configuration the gate cannot work with (e.g. a gate id longer than the protocol carries) fails here, not per tap.
     checkTerminalConfig(config);
     const clock = config.clock!;
@@ -61,13 +90,14 @@ export function registerGate(program: Command): void {
     let cred: ReturnType<typeof gateCredential> | undefined;
     if (opts.credential) {
       cred = gateCredential(opts.credential);
-      if (opts.gateId !== 'CLI' && opts.gateId !== cred.clientId) throw new UsageError(`--gate-id ${opts.gateId} is not the credential's gate ${cred.clientId}`);
+      if (explicit('gateId') && opts.gateId !== cred.clientId) throw new UsageError(`--gate-id ${opts.gateId} is not the credential's gate ${cred.clientId}`);
       config.gateId = cred.clientId;
     }
     if (opts.backoffice && !cred) throw new UsageError('--backoffice needs --credential (the gate signs its uploads)');
-    const dir = journalDir(w, config.gateId, opts.journal);
+    const { station, gateId } = config;
+    const dir = place.journal(config.gateId);
     const journal = GateJournal.openDir(dir);
-    const denylist = new DenylistCache(denylistTrust(w), join(dir, 'denylist.json'));
+    const denylist = new DenylistCache(await place.trust(), join(dir, 'denylist.json'));
     const gate = new OfflineGate({ terminal: config, journal, denylist });
     const uploader = cred && opts.backoffice ? new JournalUploader(journal, [{ gateId: cred.clientId, client: new BackofficeClient({ url: opts.backoffice, clientId: cred.clientId, signer: cred.signer }), signer: cred.signer }], denylist, { log: json ? undefined : (e) => console.error(`gate ${cred!.clientId}: ${JSON.stringify(e)}`) }) : undefined;
 
@@ -83,7 +113,7 @@ export function registerGate(program: Command): void {
         const logged = { ...(encoded ? { receipt: encoded } : {}), ...(transaction ? { transaction } : {}) };
         emit(
           cmd,
-          { pass: decision.pass, reason: decision.reason, message: decision.message, mode, gate: config.gateId, seq: record?.seq, denylistVersion: record?.denylistVersion, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station: opts.station, direction, time, ms, ...logged },
+          { pass: decision.pass, reason: decision.reason, message: decision.message, mode, gate: config.gateId, gateId: config.gateId, seq: record?.seq, denylistVersion: record?.denylistVersion, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station, direction, time, ms, ...logged },
           `${decision.pass ? 'PASS' : 'REJECT'} ${ticket ? `${ticket.face.tid} ${formatServiceDate(ticket.face.serviceDate)} ${ticket.face.train ?? ''} ` : ''}${decision.reason ? `[${decision.reason}] ` : ''}${decision.message} (${ms} ms${record ? `, journal #${record.seq}` : ''})`.replace(/ +/g, ' '),
         );
         return decision.pass;
@@ -94,7 +124,7 @@ export function registerGate(program: Command): void {
 
     if (opts.card || opts.once) {
       try {
-        const { transport } = openTransport(cmd, opts);
+        const { transport } = await openTransport(cmd, opts);
         const pcsc = pcscOf(transport);
         if (pcsc) await pcsc.waitForCard(60_000);
         const pass = await tap(transport);
@@ -110,7 +140,7 @@ export function registerGate(program: Command): void {
     }
     uploader?.start();
 
-    const { transport } = openTransport(cmd, opts);
+    const { transport } = await openTransport(cmd, opts);
     const reader = pcscOf(transport)!;
     let stopping = false;
     const stop = () => {
@@ -118,7 +148,7 @@ export function registerGate(program: Command): void {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    if (!json) console.error(`gate ${opts.gateId} at ${opts.station} (${direction}, mode ${mode}) waiting for cards on "${opts.reader}"; Ctrl-C to stop`);
+    if (!json) console.error(`gate ${gateId} at ${station} (${direction}, mode ${mode}) waiting for cards on "${opts.reader}"; Ctrl-C to stop`);
     let taps = 0;
     while (!stopping) {
       try {
@@ -147,7 +177,36 @@ export function registerGate(program: Command): void {
   });
 }
 
-function pcscOf(transport: Transport): PcscTransport | undefined {
-  const inner = transport instanceof RecordingTransport ? transport.inner : transport;
-  return inner instanceof PcscTransport ? inner : undefined;
+export function registerProvisionGate(program: Command): void {
+  program
+    .command('provision-gate <gate-dir>')
+    .description("write a gate's own configuration: gate.json, trust root, authority key, and only the keys its modes need, under the gate's passphrase")
+    .requiredOption('--gate-id <id>', 'terminal id the gate writes into usage records')
+    .requiredOption('--station <code>', 'station the gate stands at')
+    .option('--mode <mode>', 'gate modes to give it keys for: pki (keys 4/5), sym (the checking master key) or both', 'pki')
+    .option('--force', 'replace an existing gate configuration in <gate-dir>')
+    .addHelpText(
+      'after',
+      `
+Needs the working directory's passphrase ($ETICKET_PASSPHRASE) to open the keys, and the gate's own
+($ETICKET_GATE_PASSPHRASE, or a prompt) to encrypt its copy. The gate never gets the CA, KGC or authority
+private keys. A program loads the directory with loadGateConfig() from the eticket package; the CLI with
+\`eticket gate --config <gate-dir>\` (docs/sdk.md).
+
+Example:
+  $ eticket provision-gate ./gate-bjs-07 --gate-id BJS-G07 --station BJS
+  $ eticket provision-gate ./gate-shh-01 --gate-id SHH-G01 --station SHH --mode both`,
+    )
+    .action(async (gateDir: string, opts: { gateId: string; station: string; mode: string; force?: boolean }, cmd: Command) => {
+      const modes: GateMode[] | undefined = opts.mode === 'both' ? ['pki', 'sym'] : opts.mode === 'pki' || opts.mode === 'sym' ? [opts.mode] : undefined;
+      if (!modes) throw new UsageError('--mode is pki, sym or both');
+      const w = await workDir(cmd);
+      const pass = await passphrase();
+      const gatePassphrase = await passphrase({ gate: true, confirm: true });
+      const g = w.provisionGate(gateDir, { gateId: opts.gateId, station: opts.station, modes, passphrase: pass, gatePassphrase, force: opts.force });
+      emit(cmd, { ok: true, dir: gateDir, gateId: g.gateId, station: g.station, operator: g.operator, suite: g.suite, modes: g.modes }, [
+        `gate ${g.gateId} at ${g.station} provisioned in ${gateDir} (operator ${g.operator}, suite ${g.suite}, modes ${g.modes.join(', ')})`,
+        `  keys/ is encrypted with the gate passphrase; run it with: eticket gate --config ${gateDir} --reader <name> --direction entry`,
+      ]);
+    });
 }

@@ -10,12 +10,11 @@ import { CardStatusError, InvalidInputError } from '../../sdk/errors.js';
 import type { TicketRequest } from '../../sdk/roles/ticket-server.js';
 import type { CardCredentials } from '../../sdk/roles/trust.js';
 import { SW } from '../../sdk/spec.js';
-import { IssuingTerminal, isDuplicate, type CardInfo } from '../issuing.js';
+import type { FciInfo, IssuingTerminal } from '../issuing.js';
 import { batchFormat, parseBatch, toRequest, type BatchItem } from './batch.js';
 import { addCardOptions, cardHint, emit, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
-import { NotFoundError, StoreConflictError } from '../../backoffice/store/store.js';
 import type { Backoffice } from '../../backoffice/service.js';
-import { openBackoffice, type OpenedBackoffice } from './store.js';
+import type { OpenedBackoffice } from './store.js';
 
 export type IssueStatus = 'loaded' | 'already_on_card' | 'sealed' | 'failed';
 
@@ -115,6 +114,7 @@ function failure(e: unknown, line?: number, tid?: string): IssueResult {
 
 /** Load one first ciphertext; ALREADY_EXISTS is a success for an idempotent re-run. */
 async function loadOne(issuing: IssuingTerminal, sealed: Uint8Array, tid: string | undefined, line?: number): Promise<IssueResult> {
+  const { isDuplicate } = await import('../issuing.js');
   try {
     const r = await issuing.load(sealed);
     return { line, status: 'loaded', tid: r.tid, sequenceNumber: r.sequenceNumber };
@@ -147,6 +147,7 @@ async function issueOne(run: IssueRun, request: TicketRequest, line?: number): P
   const requestKey = line !== undefined && request.tid === undefined ? lineFingerprint(serial, line, request) : undefined;
   let tid = request.tid;
   let sealed: Uint8Array;
+  const { NotFoundError, StoreConflictError } = await import('../../backoffice/store/store.js');
   try {
     const o = await run.bo.issue({ request, card: run.creds, requestKey, sellerId: run.sellerId });
     tid = o.ticket.tid;
@@ -179,9 +180,9 @@ function readCredentials(file: string): CardCredentials {
   }
 }
 
-async function requirePersonalised(issuing: IssuingTerminal): Promise<CardInfo> {
-  const info = await issuing.open();
-  if (info.lifecycle !== 'OPERATIONAL') throw new UsageError(`card ${info.serialHex} is blank: personalise it first with \`eticket card personalize\``);
+async function requirePersonalised(issuing: IssuingTerminal): Promise<FciInfo> {
+  const info = await issuing.select();
+  if (info.lifecycle !== 'OPERATIONAL') throw new UsageError('the card is blank: personalise it first with `eticket card personalize`');
   return info;
 }
 
@@ -242,11 +243,12 @@ Examples:
       items = [{ line: undefined as unknown as number, request: toRequest(flags) }];
     }
     const batch = Boolean(opts.from);
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const pass = await passphrase();
     w.loadAuthoritySigner(pass); // a wrong passphrase stops here, before the store or the card is touched
     if (opts.out?.endsWith('.bin') && items.length !== 1) throw new UsageError('a .bin output holds one ticket; use a .jsonl name for a batch');
 
+    const [{ IssuingTerminal }, { openBackoffice }] = await Promise.all([import('../issuing.js'), import('./store.js')]);
     let card: CardHandle | undefined;
     let office: OpenedBackoffice | undefined;
     try {
@@ -256,7 +258,7 @@ Examples:
         creds = readCredentials(opts.credentials);
       } else {
         card = await openCard(cmd, opts);
-        issuing = new IssuingTerminal(card.session);
+        issuing = new IssuingTerminal(card.session, { authorize: w.issuerAuthorizer(() => pass) });
         await requirePersonalised(issuing);
         creds = await issuing.credentials();
       }
@@ -328,21 +330,24 @@ export function registerLoad(program: Command): void {
       .option('--pending', 'load the sealed tickets waiting for this card in the working directory\'s store')
       .addHelpText(
         'after',
-        '\nNo passphrase needed: an issuing terminal holds no secret. In a working directory, the store learns\nwhich tickets the card took.\n\nExample:\n  $ eticket issue --credentials card.json --from tickets.csv --out sealed.jsonl\n  $ eticket load sealed.jsonl --card card.img\n  $ eticket load --pending --card card.img',
+        '\nNo passphrase needed to load a FILE: an issuing terminal holds no secret. --pending must learn which card\nthis is, which a locked card tells only the working directory\'s authority (EXTERNAL AUTHENTICATE): it needs\nthe passphrase. In a working directory, the store learns which tickets the card took.\n\nExample:\n  $ eticket issue --credentials card.json --from tickets.csv --out sealed.jsonl\n  $ eticket load sealed.jsonl --card card.img\n  $ eticket load --pending --card card.img',
       ),
   ).action(async (file: string | undefined, opts: CardOptions & { pending?: boolean }, cmd: Command) => {
     if (Boolean(file) === Boolean(opts.pending)) throw new UsageError('give a FILE of sealed tickets, or --pending (not both)');
     const blobs = file ? readSealed(file) : [];
     const json = globals(cmd).json;
+    const [{ IssuingTerminal }, { openBackoffice }] = await Promise.all([import('../issuing.js'), import('./store.js')]);
     const card = await openCard(cmd, opts);
     let office: OpenedBackoffice | undefined;
     try {
-      const issuing = new IssuingTerminal(card.session);
-      const info = await requirePersonalised(issuing);
       // The store is optional here (a terminal far from the back office loads a file); used when it is there.
-      const w = opts.pending || existsSync(join(workDirPath(cmd), 'eticket.json')) ? workDir(cmd) : undefined;
+      const w = opts.pending || existsSync(join(workDirPath(cmd), 'eticket.json')) ? await workDir(cmd) : undefined;
+      // LOAD needs no secret; only --pending must learn which card this is, which a locked card tells an authorised issuer.
+      const issuing = new IssuingTerminal(card.session, w ? { authorize: w.issuerAuthorizer(() => passphrase()) } : {});
+      await requirePersonalised(issuing);
       if (w) office = await openBackoffice(cmd, w, undefined);
-      if (opts.pending) for (const t of await office!.store.pendingFor(info.serialHex)) blobs.push({ tid: t.tid, sealed: t.sealed });
+      const serialHex = opts.pending ? (await issuing.cardInfo()).serialHex : undefined;
+      if (opts.pending) for (const t of await office!.store.pendingFor(serialHex!)) blobs.push({ tid: t.tid, sealed: t.sealed });
       const results: IssueResult[] = [];
       for (const b of blobs) {
         const r = await loadOne(issuing, b.sealed, b.tid, b.line);
@@ -351,7 +356,7 @@ export function registerLoad(program: Command): void {
         if (json) console.log(JSON.stringify(r));
         else console.log(resultLine(r));
       }
-      if (!blobs.length && !json) console.log(`no tickets waiting for card ${info.serialHex}`);
+      if (!blobs.length && !json) console.log(serialHex ? `no tickets waiting for card ${serialHex}` : 'no tickets to load');
       finish(cmd, results, blobs.length > 1 || Boolean(opts.pending));
     } finally {
       await card.close().catch(() => undefined);

@@ -106,8 +106,8 @@ export function registerOffline(program: Command): void {
     .option('--from <seq>', 'first seq to show', intArg('from'))
     .option('--limit <n>', 'at most this many records', intArg('limit'))
     .addHelpText('after', '\nOne line per record: seq, time, station, direction, PASS/REJECT [reason], ticket, card, counter, denylist version,\nthen the checkpoints. A torn tail (a crash mid-write) is reported and skipped; the gate cuts it off when it opens.\n\nExample:\n  $ eticket journal show --gate-id A01-G1 --from 120 --limit 10\n  $ eticket --json journal show --gate-id A01-G1')
-    .action((opts: { gateId: string; journal?: string; from?: number; limit?: number }, cmd: Command) => {
-      const dir = opts.journal ? resolve(opts.journal) : join(workDir(cmd).dir, 'journal', opts.gateId);
+    .action(async (opts: { gateId: string; journal?: string; from?: number; limit?: number }, cmd: Command) => {
+      const dir = opts.journal ? resolve(opts.journal) : join((await workDir(cmd)).dir, 'journal', opts.gateId);
       if (!existsSync(dir)) throw new UsageError(`no journal at ${dir}`);
       const { entries, state, problems } = GateJournal.readEntries(new FileJournalBackend(dir, false));
       let taps = entries.flatMap((e) => (e.kind === 'tap' ? [e.record] : [])).filter((r) => opts.from === undefined || r.seq >= opts.from);
@@ -141,7 +141,7 @@ export function registerOffline(program: Command): void {
     .addHelpText('after', '\nExit 0 when everything was acknowledged; exit 3 when the back office cannot be reached (nothing is lost:\nrun it again). Each record is stored once however often it is sent.\n\nExample:\n  $ ETICKET_CLIENT_PASSPHRASE=... eticket journal upload --credential A01-G1.json --backoffice http://127.0.0.1:8080')
     .action(async (opts: { credential: string; backoffice: string; journal?: string; batch: number }, cmd: Command) => {
       if (opts.batch < 1 || opts.batch > 2000) throw new UsageError('--batch is 1..2000');
-      const w = workDir(cmd);
+      const w = await workDir(cmd);
       const id = gateCredential(opts.credential);
       const dir = journalDir(w, id.clientId, opts.journal);
       const j = GateJournal.openDir(dir);
@@ -180,7 +180,7 @@ export function registerOffline(program: Command): void {
         maxFare: opts.maxFare,
         source: opts.fares,
       };
-      const w = workDir(cmd);
+      const w = await workDir(cmd);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const r = await loadNetwork(store, w.config.operator, input);
         if (opts.incompleteAfter !== undefined) await setTripSetting(store, 'incompleteAfter', opts.incompleteAfter);
@@ -194,7 +194,7 @@ export function registerOffline(program: Command): void {
     .description('work out the trips and anomalies of every ticket with new taps now (eticket serve does it continually)')
     .addHelpText('after', '\nExample:\n  $ eticket match --json')
     .action(async (_o: unknown, cmd: Command) => {
-      const w = workDir(cmd);
+      const w = await workDir(cmd);
       await withBackoffice(cmd, w, undefined, async ({ bo }) => {
         const m = bo.matcher();
         const total = { tickets: 0, taps: 0, inserted: 0, updated: 0, deleted: 0, anomalies: [] as unknown[], denylisted: [] as string[] };
@@ -225,7 +225,7 @@ export function registerOffline(program: Command): void {
     .description('the cards on the denylist now, with why')
     .addHelpText('after', '\nExample:\n  $ eticket --json denylist show')
     .action(async (_o: unknown, cmd: Command) => {
-      const w = workDir(cmd);
+      const w = await workDir(cmd);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const list = await denylistEntries(store.db, w.config.operator);
         const version = await denylistVersion(store.db, w.config.operator);
@@ -244,7 +244,7 @@ export function registerOffline(program: Command): void {
       .action(async (serials: string[], opts: { note: string }, cmd: Command) => {
         const cards = serials.map((s) => s.toUpperCase());
         for (const c of cards) if (!/^[0-9A-F]{16}$/.test(c)) throw new UsageError(`not a card serial (16 hex digits): ${c}`);
-        const w = workDir(cmd);
+        const w = await workDir(cmd);
         await withBackoffice(cmd, w, undefined, async ({ store }) => {
           const r = await store.transaction(async (tx): Promise<{ version?: number; changed: string[] }> => {
             if (name === 'add') {
@@ -272,7 +272,7 @@ export function registerOffline(program: Command): void {
     .addHelpText('after', '\nA trip is complete (entry and exit), open (still travelling), incomplete (no exit within the configured time:\nmaximum fare) or exit_only (an exit without an entry: maximum fare). Fares apply to per-trip tickets (metro passes).\n\nExample:\n  $ eticket report trips --from 2030-01-15 --until 2030-01-16\n  $ eticket report trips --list --format csv > trips.csv')
     .action(async (opts: { from?: string; until?: string; seller?: string; format?: string; list?: boolean }, cmd: Command) => {
       const format = reportFormat(cmd, opts.format);
-      const w = workDir(cmd);
+      const w = await workDir(cmd);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const r = await tripReport(store, opts, { listTrips: opts.list });
         if (format === 'json') return void console.log(JSON.stringify(opts.list ? r : { totals: r.totals }));
@@ -285,7 +285,7 @@ export function registerOffline(program: Command): void {
     .addHelpText('after', '\nMismatches: unsold_ticket (a gate passed a ticket nobody sold), never_seen (sold, never at a gate), unverified\n(records kept apart: gate authentication or card receipt failed), wrong_card (a ticket used on another card).\nCSV prints the rows, then a blank line and the mismatches.\n\nExample:\n  $ eticket report clearing --from 2030-01-15 --until 2030-01-16 --format csv > clearing.csv')
     .action(async (opts: { from?: string; until?: string; seller?: string; format?: string }, cmd: Command) => {
       const format = reportFormat(cmd, opts.format);
-      const w = workDir(cmd);
+      const w = await workDir(cmd);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const r = await clearingReport(store, w.config.operator, opts);
         if (format === 'json') return void console.log(JSON.stringify(r));
@@ -302,7 +302,7 @@ export function registerOffline(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ eticket report anomalies --format csv')
     .action(async (opts: { format?: string }, cmd: Command) => {
       const format = reportFormat(cmd, opts.format);
-      const w = workDir(cmd);
+      const w = await workDir(cmd);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const rows = await anomalyReport(store, w.config.operator);
         if (format === 'json') return void console.log(JSON.stringify({ anomalies: rows }));

@@ -6,15 +6,14 @@ import { Command, InvalidArgumentError } from 'commander';
 import { hex } from '../../sdk/bytes.js';
 import { formatServiceDate, parseServiceDate } from '../../sdk/fields.js';
 import type { ServiceClassSpec, ServiceRecord } from '../../backoffice/store/store.js';
-import { billOf } from '../../backoffice/service.js';
 import type { ReceiptEvidence } from '../../backoffice/arbitration.js';
-import { CheckingTerminal } from '../checking.js';
-import { IssuingTerminal, isDuplicate } from '../issuing.js';
 import { parseDeparture } from './batch.js';
 import { intArg } from './cmd-card.js';
-import { addModeOption, addTerminalOptions, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
+import { addModeOption, addTerminalOptions, checkingTerminal, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
 import { addCardOptions, emit, globals, passphrase, UsageError, withCard, workDir, type CardOptions } from './context.js';
-import { withBackoffice } from './store.js';
+
+/** The store and its back office: loaded by the action that opens them, never by --help (host/cli/main.ts). */
+const backoffice = () => import('./store.js');
 
 function classArg(v: string, prev: ServiceClassSpec[] = []): ServiceClassSpec[] {
   const m = /^([^:]{1,8}):(\d{1,6}):(\d{1,12})(?::([A-Z]{3}))?$/.exec(v);
@@ -50,7 +49,7 @@ export function registerSales(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ eticket service add --train G1 --date 2030-01-15 --origin BJS --destination SHH --departure 09:00 --class 2:100:55300 --json')
     .action(async (opts: { train: string; date: number; class: ServiceClassSpec[]; origin?: string; destination?: string; departure?: string; coachSize: number }, cmd: Command) => {
       if (opts.coachSize < 1 || opts.coachSize > 999) throw new UsageError('--coach-size is 1..999');
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const s = await store.addService(
           { operator: w.config.operator, code: opts.train, serviceDate: opts.date, origin: opts.origin, destination: opts.destination, departure: opts.departure !== undefined ? parseDeparture(opts.departure) : undefined },
@@ -66,7 +65,7 @@ export function registerSales(program: Command): void {
     .option('--train <code>', 'only this code')
     .addHelpText('after', '\nExample:\n  $ eticket service list --date 2030-01-15')
     .action(async (opts: { date?: number; train?: string }, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const list = await store.services(w.config.operator, { date: opts.date, code: opts.train });
         emit(cmd, { services: list }, list.length ? list.map(serviceLine) : 'no services');
@@ -83,13 +82,14 @@ export function registerSales(program: Command): void {
   addCardOptions(book);
   book.addHelpText('after', '\nA sold-out class is refused (exit 1) and nothing is issued.\n\nExample:\n  $ eticket book --service 1 --class 2 --card card.img --passenger "Li Wei"');
   book.action(async (opts: CardOptions & { service: number; class: string; passenger?: string; seller?: string }, cmd: Command) => {
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const pass = await passphrase();
     w.loadAuthoritySigner(pass);
+    const [{ withBackoffice }, { billOf }, { IssuingTerminal, isDuplicate }] = await Promise.all([backoffice(), import('../../backoffice/service.js'), import('../issuing.js')]);
     await withCard(cmd, opts, async ({ session }) => {
-      const issuing = new IssuingTerminal(session);
-      const info = await issuing.open();
-      if (info.lifecycle !== 'OPERATIONAL') throw new UsageError(`card ${info.serialHex} is blank: personalise it first`);
+      const issuing = new IssuingTerminal(session, { authorize: w.issuerAuthorizer(() => pass) });
+      const info = await issuing.select();
+      if (info.lifecycle !== 'OPERATIONAL') throw new UsageError('the card is blank: personalise it first');
       const creds = await issuing.credentials();
       await withBackoffice(cmd, w, pass, async ({ store, bo }) => {
         const svc = await store.service(opts.service);
@@ -120,8 +120,11 @@ export function registerSales(program: Command): void {
   addModeOption(addTerminalOptions(addCardOptions(cancel)));
   cancel.addHelpText('after', '\nExample:\n  $ eticket cancel --tid CR-20300115-000001                 # sealed, never loaded\n  $ eticket cancel --tid CR-20300115-000001 --card card.img # loaded: DELETE on the card, then the refund');
   cancel.action(async (opts: CardOptions & TerminalOptions & { tid: string }, cmd: Command) => {
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const pass = await passphrase();
+    // With a card: its keys are opened now, so a wrong passphrase stops the command before the store or the card.
+    const config = opts.card || opts.reader ? terminalConfig(w, pass, opts) : undefined;
+    const [{ withBackoffice }, { billOf }] = await Promise.all([backoffice(), import('../../backoffice/service.js')]);
     await withBackoffice(cmd, w, pass, async ({ bo }) => {
       const finish = async (deletion?: ReceiptEvidence) => {
         const r = await bo.cancel(opts.tid, { deletion, source: `cli:${opts.gateId}` });
@@ -131,8 +134,7 @@ export function registerSales(program: Command): void {
       if (!opts.card && !opts.reader) return finish();
       // The store is open before the card is touched: a busy store stops the command with the card unchanged.
       await withCard(cmd, opts, async ({ session }) => {
-        const t = new CheckingTerminal(session, terminalConfig(w, pass, opts));
-        await t.select();
+        const t = await checkingTerminal(session, config!);
         const v = await t.verifyTicket({ tid: opts.tid }, { verificationCode: false });
         const r = await t.deleteTicket(v);
         await finish({ encoded: r.encoded, transaction: r.sym });
@@ -159,7 +161,7 @@ export function registerSales(program: Command): void {
       };
       const from = day(opts.from, 'from');
       const until = day(opts.until, 'until');
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const rows = await store.salesReport({ seller: opts.seller, from, until });
         if (format === 'json') console.log(JSON.stringify({ rows }));

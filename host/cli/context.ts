@@ -1,31 +1,24 @@
 // What every CLI command shares: the working directory, the card (an image through the embedded
 // emulator, or a PC/SC reader), optional recording to a dump, the passphrase, output and exit codes.
+// Loaded by `eticket --help` too: the card, transport and key modules are imported only when a helper needs them.
 
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { EticketCard } from '../../card/applet.js';
-import { FileBackend, NvmCorruptError } from '../../card/nvm.js';
+import type { EticketCard } from '../../card/applet.js';
 import { LockHeldError } from '../../sdk/file-lock.js';
-import { StoreUnavailableError } from '../../backoffice/store/database.js';
-import { MigrationError } from '../../backoffice/store/migrate.js';
-import { NotFoundError, StoreConflictError } from '../../backoffice/store/store.js';
-import { CardStatusError, CryptoError, EticketError, InvalidInputError, ReaderNotFoundError, TransportError, TransportUnavailableError } from '../../sdk/errors.js';
+import { CardStatusError, CryptoError, EticketError, InvalidInputError, ReaderNotFoundError, TicketNotFoundError, TransportError, TransportUnavailableError } from '../../sdk/errors.js';
 import { SW } from '../../sdk/spec.js';
-import { BackofficeHttpError, BackofficeUnreachableError } from '../backoffice-client.js';
-import { CardSession } from '../session.js';
-import { EmulatorTransport } from '../transport/emulator.js';
-import { PcscTransport } from '../transport/pcsc.js';
-import { RecordingTransport } from '../transport/recording.js';
+import type { CardSession } from '../session.js';
 import type { Transport } from '../transport/transport.js';
-import { WorkDir } from './workdir.js';
+import type { WorkDir } from './workdir.js';
 
 /** Documented, stable exit codes (docs/cli.md "Exit codes"). */
 export const EXIT = {
   OK: 0,
   /** Bad command line or input file, missing working directory or card image, no passphrase; refused by the store (sold out, TID taken). */
   USAGE: 1,
-  /** The card answered with a refusal status word (full, duplicate, not found, ...). */
+  /** The card answered with a refusal status word (full, duplicate, ...), or its view says no such ticket (not found, void). */
   CARD_REFUSED: 2,
   /** Reader, PC/SC service, vpcd, a card image that cannot be read, or a database that cannot be reached. */
   TRANSPORT: 3,
@@ -71,7 +64,8 @@ export function globals(cmd: Command): GlobalOptions {
 }
 
 /** Working directory: --dir, else $ETICKET_HOME, else the current directory. */
-export function workDir(cmd: Command): WorkDir {
+export async function workDir(cmd: Command): Promise<WorkDir> {
+  const { WorkDir } = await import('./workdir.js');
   return WorkDir.open(workDirPath(cmd));
 }
 
@@ -95,9 +89,10 @@ export interface CardHandle {
  * Open an image as an emulated card, held exclusively by this process until it exits (a second process
  * gets LockHeldError, exit 7); missing → usage error, corrupt → CardImageError.
  */
-export function openImage(path: string): EticketCard {
+export async function openImage(path: string): Promise<EticketCard> {
   const p = resolve(path);
   if (!existsSync(p)) throw new UsageError(`card image ${path} does not exist: create one with \`eticket card create ${path}\``);
+  const [{ EticketCard }, { FileBackend, NvmCorruptError }] = await Promise.all([import('../../card/applet.js'), import('../../card/nvm.js')]);
   const backend = new FileBackend(p, true, { lock: true });
   try {
     return EticketCard.open(backend);
@@ -109,14 +104,16 @@ export function openImage(path: string): EticketCard {
 }
 
 /** The transport for --card or --reader, wrapped for --record; the caller connects through a CardSession. */
-export function openTransport(cmd: Command, options: CardOptions): { transport: Transport; label: string } {
+export async function openTransport(cmd: Command, options: CardOptions): Promise<{ transport: Transport; label: string }> {
   if (options.card && options.reader) throw new UsageError('give either --card <image> or --reader <name>, not both');
   let transport: Transport;
   let label: string;
   if (options.card) {
-    transport = new EmulatorTransport(openImage(options.card), `emulator:${options.card}`);
+    const { EmulatorTransport } = await import('../transport/emulator.js');
+    transport = new EmulatorTransport(await openImage(options.card), `emulator:${options.card}`);
     label = `image ${options.card}`;
   } else if (options.reader) {
+    const { PcscTransport } = await import('../transport/pcsc.js');
     transport = new PcscTransport({ reader: options.reader });
     label = `reader ${options.reader}`;
   } else {
@@ -124,6 +121,7 @@ export function openTransport(cmd: Command, options: CardOptions): { transport: 
   }
   const record = globals(cmd).record;
   if (record) {
+    const { RecordingTransport } = await import('../transport/recording.js');
     writeFileSync(record, '');
     transport = new RecordingTransport(transport, { write: (chunk) => appendFileSync(record, chunk) });
   }
@@ -131,7 +129,8 @@ export function openTransport(cmd: Command, options: CardOptions): { transport: 
 }
 
 export async function openCard(cmd: Command, options: CardOptions): Promise<CardHandle> {
-  const { transport, label } = openTransport(cmd, options);
+  const { transport, label } = await openTransport(cmd, options);
+  const { CardSession } = await import('../session.js');
   const session = new CardSession(transport);
   try {
     await session.connect();
@@ -153,14 +152,19 @@ export async function withCard<T>(cmd: Command, options: CardOptions, fn: (card:
   }
 }
 
-/** The passphrase: $ETICKET_PASSPHRASE, else a no-echo prompt on a terminal; never a command-line argument. */
-export async function passphrase(options: { confirm?: boolean } = {}): Promise<string> {
-  const env = process.env.ETICKET_PASSPHRASE;
+/**
+ * The passphrase: $ETICKET_PASSPHRASE, else a no-echo prompt on a terminal; never a command-line argument.
+ * A gate's configuration directory has its own: `{ gate: true }` reads $ETICKET_GATE_PASSPHRASE.
+ */
+export async function passphrase(options: { confirm?: boolean; gate?: boolean } = {}): Promise<string> {
+  const name = options.gate ? 'ETICKET_GATE_PASSPHRASE' : 'ETICKET_PASSPHRASE';
+  const what = options.gate ? 'gate passphrase' : 'passphrase';
+  const env = process.env[name];
   if (env) return env;
-  if (!process.stdin.isTTY) throw new UsageError('no passphrase: set ETICKET_PASSPHRASE (stdin is not a terminal, so there is no prompt)');
-  const first = await prompt('Passphrase: ');
+  if (!process.stdin.isTTY) throw new UsageError(`no ${what}: set ${name} (stdin is not a terminal, so there is no prompt)`);
+  const first = await prompt(options.gate ? 'Gate passphrase: ' : 'Passphrase: ');
   if (!first) throw new UsageError('an empty passphrase cannot protect the keys');
-  if (options.confirm && (await prompt('Repeat passphrase: ')) !== first) throw new UsageError('the passphrases differ');
+  if (options.confirm && (await prompt(options.gate ? 'Repeat gate passphrase: ' : 'Repeat passphrase: ')) !== first) throw new UsageError('the passphrases differ');
   return first;
 }
 
@@ -198,25 +202,38 @@ export function emit(cmd: Command, json: unknown, text: string | string[]): void
   else console.log(Array.isArray(text) ? text.join('\n') : text);
 }
 
-export function exitCodeFor(e: unknown): number {
+/**
+ * The exit code for an error that ended a command. Async because the store's error classes are loaded only here,
+ * and only for an error no SDK class explains: `eticket --help` never loads the back office (test/cli-lazy.test.ts).
+ */
+export async function exitCodeFor(e: unknown): Promise<number> {
   if (e instanceof ExitStatus) return e.code;
   if (e instanceof LockHeldError) return EXIT.BUSY;
-  // The store refused on the domain's grounds (sold out, TID taken, unknown service): the input's fault.
-  if (e instanceof StoreConflictError || e instanceof NotFoundError || e instanceof MigrationError) return EXIT.USAGE;
-  if (e instanceof StoreUnavailableError) return EXIT.TRANSPORT;
-  // The back office over HTTP: unreachable or failing (5xx) is like a database that cannot be reached; a refusal is the input's.
-  if (e instanceof BackofficeUnreachableError) return EXIT.TRANSPORT;
-  if (e instanceof BackofficeHttpError) return e.status >= 500 ? EXIT.TRANSPORT : e.status === 401 || e.status === 422 ? EXIT.CRYPTO : EXIT.USAGE;
-  if (e instanceof CardStatusError) return EXIT.CARD_REFUSED;
+  if (e instanceof CardStatusError || e instanceof TicketNotFoundError) return EXIT.CARD_REFUSED;
   if (e instanceof TransportError) return EXIT.TRANSPORT;
   if (e instanceof CryptoError) return EXIT.CRYPTO;
   if (e instanceof InvalidInputError) return EXIT.USAGE;
+  if (e instanceof EticketError) {
+    const [{ StoreUnavailableError }, { MigrationError }, { NotFoundError, StoreConflictError }] = await Promise.all([
+      import('../../backoffice/store/database.js'),
+      import('../../backoffice/store/migrate.js'),
+      import('../../backoffice/store/store.js'),
+    ]);
+    // The store refused on the domain's grounds (sold out, TID taken, unknown service): the input's fault.
+    if (e instanceof StoreConflictError || e instanceof NotFoundError || e instanceof MigrationError) return EXIT.USAGE;
+    if (e instanceof StoreUnavailableError) return EXIT.TRANSPORT;
+    // The back office over HTTP: unreachable or failing (5xx) is like a database that cannot be reached; a refusal is the input's.
+    const { BackofficeHttpError, BackofficeUnreachableError } = await import('../backoffice-client.js');
+    if (e instanceof BackofficeUnreachableError) return EXIT.TRANSPORT;
+    if (e instanceof BackofficeHttpError) return e.status >= 500 ? EXIT.TRANSPORT : e.status === 401 || e.status === 422 ? EXIT.CRYPTO : EXIT.USAGE;
+  }
   return EXIT.INTERNAL;
 }
 
 /** The one line a person reads: what went wrong and what to do about it. */
 export function errorLine(e: unknown): string {
   if (e instanceof CardStatusError) return `${e.message}${cardHint(e) ? `: ${cardHint(e)}` : ''}`;
+  if (e instanceof TicketNotFoundError) return `${e.message}${e.status === 'void' ? ': it was deleted (refunded or rebooked)' : ' (`eticket tickets` lists them)'}`;
   if (e instanceof CryptoError && /passphrase/.test(e.message)) return `${e.message}: give the passphrase used at \`eticket init\` (ETICKET_PASSPHRASE or the prompt)`;
   if (e instanceof ReaderNotFoundError) return `${e.message}: list readers with \`eticket readers\``;
   if (e instanceof TransportUnavailableError) return e.message;
@@ -235,8 +252,6 @@ export function cardHint(e: CardStatusError): string | undefined {
       return 'the card is full; delete used tickets (`eticket delete`) or use another card';
     case SW.ALREADY_EXISTS:
       return 'the ticket is already on the card';
-    case SW.RECORD_NOT_FOUND:
-      return 'no such ticket on this card (`eticket tickets` lists them)';
     case SW.TICKET_NOT_FOR_THIS_CARD:
       return 'the ticket was sealed to another card';
     case SW.TICKET_REPLAYED:
@@ -245,6 +260,8 @@ export function cardHint(e: CardStatusError): string | undefined {
       return 'the card is not in the right state for this (personalised? locked?)';
     case SW.REFERENCED_DATA_NOT_FOUND:
       return 'the card does not know this key: was it personalised from this working directory?';
+    case SW.VIEW_MISMATCH:
+      return 'the command did not answer the view the card showed: something between terminal and card changed it';
     default:
       return undefined;
   }

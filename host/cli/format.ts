@@ -12,6 +12,7 @@ const iso = (t: number) => new Date(t * 1000).toISOString().replace('.000Z', 'Z'
 
 export function faceJson(face: TicketFace): Record<string, unknown> {
   const out: Record<string, unknown> = { ...face, serviceDate: formatServiceDate(face.serviceDate), validFrom: iso(face.validFrom), validUntil: iso(face.validUntil), issuedAt: iso(face.issuedAt) };
+  if (face.card) out.card = hex(face.card);
   if (face.departure !== undefined) out.departure = `${String(Math.floor(face.departure / 60)).padStart(2, '0')}:${String(face.departure % 60).padStart(2, '0')}`;
   return out;
 }
@@ -30,7 +31,7 @@ export function ticketJson(v: TicketView): Record<string, unknown> {
     cardSerial: hex(v.cardSerial),
     face: faceJson(v.face),
     usage: usageJson(v.usage),
-    ...(v.verificationCode ? { verificationCode: { verified: true, authorityKeyId: hex(v.verificationCode.authorityKeyId) } } : {}),
+    ...(v.verificationCode ? { verificationCode: { verified: true, authorityKeyId: hex(v.verificationCode.authorityKeyId), certified: v.verificationCode.certificate !== undefined } } : {}),
   };
 }
 
@@ -47,6 +48,7 @@ export function receiptJson(r: Receipt): Record<string, unknown> {
     cardSerial: hex(r.cardSerial),
     event: protocol.usageEvents.find((e) => e.value === r.event)?.name ?? r.event,
     counter: r.counter,
+    ...(r.faceDigest ? { faceDigest: hex(r.faceDigest) } : {}),
     ...(r.usage ? { usage: usageJson(r.usage) } : {}),
     receipt: hex(r.encoded),
     // Sym: the MAC is unverifiable without the session it belongs to (verifySymReceipt takes both).

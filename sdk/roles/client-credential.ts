@@ -12,6 +12,7 @@ import { openSecret, sealSecret, type SealedSecret } from './keystore.js';
 export const CLIENT_FORMAT = 'eticket-client/1';
 const KEY_KIND = 'eticket-client-signing-key';
 
+/** The JSON of a credential file (`eticket seller add` / `terminal add` write it; hand it to the client). */
 export interface ClientCredentialFile {
   format: typeof CLIENT_FORMAT;
   clientId: string;
@@ -30,6 +31,7 @@ export function makeCredential(c: Omit<ClientCredentialFile, 'format' | 'key'>, 
   return { format: CLIENT_FORMAT, ...c, key: sealSecret(privateKey, passphrase, KEY_KIND) };
 }
 
+/** An opened credential: who the client is and the key that signs its requests. */
 export interface ClientIdentity {
   clientId: string;
   role: 'seller' | 'terminal';
@@ -51,6 +53,7 @@ export function loadCredential(source: string | ClientCredentialFile, passphrase
   return { clientId: c.clientId, role: c.role, operator: c.operator, signer, certificate: c.certificate ? fromHex(c.certificate) : undefined };
 }
 
+/** One line naming a credential (role, id, operator, suite and certificate or identity) without opening its key. */
 export function credentialSummary(c: ClientCredentialFile): string {
   return `${c.role} ${c.clientId} of ${c.operator} (${c.suite}${c.certificate ? `, certificate ${hex(fromHex(c.certificate)).slice(0, 16)}…` : `, identity ${c.identity}`})`;
 }

@@ -88,10 +88,12 @@ export class KeyStore {
     return readFileSync(path, 'utf8');
   }
 
+  /** Whether a key by that name is stored. */
   has(name: string): boolean {
     return existsSync(join(this.dir, `${name}.key`)) || existsSync(join(this.dir, `${name}.secret.json`));
   }
 
+  /** Store an RSA key as `<name>.key`, encrypted PKCS#8 PEM. */
   putRsa(name: string, key: RsaPrivateKey, passphrase: string): void {
     requirePassphrase(passphrase);
     this.write(`${name}.key`, key.toEncryptedPem(passphrase));
@@ -107,6 +109,7 @@ export class KeyStore {
     this.write(`${name}.secret.json`, JSON.stringify(sealSecret(secret, passphrase, kind), null, 2) + '\n');
   }
 
+  /** Open `<name>.secret.json`; CryptoError on a wrong passphrase, InvalidInputError on another `kind`. */
   getBytes(name: string, passphrase: string, kind?: string): Uint8Array {
     let sealed: SealedSecret;
     try {

@@ -5,12 +5,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFileDurably } from '../durable-file.js';
 import { InvalidInputError } from '../errors.js';
 import { formatServiceDate, parseServiceDate } from '../fields.js';
-import { encodeTicketFace, type TicketFace } from '../ticket.js';
+import { encodeTicketFace, FACE_VERSION, type TicketFace } from '../ticket.js';
 
 /** Remembers issued TIDs so that none is issued twice. */
 export interface TidLedger {
+  /** Whether the TID was issued. */
   has(tid: string): boolean;
+  /** Record an issued TID. */
   add(tid: string): void;
+  /** The next serial number for generated TIDs. */
   next(): number;
 }
 
@@ -55,7 +58,7 @@ export class FileLedger implements TidLedger {
 }
 
 /** What a sales channel asks for; the server fills in TID, issue time and default validity. */
-export type TicketRequest = Omit<TicketFace, 'version' | 'operator' | 'tid' | 'issuedAt' | 'validFrom' | 'validUntil' | 'serviceDate'> & {
+export type TicketRequest = Omit<TicketFace, 'version' | 'operator' | 'tid' | 'issuedAt' | 'validFrom' | 'validUntil' | 'serviceDate' | 'card'> & {
   tid?: string;
   serviceDate: number | string;
   validFrom?: number;
@@ -63,6 +66,7 @@ export type TicketRequest = Omit<TicketFace, 'version' | 'operator' | 'tid' | 'i
   issuedAt?: number;
 };
 
+/** The ticketing server (票務服務器): builds ticket faces TF_A with a unique TID and default validity. */
 export class TicketServer {
   constructor(readonly operator: string, private readonly ledger: TidLedger = new MemoryLedger(), private readonly clock = () => Math.floor(Date.now() / 1000)) {
     if (!/^[A-Za-z0-9_.-]{1,16}$/.test(operator)) throw new InvalidInputError(`operator code "${operator}" must be 1-16 of A-Z a-z 0-9 _ . -`);
@@ -83,7 +87,8 @@ export class TicketServer {
     const { tid: _t, serviceDate: _d, ...rest } = request;
     const face: TicketFace = {
       ...rest,
-      version: 1,
+      // Version 2: the authority binds it to the card it signs for (AuthenticationServer.sign).
+      version: FACE_VERSION.CARD_BOUND,
       operator: this.operator,
       tid,
       serviceDate,
