@@ -199,7 +199,12 @@ async function main(): Promise<void> {
   const pick = (): Rider | undefined => {
     while (candidates.length) {
       const r = candidates.splice(Math.floor(rnd() * candidates.length), 1)[0];
-      if (r.trips.length < 3) r.trips = planTrips(cfg.simStart, r.trips[0].from, 4);
+      // A new plan replaces the rider's only when it is long enough: a shorter one (the day too short for it)
+      // would leave a rider already in the schedule without the trip it is due to start.
+      if (r.trips.length < 3) {
+        const longer = planTrips(cfg.simStart, r.trips[0].from, 4);
+        if (longer.length >= 3) r.trips = longer;
+      }
       if (r.trips.length >= 3) {
         r.at = r.trips[0].start;
         return r;

@@ -118,6 +118,7 @@ const WORKER = fileURLToPath(new URL(import.meta.url.endsWith('.js') ? './sim-wo
 
 export async function runSimulation(o: SimulationOptions): Promise<SimulationReport> {
   const log = o.log ?? (() => undefined);
+  if (o.gatesPerStation < o.workers) throw new RangeError(`gatesPerStation (${o.gatesPerStation}) must be at least workers (${o.workers}): each worker runs its own gates at every station`);
   const setupStart = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'eticket-sim-'));
   const world = World.create('rsa', 'MT');

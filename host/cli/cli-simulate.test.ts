@@ -20,8 +20,8 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('eticket simulate', () => {
-  it('a short run prints one JSON report: taps stored end to end, lag, memory per card, every injected rollback and clone found, exit 0', async () => {
-    const r = await cli(env, '--json', 'simulate', '--duration', '8', '--cards', '400', '--stations', '8', '--lines', '2', '--gates', '1', '--rate', '200', '--rollbacks', '1', '--clones', '1', '--seed', 'cli-test');
+  it('a short run prints one JSON report: taps stored end to end, lag, memory per card, every injected anomaly found, no honest card accused, exit 0', async () => {
+    const r = await cli(env, '--json', 'simulate', '--duration', '8', '--cards', '400', '--stations', '8', '--lines', '2', '--gates', '2', '--rate', '200', '--rollbacks', '1', '--clones', '1', '--seed', 'cli-test');
     expect(r.code, r.stderr.slice(-2000)).toBe(0);
     const docs = r.json();
     expect(docs).toHaveLength(1);
@@ -34,10 +34,13 @@ describe('eticket simulate', () => {
     for (const k of ['uploadP50Ms', 'uploadP99Ms', 'matchP99Ms', 'firstHalfMaxMs', 'secondHalfMaxMs']) expect(typeof rep.lag[k], k).toBe('number');
     expect(rep.memory.cards).toBe(400);
     expect(rep.memory.imageBytesPerCard).toBeGreaterThan(0);
-    expect(rep.anomalies.injected.map((i: { kind: string }) => i.kind).sort()).toEqual(['clone', 'rollback']);
+    // 8 s covers the first trips only: the clone rides at once, a rollback may come after the run (planned, not injected).
+    expect(rep.anomalies.planned).toBe(2);
+    expect(rep.anomalies.injected.length).toBeGreaterThanOrEqual(1);
+    for (const i of rep.anomalies.injected) expect(['clone', 'rollback']).toContain(i.kind);
     expect(rep.anomalies.missed).toEqual([]);
     expect(rep.anomalies.falsePositives).toEqual([]);
-    expect(rep.denylist.cards).toBeGreaterThanOrEqual(2);
+    expect(rep.denylist.cards).toBeGreaterThanOrEqual(rep.anomalies.injected.length);
     expect(rep.network).toEqual({ stations: 8, links: expect.any(Number), fares: expect.any(Number) });
     expect(rep.timeline.length).toBeGreaterThan(0);
     // The progress display goes to stderr, a line a second when stderr is not a terminal.
@@ -52,5 +55,8 @@ describe('eticket simulate', () => {
     const lines = await cli({ ...env, timeoutMs: 60_000 }, 'simulate', '--stations', '5', '--lines', '3');
     expect(lines.code).toBe(1);
     expect(lines.stderr).toMatch(/each line needs at least two stations/);
+    const gates = await cli({ ...env, timeoutMs: 60_000 }, 'simulate', '--gates', '1', '--workers', '2');
+    expect(gates.code).toBe(1);
+    expect(gates.stderr).toMatch(/--gates \(1 per station\) must be at least --workers \(2\)/);
   }, 120_000);
 });

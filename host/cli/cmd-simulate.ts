@@ -49,6 +49,8 @@ export function registerSimulate(program: Command): void {
     .action(async (o: SimOptions, cmd: Command) => {
       if (o.cards < 10 || o.stations < 4 || o.gates < 1 || o.duration < 1 || o.rate < 1 || o.workers < 1 || o.workers > 16) throw new UsageError('--cards ≥ 10, --stations ≥ 4, --gates ≥ 1, --duration ≥ 1, --rate ≥ 1, --workers 1..16');
       if (o.stations < 2 * o.lines) throw new UsageError('each line needs at least two stations');
+      // Each worker runs whole gates of every station (a gate's journal chain lives in one thread).
+      if (o.gates < o.workers) throw new UsageError(`--gates (${o.gates} per station) must be at least --workers (${o.workers}): each worker thread runs its own gates at every station`);
       const json = globals(cmd).json;
       const { runSimulation } = await import('../../bench/simulation.js');
       const tty = process.stderr.isTTY;
