@@ -158,7 +158,7 @@ export function registerOffline(program: Command): void {
       }
     });
 
-  const fares = program.command('fares').description('the fare table and the network the trips are priced and checked with');
+  const fares = program.command('fares').description('the fare table and the network the trips are priced and checked with').addHelpText('after', '\nExample:\n  $ eticket fares load --fares fares.csv --links links.csv');
   fares
     .command('load')
     .description('load a fare table (by station pair, or by zone pair with --zones) as the current one')
