@@ -58,7 +58,12 @@ export interface WorkerConfig {
   finishDay: boolean;
 }
 
-export type WorkerIn = { type: 'start'; url: string; t0: number } | { type: 'stop' };
+/**
+ * start: the taps begin at t0. stop: the taps end (with finishDay, once the planned day is played), the journal goes
+ * up, then the worker posts `drained`. sync: the back office has matched everything it stored; fetch the last
+ * denylist and post `done`. (A sync before the matching is over could miss the anomalies of the last uploads.)
+ */
+export type WorkerIn = { type: 'start'; url: string; t0: number } | { type: 'stop' } | { type: 'sync' };
 
 export interface TapTruth {
   card: string;
@@ -294,8 +299,11 @@ async function main(): Promise<void> {
   const latencies: number[] = [];
   let inflight = 0;
   let stopping = false;
+  let synced: () => void = () => undefined;
+  const syncRequested = new Promise<void>((resolve) => (synced = resolve));
   parentPort!.on('message', (m: WorkerIn) => {
     if (m.type === 'stop') stopping = true;
+    else if (m.type === 'sync') synced();
   });
 
   const tap = async (r: Rider, slot: Slot, direction: 'entry' | 'exit', at: number): Promise<boolean> => {
@@ -405,9 +413,12 @@ async function main(): Promise<void> {
     }
     progress.behindMs = heap.length && heap[0].at < now ? ((now - heap[0].at) / speed) * 1000 : 0;
     await new Promise((r) => setTimeout(r, started ? 0 : 2));
-    if (simNow() > cfg.simStart + cfg.simSpanS + 3600 && !inflight) break;
+    // Past the end of the service (an hour's slack), with no tap under way: the day is over. Not so with
+    // finishDay: a worker behind the clock (a loaded machine) plays its whole planned day, injections included,
+    // however late; the loop ends when nothing is left.
+    if (!cfg.finishDay && simNow() > cfg.simStart + cfg.simSpanS + 3600 && !inflight) break;
   }
-  // Taps stop; what the gates journalled goes up before the worker reports done.
+  // Taps stop; what the gates journalled goes up before the worker reports drained.
   while (inflight) await new Promise((r) => setTimeout(r, 5));
   await journal.drain();
   const drainStart = Date.now();
@@ -418,8 +429,21 @@ async function main(): Promise<void> {
     if (Date.now() - drainStart > 300_000) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  await uploader.syncDenylist().catch(() => undefined);
   await uploader.stop();
+  sampleLag();
+  post({ type: 'drained', progress });
+  // The denylist the gates end with: fetched once the back office has matched all it stored (the main thread
+  // says so), retried while the service is busy; a gate that cannot get it is an error, not a quiet old version.
+  await syncRequested;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await uploader.syncDenylist();
+      break;
+    } catch (e) {
+      if (attempt >= 10) throw new Error(`the final denylist fetch failed ${attempt} times: ${(e as Error).message}`);
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
   clearInterval(reporter);
   sampleLag();
   await journal.close();

@@ -109,6 +109,7 @@ type FromWorker =
   | { type: 'gates'; gates: { id: string; station: string; publicKey: string }[] }
   | { type: 'tickets'; tickets: { cardSerial: string; suite: 'rsa'; face: string; verificationCode: string; sellerId: string; bill: string; keyId: string }[] }
   | { type: 'progress'; progress: WorkerProgress }
+  | { type: 'drained'; progress: WorkerProgress }
   | { type: 'done'; progress: WorkerProgress; injected: { card: string; kind: string }[]; planned: { card: string; kind: string }[]; farm: { cards: number; imageBytes: number; heapBytes: number }; uploadDrainMs: number; truth?: TapTruth[] }
   | { type: 'error'; message: string };
 
@@ -146,6 +147,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     const per = Math.ceil(o.cards / o.workers);
     const imports: Promise<number>[] = [];
     const progress = new Map<number, WorkerProgress>();
+    const drained = new Set<number>();
     const done = new Map<number, Extract<FromWorker, { type: 'done' }>>();
     let gatesRegistered = 0;
     let failure: Error | undefined;
@@ -200,6 +202,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
           const prev = imports[imports.length - 1] ?? Promise.resolve(0);
           imports.push(prev.then(() => importIssued(store, tickets)));
         } else if (m.type === 'progress') progress.set(w, m.progress);
+        else if (m.type === 'drained') drained.add(w);
         else if (m.type === 'done') done.set(w, m);
         else if (m.type === 'error') failure = new Error(`simulation worker ${w}: ${m.message}`);
       });
@@ -302,7 +305,10 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     const matchedAtEnd = Number((await store.db.query<{ n: number }>('SELECT count(*)::int AS n FROM gate_taps g WHERE g.pass AND NOT EXISTS (SELECT 1 FROM match_queue q WHERE q.operator = g.operator AND q.tid = g.tid)')).rows[0].n);
     for (const w of workers) w.postMessage({ type: 'stop' });
     const drainStart = Date.now();
-    while (done.size < workers.length) {
+    // Every journal stored, then everything stored matched (its anomalies raised, their cards denylisted), and only
+    // then the gates' last denylist fetch: so the version they end with is the last one, however far the matcher
+    // lagged behind the uploads.
+    while (drained.size < workers.length) {
       if (failure) throw failure;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -312,6 +318,11 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     const finalNowMs = simNowMs();
     const finalMatcher = office.bo.matcher(() => finalNowMs);
     await finalMatcher.sweep();
+    for (const w of workers) w.postMessage({ type: 'sync' });
+    while (done.size < workers.length) {
+      if (failure) throw failure;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const drainS = (Date.now() - drainStart) / 1000;
     const final = [...done.values()];
     const finalProgress = final.map((d) => d.progress);
