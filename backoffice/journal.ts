@@ -81,7 +81,9 @@ export class JournalIngest {
     if (checked.event !== EXPECTED_EVENT[r.direction]) throw new CryptoError(`the receipt records event ${checked.event}, not the ${r.direction} of the record`);
     if (r.counter !== undefined && checked.counter !== r.counter + 1) throw new CryptoError(`the receipt's counter ${checked.counter} does not follow the record's ${r.counter}`);
     if (!receipt.usage) throw new CryptoError('a usage receipt without its usage record');
-    // Protocol v2: the receipt names the face it applies to (DF20); it must be the face the gate journalled.
+    // Protocol v2: the receipt names the face it applies to (DF20); it must be the face the gate journalled. A record
+    // without one would dodge the check (and give the receipt another content digest): refused too.
+    if (receipt.faceDigest && !r.faceDigest) throw new CryptoError(`the receipt names face ${hex(receipt.faceDigest).slice(0, 16)}…, the record names no face`);
     if (receipt.faceDigest && r.faceDigest && !equal(receipt.faceDigest, r.faceDigest)) throw new CryptoError(`the receipt names face ${hex(receipt.faceDigest).slice(0, 16)}…, the record face ${hex(r.faceDigest).slice(0, 16)}…`);
     const content = receiptContent(checked.tid, checked.event, checked.counter, encodeUsageRecord(receipt.usage), r.faceDigest);
     return { record: r, content, event: checked.event, counter: checked.counter };

@@ -222,4 +222,38 @@ describe.each(ENGINES)('offline gates on $engine', (engine) => {
     const forks = await office.store.db.query('SELECT 1 FROM anomalies WHERE kind = $1 AND gate_id = $2', ['journal_fork', g.id]);
     expect(forks.rowCount).toBe(1);
   });
+
+  it.skipIf(engine.skip).each(['pki', 'sym'] as const)("gate mode %s: a receipt naming another face (DF20) than the gate journalled is kept apart with its reason, nothing stored; the honest record then stores", async (mode) => {
+    const g = await office.addGate(`A01-G7${mode}`, 'A01', { mode });
+    const image = join(dir, `${engine.engine}-df20-${mode}.img`);
+    await cardWithPass(office, image);
+    world.now += 600;
+    const tap = await g.gate.tap(sessionOn(image), 'entry');
+    expect(tap.decision.pass).toBe(true);
+    expect(tap.receipt?.faceDigest, 'the card names the face in its receipt').toBeDefined();
+    const [honest] = g.journal.readRecords(g.id, 1, 1);
+    expect(honest.faceDigest, 'the gate journals the face it decided on').toBeDefined();
+    // The gate's own key signs a record whose face digest is not the one the card's receipt names (DF20): one bit
+    // off, then none at all. Chain and checkpoint are good, so only the receipt check can refuse it.
+    const otherFace = honest.faceDigest!.slice();
+    otherFace[0] ^= 0x01;
+    const stored = async () => (await office.store.db.query<{ n: number }>('SELECT count(*)::int AS n FROM gate_taps WHERE gate_id = $1', [g.id])).rows[0].n;
+    for (const [what, faceDigest, reason] of [
+      ['another face', otherFace, `receipt: the receipt names face ${hex(honest.faceDigest!).slice(0, 16)}…, the record face ${hex(otherFace).slice(0, 16)}…`],
+      ['no face', undefined, `receipt: the receipt names face ${hex(honest.faceDigest!).slice(0, 16)}…, the record names no face`],
+    ] as const) {
+      const lie = encodeTapRecord({ ...honest, faceDigest }, 1, honest.prev);
+      const reply = await g.client.uploadJournal({ gate: g.id, records: [hex(lie.encoded)], checkpoint: checkpointJson(signCheckpoint(g.signer, { gateId: g.id, seq: 1, head: lie.hash, time: 1 })) });
+      expect(reply, what).toMatchObject({ stored: 0, duplicates: 0, quarantined: 1, through: 1 });
+      expect(await stored(), what).toBe(0);
+      const q = await office.store.db.query<{ reason: string; hash: Uint8Array }>('SELECT reason, hash FROM journal_quarantine WHERE gate_id = $1 AND hash = $2', [g.id, lie.hash]);
+      expect(q.rows.map((r) => r.reason), what).toEqual([reason]);
+    }
+    const queued = await office.store.db.query('SELECT 1 FROM match_queue WHERE tid = $1', [honest.tid]);
+    expect(queued.rowCount, 'nothing of the refused records reaches trip matching').toBe(0);
+    // The honest record under the same seq is stored: the refusals kept nothing that stands in its way.
+    await g.uploader.uploadAll();
+    expect(await stored()).toBe(1);
+    expect(g.journal.head(g.id)).toMatchObject({ seq: 1, acked: 1 });
+  });
 });
