@@ -8,11 +8,6 @@ import { hex } from '../../sdk/bytes.js';
 import { formatServiceDate } from '../../sdk/fields.js';
 import { TransportError, TransportTimeoutError } from '../../sdk/errors.js';
 import { join, resolve } from 'node:path';
-import { BackofficeClient } from '../backoffice-client.js';
-import { DenylistCache } from '../denylist.js';
-import { GateJournal } from '../journal.js';
-import { JournalUploader } from '../journal-uploader.js';
-import { OfflineGate } from '../offline-gate.js';
 import { denylistTrust, gateCredential, journalDir } from './cmd-offline.js';
 import type { Direction } from '../gate.js';
 import type { PcscTransport } from '../transport/pcsc.js';
@@ -50,12 +45,18 @@ export function registerGate(program: Command): void {
   ).action(async (opts: GateOptions, cmd: Command) => {
     if (opts.direction !== 'entry' && opts.direction !== 'exit') throw new UsageError('--direction is entry or exit');
     const direction: Direction = opts.direction;
-    const [{ CheckingTerminal, checkTerminalConfig }, { CardSession }, { receiptJson }, { PcscTransport }, { RecordingTransport }] = await Promise.all([
+    // Loaded here, not at the top: `eticket gate --help` loads none of them (test/cli-lazy.test.ts).
+    const [{ CheckingTerminal, checkTerminalConfig }, { CardSession }, { receiptJson }, { PcscTransport }, { RecordingTransport }, { BackofficeClient }, { DenylistCache }, { GateJournal }, { JournalUploader }, { OfflineGate }] = await Promise.all([
       import('../checking.js'),
       import('../session.js'),
       import('./format.js'),
       import('../transport/pcsc.js'),
       import('../transport/recording.js'),
+      import('../backoffice-client.js'),
+      import('../denylist.js'),
+      import('../journal.js'),
+      import('../journal-uploader.js'),
+      import('../offline-gate.js'),
     ]);
     const pcscOf = (transport: Transport): PcscTransport | undefined => {
       const inner = transport instanceof RecordingTransport ? transport.inner : transport;
@@ -87,9 +88,9 @@ export function registerGate(program: Command): void {
     const mode = config.mode!;
     const json = globals(cmd).json;
 
-    let cred: ReturnType<typeof gateCredential> | undefined;
+    let cred: Awaited<ReturnType<typeof gateCredential>> | undefined;
     if (opts.credential) {
-      cred = gateCredential(opts.credential);
+      cred = await gateCredential(opts.credential);
       if (explicit('gateId') && opts.gateId !== cred.clientId) throw new UsageError(`--gate-id ${opts.gateId} is not the credential's gate ${cred.clientId}`);
       config.gateId = cred.clientId;
     }

@@ -4,20 +4,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { anomalyReport, clearingReport, tripReport, type ClearingRow, type TripReportRow, type TripTotals } from '../../backoffice/clearing.js';
-import { denylistAdd, denylistEntries, denylistRemove, denylistVersion } from '../../backoffice/denylist.js';
-import { loadNetwork, setTripSetting, type NetworkInput } from '../../backoffice/trips.js';
+// The back office, the journal, keys and the HTTP client load when a command runs, never for --help
+// (test/cli-lazy.test.ts): each action imports what it uses.
+import type { ClearingRow, TripReportRow, TripTotals } from '../../backoffice/clearing.js';
+import type { NetworkInput } from '../../backoffice/trips.js';
 import { hex } from '../../sdk/bytes.js';
-import { loadCredential } from '../../sdk/roles/client-credential.js';
+import type { ClientIdentity } from '../../sdk/roles/client-credential.js';
 import type { DenylistTrust } from '../../sdk/roles/denylist.js';
-import { BackofficeClient } from '../backoffice-client.js';
-import { DenylistCache } from '../denylist.js';
-import { FileJournalBackend, GateJournal } from '../journal.js';
-import { JournalUploader } from '../journal-uploader.js';
 import { intArg } from './cmd-card.js';
 import { parseCsv } from './csv.js';
 import { emit, globals, UsageError, workDir } from './context.js';
-import { withBackoffice } from './store.js';
 import type { WorkDir } from './workdir.js';
 
 /** Where a gate keeps its journal and its denylist: <working directory>/journal/<gate id>/ unless --journal says. */
@@ -30,9 +26,10 @@ export function denylistTrust(w: WorkDir): DenylistTrust {
 }
 
 /** The gate's client identity for the back office: its credential file, opened with $ETICKET_CLIENT_PASSPHRASE. */
-export function gateCredential(file: string): ReturnType<typeof loadCredential> {
+export async function gateCredential(file: string): Promise<ClientIdentity> {
   const pass = process.env.ETICKET_CLIENT_PASSPHRASE;
   if (!pass) throw new UsageError('set ETICKET_CLIENT_PASSPHRASE: it opens the gate\'s credential file');
+  const { loadCredential } = await import('../../sdk/roles/client-credential.js');
   const id = loadCredential(file, pass);
   if (id.role !== 'terminal') throw new UsageError(`${file} is a ${id.role}'s credential, not a gate's`);
   return id;
@@ -107,6 +104,7 @@ export function registerOffline(program: Command): void {
     .option('--limit <n>', 'at most this many records', intArg('limit'))
     .addHelpText('after', '\nOne line per record: seq, time, station, direction, PASS/REJECT [reason], ticket, card, counter, denylist version,\nthen the checkpoints. A torn tail (a crash mid-write) is reported and skipped; the gate cuts it off when it opens.\n\nExample:\n  $ eticket journal show --gate-id A01-G1 --from 120 --limit 10\n  $ eticket --json journal show --gate-id A01-G1')
     .action(async (opts: { gateId: string; journal?: string; from?: number; limit?: number }, cmd: Command) => {
+      const { FileJournalBackend, GateJournal } = await import('../journal.js');
       const dir = opts.journal ? resolve(opts.journal) : join((await workDir(cmd)).dir, 'journal', opts.gateId);
       if (!existsSync(dir)) throw new UsageError(`no journal at ${dir}`);
       const { entries, state, problems } = GateJournal.readEntries(new FileJournalBackend(dir, false));
@@ -140,9 +138,13 @@ export function registerOffline(program: Command): void {
     .option('--batch <n>', 'records per request', intArg('batch'), 200)
     .addHelpText('after', '\nExit 0 when everything was acknowledged; exit 3 when the back office cannot be reached (nothing is lost:\nrun it again). Each record is stored once however often it is sent.\n\nExample:\n  $ ETICKET_CLIENT_PASSPHRASE=... eticket journal upload --credential A01-G1.json --backoffice http://127.0.0.1:8080')
     .action(async (opts: { credential: string; backoffice: string; journal?: string; batch: number }, cmd: Command) => {
+      const { BackofficeClient } = await import('../backoffice-client.js');
+      const { DenylistCache } = await import('../denylist.js');
+      const { GateJournal } = await import('../journal.js');
+      const { JournalUploader } = await import('../journal-uploader.js');
       if (opts.batch < 1 || opts.batch > 2000) throw new UsageError('--batch is 1..2000');
       const w = await workDir(cmd);
-      const id = gateCredential(opts.credential);
+      const id = await gateCredential(opts.credential);
       const dir = journalDir(w, id.clientId, opts.journal);
       const j = GateJournal.openDir(dir);
       try {
@@ -171,6 +173,8 @@ export function registerOffline(program: Command): void {
     .option('--travel-slack <duration>', 'clock difference between gates the travel check tolerates (e.g. 60s)', durationArg)
     .addHelpText('after', '\nExample:\n  $ eticket fares load --fares fares.csv --links links.csv --incomplete-after 4h\n  $ eticket fares load --fares zone-fares.csv --zones zones.csv --currency CNY')
     .action(async (opts: { fares: string; zones?: string; links?: string; currency: string; maxFare?: number; incompleteAfter?: number; travelSlack?: number }, cmd: Command) => {
+      const { loadNetwork, setTripSetting } = await import('../../backoffice/trips.js');
+      const { withBackoffice } = await import('./store.js');
       const input: NetworkInput = {
         basis: opts.zones ? 'zone' : 'station',
         currency: opts.currency,
@@ -194,6 +198,8 @@ export function registerOffline(program: Command): void {
     .description('work out the trips and anomalies of every ticket with new taps now (eticket serve does it continually)')
     .addHelpText('after', '\nExample:\n  $ eticket match --json')
     .action(async (_o: unknown, cmd: Command) => {
+      const { denylistVersion } = await import('../../backoffice/denylist.js');
+      const { withBackoffice } = await import('./store.js');
       const w = await workDir(cmd);
       await withBackoffice(cmd, w, undefined, async ({ bo }) => {
         const m = bo.matcher();
@@ -225,6 +231,8 @@ export function registerOffline(program: Command): void {
     .description('the cards on the denylist now, with why')
     .addHelpText('after', '\nExample:\n  $ eticket --json denylist show')
     .action(async (_o: unknown, cmd: Command) => {
+      const { denylistEntries, denylistVersion } = await import('../../backoffice/denylist.js');
+      const { withBackoffice } = await import('./store.js');
       const w = await workDir(cmd);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const list = await denylistEntries(store.db, w.config.operator);
@@ -242,6 +250,8 @@ export function registerOffline(program: Command): void {
       .option('--note <text>', 'why (kept with the version)', name === 'add' ? 'added by the operator' : 'removed by the operator')
       .addHelpText('after', `\nExample:\n  $ eticket denylist ${name} 719826ADF3F79F1D --note "lost card"`)
       .action(async (serials: string[], opts: { note: string }, cmd: Command) => {
+        const { denylistAdd, denylistRemove } = await import('../../backoffice/denylist.js');
+        const { withBackoffice } = await import('./store.js');
         const cards = serials.map((s) => s.toUpperCase());
         for (const c of cards) if (!/^[0-9A-F]{16}$/.test(c)) throw new UsageError(`not a card serial (16 hex digits): ${c}`);
         const w = await workDir(cmd);
@@ -271,6 +281,8 @@ export function registerOffline(program: Command): void {
     .option('--list', 'every trip, not only the totals')
     .addHelpText('after', '\nA trip is complete (entry and exit), open (still travelling), incomplete (no exit within the configured time:\nmaximum fare) or exit_only (an exit without an entry: maximum fare). Fares apply to per-trip tickets (metro passes).\n\nExample:\n  $ eticket report trips --from 2030-01-15 --until 2030-01-16\n  $ eticket report trips --list --format csv > trips.csv')
     .action(async (opts: { from?: string; until?: string; seller?: string; format?: string; list?: boolean }, cmd: Command) => {
+      const { tripReport } = await import('../../backoffice/clearing.js');
+      const { withBackoffice } = await import('./store.js');
       const format = reportFormat(cmd, opts.format);
       const w = await workDir(cmd);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
@@ -284,6 +296,8 @@ export function registerOffline(program: Command): void {
   range(report.command('clearing').description('clearing and reconciliation per seller and day: sold, refunded, used, trips and trip revenue; mismatches listed'))
     .addHelpText('after', '\nMismatches: unsold_ticket (a gate passed a ticket nobody sold), never_seen (sold, never at a gate), unverified\n(records kept apart: gate authentication or card receipt failed), wrong_card (a ticket used on another card).\nCSV prints the rows, then a blank line and the mismatches.\n\nExample:\n  $ eticket report clearing --from 2030-01-15 --until 2030-01-16 --format csv > clearing.csv')
     .action(async (opts: { from?: string; until?: string; seller?: string; format?: string }, cmd: Command) => {
+      const { clearingReport } = await import('../../backoffice/clearing.js');
+      const { withBackoffice } = await import('./store.js');
       const format = reportFormat(cmd, opts.format);
       const w = await workDir(cmd);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
@@ -301,6 +315,8 @@ export function registerOffline(program: Command): void {
     .option('--format <format>', 'table, csv or json')
     .addHelpText('after', '\nExample:\n  $ eticket report anomalies --format csv')
     .action(async (opts: { format?: string }, cmd: Command) => {
+      const { anomalyReport } = await import('../../backoffice/clearing.js');
+      const { withBackoffice } = await import('./store.js');
       const format = reportFormat(cmd, opts.format);
       const w = await workDir(cmd);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {

@@ -3,7 +3,6 @@
 
 import type { Command } from 'commander';
 import { intArg } from './cmd-card.js';
-import { databaseUrl } from './store.js';
 import { globals, UsageError } from './context.js';
 
 interface SimOptions {
@@ -52,6 +51,7 @@ export function registerSimulate(program: Command): void {
       // Each worker runs whole gates of every station (a gate's journal chain lives in one thread).
       if (o.gates < o.workers) throw new UsageError(`--gates (${o.gates} per station) must be at least --workers (${o.workers}): each worker thread runs its own gates at every station`);
       const json = globals(cmd).json;
+      const { databaseUrl } = await import('./store.js');
       // The simulation is part of the benchmark, which the package does not ship (its farm and office are test harness).
       const { runSimulation } = await import('../../bench/simulation.js').catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'ERR_MODULE_NOT_FOUND' && /bench[\\/]simulation/.test(e.message)) throw new UsageError('eticket simulate runs from a checkout of eticket (the benchmark is not in the package): npm ci there, then npx eticket simulate or npm run bench');
