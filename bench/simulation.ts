@@ -87,6 +87,8 @@ export interface SimulationReport {
   /** Taps stored and matched into trips by the end of the run, per second of the run: the end-to-end figure. */
   endToEndPerS: number;
   storedAtEnd: number;
+  /** Records stored once every gate's journal went up (after the drain): every tap's record, when none was kept apart. */
+  storedAfterDrain: number;
   matchedAtEnd: number;
   lag: { uploadP50Ms: number; uploadP99Ms: number; uploadMaxMs: number; matchP99Ms: number; matchMaxMs: number; firstHalfMaxMs: number; secondHalfMaxMs: number };
   tapLatencyP99Ms: number;
@@ -355,6 +357,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       ingestPerS: atEnd.stored / runS,
       endToEndPerS: Math.min(atEnd.stored, matchedAtEnd + (atEnd.taps - atEnd.passes)) / runS,
       storedAtEnd: atEnd.stored,
+      storedAfterDrain: office.bo.journal.stats.stored,
       matchedAtEnd,
       lag: {
         uploadP50Ms: uploadLags.length ? percentile(uploadLags, 0.5) : 0,

@@ -28,8 +28,11 @@ describe('eticket simulate', () => {
     const rep = docs[0] as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(rep.engine).toBe('pglite');
     expect(rep.taps).toBeGreaterThan(0);
-    expect(rep.storedAtEnd).toBeGreaterThan(0);
-    expect(rep.endToEndPerS).toBeGreaterThan(0);
+    // How much was stored by the end of the run depends on the machine's speed (a figure, not checked here); once
+    // the journals went up, every tap's record is stored.
+    expect(rep.storedAfterDrain).toBe(rep.taps);
+    expect(rep.storedAtEnd).toBeLessThanOrEqual(rep.storedAfterDrain);
+    expect(rep.endToEndPerS).toBeGreaterThanOrEqual(0);
     expect(rep.endToEndPerS).toBeLessThanOrEqual(rep.gateTapsPerS);
     for (const k of ['uploadP50Ms', 'uploadP99Ms', 'matchP99Ms', 'firstHalfMaxMs', 'secondHalfMaxMs']) expect(typeof rep.lag[k], k).toBe('number');
     expect(rep.memory.cards).toBe(400);
