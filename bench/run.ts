@@ -1,5 +1,6 @@
 // `npm run bench`: gate transactions per mode and suite against their crypto floor, issuance, wire and NVM
-// costs, a card farm, SM9 primitives, PC/SC when available, and the chip cost model; `--json` for machines.
+// costs, a card farm, SM9 primitives, PC/SC when available, the chip cost model and a metro-scale simulation
+// (`--sim-duration <s>`, 0 to skip; `eticket simulate` runs it alone); `--json` for machines.
 
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,10 +24,22 @@ import type { SuiteName } from '../sdk/spec.js';
 import { benchBackoffice, type BackofficeBench } from './backoffice.js';
 import { CHIP_PROFILES, estimateTap, type CardOp, type TapEstimate, type TraceExchange } from './cost-model.js';
 import { latency, timeCalls, timeCallsWithCpu, type Latency } from './stats.js';
+import { runSimulation, type SimulationReport } from './simulation.js';
 
 const args = new Set(process.argv.slice(2));
 const JSON_OUT = args.has('--json');
 const QUICK = args.has('--quick');
+/** Wall seconds of the metro simulation: 60 by default (10 with --quick), 600 for the issue-14 figure, 0 skips it. */
+const SIM_DURATION = (() => {
+  const i = process.argv.indexOf('--sim-duration');
+  if (i < 0) return QUICK ? 10 : 60;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isInteger(v) || v < 0) {
+    process.stderr.write('bench: --sim-duration takes whole seconds (0 skips the simulation)\n');
+    process.exit(2);
+  }
+  return v;
+})();
 const log = (s: string) => {
   if (!JSON_OUT) process.stdout.write(s + '\n');
 };
@@ -472,6 +485,50 @@ async function benchPcsc(iterations: number): Promise<{ skipped?: string; result
   }
 }
 
+// ---- metro simulation (bench/simulation.ts): the headline figures only, the full report is `eticket simulate --json`
+
+interface SimulationSummary {
+  engine: string;
+  cards: number;
+  gates: number;
+  runS: number;
+  gateTapsPerS: number;
+  ingestPerS: number;
+  endToEndPerS: number;
+  lagMaxS: number;
+  firstHalfLagMaxS: number;
+  secondHalfLagMaxS: number;
+  tapLatencyP99Ms: number;
+  imageBytesPerCard: number;
+  heapBytesPerCard: number;
+  injected: number;
+  anomaliesFound: number;
+  missed: number;
+  falsePositives: number;
+}
+
+function summarise(r: SimulationReport): SimulationSummary {
+  return {
+    engine: r.engine,
+    cards: r.memory.cards,
+    gates: r.options.stations * r.options.gatesPerStation,
+    runS: r.runS,
+    gateTapsPerS: r.gateTapsPerS,
+    ingestPerS: r.ingestPerS,
+    endToEndPerS: r.endToEndPerS,
+    lagMaxS: Math.max(r.lag.firstHalfMaxMs, r.lag.secondHalfMaxMs) / 1000,
+    firstHalfLagMaxS: r.lag.firstHalfMaxMs / 1000,
+    secondHalfLagMaxS: r.lag.secondHalfMaxMs / 1000,
+    tapLatencyP99Ms: r.tapLatencyP99Ms,
+    imageBytesPerCard: r.memory.imageBytesPerCard,
+    heapBytesPerCard: r.memory.heapBytesPerCard,
+    injected: r.anomalies.injected.length,
+    anomaliesFound: r.anomalies.injected.length - r.anomalies.missed.length,
+    missed: r.anomalies.missed.length,
+    falsePositives: r.anomalies.falsePositives.length,
+  };
+}
+
 // ---- main ------------------------------------------------------------------------------------------
 
 const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 3 : 1) : 'n/a');
@@ -492,6 +549,7 @@ async function main(): Promise<void> {
     chipProfiles: CHIP_PROFILES,
     pcsc: {} as { skipped?: string; results?: unknown },
     backoffice: {} as BackofficeBench,
+    simulation: null as null | { skipped: string } | SimulationSummary,
     goals: {} as Record<string, { target: string; value: number | null; met: boolean }>,
     previous: null as { date: string; comparisons: Comparison[] } | null,
     seconds: 0,
@@ -517,6 +575,28 @@ async function main(): Promise<void> {
   progress('PC/SC');
   result.pcsc = await benchPcsc(QUICK ? 20 : 200);
   result.backoffice = await benchBackoffice(QUICK, progress);
+  if (SIM_DURATION > 0) {
+    progress(`metro simulation: ${SIM_DURATION} s`);
+    result.simulation = summarise(
+      await runSimulation({
+        cards: QUICK ? 2000 : 20_000,
+        stations: QUICK ? 12 : 24,
+        lines: 3,
+        gatesPerStation: QUICK ? 2 : 4,
+        durationS: SIM_DURATION,
+        rate: QUICK ? 200 : 1000,
+        workers: 2,
+        rollbacks: 5,
+        clones: 5,
+        sellers: 3,
+        seed: 'bench',
+        log: (l) => progress(`simulation: ${l}`),
+      }),
+    );
+    const s = result.simulation;
+    result.goals['simulation taps/s end to end'] = { target: QUICK ? '(smoke)' : '≥ 1000', value: s.endToEndPerS, met: QUICK || s.endToEndPerS >= 1000 };
+    result.goals['simulation anomalies found'] = { target: 'all injected, no false positive', value: s.anomaliesFound, met: s.missed === 0 && s.falsePositives === 0 };
+  } else result.simulation = { skipped: '--sim-duration 0' };
   const sym = result.gate.filter((g) => g.mode === 'sym');
   const worstSym424 = Math.max(...sym.map((g) => g.modeledTapMs424 ?? Infinity));
   result.goals.symTapJcop4At424 = { target: '≤ 100 ms', value: worstSym424, met: worstSym424 <= 100 };
@@ -588,6 +668,12 @@ async function main(): Promise<void> {
   log('engine    tickets  tickets/s  median ms  p99 ms');
   for (const i of result.backoffice.issuance) log(`${i.engine.padEnd(9)} ${String(i.tickets).padStart(7)}  ${i.ticketsPerSecond.toFixed(0).padStart(9)}  ${f1(i.medianMs).padStart(9)}  ${f1(i.p99Ms).padStart(6)}`);
   if (result.backoffice.postgres?.skipped) log(`PostgreSQL: skipped: ${result.backoffice.postgres.skipped}`);
+  const sim = result.simulation;
+  if (sim && !('skipped' in sim)) {
+    log(`\nMetro simulation (${sim.engine}, ${sim.cards} cards, ${sim.gates} gates on 2 worker threads, ${sim.runS.toFixed(0)} s)`);
+    log(`taps at the gates ${sim.gateTapsPerS.toFixed(0)}/s, stored ${sim.ingestPerS.toFixed(0)}/s, end to end ${sim.endToEndPerS.toFixed(0)}/s; lag max ${f1(sim.lagMaxS)} s (first half ${f1(sim.firstHalfLagMaxS)} s, second half ${f1(sim.secondHalfLagMaxS)} s); tap p99 ${f1(sim.tapLatencyP99Ms)} ms`);
+    log(`anomalies: ${sim.injected} injected, ${sim.anomaliesFound} found, ${sim.missed} missed, ${sim.falsePositives} false positive(s); ${sim.imageBytesPerCard.toFixed(0)} B image + ${sim.heapBytesPerCard.toFixed(0)} B heap per card`);
+  } else if (sim) log(`\nMetro simulation: skipped: ${sim.skipped}`);
   log(`\nPC/SC: ${result.pcsc.skipped ? `skipped: ${result.pcsc.skipped}` : JSON.stringify(result.pcsc.results)}`);
   if (result.previous) {
     log(`\nAgainst the previous results table (bench/previous.json, ${result.previous.date})`);

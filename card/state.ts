@@ -39,6 +39,8 @@ export interface TicketRecord {
   destination: string;
   departure: number;
   issuedAt: number;
+  /** End of validity (from the face): how long a pass matches VERIFY by date. */
+  validUntil: number;
   maxEntries: number;
   /** Encoded A1 (TF_A) and A2 (TF_V), exactly as signed and loaded. */
   face: Uint8Array;
@@ -456,6 +458,7 @@ export function makeRecord(seq: number, face: Uint8Array, tfv: Uint8Array, usage
     destination: f.destination ?? '',
     departure: f.departure ?? 0,
     issuedAt: f.issuedAt,
+    validUntil: f.validUntil,
     maxEntries: f.maxEntries ?? 1,
     face,
     tfv,

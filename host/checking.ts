@@ -406,11 +406,15 @@ export class CheckingTerminal {
   }
 
   /**
-   * One tap: select, find the ticket for today at this station, decide, record the entry or exit.
+   * One tap: select, find the ticket for today at this station, decide, record the entry or exit. `screen`
+   * may refuse the ticket the card showed (a denylisted card) before the gate's own rules run.
    * Never throws for anything a card or a reader does (a refusal, a malformed answer, bounds or deadline
    * exceeded, the card pulled): that is a REJECT with its reason (gate.ts rejectFor).
    */
-  async passGate(direction: Direction, options: { date?: number; train?: string; auditVerificationCode?: boolean } = {}): Promise<{ decision: GateDecision; ticket?: TicketView; receipt?: Receipt }> {
+  async passGate(
+    direction: Direction,
+    options: { date?: number; train?: string; auditVerificationCode?: boolean; screen?: (ticket: TicketView) => GateDecision | undefined } = {},
+  ): Promise<{ decision: GateDecision; ticket?: TicketView; receipt?: Receipt }> {
     const now = this.clock();
     const d = new Date(now * 1000);
     const date = options.date ?? d.getUTCFullYear() * 10000 + (d.getUTCMonth() + 1) * 100 + d.getUTCDate();
@@ -421,7 +425,8 @@ export class CheckingTerminal {
     } catch (e) {
       return { decision: rejectFor(e) };
     }
-    const decision = decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
+    // What the gate knows beyond the card (its denylist) refuses before anything is written to the card.
+    const decision = options.screen?.(ticket) ?? decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
     if (!decision.pass) return { decision, ticket };
     try {
       const receipt = await this.recordUsage(ticket, direction === 'entry' ? 'ENTRY' : 'EXIT');

@@ -222,6 +222,10 @@ export async function exitCodeFor(e: unknown): Promise<number> {
     // The store refused on the domain's grounds (sold out, TID taken, unknown service): the input's fault.
     if (e instanceof StoreConflictError || e instanceof NotFoundError || e instanceof MigrationError) return EXIT.USAGE;
     if (e instanceof StoreUnavailableError) return EXIT.TRANSPORT;
+    // The back office over HTTP: unreachable or failing (5xx) is like a database that cannot be reached; a refusal is the input's.
+    const { BackofficeHttpError, BackofficeUnreachableError } = await import('../backoffice-client.js');
+    if (e instanceof BackofficeUnreachableError) return EXIT.TRANSPORT;
+    if (e instanceof BackofficeHttpError) return e.status >= 500 ? EXIT.TRANSPORT : e.status === 401 || e.status === 422 ? EXIT.CRYPTO : EXIT.USAGE;
   }
   return EXIT.INTERNAL;
 }
