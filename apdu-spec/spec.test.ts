@@ -72,6 +72,7 @@ describe('apdu-spec', () => {
     const face: Required<TicketFace> = {
       version: 1, operator: '', tid: '', serviceDate: 0, train: '', origin: '', destination: '', departure: 0, coach: '', seat: '',
       travelClass: '', fare: 0, currency: '', validFrom: 0, validUntil: 0, passenger: '', issuedAt: 0, flags: 0, kind: 0, maxEntries: 0,
+      holderRef: new Uint8Array(16), holderBinding: new Uint8Array(32),
     };
     expect(Object.keys(face).sort()).toEqual(protocol.ticketFace.map((f) => f.name).sort());
     const usage: UsageRecord = newUsageRecord();

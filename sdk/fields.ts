@@ -15,7 +15,8 @@ export function textField(bytes: Uint8Array, what: string): string {
   }
 }
 
-export type FieldValue = number | string;
+/** A record field's value: numbers (uint, date, time), text, and raw bytes (format bytes). */
+export type FieldValue = number | string | Uint8Array;
 
 interface CompiledField extends SpecField {
   tagByte: number;
@@ -100,12 +101,19 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
         }
         return b;
       }
+      case 'bytes': {
+        if (!(v instanceof Uint8Array)) throw new InvalidInputError(`${this.what}: ${f.name} must be bytes`);
+        if (v.length < f.min || v.length > f.max) throw new InvalidInputError(`${this.what}: ${f.name} must be ${f.min}..${f.max} bytes, got ${v.length}`);
+        return v;
+      }
       default:
         throw new InvalidInputError(`${this.what}: field format ${f.format} not supported in records`);
     }
   }
 
   private decodeValue(f: CompiledField, raw: Uint8Array): FieldValue {
+    // A copy: the record must not alias the buffer it was decoded from (card NVM, a response).
+    if (f.format === 'bytes') return raw.slice();
     if (f.format === 'text') {
       try {
         return fromUtf8(raw);

@@ -8,7 +8,7 @@ import { TlvMap, template, tlv, TlvError } from './tlv.js';
 
 /** TF_A (票面信息): what the passenger bought. Times are epoch seconds, dates YYYYMMDD. */
 export interface TicketFace {
-  [k: string]: string | number | undefined;
+  [k: string]: string | number | Uint8Array | undefined;
   version: number;
   operator: string;
   tid: string;
@@ -29,6 +29,10 @@ export interface TicketFace {
   flags?: number;
   kind?: number;
   maxEntries?: number;
+  /** Real-name tickets (95): opaque random reference to the holder record in the back office. */
+  holderRef?: Uint8Array;
+  /** Real-name tickets (96): salted binding digest of the holder record to this operator and TID (sdk/roles/realname.ts). */
+  holderBinding?: Uint8Array;
 }
 
 /** TF_B (使用信息): what happened to the ticket at gates. */
@@ -66,6 +70,7 @@ export const SIGNATURE_CONTEXT = {
 
 export function encodeTicketFace(face: TicketFace): Uint8Array {
   if (face.validUntil < face.validFrom) throw new TlvError('ticket face: validUntil is before validFrom');
+  checkRealName(face, (m) => new TlvError(m));
   return tlv(T.TICKET_FACE, faceCodec.encode(face));
 }
 
@@ -73,7 +78,19 @@ export function decodeTicketFace(encoded: Uint8Array): TicketFace {
   const outer = TlvMap.parse(encoded, { allowed: [T.TICKET_FACE] });
   const face = faceCodec.decode(outer.require(T.TICKET_FACE));
   if (face.version !== 1) throw new TlvError(`ticket face version ${face.version} not supported`);
+  checkRealName(face, (m) => new TlvError(m));
   return face;
+}
+
+/** A real-name face has both 95 and 96, and never 8F passenger: its private data stays off the card. */
+function checkRealName(face: TicketFace, error: (m: string) => Error): void {
+  if ((face.holderRef === undefined) !== (face.holderBinding === undefined)) throw error('ticket face: holderRef and holderBinding go together');
+  if (face.holderRef !== undefined && face.passenger !== undefined) throw error('ticket face: a real-name ticket carries no passenger name');
+}
+
+/** Is this a real-name ticket (holder data kept by the back office, bound by 96)? */
+export function isRealName(face: TicketFace): boolean {
+  return face.holderRef !== undefined && face.holderBinding !== undefined;
 }
 
 export function newUsageRecord(): UsageRecord {
