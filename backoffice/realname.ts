@@ -37,6 +37,7 @@ export type HolderRefusal =
   | 'stale_timestamp'
   | 'bad_signature'
   | 'replayed_nonce'
+  | 'bad_request'
   | 'not_a_checking_terminal'
   | 'no_realname_credentials'
   | 'totp_clock'
@@ -60,6 +61,7 @@ export const HOLDER_REFUSALS: Record<HolderRefusal, { status: number; error: str
   stale_timestamp: { status: 401, error: 'unauthorized', message: 'authentication failed' },
   bad_signature: { status: 401, error: 'unauthorized', message: 'authentication failed' },
   replayed_nonce: { status: 401, error: 'unauthorized', message: 'authentication failed' },
+  bad_request: { status: 400, error: 'bad_request', message: 'the request does not match its schema' },
   not_a_checking_terminal: { status: 403, error: 'not_a_checking_terminal', message: 'only gates and inspectors may read holder data' },
   no_realname_credentials: { status: 403, error: 'no_realname_credentials', message: 'this terminal has no TOTP secret or encryption key: register it again' },
   totp_clock: { status: 403, error: 'totp_clock', message: "the TOTP time is outside the service's window: check the terminal's clock" },
