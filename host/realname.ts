@@ -1,0 +1,64 @@
+// The checking terminal's real-name step (docs/realname.md "At the gate"): after the card has proven the ticket,
+// fetch the holder from the back office and prove it belongs to this ticket; offline, say "holder not checked".
+
+import { CryptoError } from '../sdk/errors.js';
+import { HolderBindingError, type HolderRecord } from '../sdk/roles/realname.js';
+import type { TicketFace } from '../sdk/ticket.js';
+import { BackofficeHttpError, BackofficeUnreachableError, type BackofficeClient } from './backoffice-client.js';
+
+/**
+ * What the real-name step found, for staff and for the gate journal's `realName` field:
+ * checked (the holder shown belongs to this ticket), not_checked (offline, refused, too slow: `reason` says),
+ * mismatch (the record does not belong to this ticket: a swapped or altered record).
+ */
+export type RealNameStatus = 'checked' | 'not_checked' | 'mismatch';
+
+export interface RealNameCheck {
+  status: RealNameStatus;
+  /** checked only: the holder to compare with the person and the ID shown. */
+  holder?: HolderRecord;
+  readsLeft?: number;
+  /** not_checked / mismatch: unreachable, timeout, no_service, the service's refusal (not_permitted, expired, ...), bad_answer, binding. */
+  reason?: string;
+  message?: string;
+}
+
+/** Where a checking terminal gets a ticket's holder; BackofficeHolderChecker is the one over the API. */
+export interface RealNameChecker {
+  check(face: TicketFace): Promise<RealNameCheck>;
+}
+
+/** The real-name outcome of an error from the back-office client; anything else is a bug and propagates. */
+export function realNameCheckFor(e: unknown): RealNameCheck {
+  if (e instanceof BackofficeUnreachableError) return { status: 'not_checked', reason: 'unreachable', message: e.message };
+  if (e instanceof BackofficeHttpError) return { status: 'not_checked', reason: e.error, message: e.message };
+  if (e instanceof HolderBindingError) return { status: 'mismatch', reason: 'binding', message: e.message };
+  if (e instanceof CryptoError) return { status: 'not_checked', reason: 'bad_answer', message: e.message };
+  throw e;
+}
+
+export class BackofficeHolderChecker implements RealNameChecker {
+  constructor(private readonly client: BackofficeClient) {}
+
+  async check(face: TicketFace): Promise<RealNameCheck> {
+    try {
+      const r = await this.client.holder(face);
+      return { status: 'checked', holder: r.holder, readsLeft: r.readsLeft };
+    } catch (e) {
+      return realNameCheckFor(e);
+    }
+  }
+}
+
+/** The check, or not_checked/timeout after `ms`: a gate does not wait for a slow back office (the card decided). */
+export async function checkWithin(checker: RealNameChecker, face: TicketFace, ms: number): Promise<RealNameCheck> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<RealNameCheck>((resolve) => {
+    timer = setTimeout(() => resolve({ status: 'not_checked', reason: 'timeout', message: `no answer from the back office within ${ms} ms` }), ms);
+  });
+  try {
+    return await Promise.race([checker.check(face), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
