@@ -109,6 +109,11 @@ export interface BackofficeClientOptions {
   now?: () => number;
   /** Checking terminals: the key holder answers are sealed to and the TOTP shared with the service. */
   realName?: { decrypter: Decrypter; totp: { secret: Uint8Array; parameters: TotpParameters } };
+  /**
+   * Where the last TOTP step this terminal spent is kept between processes (a CLI run per inspection): the next
+   * run takes the next step instead of one the service has seen. Default: in memory, this client only.
+   */
+  totpSteps?: { last(): number; spent(step: number): void };
 }
 
 /** A real-name ticket's holder as a checking terminal got it: proven to belong to the ticket on the card. */
@@ -236,8 +241,10 @@ export class BackofficeClient {
   private totpFor(p: TotpParameters): { step: number; time: number } {
     const now = Math.floor((this.options.now ?? Date.now)() / 1000);
     const ours = Math.floor(now / p.period);
-    const step = this.lastTotpStep >= ours && this.lastTotpStep + 1 <= ours + 1 ? this.lastTotpStep + 1 : ours;
+    const last = Math.max(this.lastTotpStep, this.options.totpSteps?.last() ?? -1);
+    const step = last >= ours && last + 1 <= ours + 1 ? last + 1 : ours;
     this.lastTotpStep = step;
+    this.options.totpSteps?.spent(step);
     return { step, time: Math.max(now, step * p.period) };
   }
 

@@ -1,6 +1,8 @@
 // The checking terminal's real-name step (docs/realname.md "At the gate"): after the card has proven the ticket,
 // fetch the holder from the back office and prove it belongs to this ticket; offline, say "holder not checked".
 
+import { readFileSync } from 'node:fs';
+import { writeFileDurably } from '../sdk/durable-file.js';
 import { CryptoError } from '../sdk/errors.js';
 import { HolderBindingError, type HolderRecord } from '../sdk/roles/realname.js';
 import type { TicketFace } from '../sdk/ticket.js';
@@ -61,4 +63,22 @@ export async function checkWithin(checker: RealNameChecker, face: TicketFace, ms
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The last TOTP step a terminal spent, in a small file (mode 0600) next to its credential, for terminals that run
+ * one process per check (`eticket inspect`): two checks within one time step take two different steps.
+ */
+export function totpStepFile(path: string): { last(): number; spent(step: number): void } {
+  return {
+    last: () => {
+      try {
+        const n = Number(readFileSync(path, 'utf8').trim());
+        return Number.isSafeInteger(n) ? n : -1;
+      } catch {
+        return -1;
+      }
+    },
+    spent: (step) => writeFileDurably(path, `${step}\n`, { mode: 0o600 }),
+  };
 }

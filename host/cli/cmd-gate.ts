@@ -6,7 +6,8 @@ import type { Command } from 'commander';
 import { hex } from '../../sdk/bytes.js';
 import { formatServiceDate } from '../../sdk/fields.js';
 import { TransportError, TransportTimeoutError } from '../../sdk/errors.js';
-import { CheckingTerminal, checkTerminalConfig } from '../checking.js';
+import { CheckingTerminal, checkTerminalConfig, REALNAME_WAIT_MS } from '../checking.js';
+import { intArg } from './cmd-card.js';
 import type { Direction } from '../gate.js';
 import { CardSession } from '../session.js';
 import { PcscTransport } from '../transport/pcsc.js';
@@ -15,8 +16,18 @@ import type { Transport } from '../transport/transport.js';
 import { addCardOptions, emit, errorLine, EXIT, ExitStatus, globals, openTransport, passphrase, UsageError, workDir, type CardOptions } from './context.js';
 import { addModeOption, addTerminalOptions, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
 import { receiptJson } from './format.js';
+import { loadCredential } from '../../sdk/roles/client-credential.js';
+import { holderJson } from '../../sdk/roles/realname.js';
+import { BackofficeClient } from '../backoffice-client.js';
+import { BackofficeHolderChecker, totpStepFile, type RealNameCheck } from '../realname.js';
 
-type GateOptions = CardOptions & TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean };
+type GateOptions = CardOptions & TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean; backoffice?: string; credential?: string; holderWait: number };
+
+/** What staff read on a real-name tap: the holder to compare with the person, or why it is not shown. */
+function realNameLine(r: RealNameCheck): string {
+  if (r.status === 'checked') return `holder ${r.holder!.name} (${r.holder!.document.type} ${r.holder!.document.number})`;
+  return `holder ${r.status === 'mismatch' ? 'MISMATCH' : 'NOT CHECKED'} [${r.reason}]`;
+}
 
 export function registerGate(program: Command): void {
   addModeOption(
@@ -29,9 +40,12 @@ export function registerGate(program: Command): void {
           .option('--train <code>', 'only tickets for this train / route / event')
           .option('--once', 'stop after one card (always so with --card)')
           .option('--audit', 'also fetch and check TF_V on every tap (slower: 256 more bytes on air)')
+          .option('--backoffice <url>', 'real-name tickets: fetch and show the holder from this back office (with --credential)')
+          .option('--credential <file>', "real-name tickets: this gate's credential file (`eticket terminal add --kind gate`), opened with $ETICKET_CLIENT_PASSPHRASE")
+          .option('--holder-wait <ms>', 'real-name tickets: how long a tap waits for the holder before it says NOT CHECKED [timeout]', intArg('holder-wait'), REALNAME_WAIT_MS)
           .addHelpText(
             'after',
-            '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected. --mode sym taps in 3 APDUs with AES only\n(the working directory\'s checking master key; cards personalised with it).\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json\n  $ eticket gate --card card.img --station BJS --direction entry --mode sym',
+            '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected. --mode sym taps in 3 APDUs with AES only\n(the working directory\'s checking master key; cards personalised with it). With --backoffice and\n--credential a real-name ticket\'s holder is shown on entry (checked against the ticket\'s binding); the\nback office unreachable, the gate still passes it, "holder NOT CHECKED". The decision is the card\'s.\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json\n  $ eticket gate --card card.img --station BJS --direction entry --mode sym',
           ),
       ),
       'BJS',
@@ -40,7 +54,16 @@ export function registerGate(program: Command): void {
     if (opts.direction !== 'entry' && opts.direction !== 'exit') throw new UsageError('--direction is entry or exit');
     const direction: Direction = opts.direction;
     const w = workDir(cmd);
-    const config = terminalConfig(w, await passphrase(), opts);
+    if (Boolean(opts.backoffice) !== Boolean(opts.credential)) throw new UsageError('--backoffice and --credential go together');
+    let realName: BackofficeHolderChecker | undefined;
+    if (opts.backoffice) {
+      const p = process.env.ETICKET_CLIENT_PASSPHRASE;
+      if (!p) throw new UsageError("set ETICKET_CLIENT_PASSPHRASE: it opens the gate's credential file");
+      const id = loadCredential(opts.credential!, p);
+      if (!id.realName) throw new UsageError(`${opts.credential} is not a gate registered for real-name checks`);
+      realName = new BackofficeHolderChecker(new BackofficeClient({ url: opts.backoffice, clientId: id.clientId, signer: id.signer, realName: id.realName, totpSteps: totpStepFile(`${opts.credential}.totp-step`) }));
+    }
+    const config = { ...terminalConfig(w, await passphrase(), opts), realName, realNameTimeoutMs: opts.holderWait };
     // A configuration the gate cannot work with (e.g. a gate id longer than the protocol carries) fails here, not per tap.
     checkTerminalConfig(config);
     const clock = config.clock!;
@@ -52,7 +75,7 @@ export function registerGate(program: Command): void {
       const terminal = new CheckingTerminal(session, config);
       const t0 = performance.now();
       try {
-        const { decision, ticket, receipt } = await terminal.passGate(direction, { train: opts.train, auditVerificationCode: opts.audit });
+        const { decision, ticket, receipt, realName: rn } = await terminal.passGate(direction, { train: opts.train, auditVerificationCode: opts.audit });
         const ms = Math.round(performance.now() - t0);
         const time = new Date(clock() * 1000).toISOString();
         // The receipt (and in sym mode its transaction) is what a gate log keeps for the back office.
@@ -60,8 +83,12 @@ export function registerGate(program: Command): void {
         const logged = { ...(encoded ? { receipt: encoded } : {}), ...(transaction ? { transaction } : {}) };
         emit(
           cmd,
-          { pass: decision.pass, reason: decision.reason, message: decision.message, mode, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station: opts.station, direction, time, ms, ...logged },
-          `${decision.pass ? 'PASS' : 'REJECT'} ${ticket ? `${ticket.face.tid} ${formatServiceDate(ticket.face.serviceDate)} ${ticket.face.train ?? ''} ` : ''}${decision.reason ? `[${decision.reason}] ` : ''}${decision.message} (${ms} ms)`.replace(/ +/g, ' '),
+          {
+            pass: decision.pass, reason: decision.reason, message: decision.message, mode, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station: opts.station, direction, time, ms, ...logged,
+            // The holder only where this gate was given a back office to show it (--backoffice): it asked for it.
+            ...(rn ? { realName: { status: rn.status, reason: rn.reason, ...(rn.holder && realName ? { holder: holderJson(rn.holder) } : {}) } } : {}),
+          },
+          `${decision.pass ? 'PASS' : 'REJECT'} ${ticket ? `${ticket.face.tid} ${formatServiceDate(ticket.face.serviceDate)} ${ticket.face.train ?? ''} ` : ''}${decision.reason ? `[${decision.reason}] ` : ''}${decision.message}${rn ? `; ${realNameLine(rn)}` : ''} (${ms} ms)`.replace(/ +/g, ' '),
         );
         return decision.pass;
       } finally {

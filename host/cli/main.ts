@@ -7,6 +7,7 @@ import { registerClients } from './cmd-clients.js';
 import { registerKeys } from './cmd-keys.js';
 import { registerSales } from './cmd-sales.js';
 import { registerServe } from './cmd-serve.js';
+import { registerRealName } from './cmd-realname.js';
 import { registerGate } from './cmd-gate.js';
 import { registerIssue, registerLoad } from './cmd-issue.js';
 import { registerRaw } from './cmd-raw.js';
@@ -60,6 +61,7 @@ Example:
   registerLoad(program);
   registerTickets(program);
   registerGate(program);
+  registerRealName(program);
   registerRaw(program);
   registerVectors(program);
   registerKeys(program);

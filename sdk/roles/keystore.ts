@@ -2,7 +2,7 @@
 // (readable by openssl), any other suite's private encoding as scrypt + AES-256-GCM JSON.
 
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { writeFileDurably } from '../durable-file.js';
 import { join } from 'node:path';
 import { CryptoError, InvalidInputError } from '../errors.js';
@@ -86,6 +86,22 @@ export class KeyStore {
     const path = join(this.dir, file);
     if (!existsSync(path)) throw new InvalidInputError(`key store ${this.dir} has no key "${name}" (${file})`);
     return readFileSync(path, 'utf8');
+  }
+
+  /**
+   * Delete a key's file. The directory entry and the file go; what the file system or a backup kept of its blocks
+   * is beyond a program's reach (docs/realname.md says what that means for crypto-shredding).
+   */
+  remove(name: string): boolean {
+    let removed = false;
+    for (const file of [`${name}.key`, `${name}.secret.json`]) {
+      const path = join(this.dir, file);
+      if (existsSync(path)) {
+        unlinkSync(path);
+        removed = true;
+      }
+    }
+    return removed;
   }
 
   has(name: string): boolean {
