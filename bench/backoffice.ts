@@ -7,19 +7,21 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildApp } from '../backoffice/http/app.ts';
-import { Backoffice } from '../backoffice/service.ts';
-import { Store } from '../backoffice/store/store.ts';
-import { BackofficeClient, BackofficeHttpError } from '../host/backoffice-client.ts';
-import { World } from '../testing/world.ts';
-import { hex } from '../sdk/bytes.ts';
-import { RsaPrivateKey } from '../sdk/crypto/rsa.ts';
-import { keyId } from '../sdk/crypto/suite.ts';
-import { pglitePrepareTemplate } from '../testing/pglite-template.ts';
+import { buildApp } from '../backoffice/http/app.js';
+import { Backoffice } from '../backoffice/service.js';
+import { Store } from '../backoffice/store/store.js';
+import { BackofficeClient, BackofficeHttpError } from '../host/backoffice-client.js';
+import { World } from '../testing/world.js';
+import { hex } from '../sdk/bytes.js';
+import { RsaPrivateKey } from '../sdk/crypto/rsa.js';
+import { keyId } from '../sdk/crypto/suite.js';
+import { pglitePrepareTemplate } from '../testing/pglite-template.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
+// The repository root, whether the benchmark runs from source (bench/) or compiled (dist/bench/, npm run bench).
+const UP = fileURLToPath(new URL('../', import.meta.url));
+const ROOT = basename(UP) === 'dist' ? dirname(UP) : UP;
 
 export interface BookingBench {
   engine: 'pglite' | 'postgres';

@@ -1,14 +1,14 @@
 // The benchmarks' gate: one card with a multi-entry ticket, passed in and out again by a checking
 // terminal over any transport (in process or PC/SC), with an untimed refill when the ticket is used up.
 
-import type { CheckingTerminal, GateMode } from '../host/checking.ts';
-import type { World } from '../testing/world.ts';
-import { IssuingTerminal } from '../host/issuing.ts';
-import { CardSession, type TraceEntry } from '../host/session.ts';
-import type { Transport } from '../host/transport/transport.ts';
-import { toServiceDate } from '../sdk/fields.ts';
-import type { TicketFace } from '../sdk/ticket.ts';
-import { timeCalls } from './stats.ts';
+import type { CheckingTerminal, GateMode } from '../host/checking.js';
+import type { World } from '../testing/world.js';
+import { IssuingTerminal } from '../host/issuing.js';
+import { CardSession, type TraceEntry } from '../host/session.js';
+import type { Transport } from '../host/transport/transport.js';
+import { toServiceDate } from '../sdk/fields.js';
+import type { TicketFace } from '../sdk/ticket.js';
+import { timeCalls } from './stats.js';
 
 export const STATION = 'BJS';
 const MAX_ENTRIES = 255;

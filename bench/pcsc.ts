@@ -5,17 +5,17 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Icc } from '../sdk/icc.ts';
-import { startVpcdChild, type IccFactorySpec, type VpcdChild } from '../card/vpcd-child.ts';
-import type { GateMode } from '../host/checking.ts';
-import { World } from '../testing/world.ts';
-import { EmulatorTransport } from '../host/transport/emulator.ts';
-import { PcscTransport, waitForCard } from '../host/transport/pcsc.ts';
-import { openBenchCardImage } from './card-factory.ts';
-import { GateRig } from './gate-rig.ts';
-import type { SuiteName } from '../sdk/spec.ts';
-import { lockVpcd } from '../testing/vpcd-lock.ts';
-import { latency, timeCalls, type Latency } from './stats.ts';
+import type { Icc } from '../sdk/icc.js';
+import { startVpcdChild, type IccFactorySpec, type VpcdChild } from '../card/vpcd-child.js';
+import type { GateMode } from '../host/checking.js';
+import { World } from '../testing/world.js';
+import { EmulatorTransport } from '../host/transport/emulator.js';
+import { PcscTransport, waitForCard } from '../host/transport/pcsc.js';
+import { openBenchCardImage } from './card-factory.js';
+import { GateRig } from './gate-rig.js';
+import type { SuiteName } from '../sdk/spec.js';
+import { lockVpcd } from '../testing/vpcd-lock.js';
+import { latency, timeCalls, type Latency } from './stats.js';
 
 
 export interface PcscBenchOptions {
@@ -112,6 +112,8 @@ export interface GateBenchResult {
 }
 
 // The card counts entries in one byte: rotate to a fresh ticket well before a multi-entry ticket runs out.
+// The card process loads the factory module the way this one was loaded: compiled (npm run bench) or from source.
+const CARD_FACTORY = import.meta.url.endsWith('.ts') ? './card-factory.ts' : './card-factory.js';
 const ABSENT_AID_SELECT = Uint8Array.from(Buffer.from('00A4040005A000000000', 'hex'));
 
 /**
@@ -148,7 +150,7 @@ export async function benchGateOverPcsc(options: GateBenchOptions = {}): Promise
     const localCard = openBenchCardImage(local, durableNvm);
     const inProc = new GateRig(world, new EmulatorTransport(localCard, 'emulator', { extendedLength }), { mode, extendedLength });
     card = await startVpcdChild(
-      { module: fileURLToPath(new URL('./card-factory.ts', import.meta.url)), export: 'openBenchCardImage', args: [served, durableNvm] },
+      { module: fileURLToPath(new URL(CARD_FACTORY, import.meta.url)), export: 'openBenchCardImage', args: [served, durableNvm] },
       { port },
     );
     await waitForCard(reader, { timeoutMs: 10_000 });

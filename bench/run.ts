@@ -6,21 +6,21 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { EticketCard } from '../card/applet.ts';
-import { MemoryBackend } from '../card/nvm.ts';
-import type { GateMode } from '../host/checking.ts';
-import { World, suiteWorldBuilders } from '../testing/world.ts';
-import { CardSession, type TraceEntry } from '../host/session.ts';
-import { GateRig, STATION } from './gate-rig.ts';
-import { EmulatorTransport } from '../host/transport/emulator.ts';
-import { cmac } from '../sdk/crypto/aes.ts';
-import { suiteProvider } from '../sdk/crypto/suites.ts';
-import { diversify, sessionKeys, SYM_CONTEXT, sessionMac } from '../sdk/crypto/symmetric.ts';
-import { toServiceDate } from '../sdk/fields.ts';
-import type { SuiteName } from '../sdk/spec.ts';
-import { benchBackoffice, type BackofficeBench } from './backoffice.ts';
-import { CHIP_PROFILES, estimateTap, type CardOp, type TapEstimate, type TraceExchange } from './cost-model.ts';
-import { latency, timeCalls, type Latency } from './stats.ts';
+import { EticketCard } from '../card/applet.js';
+import { MemoryBackend } from '../card/nvm.js';
+import type { GateMode } from '../host/checking.js';
+import { World, suiteWorldBuilders } from '../testing/world.js';
+import { CardSession, type TraceEntry } from '../host/session.js';
+import { GateRig, STATION } from './gate-rig.js';
+import { EmulatorTransport } from '../host/transport/emulator.js';
+import { cmac } from '../sdk/crypto/aes.js';
+import { suiteProvider } from '../sdk/crypto/suites.js';
+import { diversify, sessionKeys, SYM_CONTEXT, sessionMac } from '../sdk/crypto/symmetric.js';
+import { toServiceDate } from '../sdk/fields.js';
+import type { SuiteName } from '../sdk/spec.js';
+import { benchBackoffice, type BackofficeBench } from './backoffice.js';
+import { CHIP_PROFILES, estimateTap, type CardOp, type TapEstimate, type TraceExchange } from './cost-model.js';
+import { latency, timeCalls, type Latency } from './stats.js';
 
 const args = new Set(process.argv.slice(2));
 const JSON_OUT = args.has('--json');
@@ -328,7 +328,7 @@ async function benchPrimitives(w: World, iterations: number): Promise<Record<str
   };
   if (w.suite === 'sm9') {
     try {
-      const { benchSm9 } = await import('./sm9.ts');
+      const { benchSm9 } = await import('./sm9.js');
       for (const [k, v] of Object.entries(await benchSm9(Math.max(5, Math.floor(iterations / 2))))) out[`raw ${k}`] = v;
     } catch (e) {
       progress(`benchSm9 unavailable: ${(e as Error).message}`);
@@ -356,7 +356,7 @@ async function benchPcsc(iterations: number): Promise<{ skipped?: string; result
   const avail = pcscAvailable();
   if (!avail.ok) return { skipped: avail.why };
   try {
-    const mod = (await import('./pcsc.ts')) as Record<string, unknown>;
+    const mod = (await import('./pcsc.js')) as Record<string, unknown>;
     const gate = mod.benchGateOverPcsc as ((o: { suite?: SuiteName; iterations?: number }) => Promise<unknown>) | undefined;
     if (!gate) return { skipped: 'bench/pcsc.ts exports no benchGateOverPcsc' };
     return { results: await gate({ suite: 'rsa', iterations }) };

@@ -1,6 +1,15 @@
 #!/usr/bin/env node
-// Entry point of the `eticket` command: runs the TypeScript CLI through tsx's loader.
-import { register } from 'tsx/esm/api';
-
-register();
-await import('../host/cli/main.ts');
+// Entry point of the `eticket` command: runs the compiled CLI (dist/, written by `npm run build`; a checkout
+// builds it at `npm install`). No TypeScript is compiled at run time.
+let cli;
+try {
+  cli = await import('../dist/host/cli/main.js');
+} catch (e) {
+  // Only the CLI itself missing is a build problem; anything else is the CLI's own error, reported as is.
+  if (e?.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes('dist/host/cli/main.js')) {
+    console.error('eticket: the compiled CLI (dist/) is missing: run `npm run build` in the eticket checkout, or reinstall the package');
+    process.exit(70);
+  }
+  throw e;
+}
+await cli.run();

@@ -15,6 +15,7 @@ import { HANDLERS } from './commands/table.js';
 import { FaultInjector, FileBackend, MemoryBackend, NvmStore, NvmWriteError, PowerCutError, type NvmBackend } from './nvm.js';
 import { decodeState, encodeState, type CardState } from './state.js';
 
+/** How a card is manufactured: NVM capacity, serial, crypto suite. */
 export interface CreateCardOptions {
   suite?: 'rsa' | 'sm9';
   /** NVM bytes available to the application (default from the spec's limits). */
@@ -23,6 +24,7 @@ export interface CreateCardOptions {
   serial?: Uint8Array;
 }
 
+/** The emulated e-ticket card: APDUs in, status words out; never throws to its caller, and a failed command leaves its NVM as it was. */
 export class EticketCard implements Icc {
   private state: CardState;
   private readonly store: NvmStore;
@@ -79,10 +81,12 @@ export class EticketCard implements Icc {
     return new EticketCard(new NvmStore(backend, 256, faults));
   }
 
+  /** A new blank card whose NVM lives in memory only (tests, card farms). */
   static inMemory(options: CreateCardOptions = {}): EticketCard {
     return EticketCard.create(new MemoryBackend(), options);
   }
 
+  /** The card's decoded persistent state (keys, tickets, tombstones): for tests and tools, never sent to a terminal. */
   get persistent(): CardState {
     return this.state;
   }
@@ -102,6 +106,7 @@ export class EticketCard implements Icc {
     return this.store.faults;
   }
 
+  /** Arm (or disarm, with undefined) power-cut injection. */
   set faults(f: FaultInjector | undefined) {
     this.store.faults = f;
   }

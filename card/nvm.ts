@@ -17,14 +17,19 @@ export class NvmWriteError extends EticketError {}
 /** The image could not be read or its journal is unusable in a way recovery cannot fix. */
 export class NvmCorruptError extends EticketError {}
 
+/** The two files of a card image: the committed image and the write-ahead journal of a commit in progress. */
 export type Region = 'image' | 'journal';
 
 /** Physical storage of the two regions. Each write/truncate/remove call is one write point. */
 export interface NvmBackend {
   readonly description: string;
+  /** The whole region, or null when it does not exist. */
   read(region: Region): Uint8Array | null;
+  /** Write `bytes` at `offset`, growing the region if needed. */
   write(region: Region, offset: number, bytes: Uint8Array): void;
+  /** Cut the region to `length` bytes. */
   truncate(region: Region, length: number): void;
+  /** Delete the region (no error when it does not exist). */
   remove(region: Region): void;
 }
 
@@ -124,6 +129,7 @@ export class FaultInjector {
   writes = 0;
   constructor(public cutAt?: number) {}
 
+  /** Count one write point; true when the power is cut here. */
   point(): boolean {
     const n = this.writes++;
     return this.cutAt !== undefined && n === this.cutAt;
@@ -161,10 +167,12 @@ export class NvmStore {
     return image;
   }
 
+  /** The committed image. */
   get current(): Uint8Array {
     return this.image;
   }
 
+  /** Where the image lives (a file path, or "memory"). */
   get backendDescription(): string {
     return this.backend.description;
   }

@@ -2,9 +2,9 @@
 // Started by vpcd-child.ts; a separate process keeps the card off the event loop of blocking PC/SC callers.
 
 import { pathToFileURL } from 'node:url';
-import type { Icc } from '../sdk/icc.ts';
-import { VpcdBridge } from './vpcd.ts';
-import type { ChildConfig, ChildMessage, ParentMessage } from './vpcd-child.ts';
+import type { Icc } from '../sdk/icc.js';
+import { VpcdBridge } from './vpcd.js';
+import type { ChildConfig, ChildMessage, ParentMessage } from './vpcd-child.js';
 
 function send(message: ChildMessage): void {
   process.send?.(message);

@@ -4,7 +4,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { ReconnectPolicy } from './vpcd.ts';
+import type { ReconnectPolicy } from './vpcd.js';
 
 /** Where to find the function that builds the card: `await import(module)[exportName](...args)`. */
 export interface IccFactorySpec {
@@ -16,6 +16,7 @@ export interface IccFactorySpec {
   args?: unknown[];
 }
 
+/** Where the card process connects (the vpcd port of a reader slot) and how long it may take to appear. */
 export interface VpcdChildOptions {
   host?: string;
   /** vpcd port, default 35963. */
@@ -43,11 +44,13 @@ export type ChildMessage =
 /** @internal */
 export type ParentMessage = { type: 'stop' };
 
+/** How a card process ended. */
 export interface ChildExit {
   code: number | null;
   signal: NodeJS.Signals | null;
 }
 
+/** A card running in its own process behind pcscd's virtual reader (see startVpcdChild). */
 export class VpcdChild {
   /** Resolves when the process has exited, however it ended. */
   readonly exited: Promise<ChildExit>;
@@ -62,10 +65,12 @@ export class VpcdChild {
     this.exited = exited;
   }
 
+  /** Process id of the card process. */
   get pid(): number | undefined {
     return this.child.pid;
   }
 
+  /** Whether the card process is still alive. */
   get running(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
   }

@@ -2,7 +2,7 @@
 // pcscd) over TCP and answers its frames. Connecting inserts the card into the reader, closing removes it.
 
 import net from 'node:net';
-import type { Icc } from '../sdk/icc.ts';
+import type { Icc } from '../sdk/icc.js';
 
 /** vpcd's first port: reader "Virtual PCD 00 00"; slot n listens on VPCD_PORT + n. */
 export const VPCD_PORT = 35963;
@@ -27,6 +27,7 @@ export type VpcdEvent =
   | { type: 'reset' }
   | { type: 'apdu'; command: Uint8Array; response: Uint8Array };
 
+/** Whether and how the bridge reconnects when vpcd (pcscd) goes away. */
 export interface ReconnectPolicy {
   /** First retry delay; doubles up to maxDelayMs. Default 200. */
   delayMs?: number;
@@ -34,6 +35,7 @@ export interface ReconnectPolicy {
   maxDelayMs?: number;
 }
 
+/** Where vpcd listens and how the bridge behaves when it drops. */
 export interface VpcdBridgeOptions {
   /** vpcd's address. IPv4 loopback by default: the Debian driver listens on 0.0.0.0 only. */
   host?: string;
@@ -76,6 +78,7 @@ export class VpcdBridge {
     return this.socket !== undefined && !this.socket.destroyed && !this.socket.connecting;
   }
 
+  /** Subscribe to bridge events (inserted, APDU, removed); returns the unsubscribe function. */
   on(listener: (event: VpcdEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

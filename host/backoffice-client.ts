@@ -25,6 +25,7 @@ export class BackofficeHttpError extends EticketError {
 /** The service could not be reached (refused, reset, timed out). */
 export class BackofficeUnreachableError extends EticketError {}
 
+/** One class of a service: price and seats left. */
 export interface ServiceClassInfo {
   class: string;
   price: number;
@@ -33,6 +34,7 @@ export interface ServiceClassInfo {
   seatsLeft: number;
 }
 
+/** A service on sale (a train, route or event on a date) with its classes. */
 export interface ServiceInfo {
   serviceId: number;
   operator: string;
@@ -45,6 +47,7 @@ export interface ServiceInfo {
   classes: ServiceClassInfo[];
 }
 
+/** A booking as the back office holds it: the ticket's state, seat, price, its sealed first ciphertext and bills. */
 export interface Booking {
   tid: string;
   status: 'sealed' | 'loaded' | 'deleted' | 'cancelled';
@@ -62,6 +65,7 @@ export interface Booking {
   refund?: Bill;
 }
 
+/** One authority key of the operator's key history (root or certified signing key) and its validity. */
 export interface AuthorityKeyInfo {
   keyId: string;
   role: 'root' | 'signing';
@@ -73,6 +77,7 @@ export interface AuthorityKeyInfo {
   retiredAt?: string;
 }
 
+/** The operator's authority keys, current and retired, as gates fetch them. */
 export interface KeySet {
   operator: string;
   suite: string;
@@ -80,6 +85,7 @@ export interface KeySet {
   keys: AuthorityKeyInfo[];
 }
 
+/** The back office's arbitration of a ticket, bill or receipt: valid or not, why, and the key that signed it. */
 export interface Verdict {
   ok: boolean;
   kind: 'ticket' | 'bill' | 'receipt';
@@ -90,6 +96,7 @@ export interface Verdict {
   subject: Record<string, unknown>;
 }
 
+/** A card receipt a terminal hands to the back office (with its sym transaction in gate mode sym). */
 export interface ReceiptUpload {
   /** B4 as the card sent it. */
   receipt: Uint8Array;
@@ -98,6 +105,7 @@ export interface ReceiptUpload {
   deletion?: boolean;
 }
 
+/** Where the back office is, and who signs the requests. */
 export interface BackofficeClientOptions {
   /** Base URL, e.g. http://127.0.0.1:8080 */
   url: string;
@@ -113,7 +121,15 @@ export interface BackofficeClientOptions {
    * Where the last TOTP step this terminal spent is kept between processes (a CLI run per inspection): the next
    * run takes the next step instead of one the service has seen. Default: in memory, this client only.
    */
-  totpSteps?: { last(): number; spent(step: number): void };
+  totpSteps?: TotpStepStore;
+}
+
+/** Where a checking terminal keeps the last TOTP step it spent on a holder request (one request per step). */
+export interface TotpStepStore {
+  /** The last step spent, or -1 when none was. */
+  last(): number;
+  /** Remember that this step is spent (durably, before the request goes out). */
+  spent(step: number): void;
 }
 
 /** A real-name ticket's holder as a checking terminal got it: proven to belong to the ticket on the card. */
@@ -131,6 +147,14 @@ function cardJson(c: CardCredentials): Record<string, string> {
   return out;
 }
 
+/**
+ * The back office's HTTP API for sellers, issuing terminals and gates. Every request is signed with the client's
+ * registered key; an error status is a {@link BackofficeHttpError}, no answer a {@link BackofficeUnreachableError}.
+ *
+ * @example
+ * const office = BackofficeClient.fromCredential('http://127.0.0.1:8080', 'kiosk-1.json', process.env.KIOSK_PASSPHRASE!);
+ * for (const t of await office.pending(serial)) await issuing.load(t.sealed);
+ */
 export class BackofficeClient {
   private lastTotpStep = -1;
 
@@ -142,6 +166,7 @@ export class BackofficeClient {
     return new BackofficeClient({ url, clientId: id.clientId, signer: id.signer, realName: id.realName, ...options });
   }
 
+  /** The registered client id the requests are signed as. */
   get clientId(): string {
     return this.options.clientId;
   }
@@ -182,6 +207,7 @@ export class BackofficeClient {
 
   // ------------------------------------------------------------------------------------------ sellers --
 
+  /** Services on sale, optionally for one date (YYYY-MM-DD) or train. */
   async services(filter: { date?: string; train?: string } = {}): Promise<ServiceInfo[]> {
     const q = new URLSearchParams();
     if (filter.date) q.set('date', filter.date);
@@ -199,14 +225,17 @@ export class BackofficeClient {
     return this.request('POST', '/v1/bookings', { ...rest, card: cardJson(card), ...(holder ? { holder: holderJson(holder) } : {}) });
   }
 
+  /** One booking of this seller, by TID. */
   booking(tid: string): Promise<Booking> {
     return this.request('GET', `/v1/bookings/${encodeURIComponent(tid)}`);
   }
 
+  /** The sealed first ciphertext of a booking, to LOAD onto its card. */
   async sealedTicket(tid: string): Promise<Uint8Array> {
     return fromHex((await this.request<{ sealed: string }>('GET', `/v1/bookings/${encodeURIComponent(tid)}/sealed`)).sealed);
   }
 
+  /** The signed sale bill of a booking. */
   bill(tid: string): Promise<Bill> {
     return this.request('GET', `/v1/bookings/${encodeURIComponent(tid)}/bill`);
   }
@@ -218,19 +247,23 @@ export class BackofficeClient {
 
   // ---------------------------------------------------------------------------------------- terminals --
 
+  /** Issuing terminals: the sealed tickets waiting for this card (its serial). */
   async pending(card: Uint8Array): Promise<{ tid: string; sealed: Uint8Array; issuedAt: string }[]> {
     const r = await this.request<{ tickets: { tid: string; sealed: string; issuedAt: string }[] }>('GET', `/v1/terminal/pending?card=${hex(card)}`);
     return r.tickets.map((t) => ({ ...t, sealed: fromHex(t.sealed) }));
   }
 
+  /** Issuing terminals: report that the card took the ticket (LOAD answered, or ALREADY_EXISTS). */
   loaded(tid: string, card: Uint8Array, sequenceNumber?: number): Promise<{ tid: string; status: 'loaded' }> {
     return this.request('POST', '/v1/terminal/loaded', { tid, card: hex(card), ...(sequenceNumber ? { sequenceNumber } : {}) });
   }
 
+  /** Gates and terminals: hand over a card's usage or deletion receipt; the back office checks and stores it. */
   receipt(r: ReceiptUpload): Promise<{ tid: string; card: string; counter: number; kind: 'usage' | 'deletion'; mode: 'pki' | 'sym' }> {
     return this.request('POST', '/v1/receipts', { receipt: hex(r.receipt), ...(r.transaction ? { transaction: r.transaction } : {}), ...(r.deletion ? { deletion: true } : {}) });
   }
 
+  /** The operator's authority key history (gates refresh their trusted keys from it). */
   keys(): Promise<KeySet> {
     return this.request('GET', '/v1/keys');
   }
@@ -268,6 +301,7 @@ export class BackofficeClient {
 
   // -------------------------------------------------------------------------------------- arbitration --
 
+  /** Arbitration: the verdict on a bill, a card receipt or a ticket, against the key history. */
   verify(evidence: { bill: Bill } | { receipt: Uint8Array; transaction?: Record<string, string> } | { ticket: { face: Uint8Array; verificationCode: Uint8Array } }): Promise<Verdict> {
     if ('bill' in evidence) return this.request('POST', '/v1/verify', { bill: evidence.bill });
     if ('receipt' in evidence) return this.request('POST', '/v1/verify', { receipt: hex(evidence.receipt), ...(evidence.transaction ? { transaction: evidence.transaction } : {}) });

@@ -26,6 +26,7 @@ import { decide, rejectFor, type Direction, type GateDecision } from './gate.js'
 import { checkWithin, type RealNameCheck, type RealNameChecker } from './realname.js';
 import type { CardSession, SendOptions } from './session.js';
 
+/** What a checking terminal holds: its keys or master keys, the authority keys, its trust root, gate id, station, mode and clock. loadGateConfig reads one from files. */
 export interface CheckingTerminalConfig {
   /** Keys 4/5. Pki mode needs them; a sym-only gate may leave them out. */
   keys?: TerminalKeys;
@@ -104,6 +105,7 @@ export interface TicketView {
   session?: GateSession;
 }
 
+/** Which ticket VERIFY asks for: a TID, or a service date (and train, station). */
 export type TicketQuery = VerifyCriteria;
 
 /**
@@ -125,6 +127,7 @@ export function checkTerminalConfig(config: CheckingTerminalConfig): void {
   }
 }
 
+/** The checking terminal (驗票終端), e.g. a gate: reads and verifies tickets, records usage and deletes tickets on the card, checks the card's receipts; `passGate` is the whole tap. */
 export class CheckingTerminal {
   private readonly clock: () => number;
   private readonly signingKeys = new Map<string, Uint8Array>();

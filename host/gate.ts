@@ -7,8 +7,10 @@ import { SW, USAGE_STATE } from '../sdk/spec.js';
 import { TlvError } from '../sdk/tlv.js';
 import type { TicketFace, UsageRecord } from '../sdk/ticket.js';
 
+/** Which way a gate lets passengers through. */
 export type Direction = 'entry' | 'exit';
 
+/** Why a gate refused a card; each has a message in REJECT_MESSAGES. */
 export type RejectReason =
   | 'not_found'
   | 'not_yet_valid'
@@ -21,12 +23,14 @@ export type RejectReason =
   | 'bad_signature'
   | 'card_error';
 
+/** A gate's answer: pass, or reject with its reason and a message for the passenger. */
 export interface GateDecision {
   pass: boolean;
   reason?: RejectReason;
   message: string;
 }
 
+/** The passenger-facing message of each reject reason. */
 export const REJECT_MESSAGES: Record<RejectReason, string> = {
   not_found: 'no ticket for this service on the card',
   not_yet_valid: 'ticket is not valid yet',
@@ -40,10 +44,12 @@ export const REJECT_MESSAGES: Record<RejectReason, string> = {
   card_error: 'card error',
 };
 
+/** A REJECT decision with its message (and a detail appended). */
 export function reject(reason: RejectReason, detail?: string): GateDecision {
   return { pass: false, reason, message: detail ? `${REJECT_MESSAGES[reason]}: ${detail}` : REJECT_MESSAGES[reason] };
 }
 
+/** The gate rules: validity window, station, and the usage state machine (entries allowed, inside, exited). */
 export function decide(face: TicketFace, usage: UsageRecord, ctx: { direction: Direction; station: string; now: number }): GateDecision {
   if (ctx.now < face.validFrom) return reject('not_yet_valid');
   if (ctx.now > face.validUntil) return reject('expired');

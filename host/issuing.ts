@@ -14,6 +14,7 @@ import type { CardSession } from './session.js';
 // The FCI codec lives with SELECT (sdk/commands/select.ts); gate vendors have found it here.
 export { parseFci, type CardCapacity, type CardInfo };
 
+/** The issuing terminal (出票終端): learns who the card is and loads first ciphertexts onto it. It holds no secret. */
 export class IssuingTerminal {
   private info?: CardInfo;
 
@@ -26,10 +27,12 @@ export class IssuingTerminal {
     return this.info;
   }
 
+  /** The card's FCI, selecting the application first if this terminal has not yet. */
   async cardInfo(): Promise<CardInfo> {
     return this.info ?? this.open();
   }
 
+  /** NVM capacity, free bytes, tickets and tombstones on the card. */
   async capacity(): Promise<CardCapacity> {
     await this.cardInfo();
     const d = (await this.session.send('GET DATA', { p2: T.CAPACITY })).data;
@@ -64,6 +67,7 @@ export class IssuingTerminal {
   }
 }
 
+/** Whether `e` is the card refusing a LOAD because the ticket is already on it (ALREADY_EXISTS). */
 export function isDuplicate(e: unknown): boolean {
   return e instanceof CardStatusError && e.sw === SW.ALREADY_EXISTS;
 }

@@ -15,12 +15,14 @@ import type { CardSession } from './session.js';
 
 export type { IdentityKeyIssuer };
 
+/** A public key to install into a card, with the operators it is valid for. */
 export interface KeyGrant {
   publicKey: Uint8Array;
   /** Operators the key is valid for; ['*'] for all. */
   scopes: string[];
 }
 
+/** What personalisation installs: the authority and terminal keys, the card's key issuer (CA or KGC), sym master keys. */
 export interface PersonalizationProfile {
   authorities: KeyGrant[];
   terminals: KeyGrant[];
@@ -38,6 +40,7 @@ function keyObject(grant: KeyGrant): Uint8Array {
   return encodeKeyGrant({ keyId: keyId(grant.publicKey), scopes: grant.scopes, key: grant.publicKey });
 }
 
+/** Personalise a blank card (key pairs, certificates, authority and terminal keys, diversified sym keys), then LOCK it; returns its credentials. */
 export async function personalizeCard(session: CardSession, profile: PersonalizationProfile): Promise<CardCredentials> {
   const issuing = new IssuingTerminal(session);
   const info = await issuing.open();

@@ -6,7 +6,7 @@ import { writeFileDurably } from '../sdk/durable-file.js';
 import { CryptoError } from '../sdk/errors.js';
 import { HolderBindingError, type HolderRecord } from '../sdk/roles/realname.js';
 import type { TicketFace } from '../sdk/ticket.js';
-import { BackofficeHttpError, BackofficeUnreachableError, type BackofficeClient } from './backoffice-client.js';
+import { BackofficeHttpError, BackofficeUnreachableError, type BackofficeClient, type TotpStepStore } from './backoffice-client.js';
 
 /**
  * What the real-name step found, for staff and for the gate journal's `realName` field:
@@ -15,6 +15,7 @@ import { BackofficeHttpError, BackofficeUnreachableError, type BackofficeClient 
  */
 export type RealNameStatus = 'checked' | 'not_checked' | 'mismatch';
 
+/** The real-name step's answer: a tap's `realName`, `CheckingTerminal.checkHolder`'s result. */
 export interface RealNameCheck {
   status: RealNameStatus;
   /** checked only: the holder to compare with the person and the ID shown. */
@@ -27,6 +28,7 @@ export interface RealNameCheck {
 
 /** Where a checking terminal gets a ticket's holder; BackofficeHolderChecker is the one over the API. */
 export interface RealNameChecker {
+  /** The holder of the ticket with this face, or why it is not shown. */
   check(face: TicketFace): Promise<RealNameCheck>;
 }
 
@@ -39,9 +41,21 @@ export function realNameCheckFor(e: unknown): RealNameCheck {
   throw e;
 }
 
+/**
+ * The holder check over the back office's API: a signed request with a TOTP code, the answer opened with the
+ * terminal's key and proven against the face's binding. Refusals, an unreachable service and a record that does
+ * not belong to the ticket come back as a {@link RealNameCheck}, never as an exception.
+ *
+ * @example
+ * const client = BackofficeClient.fromCredential('https://bo.example', 'gate-7.json', process.env.GATE_CLIENT_PASSPHRASE!);
+ * const gate = new CheckingTerminal(session, { ...config, realName: new BackofficeHolderChecker(client) });
+ * const { decision, realName } = await gate.passGate('entry');
+ */
 export class BackofficeHolderChecker implements RealNameChecker {
+  /** Over a client made from a gate's or inspector's credential file (one that carries its real-name keys). */
   constructor(private readonly client: BackofficeClient) {}
 
+  /** Fetch and prove the holder of this real-name ticket. */
   async check(face: TicketFace): Promise<RealNameCheck> {
     try {
       const r = await this.client.holder(face);
@@ -69,7 +83,7 @@ export async function checkWithin(checker: RealNameChecker, face: TicketFace, ms
  * The last TOTP step a terminal spent, in a small file (mode 0600) next to its credential, for terminals that run
  * one process per check (`eticket inspect`): two checks within one time step take two different steps.
  */
-export function totpStepFile(path: string): { last(): number; spent(step: number): void } {
+export function totpStepFile(path: string): TotpStepStore {
   return {
     last: () => {
       try {

@@ -19,6 +19,7 @@ export type { TraceEntry };
  */
 export const DEFAULT_COMMAND_DEADLINE_MS = 60_000;
 
+/** Session options: a trace callback, and extended length or chaining. */
 export interface SessionOptions {
   /** Called for every APDU exchanged (including GET RESPONSE and chained parts). */
   trace?: (entry: TraceEntry) => void;
@@ -32,6 +33,7 @@ export interface SessionOptions {
   maxResponseData?: number;
 }
 
+/** Parameters of one command sent by name. */
 export interface SendOptions {
   p1?: number;
   p2?: number;
@@ -44,6 +46,7 @@ export interface SendOptions {
   deadlineMs?: number;
 }
 
+/** A card session over any Transport: commands by their apdu-spec names, GET RESPONSE, 6CXX retry, chaining or extended length, typed errors. */
 export class CardSession {
   readonly extended: boolean;
   private atrBytes: Uint8Array | null = null;
@@ -68,10 +71,12 @@ export class CardSession {
     this.rawChannel = channelStack(transport, { ...bounds, extended: this.extended, onExchange, chain: false, retryWrongLe: false, shortGetResponse: true });
   }
 
+  /** The ATR of the connected card, or null before connect(). */
   get atr(): Uint8Array | null {
     return this.atrBytes;
   }
 
+  /** Power the card through the transport; returns its ATR. */
   async connect(): Promise<Uint8Array> {
     this.atrBytes = await this.transport.connect();
     return this.atrBytes;
@@ -118,6 +123,7 @@ export class CardSession {
     return parseResponse(await this.rawChannel(apdu, newCommandContext(name, this.deadlineMs)));
   }
 
+  /** Disconnect the transport (the card stays in the reader). */
   async close(): Promise<void> {
     await this.transport.disconnect();
     this.atrBytes = null;

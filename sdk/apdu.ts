@@ -4,6 +4,7 @@
 import { concat } from './bytes.js';
 import { EticketError } from './errors.js';
 
+/** A byte string that is not a well-formed APDU. */
 export class ApduFormatError extends EticketError {}
 
 export interface CommandApdu {

@@ -4,10 +4,12 @@
 import { timingSafeEqual } from 'node:crypto';
 import { InvalidInputError } from './errors.js';
 
+/** Upper-case hex of `bytes`. */
 export function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex').toUpperCase();
 }
 
+/** Bytes of a hex string (spaces allowed); InvalidInputError on anything else. */
 export function fromHex(text: string): Uint8Array {
   const clean = text.replace(/[\s:]/g, '');
   if (clean.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(clean)) {

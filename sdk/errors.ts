@@ -1,6 +1,7 @@
 // Typed errors shared by every layer. Each carries enough to act on without parsing a message:
 // the command that failed and its status word for card refusals, the reader for transport faults.
 
+/** Base class of every error the SDK throws on purpose. */
 export class EticketError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -148,6 +148,7 @@ export function parseServiceDate(text: string): number {
   return n;
 }
 
+/** A service date (YYYYMMDD number) as YYYY-MM-DD. */
 export function formatServiceDate(n: number): string {
   const s = String(n);
   return `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}`;

@@ -1,6 +1,7 @@
 // What a card looks like from its contacts: power, reset, ATR and one APDU in, one APDU out.
 // The emulated applet (card/) and test cards implement it; the in-process transport (host/) and the vpcd bridge drive it.
 
+/** An integrated circuit card as a reader sees it: ATR, APDU exchange, power off. The emulator, the vpcd bridge and test cards implement it. */
 export interface Icc {
   /** Answer-to-reset bytes. Available at any moment (pcscd asks for it while polling). */
   atr(): Uint8Array;

@@ -19,6 +19,7 @@ export interface ReceiptFields {
   usage?: UsageRecord;
 }
 
+/** A card receipt (B4) of WRITE USAGE or DELETE, as parsed from the card's answer. */
 export interface Receipt extends ReceiptFields {
   /** Pki mode: SHA-256 of the signed command. Sym mode chains the receipt MAC on the command MAC instead. */
   commandDigest?: Uint8Array;

@@ -86,6 +86,7 @@ function swValue(name: string): number {
   return parseInt(swByName(name).sw.replace(/X/g, '0'), 16);
 }
 
+/** Status words by their apdu-spec names (e.g. `SW.ALREADY_EXISTS` is 0x6A89). */
 export const SW = {
   SUCCESS: swValue('SUCCESS'),
   BYTES_REMAINING: swValue('BYTES_REMAINING'),
@@ -230,6 +231,7 @@ export function commandForIns(cla: number, ins: number): CommandDef | undefined 
   return commandsByClaIns.get(((cla & 0xec) << 8) | ins); // strip chaining (0x10) and channel bits for the lookup
 }
 
+/** The e-ticket application identifier. */
 export const AID = fromHex(protocol.aid);
 export const ATR = fromHex(protocol.atr.hex);
 export const LIMITS = protocol.limits;
@@ -245,6 +247,7 @@ export const LIFECYCLE = {
   OPERATIONAL: valueOf(protocol.lifecycle, 'OPERATIONAL'),
 } as const;
 
+/** WRITE USAGE events by name (ENTRY, EXIT, TEMPORARY_EXIT, PUNCH, PAPER_PRINTED). */
 export const USAGE_EVENT = {
   ENTRY: valueOf(protocol.usageEvents, 'ENTRY'),
   TEMPORARY_EXIT: valueOf(protocol.usageEvents, 'TEMPORARY_EXIT'),
@@ -254,6 +257,7 @@ export const USAGE_EVENT = {
   DELETED: valueOf(protocol.usageEvents, 'DELETED'),
 } as const;
 
+/** Usage states of a ticket by name (e.g. INSIDE after an entry). */
 export const USAGE_STATE = {
   NEW: valueOf(protocol.usageStates, 'NEW'),
   INSIDE: valueOf(protocol.usageStates, 'INSIDE'),
@@ -265,4 +269,5 @@ export const SUITE = {
   rsa: protocol.suites.find((s) => s.name === 'rsa')!.id,
   sm9: protocol.suites.find((s) => s.name === 'sm9')!.id,
 } as const;
+/** A crypto suite: `rsa` or `sm9`. */
 export type SuiteName = keyof typeof SUITE;

@@ -55,7 +55,9 @@ export interface VerificationCode {
   signature: Uint8Array;
 }
 
+/** Bits of a ticket face's `flags`. */
 export const TICKET_FLAG = { TRANSFERABLE: 1, RETURN: 2, CONCESSION: 4 } as const;
+/** Bits of a usage record's `flags`. */
 export const USAGE_FLAG = { PUNCHED: 1, PAPER_PRINTED: 2 } as const;
 
 const faceCodec = new RecordCodec<TicketFace>('ticket face', protocol.ticketFace);

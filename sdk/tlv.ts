@@ -4,6 +4,7 @@
 import { concat } from './bytes.js';
 import { EticketError } from './errors.js';
 
+/** Malformed BER-TLV data. */
 export class TlvError extends EticketError {}
 
 export interface Tlv {

@@ -57,6 +57,7 @@ export const REQUIRED_CLASSES = [
   'CrossMode',
 ] as const;
 
+/** Which (command, status word) pairs, common status words and negative classes the vectors cover, and what is missing. */
 export interface Coverage {
   /** Every (command, own status word) pair of the spec. */
   pairs: { command: string; sw: string; covered: boolean; unreachable?: string }[];
@@ -105,6 +106,7 @@ function stepMode(step: Step): string | null {
   return null;
 }
 
+/** The coverage of apdu-spec by these vector files. */
 export function coverage(files: VectorFile[]): Coverage {
   const seenPairs = new Set<string>();
   const seenSw = new Set<string>();

@@ -1,8 +1,10 @@
 // Types of the conformance vector files (test-vectors/*.json; JSON Schema in schema/, prose in README.md).
 // Shared by the generator that writes them and the runner that executes them against a card.
 
+/** What a vector expects of the card, as in Wycheproof. */
 export type Result = 'valid' | 'invalid' | 'acceptable';
 
+/** A vector file: one suite and protocol area (test-vectors/README.md describes every field). */
 export interface VectorFile {
   $schema?: string;
   /** What the file holds: always "eticket-apdu-vectors". */
@@ -21,6 +23,7 @@ export interface VectorFile {
   testGroups: TestGroup[];
 }
 
+/** Tests that share one card fixture. */
 export interface TestGroup {
   type: 'ApduTest';
   comment: string;
@@ -30,6 +33,7 @@ export interface TestGroup {
   tests: TestCase[];
 }
 
+/** The card a group needs: profile, state, capacity, and how tests run on it. */
 export interface Fixture {
   /** Personalisation profile in keys/ (keys/profile-<suite>.json names it). */
   profile: string;
@@ -50,8 +54,10 @@ export interface Fixture {
   operatorBound?: boolean;
 }
 
+/** A ticket face by its apdu-spec field names. */
 export type TicketFaceJson = Record<string, string | number>;
 
+/** One vector: id, comment, flags, expected result and steps. */
 export interface TestCase {
   tcId: number;
   comment: string;
@@ -60,6 +66,7 @@ export interface TestCase {
   steps: Step[];
 }
 
+/** What a step expects: status word(s) and checks on the answer. */
 export interface Expect {
   /** Status word(s) accepted: "9000", "6A80", or a pattern "61XX" / "6CXX". */
   sw: string[];
@@ -154,6 +161,7 @@ export type Step =
       expect: Expect;
     };
 
+/** How a seal-ticket step alters the first ciphertext. */
 export interface LoadMutation {
   /** Flip bit `bit` (0 = MSB of the first byte) of one envelope field's value after sealing. */
   flip?: { field: 'encapsulation' | 'iv' | 'ciphertext' | 'mac' | 'tfv-signature'; bit: number };
@@ -171,6 +179,7 @@ export interface LoadMutation {
   envelope?: 'truncated' | 'trailing-byte' | 'fields-swapped' | 'version-2' | 'suite-other';
 }
 
+/** How a signed-command step alters the command. */
 export interface CommandMutation {
   /**
    * The pending challenge with a bit flipped, zeros, the one the previous signed command of this test spent,
@@ -197,6 +206,7 @@ export interface CommandMutation {
   tid?: string;
 }
 
+/** How a maced-command step alters the command or its MAC. */
 export interface MacMutation {
   /**
    * C7 other than the session's RC: a bit flipped, the RC of the session before (its keys too), or the

@@ -52,6 +52,7 @@ export class ImageFactory {
     return path;
   }
 
+  /** Delete the images (unless kept). */
   close(): void {
     if (!this.keep) rmSync(this.dir, { recursive: true, force: true });
   }

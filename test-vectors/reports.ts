@@ -3,8 +3,10 @@
 
 import type { RunReport, TestOutcome } from './runner.js';
 
+/** Report formats for CI. */
 export type ReportFormat = 'junit' | 'tap' | 'json';
 
+/** The report as JUnit XML, TAP 13 or JSON. */
 export function writeReport(report: RunReport, format: ReportFormat): string {
   switch (format) {
     case 'junit':

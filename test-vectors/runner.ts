@@ -33,7 +33,13 @@ import type { Check, CommandMutation, Expect, Fixture, LoadMutation, MacMutation
 import { authority, loadTestKeys, masterKey, terminal, type TestKeys } from './testkeys.js';
 
 /** A card in the state a group's fixture asks for, or the reason this provider cannot make one. */
-export type Acquired = { transport: Transport; release(): Promise<void> } | { skip: string };
+export type Acquired =
+  | {
+      transport: Transport;
+      /** Give the card back when the group is done (disconnect, or delete the image). */
+      release(): Promise<void>;
+    }
+  | { skip: string };
 
 /** Where cards come from: fresh images, one card in a reader, a vpcd child per group (tests). */
 export interface CardProvider {
@@ -43,10 +49,13 @@ export interface CardProvider {
    * across runs keeps tombstones, so the runner gives each run its own operator code and issue times.
    */
   readonly reusesCards: boolean;
+  /** A card in the state `fixture` asks for, or the reason this provider cannot make one. */
   acquire(fixture: Fixture, keys: TestKeys, groupLabel: string): Promise<Acquired>;
+  /** Release whatever the provider holds (image directories, readers). */
   close?(): Promise<void>;
 }
 
+/** Which vectors to run, where the TEST ONLY keys are, and a progress callback. */
 export interface RunOptions {
   /** Run only tests carrying at least one of these flags. */
   flags?: string[];
@@ -56,13 +65,17 @@ export interface RunOptions {
   areas?: string[];
   /** Called after each reported test, e.g. for progress lines. */
   onTest?: (outcome: TestOutcome) => void;
+  /** The TEST ONLY keys directory (not in the npm package); default: $ETICKET_TEST_KEYS, else the repository's. */
+  keysDir?: string;
 }
 
+/** One exchange of a vector, hex. */
 export interface ApduLog {
   command: string;
   response: string;
 }
 
+/** The result of one vector, with every APDU it exchanged. */
 export interface TestOutcome {
   file: string;
   suite: string;
@@ -78,6 +91,7 @@ export interface TestOutcome {
   apdus: ApduLog[];
 }
 
+/** The results of a run: each vector's outcome and the counts. */
 export interface RunReport {
   provider: string;
   outcomes: TestOutcome[];
@@ -101,6 +115,7 @@ export function loadVectorFiles(paths: string[]): { path: string; file: VectorFi
   return files.sort((a, b) => blankFirst(a.file) - blankFirst(b.file) || a.path.localeCompare(b.path));
 }
 
+/** Check a vector file's structure; InvalidInputError naming what is wrong. */
 export function validateVectorFile(f: VectorFile, where = 'vector file'): void {
   const fail = (why: string) => {
     throw new Error(`${where}: ${why}`);
@@ -200,14 +215,26 @@ function newRunIdentity(reuses: boolean): RunIdentity {
   return { tag, operator: `T${tag}`.slice(0, 16), issuedAtBase: Math.floor(Date.now() / 1000), issued: 0 };
 }
 
+/**
+ * Run the vector files against cards from `provider`: each group on a card in its fixture state, templates filled in
+ * with the TEST ONLY keys. The provider is closed whatever happens (a missing keys directory included).
+ */
 export async function runVectors(files: { path: string; file: VectorFile }[], provider: CardProvider, options: RunOptions = {}): Promise<RunReport> {
+  try {
+    return await runAll(files, provider, options);
+  } finally {
+    await provider.close?.();
+  }
+}
+
+async function runAll(files: { path: string; file: VectorFile }[], provider: CardProvider, options: RunOptions): Promise<RunReport> {
   const outcomes: TestOutcome[] = [];
   const run = newRunIdentity(provider.reusesCards);
   const selected = (t: TestCase) =>
     (!options.flags?.length || t.flags.some((f) => options.flags!.includes(f))) && !t.flags.some((f) => options.excludeFlags?.includes(f));
   for (const { path, file } of files) {
     if (options.areas?.length && !options.areas.includes(file.area)) continue;
-    const keys = loadTestKeys(file.suite as SuiteName);
+    const keys = loadTestKeys(file.suite as SuiteName, options.keysDir);
     for (const [gi, group] of file.testGroups.entries()) {
       const wanted = group.tests.filter(selected);
       if (wanted.length === 0) continue;
@@ -256,7 +283,6 @@ export async function runVectors(files: { path: string; file: VectorFile }[], pr
       }
     }
   }
-  await provider.close?.();
   const count = (s: TestOutcome['status']) => outcomes.filter((o) => o.status === s).length;
   return { provider: provider.label, outcomes, counts: { total: outcomes.length, pass: count('pass'), fail: count('fail'), skip: count('skip') } };
 }

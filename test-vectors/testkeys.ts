@@ -2,7 +2,8 @@
 // The generator puts their public parts into static APDUs; the runner signs, seals and MACs with them at run time.
 
 import { createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fromHex } from '../sdk/bytes.js';
 import { RsaPrivateKey } from '../sdk/crypto/rsa.js';
@@ -17,7 +18,33 @@ import { CaTrust, KgcTrust, type CardTrust } from '../sdk/roles/trust.js';
 import type { SuiteName } from '../sdk/spec.js';
 import type { PersonalizationProfile } from '../host/personalize.js';
 
-export const KEYS_DIR = fileURLToPath(new URL('./keys/', import.meta.url));
+/**
+ * The repository's TEST ONLY keys: test-vectors/keys/ beside this module (run from source) or beside dist/
+ * (compiled, in a checkout). The npm package leaves them out on purpose, so that no installed gate carries keys
+ * anyone can forge tickets with: there, the keys come from a directory given by the caller.
+ */
+const REPOSITORY_KEY_DIRS = [new URL('./keys/', import.meta.url), new URL('../../test-vectors/keys/', import.meta.url)].map((u) => fileURLToPath(u));
+
+/** Environment variable naming the TEST ONLY keys directory when no directory is given. */
+export const TEST_KEYS_ENV = 'ETICKET_TEST_KEYS';
+
+/**
+ * Where the TEST ONLY keys are: `dir` if given, else $ETICKET_TEST_KEYS, else the repository's test-vectors/keys/
+ * (a checkout). A directory without the profiles is an InvalidInputError that says where to get them.
+ */
+export function testKeysDir(dir?: string): string {
+  const chosen = dir ?? process.env[TEST_KEYS_ENV] ?? REPOSITORY_KEY_DIRS.find((d) => existsSync(join(d, 'profile-rsa.json')));
+  if (!chosen) {
+    throw new InvalidInputError(
+      `the vectors need the TEST ONLY keys, which the eticket package does not carry: take test-vectors/keys/ from the eticket repository and give its path (--keys <dir>, or $${TEST_KEYS_ENV})`,
+    );
+  }
+  const abs = resolve(chosen);
+  if (!existsSync(join(abs, 'profile-rsa.json')) && !existsSync(join(abs, 'profile-sm9.json'))) {
+    throw new InvalidInputError(`${abs} holds no TEST ONLY profile (profile-rsa.json, profile-sm9.json): give the test-vectors/keys/ directory of the eticket repository`);
+  }
+  return abs;
+}
 
 interface ProfileJson {
   name: string;
@@ -37,6 +64,7 @@ interface ProfileJson {
   masterKeys?: { name: string; key: string; operator: string; installed: boolean }[];
 }
 
+/** A TEST ONLY authority key of the profile. */
 export interface TestAuthority {
   name: string;
   key: Signer;
@@ -45,6 +73,7 @@ export interface TestAuthority {
   installed: boolean;
 }
 
+/** TEST ONLY terminal keys of the profile. */
 export interface TestTerminal {
   name: string;
   keys: TerminalKeys;
@@ -78,26 +107,26 @@ export interface TestKeys {
   allKeys: RsaPrivateKey[];
 }
 
-function pem(name: string): string {
-  return readFileSync(`${KEYS_DIR}${name}`, 'utf8');
+function pem(dir: string, name: string): string {
+  return readFileSync(join(dir, name), 'utf8');
 }
 
-function rsaKey(name: string): RsaPrivateKey {
+function rsaKey(dir: string, name: string): RsaPrivateKey {
   // The files carry a TEST ONLY banner before the PEM block; OpenSSL skips text outside BEGIN/END.
-  const der = createPrivateKey({ key: pem(name), format: 'pem' }).export({ format: 'der', type: 'pkcs8' });
+  const der = createPrivateKey({ key: pem(dir, name), format: 'pem' }).export({ format: 'der', type: 'pkcs8' });
   return RsaPrivateKey.fromPkcs8(new Uint8Array(der));
 }
 
-function certificateDer(name: string): Uint8Array {
-  const body = pem(name).split('-----BEGIN CERTIFICATE-----')[1]?.split('-----END CERTIFICATE-----')[0];
+function certificateDer(dir: string, name: string): Uint8Array {
+  const body = pem(dir, name).split('-----BEGIN CERTIFICATE-----')[1]?.split('-----END CERTIFICATE-----')[0];
   if (!body) throw new InvalidInputError(`${name} holds no PEM certificate`);
   return new Uint8Array(Buffer.from(body.replace(/\s+/g, ''), 'base64'));
 }
 
 /** `name: HEX` lines of a non-PEM key file (the banner lines have no colon-separated hex). */
-function hexFields(name: string): Record<string, Uint8Array> {
+function hexFields(dir: string, name: string): Record<string, Uint8Array> {
   const out: Record<string, Uint8Array> = {};
-  for (const line of pem(name).split('\n')) {
+  for (const line of pem(dir, name).split('\n')) {
     const m = /^([a-z0-9-]+): ([0-9A-F]+)$/.exec(line.trim());
     if (m) out[m[1]] = fromHex(m[2]);
   }
@@ -110,9 +139,9 @@ function field(f: Record<string, Uint8Array>, k: string, file: string): Uint8Arr
   return v;
 }
 
-/** The TEST ONLY key generation centre of the SM9 profile. */
-export function loadKgc(file: string): KeyGenerationCentre {
-  const f = hexFields(file);
+/** The TEST ONLY key generation centre of the SM9 profile (`file` in the keys directory `dir`). */
+export function loadKgc(file: string, dir = testKeysDir()): KeyGenerationCentre {
+  const f = hexFields(dir, file);
   return KeyGenerationCentre.fromKeys({
     signMasterPrivateKey: field(f, 'sign-master-private', file),
     signMasterPublicKey: field(f, 'sign-master-public', file),
@@ -123,28 +152,29 @@ export function loadKgc(file: string): KeyGenerationCentre {
 
 const cache = new Map<string, TestKeys>();
 
-/** The test keys of `suite` (profile `keys/profile-<suite>.json`). */
-export function loadTestKeys(suite: SuiteName = 'rsa'): TestKeys {
-  let k = cache.get(suite);
+/** The test keys of `suite` (profile `profile-<suite>.json` in the TEST ONLY keys directory: see testKeysDir). */
+export function loadTestKeys(suite: SuiteName = 'rsa', keysDir?: string): TestKeys {
+  const dir = testKeysDir(keysDir);
+  let k = cache.get(`${dir}\0${suite}`);
   if (k) return k;
   let json: ProfileJson;
   try {
-    json = JSON.parse(pem(`profile-${suite}.json`)) as ProfileJson;
+    json = JSON.parse(pem(dir, `profile-${suite}.json`)) as ProfileJson;
   } catch (e) {
-    throw new InvalidInputError(`no test profile for suite ${suite} in ${KEYS_DIR}`, { cause: e });
+    throw new InvalidInputError(`no test profile for suite ${suite} in ${dir}`, { cause: e });
   }
   if (json.testOnly !== true) throw new InvalidInputError(`profile ${json.name} is not marked testOnly`);
   const loaded = new Map<string, RsaPrivateKey>();
   const key = (file: string) => {
     let r = loaded.get(file);
-    if (!r) loaded.set(file, (r = rsaKey(file)));
+    if (!r) loaded.set(file, (r = rsaKey(dir, file)));
     return r;
   };
   const sm9 = json.suite === 'sm9';
-  const signer = (file: string): Signer => (sm9 ? sm9Provider.signer(field(hexFields(file), 'signing-key', file)) : key(file));
+  const signer = (file: string): Signer => (sm9 ? sm9Provider.signer(field(hexFields(dir, file), 'signing-key', file)) : key(file));
   const terminalKeys = (t: ProfileJson['terminals'][number]): TerminalKeys => {
     if (sm9) {
-      const f = hexFields(t.key!);
+      const f = hexFields(dir, t.key!);
       return new TerminalKeys(sm9Provider.decrypter(field(f, 'encryption-key', t.key!)), sm9Provider.signer(field(f, 'signing-key', t.key!)));
     }
     return new TerminalKeys(key(t.encryption!), key(t.signature!));
@@ -154,11 +184,11 @@ export function loadTestKeys(suite: SuiteName = 'rsa'): TestKeys {
   let cardTrust: CardTrust;
   if (sm9) {
     if (!json.kgc) throw new InvalidInputError(`profile ${json.name} names no KGC`);
-    kgc = loadKgc(json.kgc);
+    kgc = loadKgc(json.kgc, dir);
     cardTrust = new KgcTrust(kgc.signMasterPublicKey, kgc.encMasterPublicKey, cardIdentity);
   } else {
     if (!json.ca) throw new InvalidInputError(`profile ${json.name} names no CA`);
-    ca = CertificateAuthority.load(key(json.ca.key), certificateDer(json.ca.certificate));
+    ca = CertificateAuthority.load(key(json.ca.key), certificateDer(dir, json.ca.certificate));
     cardTrust = new CaTrust(ca.certificateDer);
   }
   const authorities = new Map(
@@ -179,29 +209,32 @@ export function loadTestKeys(suite: SuiteName = 'rsa'): TestKeys {
     terminals: new Map(json.terminals.map((t) => [t.name, { name: t.name, keys: terminalKeys(t), scopes: t.scopes, installed: t.installed }])),
     masterKeys: new Map(
       (json.masterKeys ?? []).map((m) => {
-        const aes = field(hexFields(m.key), 'aes-128', m.key);
+        const aes = field(hexFields(dir, m.key), 'aes-128', m.key);
         return [m.name, { name: m.name, operator: m.operator, key: aes, keyId: masterKeyId(aes, m.operator), installed: m.installed }];
       }),
     ),
     allKeys: [],
   };
   k.allKeys = [...loaded.values()];
-  cache.set(suite, k);
+  cache.set(`${dir}\0${suite}`, k);
   return k;
 }
 
+/** The profile's authority key by name. */
 export function authority(keys: TestKeys, name = 'authority'): TestAuthority {
   const a = keys.authorities.get(name);
   if (!a) throw new InvalidInputError(`test profile has no authority named ${name}`);
   return a;
 }
 
+/** The profile's master key by name. */
 export function masterKey(keys: TestKeys, name = 'operator'): TestMasterKey {
   const m = keys.masterKeys.get(name);
   if (!m) throw new InvalidInputError(`test profile has no master key named ${name}`);
   return m;
 }
 
+/** The profile's terminal keys by name. */
 export function terminal(keys: TestKeys, name = 'terminal'): TestTerminal {
   const t = keys.terminals.get(name);
   if (!t) throw new InvalidInputError(`test profile has no terminal named ${name}`);

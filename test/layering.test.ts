@@ -45,15 +45,53 @@ interface Rule {
   forbidden: (target: string) => boolean;
 }
 
-/** DESIGN.md §5. The CLI (host/cli) and the test harness (testing/) are the wiring points that may reach card/. */
+/**
+ * DESIGN.md §5. The wiring points that may reach card/ and host/ together: the CLI (host/cli/), the test harness
+ * (testing/) and the package's entry points (entry/), each of which re-exports the layer it names; nothing below
+ * them imports them back. What `import 'eticket'` loads is checked transitively below (PRODUCTION_ENTRIES).
+ */
 export const RULES: Rule[] = [
   { rule: 'card/ does not import host/', from: under('card/'), forbidden: under('host/') },
   { rule: 'host/ does not import card/ (only the CLI, host/cli/, wires them)', from: (f) => under('host/')(f) && !under('host/cli/')(f), forbidden: under('card/') },
+  {
+    rule: 'host/ does not import backoffice/ (terminals reach it over HTTP; only the CLI, host/cli/, runs it)',
+    from: (f) => under('host/')(f) && !under('host/cli/')(f),
+    forbidden: under('backoffice/'),
+  },
+  { rule: 'only tests import the entry points (entry/ is the top of the graph)', from: (f) => isProduct(f) && !under('entry/')(f), forbidden: under('entry/') },
+  { rule: 'examples/ import the package by its name (eticket, eticket/pcsc, ...), never a repository path', from: under('examples/'), forbidden: () => true },
   { rule: 'sdk/ imports nothing outside sdk/ but the spec it reads', from: under('sdk/'), forbidden: (t) => !under('sdk/')(t) && t !== 'apdu-spec/protocol.json' },
   { rule: 'sdk codecs do not import the back-office roles (sdk/roles/)', from: (f) => under('sdk/')(f) && !under('sdk/roles/')(f), forbidden: under('sdk/roles/') },
   { rule: 'backoffice/ imports neither card/ nor host/ (terminals reach it over HTTP)', from: under('backoffice/'), forbidden: (t) => under('card/')(t) || under('host/')(t) },
   { rule: 'product code does not import test helpers (test/)', from: isProduct, forbidden: under('test/') },
 ];
+
+/**
+ * The entry points a production gate or kiosk loads (`eticket`, `eticket/pcsc`): nothing they reach, however
+ * indirectly, may be the emulator, the test harness, the vectors, the back-office service or the CLI.
+ */
+export const PRODUCTION_ENTRIES = ['entry/index.ts', 'entry/pcsc.ts'];
+const NOT_IN_PRODUCTION = ['card/', 'testing/', 'test-vectors/', 'backoffice/', 'host/cli/'];
+
+/** Every product file `from` reaches through imports (itself excluded), with the chain that reaches it. */
+export function reachable(graph: ImportGraph, from: string): Map<string, string[]> {
+  const seen = new Map<string, string[]>();
+  const queue: string[][] = [[from]];
+  while (queue.length) {
+    const chain = queue.shift()!;
+    for (const t of graph.get(chain[chain.length - 1]) ?? []) {
+      if (seen.has(t) || t === from || !isProduct(t)) continue;
+      seen.set(t, [...chain, t]);
+      queue.push([...chain, t]);
+    }
+  }
+  return seen;
+}
+
+/** Files a production entry point loads that it must not, each with its import chain. */
+export function productionLeaks(graph: ImportGraph, entries = PRODUCTION_ENTRIES): string[] {
+  return entries.flatMap((e) => [...reachable(graph, e)].filter(([t]) => NOT_IN_PRODUCTION.some((d) => t.startsWith(d))).map(([, chain]) => chain.join(' -> ')));
+}
 
 export function violations(graph: ImportGraph): string[] {
   const out: string[] = [];
@@ -111,6 +149,12 @@ describe('layering (DESIGN.md §5)', () => {
     expect(violations(graph)).toEqual([]);
   });
 
+  it('eticket and eticket/pcsc load no emulator, test harness, vectors, back-office service or CLI, even indirectly', () => {
+    for (const e of PRODUCTION_ENTRIES) expect(graph.has(e), e).toBe(true);
+    expect(reachable(graph, 'entry/index.ts').has('host/checking.ts')).toBe(true);
+    expect(productionLeaks(graph)).toEqual([]);
+  });
+
   it('product code has no import cycle', () => {
     expect(cycles(graph).map((c) => c.join(' -> '))).toEqual([]);
   });
@@ -122,6 +166,9 @@ describe('layering (DESIGN.md §5)', () => {
       ['host/transport/emulator.ts', ['card/icc.ts']],
       ['bench/pcsc.ts', ['test/helpers/pcsc-stack.ts']],
       ['backoffice/api.ts', ['host/session.ts']],
+      ['host/checking.ts', ['backoffice/service.ts']],
+      ['host/cli/store.ts', ['backoffice/service.ts', 'entry/index.ts']],
+      ['examples/gate.ts', ['host/checking.ts']],
       ['x/one.ts', ['x/two.ts']],
       ['x/two.ts', ['x/one.ts']],
       ['card/a.test.ts', ['host/b.ts']],
@@ -132,7 +179,21 @@ describe('layering (DESIGN.md §5)', () => {
       'host/transport/emulator.ts imports card/icc.ts: host/ does not import card/ (only the CLI, host/cli/, wires them)',
       'bench/pcsc.ts imports test/helpers/pcsc-stack.ts: product code does not import test helpers (test/)',
       'backoffice/api.ts imports host/session.ts: backoffice/ imports neither card/ nor host/ (terminals reach it over HTTP)',
+      'host/checking.ts imports backoffice/service.ts: host/ does not import backoffice/ (terminals reach it over HTTP; only the CLI, host/cli/, runs it)',
+      'host/cli/store.ts imports entry/index.ts: only tests import the entry points (entry/ is the top of the graph)',
+      'examples/gate.ts imports host/checking.ts: examples/ import the package by its name (eticket, eticket/pcsc, ...), never a repository path',
     ]);
     expect(cycles(bad)).toEqual([['x/one.ts', 'x/two.ts']]);
+  });
+
+  it('the production check follows imports however deep (entry → host → card is a leak)', () => {
+    const bad: ImportGraph = new Map([
+      ['entry/index.ts', ['host/checking.ts']],
+      ['host/checking.ts', ['sdk/x.ts', 'host/helper.ts']],
+      ['host/helper.ts', ['card/applet.ts']],
+      ['entry/pcsc.ts', ['host/transport/pcsc.ts']],
+      ['entry/emulator.ts', ['card/applet.ts']],
+    ]);
+    expect(productionLeaks(bad)).toEqual(['entry/index.ts -> host/checking.ts -> host/helper.ts -> card/applet.ts']);
   });
 });

@@ -2,11 +2,13 @@
 // test and benchmark that needs a fresh embedded store (test/global-setup.ts sets ETICKET_PGLITE_TEMPLATE to it).
 
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FileLock } from '../sdk/file-lock.ts';
+import { FileLock } from '../sdk/file-lock.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
+// The repository root, whether this runs from source (testing/) or compiled (dist/testing/, the benchmark).
+const UP = fileURLToPath(new URL('../', import.meta.url));
+const ROOT = basename(UP) === 'dist' ? dirname(UP) : UP;
 
 export async function pglitePrepareTemplate(): Promise<string> {
   const { PGlite } = await import('@electric-sql/pglite');

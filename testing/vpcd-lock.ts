@@ -19,8 +19,11 @@ function lockHolderAlive(): boolean {
   }
 }
 
-/** Take the vpcd readers for this process (test file or benchmark); returns the release function. */
-export async function lockVpcd(timeoutMs = 120_000): Promise<() => void> {
+/**
+ * Take the vpcd readers for this process (test file or benchmark); returns the release function. The wait is long:
+ * on a loaded machine another file's PC/SC tests (the vectors through vpcd) may hold the readers for minutes.
+ */
+export async function lockVpcd(timeoutMs = 840_000): Promise<() => void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

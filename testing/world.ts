@@ -19,6 +19,7 @@ import { personalizeCard, type IdentityKeyIssuer, type KeyGrant } from '../host/
 import { CardSession, type SessionOptions } from '../host/session.js';
 import { EmulatorTransport } from '../host/transport/emulator.js';
 
+/** The keys of a test back office for one suite: authority, terminal keys, card trust, and the CA (RSA) or KGC (SM9). */
 export interface SuiteWorld {
   suite: SuiteName;
   authorityKey: Signer;
@@ -47,6 +48,7 @@ export const suiteWorldBuilders: Partial<Record<SuiteName, () => SuiteWorld>> = 
   },
 };
 
+/** A personalised emulated card with its transport, session and issuing terminal, and the credentials sealing needs. */
 export interface WorldCard {
   card: EticketCard;
   transport: EmulatorTransport;
@@ -55,6 +57,7 @@ export interface WorldCard {
   credentials: CardCredentials;
 }
 
+/** A whole e-ticket system in one process for tests and demos: back-office roles with fresh in-memory keys, and emulated cards personalised by them. */
 export class World {
   readonly authority: AuthenticationServer;
   readonly ticketServer: TicketServer;
@@ -69,20 +72,24 @@ export class World {
     this.masterKey = { operator, key: new Uint8Array(randomBytes(16)) };
   }
 
+  /** A new test back office for `suite` (keys generated now) and `operator`. */
   static create(suite: SuiteName = 'rsa', operator = 'CR'): World {
     const build = suiteWorldBuilders[suite];
     if (!build) throw new Error(`suite ${suite} is not available`);
     return new World(build(), operator);
   }
 
+  /** The crypto suite of this back office. */
   get suite(): SuiteName {
     return this.keys.suite;
   }
 
+  /** The authority's public key as personalisation installs it, valid for `scopes`. */
   authorityGrant(scopes = ['*']): KeyGrant {
     return { publicKey: this.keys.authorityKey.publicKey, scopes };
   }
 
+  /** The checking terminals' public key bundle as personalisation installs it, valid for `scopes`. */
   terminalGrant(scopes = ['*']): KeyGrant {
     return { publicKey: this.keys.terminalKeys.publicKey, scopes };
   }
@@ -106,6 +113,7 @@ export class World {
     return { card, transport, session, issuing, credentials };
   }
 
+  /** A checking terminal over `session` with this back office's keys (options override station, gate id, keys, mode). */
   checkingTerminal(
     session: CardSession,
     options: { station?: string; gateId?: string; keys?: TerminalKeys; mode?: GateMode; masterKeys?: OperatorMasterKey[] } = {},

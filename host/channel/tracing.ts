@@ -5,6 +5,7 @@ import { GET_RESPONSE } from '../../sdk/commands/get-response.js';
 import { describeSw } from '../../sdk/spec.js';
 import { swOf, type Transceive } from './channel.js';
 
+/** One APDU exchange as the session saw it (for traces and the cost model). */
 export interface TraceEntry {
   /** Spec name of the command ("GET RESPONSE" for the session's own fetches). */
   command: string;

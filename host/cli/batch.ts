@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { InvalidInputError } from '../../sdk/errors.js';
-import { holderRecord, type HolderRecord } from '../../sdk/roles/realname.js';
+import { holderRecord, type HolderRecord } from '../../sdk/holder.js';
 import type { TicketRequest } from '../../sdk/roles/ticket-server.js';
 import { protocol } from '../../sdk/spec.js';
 import { parseCsv } from './csv.js';

@@ -4,20 +4,14 @@
 import { existsSync, rmSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
-import { EticketCard } from '../../card/applet.js';
-import { FileBackend, MemoryBackend } from '../../card/nvm.js';
+import type { EticketCard } from '../../card/applet.js';
 import { FileLock } from '../../sdk/file-lock.js';
-import { VpcdBridge, vpcdPort } from '../../card/vpcd.js';
 import { fromHex, hex } from '../../sdk/bytes.js';
 import { decodeAnswer } from '../../sdk/commands/answer.js';
 import { decodeInstalledKeys } from '../../sdk/commands/get-data.js';
 import { TransportError } from '../../sdk/errors.js';
 import { LIMITS, T, type SuiteName } from '../../sdk/spec.js';
-import { IssuingTerminal } from '../issuing.js';
-import { personalizeCard } from '../personalize.js';
 import { addCardOptions, emit, globals, openImage, passphrase, UsageError, withCard, workDir, workDirPath, type CardOptions } from './context.js';
-import { MissingMasterKeyError, WorkDir } from './workdir.js';
-import { withBackoffice } from './store.js';
 
 export function intArg(name: string) {
   return (v: string) => {
@@ -50,21 +44,22 @@ export function registerInit(program: Command): void {
       const dir = workDirPath(cmd);
       if (opts.addHolderKey) {
         if (opts.force || opts.addMasterKey || opts.migrate) throw new UsageError('--add-holder-key keeps the existing keys; give it alone');
-        const w = workDir(cmd);
+        const w = await workDir(cmd);
         const id = w.addHolderKey(await passphrase());
         emit(cmd, { ok: true, dir: w.dir, holderMasterKey: id }, `holder master key ${id} added to ${w.dir} (keys/holder-master-${id}): real-name tickets can be issued now`);
         return;
       }
       if (opts.migrate) {
         if (opts.force || opts.addMasterKey) throw new UsageError('--migrate keeps the existing keys; give it alone');
-        const w = workDir(cmd);
+        const w = await workDir(cmd);
+        const { withBackoffice } = await import('./store.js');
         const info = await withBackoffice(cmd, w, undefined, async ({ store }) => ({ engine: store.engine, tids: Number((await store.db.query<{ n: number }>('SELECT count(*)::int AS n FROM tids')).rows[0].n), keys: (await store.authorityKeys()).length }));
         emit(cmd, { ok: true, dir: w.dir, store: info }, `store of ${w.dir} ready (${info.engine === 'pglite' ? 'embedded, store/' : 'PostgreSQL'}): ${info.tids} TID(s), ${info.keys} authority key(s) in the history`);
         return;
       }
       if (opts.addMasterKey) {
         if (opts.force) throw new UsageError('--add-master-key keeps the existing keys; it does not go with --force');
-        const w = workDir(cmd);
+        const w = await workDir(cmd);
         w.addMasterKey(await passphrase());
         const mk = w.config.checkingMasterKey!;
         emit(cmd, { ok: true, dir: w.dir, checkingMasterKey: mk }, [
@@ -74,6 +69,7 @@ export function registerInit(program: Command): void {
         return;
       }
       const pass = await passphrase({ confirm: true });
+      const [{ WorkDir }, { withBackoffice }] = await Promise.all([import('./workdir.js'), import('./store.js')]);
       const w = WorkDir.init(dir, { operator: opts.operator, suite: opts.suite, passphrase: pass, caName: opts.caName, force: opts.force });
       // The store: the embedded one in store/ (or the server of --database), with the root key in its history.
       const engine = await withBackoffice(cmd, w, pass, async ({ store }) => store.engine);
@@ -100,13 +96,14 @@ export function registerCard(program: Command): void {
     .option('--suite <suite>', 'crypto suite of the card', suiteArg, 'rsa')
     .option('--force', 'overwrite an existing image')
     .addHelpText('after', '\nExample:\n  $ eticket card create card.img --capacity 16384')
-    .action((image: string, opts: { capacity: number; serial?: string; suite: SuiteName; force?: boolean }, cmd: Command) => {
+    .action(async (image: string, opts: { capacity: number; serial?: string; suite: SuiteName; force?: boolean }, cmd: Command) => {
       if (existsSync(image) && !opts.force) throw new UsageError(`${image} already exists: choose another name or use --force`);
       let serial: Uint8Array | undefined;
       if (opts.serial !== undefined) {
         if (!/^[0-9a-fA-F]{16}$/.test(opts.serial)) throw new UsageError('--serial takes 16 hex digits (8 bytes)');
         serial = fromHex(opts.serial);
       }
+      const [{ EticketCard }, { FileBackend, MemoryBackend }] = await Promise.all([import('../../card/applet.js'), import('../../card/nvm.js')]);
       // Held while the image is made: --force must not replace an image another process is using.
       const lock = FileLock.tryAcquire(`${resolve(image)}.lock`, `card image ${image}`);
       if (opts.force) rmSync(image, { force: true });
@@ -130,6 +127,7 @@ export function registerCard(program: Command): void {
       .description('what the card says about itself: serial, suite, lifecycle, capacity, certificates')
       .addHelpText('after', '\nWith --json the output carries "credentials", which `eticket issue --credentials` accepts for sealing\nwithout the card at hand.\n\nExample:\n  $ eticket card info --card card.img\n  $ eticket card info --card card.img --json > card.json'),
   ).action(async (opts: CardOptions, cmd: Command) => {
+    const { IssuingTerminal } = await import('../issuing.js');
     await withCard(cmd, opts, async ({ session, label }) => {
       const issuing = new IssuingTerminal(session);
       const info = await issuing.open();
@@ -172,7 +170,8 @@ export function registerCard(program: Command): void {
       .option('--scope <operator...>', 'operators the installed keys are valid for (default: the working directory\'s operator)')
       .addHelpText('after', '\nNeeds the passphrase (the CA certifies the keys the card generates).\n\nExample:\n  $ eticket card personalize --card card.img\n  $ eticket card personalize --reader "Virtual PCD 00 00"'),
   ).action(async (opts: CardOptions & { scope?: string[] }, cmd: Command) => {
-    const w = workDir(cmd);
+    const [{ personalizeCard }, { MissingMasterKeyError }] = await Promise.all([import('../personalize.js'), import('./workdir.js')]);
+    const w = await workDir(cmd);
     const pass = await passphrase();
     const issuer = w.loadCardKeyIssuer(pass);
     const scopes = opts.scope ?? [w.config.operator];
@@ -203,7 +202,8 @@ export function registerCard(program: Command): void {
     .option('--host <address>', 'where vpcd listens', '127.0.0.1')
     .addHelpText('after', '\nNeeds pcscd with vsmartcard-vpcd (see tools/pcscd-start.sh). Any PC/SC program then sees the card.\n\nExample:\n  $ eticket card serve --card card.img &\n  $ eticket tickets --reader "Virtual PCD 00 00"')
     .action(async (opts: { card: string; slot: number; host: string }, cmd: Command) => {
-    const icc = openImage(opts.card);
+    const { VpcdBridge, vpcdPort } = await import('../../card/vpcd.js');
+    const icc = await openImage(opts.card);
     const port = vpcdPort(opts.slot);
     const bridge = new VpcdBridge(icc, { host: opts.host, port });
     const serial = hex(icc.persistent.serial);

@@ -5,17 +5,14 @@
 import { existsSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { hex } from '../../sdk/bytes.js';
-import { RsaPrivateKey } from '../../sdk/crypto/rsa.js';
-import { keyId } from '../../sdk/crypto/suite.js';
-import { checkTotpParameters, TOTP_ALGORITHMS, type TotpAlgorithm, type TotpParameters } from '../../sdk/crypto/totp.js';
-import { verifyClientCertificate } from '../../sdk/roles/ca.js';
-import { makeCredential } from '../../sdk/roles/client-credential.js';
-import { RealNameService } from '../../backoffice/realname.js';
+import type { TotpAlgorithm, TotpParameters } from '../../sdk/crypto/totp.js';
 import type { PermissionGrant } from '../../backoffice/store/holders.js';
 import type { ClientRecord } from '../../backoffice/store/store.js';
 import { emit, passphrase, UsageError, workDir } from './context.js';
-import { withBackoffice } from './store.js';
 import type { WorkDir } from './workdir.js';
+
+/** The store and its back office: loaded by the action that opens them, never by --help (host/cli/main.ts). */
+const backoffice = () => import('./store.js');
 
 function clientPassphrase(): string {
   const p = process.env.ETICKET_CLIENT_PASSPHRASE;
@@ -41,6 +38,14 @@ async function addClient(cmd: Command, w: WorkDir, c: NewClient): Promise<Client
   if (existsSync(c.out) && !c.force) throw new UsageError(`${c.out} exists: choose another --out or add --force`);
   const clientPass = clientPassphrase();
   const pass = await passphrase();
+  const [{ RsaPrivateKey }, { keyId }, { verifyClientCertificate }, { makeCredential }, { withBackoffice }, { RealNameService }] = await Promise.all([
+    import('../../sdk/crypto/rsa.js'),
+    import('../../sdk/crypto/suite.js'),
+    import('../../sdk/roles/ca.js'),
+    import('../../sdk/roles/client-credential.js'),
+    backoffice(),
+    import('../../backoffice/realname.js'),
+  ]);
   const op = w.config.operator;
   let publicKey: Uint8Array;
   let privateKey: Uint8Array;
@@ -115,7 +120,8 @@ function grantJson(g: PermissionGrant): Record<string, unknown> {
   return { grantId: g.grantId, clientId: g.clientId, operator: g.operator, station: g.station, kind: g.kind, created: g.createdAt?.toISOString() };
 }
 
-function totpOptions(opts: { totpAlgorithm: string; totpDigits: string; totpPeriod: string }): TotpParameters {
+async function totpOptions(opts: { totpAlgorithm: string; totpDigits: string; totpPeriod: string }): Promise<TotpParameters> {
+  const { checkTotpParameters, TOTP_ALGORITHMS } = await import('../../sdk/crypto/totp.js');
   const algorithm = opts.totpAlgorithm.toUpperCase().replace('-', '') as TotpAlgorithm;
   if (!TOTP_ALGORITHMS.includes(algorithm)) throw new UsageError('--totp-algorithm is SHA1, SHA256 or SHA512');
   const p = { algorithm, digits: Number(opts.totpDigits), period: Number(opts.totpPeriod) };
@@ -140,7 +146,7 @@ export function registerClients(program: Command): void {
     .option('--force', 'overwrite --out')
     .addHelpText('after', '\nExample:\n  $ ETICKET_CLIENT_PASSPHRASE=... eticket seller add acme --name "Acme Travel" --out acme.json')
     .action(async (id: string, opts: { name?: string; out: string; force?: boolean }, cmd: Command) => {
-      const c = await addClient(cmd, workDir(cmd), { id, role: 'seller', name: opts.name ?? id, out: opts.out, force: opts.force });
+      const c = await addClient(cmd, await workDir(cmd), { id, role: 'seller', name: opts.name ?? id, out: opts.out, force: opts.force });
       emit(cmd, { ok: true, client: clientJson(c), credential: opts.out }, `seller ${c.clientId} registered (key ${c.keyId}${c.identity ? `, identity ${c.identity}` : ', certified by the operator CA'}); credential in ${opts.out}`);
     });
   seller
@@ -148,7 +154,7 @@ export function registerClients(program: Command): void {
     .description('registered sellers')
     .addHelpText('after', '\nExample:\n  $ eticket seller list --json')
     .action(async (_o: unknown, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const list = await store.clients('seller');
         emit(cmd, { sellers: list.map(clientJson) }, list.length ? list.map((c) => `${c.clientId} ${c.status} key ${c.keyId} "${c.name}"`) : 'no sellers registered');
@@ -159,7 +165,7 @@ export function registerClients(program: Command): void {
     .description('refuse every further request of a seller (its tickets and bills stay)')
     .addHelpText('after', '\nExample:\n  $ eticket seller revoke acme')
     .action(async (id: string, _o: unknown, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         if (!(await store.setClientStatus(id, 'revoked'))) throw new UsageError(`no client ${id}`);
         emit(cmd, { ok: true, clientId: id, status: 'revoked' }, `${id} revoked`);
@@ -188,8 +194,8 @@ export function registerClients(program: Command): void {
     .action(async (id: string, opts: { kind: string; station?: string; name?: string; out: string; force?: boolean; totpAlgorithm: string; totpDigits: string; totpPeriod: string }, cmd: Command) => {
       if (!['issuing', 'gate', 'inspector'].includes(opts.kind)) throw new UsageError('--kind is issuing, gate or inspector');
       const checking = opts.kind === 'gate' || opts.kind === 'inspector';
-      const totp = checking ? totpOptions(opts) : undefined;
-      const c = await addClient(cmd, workDir(cmd), { id, role: 'terminal', name: opts.name ?? id, out: opts.out, force: opts.force, kind: opts.kind as NewClient['kind'], station: opts.station, totp });
+      const totp = checking ? await totpOptions(opts) : undefined;
+      const c = await addClient(cmd, await workDir(cmd), { id, role: 'terminal', name: opts.name ?? id, out: opts.out, force: opts.force, kind: opts.kind as NewClient['kind'], station: opts.station, totp });
       emit(
         cmd,
         { ok: true, client: clientJson(c), credential: opts.out, ...(totp ? { totp: { algorithm: totp.algorithm, digits: totp.digits, period: totp.period } } : {}) },
@@ -207,7 +213,7 @@ export function registerClients(program: Command): void {
     .action(async (id: string, opts: { operator?: string; station?: string; kind?: number; any?: boolean }, cmd: Command) => {
       const some = opts.operator !== undefined || opts.station !== undefined || opts.kind !== undefined;
       if (some === Boolean(opts.any)) throw new UsageError(opts.any ? '--any stands alone' : 'grant what? give --operator, --station and/or --kind (or --any for every ticket)');
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const c = await store.client(id);
         if (!c || c.role !== 'terminal' || (c.kind !== 'gate' && c.kind !== 'inspector')) throw new UsageError(`no gate or inspector ${id} is registered (\`eticket terminal list\`)`);
@@ -220,7 +226,7 @@ export function registerClients(program: Command): void {
     .description('the permission table (of one terminal, or all)')
     .addHelpText('after', '\nExample:\n  $ eticket terminal grants gate-7 --json')
     .action(async (id: string | undefined, _o: unknown, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const list = await store.holders.grants(id);
         emit(cmd, { grants: list.map(grantJson) }, list.length ? list.map(grantLine) : 'no grants');
@@ -232,7 +238,7 @@ export function registerClients(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ eticket terminal ungrant gate-7 3')
     .action(async (id: string, grantId: string, _o: unknown, cmd: Command) => {
       if (!/^\d{1,9}$/.test(grantId)) throw new UsageError('a grant id is a number (`eticket terminal grants`)');
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         if (!(await store.holders.revokeGrant(id, Number(grantId)))) throw new UsageError(`${id} has no grant #${grantId}`);
         emit(cmd, { ok: true, clientId: id, grantId: Number(grantId) }, `grant #${grantId} of ${id} removed`);
@@ -243,7 +249,7 @@ export function registerClients(program: Command): void {
     .description('registered terminals')
     .addHelpText('after', '\nExample:\n  $ eticket terminal list')
     .action(async (_o: unknown, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const list = await store.clients('terminal');
         emit(cmd, { terminals: list.map(clientJson) }, list.length ? list.map((c) => `${c.clientId} ${c.kind} ${c.station ?? '-'} ${c.status} key ${c.keyId}`) : 'no terminals registered');

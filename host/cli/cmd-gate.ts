@@ -6,22 +6,17 @@ import type { Command } from 'commander';
 import { hex } from '../../sdk/bytes.js';
 import { formatServiceDate } from '../../sdk/fields.js';
 import { TransportError, TransportTimeoutError } from '../../sdk/errors.js';
-import { CheckingTerminal, checkTerminalConfig, REALNAME_WAIT_MS } from '../checking.js';
 import { intArg } from './cmd-card.js';
 import type { Direction } from '../gate.js';
-import { CardSession } from '../session.js';
-import { PcscTransport } from '../transport/pcsc.js';
-import { RecordingTransport } from '../transport/recording.js';
+import type { PcscTransport } from '../transport/pcsc.js';
 import type { Transport } from '../transport/transport.js';
 import { addCardOptions, emit, errorLine, EXIT, ExitStatus, globals, openTransport, passphrase, UsageError, workDir, type CardOptions } from './context.js';
-import { addModeOption, addTerminalOptions, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
-import { receiptJson } from './format.js';
-import { loadCredential } from '../../sdk/roles/client-credential.js';
-import { holderJson } from '../../sdk/roles/realname.js';
-import { BackofficeClient } from '../backoffice-client.js';
-import { BackofficeHolderChecker, totpStepFile, type RealNameCheck } from '../realname.js';
+import type { CheckingTerminalConfig, GateMode } from '../checking.js';
+import { addModeOption, addTerminalOptions, clockOf, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
+import type { RealNameCheck } from '../realname.js';
 
-type GateOptions = CardOptions & TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean; backoffice?: string; credential?: string; holderWait: number };
+type GateOptions = CardOptions &
+  TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean; config?: string; backoffice?: string; credential?: string; holderWait?: number };
 
 /** What staff read on a real-name tap: the holder to compare with the person, or why it is not shown. */
 function realNameLine(r: RealNameCheck): string {
@@ -40,12 +35,13 @@ export function registerGate(program: Command): void {
           .option('--train <code>', 'only tickets for this train / route / event')
           .option('--once', 'stop after one card (always so with --card)')
           .option('--audit', 'also fetch and check TF_V on every tap (slower: 256 more bytes on air)')
+          .option('--config <gate-dir>', "run from a gate's own configuration (`eticket provision-gate`; passphrase $ETICKET_GATE_PASSPHRASE) instead of the working directory")
           .option('--backoffice <url>', 'real-name tickets: fetch and show the holder from this back office (with --credential)')
           .option('--credential <file>', "real-name tickets: this gate's credential file (`eticket terminal add --kind gate`), opened with $ETICKET_CLIENT_PASSPHRASE")
-          .option('--holder-wait <ms>', 'real-name tickets: how long a tap waits for the holder before it says NOT CHECKED [timeout]', intArg('holder-wait'), REALNAME_WAIT_MS)
+          .option('--holder-wait <ms>', 'real-name tickets: how long a tap waits for the holder before it says NOT CHECKED [timeout] (default 2000)', intArg('holder-wait'))
           .addHelpText(
             'after',
-            '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected. --mode sym taps in 3 APDUs with AES only\n(the working directory\'s checking master key; cards personalised with it). With --backoffice and\n--credential a real-name ticket\'s holder is shown on entry (checked against the ticket\'s binding); the\nback office unreachable, the gate still passes it, "holder NOT CHECKED". The decision is the card\'s.\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json\n  $ eticket gate --card card.img --station BJS --direction entry --mode sym',
+            '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected. --mode sym taps in 3 APDUs with AES only\n(the working directory\'s checking master key; cards personalised with it). With --config, the gate id,\nstation and mode come from the gate\'s gate.json unless given here.\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json\n  $ eticket gate --card card.img --station BJS --direction entry --mode sym\n  $ eticket gate --config /etc/eticket/gate --reader "ACS ACR122U" --direction entry',
           ),
       ),
       'BJS',
@@ -53,21 +49,52 @@ export function registerGate(program: Command): void {
   ).action(async (opts: GateOptions, cmd: Command) => {
     if (opts.direction !== 'entry' && opts.direction !== 'exit') throw new UsageError('--direction is entry or exit');
     const direction: Direction = opts.direction;
-    const w = workDir(cmd);
+    const [{ CheckingTerminal, checkTerminalConfig }, { CardSession }, { receiptJson }, { PcscTransport }, { RecordingTransport }, { holderJson }] = await Promise.all([
+      import('../checking.js'),
+      import('../session.js'),
+      import('./format.js'),
+      import('../transport/pcsc.js'),
+      import('../transport/recording.js'),
+      import('../../sdk/roles/realname.js'),
+    ]);
+    const pcscOf = (transport: Transport): PcscTransport | undefined => {
+      const inner = transport instanceof RecordingTransport ? transport.inner : transport;
+      return inner instanceof PcscTransport ? inner : undefined;
+    };
+    const explicit = (name: string) => cmd.getOptionValueSource(name) === 'cli';
+    let config: CheckingTerminalConfig;
+    if (opts.config) {
+      const { loadGateConfig } = await import('../gate-config.js');
+      config = loadGateConfig(opts.config, {
+        passphrase: await passphrase({ gate: true }),
+        mode: explicit('mode') ? opts.mode : undefined,
+        gateId: explicit('gateId') ? opts.gateId : undefined,
+        station: explicit('station') ? opts.station : undefined,
+        clock: clockOf(opts.time),
+      });
+    } else {
+      config = terminalConfig(await workDir(cmd), await passphrase(), opts);
+    }
     if (Boolean(opts.backoffice) !== Boolean(opts.credential)) throw new UsageError('--backoffice and --credential go together');
-    let realName: BackofficeHolderChecker | undefined;
+    let realName: import('../realname.js').BackofficeHolderChecker | undefined;
     if (opts.backoffice) {
       const p = process.env.ETICKET_CLIENT_PASSPHRASE;
       if (!p) throw new UsageError("set ETICKET_CLIENT_PASSPHRASE: it opens the gate's credential file");
+      const [{ loadCredential }, { BackofficeClient }, { BackofficeHolderChecker, totpStepFile }] = await Promise.all([
+        import('../../sdk/roles/client-credential.js'),
+        import('../backoffice-client.js'),
+        import('../realname.js'),
+      ]);
       const id = loadCredential(opts.credential!, p);
       if (!id.realName) throw new UsageError(`${opts.credential} is not a gate registered for real-name checks`);
       realName = new BackofficeHolderChecker(new BackofficeClient({ url: opts.backoffice, clientId: id.clientId, signer: id.signer, realName: id.realName, totpSteps: totpStepFile(`${opts.credential}.totp-step`) }));
     }
-    const config = { ...terminalConfig(w, await passphrase(), opts), realName, realNameTimeoutMs: opts.holderWait };
+    config = { ...config, realName, ...(opts.holderWait !== undefined ? { realNameTimeoutMs: opts.holderWait } : {}) };
     // A configuration the gate cannot work with (e.g. a gate id longer than the protocol carries) fails here, not per tap.
     checkTerminalConfig(config);
     const clock = config.clock!;
     const mode = config.mode!;
+    const { station, gateId } = config;
     const json = globals(cmd).json;
 
     const tap = async (transport: Transport): Promise<boolean> => {
@@ -84,7 +111,7 @@ export function registerGate(program: Command): void {
         emit(
           cmd,
           {
-            pass: decision.pass, reason: decision.reason, message: decision.message, mode, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station: opts.station, direction, time, ms, ...logged,
+            pass: decision.pass, reason: decision.reason, message: decision.message, mode, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station, gateId, direction, time, ms, ...logged,
             // The holder only where this gate was given a back office to show it (--backoffice): it asked for it.
             ...(rn ? { realName: { status: rn.status, reason: rn.reason, ...(rn.holder && realName ? { holder: holderJson(rn.holder) } : {}) } } : {}),
           },
@@ -97,7 +124,7 @@ export function registerGate(program: Command): void {
     };
 
     if (opts.card || opts.once) {
-      const { transport } = openTransport(cmd, opts);
+      const { transport } = await openTransport(cmd, opts);
       const pcsc = pcscOf(transport);
       if (pcsc) await pcsc.waitForCard(60_000);
       const pass = await tap(transport);
@@ -106,7 +133,7 @@ export function registerGate(program: Command): void {
     }
     if (!opts.reader) throw new UsageError('which reader? give --reader <name> (or --card <image> for one tap)');
 
-    const { transport } = openTransport(cmd, opts);
+    const { transport } = await openTransport(cmd, opts);
     const reader = pcscOf(transport)!;
     let stopping = false;
     const stop = () => {
@@ -114,7 +141,7 @@ export function registerGate(program: Command): void {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    if (!json) console.error(`gate ${opts.gateId} at ${opts.station} (${direction}, mode ${mode}) waiting for cards on "${opts.reader}"; Ctrl-C to stop`);
+    if (!json) console.error(`gate ${gateId} at ${station} (${direction}, mode ${mode}) waiting for cards on "${opts.reader}"; Ctrl-C to stop`);
     let taps = 0;
     while (!stopping) {
       try {
@@ -141,7 +168,36 @@ export function registerGate(program: Command): void {
   });
 }
 
-function pcscOf(transport: Transport): PcscTransport | undefined {
-  const inner = transport instanceof RecordingTransport ? transport.inner : transport;
-  return inner instanceof PcscTransport ? inner : undefined;
+export function registerProvisionGate(program: Command): void {
+  program
+    .command('provision-gate <gate-dir>')
+    .description("write a gate's own configuration: gate.json, trust root, authority key, and only the keys its modes need, under the gate's passphrase")
+    .requiredOption('--gate-id <id>', 'terminal id the gate writes into usage records')
+    .requiredOption('--station <code>', 'station the gate stands at')
+    .option('--mode <mode>', 'gate modes to give it keys for: pki (keys 4/5), sym (the checking master key) or both', 'pki')
+    .option('--force', 'replace an existing gate configuration in <gate-dir>')
+    .addHelpText(
+      'after',
+      `
+Needs the working directory's passphrase ($ETICKET_PASSPHRASE) to open the keys, and the gate's own
+($ETICKET_GATE_PASSPHRASE, or a prompt) to encrypt its copy. The gate never gets the CA, KGC or authority
+private keys. A program loads the directory with loadGateConfig() from the eticket package; the CLI with
+\`eticket gate --config <gate-dir>\` (docs/sdk.md).
+
+Example:
+  $ eticket provision-gate ./gate-bjs-07 --gate-id BJS-G07 --station BJS
+  $ eticket provision-gate ./gate-shh-01 --gate-id SHH-G01 --station SHH --mode both`,
+    )
+    .action(async (gateDir: string, opts: { gateId: string; station: string; mode: string; force?: boolean }, cmd: Command) => {
+      const modes: GateMode[] | undefined = opts.mode === 'both' ? ['pki', 'sym'] : opts.mode === 'pki' || opts.mode === 'sym' ? [opts.mode] : undefined;
+      if (!modes) throw new UsageError('--mode is pki, sym or both');
+      const w = await workDir(cmd);
+      const pass = await passphrase();
+      const gatePassphrase = await passphrase({ gate: true, confirm: true });
+      const g = w.provisionGate(gateDir, { gateId: opts.gateId, station: opts.station, modes, passphrase: pass, gatePassphrase, force: opts.force });
+      emit(cmd, { ok: true, dir: gateDir, gateId: g.gateId, station: g.station, operator: g.operator, suite: g.suite, modes: g.modes }, [
+        `gate ${g.gateId} at ${g.station} provisioned in ${gateDir} (operator ${g.operator}, suite ${g.suite}, modes ${g.modes.join(', ')})`,
+        `  keys/ is encrypted with the gate passphrase; run it with: eticket gate --config ${gateDir} --reader <name> --direction entry`,
+      ]);
+    });
 }

@@ -10,13 +10,12 @@ import { CardStatusError, InvalidInputError } from '../../sdk/errors.js';
 import type { TicketRequest } from '../../sdk/roles/ticket-server.js';
 import type { CardCredentials } from '../../sdk/roles/trust.js';
 import { SW } from '../../sdk/spec.js';
-import { IssuingTerminal, isDuplicate, type CardInfo } from '../issuing.js';
+import type { CardInfo, IssuingTerminal } from '../issuing.js';
 import { batchFormat, holderOf, parseBatch, toRequest, HOLDER_FIELDS, type BatchItem } from './batch.js';
-import type { HolderRecord } from '../../sdk/roles/realname.js';
+import type { HolderRecord } from '../../sdk/holder.js';
 import { addCardOptions, cardHint, emit, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
-import { NotFoundError, StoreConflictError } from '../../backoffice/store/store.js';
 import type { Backoffice } from '../../backoffice/service.js';
-import { openBackoffice, type OpenedBackoffice } from './store.js';
+import type { OpenedBackoffice } from './store.js';
 
 export type IssueStatus = 'loaded' | 'already_on_card' | 'sealed' | 'failed';
 
@@ -133,6 +132,7 @@ function failure(e: unknown, line?: number, tid?: string): IssueResult {
 
 /** Load one first ciphertext; ALREADY_EXISTS is a success for an idempotent re-run. */
 async function loadOne(issuing: IssuingTerminal, sealed: Uint8Array, tid: string | undefined, line?: number): Promise<IssueResult> {
+  const { isDuplicate } = await import('../issuing.js');
   try {
     const r = await issuing.load(sealed);
     return { line, status: 'loaded', tid: r.tid, sequenceNumber: r.sequenceNumber };
@@ -167,6 +167,7 @@ async function issueOne(run: IssueRun, request: TicketRequest, line?: number, ho
   const requestKey = line !== undefined && request.tid === undefined ? lineFingerprint(serial, line, request) : undefined;
   let tid = request.tid;
   let sealed: Uint8Array;
+  const { NotFoundError, StoreConflictError } = await import('../../backoffice/store/store.js');
   try {
     const o = await run.bo.issue({ request, card: run.creds, requestKey, sellerId: run.sellerId, holder });
     tid = o.ticket.tid;
@@ -268,11 +269,12 @@ Examples:
       items = [{ line: undefined as unknown as number, request: toRequest(flags), ...(holder ? { holder } : {}) }];
     }
     const batch = Boolean(opts.from);
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const pass = await passphrase();
     w.loadAuthoritySigner(pass); // a wrong passphrase stops here, before the store or the card is touched
     if (opts.out?.endsWith('.bin') && items.length !== 1) throw new UsageError('a .bin output holds one ticket; use a .jsonl name for a batch');
 
+    const [{ IssuingTerminal }, { openBackoffice }] = await Promise.all([import('../issuing.js'), import('./store.js')]);
     let card: CardHandle | undefined;
     let office: OpenedBackoffice | undefined;
     try {
@@ -360,13 +362,14 @@ export function registerLoad(program: Command): void {
     if (Boolean(file) === Boolean(opts.pending)) throw new UsageError('give a FILE of sealed tickets, or --pending (not both)');
     const blobs = file ? readSealed(file) : [];
     const json = globals(cmd).json;
+    const [{ IssuingTerminal }, { openBackoffice }] = await Promise.all([import('../issuing.js'), import('./store.js')]);
     const card = await openCard(cmd, opts);
     let office: OpenedBackoffice | undefined;
     try {
       const issuing = new IssuingTerminal(card.session);
       const info = await requirePersonalised(issuing);
       // The store is optional here (a terminal far from the back office loads a file); used when it is there.
-      const w = opts.pending || existsSync(join(workDirPath(cmd), 'eticket.json')) ? workDir(cmd) : undefined;
+      const w = opts.pending || existsSync(join(workDirPath(cmd), 'eticket.json')) ? await workDir(cmd) : undefined;
       if (w) office = await openBackoffice(cmd, w, undefined);
       if (opts.pending) for (const t of await office!.store.pendingFor(info.serialHex)) blobs.push({ tid: t.tid, sealed: t.sealed });
       const results: IssueResult[] = [];

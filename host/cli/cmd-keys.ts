@@ -3,14 +3,11 @@
 
 import type { Command } from 'commander';
 import { hex } from '../../sdk/bytes.js';
-import { RsaPrivateKey, type RsaKeySize } from '../../sdk/crypto/rsa.js';
-import { sm9Provider } from '../../sdk/crypto/sm9-suite.js';
-import { keyId, type Signer } from '../../sdk/crypto/suite.js';
-import { TFV_SIGNED_BY } from '../../backoffice/service.js';
+import type { RsaKeySize, RsaPrivateKey } from '../../sdk/crypto/rsa.js';
+import type { Signer } from '../../sdk/crypto/suite.js';
 import type { AuthorityKeyRecord } from '../../backoffice/store/store.js';
 import { intArg } from './cmd-card.js';
 import { emit, passphrase, UsageError, workDir } from './context.js';
-import { SM9_SIGNER_KIND, withBackoffice } from './store.js';
 
 const iso = (d?: Date) => d?.toISOString().replace('.000Z', 'Z');
 
@@ -26,7 +23,7 @@ export function registerKeys(program: Command): void {
     .description('every authority key, current and retired, with its validity (arbitration verifies old signatures with them)')
     .addHelpText('after', '\nExample:\n  $ eticket keys list --json')
     .action(async (_opts: unknown, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { TFV_SIGNED_BY }, { withBackoffice }] = await Promise.all([workDir(cmd), import('../../backoffice/service.js'), import('./store.js')]);
       await withBackoffice(cmd, w, undefined, async ({ store, bo }) => {
         const list = await store.authorityKeys(w.config.operator);
         const current = (await store.currentSigningKey(bo.operator))?.keyId;
@@ -43,12 +40,19 @@ export function registerKeys(program: Command): void {
     .description('make a new signing key, certified by the root key, for bills (and, once cards accept certified keys, for tickets); the previous one is retired and kept')
     .option('--valid-days <n>', 'validity of the new key in days', intArg('valid-days'), 30)
     .option('--scope <operator...>', 'operators the key may sign for (default: this working directory\'s)')
-    .addHelpText('after', `\nTF_V is signed by the ${TFV_SIGNED_BY} key until the card protocol takes certified keys (apdu-spec README 3.6).\n\nExample:\n  $ eticket keys rotate --valid-days 1\n  $ eticket keys rotate --json`)
+    // "root" is backoffice/service.ts TFV_SIGNED_BY (pinned by service.test.ts), written out: --help loads no back office.
+    .addHelpText('after', `\nTF_V is signed by the root key until the card protocol takes certified keys (apdu-spec README 3.6).\n\nExample:\n  $ eticket keys rotate --valid-days 1\n  $ eticket keys rotate --json`)
     .action(async (opts: { validDays: number; scope?: string[] }, cmd: Command) => {
       if (opts.validDays < 1 || opts.validDays > 3660) throw new UsageError('--valid-days is 1..3660');
-      const w = workDir(cmd);
+      const w = await workDir(cmd);
       const pass = await passphrase();
       const root = w.loadAuthoritySigner(pass);
+      const [{ RsaPrivateKey }, { sm9Provider }, { keyId }, { SM9_SIGNER_KIND, withBackoffice }] = await Promise.all([
+        import('../../sdk/crypto/rsa.js'),
+        import('../../sdk/crypto/sm9-suite.js'),
+        import('../../sdk/crypto/suite.js'),
+        import('./store.js'),
+      ]);
       await withBackoffice(cmd, w, pass, async ({ store, bo }) => {
         const signingKeys = (await store.authorityKeys(w.config.operator)).filter((k) => k.role === 'signing').length;
         let signer: Signer;

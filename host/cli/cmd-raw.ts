@@ -6,8 +6,6 @@ import type { Command } from 'commander';
 import { swHex } from '../../sdk/apdu.js';
 import { hex } from '../../sdk/bytes.js';
 import { commandForIns, describeSw, SW } from '../../sdk/spec.js';
-import { listReaders } from '../transport/pcsc.js';
-import { parseDump } from '../transport/replay.js';
 import { addCardOptions, emit, EXIT, ExitStatus, globals, UsageError, withCard, type CardOptions } from './context.js';
 
 /** Spec name of a command APDU, or its CLA/INS when the spec does not define it. */
@@ -29,6 +27,7 @@ export function registerRaw(program: Command): void {
     .description('list PC/SC readers and whether a card is in them')
     .addHelpText('after', '\nExit status 3 when pcscd or the pcsclite binding is not available (the message says how to install it).\n\nExample:\n  $ eticket readers --json')
     .action(async (_opts: unknown, cmd: Command) => {
+      const { listReaders } = await import('../transport/pcsc.js');
       const readers = await listReaders();
       emit(
         cmd,
@@ -70,8 +69,9 @@ export function registerRaw(program: Command): void {
     .command('trace <dump>')
     .description('pretty-print a recorded session (apdu4j-style dump, e.g. written by --record)')
     .addHelpText('after', '\nExample:\n  $ eticket --record session.apdu tickets --card card.img\n  $ eticket trace session.apdu')
-    .action((file: string, _opts: unknown, cmd: Command) => {
+    .action(async (file: string, _opts: unknown, cmd: Command) => {
       if (!existsSync(file)) throw new UsageError(`dump ${file} does not exist`);
+      const { parseDump } = await import('../transport/replay.js');
       const dump = parseDump(readFileSync(file, 'utf8'));
       const json = globals(cmd).json;
       if (json) console.log(JSON.stringify({ header: true, reader: dump.reader, atr: dump.atr && hex(dump.atr), protocol: dump.protocol, exchanges: dump.exchanges.length }));

@@ -6,17 +6,15 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { hex } from '../../sdk/bytes.js';
 import { formatServiceDate } from '../../sdk/fields.js';
-import { loadCredential } from '../../sdk/roles/client-credential.js';
-import { holderJson } from '../../sdk/roles/realname.js';
-import { isRealName } from '../../sdk/ticket.js';
-import { BackofficeClient } from '../backoffice-client.js';
-import { CheckingTerminal } from '../checking.js';
-import { BackofficeHolderChecker, totpStepFile, type RealNameCheck } from '../realname.js';
+import { holderJson } from '../../sdk/holder.js';
+import type { RealNameCheck } from '../realname.js';
 import { intArg } from './cmd-card.js';
 import { kindArg, kindName } from './cmd-clients.js';
 import { addModeOption, addTerminalOptions, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
 import { addCardOptions, emit, EXIT, ExitStatus, passphrase, UsageError, withCard, workDir, type CardOptions } from './context.js';
-import { withBackoffice } from './store.js';
+
+/** The store and its back office: loaded by the action that opens them, never by --help (host/cli/main.ts). */
+const backoffice = () => import('./store.js');
 
 type InspectOptions = CardOptions & TerminalOptions & { tid?: string; backoffice: string; credential: string; photoOut?: string; timeout: number };
 
@@ -58,10 +56,17 @@ Example:
   $ eticket inspect --reader "Virtual PCD 00 00" --tid CR-20300115-000001 --backoffice https://bo.example --credential insp-1.json --json`,
   );
   inspect.action(async (opts: InspectOptions, cmd: Command) => {
+    const [{ loadCredential }, { isRealName }, { BackofficeClient }, { CheckingTerminal }, { BackofficeHolderChecker, totpStepFile }] = await Promise.all([
+      import('../../sdk/roles/client-credential.js'),
+      import('../../sdk/ticket.js'),
+      import('../backoffice-client.js'),
+      import('../checking.js'),
+      import('../realname.js'),
+    ]);
     const id = loadCredential(opts.credential, clientPassphrase());
     if (!id.realName) throw new UsageError(`${opts.credential} is not a gate or inspector registered for real-name checks`);
     const client = new BackofficeClient({ url: opts.backoffice, clientId: id.clientId, signer: id.signer, realName: id.realName, timeoutMs: opts.timeout * 1000, totpSteps: totpStepFile(`${opts.credential}.totp-step`) });
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const config = { ...terminalConfig(w, await passphrase(), opts), realName: new BackofficeHolderChecker(client), realNameTimeoutMs: opts.timeout * 1000 };
     await withCard(cmd, opts, async ({ session }) => {
       const t = new CheckingTerminal(session, config);
@@ -104,7 +109,7 @@ Example:
     .option('--reads <n>', 'reads allowed (1..1000); applies to tickets issued from now on', intArg('reads'))
     .addHelpText('after', '\nWithout --reads, lists the limits. A kind without a limit takes kind 0\'s, and without that 3.\n\nExample:\n  $ eticket realname limits --kind rail --reads 3\n  $ eticket realname limits --json')
     .action(async (opts: { kind?: number; reads?: number }, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         if (opts.reads !== undefined) {
           if (opts.reads < 1 || opts.reads > 1000) throw new UsageError('--reads is 1..1000');
@@ -120,7 +125,7 @@ Example:
     .requiredOption('--tid <tid>', 'the ticket')
     .addHelpText('after', '\nExample:\n  $ eticket realname status --tid CR-20300115-000001 --json')
     .action(async (opts: { tid: string }, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const t = await store.holders.ticket(w.config.operator, opts.tid);
         if (!t) throw new UsageError(`no real-name ticket ${opts.tid}`);
@@ -136,7 +141,7 @@ Example:
     .option('--limit <n>', 'at most this many entries', intArg('limit'), 1000)
     .addHelpText('after', '\nExample:\n  $ eticket realname log --tid CR-20300115-000001\n  $ eticket realname log --terminal gate-7 --json')
     .action(async (opts: { tid?: string; terminal?: string; limit: number }, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const entries = await store.holders.accessLog({ tid: opts.tid, clientId: opts.terminal, limit: opts.limit });
         emit(
@@ -151,7 +156,7 @@ Example:
     .description('destroy the holder records of expired tickets now, and rewrite the holder table so their bytes leave its files (`eticket serve` does it every --sweep-interval)')
     .addHelpText('after', '\nExample:\n  $ eticket realname sweep --json')
     .action(async (_o: unknown, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ bo }) => {
         const r = await bo.realName.sweep();
         emit(cmd, { ok: true, destroyed: r.destroyed.map((d) => d.tid), vacuumed: r.vacuumed }, `${r.destroyed.length} expired holder record(s) destroyed; holder table ${r.vacuumed ? 'rewritten' : 'unchanged (nothing destroyed since its last rewrite)'}`);
@@ -165,7 +170,7 @@ Example:
       '\nRun it where the working directory lives, then copy keys/ and eticket.json to the other machines that run\n`eticket serve` on the same database. A record the old key cannot open (altered in the store) is listed and\nkeeps the old key alive until it is destroyed.\n\nExample:\n  $ eticket realname rotate-key',
     )
     .action(async (_o: unknown, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       const pass = await passphrase();
       const { previous, current } = w.rotateHolderKey(pass);
       await withBackoffice(cmd, w, pass, async ({ bo }) => {

@@ -6,17 +6,16 @@ import { Command, InvalidArgumentError } from 'commander';
 import { hex } from '../../sdk/bytes.js';
 import { formatServiceDate, parseServiceDate } from '../../sdk/fields.js';
 import type { ServiceClassSpec, ServiceRecord } from '../../backoffice/store/store.js';
-import { billOf } from '../../backoffice/service.js';
 import type { ReceiptEvidence } from '../../backoffice/arbitration.js';
-import { CheckingTerminal } from '../checking.js';
-import { IssuingTerminal, isDuplicate } from '../issuing.js';
 import { parseDeparture } from './batch.js';
 import { intArg } from './cmd-card.js';
-import { addModeOption, addTerminalOptions, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
+import { addModeOption, addTerminalOptions, checkingTerminal, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
 import { addHolderFlags, holderFromFlags } from './cmd-issue.js';
 import { kindArg } from './cmd-clients.js';
 import { addCardOptions, emit, globals, passphrase, UsageError, withCard, workDir, type CardOptions } from './context.js';
-import { withBackoffice } from './store.js';
+
+/** The store and its back office: loaded by the action that opens them, never by --help (host/cli/main.ts). */
+const backoffice = () => import('./store.js');
 
 function classArg(v: string, prev: ServiceClassSpec[] = []): ServiceClassSpec[] {
   const m = /^([^:]{1,8}):(\d{1,6}):(\d{1,12})(?::([A-Z]{3}))?$/.exec(v);
@@ -53,7 +52,7 @@ export function registerSales(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ eticket service add --train G1 --date 2030-01-15 --origin BJS --destination SHH --departure 09:00 --class 2:100:55300 --json')
     .action(async (opts: { train: string; date: number; class: ServiceClassSpec[]; origin?: string; destination?: string; departure?: string; coachSize: number; kind?: number }, cmd: Command) => {
       if (opts.coachSize < 1 || opts.coachSize > 999) throw new UsageError('--coach-size is 1..999');
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const s = await store.addService(
           { operator: w.config.operator, code: opts.train, serviceDate: opts.date, origin: opts.origin, destination: opts.destination, departure: opts.departure !== undefined ? parseDeparture(opts.departure) : undefined, kind: opts.kind },
@@ -69,7 +68,7 @@ export function registerSales(program: Command): void {
     .option('--train <code>', 'only this code')
     .addHelpText('after', '\nExample:\n  $ eticket service list --date 2030-01-15')
     .action(async (opts: { date?: number; train?: string }, cmd: Command) => {
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const list = await store.services(w.config.operator, { date: opts.date, code: opts.train });
         emit(cmd, { services: list }, list.length ? list.map(serviceLine) : 'no services');
@@ -91,9 +90,10 @@ export function registerSales(program: Command): void {
   book.action(async (opts: CardOptions & { service: number; class: string; passenger?: string; seller?: string; holderName?: string; holderDocumentType?: string; holderDocumentNumber?: string; holderPhoto?: string }, cmd: Command) => {
     const holder = holderFromFlags(opts);
     if (holder && opts.passenger) throw new UsageError('a real-name ticket (--holder-*) carries no --passenger');
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const pass = await passphrase();
     w.loadAuthoritySigner(pass);
+    const [{ withBackoffice }, { billOf }, { IssuingTerminal, isDuplicate }] = await Promise.all([backoffice(), import('../../backoffice/service.js'), import('../issuing.js')]);
     await withCard(cmd, opts, async ({ session }) => {
       const issuing = new IssuingTerminal(session);
       const info = await issuing.open();
@@ -128,8 +128,11 @@ export function registerSales(program: Command): void {
   addModeOption(addTerminalOptions(addCardOptions(cancel)));
   cancel.addHelpText('after', '\nExample:\n  $ eticket cancel --tid CR-20300115-000001                 # sealed, never loaded\n  $ eticket cancel --tid CR-20300115-000001 --card card.img # loaded: DELETE on the card, then the refund');
   cancel.action(async (opts: CardOptions & TerminalOptions & { tid: string }, cmd: Command) => {
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const pass = await passphrase();
+    // With a card: its keys are opened now, so a wrong passphrase stops the command before the store or the card.
+    const config = opts.card || opts.reader ? terminalConfig(w, pass, opts) : undefined;
+    const [{ withBackoffice }, { billOf }] = await Promise.all([backoffice(), import('../../backoffice/service.js')]);
     await withBackoffice(cmd, w, pass, async ({ bo }) => {
       const finish = async (deletion?: ReceiptEvidence) => {
         const r = await bo.cancel(opts.tid, { deletion, source: `cli:${opts.gateId}` });
@@ -139,8 +142,7 @@ export function registerSales(program: Command): void {
       if (!opts.card && !opts.reader) return finish();
       // The store is open before the card is touched: a busy store stops the command with the card unchanged.
       await withCard(cmd, opts, async ({ session }) => {
-        const t = new CheckingTerminal(session, terminalConfig(w, pass, opts));
-        await t.select();
+        const t = await checkingTerminal(session, config!);
         const v = await t.verifyTicket({ tid: opts.tid }, { verificationCode: false });
         const r = await t.deleteTicket(v);
         await finish({ encoded: r.encoded, transaction: r.sym });
@@ -167,7 +169,7 @@ export function registerSales(program: Command): void {
       };
       const from = day(opts.from, 'from');
       const until = day(opts.until, 'until');
-      const w = workDir(cmd);
+      const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const rows = await store.salesReport({ seller: opts.seller, from, until });
         if (format === 'json') console.log(JSON.stringify({ rows }));

@@ -2,10 +2,8 @@
 // (embedded: one process holds it) or a PostgreSQL server (--database: as many processes as needed).
 
 import type { Command } from 'commander';
-import { buildApp } from '../../backoffice/http/app.js';
 import { intArg } from './cmd-card.js';
 import { emit, globals, passphrase, UsageError, workDir } from './context.js';
-import { openBackoffice } from './store.js';
 
 export function registerServe(program: Command): void {
   program
@@ -23,9 +21,10 @@ export function registerServe(program: Command): void {
     .action(async (opts: { host: string; port: number; maxSkew: number; sweepInterval: number; totpWindow: number }, cmd: Command) => {
       if (opts.port > 65535) throw new UsageError('--port is 0..65535');
       if (opts.totpWindow > 100) throw new UsageError('--totp-window is 0..100 steps');
-      const w = workDir(cmd);
+      const w = await workDir(cmd);
       const pass = await passphrase();
       w.loadAuthoritySigner(pass); // a wrong passphrase stops here, not at the first sale
+      const [{ buildApp }, { openBackoffice }] = await Promise.all([import('../../backoffice/http/app.js'), import('./store.js')]);
       const office = await openBackoffice(cmd, w, pass, { totpWindow: opts.totpWindow });
       const json = globals(cmd).json;
       const app = await buildApp({ bo: office.bo }, { maxSkewMs: opts.maxSkew * 1000 });

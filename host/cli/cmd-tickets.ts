@@ -3,22 +3,21 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { arbitrate, parseEvidence, type Evidence } from '../../backoffice/arbitration.js';
+import type { Evidence } from '../../backoffice/arbitration.js';
 import { CryptoError } from '../../sdk/errors.js';
 import { hex } from '../../sdk/bytes.js';
 import { parseServiceDate } from '../../sdk/fields.js';
 import type { TicketRequest } from '../../sdk/roles/ticket-server.js';
-import { StoreConflictError } from '../../backoffice/store/store.js';
-import { withBackoffice } from './store.js';
 import type { TicketFace } from '../../sdk/ticket.js';
-import { CheckingTerminal, type GateMode, type Receipt, type TicketQuery } from '../checking.js';
-import { IssuingTerminal, isDuplicate } from '../issuing.js';
+import type { CheckingTerminal, CheckingTerminalConfig, GateMode, Receipt, TicketQuery } from '../checking.js';
 import type { CardSession } from '../session.js';
 import { parseTime, toRequest } from './batch.js';
 import { addTicketFlags, ticketFlagValues } from './cmd-issue.js';
 import { addCardOptions, emit, EXIT, ExitStatus, passphrase, UsageError, withCard, workDir, type CardOptions } from './context.js';
-import { faceJson, receiptJson, ticketJson, ticketLine, usageState } from './format.js';
 import type { WorkDir } from './workdir.js';
+
+/** What the ticket commands print: loaded with the first command that prints a ticket or a receipt. */
+const format = () => import('./format.js');
 
 export interface TerminalOptions {
   station: string;
@@ -56,14 +55,19 @@ export function clockOf(time: string | undefined): () => number {
 }
 
 /** The terminal config for a mode: pki loads keys 4/5 and card trust; sym only the master key (no pki keys). */
-export function terminalConfig(w: WorkDir, pass: string, opts: TerminalOptions): ConstructorParameters<typeof CheckingTerminal>[1] {
+export function terminalConfig(w: WorkDir, pass: string, opts: TerminalOptions): CheckingTerminalConfig {
   const common = { authorities: [w.authorityPublicKey], gateId: opts.gateId, station: opts.station, clock: clockOf(opts.time) };
   if (opts.mode === 'sym') return { ...common, mode: 'sym', masterKeys: [w.loadMasterKey(pass)], suite: w.config.suite };
   return { ...common, mode: 'pki', keys: w.loadTerminalKeys(pass), cardTrust: w.cardTrust() };
 }
 
-export async function checkingTerminal(w: WorkDir, session: CardSession, opts: TerminalOptions): Promise<CheckingTerminal> {
-  const t = new CheckingTerminal(session, terminalConfig(w, await passphrase(), opts));
+/**
+ * A checking terminal over the session, SELECTed. Commands build `config` (terminalConfig) before they open the
+ * card or the store: a wrong passphrase stops the command before anything is locked or touched.
+ */
+export async function checkingTerminal(session: CardSession, config: CheckingTerminalConfig): Promise<CheckingTerminal> {
+  const { CheckingTerminal } = await import('../checking.js');
+  const t = new CheckingTerminal(session, config);
   await t.select();
   return t;
 }
@@ -106,10 +110,12 @@ export function registerTickets(program: Command): void {
         .addHelpText('after', '\nExample:\n  $ eticket tickets --card card.img\n  $ eticket tickets --card card.img --date 2026-11-22 --json'),
     ),
   ).action(async (opts: CardOptions & TerminalOptions & { date?: number; train?: string }, cmd: Command) => {
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
+    const config = terminalConfig(w, await passphrase(), opts);
     await withCard(cmd, opts, async ({ session }) => {
-      const t = await checkingTerminal(w, session, opts);
+      const t = await checkingTerminal(session, config);
       const list = await t.readTickets({ date: opts.date, train: opts.train });
+      const { ticketJson, ticketLine } = await format();
       emit(cmd, { tickets: list.map(ticketJson) }, list.length ? list.map(ticketLine) : 'no tickets on the card for this query');
     });
   });
@@ -129,16 +135,18 @@ export function registerTickets(program: Command): void {
       ),
     ),
   ).action(async (file: string | undefined, opts: CardOptions & TerminalOptions & QueryOptions, cmd: Command) => {
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     if (file !== undefined) {
       if (opts.card || opts.reader || opts.tid || opts.date !== undefined) throw new UsageError('give a FILE to arbitrate, or a card (--card / --reader) with --tid or --date, not both');
       await arbitrateFile(cmd, w, file);
       return;
     }
     const q = queryOf(opts);
+    const config = terminalConfig(w, await passphrase(), opts);
     await withCard(cmd, opts, async ({ session }) => {
-      const t = await checkingTerminal(w, session, opts);
+      const t = await checkingTerminal(session, config);
       const v = await t.verifyTicket(q);
+      const { ticketJson, ticketLine } = await format();
       emit(cmd, { ok: true, mode: t.mode, ticket: ticketJson(v) }, [
         `valid: ${ticketLine(v)}`,
         `  TF_V verified with authority key ${hex(v.verificationCode!.authorityKeyId)}`,
@@ -162,15 +170,17 @@ export function registerTickets(program: Command): void {
   ).action(async (opts: CardOptions & TerminalOptions & QueryOptions & { event: string }, cmd: Command) => {
     const event = EVENTS[opts.event as keyof typeof EVENTS];
     if (!event) throw new UsageError(`--event is one of ${Object.keys(EVENTS).join(', ')}`);
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const q = queryOf(opts);
     const pass = await passphrase();
+    const config = terminalConfig(w, pass, opts);
+    const { withBackoffice } = await import('./store.js');
     await withBackoffice(cmd, w, pass, ({ bo }) => withCard(cmd, opts, async ({ session }) => {
-      const t = new CheckingTerminal(session, terminalConfig(w, pass, opts));
-      await t.select();
+      const t = await checkingTerminal(session, config);
       const v = await t.verifyTicket(q, { verificationCode: false });
       const r = await t.recordUsage(v, event);
       await bo.recordReceipt({ encoded: r.encoded, transaction: r.sym }, `cli:${opts.gateId}`);
+      const { receiptJson, usageState } = await format();
       emit(cmd, { ok: true, mode: t.mode, ...receiptJson(r) }, `${opts.event} recorded on ${r.tid} at ${opts.station}: now ${usageState(v.usage.state)}, counter ${r.counter}; ${receiptCheck(r)}`);
     }));
   });
@@ -187,16 +197,18 @@ export function registerTickets(program: Command): void {
       ),
     ),
   ).action(async (opts: CardOptions & TerminalOptions & QueryOptions, cmd: Command) => {
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const q = queryOf(opts);
     const pass = await passphrase();
+    const config = terminalConfig(w, pass, opts);
+    const { withBackoffice } = await import('./store.js');
     // The store is opened first: a busy or unreachable store stops the command before the card changes.
     await withBackoffice(cmd, w, pass, ({ bo }) => withCard(cmd, opts, async ({ session }) => {
-      const t = new CheckingTerminal(session, terminalConfig(w, pass, opts));
-      await t.select();
+      const t = await checkingTerminal(session, config);
       const v = await t.verifyTicket(q, { verificationCode: false });
       const r = await t.deleteTicket(v);
       await bo.recordDeletion({ encoded: r.encoded, transaction: r.sym }, `cli:${opts.gateId}`);
+      const { receiptJson } = await format();
       emit(cmd, { ok: true, mode: t.mode, stored: true, ...receiptJson(r) }, `${r.tid} deleted from card ${hex(r.cardSerial)}; ${receiptCheck(r)}; receipt stored in the back office (and ${r.encoded.length} bytes in --json)`);
     }));
   });
@@ -211,14 +223,21 @@ export function registerTickets(program: Command): void {
   addTerminalOptions(rebook);
   rebook.addHelpText('after', '\nUnchanged fields are copied from the old ticket; validity is recomputed for a new service date.\n\nExample:\n  $ eticket rebook --card card.img --tid CR-20261122-000001 --service-date 2026-11-23 --train G7 --seat 03F');
   rebook.action(async (opts: CardOptions & TerminalOptions & Record<string, unknown> & { tid: string; newTid?: string }, cmd: Command) => {
-    const w = workDir(cmd);
+    const w = await workDir(cmd);
     const changes = ticketFlagValues(opts);
     delete changes.tid;
     if (Object.keys(changes).length === 0) throw new UsageError('nothing to change: give the new fields, e.g. --service-date, --train, --seat');
+    const [{ IssuingTerminal, isDuplicate }, { StoreConflictError }, { withBackoffice }, { faceJson, receiptJson }] = await Promise.all([
+      import('../issuing.js'),
+      import('../../backoffice/store/store.js'),
+      import('./store.js'),
+      format(),
+    ]);
     const pass = await passphrase();
+    const config = terminalConfig(w, pass, opts);
     await withBackoffice(cmd, w, pass, async ({ bo }) => {
       await withCard(cmd, opts, async ({ session }) => {
-        const t = await checkingTerminal(w, session, opts);
+        const t = await checkingTerminal(session, config);
         const old = await t.verifyTicket({ tid: opts.tid });
         const request = replacement(old.face, changes, opts.newTid);
         const receipt = await t.deleteTicket(old);
@@ -262,6 +281,7 @@ async function arbitrateFile(cmd: Command, w: WorkDir, file: string): Promise<vo
   if (file !== '-' && statSync(file).isDirectory()) throw new UsageError(`${file} is a directory, not a file to verify`);
   if (file !== '-' && statSync(file).size > 1 << 20) throw new UsageError(`${file} is over 1 MiB: not a ticket, bill or receipt`);
   const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  const [{ arbitrate, parseEvidence }, { withBackoffice }] = await Promise.all([import('../../backoffice/arbitration.js'), import('./store.js')]);
   let evidence: Evidence;
   try {
     evidence = parseEvidence(text);

@@ -1,19 +1,14 @@
 // `eticket vectors run|list`: the APDU conformance vectors (test-vectors/) against fresh emulated images or
 // the card in a PC/SC reader, with a summary table and JUnit / TAP / JSON reports for CI.
 
-import { readdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { coverage } from '../../test-vectors/coverage.js';
-import { imageProvider, readerProvider } from '../../test-vectors/providers.js';
-import { summaryTable, writeReport, type ReportFormat } from '../../test-vectors/reports.js';
-import { loadVectorFiles, runVectors } from '../../test-vectors/runner.js';
+import type { ReportFormat } from '../../test-vectors/reports.js';
 import { emit, EXIT, ExitStatus, globals, UsageError } from './context.js';
 
-const VECTOR_DIR = fileURLToPath(new URL('../../test-vectors/', import.meta.url));
-
 interface RunOptions {
+  keys?: string;
   reader?: string;
   images?: string;
   flags?: string;
@@ -26,8 +21,9 @@ interface RunOptions {
 
 const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
 
-function vectorFiles(paths: string[]) {
-  const chosen = paths.length ? paths.map((p) => resolve(p)) : readdirSync(VECTOR_DIR).filter((f) => /^[a-z0-9]+-[a-z-]+\.json$/.test(f)).map((f) => `${VECTOR_DIR}${f}`);
+async function vectorFiles(paths: string[]) {
+  const [{ VECTOR_DIR, vectorFiles: packaged }, { loadVectorFiles }] = await Promise.all([import('../../test-vectors/files.js'), import('../../test-vectors/runner.js')]);
+  const chosen = paths.length ? paths.map((p) => resolve(p)) : packaged();
   if (chosen.length === 0) throw new UsageError(`no vector files in ${VECTOR_DIR}`);
   try {
     return loadVectorFiles(chosen);
@@ -37,7 +33,10 @@ function vectorFiles(paths: string[]) {
 }
 
 export function registerVectors(program: Command): void {
-  const vectors = program.command('vectors').description('APDU conformance vectors (test-vectors/): run them against a card, list them');
+  const vectors = program
+    .command('vectors')
+    .description('APDU conformance vectors (test-vectors/): run them against a card, list them')
+    .addHelpText('after', '\nExample:\n  $ eticket vectors list\n  $ eticket vectors run --keys ./test-vectors/keys --report junit --out vectors.xml');
 
   vectors
     .command('run [files...]')
@@ -50,6 +49,7 @@ export function registerVectors(program: Command): void {
     .option('--report <format>', 'also write a report: junit, tap or json')
     .option('--out <file>', 'write the report to <file> (default: standard output, the table then goes to standard error)')
     .option('--short-apdus', 'the reader passes no extended-length APDUs: the runner chains long commands')
+    .option('--keys <dir>', 'the TEST ONLY keys (test-vectors/keys/ of the eticket repository; not in the npm package); default: $ETICKET_TEST_KEYS, else the checkout\'s')
     .addHelpText(
       'after',
       `
@@ -65,7 +65,15 @@ Example:
     .action(async (paths: string[], opts: RunOptions, cmd: Command) => {
       const format = opts.report as ReportFormat | undefined;
       if (format && !['junit', 'tap', 'json'].includes(format)) throw new UsageError('--report is junit, tap or json');
-      const files = vectorFiles(paths);
+      const [{ imageProvider, readerProvider }, { runVectors }, { summaryTable, writeReport }, { testKeysDir }] = await Promise.all([
+        import('../../test-vectors/providers.js'),
+        import('../../test-vectors/runner.js'),
+        import('../../test-vectors/reports.js'),
+        import('../../test-vectors/testkeys.js'),
+      ]);
+      const files = await vectorFiles(paths);
+      // Before any card is touched: without the TEST ONLY keys nothing can run (a usage error that says where they are).
+      const keysDir = testKeysDir(opts.keys);
       const provider = opts.reader
         ? readerProvider({ reader: opts.reader, extendedLength: !opts.shortApdus })
         : imageProvider({ dir: opts.images, keep: opts.images !== undefined, extendedLength: !opts.shortApdus });
@@ -76,6 +84,7 @@ Example:
         flags: list(opts.flags),
         excludeFlags: list(opts.excludeFlags),
         areas: list(opts.area),
+        keysDir,
         onTest: (o) => {
           if (o.status === 'fail') progress(`FAIL ${o.suite}-${o.area} tcId ${o.tcId}: ${o.comment}: ${o.message}`);
         },
@@ -94,8 +103,10 @@ Example:
   vectors
     .command('list [files...]')
     .description('list the vector files, their groups and tests, and the coverage of apdu-spec')
-    .action((paths: string[], _opts: unknown, cmd: Command) => {
-      const files = vectorFiles(paths);
+    .addHelpText('after', '\nNo keys needed: it only reads the files.\n\nExample:\n  $ eticket vectors list\n  $ eticket --json vectors list test-vectors/rsa-*.json')
+    .action(async (paths: string[], _opts: unknown, cmd: Command) => {
+      const files = await vectorFiles(paths);
+      const { coverage } = await import('../../test-vectors/coverage.js');
       for (const { path, file } of files) {
         emit(
           cmd,

@@ -1,23 +1,17 @@
 // What every CLI command shares: the working directory, the card (an image through the embedded
 // emulator, or a PC/SC reader), optional recording to a dump, the passphrase, output and exit codes.
+// Loaded by `eticket --help` too: the card, transport and key modules are imported only when a helper needs them.
 
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { EticketCard } from '../../card/applet.js';
-import { FileBackend, NvmCorruptError } from '../../card/nvm.js';
+import type { EticketCard } from '../../card/applet.js';
 import { LockHeldError } from '../../sdk/file-lock.js';
-import { StoreUnavailableError } from '../../backoffice/store/database.js';
-import { MigrationError } from '../../backoffice/store/migrate.js';
-import { NotFoundError, StoreConflictError } from '../../backoffice/store/store.js';
 import { CardStatusError, CryptoError, EticketError, InvalidInputError, ReaderNotFoundError, TransportError, TransportUnavailableError } from '../../sdk/errors.js';
 import { SW } from '../../sdk/spec.js';
-import { CardSession } from '../session.js';
-import { EmulatorTransport } from '../transport/emulator.js';
-import { PcscTransport } from '../transport/pcsc.js';
-import { RecordingTransport } from '../transport/recording.js';
+import type { CardSession } from '../session.js';
 import type { Transport } from '../transport/transport.js';
-import { WorkDir } from './workdir.js';
+import type { WorkDir } from './workdir.js';
 
 /** Documented, stable exit codes (docs/cli.md "Exit codes"). */
 export const EXIT = {
@@ -72,7 +66,8 @@ export function globals(cmd: Command): GlobalOptions {
 }
 
 /** Working directory: --dir, else $ETICKET_HOME, else the current directory. */
-export function workDir(cmd: Command): WorkDir {
+export async function workDir(cmd: Command): Promise<WorkDir> {
+  const { WorkDir } = await import('./workdir.js');
   return WorkDir.open(workDirPath(cmd));
 }
 
@@ -96,9 +91,10 @@ export interface CardHandle {
  * Open an image as an emulated card, held exclusively by this process until it exits (a second process
  * gets LockHeldError, exit 7); missing → usage error, corrupt → CardImageError.
  */
-export function openImage(path: string): EticketCard {
+export async function openImage(path: string): Promise<EticketCard> {
   const p = resolve(path);
   if (!existsSync(p)) throw new UsageError(`card image ${path} does not exist: create one with \`eticket card create ${path}\``);
+  const [{ EticketCard }, { FileBackend, NvmCorruptError }] = await Promise.all([import('../../card/applet.js'), import('../../card/nvm.js')]);
   const backend = new FileBackend(p, true, { lock: true });
   try {
     return EticketCard.open(backend);
@@ -110,14 +106,16 @@ export function openImage(path: string): EticketCard {
 }
 
 /** The transport for --card or --reader, wrapped for --record; the caller connects through a CardSession. */
-export function openTransport(cmd: Command, options: CardOptions): { transport: Transport; label: string } {
+export async function openTransport(cmd: Command, options: CardOptions): Promise<{ transport: Transport; label: string }> {
   if (options.card && options.reader) throw new UsageError('give either --card <image> or --reader <name>, not both');
   let transport: Transport;
   let label: string;
   if (options.card) {
-    transport = new EmulatorTransport(openImage(options.card), `emulator:${options.card}`);
+    const { EmulatorTransport } = await import('../transport/emulator.js');
+    transport = new EmulatorTransport(await openImage(options.card), `emulator:${options.card}`);
     label = `image ${options.card}`;
   } else if (options.reader) {
+    const { PcscTransport } = await import('../transport/pcsc.js');
     transport = new PcscTransport({ reader: options.reader });
     label = `reader ${options.reader}`;
   } else {
@@ -125,6 +123,7 @@ export function openTransport(cmd: Command, options: CardOptions): { transport: 
   }
   const record = globals(cmd).record;
   if (record) {
+    const { RecordingTransport } = await import('../transport/recording.js');
     writeFileSync(record, '');
     transport = new RecordingTransport(transport, { write: (chunk) => appendFileSync(record, chunk) });
   }
@@ -132,7 +131,8 @@ export function openTransport(cmd: Command, options: CardOptions): { transport: 
 }
 
 export async function openCard(cmd: Command, options: CardOptions): Promise<CardHandle> {
-  const { transport, label } = openTransport(cmd, options);
+  const { transport, label } = await openTransport(cmd, options);
+  const { CardSession } = await import('../session.js');
   const session = new CardSession(transport);
   try {
     await session.connect();
@@ -154,14 +154,19 @@ export async function withCard<T>(cmd: Command, options: CardOptions, fn: (card:
   }
 }
 
-/** The passphrase: $ETICKET_PASSPHRASE, else a no-echo prompt on a terminal; never a command-line argument. */
-export async function passphrase(options: { confirm?: boolean } = {}): Promise<string> {
-  const env = process.env.ETICKET_PASSPHRASE;
+/**
+ * The passphrase: $ETICKET_PASSPHRASE, else a no-echo prompt on a terminal; never a command-line argument.
+ * A gate's configuration directory has its own: `{ gate: true }` reads $ETICKET_GATE_PASSPHRASE.
+ */
+export async function passphrase(options: { confirm?: boolean; gate?: boolean } = {}): Promise<string> {
+  const name = options.gate ? 'ETICKET_GATE_PASSPHRASE' : 'ETICKET_PASSPHRASE';
+  const what = options.gate ? 'gate passphrase' : 'passphrase';
+  const env = process.env[name];
   if (env) return env;
-  if (!process.stdin.isTTY) throw new UsageError('no passphrase: set ETICKET_PASSPHRASE (stdin is not a terminal, so there is no prompt)');
-  const first = await prompt('Passphrase: ');
+  if (!process.stdin.isTTY) throw new UsageError(`no ${what}: set ${name} (stdin is not a terminal, so there is no prompt)`);
+  const first = await prompt(options.gate ? 'Gate passphrase: ' : 'Passphrase: ');
   if (!first) throw new UsageError('an empty passphrase cannot protect the keys');
-  if (options.confirm && (await prompt('Repeat passphrase: ')) !== first) throw new UsageError('the passphrases differ');
+  if (options.confirm && (await prompt(options.gate ? 'Repeat gate passphrase: ' : 'Repeat passphrase: ')) !== first) throw new UsageError('the passphrases differ');
   return first;
 }
 
@@ -199,16 +204,27 @@ export function emit(cmd: Command, json: unknown, text: string | string[]): void
   else console.log(Array.isArray(text) ? text.join('\n') : text);
 }
 
-export function exitCodeFor(e: unknown): number {
+/**
+ * The exit code for an error that ended a command. Async because the store's error classes are loaded only here,
+ * and only for an error no SDK class explains: `eticket --help` never loads the back office (test/cli-lazy.test.ts).
+ */
+export async function exitCodeFor(e: unknown): Promise<number> {
   if (e instanceof ExitStatus) return e.code;
   if (e instanceof LockHeldError) return EXIT.BUSY;
-  // The store refused on the domain's grounds (sold out, TID taken, unknown service): the input's fault.
-  if (e instanceof StoreConflictError || e instanceof NotFoundError || e instanceof MigrationError) return EXIT.USAGE;
-  if (e instanceof StoreUnavailableError) return EXIT.TRANSPORT;
   if (e instanceof CardStatusError) return EXIT.CARD_REFUSED;
   if (e instanceof TransportError) return EXIT.TRANSPORT;
   if (e instanceof CryptoError) return EXIT.CRYPTO;
   if (e instanceof InvalidInputError) return EXIT.USAGE;
+  if (e instanceof EticketError) {
+    const [{ StoreUnavailableError }, { MigrationError }, { NotFoundError, StoreConflictError }] = await Promise.all([
+      import('../../backoffice/store/database.js'),
+      import('../../backoffice/store/migrate.js'),
+      import('../../backoffice/store/store.js'),
+    ]);
+    // The store refused on the domain's grounds (sold out, TID taken, unknown service): the input's fault.
+    if (e instanceof StoreConflictError || e instanceof NotFoundError || e instanceof MigrationError) return EXIT.USAGE;
+    if (e instanceof StoreUnavailableError) return EXIT.TRANSPORT;
+  }
   return EXIT.INTERNAL;
 }
 

@@ -1,5 +1,5 @@
-// Test helper: runs the real `eticket` process (node bin/eticket.mjs) with a working directory and a
-// passphrase in its environment, and collects exit status, stdout and stderr.
+// Test helper: runs the real `eticket` process (node bin/eticket.mjs: the compiled CLI in dist/, built by the
+// test setup) with a working directory and a passphrase in its environment; collects exit status and output.
 
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -20,23 +20,53 @@ export interface CliEnv {
   home?: string;
   passphrase?: string | null;
   stdin?: string;
-  /** Kill the process and fail after this long (default 45 s), so a hang never outlives the test. */
+  /** Kill the process and fail after this long (default 180 s): a guard against hangs, never a speed check. */
   timeoutMs?: number;
+  /** Extra environment variables. */
+  vars?: NodeJS.ProcessEnv;
+  /** The eticket script to run (default: this checkout's bin/eticket.mjs; the package test runs the installed one). */
+  bin?: string;
 }
 
-export function cli(env: CliEnv, ...args: string[]): Promise<CliResult> {
-  const vars: NodeJS.ProcessEnv = { ...process.env, ETICKET_HOME: env.home ?? env.cwd };
+/**
+ * At most this many `eticket` processes at once per test file, however many a test starts together: on a
+ * loaded 2-core machine a burst of processes only makes each of them slow.
+ */
+export const CLI_PARALLELISM = 2;
+let running = 0;
+const waiting: (() => void)[] = [];
+
+async function slot(): Promise<() => void> {
+  while (running >= CLI_PARALLELISM) await new Promise<void>((r) => waiting.push(r));
+  running++;
+  return () => {
+    running--;
+    waiting.shift()?.();
+  };
+}
+
+export async function cli(env: CliEnv, ...args: string[]): Promise<CliResult> {
+  const release = await slot();
+  try {
+    return await spawnCli(env, args);
+  } finally {
+    release();
+  }
+}
+
+function spawnCli(env: CliEnv, args: string[]): Promise<CliResult> {
+  const vars: NodeJS.ProcessEnv = { ...process.env, ETICKET_HOME: env.home ?? env.cwd, ...env.vars };
   delete vars.ETICKET_PASSPHRASE;
   if (env.passphrase !== null) vars.ETICKET_PASSPHRASE = env.passphrase ?? 'correct horse battery staple';
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: env.cwd, env: vars, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [env.bin ?? BIN, ...args], { cwd: env.cwd, env: vars, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.stdin.end(env.stdin ?? '');
-    const limit = env.timeoutMs ?? 45_000;
+    const limit = env.timeoutMs ?? 180_000;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`eticket ${args.join(' ')} did not exit within ${limit} ms; killed. stderr so far: ${stderr.slice(-400)}`));
@@ -59,8 +89,8 @@ export function cli(env: CliEnv, ...args: string[]): Promise<CliResult> {
 
 /** Start a long-running CLI process (serve, gate loop); the caller signals and awaits it. */
 export function cliProcess(env: CliEnv, ...args: string[]) {
-  const vars: NodeJS.ProcessEnv = { ...process.env, ETICKET_HOME: env.home ?? env.cwd, ETICKET_PASSPHRASE: env.passphrase ?? 'correct horse battery staple' };
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: env.cwd, env: vars, stdio: ['ignore', 'pipe', 'pipe'] });
+  const vars: NodeJS.ProcessEnv = { ...process.env, ETICKET_HOME: env.home ?? env.cwd, ETICKET_PASSPHRASE: env.passphrase ?? 'correct horse battery staple', ...env.vars };
+  const child = spawn(process.execPath, [env.bin ?? BIN, ...args], { cwd: env.cwd, env: vars, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));

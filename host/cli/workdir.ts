@@ -2,7 +2,7 @@
 // encrypted in keys/ (sdk KeyStore), and the embedded store (store/, see host/cli/store.ts). `eticket init` writes it.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFileDurably } from '../../sdk/durable-file.js';
 import { join, resolve } from 'node:path';
 import forge from 'node-forge';
@@ -13,23 +13,36 @@ import { CertificateAuthority } from '../../sdk/roles/ca.js';
 import { KeyStore } from '../../sdk/roles/keystore.js';
 import { TerminalKeys } from '../../sdk/roles/terminal-keys.js';
 import { TicketServer } from '../../sdk/roles/ticket-server.js';
-import { CaTrust, KgcTrust, type CardTrust } from '../../sdk/roles/trust.js';
-import { cardIdentity, KeyGenerationCentre, type KgcMasterKeys } from '../../sdk/roles/kgc.js';
+import type { CardTrust } from '../../sdk/roles/trust.js';
+import { KeyGenerationCentre, type KgcMasterKeys } from '../../sdk/roles/kgc.js';
 import { sm9Provider } from '../../sdk/crypto/sm9-suite.js';
 import type { Signer } from '../../sdk/crypto/suite.js';
-import { concat, equal, fromHex, hex } from '../../sdk/bytes.js';
+import { concat, hex } from '../../sdk/bytes.js';
 import { masterKeyId, SYM_KEY_LENGTH } from '../../sdk/crypto/symmetric.js';
+import {
+  cardTrustFromFile,
+  copyTerminalKeys,
+  decodeKgcPublicKeys,
+  encodeKgcPublicKeys,
+  fromPem,
+  loadMasterKey,
+  loadTerminalKeys,
+  PEM_LABEL,
+  SECRET_KIND,
+  storeMasterKey,
+  toPem,
+  type KgcPublicKeys,
+} from '../../sdk/roles/key-files.js';
 import type { OperatorMasterKey } from '../../sdk/roles/sym-receipts.js';
 import { HOLDER_MASTER_KEY_LENGTH, holderMasterKeyId, type HolderVault } from '../../backoffice/realname.js';
 import { TlvMap, tlv } from '../../sdk/tlv.js';
 import type { SuiteName } from '../../sdk/spec.js';
+import type { GateMode } from '../checking.js';
+import { GATE_FILE, GATE_FORMAT, validateGateFile, type GateFile } from '../gate-config.js';
 
 export const WORKDIR_FORMAT = 'eticket-workdir/1';
 const KGC_KIND = 'sm9-kgc-master';
-const SM9_SIGNER = 'sm9-signer';
-const SM9_DECRYPTER = 'sm9-decrypter';
-const MASTER_KIND = 'aes128-checking-master';
-const masterKeyName = (version: number) => `checking-master-v${version}`;
+const SM9_SIGNER = SECRET_KIND.sm9Signer;
 const HOLDER_KIND = 'aes256-holder-master';
 const holderKeyName = (id: string) => `holder-master-${id}`;
 
@@ -71,16 +84,8 @@ export interface WorkConfig {
   holderMasterKeys?: { current: string; keys: string[] };
 }
 
-function pem(label: string, der: Uint8Array): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/.{1,64}/g, '$&\n');
-  return `-----BEGIN ${label}-----\n${b64}-----END ${label}-----\n`;
-}
-
-function unpem(text: string, label: string, file: string): Uint8Array {
-  const m = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`).exec(text);
-  if (!m) throw new InvalidInputError(`${file} holds no ${label}`);
-  return new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ''), 'base64'));
-}
+const pem = toPem;
+const unpem = fromPem;
 
 export class WorkDir {
   readonly keys: KeyStore;
@@ -107,11 +112,11 @@ export class WorkDir {
       const authority = kgc.extractSigningKey(`eticket:authority:${options.operator}`);
       const terminalId = `eticket:terminal:${options.operator}`;
       w.keys.putBytes('authority', SM9_SIGNER, authority, pass);
-      w.keys.putBytes('terminal-encryption', SM9_DECRYPTER, kgc.extractEncryptionKey(terminalId), pass);
+      w.keys.putBytes('terminal-encryption', SECRET_KIND.sm9Decrypter, kgc.extractEncryptionKey(terminalId), pass);
       w.keys.putBytes('terminal-signature', SM9_SIGNER, kgc.extractSigningKey(terminalId), pass);
-      writeFileSync(join(dir, 'kgc.pub'), pem('ETICKET SM9 MASTER PUBLIC KEYS', concat(tlv(0x81, kgc.signMasterPublicKey), tlv(0x82, kgc.encMasterPublicKey))));
-      writeFileSync(join(dir, 'authority.pub'), pem('PUBLIC KEY', kgc.signingPublicKey(`eticket:authority:${options.operator}`)));
-      writeFileSync(join(dir, 'terminal.pub'), pem('ETICKET TERMINAL KEY', new TerminalKeys(kgc.decrypter(terminalId), kgc.signer(terminalId)).publicKey));
+      writeFileSync(join(dir, 'kgc.pub'), pem(PEM_LABEL.kgcPublicKeys, encodeKgcPublicKeys({ sign: kgc.signMasterPublicKey, enc: kgc.encMasterPublicKey })));
+      writeFileSync(join(dir, 'authority.pub'), pem(PEM_LABEL.publicKey, kgc.signingPublicKey(`eticket:authority:${options.operator}`)));
+      writeFileSync(join(dir, 'terminal.pub'), pem(PEM_LABEL.terminalKey, new TerminalKeys(kgc.decrypter(terminalId), kgc.signer(terminalId)).publicKey));
     } else {
       const ca = CertificateAuthority.create(config.caName);
       const authority = RsaPrivateKey.generate(2048);
@@ -121,9 +126,9 @@ export class WorkDir {
       w.keys.putRsa('authority', authority, options.passphrase);
       w.keys.putRsa('terminal-encryption', terminalEnc, options.passphrase);
       w.keys.putRsa('terminal-signature', terminalSig, options.passphrase);
-      writeFileSync(join(dir, 'ca.crt'), pem('CERTIFICATE', ca.certificateDer));
-      writeFileSync(join(dir, 'authority.pub'), pem('PUBLIC KEY', authority.publicKey));
-      writeFileSync(join(dir, 'terminal.pub'), pem('ETICKET TERMINAL KEY', new TerminalKeys(terminalEnc, terminalSig).publicKey));
+      writeFileSync(join(dir, 'ca.crt'), pem(PEM_LABEL.certificate, ca.certificateDer));
+      writeFileSync(join(dir, 'authority.pub'), pem(PEM_LABEL.publicKey, authority.publicKey));
+      writeFileSync(join(dir, 'terminal.pub'), pem(PEM_LABEL.terminalKey, new TerminalKeys(terminalEnc, terminalSig).publicKey));
     }
     w.createMasterKey(options.passphrase);
     w.newHolderKey(options.passphrase);
@@ -223,7 +228,7 @@ export class WorkDir {
   private createMasterKey(passphrase: string): void {
     const version = 1;
     const key = new Uint8Array(randomBytes(SYM_KEY_LENGTH));
-    this.keys.putBytes(masterKeyName(version), MASTER_KIND, key, passphrase);
+    storeMasterKey(this.keys, version, key, passphrase);
     this.config.checkingMasterKey = { version, keyId: hex(masterKeyId(key, this.config.operator)) };
     this.writeConfig();
   }
@@ -252,12 +257,7 @@ export class WorkDir {
   loadMasterKey(passphrase: string): OperatorMasterKey {
     const ref = this.config.checkingMasterKey;
     if (!ref) throw new MissingMasterKeyError(this.dir);
-    const key = this.keys.getBytes(masterKeyName(ref.version), passphrase, MASTER_KIND);
-    const operator = this.config.operator;
-    if (key.length !== SYM_KEY_LENGTH || !equal(masterKeyId(key, operator), fromHex(ref.keyId))) {
-      throw new InvalidInputError(`keys/${masterKeyName(ref.version)}.secret.json is not the checking master key ${ref.keyId} named in eticket.json`);
-    }
-    return { operator, key };
+    return loadMasterKey(this.keys, ref, this.config.operator, passphrase);
   }
 
   static open(dir: string): WorkDir {
@@ -281,15 +281,15 @@ export class WorkDir {
   }
 
   get caCertificateDer(): Uint8Array {
-    return unpem(this.read('ca.crt'), 'CERTIFICATE', 'ca.crt');
+    return unpem(this.read('ca.crt'), PEM_LABEL.certificate, 'ca.crt');
   }
 
   get authorityPublicKey(): Uint8Array {
-    return unpem(this.read('authority.pub'), 'PUBLIC KEY', 'authority.pub');
+    return unpem(this.read('authority.pub'), PEM_LABEL.publicKey, 'authority.pub');
   }
 
   get terminalPublicKey(): Uint8Array {
-    return unpem(this.read('terminal.pub'), 'ETICKET TERMINAL KEY', 'terminal.pub');
+    return unpem(this.read('terminal.pub'), PEM_LABEL.terminalKey, 'terminal.pub');
   }
 
   get caSubject(): string {
@@ -299,17 +299,18 @@ export class WorkDir {
   }
 
   /** SM9: the KGC's master public keys (sign, encryption) from kgc.pub. */
-  private get kgcPublic(): { sign: Uint8Array; enc: Uint8Array } {
-    const m = TlvMap.parse(unpem(this.read('kgc.pub'), 'ETICKET SM9 MASTER PUBLIC KEYS', 'kgc.pub'), { allowed: [0x81, 0x82] });
-    return { sign: m.require(0x81), enc: m.require(0x82) };
+  private get kgcPublic(): KgcPublicKeys {
+    return decodeKgcPublicKeys(unpem(this.read('kgc.pub'), PEM_LABEL.kgcPublicKeys, 'kgc.pub'));
+  }
+
+  /** The file gates trust card keys through: ca.crt (RSA) or kgc.pub (SM9). */
+  get trustFile(): string {
+    return this.config.suite === 'sm9' ? 'kgc.pub' : 'ca.crt';
   }
 
   cardTrust(): CardTrust {
-    if (this.config.suite === 'sm9') {
-      const k = this.kgcPublic;
-      return new KgcTrust(k.sign, k.enc, cardIdentity);
-    }
-    return new CaTrust(this.caCertificateDer);
+    if (!existsSync(join(this.dir, this.trustFile))) this.read(this.trustFile); // the usual "run init again" answer
+    return cardTrustFromFile(this.config.suite, join(this.dir, this.trustFile));
   }
 
   loadCa(passphrase: string): CertificateAuthority {
@@ -332,12 +333,49 @@ export class WorkDir {
   }
 
   loadTerminalKeys(passphrase: string): TerminalKeys {
-    if (this.config.suite === 'sm9') {
-      return new TerminalKeys(
-        sm9Provider.decrypter(this.keys.getBytes('terminal-encryption', passphrase, SM9_DECRYPTER)),
-        sm9Provider.signer(this.keys.getBytes('terminal-signature', passphrase, SM9_SIGNER)),
-      );
+    return loadTerminalKeys(this.keys, this.config.suite, passphrase);
+  }
+
+  /**
+   * Write a gate's configuration directory (host/gate-config.ts reads it): gate.json, the trust file, the
+   * authority's public key and, re-encrypted under the gate's own passphrase, only the keys its modes need
+   * (keys 4/5 for pki, the checking master key for sym). Never the CA, KGC or authority private keys.
+   */
+  provisionGate(gateDir: string, options: { gateId: string; station: string; modes: GateMode[]; passphrase: string; gatePassphrase: string; force?: boolean }): GateFile {
+    const dir = resolve(gateDir);
+    if (existsSync(join(dir, GATE_FILE)) && !options.force) throw new InvalidInputError(`${dir} already holds a gate configuration (${GATE_FILE}): use another directory, or --force to replace it`);
+    if (options.modes.length === 0) throw new InvalidInputError('a gate needs at least one mode (pki or sym)');
+    const masterKey = options.modes.includes('sym') ? this.config.checkingMasterKey : undefined;
+    if (options.modes.includes('sym') && !masterKey) throw new MissingMasterKeyError(this.dir);
+    const gate: GateFile = {
+      format: GATE_FORMAT,
+      operator: this.config.operator,
+      suite: this.config.suite,
+      gateId: options.gateId,
+      station: options.station,
+      modes: options.modes,
+      trust: this.trustFile,
+      authorities: ['authority.pub'],
+      ...(masterKey ? { checkingMasterKey: masterKey } : {}),
+    };
+    validateGateFile(gate, join(dir, GATE_FILE));
+    // Open every key first: a wrong passphrase must leave no half-written gate behind.
+    const master = masterKey ? this.loadMasterKey(options.passphrase) : undefined;
+    if (options.modes.includes('pki')) this.loadTerminalKeys(options.passphrase);
+    if (options.force) {
+      // Replaced whole: first no longer a gate, then no key of the old configuration left behind (a sym key on a
+      // gate re-provisioned pki-only would be a secret kept for nothing).
+      rmSync(join(dir, GATE_FILE), { force: true });
+      rmSync(join(dir, 'keys'), { recursive: true, force: true });
     }
-    return new TerminalKeys(this.keys.getRsa('terminal-encryption', passphrase), this.keys.getRsa('terminal-signature', passphrase));
+    mkdirSync(join(dir, 'keys'), { recursive: true, mode: 0o700 });
+    const store = new KeyStore(join(dir, 'keys'));
+    if (options.modes.includes('pki')) copyTerminalKeys(this.keys, store, this.config.suite, options.passphrase, options.gatePassphrase);
+    if (master && masterKey) storeMasterKey(store, masterKey.version, master.key, options.gatePassphrase);
+    writeFileSync(join(dir, gate.trust), this.read(gate.trust));
+    writeFileSync(join(dir, 'authority.pub'), this.read('authority.pub'));
+    // gate.json last: a directory without it is not a gate, so an interrupted provisioning is never loaded.
+    writeFileDurably(join(dir, GATE_FILE), JSON.stringify(gate, null, 2) + '\n');
+    return gate;
   }
 }

@@ -5,6 +5,7 @@ import type { Icc } from '../../sdk/icc.js';
 import { CardRemovedError } from '../../sdk/errors.js';
 import type { CardEvent, Transport, TransportInfo } from './transport.js';
 
+/** A Transport to an Icc in the same process (the embedded emulator): no reader, no driver. */
 export class EmulatorTransport implements Transport {
   readonly info: TransportInfo;
   private connected = false;
@@ -50,6 +51,7 @@ export class EmulatorTransport implements Transport {
     for (const l of this.listeners) l({ type: 'removed' });
   }
 
+  /** Simulate putting the card (back) into the field. */
   insert(): void {
     this.present = true;
     for (const l of this.listeners) l({ type: 'inserted', atr: this.icc.atr() });

@@ -9,8 +9,8 @@ import {
   TransportError,
   TransportTimeoutError,
   TransportUnavailableError,
-} from '../../sdk/errors.ts';
-import type { CardEvent, Transport, TransportInfo } from './transport.ts';
+} from '../../sdk/errors.js';
+import type { CardEvent, Transport, TransportInfo } from './transport.js';
 
 // The slice of pcsclite's API we use, declared here so type-checking never needs the optional package.
 interface NativeReader extends EventEmitter {
@@ -62,10 +62,14 @@ export function loadPcsclite(): PcscliteFactory {
   }
 }
 
+/** Transmission protocol to negotiate with the card. */
 export type PcscProtocol = 'T=0' | 'T=1' | 'any';
+/** Whether other PC/SC programs may use the card while this transport is connected. */
 export type PcscShareMode = 'shared' | 'exclusive';
+/** What happens to the card at disconnect. */
 export type PcscDisposition = 'leave' | 'reset' | 'unpower';
 
+/** Reader, protocol, sharing, time limits and APDU sizes of a PcscTransport. */
 export interface PcscTransportOptions {
   /** Reader name: exact, or a substring matching exactly one reader. Default: the first reader with a card, else the first. */
   reader?: string;
@@ -95,6 +99,7 @@ export interface PcscTransportOptions {
   binding?: PcscliteFactory;
 }
 
+/** A reader pcscd knows, and whether a card is in it. */
 export interface PcscReaderStatus {
   name: string;
   cardPresent: boolean;
@@ -380,6 +385,7 @@ export class PcscTransport implements Transport {
     };
   }
 
+  /** The reader (once chosen), extended length and the largest response. */
   get info(): TransportInfo {
     return {
       reader: this.readerName ?? this.wanted ?? 'pcsc',
@@ -394,6 +400,7 @@ export class PcscTransport implements Transport {
     return this.protocolBits & SCARD_PROTOCOL_T1 ? 'T=1' : 'T=0';
   }
 
+  /** Whether a card handle is open. */
   get connected(): boolean {
     return this.protocolBits !== undefined;
   }

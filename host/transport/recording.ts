@@ -1,9 +1,10 @@
 // A transport decorator that writes every exchange of the transport it wraps as an apdu4j-style dump,
 // so a session against a real card can be read as a trace or replayed later by ReplayTransport.
 
-import type { CardEvent, Transport, TransportInfo } from './transport.ts';
-import { toHex } from './replay.ts';
+import type { CardEvent, Transport, TransportInfo } from './transport.js';
+import { toHex } from './replay.js';
 
+/** Where a RecordingTransport writes its dump. */
 export interface RecordingOptions {
   /** Receives the dump text as it grows (e.g. a file append); the whole text is also kept in `text`. */
   write?: (chunk: string) => void;
@@ -15,6 +16,7 @@ export interface RecordingOptions {
   timing?: boolean;
 }
 
+/** A Transport decorator that writes every exchange to an apdu4j-style dump (replayable with ReplayTransport). */
 export class RecordingTransport implements Transport {
   private chunks: string[] = [];
   private headerWritten = false;
@@ -29,6 +31,7 @@ export class RecordingTransport implements Transport {
     if (inner.onCardEvent) this.onCardEvent = (listener) => inner.onCardEvent!(listener);
   }
 
+  /** The wrapped transport's reader. */
   get info(): TransportInfo {
     return this.inner.info;
   }

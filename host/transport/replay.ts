@@ -1,9 +1,10 @@
 // APDU dumps in apdu4j's text format (`# ATR:`, `# PROTOCOL:`, hex command, `# 12ms`, hex response), and a
 // transport that replays one: a session recorded against a real card becomes a test fixture without the card.
 
-import { InvalidInputError, TransportError } from '../../sdk/errors.ts';
-import type { Transport, TransportInfo } from './transport.ts';
+import { InvalidInputError, TransportError } from '../../sdk/errors.js';
+import type { Transport, TransportInfo } from './transport.js';
 
+/** One command and response of a dump, with its line number and timing. */
 export interface DumpExchange {
   kind: 'exchange';
   /** 1-based position among the exchanges of the dump (what error messages and traces call "exchange N"). */
@@ -23,8 +24,10 @@ export interface DumpReset {
   line: number;
 }
 
+/** An entry of a dump: an exchange or a reset. */
 export type DumpEntry = DumpExchange | DumpReset;
 
+/** A parsed apdu4j-style dump: reader, ATR, protocol and entries. */
 export interface ApduDump {
   atr?: Uint8Array;
   /** As written after `# PROTOCOL:`, e.g. "T=1". */
@@ -43,6 +46,7 @@ function fromHex(text: string, line: number): Uint8Array {
   return Uint8Array.from(Buffer.from(clean, 'hex'));
 }
 
+/** Upper-case hex as dumps write it. */
 export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('hex').toUpperCase();
 }
@@ -111,6 +115,7 @@ export class ReplayMismatchError extends TransportError {
   }
 }
 
+/** How strictly a ReplayTransport matches the commands it is sent. */
 export interface ReplayOptions {
   /** Reader name to report; default the dump's `# Using` line, else "replay". */
   reader?: string;

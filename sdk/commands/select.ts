@@ -11,6 +11,7 @@ export const SELECT = command('SELECT');
 /** P2: 00 answers the FCI, 0C answers nothing (a gate learns the serial elsewhere). */
 export const SELECT_P2 = { FCI: 0x00, NO_FCI: 0x0c } as const;
 
+/** What the card says about itself at SELECT (its FCI). */
 export interface CardInfo {
   serial: Uint8Array;
   serialHex: string;

@@ -12,6 +12,7 @@ import { DELETION_EVENT } from './delete.js';
 import { WRITABLE_EVENTS } from './write-usage.js';
 
 export type UsageCommandName = 'WRITE USAGE' | 'DELETE';
+/** Gate mode: `pki` (keys 4/5, card-signed receipts) or `sym` (diversified AES keys, MAC receipts only the operator can check). */
 export type GateMode = 'pki' | 'sym';
 
 /** P1 of WRITE USAGE and DELETE names the gate mode (and so the template: B3 or B6). */

@@ -21,6 +21,7 @@ import type { CryptoSuite, Decrypter, Signer } from './suite.js';
 const PSS = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } as const;
 const OAEP = { padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' } as const;
 export const RSA_KEY_SIZES = [2048, 3072] as const;
+/** RSA modulus sizes the suite supports (2048 or 3072 bits). */
 export type RsaKeySize = (typeof RSA_KEY_SIZES)[number];
 
 // Parsing an SPKI costs more than a verify; a terminal sees the same few keys all day.
@@ -52,11 +53,13 @@ export class RsaPrivateKey implements Signer, Decrypter {
     this.publicKey = new Uint8Array(createPublicKey(key).export({ format: 'der', type: 'spki' }));
   }
 
+  /** A new RSA key pair (node:crypto). */
   static generate(bits: RsaKeySize = 2048): RsaPrivateKey {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: bits, publicExponent: 0x10001 });
     return new RsaPrivateKey(privateKey);
   }
 
+  /** Load a private key from its PKCS#8 DER encoding. */
   static fromPkcs8(der: Uint8Array): RsaPrivateKey {
     let key: KeyObject;
     try {
@@ -79,6 +82,7 @@ export class RsaPrivateKey implements Signer, Decrypter {
     return new RsaPrivateKey(key);
   }
 
+  /** Modulus size in bits. */
   get bits(): number {
     return this.key.asymmetricKeyDetails?.modulusLength ?? 0;
   }
@@ -88,6 +92,7 @@ export class RsaPrivateKey implements Signer, Decrypter {
     return new Uint8Array(this.key.export({ format: 'der', type: 'pkcs8' }));
   }
 
+  /** The key as encrypted PKCS#8 PEM (readable by openssl). */
   toEncryptedPem(passphrase: string): string {
     return this.key.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase }) as string;
   }
@@ -97,6 +102,7 @@ export class RsaPrivateKey implements Signer, Decrypter {
     return this.key;
   }
 
+  /** RSASSA-PSS-SHA-256 signature of `message`. */
   sign(message: Uint8Array): Uint8Array {
     return new Uint8Array(nodeSign('sha256', message, { key: this.key, ...PSS }));
   }

@@ -9,6 +9,7 @@ export interface Signer {
   readonly suite: SuiteName;
   /** Encoding of the matching public key (RSA: SPKI DER; SM9: identity with master public key). */
   readonly publicKey: Uint8Array;
+  /** Signature of `message` in the suite's scheme. */
   sign(message: Uint8Array): Uint8Array;
 }
 
@@ -20,6 +21,7 @@ export interface Decrypter {
   decapsulate(encapsulation: Uint8Array): Uint8Array;
 }
 
+/** A crypto suite (RSA or SM9): signature verification and key encapsulation with public keys. */
 export interface CryptoSuite {
   readonly name: SuiteName;
   readonly id: number;

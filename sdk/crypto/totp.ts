@@ -7,8 +7,10 @@ import { InvalidInputError } from '../errors.js';
 /** The HMAC hash functions RFC 6238 §1.2 allows. */
 export type TotpAlgorithm = 'SHA1' | 'SHA256' | 'SHA512';
 
+/** Every {@link TotpAlgorithm}, in the order the RFC names them. */
 export const TOTP_ALGORITHMS: readonly TotpAlgorithm[] = ['SHA1', 'SHA256', 'SHA512'];
 
+/** A TOTP's parameters, agreed between the terminal and the service at registration (RFC 6238 §4, §5.2). */
 export interface TotpParameters {
   algorithm: TotpAlgorithm;
   /** Digits of the code, 6..8 (RFC 4226 §5.3: at least 6). */
@@ -19,6 +21,7 @@ export interface TotpParameters {
   t0?: number;
 }
 
+/** RFC 6238's defaults: HMAC-SHA-1, 6 digits, 30 s steps from T0 = 0. */
 export const DEFAULT_TOTP: TotpParameters = { algorithm: 'SHA1', digits: 6, period: 30 };
 
 /** RFC 4226 §4 R6 and RFC 6238 §5.1: a shared secret as long as the hash output is what the RFCs recommend. */
@@ -26,6 +29,7 @@ export const TOTP_SECRET_LENGTH: Record<TotpAlgorithm, number> = { SHA1: 20, SHA
 
 const HASH: Record<TotpAlgorithm, string> = { SHA1: 'sha1', SHA256: 'sha256', SHA512: 'sha512' };
 
+/** Refuse parameters outside what the RFCs allow or this service accepts (InvalidInputError naming the field). */
 export function checkTotpParameters(p: TotpParameters): void {
   if (!TOTP_ALGORITHMS.includes(p.algorithm)) throw new InvalidInputError(`TOTP algorithm ${String(p.algorithm)} is not SHA1, SHA256 or SHA512`);
   if (!Number.isInteger(p.digits) || p.digits < 6 || p.digits > 8) throw new InvalidInputError(`TOTP digits must be 6..8, got ${p.digits}`);

@@ -16,6 +16,7 @@ import {
 } from '../ticket.js';
 import type { CardCredentials, CardTrust } from './trust.js';
 
+/** A ticket face with its verification code TF_V. */
 export interface SignedTicket {
   face: TicketFace;
   faceEncoded: Uint8Array;
@@ -23,6 +24,7 @@ export interface SignedTicket {
   verificationCodeEncoded: Uint8Array;
 }
 
+/** The e-ticket authentication server (電子票認證服務器): signs ticket faces (key 1) and seals them to one card (key 2). */
 export class AuthenticationServer {
   readonly keyId: Uint8Array;
 
@@ -31,6 +33,7 @@ export class AuthenticationServer {
     this.keyId = keyId(signer.publicKey);
   }
 
+  /** The suite of the authority key. */
   get suite() {
     return this.signer.suite;
   }
@@ -40,6 +43,7 @@ export class AuthenticationServer {
     return this.signer.publicKey;
   }
 
+  /** Sign a ticket face into its verification code TF_V. */
   sign(face: TicketFace): SignedTicket {
     const faceEncoded = encodeTicketFace(face);
     const verificationCode: VerificationCode = {
@@ -57,6 +61,7 @@ export class AuthenticationServer {
     return seal(getSuite(card.suite), cardKey, card.serial, encodeLoadPayload(ticket.faceEncoded, ticket.verificationCodeEncoded));
   }
 
+  /** Sign `face` and seal it to `card` (its key traced to the trust root): the first ciphertext a card LOADs. */
   issue(face: TicketFace, card: CardCredentials): { sealed: Uint8Array; ticket: SignedTicket } {
     const ticket = this.sign(face);
     return { sealed: this.seal(ticket, card), ticket };

@@ -14,6 +14,7 @@ export const BILL_CONTEXT = utf8('ETKT BILL 1');
 /** What was sold, in words a person checks: service, date, seat. Strings only. */
 export type BillItem = Partial<Record<'service' | 'serviceDate' | 'class' | 'coach' | 'seat' | 'origin' | 'destination' | 'passenger', string>>;
 
+/** A bill's signed fields: sale or refund, ticket, card, seller, price, time, and the key that signs it. */
 export interface BillFields {
   format: typeof BILL_FORMAT;
   billId: string;
@@ -37,6 +38,7 @@ export interface BillFields {
   suite: SuiteName;
 }
 
+/** A signed bill (eticket-bill/1): its fields and the signature over their canonical JSON; verifyBill checks it. */
 export interface Bill extends BillFields {
   /** Hex. */
   signature: string;

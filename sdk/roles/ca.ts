@@ -6,8 +6,10 @@ import { hex, toBuffer } from '../bytes.js';
 import { CryptoError, InvalidInputError } from '../errors.js';
 import { RsaPrivateKey } from '../crypto/rsa.js';
 
+/** Which of a card's two key pairs a certificate certifies. */
 export type CardKeyUsage = 'encryption' | 'signature';
 
+/** What a card key certificate says, once checked. */
 export interface CertifiedCardKey {
   serial: Uint8Array;
   usage: CardKeyUsage;
@@ -30,9 +32,11 @@ function serialNumber(): string {
   return '01' + forge.util.bytesToHex(b).slice(2);
 }
 
+/** The operator's CA (RSA suite): certifies the keys cards generate, so that the authority seals tickets only to genuine cards. */
 export class CertificateAuthority {
   private readonly forgeKey: forge.pki.rsa.PrivateKey;
-  readonly certificate: forge.pki.Certificate;
+  // Private: forge types stay out of the package's declarations (consumers need no @types/node-forge).
+  private readonly certificate: forge.pki.Certificate;
 
   private constructor(readonly key: RsaPrivateKey, certificateDer: Uint8Array) {
     this.forgeKey = forge.pki.privateKeyFromPem(key.keyObject().export({ format: 'pem', type: 'pkcs8' }) as string) as forge.pki.rsa.PrivateKey;
@@ -59,6 +63,7 @@ export class CertificateAuthority {
     return new CertificateAuthority(key, forgeToDer(forge.pki.certificateToAsn1(cert)));
   }
 
+  /** A CA from its private key and certificate. */
   static load(key: RsaPrivateKey, certificateDer: Uint8Array): CertificateAuthority {
     const ca = new CertificateAuthority(key, certificateDer);
     const pub = ca.certificate.publicKey as forge.pki.rsa.PublicKey;
@@ -66,6 +71,7 @@ export class CertificateAuthority {
     return ca;
   }
 
+  /** The CA certificate, DER. */
   get certificateDer(): Uint8Array {
     return forgeToDer(forge.pki.certificateToAsn1(this.certificate));
   }

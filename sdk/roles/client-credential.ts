@@ -25,6 +25,7 @@ export interface RealNameCredential {
   totp: { algorithm: TotpParameters['algorithm']; digits: number; period: number; secret: SealedSecret };
 }
 
+/** The JSON of a credential file (`eticket seller add` / `terminal add` write it; hand it to the client). */
 export interface ClientCredentialFile {
   format: typeof CLIENT_FORMAT;
   clientId: string;
@@ -59,6 +60,7 @@ export function makeCredential(
   return out;
 }
 
+/** An opened credential: who the client is and the key that signs its requests. */
 export interface ClientIdentity {
   clientId: string;
   role: 'seller' | 'terminal';
@@ -89,6 +91,7 @@ export function loadCredential(source: string | ClientCredentialFile, passphrase
   return id;
 }
 
+/** One line naming a credential (role, id, operator, suite and certificate or identity) without opening its key. */
 export function credentialSummary(c: ClientCredentialFile): string {
   return `${c.role} ${c.clientId} of ${c.operator} (${c.suite}${c.certificate ? `, certificate ${hex(fromHex(c.certificate)).slice(0, 16)}…` : `, identity ${c.identity}`})`;
 }

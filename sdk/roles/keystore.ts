@@ -104,10 +104,12 @@ export class KeyStore {
     return removed;
   }
 
+  /** Whether a key by that name is stored. */
   has(name: string): boolean {
     return existsSync(join(this.dir, `${name}.key`)) || existsSync(join(this.dir, `${name}.secret.json`));
   }
 
+  /** Store an RSA key as `<name>.key`, encrypted PKCS#8 PEM. */
   putRsa(name: string, key: RsaPrivateKey, passphrase: string): void {
     requirePassphrase(passphrase);
     this.write(`${name}.key`, key.toEncryptedPem(passphrase));
@@ -123,6 +125,7 @@ export class KeyStore {
     this.write(`${name}.secret.json`, JSON.stringify(sealSecret(secret, passphrase, kind), null, 2) + '\n');
   }
 
+  /** Open `<name>.secret.json`; CryptoError on a wrong passphrase, InvalidInputError on another `kind`. */
   getBytes(name: string, passphrase: string, kind?: string): Uint8Array {
     let sealed: SealedSecret;
     try {

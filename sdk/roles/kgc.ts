@@ -8,6 +8,7 @@ import { sm9DecrypterEncoding, sm9EncryptionPublicKey, sm9Provider, sm9SignerEnc
 import type { Decrypter, Signer } from '../crypto/suite.js';
 import type { IdentityKeyIssuer } from './trust.js';
 
+/** The KGC's SM9 master key pairs (signing and encryption). */
 export interface KgcMasterKeys {
   signMasterPrivateKey: Uint8Array;
   signMasterPublicKey: Uint8Array;
@@ -23,24 +24,29 @@ export function cardIdentity(serial: Uint8Array): string {
 export class KeyGenerationCentre implements IdentityKeyIssuer {
   private constructor(readonly keys: KgcMasterKeys) {}
 
+  /** A KGC with new master keys. */
   static create(): KeyGenerationCentre {
     const s = sm9.generateSignMasterKey();
     const e = sm9.generateEncMasterKey();
     return new KeyGenerationCentre({ signMasterPrivateKey: s.privateKey, signMasterPublicKey: s.publicKey, encMasterPrivateKey: e.privateKey, encMasterPublicKey: e.publicKey });
   }
 
+  /** A KGC from stored master keys. */
   static fromKeys(keys: KgcMasterKeys): KeyGenerationCentre {
     return new KeyGenerationCentre(keys);
   }
 
+  /** The signing master public key (gates verify identity signatures with it). */
   get signMasterPublicKey(): Uint8Array {
     return this.keys.signMasterPublicKey;
   }
 
+  /** The encryption master public key (the authority seals to identities with it). */
   get encMasterPublicKey(): Uint8Array {
     return this.keys.encMasterPublicKey;
   }
 
+  /** The identity of the card with this serial. */
   identityFor(serial: Uint8Array): string {
     return cardIdentity(serial);
   }
@@ -59,18 +65,22 @@ export class KeyGenerationCentre implements IdentityKeyIssuer {
     return sm9DecrypterEncoding(identity, this.keys.encMasterPublicKey, user);
   }
 
+  /** A signer with the identity's private key (tests; real identities get their key extracted once). */
   signer(identity: string): Signer {
     return sm9Provider.signer(this.extractSigningKey(identity));
   }
 
+  /** A decrypter with the identity's private key. */
   decrypter(identity: string): Decrypter {
     return sm9Provider.decrypter(this.extractEncryptionKey(identity));
   }
 
+  /** The identity's signing public key (derived from the master public key). */
   signingPublicKey(identity: string): Uint8Array {
     return sm9SigningPublicKey(identity, this.keys.signMasterPublicKey);
   }
 
+  /** The identity's encryption public key (derived from the master public key). */
   encryptionPublicKey(identity: string): Uint8Array {
     return sm9EncryptionPublicKey(identity, this.keys.encMasterPublicKey);
   }

@@ -15,6 +15,7 @@ export interface OperatorMasterKey {
   key: Uint8Array;
 }
 
+/** The commands a sym gate MACs. */
 export type SymCommandName = SymTransaction['command'];
 
 /** What a verified receipt proves the card accepted (the command fields as the gate sent them). */
@@ -93,6 +94,7 @@ export function symTransactionToJson(tx: SymTransaction): Record<string, string>
   };
 }
 
+/** Read a SymTransaction from the JSON that symTransactionToJson wrote (a gate log). */
 export function symTransactionFromJson(json: Record<string, unknown>): SymTransaction {
   const str = (k: string): string => {
     const v = json[k];

@@ -6,6 +6,7 @@ import { RsaPrivateKey, type RsaKeySize } from '../crypto/rsa.js';
 import { keyId, type Decrypter, type Signer } from '../crypto/suite.js';
 import { InvalidInputError } from '../errors.js';
 
+/** Keys 4/5 of a checking terminal in gate mode pki: a decryption key and a signing key, known to cards by the bundle's key id. */
 export class TerminalKeys {
   readonly publicKey: Uint8Array;
   readonly keyId: Uint8Array;
@@ -16,10 +17,12 @@ export class TerminalKeys {
     this.keyId = keyId(this.publicKey);
   }
 
+  /** The suite of both keys. */
   get suite() {
     return this.signature.suite;
   }
 
+  /** New RSA terminal keys (tests; production keys come from the office). */
   static generateRsa(bits: RsaKeySize = 2048): TerminalKeys {
     return new TerminalKeys(RsaPrivateKey.generate(bits), RsaPrivateKey.generate(bits));
   }

@@ -9,8 +9,11 @@ import { encodeTicketFace, type TicketFace } from '../ticket.js';
 
 /** Remembers issued TIDs so that none is issued twice. */
 export interface TidLedger {
+  /** Whether the TID was issued. */
   has(tid: string): boolean;
+  /** Record an issued TID. */
   add(tid: string): void;
+  /** The next serial number for generated TIDs. */
   next(): number;
 }
 
@@ -63,6 +66,7 @@ export type TicketRequest = Omit<TicketFace, 'version' | 'operator' | 'tid' | 'i
   issuedAt?: number;
 };
 
+/** The ticketing server (票務服務器): builds ticket faces TF_A with a unique TID and default validity. */
 export class TicketServer {
   constructor(readonly operator: string, private readonly ledger: TidLedger = new MemoryLedger(), private readonly clock = () => Math.floor(Date.now() / 1000)) {
     if (!/^[A-Za-z0-9_.-]{1,16}$/.test(operator)) throw new InvalidInputError(`operator code "${operator}" must be 1-16 of A-Z a-z 0-9 _ . -`);

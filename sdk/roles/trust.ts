@@ -16,6 +16,7 @@ export interface CardCredentials {
   identity?: string;
 }
 
+/** How a terminal or the authority finds a card's public keys and knows they are genuine. */
 export interface CardTrust {
   readonly suite: SuiteName;
   /** The card's encryption public key (key 2), only if it can be traced to the trust root. */
@@ -50,8 +51,11 @@ export class CaTrust implements CardTrust {
 
 /** SM9: the key generation centre's extraction, for a card identity derived from its serial. */
 export interface IdentityKeyIssuer {
+  /** The identity of the card with this serial. */
   identityFor(serial: Uint8Array): string;
+  /** The identity's encryption private key. */
   extractEncryptionKey(identity: string): Uint8Array;
+  /** The identity's signing private key. */
   extractSigningKey(identity: string): Uint8Array;
 }
 

@@ -54,7 +54,7 @@ if (!existsSync(`${dir}${KGC_FILE}`)) {
   });
 }
 const { loadKgc } = await import('../testkeys.js');
-const kgc = loadKgc(KGC_FILE);
+const kgc = loadKgc(KGC_FILE, dir);
 for (const name of ['authority', 'authority-other']) writeHex(`sm9-${name}.test-only.key`, { identity: new TextEncoder().encode(`eticket:test:${name}`), 'signing-key': kgc.extractSigningKey(`eticket:test:${name}`) });
 for (const name of ['terminal', 'terminal-other', 'terminal-unknown']) {
   const id = `eticket:test:${name}`;

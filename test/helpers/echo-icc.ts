@@ -1,7 +1,7 @@
 // A minimal Icc for transport and bridge tests: one selectable AID, echo, long responses, a volatile
 // counter that power/reset clears, and a command that blocks the card so a test can pull it mid-exchange.
 
-import type { Icc } from '../../sdk/icc.ts';
+import type { Icc } from '../../sdk/icc.js';
 
 /** The one AID this card answers 9000 to; every other SELECT gets 6A82 (opensc probes with SELECTs). */
 export const ECHO_AID = Uint8Array.from([0xf0, 0x45, 0x54, 0x49, 0x43, 0x4b, 0x45, 0x54]); // F0 "ETICKET"

@@ -1,11 +1,11 @@
 // Cards an adversary would build: a genuine applet behind an answer layer that lies. They attack the host's
 // session and gate: 61XX forever (with or without data), or WRITE USAGE answered 9000 with a malformed receipt.
 
-import { EticketCard } from '../../card/applet.ts';
-import { concat } from '../../sdk/bytes.ts';
-import type { Icc } from '../../sdk/icc.ts';
-import { T } from '../../sdk/spec.ts';
-import { decodeAll, template, tlv } from '../../sdk/tlv.ts';
+import { EticketCard } from '../../card/applet.js';
+import { concat } from '../../sdk/bytes.js';
+import type { Icc } from '../../sdk/icc.js';
+import { T } from '../../sdk/spec.js';
+import { decodeAll, template, tlv } from '../../sdk/tlv.js';
 
 /** Malformed receipts a card could send after committing a WRITE USAGE. */
 export const GARBAGE_RECEIPTS = {

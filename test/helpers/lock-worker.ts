@@ -2,7 +2,7 @@
 // read-modify-write, so that two holders at once would lose increments (sdk/file-lock.test.ts).
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import { FileLock, LockHeldError } from '../../sdk/file-lock.ts';
+import { FileLock, LockHeldError } from '../../sdk/file-lock.js';
 
 const [lockPath, counterPath, rounds] = process.argv.slice(2);
 let done = 0;

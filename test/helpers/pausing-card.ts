@@ -2,8 +2,8 @@
 // so a test can pull the card (kill its vpcd process) in the middle of a transaction at a point it can name.
 
 import { writeFileSync } from 'node:fs';
-import { EticketCard } from '../../card/applet.ts';
-import { FileBackend, type Region } from '../../card/nvm.ts';
+import { EticketCard } from '../../card/applet.js';
+import { FileBackend, type Region } from '../../card/nvm.js';
 
 /**
  * Where the commit stops:

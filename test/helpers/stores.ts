@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pglitePrepareTemplate } from '../../testing/pglite-template.ts';
-import { Store } from '../../backoffice/store/store.ts';
+import { pglitePrepareTemplate } from '../../testing/pglite-template.js';
+import { Store } from '../../backoffice/store/store.js';
 
 /** The template's path (made by test/global-setup.ts; made here if a file runs without it). */
 export async function pgliteTemplate(): Promise<string> {

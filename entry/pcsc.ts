@@ -1,0 +1,23 @@
+// `eticket/pcsc`: card readers through the PC/SC service (pcscd) and the optional npm binding `pcsclite`.
+// Kept apart from the main entry so that a program without readers never needs the native binding.
+/**
+ * PC/SC transport: {@link PcscTransport} drives a reader by name; {@link listReaders} and {@link waitForCard}
+ * find one. Without the optional dependency `pcsclite` the first use throws TransportUnavailableError
+ * (from `eticket`) saying how to install it.
+ *
+ * @module eticket/pcsc
+ */
+export {
+  listReaders,
+  loadPcsclite,
+  matchReader,
+  PcscTransport,
+  pcscErrorCode,
+  waitForCard,
+  type PcscDisposition,
+  type PcscliteFactory,
+  type PcscProtocol,
+  type PcscReaderStatus,
+  type PcscShareMode,
+  type PcscTransportOptions,
+} from '../host/transport/pcsc.js';
