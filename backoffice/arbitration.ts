@@ -1,6 +1,7 @@
-// Arbitration: verify anything the system signed, long after the fact. A ticket (TF_V) or a bill against the
-// authority's key history (which key, valid then?); a card receipt against the card's certificate or SM9
-// identity (pki), or the operator's master key and the logged transaction (sym). A failure names its reason.
+// Arbitration: verify anything the system signed, long after the fact. A ticket (TF_V, its A4 chain, the card it
+// is bound to) or a bill against the authority's key history (which key, valid then?); a card receipt against the
+// card's certificate or SM9 identity (pki), or the operator's master key and the logged transaction (sym), and the
+// face it names against the issued ticket (protocol version 2). A failure names its reason.
 
 import { X509Certificate } from 'node:crypto';
 import { equal, fromHex, hex } from '../sdk/bytes.js';
@@ -9,12 +10,13 @@ import { getSuite } from '../sdk/crypto/suites.js';
 import { keyId } from '../sdk/crypto/suite.js';
 import { decodeBill, verifyBill, type Bill } from '../sdk/roles/bill.js';
 import { verifyKeyCertificate } from '../sdk/roles/key-certificate.js';
-import { parseReceipt, receiptSignatureMessage, receiptSignedBytes } from '../sdk/receipt.js';
+import { resolveSigningKey } from '../sdk/roles/key-chain.js';
+import { parseReceipt, receiptMessage } from '../sdk/receipt.js';
 import { symTransactionFromJson, symTransactionToJson, verifySymReceipt, type OperatorMasterKey, type SymTransaction } from '../sdk/roles/sym-receipts.js';
 import type { CardTrust } from '../sdk/roles/trust.js';
 import { SUITE, USAGE_EVENT } from '../sdk/spec.js';
-import { decodeTicketFace, decodeVerificationCode, verificationCodeMessage } from '../sdk/ticket.js';
-import type { AuthorityKeyRecord, CardRecord } from './store/store.js';
+import { decodeTicketFace, decodeVerificationCode, faceDigestOf, verificationCodeMessage } from '../sdk/ticket.js';
+import type { AuthorityKeyRecord, CardRecord, TicketRecord } from './store/store.js';
 
 export interface ReceiptEvidence {
   /** The B4 object as the card sent it. */
@@ -57,6 +59,8 @@ export interface CheckedReceipt {
   mode: 'pki' | 'sym';
   cardSerial: string;
   tid: string;
+  /** DF20 in hex (protocol version 2 receipts). */
+  faceDigest?: string;
   operator?: string;
   event: number;
   counter: number;
@@ -96,6 +100,23 @@ export interface ReceiptContext {
   cardTrust: CardTrust;
   masterKeys: OperatorMasterKey[];
   card: (serial: string) => Promise<CardRecord | undefined>;
+  /** The operator whose tickets a pki receipt is looked up among (a sym receipt names its own). */
+  operator?: string;
+  /** The issued ticket, to check the face a version 2 receipt names (DF20); absent: the face is not checked. */
+  ticket?: (operator: string, tid: string) => Promise<TicketRecord | undefined>;
+}
+
+/**
+ * A version 2 receipt names the face it applies to (DF20): when the store issued that ticket, the digest must be
+ * the issued face's, and the face must be bound to the card that signed (or MAC'd) the receipt.
+ */
+async function checkReceiptFace(ctx: ReceiptContext, operator: string | undefined, tid: string, serial: string, faceDigest: Uint8Array | undefined): Promise<void> {
+  if (!faceDigest || !ctx.ticket || !operator) return;
+  const t = await ctx.ticket(operator, tid);
+  if (!t) return;
+  if (!equal(faceDigestOf(t.face), faceDigest)) throw new CryptoError(`the receipt names another face than ticket ${tid} as issued`);
+  const face = decodeTicketFace(t.face);
+  if (face.card && hex(face.card) !== serial) throw new CryptoError(`ticket ${tid} is bound to card ${hex(face.card)}, the receipt comes from card ${serial}`);
 }
 
 /** Verify a card receipt; throws CryptoError with the reason. */
@@ -113,10 +134,12 @@ export async function checkReceipt(e: ReceiptEvidence, ctx: ReceiptContext): Pro
     const master = ctx.masterKeys.find((m) => m.operator === e.transaction!.operator);
     if (!master) throw new CryptoError(`no checking master key of operator ${e.transaction.operator} here`);
     const v = verifySymReceipt(master, receipt.cardSerial, e.encoded, e.transaction);
+    await checkReceiptFace(ctx, e.transaction.operator, v.tid, serial, receipt.faceDigest);
     return {
       mode: 'sym',
       cardSerial: serial,
       tid: v.tid,
+      faceDigest: receipt.faceDigest && hex(receipt.faceDigest),
       operator: e.transaction.operator,
       event: receipt.event,
       counter: receipt.counter,
@@ -134,20 +157,43 @@ export async function checkReceipt(e: ReceiptEvidence, ctx: ReceiptContext): Pro
   } catch (err) {
     throw new CryptoError(`card ${serial}'s receipt key cannot be traced to the trust root: ${(err as Error).message}`);
   }
-  if (!getSuite(ctx.cardTrust.suite).verify(key, receiptSignatureMessage(receiptSignedBytes(e.encoded)), receipt.signature)) {
+  if (!getSuite(ctx.cardTrust.suite).verify(key, receiptMessage(receipt), receipt.signature)) {
     throw new CryptoError(`receipt signature does not verify with card ${serial}'s key: forged or altered`);
   }
+  await checkReceiptFace(ctx, ctx.operator, receipt.tid, serial, receipt.faceDigest);
   const signer: SignerInfo = { keyId: hex(keyId(key)), role: 'card', suite: ctx.cardTrust.suite, subject: serial };
   if (creds.signingCertificate) {
     const c = new X509Certificate(Buffer.from(creds.signingCertificate));
     signer.validFrom = iso(new Date(c.validFrom));
     signer.validUntil = iso(new Date(c.validTo));
   }
-  return { mode: 'pki', cardSerial: serial, tid: receipt.tid, event: receipt.event, counter: receipt.counter, deletion, time: receipt.usage?.lastTime || undefined, signer };
+  return { mode: 'pki', cardSerial: serial, tid: receipt.tid, faceDigest: receipt.faceDigest && hex(receipt.faceDigest), event: receipt.event, counter: receipt.counter, deletion, time: receipt.usage?.lastTime || undefined, signer };
 }
 
 export interface ArbitrationContext extends ReceiptContext {
   history: AuthorityKeyRecord[];
+}
+
+/**
+ * The key that signed a TF_V: the history's entry for its key id (a signing key's own certificate checked against
+ * its root), or, for a key the history lacks, the A4 the TF_V carries, checked against the history's root keys for
+ * the ticket's operator and issue time. A TF_V's A4 must agree with the history when both exist.
+ */
+function tfvSigner(history: AuthorityKeyRecord[], tfv: ReturnType<typeof decodeVerificationCode>, face: ReturnType<typeof decodeTicketFace>): { publicKey: Uint8Array; record?: AuthorityKeyRecord; info: SignerInfo } {
+  const id = hex(tfv.authorityKeyId);
+  const roots = history.filter((h) => h.role === 'root').map((h) => ({ keyId: fromHex(h.keyId), publicKey: h.publicKey, scopes: [h.operator] }));
+  const known = history.find((h) => h.keyId === id);
+  if (tfv.certificate) {
+    const suite = (known ?? history[0])?.suite;
+    if (!suite) throw new CryptoError('the key history is empty');
+    const r = resolveSigningKey(suite, tfv.authorityKeyId, tfv.certificate, roots, { operator: face.operator, at: face.issuedAt });
+    if (!r.ok) throw new CryptoError(`TF_V's key certificate: ${r.message}`);
+    if (known && !equal(known.publicKey, r.publicKey)) throw new CryptoError(`TF_V's key certificate certifies another key than history entry ${id}`);
+    if (known) return { publicKey: known.publicKey, record: historyKey(history, id), info: keyInfo(known) };
+    return { publicKey: r.publicKey, info: { keyId: id, role: 'signing', suite, validFrom: iso(r.certificate!.validFrom), validUntil: iso(r.certificate!.validUntil) } };
+  }
+  const k = historyKey(history, id);
+  return { publicKey: k.publicKey, record: k, info: keyInfo(k) };
 }
 
 /** Verify one piece of evidence; never throws for a bad signature (the verdict says why). */
@@ -156,14 +202,15 @@ export async function arbitrate(e: Evidence, ctx: ArbitrationContext): Promise<V
   try {
     if (e.kind === 'ticket') {
       const face = decodeTicketFace(e.face);
-      Object.assign(subject, { operator: face.operator, tid: face.tid, serviceDate: face.serviceDate, issuedAt: iso(face.issuedAt) });
+      Object.assign(subject, { operator: face.operator, tid: face.tid, serviceDate: face.serviceDate, issuedAt: iso(face.issuedAt), ...(face.card ? { card: hex(face.card) } : {}) });
       const tfv = decodeVerificationCode(e.verificationCode);
-      const k = historyKey(ctx.history, hex(tfv.authorityKeyId));
-      const suite = getSuite(k.suite);
-      if (tfv.suite !== SUITE[k.suite] || !suite.verify(k.publicKey, verificationCodeMessage(e.face), tfv.signature)) {
-        return { ok: false, kind: 'ticket', reason: `TF_V does not verify with key ${k.keyId}: forged or altered ticket`, signer: keyInfo(k), subject };
+      const signer = tfvSigner(ctx.history, tfv, face);
+      const suiteName = signer.record?.suite ?? (signer.info.suite as AuthorityKeyRecord['suite']);
+      if (tfv.suite !== SUITE[suiteName] || !getSuite(suiteName).verify(signer.publicKey, verificationCodeMessage(e.face), tfv.signature)) {
+        return { ok: false, kind: 'ticket', reason: `TF_V does not verify with key ${signer.info.keyId}: forged or altered ticket`, signer: signer.info, subject };
       }
-      return verdictInTime('ticket', k, face.issuedAt, subject);
+      if (!signer.record) return { ok: true, kind: 'ticket', signer: signer.info, signedAt: iso(face.issuedAt), validAtTime: true, subject };
+      return verdictInTime('ticket', signer.record, face.issuedAt, subject);
     }
     if (e.kind === 'bill') {
       const b = e.bill;
@@ -177,7 +224,7 @@ export async function arbitrate(e: Evidence, ctx: ArbitrationContext): Promise<V
       return verdictInTime('bill', k, b.time, subject);
     }
     const r = await checkReceipt(e, ctx);
-    Object.assign(subject, { card: r.cardSerial, tid: r.tid, event: r.event, counter: r.counter, deletion: r.deletion, mode: r.mode });
+    Object.assign(subject, { card: r.cardSerial, tid: r.tid, event: r.event, counter: r.counter, deletion: r.deletion, mode: r.mode, ...(r.faceDigest ? { faceDigest: r.faceDigest } : {}) });
     let validAtTime: boolean | undefined;
     if (r.time !== undefined && r.signer.validFrom && r.signer.validUntil) validAtTime = r.time * 1000 >= Date.parse(r.signer.validFrom) && r.time * 1000 <= Date.parse(r.signer.validUntil);
     if (validAtTime === false) return { ok: false, kind: 'receipt', reason: `card key not valid at ${iso(r.time)}`, signer: r.signer, signedAt: iso(r.time), validAtTime, subject };

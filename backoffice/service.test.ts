@@ -1,6 +1,7 @@
 // The back office end to end on both engines and both suites: issue (sealed before LOAD, the same request
 // never issued twice), two key rotations, then a bill, a pki receipt and a sym receipt verify against the key
-// history with the key that made them; tampered ones fail with their reason; TF_V keeps the root key.
+// history with the key that made them; tampered ones fail with their reason; TF_V is signed by the current
+// certified key (with its A4), which a card personalised with the root key alone accepts.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hex } from '../sdk/bytes.js';
@@ -9,6 +10,7 @@ import { RsaPrivateKey } from '../sdk/crypto/rsa.js';
 import { keyId, type Signer } from '../sdk/crypto/suite.js';
 import { decodeBill } from '../sdk/roles/bill.js';
 import { decodeKeyCertificate } from '../sdk/roles/key-certificate.js';
+import { decodeVerificationCode } from '../sdk/ticket.js';
 import { KeyGenerationCentre } from '../sdk/roles/kgc.js';
 import type { SuiteName } from '../sdk/spec.js';
 import { World } from '../testing/world.js';
@@ -102,9 +104,12 @@ describe.each(cases)('back office on $engine, suite $suite', ({ suite, skip, ope
     expect([byRoot, byK1, byK2].map((o) => billOf(o.bill!).keyId)).toEqual([hex(keyId(world.keys.authorityKey.publicKey)), rec1.keyId, rec2.keyId]);
     expect(decodeKeyCertificate(rec2.certificate!).scopes).toEqual(['CR']);
     expect((await store.authorityKey(rec1.keyId))!.retiredAt).toBeInstanceOf(Date);
-    // TF_V is still signed with the key cards hold.
-    expect(TFV_SIGNED_BY).toBe('root');
-    expect(byK2.ticket.keyId).toBe(hex(keyId(world.keys.authorityKey.publicKey)));
+    // TF_V is signed by the current key and carries its A4, so the card (which holds only the root) took all three.
+    expect(TFV_SIGNED_BY).toBe('current');
+    expect([byRoot, byK1, byK2].map((o) => o.ticket.keyId)).toEqual([hex(keyId(world.keys.authorityKey.publicKey)), rec1.keyId, rec2.keyId]);
+    expect(decodeVerificationCode(byRoot.ticket.verificationCode).certificate).toBeUndefined();
+    expect(hex(decodeVerificationCode(byK2.ticket.verificationCode).certificate!)).toBe(hex(rec2.certificate!));
+    expect((await issuing.capacity()).tickets).toBe(3);
 
     // Receipts: pki (card signature) and sym (MAC through the master key).
     world.now = now;
@@ -128,7 +133,8 @@ describe.each(cases)('back office on $engine, suite $suite', ({ suite, skip, ope
     const symJson = JSON.stringify({ receipt: hex(symReceipt.encoded), transaction: (await store.receipts('CR', 'CR-R2'))[0].transaction });
     expect(await arbitrate(parseEvidence(symJson), ctx)).toMatchObject({ ok: true, kind: 'receipt', signer: { role: 'master', subject: 'CR' }, subject: { tid: 'CR-R2', mode: 'sym' } });
     const ticketVerdict = await arbitrate({ kind: 'ticket', face: byK1.ticket.face, verificationCode: byK1.ticket.verificationCode }, ctx);
-    expect(ticketVerdict).toMatchObject({ ok: true, kind: 'ticket', signer: { role: 'root' } });
+    expect(ticketVerdict).toMatchObject({ ok: true, kind: 'ticket', validAtTime: true, signer: { role: 'signing', keyId: rec1.keyId }, subject: { tid: 'CR-R1', card: hex(credentials.serial) } });
+    expect(await arbitrate({ kind: 'ticket', face: byRoot.ticket.face, verificationCode: byRoot.ticket.verificationCode }, ctx)).toMatchObject({ ok: true, signer: { role: 'root' } });
 
     // Tampered: the price of a bill, one byte of each receipt, the face of a ticket.
     const bill = decodeBill(byK1.bill!.document);

@@ -23,10 +23,10 @@ import type { Queryable } from './store/database.js';
 import { NotFoundError, StoreConflictError, type AuthorityKeyRecord, type BillRecord, type SeatTaken, type Store, type TicketRecord } from './store/store.js';
 
 /**
- * Which key signs TF_V. Cards hold only the root key until the card protocol accepts certified keys
- * (TF_V carrying the A4); then this becomes 'current' and tickets are signed like bills.
+ * Which key signs TF_V: the current certified signing key, with its A4 in TF_V (protocol version 2), so cards
+ * holding only the root key accept it and refuse it once retired. 'root' signed every ticket with the root key.
  */
-export const TFV_SIGNED_BY: 'root' | 'current' = 'root';
+export const TFV_SIGNED_BY: 'root' | 'current' = 'current';
 
 /** Where the back office gets its private keys: the working directory's key store, opened with the passphrase. */
 export interface KeyCustody {
@@ -167,10 +167,20 @@ export class Backoffice {
     return { record, signer: this.signerFor(record) };
   }
 
-  private async tfvAuthority(q: Queryable): Promise<{ record: AuthorityKeyRecord; authority: AuthenticationServer }> {
+  /** The authentication server of the key that signs now: the root, or the current signing key with its A4. */
+  private async tfvAuthority(q?: Queryable): Promise<{ record: AuthorityKeyRecord; authority: AuthenticationServer }> {
     const root = await this.ensureRootKey();
     const { record, signer } = TFV_SIGNED_BY === 'root' ? { record: root, signer: this.signerFor(root) } : await this.currentSigner(q);
-    return { record, authority: new AuthenticationServer(signer, this.cardTrust) };
+    return { record, authority: new AuthenticationServer(signer, this.cardTrust, record.role === 'signing' ? { certificate: record.certificate } : {}) };
+  }
+
+  /**
+   * An issuing terminal's EXTERNAL AUTHENTICATE for a card's challenge, signed by the key that signs tickets now
+   * (with its A4): with it the terminal reads the card's serial and certificates to have tickets sealed to it.
+   */
+  async authorizeIssuer(cardChallenge: Uint8Array): Promise<{ authorization: Uint8Array; keyId: string }> {
+    const { record, authority } = await this.tfvAuthority();
+    return { authorization: authority.authorizeIssuer(cardChallenge), keyId: record.keyId };
   }
 
   /**
@@ -231,7 +241,7 @@ export class Backoffice {
       }
       const face = server().createTicket(request);
       const { record, authority } = await this.tfvAuthority(tx);
-      const signed = authority.sign(face);
+      const signed = authority.sign(face, input.card);
       const sealed = authority.seal(signed, input.card);
       const ticket = await this.store.insertTicket(
         {
@@ -328,7 +338,7 @@ export class Backoffice {
    * transaction) and store it as received. Throws CryptoError when it does not verify.
    */
   async recordReceipt(evidence: ReceiptEvidence, source: string, q?: Queryable): Promise<CheckedReceipt> {
-    const checked = await checkReceipt(evidence, { cardTrust: this.cardTrust, masterKeys: this.keys.masterKeys(), card: (s) => this.store.card(s, q) });
+    const checked = await checkReceipt(evidence, { cardTrust: this.cardTrust, masterKeys: this.keys.masterKeys(), card: (s) => this.store.card(s, q), operator: this.operator, ticket: (op, tid) => this.store.ticket(op, tid, q) });
     await this.store.recordReceipt(
       {
         cardSerial: checked.cardSerial,

@@ -3,11 +3,11 @@
 
 import type { CheckingTerminal, GateMode } from '../host/checking.js';
 import type { World } from '../testing/world.js';
-import { IssuingTerminal } from '../host/issuing.js';
+import type { IssuingTerminal } from '../host/issuing.js';
 import { CardSession, type TraceEntry } from '../host/session.js';
 import type { Transport } from '../host/transport/transport.js';
 import { toServiceDate } from '../sdk/fields.js';
-import type { TicketFace } from '../sdk/ticket.js';
+import { encodeTicketFace, type TicketFace } from '../sdk/ticket.js';
 import { timeCalls } from './stats.js';
 
 export const STATION = 'BJS';
@@ -25,7 +25,7 @@ export class GateRig {
 
   constructor(private readonly world: World, readonly transport: Transport, options: { mode: GateMode; extendedLength?: boolean }) {
     this.session = new CardSession(transport, { extendedLength: options.extendedLength, trace: (e) => this.trace?.push(e) });
-    this.issuing = new IssuingTerminal(this.session);
+    this.issuing = world.issuingTerminal(this.session);
     this.gate = world.checkingTerminal(this.session, { station: STATION, mode: options.mode });
   }
 
@@ -59,6 +59,11 @@ export class GateRig {
       samples.push(...(await timeCalls(1, () => this.pass())));
     }
     return samples;
+  }
+
+  /** Bytes of the encoded face (A1) of the ticket in use, bound to the card: what the card hashes for DF20. */
+  get faceBytes(): number | undefined {
+    return this.face ? encodeTicketFace({ ...this.face, card: new Uint8Array(8) }).length : undefined;
   }
 
   /** One untimed tap with its APDU trace and the session's byte counters. */

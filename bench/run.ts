@@ -15,7 +15,8 @@ import { GateRig, STATION } from './gate-rig.js';
 import { EmulatorTransport } from '../host/transport/emulator.js';
 import { cmac } from '../sdk/crypto/aes.js';
 import { suiteProvider } from '../sdk/crypto/suites.js';
-import { diversify, sessionKeys, SYM_CONTEXT, sessionMac } from '../sdk/crypto/symmetric.js';
+import { diversify, maskSerial, privacyKey, sessionKeys, SYM_CONTEXT, sessionMac, unmaskSerial } from '../sdk/crypto/symmetric.js';
+import { LIMITS } from '../sdk/spec.js';
 import { toServiceDate } from '../sdk/fields.js';
 import type { SuiteName } from '../sdk/spec.js';
 import { benchBackoffice, type BackofficeBench } from './backoffice.js';
@@ -50,12 +51,14 @@ function cbcDec(key: Uint8Array, data: Uint8Array): Buffer {
 }
 const sha = (d: Uint8Array) => createHash('sha256').update(d).digest();
 
-/** Sizes of one tap's messages, from its trace, so the floor works on the same byte counts. */
-function sizes(trace: TraceEntry[]) {
-  const by = (name: string) => trace.find((e) => e.command === name)!;
-  const verify = by('VERIFY');
-  const write = by('WRITE USAGE');
-  return { view: Math.max(16, verify.response.length - 120), command: write.apdu.length - 7, receipt: write.response.length - 2 };
+/**
+ * Sizes of one tap's messages, from its trace, so the floor works on the same byte counts. The view is the fixed
+ * length of protocol version 2 (found or not, it is padded to limits.viewLength); `face` is the encoded A1 the
+ * card hashes for DF20.
+ */
+function sizes(trace: TraceEntry[], face = 160) {
+  const write = trace.find((e) => e.command === 'WRITE USAGE')!;
+  return { view: LIMITS.viewLength, command: write.apdu.length - 7, receipt: write.response.length - 2, face };
 }
 
 /** A pki tap: KEM + AES envelope, two signatures and two verifications, digests. */
@@ -63,46 +66,56 @@ function pkiFloor(w: World, card: EticketCard, sz: ReturnType<typeof sizes>): ()
   const p = suiteProvider(w.suite);
   const cardSigner = p.signer(card.persistent.signKey!.privateKey);
   const terminal = w.keys.terminalKeys;
-  const view = randomBytes(sz.view - (sz.view % 16));
+  const view = randomBytes(sz.view + 16 - (sz.view % 16));
   const cmd = randomBytes(sz.command);
   const rcpt = randomBytes(sz.receipt);
+  const face = randomBytes(sz.face);
   return () => {
-    // card: VERIFY seals the view to the terminal
+    // card: VERIFY seals the view to the terminal and keeps its digest (DF21)
     const { key, encapsulation } = p.suite.encapsulate(terminal.encryption.publicKey);
     const kEnc = ecb(key, Buffer.alloc(16, 1));
     const kMac = ecb(key, Buffer.alloc(16, 2));
     const ct = cbcEnc(kEnc, view);
     const mac = cmac(kMac, ct);
-    // terminal opens it
+    sha(view);
+    // terminal opens it and digests it for DF21
     const k2 = terminal.encryption.decapsulate(encapsulation);
     cmac(ecb(k2, Buffer.alloc(16, 2)), ct);
-    cbcDec(ecb(k2, Buffer.alloc(16, 1)), ct);
-    // terminal signs WRITE USAGE; card verifies, digests, signs the receipt; terminal verifies it
+    sha(cbcDec(ecb(k2, Buffer.alloc(16, 1)), ct));
+    // terminal signs WRITE USAGE; card verifies, digests command and face, signs the receipt; terminal verifies it and the face digest
     const sig = terminal.signature.sign(cmd);
     if (!p.suite.verify(terminal.signature.publicKey, cmd, sig)) throw new Error('floor: verify');
     sha(cmd);
+    sha(face);
     const rsig = cardSigner.sign(rcpt);
     sha(cmd);
+    sha(face);
     if (!p.suite.verify(cardSigner.publicKey, rcpt, rsig)) throw new Error('floor: receipt');
     void mac;
   };
 }
 
-/** A sym tap: diversification at the gate, session keys on both sides, one encryption, three MACs checked. */
+/** A sym tap: serial masking, diversification at the gate, session keys on both sides, one encryption, three MACs checked, the face digest. */
 function symFloor(w: World, serial: Uint8Array, sz: ReturnType<typeof sizes>): () => void {
-  const view = randomBytes(sz.view - (sz.view % 16));
+  const view = randomBytes(sz.view + 16 - (sz.view % 16));
   const cmd = randomBytes(sz.command);
   const rcpt = randomBytes(sz.receipt);
+  const face = randomBytes(sz.face);
   const chain = new Uint8Array(8);
   const kCard = diversify(w.masterKey.key, serial, w.operator);
+  const kPriv = privacyKey(w.masterKey.key, w.operator);
   return () => {
     const rt = randomBytes(16);
     const rc = randomBytes(8);
     // card
+    const masked = maskSerial(kPriv, serial, rc);
     const ks = sessionKeys(kCard, rt, rc);
     const ct = cbcEnc(ks.enc, view);
     sessionMac(ks.mac, SYM_CONTEXT.VIEW, chain, ct);
+    sha(face);
     // gate
+    unmaskSerial(kPriv, masked, rc);
+    sha(face);
     const kg = sessionKeys(diversify(w.masterKey.key, serial, w.operator), rt, rc);
     sessionMac(kg.mac, SYM_CONTEXT.VIEW, chain, ct);
     cbcDec(kg.enc, ct);
@@ -113,18 +126,25 @@ function symFloor(w: World, serial: Uint8Array, sz: ReturnType<typeof sizes>): (
   };
 }
 
-/** Card-side operations of one tap, by mode, priced by the cost model. */
-function cardOps(mode: GateMode, suite: SuiteName, trace: TraceEntry[]): CardOp[] {
-  const sz = sizes(trace);
+/**
+ * Card-side operations of one tap, by mode, priced by the cost model. Protocol version 2 adds, per tap: the view
+ * padded to limits.viewLength (more AES blocks to encrypt and MAC), the SHA-256 of the view the card keeps (pki),
+ * the SHA-256 of the face for the receipt's DF20 (both modes), and the one-block serial mask (sym).
+ */
+export function cardOps(mode: GateMode, suite: SuiteName, trace: TraceEntry[], faceBytes?: number): CardOp[] {
+  const sz = sizes(trace, faceBytes);
   const nvm: CardOp = { op: 'nvm-write', bytes: 48 }; // TF_B record and counter
+  const paddedView = sz.view + 16 - (sz.view % 16); // ISO/IEC 9797-1 method 2 on the fixed-length view
   if (mode === 'sym') {
     return [
       { op: 'random', bytes: 8 },
       { op: 'cmac', bytes: 38 },
       { op: 'cmac', bytes: 38 },
-      { op: 'aes', bytes: sz.view },
-      { op: 'cmac', bytes: sz.view + 40 },
+      { op: 'aes', bytes: 16 }, // DF24: the serial masked under K_priv
+      { op: 'aes', bytes: paddedView },
+      { op: 'cmac', bytes: paddedView + 45 },
       { op: 'cmac', bytes: sz.command + 30 },
+      { op: 'sha256', bytes: sz.face }, // DF20
       nvm,
       { op: 'cmac', bytes: sz.receipt + 20 },
     ];
@@ -136,11 +156,13 @@ function cardOps(mode: GateMode, suite: SuiteName, trace: TraceEntry[]): CardOp[
     { op: 'rsa-public', what: 'encrypt' },
     { op: 'aes', bytes: 16 },
     { op: 'aes', bytes: 16 },
-    { op: 'aes', bytes: sz.view },
-    { op: 'cmac', bytes: sz.view + 300 },
+    { op: 'aes', bytes: paddedView },
+    { op: 'cmac', bytes: paddedView + 300 },
+    { op: 'sha256', bytes: sz.view }, // the shown view's digest, kept for DF21
     { op: 'sha256', bytes: sz.command },
     { op: 'rsa-public', what: 'verify' },
     { op: 'sha256', bytes: sz.command },
+    { op: 'sha256', bytes: sz.face }, // DF20
     nvm,
     { op: 'sha256', bytes: sz.receipt },
     { op: 'rsa-private', what: 'sign' },
@@ -167,7 +189,7 @@ async function benchGate(w: World, mode: GateMode, iterations: number): Promise<
   const rig = new GateRig(w, new EmulatorTransport(c.card), { mode });
   await rig.time(Math.max(5, Math.floor(iterations / 10)));
   const { trace, apdus, bytes } = await rig.traced();
-  const sz = sizes(trace);
+  const sz = sizes(trace, rig.faceBytes);
   const floorOnce = mode === 'sym' ? symFloor(w, c.card.persistent.serial, sz) : pkiFloor(w, c.card, sz);
   for (let i = 0; i < 5; i++) floorOnce();
   // Interleave tap and floor batches so both see the same machine state (GC, CPU frequency).
@@ -181,7 +203,7 @@ async function benchGate(w: World, mode: GateMode, iterations: number): Promise<
   const t = latency(taps);
   const f = latency(floors);
   const exchanges: TraceExchange[] = trace.map((e) => ({ command: e.command, apdu: e.apdu, response: e.response }));
-  const modeled = estimateTap(exchanges, cardOps(mode, w.suite, trace));
+  const modeled = estimateTap(exchanges, cardOps(mode, w.suite, trace, rig.faceBytes));
   const m424 = modeled.find((m) => m.profile === 'jcop4' && m.kbitPerS === 424)!.totalMs;
   return {
     mode,
@@ -222,7 +244,7 @@ async function benchIssuance(w: World, n: number): Promise<IssuanceEntry> {
   const load: number[] = [];
   for (const f of faces) {
     let t0 = process.hrtime.bigint();
-    const signed = w.authority.sign(f);
+    const signed = w.authority.sign(f, creds);
     sign.push(Number(process.hrtime.bigint() - t0) / 1e6);
     t0 = process.hrtime.bigint();
     const sealed = w.authority.seal(signed, creds);

@@ -9,7 +9,7 @@ import { concat, fromHex, hex } from '../sdk/bytes.js';
 import { AID, ATR, SW, T } from '../sdk/spec.js';
 import { TlvMap } from '../sdk/tlv.js';
 import type { WorldCard } from '../testing/world.js';
-import { expectRawRefusal, worldFor } from '../test/helpers/world.js';
+import { authenticateRaw, expectRawRefusal, worldFor } from '../test/helpers/world.js';
 
 const SELECT = `00A40400${hex(new Uint8Array([AID.length]))}${hex(AID)}`;
 
@@ -54,29 +54,32 @@ describe('ISO 7816-4 framing', () => {
     expect(tx(card, apdu).sw).toBe(sw);
   });
 
-  it('the FCI names the AID, serial, suite, life cycle and protocol version', () => {
+  it('the FCI names the AID, suite, life cycle and protocol version 2, and nothing that identifies the card', () => {
     const r = tx(card, `${SELECT}00`);
     const fci = TlvMap.parse(TlvMap.parse(fromHex(r.data)).require(T.FCI));
     expect(hex(fci.require(T.DF_NAME))).toBe(hex(AID));
     const prop = TlvMap.parse(fci.require(T.FCI_PROPRIETARY));
-    expect(hex(prop.require(T.CARD_SERIAL))).toBe(hex(c.credentials.serial));
+    expect(prop.items.map((i) => i.tag)).toEqual([T.SUITE, T.LIFECYCLE, T.PROTOCOL_VERSION]);
     expect(prop.require(T.LIFECYCLE)[0]).toBe(7);
+    expect(prop.require(T.PROTOCOL_VERSION)[0]).toBe(2);
+    expect(r.data).not.toContain(hex(c.credentials.serial));
   });
 
   it('commands need the application selected first (COMMAND_NOT_ALLOWED), and power off forgets the selection', () => {
     tx(card, `${SELECT}00`);
-    expect(tx(card, '80CA00C600').sw).toBe('9000');
+    expect(tx(card, '80CA00D100').sw).toBe('9000');
     card.powerOff();
     card.powerOn();
-    expect(tx(card, '80CA00C600').sw).toBe('6986');
+    expect(tx(card, '80CA00D100').sw).toBe('6986');
     tx(card, `${SELECT}00`);
     card.reset();
-    expect(tx(card, '80CA00C600').sw).toBe('6986');
+    expect(tx(card, '80CA00D100').sw).toBe('6986');
   });
 
   describe('Le handling', () => {
     beforeAll(() => {
-      tx(card, `${SELECT}00`);
+      // The identifying objects (serial, certificates) answer only an authenticated issuer.
+      authenticateRaw(card, worldFor('rsa'));
     });
 
     it('GET CHALLENGE with the wrong Le answers 6C08, with Le=08 eight bytes', () => {
@@ -154,8 +157,8 @@ describe('ISO 7816-4 framing', () => {
     it('a chain left open is discarded when another command arrives (LAST_COMMAND_EXPECTED)', () => {
       tx(card, `${SELECT}00`);
       expect(tx(card, '9050000003B10100').sw).toBe('9000');
-      expectRawRefusal(card, fromHex('80CA00C600'), SW.LAST_COMMAND_EXPECTED);
-      expect(tx(card, '80CA00C600').sw).toBe('9000');
+      expectRawRefusal(card, fromHex('80CA00D100'), SW.LAST_COMMAND_EXPECTED);
+      expect(tx(card, '80CA00D100').sw).toBe('9000');
     });
 
     it('chaining on a command that takes no chained data (CHAINING_NOT_SUPPORTED)', () => {
@@ -169,7 +172,7 @@ describe('ISO 7816-4 framing', () => {
       let sw = '9000';
       for (let i = 0; i < 20 && sw === '9000'; i++) sw = tx(card, part).sw;
       expect(sw).toBe('6884');
-      expect(tx(card, '80CA00C600').sw).toBe('9000');
+      expect(tx(card, '80CA00D100').sw).toBe('9000');
     });
 
     it('an extended APDU with a wrong Lc is refused (WRONG_LENGTH)', () => {
@@ -210,8 +213,10 @@ describe('ISO 7816-4 framing', () => {
       expect(tx(blank, '80CA00DB00').sw).toBe('6A88'); // no identity on an RSA card
     });
 
-    it('GET DATA reports capacity and the installed key ids', () => {
+    it('GET DATA reports capacity and the installed key ids to an authenticated issuer', () => {
       tx(card, `${SELECT}00`);
+      expect(tx(card, '80CA00D800').sw).toBe('6982');
+      authenticateRaw(card, worldFor('rsa'));
       const cap = fromHex(tx(card, '80CA00D800').data);
       expect(cap.length).toBe(12);
       const keys = fromHex(tx(card, '80CA00D900').data);

@@ -10,7 +10,7 @@ import type { Icc } from '../sdk/icc.js';
 import { CardRefusal, type CardContext, type VolatileState } from './commands/context.js';
 
 // What a handler sees is defined with the handlers (card/commands/context.ts); the emulator's users find it here too.
-export { CardRefusal, type SymSession, type VolatileState } from './commands/context.js';
+export { CardRefusal, type ShownView, type SymSession, type VolatileState } from './commands/context.js';
 import { HANDLERS } from './commands/table.js';
 import { FaultInjector, FileBackend, MemoryBackend, NvmStore, NvmWriteError, PowerCutError, type NvmBackend } from './nvm.js';
 import { decodeState, encodeState, type CardState } from './state.js';
@@ -28,7 +28,9 @@ export interface CreateCardOptions {
 export class EticketCard implements Icc {
   private state: CardState;
   private readonly store: NvmStore;
-  private readonly ram: VolatileState = { selected: false, challenge: null, session: null, readCursor: null };
+  private readonly ram: VolatileState = { selected: false, challenge: null, shown: null, session: null, issuerAuthenticated: false, readCursor: null };
+  /** Whether the command being processed committed NVM: its answer must then never be lost to a short Le. */
+  private committed = false;
   private pending: { data: Uint8Array; offset: number } | null = null;
   private chain: { cla: number; ins: number; p1: number; p2: number; parts: Uint8Array[]; size: number } | null = null;
   /** All a command handler sees of the card (card/commands/context.ts). */
@@ -64,6 +66,7 @@ export class EticketCard implements Icc {
       tombstoneFloor: 0,
       nextSeq: 1,
       tickets: [],
+      cardTime: 0,
     };
     const image = encodeState(state);
     if (image.length > state.capacity) throw new RangeError(`capacity ${state.capacity} is below the ${image.length} bytes a blank card needs`);
@@ -117,6 +120,7 @@ export class EticketCard implements Icc {
     if (image.length > next.capacity) throw new CardRefusal(SW.NOT_ENOUGH_MEMORY, 'NVM full');
     this.store.commit(image);
     this.state = next;
+    this.committed = true;
   }
 
   atr(): Uint8Array {
@@ -138,7 +142,9 @@ export class EticketCard implements Icc {
   private clearVolatile(): void {
     this.ram.selected = false;
     this.ram.challenge = null;
+    this.ram.shown = null;
     this.ram.session = null;
+    this.ram.issuerAuthenticated = false;
     this.ram.readCursor = null;
     this.pending = null;
     this.chain = null;
@@ -230,6 +236,7 @@ export class EticketCard implements Icc {
     const handler = HANDLERS[def.name];
     if (!handler) return this.fail(SW.INS_NOT_SUPPORTED);
     let result: Uint8Array;
+    this.committed = false;
     try {
       result = handler(this.context, { ...apdu, data });
     } catch (e) {
@@ -248,18 +255,22 @@ export class EticketCard implements Icc {
       }
       throw e;
     }
-    return this.respond(result, apdu.ne, apdu.extended);
+    return this.respond(result, apdu.ne, apdu.extended, this.committed);
   }
 
-  /** Apply the Le rules of apdu-spec: whole, 6CXX for a short response asked with the wrong Le, or 61XX chunks. */
-  private respond(data: Uint8Array, ne: number | undefined, extended: boolean): Uint8Array {
+  /**
+   * Apply the Le rules of apdu-spec 1: whole, 6CXX for a short response asked with the wrong Le, or 61XX chunks.
+   * A command that changed NVM never answers 6CXX: reissuing it would be refused, so its answer would be lost;
+   * it gives what fits Ne (nothing without Le) with 61XX, and the rest waits for GET RESPONSE.
+   */
+  private respond(data: Uint8Array, ne: number | undefined, extended: boolean, committed: boolean): Uint8Array {
     if (data.length === 0) return encodeResponse(data, SW.SUCCESS);
     if (ne === undefined) {
       this.pending = { data, offset: 0 };
       return encodeResponse(new Uint8Array(0), SW.BYTES_REMAINING | remainingByte(data.length));
     }
     if (data.length <= ne) return encodeResponse(data, SW.SUCCESS);
-    if (!extended && data.length <= 256) return encodeResponse(new Uint8Array(0), SW.WRONG_LE_EXACT | (data.length & 0xff));
+    if (!extended && data.length <= 256 && !committed) return encodeResponse(new Uint8Array(0), SW.WRONG_LE_EXACT | (data.length & 0xff));
     this.pending = { data, offset: ne };
     return encodeResponse(data.subarray(0, ne), SW.BYTES_REMAINING | remainingByte(data.length - ne));
   }

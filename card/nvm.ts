@@ -7,6 +7,7 @@ import { concat, equal, readUint, u32 } from '../sdk/bytes.js';
 import { writeFileDurably } from '../sdk/durable-file.js';
 import { EticketError } from '../sdk/errors.js';
 import { FileLock } from '../sdk/file-lock.js';
+import { PRIVATE_FILE_MODE, tightenMode } from '../sdk/files.js';
 
 /** Thrown at the injected write point: the process "lost power". Reopen the card from its backend. */
 export class PowerCutError extends EticketError {}
@@ -65,9 +66,10 @@ export class MemoryBackend implements NvmBackend {
 }
 
 /**
- * A card image file `path` with its journal beside it (`path.journal`). With `lock`, the image is held
- * exclusively (`path.lock`, sdk/file-lock) until close() or the process exits: a second process opening it
- * gets LockHeldError naming the holder, before it reads or writes anything.
+ * A card image file `path` with its journal beside it (`path.journal`). Both hold the card's private keys
+ * in clear: created 0600, and an existing one other users can read is tightened (or refused, InsecurePermissionsError).
+ * With `lock`, the image is held exclusively (`path.lock`, sdk/file-lock) until close() or the process exits:
+ * a second process opening it gets LockHeldError naming the holder, before it reads or writes anything.
  */
 export class FileBackend implements NvmBackend {
   readonly description: string;
@@ -76,6 +78,13 @@ export class FileBackend implements NvmBackend {
   constructor(readonly path: string, private readonly durable = true, options: { lock?: boolean } = {}) {
     this.description = path;
     if (options.lock) this.lock = FileLock.tryAcquire(`${path}.lock`, `card image ${path}`);
+    try {
+      tightenMode(path);
+      tightenMode(`${path}.journal`);
+    } catch (error) {
+      this.lock?.release(); // refused: nobody will close() this backend
+      throw error;
+    }
   }
 
   /** Release the image lock (if any); the backend must not be used afterwards. */
@@ -94,7 +103,7 @@ export class FileBackend implements NvmBackend {
   }
 
   write(region: Region, offset: number, bytes: Uint8Array): void {
-    const fd = openSync(this.file(region), existsSync(this.file(region)) ? 'r+' : 'w+');
+    const fd = openSync(this.file(region), existsSync(this.file(region)) ? 'r+' : 'w+', PRIVATE_FILE_MODE);
     try {
       writeSync(fd, bytes, 0, bytes.length, offset);
       if (this.durable) fsyncSync(fd);
@@ -120,7 +129,7 @@ export class FileBackend implements NvmBackend {
 
   /** Create the image in one step (a new card): a durable write-then-rename. */
   static createImage(path: string, image: Uint8Array): void {
-    writeFileDurably(path, image);
+    writeFileDurably(path, image, { mode: PRIVATE_FILE_MODE });
   }
 }
 

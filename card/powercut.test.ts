@@ -114,7 +114,7 @@ describe('NVM write failure (disk full, I/O error)', () => {
     const backend = new FailingBackend();
     backend.write('image', 0, c.card.image);
     const card = EticketCard.open(backend);
-    const issuing = new IssuingTerminal(new CardSession(new EmulatorTransport(card)));
+    const issuing = w.issuingTerminal(new CardSession(new EmulatorTransport(card)));
     await issuing.open();
     const before = card.image.slice();
     backend.failing = true;

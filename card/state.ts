@@ -19,6 +19,8 @@ export interface SymKeyEntry {
   id: Uint8Array;
   operator: string;
   key: Uint8Array;
+  /** K_priv (protocol version 2): masks the serial in sym answers. Absent in keys installed before: unusable then. */
+  privacyKey?: Uint8Array;
 }
 
 export interface CardKeyPair {
@@ -47,7 +49,7 @@ export interface TicketRecord {
 export interface Tombstone {
   /** SHA-256(operator ‖ 00 ‖ TID), first 8 bytes: refuses a replayed LOAD. */
   ticketDigest: Uint8Array;
-  /** SHA-256(TID), first 4 bytes: lets VERIFY by TID answer TICKET_VOID. */
+  /** SHA-256(TID), first 4 bytes: lets VERIFY by TID show a void view (DF22 02). */
   tidDigest: Uint8Array;
   issuedAt: number;
 }
@@ -71,6 +73,11 @@ export interface CardState {
   tombstoneFloor: number;
   nextSeq: number;
   tickets: TicketRecord[];
+  /**
+   * Card time: the largest issue time of any ticket the card accepted (never a terminal's clock, so no terminal
+   * can age the card's keys). A certified signing key whose certificate ended before it is retired for this card.
+   */
+  cardTime: number;
 }
 
 const MAGIC = utf8('ETKTCARD');
@@ -153,7 +160,8 @@ export function encodeState(s: CardState): Uint8Array {
     s.identity !== undefined ? tlv(0xdb, utf8(s.identity)) : new Uint8Array(0),
     encodeKeyEntries(0xe3, s.authorityKeys),
     encodeKeyEntries(0xe4, s.terminalKeys),
-    cached(s.symKeys, () => concat(...s.symKeys.map((k) => template(0xe5, tlv(0xc1, k.id), tlv(0xc9, utf8(k.operator)), tlv(0xd0, k.key))))),
+    cached(s.symKeys, () => concat(...s.symKeys.map((k) => template(0xe5, tlv(0xc1, k.id), tlv(0xc9, utf8(k.operator)), tlv(0xd0, k.key), k.privacyKey ? tlv(0xc2, k.privacyKey) : undefined)))),
+    tlv(0xce, u32(s.cardTime)),
     encodeTombstones(s),
     ...s.tickets.map(encodeRecord),
   );
@@ -212,11 +220,13 @@ export function decodeState(image: Uint8Array): CardState {
       terminalKeys: keys(0xe4),
       symKeys: m.all(0xe5).map((v) => {
         const k = TlvMap.parse(v);
-        return { id: k.bytes(0xc1, 8, 8).slice(), operator: fromUtf8(k.require(0xc9)), key: k.bytes(0xd0, 16, 16).slice() };
+        return { id: k.bytes(0xc1, 8, 8).slice(), operator: fromUtf8(k.require(0xc9)), key: k.bytes(0xd0, 16, 16).slice(), ...(k.has(0xc2) ? { privacyKey: k.bytes(0xc2, 16, 16).slice() } : {}) };
       }),
       tombstones,
       tombstoneFloor: readUint(tomb.require(0x80)),
       tickets,
+      // Images written before protocol version 2 carry no card time: every ticket they hold or deleted was accepted.
+      cardTime: m.has(0xce) ? readUint(m.require(0xce)) : Math.max(0, readUint(tomb.require(0x80)), ...tickets.map((t) => t.issuedAt), ...tombstones.map((t) => t.issuedAt)),
     };
   } catch (e) {
     throw new NvmCorruptError(`card image is corrupt: ${(e as Error).message}`, { cause: e });

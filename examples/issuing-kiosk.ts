@@ -1,21 +1,37 @@
 // An issuing kiosk (出票終端): a passenger presents a card and the kiosk loads the tickets the back office sealed
-// to that card (first ciphertexts, here the JSON Lines files `eticket issue --out` writes), then shows the space left.
-// The kiosk holds no secret: a sealed ticket is only usable on the card it was sealed to.
+// to that card, reports each one loaded, then shows the space left. It holds no ticket secret (a sealed ticket is
+// usable only on the card it was sealed to), only its terminal credential for the back office's API.
 //
-//   node issuing-kiosk.js <inbox-dir> --reader <name>     a card in a PC/SC reader
-//   node issuing-kiosk.js <inbox-dir> --card <image>      an emulated card image (no reader needed)
+// A locked card (protocol version 2) tells its serial only to an issuer the operator's authority vouches for: the
+// kiosk asks the back office to sign the card's challenge (EXTERNAL AUTHENTICATE), which it does for issuing
+// terminals only (a gate's credential is refused: 403).
 //
-// Exit status 0 when every ticket for the card is on it, 2 when the card refused one (e.g. full).
+//   KIOSK_PASSPHRASE=... node issuing-kiosk.js <backoffice-url> <credential.json> --reader <name>   a PC/SC reader
+//   KIOSK_PASSPHRASE=... node issuing-kiosk.js <backoffice-url> <credential.json> --card <image>    an emulated card
+//
+// The credential file comes from `eticket terminal add kiosk-1 --kind issuing --out kiosk-1.json`.
+// Exit status 0 when every ticket for the card is on it, 2 when the card refused one (e.g. full), 3 when the back
+// office refused or could not be reached.
 
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CardSession, CardStatusError, fromHex, hex, IssuingTerminal, isDuplicate, SW, type Transport } from 'eticket';
+import {
+  BackofficeClient,
+  BackofficeHttpError,
+  BackofficeUnreachableError,
+  CardSession,
+  CardStatusError,
+  hex,
+  IssuingTerminal,
+  isDuplicate,
+  SW,
+  type Transport,
+} from 'eticket';
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { reader: { type: 'string' }, card: { type: 'string' } } });
-const [inbox] = positionals;
-if (!inbox || Boolean(values.reader) === Boolean(values.card)) {
-  console.error('usage: issuing-kiosk <inbox-dir> (--reader <name> | --card <image>)');
+const [url, credentialFile] = positionals;
+const passphrase = process.env.KIOSK_PASSPHRASE;
+if (!url || !credentialFile || !passphrase || Boolean(values.reader) === Boolean(values.card)) {
+  console.error('usage: KIOSK_PASSPHRASE=... issuing-kiosk <backoffice-url> <credential.json> (--reader <name> | --card <image>)');
   process.exit(1);
 }
 
@@ -31,33 +47,24 @@ async function openTransport(): Promise<Transport> {
   return new EmulatorTransport(EticketCard.open(values.card!));
 }
 
-/** The sealed tickets waiting for card `serial` (lines of `eticket issue --out` files: { tid, card, sealed }). */
-function waitingFor(serial: string): { tid: string; sealed: Uint8Array }[] {
-  const out: { tid: string; sealed: Uint8Array }[] = [];
-  for (const file of readdirSync(inbox).filter((f) => f.endsWith('.jsonl'))) {
-    for (const line of readFileSync(join(inbox, file), 'utf8').split('\n')) {
-      if (!line.trim()) continue;
-      const entry = JSON.parse(line) as { tid: string; card: string; sealed: string };
-      if (entry.card.toUpperCase() === serial) out.push({ tid: entry.tid, sealed: fromHex(entry.sealed) });
-    }
-  }
-  return out;
-}
-
+const office = BackofficeClient.fromCredential(url, credentialFile, passphrase);
 const session = new CardSession(await openTransport());
 try {
-  const kiosk = new IssuingTerminal(session);
+  // The authoriser: the back office signs the card's challenge; the card then tells its serial and certificates.
+  const kiosk = new IssuingTerminal(session, { authorize: (challenge) => office.authorizeIssuer(challenge) });
   const card = await kiosk.open();
   if (card.lifecycle !== 'OPERATIONAL') throw new Error(`card ${card.serialHex} is not personalised: it cannot hold tickets yet`);
-  const tickets = waitingFor(card.serialHex.toUpperCase());
+  const tickets = await office.pending(card.serial);
   console.log(`card ${card.serialHex}: ${tickets.length} ticket(s) waiting`);
   for (const t of tickets) {
     try {
       const loaded = await kiosk.load(t.sealed);
+      await office.loaded(t.tid, card.serial, loaded.sequenceNumber);
       console.log(`loaded ${loaded.tid} (slot ${loaded.sequenceNumber})`);
     } catch (e) {
-      // Loading twice is harmless: the card refuses the duplicate and the ticket is there.
+      // Loading twice is harmless: the card refuses the duplicate and the ticket is there; the back office learns it.
       if (isDuplicate(e)) {
+        await office.loaded(t.tid, card.serial);
         console.log(`${t.tid} already on the card`);
         continue;
       }
@@ -72,6 +79,11 @@ try {
   }
   const space = await kiosk.capacity();
   console.log(`card ${hex(card.serial)} holds ${space.tickets} ticket(s); ${space.freeBytes} of ${space.totalBytes} bytes free`);
+} catch (e) {
+  // The back office's answer, in one line: a credential of the wrong kind (403), revoked, or no back office at all.
+  if (!(e instanceof BackofficeHttpError || e instanceof BackofficeUnreachableError)) throw e;
+  console.log(`back office: ${e.message}`);
+  process.exitCode = 3;
 } finally {
   await session.close();
 }

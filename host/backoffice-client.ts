@@ -153,6 +153,8 @@ function cardJson(c: CardCredentials): Record<string, string> {
  *
  * @example
  * const office = BackofficeClient.fromCredential('http://127.0.0.1:8080', 'kiosk-1.json', process.env.KIOSK_PASSPHRASE!);
+ * const issuing = new IssuingTerminal(session, { authorize: (challenge) => office.authorizeIssuer(challenge) });
+ * const { serial } = await issuing.open();
  * for (const t of await office.pending(serial)) await issuing.load(t.sealed);
  */
 export class BackofficeClient {
@@ -261,6 +263,14 @@ export class BackofficeClient {
   /** Gates and terminals: hand over a card's usage or deletion receipt; the back office checks and stores it. */
   receipt(r: ReceiptUpload): Promise<{ tid: string; card: string; counter: number; kind: 'usage' | 'deletion'; mode: 'pki' | 'sym' }> {
     return this.request('POST', '/v1/receipts', { receipt: hex(r.receipt), ...(r.transaction ? { transaction: r.transaction } : {}), ...(r.deletion ? { deletion: true } : {}) });
+  }
+
+  /**
+   * EXTERNAL AUTHENTICATE data for a card's challenge, from the back office (issuing terminals only): pass this as
+   * the issuing terminal's authoriser, `new IssuingTerminal(session, { authorize: (c) => client.authorizeIssuer(c) })`.
+   */
+  async authorizeIssuer(cardChallenge: Uint8Array): Promise<Uint8Array> {
+    return fromHex((await this.request<{ authorization: string }>('POST', '/v1/terminal/authorization', { challenge: hex(cardChallenge) })).authorization);
   }
 
   /** The operator's authority key history (gates refresh their trusted keys from it). */

@@ -1,27 +1,29 @@
 // The checking terminal (驗票終端), e.g. a gate: reads tickets (second ciphertexts, opened with key 5),
-// checks TF_V with key 6, writes usage and deletes tickets, verifies card receipts; gate mode pki
-// (keys 4/5 asymmetric, signatures) or sym (diversified AES keys, one session per tap, MACs).
+// checks TF_V with key 6 (or a key it certified), writes usage and deletes tickets answering exactly the view
+// the card showed, verifies card receipts and the face they name; gate mode pki (keys 4/5 asymmetric,
+// signatures) or sym (diversified AES keys, serial masked under K_priv, one session per tap, MACs).
 
 import { randomBytes } from 'node:crypto';
 import { equal, hex } from '../sdk/bytes.js';
 import { decodeAnswer } from '../sdk/commands/answer.js';
 import { encodeReadQuery, READ_P1 } from '../sdk/commands/read.js';
 import { SELECT_P2 } from '../sdk/commands/select.js';
-import { decodeTicketView } from '../sdk/commands/ticket-view.js';
+import { decodeTicketView, type DecodedTicketView } from '../sdk/commands/ticket-view.js';
 import { encodeUsageBody, encodeUsageCommand, USAGE_P1, usageCommandMac, usageSignatureMessage, type GateMode, type UsageCommandName } from '../sdk/commands/usage-command.js';
 import { checkSessionViewMac, decodeSessionView, encodeVerifyQuery, verifyP1, type VerifyCriteria } from '../sdk/commands/verify.js';
 import { EnvelopeError, open } from '../sdk/crypto/envelope.js';
 import { getSuite } from '../sdk/crypto/suites.js';
-import { keyId } from '../sdk/crypto/suite.js';
-import { masterKeyId, sessionDecrypt } from '../sdk/crypto/symmetric.js';
-import { CryptoError, InvalidInputError } from '../sdk/errors.js';
+import { keyId, sha256 } from '../sdk/crypto/suite.js';
+import { masterKeyId, privacyKey, sessionDecrypt, unmaskSerial } from '../sdk/crypto/symmetric.js';
+import { CardStatusError, CryptoError, InvalidInputError, RelayError, TicketNotFoundError, WrongCardError } from '../sdk/errors.js';
 import { specField } from '../sdk/fields.js';
-import { checkReceiptMac, parseReceipt, receiptAnswers, receiptSignatureMessage, receiptSignedBytes, type Receipt } from '../sdk/receipt.js';
-import { AID, LIMITS, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
+import { checkReceiptMac, parseReceipt, receiptAnswers, receiptMessage, type Receipt } from '../sdk/receipt.js';
+import { AID, LIMITS, SUITE, SW, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
+import { signingKeyOrThrow, type RootKey } from '../sdk/roles/key-chain.js';
 import type { CardTrust } from '../sdk/roles/trust.js';
 import type { TerminalKeys } from '../sdk/roles/terminal-keys.js';
 import { symSessionKeys, type OperatorMasterKey } from '../sdk/roles/sym-receipts.js';
-import { isRealName, verificationCodeMessage, type TicketFace, type UsageRecord, type VerificationCode } from '../sdk/ticket.js';
+import { decodeTicketFace, faceDigestOf, isRealName, verificationCodeMessage, type TicketFace, type UsageRecord, type VerificationCode } from '../sdk/ticket.js';
 import { decide, rejectFor, type Direction, type GateDecision } from './gate.js';
 import { checkWithin, type RealNameCheck, type RealNameChecker } from './realname.js';
 import type { CardSession, SendOptions } from './session.js';
@@ -30,7 +32,7 @@ import type { CardSession, SendOptions } from './session.js';
 export interface CheckingTerminalConfig {
   /** Keys 4/5. Pki mode needs them; a sym-only gate may leave them out. */
   keys?: TerminalKeys;
-  /** Key 6: authority public keys trusted for TF_V. */
+  /** Key 6: the authority's root public keys trusted for TF_V (signing keys they certified are accepted through their A4). */
   authorities: Uint8Array[];
   /** Resolves and checks the card's receipt-signing key. Pki mode needs it; a sym-only gate may leave it out. */
   cardTrust?: CardTrust;
@@ -99,6 +101,8 @@ export interface TicketView {
   cardSerial: Uint8Array;
   /** VERIFY only: the one-time card challenge that the next WRITE USAGE / DELETE must carry. */
   cardChallenge?: Uint8Array;
+  /** SHA-256 of the view B2 as received (DF21 of the next pki command): the card writes only if it showed exactly this. */
+  viewDigest: Uint8Array;
   /** Present when asked for (audit); already checked against the authority keys. */
   verificationCode?: VerificationCode;
   /** Sym mode only: the session VERIFY opened (spent by the next WRITE USAGE / DELETE). */
@@ -132,6 +136,7 @@ export class CheckingTerminal {
   private readonly clock: () => number;
   private readonly signingKeys = new Map<string, Uint8Array>();
   private readonly masterKeyIds = new Map<string, Uint8Array>();
+  private readonly privacyKeys = new Map<string, Uint8Array>();
   readonly mode: GateMode;
 
   constructor(readonly session: CardSession, readonly config: CheckingTerminalConfig) {
@@ -159,6 +164,7 @@ export class CheckingTerminal {
     if (!id) {
       id = masterKeyId(mk.key, mk.operator);
       this.masterKeyIds.set(mk.operator, id);
+      this.privacyKeys.set(mk.operator, privacyKey(mk.key, mk.operator));
     }
     return mk;
   }
@@ -179,22 +185,25 @@ export class CheckingTerminal {
     return this.session.send(name, { deadlineMs: this.config.commandDeadlineMs ?? GATE_COMMAND_DEADLINE_MS, ...opts });
   }
 
-  /** SELECT without FCI: the gate learns the card serial from the sealed view. */
+  /** SELECT without FCI: the gate learns the card serial from the sealed (pki) or masked (sym) view. */
   async select(): Promise<void> {
     if (!this.session.atr) await this.session.connect();
     await this.send('SELECT', { p1: 0x04, p2: SELECT_P2.NO_FCI, data: AID });
   }
 
-  /** READ (621-622): every ticket for `date` or later (and `train`), by repeating the command. */
+  /** READ (621-622): every ticket for `date` or later (and `train`), by repeating the command until a view shows none. */
   async readTickets(query: { date?: number; train?: string } = {}): Promise<TicketView[]> {
     const keys = this.pki('READ').keys;
-    const data = encodeReadQuery({ keyId: keys.keyId, date: query.date, train: query.train });
+    const challenge = new Uint8Array(randomBytes(LIMITS.terminalChallengeLength));
+    const data = encodeReadQuery({ keyId: keys.keyId, terminalChallenge: challenge, date: query.date, train: query.train });
     const out: TicketView[] = [];
     for (let p1: number = READ_P1.FIRST; ; p1 = READ_P1.NEXT) {
-      const r = await this.send('READ', { p1, data, accept: [SW.RECORD_NOT_FOUND] });
-      if (r.sw === SW.RECORD_NOT_FOUND) return out;
-      out.push(this.openView('READ', r.data));
-      if (out.length > 0xffff) throw new CryptoError('card keeps answering READ');
+      const r = await this.send('READ', { p1, data });
+      const v = this.openView('READ', r.data, challenge);
+      if (v.status !== 'shown') return out;
+      out.push(this.shownView(v));
+      // A card holds at most limits.maxTickets tickets: a card listing more misbehaves.
+      if (out.length > LIMITS.maxTickets) throw new CryptoError('card keeps answering READ');
     }
   }
 
@@ -204,33 +213,49 @@ export class CheckingTerminal {
    */
   async verifyTicket(query: TicketQuery, options: { verificationCode?: boolean; operator?: string } = {}): Promise<TicketView> {
     const withTfv = options.verificationCode ?? true;
-    const challenge = new Uint8Array(randomBytes(LIMITS.terminalChallengeLength));
-    if (this.mode === 'sym') return this.verifySym(challenge, query, withTfv, options.operator);
-    const data = encodeVerifyQuery({ keyId: this.pki('VERIFY in gate mode pki').keys.keyId, terminalChallenge: challenge, criteria: query });
-    const r = await this.send('VERIFY', { p1: verifyP1('pki', withTfv), data });
-    const view = this.openView('VERIFY', r.data, challenge);
+    if (this.mode === 'sym') return this.verifySym(new Uint8Array(randomBytes(LIMITS.terminalChallengeLength)), query, withTfv, options.operator);
+    const { keys, cardTrust } = this.pki('VERIFY in gate mode pki');
+    const once = async (certificate: boolean) => {
+      const challenge = new Uint8Array(randomBytes(LIMITS.terminalChallengeLength));
+      const data = encodeVerifyQuery({ keyId: keys.keyId, terminalChallenge: challenge, criteria: query });
+      const r = await this.send('VERIFY', { p1: verifyP1('pki', withTfv, certificate), data });
+      return this.openView('VERIFY', r.data, challenge);
+    };
+    let v = await once(false);
+    // First meeting of an RSA card: its receipt key comes with a second VERIFY (P1 bit 2, the signing certificate in
+    // the view), traced to the CA and cached. No GET DATA: a gate holds no issuer authorisation.
+    if (cardTrust.needsSigningCertificate && !this.signingKeys.has(hex(v.cardSerial))) {
+      v = await once(true);
+      if (!v.signingCertificate) throw new CryptoError('VERIFY P1 bit 2 answer carries no signing certificate');
+      this.signingKeys.set(hex(v.cardSerial), cardTrust.signingKey({ suite: cardTrust.suite, serial: v.cardSerial, signingCertificate: v.signingCertificate }));
+    }
+    const view = this.shownView(v);
     if (!view.cardChallenge) throw new CryptoError('VERIFY answer carries no card challenge');
     if (withTfv && !view.verificationCode) throw new CryptoError('VERIFY answer carries no TF_V');
     return view;
   }
 
-  /** VERIFY P1=02/03: derive K_card from the clear serial, check the session MAC, then decrypt the view. */
+  /** VERIFY P1=02/03: unmask the serial with K_priv, derive K_card from it, check the session MAC, then decrypt the view. */
   private async verifySym(challenge: Uint8Array, query: TicketQuery, withTfv: boolean, operator?: string): Promise<TicketView> {
     const mk = this.masterKey(operator);
     const keyIdSent = this.masterKeyIds.get(mk.operator)!;
     const data = encodeVerifyQuery({ keyId: keyIdSent, terminalChallenge: challenge, criteria: query });
     const r = await this.send('VERIFY', { p1: verifyP1('sym', withTfv), data });
     const b5 = decodeAnswer('VERIFY', () => decodeSessionView(r.data));
-    const keys = symSessionKeys(mk, b5.cardSerial, challenge, b5.cardChallenge);
+    // The serial travels masked under the operator's K_priv with this RC: unmask it, then derive K_card from it.
+    const serial = unmaskSerial(this.privacyKeys.get(mk.operator)!, b5.maskedSerial, b5.cardChallenge);
+    if (!serial) throw new CryptoError('masked serial does not unmask with this operator\'s privacy key: not a card of this operator, or altered');
+    const keys = symSessionKeys(mk, serial, challenge, b5.cardChallenge);
     if (!checkSessionViewMac(keys.mac, b5.mac, b5.head)) throw new CryptoError('ticket view MAC does not verify: not a card holding this operator\'s key, or altered');
-    const view = this.parseView('VERIFY', sessionDecrypt(keys.enc, b5.cryptogram), challenge);
-    if (!equal(view.cardSerial, b5.cardSerial) || !view.cardChallenge || !equal(view.cardChallenge, b5.cardChallenge)) throw new CryptoError('ticket view does not match its session');
+    const v = this.parseView('VERIFY', sessionDecrypt(keys.enc, b5.cryptogram), challenge);
+    if (!equal(v.cardSerial, serial) || !v.cardChallenge || !equal(v.cardChallenge, b5.cardChallenge)) throw new CryptoError('ticket view does not match its session');
+    const view = this.shownView(v);
     if (withTfv && !view.verificationCode) throw new CryptoError('VERIFY answer carries no TF_V');
     view.session = { operator: mk.operator, macKey: keys.mac, chain: b5.mac, keyId: keyIdSent, terminalChallenge: challenge, cardChallenge: b5.cardChallenge };
     return view;
   }
 
-  private openView(command: string, sealed: Uint8Array, expectedChallenge?: Uint8Array): TicketView {
+  private openView(command: string, sealed: Uint8Array, expectedChallenge?: Uint8Array): DecodedTicketView {
     let plain: Uint8Array;
     try {
       const keys = this.keys;
@@ -242,24 +267,40 @@ export class CheckingTerminal {
     return this.parseView(command, plain, expectedChallenge);
   }
 
-  private parseView(command: string, plain: Uint8Array, expectedChallenge?: Uint8Array): TicketView {
+  private parseView(command: string, plain: Uint8Array, expectedChallenge?: Uint8Array): DecodedTicketView {
     const v = decodeAnswer(command, () => decodeTicketView(plain));
     if (expectedChallenge && (!v.terminalChallenge || !equal(v.terminalChallenge, expectedChallenge))) {
       throw new CryptoError('ticket view does not answer this terminal challenge (replayed response)');
     }
-    const view: TicketView = { sequenceNumber: v.sequenceNumber, face: v.face, faceEncoded: v.faceEncoded, usage: v.usage, cardSerial: v.cardSerial, cardChallenge: v.cardChallenge };
+    return v;
+  }
+
+  /**
+   * The view as a shown ticket, or TicketNotFoundError (no match, void). A version 2 face names the card it was
+   * issued to: shown by another card it is a copy (wrong_card). TF_V, when the view carries it, is checked.
+   */
+  private shownView(v: DecodedTicketView): TicketView {
+    if (v.status !== 'shown') throw new TicketNotFoundError('VERIFY', v.status);
+    const face = v.face!;
+    if (face.card !== undefined && !equal(face.card, v.cardSerial)) throw new WrongCardError(`ticket ${face.tid} was issued to card ${hex(face.card)}, shown by card ${hex(v.cardSerial)}`);
+    const view: TicketView = { sequenceNumber: v.sequenceNumber!, face, faceEncoded: v.faceEncoded!, usage: v.usage!, cardSerial: v.cardSerial, cardChallenge: v.cardChallenge, viewDigest: sha256(v.encoded) };
     if (v.verificationCode) {
       view.verificationCode = v.verificationCode;
-      this.checkVerificationCode(v.faceEncoded, v.verificationCode);
+      this.checkVerificationCode(view.faceEncoded, v.verificationCode);
     }
     return view;
   }
 
-  /** Key 6: TF_V must verify with one of the trusted authority keys. Throws CryptoError. */
+  /**
+   * Key 6: TF_V must verify with one of the trusted root keys, or with a signing key one of them certified (A4)
+   * for the ticket's operator and issue time. Throws CryptoError naming what is wrong.
+   */
   checkVerificationCode(faceEncoded: Uint8Array, tfv: VerificationCode): void {
-    const authority = this.config.authorities.find((a) => equal(keyId(a), tfv.authorityKeyId));
-    if (!authority) throw new CryptoError('TF_V names an authority key this terminal does not trust');
-    if (tfv.suite !== SUITE[this.suiteName] || !this.suite.verify(authority, verificationCodeMessage(faceEncoded), tfv.signature)) {
+    const face = decodeAnswer('VERIFY', () => decodeTicketFace(faceEncoded));
+    const roots: RootKey[] = this.config.authorities.map((a) => ({ keyId: keyId(a), publicKey: a, scopes: ['*'] }));
+    if (tfv.suite !== SUITE[this.suiteName]) throw new CryptoError('TF_V of another suite');
+    const { publicKey } = signingKeyOrThrow(this.suiteName, tfv.authorityKeyId, tfv.certificate, roots, { operator: face.operator, at: face.issuedAt });
+    if (!this.suite.verify(publicKey, verificationCodeMessage(faceEncoded), tfv.signature)) {
       throw new CryptoError('TF_V does not verify: forged or altered ticket');
     }
   }
@@ -279,20 +320,33 @@ export class CheckingTerminal {
     if (!view.cardChallenge) throw new InvalidInputError(`${name} needs a ticket from verifyTicket (it carries the card challenge)`);
     if (view.session) return this.macedCommand(name, view, event);
     const keys = this.pki(`${name} in gate mode pki`).keys;
-    const body = encodeUsageBody(name, 'pki', { keyId: keys.keyId, ...this.commandFields(view, event) });
+    const body = encodeUsageBody(name, 'pki', { keyId: keys.keyId, ...this.commandFields(view, event), viewDigest: view.viewDigest });
     const signed = encodeUsageCommand('pki', body, keys.signature.sign(usageSignatureMessage(name, view.cardSerial, body)));
     view.cardChallenge = undefined; // spent, whatever the card answers
-    const r = await this.send(name, { p1: USAGE_P1.pki, data: signed });
+    let r: { data: Uint8Array; sw: number };
+    try {
+      r = await this.send(name, { p1: USAGE_P1.pki, data: signed });
+    } catch (e) {
+      // The gate's own VERIFY just showed this challenge: a card with no view pending for it never showed that view.
+      if (e instanceof CardStatusError && e.sw === SW.REFERENCE_DATA_NOT_USABLE) throw new RelayError(`${name} 6984: the card has no view pending with the challenge of the view the gate received`, { cause: e });
+      throw e;
+    }
     const receipt = decodeAnswer(name, () => parseReceipt(r.data));
     if (!receiptAnswers(receipt, signed) || receipt.tid !== view.face.tid || !equal(receipt.cardSerial, view.cardSerial)) {
       throw new CryptoError(`${name} receipt does not answer this command`);
     }
     const key = await this.cardSigningKey(view.cardSerial);
-    if (!this.suite.verify(key, receiptSignatureMessage(receiptSignedBytes(receipt.encoded)), receipt.signature)) {
+    if (receipt.version !== 2 || !this.suite.verify(key, receiptMessage(receipt), receipt.signature)) {
       throw new CryptoError(`${name} receipt signature does not verify: not a genuine card`);
     }
+    this.checkReceiptFace(name, receipt, view);
     if (receipt.usage) view.usage = receipt.usage;
     return receipt;
+  }
+
+  /** The receipt must name the face the gate decided on (DF20): else the card applied the command to another one. */
+  private checkReceiptFace(name: string, receipt: Receipt, view: TicketView): void {
+    if (!receipt.faceDigest || !equal(receipt.faceDigest, faceDigestOf(view.faceEncoded))) throw new RelayError(`${name} receipt names another ticket face than the one the gate decided on`);
   }
 
   /** The fields both gate modes' WRITE USAGE / DELETE carry (sdk/commands/usage-command.ts has their order). */
@@ -316,6 +370,7 @@ export class CheckingTerminal {
     if (!checkReceiptMac(session.macKey, mac, receipt)) {
       throw new CryptoError(`${name} receipt MAC does not verify: not the card of this session`);
     }
+    this.checkReceiptFace(name, receipt, view);
     receipt.sym = {
       operator: session.operator,
       keyId: session.keyId,
@@ -329,17 +384,17 @@ export class CheckingTerminal {
     return receipt;
   }
 
-  /** The card's receipt key, traced to the trust root once per card and cached. */
+  /**
+   * The card's receipt key, traced to the trust root once per card and cached: SM9 from the serial; RSA from the
+   * certificate the first VERIFY of this card carried (P1 bit 2).
+   */
   async cardSigningKey(serial: Uint8Array): Promise<Uint8Array> {
     const k = hex(serial);
     let key = this.signingKeys.get(k);
     if (!key) {
       const { cardTrust } = this.pki('checking a card signature');
-      const creds = { suite: cardTrust.suite, serial, signingCertificate: undefined as Uint8Array | undefined };
-      if (cardTrust.needsSigningCertificate) {
-        creds.signingCertificate = (await this.send('GET DATA', { p2: T.CARD_SIGNING_CERTIFICATE })).data;
-      }
-      key = cardTrust.signingKey(creds);
+      if (cardTrust.needsSigningCertificate) throw new CryptoError(`card ${k}: no signing certificate came with its view (VERIFY P1 bit 2)`);
+      key = cardTrust.signingKey({ suite: cardTrust.suite, serial });
       this.signingKeys.set(k, key);
     }
     return key;

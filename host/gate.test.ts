@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { ApduFormatError } from '../sdk/apdu.js';
-import { CardMisbehavedError, CardRemovedError, CardStatusError, CryptoError, InvalidInputError } from '../sdk/errors.js';
+import { CardMisbehavedError, CardRemovedError, CardStatusError, CryptoError, InvalidInputError, RelayError, TicketNotFoundError, WrongCardError } from '../sdk/errors.js';
 import { describeSw, SW, USAGE_STATE } from '../sdk/spec.js';
 import { newUsageRecord, type TicketFace, type UsageRecord } from '../sdk/ticket.js';
 import { TlvError } from '../sdk/tlv.js';
@@ -61,8 +61,11 @@ describe('decide: ticket, usage, place and time', () => {
 const status = (name: keyof typeof SW) => new CardStatusError('VERIFY', SW[name], name, describeSw(SW[name]).description);
 
 const FAILURES: [what: string, error: unknown, reason: RejectReason, message: RegExp][] = [
-  ['the card has no such ticket (6A83)', status('RECORD_NOT_FOUND'), 'not_found', /^no ticket for this service/],
-  ['the ticket was deleted (9105)', status('TICKET_VOID'), 'void', /^ticket was cancelled/],
+  ['the view says the card has no such ticket (DF22 01)', new TicketNotFoundError('VERIFY', 'not_found'), 'not_found', /^no ticket for this service/],
+  ['the view says the ticket was deleted (DF22 02)', new TicketNotFoundError('VERIFY', 'void'), 'void', /^ticket was cancelled/],
+  ['the card refused a command for a view it did not show (9107)', new CardStatusError('WRITE USAGE', SW.VIEW_MISMATCH, 'VIEW_MISMATCH', describeSw(SW.VIEW_MISMATCH).description), 'relay', /WRITE USAGE 9107 VIEW_MISMATCH/],
+  ['no view pending after the gate\'s own VERIFY, or a receipt for another face', new RelayError('WRITE USAGE 6984: the card has no view pending'), 'relay', /^the card did not vouch for the ticket the gate saw/],
+  ['a face bound to another card', new WrongCardError('ticket T was issued to card 01, shown by card 02'), 'wrong_card', /^the ticket was issued to another card/],
   ['any other refusal, e.g. 6982', status('SECURITY_STATUS_NOT_SATISFIED'), 'card_error', /VERIFY 6982 SECURITY_STATUS_NOT_SATISFIED/],
   ['a signature or MAC that does not verify', new CryptoError('receipt MAC does not verify'), 'bad_signature', /receipt MAC does not verify/],
   ['a card that misbehaved (bounds)', new CardMisbehavedError('SELECT', 'getResponseRounds', 'more than 16 GET RESPONSE rounds'), 'card_error', /SELECT: the card misbehaved \(getResponseRounds\)/],

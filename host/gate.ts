@@ -2,7 +2,7 @@
 // from what went wrong in a tap. The card enforces the usage state machine too; the gate decides first.
 
 import { ApduFormatError } from '../sdk/apdu.js';
-import { CardStatusError, CryptoError, TransportError } from '../sdk/errors.js';
+import { CardStatusError, CryptoError, RelayError, TicketNotFoundError, TransportError, WrongCardError } from '../sdk/errors.js';
 import { SW, USAGE_STATE } from '../sdk/spec.js';
 import { TlvError } from '../sdk/tlv.js';
 import type { TicketFace, UsageRecord } from '../sdk/ticket.js';
@@ -21,6 +21,8 @@ export type RejectReason =
   | 'not_entered'
   | 'void'
   | 'bad_signature'
+  | 'relay'
+  | 'wrong_card'
   | 'card_error';
 
 /** A gate's answer: pass, or reject with its reason and a message for the passenger. */
@@ -41,6 +43,8 @@ export const REJECT_MESSAGES: Record<RejectReason, string> = {
   not_entered: 'no entry recorded for this ticket',
   void: 'ticket was cancelled (void)',
   bad_signature: 'ticket or card failed a signature check',
+  relay: 'the card did not vouch for the ticket the gate saw',
+  wrong_card: 'the ticket was issued to another card',
   card_error: 'card error',
 };
 
@@ -67,16 +71,20 @@ export function decide(face: TicketFace, usage: UsageRecord, ctx: { direction: D
 }
 
 /**
- * The decision for a tap that failed: a card refusal keeps its specific reason; a failed signature or MAC is
- * bad_signature; anything else the card or the reader did (a malformed answer, bounds or deadline exceeded,
- * the card pulled) is card_error. Anything else is a programming error and propagates.
+ * The decision for a tap that failed: no ticket or a void one (the view says so) keeps that reason; a command the
+ * card refused as not answering what it showed (9107), or a receipt for another face, is relay; a face bound to
+ * another card is wrong_card; a failed signature or MAC is bad_signature; anything else the card or the reader
+ * did (a refusal, a malformed answer, bounds or deadline exceeded, the card pulled) is card_error. Anything else
+ * is a programming error and propagates.
  */
 export function rejectFor(e: unknown): GateDecision {
+  if (e instanceof TicketNotFoundError) return reject(e.status === 'void' ? 'void' : 'not_found');
   if (e instanceof CardStatusError) {
-    if (e.sw === SW.RECORD_NOT_FOUND) return reject('not_found');
-    if (e.sw === SW.TICKET_VOID) return reject('void');
+    if (e.sw === SW.VIEW_MISMATCH) return reject('relay', `${e.command} 9107 ${e.swName}`);
     return reject('card_error', `${e.command} ${e.sw.toString(16).toUpperCase()} ${e.swName}`);
   }
+  if (e instanceof RelayError) return reject('relay', e.message);
+  if (e instanceof WrongCardError) return reject('wrong_card', e.message);
   if (e instanceof CryptoError) return reject('bad_signature', e.message);
   if (e instanceof TransportError) return reject('card_error', e.message);
   // Decoders wrap malformed answers (CardMisbehavedError, a TransportError); these two are the backstop.

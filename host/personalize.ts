@@ -7,7 +7,7 @@ import { encodeIdentity, PUT_DATA_P2 } from '../sdk/commands/put-data.js';
 import { encodeDiversifiedKey, encodeKeyGrant, encodePrivateKey, PUT_KEY_P1 } from '../sdk/commands/put-key.js';
 import { InvalidInputError } from '../sdk/errors.js';
 import { keyId } from '../sdk/crypto/suite.js';
-import { diversify, masterKeyId } from '../sdk/crypto/symmetric.js';
+import { diversify, masterKeyId, privacyKey } from '../sdk/crypto/symmetric.js';
 import type { CertificateAuthority } from '../sdk/roles/ca.js';
 import type { CardCredentials, IdentityKeyIssuer } from '../sdk/roles/trust.js';
 import { IssuingTerminal } from './issuing.js';
@@ -31,7 +31,7 @@ export interface PersonalizationProfile {
   rsaKeySize?: 2048 | 3072;
   /** SM9 suite. */
   kgc?: IdentityKeyIssuer;
-  /** Gate mode sym: operators' checking master keys; the card gets K_card = diversify(MK, serial, operator). */
+  /** Gate mode sym: operators' checking master keys; the card gets K_card = diversify(MK, serial, operator) and the operator's K_priv. */
   masterKeys?: { operator: string; key: Uint8Array }[];
 }
 
@@ -40,11 +40,16 @@ function keyObject(grant: KeyGrant): Uint8Array {
   return encodeKeyGrant({ keyId: keyId(grant.publicKey), scopes: grant.scopes, key: grant.publicKey });
 }
 
-/** Personalise a blank card (key pairs, certificates, authority and terminal keys, diversified sym keys), then LOCK it; returns its credentials. */
+/**
+ * Personalise a blank card (key pairs, certificates, authority and terminal keys, diversified sym keys, K_priv), then
+ * LOCK it; returns its credentials. Runs in the secure facility: a card in PERSONALIZING state answers GET DATA without
+ * issuer authentication.
+ */
 export async function personalizeCard(session: CardSession, profile: PersonalizationProfile): Promise<CardCredentials> {
   const issuing = new IssuingTerminal(session);
+  const fci = await issuing.select();
+  if (fci.lifecycle !== 'PERSONALIZING') throw new InvalidInputError('the card is already personalised (locked)');
   const info = await issuing.open();
-  if (info.lifecycle !== 'PERSONALIZING') throw new InvalidInputError(`card ${info.serialHex} is already personalised (locked)`);
   const creds: CardCredentials = { suite: info.suite, serial: info.serial };
   if (info.suite === 'rsa') {
     if (!profile.ca) throw new InvalidInputError('an RSA card needs a CA to certify its keys');
@@ -66,7 +71,7 @@ export async function personalizeCard(session: CardSession, profile: Personaliza
   for (const a of profile.authorities) await session.send('PUT KEY', { p1: PUT_KEY_P1.AUTHORITY, data: keyObject(a) });
   for (const t of profile.terminals) await session.send('PUT KEY', { p1: PUT_KEY_P1.TERMINAL, data: keyObject(t) });
   for (const mk of profile.masterKeys ?? []) {
-    const data = encodeDiversifiedKey({ keyId: masterKeyId(mk.key, mk.operator), operator: mk.operator, key: diversify(mk.key, info.serial, mk.operator) });
+    const data = encodeDiversifiedKey({ keyId: masterKeyId(mk.key, mk.operator), operator: mk.operator, key: diversify(mk.key, info.serial, mk.operator), privacyKey: privacyKey(mk.key, mk.operator) });
     await session.send('PUT KEY', { p1: PUT_KEY_P1.DIVERSIFIED, data });
   }
   await session.send('LOCK');

@@ -69,3 +69,30 @@ export class CardMisbehavedError extends TransportError {
     super(`${command}: the card misbehaved (${misbehaviour}): ${detail}`, reader, options);
   }
 }
+
+/**
+ * READ or VERIFY found no ticket: the card's view says no match (DF22 01) or that the ticket was deleted (02,
+ * void). The card answers 9000 either way, so a keyless reader cannot tell; only the terminal that opens the view can.
+ */
+export class TicketNotFoundError extends EticketError {
+  constructor(
+    /** Name of the command as in apdu-spec, e.g. "VERIFY". */
+    readonly command: string,
+    readonly status: 'not_found' | 'void',
+  ) {
+    super(status === 'void' ? `${command}: the ticket was deleted from this card (void)` : `${command}: no such ticket on this card`);
+  }
+}
+
+/**
+ * The card did not vouch for what the terminal saw: it refused a command as not answering the view it showed
+ * (9107, or no view pending with that challenge after the terminal's own VERIFY), or its receipt names another
+ * face. A device between terminal and card substituted an answer.
+ */
+export class RelayError extends CryptoError {}
+
+/** The ticket face names another card than the one that showed it (protocol version 2 binds a ticket to one card). */
+export class WrongCardError extends CryptoError {}
+
+/** Reading the card's identity (GET DATA of its serial, keys, certificates) needs an issuer authorisation first. */
+export class IssuerAuthorizationRequiredError extends InvalidInputError {}

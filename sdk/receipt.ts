@@ -9,10 +9,12 @@ import { T } from './spec.js';
 import { decodeUsageRecordContent, encodeUsageRecord, SIGNATURE_CONTEXT, type UsageRecord } from './ticket.js';
 import { TlvError, TlvMap, template, tlv } from './tlv.js';
 
-/** What the card says it did: one ticket of one card, the event, the counter after it, the new TF_B. */
+/** What the card says it did: one ticket (TID and face digest) of one card, the event, the counter after it, the new TF_B. */
 export interface ReceiptFields {
   cardSerial: Uint8Array;
   tid: string;
+  /** DF20: SHA-256 of the encoded A1 the command was applied to (protocol version 2; absent in version 1 receipts). */
+  faceDigest?: Uint8Array;
   event: number;
   counter: number;
   /** Absent in deletion receipts. */
@@ -21,6 +23,8 @@ export interface ReceiptFields {
 
 /** A card receipt (B4) of WRITE USAGE or DELETE, as parsed from the card's answer. */
 export interface Receipt extends ReceiptFields {
+  /** 2 (with DF20, signed under "ETKT RCPT 2"), or 1 for receipts kept from before protocol version 2. */
+  version: 1 | 2;
   /** Pki mode: SHA-256 of the signed command. Sym mode chains the receipt MAC on the command MAC instead. */
   commandDigest?: Uint8Array;
   /** The card's authenticator: its signature (pki) or its session MAC (sym, also in `mac`). */
@@ -55,9 +59,10 @@ export interface SymTransaction {
 }
 
 /** The receipt's own fields, in the order the card sends them (apdu-spec README 3.4); TF_B (A3) follows them. */
-const RECEIPT_FIELDS: readonly SequenceField<'cardSerial' | 'tid' | 'event' | 'counter'>[] = [
+const RECEIPT_FIELDS: readonly SequenceField<'cardSerial' | 'tid' | 'faceDigest' | 'event' | 'counter'>[] = [
   specField('cardSerial', 'CARD_SERIAL'),
   specField('tid', 'TID'),
+  specField('faceDigest', 'FACE_DIGEST'),
   specField('event', 'USAGE_EVENT'),
   specField('counter', 'COUNTER'),
 ];
@@ -65,8 +70,8 @@ const COMMAND_DIGEST = specField('commandDigest', 'COMMAND_DIGEST');
 const SIGNATURE = specField('signature', 'SIGNATURE');
 const MAC = specField('mac', 'MAC');
 
-/** C6 ‖ C5 ‖ CB ‖ CA ‖ [A3]: what the sym MAC covers; a pki receipt adds CF before its signature. */
-export function encodeReceiptBody(f: ReceiptFields): Uint8Array {
+/** C6 ‖ C5 ‖ DF20 ‖ CB ‖ CA ‖ [A3]: what the sym MAC covers; a pki receipt adds CF before its signature. */
+export function encodeReceiptBody(f: ReceiptFields & { faceDigest: Uint8Array }): Uint8Array {
   return concat(...RECEIPT_FIELDS.map((d) => encodeSequenceField(d, f[d.key])), f.usage ? encodeUsageRecord(f.usage) : new Uint8Array(0));
 }
 
@@ -75,9 +80,14 @@ export function signedReceiptPart(body: Uint8Array, signedCommand: Uint8Array): 
   return concat(body, encodeSequenceField(COMMAND_DIGEST, sha256(signedCommand)));
 }
 
-/** Pki: the message of the card's receipt signature (apdu-spec README 3.4). */
-export function receiptSignatureMessage(signedPart: Uint8Array): Uint8Array {
-  return concat(SIGNATURE_CONTEXT.RECEIPT, signedPart);
+/** Pki: the message of the card's receipt signature, "ETKT RCPT 2" ‖ C6 … CF (apdu-spec README 3.4); version 1 receipts used "ETKT RCPT 1". */
+export function receiptSignatureMessage(signedPart: Uint8Array, version: 1 | 2 = 2): Uint8Array {
+  return concat(version === 1 ? SIGNATURE_CONTEXT.RECEIPT_V1 : SIGNATURE_CONTEXT.RECEIPT, signedPart);
+}
+
+/** Pki: what a parsed receipt's signature covers, under its own version's label. */
+export function receiptMessage(receipt: Receipt): Uint8Array {
+  return receiptSignatureMessage(receiptSignedBytes(receipt.encoded), receipt.version);
 }
 
 /** Sym: MAC_r over the body, chained on the command MAC it answers (apdu-spec README 3.5). */
@@ -104,10 +114,12 @@ export function parseReceipt(encoded: Uint8Array): Receipt {
   const last = m.items[m.items.length - 1].tag;
   if (last !== MAC.tag && last !== SIGNATURE.tag) throw new TlvError('a receipt ends with its signature or MAC');
   const field = (f: SequenceField) => decodeSequenceField(f, m.require(f.tag, f.name));
-  const own = Object.fromEntries(RECEIPT_FIELDS.map((f) => [f.key, field(f)])) as Pick<ReceiptFields, 'cardSerial' | 'tid' | 'event' | 'counter'>;
+  // DF20 came with protocol version 2; a receipt without it is one kept from before (arbitration still checks it).
+  const own = Object.fromEntries(RECEIPT_FIELDS.filter((f) => f.key !== 'faceDigest' || m.has(f.tag)).map((f) => [f.key, field(f)])) as Pick<ReceiptFields, 'cardSerial' | 'tid' | 'faceDigest' | 'event' | 'counter'>;
   const mac = m.has(MAC.tag) ? (field(MAC) as Uint8Array) : undefined;
   return {
     ...own,
+    version: own.faceDigest ? 2 : 1,
     usage: m.has(T.USAGE_RECORD) ? decodeUsageRecordContent(m.require(T.USAGE_RECORD)) : undefined,
     commandDigest: m.has(COMMAND_DIGEST.tag) ? (field(COMMAND_DIGEST) as Uint8Array) : undefined,
     signature: mac ?? (field(SIGNATURE) as Uint8Array),

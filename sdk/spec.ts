@@ -50,7 +50,11 @@ export interface ProtocolSpec {
     | 'maxSymmetricKeys'
     | 'symmetricMacLength'
     | 'tombstoneSlots'
-    | 'defaultCapacity',
+    | 'defaultCapacity'
+    | 'maxTickets'
+    | 'maxUsageEvents'
+    | 'viewLength'
+    | 'verificationCodeSlot',
     number
   >;
   suites: { id: number; name: string; description: string }[];
@@ -103,7 +107,6 @@ export const SW = {
   INCORRECT_SM_DATA_OBJECTS: swValue('INCORRECT_SM_DATA_OBJECTS'),
   INCORRECT_DATA: swValue('INCORRECT_DATA'),
   FILE_NOT_FOUND: swValue('FILE_NOT_FOUND'),
-  RECORD_NOT_FOUND: swValue('RECORD_NOT_FOUND'),
   NOT_ENOUGH_MEMORY: swValue('NOT_ENOUGH_MEMORY'),
   INCORRECT_P1P2: swValue('INCORRECT_P1P2'),
   REFERENCED_DATA_NOT_FOUND: swValue('REFERENCED_DATA_NOT_FOUND'),
@@ -116,8 +119,8 @@ export const SW = {
   TICKET_NOT_FOR_THIS_CARD: swValue('TICKET_NOT_FOR_THIS_CARD'),
   TICKET_REPLAYED: swValue('TICKET_REPLAYED'),
   COUNTER_MISMATCH: swValue('COUNTER_MISMATCH'),
-  TICKET_VOID: swValue('TICKET_VOID'),
   COMMAND_SIGNATURE_INVALID: swValue('COMMAND_SIGNATURE_INVALID'),
+  VIEW_MISMATCH: swValue('VIEW_MISMATCH'),
 } as const;
 
 /** Spec entry (name, description) of a status word, resolving the 61XX / 6CXX patterns. */
@@ -191,6 +194,12 @@ export const T = {
   VALID_FROM: tagValue('VALID_FROM'),
   VALID_UNTIL: tagValue('VALID_UNTIL'),
   CERTIFYING_KEY_ID: tagValue('CERTIFYING_KEY_ID'),
+  FACE_DIGEST: tagValue('FACE_DIGEST'),
+  VIEW_DIGEST: tagValue('VIEW_DIGEST'),
+  VIEW_STATUS: tagValue('VIEW_STATUS'),
+  PADDING: tagValue('PADDING'),
+  MASKED_SERIAL: tagValue('MASKED_SERIAL'),
+  PRIVACY_KEY: tagValue('PRIVACY_KEY'),
 } as const;
 
 /** Tags of a template's own fields (inside B1, A2, a terminal key bundle), by the names the spec gives them. */
@@ -207,7 +216,7 @@ function fieldTags<const N extends string>(table: SpecField[], what: string, nam
 /** Fields of the envelope B1 (first and second ciphertexts), in the order they are sent. */
 export const ENVELOPE_FIELD = fieldTags(protocol.sealedEnvelope, 'sealedEnvelope', ['version', 'suite', 'recipient', 'encapsulation', 'iv', 'ciphertext', 'mac'] as const);
 /** Fields of the verification code A2 (TF_V). */
-export const TFV_FIELD = fieldTags(protocol.verificationCode, 'verificationCode', ['suite', 'authorityKeyId', 'signature'] as const);
+export const TFV_FIELD = fieldTags(protocol.verificationCode, 'verificationCode', ['suite', 'authorityKeyId', 'signature', 'certificate'] as const);
 /** Fields of a terminal key bundle (D0 of PUT KEY P1=02). */
 export const BUNDLE_FIELD = fieldTags(protocol.terminalKeyBundle, 'terminalKeyBundle', ['encryption', 'signature'] as const);
 
@@ -234,6 +243,7 @@ export function commandForIns(cla: number, ins: number): CommandDef | undefined 
 /** The e-ticket application identifier. */
 export const AID = fromHex(protocol.aid);
 export const ATR = fromHex(protocol.atr.hex);
+/** The protocol's limits (apdu-spec/protocol.json `limits`): ticket table, usage events, view lengths, chaining, challenge. */
 export const LIMITS = protocol.limits;
 
 function valueOf(list: { value: number; name: string }[], name: string): number {

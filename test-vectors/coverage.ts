@@ -55,6 +55,13 @@ export const REQUIRED_CLASSES = [
   'SessionMac',
   'SessionLifetime',
   'CrossMode',
+  'IssuerAuth',
+  'RELAY',
+  'CLONE',
+  'SHORT_LE',
+  'KEYLESS',
+  'ROTATION',
+  'LIMITS',
 ] as const;
 
 /** Which (command, status word) pairs, common status words and negative classes the vectors cover, and what is missing. */
@@ -93,6 +100,10 @@ function stepCommand(step: Step): string | null {
       return 'VERIFY';
     case 'maced-command':
       return step.name;
+    case 'authenticate':
+      return 'EXTERNAL AUTHENTICATE';
+    case 'get-response':
+      return 'GET RESPONSE';
     default:
       return null;
   }

@@ -11,7 +11,7 @@ export interface VectorFile {
   type: 'eticket-apdu-vectors';
   /** Crypto suite of every card and key in the file (apdu-spec suites: rsa, sm9). */
   suite: string;
-  /** Protocol area: framing, personalisation, load, read-verify, usage-delete. */
+  /** Protocol area: framing, personalisation, load, read-verify, usage-delete, sym-gate, threats, rotation. */
   area: string;
   protocol: string;
   protocolVersion: number;
@@ -52,6 +52,16 @@ export interface Fixture {
    * lives across runs the runner makes their TIDs unique per run instead; steps name tickets, never TIDs.
    */
   operatorBound?: boolean;
+  /**
+   * Needs a card that never accepted a ticket issued later than this run's (its time high-water mark, apdu-spec
+   * README 3.6, is below the run's issue times): a fresh image. A card in a reader skips the group.
+   */
+  freshCard?: boolean;
+  /**
+   * Steps `preset` set the card's state directly (a usage counter at its limit, a full ticket table): states that
+   * thousands of APDUs would reach. Only an emulated image can be set so; a card in a reader skips the group.
+   */
+  presets?: boolean;
 }
 
 /** A ticket face by its apdu-spec field names. */
@@ -70,6 +80,11 @@ export interface TestCase {
 export interface Expect {
   /** Status word(s) accepted: "9000", "6A80", or a pattern "61XX" / "6CXX". */
   sw: string[];
+  /**
+   * The answer's length (data, GET RESPONSE included) must equal that of every other step of the test carrying
+   * the same name: found, not found and void answers look alike to a reader without keys.
+   */
+  sameLengthAs?: string;
   /** Exact response data (hex), compared under `mask` when given. */
   data?: string;
   /** Hex mask as long as `data`: only bits set here are compared (card-specific bytes masked out). */
@@ -84,7 +99,10 @@ export type Check =
   | {
       kind: 'ticket-view';
       terminal: string;
-      ticket: string;
+      /** The ticket shown (status 'shown'); absent for a view that shows none. */
+      ticket?: string;
+      /** DF22: shown (default), not_found or void. */
+      status?: 'shown' | 'not_found' | 'void';
       /** Terminal challenge the view must echo (hex), if the query carried one. */
       terminalChallenge?: string;
       cardChallenge: boolean;
@@ -100,14 +118,28 @@ export type Check =
   /** SM9: GET DATA DB is the identity the policy derives from this card's serial. */
   | { kind: 'card-identity' }
   /** Gate mode sym: B4 names this card, ticket, event and counter, and its MAC chains on the command's MAC. */
-  | { kind: 'mac-receipt'; ticket: string; event: number; counter: number; usage?: Record<string, string | number> };
+  | { kind: 'mac-receipt'; ticket: string; event: number; counter: number; usage?: Record<string, string | number> }
+  /** The answer equals the whole answer of the last `get-response` step (the card changed its NVM once, not twice). */
+  | { kind: 'same-answer' };
 
 /** A static APDU, or a template the runner fills in for the card at hand. */
 export type Step =
   | { kind: 'apdu'; command: string; name: string | null; expect: Expect; comment?: string }
   | { kind: 'reset' }
   | { kind: 'certify'; expect: Expect }
-  | { kind: 'load'; ticket: string; mutation?: LoadMutation; reuse?: boolean; expect: Expect }
+  | {
+      kind: 'load';
+      ticket: string;
+      mutation?: LoadMutation;
+      reuse?: boolean;
+      /** Short Le: Ne for the LOAD (a state-changing command answers 61XX, never 6CXX). */
+      ne?: number;
+      /** TF_V by a certified signing key of the profile, with its A4 (README 3.6), instead of the root. */
+      signer?: CertifiedSigner;
+      /** Issue time of the ticket relative to the one of another ticket of the test (rotation vectors). */
+      issuedAfter?: { ticket: string; seconds: number };
+      expect: Expect;
+    }
   | {
       kind: 'signed-command';
       name: 'WRITE USAGE' | 'DELETE';
@@ -118,9 +150,20 @@ export type Step =
       time?: number;
       terminal?: string;
       mutation?: CommandMutation;
+      ne?: number;
       expect: Expect;
     }
   | { kind: 'fill'; until: 'load-refused' | 'usage-refused'; expect: Expect }
+  /** GET RESPONSE for the rest of the previous answer (61XX); `check` applies to the whole answer. */
+  | { kind: 'get-response'; expect: Expect }
+  /**
+   * EXTERNAL AUTHENTICATE: GET CHALLENGE, then the issuer's signature over it with the profile's authority key (or
+   * the mutation's): afterwards GET DATA answers the identifying objects until SELECT or reset.
+   */
+  | { kind: 'authenticate'; mutation?: AuthMutation; expect: Expect }
+  /** Set the card's state directly (fixture `presets`): a ticket's usage counter, or the ticket table filled with copies. */
+  | { kind: 'preset'; what: 'usage-counter'; ticket: string; counter: number }
+  | { kind: 'preset'; what: 'ticket-table'; count: number }
   | {
       /** Card keys that depend on the serial: SM9 identity (PUT DATA DB) and keys (PUT KEY 03/04), sym K_card (PUT KEY 05). */
       kind: 'install';
@@ -140,6 +183,10 @@ export type Step =
       kind: 'verify';
       mode: 'pki' | 'sym';
       ticket: string;
+      /** DF22 the view must carry (default shown). */
+      status?: 'shown' | 'not_found' | 'void';
+      /** P1 bit 2 (pki): the card's signing certificate in the view. */
+      certificate?: boolean;
       /** Terminal (pki) or master key (sym) of the profile whose key id C1 names; another kind of key gives 6982. */
       key?: string;
       tfv?: boolean;
@@ -158,8 +205,26 @@ export type Step =
       station?: string;
       time?: number;
       mutation?: MacMutation;
+      ne?: number;
       expect: Expect;
     };
+
+/** A signing key of the profile certified by one of its authorities (A4), the window relative to the ticket's issue time. */
+export interface CertifiedSigner {
+  /** The profile's signing key (keys/profile-<suite>.json `signingKeys`). */
+  key: string;
+  /** The authority of the profile that signs the certificate (default `authority`, the installed root). */
+  root?: string;
+  /** Window start and end, seconds relative to the ticket's issue time (default -3600 / +3600). */
+  from?: number;
+  until?: number;
+  /** Operators the certificate names (default: the ticket's). */
+  scopes?: string[];
+  /** The certificate altered after signing (its DC one second later). */
+  tamper?: boolean;
+  /** A4 certifies another key than the one that signs (the profile's key of this name). */
+  certifies?: string;
+}
 
 /** How a seal-ticket step alters the first ciphertext. */
 export interface LoadMutation {
@@ -177,15 +242,33 @@ export interface LoadMutation {
   payload?: 'face-only' | 'tfv-first' | 'trailing-byte' | 'bad-padding';
   /** Malformed envelope. */
   envelope?: 'truncated' | 'trailing-byte' | 'fields-swapped' | 'version-2' | 'suite-other';
+  /**
+   * The face's card binding (94): `other-card` names another serial (signed so: a ticket seen elsewhere sealed to
+   * this card, 9102); `version-1` is an unbound version 1 face (6A80).
+   */
+  binding?: 'other-card' | 'version-1';
+}
+
+/** How an authenticate step (EXTERNAL AUTHENTICATE) alters the authorisation. */
+export interface AuthMutation {
+  /** Sign with this authority or certified key of the profile (a certificate spec for a signing key). */
+  authority?: string;
+  signer?: CertifiedSigner;
+  /** Flip bit `n` of the signature. */
+  flipSignatureBit?: number;
+  /** Send without GET CHALLENGE first (the previous authentication spent the challenge). */
+  noChallenge?: boolean;
+  /** Truncate the data by one byte. */
+  truncated?: boolean;
 }
 
 /** How a signed-command step alters the command. */
 export interface CommandMutation {
   /**
    * The pending challenge with a bit flipped, zeros, the one the previous signed command of this test spent,
-   * or the card challenge RC of the open sym session (which no pki command may use).
+   * the card challenge RC of the open sym session, or GET CHALLENGE's (neither of which any pki command may use).
    */
-  challenge?: 'flip-bit' | 'zero' | 'previous' | 'session';
+  challenge?: 'flip-bit' | 'zero' | 'previous' | 'session' | 'issuer';
   /** Added to the ticket's current counter (-1: stale, +1: ahead). */
   counterDelta?: number;
   /** Flip bit `n` of the signature after signing. */
@@ -204,6 +287,10 @@ export interface CommandMutation {
   replay?: boolean;
   /** The TID in the command is this one (a ticket the card never held). */
   tid?: string;
+  /** DF21 other than the digest of the view the card showed (a substituted view: 9107). */
+  viewDigest?: 'flip-bit';
+  /** The command names this other ticket of the test (the card showed another one: 9107). */
+  otherTicket?: string;
 }
 
 /** How a maced-command step alters the command or its MAC. */
@@ -235,4 +322,6 @@ export interface MacMutation {
   tid?: string;
   /** Send with this P1 (00: as if it were a pki command). */
   p1?: number;
+  /** The command names this other ticket of the test (the session showed another one: 9107). */
+  otherTicket?: string;
 }

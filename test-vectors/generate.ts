@@ -13,10 +13,10 @@ import { encodeVerifyQuery } from '../sdk/commands/verify.js';
 import { keyId } from '../sdk/crypto/suite.js';
 import { sm9EncryptionPublicKey, sm9SigningPublicKey } from '../sdk/crypto/sm9-suite.js';
 import { cardIdentity } from '../sdk/roles/kgc.js';
-import type { Check, Expect, Fixture, Step, TestCase, TestGroup, TicketFaceJson, VectorFile } from './format.js';
+import type { CertifiedSigner, Check, Expect, Fixture, Step, TestCase, TestGroup, TicketFaceJson, VectorFile } from './format.js';
 import { loadTestKeys, type TestKeys } from './testkeys.js';
 
-export const GENERATOR_VERSION = 1;
+export const GENERATOR_VERSION = 2;
 const OUT_DIR = fileURLToPath(new URL('./', import.meta.url));
 
 /** Flag → the kind of bug a failing vector with it points at (Wycheproof "notes"). */
@@ -48,21 +48,28 @@ export const NOTES: Record<string, { bugType: string; description: string }> = {
   ForgedTfv: { bugType: 'SIGNATURE', description: 'TF_V that does not verify: flipped bit, another suite, TF_A altered after signing (9101).' },
   Duplicate: { bugType: 'STATE', description: 'The same operator and TID loaded twice, or a key installed twice (6A89).' },
   Replay: { bugType: 'REPLAY', description: 'A LOAD after DELETE (9103), or a recorded WRITE USAGE / DELETE sent again (6984).' },
-  WrongChallenge: { bugType: 'REPLAY', description: 'A signed command naming another card challenge, or none pending (6984).' },
+  WrongChallenge: { bugType: 'REPLAY', description: "A command naming another card challenge than the view's or session's, or with none pending (6984)." },
   StaleCounter: { bugType: 'REPLAY', description: 'A signed command with a stale or future ticket counter (9104).' },
   TamperedSignature: { bugType: 'SIGNATURE', description: "A terminal command whose signature or signed fields were changed, or signed by another key (9106)." },
   CrossCommand: { bugType: 'SIGNATURE', description: 'A command signed as DELETE sent as WRITE USAGE, or the reverse (9106).' },
   UnknownTerminal: { bugType: 'AUTHORIZATION', description: 'A terminal key id the card does not hold (6982).' },
   UnauthorisedTerminal: { bugType: 'AUTHORIZATION', description: "An installed terminal key not scoped to the ticket's operator (6982, or it sees no ticket)." },
-  NotFound: { bugType: 'FUNCTIONALITY', description: 'No such ticket: RECORD_NOT_FOUND (6A83).' },
-  VoidTicket: { bugType: 'STATE', description: 'A deleted (void) ticket named again (9105).' },
+  NotFound: { bugType: 'FUNCTIONALITY', description: 'No such ticket: 9000 and a view of the fixed length whose status DF22 says 01 (no match); a command naming a ticket no view showed is 9107.' },
+  VoidTicket: { bugType: 'STATE', description: 'A deleted (void) ticket named again: 9000 and a view whose DF22 says 02 (void); a command on it is 9107.' },
   UsageState: { bugType: 'STATE', description: 'The usage state machine: events allowed and refused in each state (6985).' },
   CardFull: { bugType: 'RESOURCE', description: 'NVM full: LOAD and WRITE USAGE answer 6A84; DELETE still works.' },
-  ReadCursor: { bugType: 'STATE', description: 'READ first / next (patent 621-622): the cursor and its end (6A83, 6985).' },
+  ReadCursor: { bugType: 'STATE', description: 'READ first / next (patent 621-622): the cursor and its end (a view with DF22 01; 6985 for next without first).' },
   SymGate: { bugType: 'FUNCTIONALITY', description: 'Gate mode sym (apdu-spec README 3.5): diversified key, VERIFY P1=02/03 session view, MAC-chained command and receipt.' },
   SessionMac: { bugType: 'INTEGRITY', description: "Gate mode sym: a command whose session MAC, MAC'd fields, INS, card serial or session key is wrong (9106)." },
   SessionLifetime: { bugType: 'REPLAY', description: 'Gate mode sym: a command with no session, or after SELECT, reset, GET CHALLENGE, another VERIFY or an earlier command ended it (6984).' },
-  CrossMode: { bugType: 'REPLAY', description: "Pki challenges and sym sessions never satisfy each other's commands; key ids of one mode are unknown to the other (6984, 6982, 6A80)." },
+  CrossMode: { bugType: 'REPLAY', description: "Pki views and sym sessions never satisfy each other's commands, nor does GET CHALLENGE's challenge; key ids of one mode are unknown to the other (6984, 6982, 6A80)." },
+  IssuerAuth: { bugType: 'AUTHORIZATION', description: 'EXTERNAL AUTHENTICATE: the issuer signs GET CHALLENGE with an authority key the card holds, or one it certified; each refusal in order (6A80, 6984, 6A88, 9101, 9106).' },
+  RELAY: { bugType: 'RELAY', description: 'A device between gate and card substituted the view: a WRITE USAGE / DELETE whose DF21 or TID does not answer the view (pki) or session (sym) the card showed is refused (9107) and nothing is written.' },
+  CLONE: { bugType: 'CLONE', description: 'A ticket seen elsewhere sealed to this card: a face bound (94) to another card is refused (9102), an unbound version 1 face too (6A80).' },
+  SHORT_LE: { bugType: 'FRAMING', description: 'A state-changing command (LOAD, WRITE USAGE, DELETE, GENERATE KEY) with a short Le: never 6CXX, but what fits with 61XX and the rest by GET RESPONSE; the state changed once.' },
+  KEYLESS: { bugType: 'PRIVACY', description: 'What a reader without keys learns: found, not found and void answers of one length (9000), no serial in the FCI or in sym answers, GET DATA of identifying objects refused before EXTERNAL AUTHENTICATE (6982), commands refused before any lookup (6984).' },
+  ROTATION: { bugType: 'KEY_MANAGEMENT', description: 'TF_V (or an issuer authorisation) by a signing key certified by a root the card holds (A4): accepted in its window; refused when retired, outside its window, certified by an unknown root, for another key or operator, or tampered (6A88, 9101).' },
+  LIMITS: { bugType: 'RESOURCE', description: 'A usage counter at limits.maxUsageEvents (WRITE USAGE 6985, DELETE still works) and a ticket table at limits.maxTickets (LOAD 6A84, no hang), set directly on an emulated image.' },
 };
 
 // ---- builders ---------------------------------------------------------------------------------------
@@ -72,6 +79,9 @@ const sw = (...s: string[]) => s;
 function expect(s: string[], extra: Omit<Expect, 'sw'> = {}): Expect {
   return { sw: s, ...extra };
 }
+
+/** EXTERNAL AUTHENTICATE with the profile's authority (the runner signs the card's challenge). */
+const AUTHENTICATE: Step = { kind: 'authenticate', expect: { sw: ['9000'] } };
 
 /** A static APDU step; `name` is the spec command the APDU's CLA/INS select (null when none does). */
 function apdu(command: string | Uint8Array, e: Expect, comment?: string): Step {
@@ -118,7 +128,8 @@ class FileBuilder {
   /** A ticket face for this group; TIDs are unique per file so that groups never collide on a reused card. */
   ticket(ref: string, over: TicketFaceJson = {}): string {
     this.current!.tickets[ref] = {
-      version: 1,
+      // Version 2: the runner binds the face to the card under test (94) when it signs it.
+      version: 2,
       operator: this.keys.operator,
       tid: `${this.area.toUpperCase().slice(0, 4)}-${ref}`,
       serviceDate: 20260301,
@@ -189,11 +200,12 @@ function verifyQuery(k: TestKeys, q: { terminal?: string; challenge: Uint8Array 
 const READ = (p1: number, data: Uint8Array, e: Expect) => apdu(cmd(0x80, 0x52, p1, 0x00, data, 256), e);
 const VERIFY = (p1: number, data: Uint8Array, e: Expect) => apdu(cmd(0x80, 0x54, p1, 0x00, data, 256), e);
 
-function viewCheck(ticket: string, challenge: Uint8Array | undefined, o: { terminal?: string; card?: boolean; tfv?: boolean; usage?: Record<string, number | string> } = {}): Check {
+function viewCheck(ticket: string | undefined, challenge: Uint8Array | undefined, o: { terminal?: string; card?: boolean; tfv?: boolean; usage?: Record<string, number | string>; status?: 'not_found' | 'void' } = {}): Check {
   return {
     kind: 'ticket-view',
     terminal: o.terminal ?? 'terminal',
-    ticket,
+    ...(ticket ? { ticket } : {}),
+    ...(o.status ? { status: o.status } : {}),
     ...(challenge ? { terminalChallenge: hex(challenge) } : {}),
     cardChallenge: o.card ?? false,
     verificationCode: o.tfv ?? false,
@@ -208,10 +220,14 @@ const load = (ticket: string, s = '9000', extra: Partial<Extract<Step, { kind: '
   expect: expect(sw(s), s === '9000' ? { check: { kind: 'load-result', ticket } } : {}),
 });
 
-/** VERIFY by TID (the checking terminal's first step before a signed command): gives the card challenge. */
-function verifyTid(b: FileBuilder, ticket: string, o: { usage?: Record<string, number | string>; tfv?: boolean } = {}): Step {
+/** VERIFY by TID (the checking terminal's first step before a signed command): shows the view a command must answer. */
+function verifyTid(b: FileBuilder, ticket: string, o: { usage?: Record<string, number | string>; tfv?: boolean; status?: 'not_found' | 'void'; sameLengthAs?: string } = {}): Step {
   const ch = challengeFor(b.nextTcId);
-  return VERIFY(o.tfv ? 1 : 0, verifyQuery(b.keys, { challenge: ch, tid: b.tid(ticket) }), expect(sw('9000'), { check: viewCheck(ticket, ch, { card: true, tfv: o.tfv, usage: o.usage }) }));
+  return VERIFY(
+    o.tfv ? 1 : 0,
+    verifyQuery(b.keys, { challenge: ch, tid: b.tid(ticket) }),
+    expect(sw('9000'), { check: viewCheck(o.status ? undefined : ticket, ch, { card: true, tfv: o.tfv, usage: o.usage, status: o.status }), ...(o.sameLengthAs ? { sameLengthAs: o.sameLengthAs } : {}) }),
+  );
 }
 
 type SignedStep = Extract<Step, { kind: 'signed-command' }>;
@@ -257,15 +273,13 @@ function installedKeysHex(k: TestKeys): string {
 
 const suiteHex = (k: TestKeys) => hex(Uint8Array.of(SUITE[k.suite]));
 
-function fciHex(lifecycle: number, k: TestKeys): { data: string; mask: string } {
-  const serial = new Uint8Array(8);
-  const fci = tlv(0x6f, concat(tlv(T.DF_NAME, AID), tlv(T.FCI_PROPRIETARY, concat(tlv(T.CARD_SERIAL, serial), tlv(T.SUITE, Uint8Array.of(SUITE[k.suite])), tlv(T.LIFECYCLE, Uint8Array.of(lifecycle)), tlv(T.PROTOCOL_VERSION, Uint8Array.of(protocol.version))))));
-  const data = hex(fci);
-  // Mask out the serial's 8 bytes: everything else in the FCI is fixed by the spec.
-  const at = data.indexOf('C608') / 2 + 2;
-  const mask = hex(fci.map((_, i) => (i >= at && i < at + 8 ? 0x00 : 0xff)));
-  return { data, mask };
+/** The FCI, exactly: nothing in it is card-specific (protocol version 2 dropped the serial). */
+function fciHex(lifecycle: number, k: TestKeys): { data: string } {
+  const fci = tlv(0x6f, concat(tlv(T.DF_NAME, AID), tlv(T.FCI_PROPRIETARY, concat(tlv(T.SUITE, Uint8Array.of(SUITE[k.suite])), tlv(T.LIFECYCLE, Uint8Array.of(lifecycle)), tlv(T.PROTOCOL_VERSION, Uint8Array.of(protocol.version))))));
+  return { data: hex(fci) };
 }
+
+const VERSION_HEX = hex(Uint8Array.of(protocol.version));
 
 /** Commands with their fixed headers, for the table-driven negative classes (wrong P1-P2, not selected...). */
 interface CommandCase {
@@ -285,6 +299,7 @@ function commandCases(): CommandCase[] {
     SELECT: { data: AID, ne: 256 },
     'GET RESPONSE': { ne: 256 },
     'GET CHALLENGE': { ne: 8 },
+    'EXTERNAL AUTHENTICATE': { data: dummy },
     'GET DATA': { ne: 256 },
     'GENERATE KEY': { ne: 256 },
     'PUT KEY': { data: dummy },
@@ -314,14 +329,14 @@ function framing(k: TestKeys): VectorFile {
 
   b.group('Before SELECT: selection, FCI, and every command that needs the application selected', { beforeEach: 'reset' });
   const fci = fciHex(7, k);
-  b.test('SELECT by AID with FCI (P2=00); the card serial is masked', ['Select', 'Functional'], 'valid', [apdu(SELECT, expect(sw('9000'), fci))]);
+  b.test('SELECT by AID with FCI (P2=00): AID, suite, life cycle, version, and no serial', ['Select', 'Functional', 'KEYLESS'], 'valid', [apdu(SELECT, expect(sw('9000'), fci))]);
   b.test('SELECT by AID without FCI (P2=0C)', ['Select', 'Functional'], 'valid', [apdu(SELECT_NO_FCI, expect(sw('9000'), { length: 0 }))]);
   b.test('SELECT of an AID the card does not hold', ['Select'], 'invalid', [apdu(cmd(0x00, 0xa4, 0x04, 0x00, Uint8Array.of(0xa0, 0, 0, 0, 0x03, 0x10, 0x10), 256), expect(sw('6A82')))]);
   b.test('SELECT with a truncated AID', ['Select'], 'invalid', [apdu(cmd(0x00, 0xa4, 0x04, 0x00, AID.subarray(0, 8), 256), expect(sw('6A82')))]);
   b.test('A failed SELECT leaves the application selected', ['Select'], 'valid', [
     apdu(SELECT_NO_FCI, expect(sw('9000'))),
     apdu(cmd(0x00, 0xa4, 0x04, 0x00, Uint8Array.of(0xa0, 0, 0, 0, 0x03, 0x10, 0x10), 256), expect(sw('6A82'))),
-    apdu(getData(T.PROTOCOL_VERSION), expect(sw('9000'), { data: '01' })),
+    apdu(getData(T.PROTOCOL_VERSION), expect(sw('9000'), { data: VERSION_HEX })),
   ]);
   for (const c of cases.filter((c) => protocol.commands.find((p) => p.name === c.name)!.requiresSelection)) {
     b.test(`${c.name} before SELECT`, ['NotSelected'], 'invalid', [apdu(cmd(c.cla, c.ins, c.p1, c.p2, c.data, c.ne), expect(sw('6986')))]);
@@ -343,68 +358,81 @@ function framing(k: TestKeys): VectorFile {
   const chunk = rsa ? 256 : 100;
   const firstPart = rsa ? getData(bigTag) : cmd(0x80, 0xca, 0x00, bigTag, undefined, chunk, true);
   const firstHow = rsa ? 'Le=00' : `extended Le=${chunk}`;
-  b.test('GET DATA DA protocol version', ['GetData', 'Functional'], 'valid', [apdu(getData(T.PROTOCOL_VERSION), expect(sw('9000'), { data: '01' }))]);
+  b.test('GET DATA DA protocol version', ['GetData', 'Functional'], 'valid', [apdu(getData(T.PROTOCOL_VERSION), expect(sw('9000'), { data: VERSION_HEX }))]);
   b.test(`GET DATA D1 suite (${k.suite})`, ['GetData', 'Functional'], 'valid', [apdu(getData(T.SUITE), expect(sw('9000'), { data: suiteHex(k) }))]);
   b.test('GET DATA D7 life cycle OPERATIONAL', ['GetData', 'Functional'], 'valid', [apdu(getData(T.LIFECYCLE), expect(sw('9000'), { data: '07' }))]);
-  b.test('GET DATA C6 card serial (8 bytes)', ['GetData', 'Functional'], 'valid', [apdu(getData(T.CARD_SERIAL), expect(sw('9000'), { length: 8 }))]);
-  b.test('GET DATA D8 capacity (12 bytes)', ['GetData', 'Functional'], 'valid', [apdu(getData(T.CAPACITY), expect(sw('9000'), { length: 12 }))]);
-  b.test('GET DATA D9 installed key ids: exactly the test profile', ['GetData', 'Functional'], 'valid', [apdu(getData(T.INSTALLED_KEYS), expect(sw('9000'), { data: installedKeysHex(k) }))]);
+  // The identifying objects answer an authenticated issuer only (EXTERNAL AUTHENTICATE with the test authority first).
+  const A = AUTHENTICATE;
+  b.test('EXTERNAL AUTHENTICATE, then GET DATA C6 card serial (8 bytes)', ['GetData', 'Functional', 'IssuerAuth'], 'valid', [A, apdu(getData(T.CARD_SERIAL), expect(sw('9000'), { length: 8 }))]);
+  b.test('EXTERNAL AUTHENTICATE, then GET DATA D8 capacity (12 bytes)', ['GetData', 'Functional'], 'valid', [A, apdu(getData(T.CAPACITY), expect(sw('9000'), { length: 12 }))]);
+  b.test('EXTERNAL AUTHENTICATE, then GET DATA D9 installed key ids: exactly the test profile', ['GetData', 'Functional'], 'valid', [A, apdu(getData(T.INSTALLED_KEYS), expect(sw('9000'), { data: installedKeysHex(k) }))]);
   if (rsa) {
     b.test('GET DATA D3 card encryption public key (RSA-2048), fetched with GET RESPONSE', ['GetData', 'Functional'], 'valid', [
+      A,
       apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY), expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } })),
     ]);
-    b.test('GET DATA D4 card signing public key (RSA-2048)', ['GetData', 'Functional'], 'valid', [apdu(getData(T.CARD_SIGNING_PUBLIC_KEY), expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } }))]);
+    b.test('GET DATA D4 card signing public key (RSA-2048)', ['GetData', 'Functional'], 'valid', [A, apdu(getData(T.CARD_SIGNING_PUBLIC_KEY), expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } }))]);
     b.test('GET DATA D5 encryption certificate, issued by the test CA for this card', ['GetData', 'Functional'], 'valid', [
+      A,
       apdu(getData(T.CARD_ENCRYPTION_CERTIFICATE, 65536), expect(sw('9000'), { check: { kind: 'certificate', usage: 'encryption' } })),
     ]);
     b.test('GET DATA D6 signing certificate, issued by the test CA for this card', ['GetData', 'Functional'], 'valid', [
+      A,
       apdu(getData(T.CARD_SIGNING_CERTIFICATE, 65536), expect(sw('9000'), { check: { kind: 'certificate', usage: 'signature' } })),
     ]);
-    b.test('GET DATA DB card identity on an RSA card: absent', ['GetData'], 'invalid', [apdu(getData(T.CARD_IDENTITY), expect(sw('6A88')))]);
+    b.test('GET DATA DB card identity on an RSA card: absent', ['GetData'], 'invalid', [A, apdu(getData(T.CARD_IDENTITY), expect(sw('6A88')))]);
   } else {
     b.test('GET DATA D3 card encryption public key: the card identity under the test KGC (hid 03)', ['GetData', 'Functional'], 'valid', [
+      A,
       apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY), expect(sw('9000'), { check: { kind: 'identity-key', usage: 'encryption' } })),
     ]);
     b.test('GET DATA D4 card signing public key: the card identity under the test KGC (hid 01)', ['GetData', 'Functional'], 'valid', [
+      A,
       apdu(getData(T.CARD_SIGNING_PUBLIC_KEY), expect(sw('9000'), { check: { kind: 'identity-key', usage: 'signature' } })),
     ]);
-    b.test('GET DATA D5 encryption certificate on an SM9 card: absent', ['GetData'], 'invalid', [apdu(getData(T.CARD_ENCRYPTION_CERTIFICATE), expect(sw('6A88')))]);
-    b.test('GET DATA D6 signing certificate on an SM9 card: absent', ['GetData'], 'invalid', [apdu(getData(T.CARD_SIGNING_CERTIFICATE), expect(sw('6A88')))]);
-    b.test('GET DATA DB card identity: eticket:card: and the serial', ['GetData', 'Functional'], 'valid', [apdu(getData(T.CARD_IDENTITY), expect(sw('9000'), { check: { kind: 'card-identity' } }))]);
+    b.test('GET DATA D5 encryption certificate on an SM9 card: absent', ['GetData'], 'invalid', [A, apdu(getData(T.CARD_ENCRYPTION_CERTIFICATE), expect(sw('6A88')))]);
+    b.test('GET DATA D6 signing certificate on an SM9 card: absent', ['GetData'], 'invalid', [A, apdu(getData(T.CARD_SIGNING_CERTIFICATE), expect(sw('6A88')))]);
+    b.test('GET DATA DB card identity: eticket:card: and the serial', ['GetData', 'Functional'], 'valid', [A, apdu(getData(T.CARD_IDENTITY), expect(sw('9000'), { check: { kind: 'card-identity' } }))]);
   }
   b.test('GET DATA of a tag apdu-spec does not list', ['GetData', 'WrongP1P2'], 'invalid', [apdu(getData(0xc7), expect(sw('6A86')))]);
   b.test(`GET DATA ${bigName} with ${firstHow}: ${chunk} bytes then 61XX, GET RESPONSE gives the rest`, ['ResponseChaining'], 'valid', [
+    A,
     apdu(firstPart, expect(sw(`61${hex(Uint8Array.of(bigLen - chunk))}`), { length: chunk })),
     apdu(cmd(0x00, 0xc0, 0x00, 0x00, undefined, bigLen - chunk), expect(sw('9000'), { length: bigLen - chunk })),
   ]);
   b.test('GET RESPONSE in pieces: Le below the remainder gives 61XX again', ['ResponseChaining'], 'valid', [
+    A,
     apdu(firstPart, expect(sw('61XX'), { length: chunk })),
     apdu(cmd(0x00, 0xc0, 0x00, 0x00, undefined, 16), expect(sw(`61${hex(Uint8Array.of(bigLen - chunk - 16))}`), { length: 16 })),
     apdu(cmd(0x00, 0xc0, 0x00, 0x00, undefined, 256), expect(sw('9000'), { length: bigLen - chunk - 16 })),
   ]);
   b.test('GET DATA without Le (case 1 form): the data wait behind 61XX', ['ResponseChaining'], 'valid', [
     apdu('80CA00DA', expect(sw('6101'), { length: 0 })),
-    apdu('00C0000001', expect(sw('9000'), { data: '01' })),
+    apdu('00C0000001', expect(sw('9000'), { data: VERSION_HEX })),
   ]);
   b.test('Another command discards pending response data', ['ResponseChaining'], 'invalid', [
+    A,
     apdu(firstPart, expect(sw('61XX'))),
     apdu(getData(T.SUITE), expect(sw('9000'), { data: suiteHex(k) })),
     apdu('00C0000000', expect(sw('6985'))),
   ]);
   b.test('GET RESPONSE with P1=01 while data are pending', ['ResponseChaining', 'WrongP1P2'], 'invalid', [
+    A,
     apdu(firstPart, expect(sw('61XX'))),
     apdu('00C0010000', expect(sw('6A86'))),
   ]);
   const keysLen = installedKeysHex(k).length / 2;
   b.test('Short Le below a short response: 6CXX with the exact length, then the same command with it', ['WrongLe'], 'valid', [
+    A,
     apdu(getData(T.INSTALLED_KEYS, 1), expect(sw(`6C${hex(Uint8Array.of(keysLen))}`), { length: 0 })),
     apdu(getData(T.INSTALLED_KEYS, keysLen), expect(sw('9000'), { data: installedKeysHex(k) })),
   ]);
   b.test('GET CHALLENGE with Le=08', ['Functional'], 'valid', [GET_CHALLENGE]);
   b.test('GET CHALLENGE with Le=04: 6C08', ['WrongLe'], 'invalid', [apdu(cmd(0x00, 0x84, 0x00, 0x00, undefined, 4), expect(sw('6C08')))]);
-  b.test(`Extended Le (00 0000) on GET DATA ${bigName}: whole answer at once`, ['ExtendedLength'], 'valid', [apdu(getData(bigTag, 65536), expect(sw('9000'), { length: bigLen }))]);
-  b.test('Extended Le of exactly the answer length', ['ExtendedLength'], 'valid', [apdu(cmd(0x80, 0xca, 0x00, bigTag, undefined, bigLen, true), expect(sw('9000'), { length: bigLen }))]);
+  b.test(`Extended Le (00 0000) on GET DATA ${bigName}: whole answer at once`, ['ExtendedLength'], 'valid', [A, apdu(getData(bigTag, 65536), expect(sw('9000'), { length: bigLen }))]);
+  b.test('Extended Le of exactly the answer length', ['ExtendedLength'], 'valid', [A, apdu(cmd(0x80, 0xca, 0x00, bigTag, undefined, bigLen, true), expect(sw('9000'), { length: bigLen }))]);
   b.test('Extended Le below the answer: Ne bytes and 61XX (no 6CXX for extended)', ['ExtendedLength', 'ResponseChaining'], 'valid', [
+    A,
     apdu(cmd(0x80, 0xca, 0x00, bigTag, undefined, 100, true), expect(sw('61XX'), { length: 100 })),
   ]);
 
@@ -502,6 +530,7 @@ function personalisation(k: TestKeys): VectorFile {
     ['WRITE USAGE', '80560000 02 B300 00'],
     ['DELETE', '80580000 02 B300 00'],
     ['GET CHALLENGE', '0084000008'],
+    ['EXTERNAL AUTHENTICATE', '80820000 02 C100'],
   ];
   for (const [name, h] of ticketCommands) b.test(`${name} before LOCK`, ['Lifecycle'], 'invalid', [apdu(h, expect(sw('6985')))]);
   b.test('LOCK with nothing installed: personalisation incomplete', ['Lifecycle'], 'invalid', [apdu('805E0000', expect(sw('6985')))]);
@@ -513,6 +542,11 @@ function personalisation(k: TestKeys): VectorFile {
       apdu(cmd(0x80, 0x46, 0x01, 0x00, undefined, 65536, true), expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } })),
     ]);
     b.test('GENERATE KEY P1=02: the receipt signing key pair', ['KeyManagement', 'Functional'], 'valid', [apdu(cmd(0x80, 0x46, 0x02, 0x00, undefined, 65536, true), expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } }))]);
+    b.test('GENERATE KEY P1=01 with Le=01: the key is made once, 61XX and its first byte, GET RESPONSE the rest; GET DATA D3 is that key', ['SHORT_LE', 'KeyManagement'], 'valid', [
+      apdu(cmd(0x80, 0x46, 0x01, 0x00, undefined, 1), expect(sw('61XX'), { length: 1 })),
+      { kind: 'get-response', expect: expect(sw('9000'), { check: { kind: 'public-key', bits: 2048 } }) },
+      apdu(getData(T.CARD_ENCRYPTION_PUBLIC_KEY, 65536), expect(sw('9000'), { check: { kind: 'same-answer' } })),
+    ]);
     b.test('LOCK with keys but no authority or terminal key: incomplete', ['Lifecycle'], 'invalid', [apdu('805E0000', expect(sw('6985')))]);
     b.test('PUT DATA D5 that is not a DER certificate', ['KeyManagement', 'MalformedTlv'], 'invalid', [apdu(cmd(0x80, 0xda, 0x00, T.CARD_ENCRYPTION_CERTIFICATE, Uint8Array.of(0x04, 0x01, 0x00)), expect(sw('6A80')))]);
     b.test('Certify the generated keys with the test CA: GET DATA D3/D4, PUT DATA D5/D6 (runner-built certificates)', ['KeyManagement', 'Functional'], 'valid', [{ kind: 'certify', expect: expect(sw('9000')) }]);
@@ -551,7 +585,7 @@ function personalisation(k: TestKeys): VectorFile {
     b.test(`PUT KEY terminal bundle "${t.name}" (key 4), scopes ${t.scopes.join(',')}`, ['KeyManagement', 'Functional', 'Chaining'], 'valid', putKey(0x02, keyObject(t.keys.keyId, t.scopes, t.keys.publicKey), '9000'));
   }
   const mk = k.masterKeys.get('operator')!;
-  const symObj = (keyId: Uint8Array, operator: string, key: Uint8Array) => encodeDiversifiedKey({ keyId, operator, key });
+  const symObj = (keyId: Uint8Array, operator: string, key: Uint8Array) => encodeDiversifiedKey({ keyId, operator, key, privacyKey: new Uint8Array(16).fill(0x5a) });
   const symBad: [string, Uint8Array, string[]][] = [
     ["operator '*' (a diversified key belongs to one operator)", symObj(mk.keyId, '*', new Uint8Array(16)), ['KeyManagement']],
     ['a key of 15 bytes', symObj(mk.keyId, mk.operator, new Uint8Array(15)), ['KeyManagement', 'MalformedTlv']],
@@ -567,6 +601,7 @@ function personalisation(k: TestKeys): VectorFile {
   b.test('GET DATA D9: exactly the test profile key ids', ['GetData'], 'valid', [apdu(getData(T.INSTALLED_KEYS), expect(sw('9000'), { data: installedKeysHex(k) }))]);
   b.test('LOCK', ['Lifecycle', 'Functional'], 'valid', [apdu('805E0000', expect(sw('9000')))]);
   b.test('GET DATA D7 life cycle OPERATIONAL after LOCK', ['GetData', 'Lifecycle'], 'valid', [apdu(getData(T.LIFECYCLE), expect(sw('9000'), { data: '07' }))]);
+  b.test('GET DATA C6 after LOCK without EXTERNAL AUTHENTICATE: the serial is no longer open', ['GetData', 'Lifecycle', 'KEYLESS'], 'invalid', [apdu(getData(T.CARD_SERIAL), expect(sw('6982')))]);
   b.test('GENERATE KEY after LOCK', ['Lifecycle', 'KeyManagement'], 'invalid', [apdu(cmd(0x80, 0x46, 0x01, 0x00, undefined, 256), expect(sw('6985')))]);
   b.test('PUT KEY after LOCK', ['Lifecycle', 'KeyManagement'], 'invalid', putKey(0x01, keyObject(k.authorities.get('authority-other')!.keyId, ['*'], k.authorities.get('authority-other')!.key.publicKey), '6985'));
   b.test('PUT DATA after LOCK', ['Lifecycle', 'KeyManagement'], 'invalid', [apdu(cmd(0x80, 0xda, 0x00, T.CARD_ENCRYPTION_CERTIFICATE, dummyCert(32)), expect(sw('6985')))]);
@@ -708,12 +743,12 @@ function readVerify(k: TestKeys): VectorFile {
     const early = b.ticket('A3', { train, serviceDate: 20260305 });
     const late = b.ticket('A4', { train, serviceDate: 20260306 });
     const q = readQuery(k, { train });
-    b.test('READ first, next, next: tickets in travel order, then 6A83', ['Functional', 'ReadCursor'], 'valid', [
+    b.test('READ first, next, next: tickets in travel order, then a view of no ticket, as long as the others', ['Functional', 'ReadCursor', 'KEYLESS'], 'valid', [
       load(late),
       load(early),
-      READ(0, q, expect(sw('9000'), { check: viewCheck(early, undefined) })),
-      READ(1, q, expect(sw('9000'), { check: viewCheck(late, undefined) })),
-      READ(1, q, expect(sw('6A83'))),
+      READ(0, q, expect(sw('9000'), { check: viewCheck(early, undefined), sameLengthAs: 'read' })),
+      READ(1, q, expect(sw('9000'), { check: viewCheck(late, undefined), sameLengthAs: 'read' })),
+      READ(1, q, expect(sw('9000'), { check: viewCheck(undefined, undefined, { status: 'not_found' }), sameLengthAs: 'read' })),
     ]);
     const train2 = uniq();
     const a = b.ticket('A5', { train: train2, serviceDate: 20260401 });
@@ -722,7 +757,7 @@ function readVerify(k: TestKeys): VectorFile {
       load(a),
       load(bb),
       READ(0, readQuery(k, { train: train2, date: 20260402 }), expect(sw('9000'), { check: viewCheck(bb, undefined) })),
-      READ(1, readQuery(k, { train: train2, date: 20260402 }), expect(sw('6A83'))),
+      READ(1, readQuery(k, { train: train2, date: 20260402 }), expect(sw('9000'), { check: viewCheck(undefined, undefined, { status: 'not_found' }) })),
     ]);
   }
   b.test('READ next without READ first', ['ReadCursor'], 'invalid', [READ(1, readQuery(k, { train: uniq() }), expect(sw('6985')))]);
@@ -735,14 +770,14 @@ function readVerify(k: TestKeys): VectorFile {
       READ(1, readQuery(k, { train: uniq() }), expect(sw('6985'))),
     ]);
   }
-  b.test('READ of a train with no ticket', ['NotFound'], 'invalid', [READ(0, readQuery(k, { train: 'NO-SUCH-TRAIN' }), expect(sw('6A83')))]);
+  b.test('READ of a train with no ticket: a view that says so', ['NotFound'], 'invalid', [READ(0, readQuery(k, { train: 'NO-SUCH-TRAIN' }), expect(sw('9000'), { check: viewCheck(undefined, undefined, { status: 'not_found' }) }))]);
   b.test('READ with a terminal key id the card does not hold', ['UnknownTerminal'], 'invalid', [READ(0, readQuery(k, { terminal: 'terminal-unknown' }), expect(sw('6982')))]);
   {
     const train = uniq();
     const t = b.ticket('A8', { train });
     b.test("READ by an installed terminal not scoped to the ticket's operator: it sees no ticket", ['UnauthorisedTerminal'], 'invalid', [
       load(t),
-      READ(0, readQuery(k, { terminal: 'terminal-other', train }), expect(sw('6A83'))),
+      READ(0, readQuery(k, { terminal: 'terminal-other', train }), expect(sw('9000'), { check: viewCheck(undefined, undefined, { terminal: 'terminal-other', status: 'not_found' }) })),
     ]);
   }
   const kid = tlv(T.KEY_ID, keyIdOf(k, 'terminal'));
@@ -778,20 +813,20 @@ function readVerify(k: TestKeys): VectorFile {
       load(t4),
       VERIFY(0, verifyQuery(k, { challenge: ch4, date: 20260321, train: train4, station: 'NKG' }), expect(sw('9000'), { check: viewCheck(t4, ch4, { card: true }) })),
     ]);
-    b.test('VERIFY by date with a station the ticket does not serve', ['NotFound'], 'invalid', [
+    b.test('VERIFY by date with a station the ticket does not serve: a view of no ticket', ['NotFound'], 'invalid', [
       load(b.ticket('V5', { train: uniq(), serviceDate: 20260322 })),
-      VERIFY(0, verifyQuery(k, { challenge: challengeFor(1), date: 20260322, station: 'NOWHERE' }), expect(sw('6A83'))),
+      VERIFY(0, verifyQuery(k, { challenge: challengeFor(1), date: 20260322, station: 'NOWHERE' }), expect(sw('9000'), { check: viewCheck(undefined, challengeFor(1), { card: true, status: 'not_found' }) })),
     ]);
   }
-  b.test('VERIFY of a TID the card never held', ['NotFound'], 'invalid', [VERIFY(0, verifyQuery(k, { challenge: challengeFor(2), tid: 'NO-SUCH-TID' }), expect(sw('6A83')))]);
-  b.test('VERIFY by a date with no ticket', ['NotFound'], 'invalid', [VERIFY(0, verifyQuery(k, { challenge: challengeFor(3), date: 20991231 }), expect(sw('6A83')))]);
+  b.test('VERIFY of a TID the card never held: a view of no ticket', ['NotFound'], 'invalid', [VERIFY(0, verifyQuery(k, { challenge: challengeFor(2), tid: 'NO-SUCH-TID' }), expect(sw('9000'), { check: viewCheck(undefined, challengeFor(2), { card: true, status: 'not_found' }) }))]);
+  b.test('VERIFY by a date with no ticket: a view of no ticket', ['NotFound'], 'invalid', [VERIFY(0, verifyQuery(k, { challenge: challengeFor(3), date: 20991231 }), expect(sw('9000'), { check: viewCheck(undefined, challengeFor(3), { card: true, status: 'not_found' }) }))]);
   {
     const t = b.ticket('V6');
-    b.test('VERIFY of a deleted ticket: void', ['VoidTicket'], 'invalid', [
+    b.test('VERIFY of a deleted ticket: a view that says void', ['VoidTicket'], 'invalid', [
       load(t),
       verifyTid(b, t),
       del(t, '9000', {}, 1),
-      VERIFY(0, verifyQuery(k, { challenge: challengeFor(4), tid: b.tid(t) }), expect(sw('9105'))),
+      VERIFY(0, verifyQuery(k, { challenge: challengeFor(4), tid: b.tid(t) }), expect(sw('9000'), { check: viewCheck(undefined, challengeFor(4), { card: true, status: 'void' }) })),
     ]);
   }
   b.test('VERIFY with a terminal key id the card does not hold', ['UnknownTerminal'], 'invalid', [VERIFY(0, verifyQuery(k, { terminal: 'terminal-unknown', challenge: challengeFor(5), tid: 'X' }), expect(sw('6982')))]);
@@ -799,7 +834,7 @@ function readVerify(k: TestKeys): VectorFile {
     const t = b.ticket('V7');
     b.test("VERIFY by an installed terminal not scoped to the ticket's operator: not found", ['UnauthorisedTerminal'], 'invalid', [
       load(t),
-      VERIFY(0, verifyQuery(k, { terminal: 'terminal-other', challenge: challengeFor(6), tid: b.tid(t) }), expect(sw('6A83'))),
+      VERIFY(0, verifyQuery(k, { terminal: 'terminal-other', challenge: challengeFor(6), tid: b.tid(t) }), expect(sw('9000'), { check: viewCheck(undefined, challengeFor(6), { terminal: 'terminal-other', card: true, status: 'not_found' }) })),
     ]);
   }
   const ch = tlv(T.TERMINAL_CHALLENGE, challengeFor(7));
@@ -838,13 +873,13 @@ function usageDelete(k: TestKeys): VectorFile {
       load(a),
       verifyTid(b, a),
       use(a, EV.ENTRY, '9000', {}, { counter: 1, usage: { state: ST.INSIDE } }),
-      GET_CHALLENGE,
+      verifyTid(b, a),
       use(a, EV.TEMPORARY_EXIT, '9000', {}, { counter: 2, usage: { state: ST.TEMPORARY_EXIT, temporaryExits: 1 } }),
-      GET_CHALLENGE,
+      verifyTid(b, a),
       use(a, EV.ENTRY, '9000', {}, { counter: 3, usage: { state: ST.INSIDE, entries: 1 } }),
-      GET_CHALLENGE,
+      verifyTid(b, a),
       use(a, EV.EXIT, '9000', {}, { counter: 4, usage: { state: ST.EXITED } }),
-      GET_CHALLENGE,
+      verifyTid(b, a),
       use(a, EV.ENTRY, '9000', {}, { counter: 5, usage: { state: ST.INSIDE, entries: 2 } }),
     ]);
   }
@@ -854,7 +889,7 @@ function usageDelete(k: TestKeys): VectorFile {
       load(a),
       verifyTid(b, a),
       use(a, EV.PUNCH, '9000', {}, { counter: 1, usage: { state: ST.NEW, flags: 1 } }),
-      GET_CHALLENGE,
+      verifyTid(b, a),
       use(a, EV.PAPER_PRINTED, '9000', {}, { counter: 2, usage: { state: ST.NEW, flags: 3 } }),
     ]);
   }
@@ -869,8 +904,8 @@ function usageDelete(k: TestKeys): VectorFile {
     const a = t();
     b.test(`WRITE USAGE ${what}`, ['UsageState'], 'invalid', [
       load(a),
-      ...before.flatMap((e, j) => [GET_CHALLENGE, use(a, e, '9000', {}, { counter: j + 1 })]),
-      GET_CHALLENGE,
+      ...before.flatMap((e, j) => [verifyTid(b, a), use(a, e, '9000', {}, { counter: j + 1 })]),
+      verifyTid(b, a),
       use(a, event, '6985'),
     ]);
   }
@@ -878,13 +913,14 @@ function usageDelete(k: TestKeys): VectorFile {
     const a = t();
     b.test('DELETE: deletion receipt (event FF, no TF_B), then the ticket is void', ['Functional'], 'valid', [load(a), verifyTid(b, a), del(a, '9000', {}, 1)]);
     const c = t();
-    b.test('DELETE after usage: counter carries on', ['Functional'], 'valid', [load(c), verifyTid(b, c), use(c, EV.ENTRY, '9000', {}, { counter: 1 }), GET_CHALLENGE, del(c, '9000', {}, 2)]);
+    b.test('DELETE after usage: counter carries on', ['Functional'], 'valid', [load(c), verifyTid(b, c), use(c, EV.ENTRY, '9000', {}, { counter: 1 }), verifyTid(b, c), del(c, '9000', {}, 2)]);
   }
   // Refusals common to WRITE USAGE and DELETE, table-driven: [what, flags, sw, setup-before-command, mutation, extra].
   type Case = { what: string; flags: string[]; sw: string; prep?: 'verify' | 'challenge' | 'none' | 'used' | 'reset'; mutation?: SignedStep['mutation']; extra?: Partial<SignedStep> };
   const refusals: Case[] = [
-    { what: 'with no card challenge pending', flags: ['WrongChallenge'], sw: '6984', prep: 'none' },
-    { what: 'after a reset cleared the challenge', flags: ['WrongChallenge'], sw: '6984', prep: 'reset' },
+    { what: 'with no view pending', flags: ['WrongChallenge'], sw: '6984', prep: 'none' },
+    { what: "with GET CHALLENGE's challenge (it arms only EXTERNAL AUTHENTICATE)", flags: ['WrongChallenge', 'CrossMode'], sw: '6984', prep: 'challenge', mutation: { challenge: 'issuer' } },
+    { what: 'after a reset cleared the view', flags: ['WrongChallenge'], sw: '6984', prep: 'reset' },
     { what: 'naming another challenge (bit flipped)', flags: ['WrongChallenge'], sw: '6984', mutation: { challenge: 'flip-bit' } },
     { what: 'with a stale counter', flags: ['StaleCounter'], sw: '9104', prep: 'used', mutation: { counterDelta: -1 } },
     { what: 'with a counter ahead of the card', flags: ['StaleCounter'], sw: '9104', mutation: { counterDelta: 1 } },
@@ -894,8 +930,9 @@ function usageDelete(k: TestKeys): VectorFile {
     { what: "signed with another terminal's key under this key id", flags: ['TamperedSignature'], sw: '9106', mutation: { signWith: 'terminal-other' } },
     { what: 'signed for another card serial', flags: ['OtherCard', 'TamperedSignature'], sw: '9106', mutation: { otherCardSerial: true } },
     { what: 'with a key id the card does not hold', flags: ['UnknownTerminal'], sw: '6982', extra: { terminal: 'terminal-unknown' } },
-    { what: "by an installed terminal not scoped to the ticket's operator", flags: ['UnauthorisedTerminal'], sw: '6982', prep: 'challenge', extra: { terminal: 'terminal-other' } },
-    { what: 'for a TID the card never held', flags: ['NotFound'], sw: '6A83', prep: 'challenge', mutation: { tid: 'NO-SUCH-TID' } },
+    { what: "by an installed terminal not scoped to the ticket's operator", flags: ['UnauthorisedTerminal'], sw: '6982', extra: { terminal: 'terminal-other' } },
+    { what: 'for a TID the card never held (not the ticket the view showed)', flags: ['NotFound', 'RELAY'], sw: '9107', mutation: { tid: 'NO-SUCH-TID' } },
+    { what: 'whose DF21 is not the digest of the view the card showed', flags: ['RELAY'], sw: '9107', mutation: { viewDigest: 'flip-bit' } },
     { what: 'with TID and counter swapped', flags: ['MalformedTlv'], sw: '6A80', mutation: { fields: 'swapped' } },
     { what: 'with a trailing byte after B3', flags: ['MalformedTlv'], sw: '6A80', mutation: { fields: 'trailing-byte' } },
     { what: 'truncated by one byte', flags: ['TruncatedTlv'], sw: '6A80', mutation: { fields: 'truncated' } },
@@ -936,19 +973,20 @@ function usageDelete(k: TestKeys): VectorFile {
     }
     {
       const a = t();
-      const after: Step = name === 'DELETE' ? del(a, '9105') : use(a, EV.PUNCH, '9105');
-      b.test(`${name} of a deleted ticket`, ['VoidTicket'], 'invalid', [load(a), verifyTid(b, a), del(a, '9000', {}, 1), GET_CHALLENGE, after]);
+      const after: Step = name === 'DELETE' ? del(a, '9107') : use(a, EV.PUNCH, '9107');
+      b.test(`${name} of a deleted ticket, after a view that says void`, ['VoidTicket', 'RELAY'], 'invalid', [load(a), verifyTid(b, a), del(a, '9000', {}, 1), verifyTid(b, a, { status: 'void' }), after]);
     }
   }
-  return b.file(['WRITE USAGE and DELETE: third ciphertexts the runner signs at run time with the TEST ONLY terminal key over the pending card challenge and the ticket counter; mutations make the negative vectors.', 'Each refusal is followed by a correct command to show the refusal changed nothing.']);
+  return b.file(['WRITE USAGE and DELETE: third ciphertexts the runner signs at run time with the TEST ONLY terminal key over the challenge and digest of the view the card showed and the ticket counter; mutations make the negative vectors.', 'Each refusal is followed by a correct command to show the refusal changed nothing.']);
 }
 
 type VerifyStep = Extract<Step, { kind: 'verify' }>;
 type MacedStep = Extract<Step, { kind: 'maced-command' }>;
 
 /** VERIFY by the ticket's TID, built by the runner (TIDs vary per run on operator-bound groups). */
-function verifyT(mode: 'pki' | 'sym', ticket: string, st = '9000', extra: Partial<VerifyStep> = {}): Step {
-  return { kind: 'verify', mode, ticket, ...extra, expect: expect(sw(st)) };
+function verifyT(mode: 'pki' | 'sym', ticket: string, st = '9000', extra: Partial<VerifyStep> & { sameLengthAs?: string } = {}): Step {
+  const { sameLengthAs, ...rest } = extra;
+  return { kind: 'verify', mode, ticket, ...rest, expect: expect(sw(st), sameLengthAs ? { sameLengthAs } : {}) };
 }
 
 function maced(name: 'WRITE USAGE' | 'DELETE', ticket: string, st: string, o: { event?: number; mutation?: MacedStep['mutation']; receipt?: { counter: number; usage?: Record<string, number | string> } } = {}): Step {
@@ -991,7 +1029,7 @@ function symGate(k: TestKeys): VectorFile {
       load(d),
       sv(d),
       maced('DELETE', d, '9000', { receipt: { counter: 1 } }),
-      sv(d, '9105'),
+      sv(d, '9000', { status: 'void' }),
       { kind: 'load', ticket: d, reuse: true, expect: expect(sw('9103')) },
     ]);
     const e = t();
@@ -1011,10 +1049,10 @@ function symGate(k: TestKeys): VectorFile {
   b.test('VERIFY P1=02 under a master key the card does not hold (another key version)', ['SymGate', 'UnknownTerminal'], 'invalid', [load(t()), sv(`S${i}`, '6982', { key: 'operator-other' })]);
   b.test('VERIFY P1=02 naming a pki terminal key id', ['SymGate', 'UnknownTerminal', 'CrossMode'], 'invalid', [load(t()), sv(`S${i}`, '6982', { key: 'terminal' })]);
   b.test('VERIFY P1=00 (pki) naming a sym master key id', ['SymGate', 'UnknownTerminal', 'CrossMode'], 'invalid', [load(t()), pv(`S${i}`, '6982', { key: 'operator' })]);
-  b.test("VERIFY P1=02 with the key of another operator: the ticket is not found", ['SymGate', 'UnauthorisedTerminal'], 'invalid', [load(t()), sv(`S${i}`, '6A83', { key: 'operator-nobody' })]);
+  b.test("VERIFY P1=02 with the key of another operator: the ticket is not found", ['SymGate', 'UnauthorisedTerminal'], 'invalid', [load(t()), sv(`S${i}`, '9000', { key: 'operator-nobody', status: 'not_found' })]);
   const mkId = tlv(T.KEY_ID, k.masterKeys.get('operator')!.keyId);
   const rt = tlv(T.TERMINAL_CHALLENGE, challengeFor(9));
-  b.test('VERIFY P1=02 of a TID the card never held', ['SymGate', 'NotFound'], 'invalid', [VERIFY(0x02, concat(mkId, rt, tlv(T.TID, utf8('NO-SUCH-TID'))), expect(sw('6A83')))]);
+  b.test('VERIFY P1=02 of a TID the card never held: a session view of no ticket', ['SymGate', 'NotFound'], 'invalid', [load(t()), sv(`S${i}`, '9000', { tid: 'NO-SUCH-TID', status: 'not_found' })]);
   const symQueryBad: [string, Uint8Array, string[]][] = [
     ['no terminal challenge', concat(mkId, tlv(T.TID, utf8('X'))), ['MalformedTlv']],
     ['a terminal challenge of 8 bytes', concat(mkId, tlv(T.TERMINAL_CHALLENGE, new Uint8Array(8)), tlv(T.TID, utf8('X'))), ['MalformedTlv']],
@@ -1045,8 +1083,8 @@ function symGate(k: TestKeys): VectorFile {
     { what: 'MACed under K_card of another master key version', flags: ['SessionMac'], sw: '9106', mutation: { macWith: 'operator-other' } },
     { what: 'with a stale counter', flags: ['StaleCounter'], sw: '9104', prep: (a) => [sv(a), maced('WRITE USAGE', a, '9000', { receipt: { counter: 1 } }), sv(a)], mutation: { counterDelta: -1 } },
     { what: 'with a counter ahead of the card', flags: ['StaleCounter'], sw: '9104', mutation: { counterDelta: 1 } },
-    { what: 'for a TID the card never held', flags: ['NotFound'], sw: '6A83', mutation: { tid: 'NO-SUCH-TID' } },
-    { what: "in a session of another operator's key", flags: ['UnauthorisedTerminal'], sw: '6982', other: true },
+    { what: 'for a TID the card never held (not the ticket the session showed)', flags: ['NotFound', 'RELAY'], sw: '9107', mutation: { tid: 'NO-SUCH-TID' } },
+    { what: "in a session of another operator's key, which showed its own ticket", flags: ['UnauthorisedTerminal', 'RELAY'], sw: '9107', other: true },
     { what: 'with TID and counter swapped', flags: ['MalformedTlv'], sw: '6A80', mutation: { fields: 'swapped' } },
     { what: 'with a trailing byte after B6', flags: ['MalformedTlv'], sw: '6A80', mutation: { fields: 'trailing-byte' } },
     { what: 'truncated by one byte', flags: ['TruncatedTlv'], sw: '6A80', mutation: { fields: 'truncated' } },
@@ -1115,19 +1153,297 @@ function symGate(k: TestKeys): VectorFile {
       ]);
       const g = t();
       const h = t();
-      b.test(`${name} P1=01 of a deleted ticket (session opened on another one)`, ['SymGate', 'VoidTicket'], 'invalid', [
+      b.test(`${name} P1=01 of a deleted ticket (session opened on another one)`, ['SymGate', 'VoidTicket', 'RELAY'], 'invalid', [
         load(g),
         load(h),
         sv(g),
         maced('DELETE', g, '9000', { receipt: { counter: 1 } }),
         sv(h),
-        maced(name, g, '9105'),
+        maced(name, g, '9107'),
       ]);
     }
   }
   return b.file([
     'Gate mode sym: the runner derives K_card from the TEST ONLY operator master key and the card serial, the session keys from its terminal challenge and the card RC, checks and opens B5, and MACs B6 chained on it; mutations make the negative vectors.',
     "The card must hold the test operator's diversified key (PUT KEY P1=05 at personalisation). Tickets keep operator TST; on reused cards the runner varies their TIDs per run.",
+  ]);
+}
+
+
+/** A WRITE USAGE or DELETE sent with a short Le: 61XX and what fits; the step after it fetches the rest. */
+function shortLe(step: Step, ne: number): Step {
+  return { ...(step as SignedStep), ne, expect: expect(sw('61XX'), { length: ne }) } as Step;
+}
+
+function threats(k: TestKeys): VectorFile {
+  const b = new FileBuilder('threats', k);
+  const pv = (ticket: string, st = '9000', extra: Partial<VerifyStep> & { sameLengthAs?: string } = {}) => verifyT('pki', ticket, st, extra);
+
+  b.group('RELAY (issue 10, item 1): a device between gate and card substitutes the view; the card writes only for the view it showed (9107), and nothing else changes');
+  {
+    const a = b.ticket('R1');
+    b.test('WRITE USAGE whose DF21 is the digest of another view than the card showed: 9107; the ticket is unchanged, the genuine command then passes', ['RELAY'], 'invalid', [
+      load(a),
+      verifyTid(b, a),
+      use(a, EV.ENTRY, '9107', { mutation: { viewDigest: 'flip-bit' } }),
+      verifyTid(b, a, { usage: { counter: 0, state: ST.NEW } }),
+      use(a, EV.ENTRY, '9000', {}, { counter: 1 }),
+    ]);
+    const d = b.ticket('R2');
+    b.test('DELETE whose DF21 is not the digest of the view the card showed: 9107, the ticket stays', ['RELAY'], 'invalid', [
+      load(d),
+      verifyTid(b, d),
+      del(d, '9107', { mutation: { viewDigest: 'flip-bit' } }),
+      verifyTid(b, d, { usage: { counter: 0 } }),
+      del(d, '9000', {}, 1),
+    ]);
+    const x = b.ticket('R3');
+    const y = b.ticket('R4');
+    b.test('WRITE USAGE for another ticket than the one the view showed (the view of R3, the command for R4): 9107', ['RELAY'], 'invalid', [
+      load(x),
+      load(y),
+      verifyTid(b, x),
+      use(x, EV.PUNCH, '9107', { mutation: { otherTicket: y } }),
+      verifyTid(b, y, { usage: { counter: 0 } }),
+      use(y, EV.PUNCH, '9000', {}, { counter: 1 }),
+    ]);
+    const z = b.ticket('R5');
+    const ch = challengeFor(b.nextTcId);
+    b.test('A view that showed no ticket arms no command: WRITE USAGE after VERIFY of an unknown TID, 9107', ['RELAY', 'NotFound'], 'invalid', [
+      load(z),
+      VERIFY(0, verifyQuery(k, { challenge: ch, tid: 'NO-SUCH-RELAY' }), expect(sw('9000'), { check: viewCheck(undefined, ch, { card: true, status: 'not_found' }) })),
+      use(z, EV.PUNCH, '9107'),
+    ]);
+  }
+
+  b.group('CLONE (issue 10, item 2): a ticket seen elsewhere (face and TF_V) sealed to this card');
+  {
+    const a = b.ticket('C1');
+    b.test('LOAD of a face bound to another card (94), with a valid TF_V, sealed to this card: 9102; the genuine ticket then loads', ['CLONE', 'OtherCard'], 'invalid', [
+      { kind: 'load', ticket: a, mutation: { binding: 'other-card' }, expect: expect(sw('9102')) },
+      load(a),
+    ]);
+    const v = b.ticket('C2');
+    b.test('LOAD of an unbound version 1 face (no 94), validly signed: 6A80', ['CLONE', 'MalformedPayload'], 'invalid', [{ kind: 'load', ticket: v, mutation: { binding: 'version-1' }, expect: expect(sw('6A80')) }, load(v)]);
+  }
+
+  b.group('SHORT_LE (issue 10, item 5): a state-changing command asked with a short Le never loses its answer');
+  {
+    const a = b.ticket('L1');
+    b.test('LOAD with Le=01: 61XX and one byte, GET RESPONSE the rest; the ticket was stored once (the same LOAD again: 6A89)', ['SHORT_LE', 'ResponseChaining'], 'valid', [
+      { kind: 'load', ticket: a, ne: 1, expect: expect(sw('61XX'), { length: 1 }) },
+      { kind: 'get-response', expect: expect(sw('9000'), { check: { kind: 'load-result', ticket: a } }) },
+      load(a, '6A89', { reuse: true }),
+    ]);
+    const u = b.ticket('L2');
+    b.test('WRITE USAGE with Le=01: 61XX, the receipt by GET RESPONSE; the counter moved once', ['SHORT_LE', 'ResponseChaining'], 'valid', [
+      load(u),
+      verifyTid(b, u),
+      shortLe(use(u, EV.PUNCH, '9000'), 1),
+      { kind: 'get-response', expect: expect(sw('9000'), { check: { kind: 'receipt', ticket: u, event: EV.PUNCH, counter: 1 } }) },
+      verifyTid(b, u, { usage: { counter: 1, flags: 1 } }),
+    ]);
+    const d = b.ticket('L3');
+    b.test('DELETE with Le=16: 61XX, the deletion receipt by GET RESPONSE; the ticket is void', ['SHORT_LE', 'ResponseChaining'], 'valid', [
+      load(d),
+      verifyTid(b, d),
+      shortLe(del(d, '9000'), 16),
+      { kind: 'get-response', expect: expect(sw('9000'), { check: { kind: 'receipt', ticket: d, event: EV.DELETED, counter: 1 } }) },
+      verifyTid(b, d, { status: 'void' }),
+    ]);
+  }
+
+  b.group('KEYLESS (issue 10, item 7): what a reader without keys learns, on a personalised card');
+  {
+    const open: [string, number][] = [['D1 suite', T.SUITE], ['D7 life cycle', T.LIFECYCLE], ['DA protocol version', T.PROTOCOL_VERSION]];
+    const closed: [string, number][] = [
+      ['C6 card serial', T.CARD_SERIAL],
+      ['D3 encryption public key', T.CARD_ENCRYPTION_PUBLIC_KEY],
+      ['D4 signing public key', T.CARD_SIGNING_PUBLIC_KEY],
+      ['D5 encryption certificate', T.CARD_ENCRYPTION_CERTIFICATE],
+      ['D6 signing certificate', T.CARD_SIGNING_CERTIFICATE],
+      ['D8 capacity', T.CAPACITY],
+      ['D9 installed keys', T.INSTALLED_KEYS],
+      ['DB identity', T.CARD_IDENTITY],
+    ];
+    for (const [what, tag] of closed) b.test(`GET DATA ${what} without EXTERNAL AUTHENTICATE: 6982, whatever the card holds`, ['KEYLESS', 'GetData'], 'invalid', [apdu(getData(tag), expect(sw('6982')))]);
+    b.test('GET DATA D1, D7, DA stay open: that it is an e-ticket card, its suite and version', ['KEYLESS', 'GetData'], 'valid', open.map(([, tag]) => apdu(getData(tag), expect(sw('9000'), { length: 1 }))));
+    b.test('EXTERNAL AUTHENTICATE opens GET DATA C6; a new SELECT closes it again', ['KEYLESS', 'IssuerAuth'], 'valid', [
+      AUTHENTICATE,
+      apdu(getData(T.CARD_SERIAL), expect(sw('9000'), { length: 8 })),
+      apdu(SELECT_NO_FCI, expect(sw('9000'))),
+      apdu(getData(T.CARD_SERIAL), expect(sw('6982'))),
+    ]);
+    const f = b.ticket('K1', { serviceDate: 20260315, train: 'KL1' });
+    const gone = b.ticket('K2');
+    b.test('VERIFY answers alike (9000, one length) for a ticket found, a TID never held, a deleted TID and a date with no ticket', ['KEYLESS', 'NotFound', 'VoidTicket'], 'valid', [
+      load(f),
+      load(gone),
+      verifyTid(b, gone),
+      del(gone, '9000', {}, 1),
+      verifyTid(b, f, { sameLengthAs: 'verify' }),
+      VERIFY(0, verifyQuery(k, { challenge: challengeFor(21), tid: 'NO-SUCH-KEYLESS' }), expect(sw('9000'), { check: viewCheck(undefined, challengeFor(21), { card: true, status: 'not_found' }), sameLengthAs: 'verify' })),
+      verifyTid(b, gone, { status: 'void', sameLengthAs: 'verify' }),
+      VERIFY(0, verifyQuery(k, { challenge: challengeFor(22), date: 20991231, train: 'KL1' }), expect(sw('9000'), { check: viewCheck(undefined, challengeFor(22), { card: true, status: 'not_found' }), sameLengthAs: 'verify' })),
+      VERIFY(0, verifyQuery(k, { challenge: challengeFor(23), date: 20260315, train: 'KL1' }), expect(sw('9000'), { check: viewCheck(f, challengeFor(23), { card: true }), sameLengthAs: 'verify' })),
+    ]);
+    const g = b.ticket('K3');
+    b.test('VERIFY P1=01 (TF_V asked): found and not found answers alike too (the TF_V slot is padded when absent)', ['KEYLESS', 'NotFound'], 'valid', [
+      load(g),
+      verifyTid(b, g, { tfv: true, sameLengthAs: 'audit' }),
+      VERIFY(1, verifyQuery(k, { challenge: challengeFor(24), tid: 'NO-SUCH-AUDIT' }), expect(sw('9000'), { check: viewCheck(undefined, challengeFor(24), { card: true, tfv: true, status: 'not_found' }), sameLengthAs: 'audit' })),
+    ]);
+    const h = b.ticket('K4');
+    b.test('WRITE USAGE with no view pending: 6984 before any lookup, for a ticket the card holds or not', ['KEYLESS', 'WrongChallenge'], 'invalid', [
+      load(h),
+      use(h, EV.PUNCH, '6984'),
+      use(h, EV.PUNCH, '6984', { mutation: { tid: 'NO-SUCH-KEYLESS' } }),
+      del(h, '6984', { mutation: { tid: 'NO-SUCH-KEYLESS' } }),
+    ]);
+  }
+
+  b.group('EXTERNAL AUTHENTICATE (issuer authorisation): every refusal in order', {});
+  b.test('EXTERNAL AUTHENTICATE without GET CHALLENGE: 6984', ['IssuerAuth'], 'invalid', [{ kind: 'authenticate', mutation: { noChallenge: true }, expect: expect(sw('6984')) }, apdu(getData(T.CARD_SERIAL), expect(sw('6982')))]);
+  b.test('A refused authorisation spends the challenge: 9106 (signature bit flipped), then 6984 for a retry on it', ['IssuerAuth', 'Replay'], 'invalid', [
+    { kind: 'authenticate', mutation: { flipSignatureBit: 3 }, expect: expect(sw('9106')) },
+    { kind: 'authenticate', mutation: { noChallenge: true }, expect: expect(sw('6984')) },
+    apdu(getData(T.CARD_SERIAL), expect(sw('6982'))),
+  ]);
+  b.test('EXTERNAL AUTHENTICATE signed by an authority key the card does not hold: 6A88', ['IssuerAuth', 'UnknownAuthority'], 'invalid', [{ kind: 'authenticate', mutation: { authority: 'authority-other' }, expect: expect(sw('6A88')) }]);
+  b.test('EXTERNAL AUTHENTICATE truncated by one byte: 6A80', ['IssuerAuth', 'TruncatedTlv'], 'invalid', [{ kind: 'authenticate', mutation: { truncated: true }, expect: expect(sw('6A80')) }]);
+  b.test('EXTERNAL AUTHENTICATE with C1 only (no signature): 6A80', ['IssuerAuth', 'MalformedTlv'], 'invalid', [GET_CHALLENGE, apdu(cmd(0x80, 0x82, 0x00, 0x00, tlv(T.KEY_ID, k.authorities.get('authority')!.keyId)), expect(sw('6A80')))]);
+
+  b.group('LIMITS (issue 10, item 8): a usage counter at its end and a full ticket table (state set directly on an emulated image)', { presets: true, capacity: 4 * 1024 * 1024 });
+  {
+    const a = b.ticket('M1');
+    const last = LIMITS.maxUsageEvents;
+    b.test(`WRITE USAGE at counter ${last - 1} passes, at ${last} is refused (6985, counter exhausted); DELETE still works`, ['LIMITS', 'UsageState'], 'invalid', [
+      load(a),
+      { kind: 'preset', what: 'usage-counter', ticket: a, counter: last - 1 },
+      verifyTid(b, a, { usage: { counter: last - 1 } }),
+      use(a, EV.PUNCH, '9000', {}, { counter: last }),
+      verifyTid(b, a, { usage: { counter: last } }),
+      use(a, EV.PUNCH, '6985'),
+      verifyTid(b, a, { usage: { counter: last } }),
+      del(a, '9000', {}, last + 1),
+    ]);
+    const t1 = b.ticket('M2');
+    const t2 = b.ticket('M3');
+    b.test(`A card holding limits.maxTickets (${LIMITS.maxTickets}) tickets answers LOAD 6A84 at once; after a DELETE the LOAD fits`, ['LIMITS', 'CardFull'], 'invalid', [
+      load(t1),
+      { kind: 'preset', what: 'ticket-table', count: LIMITS.maxTickets },
+      load(t2, '6A84'),
+      verifyTid(b, t1),
+      del(t1, '9000', {}, 1),
+      load(t2),
+    ]);
+  }
+
+  return b.file([
+    'The attack classes protocol version 2 closes (issue 10): a relay substituting the view (RELAY), a ticket copied to another card (CLONE), a short Le on state-changing commands (SHORT_LE), keyless probing (KEYLESS), issuer authentication, and the limits (LIMITS).',
+    'The runner signs commands over the challenge and digest of the view the card showed; mutations substitute them.',
+  ]);
+}
+
+function symThreats(k: TestKeys): VectorFile {
+  const b = new FileBuilder('sym-threats', k);
+  b.group('Gate mode sym: RELAY, SHORT_LE and KEYLESS, MACs computed by the runner from the TEST ONLY operator master key', { operatorBound: true });
+  const sv = (ticket: string, st = '9000', extra: Partial<VerifyStep> & { sameLengthAs?: string } = {}) => verifyT('sym', ticket, st, extra);
+  {
+    const a = b.ticket('Y1');
+    const c = b.ticket('Y2');
+    b.test('WRITE USAGE P1=01 for another ticket than the session showed: 9107, then the genuine command passes', ['SymGate', 'RELAY'], 'invalid', [
+      load(a),
+      load(c),
+      sv(a),
+      maced('WRITE USAGE', a, '9107', { mutation: { otherTicket: c } }),
+      sv(c, '9000', { usage: { counter: 0 } }),
+      maced('WRITE USAGE', c, '9000', { receipt: { counter: 1 } }),
+    ]);
+    const z = b.ticket('Y3');
+    b.test('A session that showed no ticket arms no command: 9107', ['SymGate', 'RELAY', 'NotFound'], 'invalid', [load(z), sv(z, '9000', { tid: 'NO-SUCH-SYM', status: 'not_found' }), maced('WRITE USAGE', z, '9107')]);
+    const s1 = b.ticket('Y4');
+    b.test('WRITE USAGE P1=01 with Le=01: 61XX, the MAC receipt by GET RESPONSE', ['SymGate', 'SHORT_LE', 'ResponseChaining'], 'valid', [
+      load(s1),
+      sv(s1),
+      { ...(maced('WRITE USAGE', s1, '9000') as MacedStep), ne: 1, expect: expect(sw('61XX'), { length: 1 }) },
+      { kind: 'get-response', expect: expect(sw('9000'), { check: { kind: 'mac-receipt', ticket: s1, event: EV.PUNCH, counter: 1 } }) },
+      sv(s1, '9000', { usage: { counter: 1 } }),
+    ]);
+    const f = b.ticket('Y5');
+    const gone = b.ticket('Y6');
+    b.test('Sym VERIFY answers alike (9000, one length, no serial in clear) for a ticket found, a TID never held and a deleted one', ['SymGate', 'KEYLESS', 'NotFound', 'VoidTicket'], 'valid', [
+      load(f),
+      load(gone),
+      sv(gone),
+      maced('DELETE', gone, '9000', { receipt: { counter: 1 } }),
+      sv(f, '9000', { sameLengthAs: 'b5' }),
+      sv(f, '9000', { tid: 'NO-SUCH-SYM', status: 'not_found', sameLengthAs: 'b5' }),
+      sv(gone, '9000', { status: 'void', sameLengthAs: 'b5' }),
+    ]);
+    const h = b.ticket('Y7');
+    b.test('WRITE USAGE P1=01 without a session: 6984 before any lookup, for a ticket the card holds or not', ['SymGate', 'KEYLESS', 'SessionLifetime'], 'invalid', [
+      load(h),
+      maced('WRITE USAGE', h, '6984'),
+      maced('WRITE USAGE', h, '6984', { mutation: { tid: 'NO-SUCH-SYM' } }),
+    ]);
+  }
+  return b.file(['Gate mode sym against the attack classes of issue 10: the session binds the ticket it showed (RELAY), receipts survive a short Le (SHORT_LE), answers of one length and a masked serial (KEYLESS).']);
+}
+
+function rotation(k: TestKeys): VectorFile {
+  const b = new FileBuilder('rotation', k);
+  b.group('ROTATION (issue 12, item 5): TF_V and issuer authorisations by signing keys the installed root certified (A4), on a card that has not seen later tickets', { freshCard: true });
+  const signed = (ticket: string, st: string, signer: CertifiedSigner, extra: Partial<Extract<Step, { kind: 'load' }>> = {}): Step => ({
+    kind: 'load',
+    ticket,
+    signer,
+    ...extra,
+    expect: expect(sw(st), st === '9000' ? { check: { kind: 'load-result', ticket } } : {}),
+  });
+  {
+    const a = b.ticket('K1');
+    b.test('A ticket signed by signing-1, its A4 from the installed root: accepted, and the A2 the card shows (P1=01) carries the A4', ['ROTATION', 'Functional'], 'valid', [
+      signed(a, '9000', { key: 'signing-1' }),
+      verifyTid(b, a, { tfv: true }),
+    ]);
+    const cases: [string, CertifiedSigner, string, string[]][] = [
+      ['certified by a root the card does not hold', { key: 'signing-1', root: 'authority-other' }, '6A88', ['ROTATION', 'UnknownAuthority']],
+      ['with a tampered certificate (its end moved after signing)', { key: 'signing-1', tamper: true }, '9101', ['ROTATION', 'ForgedTfv']],
+      ['issued before its key\'s window', { key: 'signing-1', from: 10, until: 3600 }, '9101', ['ROTATION']],
+      ['issued after its key\'s window', { key: 'signing-1', from: -3600, until: -10 }, '9101', ['ROTATION']],
+      ['whose certificate is of another key than the one that signed', { key: 'signing-1', certifies: 'signing-2' }, '9101', ['ROTATION', 'ForgedTfv']],
+      ['whose key is certified for another operator only', { key: 'signing-1', scopes: ['NOBODY'] }, '6A88', ['ROTATION', 'UnknownAuthority']],
+    ];
+    for (const [i, [what, signer, st, flags]] of cases.entries()) {
+      const t = b.ticket(`X${i + 1}`);
+      b.test(`A ticket ${what}: ${st}; the same ticket signed correctly then loads`, flags, 'invalid', [signed(t, st, signer), signed(t, '9000', { key: 'signing-1' })]);
+    }
+    const k1 = b.ticket('T1');
+    const k2 = b.ticket('T2');
+    const k3 = b.ticket('T3');
+    const k4 = b.ticket('T4');
+    b.test('Retirement: signing-1 (certified until T1 + 10 s) is accepted until the card accepts a ticket issued after that end (signing-2, T1 + 100 s); then signing-1 is refused even within its window (9101)', ['ROTATION'], 'invalid', [
+      signed(k1, '9000', { key: 'signing-1', until: 10 }),
+      signed(k2, '9000', { key: 'signing-1', until: 4 }, { issuedAfter: { ticket: k1, seconds: 6 } }),
+      signed(k3, '9000', { key: 'signing-2' }, { issuedAfter: { ticket: k1, seconds: 100 } }),
+      signed(k4, '9101', { key: 'signing-1', until: 5 }, { issuedAfter: { ticket: k1, seconds: 5 } }),
+      signed(k4, '9000', { key: 'signing-2' }),
+    ]);
+  }
+  b.test('EXTERNAL AUTHENTICATE by a certified key: accepted, then GET DATA C6', ['ROTATION', 'IssuerAuth'], 'valid', [{ kind: 'authenticate', mutation: { signer: { key: 'signing-1' } }, expect: expect(sw('9000')) }, apdu(getData(T.CARD_SERIAL), expect(sw('9000'), { length: 8 }))]);
+  b.test('EXTERNAL AUTHENTICATE with a tampered certificate: 9101', ['ROTATION', 'IssuerAuth'], 'invalid', [{ kind: 'authenticate', mutation: { signer: { key: 'signing-1', tamper: true } }, expect: expect(sw('9101')) }, apdu(getData(T.CARD_SERIAL), expect(sw('6982')))]);
+  b.test('EXTERNAL AUTHENTICATE with a certificate from a root the card does not hold: 6A88', ['ROTATION', 'IssuerAuth'], 'invalid', [{ kind: 'authenticate', mutation: { signer: { key: 'signing-1', root: 'authority-other' } }, expect: expect(sw('6A88')) }]);
+  {
+    const t = b.ticket('E1');
+    b.test('EXTERNAL AUTHENTICATE by a key whose certificate ended before the newest ticket the card accepted: retired, 9101', ['ROTATION', 'IssuerAuth'], 'invalid', [
+      load(t),
+      { kind: 'authenticate', mutation: { signer: { key: 'signing-2', from: -7200, until: -3600 } }, expect: expect(sw('9101')) },
+    ]);
+  }
+  return b.file([
+    'Key rotation on the card (apdu-spec README 3.6): the card holds the authority root; the runner certifies the TEST ONLY signing keys with it (or with a root the card lacks) at run time, windows relative to each ticket\'s issue time.',
+    'Needs a fresh card: the card\'s time is the newest issue time it accepted, and a card that saw later tickets rightly refuses keys that ended before them.',
   ]);
 }
 
@@ -1141,6 +1457,9 @@ export const AREAS: [string, (k: TestKeys) => VectorFile][] = [
   ['read-verify', readVerify],
   ['usage-delete', usageDelete],
   ['sym-gate', symGate],
+  ['threats', threats],
+  ['sym-threats', symThreats],
+  ['rotation', rotation],
 ];
 
 /** Suites with test keys (keys/profile-<suite>.json). */

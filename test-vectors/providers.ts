@@ -1,13 +1,19 @@
 // Card providers for the vector runner: a fresh emulated image per group (personalised in process with
 // the TEST ONLY profile), or the one card in a PC/SC reader (blank, or already personalised with that profile).
 
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EticketCard } from '../card/applet.js';
+import { decodeState, encodeState, makeRecord } from '../card/state.js';
+import { decodeTicketFace, encodeTicketFace } from '../sdk/ticket.js';
 import { hex } from '../sdk/bytes.js';
+import { writeFileDurably } from '../sdk/durable-file.js';
+import type { Icc } from '../sdk/icc.js';
 import { T } from '../sdk/spec.js';
 import { CheckingTerminal } from '../host/checking.js';
+import { encodeIssuerAuthorization, issuerAuthorizationMessage } from '../sdk/commands/external-authenticate.js';
+import { CardStatusError } from '../sdk/errors.js';
 import { IssuingTerminal } from '../host/issuing.js';
 import { personalizeCard } from '../host/personalize.js';
 import { CardSession } from '../host/session.js';
@@ -15,7 +21,7 @@ import { EmulatorTransport } from '../host/transport/emulator.js';
 import { PcscTransport, type PcscTransportOptions } from '../host/transport/pcsc.js';
 import type { Transport } from '../host/transport/transport.js';
 import type { Fixture } from './format.js';
-import type { Acquired, CardProvider } from './runner.js';
+import type { Acquired, CardProvider, Preset } from './runner.js';
 import { authority, personalizationProfile, terminal, type TestKeys } from './testkeys.js';
 
 // A fixed serial keeps fresh images reproducible; each group still gets its own card.
@@ -58,6 +64,62 @@ export class ImageFactory {
   }
 }
 
+/**
+ * Set a card image's state directly (a vector `preset`): a ticket's usage counter, or its ticket table filled with
+ * copies of its first ticket. What thousands of APDUs would do, in one write; only for images made for the test.
+ */
+export function presetImage(path: string, p: Preset): void {
+  const s = decodeState(new Uint8Array(readFileSync(path)));
+  if (p.what === 'usage-counter') {
+    const t = s.tickets.find((x) => x.tid === p.tid);
+    if (!t) throw new Error(`preset: no ticket ${p.tid} on the card`);
+    s.tickets = s.tickets.map((x) => (x === t ? { ...t, usage: { ...t.usage, counter: p.counter } } : x));
+  } else {
+    const first = s.tickets[0];
+    if (!first) throw new Error('preset: the ticket table needs one ticket to copy');
+    // Copies under their own TIDs, placed before the tickets already there: a later DELETE of those (the last
+    // records of the image) rewrites a few NVM pages, not the whole table.
+    const face = decodeTicketFace(first.face);
+    const used = new Set(s.tickets.map((t) => t.seq));
+    const copies: typeof s.tickets = [];
+    let seq = 1;
+    for (let i = 0; s.tickets.length + copies.length < p.count; i++) {
+      while (used.has(seq)) seq++;
+      used.add(seq);
+      copies.push(makeRecord(seq, encodeTicketFace({ ...face, tid: `COPY-${i}` }), first.tfv, first.usage));
+    }
+    s.tickets = [...copies, ...s.tickets];
+    s.nextSeq = seq + 1;
+  }
+  writeFileDurably(path, encodeState(s));
+}
+
+/** An Icc over an image file that can be reopened after the file was changed (presets): like a power cycle. */
+class ImageIcc implements Icc {
+  private card: EticketCard;
+  constructor(private readonly path: string) {
+    this.card = EticketCard.open(path);
+  }
+  reopen(): void {
+    this.card = EticketCard.open(this.path);
+  }
+  atr(): Uint8Array {
+    return this.card.atr();
+  }
+  powerOn(): void {
+    this.card.powerOn();
+  }
+  powerOff(): void {
+    this.card.powerOff();
+  }
+  reset(): void {
+    this.card.reset();
+  }
+  transmit(command: Uint8Array): Uint8Array {
+    return this.card.transmit(command);
+  }
+}
+
 /** A fresh image per group, driven in process (the embedded emulator). */
 export function imageProvider(options: { dir?: string; keep?: boolean; extendedLength?: boolean } = {}): CardProvider {
   const images = new ImageFactory(options.dir, options.keep);
@@ -66,8 +128,17 @@ export function imageProvider(options: { dir?: string; keep?: boolean; extendedL
     reusesCards: false,
     async acquire(fixture, keys) {
       const path = await images.make(fixture, keys);
-      const transport = new EmulatorTransport(EticketCard.open(path), `emulator:${path}`, { extendedLength: options.extendedLength });
-      return { transport, release: () => transport.disconnect() };
+      const icc = new ImageIcc(path);
+      const transport = new EmulatorTransport(icc, `emulator:${path}`, { extendedLength: options.extendedLength });
+      return {
+        transport,
+        release: () => transport.disconnect(),
+        async preset(p: Preset) {
+          presetImage(path, p);
+          icc.reopen();
+          await transport.reset();
+        },
+      };
     },
     async close() {
       images.close();
@@ -106,7 +177,7 @@ export function readerProvider(options: PcscTransportOptions & { transport?: () 
       try {
         const session = new CardSession(transport);
         // One card is one suite: the other suite's files are skipped, not failed.
-        suite ??= (await new IssuingTerminal(session).open()).suite;
+        suite ??= (await new IssuingTerminal(session).select()).suite;
         if (suite !== keys.suite) {
           await release();
           return { skip: `vectors for ${keys.suite} cards; this card is ${suite}` };
@@ -115,6 +186,14 @@ export function readerProvider(options: PcscTransportOptions & { transport?: () 
         if (fixture.capacity !== undefined) {
           await release();
           return { skip: `needs a card with exactly ${fixture.capacity} bytes of NVM; only an emulated image can be made to order` };
+        }
+        if (fixture.presets) {
+          await release();
+          return { skip: 'sets the card state directly (a counter at its limit, a full ticket table); only an emulated image can be set so' };
+        }
+        if (fixture.freshCard) {
+          await release();
+          return { skip: 'needs a card that never accepted a later ticket (its time high-water mark decides key retirement); run it on the emulator or vpcd images' };
         }
         if (fixture.state === 'blank') {
           await release();
@@ -152,18 +231,31 @@ export function readerProvider(options: PcscTransportOptions & { transport?: () 
 }
 
 async function lifecycle(session: CardSession): Promise<string> {
-  return (await new IssuingTerminal(session).open()).lifecycle;
+  return (await new IssuingTerminal(session).select()).lifecycle;
+}
+
+/** EXTERNAL AUTHENTICATE data signed by the profile's test authority (a locked card then shows its installed keys). */
+export function testAuthorizer(keys: TestKeys): (challenge: Uint8Array) => Uint8Array {
+  const a = authority(keys);
+  return (challenge) => encodeIssuerAuthorization({ keyId: a.keyId, signature: a.key.sign(issuerAuthorizationMessage(challenge)) });
 }
 
 /** Blank, personalised with the test profile (every installed key id of it present), or something else. */
 async function inspect(session: CardSession, keys: TestKeys): Promise<CardState> {
-  const issuing = new IssuingTerminal(session);
-  const info = await issuing.open();
+  const issuing = new IssuingTerminal(session, { authorize: testAuthorizer(keys) });
+  const info = await issuing.select();
   if (info.lifecycle === 'PERSONALIZING') {
     const installed = await issuing.getData(T.INSTALLED_KEYS);
     return installed && installed.length > 0 ? 'other' : 'blank';
   }
-  const installed = hex((await issuing.getData(T.INSTALLED_KEYS)) ?? new Uint8Array(0));
+  let installed: string;
+  try {
+    installed = hex((await issuing.getData(T.INSTALLED_KEYS)) ?? new Uint8Array(0));
+  } catch (e) {
+    // The card does not hold the test authority: not a card of this profile.
+    if (e instanceof CardStatusError) return 'other';
+    throw e;
+  }
   const ids = profileKeyIds(keys);
   return ids.every((id) => installed.match(/.{18}/g)?.includes(id)) ? 'profile' : 'other';
 }

@@ -1,43 +1,58 @@
 // Runs conformance vector files against a card: static APDUs as they are, template steps (seal-ticket,
-// signed-command, certify, install, verify, maced-command, fill) filled in with the TEST ONLY keys for the card at hand.
+// signed-command, certify, install, verify, maced-command, fill, authenticate, get-response, preset) filled in with
+// the TEST ONLY keys for the card at hand.
 
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { encodeCommand, parseResponse, swHex } from '../sdk/apdu.js';
 import { concat, equal, fromHex, fromUtf8, hex } from '../sdk/bytes.js';
 import { decodeLoadAnswer } from '../sdk/commands/load.js';
+import { encodeIssuerAuthorization, issuerAuthorizationMessage } from '../sdk/commands/external-authenticate.js';
 import { encodeIdentity, PUT_DATA_P2 } from '../sdk/commands/put-data.js';
 import { encodeDiversifiedKey, encodePrivateKey, PUT_KEY_P1 } from '../sdk/commands/put-key.js';
 import { parseFci, SELECT_P2 } from '../sdk/commands/select.js';
-import { decodeTicketView, type DecodedTicketView } from '../sdk/commands/ticket-view.js';
+import { getResponseApdu } from '../sdk/commands/get-response.js';
+import { decodeTicketView, viewLengthFor, type DecodedTicketView } from '../sdk/commands/ticket-view.js';
 import { encodeUsageCommand, encodeUsageBody, USAGE_P1, usageCommandMac, usageFieldItems, usageSignatureMessage, type GateMode, type UsageCommandFields } from '../sdk/commands/usage-command.js';
 import { decodeSessionView, encodeVerifyQuery, sessionViewMac, verifyP1 } from '../sdk/commands/verify.js';
+import { sha256 } from '../sdk/crypto/suite.js';
 import { cmac, deriveKey } from '../sdk/crypto/aes.js';
 import { open, sealWithKey } from '../sdk/crypto/envelope.js';
 import { rsaPublicKey } from '../sdk/crypto/rsa.js';
 import { sm9EncryptionPublicKey, sm9SigningPublicKey } from '../sdk/crypto/sm9-suite.js';
-import { diversify, sessionDecrypt, sessionKeys } from '../sdk/crypto/symmetric.js';
+import { diversify, privacyKey, sessionDecrypt, sessionKeys, unmaskSerial } from '../sdk/crypto/symmetric.js';
+import { decodeKeyCertificate, keyCertificateBody, signKeyCertificate } from '../sdk/roles/key-certificate.js';
 import { cardIdentity } from '../sdk/roles/kgc.js';
 import { getSuite } from '../sdk/crypto/suites.js';
 import { verifyCardCertificate } from '../sdk/roles/ca.js';
-import { checkReceiptMac, parseReceipt, receiptAnswers, receiptSignatureMessage, receiptSignedBytes } from '../sdk/receipt.js';
+import { checkReceiptMac, parseReceipt, receiptAnswers, receiptMessage } from '../sdk/receipt.js';
 import { AID, command as commandDef, commandForIns, describeSw, ENVELOPE_FIELD, LIMITS, SUITE, SW, T, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
-import { encodeTicketFace, encodeVerificationCode, verificationCodeMessage, type TicketFace, type VerificationCode } from '../sdk/ticket.js';
+import { decodeTicketFace, encodeTicketFace, encodeVerificationCode, faceDigestOf, verificationCodeMessage, type TicketFace, type VerificationCode } from '../sdk/ticket.js';
+import { resolveSigningKey } from '../sdk/roles/key-chain.js';
 import { decodeAll, TlvMap, template, tlv } from '../sdk/tlv.js';
+import { TransportTimeoutError, TransportUnavailableError } from '../sdk/errors.js';
 import { newCommandContext, type Transceive } from '../host/channel/channel.js';
 import { channelStack } from '../host/channel/stack.js';
 import type { TraceEntry } from '../host/channel/tracing.js';
 import { DEFAULT_COMMAND_DEADLINE_MS } from '../host/session.js';
 import type { Transport } from '../host/transport/transport.js';
-import type { Check, CommandMutation, Expect, Fixture, LoadMutation, MacMutation, Step, TestCase, TestGroup, TicketFaceJson, VectorFile } from './format.js';
+import type { AuthMutation, CertifiedSigner, Check, CommandMutation, Expect, Fixture, LoadMutation, MacMutation, Step, TestCase, TestGroup, TicketFaceJson, VectorFile } from './format.js';
 import { authority, loadTestKeys, masterKey, terminal, type TestKeys } from './testkeys.js';
 
-/** A card in the state a group's fixture asks for, or the reason this provider cannot make one. */
+/** A `preset` step: state set directly on an emulated image (fixture `presets`). */
+export type Preset = { what: 'usage-counter'; tid: string; counter: number } | { what: 'ticket-table'; count: number };
+
+/**
+ * A card in the state a group's fixture asks for, or the reason this provider cannot make one. `preset` sets the
+ * card's state directly (image providers only); the card is then powered up again, as after a reset.
+ */
 export type Acquired =
   | {
       transport: Transport;
       /** Give the card back when the group is done (disconnect, or delete the image). */
       release(): Promise<void>;
+      /** Set the card's state directly (emulated images only; fixture `presets`). */
+      preset?(p: Preset): Promise<void>;
     }
   | { skip: string };
 
@@ -158,7 +173,19 @@ class GroupContext {
   serial: Uint8Array = new Uint8Array(8);
   encCert?: Uint8Array;
   signCert?: Uint8Array;
+  /** C7 of the last pki view: the next signed command's challenge. */
   challenge: Uint8Array | null = null;
+  /** SHA-256 of the last pki view B2 (the next signed command's DF21). */
+  viewDigest: Uint8Array = new Uint8Array(32);
+  /** GET CHALLENGE's RC (EXTERNAL AUTHENTICATE). */
+  issuerChallenge: Uint8Array | null = null;
+  /** Data of an answer cut by a short Le (61XX): a get-response step completes it. */
+  partial: Uint8Array = new Uint8Array(0);
+  /** The whole answer the last get-response step completed (check same-answer). */
+  lastWhole: Uint8Array = new Uint8Array(0);
+  /** Answer lengths by sameLengthAs name, within one test. */
+  lengths = new Map<string, number>();
+  preset?: (p: Preset) => Promise<void>;
   spentChallenge?: Uint8Array;
   readonly counters = new Map<string, number>();
   readonly sealed = new Map<string, Uint8Array>();
@@ -183,17 +210,22 @@ class GroupContext {
     this.channels = channels(transport, () => this.log);
   }
 
-  /** The face of a ticket as this run issues it (operator and issue time per run on reused cards). */
-  face(ref: string, json?: TicketFaceJson): TicketFace {
+  /**
+   * The face of a ticket as this run issues it to this card: version 2 faces name the card's serial (94);
+   * operator and issue time vary per run on reused cards. `issuedAt` fixes the issue time (rotation vectors).
+   */
+  face(ref: string, json?: TicketFaceJson, issuedAt?: number): TicketFace {
     let f = this.faces.get(ref);
     if (!f) {
       const src = json ?? this.group.tickets[ref];
       if (!src) throw new StepFailure(`vector names ticket ${ref}, which the group does not define`);
       f = { ...(src as unknown as TicketFace) };
+      if (f.version === 2 && f.card === undefined) f.card = this.serial;
       if (this.group.fixture.operatorBound) {
         if (this.run.tag) f.tid = `${f.tid}-${this.run.tag}`.slice(0, 32);
       } else if (this.run.operator && f.operator === this.keys.operator) f.operator = this.run.operator;
       if (this.run.issuedAtBase !== undefined) f.issuedAt = this.run.issuedAtBase + this.run.issued++;
+      if (issuedAt !== undefined) f.issuedAt = issuedAt;
       this.faces.set(ref, f);
     }
     return f;
@@ -248,6 +280,9 @@ async function runAll(files: { path: string; file: VectorFile }[], provider: Car
       try {
         acquired = await provider.acquire(group.fixture, keys, label);
       } catch (e) {
+        // A reader that does not answer, or no PC/SC service, fails every group alike, each after the full
+        // timeout: stop the run (the CLI exits 3) instead of waiting that long once per group.
+        if (e instanceof TransportTimeoutError || e instanceof TransportUnavailableError) throw e;
         for (const t of wanted) report(t, 'fail', 0, `no card for ${label}: ${(e as Error).message}`);
         continue;
       }
@@ -256,6 +291,7 @@ async function runAll(files: { path: string; file: VectorFile }[], provider: Car
         continue;
       }
       const ctx = new GroupContext(acquired.transport, keys, group, run);
+      ctx.preset = acquired.preset?.bind(acquired);
       try {
         await acquired.transport.connect();
         await learnCard(ctx);
@@ -287,16 +323,30 @@ async function runAll(files: { path: string; file: VectorFile }[], provider: Car
   return { provider: provider.label, outcomes, counts: { total: outcomes.length, pass: count('pass'), fail: count('fail'), skip: count('skip') } };
 }
 
-/** The card serial (from the FCI) and nothing else: the rest is fetched when a step needs it. */
+/**
+ * The card serial and certificates, which a locked card tells only an authenticated issuer: EXTERNAL AUTHENTICATE
+ * with the test authority once per group (tests start with a reset, which ends it), the certificates kept.
+ */
 async function learnCard(ctx: GroupContext): Promise<void> {
   const r = await transmit(ctx, encodeCommand({ cla: 0x00, ins: 0xa4, p1: 0x04, p2: SELECT_P2.FCI, data: AID, ne: 256 }), true);
   if (r.sw !== SW.SUCCESS) throw new Error(`SELECT answered ${swHex(r.sw)}: is this an eticket card?`);
-  ctx.serial = parseFci(r.data).serial;
+  const fci = parseFci(r.data);
+  if (fci.lifecycle === 'OPERATIONAL') {
+    const a = await authenticateAs(ctx, {});
+    if (a.sw !== SW.SUCCESS) throw new Error(`EXTERNAL AUTHENTICATE with the test authority answered ${swHex(a.sw)}: is this card personalised with the test profile?`);
+  }
+  ctx.serial = await getData(ctx, T.CARD_SERIAL);
+  if (fci.lifecycle === 'OPERATIONAL' && ctx.keys.suite === 'rsa') {
+    ctx.encCert = await getData(ctx, T.CARD_ENCRYPTION_CERTIFICATE);
+    ctx.signCert = await getData(ctx, T.CARD_SIGNING_CERTIFICATE);
+  }
 }
 
 async function runTest(ctx: GroupContext, t: TestCase): Promise<void> {
   await ctx.transport.reset();
   ctx.challenge = null;
+  ctx.issuerChallenge = null;
+  ctx.lengths.clear();
   ctx.session = null;
   ctx.previousSession = undefined;
   if (ctx.group.fixture.beforeEach === 'reset-select') {
@@ -333,13 +383,21 @@ async function transmit(ctx: GroupContext, apdu: Uint8Array, collect: boolean): 
 
 /**
  * A command the runner built: extended length when the reader passes it (and the data need it), else ISO
- * chaining; then GET RESPONSE for 61XX and a retry with the exact Le for 6CXX (host/channel).
+ * chaining; then GET RESPONSE for 61XX and a retry with the exact Le for 6CXX (host/channel). With `shortNe`
+ * the command goes out with that short Le and its 61XX answer is kept as is (ctx.partial), for get-response.
  */
-async function send(ctx: GroupContext, name: string, data: Uint8Array, p1?: number, p2?: number): Promise<{ data: Uint8Array; sw: number }> {
+async function send(ctx: GroupContext, name: string, data: Uint8Array, p1?: number, p2?: number, shortNe?: number): Promise<{ data: Uint8Array; sw: number }> {
   const def = commandDef(name);
   ctx.lastCommandData = data;
-  const ne = /2|4/.test(def.case) ? (ctx.transport.info.extendedLength && data.length > 255 ? 65536 : 256) : undefined;
+  const ne = shortNe ?? (/2|4/.test(def.case) ? (ctx.transport.info.extendedLength && data.length > 255 ? 65536 : 256) : undefined);
   const apdu = encodeCommand({ cla: def.claByte, ins: def.insByte, p1: p1 ?? parseInt(def.p1[0], 16), p2: p2 ?? parseInt(def.p2[0], 16), data, ne });
+  if (shortNe !== undefined) {
+    // Chaining still applies to long data; only the answer is left as the card gives it.
+    const chained = channelStack(ctx.transport, { extended: ctx.transport.info.extendedLength, onExchange: (e: TraceEntry) => ctx.log.push({ command: hex(e.apdu), response: hex(e.response) }), collect: false, retryWrongLe: false });
+    const r = parseResponse(await chained(apdu, newCommandContext(name, DEFAULT_COMMAND_DEADLINE_MS)));
+    ctx.partial = r.data.slice();
+    return r;
+  }
   return parseResponse(await ctx.channels.command(apdu, newCommandContext(name, DEFAULT_COMMAND_DEADLINE_MS)));
 }
 
@@ -355,6 +413,14 @@ function expectSw(e: Expect, sw: number, what = ''): void {
   }
 }
 
+/** sameLengthAs: the first answer of a name sets the length, every later one must match it. */
+function expectSameLength(ctx: GroupContext, e: Expect, length: number): void {
+  if (!e.sameLengthAs) return;
+  const seen = ctx.lengths.get(e.sameLengthAs);
+  if (seen === undefined) ctx.lengths.set(e.sameLengthAs, length);
+  else if (seen !== length) throw new StepFailure(`answer of ${length} bytes, but "${e.sameLengthAs}" answers have ${seen}: a reader without keys tells them apart`);
+}
+
 // ---- steps -----------------------------------------------------------------------------------------
 
 async function runStep(ctx: GroupContext, step: Step): Promise<void> {
@@ -362,6 +428,7 @@ async function runStep(ctx: GroupContext, step: Step): Promise<void> {
     case 'reset':
       await ctx.transport.reset();
       ctx.challenge = null;
+      ctx.issuerChallenge = null;
       return;
     case 'apdu': {
       const apdu = fromHex(step.command);
@@ -369,10 +436,31 @@ async function runStep(ctx: GroupContext, step: Step): Promise<void> {
       const collect = !step.expect.sw.some((s) => s.startsWith('61'));
       const r = await transmit(ctx, apdu, collect);
       expectSw(step.expect, r.sw);
+      if (!collect) ctx.partial = r.data.slice();
+      expectSameLength(ctx, step.expect, r.data.length);
       await checkData(ctx, step.expect, r.data, apdu);
-      if (r.sw === SW.SUCCESS && apdu[1] === 0x84 && r.data.length === 8) ctx.challenge = r.data.slice();
+      // GET CHALLENGE arms EXTERNAL AUTHENTICATE and ends any shown view or session.
+      if (apdu[1] === 0x84) {
+        ctx.challenge = null;
+        if (r.sw === SW.SUCCESS && r.data.length === 8) ctx.issuerChallenge = r.data.slice();
+      }
       return;
     }
+    case 'get-response': {
+      const r = await transmit(ctx, getResponseApdu(256), true);
+      expectSw(step.expect, r.sw);
+      ctx.lastWhole = concat(ctx.partial, r.data);
+      ctx.partial = new Uint8Array(0);
+      await checkData(ctx, step.expect, ctx.lastWhole);
+      return;
+    }
+    case 'authenticate': {
+      const r = await authenticateAs(ctx, step.mutation ?? {});
+      expectSw(step.expect, r.sw);
+      return;
+    }
+    case 'preset':
+      return preset(ctx, step);
     case 'certify':
       return certify(ctx, step.expect);
     case 'load':
@@ -407,6 +495,7 @@ async function getData(ctx: GroupContext, tag: number): Promise<Uint8Array> {
   return r.data;
 }
 
+/** The card's certificates, read when the group started (learnCard: EXTERNAL AUTHENTICATE then GET DATA). */
 async function encryptionKey(ctx: GroupContext): Promise<Uint8Array> {
   // SM9: the key follows from the serial and the KGC; RSA: from the certificate the card holds.
   if (ctx.keys.suite === 'rsa') ctx.encCert ??= await getData(ctx, T.CARD_ENCRYPTION_CERTIFICATE);
@@ -416,6 +505,66 @@ async function encryptionKey(ctx: GroupContext): Promise<Uint8Array> {
 async function signingKey(ctx: GroupContext): Promise<Uint8Array> {
   if (ctx.keys.cardTrust.needsSigningCertificate) ctx.signCert ??= await getData(ctx, T.CARD_SIGNING_CERTIFICATE);
   return ctx.keys.cardTrust.signingKey({ suite: ctx.keys.suite, serial: ctx.serial, signingCertificate: ctx.signCert });
+}
+
+/**
+ * A certificate (A4) of one of the profile's signing keys by one of its authorities, its window relative to
+ * `at`; `tamper` moves its end one second after signing, `certifies` makes it name another key.
+ */
+function certificateFor(ctx: GroupContext, spec: CertifiedSigner, at: number, operator: string): { signer: { sign(m: Uint8Array): Uint8Array; publicKey: Uint8Array }; keyId: Uint8Array; certificate: Uint8Array } {
+  const sk = ctx.keys.signingKeys.get(spec.key);
+  if (!sk) throw new StepFailure(`the profile has no signing key ${spec.key}`);
+  const root = authority(ctx.keys, spec.root ?? 'authority');
+  const certified = spec.certifies ? ctx.keys.signingKeys.get(spec.certifies)! : sk;
+  const cert = signKeyCertificate(root.key, { publicKey: certified.key.publicKey, scopes: spec.scopes ?? [operator], validFrom: at + (spec.from ?? -3600), validUntil: at + (spec.until ?? 3600) });
+  let encoded = cert.encoded;
+  if (spec.tamper) {
+    const c = decodeKeyCertificate(encoded);
+    encoded = tlv(T.KEY_CERTIFICATE, concat(keyCertificateBody({ ...c, validUntil: c.validUntil + 1 }), tlv(T.SIGNATURE, c.signature)));
+  }
+  return { signer: sk.key, keyId: sk.keyId, certificate: encoded };
+}
+
+/** GET CHALLENGE (unless the mutation says not to), then EXTERNAL AUTHENTICATE signed by the test authority (or the mutation's key). */
+async function authenticateAs(ctx: GroupContext, m: AuthMutation): Promise<{ sw: number }> {
+  if (!m.noChallenge) {
+    const c = await transmit(ctx, encodeCommand({ cla: 0x00, ins: 0x84, p1: 0, p2: 0, ne: 8 }), false);
+    if (c.sw !== SW.SUCCESS) return c;
+    ctx.issuerChallenge = c.data.slice();
+    ctx.challenge = null;
+  }
+  const rc = ctx.issuerChallenge ?? new Uint8Array(8);
+  let keyId: Uint8Array;
+  let signer: { sign(m: Uint8Array): Uint8Array };
+  let certificate: Uint8Array | undefined;
+  if (m.signer) {
+    ({ signer, keyId, certificate } = certificateFor(ctx, m.signer, ctx.run.issuedAtBase ?? 1767225600, ctx.keys.operator));
+  } else {
+    const a = authority(ctx.keys, m.authority ?? 'authority');
+    signer = a.key;
+    keyId = a.keyId;
+  }
+  let signature = signer.sign(issuerAuthorizationMessage(rc));
+  if (m.flipSignatureBit !== undefined) signature = flipBit(signature, m.flipSignatureBit);
+  let data = encodeIssuerAuthorization({ keyId, certificate, signature });
+  if (m.truncated) data = data.subarray(0, data.length - 1);
+  ctx.issuerChallenge = null; // spent whatever the card answers
+  return send(ctx, 'EXTERNAL AUTHENTICATE', data);
+}
+
+/** Set the card's state directly (emulated images only), then SELECT again: the card restarted. */
+async function preset(ctx: GroupContext, step: Extract<Step, { kind: 'preset' }>): Promise<void> {
+  if (!ctx.preset) throw new StepFailure('this card provider cannot set card state directly (fixture presets: emulated images only)');
+  if (step.what === 'usage-counter') {
+    await ctx.preset({ what: 'usage-counter', tid: ctx.face(step.ticket).tid, counter: step.counter });
+    ctx.counters.set(step.ticket, step.counter);
+  } else {
+    await ctx.preset({ what: 'ticket-table', count: step.count });
+  }
+  ctx.challenge = null;
+  ctx.session = null;
+  const r = await transmit(ctx, encodeCommand({ cla: 0x00, ins: 0xa4, p1: 0x04, p2: SELECT_P2.NO_FCI, data: AID }), false);
+  if (r.sw !== SW.SUCCESS) throw new StepFailure(`SELECT after the preset answered ${swHex(r.sw)}`);
 }
 
 async function certify(ctx: GroupContext, e: Expect): Promise<void> {
@@ -445,13 +594,25 @@ function envelopeFields(sealed: Uint8Array): { tag: number; value: Uint8Array }[
 }
 
 
-async function sealTicket(ctx: GroupContext, ref: string, m: LoadMutation = {}): Promise<Uint8Array> {
-  const face = ctx.face(ref);
-  const signer = authority(ctx.keys, m.authority ?? 'authority');
+async function sealTicket(ctx: GroupContext, ref: string, m: LoadMutation = {}, certified?: CertifiedSigner): Promise<Uint8Array> {
+  let face = ctx.face(ref);
+  // Binding mutations: a face signed for another card (CLONE), or an unbound version 1 face.
+  if (m.binding === 'other-card') face = { ...face, card: otherSerial(ctx.serial) };
+  if (m.binding === 'version-1') face = { ...face, version: 1, card: undefined };
   const faceEnc = encodeTicketFace(face);
-  let signature = signer.key.sign(verificationCodeMessage(faceEnc));
+  let signer: { sign(m: Uint8Array): Uint8Array };
+  let keyId: Uint8Array;
+  let certificate: Uint8Array | undefined;
+  if (certified) {
+    ({ signer, keyId, certificate } = certificateFor(ctx, certified, face.issuedAt, face.operator));
+  } else {
+    const a = authority(ctx.keys, m.authority ?? 'authority');
+    signer = a.key;
+    keyId = a.keyId;
+  }
+  let signature = signer.sign(verificationCodeMessage(faceEnc));
   if (m.flip?.field === 'tfv-signature') signature = flipBit(signature, m.flip.bit);
-  const tfvEnc = encodeVerificationCode({ suite: m.tfvSuite ?? SUITE[ctx.keys.suite], authorityKeyId: signer.keyId, signature });
+  const tfvEnc = encodeVerificationCode({ suite: m.tfvSuite ?? SUITE[ctx.keys.suite], authorityKeyId: keyId, signature, certificate });
   const shownFace = m.alterFace ? encodeTicketFace({ ...face, ...m.alterFace } as TicketFace) : faceEnc;
   const payload =
     m.payload === 'face-only'
@@ -509,18 +670,19 @@ async function sealTicket(ctx: GroupContext, ref: string, m: LoadMutation = {}):
 async function load(ctx: GroupContext, step: Extract<Step, { kind: 'load' }>): Promise<void> {
   let sealed = step.reuse ? ctx.sealed.get(step.ticket) : undefined;
   if (step.reuse && !sealed) throw new StepFailure(`ticket ${step.ticket} was not sealed earlier in this test`);
-  sealed ??= await sealTicket(ctx, step.ticket, step.mutation);
-  let r = await send(ctx, 'LOAD', sealed);
+  if (step.issuedAfter) ctx.face(step.ticket, undefined, ctx.face(step.issuedAfter.ticket).issuedAt + step.issuedAfter.seconds);
+  sealed ??= await sealTicket(ctx, step.ticket, step.mutation, step.signer);
+  let r = await send(ctx, 'LOAD', sealed, undefined, undefined, step.ne);
   if (r.sw === SW.TICKET_REPLAYED && !step.reuse && !step.mutation && !step.expect.sw.includes('9103') && ctx.run.issuedAtBase !== undefined) {
     // A reused card's tombstone floor is ahead of this run's issue times (earlier runs): move past it once.
     ctx.run.issuedAtBase += 10_000_000;
     ctx.faces.delete(step.ticket);
-    sealed = await sealTicket(ctx, step.ticket);
-    r = await send(ctx, 'LOAD', sealed);
+    sealed = await sealTicket(ctx, step.ticket, undefined, step.signer);
+    r = await send(ctx, 'LOAD', sealed, undefined, undefined, step.ne);
   }
   if (!step.mutation) ctx.sealed.set(step.ticket, sealed);
   expectSw(step.expect, r.sw);
-  if (r.sw === SW.SUCCESS) ctx.counters.set(step.ticket, 0);
+  if (r.sw === SW.SUCCESS || (step.ne !== undefined && (r.sw & 0xff00) === SW.BYTES_REMAINING)) ctx.counters.set(step.ticket, 0);
   await checkData(ctx, step.expect, r.data);
 }
 
@@ -561,16 +723,20 @@ async function signedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'sig
     if (m.challenge === 'zero') challenge = new Uint8Array(8);
     if (m.challenge === 'previous') challenge = ctx.spentChallenge ?? new Uint8Array(8);
     if (m.challenge === 'session') challenge = ctx.session?.rc ?? new Uint8Array(8);
+    if (m.challenge === 'issuer') challenge = ctx.issuerChallenge ?? new Uint8Array(8);
     ctx.spentChallenge = challenge;
+    const named = m.otherTicket ?? step.ticket;
     const values = (station: string): UsageCommandFields => ({
       keyId: term.keys.keyId,
       cardChallenge: challenge,
-      tid: m.tid ?? ctx.face(step.ticket).tid,
-      counter: ((ctx.counters.get(step.ticket) ?? 0) + (m.counterDelta ?? 0)) & 0xffff,
+      tid: m.tid ?? ctx.face(named).tid,
+      counter: ((ctx.counters.get(named) ?? 0) + (m.counterDelta ?? 0)) & 0xffff,
       event: mutatedEvent(step.name, step.event, m.fields),
       gateId: step.gate ?? 'VG01',
       station,
       time: step.time ?? 1767258000,
+      // DF21: the digest of the view the card showed (a relay would send that of the view it made up).
+      viewDigest: m.viewDigest === 'flip-bit' ? flipBit(ctx.viewDigest, 0) : ctx.viewDigest,
     });
     const station = step.station ?? 'STN';
     const body = mutatedBody('pki', values(station), m.fields);
@@ -583,7 +749,7 @@ async function signedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'sig
     ctx.lastSigned.set(step.ticket, data);
   }
   ctx.challenge = null; // spent by the card whatever it answers
-  const r = await send(ctx, step.name, data, USAGE_P1.pki);
+  const r = await send(ctx, step.name, data, USAGE_P1.pki, undefined, step.ne);
   expectSw(step.expect, r.sw);
   await checkData(ctx, step.expect, r.data);
 }
@@ -592,7 +758,7 @@ async function signedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'sig
 async function fill(ctx: GroupContext, until: 'load-refused' | 'usage-refused', e: Expect): Promise<void> {
   const filler = (big: boolean): TicketFaceJson => {
     const n = ctx.fillers.length + 1;
-    const base: TicketFaceJson = { version: 1, operator: ctx.keys.operator, tid: `FILL-${n}`, serviceDate: 20260101, validFrom: 1767225600, validUntil: 1767330000, issuedAt: 1767200000 + n };
+    const base: TicketFaceJson = { version: 2, operator: ctx.keys.operator, tid: `FILL-${n}`, serviceDate: 20260101, validFrom: 1767225600, validUntil: 1767330000, issuedAt: 1767200000 + n };
     return big ? { ...base, train: 'F'.repeat(16), origin: 'O'.repeat(16), destination: 'D'.repeat(16), passenger: 'P'.repeat(32), seat: 'S'.repeat(8), travelClass: 'C'.repeat(8) } : base;
   };
   const loadFiller = async (big: boolean) => {
@@ -638,6 +804,7 @@ async function buildFillerUsage(ctx: GroupContext, ref: string): Promise<Uint8Ar
     gateId: 'G'.repeat(16),
     station: 'S'.repeat(16),
     time: 1767258000,
+    viewDigest: ctx.viewDigest,
   });
   ctx.challenge = null;
   return encodeUsageCommand('pki', body, term.keys.signature.sign(usageSignatureMessage('WRITE USAGE', ctx.serial, body)));
@@ -645,7 +812,8 @@ async function buildFillerUsage(ctx: GroupContext, ref: string): Promise<Uint8Ar
 
 // ---- checks ----------------------------------------------------------------------------------------
 
-function openView(ctx: GroupContext, terminalName: string, data: Uint8Array, ticket: string): DecodedTicketView {
+/** Open a pki view: the card's serial in it, its challenge and digest kept for the next signed command. */
+function openView(ctx: GroupContext, terminalName: string, data: Uint8Array, ticket: string | undefined): DecodedTicketView {
   const term = terminal(ctx.keys, terminalName);
   let plain: Uint8Array;
   try {
@@ -655,16 +823,29 @@ function openView(ctx: GroupContext, terminalName: string, data: Uint8Array, tic
   }
   const v = viewOf(plain);
   if (!equal(v.cardSerial, ctx.serial)) throw new StepFailure('the ticket view names another card serial');
-  ctx.counters.set(ticket, v.usage.counter);
+  if (ticket && v.usage) ctx.counters.set(ticket, v.usage.counter);
   if (v.cardChallenge) ctx.challenge = v.cardChallenge.slice();
+  ctx.viewDigest = sha256(plain);
   return v;
 }
 
-/** TF_V as the view carried it must be the test authority's signature over exactly this face. */
+/** The view has the fixed length of its request (apdu-spec README 3.2), whatever it shows. */
+function checkViewLength(v: DecodedTicketView, verificationCode: boolean, certificate?: Uint8Array): void {
+  const want = viewLengthFor({ verificationCode, signingCertificate: certificate });
+  if (v.encoded.length !== want) throw new StepFailure(`the view has ${v.encoded.length} bytes, not the fixed ${want}`);
+}
+
+/**
+ * TF_V as the view carried it must be the signature over exactly this face by the test authority, or by a signing
+ * key it certified (A4 in TF_V) for the ticket's operator and issue time.
+ */
 function checkTfv(ctx: GroupContext, code: VerificationCode, faceEncoded: Uint8Array): void {
-  const a = authority(ctx.keys);
-  if (!equal(code.authorityKeyId, a.keyId) || !getSuite(ctx.keys.suite).verify(a.key.publicKey, verificationCodeMessage(faceEncoded), code.signature)) {
-    throw new StepFailure('TF_V in the view does not verify with the test authority key');
+  const roots = [...ctx.keys.authorities.values()].filter((a) => a.installed).map((a) => ({ keyId: a.keyId, publicKey: a.key.publicKey, scopes: a.scopes }));
+  const face = decodeTicketFace(faceEncoded);
+  const key = resolveSigningKey(ctx.keys.suite, code.authorityKeyId, code.certificate, roots, { operator: face.operator, at: face.issuedAt });
+  if (!key.ok) throw new StepFailure(`TF_V in the view names no key of the test profile: ${key.message}`);
+  if (!getSuite(ctx.keys.suite).verify(key.publicKey, verificationCodeMessage(faceEncoded), code.signature)) {
+    throw new StepFailure('TF_V in the view does not verify with the test authority key (or the key it certified)');
   }
 }
 
@@ -678,8 +859,16 @@ async function runCheck(ctx: GroupContext, c: Check, data: Uint8Array, apdu?: Ui
   switch (c.kind) {
     case 'ticket-view': {
       const v = openView(ctx, c.terminal, data, c.ticket);
-      const want = encodeTicketFace(ctx.face(c.ticket));
-      if (!equal(v.faceEncoded, want)) throw new StepFailure(`the view holds ticket ${JSON.stringify(v.face)}, expected ${c.ticket}`);
+      const status = c.status ?? 'shown';
+      if (v.status !== status) throw new StepFailure(`the view says ${v.status}, expected ${status}`);
+      checkViewLength(v, c.verificationCode);
+      if (status !== 'shown') {
+        if (c.terminalChallenge !== undefined && (!v.terminalChallenge || hex(v.terminalChallenge) !== c.terminalChallenge.toUpperCase())) throw new StepFailure('the view does not echo the terminal challenge');
+        if (c.cardChallenge !== (v.cardChallenge !== undefined)) throw new StepFailure(`card challenge ${c.cardChallenge ? 'missing from' : 'unexpected in'} the view`);
+        return;
+      }
+      const want = encodeTicketFace(ctx.face(c.ticket!));
+      if (!equal(v.faceEncoded!, want)) throw new StepFailure(`the view holds ticket ${JSON.stringify(v.face)}, expected ${c.ticket}`);
       if (c.terminalChallenge !== undefined && (!v.terminalChallenge || hex(v.terminalChallenge) !== c.terminalChallenge.toUpperCase())) {
         throw new StepFailure('the view does not echo the terminal challenge');
       }
@@ -687,17 +876,18 @@ async function runCheck(ctx: GroupContext, c: Check, data: Uint8Array, apdu?: Ui
       if (c.cardChallenge !== (v.cardChallenge !== undefined)) throw new StepFailure(`card challenge ${c.cardChallenge ? 'missing from' : 'unexpected in'} the view`);
       if (c.verificationCode !== (v.verificationCode !== undefined)) throw new StepFailure(`TF_V ${c.verificationCode ? 'missing from' : 'unexpected in'} the view`);
       if (v.verificationCode) checkTfv(ctx, v.verificationCode, want);
-      compareUsage(v.usage, c.usage, 'TF_B');
+      compareUsage(v.usage!, c.usage, 'TF_B');
       return;
     }
     case 'receipt': {
       const r = parseReceipt(data);
       if (!receiptAnswers(r, ctx.lastCommandData)) throw new StepFailure('receipt digest does not match the command sent');
       if (!equal(r.cardSerial, ctx.serial) || r.tid !== ctx.face(c.ticket).tid) throw new StepFailure('receipt names another card or ticket');
+      if (!r.faceDigest || !equal(r.faceDigest, faceDigestOf(encodeTicketFace(ctx.face(c.ticket))))) throw new StepFailure('receipt DF20 is not the digest of the ticket face');
       if (r.event !== c.event || r.counter !== c.counter) throw new StepFailure(`receipt event ${r.event} counter ${r.counter}, expected ${c.event} / ${c.counter}`);
       if ((r.usage === undefined) !== (c.event === USAGE_EVENT.DELETED)) throw new StepFailure('receipt TF_B presence is wrong for this event');
       const key = await signingKey(ctx);
-      if (!getSuite(ctx.keys.suite).verify(key, receiptSignatureMessage(receiptSignedBytes(r.encoded)), r.signature)) {
+      if (r.version !== 2 || !getSuite(ctx.keys.suite).verify(key, receiptMessage(r), r.signature)) {
         throw new StepFailure('receipt signature does not verify with the card signing certificate');
       }
       if (r.usage) compareUsage(r.usage, c.usage, 'receipt TF_B');
@@ -748,6 +938,7 @@ async function runCheck(ctx: GroupContext, c: Check, data: Uint8Array, apdu?: Ui
       if (!s) throw new StepFailure('a MAC receipt without a session');
       if (r.commandDigest || !r.mac) throw new StepFailure('a sym receipt carries a MAC and no command digest');
       if (!equal(r.cardSerial, ctx.serial) || r.tid !== ctx.face(c.ticket).tid) throw new StepFailure('receipt names another card or ticket');
+      if (!r.faceDigest || !equal(r.faceDigest, faceDigestOf(encodeTicketFace(ctx.face(c.ticket))))) throw new StepFailure('receipt DF20 is not the digest of the ticket face');
       if (r.event !== c.event || r.counter !== c.counter) throw new StepFailure(`receipt event ${r.event} counter ${r.counter}, expected ${c.event} / ${c.counter}`);
       if ((r.usage === undefined) !== (c.event === USAGE_EVENT.DELETED)) throw new StepFailure('receipt TF_B presence is wrong for this event');
       if (!checkReceiptMac(s.macKey, ctx.lastCommandMac, r)) {
@@ -755,6 +946,10 @@ async function runCheck(ctx: GroupContext, c: Check, data: Uint8Array, apdu?: Ui
       }
       if (r.usage) compareUsage(r.usage, c.usage, 'receipt TF_B');
       ctx.counters.set(c.ticket, r.counter);
+      return;
+    }
+    case 'same-answer': {
+      if (!equal(data, ctx.lastWhole)) throw new StepFailure(`answer ${hex(data)} differs from the one GET RESPONSE completed (${hex(ctx.lastWhole)})`);
       return;
     }
   }
@@ -784,7 +979,7 @@ async function install(ctx: GroupContext, step: Extract<Step, { kind: 'install' 
       break;
     case 'sym-key': {
       const mk = masterKey(ctx.keys, step.masterKey);
-      r = await send(ctx, 'PUT KEY', encodeDiversifiedKey({ keyId: mk.keyId, operator: mk.operator, key: diversify(mk.key, serial, mk.operator) }), PUT_KEY_P1.DIVERSIFIED);
+      r = await send(ctx, 'PUT KEY', encodeDiversifiedKey({ keyId: mk.keyId, operator: mk.operator, key: diversify(mk.key, serial, mk.operator), privacyKey: privacyKey(mk.key, mk.operator) }), PUT_KEY_P1.DIVERSIFIED);
       break;
     }
   }
@@ -804,10 +999,11 @@ async function verifyStep(ctx: GroupContext, step: Extract<Step, { kind: 'verify
   const rt = new Uint8Array(randomBytes(LIMITS.terminalChallengeLength));
   const tid = step.tid ?? ctx.face(step.ticket).tid;
   const query = encodeVerifyQuery({ keyId: namedKeyId(ctx, keyName), terminalChallenge: rt, criteria: { tid } });
-  // Any VERIFY ends the card's pki challenge and sym session, whatever it answers.
+  // Any VERIFY ends the card's shown view and sym session, whatever it answers.
   ctx.challenge = null;
-  const r = await send(ctx, 'VERIFY', query, verifyP1(sym ? 'sym' : 'pki', !!step.tfv));
+  const r = await send(ctx, 'VERIFY', query, verifyP1(sym ? 'sym' : 'pki', !!step.tfv, !!step.certificate));
   expectSw(step.expect, r.sw);
+  expectSameLength(ctx, step.expect, r.data.length);
   await checkData(ctx, step.expect, r.data);
   if (r.sw !== SW.SUCCESS) return;
   if (!sym) {
@@ -821,8 +1017,11 @@ async function verifyStep(ctx: GroupContext, step: Extract<Step, { kind: 'verify
   } catch (e) {
     throw new StepFailure(`sym VERIFY answer is not B5 { C6, C7, 85, 8E }: ${(e as Error).message}`);
   }
-  if (!equal(b5.cardSerial, ctx.serial)) throw new StepFailure('B5 names another card serial');
-  const keys = sessionKeys(diversify(mk.key, b5.cardSerial, mk.operator), rt, b5.cardChallenge);
+  // DF24: the serial masked under the operator's K_priv with this RC; no serial travels in clear.
+  const serial = unmaskSerial(privacyKey(mk.key, mk.operator), b5.maskedSerial, b5.cardChallenge);
+  if (!serial || !equal(serial, ctx.serial)) throw new StepFailure('B5 DF24 does not unmask to this card\'s serial with the test K_priv and the RC');
+  if (Buffer.from(r.data).includes(Buffer.from(ctx.serial))) throw new StepFailure('the sym VERIFY answer carries the card serial in clear');
+  const keys = sessionKeys(diversify(mk.key, serial, mk.operator), rt, b5.cardChallenge);
   if (!equal(sessionViewMac(keys.mac, b5.head), b5.mac)) throw new StepFailure('B5 MAC does not verify with K_card from the test master key');
   let plain: Uint8Array;
   try {
@@ -844,18 +1043,24 @@ function viewOf(plain: Uint8Array): DecodedTicketView {
   }
 }
 
-/** The view of a verify step: this ticket, both challenges, TF_V as asked and verifying, TF_B as expected. */
+/** The view of a verify step: its status, this ticket, both challenges, TF_V as asked and verifying, TF_B as expected, its fixed length. */
 function checkView(ctx: GroupContext, step: Extract<Step, { kind: 'verify' }>, v: DecodedTicketView, rt: Uint8Array, rc?: Uint8Array): void {
-  const want = encodeTicketFace(ctx.face(step.ticket));
-  if (!equal(v.faceEncoded, want)) throw new StepFailure(`the view holds another ticket than ${step.ticket}`);
+  const status = step.status ?? 'shown';
+  if (v.status !== status) throw new StepFailure(`the view says ${v.status}, expected ${status}`);
   if (!equal(v.cardSerial, ctx.serial)) throw new StepFailure('the view names another card serial');
   if (!v.terminalChallenge || !equal(v.terminalChallenge, rt)) throw new StepFailure('the view does not echo the terminal challenge');
   if (!v.cardChallenge || (rc && !equal(v.cardChallenge, rc))) throw new StepFailure(rc ? 'the view does not carry the session RC' : 'the view carries no card challenge');
   if (!rc) ctx.challenge = v.cardChallenge.slice();
-  ctx.counters.set(step.ticket, v.usage.counter);
+  if (!!step.certificate !== (v.signingCertificate !== undefined) && ctx.keys.suite === 'rsa') throw new StepFailure(`D6 ${step.certificate ? 'missing from' : 'unexpected in'} the view`);
+  if (v.signingCertificate && ctx.signCert && !equal(v.signingCertificate, ctx.signCert)) throw new StepFailure('D6 in the view is not the card\'s signing certificate');
+  checkViewLength(v, !!step.tfv, v.signingCertificate);
+  if (status !== 'shown') return;
+  const want = encodeTicketFace(ctx.face(step.ticket));
+  if (!equal(v.faceEncoded!, want)) throw new StepFailure(`the view holds another ticket than ${step.ticket}`);
+  ctx.counters.set(step.ticket, v.usage!.counter);
   if (!!step.tfv !== (v.verificationCode !== undefined)) throw new StepFailure(`TF_V ${step.tfv ? 'missing from' : 'unexpected in'} the view`);
   if (v.verificationCode) checkTfv(ctx, v.verificationCode, want);
-  compareUsage(v.usage, step.usage, 'TF_B');
+  compareUsage(v.usage!, step.usage, 'TF_B');
 }
 
 async function macedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'maced-command' }>): Promise<void> {
@@ -864,7 +1069,7 @@ async function macedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'mace
   const zero: HostSession = { rc: ctx.challenge ?? new Uint8Array(8), macKey: new Uint8Array(16), chain: new Uint8Array(8), rt: new Uint8Array(16), masterKey: 'operator' };
   let s = ctx.session ?? zero;
   if (m.challenge === 'previous') s = ctx.previousSession ?? zero;
-  if (m.challenge === 'pki') s = { ...zero, rc: ctx.challenge ?? new Uint8Array(8) };
+  if (m.challenge === 'pki') s = { ...zero, rc: ctx.issuerChallenge ?? ctx.challenge ?? new Uint8Array(8) };
   let data: Uint8Array;
   let mac: Uint8Array;
   const previous = ctx.lastMaced.get(step.ticket);
@@ -877,10 +1082,11 @@ async function macedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'mace
   } else {
     let rc = s.rc;
     if (m.challenge === 'flip-bit') rc = flipBit(rc, 0);
+    const named = m.otherTicket ?? step.ticket;
     const values = (station: string): UsageCommandFields => ({
       cardChallenge: rc,
-      tid: m.tid ?? ctx.face(step.ticket).tid,
-      counter: ((ctx.counters.get(step.ticket) ?? 0) + (m.counterDelta ?? 0)) & 0xffff,
+      tid: m.tid ?? ctx.face(named).tid,
+      counter: ((ctx.counters.get(named) ?? 0) + (m.counterDelta ?? 0)) & 0xffff,
       event: mutatedEvent(step.name, step.event, m.fields),
       gateId: step.gate ?? 'VG01',
       station,
@@ -902,8 +1108,8 @@ async function macedCommand(ctx: GroupContext, step: Extract<Step, { kind: 'mace
     ctx.lastMaced.set(step.ticket, data);
   }
   ctx.lastCommandMac = mac;
-  ctx.challenge = null; // the card spends any pki challenge and session, whatever it answers
-  const r = await send(ctx, step.name, data, m.p1 ?? USAGE_P1.sym);
+  ctx.challenge = null; // the card spends any shown view and session, whatever it answers
+  const r = await send(ctx, step.name, data, m.p1 ?? USAGE_P1.sym, undefined, step.ne);
   expectSw(step.expect, r.sw);
   await checkData(ctx, step.expect, r.data);
 }

@@ -58,6 +58,8 @@ interface ProfileJson {
   operator: string;
   /** RSA: one PEM file per key; SM9: one file with the identity's signing key. */
   authorities: { name: string; key: string; scopes: string[]; installed: boolean }[];
+  /** Keys an authority certifies (A4) for the rotation vectors; never installed on a card. */
+  signingKeys?: { name: string; key: string }[];
   /** RSA: `encryption` and `signature` PEM files; SM9: `key`, one file with both identity keys. */
   terminals: { name: string; encryption?: string; signature?: string; key?: string; scopes: string[]; installed: boolean }[];
   /** Gate mode sym: operators' checking master keys; installed ones are diversified onto the card. */
@@ -101,6 +103,8 @@ export interface TestKeys {
   kgc?: KeyGenerationCentre;
   cardTrust: CardTrust;
   authorities: Map<string, TestAuthority>;
+  /** Signing keys the runner certifies at run time with an authority (A4). */
+  signingKeys: Map<string, { name: string; key: Signer; keyId: Uint8Array }>;
   terminals: Map<string, TestTerminal>;
   masterKeys: Map<string, TestMasterKey>;
   /** Every distinct RSA key in the folder, for vectors that need many valid public keys (key table full). */
@@ -206,6 +210,12 @@ export function loadTestKeys(suite: SuiteName = 'rsa', keysDir?: string): TestKe
     kgc,
     cardTrust,
     authorities,
+    signingKeys: new Map(
+      (json.signingKeys ?? []).map((sk) => {
+        const s = signer(sk.key);
+        return [sk.name, { name: sk.name, key: s, keyId: keyId(s.publicKey) }];
+      }),
+    ),
     terminals: new Map(json.terminals.map((t) => [t.name, { name: t.name, keys: terminalKeys(t), scopes: t.scopes, installed: t.installed }])),
     masterKeys: new Map(
       (json.masterKeys ?? []).map((m) => {

@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startVpcdChild, type VpcdChild } from '../card/vpcd-child.js';
 import { PcscTransport, waitForCard } from '../host/transport/pcsc.js';
-import { lockVpcd, pcscStack, VPCD_READER_0 } from '../test/helpers/pcsc-stack.js';
-import { ImageFactory } from './providers.js';
+import { lockVpcd, pcscStack, VPCD_READER_0, VPCD_LOCK_HOOK_MS } from '../test/helpers/pcsc-stack.js';
+import { ImageFactory, presetImage } from './providers.js';
 import { summaryTable } from './reports.js';
 import { loadVectorFiles, runVectors, type CardProvider } from './runner.js';
 
@@ -27,8 +27,11 @@ function vpcdProvider(): CardProvider {
     reusesCards: false,
     async acquire(fixture, keys) {
       const path = await images.make(fixture, keys);
-      child = await startVpcdChild({ module: APPLET, export: 'openCardImage', args: [path] }, { port: 35963 });
-      await waitForCard(VPCD_READER_0, { timeoutMs: 5000 });
+      const insert = async () => {
+        child = await startVpcdChild({ module: APPLET, export: 'openCardImage', args: [path] }, { port: 35963 });
+        await waitForCard(VPCD_READER_0, { timeoutMs: 5000 });
+      };
+      await insert();
       const transport = new PcscTransport({ reader: VPCD_READER_0 });
       return {
         transport,
@@ -36,6 +39,14 @@ function vpcdProvider(): CardProvider {
           await transport.disconnect().catch(() => undefined);
           await child?.stop();
           child = undefined;
+        },
+        // A preset edits the image with the card out of the reader, then puts it back: a power cycle.
+        async preset(p) {
+          await transport.disconnect().catch(() => undefined);
+          await child?.stop();
+          presetImage(path, p);
+          await insert();
+          await transport.connect();
         },
       };
     },
@@ -51,7 +62,7 @@ describe.skipIf(!stack.ok)('vectors through PcscTransport, pcscd and vpcd', () =
 
   beforeAll(async () => {
     release = await lockVpcd();
-  });
+  }, VPCD_LOCK_HOOK_MS);
 
   afterAll(() => release());
 
@@ -62,5 +73,5 @@ describe.skipIf(!stack.ok)('vectors through PcscTransport, pcscd and vpcd', () =
     expect(failed.map((o) => `${o.file} ${o.tcId}: ${o.message}`)).toEqual([]);
     expect(r.counts.skip).toBe(0);
     expect(r.counts.pass).toBe(files.reduce((n, f) => n + f.file.numberOfTests, 0));
-  }, 300_000); // every vector through pcscd: 35 s on an idle machine, over 60 s on a loaded one
+  }, 900_000); // a hang guard: every vector through pcscd took 35 s idle (v1); v2's 837 took 478 s at load average 15 on 2 cores, when the same vectors in process took 256 s
 });

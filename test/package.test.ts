@@ -30,8 +30,10 @@ import { loadVectorFiles, vectorFiles } from 'eticket/vectors';
 
 // @ts-expect-error a gate goes in or out, nothing else: the declarations are real types, not any
 const wrongWay: Parameters<CheckingTerminal['passGate']>[0] = 'sideways';
-const options: PcscTransportOptions = { reader: 'Virtual PCD 00 00' };
-void [wrongWay, options, EmulatorTransport];
+const options: PcscTransportOptions = { reader: 'Virtual PCD 00 00', agent: { env: { PCSCLITE_CSOCK_NAME: '/run/pcscd/pcscd.comm' } } };
+// @ts-expect-error pcsclite runs in the PC/SC agent process: there is no binding to hand in any more
+const inProcess: PcscTransportOptions = { binding: () => undefined };
+void [wrongWay, options, inProcess, EmulatorTransport];
 
 const world = World.create('rsa');
 const { session, issuing, credentials, card } = await world.newCard();
@@ -128,7 +130,7 @@ function node(file: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): P
 describe('the packed package', () => {
   it('npm pack lists the compiled package and no test, bench, CI file, tool or key', () => {
     const paths = packed.files.map((f) => f.path);
-    expect(paths).toEqual(expect.arrayContaining(['package.json', 'bin/eticket.mjs', 'dist/entry/index.js', 'dist/entry/index.d.ts', 'dist/host/cli/main.js', 'dist/apdu-spec/protocol.json', 'dist/card/vpcd-child-main.js']));
+    expect(paths).toEqual(expect.arrayContaining(['package.json', 'bin/eticket.mjs', 'dist/entry/index.js', 'dist/entry/index.d.ts', 'dist/host/cli/main.js', 'dist/apdu-spec/protocol.json', 'dist/card/vpcd-child-main.js', 'dist/host/transport/pcsc-agent.cjs']));
     const forbidden = paths.filter(
       (p) =>
         /(^|\/)(test|bench|tools|\.ci|node_modules)\//.test(p) ||
@@ -152,10 +154,13 @@ describe('the packed package', () => {
     for (const f of ['consumer.js', 'readme-sample.js', 'production-gate.js', 'issuing-kiosk.js', 'qa-vectors.js']) expect(existsSync(join(out, f)), f).toBe(true);
   });
 
+  // Every vector file of the checkout ships (protocol v2: 9 areas per suite).
+  const checkoutVectorFiles = readdirSync(join(root, 'test-vectors')).filter((f) => /^[a-z0-9]+-[a-z-]+\.json$/.test(f)).length;
+
   it('a consumer program runs: sym tap with a receipt the back office verifies, typed errors, every entry point', async () => {
     const r = await node('consumer.js');
     expect(r.stderr).toBe('');
-    expect(r.stdout.split('\n').filter(Boolean)).toEqual(['sym true true', 'duplicate true', 'gate config true', 'blank card 8', 'vectors 12', 'totp 94287082', 'holder true false']);
+    expect(r.stdout.split('\n').filter(Boolean)).toEqual(['sym true true', 'duplicate true', 'gate config true', 'blank card 8', `vectors ${checkoutVectorFiles}`, 'totp 94287082', 'holder true false']);
   });
 
   it("the README's sample runs from the installed package", async () => {
@@ -182,28 +187,48 @@ describe('the examples, from the installed package', () => {
     for (const c of ['init', 'card', 'issue', 'gate', 'provision-gate', 'vectors']) expect(r.stdout).toContain(c);
   });
 
-  it('issuing kiosk: loads the tickets sealed to the card, then finds them already there on a second tap', async () => {
+  it('issuing kiosk: authorised by the back office (EXTERNAL AUTHENTICATE), loads the tickets waiting for the card; a gate credential is refused', async () => {
     const env = office();
     expect((await cli(env, 'init', '--operator', 'CR')).code).toBe(0);
     expect((await cli(env, 'card', 'create', 'kiosk.img')).code).toBe(0);
     expect((await cli(env, 'card', 'personalize', '--card', 'kiosk.img')).code).toBe(0);
-    mkdirSync(join(project, 'inbox'));
     writeFileSync(join(project, 'tickets.csv'), 'serviceDate,train,origin,destination,seat\n2030-01-15,G1,BJS,SHH,01A\n2030-01-15,G7,SHH,BJS,02B\n');
-    const sealed = await cli(env, 'issue', '--card', 'kiosk.img', '--from', 'tickets.csv', '--out', 'inbox/batch.jsonl');
+    // Sealed to the card and waiting in the store (--out: not loaded now).
+    const sealed = await cli(env, 'issue', '--card', 'kiosk.img', '--from', 'tickets.csv', '--out', 'batch.jsonl');
     expect(sealed.stderr).toBe('');
     expect(sealed.code).toBe(0);
+    const clientEnv: CliEnv = { ...env, vars: { ETICKET_CLIENT_PASSPHRASE: 'kiosk passphrase' } };
+    expect((await cli(clientEnv, 'terminal', 'add', 'kiosk-1', '--kind', 'issuing', '--out', 'kiosk-1.json')).code).toBe(0);
+    expect((await cli(clientEnv, 'terminal', 'add', 'gate-1', '--kind', 'gate', '--station', 'BJS', '--out', 'gate-1.json')).code).toBe(0);
 
-    const first = await node('issuing-kiosk.js', ['inbox', '--card', 'kiosk.img']);
-    expect(first.stderr).toBe('');
-    expect(first.status).toBe(0);
-    expect(first.stdout).toMatch(/2 ticket\(s\) waiting/);
-    expect(first.stdout.match(/^loaded CR-20300115-\d+ \(slot \d+\)$/gm)).toHaveLength(2);
-    expect(first.stdout).toMatch(/holds 2 ticket\(s\)/);
+    const serve = cliProcess(env, '--json', 'serve', '--port', '0');
+    try {
+      await waitUntil(() => serve.output().stdout.includes('"listening"'), 60_000, 'eticket serve to listen');
+      const url = (JSON.parse(serve.output().stdout.split('\n').find((l) => l.includes('"listening"'))!) as { url: string }).url;
+      const kiosk = (credential: string) => node('issuing-kiosk.js', [url, credential, '--card', 'kiosk.img'], { KIOSK_PASSPHRASE: 'kiosk passphrase' });
 
-    const again = await node('issuing-kiosk.js', ['inbox', '--card', 'kiosk.img']);
-    expect(again.status).toBe(0);
-    expect(again.stdout.match(/already on the card$/gm)).toHaveLength(2);
-    expect(again.stdout).toMatch(/holds 2 ticket\(s\)/);
+      // A gate has no business reading card identities: the back office refuses to sign the challenge.
+      const gate = await kiosk('gate-1.json');
+      expect(gate.stderr).toBe('');
+      expect(gate.status).toBe(3);
+      expect(gate.stdout).toMatch(/^back office: POST \/v1\/terminal\/authorization: 403 /m);
+
+      const first = await kiosk('kiosk-1.json');
+      expect(first.stderr).toBe('');
+      expect(first.status).toBe(0);
+      expect(first.stdout).toMatch(/2 ticket\(s\) waiting/);
+      expect(first.stdout.match(/^loaded CR-20300115-\d+ \(slot \d+\)$/gm)).toHaveLength(2);
+      expect(first.stdout).toMatch(/holds 2 ticket\(s\)/);
+
+      // The back office learnt that the card took them: nothing waits on the second tap.
+      const again = await kiosk('kiosk-1.json');
+      expect(again.status).toBe(0);
+      expect(again.stdout).toMatch(/0 ticket\(s\) waiting/);
+      expect(again.stdout).toMatch(/holds 2 ticket\(s\)/);
+    } finally {
+      serve.child.kill('SIGINT');
+      await serve.exited;
+    }
 
     const listed = await cli(env, '--json', 'tickets', '--card', 'kiosk.img');
     expect(listed.code).toBe(0);

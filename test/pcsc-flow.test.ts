@@ -17,9 +17,9 @@ import { CardSession, type TraceEntry } from '../host/session.ts';
 import { EmulatorTransport } from '../host/transport/emulator.ts';
 import { listReaders, PcscTransport, waitForCard } from '../host/transport/pcsc.ts';
 import type { CardCredentials } from '../sdk/roles/trust.ts';
-import { CardRemovedError, CardStatusError, TransportTimeoutError } from '../sdk/errors.ts';
+import { CardRemovedError, CardStatusError, TicketNotFoundError, TransportTimeoutError } from '../sdk/errors.ts';
 import { AID, USAGE_STATE, type SuiteName } from '../sdk/spec.ts';
-import { lockVpcd, pcscStack, VPCD_READER_0, waitUntil } from './helpers/pcsc-stack.ts';
+import { lockVpcd, pcscStack, VPCD_READER_0, waitUntil, VPCD_LOCK_HOOK_MS } from './helpers/pcsc-stack.ts';
 import { pauseMarker, type PausePoint } from './helpers/pausing-card.ts';
 import { SUITES, today, worldFor } from './helpers/world.ts';
 
@@ -108,7 +108,8 @@ function parseOpensc(out: string): string[] {
 
 /** Issue, read, verify, record usage, a gate pass, delete: the patent's steps on one session. */
 async function patentFlow(w: World, session: CardSession, credentials: CardCredentials, tag: string): Promise<void> {
-  const issuing = new IssuingTerminal(session);
+  // A locked card tells its serial and certificates only after EXTERNAL AUTHENTICATE (the authority signs its challenge).
+  const issuing = w.issuingTerminal(session);
   const info = await issuing.open();
   expect(info.lifecycle).toBe('OPERATIONAL');
   expect(hex(info.serial)).toBe(hex(credentials.serial));
@@ -131,7 +132,7 @@ async function patentFlow(w: World, session: CardSession, credentials: CardCrede
   expect(mine.map((t) => t.face.tid).sort()).toEqual([a.tid, b.tid].sort());
 
   const viewA = await gate.verifyTicket({ tid: a.tid });
-  expect(viewA.face).toEqual(a);
+  expect(viewA.face).toEqual({ ...a, version: 2, card: credentials.serial });
   expect(viewA.verificationCode).toBeDefined();
   const entry = await gate.recordUsage(viewA, 'ENTRY');
   expect(entry.counter).toBe(1);
@@ -150,8 +151,8 @@ async function patentFlow(w: World, session: CardSession, credentials: CardCrede
     expect(receipt.tid).toBe(face.tid);
   }
   const voided = await gate.verifyTicket({ tid: a.tid }).catch((e: unknown) => e);
-  expect(voided).toBeInstanceOf(CardStatusError);
-  expect((voided as CardStatusError).swName).toBe('TICKET_VOID');
+  expect(voided).toBeInstanceOf(TicketNotFoundError);
+  expect((voided as TicketNotFoundError).status).toBe('void');
   expect((await issuing.capacity()).tickets).toBe(before.tickets);
 }
 
@@ -188,7 +189,7 @@ describe.skipIf(!stack.ok)('the e-ticket card over pcsclite → pcscd → vpcd',
   beforeAll(async () => {
     release = await lockVpcd();
     dir = mkdtempSync(join(tmpdir(), 'eticket-pcsc-flow-'));
-  });
+  }, VPCD_LOCK_HOOK_MS);
 
   afterAll(async () => {
     await disconnectAll();
@@ -250,7 +251,7 @@ describe.skipIf(!stack.ok)('the e-ticket card over pcsclite → pcscd → vpcd',
 
     it('a card pulled between commands gives CardRemovedError and keeps its tickets', async () => {
       const session = new CardSession(transport());
-      const issuing = new IssuingTerminal(session);
+      const issuing = w.issuingTerminal(session);
       await issuing.open();
       const face = w.ticketServer.createTicket({ serviceDate: today(w), train: 'R1', origin: 'BJS', destination: 'SHH' });
       await issuing.load(w.authority.issue(face, credentials).sealed);
@@ -322,7 +323,7 @@ describe.skipIf(!stack.ok)('the e-ticket card over pcsclite → pcscd → vpcd',
       // The recovered ticket is usable, not just present (checked in process: no card process holds the image now).
       const checker = w.checkingTerminal(new CardSession(new EmulatorTransport(EticketCard.open(image))));
       await checker.select();
-      expect((await checker.verifyTicket({ tid: face.tid })).face).toEqual(face);
+      expect((await checker.verifyTicket({ tid: face.tid })).face).toEqual({ ...face, version: 2, card: credentials.serial });
     });
 
     it('a card pulled during WRITE USAGE with a torn image write comes back with the usage applied, whole', async () => {
@@ -359,7 +360,16 @@ describe.skipIf(!stack.ok)('the e-ticket card over pcsclite → pcscd → vpcd',
 
     beforeAll(async () => {
       image = join(dir, 'tools.img');
-      credentials = (await worldFor('rsa').newCard({ backend: image })).credentials;
+      // A card still in personalisation (its key generated and certified, not locked): its GET DATA objects are open,
+      // as they are in the issuer's secure facility, so programs that cannot sign an EXTERNAL AUTHENTICATE read them.
+      const blank = EticketCard.create(image, { suite: 'rsa' });
+      const s = new CardSession(new EmulatorTransport(blank));
+      await s.select();
+      const serial = (await s.send('GET DATA', { p2: 0xc6 })).data;
+      const pub = (await s.send('GENERATE KEY', { p1: 0x01, p2: 0x00 })).data;
+      const certificate = worldFor('rsa').keys.ca!.certifyCardKey(serial, 'encryption', pub);
+      await s.send('PUT DATA', { p2: 0xd5, data: certificate });
+      credentials = { suite: 'rsa', serial, encryptionCertificate: certificate };
       cert = hex(credentials.encryptionCertificate!);
       expect(cert.length / 2).toBeGreaterThan(256);
       await disconnectAll();
@@ -370,7 +380,9 @@ describe.skipIf(!stack.ok)('the e-ticket card over pcsclite → pcscd → vpcd',
       const out = await run('opensc-tool', ['-r', READER, '-s', `${select}00`, '-s', '00A4040005A000000001', '-s', '80CA00D500']);
       const [fci, unknown, data] = parseOpensc(out);
       expect(fci!.slice(-4)).toBe('9000');
-      expect(hex(parseFci(Buffer.from(fci!.slice(0, -4), 'hex')).serial)).toBe(hex(credentials.serial));
+      // Protocol version 2: the FCI tells what the card is, not which one.
+      expect(parseFci(Buffer.from(fci!.slice(0, -4), 'hex')).lifecycle).toBe('PERSONALIZING');
+      expect(fci).not.toContain(hex(credentials.serial));
       expect(unknown).toBe('6A82');
       // opensc answered the card's 61XX with GET RESPONSE itself.
       expect(data).toBe(`${cert}9000`);
@@ -384,8 +396,8 @@ describe.skipIf(!stack.ok)('the e-ticket card over pcsclite → pcscd → vpcd',
         `${select.slice(0, 8)}${hex(Uint8Array.of(AID.length + 1))}${hex(AID)}`, // Lc one more than the data
         '80000000', // unknown INS
         `A0${select.slice(2)}`, // CLA A0: not ours
-        '0084000004', // GET CHALLENGE with the wrong Le
-        '0084000008',
+        '80CA00C604', // GET DATA C6 (open while personalising) with too small an Le
+        '80CA00C608',
         '80CA00D500',
         ...Array.from({ length: getResponses }, () => '00C0000000'),
         '80CA00D5000000', // extended Le 0000: everything at once

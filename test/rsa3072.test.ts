@@ -31,14 +31,15 @@ describe('RSA-3072', () => {
       authorities: [{ publicKey: authorityKey.publicKey, scopes: ['*'] }],
       terminals: [{ publicKey: terminal.publicKey, scopes: ['*'] }],
     });
-    const issuing = new IssuingTerminal(session);
+    const authority = new AuthenticationServer(authorityKey, trust);
+    // The 3072-bit authority authorises the issuer: a locked card shows its keys only then.
+    const issuing = new IssuingTerminal(session, { authorize: (c) => authority.authorizeIssuer(c) });
     for (const tag of [T.CARD_ENCRYPTION_PUBLIC_KEY, T.CARD_SIGNING_PUBLIC_KEY]) {
       const pub = await issuing.getData(tag);
       expect(rsaPublicKey(pub!).asymmetricKeyDetails?.modulusLength).toBe(3072);
     }
     const now = Math.floor(Date.now() / 1000);
     const face = new TicketServer('CR').createTicket({ serviceDate: toServiceDate(new Date(now * 1000)), origin: 'BJS', train: 'G9' });
-    const authority = new AuthenticationServer(authorityKey, trust);
     await issuing.load(authority.issue(face, credentials).sealed);
     const gate = new CheckingTerminal(session, { keys: terminal, authorities: [authorityKey.publicKey], cardTrust: trust, gateId: 'G1', station: 'BJS', clock: () => now });
     const view = await gate.verifyTicket({ tid: face.tid });

@@ -108,9 +108,14 @@ export class World {
       terminals: options.terminals ?? [this.terminalGrant()],
       masterKeys: options.masterKeys ?? [this.masterKey],
     });
-    const issuing = new IssuingTerminal(session);
+    const issuing = this.issuingTerminal(session);
     await issuing.open();
     return { card, transport, session, issuing, credentials };
+  }
+
+  /** An issuing terminal authorised by this world's authority (EXTERNAL AUTHENTICATE) to read a card's identity. */
+  issuingTerminal(session: CardSession): IssuingTerminal {
+    return new IssuingTerminal(session, { authorize: (challenge) => this.authority.authorizeIssuer(challenge) });
   }
 
   /** A checking terminal over `session` with this back office's keys (options override station, gate id, keys, mode). */

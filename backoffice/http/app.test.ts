@@ -12,6 +12,10 @@ import { keyId } from '../../sdk/crypto/suite.js';
 import { signRequest } from '../../sdk/roles/request-signing.js';
 import { World, type WorldCard } from '../../testing/world.js';
 import { BackofficeClient, BackofficeHttpError } from '../../host/backoffice-client.js';
+import { IssuingTerminal } from '../../host/issuing.js';
+import { CardSession } from '../../host/session.js';
+import { EmulatorTransport } from '../../host/transport/emulator.js';
+import { IssuerAuthorizationRequiredError } from '../../sdk/errors.js';
 import { ENGINES } from '../../test/helpers/stores.js';
 import { Backoffice } from '../service.js';
 import type { Store } from '../store/store.js';
@@ -30,10 +34,10 @@ describe.each(ENGINES)('HTTP API on $engine', ({ skip, open }) => {
   let serviceId: number;
   const logged: Record<string, unknown>[] = [];
 
-  async function client(id: string, role: 'seller' | 'terminal'): Promise<BackofficeClient> {
+  async function client(id: string, role: 'seller' | 'terminal', kind: 'issuing' | 'gate' = 'issuing'): Promise<BackofficeClient> {
     const key = RsaPrivateKey.generate(2048);
     const certificate = world.keys.ca!.certifyClientKey(id, role, key.publicKey);
-    await store.addClient({ clientId: id, role, name: id, operator: 'CR', suite: 'rsa', publicKey: key.publicKey, certificate, keyId: hex(keyId(key.publicKey)), kind: role === 'terminal' ? 'issuing' : undefined });
+    await store.addClient({ clientId: id, role, name: id, operator: 'CR', suite: 'rsa', publicKey: key.publicKey, certificate, keyId: hex(keyId(key.publicKey)), kind: role === 'terminal' ? kind : undefined });
     return new BackofficeClient({ url, clientId: id, signer: key });
   }
 
@@ -73,6 +77,24 @@ describe.each(ENGINES)('HTTP API on $engine', ({ skip, open }) => {
     expect(await acme.verify({ bill: { ...bill, price: 1 } })).toMatchObject({ ok: false, reason: expect.stringMatching(/does not verify/) });
     const keys = await kiosk.keys();
     expect(keys.keys.map((k) => k.keyId)).toContain(hex(keyId(world.keys.authorityKey.publicKey)));
+  });
+
+  it.skipIf(skip)('an issuing terminal gets EXTERNAL AUTHENTICATE data for a card challenge and reads the card with it; a gate terminal and a seller are refused (403), a bad challenge is 400', async () => {
+    const session = new CardSession(new EmulatorTransport(card.card));
+    // Without an authorisation a locked card keeps its serial.
+    await expect(new IssuingTerminal(session).open()).rejects.toBeInstanceOf(IssuerAuthorizationRequiredError);
+    const issuing = new IssuingTerminal(session, { authorize: (c) => kiosk.authorizeIssuer(c) });
+    const creds = await issuing.credentials();
+    expect(hex(creds.serial)).toBe(hex(card.credentials.serial));
+    expect(logged.some((l) => l.event === 'issuer_authorization' && l.client === 'kiosk-1')).toBe(true);
+    const gate = await client('gate-1', 'terminal', 'gate');
+    for (const who of [gate, acme]) {
+      const e = await who.authorizeIssuer(new Uint8Array(8)).catch((x: unknown) => x);
+      expect(e, who.clientId).toBeInstanceOf(BackofficeHttpError);
+      expect((e as BackofficeHttpError).status, who.clientId).toBe(403);
+    }
+    const bad = await kiosk.request('POST', '/v1/terminal/authorization', { challenge: '00' }).catch((x: unknown) => x);
+    expect((bad as BackofficeHttpError).status).toBe(400);
   });
 
   it.skipIf(skip)('a replayed, stale, forged or unknown request gets the same 401, and the service logs why', async () => {

@@ -262,6 +262,27 @@ export async function buildApp(deps: AppDeps | undefined, options: AppOptions = 
     },
   );
 
+  app.post<{ Body: S.AuthorizationBody }>(
+    '/v1/terminal/authorization',
+    {
+      preValidation: guard(['terminal']),
+      schema: {
+        tags: ['terminals'],
+        summary: "EXTERNAL AUTHENTICATE data for a card's challenge: with it an issuing terminal reads the card's serial and certificates (issuing terminals only)",
+        security: [{ etktSig: [] }],
+        body: S.AuthorizationBody,
+        response: { 200: S.AuthorizationReply, ...S.errors },
+      },
+    },
+    async (req) => {
+      // Gates and inspectors have no business reading card identities: only issuing terminals get authorisations.
+      if (req.client!.kind !== undefined && req.client!.kind !== 'issuing') throw forbidden();
+      const a = await bo().authorizeIssuer(fromHex(req.body.challenge));
+      log({ event: 'issuer_authorization', client: req.client!.clientId, keyId: a.keyId });
+      return { authorization: hex(a.authorization), keyId: a.keyId };
+    },
+  );
+
   app.post<{ Body: S.ReceiptBody }>(
     '/v1/receipts',
     { preValidation: guard(['terminal']), schema: { tags: ['terminals'], summary: 'Hand in a card receipt (usage or deletion): verified, then stored once', security: [{ etktSig: [] }], body: S.ReceiptBody, response: { 200: S.ReceiptReply, ...S.errors } } },
@@ -331,7 +352,7 @@ export async function buildApp(deps: AppDeps | undefined, options: AppOptions = 
       else if (b.ticket) evidence = { kind: 'ticket', face: fromHex(b.ticket.face), verificationCode: fromHex(b.ticket.verificationCode) };
       else throw new HttpError(400, 'bad_request', 'give one of bill, receipt, ticket');
       const store = bo().store;
-      return arbitrate(evidence, { history: await store.authorityKeys(), cardTrust: bo().keys.cardTrust, masterKeys: bo().keys.masterKeys(), card: (s) => store.card(s) });
+      return arbitrate(evidence, { history: await store.authorityKeys(), cardTrust: bo().keys.cardTrust, masterKeys: bo().keys.masterKeys(), card: (s) => store.card(s), operator: bo().operator, ticket: (op, tid) => store.ticket(op, tid) });
     },
   );
 

@@ -262,6 +262,22 @@ export interface LoadedBody {
 }
 export const LoadedReply = { type: 'object', required: ['tid', 'status'], properties: { tid: { type: 'string' }, status: { type: 'string', enum: ['loaded'] } }, additionalProperties: false } as const;
 
+export const AuthorizationBody = {
+  type: 'object',
+  required: ['challenge'],
+  properties: { challenge: { type: 'string', pattern: '^[0-9A-Fa-f]{16}$', description: 'the card challenge RC from GET CHALLENGE, 8 bytes hex' } },
+  additionalProperties: false,
+} as const;
+export interface AuthorizationBody {
+  challenge: string;
+}
+export const AuthorizationReply = {
+  type: 'object',
+  required: ['authorization', 'keyId'],
+  properties: { authorization: { type: 'string', description: 'EXTERNAL AUTHENTICATE data { C1, [A4], 9E }, hex' }, keyId },
+  additionalProperties: false,
+} as const;
+
 export const KeysReply = {
   type: 'object',
   required: ['operator', 'suite', 'keys'],
@@ -358,7 +374,7 @@ export const HolderReadReply = {
   required: ['tid', 'sealed', 'readsLeft', 'expiresAt'],
   properties: {
     tid: { type: 'string' },
-    sealed: { type: 'string', description: 'envelope B1 to the terminal\'s encryption key (apdu-spec README 3.7): the holder record, the binding salt, this challenge' },
+    sealed: { type: 'string', description: 'envelope B1 to the terminal\'s encryption key (apdu-spec README 3.8): the holder record, the binding salt, this challenge' },
     readsLeft: { type: 'integer' },
     expiresAt: time,
   },

@@ -22,14 +22,30 @@ export interface SymSession {
   macKey: Uint8Array;
   /** Last MAC of the session (the VERIFY answer's): the next command's MAC is chained on it. */
   chain: Uint8Array;
+  /** Sequence number of the ticket the session's view showed (0: it showed none); a command for another gets 9107. */
+  seq: number;
+}
+
+/** Gate mode pki: what the last VERIFY showed; the next WRITE USAGE / DELETE must answer exactly that (9107). */
+export interface ShownView {
+  /** C7 of the view: the command's challenge. */
+  cardChallenge: Uint8Array;
+  /** Sequence number of the ticket shown (0: the view showed none). */
+  seq: number;
+  /** SHA-256 of B2 as encoded: the command's DF21. */
+  viewDigest: Uint8Array;
 }
 
 /** Volatile (RAM) state: lost on power off and reset, never written to NVM. */
 export interface VolatileState {
   selected: boolean;
-  /** Gate mode pki: the one-time challenge the next WRITE USAGE / DELETE must carry. */
+  /** GET CHALLENGE's one-time RC, which EXTERNAL AUTHENTICATE spends. */
   challenge: Uint8Array | null;
+  /** Gate mode pki: the view the last VERIFY showed. */
+  shown: ShownView | null;
   session: SymSession | null;
+  /** EXTERNAL AUTHENTICATE succeeded since the last SELECT or reset: GET DATA answers the identifying objects. */
+  issuerAuthenticated: boolean;
   readCursor: { query: string; lastSeq: number } | null;
 }
 

@@ -1,13 +1,15 @@
 // GET DATA: the value of one data object named by P2 (serial, suite, public keys, certificates, life cycle,
-// capacity, installed keys, protocol version, identity); an absent object is 6A88.
+// capacity, installed keys, protocol version, identity); the identifying ones only after EXTERNAL AUTHENTICATE.
 
 import { utf8 } from '../../sdk/bytes.js';
-import { encodeCapacity, encodeInstalledKeys } from '../../sdk/commands/get-data.js';
-import { protocol, SW, T } from '../../sdk/spec.js';
+import { encodeCapacity, encodeInstalledKeys, IDENTIFYING_OBJECTS } from '../../sdk/commands/get-data.js';
+import { LIFECYCLE, protocol, SW, T } from '../../sdk/spec.js';
 import { refuse, type CommandHandler } from './context.js';
 
 export const getData: CommandHandler = (ctx, apdu) => {
   const s = ctx.state;
+  // A keyless reader learns that this is an e-ticket card and nothing that tells one card from another.
+  if (s.lifecycle === LIFECYCLE.OPERATIONAL && IDENTIFYING_OBJECTS.includes(apdu.p2) && !ctx.ram.issuerAuthenticated) refuse(SW.SECURITY_STATUS_NOT_SATISFIED, 'EXTERNAL AUTHENTICATE first');
   const some = (v: Uint8Array | undefined) => (v ?? refuse(SW.REFERENCED_DATA_NOT_FOUND)).slice();
   switch (apdu.p2) {
     case T.CARD_SERIAL:

@@ -5,7 +5,10 @@ import { equal } from '../../sdk/bytes.js';
 import { ANY_OPERATOR } from '../../sdk/commands/put-key.js';
 import type { Decrypter, Signer } from '../../sdk/crypto/suite.js';
 import { suiteProvider } from '../../sdk/crypto/suites.js';
-import { SW } from '../../sdk/spec.js';
+import { CryptoError } from '../../sdk/errors.js';
+import { decodeKeyCertificate } from '../../sdk/roles/key-certificate.js';
+import type { KeyChainFailure, RootKey } from '../../sdk/roles/key-chain.js';
+import { SUITE, SW, type SuiteName } from '../../sdk/spec.js';
 import type { CardState, KeyEntry } from '../state.js';
 import { refuse } from './context.js';
 
@@ -14,6 +17,40 @@ const loadedDecrypters = new WeakMap<Uint8Array, Decrypter>();
 
 export function scopeAllows(entry: KeyEntry, operator: string): boolean {
   return entry.scopes.includes(ANY_OPERATOR) || entry.scopes.includes(operator);
+}
+
+/** The authority keys of PUT KEY P1=01: the roots TF_V and issuer authorisations chain to. */
+export function rootKeys(s: CardState): RootKey[] {
+  return s.authorityKeys.map((k) => ({ keyId: k.id, publicKey: k.key, scopes: k.scopes }));
+}
+
+export function suiteName(s: CardState): SuiteName {
+  return s.suite === SUITE.sm9 ? 'sm9' : 'rsa';
+}
+
+/** An A4 that decodes strictly (its fields, their order, C1 the key id of D0): a malformed one is 6A80. */
+export function wellFormedCertificate(encoded: Uint8Array): boolean {
+  try {
+    decodeKeyCertificate(encoded);
+    return true;
+  } catch (e) {
+    if (e instanceof CryptoError) return false;
+    throw e;
+  }
+}
+
+/** The status word for a signing key the card cannot accept (apdu-spec README 3.6). */
+export function chainRefusal(failure: KeyChainFailure): number {
+  switch (failure) {
+    case 'format':
+      return SW.INCORRECT_DATA;
+    case 'unknown-key':
+    case 'unknown-root':
+    case 'certificate-scope':
+      return SW.REFERENCED_DATA_NOT_FOUND;
+    default:
+      return SW.TICKET_SIGNATURE_INVALID;
+  }
 }
 
 /** The installed terminal key bundle with this id, or SECURITY_STATUS_NOT_SATISFIED (6982). */

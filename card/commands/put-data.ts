@@ -1,7 +1,7 @@
 // PUT DATA (personalisation): the card's identity (SM9 suite; keys installed before it must be its keys) or
 // the certificates of its two public keys (RSA suite; the card checks only that it holds a DER SEQUENCE).
 
-import { decodeIdentity, looksLikeCertificate, PUT_DATA_P2 } from '../../sdk/commands/put-data.js';
+import { CERTIFICATE_MAX, decodeIdentity, looksLikeCertificate, PUT_DATA_P2 } from '../../sdk/commands/put-data.js';
 import { sm9Identity } from '../../sdk/crypto/sm9-suite.js';
 import { SUITE, SW } from '../../sdk/spec.js';
 import { refuse, type CommandHandler } from './context.js';
@@ -17,6 +17,8 @@ export const putData: CommandHandler = (ctx, apdu) => {
     return new Uint8Array(0);
   }
   if (!looksLikeCertificate(apdu.data)) refuse(SW.INCORRECT_DATA, 'not a DER certificate');
+  // D6 travels inside VERIFY answers (P1 bit 2): its spec length bounds them (limits.maxResponseData).
+  if (apdu.data.length > CERTIFICATE_MAX) refuse(SW.INCORRECT_DATA, `certificate over ${CERTIFICATE_MAX} bytes`);
   ctx.commit(apdu.p2 === PUT_DATA_P2.ENCRYPTION_CERTIFICATE ? { ...s, encCert: apdu.data.slice() } : { ...s, signCert: apdu.data.slice() });
   return new Uint8Array(0);
 };

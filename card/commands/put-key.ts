@@ -43,13 +43,13 @@ function putGrant(ctx: CardContext, p1: number, data: Uint8Array): Uint8Array {
   return new Uint8Array(0);
 }
 
-/** A diversified key cannot be checked against its id (the card never sees the master key): the issuer vouches. */
+/** A diversified key (and K_priv) cannot be checked against its id (the card never sees the master key): the issuer vouches. */
 function putDiversified(ctx: CardContext, data: Uint8Array): Uint8Array {
   const s = ctx.state;
   const k = decodeDiversifiedKey(data);
   if (s.symKeys.some((e) => equal(e.id, k.keyId))) refuse(SW.ALREADY_EXISTS);
   if (s.symKeys.length >= LIMITS.maxSymmetricKeys) refuse(SW.NOT_ENOUGH_MEMORY, 'key table full');
-  ctx.commit({ ...s, symKeys: [...s.symKeys, { id: k.keyId.slice(), operator: k.operator, key: k.key.slice() }] });
+  ctx.commit({ ...s, symKeys: [...s.symKeys, { id: k.keyId.slice(), operator: k.operator, key: k.key.slice(), privacyKey: k.privacyKey.slice() }] });
   return new Uint8Array(0);
 }
 

@@ -1,8 +1,10 @@
 // READ (patent 621-622): the first ticket for the date or later (and the train) that the terminal key may see,
-// then the next one per READ P1=01 of the same query; 6A83 ends the list. Answers the second ciphertext.
+// then the next one per READ P1=01 of the same query; a view with status 01 (no match) ends the list. Every answer
+// is the second ciphertext of a view of one fixed length, so a keyless reader cannot count or find tickets.
 
 import { hex } from '../../sdk/bytes.js';
 import { decodeReadQuery, READ_P1 } from '../../sdk/commands/read.js';
+import { VIEW_STATUS } from '../../sdk/commands/ticket-view.js';
 import { SW } from '../../sdk/spec.js';
 import { refuse, type CommandHandler } from './context.js';
 import { scopeAllows, terminalKey } from './keys.js';
@@ -21,10 +23,6 @@ export const read: CommandHandler = (ctx, apdu) => {
   const idx = next ? matches.findIndex((t) => t.seq === cursor!.lastSeq) + 1 : 0;
   // The previous ticket may have been deleted meanwhile: then there is no "next" after it.
   const record = !next || idx > 0 ? matches[idx] : undefined;
-  if (!record) {
-    ctx.ram.readCursor = null;
-    refuse(SW.RECORD_NOT_FOUND);
-  }
-  ctx.ram.readCursor = { query: queryKey, lastSeq: record.seq };
-  return sealView(ctx.state, terminal, viewOf(ctx.state, record, { terminalChallenge: q.terminalChallenge }));
+  ctx.ram.readCursor = record ? { query: queryKey, lastSeq: record.seq } : null;
+  return sealView(ctx.state, terminal, viewOf(ctx.state, record, VIEW_STATUS.NOT_FOUND, { terminalChallenge: q.terminalChallenge }));
 };

@@ -1,5 +1,5 @@
-// SELECT by AID: selects the e-ticket application, clears the session state, answers the FCI (P2=00) or
-// nothing (P2=0C). A failed SELECT leaves the current selection as it was (ISO/IEC 7816-4).
+// SELECT by AID: selects the e-ticket application, clears the session state (shown view, challenge, sym session,
+// issuer authentication), answers the FCI (P2=00, no serial) or nothing (P2=0C). A failed SELECT changes nothing.
 
 import { equal } from '../../sdk/bytes.js';
 import { encodeFci, SELECT_P2 } from '../../sdk/commands/select.js';
@@ -10,7 +10,9 @@ export const select: CommandHandler = (ctx, apdu) => {
   if (!equal(apdu.data, AID)) refuse(SW.FILE_NOT_FOUND);
   ctx.ram.selected = true;
   ctx.ram.challenge = null;
+  ctx.ram.shown = null;
   ctx.ram.session = null;
+  ctx.ram.issuerAuthenticated = false;
   ctx.ram.readCursor = null;
   return apdu.p2 === SELECT_P2.NO_FCI ? new Uint8Array(0) : encodeFci(ctx.state);
 };

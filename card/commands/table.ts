@@ -3,6 +3,7 @@
 
 import type { CommandHandler } from './context.js';
 import { deleteTicket } from './delete.js';
+import { externalAuthenticate } from './external-authenticate.js';
 import { generateKey } from './generate-key.js';
 import { getChallenge } from './get-challenge.js';
 import { getData } from './get-data.js';
@@ -18,6 +19,7 @@ import { writeUsage } from './write-usage.js';
 export const HANDLERS: Readonly<Record<string, CommandHandler>> = {
   SELECT: select,
   'GET CHALLENGE': getChallenge,
+  'EXTERNAL AUTHENTICATE': externalAuthenticate,
   'GET DATA': getData,
   'GENERATE KEY': generateKey,
   'PUT KEY': putKey,

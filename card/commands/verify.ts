@@ -1,10 +1,13 @@
 // VERIFY (patent 631-635): the ticket for a TID, or for a date with train and station, that the key may see,
-// with a fresh card challenge. Gate mode pki seals the view to the terminal; sym opens a session (README 3.5).
+// with a fresh card challenge. Always 9000 and one length (found, not found, void): only the terminal reads which.
+// Gate mode pki seals the view to the terminal and remembers it; sym masks the serial and opens a session.
 
 import { randomBytes } from 'node:crypto';
 import { equal } from '../../sdk/bytes.js';
+import { VIEW_STATUS } from '../../sdk/commands/ticket-view.js';
 import { decodeVerifyQuery, encodeSessionView, sessionViewHead, sessionViewMac, VERIFY_P1 } from '../../sdk/commands/verify.js';
-import { sessionEncrypt, sessionKeys } from '../../sdk/crypto/symmetric.js';
+import { sha256 } from '../../sdk/crypto/suite.js';
+import { maskSerial, sessionEncrypt, sessionKeys } from '../../sdk/crypto/symmetric.js';
 import { LIMITS, SW } from '../../sdk/spec.js';
 import { tidDigest, type TicketRecord } from '../state.js';
 import { refuse, type CommandHandler } from './context.js';
@@ -13,34 +16,44 @@ import { sealView, travelOrder, viewOf } from './view.js';
 
 export const verify: CommandHandler = (ctx, apdu) => {
   const s = ctx.state;
+  // Any VERIFY ends the shown view and the session, whatever it answers; this one may show its own.
+  ctx.ram.shown = null;
+  ctx.ram.session = null;
   const q = decodeVerifyQuery(apdu.data);
-  const symKey = apdu.p1 & VERIFY_P1.SYM ? (s.symKeys.find((k) => equal(k.id, q.keyId)) ?? refuse(SW.SECURITY_STATUS_NOT_SATISFIED, 'unknown diversified key')) : undefined;
+  const sym = (apdu.p1 & VERIFY_P1.SYM) !== 0;
+  const symKey = sym ? (s.symKeys.find((k) => equal(k.id, q.keyId)) ?? refuse(SW.SECURITY_STATUS_NOT_SATISFIED, 'unknown diversified key')) : undefined;
+  // A key installed before protocol version 2 has no K_priv: the card cannot answer without its serial in clear.
+  if (symKey && !symKey.privacyKey) refuse(SW.SECURITY_STATUS_NOT_SATISFIED, 'diversified key without K_priv: personalise again');
   const terminal = symKey ? undefined : terminalKey(s, q.keyId);
   const visible = s.tickets.filter((t) => (symKey ? t.operator === symKey.operator : scopeAllows(terminal!, t.operator)));
   let record: TicketRecord | undefined;
+  let status: number = VIEW_STATUS.NOT_FOUND;
   const c = q.criteria;
   if ('tid' in c) {
     record = visible.find((t) => t.tid === c.tid);
-    if (!record && s.tombstones.some((t) => equal(t.tidDigest, tidDigest(c.tid)))) refuse(SW.TICKET_VOID);
+    if (!record && s.tombstones.some((t) => equal(t.tidDigest, tidDigest(c.tid)))) status = VIEW_STATUS.VOID;
   } else {
     record = travelOrder(
       visible.filter((t) => t.serviceDate === c.date && (c.train === undefined || t.train === c.train) && (c.station === undefined || t.origin === c.station || t.destination === c.station)),
     )[0];
   }
-  if (!record) refuse(SW.RECORD_NOT_FOUND);
   const challenge = new Uint8Array(randomBytes(LIMITS.challengeLength));
-  const view = viewOf(s, record, { terminalChallenge: q.terminalChallenge, cardChallenge: challenge, verificationCode: apdu.p1 & VERIFY_P1.AUDIT ? record.tfv : undefined });
-  // Any VERIFY ends the pending challenge and session; this one then hands out its own.
-  ctx.ram.challenge = null;
-  ctx.ram.session = null;
+  const view = viewOf(s, record, status, {
+    terminalChallenge: q.terminalChallenge,
+    cardChallenge: challenge,
+    verificationCode: (apdu.p1 & VERIFY_P1.AUDIT) !== 0,
+    signingCertificate: (apdu.p1 & VERIFY_P1.CERTIFICATE) !== 0,
+  });
   if (!symKey) {
-    ctx.ram.challenge = challenge;
+    // The next WRITE USAGE / DELETE must answer exactly this view (9107 otherwise).
+    ctx.ram.shown = { cardChallenge: challenge, seq: record?.seq ?? 0, viewDigest: sha256(view) };
     return sealView(s, terminal!, view);
   }
-  // Gate mode sym: the view is encrypted and MAC'd under keys both challenges derive from K_card.
+  // Gate mode sym: the view is encrypted and MAC'd under keys both challenges derive from K_card; the serial travels
+  // masked under the operator's K_priv with this RC, so two answers of one card cannot be linked without it.
   const keys = sessionKeys(symKey.key, q.terminalChallenge, challenge);
-  const head = sessionViewHead(s.serial, challenge, sessionEncrypt(keys.enc, view));
+  const head = sessionViewHead(maskSerial(symKey.privacyKey!, s.serial, challenge), challenge, sessionEncrypt(keys.enc, view));
   const mac = sessionViewMac(keys.mac, head);
-  ctx.ram.session = { key: symKey, cardChallenge: challenge, macKey: keys.mac, chain: mac };
+  ctx.ram.session = { key: symKey, cardChallenge: challenge, macKey: keys.mac, chain: mac, seq: record?.seq ?? 0 };
   return encodeSessionView(head, mac);
 };

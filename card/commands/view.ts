@@ -1,15 +1,35 @@
-// The ticket view B2 as READ and VERIFY show it (sdk/commands/ticket-view.ts), and the second ciphertext
-// that seals it to a terminal key bundle (gate mode pki).
+// The ticket view B2 as READ and VERIFY show it (sdk/commands/ticket-view.ts), padded to its fixed length so
+// that found, not found and void answers look alike, and the second ciphertext that seals it to a terminal.
 
-import { encodeTicketView, type TicketViewParts } from '../../sdk/commands/ticket-view.js';
+import { encodeTicketView, VIEW_STATUS, viewLengthFor, type TicketViewParts } from '../../sdk/commands/ticket-view.js';
 import { decodeTerminalKey } from '../../sdk/crypto/bundle.js';
 import { seal } from '../../sdk/crypto/envelope.js';
 import { suiteProvider } from '../../sdk/crypto/suites.js';
 import { encodeUsageRecord } from '../../sdk/ticket.js';
 import type { CardState, KeyEntry, TicketRecord } from '../state.js';
 
-export function viewOf(s: CardState, record: TicketRecord, extra: Pick<TicketViewParts, 'terminalChallenge' | 'cardChallenge' | 'verificationCode'>): Uint8Array {
-  return encodeTicketView({ sequenceNumber: record.seq, face: record.face, usage: encodeUsageRecord(record.usage), ...extra, cardSerial: s.serial });
+export interface ViewRequest {
+  terminalChallenge?: Uint8Array;
+  cardChallenge?: Uint8Array;
+  /** VERIFY P1 bit 0: the slot for TF_V is added whatever is found. */
+  verificationCode?: boolean;
+  /** VERIFY P1 bit 2: the card's D6 (if it has one) in every answer. */
+  signingCertificate?: boolean;
+}
+
+/** The view of `record` (status SHOWN), or of nothing (NOT_FOUND / VOID), at the request's fixed length. */
+export function viewOf(s: CardState, record: TicketRecord | undefined, status: number, r: ViewRequest): Uint8Array {
+  const cert = r.signingCertificate ? s.signCert : undefined;
+  const parts: TicketViewParts = {
+    status: record ? VIEW_STATUS.SHOWN : status,
+    ticket: record ? { sequenceNumber: record.seq, face: record.face, usage: encodeUsageRecord(record.usage) } : undefined,
+    terminalChallenge: r.terminalChallenge,
+    cardChallenge: r.cardChallenge,
+    verificationCode: record && r.verificationCode ? record.tfv : undefined,
+    signingCertificate: cert,
+    cardSerial: s.serial,
+  };
+  return encodeTicketView(parts, viewLengthFor({ verificationCode: !!r.verificationCode, signingCertificate: cert }));
 }
 
 /** The second ciphertext: the view sealed to the terminal's encryption key, addressed to its key id. */

@@ -13,7 +13,7 @@ import { parseCsv } from './csv.js';
 export type BatchItem = { line: number; request: TicketRequest; holder?: HolderRecord } | { line: number; error: string };
 
 /** Fields a request may carry: the TF_A fields the ticket server does not fill in itself, plus optional overrides. */
-export const REQUEST_FIELDS = protocol.ticketFace.map((f) => f.name).filter((n) => n !== 'version' && n !== 'operator' && n !== 'holderRef' && n !== 'holderBinding');
+export const REQUEST_FIELDS = protocol.ticketFace.map((f) => f.name).filter((n) => !['version', 'operator', 'card', 'holderRef', 'holderBinding'].includes(n));
 
 /**
  * Real-name columns: the holder record of the line's ticket. holderPhoto names a JPEG or PNG file (relative to

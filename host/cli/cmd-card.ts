@@ -124,12 +124,14 @@ export function registerCard(program: Command): void {
   addCardOptions(
     card
       .command('info')
-      .description('what the card says about itself: serial, suite, lifecycle, capacity, certificates')
+      .description('what the card says about itself: serial, suite, lifecycle, capacity, certificates (a locked card only to this working directory\'s authority: needs the passphrase)')
       .addHelpText('after', '\nWith --json the output carries "credentials", which `eticket issue --credentials` accepts for sealing\nwithout the card at hand.\n\nExample:\n  $ eticket card info --card card.img\n  $ eticket card info --card card.img --json > card.json'),
   ).action(async (opts: CardOptions, cmd: Command) => {
     const { IssuingTerminal } = await import('../issuing.js');
+    // A locked card tells its identity only to an authorised issuer: the working directory's authority key (passphrase).
+    const w = await workDir(cmd);
     await withCard(cmd, opts, async ({ session, label }) => {
-      const issuing = new IssuingTerminal(session);
+      const issuing = new IssuingTerminal(session, { authorize: w.issuerAuthorizer(() => passphrase()) });
       const info = await issuing.open();
       const cap = await issuing.capacity();
       const creds = await issuing.credentials();

@@ -10,7 +10,7 @@ import { CardStatusError, InvalidInputError } from '../../sdk/errors.js';
 import type { TicketRequest } from '../../sdk/roles/ticket-server.js';
 import type { CardCredentials } from '../../sdk/roles/trust.js';
 import { SW } from '../../sdk/spec.js';
-import type { CardInfo, IssuingTerminal } from '../issuing.js';
+import type { FciInfo, IssuingTerminal } from '../issuing.js';
 import { batchFormat, holderOf, parseBatch, toRequest, HOLDER_FIELDS, type BatchItem } from './batch.js';
 import type { HolderRecord } from '../../sdk/holder.js';
 import { addCardOptions, cardHint, emit, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
@@ -200,9 +200,9 @@ function readCredentials(file: string): CardCredentials {
   }
 }
 
-async function requirePersonalised(issuing: IssuingTerminal): Promise<CardInfo> {
-  const info = await issuing.open();
-  if (info.lifecycle !== 'OPERATIONAL') throw new UsageError(`card ${info.serialHex} is blank: personalise it first with \`eticket card personalize\``);
+async function requirePersonalised(issuing: IssuingTerminal): Promise<FciInfo> {
+  const info = await issuing.select();
+  if (info.lifecycle !== 'OPERATIONAL') throw new UsageError('the card is blank: personalise it first with `eticket card personalize`');
   return info;
 }
 
@@ -284,7 +284,7 @@ Examples:
         creds = readCredentials(opts.credentials);
       } else {
         card = await openCard(cmd, opts);
-        issuing = new IssuingTerminal(card.session);
+        issuing = new IssuingTerminal(card.session, { authorize: w.issuerAuthorizer(() => pass) });
         await requirePersonalised(issuing);
         creds = await issuing.credentials();
       }
@@ -356,7 +356,7 @@ export function registerLoad(program: Command): void {
       .option('--pending', 'load the sealed tickets waiting for this card in the working directory\'s store')
       .addHelpText(
         'after',
-        '\nNo passphrase needed: an issuing terminal holds no secret. In a working directory, the store learns\nwhich tickets the card took.\n\nExample:\n  $ eticket issue --credentials card.json --from tickets.csv --out sealed.jsonl\n  $ eticket load sealed.jsonl --card card.img\n  $ eticket load --pending --card card.img',
+        '\nNo passphrase needed to load a FILE: an issuing terminal holds no secret. --pending must learn which card\nthis is, which a locked card tells only the working directory\'s authority (EXTERNAL AUTHENTICATE): it needs\nthe passphrase. In a working directory, the store learns which tickets the card took.\n\nExample:\n  $ eticket issue --credentials card.json --from tickets.csv --out sealed.jsonl\n  $ eticket load sealed.jsonl --card card.img\n  $ eticket load --pending --card card.img',
       ),
   ).action(async (file: string | undefined, opts: CardOptions & { pending?: boolean }, cmd: Command) => {
     if (Boolean(file) === Boolean(opts.pending)) throw new UsageError('give a FILE of sealed tickets, or --pending (not both)');
@@ -366,12 +366,14 @@ export function registerLoad(program: Command): void {
     const card = await openCard(cmd, opts);
     let office: OpenedBackoffice | undefined;
     try {
-      const issuing = new IssuingTerminal(card.session);
-      const info = await requirePersonalised(issuing);
       // The store is optional here (a terminal far from the back office loads a file); used when it is there.
       const w = opts.pending || existsSync(join(workDirPath(cmd), 'eticket.json')) ? await workDir(cmd) : undefined;
+      // LOAD needs no secret; only --pending must learn which card this is, which a locked card tells an authorised issuer.
+      const issuing = new IssuingTerminal(card.session, w ? { authorize: w.issuerAuthorizer(() => passphrase()) } : {});
+      await requirePersonalised(issuing);
       if (w) office = await openBackoffice(cmd, w, undefined);
-      if (opts.pending) for (const t of await office!.store.pendingFor(info.serialHex)) blobs.push({ tid: t.tid, sealed: t.sealed });
+      const serialHex = opts.pending ? (await issuing.cardInfo()).serialHex : undefined;
+      if (opts.pending) for (const t of await office!.store.pendingFor(serialHex!)) blobs.push({ tid: t.tid, sealed: t.sealed });
       const results: IssueResult[] = [];
       for (const b of blobs) {
         const r = await loadOne(issuing, b.sealed, b.tid, b.line);
@@ -380,7 +382,7 @@ export function registerLoad(program: Command): void {
         if (json) console.log(JSON.stringify(r));
         else console.log(resultLine(r));
       }
-      if (!blobs.length && !json) console.log(`no tickets waiting for card ${info.serialHex}`);
+      if (!blobs.length && !json) console.log(serialHex ? `no tickets waiting for card ${serialHex}` : 'no tickets to load');
       finish(cmd, results, blobs.length > 1 || Boolean(opts.pending));
     } finally {
       await card.close().catch(() => undefined);

@@ -95,9 +95,9 @@ export function registerSales(program: Command): void {
     w.loadAuthoritySigner(pass);
     const [{ withBackoffice }, { billOf }, { IssuingTerminal, isDuplicate }] = await Promise.all([backoffice(), import('../../backoffice/service.js'), import('../issuing.js')]);
     await withCard(cmd, opts, async ({ session }) => {
-      const issuing = new IssuingTerminal(session);
-      const info = await issuing.open();
-      if (info.lifecycle !== 'OPERATIONAL') throw new UsageError(`card ${info.serialHex} is blank: personalise it first`);
+      const issuing = new IssuingTerminal(session, { authorize: w.issuerAuthorizer(() => pass) });
+      const info = await issuing.select();
+      if (info.lifecycle !== 'OPERATIONAL') throw new UsageError('the card is blank: personalise it first');
       const creds = await issuing.credentials();
       await withBackoffice(cmd, w, pass, async ({ store, bo }) => {
         const svc = await store.service(opts.service);

@@ -129,7 +129,7 @@ export function registerTickets(program: Command): void {
             .description("verify one ticket on a card (its sealed view, and TF_V with key 6); or, given a FILE (- for stdin), arbitrate a ticket, bill or card receipt against the key history")
             .addHelpText(
               'after',
-              '\nOn a card: exit status 2 with RECORD_NOT_FOUND: no such ticket on this card; 5: a signature or MAC does not verify.\nA FILE holds a bill (eticket-bill/1 JSON), a receipt as `use` / `delete --json` print it ({receipt, transaction?}),\na ticket ({face, verificationCode} hex) or bare hex (B4, or A1 ‖ A2). The answer names the key that signed it\nand whether that key was valid at the time; exit 5 when it does not verify, with the reason. Sym receipts\nneed the passphrase (the checking master key).\n\nExample:\n  $ eticket verify --card card.img --tid CR-20261122-000001\n  $ eticket verify --card card.img --date 2026-11-22 --train G1 --json\n  $ eticket verify --card card.img --tid CR-20261122-000001 --mode sym\n  $ eticket verify bill.json\n  $ eticket --json delete --card card.img --tid CR-20261122-000001 | eticket verify -',
+              '\nOn a card: exit status 2 when the card\'s view says no such ticket (or a deleted one); 5: a signature or MAC does not verify.\nA FILE holds a bill (eticket-bill/1 JSON), a receipt as `use` / `delete --json` print it ({receipt, transaction?}),\na ticket ({face, verificationCode} hex) or bare hex (B4, or A1 ‖ A2). The answer names the key that signed it\nand whether that key was valid at the time; exit 5 when it does not verify, with the reason. Sym receipts\nneed the passphrase (the checking master key).\n\nExample:\n  $ eticket verify --card card.img --tid CR-20261122-000001\n  $ eticket verify --card card.img --date 2026-11-22 --train G1 --json\n  $ eticket verify --card card.img --tid CR-20261122-000001 --mode sym\n  $ eticket verify bill.json\n  $ eticket --json delete --card card.img --tid CR-20261122-000001 | eticket verify -',
             ),
         ),
       ),
@@ -243,7 +243,7 @@ export function registerTickets(program: Command): void {
         const receipt = await t.deleteTicket(old);
         // The deletion receipt is in the store before the replacement is issued: it is what allows re-issuing.
         await bo.recordReceipt({ encoded: receipt.encoded, transaction: receipt.sym }, `cli:${opts.gateId}`);
-        const issuing = new IssuingTerminal(session);
+        const issuing = new IssuingTerminal(session, { authorize: w.issuerAuthorizer(() => pass) });
         const creds = await issuing.credentials();
         let issued;
         try {
@@ -268,7 +268,7 @@ export function registerTickets(program: Command): void {
 
 /** The new request: the old face's own fields, overridden; server-filled fields recomputed. */
 function replacement(old: TicketFace, changes: Record<string, unknown>, newTid?: string): TicketRequest {
-  const { version: _v, operator: _o, tid: _t, issuedAt: _i, validFrom, validUntil, ...kept } = old;
+  const { version: _v, operator: _o, tid: _t, issuedAt: _i, card: _c, validFrom, validUntil, ...kept } = old;
   const base: Record<string, unknown> = { ...kept };
   // Validity follows a changed service date unless given explicitly.
   if (changes.serviceDate === undefined) Object.assign(base, { validFrom, validUntil });

@@ -2,12 +2,12 @@
 // emulator, or a PC/SC reader), optional recording to a dump, the passphrase, output and exit codes.
 // Loaded by `eticket --help` too: the card, transport and key modules are imported only when a helper needs them.
 
-import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { EticketCard } from '../../card/applet.js';
 import { LockHeldError } from '../../sdk/file-lock.js';
-import { CardStatusError, CryptoError, EticketError, InvalidInputError, ReaderNotFoundError, TransportError, TransportUnavailableError } from '../../sdk/errors.js';
+import { CardStatusError, CryptoError, EticketError, InvalidInputError, ReaderNotFoundError, TicketNotFoundError, TransportError, TransportUnavailableError } from '../../sdk/errors.js';
 import { SW } from '../../sdk/spec.js';
 import type { CardSession } from '../session.js';
 import type { Transport } from '../transport/transport.js';
@@ -18,7 +18,7 @@ export const EXIT = {
   OK: 0,
   /** Bad command line or input file, missing working directory or card image, no passphrase; refused by the store (sold out, TID taken). */
   USAGE: 1,
-  /** The card answered with a refusal status word (full, duplicate, not found, ...). */
+  /** The card answered with a refusal status word (full, duplicate, ...), or its view says no such ticket (not found, void). */
   CARD_REFUSED: 2,
   /** Reader, PC/SC service, vpcd, a card image that cannot be read, or a database that cannot be reached. */
   TRANSPORT: 3,
@@ -123,9 +123,9 @@ export async function openTransport(cmd: Command, options: CardOptions): Promise
   }
   const record = globals(cmd).record;
   if (record) {
-    const { RecordingTransport } = await import('../transport/recording.js');
-    writeFileSync(record, '');
-    transport = new RecordingTransport(transport, { write: (chunk) => appendFileSync(record, chunk) });
+    const { dumpFileWriter, RecordingTransport } = await import('../transport/recording.js');
+    // 0600, and PUT KEY data redacted: a personalisation dump would otherwise carry the card's keys.
+    transport = new RecordingTransport(transport, { write: dumpFileWriter(record) });
   }
   return { transport, label };
 }
@@ -211,7 +211,7 @@ export function emit(cmd: Command, json: unknown, text: string | string[]): void
 export async function exitCodeFor(e: unknown): Promise<number> {
   if (e instanceof ExitStatus) return e.code;
   if (e instanceof LockHeldError) return EXIT.BUSY;
-  if (e instanceof CardStatusError) return EXIT.CARD_REFUSED;
+  if (e instanceof CardStatusError || e instanceof TicketNotFoundError) return EXIT.CARD_REFUSED;
   if (e instanceof TransportError) return EXIT.TRANSPORT;
   if (e instanceof CryptoError) return EXIT.CRYPTO;
   if (e instanceof InvalidInputError) return EXIT.USAGE;
@@ -231,6 +231,7 @@ export async function exitCodeFor(e: unknown): Promise<number> {
 /** The one line a person reads: what went wrong and what to do about it. */
 export function errorLine(e: unknown): string {
   if (e instanceof CardStatusError) return `${e.message}${cardHint(e) ? `: ${cardHint(e)}` : ''}`;
+  if (e instanceof TicketNotFoundError) return `${e.message}${e.status === 'void' ? ': it was deleted (refunded or rebooked)' : ' (`eticket tickets` lists them)'}`;
   if (e instanceof CryptoError && /passphrase/.test(e.message)) return `${e.message}: give the passphrase used at \`eticket init\` (ETICKET_PASSPHRASE or the prompt)`;
   if (e instanceof ReaderNotFoundError) return `${e.message}: list readers with \`eticket readers\``;
   if (e instanceof TransportUnavailableError) return e.message;
@@ -249,8 +250,6 @@ export function cardHint(e: CardStatusError): string | undefined {
       return 'the card is full; delete used tickets (`eticket delete`) or use another card';
     case SW.ALREADY_EXISTS:
       return 'the ticket is already on the card';
-    case SW.RECORD_NOT_FOUND:
-      return 'no such ticket on this card (`eticket tickets` lists them)';
     case SW.TICKET_NOT_FOR_THIS_CARD:
       return 'the ticket was sealed to another card';
     case SW.TICKET_REPLAYED:
@@ -259,6 +258,8 @@ export function cardHint(e: CardStatusError): string | undefined {
       return 'the card is not in the right state for this (personalised? locked?)';
     case SW.REFERENCED_DATA_NOT_FOUND:
       return 'the card does not know this key: was it personalised from this working directory?';
+    case SW.VIEW_MISMATCH:
+      return 'the command did not answer the view the card showed: something between terminal and card changed it';
     default:
       return undefined;
   }

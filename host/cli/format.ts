@@ -30,7 +30,7 @@ export function ticketJson(v: TicketView): Record<string, unknown> {
     cardSerial: hex(v.cardSerial),
     face: faceJson(v.face),
     usage: usageJson(v.usage),
-    ...(v.verificationCode ? { verificationCode: { verified: true, authorityKeyId: hex(v.verificationCode.authorityKeyId) } } : {}),
+    ...(v.verificationCode ? { verificationCode: { verified: true, authorityKeyId: hex(v.verificationCode.authorityKeyId), certified: v.verificationCode.certificate !== undefined } } : {}),
   };
 }
 
@@ -47,6 +47,7 @@ export function receiptJson(r: Receipt): Record<string, unknown> {
     cardSerial: hex(r.cardSerial),
     event: protocol.usageEvents.find((e) => e.value === r.event)?.name ?? r.event,
     counter: r.counter,
+    ...(r.faceDigest ? { faceDigest: hex(r.faceDigest) } : {}),
     ...(r.usage ? { usage: usageJson(r.usage) } : {}),
     receipt: hex(r.encoded),
     // Sym: the MAC is unverifiable without the session it belongs to (verifySymReceipt takes both).

@@ -332,6 +332,18 @@ export class WorkDir {
     return new AuthenticationServer(this.loadAuthoritySigner(passphrase), this.cardTrust());
   }
 
+  /**
+   * EXTERNAL AUTHENTICATE for an issuing terminal: the working directory's authority root key signs the card's
+   * challenge. The passphrase is asked only when a locked card's identity is needed (a blank card answers openly).
+   */
+  issuerAuthorizer(passphrase: () => Promise<string> | string): (challenge: Uint8Array) => Promise<Uint8Array> {
+    let authority: AuthenticationServer | undefined;
+    return async (challenge) => {
+      authority ??= this.loadAuthority(await passphrase());
+      return authority.authorizeIssuer(challenge);
+    };
+  }
+
   loadTerminalKeys(passphrase: string): TerminalKeys {
     return loadTerminalKeys(this.keys, this.config.suite, passphrase);
   }

@@ -16,12 +16,13 @@ import { encodeReceipt, encodeReceiptBody, parseReceipt, receiptSignedBytes } fr
 
 const KEY_ID = fromHex('0102030405060708');
 const CHALLENGE = fromHex('A1A2A3A4A5A6A7A8');
-const FIELDS: UsageCommandFields = { keyId: KEY_ID, cardChallenge: CHALLENGE, tid: 'T1', counter: 3, event: USAGE_EVENT.EXIT, gateId: 'G7', station: 'BJS', time: 0x69000000 };
+const DIGEST = new Uint8Array(32).fill(0xd1);
+const FIELDS: UsageCommandFields = { keyId: KEY_ID, cardChallenge: CHALLENGE, tid: 'T1', counter: 3, event: USAGE_EVENT.EXIT, gateId: 'G7', station: 'BJS', time: 0x69000000, viewDigest: DIGEST };
 
 describe('WRITE USAGE / DELETE (usage-command.ts)', () => {
   it.each([
-    ['WRITE USAGE', 'pki', 'C1080102030405060708 C708A1A2A3A4A5A6A7A8 C5025431 CA020003 CB0103 CC024737 CD03424A53 CE0469000000'],
-    ['DELETE', 'pki', 'C1080102030405060708 C708A1A2A3A4A5A6A7A8 C5025431 CA020003 CC024737 CD03424A53 CE0469000000'],
+    ['WRITE USAGE', 'pki', `C1080102030405060708 C708A1A2A3A4A5A6A7A8 C5025431 CA020003 CB0103 CC024737 CD03424A53 CE0469000000 DF2120${'D1'.repeat(32)}`],
+    ['DELETE', 'pki', `C1080102030405060708 C708A1A2A3A4A5A6A7A8 C5025431 CA020003 CC024737 CD03424A53 CE0469000000 DF2120${'D1'.repeat(32)}`],
     ['WRITE USAGE', 'sym', 'C708A1A2A3A4A5A6A7A8 C5025431 CA020003 CB0103 CC024737 CD03424A53 CE0469000000'],
     ['DELETE', 'sym', 'C708A1A2A3A4A5A6A7A8 C5025431 CA020003 CC024737 CD03424A53 CE0469000000'],
   ] as const)('%s in gate mode %s: the body is the field list in spec order', (name, mode, body) => {
@@ -34,7 +35,8 @@ describe('WRITE USAGE / DELETE (usage-command.ts)', () => {
     expect(d.fields).toEqual(FIELDS);
     expect(hex(d.body)).toBe(hex(body));
     expect(hex(d.authenticator)).toBe('5151');
-    expect(decodeUsageCommand('DELETE', 'sym', encodeUsageCommand('sym', encodeUsageBody('DELETE', 'sym', FIELDS), new Uint8Array(8))).fields.event).toBe(USAGE_EVENT.DELETED);
+    const { viewDigest: _d, keyId: _k, ...symFields } = FIELDS;
+    expect(decodeUsageCommand('DELETE', 'sym', encodeUsageCommand('sym', encodeUsageBody('DELETE', 'sym', symFields), new Uint8Array(8))).fields.event).toBe(USAGE_EVENT.DELETED);
   });
 
   const sym = (body: string, mac = '0000000000000000') => fromHex(`B6${hex(new Uint8Array([(body.length + mac.length) / 2 + 2]))}${body}8E${hex(new Uint8Array([mac.length / 2]))}${mac}`);
@@ -59,19 +61,21 @@ describe('WRITE USAGE / DELETE (usage-command.ts)', () => {
     expect(() => decodeUsageCommand('WRITE USAGE', 'pki', ok)).toThrow(TlvError);
   });
 
-  it('the field list names the spec data objects, C1 only in pki and CB only in WRITE USAGE', () => {
-    expect(usageFieldList('WRITE USAGE', 'pki').map((f) => f.name)).toEqual(['KEY_ID', 'CARD_CHALLENGE', 'TID', 'COUNTER', 'USAGE_EVENT', 'GATE_ID', 'STATION', 'TIME']);
+  it('the field list names the spec data objects, C1 and DF21 only in pki and CB only in WRITE USAGE', () => {
+    expect(usageFieldList('WRITE USAGE', 'pki').map((f) => f.name)).toEqual(['KEY_ID', 'CARD_CHALLENGE', 'TID', 'COUNTER', 'USAGE_EVENT', 'GATE_ID', 'STATION', 'TIME', 'VIEW_DIGEST']);
     expect(usageFieldList('DELETE', 'sym').map((f) => f.name)).toEqual(['CARD_CHALLENGE', 'TID', 'COUNTER', 'GATE_ID', 'STATION', 'TIME']);
   });
 });
 
 describe('receipts (sdk/receipt.ts)', () => {
-  const body = encodeReceiptBody({ cardSerial: fromHex('0011223344556677'), tid: 'T1', event: USAGE_EVENT.DELETED, counter: 4 });
-  it('encodes C6 C5 CB CA and parses it back with the bytes its MAC covers', () => {
-    expect(hex(body)).toBe('C6080011223344556677C5025431CB01FFCA020004');
+  const FACE = new Uint8Array(32).fill(0xfa);
+  const body = encodeReceiptBody({ cardSerial: fromHex('0011223344556677'), tid: 'T1', faceDigest: FACE, event: USAGE_EVENT.DELETED, counter: 4 });
+  it('encodes C6 C5 DF20 CB CA and parses it back with the bytes its MAC covers', () => {
+    expect(hex(body)).toBe(`C6080011223344556677C5025431DF2020${'FA'.repeat(32)}CB01FFCA020004`);
     const encoded = encodeReceipt(body, { mac: fromHex('0102030405060708') });
     const r = parseReceipt(encoded);
-    expect(r).toMatchObject({ tid: 'T1', event: USAGE_EVENT.DELETED, counter: 4, usage: undefined, commandDigest: undefined });
+    expect(r).toMatchObject({ version: 2, tid: 'T1', event: USAGE_EVENT.DELETED, counter: 4, usage: undefined, commandDigest: undefined });
+    expect(hex(r.faceDigest!)).toBe('FA'.repeat(32));
     expect(hex(r.mac!)).toBe('0102030405060708');
     expect(hex(receiptSignedBytes(encoded))).toBe(hex(body));
   });
@@ -81,6 +85,7 @@ describe('receipts (sdk/receipt.ts)', () => {
     ['neither', hex(body)],
     ['the MAC not last', `8E080102030405060708${hex(body)}`],
     ['a serial of 7 bytes', `C70800112233445566C5025431CB01FFCA0200048E080102030405060708`.replace('C708', 'C607')],
+    ['a face digest of 31 bytes', `C6080011223344556677C5025431DF211F${'FA'.repeat(31)}CB01FFCA0200048E080102030405060708`.replace('DF211F', 'DF201F')],
   ])('refuses a receipt with %s (TlvError)', (_, content) => {
     const c = fromHex(content.replace(/ /g, ''));
     expect(() => parseReceipt(fromHex(`B4${hex(new Uint8Array([c.length]))}${hex(c)}`))).toThrow(TlvError);
@@ -97,18 +102,25 @@ describe('queries, answers and objects', () => {
     expect(() => decodeVerifyQuery(fromHex(`C1080102030405060708C410${'07'.repeat(16)}`))).toThrow(TlvError);
   });
 
-  it('the sym VERIFY answer B5: C6 C7 85 8E exactly, the head is what the MAC covers', () => {
-    const head = sessionViewHead(fromHex('0011223344556677'), CHALLENGE, new Uint8Array(16));
+  it('the sym VERIFY answer B5: DF24 C7 85 8E exactly (no clear serial), the head is what the MAC covers', () => {
+    const masked = new Uint8Array(16).fill(0x3c);
+    const head = sessionViewHead(masked, CHALLENGE, new Uint8Array(16));
     const b5 = decodeSessionView(encodeSessionView(head, new Uint8Array(8).fill(1)));
     expect(hex(b5.head)).toBe(hex(head));
+    expect(hex(b5.maskedSerial)).toBe('3C'.repeat(16));
     expect(hex(b5.cryptogram)).toBe('00'.repeat(16));
-    const reordered = fromHex(`B52C C708A1A2A3A4A5A6A7A8 C6080011223344556677 8510${'00'.repeat(16)} 8E08${'01'.repeat(8)}`.replace(/ /g, ''));
+    const reordered = fromHex(`B53A C708A1A2A3A4A5A6A7A8 DF2410${'3C'.repeat(16)} 8510${'00'.repeat(16)} 8E08${'01'.repeat(8)}`.replace(/ /g, ''));
     expect(() => decodeSessionView(reordered)).toThrow(TlvError);
+    const clearSerial = fromHex(`B52C C6080011223344556677 C708A1A2A3A4A5A6A7A8 8510${'00'.repeat(16)} 8E08${'01'.repeat(8)}`.replace(/ /g, ''));
+    expect(() => decodeSessionView(clearSerial)).toThrow(TlvError);
   });
 
   it('FCI, LOAD answer, capacity, installed keys and key objects round-trip; malformed ones are TlvError', () => {
-    expect(parseFci(encodeFci({ serial: fromHex('0011223344556677'), suite: 1, lifecycle: 7 }))).toMatchObject({ serialHex: '0011223344556677', suite: 'rsa', lifecycle: 'OPERATIONAL', protocolVersion: 1 });
-    expect(() => parseFci(encodeFci({ serial: fromHex('0011223344556677'), suite: 9, lifecycle: 7 }))).toThrow(TlvError);
+    expect(parseFci(encodeFci({ suite: 1, lifecycle: 7 }))).toEqual({ suite: 'rsa', lifecycle: 'OPERATIONAL', protocolVersion: 2 });
+    expect(hex(encodeFci({ suite: 1, lifecycle: 7 }))).toBe('6F16 8409F0455449434B455401 A509 D10101 D70107 DA0102'.replace(/ /g, ''));
+    expect(() => parseFci(encodeFci({ suite: 9, lifecycle: 7 }))).toThrow(TlvError);
+    // A v1 FCI (serial in A5) is refused: a v2 host never takes a card's word for more than it needs.
+    expect(() => parseFci(fromHex('6F1E8409F0455449434B455401A511C6080011223344556677D10101D70107DA0101'))).toThrow(TlvError);
     expect(decodeLoadAnswer(encodeLoadAnswer({ sequenceNumber: 5, tid: 'T1' }))).toEqual({ sequenceNumber: 5, tid: 'T1' });
     const cap = { totalBytes: 32768, freeBytes: 100, tickets: 3, tombstones: 1 };
     expect(decodeCapacity(encodeCapacity(cap))).toEqual(cap);
@@ -118,6 +130,12 @@ describe('queries, answers and objects', () => {
     expect(() => decodeInstalledKeys(fromHex('090102030405060708'))).toThrow(TlvError);
     expect(decodeKeyGrant(encodeKeyGrant({ keyId: KEY_ID, scopes: ['CR', '*'], key: fromHex('AA') }))).toEqual({ keyId: KEY_ID, scopes: ['CR', '*'], key: fromHex('AA') });
     expect(() => decodeKeyGrant(fromHex('C1080102030405060708D001AA'))).toThrow(/operator scope/);
-    expect(() => decodeDiversifiedKey(encodeDiversifiedKey({ keyId: KEY_ID, operator: '*', key: new Uint8Array(16) }))).toThrow(/one named operator/);
+    const sym = { keyId: KEY_ID, operator: 'CR', key: new Uint8Array(16).fill(1), privacyKey: new Uint8Array(16).fill(2) };
+    expect(hex(encodeDiversifiedKey(sym))).toBe(`C1080102030405060708 C9024352 D010${'01'.repeat(16)} DF2510${'02'.repeat(16)}`.replace(/ /g, ''));
+    expect(decodeDiversifiedKey(encodeDiversifiedKey(sym))).toEqual(sym);
+    expect(() => decodeDiversifiedKey(encodeDiversifiedKey({ ...sym, operator: '*' }))).toThrow(/one named operator/);
+    // Without K_priv (the v1 object) or with D0 and DF25 swapped: malformed.
+    expect(() => decodeDiversifiedKey(fromHex(`C1080102030405060708C9024352D010${'01'.repeat(16)}`))).toThrow(TlvError);
+    expect(() => decodeDiversifiedKey(fromHex(`C1080102030405060708C9024352DF2510${'02'.repeat(16)}D010${'01'.repeat(16)}`))).toThrow(TlvError);
   });
 });

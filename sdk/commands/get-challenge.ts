@@ -1,5 +1,5 @@
-// GET CHALLENGE: an 8-byte one-time card challenge, which the next WRITE USAGE or DELETE (gate mode pki)
-// must carry; VERIFY hands one out too, inside the ticket view.
+// GET CHALLENGE: an 8-byte one-time card challenge for EXTERNAL AUTHENTICATE (the issuer signs it). It arms no
+// WRITE USAGE or DELETE: those answer the view a VERIFY showed, whose own challenge travels inside that view.
 
 import { command, LIMITS } from '../spec.js';
 

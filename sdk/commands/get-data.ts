@@ -1,11 +1,27 @@
 // GET DATA: one data object of the card by its tag in P1-P2 (serial, suite, keys, certificates, capacity,
-// installed keys, ...). The structured objects (capacity D8, installed keys D9) are encoded and decoded here.
+// installed keys, ...), the identifying ones only after EXTERNAL AUTHENTICATE. Capacity D8 and installed keys D9 are coded here.
 
 import { concat, readUint, u16, u32 } from '../bytes.js';
-import { command } from '../spec.js';
+import { command, T } from '../spec.js';
 import { TlvError } from '../tlv.js';
 
 export const GET_DATA = command('GET DATA');
+
+/**
+ * Objects that identify the card or reveal how it is used: in OPERATIONAL state the card answers them only after
+ * EXTERNAL AUTHENTICATE (6982 before), so a keyless reader learns that this is an e-ticket card and nothing more.
+ * Suite (D1), life cycle (D7) and protocol version (DA) stay open; in PERSONALIZING state everything is open.
+ */
+export const IDENTIFYING_OBJECTS: readonly number[] = [
+  T.CARD_SERIAL,
+  T.CARD_ENCRYPTION_PUBLIC_KEY,
+  T.CARD_SIGNING_PUBLIC_KEY,
+  T.CARD_ENCRYPTION_CERTIFICATE,
+  T.CARD_SIGNING_CERTIFICATE,
+  T.CARD_IDENTITY,
+  T.CAPACITY,
+  T.INSTALLED_KEYS,
+];
 
 /** D8: NVM total bytes (4), free bytes (4), tickets stored (2), tombstones (2). */
 export interface CardCapacity {

@@ -22,17 +22,13 @@ export interface LoadPayload {
   verificationCode: VerificationCode;
 }
 
-/** Card side: exactly TF_A then TF_V; throws TlvError (6A80). */
+/** Card side: exactly TF_A then TF_V (its A4, if any, kept as encoded: the card checks it with the key chain); throws TlvError (6A80). */
 export function decodeLoadPayload(plaintext: Uint8Array): LoadPayload {
   const m = TlvMap.parse(plaintext, { allowed: [T.TICKET_FACE, T.VERIFICATION_CODE] });
   if (m.items.length !== 2 || m.items[0].tag !== T.TICKET_FACE) throw new TlvError('payload must be TF_A then TF_V');
   const faceEncoded = tlv(T.TICKET_FACE, m.require(T.TICKET_FACE));
-  return {
-    face: decodeTicketFace(faceEncoded),
-    faceEncoded,
-    verificationCodeEncoded: tlv(T.VERIFICATION_CODE, m.require(T.VERIFICATION_CODE)),
-    verificationCode: decodeVerificationCodeContent(m.require(T.VERIFICATION_CODE)),
-  };
+  const verificationCode = decodeVerificationCodeContent(m.require(T.VERIFICATION_CODE));
+  return { face: decodeTicketFace(faceEncoded), faceEncoded, verificationCodeEncoded: tlv(T.VERIFICATION_CODE, m.require(T.VERIFICATION_CODE)), verificationCode };
 }
 
 export interface LoadAnswer {

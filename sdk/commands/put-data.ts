@@ -14,6 +14,8 @@ export const PUT_DATA_P2 = { ENCRYPTION_CERTIFICATE: T.CARD_ENCRYPTION_CERTIFICA
 const IDENTITY_MAX = 64;
 const DER_SEQUENCE = 0x30;
 const CERTIFICATE_MIN = 16;
+/** D5 / D6 at most this long (their spec length): D6 travels in VERIFY answers, whose size is bounded. */
+export const CERTIFICATE_MAX = 2048;
 
 export function encodeIdentity(identity: string): Uint8Array {
   return utf8(identity);

@@ -39,27 +39,30 @@ export function decodeKeyGrant(data: Uint8Array): KeyGrantObject {
   return { keyId, scopes, key };
 }
 
-/** P1=05: { C1 master key id, C9 its one operator, D0 K_card }, in this order. */
+/** P1=05: { C1 master key id, C9 its one operator, D0 K_card, DF25 K_priv }, in this order. */
 export interface DiversifiedKeyObject {
   keyId: Uint8Array;
   operator: string;
+  /** K_card = KDF(MK, "ETKT CARD KEY", serial ‖ operator): this card's own. */
   key: Uint8Array;
+  /** K_priv = KDF(MK, "ETKT PRIVACY KEY", operator): the operator's, masks the serial in sym VERIFY answers. */
+  privacyKey: Uint8Array;
 }
 
-const DIVERSIFIED_FIELDS = [KEY_ID, specField('operator', 'OPERATOR_SCOPE'), KEY_MATERIAL] as const;
+const DIVERSIFIED_FIELDS = [KEY_ID, specField('operator', 'OPERATOR_SCOPE'), KEY_MATERIAL, specField('privacyKey', 'PRIVACY_KEY')] as const;
 const AES_128 = 16;
 
 export function encodeDiversifiedKey(k: DiversifiedKeyObject): Uint8Array {
-  return concat(tlv(T.KEY_ID, k.keyId), tlv(T.OPERATOR_SCOPE, utf8(k.operator)), tlv(T.KEY_MATERIAL, k.key));
+  return concat(tlv(T.KEY_ID, k.keyId), tlv(T.OPERATOR_SCOPE, utf8(k.operator)), tlv(T.KEY_MATERIAL, k.key), tlv(T.PRIVACY_KEY, k.privacyKey));
 }
 
 export function decodeDiversifiedKey(data: Uint8Array): DiversifiedKeyObject {
-  const { values } = decodeSequence(DIVERSIFIED_FIELDS, data, 'diversified key (C1, C9, D0)');
+  const { values } = decodeSequence(DIVERSIFIED_FIELDS, data, 'diversified key (C1, C9, D0, DF25)');
   const operator = values.operator as string;
   if (operator === ANY_OPERATOR) throw new TlvError('a diversified key belongs to one named operator');
   const key = values.key as Uint8Array;
   if (key.length !== AES_128) throw new TlvError(`a diversified key is AES-128 (${AES_128} bytes), got ${key.length}`);
-  return { keyId: values.keyId as Uint8Array, operator, key };
+  return { keyId: values.keyId as Uint8Array, operator, key, privacyKey: values.privacyKey as Uint8Array };
 }
 
 /** P1=03/04 (SM9 suite): { D0 private key } as the KGC extracted it. */

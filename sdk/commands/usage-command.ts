@@ -33,6 +33,11 @@ export interface UsageCommandFields {
   station: string;
   /** Terminal clock, epoch seconds. */
   time: number;
+  /**
+   * Gate mode pki only: DF21, SHA-256 of the ticket view B2 the gate decided on, as it received it. The card
+   * writes only if it showed exactly that view (else 9107): a device between gate and card cannot substitute it.
+   */
+  viewDigest?: Uint8Array;
 }
 
 type UsageKey = keyof UsageCommandFields;
@@ -58,6 +63,7 @@ const USAGE_FIELDS: readonly UsageField[] = [
   specField('gateId', 'GATE_ID'),
   specField('station', 'STATION'),
   specField('time', 'TIME'),
+  { ...specField('viewDigest', 'VIEW_DIGEST'), mode: 'pki' },
 ];
 
 /** The authenticator that closes each template: the terminal's signature (B3) or the session MAC (B6). */
@@ -95,7 +101,7 @@ export function encodeUsageCommand(mode: GateMode, body: Uint8Array, authenticat
   return template(TEMPLATE[mode], body, tlv(AUTHENTICATOR[mode].tag, authenticator));
 }
 
-/** Pki: what the terminal signs with key 5 (apdu-spec README 3.3). INS and serial bind the command to one command and one card. */
+/** Pki: what the terminal signs with key 5, "ETKT CMD 2" ‖ INS ‖ serial ‖ C1 … DF21 (apdu-spec README 3.3). INS and serial bind it to one command and one card. */
 export function usageSignatureMessage(name: UsageCommandName, serial: Uint8Array, body: Uint8Array): Uint8Array {
   return concat(SIGNATURE_CONTEXT.COMMAND, new Uint8Array([command(name).insByte]), serial, body);
 }

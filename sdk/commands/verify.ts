@@ -1,5 +1,6 @@
 // VERIFY (patent 631-635): the ticket matching a TID, or a date with train and station, with a fresh card
 // challenge. Gate mode pki answers the second ciphertext B1 around a view B2; sym answers B5 (README 3.5).
+// Found, not found and void answer alike (9000, one length); only the terminal reads which (DF22).
 
 import { concat } from '../bytes.js';
 import { checkSessionMac, sessionMac, SYM_CONTEXT } from '../crypto/symmetric.js';
@@ -10,11 +11,15 @@ import { decodeQuery, encodeQuery } from './query.js';
 
 export const VERIFY = command('VERIFY');
 
-/** P1 bits: 01 adds TF_V to the view (audit); 02 is gate mode sym (C1 names a master key, the answer is B5). */
-export const VERIFY_P1 = { AUDIT: 0x01, SYM: 0x02 } as const;
+/**
+ * P1 bits: 01 adds TF_V to the view (audit); 02 is gate mode sym (C1 names a master key, the answer is B5);
+ * 04 (pki only) adds D6, the card's signing certificate, so a gate learns the receipt key without GET DATA.
+ */
+export const VERIFY_P1 = { AUDIT: 0x01, SYM: 0x02, CERTIFICATE: 0x04 } as const;
 
-export function verifyP1(mode: 'pki' | 'sym', audit: boolean): number {
-  return (mode === 'sym' ? VERIFY_P1.SYM : 0) | (audit ? VERIFY_P1.AUDIT : 0);
+export function verifyP1(mode: 'pki' | 'sym', audit: boolean, certificate = false): number {
+  if (mode === 'sym' && certificate) throw new TlvError('VERIFY P1 bit 2 (the card certificate) is for gate mode pki');
+  return (mode === 'sym' ? VERIFY_P1.SYM : 0) | (audit ? VERIFY_P1.AUDIT : 0) | (certificate ? VERIFY_P1.CERTIFICATE : 0);
 }
 
 export type VerifyCriteria = { tid: string } | { date: number; train?: string; station?: string };
@@ -38,26 +43,27 @@ export function decodeVerifyQuery(data: Uint8Array): VerifyQuery {
   return { keyId: q.keyId, terminalChallenge: q.terminalChallenge!, criteria };
 }
 
-/** Gate mode sym: the VERIFY answer B5 { C6 card serial, C7 RC, 85 view cryptogram, 8E MAC_VIEW }. */
+/** Gate mode sym: the VERIFY answer B5 { DF24 masked serial, C7 RC, 85 view cryptogram, 8E MAC_VIEW }. */
 export interface SessionView {
-  cardSerial: Uint8Array;
+  /** AES-128-ECB_{K_priv}(serial ‖ RC): the gate unmasks it with K_priv; nobody else learns the serial. */
+  maskedSerial: Uint8Array;
   cardChallenge: Uint8Array;
   cryptogram: Uint8Array;
   mac: Uint8Array;
-  /** C6 ‖ C7 ‖ 85 as sent: what MAC_VIEW covers. */
+  /** DF24 ‖ C7 ‖ 85 as sent: what MAC_VIEW covers. */
   head: Uint8Array;
 }
 
 const SESSION_VIEW_FIELDS = [
-  specField('cardSerial', 'CARD_SERIAL'),
+  specField('maskedSerial', 'MASKED_SERIAL'),
   specField('cardChallenge', 'CARD_CHALLENGE'),
   specField('cryptogram', 'SESSION_CRYPTOGRAM'),
   specField('mac', 'MAC'),
 ] as const;
 
-/** H = C6 ‖ C7 ‖ 85, the part of B5 its MAC covers. */
-export function sessionViewHead(cardSerial: Uint8Array, cardChallenge: Uint8Array, cryptogram: Uint8Array): Uint8Array {
-  return concat(tlv(T.CARD_SERIAL, cardSerial), tlv(T.CARD_CHALLENGE, cardChallenge), tlv(T.SESSION_CRYPTOGRAM, cryptogram));
+/** H = DF24 ‖ C7 ‖ 85, the part of B5 its MAC covers. */
+export function sessionViewHead(maskedSerial: Uint8Array, cardChallenge: Uint8Array, cryptogram: Uint8Array): Uint8Array {
+  return concat(tlv(T.MASKED_SERIAL, maskedSerial), tlv(T.CARD_CHALLENGE, cardChallenge), tlv(T.SESSION_CRYPTOGRAM, cryptogram));
 }
 
 /** MAC_VIEW(empty, H): the first MAC of the session, on which the command MAC chains. */
@@ -78,7 +84,7 @@ export function decodeSessionView(data: Uint8Array): SessionView {
   const content = TlvMap.parse(data, { allowed: [T.SESSION_VIEW] }).require(T.SESSION_VIEW);
   const { values, ends } = decodeSequence(SESSION_VIEW_FIELDS, content, 'sym VERIFY answer B5');
   return {
-    cardSerial: values.cardSerial as Uint8Array,
+    maskedSerial: values.maskedSerial as Uint8Array,
     cardChallenge: values.cardChallenge as Uint8Array,
     cryptogram: values.cryptogram as Uint8Array,
     mac: values.mac as Uint8Array,

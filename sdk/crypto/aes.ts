@@ -6,10 +6,18 @@ import { CryptoError } from '../errors.js';
 
 const ZERO16 = new Uint8Array(16);
 
-function aesEcb(key: Uint8Array, block: Uint8Array): Uint8Array {
+/** AES-ECB over whole blocks (no padding). */
+export function aesEcb(key: Uint8Array, block: Uint8Array): Uint8Array {
   const c = createCipheriv(`aes-${key.length * 8}-ecb`, key, null);
   c.setAutoPadding(false);
   return new Uint8Array(Buffer.concat([c.update(block), c.final()]));
+}
+
+/** AES-ECB decryption over whole blocks (no padding). */
+export function aesEcbDecrypt(key: Uint8Array, blocks: Uint8Array): Uint8Array {
+  const d = createDecipheriv(`aes-${key.length * 8}-ecb`, key, null);
+  d.setAutoPadding(false);
+  return new Uint8Array(Buffer.concat([d.update(blocks), d.final()]));
 }
 
 /** Derive a sub-key: AES_K(constant ‖ 0^15). Separates the encryption and MAC keys made from one K. */

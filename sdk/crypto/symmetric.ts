@@ -4,7 +4,7 @@
 import { concat, constantTimeEqual, u16, utf8 } from '../bytes.js';
 import { CryptoError, InvalidInputError } from '../errors.js';
 import { LIMITS } from '../spec.js';
-import { cbcDecrypt, cbcEncrypt, cmac } from './aes.js';
+import { aesEcb, aesEcbDecrypt, cbcDecrypt, cbcEncrypt, cmac } from './aes.js';
 
 export const SYM_KEY_LENGTH = 16;
 /** Truncated CMAC length on the air (GlobalPlatform SCP03 uses 8 bytes too). */
@@ -16,6 +16,7 @@ export const SYM_LABEL = {
   KEY_ID: utf8('ETKT KEY ID'),
   SESSION_ENC: utf8('ETKT S-ENC'),
   SESSION_MAC: utf8('ETKT S-MAC'),
+  PRIVACY_KEY: utf8('ETKT PRIVACY KEY'),
 } as const;
 
 export const SYM_CONTEXT = {
@@ -50,6 +51,31 @@ export function diversify(masterKey: Uint8Array, serial: Uint8Array, operator: s
  */
 export function masterKeyId(masterKey: Uint8Array, operator: string): Uint8Array {
   return kdf(masterKey, SYM_LABEL.KEY_ID, utf8(operator)).slice(0, 8);
+}
+
+/**
+ * K_priv of one operator: KDF(MK, "ETKT PRIVACY KEY", operator), installed on every card of the operator with its
+ * K_card (PUT KEY P1=05). It hides the serial from keyless readers; extracting it from one card breaks that
+ * privacy for all of them (not the security: K_card stays per card).
+ */
+export function privacyKey(masterKey: Uint8Array, operator: string): Uint8Array {
+  if (operator.length < 1 || operator === '*') throw new InvalidInputError('a privacy key belongs to one named operator');
+  return kdf(masterKey, SYM_LABEL.PRIVACY_KEY, utf8(operator));
+}
+
+/** DF24: AES-128-ECB_{K_priv}(serial ‖ RC), one block; a fresh RC makes every tap's mask different. */
+export function maskSerial(kPriv: Uint8Array, serial: Uint8Array, cardChallenge: Uint8Array): Uint8Array {
+  checkKey(kPriv, 'privacy key');
+  if (serial.length !== 8 || cardChallenge.length !== 8) throw new InvalidInputError('serial and card challenge are 8 bytes each');
+  return aesEcb(kPriv, concat(serial, cardChallenge));
+}
+
+/** The serial behind DF24, or undefined when the block's second half is not the RC sent beside it. */
+export function unmaskSerial(kPriv: Uint8Array, masked: Uint8Array, cardChallenge: Uint8Array): Uint8Array | undefined {
+  checkKey(kPriv, 'privacy key');
+  if (masked.length !== 16 || cardChallenge.length !== 8) return undefined;
+  const block = aesEcbDecrypt(kPriv, masked);
+  return constantTimeEqual(block.subarray(8), cardChallenge) ? block.slice(0, 8) : undefined;
 }
 
 export interface SessionKeys {

@@ -1,5 +1,5 @@
 // Real-name building blocks: the holder record's checks and canonical form, the binding digest (recomputed here
-// from its definition in apdu-spec README 3.7), the answer sealed to a terminal, the binding check that catches
+// from its definition in apdu-spec README 3.8), the answer sealed to a terminal, the binding check that catches
 // a record swapped to another ticket, and the face fields 95/96 end to end through a card.
 
 import { createHash } from 'node:crypto';
@@ -130,8 +130,8 @@ describe('ticket face fields 95 holderRef and 96 holderBinding', () => {
     expect(view.face.passenger).toBeUndefined();
 
     // A face the authority signed although it breaks the rule (a bug or a forgery in the back office).
-    const bad = tlv(T.TICKET_FACE, new RecordCodec<TicketFace>('raw face', protocol.ticketFace).encode({ ...f, tid: `${f.tid}-X`, passenger: 'Li Wei' }));
-    const tfv = world.authority.sign(f); // a signature over another face: the format check comes first
+    const bad = tlv(T.TICKET_FACE, new RecordCodec<TicketFace>('raw face', protocol.ticketFace).encode({ ...f, card: credentials.serial.slice(), tid: `${f.tid}-X`, passenger: 'Li Wei' }));
+    const tfv = world.authority.sign(f, credentials); // a signature over another face: the format check comes first
     const sealed = seal(getSuite('rsa'), world.keys.cardTrust.encryptionKey(credentials), credentials.serial, encodeLoadPayload(bad, tfv.verificationCodeEncoded));
     const before = hex(card.image);
     const err = await issuing.load(sealed).catch((e) => e);

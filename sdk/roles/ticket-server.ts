@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFileDurably } from '../durable-file.js';
 import { InvalidInputError } from '../errors.js';
 import { formatServiceDate, parseServiceDate } from '../fields.js';
-import { encodeTicketFace, type TicketFace } from '../ticket.js';
+import { encodeTicketFace, FACE_VERSION, type TicketFace } from '../ticket.js';
 
 /** Remembers issued TIDs so that none is issued twice. */
 export interface TidLedger {
@@ -58,7 +58,7 @@ export class FileLedger implements TidLedger {
 }
 
 /** What a sales channel asks for; the server fills in TID, issue time and default validity. */
-export type TicketRequest = Omit<TicketFace, 'version' | 'operator' | 'tid' | 'issuedAt' | 'validFrom' | 'validUntil' | 'serviceDate'> & {
+export type TicketRequest = Omit<TicketFace, 'version' | 'operator' | 'tid' | 'issuedAt' | 'validFrom' | 'validUntil' | 'serviceDate' | 'card'> & {
   tid?: string;
   serviceDate: number | string;
   validFrom?: number;
@@ -87,7 +87,8 @@ export class TicketServer {
     const { tid: _t, serviceDate: _d, ...rest } = request;
     const face: TicketFace = {
       ...rest,
-      version: 1,
+      // Version 2: the authority binds it to the card it signs for (AuthenticationServer.sign).
+      version: FACE_VERSION.CARD_BOUND,
       operator: this.operator,
       tid,
       serviceDate,

@@ -28,7 +28,7 @@ function writeHex(file: string, fields: Record<string, Uint8Array>): void {
 }
 
 // ---- RSA suite (profile-rsa.json) ----
-const rsaKeys = ['authority', 'authority-other', 'terminal-enc', 'terminal-sig', 'terminal-other-enc', 'terminal-other-sig', 'ca'] as const;
+const rsaKeys = ['authority', 'authority-other', 'terminal-enc', 'terminal-sig', 'terminal-other-enc', 'terminal-other-sig', 'ca', 'signing-1', 'signing-2'] as const;
 for (const k of rsaKeys) {
   const file = `${k}.test-only.key.pem`;
   if (existsSync(`${dir}${file}`)) continue;
@@ -55,7 +55,8 @@ if (!existsSync(`${dir}${KGC_FILE}`)) {
 }
 const { loadKgc } = await import('../testkeys.js');
 const kgc = loadKgc(KGC_FILE, dir);
-for (const name of ['authority', 'authority-other']) writeHex(`sm9-${name}.test-only.key`, { identity: new TextEncoder().encode(`eticket:test:${name}`), 'signing-key': kgc.extractSigningKey(`eticket:test:${name}`) });
+// signing-1 / signing-2: keys an authority certifies (A4) for the rotation vectors.
+for (const name of ['authority', 'authority-other', 'signing-1', 'signing-2']) writeHex(`sm9-${name}.test-only.key`, { identity: new TextEncoder().encode(`eticket:test:${name}`), 'signing-key': kgc.extractSigningKey(`eticket:test:${name}`) });
 for (const name of ['terminal', 'terminal-other', 'terminal-unknown']) {
   const id = `eticket:test:${name}`;
   writeHex(`sm9-${name}.test-only.key`, { identity: new TextEncoder().encode(id), 'encryption-key': kgc.extractEncryptionKey(id), 'signing-key': kgc.extractSigningKey(id) });

@@ -3,8 +3,9 @@
 
 import { expect } from 'vitest';
 import { World, suiteWorldBuilders } from '../../testing/world.js';
-import { CardStatusError } from '../../sdk/errors.js';
-import { SW } from '../../sdk/spec.js';
+import { CardStatusError, TicketNotFoundError } from '../../sdk/errors.js';
+import { encodeCommand } from '../../sdk/apdu.js';
+import { AID, SW } from '../../sdk/spec.js';
 import type { SuiteName } from '../../sdk/spec.js';
 import type { EticketCard } from '../../card/applet.js';
 import type { CheckingTerminal, Receipt } from '../../host/checking.js';
@@ -80,4 +81,30 @@ export async function walkUsageStates(gate: CheckingTerminal, tid: string, eachR
   }
   const final = await gate.verifyTicket({ tid });
   expect(final.usage).toMatchObject({ entries: 1, temporaryExits: 1, state: USAGE_STATE.EXITED, flags: 3, lastGate: 'G01', lastStation: 'BJS', counter: 6 });
+}
+
+/**
+ * SELECT, then EXTERNAL AUTHENTICATE with the world's authority over raw APDUs: afterwards the card answers GET
+ * DATA of its identifying objects (until the next SELECT or reset).
+ */
+export function authenticateRaw(card: EticketCard, w: World): void {
+  const select = new Uint8Array([0x00, 0xa4, 0x04, 0x0c, AID.length, ...AID]);
+  card.transmit(select);
+  const r = card.transmit(new Uint8Array([0x00, 0x84, 0x00, 0x00, 0x08]));
+  expect((r[8] << 8) | r[9]).toBe(SW.SUCCESS);
+  const data = w.authority.authorizeIssuer(r.subarray(0, 8));
+  const ea = card.transmit(encodeCommand({ cla: 0x80, ins: 0x82, p1: 0, p2: 0, data }));
+  expect((ea[0] << 8) | ea[1], 'EXTERNAL AUTHENTICATE').toBe(SW.SUCCESS);
+}
+
+/** Expect `promise` to fail because the card's view shows no such ticket (`not_found`) or a void one, image unchanged. */
+export async function expectAbsent(card: EticketCard, promise: Promise<unknown>, status: 'not_found' | 'void'): Promise<void> {
+  const before = card.image.slice();
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error, `expected the view to say ${status}`).toBeInstanceOf(TicketNotFoundError);
+  expect((error as TicketNotFoundError).status).toBe(status);
+  expect(Buffer.from(card.image).equals(Buffer.from(before)), 'card image must be byte-identical').toBe(true);
 }
