@@ -35,12 +35,20 @@ export function registerInit(program: Command): void {
     .option('--force', 'replace the keys of an existing working directory (cards personalised with them stop working)')
     .option('--add-master-key', 'give an existing working directory (made before gate mode sym) its checking master key; nothing else changes')
     .option('--migrate', 'give an existing working directory its store: create it (or connect --database) and import ledger.json; keys are kept')
+    .option('--add-holder-key', 'give an existing working directory (made before real-name tickets) its holder master key; nothing else changes')
     .addHelpText(
       'after',
       '\nThe passphrase that encrypts the private keys comes from $ETICKET_PASSPHRASE, or a prompt on a terminal.\nWith --add-master-key it must be the working directory\'s passphrase; only cards personalised afterwards\nget the diversified key that gate mode sym needs.\n\nExample:\n  $ export ETICKET_PASSPHRASE=...\n  $ eticket init --dir ./office --operator CR\n  $ eticket init --dir ./old-office --add-master-key',
     )
-    .action(async (opts: { operator: string; suite: SuiteName; caName?: string; force?: boolean; addMasterKey?: boolean; migrate?: boolean }, cmd: Command) => {
+    .action(async (opts: { operator: string; suite: SuiteName; caName?: string; force?: boolean; addMasterKey?: boolean; migrate?: boolean; addHolderKey?: boolean }, cmd: Command) => {
       const dir = workDirPath(cmd);
+      if (opts.addHolderKey) {
+        if (opts.force || opts.addMasterKey || opts.migrate) throw new UsageError('--add-holder-key keeps the existing keys; give it alone');
+        const w = await workDir(cmd);
+        const id = w.addHolderKey(await passphrase());
+        emit(cmd, { ok: true, dir: w.dir, holderMasterKey: id }, `holder master key ${id} added to ${w.dir} (keys/holder-master-${id}): real-name tickets can be issued now`);
+        return;
+      }
       if (opts.migrate) {
         if (opts.force || opts.addMasterKey) throw new UsageError('--migrate keeps the existing keys; give it alone');
         const w = await workDir(cmd);

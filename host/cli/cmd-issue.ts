@@ -2,7 +2,7 @@
 // `eticket load` (first ciphertexts sealed earlier with `issue --out`, loaded onto a card later).
 
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { existsSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { fromHex, hex } from '../../sdk/bytes.js';
@@ -11,7 +11,8 @@ import type { TicketRequest } from '../../sdk/roles/ticket-server.js';
 import type { CardCredentials } from '../../sdk/roles/trust.js';
 import { SW } from '../../sdk/spec.js';
 import type { FciInfo, IssuingTerminal } from '../issuing.js';
-import { batchFormat, parseBatch, toRequest, type BatchItem } from './batch.js';
+import { batchFormat, holderOf, parseBatch, toRequest, HOLDER_FIELDS, type BatchItem } from './batch.js';
+import type { HolderRecord } from '../../sdk/holder.js';
 import { addCardOptions, cardHint, emit, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
 import type { Backoffice } from '../../backoffice/service.js';
 import type { OpenedBackoffice } from './store.js';
@@ -56,6 +57,24 @@ export function addTicketFlags(cmd: Command, hidden: string[] = []): Command {
     cmd.option(flags, desc);
   }
   return cmd;
+}
+
+/** Real-name flags: the holder record goes to the back office, encrypted; the card gets 95/96 only. */
+export function addHolderFlags(cmd: Command): Command {
+  return cmd
+    .option('--holder-name <name>', 'real-name ticket: holder\'s name (kept encrypted by the back office, never on the card)')
+    .option('--holder-document-type <type>', 'real-name ticket: ID document type, e.g. id-card, passport')
+    .option('--holder-document-number <number>', 'real-name ticket: ID document number')
+    .option('--holder-photo <file>', 'real-name ticket: holder\'s photo, JPEG or PNG, at most 32 KiB');
+}
+
+/** The holder from --holder-* flags, or undefined when none is given. */
+export function holderFromFlags(opts: { holderName?: string; holderDocumentType?: string; holderDocumentNumber?: string; holderPhoto?: string }): HolderRecord | undefined {
+  try {
+    return holderOf({ holderName: opts.holderName, holderDocumentType: opts.holderDocumentType, holderDocumentNumber: opts.holderDocumentNumber, holderPhoto: opts.holderPhoto });
+  } catch (e) {
+    throw new UsageError(`--holder-*: ${(e as Error).message}`);
+  }
 }
 
 export function ticketFlagValues(opts: Record<string, unknown>): Record<string, unknown> {
@@ -142,14 +161,16 @@ export function lineFingerprint(serial: string, line: number, request: TicketReq
  * anything reaches the card), then LOAD, then "loaded" in the store. A re-run, also after a crash or kill -9,
  * finds the line's ticket in the store and loads the same sealed ticket: nothing is issued twice.
  */
-async function issueOne(run: IssueRun, request: TicketRequest, line?: number): Promise<IssueResult & { sealed?: Uint8Array }> {
+async function issueOne(run: IssueRun, request: TicketRequest, line?: number, holder?: HolderRecord): Promise<IssueResult & { sealed?: Uint8Array }> {
   const serial = hex(run.creds.serial);
+  // The fingerprint never covers the holder (a hash of a name and an ID number is guessable): the back office
+  // checks that a re-run names the same holder instead.
   const requestKey = line !== undefined && request.tid === undefined ? lineFingerprint(serial, line, request) : undefined;
   let tid = request.tid;
   let sealed: Uint8Array;
   const { NotFoundError, StoreConflictError } = await import('../../backoffice/store/store.js');
   try {
-    const o = await run.bo.issue({ request, card: run.creds, requestKey, sellerId: run.sellerId });
+    const o = await run.bo.issue({ request, card: run.creds, requestKey, sellerId: run.sellerId, holder });
     tid = o.ticket.tid;
     sealed = o.ticket.sealed;
   } catch (e) {
@@ -215,12 +236,16 @@ export function registerIssue(program: Command): void {
     .option('--seller <id>', 'record the tickets and bills as sold by this registered seller (default: the operator)');
   addCardOptions(issue);
   addTicketFlags(issue);
+  addHolderFlags(issue);
   issue.addHelpText(
     'after',
     `
 Batch columns / JSON keys: ${TICKET_FIELDS.join(', ')}. serviceDate is YYYY-MM-DD, times ISO 8601
 or epoch seconds. A bad line is reported with its number and the rest go on (exit status 4). Re-running
 a batch onto the same card is safe: tickets already there are reported "already on card".
+Real-name tickets: columns ${HOLDER_FIELDS.join(', ')} (photo: a file next to the batch), or
+--holder-* for one ticket. The holder is kept encrypted by the back office and never written to the card,
+the output or any log (docs/realname.md); such a line has no passenger.
 
 Examples:
   $ eticket issue --card card.img --service-date 2026-11-22 --train G1 --origin BJS --destination SHH --seat 12A
@@ -229,7 +254,9 @@ Examples:
   );
   issue.action(async (opts: CardOptions & Record<string, unknown> & { from?: string; format?: string; out?: string; credentials?: string; seller?: string }, cmd: Command) => {
     const flags = ticketFlagValues(opts);
-    if (opts.from && Object.keys(flags).length) throw new UsageError(`give ticket fields as flags or in --from ${opts.from}, not both`);
+    const holder = holderFromFlags(opts as Parameters<typeof holderFromFlags>[0]);
+    if (opts.from && (Object.keys(flags).length || holder)) throw new UsageError(`give ticket fields as flags or in --from ${opts.from}, not both`);
+    if (holder && flags.passenger !== undefined) throw new UsageError('a real-name ticket (--holder-*) carries no --passenger');
     if (!opts.from && !flags.serviceDate) throw new UsageError('nothing to issue: give --from <file>, or at least --service-date for one ticket');
     if (opts.credentials && !opts.out) throw new UsageError('--credentials is for sealing to a file: add --out <file>');
     if (opts.credentials && (opts.card || opts.reader)) throw new UsageError('give --credentials or a card (--card / --reader), not both');
@@ -238,9 +265,9 @@ Examples:
     if (opts.from) {
       if (opts.from !== '-' && !existsSync(opts.from)) throw new UsageError(`batch file ${opts.from} does not exist`);
       const text = readFileSync(opts.from === '-' ? 0 : opts.from, 'utf8');
-      items = parseBatch(text, batchFormat(opts.from === '-' ? 'stdin' : opts.from, opts.format ?? (opts.from === '-' ? 'jsonl' : undefined)));
+      items = parseBatch(text, batchFormat(opts.from === '-' ? 'stdin' : opts.from, opts.format ?? (opts.from === '-' ? 'jsonl' : undefined)), opts.from === '-' ? '.' : dirname(resolve(opts.from)));
     } else {
-      items = [{ line: undefined as unknown as number, request: toRequest(flags) }];
+      items = [{ line: undefined as unknown as number, request: toRequest(flags), ...(holder ? { holder } : {}) }];
     }
     const batch = Boolean(opts.from);
     const w = await workDir(cmd);
@@ -274,7 +301,7 @@ Examples:
       const results: IssueResult[] = [];
       for (const it of items) {
         const line = batch ? it.line : undefined;
-        const r = 'error' in it ? { line, status: 'failed' as const, error: it.error } : await issueOne(run, it.request, line);
+        const r = 'error' in it ? { line, status: 'failed' as const, error: it.error } : await issueOne(run, it.request, line, it.holder);
         if (r.sealed && opts.out) {
           if (opts.out.endsWith('.bin')) writeFileSync(opts.out, r.sealed);
           else appendFileSync(opts.out, JSON.stringify({ line, tid: r.tid, card: hex(creds.serial), sealed: hex(r.sealed) }) + '\n');
