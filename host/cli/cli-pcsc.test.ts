@@ -49,7 +49,8 @@ describe.skipIf(!stack.ok)('eticket CLI over PC/SC (vpcd)', () => {
       expect(gate.stdout).toMatch(/^PASS P1/);
       expect(gate.code).toBe(0);
 
-      const apdu = await cli(env, 'apdu', '--reader', VPCD_READER_1, '--select', '80CA00D800');
+      // D1 (the suite) is open to any reader under protocol v2; D8 and the other identifying objects need EXTERNAL AUTHENTICATE (6982).
+      const apdu = await cli(env, 'apdu', '--reader', VPCD_READER_1, '--select', '80CA00D100');
       expect(apdu.code).toBe(0);
       expect(apdu.stdout).toMatch(/GET DATA[\s\S]*9000 {2}SUCCESS/);
     } finally {
