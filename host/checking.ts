@@ -392,6 +392,28 @@ export class CheckingTerminal {
    * Never throws for anything a card or a reader does (a refusal, a malformed answer, bounds or deadline
    * exceeded, the card pulled): that is a REJECT with its reason (gate.ts rejectFor).
    */
+  /**
+   * Gate mode pki: another ticket for the tap's date (and train, and this station as origin or destination, as VERIFY
+   * matches) that `decide` would let through, verified afresh by its TID; undefined when there is none or the card
+   * cannot list them. Gate mode sym cannot list a card's tickets (READ is pki): there the first ticket decides.
+   */
+  private async passableAlternative(direction: Direction, date: number, train: string | undefined, shown: TicketView, now: number, audit: boolean): Promise<TicketView | undefined> {
+    if (this.mode !== 'pki') return undefined;
+    const station = this.config.station;
+    try {
+      for (const t of await this.readTickets({ date, train })) {
+        if (t.face.serviceDate !== date || t.face.tid === shown.face.tid) continue;
+        if (station !== undefined && t.face.origin !== station && t.face.destination !== station) continue;
+        if (!decide(t.face, t.usage, { direction, station, now }).pass) continue;
+        return await this.verifyTicket({ tid: t.face.tid }, { verificationCode: audit });
+      }
+    } catch (e) {
+      // The first ticket's decision stands; rejectFor rethrows what is not the card's doing.
+      rejectFor(e);
+    }
+    return undefined;
+  }
+
   async passGate(direction: Direction, options: { date?: number; train?: string; auditVerificationCode?: boolean } = {}): Promise<{ decision: GateDecision; ticket?: TicketView; receipt?: Receipt }> {
     const now = this.clock();
     const d = new Date(now * 1000);
@@ -403,8 +425,16 @@ export class CheckingTerminal {
     } catch (e) {
       return { decision: rejectFor(e) };
     }
-    const decision = decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
-    if (!decision.pass) return { decision, ticket };
+    let decision = decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
+    if (!decision.pass) {
+      // The card shows the first ticket in travel order; a second ticket for the same service may be the one that can
+      // pass (the first already used): look for it before refusing.
+      const other = await this.passableAlternative(direction, date, options.train, ticket, now, options.auditVerificationCode ?? false);
+      if (!other) return { decision, ticket };
+      ticket = other;
+      decision = decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
+      if (!decision.pass) return { decision, ticket };
+    }
     try {
       const receipt = await this.recordUsage(ticket, direction === 'entry' ? 'ENTRY' : 'EXIT');
       return { decision, ticket, receipt };

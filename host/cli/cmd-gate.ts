@@ -50,6 +50,9 @@ export function registerGate(program: Command): void {
     };
     const explicit = (name: string) => cmd.getOptionValueSource(name) === 'cli';
     let config: CheckingTerminalConfig;
+    // The service date a tap looks for is the operator's day, not UTC's (a UTC+8 gate at 07:30 is on today's date).
+    const { timeZoneOf, serviceDateAt } = await import('./timezone.js');
+    let tz: string;
     if (opts.config) {
       const { loadGateConfig } = await import('../gate-config.js');
       config = loadGateConfig(opts.config, {
@@ -59,8 +62,11 @@ export function registerGate(program: Command): void {
         station: explicit('station') ? opts.station : undefined,
         clock: clockOf(opts.time),
       });
+      tz = timeZoneOf(cmd);
     } else {
-      config = terminalConfig(await workDir(cmd), await passphrase(), opts);
+      const w = await workDir(cmd);
+      config = terminalConfig(w, await passphrase(), opts);
+      tz = timeZoneOf(cmd, w.config.timeZone);
     }
     // A configuration the gate cannot work with (e.g. a gate id longer than the protocol carries) fails here, not per tap.
     checkTerminalConfig(config);
@@ -74,7 +80,7 @@ export function registerGate(program: Command): void {
       const terminal = new CheckingTerminal(session, config);
       const t0 = performance.now();
       try {
-        const { decision, ticket, receipt } = await terminal.passGate(direction, { train: opts.train, auditVerificationCode: opts.audit });
+        const { decision, ticket, receipt } = await terminal.passGate(direction, { date: serviceDateAt(clock(), tz), train: opts.train, auditVerificationCode: opts.audit });
         const ms = Math.round(performance.now() - t0);
         const time = new Date(clock() * 1000).toISOString();
         // The receipt (and in sym mode its transaction) is what a gate log keeps for the back office.

@@ -41,7 +41,7 @@ const TICKET_FLAGS: [string, string][] = [
   ['--fare <minor>', 'fare in minor units (cents, fen)'],
   ['--currency <code>', 'ISO 4217 currency'],
   ['--passenger <name>', 'passenger name'],
-  ['--valid-from <time>', 'start of validity, ISO 8601 or epoch seconds (default: service day 00:00 UTC)'],
+  ['--valid-from <time>', "start of validity, ISO 8601 or epoch seconds (default: service day 00:00 in the operator's time zone, --tz)"],
   ['--valid-until <time>', 'end of validity (default: service day + 28 h)'],
   ['--kind <kind>', 'rail, metro, bus, event (or 1-4)'],
   ['--flags <bits>', 'bit 0 transferable, bit 1 return, bit 2 concession'],
@@ -243,6 +243,18 @@ Examples:
     }
     const batch = Boolean(opts.from);
     const w = await workDir(cmd);
+    // Default validity starts at the service day's midnight in the operator's time zone.
+    const [{ timeZoneOf, withLocalValidity }, { parseServiceDate }] = await Promise.all([import('./timezone.js'), import('../../sdk/fields.js')]);
+    const tz = timeZoneOf(cmd, w.config.timeZone);
+    items = items.map((it) => {
+      if ('error' in it) return it;
+      try {
+        return { ...it, request: withLocalValidity(it.request, tz, parseServiceDate) };
+      } catch (e) {
+        if (e instanceof InvalidInputError) return { line: it.line, error: e.message };
+        throw e;
+      }
+    });
     const pass = await passphrase();
     w.loadAuthoritySigner(pass); // a wrong passphrase stops here, before the store or the card is touched
     if (opts.out?.endsWith('.bin') && items.length !== 1) throw new UsageError('a .bin output holds one ticket; use a .jsonl name for a batch');

@@ -239,7 +239,9 @@ export function registerTickets(program: Command): void {
       await withCard(cmd, opts, async ({ session }) => {
         const t = await checkingTerminal(session, config);
         const old = await t.verifyTicket({ tid: opts.tid });
-        const request = replacement(old.face, changes, opts.newTid);
+        const [{ timeZoneOf, withLocalValidity }, { parseServiceDate }] = await Promise.all([import('./timezone.js'), import('../../sdk/fields.js')]);
+        // A new service date's validity starts at its midnight in the operator's time zone.
+        const request = changes.serviceDate === undefined ? replacement(old.face, changes, opts.newTid) : withLocalValidity(replacement(old.face, changes, opts.newTid), timeZoneOf(cmd, w.config.timeZone), parseServiceDate);
         const receipt = await t.deleteTicket(old);
         // The deletion receipt is in the store before the replacement is issued: it is what allows re-issuing.
         await bo.recordReceipt({ encoded: receipt.encoded, transaction: receipt.sym }, `cli:${opts.gateId}`);

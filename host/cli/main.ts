@@ -40,6 +40,7 @@ export function buildProgram(): Command {
     .option('--record <file>', 'record every APDU exchanged with the card to <file> (apdu4j dump; see `eticket trace`)')
     .option('--database <url>', 'back-office store on a PostgreSQL server (postgres://…; default $ETICKET_DATABASE_URL, else the embedded store in the working directory)')
     .option('--wait <seconds>', 'how long to wait when another eticket process holds the embedded store (default 30)')
+    .option('--tz <zone>', "operator time zone for service dates (IANA name, e.g. Asia/Shanghai; default $ETICKET_TZ, else the working directory's, else UTC)")
     .option('--debug', 'print stack traces on errors')
     .configureHelp({ showGlobalOptions: true })
     .exitOverride()
