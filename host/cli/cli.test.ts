@@ -210,14 +210,16 @@ describe('batch issuance', () => {
     expect(r.json()[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/already issued to card/) });
   });
 
-  it('a full card: NOT_ENOUGH_MEMORY per ticket, the batch goes on, exit 4', async () => {
+  it('a full card: NOT_ENOUGH_MEMORY once, the rest of the batch not attempted, exit 4', async () => {
     writeFileSync(join(dir, 'full.csv'), ['serviceDate,train', ...Array.from({ length: 5 }, (_, i) => `${DATE},F${i}`)].join('\n') + '\n');
     const r = await cli(env, '--json', 'issue', '--card', 'small.img', '--from', 'full.csv');
     expect(r.code).toBe(4);
     const rows = r.json().filter((x) => !x.summary);
     expect(rows).toHaveLength(5);
     expect(rows[0]).toMatchObject({ status: 'loaded' });
-    expect(rows.at(-1)).toMatchObject({ status: 'failed', sw: '6A84', error: expect.stringMatching(/NOT_ENOUGH_MEMORY.*card is full/) });
+    const full = rows.findIndex((x) => x.status === 'failed');
+    expect(rows[full]).toMatchObject({ sw: '6A84', error: expect.stringMatching(/NOT_ENOUGH_MEMORY.*card is full/) });
+    for (const x of rows.slice(full + 1)) expect(x).toMatchObject({ status: 'not_attempted', error: expect.stringMatching(/card is full/) });
     const one = await cli(env, 'issue', '--card', 'small.img', '--service-date', DATE, '--train', 'X');
     expect(one.code).toBe(2);
     expect(one.stderr).toMatch(/card is full/);

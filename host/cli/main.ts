@@ -97,7 +97,9 @@ export async function main(argv = process.argv): Promise<void> {
     process.exitCode = await exitCodeFor(e);
     // The command has reported its results (a batch's failures, a gate's REJECT); only the status is left.
     if (e instanceof ExitStatus) return;
-    console.error(`eticket: ${errorLine(e)}`);
+    // Under --json a script gets the error as JSON too (on stderr: stdout carries only results).
+    if (program.opts().json) console.error(JSON.stringify({ ok: false, error: errorLine(e), exitCode: process.exitCode, kind: e instanceof Error ? e.constructor.name : typeof e }));
+    else console.error(`eticket: ${errorLine(e)}`);
     if (argv.includes('--debug')) console.error((e as Error)?.stack);
   }
 }
