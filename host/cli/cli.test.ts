@@ -476,8 +476,10 @@ describe('SM9 suite (identity-based keys)', () => {
       const out = await cli(e, '--json', 'gate', '--mode', 'sym', '--card', 'c.img', '--station', 'B', '--direction', 'exit', ...AT('10:00:00'));
       expect(out.code).toBe(0);
       expect(out.json()[0]).toMatchObject({ pass: true, mode: 'sym', transaction: { operator: 'MT' } });
-      // an RSA card cannot be personalised by an SM9 back office
-      expect((await cli(e, 'card', 'create', 'r.img')).code).toBe(0);
+      // card create in an SM9 working directory makes an SM9 card; an RSA one cannot be personalised by an SM9 back office
+      const made = await cli(e, '--json', 'card', 'create', 'd.img');
+      expect(made.json()[0]).toMatchObject({ ok: true, suite: 'sm9' });
+      expect((await cli(e, 'card', 'create', 'r.img', '--suite', 'rsa')).code).toBe(0);
       const wrong = await cli(e, 'card', 'personalize', '--card', 'r.img');
       expect(wrong.code).not.toBe(0);
       expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
