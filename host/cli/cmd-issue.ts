@@ -68,7 +68,8 @@ class Progress {
   private readonly on: boolean;
   private done = 0;
   constructor(private readonly total: number, enabled: boolean) {
-    this.on = enabled && process.stderr.isTTY === true && total > 1;
+    // A streamed batch has no total up front (0): the count alone is drawn.
+    this.on = enabled && process.stderr.isTTY === true && total !== 1;
   }
   print(line: string): void {
     if (this.on) process.stderr.write('\r\x1b[K');
@@ -81,6 +82,10 @@ class Progress {
   }
   private draw(): void {
     if (!this.on) return;
+    if (this.total === 0) {
+      process.stderr.write(`\r${this.done} row(s) done`);
+      return;
+    }
     const width = 30;
     const filled = Math.round((this.done / this.total) * width);
     process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.done}/${this.total}`);
@@ -223,7 +228,7 @@ function finish(cmd: Command, results: IssueResult[], batch: boolean, interrupte
     const more = [summary.issuedToOtherCard && `${summary.issuedToOtherCard} on another card`, summary.notAttempted && `${summary.notAttempted} not attempted`, summary.interrupted && `${summary.interrupted} interrupted`].filter(Boolean);
     emit(cmd, summary, `${summary.total} ticket(s): ${summary.loaded} loaded, ${summary.alreadyOnCard} already on card, ${summary.sealed} sealed, ${failed} failed${more.length ? `, ${more.join(', ')}` : ''}`);
     if (interrupted) throw new ExitStatus(EXIT.TRANSPORT);
-    if (summary.remaining.length) throw new ExitStatus(EXIT.PARTIAL);
+    if (failed || summary.notAttempted || summary.interrupted) throw new ExitStatus(EXIT.PARTIAL);
   } else if (failed) {
     throw new ExitStatus(results[0].sw ? EXIT.CARD_REFUSED : EXIT.USAGE);
   }
@@ -322,7 +327,7 @@ Examples:
       const run: IssueRun = { bo: office.bo, creds, issuing: opts.out ? undefined : issuing, out: opts.out, sellerId: opts.seller };
       if (opts.out && !opts.out.endsWith('.bin')) writeFileSync(opts.out, '');
       const json = globals(cmd).json;
-      const progress = new Progress(0, !json);
+      const progress = new Progress(batch ? 0 : 1, !json);
       const results: IssueResult[] = [];
       // The same tid on two rows of one file: the first row wins, a later one with other content is refused.
       const tids = new Map<string, { line: number; content: string }>();
@@ -339,8 +344,9 @@ Examples:
       for (; !next.done; next = await nextRow(rows)) {
         const it = local(next.value);
         const line = batch ? it.line : undefined;
-        if ('error' in it && it.error === READ_FAILED) {
-          stop ??= 'the batch input could not be read further';
+        if ('error' in it && it.error.startsWith(READ_FAILED)) {
+          // The input itself failed mid-way: what was read is reported, the rest is unknown.
+          report({ status: 'failed', error: `the batch input could not be read after line ${results.at(-1)?.line ?? 0}: ${it.error.slice(READ_FAILED.length)}` });
           break;
         }
         if (stop) {
@@ -398,7 +404,7 @@ async function nextRow(rows: AsyncGenerator<BatchItem>): Promise<IteratorResult<
   try {
     return await rows.next();
   } catch (e) {
-    if (e instanceof InvalidInputError || (e as NodeJS.ErrnoException)?.code) return { done: false, value: { line: 0, error: READ_FAILED } };
+    if (e instanceof InvalidInputError || (e as NodeJS.ErrnoException)?.code) return { done: false, value: { line: 0, error: READ_FAILED + errorLine(e) } };
     throw e;
   }
 }
