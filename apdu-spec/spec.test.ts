@@ -78,7 +78,7 @@ describe('apdu-spec', () => {
   it('the ticket face and usage record types name exactly the spec fields', () => {
     const face: Required<TicketFace> = {
       version: 1, operator: '', tid: '', serviceDate: 0, train: '', origin: '', destination: '', departure: 0, coach: '', seat: '',
-      travelClass: '', fare: 0, currency: '', validFrom: 0, validUntil: 0, passenger: '', issuedAt: 0, flags: 0, kind: 0, maxEntries: 0, card: new Uint8Array(8),
+      travelClass: '', fare: 0, currency: '', validFrom: 0, validUntil: 0, passenger: '', issuedAt: 0, flags: 0, kind: 0, maxEntries: 0, pricing: 0, card: new Uint8Array(8),
     };
     expect(Object.keys(face).sort()).toEqual(protocol.ticketFace.map((f) => f.name).sort());
     const usage: UsageRecord = newUsageRecord();

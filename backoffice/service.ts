@@ -14,8 +14,11 @@ import { TicketServer, type TicketRequest } from '../sdk/roles/ticket-server.js'
 import type { CardCredentials, CardTrust } from '../sdk/roles/trust.js';
 import type { OperatorMasterKey } from '../sdk/roles/sym-receipts.js';
 import type { SuiteName } from '../sdk/spec.js';
-import { decodeTicketFace, type TicketFace } from '../sdk/ticket.js';
+import { decodeTicketFace, PRICING, TICKET_KIND, type TicketFace } from '../sdk/ticket.js';
 import { checkReceipt, type CheckedReceipt, type ReceiptEvidence } from './arbitration.js';
+import { DenylistPublisher } from './denylist.js';
+import { JournalIngest } from './journal.js';
+import { TripMatcher } from './trips.js';
 import type { Queryable } from './store/database.js';
 import { NotFoundError, StoreConflictError, type AuthorityKeyRecord, type BillRecord, type SeatTaken, type Store, type TicketRecord } from './store/store.js';
 
@@ -119,6 +122,24 @@ export class Backoffice {
 
   get operator(): string {
     return this.keys.operator;
+  }
+
+  private ingestor?: JournalIngest;
+  private publisher?: DenylistPublisher;
+
+  /** Gate journal ingest (docs/gates.md): verifies and stores uploaded batches exactly once per (gate, seq). */
+  get journal(): JournalIngest {
+    return (this.ingestor ??= new JournalIngest(this.store, { cardTrust: this.cardTrust, masterKeys: this.keys.masterKeys() }));
+  }
+
+  /** Signed denylist documents for gates (signed with the current signing key, like bills). */
+  get denylist(): DenylistPublisher {
+    return (this.publisher ??= new DenylistPublisher(this.store, this.operator, () => this.currentSigner(), this.clock));
+  }
+
+  /** The trip matcher; `nowMs` is its clock (a simulation runs its own). */
+  matcher(nowMs?: () => number): TripMatcher {
+    return new TripMatcher(this.store, this.operator, nowMs);
   }
 
   /** Record the root key in the key history (first open of a store, or an old working directory). */
@@ -292,6 +313,22 @@ export class Backoffice {
     const rec: BillRecord = { billId: bill.billId, operator: t.operator, tid: t.tid, kind, sellerId, cardSerial: t.cardSerial, price: bill.price, currency: bill.currency, soldAt: new Date(time * 1000), keyId: record.keyId, document };
     await this.store.insertBill(rec, q);
     return rec;
+  }
+
+  /**
+   * Sell a metro pass (kind metro, priced per trip): no origin or destination, valid at any station from the
+   * first day for `days` days. Sold at price 0: each trip is priced by the fare table and charged to the seller.
+   */
+  async issuePass(input: { card: CardCredentials; sellerId?: string; requestKey?: string; firstDay: number; days: number; maxEntries?: number; passenger?: string }): Promise<IssueOutcome> {
+    if (!Number.isInteger(input.days) || input.days < 1 || input.days > 366) throw new InvalidInputError('a pass is valid 1..366 days');
+    const from = Date.parse(`${formatServiceDate(input.firstDay)}T00:00:00Z`) / 1000;
+    const currency = (await this.store.db.query<{ currency: string }>('SELECT currency FROM fare_tables WHERE operator = $1 ORDER BY table_id DESC LIMIT 1', [this.operator])).rows[0]?.currency ?? 'XXX';
+    return this.issue({
+      request: { serviceDate: input.firstDay, kind: TICKET_KIND.METRO, pricing: PRICING.PER_TRIP, maxEntries: input.maxEntries ?? 255, validFrom: from, validUntil: from + input.days * 86400 - 1, fare: 0, currency, ...(input.passenger ? { passenger: input.passenger } : {}) },
+      card: input.card,
+      sellerId: input.sellerId,
+      requestKey: input.requestKey,
+    });
   }
 
   /** The card took the ticket (LOAD answered, or ALREADY_EXISTS on a re-run). */

@@ -2,6 +2,7 @@
 // a child process) versus the same card in process; the harness in bench/ decides when to run them and how to print.
 
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -107,8 +108,44 @@ export interface GateBenchResult {
   /** APDUs and bytes (both directions) per gate transaction, from the PC/SC session's counters. */
   apdusPerGate: number;
   bytesPerGate: number;
-  /** One short APDU (SELECT of an absent AID, 6A82) on the same card. */
-  roundTrip: { inProcess: Latency; pcsc: Latency };
+  /**
+   * One short APDU (SELECT of an absent AID, 6A82) on the same card: in process; through PcscTransport (its
+   * PC/SC agent process, then pcscd); and through npm pcsclite loaded in this process (what PcscTransport did
+   * before the agent, and still the floor): `pcsc - pcscDirect` is what the agent's IPC hop costs.
+   */
+  roundTrip: { inProcess: Latency; pcsc: Latency; pcscDirect: Latency };
+}
+
+/** The binding in this process, on a shared connection to `reader`: the bench's yardstick, not for the SDK. */
+async function directPcsc(reader: string): Promise<{ transmit(c: Uint8Array): Promise<Uint8Array>; close(): Promise<void> }> {
+  type Reader = import('node:events').EventEmitter & {
+    name: string;
+    connect(o: { share_mode: number; protocol: number }, cb: (e: unknown, p: number) => void): void;
+    transmit(d: Buffer, n: number, p: number, cb: (e: unknown, r: Buffer) => void): void;
+    disconnect(d: number, cb: (e: unknown) => void): void;
+    close(): void;
+  };
+  const context = (createRequire(import.meta.url)('pcsclite') as () => import('node:events').EventEmitter & { close(): void })();
+  context.on('error', () => undefined);
+  const found = await new Promise<Reader>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`pcsclite did not report "${reader}"`)), 5000);
+    context.on('reader', (r: Reader) => {
+      r.on('error', () => undefined);
+      if (r.name === reader) {
+        clearTimeout(timer);
+        resolve(r);
+      }
+    });
+  });
+  const protocol = await new Promise<number>((resolve, reject) => found.connect({ share_mode: 2, protocol: 3 }, (e, p) => (e ? reject(e) : resolve(p))));
+  return {
+    transmit: (c) => new Promise((resolve, reject) => found.transmit(Buffer.from(c), 258, protocol, (e, r) => (e ? reject(e) : resolve(new Uint8Array(r))))),
+    close: async () => {
+      await new Promise<void>((resolve) => found.disconnect(0, () => resolve()));
+      found.close();
+      context.close();
+    },
+  };
 }
 
 // The card counts entries in one byte: rotate to a fresh ticket well before a multi-entry ticket runs out.
@@ -172,15 +209,23 @@ export async function benchGateOverPcsc(options: GateBenchOptions = {}): Promise
     const after = overPcsc.session.stats;
 
     const t = pcscTransport;
+    const direct = await directPcsc(reader);
     const rtIn: number[] = [];
     const rtOver: number[] = [];
-    for (let i = 0; i < warmup; i++) {
-      localCard.transmit(ABSENT_AID_SELECT);
-      await t.transmit(ABSENT_AID_SELECT);
-    }
-    for (let i = 0; i < roundTrips; i++) {
-      rtIn.push(...(await timeCalls(1, () => localCard.transmit(ABSENT_AID_SELECT))));
-      rtOver.push(...(await timeCalls(1, () => t.transmit(ABSENT_AID_SELECT))));
+    const rtDirect: number[] = [];
+    try {
+      for (let i = 0; i < warmup; i++) {
+        localCard.transmit(ABSENT_AID_SELECT);
+        await t.transmit(ABSENT_AID_SELECT);
+        await direct.transmit(ABSENT_AID_SELECT);
+      }
+      for (let i = 0; i < roundTrips; i++) {
+        rtIn.push(...(await timeCalls(1, () => localCard.transmit(ABSENT_AID_SELECT))));
+        rtOver.push(...(await timeCalls(1, () => t.transmit(ABSENT_AID_SELECT))));
+        rtDirect.push(...(await timeCalls(1, () => direct.transmit(ABSENT_AID_SELECT))));
+      }
+    } finally {
+      await direct.close();
     }
 
     return {
@@ -194,7 +239,7 @@ export async function benchGateOverPcsc(options: GateBenchOptions = {}): Promise
       // Ticket rotations (untimed) add a few APDUs to these counters; with the defaults there are none.
       apdusPerGate: (after.apdus - before.apdus) / iterations,
       bytesPerGate: (after.bytesOut + after.bytesIn - before.bytesOut - before.bytesIn) / iterations,
-      roundTrip: { inProcess: latency(rtIn), pcsc: latency(rtOver) },
+      roundTrip: { inProcess: latency(rtIn), pcsc: latency(rtOver), pcscDirect: latency(rtDirect) },
     };
   } finally {
     await pcscTransport?.disconnect().catch(() => undefined);

@@ -35,5 +35,11 @@ describe('npm run bench', () => {
     expect(doc.farm.length).toBeGreaterThan(0);
     expect(doc.pcsc.skipped).toContain('ETICKET_PCSC=0');
     expect(doc.goals.symTapJcop4At424.target).toBe('≤ 100 ms');
+    // The metro simulation ran (10 s in --quick): taps went end to end and every injected anomaly was found.
+    expect(doc.simulation.skipped).toBeUndefined();
+    expect(doc.simulation.endToEndPerS).toBeGreaterThan(0);
+    expect(doc.simulation.injected).toBeGreaterThan(0);
+    expect(doc.simulation.missed).toBe(0);
+    expect(doc.simulation.falsePositives).toBe(0);
   }, 570_000);
 });

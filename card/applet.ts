@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { ApduFormatError, encodeResponse, parseCommand, type CommandApdu } from '../sdk/apdu.js';
 import { concat } from '../sdk/bytes.js';
-import { ATR, commandForIns, LIFECYCLE, LIMITS, protocol, SUITE, SW } from '../sdk/spec.js';
+import { ATR, commandForIns, LIFECYCLE, LIMITS, protocol, SUITE, SW, type CommandDef } from '../sdk/spec.js';
 import { TlvError } from '../sdk/tlv.js';
 import type { Icc } from '../sdk/icc.js';
 import { CardRefusal, type CardContext, type VolatileState } from './commands/context.js';
@@ -13,7 +13,7 @@ import { CardRefusal, type CardContext, type VolatileState } from './commands/co
 export { CardRefusal, type ShownView, type SymSession, type VolatileState } from './commands/context.js';
 import { HANDLERS } from './commands/table.js';
 import { FaultInjector, FileBackend, MemoryBackend, NvmStore, NvmWriteError, PowerCutError, type NvmBackend } from './nvm.js';
-import { decodeState, encodeState, type CardState } from './state.js';
+import { adoptUsagePatch, decodeState, encodeState, planUsagePatch, rebaseState, type CardState } from './state.js';
 
 /** How a card is manufactured: NVM capacity, serial, crypto suite. */
 export interface CreateCardOptions {
@@ -36,9 +36,9 @@ export class EticketCard implements Icc {
   /** All a command handler sees of the card (card/commands/context.ts). */
   private readonly context: CardContext;
 
-  private constructor(store: NvmStore) {
+  private constructor(store: NvmStore, state?: CardState) {
     this.store = store;
-    this.state = decodeState(store.current);
+    this.state = state ?? decodeState(store.current);
     const card = this;
     this.context = {
       get state() {
@@ -89,6 +89,22 @@ export class EticketCard implements Icc {
     return EticketCard.create(new MemoryBackend(), options);
   }
 
+  /**
+   * A second card in RAM in exactly this card's condition: the same NVM image and the same volatile state
+   * (selection, challenge, shown view, sym session, pending chain or response). For fuzzing and tests (a mutant
+   * is sent to a fork in the state that accepts the original); a real card cannot be copied.
+   */
+  fork(): EticketCard {
+    const backend = new MemoryBackend();
+    backend.write('image', 0, this.store.current);
+    // The fork decodes its own state: decoded states are views of the image they came from (card/state.ts).
+    const copy = new EticketCard(new NvmStore(backend));
+    Object.assign(copy.ram, structuredClone(this.ram));
+    copy.pending = this.pending ? { data: this.pending.data.slice(), offset: this.pending.offset } : null;
+    copy.chain = this.chain ? { ...this.chain, parts: this.chain.parts.map((p) => p.slice()) } : null;
+    return copy;
+  }
+
   /** The card's decoded persistent state (keys, tickets, tombstones): for tests and tools, never sent to a terminal. */
   get persistent(): CardState {
     return this.state;
@@ -99,7 +115,10 @@ export class EticketCard implements Icc {
     return this.store.current.length;
   }
 
-  /** The committed NVM image (tests compare it byte for byte). */
+  /**
+   * The committed NVM image (tests compare it byte for byte). On a memory backend this is the card's one buffer,
+   * which later commands change in place: copy it (`slice()`) to keep a snapshot.
+   */
   get image(): Uint8Array {
     return this.store.current;
   }
@@ -114,11 +133,22 @@ export class EticketCard implements Icc {
     this.store.faults = f;
   }
 
-  /** Commit a new persistent state atomically, or refuse with NOT_ENOUGH_MEMORY if it does not fit. */
+  /**
+   * Commit a new persistent state atomically, or refuse with NOT_ENOUGH_MEMORY if it does not fit. A usage update
+   * of the same length rewrites its A3 and the checksum in place; anything else re-encodes the image, whose parts
+   * the state then points into (one buffer per card).
+   */
   private commit(next: CardState): void {
-    const image = encodeState(next);
-    if (image.length > next.capacity) throw new CardRefusal(SW.NOT_ENOUGH_MEMORY, 'NVM full');
-    this.store.commit(image);
+    const patch = planUsagePatch(this.state, next, this.store.current);
+    if (patch) {
+      this.store.patch(patch);
+      adoptUsagePatch(this.state, next);
+    } else {
+      const image = encodeState(next);
+      if (image.length > next.capacity) throw new CardRefusal(SW.NOT_ENOUGH_MEMORY, 'NVM full');
+      this.store.commit(image);
+      rebaseState(next, this.store.current);
+    }
     this.state = next;
     this.committed = true;
   }
@@ -193,7 +223,8 @@ export class EticketCard implements Icc {
     if (def.name === 'GET RESPONSE') return this.getResponse(apdu);
     this.pending = null;
 
-    if (!def.p1.includes(hex2(apdu.p1)) || !def.p2.includes(hex2(apdu.p2))) {
+    const rules = dispatchRules(def);
+    if (!rules.p1.has(apdu.p1) || !rules.p2.has(apdu.p2)) {
       this.chain = null;
       return this.fail(SW.INCORRECT_P1P2);
     }
@@ -225,9 +256,8 @@ export class EticketCard implements Icc {
     }
 
     // The command's ISO case: whether it takes command data (3, 4) and whether Le is meaningful (2, 4).
-    const takesData = /3|4/.test(def.case);
-    if (takesData !== data.length > 0) return this.fail(SW.WRONG_LENGTH);
-    if (def.case === '1' && apdu.ne !== undefined) return this.fail(SW.WRONG_LENGTH);
+    if (rules.takesData !== data.length > 0) return this.fail(SW.WRONG_LENGTH);
+    if (rules.case1 && apdu.ne !== undefined) return this.fail(SW.WRONG_LENGTH);
 
     if (def.requiresSelection && !this.ram.selected) return this.fail(SW.COMMAND_NOT_ALLOWED);
     if (def.lifecycle === 'PERSONALIZING' && this.state.lifecycle !== LIFECYCLE.PERSONALIZING) return this.fail(SW.CONDITIONS_NOT_SATISFIED);
@@ -238,7 +268,7 @@ export class EticketCard implements Icc {
     let result: Uint8Array;
     this.committed = false;
     try {
-      result = handler(this.context, { ...apdu, data });
+      result = handler(this.context, data === apdu.data ? apdu : { ...apdu, data });
     } catch (e) {
       if (e instanceof CardRefusal) return this.fail(e.sw);
       if (e instanceof TlvError) return this.fail(SW.INCORRECT_DATA);
@@ -302,8 +332,24 @@ function remainingByte(n: number): number {
   return n >= 256 ? 0 : n;
 }
 
-function hex2(n: number): string {
-  return n.toString(16).toUpperCase().padStart(2, '0');
+/** What dispatch checks of a command's definition, as numbers: read once per definition, not per APDU. */
+interface DispatchRules {
+  p1: Set<number>;
+  p2: Set<number>;
+  /** ISO case 3 or 4: the command takes data. */
+  takesData: boolean;
+  case1: boolean;
+}
+
+const rulesByDef = new WeakMap<CommandDef, DispatchRules>();
+
+function dispatchRules(def: CommandDef): DispatchRules {
+  let r = rulesByDef.get(def);
+  if (!r) {
+    r = { p1: new Set(def.p1.map((h) => parseInt(h, 16))), p2: new Set(def.p2.map((h) => parseInt(h, 16))), takesData: /3|4/.test(def.case), case1: def.case === '1' };
+    rulesByDef.set(def, r);
+  }
+  return r;
 }
 
 /** Factory for out-of-process runners (vpcd child): open the card image at `path`. */

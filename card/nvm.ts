@@ -3,10 +3,11 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
-import { concat, equal, readUint, u32 } from '../sdk/bytes.js';
+import { equal, readUint } from '../sdk/bytes.js';
 import { writeFileDurably } from '../sdk/durable-file.js';
 import { EticketError } from '../sdk/errors.js';
 import { FileLock } from '../sdk/file-lock.js';
+import { PRIVATE_FILE_MODE, tightenMode } from '../sdk/files.js';
 
 /** Thrown at the injected write point: the process "lost power". Reopen the card from its backend. */
 export class PowerCutError extends EticketError {}
@@ -31,6 +32,11 @@ export interface NvmBackend {
   truncate(region: Region, length: number): void;
   /** Delete the region (no error when it does not exist). */
   remove(region: Region): void;
+  /**
+   * The region's bytes themselves, without a copy (memory backends): later writes change them in place, as on a
+   * chip, until a write past the end or a truncate replaces them. Backends without it are read (copied) instead.
+   */
+  map?(region: Region): Uint8Array | null;
 }
 
 export class MemoryBackend implements NvmBackend {
@@ -42,11 +48,20 @@ export class MemoryBackend implements NvmBackend {
     return r ? r.slice() : null;
   }
 
+  /** The region itself, not a copy: the store works on it in place (NvmBackend.map). */
+  map(region: Region): Uint8Array | null {
+    return this.regions[region];
+  }
+
   write(region: Region, offset: number, bytes: Uint8Array): void {
-    const cur = this.regions[region] ?? new Uint8Array(0);
-    const next = cur.length >= offset + bytes.length ? cur : concat(cur, new Uint8Array(offset + bytes.length - cur.length));
-    next.set(bytes, offset);
-    this.regions[region] = next;
+    let cur = this.regions[region];
+    if (!cur || cur.length < offset + bytes.length) {
+      const grown = new Uint8Array(offset + bytes.length);
+      if (cur) grown.set(cur);
+      cur = grown;
+    }
+    cur.set(bytes, offset);
+    this.regions[region] = cur;
   }
 
   truncate(region: Region, length: number): void {
@@ -65,9 +80,10 @@ export class MemoryBackend implements NvmBackend {
 }
 
 /**
- * A card image file `path` with its journal beside it (`path.journal`). With `lock`, the image is held
- * exclusively (`path.lock`, sdk/file-lock) until close() or the process exits: a second process opening it
- * gets LockHeldError naming the holder, before it reads or writes anything.
+ * A card image file `path` with its journal beside it (`path.journal`). Both hold the card's private keys
+ * in clear: created 0600, and an existing one other users can read is tightened (or refused, InsecurePermissionsError).
+ * With `lock`, the image is held exclusively (`path.lock`, sdk/file-lock) until close() or the process exits:
+ * a second process opening it gets LockHeldError naming the holder, before it reads or writes anything.
  */
 export class FileBackend implements NvmBackend {
   readonly description: string;
@@ -76,6 +92,13 @@ export class FileBackend implements NvmBackend {
   constructor(readonly path: string, private readonly durable = true, options: { lock?: boolean } = {}) {
     this.description = path;
     if (options.lock) this.lock = FileLock.tryAcquire(`${path}.lock`, `card image ${path}`);
+    try {
+      tightenMode(path);
+      tightenMode(`${path}.journal`);
+    } catch (error) {
+      this.lock?.release(); // refused: nobody will close() this backend
+      throw error;
+    }
   }
 
   /** Release the image lock (if any); the backend must not be used afterwards. */
@@ -94,7 +117,7 @@ export class FileBackend implements NvmBackend {
   }
 
   write(region: Region, offset: number, bytes: Uint8Array): void {
-    const fd = openSync(this.file(region), existsSync(this.file(region)) ? 'r+' : 'w+');
+    const fd = openSync(this.file(region), existsSync(this.file(region)) ? 'r+' : 'w+', PRIVATE_FILE_MODE);
     try {
       writeSync(fd, bytes, 0, bytes.length, offset);
       if (this.durable) fsyncSync(fd);
@@ -120,7 +143,7 @@ export class FileBackend implements NvmBackend {
 
   /** Create the image in one step (a new card): a durable write-then-rename. */
   static createImage(path: string, image: Uint8Array): void {
-    writeFileDurably(path, image);
+    writeFileDurably(path, image, { mode: PRIVATE_FILE_MODE });
   }
 }
 
@@ -162,7 +185,8 @@ export class NvmStore {
       }
       backend.remove('journal');
     }
-    const image = backend.read('image');
+    // A memory backend's image is used where it lies: the card then holds one copy of it, not two.
+    const image = backend.map ? backend.map('image') : backend.read('image');
     if (!image) throw new NvmCorruptError(`no card image at ${backend.description}`);
     return image;
   }
@@ -177,7 +201,10 @@ export class NvmStore {
     return this.backend.description;
   }
 
-  /** Make `next` the image, atomically. Throws PowerCutError at an injected cut (the store is then dead). */
+  /**
+   * Make `next` the image, atomically: the pages that differ are journalled, then written. Throws PowerCutError at
+   * an injected cut (the store is then dead). `next` becomes the store's (do not change it afterwards).
+   */
   commit(next: Uint8Array): void {
     if (this.dead) throw new PowerCutError('card has no power (reopen it)');
     const writes: { offset: number; bytes: Uint8Array }[] = [];
@@ -187,14 +214,33 @@ export class NvmStore {
       if (!equal(page, old)) writes.push({ offset: off, bytes: page });
     }
     if (writes.length === 0 && next.length === this.image.length) return;
-    const journal = encodeJournal(next.length, writes);
+    this.apply(next.length, writes);
+    this.image = this.backend.map ? this.backend.map('image')! : next;
+  }
+
+  /**
+   * Change the image in place at a few ranges (same length), atomically: only these bytes are journalled and
+   * written, under the same journal protocol and write points as commit. The caller knows which bytes changed.
+   */
+  patch(writes: { offset: number; bytes: Uint8Array }[]): void {
+    if (this.dead) throw new PowerCutError('card has no power (reopen it)');
+    for (const w of writes) {
+      if (w.offset + w.bytes.length > this.image.length) throw new RangeError('patch past the end of the image');
+    }
+    this.apply(this.image.length, writes);
+    if (this.backend.map) this.image = this.backend.map('image')!;
+    else for (const w of writes) this.image.set(w.bytes, w.offset);
+  }
+
+  /** The journal protocol: journal, writes, truncate, journal removal; each a write point. */
+  private apply(length: number, writes: { offset: number; bytes: Uint8Array }[]): void {
+    const journal = encodeJournal(length, writes);
     this.physical(() => this.backend.write('journal', 0, journal), () => this.backend.write('journal', 0, journal.subarray(0, journal.length >> 1)));
     for (const w of writes) {
       this.physical(() => this.backend.write('image', w.offset, w.bytes), () => this.backend.write('image', w.offset, w.bytes.subarray(0, w.bytes.length >> 1)));
     }
-    if (next.length < this.image.length) this.physical(() => this.backend.truncate('image', next.length), () => undefined);
+    if (length < this.image.length) this.physical(() => this.backend.truncate('image', length), () => undefined);
     this.physical(() => this.backend.remove('journal'), () => undefined);
-    this.image = next.slice();
   }
 
   private physical(op: () => void, torn: () => void): void {
@@ -221,10 +267,23 @@ export class NvmStore {
 }
 
 function encodeJournal(length: number, writes: { offset: number; bytes: Uint8Array }[]): Uint8Array {
-  const parts: Uint8Array[] = [JOURNAL_MAGIC, u32(length), u32(writes.length)];
-  for (const w of writes) parts.push(u32(w.offset), u32(w.bytes.length), w.bytes);
-  const body = concat(...parts);
-  return concat(body, new Uint8Array(createHash('sha256').update(body).digest()));
+  // Sized once: magic, length, count, (offset, size, bytes) per write, then SHA-256 of all that.
+  let n = 12;
+  for (const w of writes) n += 8 + w.bytes.length;
+  const j = new Uint8Array(n + 32);
+  const dv = new DataView(j.buffer);
+  j.set(JOURNAL_MAGIC, 0);
+  dv.setUint32(4, length);
+  dv.setUint32(8, writes.length);
+  let o = 12;
+  for (const w of writes) {
+    dv.setUint32(o, w.offset);
+    dv.setUint32(o + 4, w.bytes.length);
+    j.set(w.bytes, o + 8);
+    o += 8 + w.bytes.length;
+  }
+  j.set(createHash('sha256').update(j.subarray(0, n)).digest(), n);
+  return j;
 }
 
 function parseJournal(j: Uint8Array): { length: number; writes: { offset: number; bytes: Uint8Array }[] } | null {

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { concat, equal, fromUtf8, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
 import { LIMITS } from '../sdk/spec.js';
 import { decodeTicketFace, decodeUsageRecordContent, encodeUsageRecord, type UsageRecord } from '../sdk/ticket.js';
-import { TlvMap, template, tlv } from '../sdk/tlv.js';
+import { decodeOne, TlvMap, template, tlv, type Tlv } from '../sdk/tlv.js';
 import { NvmCorruptError } from './nvm.js';
 
 export interface KeyEntry {
@@ -39,6 +39,8 @@ export interface TicketRecord {
   destination: string;
   departure: number;
   issuedAt: number;
+  /** End of validity (from the face): how long a pass matches VERIFY by date. */
+  validUntil: number;
   maxEntries: number;
   /** Encoded A1 (TF_A) and A2 (TF_V), exactly as signed and loaded. */
   face: Uint8Array;
@@ -81,6 +83,8 @@ export interface CardState {
 }
 
 const MAGIC = utf8('ETKTCARD');
+/** Magic, version, body length, SHA-256 of header and body. */
+const IMAGE_OVERHEAD = MAGIC.length + 1 + 4 + 32;
 const IMAGE_VERSION = 1;
 const TOMBSTONE_BYTES = 16;
 
@@ -92,13 +96,25 @@ export function tidDigest(tid: string): Uint8Array {
   return new Uint8Array(createHash('sha256').update(utf8(tid)).digest().subarray(0, 4));
 }
 
-// Record encodings are cached: a WRITE USAGE re-encodes one record, not the whole card.
+// Encodings are cached by the objects they encode, as views of the card image they were read from or written to:
+// a command that changes one record re-encodes that record, and the parts it left alone cost a copy, not an encoding.
 const recordCache = new WeakMap<TicketRecord, Uint8Array>();
+const usageCache = new WeakMap<UsageRecord, Uint8Array>();
+
+/** A3 of a usage record, encoded once per record object (VERIFY's view, the image and the receipt all need it). */
+export function encodedUsage(u: UsageRecord): Uint8Array {
+  let e = usageCache.get(u);
+  if (!e) {
+    e = encodeUsageRecord(u);
+    usageCache.set(u, e);
+  }
+  return e;
+}
 
 function encodeRecord(r: TicketRecord): Uint8Array {
   let e = recordCache.get(r);
   if (!e) {
-    e = template(0xe7, tlv(0xc8, u16(r.seq)), r.face, r.tfv, encodeUsageRecord(r.usage));
+    e = template(0xe7, tlv(0xc8, u16(r.seq)), r.face, r.tfv, encodedUsage(r.usage));
     recordCache.set(r, e);
   }
   return e;
@@ -119,6 +135,10 @@ function cached(key: object, encode: () => Uint8Array): Uint8Array {
 
 function encodeKeyEntries(tag: number, keys: KeyEntry[]): Uint8Array {
   return cached(keys, () => concat(...keys.map((k) => template(tag, tlv(0xc1, k.id), ...k.scopes.map((s) => tlv(0xc9, utf8(s))), tlv(0xd0, k.key)))));
+}
+
+function encodeSymKeys(keys: SymKeyEntry[]): Uint8Array {
+  return cached(keys, () => concat(...keys.map((k) => template(0xe5, tlv(0xc1, k.id), tlv(0xc9, utf8(k.operator)), tlv(0xd0, k.key), k.privacyKey ? tlv(0xc2, k.privacyKey) : undefined))));
 }
 
 function encodePair(tag: number, p?: CardKeyPair): Uint8Array | undefined {
@@ -146,92 +166,285 @@ function encodeTombstoneArea(s: CardState): Uint8Array {
   return template(0xe6, tlv(0x80, u32(s.tombstoneFloor)), tlv(0x81, u16(s.tombstones.length)), tlv(0x82, area));
 }
 
-export function encodeState(s: CardState): Uint8Array {
-  const body = concat(
+const NOTHING = new Uint8Array(0);
+
+/** The parts of the image body, in image order. */
+function bodyParts(s: CardState): Uint8Array[] {
+  return [
     tlv(0xc6, s.serial),
     tlv(0xd1, new Uint8Array([s.suite])),
     tlv(0xd7, new Uint8Array([s.lifecycle])),
     tlv(0xd8, u32(s.capacity)),
     tlv(0xc8, u16(s.nextSeq)),
-    encodePair(0xe1, s.encKey) ?? new Uint8Array(0),
-    encodePair(0xe2, s.signKey) ?? new Uint8Array(0),
-    s.encCert ? cached(s.encCert, () => tlv(0xd5, s.encCert!)) : new Uint8Array(0),
-    s.signCert ? cached(s.signCert, () => tlv(0xd6, s.signCert!)) : new Uint8Array(0),
-    s.identity !== undefined ? tlv(0xdb, utf8(s.identity)) : new Uint8Array(0),
+    encodePair(0xe1, s.encKey) ?? NOTHING,
+    encodePair(0xe2, s.signKey) ?? NOTHING,
+    s.encCert ? cached(s.encCert, () => tlv(0xd5, s.encCert!)) : NOTHING,
+    s.signCert ? cached(s.signCert, () => tlv(0xd6, s.signCert!)) : NOTHING,
+    s.identity !== undefined ? tlv(0xdb, utf8(s.identity)) : NOTHING,
     encodeKeyEntries(0xe3, s.authorityKeys),
     encodeKeyEntries(0xe4, s.terminalKeys),
-    cached(s.symKeys, () => concat(...s.symKeys.map((k) => template(0xe5, tlv(0xc1, k.id), tlv(0xc9, utf8(k.operator)), tlv(0xd0, k.key), k.privacyKey ? tlv(0xc2, k.privacyKey) : undefined)))),
+    encodeSymKeys(s.symKeys),
     tlv(0xce, u32(s.cardTime)),
     encodeTombstones(s),
     ...s.tickets.map(encodeRecord),
-  );
-  const header = concat(MAGIC, new Uint8Array([IMAGE_VERSION]), u32(body.length));
-  const digest = new Uint8Array(createHash('sha256').update(header).update(body).digest());
-  return concat(header, digest, body);
+  ];
 }
 
-const IMAGE_OVERHEAD = MAGIC.length + 1 + 4 + 32;
+/** The whole image: header, SHA-256 over header and body, body; sized once, written once. */
+export function encodeState(s: CardState): Uint8Array {
+  const parts = bodyParts(s);
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const image = new Uint8Array(IMAGE_OVERHEAD + n);
+  image.set(MAGIC, 0);
+  image[8] = IMAGE_VERSION;
+  image.set(u32(n), 9);
+  let o = IMAGE_OVERHEAD;
+  for (const p of parts) {
+    image.set(p, o);
+    o += p.length;
+  }
+  image.set(createHash('sha256').update(image.subarray(0, 13)).update(image.subarray(IMAGE_OVERHEAD)).digest(), 13);
+  return image;
+}
 
+
+/** One TLV of the image with where it lies: `value` is a view of the image, `start`/`end` bound the whole TLV. */
+interface Item extends Tlv {
+  start: number;
+  end: number;
+}
+
+/** The TLVs between `start` and `end` of `image`, as views (strict: decodeOne's checks). */
+function itemsOf(image: Uint8Array, start: number, end: number): Item[] {
+  const area = image.subarray(start, end);
+  const out: Item[] = [];
+  for (let o = 0; o < area.length; ) {
+    const { tlv: t, next } = decodeOne(area, o);
+    out.push({ tag: t.tag, value: t.value, start: start + o, end: start + next });
+    o = next;
+  }
+  return out;
+}
+
+/** The items of a constructed item's value. */
+function childrenOf(image: Uint8Array, item: Item): Item[] {
+  return itemsOf(image, item.end - item.value.length, item.end);
+}
+
+/** Where a ticket record and its usage record (A3) lie in an image: what a same-length usage update rewrites. */
+interface RecordPlace {
+  image: Uint8Array;
+  usageStart: number;
+  usageEnd: number;
+}
+
+const recordPlaces = new WeakMap<TicketRecord, RecordPlace>();
+
+/** The top-level items of an image, checked (magic, version, length, checksum). */
+function bodyItems(image: Uint8Array): Item[] {
+  if (image.length < IMAGE_OVERHEAD || !equal(image.subarray(0, 8), MAGIC)) throw new Error('not an eticket card image');
+  if (image[8] !== IMAGE_VERSION) throw new Error(`image version ${image[8]} not supported`);
+  const len = readUint(image.subarray(9, 13));
+  if (image.length !== IMAGE_OVERHEAD + len) throw new Error('image length does not match its header');
+  const digest = createHash('sha256').update(image.subarray(0, 13)).update(image.subarray(IMAGE_OVERHEAD)).digest();
+  if (!equal(digest, image.subarray(13, 45))) throw new Error('image checksum mismatch');
+  return itemsOf(image, IMAGE_OVERHEAD, image.length);
+}
+
+/** Every item with `tag`, and the span from the first one's start to the last one's end (they are contiguous). */
+function run(items: Item[], tag: number): { list: Item[]; span?: [number, number] } {
+  const list = items.filter((i) => i.tag === tag);
+  return { list, span: list.length ? [list[0].start, list[list.length - 1].end] : undefined };
+}
+
+/**
+ * The card state an image holds. Byte fields (serial, keys, certificates, faces, TF_V, tombstones) are views of
+ * `image`, not copies, and the encodings of its parts are cached as views too: a card in memory is its image plus
+ * the small objects that index it. The applet never changes bytes under a view (see rebaseState / planUsagePatch).
+ */
 export function decodeState(image: Uint8Array): CardState {
   try {
-    if (image.length < IMAGE_OVERHEAD || !equal(image.subarray(0, 8), MAGIC)) throw new Error('not an eticket card image');
-    if (image[8] !== IMAGE_VERSION) throw new Error(`image version ${image[8]} not supported`);
-    const len = readUint(image.subarray(9, 13));
-    if (image.length !== IMAGE_OVERHEAD + len) throw new Error('image length does not match its header');
-    const body = image.subarray(IMAGE_OVERHEAD);
-    const digest = new Uint8Array(createHash('sha256').update(image.subarray(0, 13)).update(body).digest());
-    if (!equal(digest, image.subarray(13, 45))) throw new Error('image checksum mismatch');
-    const m = TlvMap.parse(body, { repeatable: [0xe3, 0xe4, 0xe5, 0xe7] });
+    const items = bodyItems(image);
+    const m = new TlvMap(items, { repeatable: [0xe3, 0xe4, 0xe5, 0xe7] });
     const pair = (tag: number): CardKeyPair | undefined => {
-      const v = m.get(tag);
-      if (!v) return undefined;
-      const p = TlvMap.parse(v);
-      return { privateKey: p.require(0x80).slice(), publicKey: p.require(0x81).slice() };
+      const item = items.find((i) => i.tag === tag);
+      if (!item) return undefined;
+      const p = TlvMap.parse(item.value);
+      const kp = { privateKey: p.require(0x80), publicKey: p.require(0x81) };
+      partCache.set(kp, image.subarray(item.start, item.end));
+      return kp;
     };
-    const keys = (tag: number): KeyEntry[] =>
-      m.all(tag).map((v) => {
-        const k = TlvMap.parse(v, { repeatable: [0xc9] });
-        return { id: k.bytes(0xc1, 8, 8).slice(), scopes: k.all(0xc9).map(fromUtf8), key: k.require(0xd0).slice() };
+    const keys = (tag: number): KeyEntry[] => {
+      const { list, span } = run(items, tag);
+      const out = list.map((i) => {
+        const k = TlvMap.parse(i.value, { repeatable: [0xc9] });
+        return { id: k.bytes(0xc1, 8, 8), scopes: k.all(0xc9).map(fromUtf8), key: k.require(0xd0) };
       });
-    const tomb = TlvMap.parse(m.require(0xe6));
+      if (span) partCache.set(out, image.subarray(span[0], span[1]));
+      return out;
+    };
+    const sym = run(items, 0xe5);
+    const symKeys: SymKeyEntry[] = sym.list.map((i) => {
+      const k = TlvMap.parse(i.value);
+      return { id: k.bytes(0xc1, 8, 8), operator: fromUtf8(k.require(0xc9)), key: k.bytes(0xd0, 16, 16), ...(k.has(0xc2) ? { privacyKey: k.bytes(0xc2, 16, 16) } : {}) };
+    });
+    if (sym.span) partCache.set(symKeys, image.subarray(sym.span[0], sym.span[1]));
+    const tombItem = items.find((i) => i.tag === 0xe6);
+    if (!tombItem) throw new Error('missing tag (E6)');
+    const tomb = TlvMap.parse(tombItem.value);
     const area = tomb.require(0x82);
     const count = readUint(tomb.require(0x81));
     const tombstones: Tombstone[] = [];
     for (let i = 0; i < count; i++) {
       tombstones.push({
-        ticketDigest: area.slice(i * 16, i * 16 + 8),
-        tidDigest: area.slice(i * 16 + 8, i * 16 + 12),
+        ticketDigest: area.subarray(i * 16, i * 16 + 8),
+        tidDigest: area.subarray(i * 16 + 8, i * 16 + 12),
         issuedAt: readUint(area.subarray(i * 16 + 12, i * 16 + 16)),
       });
     }
-    const tickets = m.all(0xe7).map((v) => decodeRecord(v));
+    const tombstoneFloor = readUint(tomb.require(0x80));
+    tombstoneCache.set(tombstones, { floor: tombstoneFloor, encoded: image.subarray(tombItem.start, tombItem.end) });
+    const tickets = items.filter((i) => i.tag === 0xe7).map((i) => decodeRecord(image, i));
+    const cert = (tag: number) => {
+      const item = items.find((i) => i.tag === tag);
+      if (item) partCache.set(item.value, image.subarray(item.start, item.end));
+      return item?.value;
+    };
     return {
-      serial: m.bytes(0xc6, 8, 8).slice(),
+      serial: m.bytes(0xc6, 8, 8),
       suite: m.require(0xd1)[0],
       lifecycle: m.require(0xd7)[0],
       capacity: readUint(m.require(0xd8)),
       nextSeq: readUint(m.require(0xc8)),
       encKey: pair(0xe1),
       signKey: pair(0xe2),
-      encCert: m.get(0xd5)?.slice(),
-      signCert: m.get(0xd6)?.slice(),
+      encCert: cert(0xd5),
+      signCert: cert(0xd6),
       identity: m.has(0xdb) ? fromUtf8(m.require(0xdb)) : undefined,
       authorityKeys: keys(0xe3),
       terminalKeys: keys(0xe4),
-      symKeys: m.all(0xe5).map((v) => {
-        const k = TlvMap.parse(v);
-        return { id: k.bytes(0xc1, 8, 8).slice(), operator: fromUtf8(k.require(0xc9)), key: k.bytes(0xd0, 16, 16).slice(), ...(k.has(0xc2) ? { privacyKey: k.bytes(0xc2, 16, 16).slice() } : {}) };
-      }),
+      symKeys,
       tombstones,
-      tombstoneFloor: readUint(tomb.require(0x80)),
+      tombstoneFloor,
       tickets,
       // Images written before protocol version 2 carry no card time: every ticket they hold or deleted was accepted.
-      cardTime: m.has(0xce) ? readUint(m.require(0xce)) : Math.max(0, readUint(tomb.require(0x80)), ...tickets.map((t) => t.issuedAt), ...tombstones.map((t) => t.issuedAt)),
+      cardTime: m.has(0xce) ? readUint(m.require(0xce)) : Math.max(0, tombstoneFloor, ...tickets.map((t) => t.issuedAt), ...tombstones.map((t) => t.issuedAt)),
     };
   } catch (e) {
     throw new NvmCorruptError(`card image is corrupt: ${(e as Error).message}`, { cause: e });
   }
 }
+
+/**
+ * After a whole-image commit: move the byte fields of `s` (which `image` encodes, exactly) onto `image`, in place,
+ * and cache its parts' encodings as views of it. Values do not change, only where they live: so the card holds one
+ * buffer, and what is cached by these objects (loaded private keys, encodings) stays valid.
+ */
+export function rebaseState(s: CardState, image: Uint8Array): void {
+  const items = itemsOf(image, IMAGE_OVERHEAD, image.length);
+  const one = (tag: number) => items.find((i) => i.tag === tag);
+  const view = (i: Item) => image.subarray(i.start, i.end);
+  s.serial = one(0xc6)!.value;
+  for (const [tag, p] of [[0xe1, s.encKey], [0xe2, s.signKey]] as const) {
+    const item = one(tag);
+    if (!p || !item) continue;
+    const [priv, pub] = childrenOf(image, item);
+    p.privateKey = priv.value;
+    p.publicKey = pub.value;
+    partCache.set(p, view(item));
+  }
+  const d5 = one(0xd5);
+  if (d5 && s.encCert) partCache.set((s.encCert = d5.value), view(d5));
+  const d6 = one(0xd6);
+  if (d6 && s.signCert) partCache.set((s.signCert = d6.value), view(d6));
+  for (const [tag, list] of [[0xe3, s.authorityKeys], [0xe4, s.terminalKeys]] as const) {
+    const { list: found, span } = run(items, tag);
+    found.forEach((item, i) => {
+      for (const c of childrenOf(image, item)) {
+        if (c.tag === 0xc1) list[i].id = c.value;
+        else if (c.tag === 0xd0) list[i].key = c.value;
+      }
+    });
+    if (span) partCache.set(list, image.subarray(span[0], span[1]));
+  }
+  const sym = run(items, 0xe5);
+  sym.list.forEach((item, i) => {
+    for (const c of childrenOf(image, item)) {
+      if (c.tag === 0xc1) s.symKeys[i].id = c.value;
+      else if (c.tag === 0xd0) s.symKeys[i].key = c.value;
+      else if (c.tag === 0xc2) s.symKeys[i].privacyKey = c.value;
+    }
+  });
+  if (sym.span) partCache.set(s.symKeys, image.subarray(sym.span[0], sym.span[1]));
+  const e6 = one(0xe6)!;
+  const area = childrenOf(image, e6).find((c) => c.tag === 0x82)!.value;
+  s.tombstones.forEach((t, i) => {
+    t.ticketDigest = area.subarray(i * 16, i * 16 + 8);
+    t.tidDigest = area.subarray(i * 16 + 8, i * 16 + 12);
+  });
+  tombstoneCache.set(s.tombstones, { floor: s.tombstoneFloor, encoded: view(e6) });
+  const records = items.filter((i) => i.tag === 0xe7);
+  s.tickets.forEach((r, i) => {
+    const item = records[i];
+    for (const c of childrenOf(image, item)) {
+      if (c.tag === 0xa1) r.face = view(c);
+      else if (c.tag === 0xa2) r.tfv = view(c);
+      else if (c.tag === 0xa3) recordPlaces.set(r, { image, usageStart: c.start, usageEnd: c.end });
+    }
+    recordCache.set(r, view(item));
+  });
+}
+
+/**
+ * The writes that take `image` (which encodes `prev`) to the image of `next` when `next` differs from `prev` only
+ * in usage records (A3) that encode to the same length, which is what WRITE USAGE does at one station: the new A3
+ * in place and the new checksum. Null when the change is anything else (the whole image is then re-encoded).
+ */
+export function planUsagePatch(prev: CardState, next: CardState, image: Uint8Array): { offset: number; bytes: Uint8Array }[] | null {
+  for (const k of STATE_KEYS) if (k !== 'tickets' && prev[k] !== next[k]) return null;
+  if (prev.tickets.length !== next.tickets.length) return null;
+  const patches: { offset: number; bytes: Uint8Array }[] = [];
+  for (let i = 0; i < next.tickets.length; i++) {
+    const a = prev.tickets[i];
+    const b = next.tickets[i];
+    if (a === b) continue;
+    const place = recordPlaces.get(a);
+    if (!place || place.image !== image) return null;
+    for (const k of RECORD_KEYS) if (k !== 'usage' && a[k] !== b[k]) return null;
+    const usage = encodedUsage(b.usage);
+    if (usage.length !== place.usageEnd - place.usageStart) return null;
+    patches.push({ offset: place.usageStart, bytes: usage });
+  }
+  // The checksum of the image as it will be: header, then the body with the new A3s in place.
+  const h = createHash('sha256').update(image.subarray(0, 13));
+  let o = IMAGE_OVERHEAD;
+  for (const p of patches) {
+    h.update(image.subarray(o, p.offset)).update(p.bytes);
+    o = p.offset + p.bytes.length;
+  }
+  h.update(image.subarray(o));
+  return [{ offset: 13, bytes: new Uint8Array(h.digest()) }, ...patches];
+}
+
+/** After planUsagePatch's writes landed: the new records lie where the old ones did, with their new A3. */
+export function adoptUsagePatch(prev: CardState, next: CardState): void {
+  for (let i = 0; i < next.tickets.length; i++) {
+    const a = prev.tickets[i];
+    const b = next.tickets[i];
+    if (a === b) continue;
+    const place = recordPlaces.get(a)!;
+    const encoded = recordCache.get(a);
+    // The old record's cached encoding is a view of bytes that now hold the new A3: it re-encodes if ever needed.
+    recordCache.delete(a);
+    recordPlaces.delete(a);
+    recordPlaces.set(b, place);
+    if (encoded) recordCache.set(b, encoded);
+  }
+}
+
+const STATE_KEYS = ['serial', 'suite', 'lifecycle', 'capacity', 'encKey', 'signKey', 'encCert', 'signCert', 'identity', 'authorityKeys', 'terminalKeys', 'symKeys', 'tombstones', 'tombstoneFloor', 'nextSeq', 'tickets', 'cardTime'] as const satisfies readonly (keyof CardState)[];
+const RECORD_KEYS = ['seq', 'operator', 'tid', 'serviceDate', 'train', 'origin', 'destination', 'departure', 'issuedAt', 'maxEntries', 'face', 'tfv', 'usage'] as const satisfies readonly (keyof TicketRecord)[];
 
 export function makeRecord(seq: number, face: Uint8Array, tfv: Uint8Array, usage: UsageRecord): TicketRecord {
   const f = decodeTicketFace(face);
@@ -245,6 +458,7 @@ export function makeRecord(seq: number, face: Uint8Array, tfv: Uint8Array, usage
     destination: f.destination ?? '',
     departure: f.departure ?? 0,
     issuedAt: f.issuedAt,
+    validUntil: f.validUntil,
     maxEntries: f.maxEntries ?? 1,
     face,
     tfv,
@@ -252,14 +466,15 @@ export function makeRecord(seq: number, face: Uint8Array, tfv: Uint8Array, usage
   };
 }
 
-function decodeRecord(v: Uint8Array): TicketRecord {
-  const m = TlvMap.parse(v);
-  const items = m.items;
-  const face = items.find((i) => i.tag === 0xa1);
-  const tfv = items.find((i) => i.tag === 0xa2);
-  if (!face || !tfv) throw new Error('ticket record incomplete');
-  const faceEnc = tlv(0xa1, face.value);
-  const r = makeRecord(readUint(m.require(0xc8)), faceEnc, tlv(0xa2, tfv.value), decodeUsageRecordContent(m.require(0xa3)));
-  recordCache.set(r, tlv(0xe7, v));
+function decodeRecord(image: Uint8Array, item: Item): TicketRecord {
+  const children = childrenOf(image, item);
+  const m = new TlvMap(children);
+  const face = children.find((i) => i.tag === 0xa1);
+  const tfv = children.find((i) => i.tag === 0xa2);
+  const usage = children.find((i) => i.tag === 0xa3);
+  if (!face || !tfv || !usage) throw new Error('ticket record incomplete');
+  const r = makeRecord(readUint(m.require(0xc8)), image.subarray(face.start, face.end), image.subarray(tfv.start, tfv.end), decodeUsageRecordContent(usage.value));
+  recordCache.set(r, image.subarray(item.start, item.end));
+  recordPlaces.set(r, { image, usageStart: usage.start, usageEnd: usage.end });
   return r;
 }

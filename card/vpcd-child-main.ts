@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   if (typeof factory !== 'function') throw new Error(`${config.module} has no function export "${config.export}"`);
   const icc = (await (factory as (...args: unknown[]) => Icc | Promise<Icc>)(...(config.args ?? []))) as Icc;
 
-  const bridge = new VpcdBridge(icc, { host: config.host, port: config.port, reconnect: config.reconnect });
+  const bridge = new VpcdBridge(icc, { host: config.host, port: config.port, reconnect: config.reconnect, timing: config.timing });
   let stopping = false;
   const stop = async (code: number): Promise<never> => {
     stopping = true;
@@ -33,6 +33,8 @@ async function main(): Promise<void> {
       if (!config.reconnect) void stop(0);
     } else if (event.type === 'inserted') {
       send({ type: 'inserted' });
+    } else if (event.type === 'resync') {
+      send({ type: 'resync', reason: event.reason });
     }
   });
   process.on('message', (message: ParentMessage) => {

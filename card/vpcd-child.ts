@@ -4,7 +4,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { ReconnectPolicy } from './vpcd.js';
+import type { ReconnectPolicy, VpcdTiming } from './vpcd.js';
 
 /** Where to find the function that builds the card: `await import(module)[exportName](...args)`. */
 export interface IccFactorySpec {
@@ -22,6 +22,8 @@ export interface VpcdChildOptions {
   /** vpcd port, default 35963. */
   port?: number;
   reconnect?: boolean | ReconnectPolicy;
+  /** How the bridge tells control frames from 1-byte APDUs, and its silence watchdog (see VpcdTiming). */
+  timing?: VpcdTiming;
   /** Until the card is in the reader (TCP connected to vpcd). Default 15 s. */
   startTimeoutMs?: number;
 }
@@ -34,13 +36,15 @@ export interface ChildConfig {
   host?: string;
   port?: number;
   reconnect?: boolean | ReconnectPolicy;
+  timing?: VpcdTiming;
 }
 /** @internal */
 export type ChildMessage =
   | { type: 'ready'; atr: string }
   | { type: 'error'; message: string }
   | { type: 'inserted' }
-  | { type: 'removed'; reason: string };
+  | { type: 'removed'; reason: string }
+  | { type: 'resync'; reason: string };
 /** @internal */
 export type ParentMessage = { type: 'stop' };
 
@@ -63,7 +67,13 @@ export class VpcdChild {
     exited: Promise<ChildExit>,
   ) {
     this.exited = exited;
+    child.on('message', (message: ChildMessage) => {
+      if (message.type === 'resync') this.resyncs.push(message.reason);
+    });
   }
+
+  /** Why the bridge took the card out and put it back (its silence watchdog), oldest first. */
+  readonly resyncs: string[] = [];
 
   /** Process id of the card process. */
   get pid(): number | undefined {
@@ -118,6 +128,7 @@ export function startVpcdChild(spec: IccFactorySpec, options: VpcdChildOptions =
     host: options.host,
     port: options.port,
     reconnect: options.reconnect,
+    timing: options.timing,
   };
   const child = fork(childEntry(), [JSON.stringify(config)], {
     execArgv: childExecArgv(),

@@ -5,12 +5,13 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PcscTransport, waitForCard } from '../host/transport/pcsc.ts';
-import { EchoIcc } from '../test/helpers/echo-icc.ts';
-import { lockVpcd, pcscStack, VPCD_READER_0, VPCD_READER_1, waitUntil } from '../test/helpers/pcsc-stack.ts';
+import { EchoIcc, INS } from '../test/helpers/echo-icc.ts';
+import { lockVpcd, pcscStack, VPCD_READER_0, VPCD_READER_1, waitUntil, VPCD_LOCK_HOOK_MS } from '../test/helpers/pcsc-stack.ts';
 import { startVpcdChild, type VpcdChild } from './vpcd-child.ts';
-import { VpcdBridge, type VpcdEvent } from './vpcd.ts';
+import { VpcdBridge, type VpcdEvent, type VpcdTiming } from './vpcd.ts';
 
 const ECHO_MODULE = fileURLToPath(new URL('../test/helpers/echo-icc.ts', import.meta.url));
 const h = (hex: string): Uint8Array => Uint8Array.from(Buffer.from(hex.replace(/\s+/g, ''), 'hex'));
@@ -24,10 +25,13 @@ class FakeVpcd {
   private buffer = Buffer.alloc(0);
   private frames: Buffer[] = [];
   closedByCard = false;
+  connections = 0;
 
   async listen(): Promise<number> {
     this.server.on('connection', (s) => {
       this.socket = s;
+      this.connections++;
+      this.buffer = Buffer.alloc(0);
       s.on('data', (d) => {
         this.buffer = Buffer.concat([this.buffer, d]);
         while (this.buffer.length >= 2 && this.buffer.length >= 2 + this.buffer.readUInt16BE(0)) {
@@ -51,6 +55,11 @@ class FakeVpcd {
 
   async reply(): Promise<Buffer> {
     return waitUntil(() => this.frames.shift(), 2000, 'a frame from the card');
+  }
+
+  /** Frames the card sent that nobody has read yet (a reply nobody asked for would show up here). */
+  get unread(): number {
+    return this.frames.length;
   }
 
   async close(): Promise<void> {
@@ -85,13 +94,172 @@ describe('VpcdBridge wire protocol (fake vpcd)', () => {
     const long = await vpcd.reply();
     expect(long.length).toBe(4098);
     vpcd.send(h('00'));
+    vpcd.send(h('04')); // pcscd's next poll: it proves the 00 was power off, not a 1-byte APDU
+    expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
     await waitUntil(() => events.filter((e) => e === 'power').length === 2, 2000, 'the power-off frame');
+    expect(vpcd.unread).toBe(0);
 
     await bridge.close();
     await waitUntil(() => vpcd.closedByCard, 2000, 'the card to leave');
     expect(bridge.connected).toBe(false);
     expect(events).toEqual(['inserted', 'power', 'apdu', 'apdu', 'reset', 'apdu', 'apdu', 'power', 'removed']);
     await vpcd.close();
+  });
+
+  /** A bridge on a fake vpcd with short timings, and a way to tear both down. */
+  const rig = async (timing: VpcdTiming = { ambiguousFrameMs: 150, silenceMs: 0 }) => {
+    const vpcd = new FakeVpcd();
+    const port = await vpcd.listen();
+    const icc = new EchoIcc({ name: 'SHORT' });
+    const bridge = new VpcdBridge(icc, { port, timing });
+    const events: VpcdEvent[] = [];
+    bridge.on((e) => events.push(e));
+    await bridge.connect();
+    await waitUntil(() => vpcd.socket, 2000, 'the card to connect');
+    return {
+      vpcd,
+      icc,
+      bridge,
+      events,
+      done: async () => {
+        await bridge.close();
+        await vpcd.close();
+      },
+    };
+  };
+
+  it('answers every 1-byte frame that is no control code with the card answer 6700, and 04 with the ATR', async () => {
+    const { vpcd, icc, done } = await rig();
+    try {
+      for (let v = 0; v < 256; v++) {
+        if (v <= 2) continue; // the ambiguous three: next test
+        vpcd.send(Uint8Array.of(v));
+        expect(hex(await vpcd.reply()), `frame ${v.toString(16)}`).toBe(v === 4 ? hex(icc.atr()) : '6700');
+      }
+      expect(vpcd.unread).toBe(0);
+    } finally {
+      await done();
+    }
+  });
+
+  it('takes 00/01/02 for power off/on/reset when another frame follows, for a 1-byte APDU (6700, card untouched) when none does', async () => {
+    const { vpcd, icc, events, done } = await rig();
+    try {
+      for (const v of [0x00, 0x01, 0x02]) {
+        // As a control code: the driver follows with 04 (power on, reset) or its next poll (power off).
+        vpcd.send(h('8030000002')); // counter 0 → 1
+        expect(hex(await vpcd.reply())).toBe('00009000');
+        vpcd.send(Uint8Array.of(v));
+        vpcd.send(h('04'));
+        expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
+        vpcd.send(h('8030000002'));
+        expect(hex(await vpcd.reply()), 'the control code cleared the volatile counter').toBe('00009000');
+
+        // As an APDU: the driver waits for its answer and sends nothing else; the card is not reset by it.
+        vpcd.send(h('8030000002')); // counter 1 → 2
+        expect(hex(await vpcd.reply())).toBe('00019000');
+        vpcd.send(Uint8Array.of(v));
+        expect(hex(await vpcd.reply())).toBe('6700');
+        vpcd.send(h('8030000002'));
+        expect(hex(await vpcd.reply()), 'a 1-byte APDU must not power off or reset the card').toBe('00029000');
+        vpcd.send(h('02'));
+        vpcd.send(h('04'));
+        expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
+      }
+      expect(vpcd.unread).toBe(0);
+      const kinds = events.filter((e) => e.type === 'power' || e.type === 'reset').map((e) => (e.type === 'power' ? `power ${e.on ? 'on' : 'off'}` : 'reset'));
+      expect(kinds).toEqual(['power off', 'reset', 'power on', 'reset', 'reset', 'reset']);
+    } finally {
+      await done();
+    }
+  });
+
+  it('answers an empty frame (vpcd never sends one) with 6700 rather than silence', async () => {
+    const { vpcd, done } = await rig();
+    try {
+      vpcd.send(new Uint8Array(0));
+      expect(hex(await vpcd.reply())).toBe('6700');
+    } finally {
+      await done();
+    }
+  });
+
+  it('stays in step with a driver that mixes polls, control codes and APDUs of every short length (property)', async () => {
+    type Op = { kind: 'poll' } | { kind: 'control'; code: 0 | 1 | 2; followMs: number } | { kind: 'apdu'; bytes: Uint8Array };
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      fc.constant<Op>({ kind: 'poll' }),
+      fc.record({ kind: fc.constant('control' as const), code: fc.constantFrom(0 as const, 1 as const, 2 as const), followMs: fc.integer({ min: 0, max: 30 }) }),
+      fc.record({ kind: fc.constant('apdu' as const), bytes: fc.uint8Array({ minLength: 1, maxLength: 4 }) }),
+      fc.constant<Op>({ kind: 'apdu', bytes: h('8030000002') }),
+    );
+    const { vpcd, icc, done } = await rig({ ambiguousFrameMs: 120, silenceMs: 0 });
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { maxLength: 12 }), async (ops) => {
+          // The model card sees what a correct bridge passes on: control codes applied, APDUs answered.
+          const model = new EchoIcc({ name: 'SHORT' });
+          vpcd.send(h('02')); // each run starts from a reset card, as the model does
+          vpcd.send(h('04'));
+          expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
+          for (const o of ops) {
+            if (o.kind === 'poll') {
+              vpcd.send(h('04'));
+              expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
+            } else if (o.kind === 'control') {
+              vpcd.send(Uint8Array.of(o.code));
+              [() => model.powerOff(), () => model.powerOn(), () => model.reset()][o.code]!();
+              // Power on and reset ask for the ATR at once; power off waits for the next poll.
+              await new Promise((r) => setTimeout(r, o.followMs));
+              vpcd.send(h('04'));
+              expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
+            } else {
+              vpcd.send(o.bytes);
+              const expected = o.bytes.length === 1 && o.bytes[0] === 4 ? icc.atr() : model.transmit(o.bytes);
+              expect(hex(await vpcd.reply()), `APDU ${hex(o.bytes)}`).toBe(hex(expected));
+            }
+          }
+          expect(vpcd.unread).toBe(0);
+        }),
+        { numRuns: 25 },
+      );
+    } finally {
+      await done();
+    }
+  }, 60_000);
+
+  it('re-inserts the card when the driver goes silent while nothing is owed (it waits on an empty APDU)', async () => {
+    const { vpcd, icc, events, done } = await rig({ ambiguousFrameMs: 100, silenceMs: 300, reinsertDelayMs: 100 });
+    try {
+      vpcd.send(h('04'));
+      expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
+      // No poll, no request: what vpcd's driver does while blocked on the reply to an empty APDU.
+      await waitUntil(() => vpcd.connections === 2, 3000, 'the card to come back on a new connection');
+      expect(vpcd.closedByCard).toBe(true);
+      const types = events.map((e) => e.type);
+      expect(types).toEqual(['inserted', 'resync', 'inserted']);
+      vpcd.send(h('04'));
+      expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
+    } finally {
+      await done();
+    }
+  });
+
+  it('does not re-insert a card that pcscd keeps polling, nor one still timing an ambiguous frame', async () => {
+    const { vpcd, icc, events, done } = await rig({ ambiguousFrameMs: 500, silenceMs: 200, reinsertDelayMs: 100 });
+    try {
+      for (let i = 0; i < 12; i++) {
+        vpcd.send(h('04'));
+        expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // A 1-byte APDU 02 keeps the bridge busy longer than silenceMs: that is not silence.
+      vpcd.send(h('02'));
+      expect(hex(await vpcd.reply())).toBe('6700');
+      expect(events.some((e) => e.type === 'resync')).toBe(false);
+      expect(vpcd.connections).toBe(1);
+    } finally {
+      await done();
+    }
   });
 
   it('rejects connect() when nobody listens, and reconnects when asked to', async () => {
@@ -131,7 +299,7 @@ describe.skipIf(!stack.ok)('VpcdBridge on pcscd + vpcd', () => {
     cards.push(await startVpcdChild({ module: ECHO_MODULE, export: 'createEchoIcc', args: [{ name: 'CARD-B' }] }, { port: 35964 }));
     await waitForCard(VPCD_READER_0, { timeoutMs: 5000 });
     await waitForCard(VPCD_READER_1, { timeoutMs: 5000 });
-  });
+  }, VPCD_LOCK_HOOK_MS);
 
   afterAll(async () => {
     await Promise.all(cards.map((c) => c.stop()));

@@ -10,6 +10,6 @@
 export { CardRefusal, EticketCard, openCardImage, type CreateCardOptions, type SymSession, type VolatileState } from '../card/applet.js';
 export type { Icc } from '../sdk/icc.js';
 export { FaultInjector, FileBackend, MemoryBackend, NvmCorruptError, NvmStore, NvmWriteError, PowerCutError, type NvmBackend, type Region } from '../card/nvm.js';
-export { VPCD_PORT, VpcdBridge, vpcdPort, type ReconnectPolicy, type VpcdBridgeOptions, type VpcdEvent } from '../card/vpcd.js';
+export { VPCD_PORT, VpcdBridge, vpcdPort, type ReconnectPolicy, type VpcdBridgeOptions, type VpcdEvent, type VpcdTiming } from '../card/vpcd.js';
 export { startVpcdChild, VpcdChild, type ChildExit, type IccFactorySpec, type VpcdChildOptions } from '../card/vpcd-child.js';
 export { EmulatorTransport } from '../host/transport/emulator.js';

@@ -47,7 +47,7 @@ export { GATE_FILE, GATE_FORMAT, loadGateConfig, readGateFile, validateGateFile,
 // --- session and transports ------------------------------------------------------------------------------------
 export { CardSession, DEFAULT_COMMAND_DEADLINE_MS, formatTrace, type SendOptions, type SessionOptions, type TraceEntry } from '../host/session.js';
 export type { CardEvent, Transport, TransportInfo } from '../host/transport/transport.js';
-export { RecordingTransport, type RecordingOptions } from '../host/transport/recording.js';
+export { dumpFileWriter, RecordingTransport, type RecordingOptions } from '../host/transport/recording.js';
 export { parseDump, ReplayMismatchError, ReplayTransport, toHex, type ApduDump, type DumpEntry, type DumpExchange, type DumpReset, type ReplayOptions } from '../host/transport/replay.js';
 
 // --- the back office over HTTP: sellers, issuing terminals and gates (docs/backoffice.md) -------------------------
@@ -88,6 +88,7 @@ export {
 export { ApduFormatError } from '../sdk/apdu.js';
 export { TlvError } from '../sdk/tlv.js';
 export { EnvelopeError } from '../sdk/crypto/envelope.js';
+export { InsecurePermissionsError } from '../sdk/files.js';
 
 // --- receipts --------------------------------------------------------------------------------------------------
 export { parseReceipt, receiptSignedBytes, type Receipt } from '../sdk/receipt.js';
@@ -108,7 +109,7 @@ export { AID, describeSw, LIMITS, SW, USAGE_EVENT, USAGE_STATE, type SuiteName }
 export { fromHex, hex } from '../sdk/bytes.js';
 
 // --- keys ------------------------------------------------------------------------------------------------------
-export { KeyStore, openSecret, sealSecret, type SealedSecret } from '../sdk/roles/keystore.js';
+export { KeyFileRejectedError, KeyStore, openSecret, sealSecret, type SealedSecret } from '../sdk/roles/keystore.js';
 export {
   cardTrustFromFile,
   copyTerminalKeys,

@@ -101,6 +101,23 @@ export interface ReceiptUpload {
   deletion?: boolean;
 }
 
+/** One batch of a gate's journal: consecutive records ending with the checkpoint that signs their head. */
+export interface JournalUpload {
+  gate: string;
+  /** Encoded records (hex), consecutive seqs. */
+  records: string[];
+  checkpoint: { gate: string; seq: number; head: string; time: number; signature: string };
+}
+
+export interface JournalUploadReply {
+  gate: string;
+  /** Every record of this gate up to here is stored (or kept apart with its reason): the gate may drop them. */
+  through: number;
+  stored: number;
+  duplicates: number;
+  quarantined: number;
+}
+
 /** Where the back office is, and who signs the requests. */
 export interface BackofficeClientOptions {
   /** Base URL, e.g. http://127.0.0.1:8080 */
@@ -245,6 +262,18 @@ export class BackofficeClient {
   /** The operator's authority key history (gates refresh their trusted keys from it). */
   keys(): Promise<KeySet> {
     return this.request('GET', '/v1/keys');
+  }
+
+  // ------------------------------------------------------------------------------------------------ gates --
+
+  /** Upload one batch of this gate's journal (stored once per gate and seq, however often it is sent). */
+  uploadJournal(batch: JournalUpload): Promise<JournalUploadReply> {
+    return this.request('POST', '/v1/journal', batch);
+  }
+
+  /** The denylist: a signed delta from version `since` when the service can give one, else the full list. */
+  denylist(since?: number): Promise<Record<string, unknown>> {
+    return this.request('GET', `/v1/denylist${since !== undefined ? `?since=${since}` : ''}`);
   }
 
   // -------------------------------------------------------------------------------------- arbitration --

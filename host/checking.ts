@@ -52,6 +52,9 @@ export interface CheckingTerminalConfig {
   commandDeadlineMs?: number;
 }
 
+/** Decoded faces a checking terminal keeps (decodeFace): the cards that may tap it again soon. */
+const FACE_CACHE_SIZE = 4;
+
 /** A gate's per-command deadline: far above a real tap's 0.1-0.3 s, far below a passenger's patience. */
 export const GATE_COMMAND_DEADLINE_MS = 5_000;
 
@@ -124,6 +127,8 @@ export class CheckingTerminal {
   private readonly signingKeys = new Map<string, Uint8Array>();
   private readonly masterKeyIds = new Map<string, Uint8Array>();
   private readonly privacyKeys = new Map<string, Uint8Array>();
+  /** Faces this terminal decoded, by their exact bytes: a card tapped again shows the same face (FACE_CACHE_SIZE). */
+  private readonly faces: { encoded: Uint8Array; face: TicketFace }[] = [];
   readonly mode: GateMode;
 
   constructor(readonly session: CardSession, readonly config: CheckingTerminalConfig) {
@@ -255,11 +260,24 @@ export class CheckingTerminal {
   }
 
   private parseView(command: string, plain: Uint8Array, expectedChallenge?: Uint8Array): DecodedTicketView {
-    const v = decodeAnswer(command, () => decodeTicketView(plain));
+    const v = decodeAnswer(command, () => decodeTicketView(plain, (encoded) => this.decodeFace(encoded)));
     if (expectedChallenge && (!v.terminalChallenge || !equal(v.terminalChallenge, expectedChallenge))) {
       throw new CryptoError('ticket view does not answer this terminal challenge (replayed response)');
     }
     return v;
+  }
+
+  /**
+   * A face this terminal already decoded from exactly these bytes, or a new decoding (kept, the oldest dropped).
+   * Decoding is a pure function of the bytes, so a hit changes nothing but the time: every check that depends on
+   * the card (binding, TF_V, receipt face digest) still runs on every view. The copy keeps no card buffer alive.
+   */
+  private decodeFace(encoded: Uint8Array): TicketFace {
+    for (const f of this.faces) if (equal(f.encoded, encoded)) return f.face;
+    const face = decodeTicketFace(encoded);
+    if (this.faces.length >= FACE_CACHE_SIZE) this.faces.shift();
+    this.faces.push({ encoded: encoded.slice(), face: Object.freeze(face) as TicketFace });
+    return face;
   }
 
   /**
@@ -388,11 +406,6 @@ export class CheckingTerminal {
   }
 
   /**
-   * One tap: select, find the ticket for today at this station, decide, record the entry or exit.
-   * Never throws for anything a card or a reader does (a refusal, a malformed answer, bounds or deadline
-   * exceeded, the card pulled): that is a REJECT with its reason (gate.ts rejectFor).
-   */
-  /**
    * Gate mode pki: another ticket for the tap's date (and train, and this station as origin or destination, as VERIFY
    * matches) that `decide` would let through, verified afresh by its TID; undefined when there is none or the card
    * cannot list them. Gate mode sym cannot list a card's tickets (READ is pki): there the first ticket decides.
@@ -414,7 +427,16 @@ export class CheckingTerminal {
     return undefined;
   }
 
-  async passGate(direction: Direction, options: { date?: number; train?: string; auditVerificationCode?: boolean } = {}): Promise<{ decision: GateDecision; ticket?: TicketView; receipt?: Receipt }> {
+  /**
+   * One tap: select, find the ticket for today at this station, decide, record the entry or exit. `screen`
+   * may refuse the ticket the card showed (a denylisted card) before the gate's own rules run.
+   * Never throws for anything a card or a reader does (a refusal, a malformed answer, bounds or deadline
+   * exceeded, the card pulled): that is a REJECT with its reason (gate.ts rejectFor).
+   */
+  async passGate(
+    direction: Direction,
+    options: { date?: number; train?: string; auditVerificationCode?: boolean; screen?: (ticket: TicketView) => GateDecision | undefined } = {},
+  ): Promise<{ decision: GateDecision; ticket?: TicketView; receipt?: Receipt }> {
     const now = this.clock();
     const d = new Date(now * 1000);
     const date = options.date ?? d.getUTCFullYear() * 10000 + (d.getUTCMonth() + 1) * 100 + d.getUTCDate();
@@ -425,14 +447,18 @@ export class CheckingTerminal {
     } catch (e) {
       return { decision: rejectFor(e) };
     }
-    let decision = decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
+    // What the gate knows beyond the card (its denylist) refuses before anything is written to the card, and
+    // before any other ticket of the card is looked at.
+    const screened = options.screen?.(ticket);
+    if (screened && !screened.pass) return { decision: screened, ticket };
+    let decision = screened ?? decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
     if (!decision.pass) {
       // The card shows the first ticket in travel order; a second ticket for the same service may be the one that can
-      // pass (the first already used): look for it before refusing.
+      // pass (the first already used): look for it before refusing. The screen judges it as it judged the first.
       const other = await this.passableAlternative(direction, date, options.train, ticket, now, options.auditVerificationCode ?? false);
       if (!other) return { decision, ticket };
       ticket = other;
-      decision = decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
+      decision = options.screen?.(ticket) ?? decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
       if (!decision.pass) return { decision, ticket };
     }
     try {

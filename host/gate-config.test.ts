@@ -2,7 +2,7 @@
 // directory (WorkDir.provisionGate): the loaded gate passes a card personalised by that office, in modes pki and
 // sym, for both suites; hostile or damaged directories and wrong passphrases get typed errors and load nothing.
 
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,7 +57,10 @@ describe.each(['rsa', 'sm9'] as SuiteName[])('a gate provisioned from a %s offic
     const trust = suite === 'sm9' ? 'kgc.pub' : 'ca.crt';
     expect(readdirSync(gateDir).sort()).toEqual(['authority.pub', trust, GATE_FILE, 'keys'].sort());
     const keys = readdirSync(join(gateDir, 'keys')).sort();
-    expect(keys).toEqual(suite === 'sm9' ? ['checking-master-v1.secret.json', 'terminal-encryption.secret.json', 'terminal-signature.secret.json'] : ['checking-master-v1.secret.json', 'terminal-encryption.key', 'terminal-signature.key']);
+    // One container for every suite (RSA keys as PKCS#8 inside), owner-only: the gate keys are private keys.
+    expect(keys).toEqual(['checking-master-v1.secret.json', 'terminal-encryption.secret.json', 'terminal-signature.secret.json']);
+    expect(statSync(join(gateDir, 'keys')).mode & 0o777).toBe(0o700);
+    for (const k of keys) expect(statSync(join(gateDir, 'keys', k)).mode & 0o777, k).toBe(0o600);
     expect(readGateFile(gateDir)).toMatchObject({ operator: 'CR', suite, gateId: 'BJS-G07', station: 'BJS', modes: ['pki', 'sym'], trust, authorities: ['authority.pub'] });
   });
 
@@ -168,7 +171,7 @@ describe('gate directories that must not load', () => {
 
   it('a missing key file is named', () => {
     const dir = gate('gate-no-key');
-    rmSync(join(dir, 'keys', 'terminal-signature.key'));
+    rmSync(join(dir, 'keys', 'terminal-signature.secret.json'));
     expect(() => loadGateConfig(dir, { passphrase: GATE_PASS, mode: 'pki' })).toThrow(/has no key "terminal-signature"/);
   });
 
@@ -190,6 +193,6 @@ describe('gate directories that must not load', () => {
     office.provisionGate(dir, { gateId: 'G5', station: 'BJS', modes: ['pki'], passphrase: OFFICE_PASS, gatePassphrase: GATE_PASS, force: true });
     expect(readGateFile(dir).gateId).toBe('G5');
     // Re-provisioned pki-only: the old sym master key is gone with the old configuration.
-    expect(readdirSync(join(dir, 'keys')).sort()).toEqual(['terminal-encryption.key', 'terminal-signature.key']);
+    expect(readdirSync(join(dir, 'keys')).sort()).toEqual(['terminal-encryption.secret.json', 'terminal-signature.secret.json']);
   });
 });

@@ -23,7 +23,9 @@ export type RejectReason =
   | 'bad_signature'
   | 'relay'
   | 'wrong_card'
-  | 'card_error';
+  | 'card_error'
+  | 'denylisted'
+  | 'journal_full';
 
 /** A gate's answer: pass, or reject with its reason and a message for the passenger. */
 export interface GateDecision {
@@ -46,6 +48,8 @@ export const REJECT_MESSAGES: Record<RejectReason, string> = {
   relay: 'the card did not vouch for the ticket the gate saw',
   wrong_card: 'the ticket was issued to another card',
   card_error: 'card error',
+  denylisted: 'card is on the denylist: see staff',
+  journal_full: 'gate out of service (its journal is full or failed): use another gate',
 };
 
 /** A REJECT decision with its message (and a detail appended). */

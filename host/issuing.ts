@@ -29,6 +29,7 @@ export { parseFci, type CardCapacity, type FciInfo };
  */
 export type IssuerAuthorizer = (cardChallenge: Uint8Array) => Uint8Array | Promise<Uint8Array>;
 
+/** Options of an IssuingTerminal. */
 export interface IssuingTerminalOptions {
   /** Needed to read a locked card's identity (serial, certificates, capacity); not for LOAD. */
   authorize?: IssuerAuthorizer;

@@ -20,12 +20,12 @@ export function fromHex(text: string): Uint8Array {
 
 export function concat(...parts: Uint8Array[]): Uint8Array {
   let n = 0;
-  for (const p of parts) n += p.length;
+  for (let i = 0; i < parts.length; i++) n += parts[i].length;
   const out = new Uint8Array(n);
   let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
+  for (let i = 0; i < parts.length; i++) {
+    out.set(parts[i], o);
+    o += parts[i].length;
   }
   return out;
 }
@@ -59,12 +59,16 @@ export function readUint(bytes: Uint8Array): number {
   return n;
 }
 
+// One encoder and one strict decoder for the process: building them per call cost more than the conversion.
+const UTF8_ENCODER = new TextEncoder();
+const UTF8_DECODER = new TextDecoder('utf-8', { fatal: true });
+
 export function utf8(text: string): Uint8Array {
-  return new Uint8Array(Buffer.from(text, 'utf8'));
+  return UTF8_ENCODER.encode(text);
 }
 
 export function fromUtf8(bytes: Uint8Array): string {
-  return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  return UTF8_DECODER.decode(bytes);
 }
 
 export function toBuffer(bytes: Uint8Array): Buffer {

@@ -2,6 +2,7 @@
 // the target, fsync the directory. Every state file (card images, configs, key files, ledgers) uses this one.
 
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 
@@ -34,6 +35,38 @@ export function writeFileDurably(path: string, data: Uint8Array | string, option
     throw e;
   }
   fsyncDirectory(dirname(path));
+}
+
+/** writeFileDurably without blocking the event loop (the writes and fsyncs run in libuv's thread pool). */
+export async function writeFileDurablyAsync(path: string, data: Uint8Array | string, options: DurableWriteOptions = {}): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const fh = await open(tmp, 'wx', options.mode ?? 0o666);
+  try {
+    await fh.writeFile(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await unlink(tmp);
+    throw e;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp);
+    throw e;
+  }
+  const dir = await open(dirname(path), 'r').catch(() => undefined);
+  if (dir) {
+    try {
+      await dir.sync();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EINVAL' && code !== 'EISDIR' && code !== 'EPERM') throw e;
+    } finally {
+      await dir.close();
+    }
+  }
 }
 
 /** A rename is durable once its directory is: fsync the directory entry (where the platform allows it). */

@@ -33,6 +33,8 @@ export interface TicketFace {
   flags?: number;
   kind?: number;
   maxEntries?: number;
+  /** 1 fixed fare (default), 2 per trip (a pass priced by the fare table, charged to its seller). */
+  pricing?: number;
   /** Version 2: serial of the card the ticket is issued to (set by the authority when it signs for that card). */
   card?: Uint8Array;
 }
@@ -62,6 +64,15 @@ export interface VerificationCode {
 
 /** Bits of a ticket face's `flags`. */
 export const TICKET_FLAG = { TRANSFERABLE: 1, RETURN: 2, CONCESSION: 4 } as const;
+/** Face `kind` values (apdu-spec ticketFace). */
+export const TICKET_KIND = { RAIL: 1, METRO: 2, BUS: 3, EVENT: 4 } as const;
+/** Face `pricing` values: how the ticket is paid. */
+export const PRICING = { FIXED: 1, PER_TRIP: 2 } as const;
+
+/** A pass: no origin and no destination, so valid at any station of its operator (apdu-spec README 5). */
+export function isPass(face: Pick<TicketFace, 'origin' | 'destination'>): boolean {
+  return !face.origin && !face.destination;
+}
 /** Bits of a usage record's `flags`. */
 export const USAGE_FLAG = { PUNCHED: 1, PAPER_PRINTED: 2 } as const;
 

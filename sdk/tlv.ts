@@ -1,7 +1,6 @@
 // BER-TLV (ISO/IEC 7816-4 / ISO 8825-1 subset): tags of 1-3 bytes, definite lengths up to 0xFFFF.
 // Strict decoding: every malformed, truncated or over-long encoding is refused with TlvError.
 
-import { concat } from './bytes.js';
 import { EticketError } from './errors.js';
 
 /** Malformed BER-TLV data. */
@@ -12,26 +11,59 @@ export interface Tlv {
   value: Uint8Array;
 }
 
-function encodeTag(tag: number): Uint8Array {
-  if (tag <= 0xff) return new Uint8Array([tag]);
-  if (tag <= 0xffff) return new Uint8Array([tag >>> 8, tag & 0xff]);
-  return new Uint8Array([tag >>> 16, (tag >>> 8) & 0xff, tag & 0xff]);
+function tagSize(tag: number): number {
+  return tag <= 0xff ? 1 : tag <= 0xffff ? 2 : 3;
 }
 
-function encodeLength(n: number): Uint8Array {
-  if (n < 0x80) return new Uint8Array([n]);
-  if (n <= 0xff) return new Uint8Array([0x81, n]);
-  if (n <= 0xffff) return new Uint8Array([0x82, n >>> 8, n & 0xff]);
+function lengthSize(n: number): number {
+  if (n < 0x80) return 1;
+  if (n <= 0xff) return 2;
+  if (n <= 0xffff) return 3;
   throw new TlvError(`TLV value of ${n} bytes is too long (max 65535)`);
 }
 
-export function tlv(tag: number, value: Uint8Array): Uint8Array {
-  return concat(encodeTag(tag), encodeLength(value.length), value);
+/** Write tag and length at `o` (sizes from tagSize / lengthSize); returns the offset of the value. */
+function writeHeader(out: Uint8Array, o: number, tag: number, n: number): number {
+  if (tag > 0xffff) out[o++] = tag >>> 16;
+  if (tag > 0xff) out[o++] = (tag >>> 8) & 0xff;
+  out[o++] = tag & 0xff;
+  if (n < 0x80) out[o++] = n;
+  else if (n <= 0xff) {
+    out[o++] = 0x81;
+    out[o++] = n;
+  } else {
+    out[o++] = 0x82;
+    out[o++] = n >>> 8;
+    out[o++] = n & 0xff;
+  }
+  return o;
 }
 
-/** A constructed TLV from already-encoded children. */
+/** Encoded size of a TLV whose value has `n` bytes. */
+export function tlvSize(tag: number, n: number): number {
+  return tagSize(tag) + lengthSize(n) + n;
+}
+
+export function tlv(tag: number, value: Uint8Array): Uint8Array {
+  // Sized once, allocated once: tags, lengths and values are written into the one result.
+  const out = new Uint8Array(tlvSize(tag, value.length));
+  out.set(value, writeHeader(out, 0, tag, value.length));
+  return out;
+}
+
+/** A constructed TLV from already-encoded children (undefined ones left out), in one allocation. */
 export function template(tag: number, ...children: (Uint8Array | undefined)[]): Uint8Array {
-  return tlv(tag, concat(...children.filter((c): c is Uint8Array => c !== undefined)));
+  let n = 0;
+  for (let i = 0; i < children.length; i++) n += children[i]?.length ?? 0;
+  const out = new Uint8Array(tlvSize(tag, n));
+  let o = writeHeader(out, 0, tag, n);
+  for (let i = 0; i < children.length; i++) {
+    const c = children[i];
+    if (c === undefined) continue;
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
 }
 
 /** Decode a sequence of TLVs that must fill `data` exactly. */
@@ -47,38 +79,40 @@ export function decodeAll(data: Uint8Array): Tlv[] {
 }
 
 export function decodeOne(data: Uint8Array, offset = 0): { tlv: Tlv; next: number } {
+  // Plain bounds checks, no closure: this runs for every TLV of every message and image.
   let o = offset;
-  const need = (n: number, what: string) => {
-    if (o + n > data.length) throw new TlvError(`truncated TLV: ${what} at offset ${o}`);
-  };
-  need(1, 'tag');
+  if (o >= data.length) truncated('tag', o);
   let tag = data[o++];
   if (tag === 0x00 || tag === 0xff) throw new TlvError(`invalid tag byte ${tag.toString(16)} at offset ${o - 1}`);
   if ((tag & 0x1f) === 0x1f) {
     for (let i = 0; ; i++) {
-      need(1, 'tag');
+      if (o >= data.length) truncated('tag', o);
       const b = data[o++];
       tag = (tag << 8) | b;
       if ((b & 0x80) === 0) break;
       if (i >= 1) throw new TlvError('tag longer than 3 bytes');
     }
   }
-  need(1, 'length');
+  if (o >= data.length) truncated('length', o);
   let len = data[o++];
   if (len === 0x81) {
-    need(1, 'length');
+    if (o >= data.length) truncated('length', o);
     len = data[o++];
     if (len < 0x80) throw new TlvError('non-minimal length encoding');
   } else if (len === 0x82) {
-    need(2, 'length');
+    if (o + 2 > data.length) truncated('length', o);
     len = (data[o] << 8) | data[o + 1];
     o += 2;
     if (len <= 0xff) throw new TlvError('non-minimal length encoding');
   } else if (len >= 0x80) {
     throw new TlvError(`unsupported length byte ${len.toString(16)}`);
   }
-  need(len, `value of tag ${tag.toString(16).toUpperCase()} (${len} bytes)`);
+  if (o + len > data.length) truncated(`value of tag ${tag.toString(16).toUpperCase()} (${len} bytes)`, o);
   return { tlv: { tag, value: data.subarray(o, o + len) }, next: o + len };
+}
+
+function truncated(what: string, o: number): never {
+  throw new TlvError(`truncated TLV: ${what} at offset ${o}`);
 }
 
 /**

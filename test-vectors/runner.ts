@@ -30,6 +30,7 @@ import { AID, command as commandDef, commandForIns, describeSw, ENVELOPE_FIELD, 
 import { decodeTicketFace, encodeTicketFace, encodeVerificationCode, faceDigestOf, verificationCodeMessage, type TicketFace, type VerificationCode } from '../sdk/ticket.js';
 import { resolveSigningKey } from '../sdk/roles/key-chain.js';
 import { decodeAll, TlvMap, template, tlv } from '../sdk/tlv.js';
+import { TransportTimeoutError, TransportUnavailableError } from '../sdk/errors.js';
 import { newCommandContext, type Transceive } from '../host/channel/channel.js';
 import { channelStack } from '../host/channel/stack.js';
 import type { TraceEntry } from '../host/channel/tracing.js';
@@ -301,6 +302,9 @@ async function runAll(files: { path: string; file: VectorFile }[], provider: Car
       try {
         acquired = await provider.acquire(group.fixture, keys, label);
       } catch (e) {
+        // A reader that does not answer, or no PC/SC service, fails every group alike, each after the full
+        // timeout: stop the run (the CLI exits 3) instead of waiting that long once per group.
+        if (e instanceof TransportTimeoutError || e instanceof TransportUnavailableError) throw e;
         for (const t of wanted) report(t, 'fail', 0, `no card for ${label}: ${(e as Error).message}`);
         continue;
       }

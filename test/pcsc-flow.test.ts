@@ -19,7 +19,7 @@ import { listReaders, PcscTransport, waitForCard } from '../host/transport/pcsc.
 import type { CardCredentials } from '../sdk/roles/trust.ts';
 import { CardRemovedError, CardStatusError, TicketNotFoundError, TransportTimeoutError } from '../sdk/errors.ts';
 import { AID, USAGE_STATE, type SuiteName } from '../sdk/spec.ts';
-import { lockVpcd, pcscStack, VPCD_READER_0, waitUntil } from './helpers/pcsc-stack.ts';
+import { lockVpcd, pcscStack, VPCD_READER_0, waitUntil, VPCD_LOCK_HOOK_MS } from './helpers/pcsc-stack.ts';
 import { pauseMarker, type PausePoint } from './helpers/pausing-card.ts';
 import { SUITES, today, worldFor } from './helpers/world.ts';
 
@@ -189,7 +189,7 @@ describe.skipIf(!stack.ok)('the e-ticket card over pcsclite → pcscd → vpcd',
   beforeAll(async () => {
     release = await lockVpcd();
     dir = mkdtempSync(join(tmpdir(), 'eticket-pcsc-flow-'));
-  });
+  }, VPCD_LOCK_HOOK_MS);
 
   afterAll(async () => {
     await disconnectAll();

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run build`: compiles the package (tsconfig.build.json) to dist/ with declarations, copies the files the
-// compiled code reads at run time (apdu-spec/protocol.json, the conformance vectors, the back office's SQL
-// migrations) and drops stale outputs.
+// compiled code reads or runs at run time (apdu-spec/protocol.json, the conformance vectors, the back office's SQL
+// migrations, the PC/SC agent script) and drops stale outputs.
 //
 // Plain JavaScript on purpose: it runs before anything is compiled (npm install's `prepare`, vitest's
 // globalSetup). Incremental: a build with nothing changed only re-checks (dist/.tsbuildinfo).
@@ -18,6 +18,8 @@ const dist = join(root, 'dist');
 /** Files read at run time, relative to the module that reads them; copied to the same place under dist/. */
 const ASSETS = [
   { dir: 'apdu-spec', match: (f) => f === 'protocol.json' },
+  // host/transport/pcsc.ts forks ./pcsc-agent.cjs (plain CommonJS, run by node without loaders): the PC/SC agent.
+  { dir: 'host/transport', match: (f) => f === 'pcsc-agent.cjs' },
   // backoffice/store/migrate.ts reads ../migrations/NNNN_name.sql: `eticket init` and `serve` create the store.
   { dir: 'backoffice/migrations', match: (f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f) },
   { dir: 'test-vectors', match: (f) => /^[a-z0-9]+-[a-z-]+\.json$/.test(f) },

@@ -7,11 +7,12 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { fromHex, hex } from '../../sdk/bytes.js';
 import { CryptoError, EticketError, InvalidInputError } from '../../sdk/errors.js';
 import { decodeBill, type Bill } from '../../sdk/roles/bill.js';
-import { parseServiceDate } from '../../sdk/fields.js';
+import { parseServiceDate, toServiceDate } from '../../sdk/fields.js';
 import { symTransactionFromJson } from '../../sdk/roles/sym-receipts.js';
 import type { CardCredentials } from '../../sdk/roles/trust.js';
 import { TlvError } from '../../sdk/tlv.js';
 import { arbitrate, type Evidence, type ReceiptEvidence } from '../arbitration.js';
+import { JournalUploadError } from '../journal.js';
 import { billOf, type Backoffice } from '../service.js';
 import { NotFoundError, StoreConflictError, type ClientRecord, type TicketRecord } from '../store/store.js';
 import { authenticate, type Role } from './auth.js';
@@ -139,6 +140,7 @@ export async function buildApp(deps: AppDeps | undefined, options: AppOptions = 
     else if (err instanceof StoreConflictError) [status, error, message] = [409, err.reason, err.message];
     else if (err instanceof NotFoundError) [status, error, message] = [404, 'not_found', err.message];
     else if (err instanceof CryptoError) [status, error, message] = [422, 'unverifiable', err.message];
+    else if (err instanceof JournalUploadError) [status, error, message] = [err.status, err.status === 403 ? 'forbidden' : 'bad_request', err.message];
     else if (err instanceof InvalidInputError || err instanceof TlvError) [status, error, message] = [400, 'bad_request', err.message];
     else if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) [status, error, message] = [e.statusCode, e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'too_large' : 'bad_request', e.message ?? 'bad request'];
     else if (err instanceof EticketError) [status, error, message] = [400, 'bad_request', err.message];
@@ -235,6 +237,22 @@ export async function buildApp(deps: AppDeps | undefined, options: AppOptions = 
     },
   );
 
+  app.post<{ Body: S.PassBody }>(
+    '/v1/passes',
+    {
+      preValidation: guard(['seller']),
+      schema: { tags: ['sellers'], summary: 'Sell a metro pass (any station, priced per trip and charged to this seller): issued, sealed to the card and billed', security: [{ etktSig: [] }], body: S.PassBody, response: { 200: S.BookingReply, 201: S.BookingReply, ...S.errors } },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      const seller = req.client!.clientId;
+      const out = await bo().issuePass({ card: cardOf(b.card), sellerId: seller, requestKey: b.requestId ? `${seller}:${b.requestId}` : undefined, firstDay: b.validFrom ? parseServiceDate(b.validFrom) : toServiceDate(new Date()), days: b.days ?? 1, maxEntries: b.maxEntries, passenger: b.passenger });
+      if (out.ticket.sellerId !== seller) throw new StoreConflictError('this request id names another seller\'s booking', 'request_id_taken');
+      void reply.status(out.status === 'new' ? 201 : 200);
+      return bookingJson(bo(), out.ticket);
+    },
+  );
+
   app.get<{ Querystring: S.PendingQuery }>(
     '/v1/terminal/pending',
     { preValidation: guard(['terminal']), schema: { tags: ['terminals'], summary: 'Sealed tickets waiting for this card (an issuing terminal loads them)', security: [{ etktSig: [] }], querystring: S.PendingQuery, response: { 200: S.PendingReply, ...S.errors } } },
@@ -282,6 +300,27 @@ export async function buildApp(deps: AppDeps | undefined, options: AppOptions = 
       const checked = req.body.deletion === true ? await bo().recordDeletion(ev, `api:${req.client!.clientId}`) : await bo().recordReceipt(ev, `api:${req.client!.clientId}`);
       return { tid: checked.tid, card: checked.cardSerial, counter: checked.counter, kind: checked.deletion ? ('deletion' as const) : ('usage' as const), mode: checked.mode };
     },
+  );
+
+  app.post<{ Body: S.JournalBody }>(
+    '/v1/journal',
+    {
+      preValidation: guard(['terminal']),
+      // A batch of 200 records is about 200 KB of JSON; allow ten times that.
+      bodyLimit: 4 * 1024 * 1024,
+      schema: { tags: ['gates'], summary: "Upload a batch of this gate's journal: verified (checkpoint, chain, card receipts) and stored once per (gate, seq)", security: [{ etktSig: [] }], body: S.JournalBody, response: { 200: S.JournalReply, ...S.errors } },
+    },
+    async (req) => {
+      const r = await bo().journal.ingest(req.client!, req.body);
+      if (r.quarantined) log({ event: 'journal_quarantine', gate: r.gate, quarantined: r.quarantined, reasons: r.reasons.slice(0, 5) });
+      return { gate: r.gate, through: r.through, stored: r.stored, duplicates: r.duplicates, quarantined: r.quarantined };
+    },
+  );
+
+  app.get<{ Querystring: S.DenylistQuery }>(
+    '/v1/denylist',
+    { preValidation: guard(['terminal']), schema: { tags: ['gates'], summary: 'The denylist, signed: a delta from the version the gate holds (since), else in full', security: [{ etktSig: [] }], querystring: S.DenylistQuery, response: { 200: S.DenylistReply, ...S.errors } } },
+    async (req) => bo().denylist.document(req.query.since === undefined ? undefined : Number(req.query.since)),
   );
 
   app.get(

@@ -318,3 +318,103 @@ export const Verdict = {
   },
   additionalProperties: false,
 } as const;
+
+// ------------------------------------------------------------------------------------- gates: journals --
+
+const gateId = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,32}$' } as const;
+
+export const JournalBody = {
+  type: 'object',
+  description: 'One batch of a gate journal (docs/gates.md): consecutive records of this gate, the last of which the checkpoint signs',
+  required: ['gate', 'records', 'checkpoint'],
+  properties: {
+    gate: gateId,
+    records: { type: 'array', minItems: 1, maxItems: 2000, items: { type: 'string', pattern: '^([0-9A-Fa-f]{2}){8,8192}$' }, description: 'encoded records (E0 templates), hex' },
+    checkpoint: {
+      type: 'object',
+      required: ['gate', 'seq', 'head', 'time', 'signature'],
+      properties: {
+        gate: gateId,
+        seq: { type: 'integer', minimum: 1, maximum: 281474976710655 },
+        head: { type: 'string', pattern: '^[0-9A-Fa-f]{64}$' },
+        time: { type: 'integer', minimum: 0, maximum: 281474976710655, description: 'epoch milliseconds, gate clock' },
+        signature: hex(1, 1024),
+      },
+      additionalProperties: false,
+    },
+  },
+  additionalProperties: false,
+} as const;
+export interface JournalBody {
+  gate: string;
+  records: string[];
+  checkpoint: { gate: string; seq: number; head: string; time: number; signature: string };
+}
+
+export const JournalReply = {
+  type: 'object',
+  required: ['gate', 'through', 'stored', 'duplicates', 'quarantined'],
+  properties: {
+    gate: { type: 'string' },
+    through: { type: 'integer', description: 'every record up to this seq is stored or kept apart: the gate may drop them' },
+    stored: { type: 'integer' },
+    duplicates: { type: 'integer' },
+    quarantined: { type: 'integer', description: 'records kept apart because they did not verify (listed in the clearing report)' },
+  },
+  additionalProperties: false,
+} as const;
+
+export const DenylistQuery = {
+  type: 'object',
+  properties: { since: { type: 'string', pattern: '^\\d{1,9}$', description: 'the version the gate holds: the answer is a delta from it when possible' } },
+  additionalProperties: false,
+} as const;
+export interface DenylistQuery {
+  since?: string;
+}
+
+const serials = { type: 'array', items: { type: 'string', pattern: '^[0-9A-F]{16}$' } } as const;
+export const DenylistReply = {
+  type: 'object',
+  description: 'eticket-denylist/1, signed by the authority key named by keyId (its A4 certificate in `certificate` when it is a signing key) over "ETKT DENY 1" ‖ canonical JSON of the other fields',
+  required: ['format', 'operator', 'version', 'kind', 'time', 'keyId', 'suite', 'signature'],
+  properties: {
+    format: { type: 'string', enum: ['eticket-denylist/1'] },
+    operator: { type: 'string' },
+    version: { type: 'integer' },
+    kind: { type: 'string', enum: ['full', 'delta'] },
+    base: { type: 'integer' },
+    cards: serials,
+    added: serials,
+    removed: serials,
+    time: { type: 'integer' },
+    keyId,
+    suite: { type: 'string', enum: ['rsa', 'sm9'] },
+    certificate: { type: 'string' },
+    signature: { type: 'string' },
+  },
+  additionalProperties: false,
+} as const;
+
+export const PassBody = {
+  type: 'object',
+  description: 'A metro pass: no origin or destination, valid at any station for `days` days from `validFrom`, each trip priced by the fare table and charged to the seller',
+  required: ['card'],
+  properties: {
+    card: Card,
+    validFrom: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'first day (UTC, YYYY-MM-DD), default today' },
+    days: { type: 'integer', minimum: 1, maximum: 366, default: 1 },
+    maxEntries: { type: 'integer', minimum: 1, maximum: 255, default: 255 },
+    passenger: { type: 'string', minLength: 1, maxLength: 32 },
+    requestId: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' },
+  },
+  additionalProperties: false,
+} as const;
+export interface PassBody {
+  card: CardBody;
+  validFrom?: string;
+  days?: number;
+  maxEntries?: number;
+  passenger?: string;
+  requestId?: string;
+}

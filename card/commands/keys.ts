@@ -9,11 +9,13 @@ import { CryptoError } from '../../sdk/errors.js';
 import { decodeKeyCertificate } from '../../sdk/roles/key-certificate.js';
 import type { KeyChainFailure, RootKey } from '../../sdk/roles/key-chain.js';
 import { SUITE, SW, type SuiteName } from '../../sdk/spec.js';
-import type { CardState, KeyEntry } from '../state.js';
+import type { CardKeyPair, CardState, KeyEntry } from '../state.js';
 import { refuse } from './context.js';
 
-const loadedSigners = new WeakMap<Uint8Array, Signer>();
-const loadedDecrypters = new WeakMap<Uint8Array, Decrypter>();
+// By key pair object: the applet moves a pair's bytes when it re-encodes the image (state.ts rebaseState), never
+// its object, so a loaded key survives commits.
+const loadedSigners = new WeakMap<CardKeyPair, Signer>();
+const loadedDecrypters = new WeakMap<CardKeyPair, Decrypter>();
 
 export function scopeAllows(entry: KeyEntry, operator: string): boolean {
   return entry.scopes.includes(ANY_OPERATOR) || entry.scopes.includes(operator);
@@ -61,10 +63,10 @@ export function terminalKey(s: CardState, id: Uint8Array): KeyEntry {
 /** Key 3: opens first ciphertexts (LOAD). Only called on a locked card, which has it. */
 export function cardDecrypter(s: CardState): Decrypter {
   const k = s.encKey!;
-  let d = loadedDecrypters.get(k.privateKey);
+  let d = loadedDecrypters.get(k);
   if (!d) {
     d = suiteProvider(s.suite).decrypter(k.privateKey);
-    loadedDecrypters.set(k.privateKey, d);
+    loadedDecrypters.set(k, d);
   }
   return d;
 }
@@ -72,10 +74,10 @@ export function cardDecrypter(s: CardState): Decrypter {
 /** The receipt signing key. Only called on a locked card, which has it. */
 export function cardSigner(s: CardState): Signer {
   const k = s.signKey!;
-  let sg = loadedSigners.get(k.privateKey);
+  let sg = loadedSigners.get(k);
   if (!sg) {
     sg = suiteProvider(s.suite).signer(k.privateKey);
-    loadedSigners.set(k.privateKey, sg);
+    loadedSigners.set(k, sg);
   }
   return sg;
 }

@@ -14,6 +14,12 @@ import { refuse, type CommandHandler } from './context.js';
 import { scopeAllows, terminalKey } from './keys.js';
 import { sealView, travelOrder, viewOf } from './view.js';
 
+/** YYYYMMDD (UTC) of an epoch time. */
+function dayOf(epochSeconds: number): number {
+  const d = new Date(epochSeconds * 1000);
+  return d.getUTCFullYear() * 10000 + (d.getUTCMonth() + 1) * 100 + d.getUTCDate();
+}
+
 export const verify: CommandHandler = (ctx, apdu) => {
   const s = ctx.state;
   // Any VERIFY ends the shown view and the session, whatever it answers; this one may show its own.
@@ -33,9 +39,10 @@ export const verify: CommandHandler = (ctx, apdu) => {
     record = visible.find((t) => t.tid === c.tid);
     if (!record && s.tombstones.some((t) => equal(t.tidDigest, tidDigest(c.tid)))) status = VIEW_STATUS.VOID;
   } else {
-    record = travelOrder(
-      visible.filter((t) => t.serviceDate === c.date && (c.train === undefined || t.train === c.train) && (c.station === undefined || t.origin === c.station || t.destination === c.station)),
-    )[0];
+    const trainOk = (t: TicketRecord) => c.train === undefined || t.train === c.train;
+    const exact = visible.filter((t) => t.serviceDate === c.date && trainOk(t) && (c.station === undefined || t.origin === c.station || t.destination === c.station));
+    // A pass (no origin, no destination) serves any station on any day of its validity window.
+    record = travelOrder(exact)[0] ?? travelOrder(visible.filter((t) => !t.origin && !t.destination && trainOk(t) && t.serviceDate <= c.date && c.date <= dayOf(t.validUntil)))[0];
   }
   const challenge = new Uint8Array(randomBytes(LIMITS.challengeLength));
   const view = viewOf(s, record, status, {

@@ -5,8 +5,7 @@ import { encodeTicketView, VIEW_STATUS, viewLengthFor, type TicketViewParts } fr
 import { decodeTerminalKey } from '../../sdk/crypto/bundle.js';
 import { seal } from '../../sdk/crypto/envelope.js';
 import { suiteProvider } from '../../sdk/crypto/suites.js';
-import { encodeUsageRecord } from '../../sdk/ticket.js';
-import type { CardState, KeyEntry, TicketRecord } from '../state.js';
+import { encodedUsage, type CardState, type KeyEntry, type TicketRecord } from '../state.js';
 
 export interface ViewRequest {
   terminalChallenge?: Uint8Array;
@@ -22,7 +21,7 @@ export function viewOf(s: CardState, record: TicketRecord | undefined, status: n
   const cert = r.signingCertificate ? s.signCert : undefined;
   const parts: TicketViewParts = {
     status: record ? VIEW_STATUS.SHOWN : status,
-    ticket: record ? { sequenceNumber: record.seq, face: record.face, usage: encodeUsageRecord(record.usage) } : undefined,
+    ticket: record ? { sequenceNumber: record.seq, face: record.face, usage: encodedUsage(record.usage) } : undefined,
     terminalChallenge: r.terminalChallenge,
     cardChallenge: r.cardChallenge,
     verificationCode: record && r.verificationCode ? record.tfv : undefined,

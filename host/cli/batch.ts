@@ -13,6 +13,7 @@ export const REQUEST_FIELDS = protocol.ticketFace.map((f) => f.name).filter((n) 
 const TEXT = new Set(protocol.ticketFace.filter((f) => f.format === 'text').map((f) => f.name));
 const TIMES = new Set(['validFrom', 'validUntil', 'issuedAt']);
 const KINDS: Record<string, number> = { rail: 1, metro: 2, bus: 3, event: 4 };
+const PRICINGS: Record<string, number> = { fixed: 1, 'per-trip': 2 };
 
 function integer(name: string, v: unknown): number {
   const n = typeof v === 'number' ? v : /^\s*\d+\s*$/.test(String(v)) ? Number(v) : NaN;
@@ -52,6 +53,7 @@ export function toRequest(values: Record<string, unknown>): TicketRequest {
     else if (TIMES.has(name)) out[name] = parseTime(name, raw);
     else if (name === 'departure') out[name] = parseDeparture(raw);
     else if (name === 'kind' && typeof raw === 'string' && KINDS[raw.trim().toLowerCase()]) out[name] = KINDS[raw.trim().toLowerCase()];
+    else if (name === 'pricing' && typeof raw === 'string' && PRICINGS[raw.trim().toLowerCase()]) out[name] = PRICINGS[raw.trim().toLowerCase()];
     else out[name] = integer(name, raw);
   }
   if (out.serviceDate === undefined) throw new InvalidInputError('serviceDate is required (YYYY-MM-DD)');

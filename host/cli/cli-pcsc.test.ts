@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lockVpcd, pcscStack, VPCD_READER_1, waitUntil } from '../../test/helpers/pcsc-stack.js';
+import { lockVpcd, pcscStack, VPCD_READER_1, waitUntil, VPCD_LOCK_HOOK_MS } from '../../test/helpers/pcsc-stack.js';
 import { cli, cliProcess, type CliEnv } from './run-cli.js';
 
 const wanted = process.env.ETICKET_PCSC === '1';
@@ -26,7 +26,7 @@ describe.skipIf(!stack.ok)('eticket CLI over PC/SC (vpcd)', () => {
     expect((await cli(env, 'card', 'personalize', '--card', 'card.img')).code).toBe(0);
     const today = new Date().toISOString().slice(0, 10);
     expect((await cli(env, 'issue', '--card', 'card.img', '--service-date', today, '--train', 'G1', '--origin', 'BJS', '--tid', 'P1')).code).toBe(0);
-  });
+  }, VPCD_LOCK_HOOK_MS);
 
   afterAll(() => {
     release();

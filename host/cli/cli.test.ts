@@ -2,7 +2,7 @@
 // temporary working directory and checks exit status and output, bad input included (the issue's "done when" list).
 // At most CLI_PARALLELISM processes run at once (run-cli.ts), however many a test starts together.
 
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,8 +74,11 @@ describe('init', () => {
   it('writes public files in the clear and private keys encrypted', () => {
     for (const f of ['eticket.json', 'ca.crt', 'authority.pub', 'terminal.pub']) expect(existsSync(join(dir, f)), f).toBe(true);
     for (const k of ['ca', 'authority', 'terminal-encryption', 'terminal-signature']) {
-      expect(readFileSync(join(dir, 'keys', `${k}.key`), 'utf8')).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+      // One KDF for every secret: RSA keys are in the same scrypt + AES-256-GCM container as the others.
+      expect(JSON.parse(readFileSync(join(dir, 'keys', `${k}.secret.json`), 'utf8'))).toMatchObject({ kind: 'rsa-private-pkcs8', kdf: { name: 'scrypt', N: 32768, r: 8, p: 1 }, cipher: 'aes-256-gcm' });
+      expect(statSync(join(dir, 'keys', `${k}.secret.json`)).mode & 0o777).toBe(0o600);
     }
+    expect(statSync(join(dir, 'keys')).mode & 0o777).toBe(0o700);
     const config = JSON.parse(readFileSync(join(dir, 'eticket.json'), 'utf8')) as { checkingMasterKey: { version: number; keyId: string } };
     expect(config.checkingMasterKey).toMatchObject({ version: 1, keyId: expect.stringMatching(/^[0-9A-F]{16}$/) });
     expect(JSON.parse(readFileSync(join(dir, 'keys', 'checking-master-v1.secret.json'), 'utf8'))).toMatchObject({ kind: 'aes128-checking-master', cipher: 'aes-256-gcm' });
@@ -383,7 +386,7 @@ describe('gate mode sym', () => {
       writeFileSync(join(old, 'eticket.json'), JSON.stringify(config));
       for (const f of ['ca.crt', 'authority.pub', 'terminal.pub']) copyFileSync(join(dir, f), join(old, f));
       mkdirSync(join(old, 'keys'));
-      for (const f of readdirSync(join(dir, 'keys')).filter((f) => f.endsWith('.key'))) copyFileSync(join(dir, 'keys', f), join(old, 'keys', f));
+      for (const f of readdirSync(join(dir, 'keys')).filter((f) => !f.startsWith('checking-master'))) copyFileSync(join(dir, 'keys', f), join(old, 'keys', f));
 
       const results = await Promise.all([
         cli(e, 'gate', '--mode', 'sym', '--card', 'card.img', '--station', 'BJS', '--direction', 'entry'),

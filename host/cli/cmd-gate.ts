@@ -1,19 +1,24 @@
-// `eticket gate`: a validator loop. Wait for a card, decide (host/gate.ts rules), record the entry or exit
-// on the card, print PASS or REJECT with the reason; an image is one tap, a reader loops until Ctrl-C.
+// `eticket gate`: a validator loop. Wait for a card, decide (host/gate.ts rules, the denylist it holds), record
+// the entry or exit on the card, journal the tap durably, print PASS or REJECT with the reason; an image is one
+// tap, a reader loops until Ctrl-C, uploading its journal in the background when given a back office.
 // Gate mode pki (default) or sym (--mode sym: the master key only, no pki keys at the gate).
 
 import type { Command } from 'commander';
 import { hex } from '../../sdk/bytes.js';
 import { formatServiceDate } from '../../sdk/fields.js';
 import { TransportError, TransportTimeoutError } from '../../sdk/errors.js';
+import { join, resolve } from 'node:path';
+import { denylistTrust, gateCredential, journalDir } from './cmd-offline.js';
 import type { Direction } from '../gate.js';
 import type { PcscTransport } from '../transport/pcsc.js';
 import type { Transport } from '../transport/transport.js';
 import { addCardOptions, emit, errorLine, EXIT, ExitStatus, globals, openTransport, passphrase, UsageError, workDir, type CardOptions } from './context.js';
 import type { CheckingTerminalConfig, GateMode } from '../checking.js';
+import type { GateConfig } from '../gate-config.js';
+import type { DenylistTrust } from '../../sdk/roles/denylist.js';
 import { addModeOption, addTerminalOptions, clockOf, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
 
-type GateOptions = CardOptions & TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean; config?: string };
+type GateOptions = CardOptions & TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean; config?: string; journal?: string; backoffice?: string; credential?: string };
 
 export function registerGate(program: Command): void {
   addModeOption(
@@ -27,9 +32,12 @@ export function registerGate(program: Command): void {
           .option('--once', 'stop after one card (always so with --card)')
           .option('--audit', 'also fetch and check TF_V on every tap (slower: 256 more bytes on air)')
           .option('--config <gate-dir>', "run from a gate's own configuration (`eticket provision-gate`; passphrase $ETICKET_GATE_PASSPHRASE) instead of the working directory")
+          .option('--journal <dir>', 'the tap journal (default <working directory>/journal/<gate id>)')
+          .option('--backoffice <url>', 'upload the journal and fetch the denylist in the background (needs --credential)')
+          .option('--credential <file>', "the gate's credential (`eticket terminal add --kind gate`); its id is the gate id")
           .addHelpText(
             'after',
-            '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected. --mode sym taps in 3 APDUs with AES only\n(the working directory\'s checking master key; cards personalised with it). With --config, the gate id,\nstation and mode come from the gate\'s gate.json unless given here.\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json\n  $ eticket gate --card card.img --station BJS --direction entry --mode sym\n  $ eticket gate --config /etc/eticket/gate --reader "ACS ACR122U" --direction entry',
+            '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected. --mode sym taps in 3 APDUs with AES only\n(the working directory\'s checking master key; cards personalised with it). With --config, the gate id,\nstation and mode come from the gate\'s gate.json unless given here, and its journal is <gate-dir>/journal.\n\nEvery tap is written to the gate\'s journal, durably, before the answer (docs/gates.md); a card on the denylist the\ngate holds is refused (REJECT denylisted). With --backoffice and --credential the loop uploads the journal and\nfetches the denylist in the background (`eticket journal upload` does it once); the back office being down\nnever delays a tap.\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json\n  $ eticket gate --card card.img --station BJS --direction entry --mode sym\n  $ eticket gate --config /etc/eticket/gate --reader "ACS ACR122U" --direction entry',
           ),
       ),
       'BJS',
@@ -37,12 +45,18 @@ export function registerGate(program: Command): void {
   ).action(async (opts: GateOptions, cmd: Command) => {
     if (opts.direction !== 'entry' && opts.direction !== 'exit') throw new UsageError('--direction is entry or exit');
     const direction: Direction = opts.direction;
-    const [{ CheckingTerminal, checkTerminalConfig }, { CardSession }, { receiptJson }, { PcscTransport }, { RecordingTransport }] = await Promise.all([
+    // Loaded here, not at the top: `eticket gate --help` loads none of them (test/cli-lazy.test.ts).
+    const [{ CheckingTerminal, checkTerminalConfig }, { CardSession }, { receiptJson }, { PcscTransport }, { RecordingTransport }, { BackofficeClient }, { DenylistCache }, { GateJournal }, { JournalUploader }, { OfflineGate }] = await Promise.all([
       import('../checking.js'),
       import('../session.js'),
       import('./format.js'),
       import('../transport/pcsc.js'),
       import('../transport/recording.js'),
+      import('../backoffice-client.js'),
+      import('../denylist.js'),
+      import('../journal.js'),
+      import('../journal-uploader.js'),
+      import('../offline-gate.js'),
     ]);
     const pcscOf = (transport: Transport): PcscTransport | undefined => {
       const inner = transport instanceof RecordingTransport ? transport.inner : transport;
@@ -53,6 +67,8 @@ export function registerGate(program: Command): void {
     // The service date a tap looks for is the operator's day, not UTC's (a UTC+8 gate at 07:30 is on today's date).
     const { timeZoneOf, serviceDateAt } = await import('./timezone.js');
     let tz: string;
+    // Where the journal lives and whose key signs the denylists: the gate's own directory, or the working directory.
+    let place: { journal: (gateId: string) => string; trust: () => Promise<DenylistTrust> };
     if (opts.config) {
       const { loadGateConfig } = await import('../gate-config.js');
       config = loadGateConfig(opts.config, {
@@ -63,33 +79,48 @@ export function registerGate(program: Command): void {
         clock: clockOf(opts.time),
       });
       tz = timeZoneOf(cmd);
+      const g = config as GateConfig;
+      place = { journal: () => (opts.journal ? resolve(opts.journal) : join(g.dir, 'journal')), trust: async () => ({ operator: g.operator, suite: g.suite, roots: g.authorities ?? [] }) };
     } else {
       const w = await workDir(cmd);
       config = terminalConfig(w, await passphrase(), opts);
       tz = timeZoneOf(cmd, w.config.timeZone);
+      place = { journal: (id) => journalDir(w, id, opts.journal), trust: async () => denylistTrust(w) };
     }
     // A configuration the gate cannot work with (e.g. a gate id longer than the protocol carries) fails here, not per tap.
     checkTerminalConfig(config);
     const clock = config.clock!;
     const mode = config.mode!;
-    const { station, gateId } = config;
     const json = globals(cmd).json;
+
+    let cred: Awaited<ReturnType<typeof gateCredential>> | undefined;
+    if (opts.credential) {
+      cred = await gateCredential(opts.credential);
+      if (explicit('gateId') && opts.gateId !== cred.clientId) throw new UsageError(`--gate-id ${opts.gateId} is not the credential's gate ${cred.clientId}`);
+      config.gateId = cred.clientId;
+    }
+    if (opts.backoffice && !cred) throw new UsageError('--backoffice needs --credential (the gate signs its uploads)');
+    const { station, gateId } = config;
+    const dir = place.journal(config.gateId);
+    const journal = GateJournal.openDir(dir);
+    const denylist = new DenylistCache(await place.trust(), join(dir, 'denylist.json'));
+    const gate = new OfflineGate({ terminal: config, journal, denylist });
+    const uploader = cred && opts.backoffice ? new JournalUploader(journal, [{ gateId: cred.clientId, client: new BackofficeClient({ url: opts.backoffice, clientId: cred.clientId, signer: cred.signer }), signer: cred.signer }], denylist, { log: json ? undefined : (e) => console.error(`gate ${cred!.clientId}: ${JSON.stringify(e)}`) }) : undefined;
 
     const tap = async (transport: Transport): Promise<boolean> => {
       const session = new CardSession(transport);
-      const terminal = new CheckingTerminal(session, config);
       const t0 = performance.now();
       try {
-        const { decision, ticket, receipt } = await terminal.passGate(direction, { date: serviceDateAt(clock(), tz), train: opts.train, auditVerificationCode: opts.audit });
+        const { decision, ticket, receipt, record } = await gate.tap(session, direction, { date: serviceDateAt(clock(), tz), train: opts.train, auditVerificationCode: opts.audit });
         const ms = Math.round(performance.now() - t0);
         const time = new Date(clock() * 1000).toISOString();
-        // The receipt (and in sym mode its transaction) is what a gate log keeps for the back office.
+        // The receipt (and in sym mode its transaction) is what the journal keeps for the back office.
         const { receipt: encoded, transaction } = receipt ? receiptJson(receipt) : {};
         const logged = { ...(encoded ? { receipt: encoded } : {}), ...(transaction ? { transaction } : {}) };
         emit(
           cmd,
-          { pass: decision.pass, reason: decision.reason, message: decision.message, mode, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station, gateId, direction, time, ms, ...logged },
-          `${decision.pass ? 'PASS' : 'REJECT'} ${ticket ? `${ticket.face.tid} ${formatServiceDate(ticket.face.serviceDate)} ${ticket.face.train ?? ''} ` : ''}${decision.reason ? `[${decision.reason}] ` : ''}${decision.message} (${ms} ms)`.replace(/ +/g, ' '),
+          { pass: decision.pass, reason: decision.reason, message: decision.message, mode, gate: config.gateId, gateId: config.gateId, seq: record?.seq, denylistVersion: record?.denylistVersion, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station, direction, time, ms, ...logged },
+          `${decision.pass ? 'PASS' : 'REJECT'} ${ticket ? `${ticket.face.tid} ${formatServiceDate(ticket.face.serviceDate)} ${ticket.face.train ?? ''} ` : ''}${decision.reason ? `[${decision.reason}] ` : ''}${decision.message} (${ms} ms${record ? `, journal #${record.seq}` : ''})`.replace(/ +/g, ' '),
         );
         return decision.pass;
       } finally {
@@ -98,14 +129,22 @@ export function registerGate(program: Command): void {
     };
 
     if (opts.card || opts.once) {
-      const { transport } = await openTransport(cmd, opts);
-      const pcsc = pcscOf(transport);
-      if (pcsc) await pcsc.waitForCard(60_000);
-      const pass = await tap(transport);
-      if (!pass) throw new ExitStatus(EXIT.REJECTED);
-      return;
+      try {
+        const { transport } = await openTransport(cmd, opts);
+        const pcsc = pcscOf(transport);
+        if (pcsc) await pcsc.waitForCard(60_000);
+        const pass = await tap(transport);
+        if (!pass) throw new ExitStatus(EXIT.REJECTED);
+        return;
+      } finally {
+        await journal.close();
+      }
     }
-    if (!opts.reader) throw new UsageError('which reader? give --reader <name> (or --card <image> for one tap)');
+    if (!opts.reader) {
+      await journal.close();
+      throw new UsageError('which reader? give --reader <name> (or --card <image> for one tap)');
+    }
+    uploader?.start();
 
     const { transport } = await openTransport(cmd, opts);
     const reader = pcscOf(transport)!;
@@ -138,6 +177,8 @@ export function registerGate(program: Command): void {
       while (!stopping && (await reader.status()).cardPresent) await new Promise((r) => setTimeout(r, 100));
     }
     await transport.disconnect().catch(() => undefined);
+    await uploader?.stop();
+    await journal.close();
     if (!json) console.error(`gate stopped after ${taps} tap(s)`);
   });
 }

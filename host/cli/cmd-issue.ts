@@ -47,9 +47,10 @@ const TICKET_FLAGS: [string, string][] = [
   ['--valid-until <time>', 'end of validity (default: service day + 28 h)'],
   ['--kind <kind>', 'rail, metro, bus, event (or 1-4)'],
   ['--flags <bits>', 'bit 0 transferable, bit 1 return, bit 2 concession'],
-  ['--max-entries <n>', 'entries allowed (default 1)'],
+  ['--max-entries <n>', 'entries allowed (default 1; a pass up to 255)'],
+  ['--pricing <pricing>', 'fixed (the fare, paid at sale; default) or per-trip (a pass: trips priced by the fare table, charged to the seller)'],
 ];
-export const TICKET_FIELDS = ['tid', 'serviceDate', 'train', 'origin', 'destination', 'departure', 'coach', 'seat', 'travelClass', 'fare', 'currency', 'passenger', 'validFrom', 'validUntil', 'kind', 'flags', 'maxEntries'];
+export const TICKET_FIELDS = ['tid', 'serviceDate', 'train', 'origin', 'destination', 'departure', 'coach', 'seat', 'travelClass', 'fare', 'currency', 'passenger', 'validFrom', 'validUntil', 'kind', 'flags', 'maxEntries', 'pricing'];
 
 export function addTicketFlags(cmd: Command, hidden: string[] = []): Command {
   for (const [flags, desc] of TICKET_FLAGS) {

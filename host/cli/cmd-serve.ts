@@ -12,11 +12,12 @@ export function registerServe(program: Command): void {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port (0: any free port, printed)', intArg('port'), 8080)
     .option('--max-skew <seconds>', 'accepted clock difference of signed requests', intArg('max-skew'), 120)
+    .option('--match-interval <ms>', 'how often uploaded taps are matched into trips (0: never; run `eticket match`)', intArg('match-interval'), 1000)
     .addHelpText(
       'after',
       '\nEvery request but GET /v1/health is signed by a registered seller or terminal (docs/backoffice.md); the\nOpenAPI document is at /openapi.json. With the embedded store one process serves a working directory; with\n--database postgres://… run as many as you like. Stops cleanly on SIGINT / SIGTERM.\n\nExample:\n  $ eticket serve --port 8080\n  $ eticket --database postgres://eticket@db/eticket serve --host 0.0.0.0 --json',
     )
-    .action(async (opts: { host: string; port: number; maxSkew: number }, cmd: Command) => {
+    .action(async (opts: { host: string; port: number; maxSkew: number; matchInterval: number }, cmd: Command) => {
       if (opts.port > 65535) throw new UsageError('--port is 0..65535');
       const w = await workDir(cmd);
       const pass = await passphrase();
@@ -33,10 +34,37 @@ export function registerServe(program: Command): void {
         throw new UsageError(`cannot listen on ${opts.host}:${opts.port}: ${(e as Error).message}`);
       }
       emit(cmd, { event: 'listening', url, pid: process.pid, store: office.store.engine }, `eticket back office on ${url} (store: ${office.store.engine === 'pglite' ? `embedded, ${w.dir}/store` : 'PostgreSQL'}); OpenAPI at ${url}/openapi.json; Ctrl-C to stop`);
+      // Trips and anomalies: one matcher at a time per database works the queue; the others find it held and wait.
+      let stopping = false;
+      let wake: (() => void) | undefined;
+      const matcher = office.bo.matcher();
+      const matching = (async () => {
+        while (!stopping && opts.matchInterval > 0) {
+          try {
+            for (let r = await matcher.matchPending(); r && r.tickets > 0 && !stopping; r = await matcher.matchPending()) {
+              for (const a of r.anomalies) console.error(JSON.stringify({ event: 'anomaly', kind: a.kind, card: a.card, tid: a.tid, detail: a.detail }));
+              if (r.denylisted.length) console.error(JSON.stringify({ event: 'denylisted', version: r.denylistVersion, cards: r.denylisted }));
+            }
+            await matcher.sweep();
+          } catch (e) {
+            console.error(JSON.stringify({ event: 'matcher_error', message: (e as Error).message }));
+          }
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, opts.matchInterval);
+            wake = () => {
+              clearTimeout(t);
+              r();
+            };
+          });
+        }
+      })();
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
       });
+      stopping = true;
+      wake?.();
+      await matching;
       await app.close();
       await office.close();
       if (!json) console.error('eticket back office stopped');

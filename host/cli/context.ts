@@ -2,7 +2,7 @@
 // emulator, or a PC/SC reader), optional recording to a dump, the passphrase, output and exit codes.
 // Loaded by `eticket --help` too: the card, transport and key modules are imported only when a helper needs them.
 
-import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { EticketCard } from '../../card/applet.js';
@@ -121,9 +121,9 @@ export async function openTransport(cmd: Command, options: CardOptions): Promise
   }
   const record = globals(cmd).record;
   if (record) {
-    const { RecordingTransport } = await import('../transport/recording.js');
-    writeFileSync(record, '');
-    transport = new RecordingTransport(transport, { write: (chunk) => appendFileSync(record, chunk) });
+    const { dumpFileWriter, RecordingTransport } = await import('../transport/recording.js');
+    // 0600, and PUT KEY data redacted: a personalisation dump would otherwise carry the card's keys.
+    transport = new RecordingTransport(transport, { write: dumpFileWriter(record) });
   }
   return { transport, label };
 }
@@ -222,6 +222,10 @@ export async function exitCodeFor(e: unknown): Promise<number> {
     // The store refused on the domain's grounds (sold out, TID taken, unknown service): the input's fault.
     if (e instanceof StoreConflictError || e instanceof NotFoundError || e instanceof MigrationError) return EXIT.USAGE;
     if (e instanceof StoreUnavailableError) return EXIT.TRANSPORT;
+    // The back office over HTTP: unreachable or failing (5xx) is like a database that cannot be reached; a refusal is the input's.
+    const { BackofficeHttpError, BackofficeUnreachableError } = await import('../backoffice-client.js');
+    if (e instanceof BackofficeUnreachableError) return EXIT.TRANSPORT;
+    if (e instanceof BackofficeHttpError) return e.status >= 500 ? EXIT.TRANSPORT : e.status === 401 || e.status === 422 ? EXIT.CRYPTO : EXIT.USAGE;
   }
   return EXIT.INTERNAL;
 }

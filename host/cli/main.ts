@@ -20,6 +20,8 @@ import { registerClients } from './cmd-clients.js';
 import { registerKeys } from './cmd-keys.js';
 import { registerSales } from './cmd-sales.js';
 import { registerServe } from './cmd-serve.js';
+import { registerOffline } from './cmd-offline.js';
+import { registerSimulate } from './cmd-simulate.js';
 import { registerGate, registerProvisionGate } from './cmd-gate.js';
 import { registerIssue, registerLoad } from './cmd-issue.js';
 import { registerRaw } from './cmd-raw.js';
@@ -81,6 +83,8 @@ Example:
   registerClients(program);
   registerSales(program);
   registerServe(program);
+  registerOffline(program);
+  registerSimulate(program);
   return program;
 }
 

@@ -1,6 +1,12 @@
 // PcscTransport against the real stack: pcsclite → pcscd → vpcd → VpcdBridge (child process) → EchoIcc.
 // Skipped with a printed reason where pcscd/vpcd or the binding are missing; .ci/run starts them (ETICKET_PCSC=1).
 
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startVpcdChild, type VpcdChild } from '../../card/vpcd-child.ts';
@@ -12,8 +18,8 @@ import {
   TransportUnavailableError,
 } from '../../sdk/errors.ts';
 import { INS } from '../../test/helpers/echo-icc.ts';
-import { lockVpcd, pcscStack, VPCD_READER_0, VPCD_READER_1, waitUntil } from '../../test/helpers/pcsc-stack.ts';
-import { listReaders, matchReader, PcscTransport, pcscErrorCode, waitForCard } from './pcsc.ts';
+import { lockVpcd, pcscStack, VPCD_READER_0, VPCD_READER_1, waitUntil, VPCD_LOCK_HOOK_MS } from '../../test/helpers/pcsc-stack.ts';
+import { listReaders, matchReader, pcscAgentPids, PcscTransport, pcscErrorCode, waitForCard } from './pcsc.ts';
 import { RecordingTransport } from './recording.ts';
 import { ReplayTransport } from './replay.ts';
 
@@ -21,6 +27,25 @@ const ECHO_MODULE = fileURLToPath(new URL('../../test/helpers/echo-icc.ts', impo
 const h = (hex: string): Uint8Array => Uint8Array.from(Buffer.from(hex.replace(/\s+/g, ''), 'hex'));
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex').toUpperCase();
 const SELECT_ECHO = h('00A4040008F0455449434B4554');
+
+/** Whether npm pcsclite is built here (the agent loads it; the no-stack tests need nothing else). */
+const processAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const bindingBuilt = (() => {
+  try {
+    createRequire(import.meta.url)('pcsclite');
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 describe('PC/SC helpers (no stack needed)', () => {
   it('matches readers exactly or by a unique substring', () => {
@@ -37,20 +62,112 @@ describe('PC/SC helpers (no stack needed)', () => {
     expect(pcscErrorCode(new Error('Card Reader not connected'))).toBeUndefined();
   });
 
-  it('reports a PC/SC service that is not there as TransportUnavailableError', () => {
-    const binding = () => {
-      throw new Error('SCardEstablishContext error: Service not available.(0x8010001D)');
-    };
-    const t = new PcscTransport({ binding });
-    return expect(t.connect()).rejects.toBeInstanceOf(TransportUnavailableError);
+  it.skipIf(!bindingBuilt)('reports a PC/SC service that is not there as TransportUnavailableError', async () => {
+    // libpcsclite's own variable: the agent looks for pcscd's socket where there is none.
+    const t = new PcscTransport({ agent: { env: { PCSCLITE_CSOCK_NAME: join(tmpdir(), `no-pcscd-${process.pid}.comm`) } } });
+    const error = await t.connect().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransportUnavailableError);
+    expect((error as Error).message).toMatch(/PC\/SC service unavailable .*is pcscd running/);
+    await t.disconnect();
   });
 
-  it('defaults to extended length and a 64 KiB response buffer, short-only on request', () => {
-    const binding = () => {
-      throw new Error('unused');
+  it.skipIf(!bindingBuilt)('a pcscd that accepts and never answers gives TransportTimeoutError, the event loop runs meanwhile, and the stuck agent is killed', async () => {
+    // A socket that takes the connection and says nothing: SCardEstablishContext blocks in it for ever,
+    // as it does on a pcscd frozen by a card. The call runs in the agent process, never in this one.
+    const path = join(tmpdir(), `mute-pcscd-${process.pid}.comm`);
+    const server = net.createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    const agent = { env: { PCSCLITE_CSOCK_NAME: path } };
+    let settled = false;
+    let ticksWhilePending = 0;
+    const ticker = setInterval(() => {
+      if (!settled) ticksWhilePending++;
+    }, 10);
+    try {
+      const before = new Set(pcscAgentPids());
+      const t = new PcscTransport({ reader: 'Virtual PCD 00 00', readerListTimeoutMs: 800, agent });
+      const pending = t.connect().catch((e: unknown) => e);
+      const fresh = (): number[] => pcscAgentPids().filter((pid) => !before.has(pid));
+      const stuckAgents = await waitUntil(() => fresh().length > 0 && fresh(), 5000, 'the agent to start');
+      const error = await pending;
+      settled = true;
+      expect(error).toBeInstanceOf(TransportTimeoutError);
+      expect((error as Error).message).toMatch(/did not list its readers within 800 ms/);
+      expect(ticksWhilePending).toBeGreaterThan(0);
+      await t.disconnect();
+      // The agent was blocked in native code: only a kill ends it, and it must not outlive the transport.
+      for (const pid of stuckAgents) await waitUntil(() => !processAlive(pid), 5000, `agent ${pid} to be killed`);
+      // listReaders and waitForCard keep the same bound.
+      await expect(listReaders({ timeoutMs: 500, agent })).rejects.toBeInstanceOf(TransportTimeoutError);
+      await expect(waitForCard('Virtual PCD 00 00', { timeoutMs: 500, agent })).rejects.toBeInstanceOf(TransportTimeoutError);
+      await waitUntil(() => fresh().length === 0, 5000, 'every agent stuck on the mute pcscd to be gone');
+    } finally {
+      clearInterval(ticker);
+      server.close();
+    }
+  });
+
+  it.skipIf(!bindingBuilt || !existsSync('/proc/self/environ'))('the agent process gets no ETICKET_ variable: no office, gate or client passphrase, no database URL', async () => {
+    // A mute pcscd keeps the agent alive (blocked in SCardEstablishContext) while its environment is read.
+    const path = join(tmpdir(), `mute-pcscd-env-${process.pid}.comm`);
+    const server = net.createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    const planted: Record<string, string> = {
+      ETICKET_PASSPHRASE: 'office secret',
+      ETICKET_GATE_PASSPHRASE: 'gate secret',
+      ETICKET_CLIENT_PASSPHRASE: 'client secret',
+      ETICKET_DATABASE_URL: 'postgres://u:secret@localhost/eticket',
     };
-    expect(new PcscTransport({ binding }).info).toMatchObject({ extendedLength: true, maxResponse: 65538 });
-    expect(new PcscTransport({ binding, extendedLength: false }).info).toMatchObject({ extendedLength: false, maxResponse: 258 });
+    const saved = Object.fromEntries(Object.keys(planted).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, planted);
+    try {
+      const before = new Set(pcscAgentPids());
+      const t = new PcscTransport({ readerListTimeoutMs: 3000, agent: { env: { PCSCLITE_CSOCK_NAME: path } } });
+      const pending = t.connect().catch((e: unknown) => e);
+      const fresh = await waitUntil(() => {
+        const pids = pcscAgentPids().filter((pid) => !before.has(pid));
+        return pids.length > 0 && pids;
+      }, 5000, 'the agent to start');
+      const environ = readFileSync(`/proc/${fresh[0]}/environ`, 'latin1').split('\0');
+      expect(environ).toContain(`PCSCLITE_CSOCK_NAME=${path}`);
+      expect(environ.filter((v) => v.startsWith('ETICKET_'))).toEqual([]);
+      expect(environ.filter((v) => v.includes('secret'))).toEqual([]);
+      expect(await pending).toBeInstanceOf(TransportTimeoutError);
+      await t.disconnect();
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      server.close();
+    }
+  });
+
+  it.skipIf(!bindingBuilt)('an agent blocked in native code does not outlive a parent killed by SIGKILL', async () => {
+    // The mute pcscd lives here, so the agent stays blocked after its parent dies: only its own watcher thread
+    // can notice (its main thread, stuck in SCardEstablishContext, never hears the IPC channel close).
+    const path = join(tmpdir(), `mute-pcscd-orphan-${process.pid}.comm`);
+    const server = net.createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    try {
+      const parent = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../test/helpers/pcsc-doomed-parent.ts', import.meta.url)), path], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      parent.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+      const signal = await new Promise<NodeJS.Signals | null>((resolve) => parent.on('exit', (_code, sig) => resolve(sig)));
+      expect(signal).toBe('SIGKILL');
+      const agents = out.trim().split(',').map(Number);
+      expect(agents.length).toBeGreaterThan(0);
+      for (const pid of agents) await waitUntil(() => !processAlive(pid), 10_000, `orphaned agent ${pid} to end`);
+    } finally {
+      server.close();
+    }
+  }, 90_000);
+
+  it.skipIf(!bindingBuilt)('defaults to extended length and a 64 KiB response buffer, short-only on request', () => {
+    expect(new PcscTransport().info).toMatchObject({ extendedLength: true, maxResponse: 65538 });
+    expect(new PcscTransport({ extendedLength: false }).info).toMatchObject({ extendedLength: false, maxResponse: 258 });
   });
 });
 
@@ -75,7 +192,7 @@ describe.skipIf(!stack.ok)('PcscTransport over pcscd + vpcd', () => {
     release = await lockVpcd();
     card = await startCard();
     await waitForCard(VPCD_READER_0, { timeoutMs: 5000 });
-  });
+  }, VPCD_LOCK_HOOK_MS);
 
   afterEach(async () => {
     await Promise.all(open.splice(0).map((t) => t.disconnect().catch(() => undefined)));
@@ -94,7 +211,9 @@ describe.skipIf(!stack.ok)('PcscTransport over pcscd + vpcd', () => {
   };
 
   it('lists both vpcd readers and the card in the first', async () => {
-    const readers = await listReaders();
+    // A bound, not a speed claim: settle() returns as soon as every reader has reported; on a loaded machine
+    // the agent process and pcscd's first status can take longer than the 3 s default.
+    const readers = await listReaders({ timeoutMs: 60_000 });
     const names = readers.map((r) => r.name);
     expect(names).toContain(VPCD_READER_0);
     expect(names).toContain(VPCD_READER_1);

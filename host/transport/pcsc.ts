@@ -1,10 +1,12 @@
 // The PC/SC transport: drives a card in any reader pcscd knows (real readers, or vpcd's virtual ones) via
-// npm `pcsclite`, loaded lazily so the SDK works without it. Every native call is bounded by a timeout.
+// npm `pcsclite`, run in a child process (the PC/SC agent) so no native call can block this event loop.
 
+import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import type { EventEmitter } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import {
   CardRemovedError,
+  InvalidInputError,
   ReaderNotFoundError,
   TransportError,
   TransportTimeoutError,
@@ -12,22 +14,13 @@ import {
 } from '../../sdk/errors.js';
 import type { CardEvent, Transport, TransportInfo } from './transport.js';
 
-// The slice of pcsclite's API we use, declared here so type-checking never needs the optional package.
-interface NativeReader extends EventEmitter {
-  readonly name: string;
-  readonly connected: boolean;
-  connect(options: { share_mode: number; protocol: number }, cb: (err: unknown, protocol: number) => void): void;
-  disconnect(disposition: number, cb: (err: unknown) => void): void;
-  transmit(data: Buffer, resLen: number, protocol: number, cb: (err: unknown, response: Buffer) => void): void;
-  close(): void;
-}
-interface NativeContext extends EventEmitter {
-  readers: Record<string, NativeReader>;
-  start(cb: (err: unknown, data: Buffer) => void): void;
-  close(): void;
-}
-/** pcsclite's default export: creates a context that reports readers. */
-export type PcscliteFactory = () => NativeContext;
+// Why a child process and not the binding in this process, or in a worker thread: a PC/SC call stuck in a
+// frozen pcscd (a virtual card that stopped answering freezes its reader for every client) never returns.
+// pcsclite runs SCardEstablishContext synchronously on the calling thread, and a reader's close() takes a
+// lock that a stuck SCardConnect/SCardTransmit holds on a libuv pool thread; worse, Node joins its pool and
+// worker threads at exit, so even process.exit() waits for the stuck call. Only a process can be killed
+// whatever its threads do. The agent (pcsc-agent.cjs) holds the native contexts; this module keeps every
+// deadline with its own timers, and kills an agent that has a call stuck in it.
 
 // Constants from <PCSC/pcsclite.h>; fixed by the PC/SC specification, the same on every platform we build for.
 const SCARD_SHARE_EXCLUSIVE = 1;
@@ -45,20 +38,12 @@ const HOW_TO_INSTALL =
   '(plus vsmartcard-vpcd for virtual cards), then `npm_config_nodedir=$(dirname $(dirname $(which node))) npm rebuild pcsclite` ' +
   '(or `npm install pcsclite` if it is missing)';
 
-let cachedFactory: PcscliteFactory | undefined;
-
-/** Load npm `pcsclite` on first use; its absence or a failed native build becomes a TransportUnavailableError. */
-export function loadPcsclite(): PcscliteFactory {
-  if (cachedFactory) return cachedFactory;
+/** Fail early, without loading any native code here, when npm pcsclite is not installed at all. */
+function requireBindingInstalled(): void {
   try {
-    const require = createRequire(import.meta.url);
-    cachedFactory = require('pcsclite') as PcscliteFactory;
-    return cachedFactory;
+    createRequire(import.meta.url).resolve('pcsclite');
   } catch (cause) {
-    const why = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
-    throw new TransportUnavailableError(`PC/SC binding (npm pcsclite) unavailable (${why}): ${HOW_TO_INSTALL}`, undefined, {
-      cause,
-    });
+    throw new TransportUnavailableError(`PC/SC binding (npm pcsclite) not installed: ${HOW_TO_INSTALL}`, undefined, { cause });
   }
 }
 
@@ -68,6 +53,15 @@ export type PcscProtocol = 'T=0' | 'T=1' | 'any';
 export type PcscShareMode = 'shared' | 'exclusive';
 /** What happens to the card at disconnect. */
 export type PcscDisposition = 'leave' | 'reset' | 'unpower';
+
+/** How the PC/SC agent process is started. Agents with the same options are shared within a process. */
+export interface PcscAgentOptions {
+  /**
+   * Extra environment for the agent, e.g. `PCSCLITE_CSOCK_NAME` (libpcsclite's own variable) to talk to
+   * another pcscd socket.
+   */
+  env?: Record<string, string>;
+}
 
 /** Reader, protocol, sharing, time limits and APDU sizes of a PcscTransport. */
 export interface PcscTransportOptions {
@@ -86,17 +80,17 @@ export interface PcscTransportOptions {
   extendedLength?: boolean;
   /** Receive buffer for one response, SW included. Default 65538 with extended length, else 258. */
   maxResponse?: number;
-  /** Upper bound on any one native call (connect, transmit, reset, disconnect). Default 10 000 ms. */
+  /** Upper bound on any one PC/SC operation (connect, transmit, reset, disconnect). Default 10 000 ms. */
   timeoutMs?: number;
   /**
    * After a failed exchange that may be a pulled card, how long to wait for the reader to report it gone
    * (pcscd polls about every 400 ms) before calling it a plain transport fault. Default 1500 ms.
    */
   removalTimeoutMs?: number;
-  /** How long to wait for pcscd's first reader list. Default 3000 ms. */
+  /** How long to wait for the PC/SC context and pcscd's first reader list. Default 3000 ms. */
   readerListTimeoutMs?: number;
-  /** Inject the binding (tests); default loads npm pcsclite. */
-  binding?: PcscliteFactory;
+  /** How the PC/SC agent (the child process that holds pcsclite) is started. Default: no extra environment. */
+  agent?: PcscAgentOptions;
 }
 
 /** A reader pcscd knows, and whether a card is in it. */
@@ -155,8 +149,206 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error)
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+// --- the agent: one child process holding native PC/SC contexts ---
+
+/** What the parent asks of the agent (pcsc-agent.cjs); bytes travel as hex. */
+type AgentRequest =
+  | { op: 'open'; ctx: number }
+  | { op: 'connect'; ctx: number; reader: string; share: number; protocol: number }
+  | { op: 'transmit'; ctx: number; reader: string; data: string; max: number; protocol: number }
+  | { op: 'disconnect'; ctx: number; reader: string; disposition: number };
+/** Events the agent reports about one context; 'gone' is ours, when the agent process ended. */
+type ContextEvent =
+  | { ev: 'list'; ctx: number; names?: string[]; message?: string }
+  | { ev: 'status'; ctx: number; reader: string; state: number; atr?: string }
+  | { ev: 'end'; ctx: number; reader: string }
+  | { ev: 'gone'; message: string };
+type AgentMessage =
+  | { ev: 'hello'; ok: boolean; message?: string }
+  | Exclude<ContextEvent, { ev: 'gone' }>
+  | { id: number; ok: true; value?: unknown }
+  | { id: number; ok: false; message: string };
+
+const AGENT_SCRIPT = fileURLToPath(new URL('./pcsc-agent.cjs', import.meta.url));
+// Enough pool threads in the agent that a few calls stuck in pcscd do not starve the healthy ones.
+const AGENT_POOL_THREADS = '16';
+/** An agent nobody has used for this long ends; the next context starts a new one (~0.1 s). */
+const AGENT_IDLE_MS = 30_000;
+
+/**
+ * One agent process. Shared by every context opened with the same options until a call gets stuck in it:
+ * it is then retired (new contexts go to a fresh agent) and killed once its last context is closed.
+ */
+class PcscAgent {
+  private static readonly current = new Map<string, PcscAgent>();
+  private static readonly alive = new Set<PcscAgent>();
+
+  /** The agent for these options, started on first use. */
+  static for(options: PcscAgentOptions = {}): PcscAgent {
+    const key = JSON.stringify(options.env ?? {});
+    let agent = PcscAgent.current.get(key);
+    if (!agent || agent.retired || agent.ended) {
+      agent = new PcscAgent(options, key);
+      PcscAgent.current.set(key, agent);
+    }
+    return agent;
+  }
+
+  /** @internal Process ids of agents still running (tests check that a stuck agent was killed). */
+  static pids(): number[] {
+    return [...PcscAgent.alive].map((a) => a.child.pid).filter((pid): pid is number => pid !== undefined);
+  }
+
+  private readonly child: ChildProcess;
+  private readonly hello: Promise<void>;
+  private nextId = 1;
+  private nextContext = 1;
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  private readonly contexts = new Map<number, (event: ContextEvent) => void>();
+  private retired = false;
+  private ended: string | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  private constructor(options: PcscAgentOptions, private readonly key: string) {
+    // The agent needs no secret of ours: the passphrases (ETICKET_PASSPHRASE, ETICKET_GATE_PASSPHRASE,
+    // ETICKET_CLIENT_PASSPHRASE), the database URL and every other ETICKET_ variable stay out of its environment.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('ETICKET_')));
+    this.child = fork(AGENT_SCRIPT, [], {
+      // Plain node: no tsx or other loaders from this process (the agent is JavaScript), no test runner hooks.
+      execArgv: [],
+      env: { ...env, NODE_OPTIONS: '', UV_THREADPOOL_SIZE: AGENT_POOL_THREADS, ...options.env },
+      serialization: 'json',
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+    });
+    PcscAgent.alive.add(this);
+    let helloOk: () => void = () => undefined;
+    let helloFail: (error: Error) => void = () => undefined;
+    this.hello = new Promise<void>((resolve, reject) => {
+      helloOk = resolve;
+      helloFail = reject;
+    });
+    this.hello.catch(() => undefined);
+    this.child.on('message', (m: AgentMessage) => {
+      if ('id' in m) {
+        const waiter = this.pending.get(m.id);
+        if (!waiter) return;
+        this.pending.delete(m.id);
+        this.updateRef();
+        if (m.ok) waiter.resolve(m.value);
+        else waiter.reject(new Error(m.message));
+      } else if (m.ev === 'hello') {
+        if (m.ok) helloOk();
+        else {
+          helloFail(new TransportUnavailableError(`PC/SC binding (npm pcsclite) unavailable (${m.message}): ${HOW_TO_INSTALL}`));
+          this.retire();
+        }
+      } else {
+        this.contexts.get(m.ctx)?.(m);
+      }
+    });
+    // A failed fork surfaces as 'error' (and then 'exit'); without a listener it would crash the caller.
+    this.child.on('error', () => undefined);
+    this.child.on('exit', (code, signal) => {
+      this.ended = `PC/SC agent process ended (${signal ?? `code ${code}`})`;
+      PcscAgent.alive.delete(this);
+      if (PcscAgent.current.get(this.key) === this) PcscAgent.current.delete(this.key);
+      const error = new TransportUnavailableError(this.ended);
+      helloFail(error);
+      for (const waiter of this.pending.values()) waiter.reject(error);
+      this.pending.clear();
+      for (const listener of this.contexts.values()) listener({ ev: 'gone', message: this.ended });
+      this.contexts.clear();
+    });
+    this.updateRef();
+  }
+
+  /** Send one request; resolves with the agent's answer. Deadlines are the caller's (see PcscTransport.bounded). */
+  async request(request: AgentRequest): Promise<unknown> {
+    await this.hello;
+    if (this.ended) throw new TransportUnavailableError(this.ended);
+    const id = this.nextId++;
+    return new Promise<unknown>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.updateRef();
+      try {
+        this.child.send({ id, ...request });
+      } catch (error) {
+        this.pending.delete(id);
+        this.updateRef();
+        reject(new TransportUnavailableError(`PC/SC agent unreachable: ${errorMessage(error)}`, undefined, { cause: error }));
+      }
+    });
+  }
+
+  openContext(listener: (event: ContextEvent) => void): number {
+    const id = this.nextContext++;
+    if (this.ended) queueMicrotask(() => listener({ ev: 'gone', message: this.ended! }));
+    else this.contexts.set(id, listener);
+    this.updateRef();
+    return id;
+  }
+
+  /**
+   * Forget a context. A context with a call still running in the agent is not closed there: pcsclite's
+   * reader close() would wait on the lock that call holds and freeze the agent for every other context.
+   */
+  closeContext(id: number, stuck: boolean): void {
+    if (!this.contexts.delete(id)) return;
+    if (stuck) this.retired = true;
+    else if (!this.ended && this.child.connected) {
+      try {
+        this.child.send({ op: 'close', ctx: id });
+      } catch {
+        // The agent is on its way out.
+      }
+    }
+    if (this.retired && this.contexts.size === 0) this.kill();
+    this.updateRef();
+  }
+
+  /** No new contexts here; ends the process as soon as no context uses it. */
+  retire(): void {
+    this.retired = true;
+    if (this.contexts.size === 0) this.kill();
+  }
+
+  private kill(): void {
+    if (!this.ended) this.child.kill('SIGKILL');
+  }
+
+  /** Keep this process alive only while someone waits on the agent or holds a context in it. */
+  private updateRef(): void {
+    const busy = !this.ended && (this.pending.size > 0 || this.contexts.size > 0);
+    const channel = this.child.channel as { ref?: () => void; unref?: () => void } | undefined | null;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (busy) {
+      this.child.ref();
+      channel?.ref?.();
+    } else {
+      this.child.unref();
+      channel?.unref?.();
+      if (!this.ended) {
+        this.idleTimer = setTimeout(() => this.retire(), AGENT_IDLE_MS);
+        this.idleTimer.unref();
+      }
+    }
+  }
+
+  static {
+    // An agent blocked inside a native call cannot notice its parent leaving; never leave one behind.
+    process.on('exit', () => {
+      for (const agent of PcscAgent.alive) agent.kill();
+    });
+  }
+}
+
+/** @internal Process ids of running PC/SC agents. */
+export function pcscAgentPids(): number[] {
+  return PcscAgent.pids();
+}
+
 interface ReaderWatch {
-  reader: NativeReader;
   present: boolean;
   atr?: Uint8Array;
   /** Set once the status thread has reported at least once. */
@@ -164,64 +356,51 @@ interface ReaderWatch {
 }
 
 /**
- * One pcsclite context plus the reader objects it created. A reader object carries one card handle, and
- * pcsclite cannot recover a handle whose card was pulled, so a context is thrown away after such a fault.
+ * One PC/SC context in the agent, with the readers it reports. pcsclite cannot recover a handle whose card
+ * was pulled, or a call that never returned, so a context is thrown away after such a fault.
  */
 class PcscContext {
   readonly ready: Promise<string[]>;
   readonly readers = new Map<string, ReaderWatch>();
   private names: string[] = [];
   private closed = false;
-  /** Native calls in flight: closing a reader takes the lock they hold, so it waits for them. */
-  inFlight = 0;
-  private closeWhenIdle = false;
+  /** Requests this context has in the agent. */
+  private inFlight = 0;
+  /** A request of ours timed out: it may still hold a native lock in the agent. */
+  private stuck = false;
+  private readonly id: number;
   private readonly statusListeners = new Set<(name: string, watch: ReaderWatch) => void>();
+  private first: ((names: string[]) => void) | undefined;
+  private failFirst: ((error: Error) => void) | undefined;
 
-  private constructor(private readonly native: NativeContext, listTimeoutMs: number) {
-    // close() makes pcsclite emit 'error' ("Command cancelled"), and a lost pcscd does too: an unheard
-    // 'error' event would kill the process.
-    native.on('error', () => undefined);
-    let first: ((names: string[]) => void) | undefined;
-    let failFirst: ((error: Error) => void) | undefined;
+  private constructor(private readonly agent: PcscAgent, listTimeoutMs: number) {
+    this.id = agent.openContext((event) => this.onEvent(event));
     this.ready = withTimeout(
       new Promise<string[]>((resolve, reject) => {
-        first = resolve;
-        failFirst = reject;
+        this.first = resolve;
+        this.failFirst = reject;
       }),
       listTimeoutMs,
-      () => new TransportTimeoutError(`pcscd did not list its readers within ${listTimeoutMs} ms`),
+      () => {
+        // SCardEstablishContext or the first list is stuck in pcscd (or the agent did not even start).
+        this.stuck = true;
+        return new TransportTimeoutError(`pcscd did not list its readers within ${listTimeoutMs} ms`);
+      },
     );
     this.ready.catch(() => undefined);
-    native.on('reader', (reader: NativeReader) => this.adopt(reader));
-    // pcsclite emits one 'reader' per new name but says nothing when the list is complete or empty; its
-    // start callback (called on every change, before the 'reader' events) is the only place that knows.
-    const start = native.start.bind(native);
-    native.start = (cb) =>
-      start((err, data) => {
-        cb(err, data);
-        if (err) {
-          failFirst?.(new TransportUnavailableError(`PC/SC reader list failed: ${errorMessage(err)}`, undefined, { cause: err }));
-          return;
-        }
-        this.names = Object.keys(native.readers ?? {});
-        first?.(this.names.slice());
-        first = undefined;
-      });
+    this.call(() => agent.request({ op: 'open', ctx: this.id })).catch((error: unknown) => {
+      this.failFirst?.(
+        error instanceof TransportError
+          ? error
+          : new TransportUnavailableError(`PC/SC service unavailable (${errorMessage(error)}): is pcscd running? (tools/pcscd-start.sh starts one)`, undefined, {
+              cause: error,
+            }),
+      );
+    });
   }
 
-  static open(factory: PcscliteFactory, listTimeoutMs: number): PcscContext {
-    let native: NativeContext;
-    try {
-      native = factory();
-    } catch (cause) {
-      // SCardEstablishContext fails synchronously when no pcscd answers on its socket.
-      throw new TransportUnavailableError(
-        `PC/SC service unavailable (${errorMessage(cause)}): is pcscd running? (tools/pcscd-start.sh starts one)`,
-        undefined,
-        { cause },
-      );
-    }
-    return new PcscContext(native, listTimeoutMs);
+  static open(options: PcscAgentOptions | undefined, listTimeoutMs: number): PcscContext {
+    return new PcscContext(PcscAgent.for(options), listTimeoutMs);
   }
 
   get readerNames(): string[] {
@@ -233,22 +412,56 @@ class PcscContext {
     return () => this.statusListeners.delete(listener);
   }
 
-  private adopt(reader: NativeReader): void {
-    const watch: ReaderWatch = { reader, present: false, known: false };
-    this.readers.set(reader.name, watch);
-    reader.on('error', () => undefined);
-    reader.on('status', (status: { state: number; atr?: Buffer }) => {
-      watch.known = true;
-      // A mute card is in the reader but gave no ATR: nothing we can connect to.
-      watch.present = (status.state & SCARD_STATE_PRESENT) !== 0 && (status.state & SCARD_STATE_MUTE) === 0;
-      watch.atr = watch.present && status.atr?.length ? Uint8Array.from(status.atr) : undefined;
-      for (const listener of this.statusListeners) listener(reader.name, watch);
-    });
-    reader.on('end', () => {
-      this.readers.delete(reader.name);
-      watch.present = false;
-      for (const listener of this.statusListeners) listener(reader.name, watch);
-    });
+  private notify(name: string, watch: ReaderWatch): void {
+    for (const listener of this.statusListeners) listener(name, watch);
+  }
+
+  private onEvent(event: ContextEvent): void {
+    if (this.closed) return;
+    switch (event.ev) {
+      case 'list':
+        if (event.names) {
+          this.names = event.names;
+          for (const name of event.names) if (!this.readers.has(name)) this.readers.set(name, { present: false, known: false });
+          this.first?.(event.names.slice());
+          this.first = undefined;
+        } else if (this.first) {
+          this.failFirst?.(new TransportUnavailableError(`PC/SC reader list failed: ${event.message}`));
+        }
+        return;
+      case 'status': {
+        let watch = this.readers.get(event.reader);
+        if (!watch) {
+          watch = { present: false, known: false };
+          this.readers.set(event.reader, watch);
+        }
+        watch.known = true;
+        // A mute card is in the reader but gave no ATR: nothing we can connect to.
+        watch.present = (event.state & SCARD_STATE_PRESENT) !== 0 && (event.state & SCARD_STATE_MUTE) === 0;
+        watch.atr = watch.present && event.atr ? Uint8Array.from(Buffer.from(event.atr, 'hex')) : undefined;
+        if (watch.atr?.length === 0) watch.atr = undefined;
+        this.notify(event.reader, watch);
+        return;
+      }
+      case 'end': {
+        const watch = this.readers.get(event.reader);
+        this.readers.delete(event.reader);
+        this.names = this.names.filter((n) => n !== event.reader);
+        if (watch) {
+          watch.present = false;
+          this.notify(event.reader, watch);
+        }
+        return;
+      }
+      case 'gone':
+        this.failFirst?.(new TransportUnavailableError(event.message));
+        for (const [name, watch] of this.readers) {
+          watch.present = false;
+          this.notify(name, watch);
+        }
+        this.readers.clear();
+        this.names = [];
+    }
   }
 
   /** Wait until every reader reported its first status (the status threads answer within milliseconds). */
@@ -259,39 +472,41 @@ class PcscContext {
     }
   }
 
-  /** Run a native call, counted so close() never blocks the event loop on a lock a stuck call holds. */
-  async call<T>(fn: () => Promise<T>): Promise<T> {
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
     this.inFlight++;
     try {
       return await fn();
     } finally {
       this.inFlight--;
-      if (this.inFlight === 0 && this.closeWhenIdle) this.close();
     }
   }
 
+  connect(reader: string, share: number, protocol: number): Promise<number> {
+    return this.call(() => this.agent.request({ op: 'connect', ctx: this.id, reader, share, protocol })) as Promise<number>;
+  }
+
+  async transmit(reader: string, command: Uint8Array, max: number, protocol: number): Promise<Uint8Array> {
+    const data = Buffer.from(command.buffer, command.byteOffset, command.byteLength).toString('hex');
+    const response = (await this.call(() => this.agent.request({ op: 'transmit', ctx: this.id, reader, data, max, protocol }))) as string | undefined;
+    return Uint8Array.from(Buffer.from(response ?? '', 'hex'));
+  }
+
+  disconnect(reader: string, disposition: number): Promise<void> {
+    return this.call(() => this.agent.request({ op: 'disconnect', ctx: this.id, reader, disposition })) as Promise<void>;
+  }
+
+  /** A call of ours ran out of time: whatever it holds in the agent, this context is not to be reused. */
+  abandon(): void {
+    this.stuck = true;
+  }
+
+  /** Never blocks: a context with a call stuck in the agent gets its agent retired and killed instead. */
   close(): void {
     if (this.closed) return;
-    if (this.inFlight > 0) {
-      // A call stuck in pcscd holds the reader's lock; closing now would freeze the event loop with it.
-      this.closeWhenIdle = true;
-      return;
-    }
     this.closed = true;
     this.statusListeners.clear();
-    for (const { reader } of this.readers.values()) {
-      try {
-        reader.close();
-      } catch {
-        // Already gone with its reader.
-      }
-    }
-    this.readers.clear();
-    try {
-      this.native.close();
-    } catch {
-      // pcscd may have vanished first.
-    }
+    this.first = undefined;
+    this.agent.closeContext(this.id, this.stuck || this.inFlight > 0);
   }
 }
 
@@ -303,9 +518,10 @@ function pickReader(ctx: PcscContext, wanted: string | undefined): string {
 }
 
 /** Names and card presence of every reader pcscd knows. */
-export async function listReaders(opts: { timeoutMs?: number; binding?: PcscliteFactory } = {}): Promise<PcscReaderStatus[]> {
+export async function listReaders(opts: { timeoutMs?: number; agent?: PcscAgentOptions } = {}): Promise<PcscReaderStatus[]> {
   const timeoutMs = opts.timeoutMs ?? 3000;
-  const ctx = PcscContext.open(opts.binding ?? loadPcsclite(), timeoutMs);
+  requireBindingInstalled();
+  const ctx = PcscContext.open(opts.agent, timeoutMs);
   try {
     const names = await ctx.ready;
     await ctx.settle(timeoutMs);
@@ -324,10 +540,11 @@ export async function listReaders(opts: { timeoutMs?: number; binding?: Pcsclite
  */
 export async function waitForCard(
   readerName?: string,
-  opts: { timeoutMs?: number; binding?: PcscliteFactory } = {},
+  opts: { timeoutMs?: number; agent?: PcscAgentOptions } = {},
 ): Promise<{ reader: string; atr: Uint8Array }> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
-  const ctx = PcscContext.open(opts.binding ?? loadPcsclite(), Math.min(timeoutMs, 3000));
+  requireBindingInstalled();
+  const ctx = PcscContext.open(opts.agent, Math.min(timeoutMs, 3000));
   try {
     const names = await ctx.ready;
     const target = readerName === undefined ? undefined : matchReader(names, readerName);
@@ -347,13 +564,13 @@ export async function waitForCard(
   }
 }
 
-/** A card in a PC/SC reader. Resources (pcscd context, status thread) are held from connect() to disconnect(). */
+/** A card in a PC/SC reader. Resources (a context in the PC/SC agent) are held from connect() to disconnect(). */
 export class PcscTransport implements Transport {
-  private readonly opts: Required<Omit<PcscTransportOptions, 'reader' | 'binding' | 'maxResponse'>> & {
+  private readonly opts: Required<Omit<PcscTransportOptions, 'reader' | 'agent' | 'maxResponse'>> & {
     maxResponse: number;
   };
   private readonly wanted: string | undefined;
-  private readonly factory: PcscliteFactory;
+  private readonly agent: PcscAgentOptions | undefined;
   private ctx: PcscContext | undefined;
   private readerName: string | undefined;
   private protocolBits: number | undefined;
@@ -368,9 +585,10 @@ export class PcscTransport implements Transport {
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: PcscTransportOptions = {}) {
-    // Loading here, not at import, keeps the rest of the SDK usable without the binding; loading in the
-    // constructor (not at connect) reports a missing binding as early as possible.
-    this.factory = options.binding ?? loadPcsclite();
+    // Checked here, not at import, so the rest of the SDK works without the binding; in the constructor
+    // (not at connect), so a missing binding is reported as early as possible.
+    requireBindingInstalled();
+    this.agent = options.agent;
     this.wanted = options.reader;
     const extendedLength = options.extendedLength ?? true;
     this.opts = {
@@ -456,20 +674,13 @@ export class PcscTransport implements Transport {
 
   transmit(command: Uint8Array): Promise<Uint8Array> {
     return this.serial(async () => {
-      const { ctx, reader, protocol } = this.requireConnected();
-      const name = reader.name;
-      const exchange = ctx.call(
-        () =>
-          new Promise<Uint8Array>((resolve, reject) => {
-            reader.transmit(Buffer.from(command), this.opts.maxResponse, protocol, (err, response) => {
-              if (err) reject(err);
-              else resolve(Uint8Array.from(response));
-            });
-          }),
-      );
+      // vpcd's driver sends nothing for an empty APDU and then waits for an answer: the bridge has to pull
+      // the card to recover (docs/pcsc.md "Short frames"). Not ours to send.
+      if (command.length === 0) throw new InvalidInputError('an empty command is not an APDU');
+      const { ctx, name, protocol } = this.requireConnected();
       let response: Uint8Array;
       try {
-        response = await this.bounded(exchange, 'transmit', name);
+        response = await this.bounded(ctx, ctx.transmit(name, command, this.opts.maxResponse, protocol), 'transmit', name);
       } catch (error) {
         throw await this.classify(error, 'transmit', name);
       }
@@ -486,17 +697,13 @@ export class PcscTransport implements Transport {
   reset(): Promise<Uint8Array> {
     return this.serial(async () => {
       if (!this.connected || this.stale) return this.doConnect();
-      const { ctx, reader } = this.requireConnected();
+      const { ctx, name } = this.requireConnected();
       try {
         // pcsclite has no SCardReconnect: releasing the handle with RESET resets the card (vpcd gets its
         // reset frame), then we take a new handle.
-        await this.bounded(
-          ctx.call(() => new Promise<void>((res, rej) => reader.disconnect(SCARD_RESET_CARD, (e) => (e ? rej(e) : res())))),
-          'reset',
-          reader.name,
-        );
+        await this.bounded(ctx, ctx.disconnect(name, SCARD_RESET_CARD), 'reset', name);
       } catch (error) {
-        throw await this.classify(error, 'reset', reader.name);
+        throw await this.classify(error, 'reset', name);
       }
       this.protocolBits = undefined;
       return this.doConnect();
@@ -506,19 +713,10 @@ export class PcscTransport implements Transport {
   disconnect(): Promise<void> {
     return this.serial(async () => {
       const ctx = this.ctx;
-      const w = this.readerName ? ctx?.readers.get(this.readerName) : undefined;
-      if (ctx && w && this.connected && !this.stale) {
+      const name = this.readerName;
+      if (ctx && name && ctx.readers.has(name) && this.connected && !this.stale) {
         try {
-          await this.bounded(
-            ctx.call(
-              () =>
-                new Promise<void>((res, rej) =>
-                  w.reader.disconnect(DISPOSITION[this.opts.disposition], (e) => (e ? rej(e) : res())),
-                ),
-            ),
-            'disconnect',
-            w.reader.name,
-          );
+          await this.bounded(ctx, ctx.disconnect(name, DISPOSITION[this.opts.disposition]), 'disconnect', name);
         } catch {
           // The card may have gone meanwhile; the context is dropped below either way.
         }
@@ -541,7 +739,7 @@ export class PcscTransport implements Transport {
 
   private async context(): Promise<{ ctx: PcscContext; name: string }> {
     if (!this.ctx) {
-      const ctx = PcscContext.open(this.factory, this.opts.readerListTimeoutMs);
+      const ctx = PcscContext.open(this.agent, this.opts.readerListTimeoutMs);
       this.ctx = ctx;
       this.unwatch = ctx.onStatus((name, w) => this.onStatus(name, w));
     }
@@ -594,18 +792,7 @@ export class PcscTransport implements Transport {
     const share = this.opts.shareMode === 'exclusive' ? SCARD_SHARE_EXCLUSIVE : SCARD_SHARE_SHARED;
     let protocol: number;
     try {
-      protocol = await this.bounded(
-        ctx.call(
-          () =>
-            new Promise<number>((resolve, reject) =>
-              w.reader.connect({ share_mode: share, protocol: PROTOCOL_BITS[this.opts.protocol] }, (err, p) =>
-                err ? reject(err) : resolve(p),
-              ),
-            ),
-        ),
-        'connect',
-        name,
-      );
+      protocol = await this.bounded(ctx, ctx.connect(name, share, PROTOCOL_BITS[this.opts.protocol]), 'connect', name);
     } catch (error) {
       throw await this.classify(error, 'connect', name, true);
     }
@@ -618,19 +805,18 @@ export class PcscTransport implements Transport {
     return w.atr;
   }
 
-  private requireConnected(): { ctx: PcscContext; reader: NativeReader; protocol: number } {
+  private requireConnected(): { ctx: PcscContext; name: string; protocol: number } {
     const name = this.readerName ?? this.wanted ?? 'pcsc';
     if (this.stale === 'removed') throw new CardRemovedError(`card removed from "${name}"`, name);
     if (this.stale) throw new TransportError(`connection to "${name}" unusable after a ${this.stale}: call connect() again`, name);
-    const w = this.readerName ? this.ctx?.readers.get(this.readerName) : undefined;
-    if (!this.ctx || !w || this.protocolBits === undefined) {
+    if (!this.ctx || !this.readerName || !this.ctx.readers.has(this.readerName) || this.protocolBits === undefined) {
       throw new TransportError(`not connected to a card in "${name}": call connect() first`, name);
     }
-    return { ctx: this.ctx, reader: w.reader, protocol: this.protocolBits };
+    return { ctx: this.ctx, name: this.readerName, protocol: this.protocolBits };
   }
 
-  /** Race a native call against the timeout and against the reader reporting the card gone. */
-  private bounded<T>(call: Promise<T>, op: string, name: string): Promise<T> {
+  /** Race a call to the agent against the timeout and against the reader reporting the card gone. */
+  private bounded<T>(ctx: PcscContext, call: Promise<T>, op: string, name: string): Promise<T> {
     let wake: (() => void) | undefined;
     const removed = new Promise<never>((_, reject) => {
       // No card to connect to is an empty reader, not a removal (nothing was there to remove).
@@ -639,8 +825,10 @@ export class PcscTransport implements Transport {
     });
     const ms = this.opts.timeoutMs;
     return withTimeout(Promise.race([call, removed]), ms, () => {
-      // The native call may still hold the reader; don't reuse this handle.
+      // The native call may still hold the reader: neither this handle nor its context is used again, and
+      // the agent running it is retired (killed once its contexts are closed).
       this.stale ??= 'timeout';
+      ctx.abandon();
       return new TransportTimeoutError(`${op} on "${name}" got no answer within ${ms} ms`, name);
     }).finally(() => {
       if (wake) this.removalWaiters.delete(wake);
@@ -649,7 +837,10 @@ export class PcscTransport implements Transport {
 
   /** Turn a pcsclite failure into our typed errors, waiting briefly for pcscd to confirm a removal. */
   private async classify(error: unknown, op: string, name: string, connecting = false): Promise<TransportError> {
-    if (error instanceof TransportError) return error;
+    if (error instanceof TransportError) {
+      if (error instanceof TransportUnavailableError) this.stale = 'fault';
+      return error;
+    }
     const code = pcscErrorCode(error);
     const text = errorMessage(error);
     const cause = { cause: error };

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { CardRemovedError } from '../../sdk/errors.ts';
-import { RecordingTransport } from './recording.ts';
+import { dumpFileWriter, RecordingTransport } from './recording.ts';
 import { parseDump, ReplayTransport } from './replay.ts';
 import type { Transport } from './transport.ts';
 
@@ -87,5 +87,54 @@ describe('RecordingTransport', () => {
 
   it('passes info through', () => {
     expect(new RecordingTransport(new TableTransport({})).info.reader).toBe('Table Reader');
+  });
+
+  it('blanks the data of every PUT KEY (short, extended, chained, malformed), keeping lengths, and replay still matches', async () => {
+    const key = 'AB'.repeat(36);
+    const shortApdu = `80D8050024${key}`;
+    const extended = `80D8030000${'0024'}${key}0000`; // extended Lc 0024 and Le 0000
+    const chained = `90D8010010${'CD'.repeat(16)}`;
+    const malformed = `80D80500FF${'EF'.repeat(3)}`; // Lc says 255, 3 bytes follow
+    const table = Object.fromEntries([shortApdu, extended, chained, malformed, '80CA00D500'].map((c) => [c, '9000']));
+    const rec = new RecordingTransport(new TableTransport(table), { timing: false });
+    await rec.connect();
+    for (const c of [shortApdu, extended, chained, malformed, '80CA00D500']) await rec.transmit(h(c));
+    await expect(rec.transmit(h(`80D8040004${'77'.repeat(4)}`))).rejects.toBeInstanceOf(CardRemovedError);
+    const text = rec.text;
+    for (const secret of ['ABAB', 'CD'.repeat(16), 'EF'.repeat(3), '77'.repeat(4)]) expect(text).not.toContain(secret);
+    expect(text).toContain(`# REDACTED 36 bytes at offset 5: PUT KEY data (key material) replaced by 00\n80D8050024${'00'.repeat(36)}\n9000\n`);
+    expect(text).toContain(`# REDACTED 36 bytes at offset 7: PUT KEY data (key material) replaced by 00\n80D80300000024${'00'.repeat(36)}0000\n`);
+    expect(text).toContain(`# REDACTED 16 bytes at offset 5: PUT KEY data (key material) replaced by 00\n90D8010010${'00'.repeat(16)}\n`);
+    expect(text).toContain(`# REDACTED 4 bytes at offset 4: PUT KEY data (key material) replaced by 00\n80D80500${'00'.repeat(4)}\n`);
+    expect(text).toContain(`# REDACTED 4 bytes at offset 5: PUT KEY data (key material) replaced by 00\n# 80D8040004${'00'.repeat(4)}\n# ERROR: CardRemovedError`);
+    expect(text).toContain('80CA00D500\n9000\n'); // other commands untouched
+
+    // Replay: the recorded PUT KEY matches the real one (whatever the key), not another command.
+    const replay = new ReplayTransport(text);
+    await replay.connect();
+    expect(hex(await replay.transmit(h(shortApdu)))).toBe('9000');
+    expect(hex(await replay.transmit(h(`80D80300000024${'11'.repeat(36)}0000`)))).toBe('9000');
+    await expect(replay.transmit(h(`90D8020010${'CD'.repeat(16)}`))).rejects.toThrow(/expected command 90D8010010/);
+  });
+
+  it('writes dump files 0600, tightening an existing file before writing', async () => {
+    const { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'eticket-dump-'));
+    try {
+      const file = join(dir, 'session.apdu');
+      writeFileSync(file, 'an older dump');
+      chmodSync(file, 0o644);
+      const write = dumpFileWriter(file);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      expect(readFileSync(file, 'utf8')).toBe('');
+      write('# one\n');
+      write('# two\n');
+      expect(readFileSync(file, 'utf8')).toBe('# one\n# two\n');
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

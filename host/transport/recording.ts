@@ -1,8 +1,32 @@
 // A transport decorator that writes every exchange of the transport it wraps as an apdu4j-style dump,
 // so a session against a real card can be read as a trace or replayed later by ReplayTransport.
 
+import { closeSync, writeSync } from 'node:fs';
+import { openPrivateFile } from '../../sdk/files.js';
+import { redactKeyMaterial, type Redaction } from '../../sdk/redact.js';
 import type { CardEvent, Transport, TransportInfo } from './transport.js';
 import { toHex } from './replay.js';
+
+/**
+ * A dump file for RecordingOptions.write: created (or truncated) with mode 0600, an existing file chmod-ed
+ * to 0600 first. Dumps are redacted, but the rest of a session (card serials, tickets) is still nobody else's.
+ */
+export function dumpFileWriter(path: string): (chunk: string) => void {
+  closeSync(openPrivateFile(path, 'w'));
+  return (chunk) => {
+    const fd = openPrivateFile(path, 'a');
+    try {
+      writeSync(fd, chunk);
+    } finally {
+      closeSync(fd);
+    }
+  };
+}
+
+/** The marker line above a redacted command; parseDump reads it back (see DumpExchange.redacted). */
+export function redactionMarker(r: Redaction): string {
+  return `# REDACTED ${r.length} bytes at offset ${r.offset}: ${r.command} data (key material) replaced by 00`;
+}
 
 /** Where a RecordingTransport writes its dump. */
 export interface RecordingOptions {
@@ -59,15 +83,18 @@ export class RecordingTransport implements Transport {
 
   async transmit(command: Uint8Array): Promise<Uint8Array> {
     const started = this.now();
+    // Keys never reach the dump: PUT KEY's data (private and symmetric keys at personalisation) is zeroed.
+    const { apdu: shown, redaction } = redactKeyMaterial(command);
+    const marker = redaction ? `${redactionMarker(redaction)}\n` : '';
     try {
       const response = await this.inner.transmit(command);
       const timing = this.options.timing === false ? '' : `# ${formatMs(this.now() - started)}ms\n`;
-      this.emit(`${toHex(command)}\n${timing}${toHex(response)}\n`);
+      this.emit(`${marker}${toHex(shown)}\n${timing}${toHex(response)}\n`);
       return response;
     } catch (error) {
       // Not an exchange (no response to replay), but a reader of the dump wants to see where it broke.
       const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      this.emit(`# ${toHex(command)}\n# ERROR: ${what.replace(/\s+/g, ' ')}\n`);
+      this.emit(`${marker}# ${toHex(shown)}\n# ERROR: ${what.replace(/\s+/g, ' ')}\n`);
       throw error;
     }
   }

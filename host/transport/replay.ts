@@ -13,6 +13,11 @@ export interface DumpExchange {
   response: Uint8Array;
   /** Round-trip time from the `# <n>ms` comment, when recorded. */
   ms?: number;
+  /**
+   * Bytes of the command blanked by the recorder (`# REDACTED <n> bytes at offset <o>: ...`, key material):
+   * replay matches any command equal to the recorded one outside this range.
+   */
+  redacted?: { offset: number; length: number };
   /** 1-based line of the command in the dump text. */
   line: number;
 }
@@ -57,7 +62,8 @@ export function toHex(bytes: Uint8Array): string {
  */
 export function parseDump(text: string): ApduDump {
   const dump: ApduDump = { entries: [], exchanges: [] };
-  let pending: { command: Uint8Array; line: number; ms?: number } | undefined;
+  let pending: { command: Uint8Array; line: number; ms?: number; redacted?: { offset: number; length: number } } | undefined;
+  let redacted: { offset: number; length: number; line: number } | undefined;
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const lineNo = i + 1;
@@ -77,6 +83,8 @@ export function parseDump(text: string): ApduDump {
         dump.reader ??= m[1]!.trim();
       } else if ((m = /^(\d+(?:\.\d+)?)\s*ms$/.exec(comment)) && pending) {
         pending.ms = Number(m[1]);
+      } else if ((m = /^REDACTED (\d+) bytes at offset (\d+):/.exec(comment)) && !pending) {
+        redacted = { length: Number(m[1]), offset: Number(m[2]), line: lineNo };
       }
       continue;
     }
@@ -84,6 +92,13 @@ export function parseDump(text: string): ApduDump {
     const bytes = fromHex(line, lineNo);
     if (!pending) {
       pending = { command: bytes, line: lineNo };
+      if (redacted) {
+        if (redacted.offset + redacted.length > bytes.length) {
+          throw new InvalidInputError(`APDU dump line ${redacted.line}: redaction past the end of the ${bytes.length}-byte command below it`);
+        }
+        pending.redacted = { offset: redacted.offset, length: redacted.length };
+        redacted = undefined;
+      }
     } else {
       const exchange: DumpExchange = {
         kind: 'exchange',
@@ -92,6 +107,7 @@ export function parseDump(text: string): ApduDump {
         response: bytes,
         line: pending.line,
         ...(pending.ms !== undefined ? { ms: pending.ms } : {}),
+        ...(pending.redacted ? { redacted: pending.redacted } : {}),
       };
       dump.entries.push(exchange);
       dump.exchanges.push(exchange);
@@ -176,7 +192,7 @@ export class ReplayTransport implements Transport {
     if (entry.kind === 'reset') {
       throw new ReplayMismatchError(`replay exchange ${n}: the recording reset the card here (dump line ${entry.line}); got command ${toHex(command)}`, n, undefined, command);
     }
-    if (!equal(entry.command, command)) {
+    if (!equal(entry.command, command, entry.redacted)) {
       throw new ReplayMismatchError(
         `replay exchange ${n} (dump line ${entry.line}): expected command ${toHex(entry.command)}, got ${toHex(command)}`,
         n,
@@ -216,6 +232,8 @@ export class ReplayTransport implements Transport {
   }
 }
 
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+/** Equal bytes, except inside a redacted range of the recorded command (whatever the key was). */
+function equal(a: Uint8Array, b: Uint8Array, redacted?: { offset: number; length: number }): boolean {
+  const blank = (i: number): boolean => redacted !== undefined && i >= redacted.offset && i < redacted.offset + redacted.length;
+  return a.length === b.length && a.every((x, i) => blank(i) || x === b[i]);
 }

@@ -22,6 +22,7 @@ export function issuerAuthorizationMessage(cardChallenge: Uint8Array): Uint8Arra
   return concat(SIGNATURE_CONTEXT.ISSUER, cardChallenge);
 }
 
+/** The EXTERNAL AUTHENTICATE data: C1, A4 when present, 9E. */
 export function encodeIssuerAuthorization(a: IssuerAuthorization): Uint8Array {
   return concat(tlv(T.KEY_ID, a.keyId), a.certificate ?? new Uint8Array(0), tlv(T.SIGNATURE, a.signature));
 }

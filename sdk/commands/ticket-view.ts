@@ -109,8 +109,11 @@ const SIGNING_CERTIFICATE = specField('signingCertificate', 'CARD_SIGNING_CERTIF
 /** The fields of B2 in the only order allowed; DF23 closes it (once, or twice with an empty one first). */
 const ORDER = [T.VIEW_STATUS, T.SEQUENCE_NUMBER, T.TICKET_FACE, T.USAGE_RECORD, T.TERMINAL_CHALLENGE, T.CARD_CHALLENGE, T.VERIFICATION_CODE, T.CARD_SIGNING_CERTIFICATE, T.CARD_SERIAL];
 
-/** Decode a B2 plaintext strictly; throws TlvError when it is malformed. */
-export function decodeTicketView(plain: Uint8Array): DecodedTicketView {
+/**
+ * Decode a B2 plaintext strictly; throws TlvError when it is malformed. `decodeFace` decodes the A1 (a terminal
+ * may pass one that remembers faces it already decoded: a face is a pure function of its bytes).
+ */
+export function decodeTicketView(plain: Uint8Array, decodeFace: (encoded: Uint8Array) => TicketFace = decodeTicketFace): DecodedTicketView {
   const { tlv: outer, next } = decodeOne(plain, 0);
   if (outer.tag !== T.TICKET_VIEW || next !== plain.length) throw new TlvError('ticket view: not exactly one B2');
   const fields = new Map<number, Uint8Array>();
@@ -152,7 +155,7 @@ export function decodeTicketView(plain: Uint8Array): DecodedTicketView {
     ...(shown
       ? {
           sequenceNumber: decodeSequenceField(SEQUENCE_NUMBER, fields.get(T.SEQUENCE_NUMBER)!) as number,
-          face: decodeTicketFace(faceEncoded!),
+          face: decodeFace(faceEncoded!),
           faceEncoded,
           usage: decodeUsageRecordContent(fields.get(T.USAGE_RECORD)!),
         }

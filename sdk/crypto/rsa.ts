@@ -1,5 +1,5 @@
 // The RSA suite: RSASSA-PSS-SHA-256 signatures and RSA-OAEP-SHA-256 key encapsulation, on node:crypto.
-// Private keys are KeyObjects; they serialise only to PKCS#8 (plain for the card's NVM, encrypted at rest).
+// Private keys are KeyObjects; they serialise only to PKCS#8 DER (the card's NVM; the key store seals it).
 
 import {
   constants,
@@ -71,7 +71,10 @@ export class RsaPrivateKey implements Signer, Decrypter {
     return new RsaPrivateKey(key);
   }
 
-  /** Encrypted PKCS#8 PEM (AES-256-CBC, PBKDF2 per OpenSSL defaults). */
+  /**
+   * Encrypted PKCS#8 PEM: only to read key files from before the key store's one KDF. OpenSSL runs whatever
+   * KDF and iteration count the file names, so callers check it first (keystore.ts checkLegacyRsaPem).
+   */
   static fromEncryptedPem(pem: string, passphrase: string): RsaPrivateKey {
     let key: KeyObject;
     try {
@@ -90,11 +93,6 @@ export class RsaPrivateKey implements Signer, Decrypter {
   /** Plain PKCS#8 DER: only the card's own NVM image stores a key this way. */
   toPkcs8(): Uint8Array {
     return new Uint8Array(this.key.export({ format: 'der', type: 'pkcs8' }));
-  }
-
-  /** The key as encrypted PKCS#8 PEM (readable by openssl). */
-  toEncryptedPem(passphrase: string): string {
-    return this.key.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase }) as string;
   }
 
   /** node:crypto KeyObject, for node-forge / X.509 interop only. */

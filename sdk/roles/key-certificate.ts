@@ -11,6 +11,7 @@ import { TlvError, TlvMap, tlv } from '../tlv.js';
 /** Domain separation of the certificate signature (no other signature in the protocol starts so). */
 export const KEY_CERTIFICATE_CONTEXT = utf8('ETKT AKC 1');
 
+/** The fields of an authority key certificate (A4) that the root key signs, in the order sent. */
 export interface KeyCertificateFields {
   /** C1: key id of the certified key (first 8 bytes of SHA-256 over `publicKey`). */
   keyId: Uint8Array;
@@ -25,6 +26,7 @@ export interface KeyCertificateFields {
   rootKeyId: Uint8Array;
 }
 
+/** A decoded or freshly signed authority key certificate (A4): its fields, the root's signature and the encoding. */
 export interface KeyCertificate extends KeyCertificateFields {
   signature: Uint8Array;
   /** The whole A4 object as sent. */

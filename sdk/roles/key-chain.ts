@@ -22,6 +22,7 @@ export interface RootKey {
  */
 export type KeyChainFailure = 'format' | 'unknown-key' | 'certificate-key' | 'unknown-root' | 'certificate-signature' | 'certificate-scope' | 'window' | 'retired';
 
+/** What a verifier checks a signing key against besides the chain: operator, claimed time, its own notion of now. */
 export interface KeyChainCheck {
   /** The operator the signature is for (a ticket's); absent for an issuer authorisation, which any root may give. */
   operator?: string;
@@ -34,6 +35,7 @@ export interface KeyChainCheck {
   now?: number;
 }
 
+/** The public key that verifies the signature with the root it chains to, or why there is none. */
 export type KeyChainResult = { ok: true; publicKey: Uint8Array; root: RootKey; certificate?: KeyCertificate } | { ok: false; failure: KeyChainFailure; message: string };
 
 const scopeAllows = (scopes: string[], operator?: string) => operator === undefined || scopes.includes('*') || scopes.includes(operator);

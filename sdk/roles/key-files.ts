@@ -26,7 +26,7 @@ export const PEM_LABEL = {
   kgcPublicKeys: 'ETICKET SM9 MASTER PUBLIC KEYS',
 } as const;
 
-/** Names of a terminal's private keys in its key store (`keys/<name>.key` or `keys/<name>.secret.json`). */
+/** Names of a terminal's private keys in its key store (`keys/<name>.secret.json`; an older `<name>.key` is read and rewritten). */
 export const TERMINAL_KEY_NAMES = { encryption: 'terminal-encryption', signature: 'terminal-signature' } as const;
 
 /** `kind` labels of non-RSA secrets in a key store: checked on read, so one key cannot pass for another. */

@@ -1,16 +1,45 @@
-// Private keys encrypted at rest, one file per key in a directory: RSA keys as encrypted PKCS#8 PEM
-// (readable by openssl), any other suite's private encoding as scrypt + AES-256-GCM JSON.
+// Private keys encrypted at rest, one file per key in a directory: every secret, RSA keys included, in one
+// container (scrypt → AES-256-GCM, JSON) whose parameters are checked against an allow-list before any work.
 
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { writeFileDurably } from '../durable-file.js';
 import { join } from 'node:path';
+import forge from 'node-forge';
 import { CryptoError, InvalidInputError } from '../errors.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, tightenMode } from '../files.js';
 import { RsaPrivateKey } from '../crypto/rsa.js';
 
 const FORMAT = 'eticket-secret/1';
-// scrypt N=2^15, r=8: 32 MiB and about 100 ms per key, once per process: cheap for us, dear for a guesser.
-const SCRYPT = { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
+// scrypt N=2^15, r=8, p=1: 32 MiB and about 100 ms per key, once per process: cheap for us, dear for a guesser.
+const SCRYPT = { N: 1 << 15, r: 8, p: 1 } as const;
+/**
+ * The only scrypt parameters a key file may ask for: the ones we write. A file is a request to spend
+ * 128·N·r·p bytes and as much time; anything else (N=2^20, r=32, p=16 is 4 GiB) is refused before any work.
+ * Raising the cost later means adding the new triple here, so old files still open.
+ */
+export const ACCEPTED_SCRYPT: readonly { N: number; r: number; p: number }[] = [SCRYPT];
+const SCRYPT_MAXMEM = 128 * SCRYPT.N * SCRYPT.r * SCRYPT.p + 1024 * 1024;
+const SALT_BYTES = 16;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+/** Larger than any key we store (an RSA-3072 PKCS#8 is ~1.8 KB); bounds the work on a hostile file too. */
+const MAX_SECRET_BYTES = 64 * 1024;
+/** What an RSA private key is labelled as inside the container (authenticated with the ciphertext). */
+export const RSA_PRIVATE_KIND = 'rsa-private-pkcs8';
+
+/**
+ * Legacy RSA key files (`<name>.key`, before one KDF for every secret): encrypted PKCS#8 PEM exactly as
+ * node:crypto wrote it, PBES2 with PBKDF2-HMAC-SHA256 at 2,048 iterations and AES-256-CBC. Read (after the
+ * same kind of check) and rewritten in the container the first time the passphrase opens them.
+ */
+const LEGACY_PBKDF2_ITERATIONS = 2048;
+const OID = {
+  pbes2: '1.2.840.113549.1.5.13',
+  pbkdf2: '1.2.840.113549.1.5.12',
+  hmacWithSHA256: '1.2.840.113549.2.9',
+  aes256Cbc: '2.16.840.1.101.3.4.1.42',
+} as const;
 
 /** A sealed secret as stored on disk (JSON). Every field is needed to open it; the name is authenticated too. */
 export interface SealedSecret {
@@ -24,6 +53,17 @@ export interface SealedSecret {
   ciphertext: string;
 }
 
+/**
+ * A key file we will not open: unknown format, KDF parameters outside the allow-list, fields of the wrong
+ * size. Raised before any key derivation, so a hostile file costs nothing. (A CryptoError: the CLI reports it
+ * like a damaged key file, exit 5.)
+ */
+export class KeyFileRejectedError extends CryptoError {
+  constructor(readonly file: string, reason: string) {
+    super(`key file ${file} refused: ${reason}`);
+  }
+}
+
 function requirePassphrase(passphrase: string): void {
   if (typeof passphrase !== 'string' || passphrase.length === 0) throw new InvalidInputError('an empty passphrase cannot protect a key');
 }
@@ -31,9 +71,9 @@ function requirePassphrase(passphrase: string): void {
 /** Encrypt `secret` under `passphrase` (scrypt → AES-256-GCM, `kind` authenticated). */
 export function sealSecret(secret: Uint8Array, passphrase: string, kind: string): SealedSecret {
   requirePassphrase(passphrase);
-  const salt = randomBytes(16);
-  const iv = randomBytes(12);
-  const key = scryptSync(passphrase, salt, 32, SCRYPT);
+  const salt = randomBytes(SALT_BYTES);
+  const iv = randomBytes(IV_BYTES);
+  const key = scryptSync(passphrase, salt, 32, { ...SCRYPT, maxmem: SCRYPT_MAXMEM });
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(`${FORMAT}:${kind}`));
   const ciphertext = Buffer.concat([cipher.update(secret), cipher.final()]);
@@ -48,60 +88,155 @@ export function sealSecret(secret: Uint8Array, passphrase: string, kind: string)
   };
 }
 
-/** Decrypt a sealed secret. Wrong passphrase or a touched file → CryptoError (GCM cannot tell them apart). */
-export function openSecret(sealed: SealedSecret, passphrase: string, kind?: string): Uint8Array {
-  if (sealed?.format !== FORMAT || sealed.cipher !== 'aes-256-gcm' || sealed.kdf?.name !== 'scrypt') {
-    throw new InvalidInputError(`not an ${FORMAT} key file`);
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function field(value: unknown, bytes: number | undefined, name: string, file: string): Buffer {
+  if (typeof value !== 'string' || !BASE64.test(value) || value.length > ((MAX_SECRET_BYTES + 2) / 3) * 4 + 4) {
+    throw new KeyFileRejectedError(file, `${name} is not base64 of a sensible size`);
   }
-  if (kind !== undefined && sealed.kind !== kind) throw new InvalidInputError(`key file holds a ${sealed.kind}, not a ${kind}`);
-  const { N, r, p } = sealed.kdf;
-  // Bounds keep a hostile file from asking for gigabytes of scrypt memory.
-  if (![N, r, p].every(Number.isInteger) || N < 2 || N > 1 << 20 || r < 1 || r > 32 || p < 1 || p > 16) {
-    throw new InvalidInputError('key file has unreasonable scrypt parameters');
+  const b = Buffer.from(value, 'base64');
+  if (bytes !== undefined && b.length !== bytes) throw new KeyFileRejectedError(file, `${name} has ${b.length} bytes, not ${bytes}`);
+  return b;
+}
+
+/**
+ * Everything about a sealed secret that can be checked without the passphrase, checked before any work:
+ * format, cipher, KDF and its parameters against ACCEPTED_SCRYPT, sizes of salt, IV, tag and ciphertext.
+ */
+export function checkSealed(sealed: unknown, file = 'key file'): SealedSecret & { bytes: { salt: Buffer; iv: Buffer; tag: Buffer; ciphertext: Buffer } } {
+  const s = sealed as Partial<SealedSecret> | null;
+  if (typeof s !== 'object' || s === null || s.format !== FORMAT) throw new KeyFileRejectedError(file, `not an ${FORMAT} key file`);
+  if (s.cipher !== 'aes-256-gcm') throw new KeyFileRejectedError(file, `cipher ${String(s.cipher)} is not aes-256-gcm`);
+  if (typeof s.kind !== 'string' || s.kind.length === 0 || s.kind.length > 64) throw new KeyFileRejectedError(file, 'kind missing or too long');
+  const kdf = s.kdf as Partial<SealedSecret['kdf']> | undefined;
+  if (typeof kdf !== 'object' || kdf === null || kdf.name !== 'scrypt') throw new KeyFileRejectedError(file, 'its KDF is not scrypt');
+  const { N, r, p } = kdf;
+  if (!ACCEPTED_SCRYPT.some((a) => a.N === N && a.r === r && a.p === p)) {
+    const accepted = ACCEPTED_SCRYPT.map((a) => `N=${a.N}, r=${a.r}, p=${a.p}`).join('; ');
+    throw new KeyFileRejectedError(file, `scrypt N=${String(N)}, r=${String(r)}, p=${String(p)} is not what eticket writes (${accepted})`);
   }
-  const key = scryptSync(passphrase, Buffer.from(sealed.kdf.salt, 'base64'), 32, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 });
+  const bytes = {
+    salt: field(kdf.salt, SALT_BYTES, 'salt', file),
+    iv: field(s.iv, IV_BYTES, 'iv', file),
+    tag: field(s.tag, TAG_BYTES, 'tag', file),
+    ciphertext: field(s.ciphertext, undefined, 'ciphertext', file),
+  };
+  if (bytes.ciphertext.length > MAX_SECRET_BYTES) throw new KeyFileRejectedError(file, `ciphertext of ${bytes.ciphertext.length} bytes`);
+  return { ...(s as SealedSecret), bytes };
+}
+
+/**
+ * Decrypt a sealed secret. A file outside the allow-list → KeyFileRejectedError before any key derivation;
+ * wrong passphrase or a touched file → CryptoError (GCM cannot tell them apart).
+ */
+export function openSecret(sealed: SealedSecret, passphrase: string, kind?: string, file?: string): Uint8Array {
+  const checked = checkSealed(sealed, file);
+  if (kind !== undefined && checked.kind !== kind) throw new InvalidInputError(`key file holds a ${checked.kind}, not a ${kind}`);
+  const { N, r, p } = checked.kdf;
+  const key = scryptSync(passphrase, checked.bytes.salt, 32, { N, r, p, maxmem: 128 * N * r * p + 1024 * 1024 });
   try {
-    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64'));
-    decipher.setAAD(Buffer.from(`${FORMAT}:${sealed.kind}`));
-    decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
-    return new Uint8Array(Buffer.concat([decipher.update(Buffer.from(sealed.ciphertext, 'base64')), decipher.final()]));
+    const decipher = createDecipheriv('aes-256-gcm', key, checked.bytes.iv);
+    decipher.setAAD(Buffer.from(`${FORMAT}:${checked.kind}`));
+    decipher.setAuthTag(checked.bytes.tag);
+    return new Uint8Array(Buffer.concat([decipher.update(checked.bytes.ciphertext), decipher.final()]));
   } catch (e) {
     throw new CryptoError('cannot decrypt the private key: wrong passphrase or damaged key file', { cause: e });
   }
 }
 
 /**
- * A directory of encrypted private keys. RSA keys live in `<name>.key` (encrypted PKCS#8 PEM);
- * other encodings in `<name>.secret.json`. Writes are atomic and durable (sdk/durable-file.ts), mode 0600.
+ * Check a legacy encrypted PKCS#8 PEM before OpenSSL sees it: OpenSSL would run whatever KDF and iteration
+ * count the file names. Only node:crypto's own output is accepted (PBKDF2-HMAC-SHA256, 2,048, AES-256-CBC).
+ */
+export function checkLegacyRsaPem(pem: string, file = 'key file'): void {
+  const reject = (why: string): never => {
+    throw new KeyFileRejectedError(file, `${why} (legacy encrypted PKCS#8: only PBKDF2-HMAC-SHA256 with ${LEGACY_PBKDF2_ITERATIONS} iterations and AES-256-CBC, as eticket wrote it)`);
+  };
+  let root: forge.asn1.Asn1;
+  try {
+    const blocks = forge.pem.decode(pem);
+    if (blocks.length !== 1 || blocks[0]!.type !== 'ENCRYPTED PRIVATE KEY') return reject('not one ENCRYPTED PRIVATE KEY block');
+    if (blocks[0]!.body.length > MAX_SECRET_BYTES) return reject('too large');
+    root = forge.asn1.fromDer(forge.util.createBuffer(blocks[0]!.body), true);
+  } catch {
+    return reject('not DER inside the PEM');
+  }
+  const seq = (n: forge.asn1.Asn1 | undefined): forge.asn1.Asn1[] =>
+    n && n.tagClass === forge.asn1.Class.UNIVERSAL && n.type === forge.asn1.Type.SEQUENCE && Array.isArray(n.value) ? (n.value as forge.asn1.Asn1[]) : reject('unexpected structure');
+  const oid = (n: forge.asn1.Asn1 | undefined): string =>
+    n && n.type === forge.asn1.Type.OID && typeof n.value === 'string' ? forge.asn1.derToOid(n.value) : reject('unexpected structure');
+  const [algorithm] = seq(root);
+  const [scheme, params] = seq(algorithm);
+  if (oid(scheme) !== OID.pbes2) reject('not PBES2');
+  const [kdf, enc] = seq(params);
+  const [kdfOid, kdfParams] = seq(kdf);
+  if (oid(kdfOid) !== OID.pbkdf2) reject('its KDF is not PBKDF2');
+  const [, iterations, ...rest] = seq(kdfParams);
+  if (!iterations || iterations.type !== forge.asn1.Type.INTEGER || typeof iterations.value !== 'string' || iterations.value.length > 4) reject('bad iteration count');
+  const count = [...(iterations!.value as string)].reduce((a, c) => a * 256 + c.charCodeAt(0), 0);
+  if (count !== LEGACY_PBKDF2_ITERATIONS) reject(`PBKDF2 with ${count} iterations`);
+  const prf = rest.find((n) => n.type === forge.asn1.Type.SEQUENCE);
+  if (!prf || oid(seq(prf)[0]) !== OID.hmacWithSHA256) reject('PBKDF2 PRF is not HMAC-SHA256');
+  if (oid(seq(enc)[0]) !== OID.aes256Cbc) reject('cipher is not AES-256-CBC');
+}
+
+/**
+ * A directory of encrypted private keys, `<name>.secret.json` each (RSA keys as PKCS#8 DER of kind
+ * rsa-private-pkcs8). Writes are atomic and durable (sdk/durable-file.ts); files are 0600 and the directory 0700, and an
+ * existing directory or key file that other users can read is tightened to that (InsecurePermissionsError
+ * when it cannot be). Legacy `<name>.key` RSA files are read and rewritten in the container.
  */
 export class KeyStore {
+  /** Paths this store found open to other users and tightened (the CLI may tell the operator). */
+  readonly tightened: string[] = [];
+
   constructor(readonly dir: string) {}
 
+  private secure(path: string): void {
+    if (tightenMode(path)) this.tightened.push(path);
+  }
+
   private write(file: string, text: string): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    writeFileDurably(join(this.dir, file), text, { mode: 0o600 });
+    mkdirSync(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    this.secure(this.dir);
+    writeFileDurably(join(this.dir, file), text, { mode: PRIVATE_FILE_MODE });
   }
 
   private read(file: string, name: string): string {
     const path = join(this.dir, file);
     if (!existsSync(path)) throw new InvalidInputError(`key store ${this.dir} has no key "${name}" (${file})`);
+    this.secure(this.dir);
+    this.secure(path);
     return readFileSync(path, 'utf8');
   }
 
   /** Whether a key by that name is stored. */
   has(name: string): boolean {
-    return existsSync(join(this.dir, `${name}.key`)) || existsSync(join(this.dir, `${name}.secret.json`));
+    return existsSync(join(this.dir, `${name}.secret.json`)) || existsSync(join(this.dir, `${name}.key`));
   }
 
-  /** Store an RSA key as `<name>.key`, encrypted PKCS#8 PEM. */
+  /** Store an RSA key as `<name>.secret.json` (PKCS#8 DER, kind rsa-private-pkcs8, in the scrypt container). */
   putRsa(name: string, key: RsaPrivateKey, passphrase: string): void {
-    requirePassphrase(passphrase);
-    this.write(`${name}.key`, key.toEncryptedPem(passphrase));
+    this.putBytes(name, RSA_PRIVATE_KIND, key.toPkcs8(), passphrase);
   }
 
-  /** Throws CryptoError on a wrong passphrase. */
+  /**
+   * Throws CryptoError on a wrong passphrase, KeyFileRejectedError on a file outside the allow-list. A legacy
+   * `<name>.key` is rewritten as `<name>.secret.json` once it opened (and removed).
+   */
   getRsa(name: string, passphrase: string): RsaPrivateKey {
-    return RsaPrivateKey.fromEncryptedPem(this.read(`${name}.key`, name), passphrase);
+    if (existsSync(join(this.dir, `${name}.secret.json`)) || !existsSync(join(this.dir, `${name}.key`))) {
+      const key = RsaPrivateKey.fromPkcs8(this.getBytes(name, passphrase, RSA_PRIVATE_KIND));
+      // A rewrite that crashed before removing the old file: finish it.
+      this.removeLegacy(name);
+      return key;
+    }
+    const file = `${name}.key`;
+    const pem = this.read(file, name);
+    checkLegacyRsaPem(pem, join(this.dir, file));
+    const key = RsaPrivateKey.fromEncryptedPem(pem, passphrase);
+    this.upgrade(name, key, passphrase);
+    return key;
   }
 
   /** Any suite's private key encoding (e.g. an SM9 identity private key), with a `kind` label checked on read. */
@@ -111,13 +246,32 @@ export class KeyStore {
 
   /** Open `<name>.secret.json`; CryptoError on a wrong passphrase, InvalidInputError on another `kind`. */
   getBytes(name: string, passphrase: string, kind?: string): Uint8Array {
+    const file = `${name}.secret.json`;
     let sealed: SealedSecret;
     try {
-      sealed = JSON.parse(this.read(`${name}.secret.json`, name)) as SealedSecret;
+      sealed = JSON.parse(this.read(file, name)) as SealedSecret;
     } catch (e) {
       if (e instanceof InvalidInputError) throw e;
-      throw new InvalidInputError(`key file ${name}.secret.json is not JSON`, { cause: e });
+      throw new KeyFileRejectedError(join(this.dir, file), 'not JSON');
     }
-    return openSecret(sealed, passphrase, kind);
+    return openSecret(sealed, passphrase, kind, join(this.dir, file));
+  }
+
+  /** Rewrite a legacy RSA key in the container. Best effort: a read-only store still opens its old files. */
+  private upgrade(name: string, key: RsaPrivateKey, passphrase: string): void {
+    try {
+      this.putRsa(name, key, passphrase);
+    } catch {
+      return;
+    }
+    this.removeLegacy(name);
+  }
+
+  private removeLegacy(name: string): void {
+    try {
+      unlinkSync(join(this.dir, `${name}.key`));
+    } catch {
+      // Not there, or another process removed it first.
+    }
   }
 }

@@ -44,3 +44,21 @@ class PausingFileBackend extends FileBackend {
 export function openPausingCardImage(path: string, at: PausePoint, pauseMs = 20_000): EticketCard {
   return EticketCard.open(new PausingFileBackend(path, at, pauseMs));
 }
+
+/**
+ * Factory for startVpcdChild: the card in `path`, which stops answering (blocks its whole process, as a dead
+ * chip holds its reader) from the first command with instruction byte `ins` on, for `stallMs` each time.
+ * It says so with the same marker file. pcscd's reader is frozen meanwhile: kill the card process to end it.
+ */
+export function openStallingCardImage(path: string, ins: number, stallMs = 120_000): EticketCard {
+  const card = EticketCard.open(path);
+  const transmit = card.transmit.bind(card);
+  card.transmit = (command: Uint8Array): Uint8Array => {
+    if (command.length >= 4 && command[1] === ins) {
+      writeFileSync(pauseMarker(path), String(process.pid));
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, stallMs);
+    }
+    return transmit(command);
+  };
+  return card;
+}

@@ -59,3 +59,11 @@ export async function waitUntil<T>(probe: () => T | Promise<T>, timeoutMs: numbe
   }
 }
 
+
+/**
+ * How long a test file may wait for the readers (lockVpcd's own default): vitest runs files in parallel and the
+ * PC/SC files hold the lock one after another for minutes in all on a loaded machine.
+ */
+export const VPCD_LOCK_WAIT_MS = 840_000;
+/** Timeout for a beforeAll that takes the lock: the wait, plus a minute for its own work. */
+export const VPCD_LOCK_HOOK_MS = VPCD_LOCK_WAIT_MS + 60_000;

@@ -1,0 +1,259 @@
+// Gates that work offline, end to end on both store engines (issue 14, "Done when"): the rollback attack (a card
+// image copied back before an entry) and a card image copied and used in parallel are found from the uploaded
+// journals, the card goes on the denylist, the next denylist reaches every gate and the card is refused offline.
+// Also: a stalled back office never holds a tap; a batch uploaded twice, partly or out of order is stored once;
+// a forged or altered record is kept apart with its reason.
+
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { EticketCard } from '../card/applet.js';
+import { BackofficeClient } from '../host/backoffice-client.js';
+import { JournalUploader } from '../host/journal-uploader.js';
+import { CardSession } from '../host/session.js';
+import { EmulatorTransport } from '../host/transport/emulator.js';
+import { hex } from '../sdk/bytes.js';
+import { encodeTapRecord, signCheckpoint, checkpointJson } from '../sdk/gate-journal.js';
+import { toServiceDate } from '../sdk/fields.js';
+import { TestOffice, type TestGate } from '../testing/office.js';
+import { World } from '../testing/world.js';
+import { ENGINES, tempDir } from './helpers/stores.js';
+
+const NETWORK = {
+  basis: 'station' as const,
+  currency: 'CNY',
+  fares: [
+    { from: 'A01', to: 'B07', fare: 300 },
+    { from: 'A01', to: 'C03', fare: 500 },
+    { from: 'B07', to: 'C03', fare: 400 },
+  ],
+  links: [
+    { from: 'A01', to: 'B07', seconds: 900 },
+    { from: 'B07', to: 'C03', seconds: 600 },
+  ],
+};
+
+const world = World.create('rsa');
+const dir = mkdtempSync(join(tmpdir(), 'eticket-offline-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A card on an image file, with a metro pass sold by `seller` and loaded through the real LOAD. */
+async function cardWithPass(office: TestOffice, image: string, seller = 'acme') {
+  const c = await world.newCard({ backend: image });
+  const day = toServiceDate(new Date(world.now * 1000));
+  const sold = await office.bo.issuePass({ card: c.credentials, sellerId: seller, firstDay: day, days: 1 });
+  await c.issuing.load(sold.ticket.sealed);
+  await office.bo.markLoaded(sold.ticket.tid);
+  return { ...c, tid: sold.ticket.tid, serial: hex(c.credentials.serial) };
+}
+
+/** A session on the card image as it is on disk now (the emulator reads the file again). */
+function sessionOn(image: string): CardSession {
+  return new CardSession(new EmulatorTransport(EticketCard.open(image)));
+}
+
+async function uploadAll(gates: TestGate[]) {
+  for (const g of gates) await g.uploader.uploadAll();
+}
+
+describe.each(ENGINES)('offline gates on $engine', (engine) => {
+  let office: TestOffice;
+  let dispose: () => Promise<void>;
+  let A: TestGate, B: TestGate, C: TestGate;
+  let acme: BackofficeClient;
+
+  beforeAll(async () => {
+    if (engine.skip) return;
+    const s = await engine.open();
+    dispose = s.dispose;
+    world.now = Math.floor(Date.UTC(2030, 0, 15, 7) / 1000);
+    office = new TestOffice(world, s.store, tempDir('eticket-office-'));
+    await office.listen();
+    acme = office.client('acme', await office.register('acme', 'seller'));
+    await office.loadNetwork(NETWORK);
+    A = await office.addGate('A01-G1', 'A01');
+    B = await office.addGate('B07-G1', 'B07');
+    C = await office.addGate('C03-G1', 'C03');
+  }, 120_000);
+
+  afterAll(async () => {
+    await office?.close();
+    await dispose?.();
+  });
+
+  // A test that took the office offline brings it back for the next one, on the same address.
+  afterEach(async () => {
+    if (office) await office.listen(Number(new URL(office.url).port));
+  });
+
+  it.skipIf(engine.skip)('rollback: an image copied back before an entry enters twice; the back office finds it, the denylist reaches every gate, the card is refused offline', async () => {
+    const image = join(dir, `${engine.engine}-rollback.img`);
+    const c = await cardWithPass(office, image);
+    copyFileSync(image, `${image}.copy`); // the copy, made before the entry
+
+    world.now += 60;
+    const first = await A.gate.tap(sessionOn(image), 'entry');
+    expect(first.decision.pass).toBe(true);
+    expect(first.record).toMatchObject({ seq: 1, pass: true, tid: c.tid, counter: 0, denylistVersion: 0 });
+
+    copyFileSync(`${image}.copy`, image); // restore: the card's memory is back before the entry
+    world.now += 120; // two minutes later at C03, which is 25 minutes from A01
+    const second = await C.gate.tap(sessionOn(image), 'entry');
+    expect(second.decision.pass, 'offline, the restored card passes: only the back office can see it').toBe(true);
+    expect(second.receipt?.counter).toBe(first.receipt?.counter);
+
+    await uploadAll([A, C]);
+    const m = await office.bo.matcher(() => world.now * 1000).matchPending();
+    const kinds = m!.anomalies.filter((a) => a.card === c.serial).map((a) => a.kind).sort();
+    expect(kinds).toEqual(['counter_conflict', 'double_entry', 'impossible_travel']);
+    expect(m!.denylisted).toEqual([c.serial]);
+    const version = m!.denylistVersion!;
+    expect(version).toBeGreaterThan(0);
+
+    // The next denylist reaches every gate (a delta from what each holds)...
+    for (const g of [A, B, C]) {
+      await g.uploader.syncDenylist();
+      expect(g.denylist.version, g.id).toBe(version);
+      expect(g.denylist.list()).toContain(c.serial);
+    }
+    // ...and with the back office gone, the card is refused offline, the refusal journalled with that version.
+    await office.stopServing();
+    world.now += 60;
+    const refused = await B.gate.tap(sessionOn(image), 'entry');
+    expect(refused.decision).toMatchObject({ pass: false, reason: 'denylisted' });
+    expect(refused.record).toMatchObject({ pass: false, reason: 'denylisted', tid: c.tid, denylistVersion: version });
+    expect(refused.receipt, 'nothing was written to the card').toBeUndefined();
+  });
+
+  it.skipIf(engine.skip)('clone: an image copied to a second card used in parallel is found and both copies are refused', async () => {
+    const image = join(dir, `${engine.engine}-clone.img`);
+    const c = await cardWithPass(office, image);
+    copyFileSync(image, `${image}.twin`);
+    world.now += 3600;
+    expect((await A.gate.tap(sessionOn(image), 'entry')).decision.pass).toBe(true);
+    world.now += 30;
+    expect((await C.gate.tap(sessionOn(`${image}.twin`), 'entry')).decision.pass).toBe(true);
+    world.now += 900;
+    expect((await B.gate.tap(sessionOn(image), 'exit')).decision.pass).toBe(true);
+    world.now += 400;
+    expect((await B.gate.tap(sessionOn(`${image}.twin`), 'exit')).decision.pass).toBe(true);
+
+    await uploadAll([C, B, A]); // in any order
+    const m = await office.bo.matcher(() => world.now * 1000).matchPending();
+    expect(new Set(m!.anomalies.filter((a) => a.card === c.serial).map((a) => a.kind))).toEqual(new Set(['counter_conflict', 'double_entry', 'impossible_travel']));
+    expect(m!.denylisted).toEqual([c.serial]);
+    for (const g of [A, B, C]) await g.uploader.syncDenylist();
+    await office.stopServing();
+    world.now += 3600;
+    for (const [g, img] of [[A, image], [C, `${image}.twin`]] as const) {
+      const r = await g.gate.tap(sessionOn(img), 'entry');
+      expect(r.decision.reason, `${g.id} ${img}`).toBe('denylisted');
+    }
+  });
+
+  it.skipIf(engine.skip)('a stalled back office never holds a tap: taps pass and are journalled while an upload hangs', async () => {
+    // A "service" that accepts connections and never answers.
+    const held: import('node:net').Socket[] = [];
+    const stall: Server = createServer((s) => held.push(s));
+    await new Promise<void>((r) => stall.listen(0, '127.0.0.1', r));
+    const port = (stall.address() as { port: number }).port;
+    const gate = await office.addGate('B07-G9', 'B07');
+    const stalled = new JournalUploader(gate.journal, [{ gateId: gate.id, client: new BackofficeClient({ url: `http://127.0.0.1:${port}`, clientId: gate.id, signer: gate.signer, timeoutMs: 600_000 }), signer: gate.signer }], gate.denylist, { intervalMs: 1 });
+    await Promise.all([0, 1, 2].map((i) => cardWithPass(office, join(dir, `${engine.engine}-stall-${i}.img`))));
+    world.now += 7200;
+    expect((await gate.gate.tap(sessionOn(join(dir, `${engine.engine}-stall-0.img`)), 'entry')).decision.pass).toBe(true);
+    stalled.start();
+    // Wait until the upload and the denylist fetch are both in flight (the service holds them, never answers).
+    for (let i = 0; i < 500 && stalled.stats.inFlight < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(stalled.stats.inFlight).toBe(2);
+    const taps = [];
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 3; i++) {
+        world.now += 30;
+        const img = join(dir, `${engine.engine}-stall-${i}.img`);
+        taps.push(await gate.gate.tap(sessionOn(img), (round + (i === 0 ? 1 : 0)) % 2 ? 'exit' : 'entry'));
+      }
+    }
+    expect(taps.every((t) => t.decision.pass && t.record)).toBe(true);
+    expect(stalled.stats).toMatchObject({ inFlight: 2, batches: 0, denylistFetches: 0 });
+    expect(gate.journal.head(gate.id)).toMatchObject({ seq: 16, acked: 0 });
+    for (const s of held) s.destroy();
+    stall.close();
+    await stalled.stop();
+    // Once a service answers again, everything arrives.
+    await gate.uploader.uploadAll();
+    expect(gate.journal.head(gate.id)).toMatchObject({ seq: 16, acked: 16 });
+  });
+
+  it.skipIf(engine.skip)('exactly once: a batch uploaded twice, concurrently, partly and out of order is stored once; forged or altered records are kept apart', async () => {
+    const g = await office.addGate('C03-G5', 'C03');
+    await Promise.all([0, 1].map((i) => cardWithPass(office, join(dir, `${engine.engine}-once-${i}.img`))));
+    for (let i = 0; i < 6; i++) {
+      world.now += 600;
+      expect((await g.gate.tap(sessionOn(join(dir, `${engine.engine}-once-${i % 2}.img`)), Math.floor(i / 2) % 2 ? 'exit' : 'entry')).decision.pass).toBe(true);
+    }
+    const records = g.journal.readRecords(g.id, 1, 100);
+    const cp = (upto: number) => checkpointJson(signCheckpoint(g.signer, { gateId: g.id, seq: upto, head: records[upto - 1].hash, time: 1 }));
+    const batch = (from: number, to: number) => ({ gate: g.id, records: records.slice(from - 1, to).map((r) => hex(r.encoded)), checkpoint: cp(to) });
+    // Out of order: 4..6 first, then 1..3 twice at once, then everything again.
+    expect(await g.client.uploadJournal(batch(4, 6))).toMatchObject({ stored: 3, duplicates: 0, through: 6 });
+    const [x, y] = await Promise.all([g.client.uploadJournal(batch(1, 3)), g.client.uploadJournal(batch(1, 3))]);
+    expect(x.stored + y.stored).toBe(3);
+    expect(x.duplicates + y.duplicates).toBe(3);
+    expect(await g.client.uploadJournal(batch(1, 6))).toMatchObject({ stored: 0, duplicates: 6, quarantined: 0 });
+    const stored = await office.store.db.query<{ n: number }>('SELECT count(*)::int AS n FROM gate_taps WHERE gate_id = $1', [g.id]);
+    expect(stored.rows[0].n).toBe(6);
+
+    // An altered record (the chain no longer links to the signed head): the batch is kept apart, nothing counted.
+    const forged = encodeTapRecord({ ...records[6 - 1], tid: 'CR-FORGED' }, 7, records[5].hash);
+    const bad = await g.client.uploadJournal({ gate: g.id, records: [hex(forged.encoded)], checkpoint: cp(6) });
+    expect(bad).toMatchObject({ stored: 0, quarantined: 1 });
+    // Another gate's key cannot sign for this gate, nor can a gate upload for another.
+    const other = office.gates.find((x) => x.id === 'A01-G1')!;
+    await expect(other.client.uploadJournal(batch(1, 2))).rejects.toMatchObject({ status: 403 });
+    // A record under a seq already stored with other content (a gate journal restored from an old copy).
+    const fork = encodeTapRecord({ ...records[2], time: records[2].time + 1 }, 3, records[1].hash);
+    const forkReply = await g.client.uploadJournal({ gate: g.id, records: [hex(fork.encoded)], checkpoint: checkpointJson(signCheckpoint(g.signer, { gateId: g.id, seq: 3, head: fork.hash, time: 2 })) });
+    expect(forkReply).toMatchObject({ stored: 0, quarantined: 1 });
+    const q = await office.store.db.query<{ reason: string }>('SELECT reason FROM journal_quarantine WHERE gate_id = $1 ORDER BY quarantine_id', [g.id]);
+    expect(q.rows.map((r) => r.reason.split(':')[0])).toEqual(['gate authentication', 'conflicting record']);
+    const forks = await office.store.db.query('SELECT 1 FROM anomalies WHERE kind = $1 AND gate_id = $2', ['journal_fork', g.id]);
+    expect(forks.rowCount).toBe(1);
+  });
+
+  it.skipIf(engine.skip).each(['pki', 'sym'] as const)("gate mode %s: a receipt naming another face (DF20) than the gate journalled is kept apart with its reason, nothing stored; the honest record then stores", async (mode) => {
+    const g = await office.addGate(`A01-G7${mode}`, 'A01', { mode });
+    const image = join(dir, `${engine.engine}-df20-${mode}.img`);
+    await cardWithPass(office, image);
+    world.now += 600;
+    const tap = await g.gate.tap(sessionOn(image), 'entry');
+    expect(tap.decision.pass).toBe(true);
+    expect(tap.receipt?.faceDigest, 'the card names the face in its receipt').toBeDefined();
+    const [honest] = g.journal.readRecords(g.id, 1, 1);
+    expect(honest.faceDigest, 'the gate journals the face it decided on').toBeDefined();
+    // The gate's own key signs a record whose face digest is not the one the card's receipt names (DF20): one bit
+    // off, then none at all. Chain and checkpoint are good, so only the receipt check can refuse it.
+    const otherFace = honest.faceDigest!.slice();
+    otherFace[0] ^= 0x01;
+    const stored = async () => (await office.store.db.query<{ n: number }>('SELECT count(*)::int AS n FROM gate_taps WHERE gate_id = $1', [g.id])).rows[0].n;
+    for (const [what, faceDigest, reason] of [
+      ['another face', otherFace, `receipt: the receipt names face ${hex(honest.faceDigest!).slice(0, 16)}…, the record face ${hex(otherFace).slice(0, 16)}…`],
+      ['no face', undefined, `receipt: the receipt names face ${hex(honest.faceDigest!).slice(0, 16)}…, the record names no face`],
+    ] as const) {
+      const lie = encodeTapRecord({ ...honest, faceDigest }, 1, honest.prev);
+      const reply = await g.client.uploadJournal({ gate: g.id, records: [hex(lie.encoded)], checkpoint: checkpointJson(signCheckpoint(g.signer, { gateId: g.id, seq: 1, head: lie.hash, time: 1 })) });
+      expect(reply, what).toMatchObject({ stored: 0, duplicates: 0, quarantined: 1, through: 1 });
+      expect(await stored(), what).toBe(0);
+      const q = await office.store.db.query<{ reason: string; hash: Uint8Array }>('SELECT reason, hash FROM journal_quarantine WHERE gate_id = $1 AND hash = $2', [g.id, lie.hash]);
+      expect(q.rows.map((r) => r.reason), what).toEqual([reason]);
+    }
+    const queued = await office.store.db.query('SELECT 1 FROM match_queue WHERE tid = $1', [honest.tid]);
+    expect(queued.rowCount, 'nothing of the refused records reaches trip matching').toBe(0);
+    // The honest record under the same seq is stored: the refusals kept nothing that stands in its way.
+    await g.uploader.uploadAll();
+    expect(await stored()).toBe(1);
+    expect(g.journal.head(g.id)).toMatchObject({ seq: 1, acked: 1 });
+  });
+});
