@@ -49,9 +49,12 @@ describe.skipIf(!stack.ok)('eticket CLI over PC/SC (vpcd)', () => {
       expect(gate.stdout).toMatch(/^PASS P1/);
       expect(gate.code).toBe(0);
 
-      const apdu = await cli(env, 'apdu', '--reader', VPCD_READER_1, '--select', '80CA00D800');
+      // A raw command through the reader, answered by the card: GET DATA DA (the protocol version) is open on a
+      // personalised card under protocol v2 (D8 and the other identifying objects answer 6982 before EXTERNAL
+      // AUTHENTICATE, apdu-spec README).
+      const apdu = await cli(env, 'apdu', '--reader', VPCD_READER_1, '--select', '80CA00DA00');
       expect(apdu.code).toBe(0);
-      expect(apdu.stdout).toMatch(/GET DATA[\s\S]*9000 {2}SUCCESS/);
+      expect(apdu.stdout).toMatch(/> 80CA00DA00 {2}GET DATA\n< 02 9000 {2}SUCCESS/);
     } finally {
       serve.child.kill('SIGINT');
     }
