@@ -79,6 +79,7 @@ describe('apdu-spec', () => {
     const face: Required<TicketFace> = {
       version: 1, operator: '', tid: '', serviceDate: 0, train: '', origin: '', destination: '', departure: 0, coach: '', seat: '',
       travelClass: '', fare: 0, currency: '', validFrom: 0, validUntil: 0, passenger: '', issuedAt: 0, flags: 0, kind: 0, maxEntries: 0, pricing: 0, card: new Uint8Array(8),
+      holderRef: new Uint8Array(16), holderBinding: new Uint8Array(32),
     };
     expect(Object.keys(face).sort()).toEqual(protocol.ticketFace.map((f) => f.name).sort());
     const usage: UsageRecord = newUsageRecord();
@@ -93,22 +94,29 @@ describe('apdu-spec', () => {
       if (f.format === 'date') return 99991231;
       return 2 ** (8 * hi) - 1;
     };
-    const face = Object.fromEntries(protocol.ticketFace.map((f) => [f.name, max(f)])) as unknown as TicketFace;
-    face.version = 2;
+    const full = Object.fromEntries(protocol.ticketFace.map((f) => [f.name, max(f)])) as unknown as TicketFace;
+    full.version = 2;
+    // A face carries either passenger (8F) or the real-name pair (95, 96), never both: the largest of the two.
+    const { holderRef, holderBinding, ...named } = full;
+    const { passenger, ...realName } = full;
+    expect(holderRef && holderBinding && passenger, 'every face field is in one of the two faces').toBeTruthy();
     const usage = Object.fromEntries(protocol.usageRecord.map((f) => [f.name, max(f)])) as unknown as UsageRecord;
-    const largest = encodeTicketView(
-      { status: VIEW_STATUS.SHOWN, ticket: { sequenceNumber: 0xffff, face: encodeTicketFace(face), usage: encodeUsageRecord(usage) }, terminalChallenge: new Uint8Array(LIMITS.terminalChallengeLength), cardChallenge: new Uint8Array(LIMITS.challengeLength), cardSerial: new Uint8Array(8) },
-      8192,
-    );
-    // Everything but the padding object, plus the smallest padding (an empty DF23, 3 bytes) and the 4-byte B2 header.
-    let content = 0;
-    const body = largest.subarray(4);
-    for (let o = 0; o < body.length; ) {
-      const { tlv: item, next } = decodeOne(body, o);
-      if (item.tag !== T.PADDING) content += next - o;
-      o = next;
-    }
-    const needed = 4 + content + 3;
+    const neededFor = (face: TicketFace): number => {
+      const view = encodeTicketView(
+        { status: VIEW_STATUS.SHOWN, ticket: { sequenceNumber: 0xffff, face: encodeTicketFace(face), usage: encodeUsageRecord(usage) }, terminalChallenge: new Uint8Array(LIMITS.terminalChallengeLength), cardChallenge: new Uint8Array(LIMITS.challengeLength), cardSerial: new Uint8Array(8) },
+        8192,
+      );
+      // Everything but the padding object, plus the smallest padding (an empty DF23, 3 bytes) and the 4-byte B2 header.
+      let content = 0;
+      const body = view.subarray(4);
+      for (let o = 0; o < body.length; ) {
+        const { tlv: item, next } = decodeOne(body, o);
+        if (item.tag !== T.PADDING) content += next - o;
+        o = next;
+      }
+      return 4 + content + 3;
+    };
+    const needed = Math.max(neededFor(named), neededFor(realName));
     expect(needed, 'the largest view must fit limits.viewLength: raise it (a multiple of 16)').toBeLessThanOrEqual(LIMITS.viewLength);
     expect(LIMITS.viewLength % 16).toBe(0);
     expect(LIMITS.viewLength - 16, 'limits.viewLength is larger than it needs to be: every byte costs air time on every tap').toBeLessThan(needed);

@@ -14,11 +14,14 @@ import { TicketServer, type TicketRequest } from '../sdk/roles/ticket-server.js'
 import type { CardCredentials, CardTrust } from '../sdk/roles/trust.js';
 import type { OperatorMasterKey } from '../sdk/roles/sym-receipts.js';
 import type { SuiteName } from '../sdk/spec.js';
-import { decodeTicketFace, PRICING, TICKET_KIND, type TicketFace } from '../sdk/ticket.js';
 import { checkReceipt, type CheckedReceipt, type ReceiptEvidence } from './arbitration.js';
 import { DenylistPublisher } from './denylist.js';
 import { JournalIngest } from './journal.js';
 import { TripMatcher } from './trips.js';
+import { decodeTicketFace, PRICING, TICKET_KIND, type TicketFace } from '../sdk/ticket.js';
+import { parseReceipt } from '../sdk/receipt.js';
+import { holderRecord, type HolderRecord } from '../sdk/roles/realname.js';
+import { RealNameService, type HolderVault, type RealNameOptions } from './realname.js';
 import type { Queryable } from './store/database.js';
 import { NotFoundError, StoreConflictError, type AuthorityKeyRecord, type BillRecord, type SeatTaken, type Store, type TicketRecord } from './store/store.js';
 
@@ -42,6 +45,8 @@ export interface KeyCustody {
   readonly cardTrust: CardTrust;
   /** Checking master keys (gate mode sym), to re-check MAC receipts. */
   masterKeys(): OperatorMasterKey[];
+  /** The holder master keys (real-name tickets); undefined where there are none. */
+  holderVault?(): HolderVault | undefined;
 }
 
 export interface IssueInput {
@@ -54,6 +59,11 @@ export interface IssueInput {
   booking?: { serviceId: number; class: string };
   /** Rebooking: the ticket this one replaces (closed in the same transaction). */
   replaces?: string;
+  /**
+   * A real-name ticket: the holder's record, kept encrypted by the back office until the ticket expires; the face
+   * gets 95 holderRef and 96 holderBinding instead of a name (the request must not carry `passenger`).
+   */
+  holder?: HolderRecord;
 }
 
 export interface IssueOutcome {
@@ -111,13 +121,17 @@ export class Backoffice {
   private readonly signers = new Map<string, Signer>();
   private rootRecord?: AuthorityKeyRecord;
   private readonly cardTrust: CardTrust;
+  /** Real-name tickets: holder records, terminal reads, destruction (backoffice/realname.ts). */
+  readonly realName: RealNameService;
 
   constructor(
     readonly store: Store,
     readonly keys: KeyCustody,
     private readonly clock: () => number = () => Math.floor(Date.now() / 1000),
+    realNameOptions: RealNameOptions = {},
   ) {
     this.cardTrust = new CachedCardTrust(keys.cardTrust);
+    this.realName = new RealNameService(store, () => keys.holderVault?.(), clock, realNameOptions);
   }
 
   get operator(): string {
@@ -196,8 +210,12 @@ export class Backoffice {
    * a re-run after a crash loads what was sealed, and never issues a second TID for the same line.
    */
   async issue(input: IssueInput): Promise<IssueOutcome> {
+    // One person, one canonical record: the holder is checked and normalised before anything is recorded.
+    if (input.holder) input = { ...input, holder: holderRecord(input.holder) };
     const serial = hex(input.card.serial);
     if (input.card.suite !== this.keys.suite) throw new InvalidInputError(`card ${serial} is ${input.card.suite}, this back office is ${this.keys.suite}`);
+    if (input.holder && input.request.passenger !== undefined) throw new InvalidInputError('a real-name ticket carries no passenger name: the holder record replaces it');
+    if (input.holder && (input.request.holderRef !== undefined || input.request.holderBinding !== undefined)) throw new InvalidInputError('holderRef and holderBinding are made by the back office');
     // Checked before the transaction: a card that cannot be traced to the trust root gets nothing.
     this.cardTrust.encryptionKey(input.card);
     await this.ensureRootKey();
@@ -206,12 +224,12 @@ export class Backoffice {
       if (input.requestKey) {
         const tid = await this.store.tidForRequest(op, input.requestKey, tx);
         if (tid) {
-          const existing = await this.existing(tid, serial, tx);
+          const existing = await this.existing(tid, serial, tx, input.holder);
           if (existing) return existing;
         }
       }
       if (input.request.tid) {
-        const existing = await this.existing(input.request.tid, serial, tx);
+        const existing = await this.existing(input.request.tid, serial, tx, input.holder);
         if (existing) return existing;
       }
       await this.store.recordCard({ serial, suite: input.card.suite, encryptionCertificate: input.card.encryptionCertificate, signingCertificate: input.card.signingCertificate, identity: input.card.identity }, tx);
@@ -235,6 +253,12 @@ export class Backoffice {
         if (!svc || svc.operator !== op) throw new NotFoundError(`no service ${input.booking.serviceId}`);
         seat = await this.store.takeSeat(svc.serviceId, input.booking.class, op, tid, tx);
         request = { ...request, serviceDate: svc.serviceDate, train: svc.code, origin: svc.origin ?? request.origin, destination: svc.destination ?? request.destination, departure: svc.departure ?? request.departure, kind: svc.kind ?? request.kind, coach: seat.coach, seat: seat.seat, travelClass: seat.class, fare: seat.price, currency: seat.currency };
+      }
+      let salt: Uint8Array | undefined;
+      if (input.holder) {
+        const p = this.realName.prepare(op, tid, input.holder);
+        salt = p.salt;
+        request = { ...request, holderRef: p.holderRef, holderBinding: p.binding };
       }
       const face = server().createTicket(request);
       const { record, authority } = await this.tfvAuthority(tx);
@@ -262,6 +286,7 @@ export class Backoffice {
         tx,
       );
       if (!ticket) throw new StoreConflictError(`TID ${tid} is held by another ticket`, 'tid_taken');
+      if (input.holder) await this.realName.recordIssued(face, salt!, input.holder, tx);
       if (input.replaces) {
         if (!(await this.store.closeTicket(op, input.replaces, 'deleted', tid, tx))) {
           const old = await this.store.ticket(op, input.replaces, tx);
@@ -279,10 +304,14 @@ export class Backoffice {
   }
 
   /** The stored ticket for `tid` when it may be handed out again to `serial`; undefined when it must be issued. */
-  private async existing(tid: string, serial: string, tx: Queryable): Promise<IssueOutcome | undefined> {
+  private async existing(tid: string, serial: string, tx: Queryable, holder?: HolderRecord): Promise<IssueOutcome | undefined> {
     const t = await this.store.ticket(this.operator, tid, tx);
     if (!t || t.status === 'cancelled') return undefined;
     if (t.cardSerial !== serial) throw new StoreConflictError(`TID ${tid} was already issued to card ${t.cardSerial}: give this ticket a new tid`, 'tid_taken');
+    // The same request again must name the same holder (or none): never hand one person's ticket to another.
+    const realName = (await this.store.holders.ticket(this.operator, tid, tx)) !== undefined;
+    if (realName !== Boolean(holder)) throw new StoreConflictError(`ticket ${tid} was issued ${realName ? 'with' : 'without'} a holder record: this request ${holder ? 'has' : 'has none'}`, 'request_mismatch');
+    if (holder && (await this.realName.sameHolder(this.operator, tid, holder, tx)) === false) throw new StoreConflictError(`ticket ${tid} was issued to another holder: this request cannot take it`, 'request_mismatch');
     const bills = await this.store.bills(this.operator, tid, tx);
     return { status: 'existing', ticket: t, face: decodeTicketFace(t.face), bill: bills.find((b) => b.kind === 'sale') };
   }
@@ -362,6 +391,12 @@ export class Backoffice {
       },
       q,
     );
+    if (!checked.deletion) {
+      // A real-name ticket used up (exited, no entry left) loses its holder record now.
+      const op = checked.operator ?? this.operator;
+      const t = await this.store.ticket(op, checked.tid, q);
+      if (t) await this.realName.usageRecorded(op, checked.tid, decodeTicketFace(t.face), parseReceipt(evidence.encoded).usage, q);
+    }
     return checked;
   }
 

@@ -11,7 +11,9 @@
  * in process, {@link BackofficeClient.authorizeIssuer} over HTTP); tickets are bound to one card; signing keys
  * rotate under a root through key certificates ({@link signKeyCertificate}). Sellers, issuing kiosks and gates reach
  * the operator's back office over HTTP with {@link BackofficeClient} (requests signed with the client's credential
- * file, {@link loadCredential}).
+ * file, {@link loadCredential}). A gate checks a real-name ticket's holder with a {@link BackofficeHolderChecker} in
+ * its configuration: each tap's `realName` is a {@link RealNameCheck}; holder requests carry a TOTP code
+ * ({@link totp}, RFC 6238).
  *
  * @module eticket
  */
@@ -22,6 +24,7 @@ export {
   checkTerminalConfig,
   GATE_COMMAND_DEADLINE_MS,
   PkiNotConfiguredError,
+  REALNAME_WAIT_MS,
   type CheckingTerminalConfig,
   type GateMode,
   type GateSession,
@@ -62,10 +65,29 @@ export {
   type ReceiptUpload,
   type ServiceClassInfo,
   type ServiceInfo,
+  type HolderRead,
+  type TotpStepStore,
   type Verdict,
 } from '../host/backoffice-client.js';
-export { credentialSummary, loadCredential, type ClientCredentialFile, type ClientIdentity } from '../sdk/roles/client-credential.js';
+export { credentialSummary, loadCredential, type ClientCredentialFile, type ClientIdentity, type RealNameCredential } from '../sdk/roles/client-credential.js';
 export { decodeBill, verifyBill, type Bill, type BillFields, type BillItem } from '../sdk/roles/bill.js';
+
+// --- real-name tickets: the gate's holder check (docs/realname.md) ------------------------------------------------
+export { BackofficeHolderChecker, checkWithin, realNameCheckFor, totpStepFile, type RealNameCheck, type RealNameChecker, type RealNameStatus } from '../host/realname.js';
+export { HOLDER_LIMITS, HolderRecordError, holderJson, holderRecord, type HolderJson, type HolderRecord } from '../sdk/holder.js';
+export { checkHolderAnswer, HOLDER_ANSWER_FORMAT, holderBinding, HolderBindingError, openHolderAnswer, type HolderAnswer } from '../sdk/roles/realname.js';
+export {
+  checkTotpParameters,
+  DEFAULT_TOTP,
+  hotp,
+  TOTP_ALGORITHMS,
+  TOTP_SECRET_LENGTH,
+  totp,
+  totpForStep,
+  totpStep,
+  type TotpAlgorithm,
+  type TotpParameters,
+} from '../sdk/crypto/totp.js';
 
 // --- errors ----------------------------------------------------------------------------------------------------
 export {
@@ -103,7 +125,7 @@ export {
 } from '../sdk/roles/sym-receipts.js';
 
 // --- tickets and the protocol's names --------------------------------------------------------------------------
-export { FACE_VERSION, faceDigestOf, TICKET_FLAG, USAGE_FLAG, type TicketFace, type UsageRecord, type VerificationCode } from '../sdk/ticket.js';
+export { FACE_VERSION, faceDigestOf, isRealName, TICKET_FLAG, USAGE_FLAG, type TicketFace, type UsageRecord, type VerificationCode } from '../sdk/ticket.js';
 export { formatServiceDate, parseServiceDate, toServiceDate } from '../sdk/fields.js';
 export { AID, describeSw, LIMITS, SW, USAGE_EVENT, USAGE_STATE, type SuiteName } from '../sdk/spec.js';
 export { fromHex, hex } from '../sdk/bytes.js';

@@ -2,9 +2,13 @@
 // terminals and gates. Every request is signed with the client's registered key (sdk request-signing); the
 // SDK never imports backoffice/: this speaks HTTP only.
 
+import { randomBytes } from 'node:crypto';
 import { fromHex } from '../sdk/bytes.js';
-import { EticketError } from '../sdk/errors.js';
-import type { Signer } from '../sdk/crypto/suite.js';
+import { EticketError, InvalidInputError } from '../sdk/errors.js';
+import type { Decrypter, Signer } from '../sdk/crypto/suite.js';
+import { totpForStep, type TotpParameters } from '../sdk/crypto/totp.js';
+import { checkHolderAnswer, holderJson, openHolderAnswer, type HolderRecord } from '../sdk/roles/realname.js';
+import type { TicketFace } from '../sdk/ticket.js';
 import type { Bill } from '../sdk/roles/bill.js';
 import { loadCredential } from '../sdk/roles/client-credential.js';
 import { signRequest } from '../sdk/roles/request-signing.js';
@@ -128,6 +132,28 @@ export interface BackofficeClientOptions {
   timeoutMs?: number;
   /** For tests: the clock the timestamps come from. */
   now?: () => number;
+  /** Checking terminals: the key holder answers are sealed to and the TOTP shared with the service. */
+  realName?: { decrypter: Decrypter; totp: { secret: Uint8Array; parameters: TotpParameters } };
+  /**
+   * Where the last TOTP step this terminal spent is kept between processes (a CLI run per inspection): the next
+   * run takes the next step instead of one the service has seen. Default: in memory, this client only.
+   */
+  totpSteps?: TotpStepStore;
+}
+
+/** Where a checking terminal keeps the last TOTP step it spent on a holder request (one request per step). */
+export interface TotpStepStore {
+  /** The last step spent, or -1 when none was. */
+  last(): number;
+  /** Remember that this step is spent (durably, before the request goes out). */
+  spent(step: number): void;
+}
+
+/** A real-name ticket's holder as a checking terminal got it: proven to belong to the ticket on the card. */
+export interface HolderRead {
+  holder: HolderRecord;
+  readsLeft: number;
+  expiresAt: Date;
 }
 
 function cardJson(c: CardCredentials): Record<string, string> {
@@ -149,12 +175,14 @@ function cardJson(c: CardCredentials): Record<string, string> {
  * for (const t of await office.pending(serial)) await issuing.load(t.sealed);
  */
 export class BackofficeClient {
+  private lastTotpStep = -1;
+
   constructor(private readonly options: BackofficeClientOptions) {}
 
   /** A client from a credential file written by `eticket seller add` / `terminal add`. */
   static fromCredential(url: string, file: string, passphrase: string, options: Partial<BackofficeClientOptions> = {}): BackofficeClient {
     const id = loadCredential(file, passphrase);
-    return new BackofficeClient({ url, clientId: id.clientId, signer: id.signer, ...options });
+    return new BackofficeClient({ url, clientId: id.clientId, signer: id.signer, realName: id.realName, ...options });
   }
 
   /** The registered client id the requests are signed as. */
@@ -207,10 +235,13 @@ export class BackofficeClient {
     return (await this.request<{ services: ServiceInfo[] }>('GET', `/v1/services${qs ? `?${qs}` : ''}`)).services;
   }
 
-  /** Book a seat for `card`; `requestId` makes a retry after a lost answer return the same booking. */
-  book(request: { service: number; class: string; card: CardCredentials; passenger?: string; requestId?: string }): Promise<Booking> {
-    const { card, ...rest } = request;
-    return this.request('POST', '/v1/bookings', { ...rest, card: cardJson(card) });
+  /**
+   * Book a seat for `card`; `requestId` makes a retry after a lost answer return the same booking. With `holder`
+   * it is a real-name ticket: the back office keeps the record, the card gets only 95/96.
+   */
+  book(request: { service: number; class: string; card: CardCredentials; passenger?: string; holder?: HolderRecord; requestId?: string }): Promise<Booking> {
+    const { card, holder, ...rest } = request;
+    return this.request('POST', '/v1/bookings', { ...rest, card: cardJson(card), ...(holder ? { holder: holderJson(holder) } : {}) });
   }
 
   /** One booking of this seller, by TID. */
@@ -274,6 +305,37 @@ export class BackofficeClient {
   /** The denylist: a signed delta from version `since` when the service can give one, else the full list. */
   denylist(since?: number): Promise<Record<string, unknown>> {
     return this.request('GET', `/v1/denylist${since !== undefined ? `?since=${since}` : ''}`);
+  }
+
+  // ---------------------------------------------------------------------------------------- real-name --
+
+  /** The TOTP step and time for the next request: ours, or the next one we have not spent (one code, one request). */
+  private totpFor(p: TotpParameters): { step: number; time: number } {
+    const now = Math.floor((this.options.now ?? Date.now)() / 1000);
+    const ours = Math.floor(now / p.period);
+    const last = Math.max(this.lastTotpStep, this.options.totpSteps?.last() ?? -1);
+    const step = last >= ours && last + 1 <= ours + 1 ? last + 1 : ours;
+    this.lastTotpStep = step;
+    this.options.totpSteps?.spent(step);
+    return { step, time: Math.max(now, step * p.period) };
+  }
+
+  /**
+   * The holder of a real-name ticket this terminal has just read from a card (`face`, from VERIFY or READ): a
+   * signed request with a fresh TOTP code; the answer is opened with the terminal's key and checked against the
+   * face (TID, reference, binding 96). Throws BackofficeHttpError for a refusal (its `error` says why),
+   * HolderBindingError when the record does not belong to this ticket, CryptoError for an answer that does not open.
+   */
+  async holder(face: TicketFace): Promise<HolderRead> {
+    const rn = this.options.realName;
+    if (!rn) throw new InvalidInputError(`client ${this.options.clientId} has no real-name credentials (a gate or inspector registered with \`eticket terminal add\`)`);
+    if (!face.holderRef || !face.holderBinding) throw new InvalidInputError(`ticket ${face.tid} is not a real-name ticket`);
+    const { step, time } = this.totpFor(rn.totp.parameters);
+    const challenge = new Uint8Array(randomBytes(16));
+    const body = { operator: face.operator, holderRef: hex(face.holderRef), totp: { code: totpForStep(rn.totp.secret, step, rn.totp.parameters), time }, challenge: hex(challenge) };
+    const r = await this.request<{ tid: string; sealed: string; readsLeft: number; expiresAt: string }>('POST', `/v1/tickets/${encodeURIComponent(face.tid)}/holder`, body);
+    const answer = openHolderAnswer(rn.decrypter, fromHex(r.sealed));
+    return { holder: checkHolderAnswer(answer, face, challenge), readsLeft: answer.readsLeft, expiresAt: new Date(answer.expiresAt * 1000) };
   }
 
   // -------------------------------------------------------------------------------------- arbitration --

@@ -23,8 +23,9 @@ import { signingKeyOrThrow, type RootKey } from '../sdk/roles/key-chain.js';
 import type { CardTrust } from '../sdk/roles/trust.js';
 import type { TerminalKeys } from '../sdk/roles/terminal-keys.js';
 import { symSessionKeys, type OperatorMasterKey } from '../sdk/roles/sym-receipts.js';
-import { decodeTicketFace, faceDigestOf, verificationCodeMessage, type TicketFace, type UsageRecord, type VerificationCode } from '../sdk/ticket.js';
+import { decodeTicketFace, faceDigestOf, isRealName, verificationCodeMessage, type TicketFace, type UsageRecord, type VerificationCode } from '../sdk/ticket.js';
 import { decide, rejectFor, type Direction, type GateDecision } from './gate.js';
+import { checkWithin, type RealNameCheck, type RealNameChecker } from './realname.js';
 import type { CardSession, SendOptions } from './session.js';
 
 /** What a checking terminal holds: its keys or master keys, the authority keys, its trust root, gate id, station, mode and clock. loadGateConfig reads one from files. */
@@ -50,10 +51,21 @@ export interface CheckingTerminalConfig {
    * keeps a command going cannot hold the gate; GET RESPONSE rounds and response size are bounded by the session.
    */
   commandDeadlineMs?: number;
+  /**
+   * Real-name tickets: where the terminal gets the holder (BackofficeHolderChecker over the API). Without it a
+   * real-name ticket still passes on what the card proved, flagged "holder not checked".
+   */
+  realName?: RealNameChecker;
+  /** The directions a gate checks the holder on (default entry only: each read spends one of the ticket's reads). */
+  realNameOn?: Direction[];
+  /** How long a tap waits for the holder (default REALNAME_WAIT_MS); later, the tap reports it not checked. */
+  realNameTimeoutMs?: number;
 }
 
 /** Decoded faces a checking terminal keeps (decodeFace): the cards that may tap it again soon. */
 const FACE_CACHE_SIZE = 4;
+/** A tap waits this long for the back office's holder answer; the card's decision never waits for it. */
+export const REALNAME_WAIT_MS = 2_000;
 
 /** A gate's per-command deadline: far above a real tap's 0.1-0.3 s, far below a passenger's patience. */
 export const GATE_COMMAND_DEADLINE_MS = 5_000;
@@ -428,15 +440,28 @@ export class CheckingTerminal {
   }
 
   /**
+   * The real-name step for a ticket the card has shown (an inspector's check, or a gate's): the holder from the
+   * back office, proven against the face's binding. Never throws for what the network or the service does.
+   */
+  async checkHolder(view: TicketView): Promise<RealNameCheck> {
+    if (!isRealName(view.face)) return { status: 'not_checked', reason: 'not_real_name', message: `ticket ${view.face.tid} is not a real-name ticket` };
+    if (!this.config.realName) return { status: 'not_checked', reason: 'no_service', message: 'this terminal has no back office for holder checks' };
+    return checkWithin(this.config.realName, view.face, this.config.realNameTimeoutMs ?? REALNAME_WAIT_MS);
+  }
+
+  /**
    * One tap: select, find the ticket for today at this station, decide, record the entry or exit. `screen`
    * may refuse the ticket the card showed (a denylisted card) before the gate's own rules run.
    * Never throws for anything a card or a reader does (a refusal, a malformed answer, bounds or deadline
    * exceeded, the card pulled): that is a REJECT with its reason (gate.ts rejectFor).
+   * A real-name ticket that passes gets its holder checked (on the directions in `realNameOn`) while the card
+   * records the usage: `realName` says checked, not_checked (offline, refused, too slow) or mismatch. The gate's
+   * decision is the card's; staff act on `realName` (and the gate journal keeps it).
    */
   async passGate(
     direction: Direction,
     options: { date?: number; train?: string; auditVerificationCode?: boolean; screen?: (ticket: TicketView) => GateDecision | undefined } = {},
-  ): Promise<{ decision: GateDecision; ticket?: TicketView; receipt?: Receipt }> {
+  ): Promise<{ decision: GateDecision; ticket?: TicketView; receipt?: Receipt; realName?: RealNameCheck }> {
     const now = this.clock();
     const d = new Date(now * 1000);
     const date = options.date ?? d.getUTCFullYear() * 10000 + (d.getUTCMonth() + 1) * 100 + d.getUTCDate();
@@ -461,11 +486,13 @@ export class CheckingTerminal {
       decision = options.screen?.(ticket) ?? decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
       if (!decision.pass) return { decision, ticket };
     }
+    // The holder is fetched while the card writes the usage: the network round trip costs the tap nothing more.
+    const holder = isRealName(ticket.face) && (this.config.realNameOn ?? ['entry']).includes(direction) ? this.checkHolder(ticket) : undefined;
     try {
       const receipt = await this.recordUsage(ticket, direction === 'entry' ? 'ENTRY' : 'EXIT');
-      return { decision, ticket, receipt };
+      return { decision, ticket, receipt, ...(holder ? { realName: await holder } : {}) };
     } catch (e) {
-      return { decision: rejectFor(e), ticket };
+      return { decision: rejectFor(e), ticket, ...(holder ? { realName: await holder } : {}) };
     }
   }
 }

@@ -4,6 +4,7 @@
 
 import { sha256 } from '../sdk/crypto/suite.js';
 import type { RealNameCheck, TapRecord } from '../sdk/gate-journal.js';
+import type { RealNameCheck as HolderCheck } from './realname.js';
 import { CheckingTerminal, checkTerminalConfig, type CheckingTerminalConfig, type Receipt, type TicketView } from './checking.js';
 import type { DenylistCache } from './denylist.js';
 import { reject, type Direction, type GateDecision } from './gate.js';
@@ -25,6 +26,8 @@ export interface TapOutcome {
   decision: GateDecision;
   ticket?: TicketView;
   receipt?: Receipt;
+  /** Real-name tickets: the holder check the checking terminal made at this tap (CheckingTerminal.passGate). */
+  realName?: HolderCheck;
   /** The journal record (absent only when the journal could not take one: journal_full). */
   record?: TapRecord;
 }
@@ -57,7 +60,7 @@ export class OfflineGate {
     const { journal, denylist } = this.config;
     if (!journal.reserve()) return { decision: reject('journal_full', journal.failed ? `journal failed: ${journal.failed.message}` : undefined) };
     const denylistVersion = denylist.version;
-    let outcome: { decision: GateDecision; ticket?: TicketView; receipt?: Receipt };
+    let outcome: { decision: GateDecision; ticket?: TicketView; receipt?: Receipt; realName?: HolderCheck };
     try {
       const terminal = new CheckingTerminal(session, this.config.terminal);
       outcome = await terminal.passGate(direction, { ...options, screen: (t) => (denylist.has(t.cardSerial) ? reject('denylisted') : undefined) });
@@ -83,7 +86,7 @@ export class OfflineGate {
         receipt: receipt?.encoded,
         transaction: receipt?.sym,
         denylistVersion,
-        realName: ticket ? this.config.realName?.(ticket) : undefined,
+        realName: outcome.realName?.status ?? (ticket ? this.config.realName?.(ticket) : undefined),
       });
       return { ...outcome, record };
     } catch (e) {

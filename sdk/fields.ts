@@ -15,6 +15,7 @@ export function textField(bytes: Uint8Array, what: string): string {
   }
 }
 
+/** A record field's value: numbers (uint, date, time), text, and raw bytes (format bytes). */
 export type FieldValue = number | string | Uint8Array;
 
 interface CompiledField extends SpecField {
@@ -111,6 +112,7 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
   }
 
   private decodeValue(f: CompiledField, raw: Uint8Array): FieldValue {
+    // A copy: the record must not alias the buffer it was decoded from (card NVM, a response).
     if (f.format === 'bytes') return raw.slice();
     if (f.format === 'text') {
       try {

@@ -37,6 +37,10 @@ export interface TicketFace {
   pricing?: number;
   /** Version 2: serial of the card the ticket is issued to (set by the authority when it signs for that card). */
   card?: Uint8Array;
+  /** Real-name tickets (95): opaque random reference to the holder record in the back office. */
+  holderRef?: Uint8Array;
+  /** Real-name tickets (96): salted binding digest of the holder record to this operator and TID (sdk/roles/realname.ts). */
+  holderBinding?: Uint8Array;
 }
 
 /** TF_B (使用信息): what happened to the ticket at gates. */
@@ -100,6 +104,7 @@ export function encodeTicketFace(face: TicketFace): Uint8Array {
   if (face.validUntil < face.validFrom) throw new TlvError('ticket face: validUntil is before validFrom');
   if (face.version !== FACE_VERSION.CARD_BOUND && face.version !== FACE_VERSION.UNBOUND) throw new TlvError(`ticket face version ${face.version} not supported`);
   if (face.version === FACE_VERSION.UNBOUND && face.card !== undefined) throw new TlvError('ticket face version 1 names no card');
+  checkRealName(face, (m) => new TlvError(m));
   return tlv(T.TICKET_FACE, faceCodec.encode(face));
 }
 
@@ -113,7 +118,19 @@ export function decodeTicketFace(encoded: Uint8Array): TicketFace {
   } else {
     throw new TlvError(`ticket face version ${face.version} not supported`);
   }
+  checkRealName(face, (m) => new TlvError(m));
   return face;
+}
+
+/** A real-name face has both 95 and 96, and never 8F passenger: its private data stays off the card. */
+function checkRealName(face: TicketFace, error: (m: string) => Error): void {
+  if ((face.holderRef === undefined) !== (face.holderBinding === undefined)) throw error('ticket face: holderRef and holderBinding go together');
+  if (face.holderRef !== undefined && face.passenger !== undefined) throw error('ticket face: a real-name ticket carries no passenger name');
+}
+
+/** Is this a real-name ticket (holder data kept by the back office, bound by 96)? */
+export function isRealName(face: TicketFace): boolean {
+  return face.holderRef !== undefined && face.holderBinding !== undefined;
 }
 
 /** The version byte of an encoded A1, without decoding the rest (which signature label applies). */

@@ -22,6 +22,7 @@ let compile: { status: number | null; output: string };
 /** A program of the consumer: one that uses every entry point, with type assertions that fail on `any`. */
 const CONSUMER = `
 import { CardStatusError, CheckingTerminal, InvalidInputError, loadGateConfig, SW, USAGE_STATE, verifySymReceipt, type GateDecision, type Receipt } from 'eticket';
+import { BackofficeHolderChecker, HolderRecordError, holderRecord, isRealName, totp, type RealNameCheck } from 'eticket';
 import { EticketCard, EmulatorTransport, MemoryBackend } from 'eticket/emulator';
 import type { PcscTransportOptions } from 'eticket/pcsc';
 import { World } from 'eticket/testing';
@@ -56,6 +57,17 @@ try {
 const blank = EticketCard.create(new MemoryBackend(), { suite: 'rsa' });
 console.log('blank card', blank.persistent.serial.length);
 console.log('vectors', loadVectorFiles(vectorFiles()).length);
+
+// Real-name: RFC 6238 Appendix B (SHA-1, T = 59 s), the record's checks, the tap result's type.
+console.log('totp', totp(new TextEncoder().encode('12345678901234567890'), 59, { algorithm: 'SHA1', digits: 8, period: 30 }));
+try {
+  holderRecord({ name: 'Li Wei', document: { type: 'id-card', number: '' } });
+} catch (e) {
+  console.log('holder', e instanceof HolderRecordError, isRealName(face));
+}
+// @ts-expect-error a real-name check is checked, not_checked or mismatch, nothing else
+const wrongStatus: RealNameCheck['status'] = 'maybe';
+void [wrongStatus, BackofficeHolderChecker];
 `;
 
 beforeAll(() => {
@@ -148,7 +160,7 @@ describe('the packed package', () => {
   it('a consumer program runs: sym tap with a receipt the back office verifies, typed errors, every entry point', async () => {
     const r = await node('consumer.js');
     expect(r.stderr).toBe('');
-    expect(r.stdout.split('\n').filter(Boolean)).toEqual(['sym true true', 'duplicate true', 'gate config true', 'blank card 8', `vectors ${checkoutVectorFiles}`]);
+    expect(r.stdout.split('\n').filter(Boolean)).toEqual(['sym true true', 'duplicate true', 'gate config true', 'blank card 8', `vectors ${checkoutVectorFiles}`, 'totp 94287082', 'holder true false']);
   });
 
   it("the README's sample runs from the installed package", async () => {

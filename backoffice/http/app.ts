@@ -8,11 +8,14 @@ import { fromHex, hex } from '../../sdk/bytes.js';
 import { CryptoError, EticketError, InvalidInputError } from '../../sdk/errors.js';
 import { decodeBill, type Bill } from '../../sdk/roles/bill.js';
 import { parseServiceDate, toServiceDate } from '../../sdk/fields.js';
+import { holderRecord } from '../../sdk/roles/realname.js';
+import { parseAuthorization } from '../../sdk/roles/request-signing.js';
 import { symTransactionFromJson } from '../../sdk/roles/sym-receipts.js';
 import type { CardCredentials } from '../../sdk/roles/trust.js';
 import { TlvError } from '../../sdk/tlv.js';
 import { arbitrate, type Evidence, type ReceiptEvidence } from '../arbitration.js';
 import { JournalUploadError } from '../journal.js';
+import { HolderRefusedError, type HolderRefusal } from '../realname.js';
 import { billOf, type Backoffice } from '../service.js';
 import { NotFoundError, StoreConflictError, type ClientRecord, type TicketRecord } from '../store/store.js';
 import { authenticate, type Role } from './auth.js';
@@ -96,7 +99,7 @@ export async function buildApp(deps: AppDeps | undefined, options: AppOptions = 
       openapi: '3.0.3',
       info: { title: 'eticket back office', version: '1', description: 'Sellers, issuing terminals, gates and arbitration. Every /v1 route but /v1/health needs an ETKT-SIG signed request (docs/backoffice.md).' },
       components: { securitySchemes: { etktSig: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'ETKT-SIG client=<id>, ts=<ms>, nonce=<32 hex>, sig=<base64 of the signature over "ETKT REQ 1\\nMETHOD\\npath\\nclient\\nts\\nnonce\\nsha256(body) hex">' } } },
-      tags: [{ name: 'sellers' }, { name: 'terminals' }, { name: 'gates' }, { name: 'arbitration' }, { name: 'service' }],
+      tags: [{ name: 'sellers' }, { name: 'terminals' }, { name: 'gates' }, { name: 'real-name' }, { name: 'arbitration' }, { name: 'service' }],
     },
   });
 
@@ -105,13 +108,16 @@ export async function buildApp(deps: AppDeps | undefined, options: AppOptions = 
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, _body, done) => done(new HttpError(415, 'unsupported_media_type', 'send application/json'), undefined));
 
-  const guard = (roles: Role[]) => async (req: FastifyRequest) => {
+  /** `onRefused`: what else to do with an authentication failure (the holder route logs it by ticket). */
+  const guard = (roles: Role[], onRefused?: (req: FastifyRequest, reason: HolderRefusal) => Promise<void>) => async (req: FastifyRequest) => {
     const raw = typeof req.body === 'string' ? req.body : '';
     req.rawBody = raw;
     if (!deps) throw new HttpError(503, 'unavailable', 'no store');
     const r = await authenticate(deps.bo.store, req.method, req.url, req.headers.authorization, raw, { maxSkewMs });
     if (!r.ok) {
+      // The log line names the request, never its body (a booking's body can hold a holder's name).
       log({ event: 'refused', status: 401, reason: r.reason, method: req.method, url: req.url.slice(0, 200), ip: req.ip });
+      await onRefused?.(req, r.reason);
       throw unauthorized();
     }
     if (!roles.includes(r.client.role)) {
@@ -136,6 +142,7 @@ export async function buildApp(deps: AppDeps | undefined, options: AppOptions = 
     let error = 'internal';
     let message = 'internal error';
     if (err instanceof HttpError) ({ statusCode: status, error, message } = err);
+    else if (err instanceof HolderRefusedError) [status, error, message] = [err.status, err.error, err.message];
     else if (e.validation) [status, error, message] = [400, 'bad_request', e.message ?? 'invalid request'];
     else if (err instanceof StoreConflictError) [status, error, message] = [409, err.reason, err.message];
     else if (err instanceof NotFoundError) [status, error, message] = [404, 'not_found', err.message];
@@ -184,12 +191,14 @@ export async function buildApp(deps: AppDeps | undefined, options: AppOptions = 
       const svc = await bo().store.service(b.service);
       if (!svc || svc.operator !== bo().operator) throw new NotFoundError(`no service ${b.service}`);
       const seller = req.client!.clientId;
+      if (b.passenger && b.holder) throw new HttpError(400, 'bad_request', 'a real-name booking (holder) carries no passenger name');
       const out = await bo().issue({
         request: { serviceDate: svc.serviceDate, ...(b.passenger ? { passenger: b.passenger } : {}) },
         card: cardOf(b.card),
         sellerId: seller,
         requestKey: b.requestId ? `${seller}:${b.requestId}` : undefined,
         booking: { serviceId: b.service, class: b.class },
+        holder: b.holder ? holderRecord(b.holder) : undefined,
       });
       if (out.ticket.sellerId !== seller) throw new StoreConflictError('this request id names another seller\'s booking', 'request_id_taken');
       void reply.status(out.status === 'new' ? 201 : 200);
@@ -321,6 +330,39 @@ export async function buildApp(deps: AppDeps | undefined, options: AppOptions = 
     '/v1/denylist',
     { preValidation: guard(['terminal']), schema: { tags: ['gates'], summary: 'The denylist, signed: a delta from the version the gate holds (since), else in full', security: [{ etktSig: [] }], querystring: S.DenylistQuery, response: { 200: S.DenylistReply, ...S.errors } } },
     async (req) => bo().denylist.document(req.query.since === undefined ? undefined : Number(req.query.since)),
+  );
+
+  // An authentication failure on the holder route is logged by ticket too, under the id the caller claimed.
+  const holderRefused = async (req: FastifyRequest, reason: HolderRefusal) => {
+    const claimed = parseAuthorization(req.headers.authorization)?.clientId ?? '(none)';
+    const tid = (req.params as { tid?: string }).tid;
+    await bo().realName.logRefusal({ clientId: claimed, operator: bo().operator, tid: tid && /^[\x21-\x7e]{1,32}$/.test(tid) ? tid : undefined, reason });
+  };
+
+  app.post<{ Params: S.TidParams; Body: S.HolderReadBody }>(
+    '/v1/tickets/:tid/holder',
+    {
+      preValidation: guard(['terminal', 'seller'], holderRefused),
+      // A malformed request is refused like any other, and logged by ticket and terminal first.
+      attachValidation: true,
+      schema: {
+        tags: ['real-name'],
+        summary: "A real-name ticket's holder, for a permitted gate or inspector: signed request, TOTP, read limit; answered sealed to the terminal's key. Every read and refusal is logged",
+        security: [{ etktSig: [] }],
+        params: S.TidParams,
+        body: S.HolderReadBody,
+        response: { 200: S.HolderReadReply, ...S.holderErrors },
+      },
+    },
+    async (req) => {
+      if (req.validationError) {
+        await bo().realName.logRefusal({ clientId: req.client!.clientId, operator: bo().operator, tid: /^[\x21-\x7e]{1,32}$/.test(req.params.tid) ? req.params.tid : undefined, reason: 'bad_request' });
+        throw new HttpError(400, 'bad_request', req.validationError.message);
+      }
+      const b = req.body;
+      const a = await bo().realName.read(req.client!, { operator: b.operator ?? bo().operator, tid: req.params.tid, holderRef: fromHex(b.holderRef), totp: b.totp, challenge: fromHex(b.challenge) });
+      return { tid: a.tid, sealed: hex(a.sealed), readsLeft: a.readsLeft, expiresAt: a.expiresAt.toISOString() };
+    },
   );
 
   app.get(

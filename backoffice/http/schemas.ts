@@ -16,6 +16,8 @@ const ErrorReply = {
 
 /** Every error answer has the same shape: status, a short code, and a sentence. */
 export const errors = { 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply, 409: ErrorReply, 422: ErrorReply } as const;
+/** The holder-data route adds 410 (expired, reads exhausted, ticket closed) and 503 (master key not here). */
+export const holderErrors = { ...errors, 410: ErrorReply, 503: ErrorReply } as const;
 
 export const Health = { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean' } }, additionalProperties: false } as const;
 
@@ -76,6 +78,28 @@ export interface CardBody {
   identity?: string;
 }
 
+export const Holder = {
+  type: 'object',
+  description: 'Real-name ticket: the holder record, kept encrypted by the back office until the ticket expires and shown only to permitted checking terminals (docs/realname.md). Never written to the card, the bill or any log.',
+  required: ['name', 'document'],
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 64 },
+    document: {
+      type: 'object',
+      required: ['type', 'number'],
+      properties: { type: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,16}$', description: 'e.g. id-card, passport' }, number: { type: 'string', minLength: 1, maxLength: 32 } },
+      additionalProperties: false,
+    },
+    photo: { type: 'string', maxLength: 43692, pattern: '^[A-Za-z0-9+/]*={0,2}$', description: 'JPEG or PNG, base64, at most 32 KiB' },
+  },
+  additionalProperties: false,
+} as const;
+export interface HolderBody {
+  name: string;
+  document: { type: string; number: string };
+  photo?: string;
+}
+
 export const BookingBody = {
   type: 'object',
   required: ['service', 'class', 'card'],
@@ -84,6 +108,7 @@ export const BookingBody = {
     class: { type: 'string', minLength: 1, maxLength: 8 },
     card: Card,
     passenger: { type: 'string', minLength: 1, maxLength: 32 },
+    holder: Holder,
     requestId: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'idempotency key: the same id books once and answers the same booking' },
   },
   additionalProperties: false,
@@ -93,6 +118,7 @@ export interface BookingBody {
   class: string;
   card: CardBody;
   passenger?: string;
+  holder?: HolderBody;
   requestId?: string;
 }
 
@@ -418,3 +444,38 @@ export interface PassBody {
   passenger?: string;
   requestId?: string;
 }
+export const HolderReadBody = {
+  type: 'object',
+  description: 'A checking terminal asks for the holder of a real-name ticket it has just read from the card',
+  required: ['holderRef', 'totp', 'challenge'],
+  properties: {
+    operator: { type: 'string', minLength: 1, maxLength: 16, description: 'the face\'s operator (default: this back office\'s)' },
+    holderRef: { ...hex(16, 16), description: 'face field 95, hex' },
+    totp: {
+      type: 'object',
+      required: ['code', 'time'],
+      properties: { code: { type: 'string', pattern: '^[0-9]{6,8}$' }, time: { type: 'integer', minimum: 0, maximum: 1099511627775, description: 'Unix seconds the code was computed for (RFC 6238 T = floor(time / period))' } },
+      additionalProperties: false,
+    },
+    challenge: { ...hex(16, 16), description: '16 random bytes, hex: the sealed answer carries them back' },
+  },
+  additionalProperties: false,
+} as const;
+export interface HolderReadBody {
+  operator?: string;
+  holderRef: string;
+  totp: { code: string; time: number };
+  challenge: string;
+}
+
+export const HolderReadReply = {
+  type: 'object',
+  required: ['tid', 'sealed', 'readsLeft', 'expiresAt'],
+  properties: {
+    tid: { type: 'string' },
+    sealed: { type: 'string', description: 'envelope B1 to the terminal\'s encryption key (apdu-spec README 3.8): the holder record, the binding salt, this challenge' },
+    readsLeft: { type: 'integer' },
+    expiresAt: time,
+  },
+  additionalProperties: false,
+} as const;

@@ -27,8 +27,10 @@ export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
     const sql = readFileSync(`${dir}/${file}`, 'utf8');
     out.push({ version: Number(m[1]), name: m[2], sql, checksum: createHash('sha256').update(sql).digest('hex').slice(0, 16) });
   }
+  // Versions are unique and increasing, not necessarily contiguous: branches reserve numbers and land in any
+  // order, and a database applies whichever of them it has not applied yet (each one is recorded by version).
   out.forEach((m, i) => {
-    if (m.version !== i + 1) throw new MigrationError(`migration files must be numbered 0001, 0002, ... without gaps: ${m.version} is at position ${i + 1}`);
+    if (m.version < 1 || (i > 0 && m.version === out[i - 1].version)) throw new MigrationError(`migration files must have distinct numbers from 0001: ${m.version} is given twice or is 0`);
   });
   return out;
 }
@@ -65,7 +67,8 @@ export async function migrate(db: Database, migrations = loadMigrations()): Prom
     });
     if (done) applied.push(m.version);
   }
-  const newest = (await db.query<{ v: number | null }>('SELECT max(version) AS v FROM eticket_migrations')).rows[0].v ?? 0;
-  if (newest > migrations.length) throw new MigrationError(`the store has schema version ${newest}, this eticket knows ${migrations.length}: use a newer eticket`);
+  const known = new Set(migrations.map((m) => m.version));
+  const unknown = (await db.query<{ version: number }>('SELECT version FROM eticket_migrations ORDER BY version')).rows.map((r) => Number(r.version)).filter((v) => !known.has(v));
+  if (unknown.length) throw new MigrationError(`the store has migration(s) ${unknown.join(', ')} that this eticket does not know: use a newer eticket`);
   return applied;
 }

@@ -54,6 +54,24 @@ describe.each(ENGINES)('store on $engine', ({ engine, skip, open }) => {
     }
   });
 
+  it.skipIf(skip)('migration numbers may have gaps (branches reserve theirs); a store with a migration this code does not know is refused', async () => {
+    expect(loadMigrations().map((m) => m.version)).toContain(5);
+    await store.db.query("INSERT INTO eticket_migrations (version, name, checksum) VALUES (9999, 'future', 'x')");
+    try {
+      await expect(migrate(store.db)).rejects.toThrow(/migration\(s\) 9999 that this eticket does not know/);
+    } finally {
+      await store.db.query('DELETE FROM eticket_migrations WHERE version = 9999');
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'eticket-mig-'));
+    try {
+      cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+      writeFileSync(join(dir, '0005_again.sql'), '-- a second 0005\n');
+      expect(() => loadMigrations(dir)).toThrow(/0005_again|given twice/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it.skipIf(skip)('20 concurrent claims of one TID by two cards: one card gets it, the other is refused', async () => {
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) => store.transaction((tx) => store.claimTid('CR', 'CR-RACE-1', i % 2 ? 'AABBCCDDEEFF0011' : '1111111111111111', undefined, tx))),

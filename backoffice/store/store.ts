@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { EticketError } from '../../sdk/errors.js';
 import type { SuiteName } from '../../sdk/spec.js';
 import { DatabaseError, openPglite, openPostgres, type Database, type PgliteOptions, type Queryable } from './database.js';
+import { HolderStore } from './holders.js';
 import { migrate } from './migrate.js';
 
 /** A domain rule refused the write (sold out, TID taken, unknown service): the caller's input, not a fault. */
@@ -112,6 +113,9 @@ export interface ClientRecord {
   /** Terminals only. */
   kind?: 'issuing' | 'gate' | 'inspector';
   station?: string;
+  /** Checking terminals (real-name): the public key holder answers are sealed to, and its CA certificate (RSA). */
+  encryptionKey?: Uint8Array;
+  encryptionCertificate?: Uint8Array;
 }
 
 export interface ServiceClassSpec {
@@ -237,6 +241,8 @@ function clientRow(r: Record<string, unknown>): ClientRecord {
     createdAt: optDate(r.created_at),
     kind: opt(r.kind as ClientRecord['kind'] | null),
     station: opt(r.station as string | null),
+    encryptionKey: r.encryption_key ? u8(r.encryption_key) : undefined,
+    encryptionCertificate: r.encryption_certificate ? u8(r.encryption_certificate) : undefined,
   };
 }
 
@@ -264,7 +270,12 @@ export interface OpenStoreOptions extends PgliteOptions {
 }
 
 export class Store {
-  private constructor(readonly db: Database) {}
+  /** The real-name tables (holder records, terminal TOTP, permissions, read limits, access log). */
+  readonly holders: HolderStore;
+
+  private constructor(readonly db: Database) {
+    this.holders = new HolderStore(db);
+  }
 
   /** Open (and migrate) the store: a PostgreSQL server when `url` is given, else PGlite in `workDir`. */
   static async open(workDir: string, options: OpenStoreOptions = {}): Promise<Store> {
@@ -489,11 +500,15 @@ export class Store {
       const r = await tx.query(`UPDATE tickets SET status = 'cancelled', closed_at = now() WHERE operator = $1 AND tid = $2 AND status = 'sealed' RETURNING tid`, [operator, tid]);
       if (r.rowCount !== 1) return;
       await this.freeSeat(operator, tid, tx);
+      await this.holders.destroy(operator, tid, 'cancelled', new Date(), tx);
       await tx.query('UPDATE tids SET card_serial = NULL, request_key = NULL WHERE operator = $1 AND tid = $2', [operator, tid]);
     });
   }
 
-  /** Close a ticket (deleted on its card, or cancelled before loading), freeing its seat. False if already closed. */
+  /**
+   * Close a ticket (deleted on its card, or cancelled before loading), freeing its seat and destroying its holder
+   * record (real-name) in the same transaction. False if already closed.
+   */
   async closeTicket(operator: string, tid: string, status: 'deleted' | 'cancelled', replacedBy: string | undefined, q: Queryable): Promise<boolean> {
     const r = await q.query(
       `UPDATE tickets SET status = $3, closed_at = now(), replaced_by = coalesce($4, replaced_by) WHERE operator = $1 AND tid = $2 AND status IN ('sealed', 'loaded') RETURNING tid`,
@@ -501,6 +516,7 @@ export class Store {
     );
     if (r.rowCount !== 1) return false;
     await this.freeSeat(operator, tid, q);
+    await this.holders.destroy(operator, tid, status, new Date(), q);
     return true;
   }
 
@@ -559,14 +575,16 @@ export class Store {
 
   // ---------------------------------------------------------------------------------------------- clients --
 
-  async addClient(c: Omit<ClientRecord, 'status' | 'createdAt'>): Promise<void> {
+  /** Register a client; `also` runs in the same transaction (a checking terminal's TOTP secret). */
+  async addClient(c: Omit<ClientRecord, 'status' | 'createdAt'>, also?: (tx: Queryable) => Promise<void>): Promise<void> {
     try {
       await this.db.transaction(async (tx) => {
         await tx.query(
-          `INSERT INTO clients (client_id, role, name, operator, suite, public_key, certificate, identity, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-          [c.clientId, c.role, c.name, c.operator, c.suite, c.publicKey, c.certificate ?? null, c.identity ?? null, c.keyId],
+          `INSERT INTO clients (client_id, role, name, operator, suite, public_key, certificate, identity, key_id, encryption_key, encryption_certificate) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+          [c.clientId, c.role, c.name, c.operator, c.suite, c.publicKey, c.certificate ?? null, c.identity ?? null, c.keyId, c.encryptionKey ?? null, c.encryptionCertificate ?? null],
         );
         if (c.role === 'terminal') await tx.query('INSERT INTO terminals (client_id, kind, station) VALUES ($1, $2, $3)', [c.clientId, c.kind ?? 'issuing', c.station ?? null]);
+        if (also) await also(tx);
       });
     } catch (e) {
       if (e instanceof DatabaseError && e.code === '23505') throw new StoreConflictError(`a client named ${c.clientId} (or with this key) is already registered`, 'client_exists');

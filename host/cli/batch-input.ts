@@ -93,9 +93,10 @@ export function batchSource(from: string): AsyncIterable<Buffer | string> {
 
 /**
  * The batch's rows, one at a time. The format comes from --format, else the file name, else the first non-blank
- * line (`{` starts JSON Lines, anything else is CSV), so `--from -` takes either.
+ * line (`{` starts JSON Lines, anything else is CSV), so `--from -` takes either. `baseDir`: where holderPhoto file
+ * names are relative to (the batch file's directory).
  */
-export async function* batchItems(from: string, format?: string): AsyncGenerator<BatchItem> {
+export async function* batchItems(from: string, format?: string, baseDir = '.'): AsyncGenerator<BatchItem> {
   let chosen: 'csv' | 'jsonl' | undefined;
   if (format !== undefined) chosen = batchFormat(from, format);
   else if (from !== '-' && /\.(csv|jsonl|ndjson|json)$/i.test(from)) chosen = batchFormat(from);
@@ -126,7 +127,7 @@ export async function* batchItems(from: string, format?: string): AsyncGenerator
       continue;
     }
     if (chosen === 'jsonl') {
-      for (const it of parseJsonLinesBatch(r.text)) yield { ...it, line: r.line };
+      for (const it of parseJsonLinesBatch(r.text, baseDir)) yield { ...it, line: r.line };
       continue;
     }
     if (!r.text.trim()) continue;
@@ -138,6 +139,6 @@ export async function* batchItems(from: string, format?: string): AsyncGenerator
     }
     const parsed = parseCsv(r.text);
     if (parsed.length === 0) continue;
-    for (const it of parseCsvBatch(`${columns}\n${r.text}`)) yield { ...it, line: r.line };
+    for (const it of parseCsvBatch(`${columns}\n${r.text}`, baseDir)) yield { ...it, line: r.line };
   }
 }

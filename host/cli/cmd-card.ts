@@ -36,12 +36,20 @@ export function registerInit(program: Command): void {
     .option('--add-master-key', 'give an existing working directory (made before gate mode sym) its checking master key; nothing else changes')
     .option('--time-zone <zone>', "the operator's time zone (IANA name): which day a gate's clock falls on, and where a service day starts; with an existing working directory, only this changes")
     .option('--migrate', 'give an existing working directory its store: create it (or connect --database) and import ledger.json; keys are kept')
+    .option('--add-holder-key', 'give an existing working directory (made before real-name tickets) its holder master key; nothing else changes')
     .addHelpText(
       'after',
       '\nThe passphrase that encrypts the private keys comes from $ETICKET_PASSPHRASE, or a prompt on a terminal.\nWith --add-master-key it must be the working directory\'s passphrase; only cards personalised afterwards\nget the diversified key that gate mode sym needs.\n\nExample:\n  $ export ETICKET_PASSPHRASE=...\n  $ eticket init --dir ./office --operator CR\n  $ eticket init --dir ./old-office --add-master-key',
     )
-    .action(async (opts: { operator: string; suite: SuiteName; caName?: string; force?: boolean; addMasterKey?: boolean; migrate?: boolean; timeZone?: string }, cmd: Command) => {
+    .action(async (opts: { operator: string; suite: SuiteName; caName?: string; force?: boolean; addMasterKey?: boolean; migrate?: boolean; addHolderKey?: boolean; timeZone?: string }, cmd: Command) => {
       const dir = workDirPath(cmd);
+      if (opts.addHolderKey) {
+        if (opts.force || opts.addMasterKey || opts.migrate || opts.timeZone !== undefined) throw new UsageError('--add-holder-key keeps the existing keys; give it alone');
+        const w = await workDir(cmd);
+        const id = w.addHolderKey(await passphrase());
+        emit(cmd, { ok: true, dir: w.dir, holderMasterKey: id }, `holder master key ${id} added to ${w.dir} (keys/holder-master-${id}): real-name tickets can be issued now`);
+        return;
+      }
       const { checkTimeZone } = await import('./timezone.js');
       const tz = opts.timeZone === undefined ? undefined : checkTimeZone(opts.timeZone);
       if (tz && !opts.force && existsSync(join(dir, 'eticket.json'))) {

@@ -9,6 +9,7 @@ import { formatServiceDate } from '../../sdk/fields.js';
 import { TransportError, TransportTimeoutError } from '../../sdk/errors.js';
 import { join, resolve } from 'node:path';
 import { denylistTrust, gateCredential, journalDir } from './cmd-offline.js';
+import { intArg } from './cmd-card.js';
 import type { Direction } from '../gate.js';
 import type { PcscTransport } from '../transport/pcsc.js';
 import type { Transport } from '../transport/transport.js';
@@ -17,8 +18,16 @@ import type { CheckingTerminalConfig, GateMode } from '../checking.js';
 import type { GateConfig } from '../gate-config.js';
 import type { DenylistTrust } from '../../sdk/roles/denylist.js';
 import { addModeOption, addTerminalOptions, clockOf, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
+import type { RealNameCheck } from '../realname.js';
 
-type GateOptions = CardOptions & TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean; config?: string; journal?: string; backoffice?: string; credential?: string };
+type GateOptions = CardOptions &
+  TerminalOptions & { direction: string; train?: string; once?: boolean; audit?: boolean; config?: string; journal?: string; backoffice?: string; credential?: string; holderWait?: number };
+
+/** What staff read on a real-name tap: the holder to compare with the person, or why it is not shown. */
+function realNameLine(r: RealNameCheck): string {
+  if (r.status === 'checked') return `holder ${r.holder!.name} (${r.holder!.document.type} ${r.holder!.document.number})`;
+  return `holder ${r.status === 'mismatch' ? 'MISMATCH' : 'NOT CHECKED'} [${r.reason}]`;
+}
 
 export function registerGate(program: Command): void {
   addModeOption(
@@ -33,8 +42,9 @@ export function registerGate(program: Command): void {
           .option('--audit', 'also fetch and check TF_V on every tap (slower: 256 more bytes on air)')
           .option('--config <gate-dir>', "run from a gate's own configuration (`eticket provision-gate`; passphrase $ETICKET_GATE_PASSPHRASE) instead of the working directory")
           .option('--journal <dir>', 'the tap journal (default <working directory>/journal/<gate id>)')
-          .option('--backoffice <url>', 'upload the journal and fetch the denylist in the background (needs --credential)')
-          .option('--credential <file>', "the gate's credential (`eticket terminal add --kind gate`); its id is the gate id")
+          .option('--backoffice <url>', 'upload the journal and fetch the denylist in the background; real-name tickets: fetch and show the holder (needs --credential)')
+          .option('--credential <file>', "the gate's credential (`eticket terminal add --kind gate`); its id is the gate id; opened with $ETICKET_CLIENT_PASSPHRASE")
+          .option('--holder-wait <ms>', 'real-name tickets: how long a tap waits for the holder before it says NOT CHECKED [timeout] (default 2000)', intArg('holder-wait'))
           .addHelpText(
             'after',
             '\nWith --reader the gate loops, one line per tap, until Ctrl-C (exit 0). With --card (or --once) it\nprocesses one card; exit status 6 when it was rejected. --mode sym taps in 3 APDUs with AES only\n(the working directory\'s checking master key; cards personalised with it). With --config, the gate id,\nstation and mode come from the gate\'s gate.json unless given here, and its journal is <gate-dir>/journal.\n\nEvery tap is written to the gate\'s journal, durably, before the answer (docs/gates.md); a card on the denylist the\ngate holds is refused (REJECT denylisted). With --backoffice and --credential the loop uploads the journal and\nfetches the denylist in the background (`eticket journal upload` does it once); the back office being down\nnever delays a tap.\n\nExample:\n  $ eticket gate --reader "Virtual PCD 00 00" --station BJS --direction entry\n  $ eticket gate --card card.img --station SHH --direction exit --json\n  $ eticket gate --card card.img --station BJS --direction entry --mode sym\n  $ eticket gate --config /etc/eticket/gate --reader "ACS ACR122U" --direction entry',
@@ -46,7 +56,7 @@ export function registerGate(program: Command): void {
     if (opts.direction !== 'entry' && opts.direction !== 'exit') throw new UsageError('--direction is entry or exit');
     const direction: Direction = opts.direction;
     // Loaded here, not at the top: `eticket gate --help` loads none of them (test/cli-lazy.test.ts).
-    const [{ CheckingTerminal, checkTerminalConfig }, { CardSession }, { receiptJson }, { PcscTransport }, { RecordingTransport }, { BackofficeClient }, { DenylistCache }, { GateJournal }, { JournalUploader }, { OfflineGate }] = await Promise.all([
+    const [{ CheckingTerminal, checkTerminalConfig }, { CardSession }, { receiptJson }, { PcscTransport }, { RecordingTransport }, { BackofficeClient }, { DenylistCache }, { GateJournal }, { JournalUploader }, { OfflineGate }, { holderJson }] = await Promise.all([
       import('../checking.js'),
       import('../session.js'),
       import('./format.js'),
@@ -57,6 +67,7 @@ export function registerGate(program: Command): void {
       import('../journal.js'),
       import('../journal-uploader.js'),
       import('../offline-gate.js'),
+      import('../../sdk/roles/realname.js'),
     ]);
     const pcscOf = (transport: Transport): PcscTransport | undefined => {
       const inner = transport instanceof RecordingTransport ? transport.inner : transport;
@@ -87,6 +98,21 @@ export function registerGate(program: Command): void {
       tz = timeZoneOf(cmd, w.config.timeZone);
       place = { journal: (id) => journalDir(w, id, opts.journal), trust: async () => denylistTrust(w) };
     }
+    if (opts.backoffice && !opts.credential) throw new UsageError('--backoffice needs --credential (the gate signs its uploads and holder requests)');
+    let realName: import('../realname.js').BackofficeHolderChecker | undefined;
+    if (opts.backoffice) {
+      const p = process.env.ETICKET_CLIENT_PASSPHRASE;
+      if (!p) throw new UsageError("set ETICKET_CLIENT_PASSPHRASE: it opens the gate's credential file");
+      const [{ loadCredential }, { BackofficeClient }, { BackofficeHolderChecker, totpStepFile }] = await Promise.all([
+        import('../../sdk/roles/client-credential.js'),
+        import('../backoffice-client.js'),
+        import('../realname.js'),
+      ]);
+      const id = loadCredential(opts.credential!, p);
+      // A gate registered without real-name keys uploads its journal but shows no holder (NOT CHECKED [no_service]).
+      if (id.realName) realName = new BackofficeHolderChecker(new BackofficeClient({ url: opts.backoffice, clientId: id.clientId, signer: id.signer, realName: id.realName, totpSteps: totpStepFile(`${opts.credential}.totp-step`) }));
+    }
+    config = { ...config, realName, ...(opts.holderWait !== undefined ? { realNameTimeoutMs: opts.holderWait } : {}) };
     // A configuration the gate cannot work with (e.g. a gate id longer than the protocol carries) fails here, not per tap.
     checkTerminalConfig(config);
     const clock = config.clock!;
@@ -111,7 +137,7 @@ export function registerGate(program: Command): void {
       const session = new CardSession(transport);
       const t0 = performance.now();
       try {
-        const { decision, ticket, receipt, record } = await gate.tap(session, direction, { date: serviceDateAt(clock(), tz), train: opts.train, auditVerificationCode: opts.audit });
+        const { decision, ticket, receipt, record, realName: rn } = await gate.tap(session, direction, { date: serviceDateAt(clock(), tz), train: opts.train, auditVerificationCode: opts.audit });
         const ms = Math.round(performance.now() - t0);
         const time = new Date(clock() * 1000).toISOString();
         // The receipt (and in sym mode its transaction) is what the journal keeps for the back office.
@@ -119,8 +145,11 @@ export function registerGate(program: Command): void {
         const logged = { ...(encoded ? { receipt: encoded } : {}), ...(transaction ? { transaction } : {}) };
         emit(
           cmd,
-          { pass: decision.pass, reason: decision.reason, message: decision.message, mode, gate: config.gateId, gateId: config.gateId, seq: record?.seq, denylistVersion: record?.denylistVersion, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station, direction, time, ms, ...logged },
-          `${decision.pass ? 'PASS' : 'REJECT'} ${ticket ? `${ticket.face.tid} ${formatServiceDate(ticket.face.serviceDate)} ${ticket.face.train ?? ''} ` : ''}${decision.reason ? `[${decision.reason}] ` : ''}${decision.message} (${ms} ms${record ? `, journal #${record.seq}` : ''})`.replace(/ +/g, ' '),
+          { pass: decision.pass, reason: decision.reason, message: decision.message, mode, gate: config.gateId, gateId: config.gateId, seq: record?.seq, denylistVersion: record?.denylistVersion, tid: ticket?.face.tid, card: ticket && hex(ticket.cardSerial), counter: receipt?.counter, station, direction, time, ms, ...logged,
+            // The holder only where this gate was given a back office to show it (--backoffice): it asked for it.
+            ...(rn ? { realName: { status: rn.status, reason: rn.reason, ...(rn.holder && realName ? { holder: holderJson(rn.holder) } : {}) } } : {}),
+          },
+          `${decision.pass ? 'PASS' : 'REJECT'} ${ticket ? `${ticket.face.tid} ${formatServiceDate(ticket.face.serviceDate)} ${ticket.face.train ?? ''} ` : ''}${decision.reason ? `[${decision.reason}] ` : ''}${decision.message}${rn ? `; ${realNameLine(rn)}` : ''} (${ms} ms${record ? `, journal #${record.seq}` : ''})`.replace(/ +/g, ' '),
         );
         return decision.pass;
       } finally {

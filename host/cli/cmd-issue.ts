@@ -2,7 +2,7 @@
 // `eticket load` (first ciphertexts sealed earlier with `issue --out`, loaded onto a card later).
 
 import { createHash } from 'node:crypto';
-import { basename, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { existsSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { fromHex, hex } from '../../sdk/bytes.js';
@@ -11,7 +11,8 @@ import type { TicketRequest } from '../../sdk/roles/ticket-server.js';
 import type { CardCredentials } from '../../sdk/roles/trust.js';
 import { SW } from '../../sdk/spec.js';
 import type { FciInfo, IssuingTerminal } from '../issuing.js';
-import { toRequest, type BatchItem } from './batch.js';
+import { holderOf, toRequest, HOLDER_FIELDS, type BatchItem } from './batch.js';
+import type { HolderRecord } from '../../sdk/holder.js';
 import { addCardOptions, cardHint, emit, errorLine, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
 import type { Backoffice } from '../../backoffice/service.js';
 import type { OpenedBackoffice } from './store.js';
@@ -58,6 +59,24 @@ export function addTicketFlags(cmd: Command, hidden: string[] = []): Command {
     cmd.option(flags, desc);
   }
   return cmd;
+}
+
+/** Real-name flags: the holder record goes to the back office, encrypted; the card gets 95/96 only. */
+export function addHolderFlags(cmd: Command): Command {
+  return cmd
+    .option('--holder-name <name>', 'real-name ticket: holder\'s name (kept encrypted by the back office, never on the card)')
+    .option('--holder-document-type <type>', 'real-name ticket: ID document type, e.g. id-card, passport')
+    .option('--holder-document-number <number>', 'real-name ticket: ID document number')
+    .option('--holder-photo <file>', 'real-name ticket: holder\'s photo, JPEG or PNG, at most 32 KiB');
+}
+
+/** The holder from --holder-* flags, or undefined when none is given. */
+export function holderFromFlags(opts: { holderName?: string; holderDocumentType?: string; holderDocumentNumber?: string; holderPhoto?: string }): HolderRecord | undefined {
+  try {
+    return holderOf({ holderName: opts.holderName, holderDocumentType: opts.holderDocumentType, holderDocumentNumber: opts.holderDocumentNumber, holderPhoto: opts.holderPhoto });
+  } catch (e) {
+    throw new UsageError(`--holder-*: ${(e as Error).message}`);
+  }
 }
 
 export function ticketFlagValues(opts: Record<string, unknown>): Record<string, unknown> {
@@ -155,15 +174,17 @@ export function lineFingerprint(serial: string, line: number, request: TicketReq
  * anything reaches the card), then LOAD, then "loaded" in the store. A re-run, also after a crash or kill -9,
  * finds the line's ticket in the store and loads the same sealed ticket: nothing is issued twice.
  */
-async function issueOne(run: IssueRun, request: TicketRequest, line?: number, batchKey?: string): Promise<IssueResult & { sealed?: Uint8Array }> {
+async function issueOne(run: IssueRun, request: TicketRequest, line?: number, batchKey?: string, holder?: HolderRecord): Promise<IssueResult & { sealed?: Uint8Array }> {
   // A row without tid is known by the input up to it (batch-input.ts), not by the card: re-run onto a second card
-  // (the first was full) it finds the ticket an earlier run loaded elsewhere instead of issuing it again.
+  // (the first was full) it finds the ticket an earlier run loaded elsewhere instead of issuing it again. The key
+  // never covers the holder (a hash of a name and an ID number is guessable): the back office checks that a re-run
+  // names the same holder instead.
   const requestKey = line !== undefined && request.tid === undefined ? batchKey : undefined;
   let tid = request.tid;
   let sealed: Uint8Array;
   const { NotFoundError, StoreConflictError } = await import('../../backoffice/store/store.js');
   try {
-    const o = await run.bo.issue({ request, card: run.creds, requestKey, sellerId: run.sellerId });
+    const o = await run.bo.issue({ request, card: run.creds, requestKey, sellerId: run.sellerId, holder });
     tid = o.ticket.tid;
     sealed = o.ticket.sealed;
   } catch (e) {
@@ -247,6 +268,7 @@ export function registerIssue(program: Command): void {
     .option('--seller <id>', 'record the tickets and bills as sold by this registered seller (default: the operator)');
   addCardOptions(issue);
   addTicketFlags(issue);
+  addHolderFlags(issue);
   issue.addHelpText(
     'after',
     `
@@ -255,6 +277,9 @@ or epoch seconds. A bad line is reported with its number and the rest go on (exi
 stops the batch (the rest "not attempted", exit 4); a pulled card too (exit 3). The summary (JSON under
 --json) lists the rows done and remaining. Re-running a batch, onto the same card or the next one, is safe:
 nothing is issued twice. --from - reads CSV or JSON Lines from stdin (told by the first line).
+Real-name tickets: columns ${HOLDER_FIELDS.join(', ')} (photo: a file next to the batch), or
+--holder-* for one ticket. The holder is kept encrypted by the back office and never written to the card,
+the output or any log (docs/realname.md); such a line has no passenger.
 
 Examples:
   $ eticket issue --card card.img --service-date 2026-11-22 --train G1 --origin BJS --destination SHH --seat 12A
@@ -263,7 +288,9 @@ Examples:
   );
   issue.action(async (opts: CardOptions & Record<string, unknown> & { from?: string; format?: string; out?: string; credentials?: string; seller?: string; batch?: string }, cmd: Command) => {
     const flags = ticketFlagValues(opts);
-    if (opts.from && Object.keys(flags).length) throw new UsageError(`give ticket fields as flags or in --from ${opts.from}, not both`);
+    const holder = holderFromFlags(opts as Parameters<typeof holderFromFlags>[0]);
+    if (opts.from && (Object.keys(flags).length || holder)) throw new UsageError(`give ticket fields as flags or in --from ${opts.from}, not both`);
+    if (holder && flags.passenger !== undefined) throw new UsageError('a real-name ticket (--holder-*) carries no --passenger');
     if (!opts.from && !flags.serviceDate) throw new UsageError('nothing to issue: give --from <file>, or at least --service-date for one ticket');
     if (opts.credentials && !opts.out) throw new UsageError('--credentials is for sealing to a file: add --out <file>');
     if (opts.credentials && (opts.card || opts.reader)) throw new UsageError('give --credentials or a card (--card / --reader), not both');
@@ -275,10 +302,11 @@ Examples:
     const batchName = opts.batch ?? (opts.from && opts.from !== '-' ? basename(opts.from) : 'stdin');
     let rows: AsyncGenerator<BatchItem>;
     if (opts.from) {
-      rows = batchItems(opts.from, opts.format);
+      // holderPhoto names a file next to the batch (stdin: the current directory).
+      rows = batchItems(opts.from, opts.format, opts.from === '-' ? '.' : dirname(resolve(opts.from)));
     } else {
       rows = (async function* () {
-        yield { line: undefined as unknown as number, request: toRequest(flags) };
+        yield { line: undefined as unknown as number, request: toRequest(flags), ...(holder ? { holder } : {}) };
       })();
     }
     let first: IteratorResult<BatchItem>;
@@ -360,7 +388,8 @@ Examples:
         }
         if (opts.out?.endsWith('.bin') && results.length > 0) throw new UsageError('a .bin output holds one ticket; use a .jsonl name for a batch');
         if (it.request.tid !== undefined) {
-          const content = JSON.stringify(it.request);
+          // The holder counts as content (compared here in memory, never stored or printed).
+          const content = JSON.stringify([it.request, it.holder ? { ...it.holder, photo: it.holder.photo ? hex(it.holder.photo) : undefined } : null]);
           const seen = tids.get(it.request.tid);
           if (seen && seen.content !== content) {
             report({ line, status: 'failed', tid: it.request.tid, error: `tid ${it.request.tid} is also on line ${seen.line} with other content: not issued (give each ticket its own tid)` });
@@ -370,7 +399,7 @@ Examples:
         }
         let r: IssueResult & { sealed?: Uint8Array };
         try {
-          r = await issueOne(run, it.request, line, line === undefined ? undefined : rowKey(batchName, line, (next.value as { request: object }).request));
+          r = await issueOne(run, it.request, line, line === undefined ? undefined : rowKey(batchName, line, (next.value as { request: object }).request), it.holder);
         } catch (e) {
           if (!(e instanceof TransportError) || !batch) throw e;
           // The card went away (pulled, reader gone): this row's state is unknown until a re-run, which finds it.

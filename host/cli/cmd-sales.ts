@@ -10,6 +10,8 @@ import type { ReceiptEvidence } from '../../backoffice/arbitration.js';
 import { parseDeparture } from './batch.js';
 import { intArg } from './cmd-card.js';
 import { addModeOption, addTerminalOptions, checkingTerminal, terminalConfig, type TerminalOptions } from './cmd-tickets.js';
+import { addHolderFlags, holderFromFlags } from './cmd-issue.js';
+import { kindArg } from './cmd-clients.js';
 import { addCardOptions, emit, globals, passphrase, UsageError, withCard, workDir, type CardOptions } from './context.js';
 
 /** The store and its back office: loaded by the action that opens them, never by --help (host/cli/main.ts). */
@@ -46,13 +48,14 @@ export function registerSales(program: Command): void {
     .option('--destination <station>', 'destination station')
     .option('--departure <time>', 'HH:MM')
     .option('--coach-size <n>', 'seats per coach', intArg('coach-size'), 100)
+    .option('--kind <kind>', 'ticket kind written into its tickets: rail, metro, bus, event or 0..255 (real-name read limits are per kind)', kindArg)
     .addHelpText('after', '\nExample:\n  $ eticket service add --train G1 --date 2030-01-15 --origin BJS --destination SHH --departure 09:00 --class 2:100:55300 --json')
-    .action(async (opts: { train: string; date: number; class: ServiceClassSpec[]; origin?: string; destination?: string; departure?: string; coachSize: number }, cmd: Command) => {
+    .action(async (opts: { train: string; date: number; class: ServiceClassSpec[]; origin?: string; destination?: string; departure?: string; coachSize: number; kind?: number }, cmd: Command) => {
       if (opts.coachSize < 1 || opts.coachSize > 999) throw new UsageError('--coach-size is 1..999');
       const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const s = await store.addService(
-          { operator: w.config.operator, code: opts.train, serviceDate: opts.date, origin: opts.origin, destination: opts.destination, departure: opts.departure !== undefined ? parseDeparture(opts.departure) : undefined },
+          { operator: w.config.operator, code: opts.train, serviceDate: opts.date, origin: opts.origin, destination: opts.destination, departure: opts.departure !== undefined ? parseDeparture(opts.departure) : undefined, kind: opts.kind },
           opts.class.map((c) => ({ ...c, coachSize: opts.coachSize })),
         );
         emit(cmd, { ok: true, service: s }, `service ${serviceLine(s)}`);
@@ -77,11 +80,16 @@ export function registerSales(program: Command): void {
     .description('book a seat on a service and load the ticket onto the card: seat, TID, TF_V, sealing and bill in one transaction, then LOAD')
     .requiredOption('--service <id>', 'service id (`eticket service list`)', intArg('service'))
     .requiredOption('--class <class>', 'class to book')
-    .option('--passenger <name>', 'passenger name')
+    .option('--passenger <name>', 'passenger name (printed on the card; for a real-name ticket use --holder-*)')
     .option('--seller <id>', 'the registered seller selling it (default: the operator)');
-  addCardOptions(book);
-  book.addHelpText('after', '\nA sold-out class is refused (exit 1) and nothing is issued.\n\nExample:\n  $ eticket book --service 1 --class 2 --card card.img --passenger "Li Wei"');
-  book.action(async (opts: CardOptions & { service: number; class: string; passenger?: string; seller?: string }, cmd: Command) => {
+  addHolderFlags(addCardOptions(book));
+  book.addHelpText(
+    'after',
+    '\nA sold-out class is refused (exit 1) and nothing is issued. A real-name ticket (--holder-*) carries no name\non the card: the back office keeps the holder encrypted until the ticket expires (docs/realname.md).\n\nExample:\n  $ eticket book --service 1 --class 2 --card card.img --passenger "Li Wei"\n  $ eticket book --service 1 --class 2 --card card.img --holder-name "Li Wei" --holder-document-type id-card --holder-document-number 11010519491231002X',
+  );
+  book.action(async (opts: CardOptions & { service: number; class: string; passenger?: string; seller?: string; holderName?: string; holderDocumentType?: string; holderDocumentNumber?: string; holderPhoto?: string }, cmd: Command) => {
+    const holder = holderFromFlags(opts);
+    if (holder && opts.passenger) throw new UsageError('a real-name ticket (--holder-*) carries no --passenger');
     const w = await workDir(cmd);
     const pass = await passphrase();
     w.loadAuthoritySigner(pass);
@@ -95,7 +103,7 @@ export function registerSales(program: Command): void {
         const svc = await store.service(opts.service);
         if (!svc) throw new UsageError(`no service ${opts.service} (\`eticket service list\`)`);
         if (opts.seller && (await store.client(opts.seller))?.role !== 'seller') throw new UsageError(`no seller ${opts.seller} is registered`);
-        const out = await bo.issue({ request: { serviceDate: svc.serviceDate, ...(opts.passenger ? { passenger: opts.passenger } : {}) }, card: creds, sellerId: opts.seller, booking: { serviceId: svc.serviceId, class: opts.class } });
+        const out = await bo.issue({ request: { serviceDate: svc.serviceDate, ...(opts.passenger ? { passenger: opts.passenger } : {}) }, card: creds, sellerId: opts.seller, booking: { serviceId: svc.serviceId, class: opts.class }, holder });
         let seq: number | undefined;
         try {
           seq = (await issuing.load(out.ticket.sealed)).sequenceNumber;
@@ -108,7 +116,7 @@ export function registerSales(program: Command): void {
         }
         await bo.markLoaded(out.ticket.tid, seq);
         const bill = out.bill && billOf(out.bill);
-        emit(cmd, { ok: true, tid: out.ticket.tid, card: hex(creds.serial), serviceId: svc.serviceId, class: out.seat?.class, coach: out.seat?.coach, seat: out.seat?.seat, price: bill?.price, currency: bill?.currency, sequenceNumber: seq, bill }, `booked ${out.ticket.tid}: ${svc.code} ${formatServiceDate(svc.serviceDate)} class ${out.seat?.class} coach ${out.seat?.coach} seat ${out.seat?.seat}, ${bill?.price} ${bill?.currency}; loaded (slot ${seq}); bill ${bill?.billId} signed by key ${bill?.keyId}`);
+        emit(cmd, { ok: true, tid: out.ticket.tid, card: hex(creds.serial), serviceId: svc.serviceId, class: out.seat?.class, coach: out.seat?.coach, seat: out.seat?.seat, price: bill?.price, currency: bill?.currency, sequenceNumber: seq, realName: holder ? true : undefined, bill }, `booked ${out.ticket.tid}${holder ? ' (real-name)' : ''}: ${svc.code} ${formatServiceDate(svc.serviceDate)} class ${out.seat?.class} coach ${out.seat?.coach} seat ${out.seat?.seat}, ${bill?.price} ${bill?.currency}; loaded (slot ${seq}); bill ${bill?.billId} signed by key ${bill?.keyId}`);
       });
     });
   });

@@ -30,6 +30,8 @@ export const EXIT = {
   REJECTED: 6,
   /** Another process holds the card image or the embedded store; nothing was read or written. */
   BUSY: 7,
+  /** `eticket inspect`: the back office refused the holder data (not permitted, TOTP, reads used up, expired). */
+  HOLDER_REFUSED: 8,
   /** A bug: please report it with the output of --debug. */
   INTERNAL: 70,
 } as const;

@@ -11,8 +11,7 @@ import type { Receipt, TicketView } from '../checking.js';
 const iso = (t: number) => new Date(t * 1000).toISOString().replace('.000Z', 'Z');
 
 export function faceJson(face: TicketFace): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...face, serviceDate: formatServiceDate(face.serviceDate), validFrom: iso(face.validFrom), validUntil: iso(face.validUntil), issuedAt: iso(face.issuedAt) };
-  if (face.card) out.card = hex(face.card);
+  const out: Record<string, unknown> = { ...Object.fromEntries(Object.entries(face).map(([k, v]) => [k, v instanceof Uint8Array ? hex(v) : v])), serviceDate: formatServiceDate(face.serviceDate), validFrom: iso(face.validFrom), validUntil: iso(face.validUntil), issuedAt: iso(face.issuedAt) };
   if (face.departure !== undefined) out.departure = `${String(Math.floor(face.departure / 60)).padStart(2, '0')}:${String(face.departure % 60).padStart(2, '0')}`;
   return out;
 }

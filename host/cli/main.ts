@@ -22,6 +22,7 @@ import { registerSales } from './cmd-sales.js';
 import { registerServe } from './cmd-serve.js';
 import { registerOffline } from './cmd-offline.js';
 import { registerSimulate } from './cmd-simulate.js';
+import { registerRealName } from './cmd-realname.js';
 import { registerGate, registerProvisionGate } from './cmd-gate.js';
 import { registerIssue, registerLoad } from './cmd-issue.js';
 import { registerRaw } from './cmd-raw.js';
@@ -77,6 +78,7 @@ Example:
   registerTickets(program);
   registerGate(program);
   registerProvisionGate(program);
+  registerRealName(program);
   registerRaw(program);
   registerVectors(program);
   registerKeys(program);

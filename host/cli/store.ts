@@ -11,7 +11,8 @@ import { sm9Provider } from '../../sdk/crypto/sm9-suite.js';
 import type { Signer } from '../../sdk/crypto/suite.js';
 import { InvalidInputError } from '../../sdk/errors.js';
 import { globals, UsageError } from './context.js';
-import type { WorkDir } from './workdir.js';
+import { MissingHolderKeyError, type WorkDir } from './workdir.js';
+import type { HolderVault, RealNameOptions } from '../../backoffice/realname.js';
 
 export const SM9_SIGNER_KIND = 'sm9-signer';
 
@@ -45,6 +46,7 @@ export function workDirCustody(w: WorkDir, passphrase: string | undefined): KeyC
   };
   let root: Signer | undefined;
   let masters: ReturnType<WorkDir['loadMasterKey']>[] | undefined;
+  let vault: HolderVault | undefined;
   return {
     operator: w.config.operator,
     suite: w.config.suite,
@@ -56,6 +58,10 @@ export function workDirCustody(w: WorkDir, passphrase: string | undefined): KeyC
     },
     cardTrust: w.cardTrust(),
     masterKeys: () => (masters ??= w.hasMasterKey && passphrase !== undefined ? [w.loadMasterKey(passphrase)] : []),
+    holderVault: () => {
+      if (!w.hasHolderKey) throw new MissingHolderKeyError(w.dir);
+      return (vault ??= w.holderVault(need('real-name holder data')));
+    },
   };
 }
 
@@ -99,7 +105,7 @@ export interface OpenedBackoffice {
  * Open the store for `w` (creating the embedded one if needed), check it belongs to this operator, import a
  * legacy ledger, and wrap it in the back-office service. Close it when done (the embedded store is locked).
  */
-export async function openBackoffice(cmd: Command, w: WorkDir, passphrase?: string): Promise<OpenedBackoffice> {
+export async function openBackoffice(cmd: Command, w: WorkDir, passphrase?: string, realName: RealNameOptions = {}): Promise<OpenedBackoffice> {
   const url = databaseUrl(cmd);
   if (!url && !existsSync(join(w.dir, 'store', 'PG_VERSION')) && !globals(cmd).json && !process.env.ETICKET_PGLITE_TEMPLATE) {
     console.error(`eticket: creating the embedded store in ${join(w.dir, 'store')} (the first time takes 10-20 s)`);
@@ -111,7 +117,7 @@ export async function openBackoffice(cmd: Command, w: WorkDir, passphrase?: stri
     if (operator !== w.config.operator || suite !== w.config.suite) {
       throw new UsageError(`the store ${url ? 'at the database URL' : 'of this working directory'} belongs to operator ${operator} (${suite}), this working directory is ${w.config.operator} (${w.config.suite})`);
     }
-    const bo = new Backoffice(store, workDirCustody(w, passphrase));
+    const bo = new Backoffice(store, workDirCustody(w, passphrase), undefined, realName);
     await bo.ensureRootKey(new Date(w.config.created));
     const imported = await importLedger(store, w);
     if (imported !== undefined && !globals(cmd).json) console.error(`eticket: imported ${imported} TID(s) from ledger.json into the store (kept as ledger.json.imported)`);

@@ -34,6 +34,7 @@ import {
   type KgcPublicKeys,
 } from '../../sdk/roles/key-files.js';
 import type { OperatorMasterKey } from '../../sdk/roles/sym-receipts.js';
+import { HOLDER_MASTER_KEY_LENGTH, holderMasterKeyId, type HolderVault } from '../../backoffice/realname.js';
 import { TlvMap, tlv } from '../../sdk/tlv.js';
 import type { SuiteName } from '../../sdk/spec.js';
 import type { GateMode } from '../checking.js';
@@ -42,6 +43,15 @@ import { GATE_FILE, GATE_FORMAT, validateGateFile, type GateFile } from '../gate
 export const WORKDIR_FORMAT = 'eticket-workdir/1';
 const KGC_KIND = 'sm9-kgc-master';
 const SM9_SIGNER = SECRET_KIND.sm9Signer;
+const HOLDER_KIND = 'aes256-holder-master';
+const holderKeyName = (id: string) => `holder-master-${id}`;
+
+/** A working directory made before real-name tickets: it has no holder master key yet. */
+export class MissingHolderKeyError extends InvalidInputError {
+  constructor(dir: string) {
+    super(`working directory ${dir} has no holder master key (real-name tickets): run \`eticket init --add-holder-key\``);
+  }
+}
 
 /** A working directory made before gate mode sym: it has no checking master key yet. */
 export class MissingMasterKeyError extends InvalidInputError {
@@ -69,6 +79,11 @@ export interface WorkConfig {
   checkingMasterKey?: { version: number; keyId: string };
   /** The operator's time zone (IANA name): service dates at gates, default validity (host/cli/timezone.ts). */
   timeZone?: string;
+  /**
+   * Real-name tickets: the holder master keys by id (files keys/holder-master-<id>), the current one first in
+   * use for new records. Older ones stay until `eticket realname rotate-key` has re-sealed what they sealed.
+   */
+  holderMasterKeys?: { current: string; keys: string[] };
 }
 
 const pem = toPem;
@@ -118,7 +133,97 @@ export class WorkDir {
       writeFileSync(join(dir, 'terminal.pub'), pem(PEM_LABEL.terminalKey, new TerminalKeys(terminalEnc, terminalSig).publicKey));
     }
     w.createMasterKey(options.passphrase);
+    w.newHolderKey(options.passphrase);
     return w;
+  }
+
+  /** A new holder master key (AES-256), made current; the previous ones stay listed until retired. */
+  private newHolderKey(passphrase: string): string {
+    const key = new Uint8Array(randomBytes(HOLDER_MASTER_KEY_LENGTH));
+    const id = holderMasterKeyId(key);
+    this.keys.putBytes(holderKeyName(id), HOLDER_KIND, key, passphrase);
+    const prev = this.config.holderMasterKeys?.keys ?? [];
+    this.config.holderMasterKeys = { current: id, keys: [id, ...prev.filter((k) => k !== id)] };
+    this.writeConfig();
+    return id;
+  }
+
+  get hasHolderKey(): boolean {
+    return this.config.holderMasterKeys !== undefined;
+  }
+
+  /** Give a working directory made before real-name tickets its holder master key (same passphrase as its keys). */
+  addHolderKey(passphrase: string): string {
+    if (this.config.holderMasterKeys) throw new InvalidInputError(`working directory ${this.dir} already has holder master key ${this.config.holderMasterKeys.current}`);
+    this.loadAuthority(passphrase);
+    return this.newHolderKey(passphrase);
+  }
+
+  /** Rotation, first half: a new current holder master key. The caller re-seals, then retires the old ones. */
+  rotateHolderKey(passphrase: string): { previous: string[]; current: string } {
+    if (!this.config.holderMasterKeys) throw new MissingHolderKeyError(this.dir);
+    this.loadHolderKey(this.config.holderMasterKeys.current, passphrase); // the passphrase must open the current one
+    const previous = [...this.config.holderMasterKeys.keys];
+    return { previous, current: this.newHolderKey(passphrase) };
+  }
+
+  /** Rotation, second half: delete the files of master keys nothing is sealed under any more (crypto-shredding). */
+  retireHolderKeys(ids: string[]): string[] {
+    const hk = this.config.holderMasterKeys;
+    if (!hk) return [];
+    const gone = ids.filter((id) => id !== hk.current && hk.keys.includes(id));
+    for (const id of gone) this.keys.remove(holderKeyName(id));
+    this.config.holderMasterKeys = { current: hk.current, keys: hk.keys.filter((k) => !gone.includes(k)) };
+    this.writeConfig();
+    return gone;
+  }
+
+  private loadHolderKey(id: string, passphrase: string): Uint8Array {
+    const key = this.keys.getBytes(holderKeyName(id), passphrase, HOLDER_KIND);
+    if (key.length !== HOLDER_MASTER_KEY_LENGTH || holderMasterKeyId(key) !== id) throw new InvalidInputError(`keys/${holderKeyName(id)}.secret.json is not holder master key ${id}`);
+    return key;
+  }
+
+  /**
+   * The holder master keys as the back office uses them. A key it does not know yet (rotated by another process
+   * sharing this directory) is looked up again in eticket.json and keys/ when first asked for.
+   */
+  holderVault(passphrase: string): HolderVault {
+    if (!this.config.holderMasterKeys) throw new MissingHolderKeyError(this.dir);
+    const cache = new Map<string, Uint8Array>();
+    const get = (id: string): Uint8Array | undefined => {
+      let k = cache.get(id);
+      if (k) return k;
+      if (!this.config.holderMasterKeys!.keys.includes(id)) this.reloadConfig();
+      if (!this.config.holderMasterKeys?.keys.includes(id) || !this.keys.has(holderKeyName(id))) return undefined;
+      k = this.loadHolderKey(id, passphrase);
+      cache.set(id, k);
+      return k;
+    };
+    let checked = Date.now();
+    return {
+      current: () => {
+        // A rotation elsewhere (a process sharing this directory) is picked up within a minute.
+        if (Date.now() - checked > 60_000) {
+          checked = Date.now();
+          this.reloadConfig();
+        }
+        const id = this.config.holderMasterKeys!.current;
+        const key = get(id);
+        if (!key) throw new InvalidInputError(`holder master key ${id} named in eticket.json is not in keys/`);
+        return { id, key };
+      },
+      key: get,
+    };
+  }
+
+  private reloadConfig(): void {
+    try {
+      const fresh = JSON.parse(readFileSync(join(this.dir, 'eticket.json'), 'utf8')) as WorkConfig;
+      if (fresh.format === WORKDIR_FORMAT && fresh.operator === this.config.operator) this.config.holderMasterKeys = fresh.holderMasterKeys;
+    } catch {
+      // A half-visible eticket.json cannot happen (written by rename); an unreadable one leaves what we had.
+    }
   }
 
   /** New AES-128 checking master key, version 1 (rotation would add versions, each with its key id). */

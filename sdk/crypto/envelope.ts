@@ -52,7 +52,10 @@ export interface ParsedEnvelope {
   mac: Uint8Array;
 }
 
-export function parseEnvelope(encoded: Uint8Array): ParsedEnvelope {
+/** Card-side bound on the ciphertext (what a card's RAM takes); host-to-host envelopes may allow more. */
+export const CARD_ENVELOPE_MAX_CIPHERTEXT = 8192;
+
+export function parseEnvelope(encoded: Uint8Array, maxCiphertext = CARD_ENVELOPE_MAX_CIPHERTEXT): ParsedEnvelope {
   let m: TlvMap;
   try {
     const outer = TlvMap.parse(encoded, { allowed: [T.SEALED] });
@@ -66,7 +69,7 @@ export function parseEnvelope(encoded: Uint8Array): ParsedEnvelope {
       recipient: m.bytes(E.recipient, 8, 8, 'recipient'),
       encapsulation: m.bytes(E.encapsulation, 1, 1024, 'encapsulation'),
       iv: m.bytes(E.iv, 16, 16, 'IV'),
-      ciphertext: m.bytes(E.ciphertext, 16, 8192, 'ciphertext'),
+      ciphertext: m.bytes(E.ciphertext, 16, maxCiphertext, 'ciphertext'),
       mac: m.bytes(E.mac, 16, 16, 'MAC'),
     };
   } catch (e) {
@@ -75,8 +78,8 @@ export function parseEnvelope(encoded: Uint8Array): ParsedEnvelope {
 }
 
 /** Open an envelope addressed to `expectedRecipient` with `decrypter`'s private key. */
-export function open(decrypter: Decrypter, suiteId: number, expectedRecipient: Uint8Array, encoded: Uint8Array): Uint8Array {
-  const env = parseEnvelope(encoded);
+export function open(decrypter: Decrypter, suiteId: number, expectedRecipient: Uint8Array, encoded: Uint8Array, maxCiphertext = CARD_ENVELOPE_MAX_CIPHERTEXT): Uint8Array {
+  const env = parseEnvelope(encoded, maxCiphertext);
   if (env.suite !== suiteId) throw new EnvelopeError('format', `envelope suite ${env.suite}, expected ${suiteId}`);
   if (!constantTimeEqual(env.recipient, expectedRecipient)) throw new EnvelopeError('recipient', 'envelope is addressed to another recipient');
   let key: Uint8Array;

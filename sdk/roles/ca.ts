@@ -78,7 +78,12 @@ export class CertificateAuthority {
 
   /** Certify an API client's signing key (seller or terminal): CN is its client id, OU its role. */
   certifyClientKey(clientId: string, role: ClientRole, publicKeySpki: Uint8Array, validityYears = 2): Uint8Array {
-    return issueClientCertificate(this.forgeKey, this.certificate, clientId, role, publicKeySpki, validityYears);
+    return issueClientCertificate(this.forgeKey, this.certificate, clientId, role, publicKeySpki, validityYears, 'signature');
+  }
+
+  /** Certify a checking terminal's encryption key (real-name holder answers are sealed to it): OU "eticket terminal encryption". */
+  certifyTerminalEncryptionKey(clientId: string, publicKeySpki: Uint8Array, validityYears = 2): Uint8Array {
+    return issueClientCertificate(this.forgeKey, this.certificate, clientId, 'terminal', publicKeySpki, validityYears, 'encryption');
   }
 
   /** Certify a card public key (SPKI DER) for one usage; subject CN is the card serial in hex. */
@@ -112,6 +117,7 @@ export class CertificateAuthority {
 
 export type ClientRole = 'seller' | 'terminal';
 const CLIENT_OU: Record<ClientRole, string> = { seller: 'eticket seller', terminal: 'eticket terminal' };
+const TERMINAL_ENCRYPTION_OU = 'eticket terminal encryption';
 
 export interface CertifiedClientKey {
   clientId: string;
@@ -120,7 +126,7 @@ export interface CertifiedClientKey {
   notAfter: Date;
 }
 
-function issueClientCertificate(forgeKey: forge.pki.rsa.PrivateKey, issuer: forge.pki.Certificate, clientId: string, role: ClientRole, publicKeySpki: Uint8Array, validityYears: number): Uint8Array {
+function issueClientCertificate(forgeKey: forge.pki.rsa.PrivateKey, issuer: forge.pki.Certificate, clientId: string, role: ClientRole, publicKeySpki: Uint8Array, validityYears: number, usage: CardKeyUsage): Uint8Array {
   let publicKey: forge.pki.PublicKey;
   try {
     publicKey = forge.pki.publicKeyFromAsn1(derToForge(publicKeySpki));
@@ -134,19 +140,19 @@ function issueClientCertificate(forgeKey: forge.pki.rsa.PrivateKey, issuer: forg
   cert.validity.notAfter = new Date(Date.now() + validityYears * 365 * 86400_000);
   cert.setSubject([
     { name: 'commonName', value: clientId },
-    { name: 'organizationalUnitName', value: CLIENT_OU[role] },
+    { name: 'organizationalUnitName', value: usage === 'encryption' ? TERMINAL_ENCRYPTION_OU : CLIENT_OU[role] },
   ]);
   cert.setIssuer(issuer.subject.attributes);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, critical: true },
+    usage === 'encryption' ? { name: 'keyUsage', keyEncipherment: true, critical: true } : { name: 'keyUsage', digitalSignature: true, critical: true },
   ]);
   cert.sign(forgeKey, forge.md.sha256.create());
   return forgeToDer(forge.pki.certificateToAsn1(cert));
 }
 
 /** Check a client certificate: issued by the CA, valid now, for this role and client id. Throws CryptoError. */
-export function verifyClientCertificate(caCertificateDer: Uint8Array, certificateDer: Uint8Array, role: ClientRole, clientId: string, now = new Date()): CertifiedClientKey {
+export function verifyClientCertificate(caCertificateDer: Uint8Array, certificateDer: Uint8Array, role: ClientRole, clientId: string, now = new Date(), usage: CardKeyUsage = 'signature'): CertifiedClientKey {
   let ca: forge.pki.Certificate;
   let cert: forge.pki.Certificate;
   try {
@@ -163,7 +169,8 @@ export function verifyClientCertificate(caCertificateDer: Uint8Array, certificat
   }
   if (!signed) throw new CryptoError('client certificate was not issued by the operator CA');
   if (now < cert.validity.notBefore || now > cert.validity.notAfter) throw new CryptoError('client certificate is not valid now');
-  if (cert.subject.getField('OU')?.value !== CLIENT_OU[role]) throw new CryptoError(`certificate is not for a ${role}`);
+  const ou = usage === 'encryption' ? TERMINAL_ENCRYPTION_OU : CLIENT_OU[role];
+  if (cert.subject.getField('OU')?.value !== ou) throw new CryptoError(`certificate is not for a ${role}${usage === 'encryption' ? "'s encryption key" : ''}`);
   if (cert.subject.getField('CN')?.value !== clientId) throw new CryptoError(`certificate names ${cert.subject.getField('CN')?.value}, not ${clientId}`);
   return { clientId, role, publicKey: forgeToDer(forge.pki.publicKeyToAsn1(cert.publicKey)), notAfter: cert.validity.notAfter };
 }

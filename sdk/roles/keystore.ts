@@ -210,6 +210,22 @@ export class KeyStore {
     return readFileSync(path, 'utf8');
   }
 
+  /**
+   * Delete a key's file. The directory entry and the file go; what the file system or a backup kept of its blocks
+   * is beyond a program's reach (docs/realname.md says what that means for crypto-shredding).
+   */
+  remove(name: string): boolean {
+    let removed = false;
+    for (const file of [`${name}.key`, `${name}.secret.json`]) {
+      const path = join(this.dir, file);
+      if (existsSync(path)) {
+        unlinkSync(path);
+        removed = true;
+      }
+    }
+    return removed;
+  }
+
   /** Whether a key by that name is stored. */
   has(name: string): boolean {
     return existsSync(join(this.dir, `${name}.secret.json`)) || existsSync(join(this.dir, `${name}.key`));
