@@ -23,7 +23,7 @@ describe('OpenAPI document', () => {
     const doc = (await openApiDocument()) as { paths: Record<string, Record<string, Operation>> };
     const ops = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ path, method, op })));
     expect(ops.map((o) => `${o.method.toUpperCase()} ${o.path}`).sort()).toEqual(
-      ['GET /v1/health', 'GET /v1/services', 'POST /v1/bookings', 'GET /v1/bookings/{tid}', 'GET /v1/bookings/{tid}/sealed', 'GET /v1/bookings/{tid}/bill', 'POST /v1/bookings/{tid}/cancel', 'GET /v1/terminal/pending', 'POST /v1/terminal/loaded', 'POST /v1/terminal/authorization', 'POST /v1/receipts', 'GET /v1/keys', 'POST /v1/verify', 'POST /v1/tickets/{tid}/holder'].sort(),
+      ['GET /v1/health', 'GET /v1/services', 'POST /v1/bookings', 'GET /v1/bookings/{tid}', 'GET /v1/bookings/{tid}/sealed', 'GET /v1/bookings/{tid}/bill', 'POST /v1/bookings/{tid}/cancel', 'GET /v1/terminal/pending', 'POST /v1/terminal/loaded', 'POST /v1/terminal/authorization', 'POST /v1/receipts', 'GET /v1/keys', 'POST /v1/verify', 'POST /v1/tickets/{tid}/holder', 'POST /v1/journal', 'GET /v1/denylist', 'POST /v1/passes'].sort(),
     );
     for (const { path, method, op } of ops) {
       expect(op.responses['200']?.content?.['application/json']?.schema, `${method} ${path}`).toBeDefined();

@@ -449,8 +449,11 @@ describe('raw APDUs and traces', () => {
     expect(trace.stdout).toMatch(/#1 SELECT/);
     // The list ends with a view of no ticket, 9000 and as long as the others: nothing in the trace tells it apart.
     expect(trace.stdout).toMatch(/READ[\s\S]*9000 SUCCESS/);
-    expect(trace.stdout).not.toMatch(/6A83/);
-    expect(json.json()[1]).toMatchObject({ index: 1, command: 'SELECT', sw: '9000', swName: 'SUCCESS' });
+    // By status word, not by grepping the text for "6A83": the trace prints random challenges and ciphertexts in
+    // hex, where those four digits turn up by chance in a few runs out of a hundred.
+    const entries = json.json() as { sw?: string }[];
+    expect(entries.filter((e) => e.sw === '6A83')).toEqual([]);
+    expect(entries[1]).toMatchObject({ index: 1, command: 'SELECT', sw: '9000', swName: 'SUCCESS' });
     expect(missing.code).toBe(1);
   });
 });
