@@ -418,6 +418,28 @@ export class CheckingTerminal {
   }
 
   /**
+   * Gate mode pki: another ticket for the tap's date (and train, and this station as origin or destination, as VERIFY
+   * matches) that `decide` would let through, verified afresh by its TID; undefined when there is none or the card
+   * cannot list them. Gate mode sym cannot list a card's tickets (READ is pki): there the first ticket decides.
+   */
+  private async passableAlternative(direction: Direction, date: number, train: string | undefined, shown: TicketView, now: number, audit: boolean): Promise<TicketView | undefined> {
+    if (this.mode !== 'pki') return undefined;
+    const station = this.config.station;
+    try {
+      for (const t of await this.readTickets({ date, train })) {
+        if (t.face.serviceDate !== date || t.face.tid === shown.face.tid) continue;
+        if (station !== undefined && t.face.origin !== station && t.face.destination !== station) continue;
+        if (!decide(t.face, t.usage, { direction, station, now }).pass) continue;
+        return await this.verifyTicket({ tid: t.face.tid }, { verificationCode: audit });
+      }
+    } catch (e) {
+      // The first ticket's decision stands; rejectFor rethrows what is not the card's doing.
+      rejectFor(e);
+    }
+    return undefined;
+  }
+
+  /**
    * The real-name step for a ticket the card has shown (an inspector's check, or a gate's): the holder from the
    * back office, proven against the face's binding. Never throws for what the network or the service does.
    */
@@ -450,9 +472,20 @@ export class CheckingTerminal {
     } catch (e) {
       return { decision: rejectFor(e) };
     }
-    // What the gate knows beyond the card (its denylist) refuses before anything is written to the card.
-    const decision = options.screen?.(ticket) ?? decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
-    if (!decision.pass) return { decision, ticket };
+    // What the gate knows beyond the card (its denylist) refuses before anything is written to the card, and
+    // before any other ticket of the card is looked at.
+    const screened = options.screen?.(ticket);
+    if (screened && !screened.pass) return { decision: screened, ticket };
+    let decision = screened ?? decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
+    if (!decision.pass) {
+      // The card shows the first ticket in travel order; a second ticket for the same service may be the one that can
+      // pass (the first already used): look for it before refusing. The screen judges it as it judged the first.
+      const other = await this.passableAlternative(direction, date, options.train, ticket, now, options.auditVerificationCode ?? false);
+      if (!other) return { decision, ticket };
+      ticket = other;
+      decision = options.screen?.(ticket) ?? decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });
+      if (!decision.pass) return { decision, ticket };
+    }
     // The holder is fetched while the card writes the usage: the network round trip costs the tap nothing more.
     const holder = isRealName(ticket.face) && (this.config.realNameOn ?? ['entry']).includes(direction) ? this.checkHolder(ticket) : undefined;
     try {

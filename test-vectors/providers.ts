@@ -163,11 +163,13 @@ export function profileKeyIds(keys: TestKeys): string[] {
  * profile (its installed key ids say so) runs every personalised group. Between groups the runner's tickets
  * are deleted, so the card can run the vectors again and again.
  */
-export function readerProvider(options: PcscTransportOptions & { transport?: () => Transport } = {}): CardProvider {
+export function readerProvider(options: PcscTransportOptions & { transport?: () => Transport; spendCard?: boolean } = {}): CardProvider {
   const make = options.transport ?? (() => new PcscTransport(options));
+  if (options.spendCard) return spendingProvider(options, make);
   let state: CardState | undefined;
   let suite: string | undefined;
   let cleanNeeded = false;
+  let cleanupKeys: TestKeys | undefined;
   return {
     label: `reader ${options.reader ?? '(first with a card)'}`,
     reusesCards: true,
@@ -193,11 +195,11 @@ export function readerProvider(options: PcscTransportOptions & { transport?: () 
         }
         if (fixture.freshCard) {
           await release();
-          return { skip: 'needs a card that never accepted a later ticket (its time high-water mark decides key retirement); run it on the emulator or vpcd images' };
+          return { skip: 'needs a card that never accepted a later ticket (its time high-water mark decides key retirement); run it on emulated images (without --reader)' };
         }
         if (fixture.state === 'blank') {
           await release();
-          if (fixture.disposable) return { skip: 'leaves the card unusable for the test profile; run it on the emulator or vpcd images' };
+          if (fixture.disposable) return { skip: 'leaves the card unusable for the test profile; run it on a second blank card with --spend-card' };
           if (state !== 'blank') return { skip: 'needs a blank card; this card is already personalised' };
           state = 'used';
           const fresh = make();
@@ -220,10 +222,58 @@ export function readerProvider(options: PcscTransportOptions & { transport?: () 
         }
         if (cleanNeeded) await deleteAllTickets(session, keys);
         cleanNeeded = true;
+        cleanupKeys = keys;
         await session.close();
         return { transport, release };
       } catch (e) {
         await release();
+        throw e;
+      }
+    },
+    // The last group's tickets go too: the card ends the run holding what it held before (its free space back
+    // where it was), so it can run the vectors again and again.
+    async close() {
+      if (!cleanNeeded || !cleanupKeys) return;
+      const transport = make();
+      try {
+        await deleteAllTickets(new CardSession(transport), cleanupKeys);
+      } finally {
+        await transport.disconnect().catch(() => undefined);
+      }
+    },
+  };
+}
+
+/**
+ * A blank card given up for the groups that leave a card unusable for the test profile (its terminal key table
+ * filled): it runs those, once, and nothing else. What needs an NVM of a given size stays for emulated images.
+ */
+function spendingProvider(options: PcscTransportOptions, make: () => Transport): CardProvider {
+  let spent = false;
+  let suite: string | undefined;
+  return {
+    label: `reader ${options.reader ?? '(first with a card)'} (a blank card to spend)`,
+    reusesCards: true,
+    async acquire(fixture: Fixture, keys: TestKeys): Promise<Acquired> {
+      if (!fixture.disposable || fixture.state !== 'blank') return { skip: '--spend-card: this card runs only the groups that use a blank card up' };
+      if (fixture.capacity !== undefined) return { skip: `needs a card with exactly ${fixture.capacity} bytes of NVM; only an emulated image can be made to order` };
+      const transport = make();
+      try {
+        const session = new CardSession(transport);
+        suite ??= (await new IssuingTerminal(session).select()).suite;
+        if (suite !== keys.suite) {
+          await transport.disconnect().catch(() => undefined);
+          return { skip: `vectors for ${keys.suite} cards; this card is ${suite}` };
+        }
+        if (spent || (await inspect(session, keys)) !== 'blank') {
+          await transport.disconnect().catch(() => undefined);
+          return { skip: spent ? 'the card was spent on an earlier group; use another blank card' : 'needs a blank card; this card is already personalised' };
+        }
+        spent = true;
+        await session.close();
+        return { transport, release: () => transport.disconnect().catch(() => undefined) };
+      } catch (e) {
+        await transport.disconnect().catch(() => undefined);
         throw e;
       }
     },

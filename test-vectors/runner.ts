@@ -243,8 +243,30 @@ interface RunIdentity {
 
 function newRunIdentity(reuses: boolean): RunIdentity {
   if (!reuses) return { issued: 0 };
-  const tag = Math.floor(Date.now() / 1000).toString(36).toUpperCase();
+  // Milliseconds and a random part: two runs started in the same second (a loop, two CI jobs) still differ.
+  const tag = (Date.now().toString(36) + randomBytes(2).toString('hex')).toUpperCase().slice(-10);
   return { tag, operator: `T${tag}`.slice(0, 16), issuedAtBase: Math.floor(Date.now() / 1000), issued: 0 };
+}
+
+/**
+ * A reused card's tombstone floor (apdu-spec: tickets issued at or before it are refused, 9103) rises with the issue
+ * times of earlier runs, which count one second per ticket and so run ahead of the clock. The card does not show its
+ * floor: on an unexpected 9103 the run's issue times move up in doubling steps until a LOAD is accepted. A refused
+ * LOAD leaves the card unchanged, so each probe costs one seal; issue times stay close above the floor (at most twice
+ * the gap), never far in the future.
+ */
+const FLOOR_STEPS = 24;
+
+async function loadAboveFloor(ctx: GroupContext, ref: string, seal: () => Promise<Uint8Array>, ne?: number): Promise<{ sealed: Uint8Array; r: { data: Uint8Array; sw: number } }> {
+  let sealed = await seal();
+  let r = await send(ctx, 'LOAD', sealed, undefined, undefined, ne);
+  for (let step = 64, i = 0; r.sw === SW.TICKET_REPLAYED && ctx.run.issuedAtBase !== undefined && i < FLOOR_STEPS; step *= 2, i++) {
+    ctx.run.issuedAtBase += step;
+    ctx.faces.delete(ref);
+    sealed = await seal();
+    r = await send(ctx, 'LOAD', sealed, undefined, undefined, ne);
+  }
+  return { sealed, r };
 }
 
 /**
@@ -671,13 +693,12 @@ async function load(ctx: GroupContext, step: Extract<Step, { kind: 'load' }>): P
   let sealed = step.reuse ? ctx.sealed.get(step.ticket) : undefined;
   if (step.reuse && !sealed) throw new StepFailure(`ticket ${step.ticket} was not sealed earlier in this test`);
   if (step.issuedAfter) ctx.face(step.ticket, undefined, ctx.face(step.issuedAfter.ticket).issuedAt + step.issuedAfter.seconds);
-  sealed ??= await sealTicket(ctx, step.ticket, step.mutation, step.signer);
-  let r = await send(ctx, 'LOAD', sealed, undefined, undefined, step.ne);
-  if (r.sw === SW.TICKET_REPLAYED && !step.reuse && !step.mutation && !step.expect.sw.includes('9103') && ctx.run.issuedAtBase !== undefined) {
-    // A reused card's tombstone floor is ahead of this run's issue times (earlier runs): move past it once.
-    ctx.run.issuedAtBase += 10_000_000;
-    ctx.faces.delete(step.ticket);
-    sealed = await sealTicket(ctx, step.ticket, undefined, step.signer);
+  let r: { data: Uint8Array; sw: number };
+  if (sealed) r = await send(ctx, 'LOAD', sealed, undefined, undefined, step.ne);
+  else if (!step.mutation && !step.expect.sw.includes('9103') && !step.issuedAfter) {
+    ({ sealed, r } = await loadAboveFloor(ctx, step.ticket, () => sealTicket(ctx, step.ticket, undefined, step.signer), step.ne));
+  } else {
+    sealed = await sealTicket(ctx, step.ticket, step.mutation, step.signer);
     r = await send(ctx, 'LOAD', sealed, undefined, undefined, step.ne);
   }
   if (!step.mutation) ctx.sealed.set(step.ticket, sealed);
@@ -763,8 +784,10 @@ async function fill(ctx: GroupContext, until: 'load-refused' | 'usage-refused', 
   };
   const loadFiller = async (big: boolean) => {
     const ref = `#fill${ctx.fillers.length + 1}`;
-    ctx.face(ref, filler(big));
-    const r = await send(ctx, 'LOAD', await sealTicket(ctx, ref));
+    const { r } = await loadAboveFloor(ctx, ref, () => {
+      ctx.face(ref, filler(big));
+      return sealTicket(ctx, ref);
+    });
     if (r.sw === SW.SUCCESS) ctx.fillers.push(ref);
     else ctx.faces.delete(ref);
     return r.sw;

@@ -83,10 +83,10 @@ describe('vectors on the emulator', () => {
           ? [
               'needs a card with exactly 1400 bytes of NVM; only an emulated image can be made to order',
               'needs a card with exactly 4194304 bytes of NVM; only an emulated image can be made to order',
-              'needs a card that never accepted a later ticket (its time high-water mark decides key retirement); run it on the emulator or vpcd images',
+              'needs a card that never accepted a later ticket (its time high-water mark decides key retirement); run it on emulated images (without --reader)',
             ]
           : []),
-        'leaves the card unusable for the test profile; run it on the emulator or vpcd images',
+        'leaves the card unusable for the test profile; run it on a second blank card with --spend-card',
         `vectors for ${other} cards; this card is ${suite}`,
       ]),
     );
@@ -102,6 +102,39 @@ describe('vectors on the emulator', () => {
     expect(second.outcomes.filter((o) => o.area === 'sym-gate' && o.status === 'pass').length).toBeGreaterThan(60);
     expect(second.counts.pass).toBeGreaterThan(suite === 'sm9' ? 150 : 250);
   });
+
+  it('run 10 times on one RSA card as in a reader: every run passes, and each leaves no ticket and the free space of the first', async () => {
+    const card = EticketCard.inMemory({ suite: 'rsa' });
+    const rsa = files.filter((f) => f.file.suite === 'rsa');
+    const after: { fail: string[]; pass: number; tickets: number; usedBytes: number }[] = [];
+    for (let run = 0; run < 10; run++) {
+      const r = await runVectors(rsa, readerProvider({ transport: () => new EmulatorTransport(card, 'one card') }));
+      after.push({ fail: failures(r), pass: r.counts.pass, tickets: card.persistent.tickets.length, usedBytes: card.usedBytes });
+    }
+    for (const [run, a] of after.entries()) {
+      expect(a.fail, `run ${run + 1}`).toEqual([]);
+      expect(a.tickets, `run ${run + 1} left tickets`).toBe(0);
+      expect(a.usedBytes, `run ${run + 1}: NVM in use`).toBe(after[0].usedBytes);
+    }
+    // The first run also ran the personalisation vectors; every later run the same set.
+    expect(after[0].pass).toBeGreaterThan(after[1].pass);
+    expect(new Set(after.slice(1).map((a) => a.pass)).size).toBe(1);
+    expect(after[1].pass).toBeGreaterThan(300);
+    // Issue times stay near the clock: the tombstone floor never runs days ahead (it did, 10^7 s per run).
+    expect(card.persistent.tombstoneFloor).toBeLessThan(Date.now() / 1000 + 86_400);
+  }, 600_000);
+
+  it('--spend-card: a second blank card runs the groups that use a card up, and nothing else', async () => {
+    const card = EticketCard.inMemory({ suite: 'rsa' });
+    const personalisation = files.filter((f) => f.file.suite === 'rsa' && f.file.area === 'personalisation');
+    const r = await runVectors(personalisation, readerProvider({ transport: () => new EmulatorTransport(card, 'spent card'), spendCard: true }));
+    expect(failures(r)).toEqual([]);
+    const disposable = personalisation[0].file.testGroups.filter((g) => g.fixture.disposable && g.fixture.capacity === undefined);
+    expect(r.counts.pass).toBe(disposable.reduce((n, g) => n + g.tests.length, 0));
+    expect(new Set(r.outcomes.filter((o) => o.status === 'skip').map((o) => o.message))).toEqual(
+      new Set(['--spend-card: this card runs only the groups that use a blank card up', 'needs a card with exactly 1400 bytes of NVM; only an emulated image can be made to order']),
+    );
+  }, 120_000);
 
   it('filters by flag, and reports a wrong expectation as a failure in every format', async () => {
     const broken = structuredClone(files.find((f) => f.file.area === 'framing')!);

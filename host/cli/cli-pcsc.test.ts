@@ -1,7 +1,7 @@
 // The CLI against the real PC/SC stack: `card serve` puts an image into vpcd, then `readers`, `tickets`,
 // `gate` and `apdu` reach it through pcscd as through any reader. Runs only with ETICKET_PCSC=1.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -49,10 +49,12 @@ describe.skipIf(!stack.ok)('eticket CLI over PC/SC (vpcd)', () => {
       expect(gate.stdout).toMatch(/^PASS P1/);
       expect(gate.code).toBe(0);
 
-      // D1 (the suite) is open to any reader under protocol v2; D8 and the other identifying objects need EXTERNAL AUTHENTICATE (6982).
-      const apdu = await cli(env, 'apdu', '--reader', VPCD_READER_1, '--select', '80CA00D100');
+      // A raw command through the reader, answered by the card: GET DATA DA (the protocol version) is open on a
+      // personalised card under protocol v2 (D8 and the other identifying objects answer 6982 before EXTERNAL
+      // AUTHENTICATE, apdu-spec README).
+      const apdu = await cli(env, 'apdu', '--reader', VPCD_READER_1, '--select', '80CA00DA00');
       expect(apdu.code).toBe(0);
-      expect(apdu.stdout).toMatch(/GET DATA[\s\S]*9000 {2}SUCCESS/);
+      expect(apdu.stdout).toMatch(/> 80CA00DA00 {2}GET DATA\n< 02 9000 {2}SUCCESS/);
     } finally {
       serve.child.kill('SIGINT');
     }
@@ -66,6 +68,36 @@ describe.skipIf(!stack.ok)('eticket CLI over PC/SC (vpcd)', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/no PC\/SC reader matches "No Such Reader 99" \(readers: .*Virtual PCD.*eticket readers/);
   });
+
+  it('an empty reader says "no card in" the reader (3), not that a card was removed', async () => {
+    const r = await cli(env, 'tickets', '--reader', VPCD_READER_1);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/no card in "Virtual PCD 00 01"/);
+    expect(r.stderr).not.toMatch(/removed/);
+  });
+
+  it('a batch whose card is pulled ends with its JSON summary: rows done, the one interrupted, the rest not attempted (3)', async () => {
+    const today = new Date().toISOString().slice(0, 10);
+    writeFileSync(join(dir, 'pulled.csv'), ['serviceDate,train', ...Array.from({ length: 60 }, (_, i) => `${today},PU${i}`)].join('\n') + '\n');
+    const serve = cliProcess(env, 'card', 'serve', '--card', 'card.img', '--slot', '1');
+    await waitUntil(() => serve.output().stdout.includes('Ctrl-C'), 15_000, 'card serve to insert the card');
+    const batch = cliProcess(env, '--json', 'issue', '--reader', VPCD_READER_1, '--from', 'pulled.csv');
+    try {
+      await waitUntil(() => (batch.output().stdout.match(/"status":"loaded"/g) ?? []).length >= 2, 120_000, 'two rows loaded');
+    } finally {
+      serve.child.kill('SIGINT'); // the card leaves the reader mid-batch
+    }
+    await serve.exited;
+    expect(await batch.exited).toBe(3);
+    const lines = batch.output().stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const summary = lines.at(-1)!;
+    expect(summary).toMatchObject({ summary: true, total: 60, interrupted: 1, stoppedBy: expect.stringMatching(/removed|no card/) });
+    const done = summary.done as number[];
+    const remaining = summary.remaining as number[];
+    expect(done.length).toBeGreaterThanOrEqual(2);
+    expect([...done, ...remaining].sort((a, b) => a - b)).toEqual(Array.from({ length: 60 }, (_, i) => i + 2));
+    expect(lines.filter((l) => l.status === 'not_attempted')).toHaveLength(remaining.length - 1);
+  }, 300_000);
 
   it('a gate loop on a reader stops cleanly on SIGINT', async () => {
     const gate = cliProcess(env, 'gate', '--reader', VPCD_READER_1, '--station', 'BJS', '--direction', 'exit');

@@ -213,14 +213,16 @@ describe('batch issuance', () => {
     expect(r.json()[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/already issued to card/) });
   });
 
-  it('a full card: NOT_ENOUGH_MEMORY per ticket, the batch goes on, exit 4', async () => {
+  it('a full card: NOT_ENOUGH_MEMORY once, the rest of the batch not attempted, exit 4', async () => {
     writeFileSync(join(dir, 'full.csv'), ['serviceDate,train', ...Array.from({ length: 5 }, (_, i) => `${DATE},F${i}`)].join('\n') + '\n');
     const r = await cli(env, '--json', 'issue', '--card', 'small.img', '--from', 'full.csv');
     expect(r.code).toBe(4);
     const rows = r.json().filter((x) => !x.summary);
     expect(rows).toHaveLength(5);
     expect(rows[0]).toMatchObject({ status: 'loaded' });
-    expect(rows.at(-1)).toMatchObject({ status: 'failed', sw: '6A84', error: expect.stringMatching(/NOT_ENOUGH_MEMORY.*card is full/) });
+    const full = rows.findIndex((x) => x.status === 'failed');
+    expect(rows[full]).toMatchObject({ sw: '6A84', error: expect.stringMatching(/NOT_ENOUGH_MEMORY.*card is full/) });
+    for (const x of rows.slice(full + 1)) expect(x).toMatchObject({ status: 'not_attempted', error: expect.stringMatching(/card is full/) });
     const one = await cli(env, 'issue', '--card', 'small.img', '--service-date', DATE, '--train', 'X');
     expect(one.code).toBe(2);
     expect(one.stderr).toMatch(/card is full/);
@@ -480,8 +482,10 @@ describe('SM9 suite (identity-based keys)', () => {
       const out = await cli(e, '--json', 'gate', '--mode', 'sym', '--card', 'c.img', '--station', 'B', '--direction', 'exit', ...AT('10:00:00'));
       expect(out.code).toBe(0);
       expect(out.json()[0]).toMatchObject({ pass: true, mode: 'sym', transaction: { operator: 'MT' } });
-      // an RSA card cannot be personalised by an SM9 back office
-      expect((await cli(e, 'card', 'create', 'r.img')).code).toBe(0);
+      // card create in an SM9 working directory makes an SM9 card; an RSA one cannot be personalised by an SM9 back office
+      const made = await cli(e, '--json', 'card', 'create', 'd.img');
+      expect(made.json()[0]).toMatchObject({ ok: true, suite: 'sm9' });
+      expect((await cli(e, 'card', 'create', 'r.img', '--suite', 'rsa')).code).toBe(0);
       const wrong = await cli(e, 'card', 'personalize', '--card', 'r.img');
       expect(wrong.code).not.toBe(0);
       expect(wrong.stderr.trim().split('\n')).toHaveLength(1);

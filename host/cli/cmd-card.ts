@@ -3,7 +3,7 @@
 
 import { existsSync, rmSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { EticketCard } from '../../card/applet.js';
 import { FileLock } from '../../sdk/file-lock.js';
 import { fromHex, hex } from '../../sdk/bytes.js';
@@ -34,19 +34,29 @@ export function registerInit(program: Command): void {
     .option('--ca-name <name>', 'common name of the CA certificate')
     .option('--force', 'replace the keys of an existing working directory (cards personalised with them stop working)')
     .option('--add-master-key', 'give an existing working directory (made before gate mode sym) its checking master key; nothing else changes')
+    .option('--time-zone <zone>', "the operator's time zone (IANA name): which day a gate's clock falls on, and where a service day starts; with an existing working directory, only this changes")
     .option('--migrate', 'give an existing working directory its store: create it (or connect --database) and import ledger.json; keys are kept')
     .option('--add-holder-key', 'give an existing working directory (made before real-name tickets) its holder master key; nothing else changes')
     .addHelpText(
       'after',
       '\nThe passphrase that encrypts the private keys comes from $ETICKET_PASSPHRASE, or a prompt on a terminal.\nWith --add-master-key it must be the working directory\'s passphrase; only cards personalised afterwards\nget the diversified key that gate mode sym needs.\n\nExample:\n  $ export ETICKET_PASSPHRASE=...\n  $ eticket init --dir ./office --operator CR\n  $ eticket init --dir ./old-office --add-master-key',
     )
-    .action(async (opts: { operator: string; suite: SuiteName; caName?: string; force?: boolean; addMasterKey?: boolean; migrate?: boolean; addHolderKey?: boolean }, cmd: Command) => {
+    .action(async (opts: { operator: string; suite: SuiteName; caName?: string; force?: boolean; addMasterKey?: boolean; migrate?: boolean; addHolderKey?: boolean; timeZone?: string }, cmd: Command) => {
       const dir = workDirPath(cmd);
       if (opts.addHolderKey) {
-        if (opts.force || opts.addMasterKey || opts.migrate) throw new UsageError('--add-holder-key keeps the existing keys; give it alone');
+        if (opts.force || opts.addMasterKey || opts.migrate || opts.timeZone !== undefined) throw new UsageError('--add-holder-key keeps the existing keys; give it alone');
         const w = await workDir(cmd);
         const id = w.addHolderKey(await passphrase());
         emit(cmd, { ok: true, dir: w.dir, holderMasterKey: id }, `holder master key ${id} added to ${w.dir} (keys/holder-master-${id}): real-name tickets can be issued now`);
+        return;
+      }
+      const { checkTimeZone } = await import('./timezone.js');
+      const tz = opts.timeZone === undefined ? undefined : checkTimeZone(opts.timeZone);
+      if (tz && !opts.force && existsSync(join(dir, 'eticket.json'))) {
+        if (opts.migrate || opts.addMasterKey) throw new UsageError('--time-zone on an existing working directory goes alone');
+        const w = await workDir(cmd);
+        w.setTimeZone(tz);
+        emit(cmd, { ok: true, dir: w.dir, timeZone: tz }, `time zone of ${w.dir}: ${tz} (service dates at gates, default validity)`);
         return;
       }
       if (opts.migrate) {
@@ -71,6 +81,7 @@ export function registerInit(program: Command): void {
       const pass = await passphrase({ confirm: true });
       const [{ WorkDir }, { withBackoffice }] = await Promise.all([import('./workdir.js'), import('./store.js')]);
       const w = WorkDir.init(dir, { operator: opts.operator, suite: opts.suite, passphrase: pass, caName: opts.caName, force: opts.force });
+      if (tz) w.setTimeZone(tz);
       // The store: the embedded one in store/ (or the server of --database), with the root key in its history.
       const engine = await withBackoffice(cmd, w, pass, async ({ store }) => store.engine);
       const root = w.config.suite === 'sm9' ? 'kgc.pub' : 'ca.crt';
@@ -93,11 +104,13 @@ export function registerCard(program: Command): void {
     .description('manufacture a blank card image (personalise it next)')
     .option('--capacity <bytes>', 'NVM bytes for the application', intArg('capacity'), LIMITS.defaultCapacity)
     .option('--serial <hex>', '8-byte card serial (16 hex digits); random by default')
-    .option('--suite <suite>', 'crypto suite of the card', suiteArg, 'rsa')
+    .option('--suite <suite>', "crypto suite of the card (default: the working directory's, else rsa)", suiteArg)
     .option('--force', 'overwrite an existing image')
     .addHelpText('after', '\nExample:\n  $ eticket card create card.img --capacity 16384')
-    .action(async (image: string, opts: { capacity: number; serial?: string; suite: SuiteName; force?: boolean }, cmd: Command) => {
+    .action(async (image: string, opts: { capacity: number; serial?: string; suite?: SuiteName; force?: boolean }, cmd: Command) => {
       if (existsSync(image) && !opts.force) throw new UsageError(`${image} already exists: choose another name or use --force`);
+      // A card for this working directory: an SM9 office personalises SM9 cards only.
+      opts.suite ??= existsSync(join(workDirPath(cmd), 'eticket.json')) ? (await workDir(cmd)).config.suite : 'rsa';
       let serial: Uint8Array | undefined;
       if (opts.serial !== undefined) {
         if (!/^[0-9a-fA-F]{16}$/.test(opts.serial)) throw new UsageError('--serial takes 16 hex digits (8 bytes)');

@@ -75,6 +75,9 @@ export function registerGate(program: Command): void {
     };
     const explicit = (name: string) => cmd.getOptionValueSource(name) === 'cli';
     let config: CheckingTerminalConfig;
+    // The service date a tap looks for is the operator's day, not UTC's (a UTC+8 gate at 07:30 is on today's date).
+    const { timeZoneOf, serviceDateAt } = await import('./timezone.js');
+    let tz: string;
     // Where the journal lives and whose key signs the denylists: the gate's own directory, or the working directory.
     let place: { journal: (gateId: string) => string; trust: () => Promise<DenylistTrust> };
     if (opts.config) {
@@ -86,11 +89,13 @@ export function registerGate(program: Command): void {
         station: explicit('station') ? opts.station : undefined,
         clock: clockOf(opts.time),
       });
+      tz = timeZoneOf(cmd);
       const g = config as GateConfig;
       place = { journal: () => (opts.journal ? resolve(opts.journal) : join(g.dir, 'journal')), trust: async () => ({ operator: g.operator, suite: g.suite, roots: g.authorities ?? [] }) };
     } else {
       const w = await workDir(cmd);
       config = terminalConfig(w, await passphrase(), opts);
+      tz = timeZoneOf(cmd, w.config.timeZone);
       place = { journal: (id) => journalDir(w, id, opts.journal), trust: async () => denylistTrust(w) };
     }
     if (opts.backoffice && !opts.credential) throw new UsageError('--backoffice needs --credential (the gate signs its uploads and holder requests)');
@@ -132,7 +137,7 @@ export function registerGate(program: Command): void {
       const session = new CardSession(transport);
       const t0 = performance.now();
       try {
-        const { decision, ticket, receipt, record, realName: rn } = await gate.tap(session, direction, { train: opts.train, auditVerificationCode: opts.audit });
+        const { decision, ticket, receipt, record, realName: rn } = await gate.tap(session, direction, { date: serviceDateAt(clock(), tz), train: opts.train, auditVerificationCode: opts.audit });
         const ms = Math.round(performance.now() - t0);
         const time = new Date(clock() * 1000).toISOString();
         // The receipt (and in sym mode its transaction) is what the journal keeps for the back office.

@@ -2,7 +2,7 @@
 // `eticket load` (first ciphertexts sealed earlier with `issue --out`, loaded onto a card later).
 
 import { createHash } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { existsSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { fromHex, hex } from '../../sdk/bytes.js';
@@ -11,13 +11,13 @@ import type { TicketRequest } from '../../sdk/roles/ticket-server.js';
 import type { CardCredentials } from '../../sdk/roles/trust.js';
 import { SW } from '../../sdk/spec.js';
 import type { FciInfo, IssuingTerminal } from '../issuing.js';
-import { batchFormat, holderOf, parseBatch, toRequest, HOLDER_FIELDS, type BatchItem } from './batch.js';
+import { holderOf, toRequest, HOLDER_FIELDS, type BatchItem } from './batch.js';
 import type { HolderRecord } from '../../sdk/holder.js';
-import { addCardOptions, cardHint, emit, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
+import { addCardOptions, cardHint, emit, errorLine, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
 import type { Backoffice } from '../../backoffice/service.js';
 import type { OpenedBackoffice } from './store.js';
 
-export type IssueStatus = 'loaded' | 'already_on_card' | 'sealed' | 'failed';
+export type IssueStatus = 'loaded' | 'already_on_card' | 'issued_to_other_card' | 'sealed' | 'failed' | 'not_attempted' | 'interrupted';
 
 export interface IssueResult {
   line?: number;
@@ -26,6 +26,8 @@ export interface IssueResult {
   sequenceNumber?: number;
   error?: string;
   sw?: string;
+  /** issued_to_other_card: the card an earlier run loaded this row onto. */
+  card?: string;
 }
 
 /** Flags for one ticket; commander's camelCase of each is the TicketRequest field name. */
@@ -42,7 +44,7 @@ const TICKET_FLAGS: [string, string][] = [
   ['--fare <minor>', 'fare in minor units (cents, fen)'],
   ['--currency <code>', 'ISO 4217 currency'],
   ['--passenger <name>', 'passenger name'],
-  ['--valid-from <time>', 'start of validity, ISO 8601 or epoch seconds (default: service day 00:00 UTC)'],
+  ['--valid-from <time>', "start of validity, ISO 8601 or epoch seconds (default: service day 00:00 in the operator's time zone, --tz)"],
   ['--valid-until <time>', 'end of validity (default: service day + 28 h)'],
   ['--kind <kind>', 'rail, metro, bus, event (or 1-4)'],
   ['--flags <bits>', 'bit 0 transferable, bit 1 return, bit 2 concession'],
@@ -86,7 +88,8 @@ class Progress {
   private readonly on: boolean;
   private done = 0;
   constructor(private readonly total: number, enabled: boolean) {
-    this.on = enabled && process.stderr.isTTY === true && total > 1;
+    // A streamed batch has no total up front (0): the count alone is drawn.
+    this.on = enabled && process.stderr.isTTY === true && total !== 1;
   }
   print(line: string): void {
     if (this.on) process.stderr.write('\r\x1b[K');
@@ -99,6 +102,10 @@ class Progress {
   }
   private draw(): void {
     if (!this.on) return;
+    if (this.total === 0) {
+      process.stderr.write(`\r${this.done} row(s) done`);
+      return;
+    }
     const width = 30;
     const filled = Math.round((this.done / this.total) * width);
     process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.done}/${this.total}`);
@@ -117,6 +124,12 @@ function resultLine(r: IssueResult): string {
       return `${where}${r.tid ?? 'ticket'} already on card (not loaded again)`;
     case 'sealed':
       return `${where}sealed ${r.tid}`;
+    case 'issued_to_other_card':
+      return `${where}${r.tid} was issued to card ${r.card} by an earlier run (not issued again)`;
+    case 'not_attempted':
+      return `${where}not attempted: ${r.error}`;
+    case 'interrupted':
+      return `${where}INTERRUPTED${r.tid ? ` ${r.tid}` : ''}: ${r.error}`;
     default:
       return `${where}FAILED${r.tid ? ` ${r.tid}` : ''}: ${r.error}`;
   }
@@ -161,11 +174,12 @@ export function lineFingerprint(serial: string, line: number, request: TicketReq
  * anything reaches the card), then LOAD, then "loaded" in the store. A re-run, also after a crash or kill -9,
  * finds the line's ticket in the store and loads the same sealed ticket: nothing is issued twice.
  */
-async function issueOne(run: IssueRun, request: TicketRequest, line?: number, holder?: HolderRecord): Promise<IssueResult & { sealed?: Uint8Array }> {
-  const serial = hex(run.creds.serial);
-  // The fingerprint never covers the holder (a hash of a name and an ID number is guessable): the back office
-  // checks that a re-run names the same holder instead.
-  const requestKey = line !== undefined && request.tid === undefined ? lineFingerprint(serial, line, request) : undefined;
+async function issueOne(run: IssueRun, request: TicketRequest, line?: number, batchKey?: string, holder?: HolderRecord): Promise<IssueResult & { sealed?: Uint8Array }> {
+  // A row without tid is known by the input up to it (batch-input.ts), not by the card: re-run onto a second card
+  // (the first was full) it finds the ticket an earlier run loaded elsewhere instead of issuing it again. The key
+  // never covers the holder (a hash of a name and an ID number is guessable): the back office checks that a re-run
+  // names the same holder instead.
+  const requestKey = line !== undefined && request.tid === undefined ? batchKey : undefined;
   let tid = request.tid;
   let sealed: Uint8Array;
   const { NotFoundError, StoreConflictError } = await import('../../backoffice/store/store.js');
@@ -174,6 +188,12 @@ async function issueOne(run: IssueRun, request: TicketRequest, line?: number, ho
     tid = o.ticket.tid;
     sealed = o.ticket.sealed;
   } catch (e) {
+    if (e instanceof StoreConflictError && e.reason === 'tid_taken' && requestKey) {
+      const earlier = await run.bo.store.tidForRequest(run.bo.operator, requestKey);
+      const t = earlier ? await run.bo.store.ticket(run.bo.operator, earlier) : undefined;
+      if (t?.status === 'loaded') return { line, tid: t.tid, status: 'issued_to_other_card', card: t.cardSerial };
+      if (t) return { line, tid: t.tid, status: 'failed', error: `sealed for card ${t.cardSerial} by an earlier run, not known to be loaded: \`eticket load --pending\` on that card first` };
+    }
     if (e instanceof StoreConflictError || e instanceof NotFoundError) return { line, tid, status: 'failed', error: e.message };
     return failure(e, line, tid);
   }
@@ -207,19 +227,30 @@ async function requirePersonalised(issuing: IssuingTerminal): Promise<FciInfo> {
   return info;
 }
 
-function finish(cmd: Command, results: IssueResult[], batch: boolean): void {
-  const failed = results.filter((r) => r.status === 'failed').length;
+function finish(cmd: Command, results: IssueResult[], batch: boolean, interrupted?: unknown): void {
+  const count = (st: IssueStatus) => results.filter((r) => r.status === st).length;
+  const failed = count('failed');
+  const lines = (sts: IssueStatus[]) => results.filter((r) => sts.includes(r.status) && r.line !== undefined).map((r) => r.line!);
   const summary = {
     summary: true,
     total: results.length,
-    loaded: results.filter((r) => r.status === 'loaded').length,
-    alreadyOnCard: results.filter((r) => r.status === 'already_on_card').length,
-    sealed: results.filter((r) => r.status === 'sealed').length,
+    loaded: count('loaded'),
+    alreadyOnCard: count('already_on_card'),
+    issuedToOtherCard: count('issued_to_other_card'),
+    sealed: count('sealed'),
     failed,
+    notAttempted: count('not_attempted'),
+    interrupted: count('interrupted'),
+    // Which rows are done and which remain, by line: a script re-runs the remaining ones (onto another card).
+    done: lines(['loaded', 'already_on_card', 'issued_to_other_card', 'sealed']),
+    remaining: lines(['failed', 'not_attempted', 'interrupted']),
+    ...(interrupted ? { stoppedBy: errorLine(interrupted) } : {}),
   };
   if (batch) {
-    emit(cmd, summary, `${summary.total} ticket(s): ${summary.loaded} loaded, ${summary.alreadyOnCard} already on card, ${summary.sealed} sealed, ${failed} failed`);
-    if (failed) throw new ExitStatus(EXIT.PARTIAL);
+    const more = [summary.issuedToOtherCard && `${summary.issuedToOtherCard} on another card`, summary.notAttempted && `${summary.notAttempted} not attempted`, summary.interrupted && `${summary.interrupted} interrupted`].filter(Boolean);
+    emit(cmd, summary, `${summary.total} ticket(s): ${summary.loaded} loaded, ${summary.alreadyOnCard} already on card, ${summary.sealed} sealed, ${failed} failed${more.length ? `, ${more.join(', ')}` : ''}`);
+    if (interrupted) throw new ExitStatus(EXIT.TRANSPORT);
+    if (failed || summary.notAttempted || summary.interrupted) throw new ExitStatus(EXIT.PARTIAL);
   } else if (failed) {
     throw new ExitStatus(results[0].sw ? EXIT.CARD_REFUSED : EXIT.USAGE);
   }
@@ -233,6 +264,7 @@ export function registerIssue(program: Command): void {
     .addOption(new Option('--format <format>', 'batch format when the file name does not tell').choices(['csv', 'jsonl']))
     .option('--out <file>', 'seal only: write first ciphertexts to <file> (JSON Lines; raw bytes if it ends in .bin) instead of loading them')
     .option('--credentials <file>', 'with --out: seal to the card described by `eticket card info --json`, without the card at hand')
+    .option('--batch <name>', 'what re-runs know this batch by (default: the file name; stdin: "stdin"): rows without tid are not issued twice within one batch name')
     .option('--seller <id>', 'record the tickets and bills as sold by this registered seller (default: the operator)');
   addCardOptions(issue);
   addTicketFlags(issue);
@@ -241,8 +273,10 @@ export function registerIssue(program: Command): void {
     'after',
     `
 Batch columns / JSON keys: ${TICKET_FIELDS.join(', ')}. serviceDate is YYYY-MM-DD, times ISO 8601
-or epoch seconds. A bad line is reported with its number and the rest go on (exit status 4). Re-running
-a batch onto the same card is safe: tickets already there are reported "already on card".
+or epoch seconds. A bad line is reported with its number and the rest go on (exit status 4); a full card
+stops the batch (the rest "not attempted", exit 4); a pulled card too (exit 3). The summary (JSON under
+--json) lists the rows done and remaining. Re-running a batch, onto the same card or the next one, is safe:
+nothing is issued twice. --from - reads CSV or JSON Lines from stdin (told by the first line).
 Real-name tickets: columns ${HOLDER_FIELDS.join(', ')} (photo: a file next to the batch), or
 --holder-* for one ticket. The holder is kept encrypted by the back office and never written to the card,
 the output or any log (docs/realname.md); such a line has no passenger.
@@ -252,7 +286,7 @@ Examples:
   $ eticket issue --card card.img --from tickets.csv --json
   $ eticket issue --card card.img --from tickets.csv --out sealed.jsonl   # seal now, load later`,
   );
-  issue.action(async (opts: CardOptions & Record<string, unknown> & { from?: string; format?: string; out?: string; credentials?: string; seller?: string }, cmd: Command) => {
+  issue.action(async (opts: CardOptions & Record<string, unknown> & { from?: string; format?: string; out?: string; credentials?: string; seller?: string; batch?: string }, cmd: Command) => {
     const flags = ticketFlagValues(opts);
     const holder = holderFromFlags(opts as Parameters<typeof holderFromFlags>[0]);
     if (opts.from && (Object.keys(flags).length || holder)) throw new UsageError(`give ticket fields as flags or in --from ${opts.from}, not both`);
@@ -261,21 +295,46 @@ Examples:
     if (opts.credentials && !opts.out) throw new UsageError('--credentials is for sealing to a file: add --out <file>');
     if (opts.credentials && (opts.card || opts.reader)) throw new UsageError('give --credentials or a card (--card / --reader), not both');
 
-    let items: BatchItem[];
-    if (opts.from) {
-      if (opts.from !== '-' && !existsSync(opts.from)) throw new UsageError(`batch file ${opts.from} does not exist`);
-      const text = readFileSync(opts.from === '-' ? 0 : opts.from, 'utf8');
-      items = parseBatch(text, batchFormat(opts.from === '-' ? 'stdin' : opts.from, opts.format ?? (opts.from === '-' ? 'jsonl' : undefined)), opts.from === '-' ? '.' : dirname(resolve(opts.from)));
-    } else {
-      items = [{ line: undefined as unknown as number, request: toRequest(flags), ...(holder ? { holder } : {}) }];
-    }
     const batch = Boolean(opts.from);
+    // Rows stream from the file; the first is read now, so an empty file, a directory or a bad header stops
+    // here (exit 1), before the card or the store is touched.
+    const { batchItems, rowKey } = await import('./batch-input.js');
+    const batchName = opts.batch ?? (opts.from && opts.from !== '-' ? basename(opts.from) : 'stdin');
+    let rows: AsyncGenerator<BatchItem>;
+    if (opts.from) {
+      // holderPhoto names a file next to the batch (stdin: the current directory).
+      rows = batchItems(opts.from, opts.format, opts.from === '-' ? '.' : dirname(resolve(opts.from)));
+    } else {
+      rows = (async function* () {
+        yield { line: undefined as unknown as number, request: toRequest(flags), ...(holder ? { holder } : {}) };
+      })();
+    }
+    let first: IteratorResult<BatchItem>;
+    try {
+      first = await rows.next();
+    } catch (e) {
+      if (e instanceof InvalidInputError && !(e instanceof UsageError)) throw new UsageError(e.message);
+      throw e;
+    }
+    if (first.done) throw new UsageError(`${opts.from === '-' ? 'standard input' : opts.from} holds no tickets (empty, or a CSV header only)`);
     const w = await workDir(cmd);
+    // Default validity starts at the service day's midnight in the operator's time zone.
+    const [{ timeZoneOf, withLocalValidity }, { parseServiceDate }] = await Promise.all([import('./timezone.js'), import('../../sdk/fields.js')]);
+    const tz = timeZoneOf(cmd, w.config.timeZone);
+    const local = (it: BatchItem): BatchItem => {
+      if ('error' in it) return it;
+      try {
+        return { ...it, request: withLocalValidity(it.request, tz, parseServiceDate) };
+      } catch (e) {
+        if (e instanceof InvalidInputError) return { line: it.line, error: e.message };
+        throw e;
+      }
+    };
     const pass = await passphrase();
     w.loadAuthoritySigner(pass); // a wrong passphrase stops here, before the store or the card is touched
-    if (opts.out?.endsWith('.bin') && items.length !== 1) throw new UsageError('a .bin output holds one ticket; use a .jsonl name for a batch');
 
     const [{ IssuingTerminal }, { openBackoffice }] = await Promise.all([import('../issuing.js'), import('./store.js')]);
+    const { TransportError } = await import('../../sdk/errors.js');
     let card: CardHandle | undefined;
     let office: OpenedBackoffice | undefined;
     try {
@@ -297,29 +356,87 @@ Examples:
       const run: IssueRun = { bo: office.bo, creds, issuing: opts.out ? undefined : issuing, out: opts.out, sellerId: opts.seller };
       if (opts.out && !opts.out.endsWith('.bin')) writeFileSync(opts.out, '');
       const json = globals(cmd).json;
-      const progress = new Progress(items.length, !json);
+      const progress = new Progress(batch ? 0 : 1, !json);
       const results: IssueResult[] = [];
-      for (const it of items) {
+      // The same tid on two rows of one file: the first row wins, a later one with other content is refused.
+      const tids = new Map<string, { line: number; content: string }>();
+      // Once set, the remaining rows are reported "not attempted" with this reason (card full, card pulled).
+      let stop: string | undefined;
+      let interrupted: unknown;
+      const report = (r: IssueResult) => {
+        results.push(r);
+        if (json) console.log(JSON.stringify(r));
+        else if (batch || r.status !== 'failed') progress.print(resultLine(r));
+        else console.error(`eticket: ${r.error}`);
+      };
+      let next: IteratorResult<BatchItem> = first;
+      for (; !next.done; next = await nextRow(rows)) {
+        const it = local(next.value);
         const line = batch ? it.line : undefined;
-        const r = 'error' in it ? { line, status: 'failed' as const, error: it.error } : await issueOne(run, it.request, line, it.holder);
+        if ('error' in it && it.error.startsWith(READ_FAILED)) {
+          // The input itself failed mid-way: what was read is reported, the rest is unknown.
+          report({ status: 'failed', error: `the batch input could not be read after line ${results.at(-1)?.line ?? 0}: ${it.error.slice(READ_FAILED.length)}` });
+          break;
+        }
+        if (stop) {
+          report({ line, status: 'not_attempted', tid: 'request' in it ? it.request.tid : undefined, error: stop });
+          continue;
+        }
+        if ('error' in it) {
+          report({ line, status: 'failed', error: it.error });
+          continue;
+        }
+        if (opts.out?.endsWith('.bin') && results.length > 0) throw new UsageError('a .bin output holds one ticket; use a .jsonl name for a batch');
+        if (it.request.tid !== undefined) {
+          // The holder counts as content (compared here in memory, never stored or printed).
+          const content = JSON.stringify([it.request, it.holder ? { ...it.holder, photo: it.holder.photo ? hex(it.holder.photo) : undefined } : null]);
+          const seen = tids.get(it.request.tid);
+          if (seen && seen.content !== content) {
+            report({ line, status: 'failed', tid: it.request.tid, error: `tid ${it.request.tid} is also on line ${seen.line} with other content: not issued (give each ticket its own tid)` });
+            continue;
+          }
+          if (!seen) tids.set(it.request.tid, { line: it.line, content });
+        }
+        let r: IssueResult & { sealed?: Uint8Array };
+        try {
+          r = await issueOne(run, it.request, line, line === undefined ? undefined : rowKey(batchName, line, (next.value as { request: object }).request), it.holder);
+        } catch (e) {
+          if (!(e instanceof TransportError) || !batch) throw e;
+          // The card went away (pulled, reader gone): this row's state is unknown until a re-run, which finds it.
+          interrupted = e;
+          stop = `not attempted: the batch stopped at line ${line} (${errorLine(e)})`;
+          report({ line, status: 'interrupted', tid: it.request.tid, error: `${errorLine(e)}; re-run the batch to finish it (nothing is issued twice)` });
+          continue;
+        }
         if (r.sealed && opts.out) {
           if (opts.out.endsWith('.bin')) writeFileSync(opts.out, r.sealed);
           else appendFileSync(opts.out, JSON.stringify({ line, tid: r.tid, card: hex(creds.serial), sealed: hex(r.sealed) }) + '\n');
         }
-        const { sealed: _s, ...result } = r as IssueResult & { sealed?: Uint8Array };
-        results.push(result);
-        if (json) console.log(JSON.stringify(result));
-        else if (batch || result.status !== 'failed') progress.print(resultLine(result));
-        else console.error(`eticket: ${result.error}`);
+        const { sealed: _s, ...result } = r;
+        report(result);
+        // A full card takes nothing more: the rest of the batch waits for the next card, unsealed.
+        if (batch && result.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase()) stop = `the card is full (line ${line}): re-run the batch with another card`;
         progress.tick();
       }
       progress.end();
-      finish(cmd, results, batch);
+      finish(cmd, results, batch, interrupted);
     } finally {
       await card?.close().catch(() => undefined);
       await office?.close().catch(() => undefined);
     }
   });
+}
+
+/** Marks an input that failed mid-way (an I/O error after rows were read): the rest of the batch is not attempted. */
+const READ_FAILED = '\u0000read failed';
+
+async function nextRow(rows: AsyncGenerator<BatchItem>): Promise<IteratorResult<BatchItem>> {
+  try {
+    return await rows.next();
+  } catch (e) {
+    if (e instanceof InvalidInputError || (e as NodeJS.ErrnoException)?.code) return { done: false, value: { line: 0, error: READ_FAILED + errorLine(e) } };
+    throw e;
+  }
 }
 
 /** First ciphertexts from a file: `issue --out` JSON Lines, hex lines, or one raw blob. */

@@ -41,7 +41,7 @@ export function registerRaw(program: Command): void {
       .command('apdu <hex...>')
       .description('send raw command APDUs (hex) and print each with its command and status word decoded by name')
       .option('--select', 'SELECT the e-ticket application first')
-      .addHelpText('after', '\nGET RESPONSE is sent for 61XX. Exit status 2 when any status word is not 9000.\n\nExample:\n  $ eticket apdu --card card.img 00A4040009F0455449434B455401 80CA00D800'),
+      .addHelpText('after', '\nGET RESPONSE is sent for 61XX. Exit status 2 when any status word is not 9000.\n\nExample:\n  $ eticket apdu --card card.img 00A4040009F0455449434B455401 80CA00DA00'),
   ).action(async (apdus: string[], opts: CardOptions & { select?: boolean }, cmd: Command) => {
     const commands = apdus.map((a) => {
       const clean = a.replace(/[\s:]/g, '');

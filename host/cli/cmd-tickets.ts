@@ -4,12 +4,12 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Evidence } from '../../backoffice/arbitration.js';
-import { CryptoError } from '../../sdk/errors.js';
+import { CryptoError, TicketNotFoundError } from '../../sdk/errors.js';
 import { hex } from '../../sdk/bytes.js';
 import { parseServiceDate } from '../../sdk/fields.js';
 import type { TicketRequest } from '../../sdk/roles/ticket-server.js';
 import type { TicketFace } from '../../sdk/ticket.js';
-import type { CheckingTerminal, CheckingTerminalConfig, GateMode, Receipt, TicketQuery } from '../checking.js';
+import type { CheckingTerminal, CheckingTerminalConfig, GateMode, Receipt, TicketQuery, TicketView } from '../checking.js';
 import type { CardSession } from '../session.js';
 import { parseTime, toRequest } from './batch.js';
 import { addTicketFlags, ticketFlagValues } from './cmd-issue.js';
@@ -205,7 +205,14 @@ export function registerTickets(program: Command): void {
     // The store is opened first: a busy or unreachable store stops the command before the card changes.
     await withBackoffice(cmd, w, pass, ({ bo }) => withCard(cmd, opts, async ({ session }) => {
       const t = await checkingTerminal(session, config);
-      const v = await t.verifyTicket(q, { verificationCode: false });
+      const v = await alreadyVoid(t.verifyTicket(q, { verificationCode: false }), q);
+      if (!v) {
+        // A retried delete: the card already voided this TID (its tombstone says so). Done, not an error.
+        const tid = opts.tid!;
+        const receipt = (await bo.store.receipts(bo.operator, tid)).find((x) => x.kind === 'deletion');
+        emit(cmd, { ok: true, mode: t.mode, alreadyDeleted: true, tid, receiptStored: Boolean(receipt) }, `${tid} was already deleted from this card (nothing to do)${receipt ? '; its deletion receipt is in the back office' : ''}`);
+        return;
+      }
       const r = await t.deleteTicket(v);
       await bo.recordDeletion({ encoded: r.encoded, transaction: r.sym }, `cli:${opts.gateId}`);
       const { receiptJson } = await format();
@@ -238,8 +245,26 @@ export function registerTickets(program: Command): void {
     await withBackoffice(cmd, w, pass, async ({ bo }) => {
       await withCard(cmd, opts, async ({ session }) => {
         const t = await checkingTerminal(session, config);
-        const old = await t.verifyTicket({ tid: opts.tid });
-        const request = replacement(old.face, changes, opts.newTid);
+        const old = await alreadyVoid(t.verifyTicket({ tid: opts.tid }), { tid: opts.tid });
+        if (!old) {
+          // A retried rebook: the old ticket is void on the card; if its replacement is on the card too, it is done.
+          const was = await bo.store.ticket(bo.operator, opts.tid);
+          const next = was?.replacedBy ? await bo.store.ticket(bo.operator, was.replacedBy) : undefined;
+          if (!next || next.cardSerial !== was!.cardSerial) throw new UsageError(`${opts.tid} is already deleted from this card and the store names no replacement on it: issue one with \`eticket issue\``);
+          const issuing = new IssuingTerminal(session, { authorize: w.issuerAuthorizer(() => pass) });
+          let seq = next.sequenceNumber;
+          try {
+            seq = (await issuing.load(next.sealed)).sequenceNumber;
+          } catch (e) {
+            if (!isDuplicate(e)) throw e;
+          }
+          await bo.markLoaded(next.tid, seq);
+          emit(cmd, { ok: true, alreadyRebooked: true, tid: opts.tid, replacement: next.tid, sequenceNumber: seq }, `${opts.tid} was already rebooked as ${next.tid}, which is on the card (nothing more to do)`);
+          return;
+        }
+        const [{ timeZoneOf, withLocalValidity }, { parseServiceDate }] = await Promise.all([import('./timezone.js'), import('../../sdk/fields.js')]);
+        // A new service date's validity starts at its midnight in the operator's time zone.
+        const request = changes.serviceDate === undefined ? replacement(old.face, changes, opts.newTid) : withLocalValidity(replacement(old.face, changes, opts.newTid), timeZoneOf(cmd, w.config.timeZone), parseServiceDate);
         const receipt = await t.deleteTicket(old);
         // The deletion receipt is in the store before the replacement is issued: it is what allows re-issuing.
         await bo.recordReceipt({ encoded: receipt.encoded, transaction: receipt.sym }, `cli:${opts.gateId}`);
@@ -264,6 +289,16 @@ export function registerTickets(program: Command): void {
       });
     });
   });
+}
+
+/** The view, or undefined when the card says the TID was deleted (void) and the query named that TID: a retry. */
+async function alreadyVoid(view: Promise<TicketView>, q: TicketQuery): Promise<TicketView | undefined> {
+  try {
+    return await view;
+  } catch (e) {
+    if (e instanceof TicketNotFoundError && e.status === 'void' && 'tid' in q) return undefined;
+    throw e;
+  }
 }
 
 /** The new request: the old face's own fields, overridden; server-filled fields recomputed. */

@@ -17,6 +17,7 @@ interface RunOptions {
   report?: string;
   out?: string;
   shortApdus?: boolean;
+  spendCard?: boolean;
 }
 
 const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
@@ -48,6 +49,7 @@ export function registerVectors(program: Command): void {
     .option('--area <list>', 'only these areas: personalisation, framing, load, read-verify, usage-delete, sym-gate')
     .option('--report <format>', 'also write a report: junit, tap or json')
     .option('--out <file>', 'write the report to <file> (default: standard output, the table then goes to standard error)')
+    .option('--spend-card', 'the reader holds a second blank card to give up: run on it only the groups that leave a card unusable for the test profile')
     .option('--short-apdus', 'the reader passes no extended-length APDUs: the runner chains long commands')
     .option('--keys <dir>', 'the TEST ONLY keys (test-vectors/keys/ of the eticket repository; not in the npm package); default: $ETICKET_TEST_KEYS, else the checkout\'s')
     .addHelpText(
@@ -56,6 +58,8 @@ export function registerVectors(program: Command): void {
 Exit status 0 when every selected vector passed, 4 when any failed, 3 when the reader or card is unusable.
 A reader's card must be blank (the runner personalises it with the TEST ONLY keys of test-vectors/keys/) or
 already personalised with them; groups that need a fresh or special card are skipped with the reason.
+The run deletes the tickets it loaded and gives each run its own ticket ids and issue times: one test card runs
+the vectors again and again. --spend-card gives up a second blank card for the groups that fill its key tables.
 
 Example:
   $ eticket vectors run
@@ -64,6 +68,7 @@ Example:
     )
     .action(async (paths: string[], opts: RunOptions, cmd: Command) => {
       const format = opts.report as ReportFormat | undefined;
+      if (opts.spendCard && !opts.reader) throw new UsageError('--spend-card needs --reader');
       if (format && !['junit', 'tap', 'json'].includes(format)) throw new UsageError('--report is junit, tap or json');
       const [{ imageProvider, readerProvider }, { runVectors }, { summaryTable, writeReport }, { testKeysDir }] = await Promise.all([
         import('../../test-vectors/providers.js'),
@@ -75,7 +80,7 @@ Example:
       // Before any card is touched: without the TEST ONLY keys nothing can run (a usage error that says where they are).
       const keysDir = testKeysDir(opts.keys);
       const provider = opts.reader
-        ? readerProvider({ reader: opts.reader, extendedLength: !opts.shortApdus })
+        ? readerProvider({ reader: opts.reader, extendedLength: !opts.shortApdus, spendCard: opts.spendCard })
         : imageProvider({ dir: opts.images, keep: opts.images !== undefined, extendedLength: !opts.shortApdus });
       const json = globals(cmd).json;
       const reportToStdout = format !== undefined && !opts.out;

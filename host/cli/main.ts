@@ -43,6 +43,7 @@ export function buildProgram(): Command {
     .option('--record <file>', 'record every APDU exchanged with the card to <file> (apdu4j dump; see `eticket trace`)')
     .option('--database <url>', 'back-office store on a PostgreSQL server (postgres://…; default $ETICKET_DATABASE_URL, else the embedded store in the working directory)')
     .option('--wait <seconds>', 'how long to wait when another eticket process holds the embedded store (default 30)')
+    .option('--tz <zone>', "operator time zone for service dates (IANA name, e.g. Asia/Shanghai; default $ETICKET_TZ, else the working directory's, else UTC)")
     .option('--debug', 'print stack traces on errors')
     .configureHelp({ showGlobalOptions: true })
     .exitOverride()
@@ -102,7 +103,9 @@ export async function main(argv = process.argv): Promise<void> {
     process.exitCode = await exitCodeFor(e);
     // The command has reported its results (a batch's failures, a gate's REJECT); only the status is left.
     if (e instanceof ExitStatus) return;
-    console.error(`eticket: ${errorLine(e)}`);
+    // Under --json a script gets the error as JSON too (on stderr: stdout carries only results).
+    if (program.opts().json) console.error(JSON.stringify({ ok: false, error: errorLine(e), exitCode: process.exitCode, kind: e instanceof Error ? e.constructor.name : typeof e }));
+    else console.error(`eticket: ${errorLine(e)}`);
     if (argv.includes('--debug')) console.error((e as Error)?.stack);
   }
 }

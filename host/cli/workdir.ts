@@ -77,6 +77,8 @@ export interface WorkConfig {
   caName: string;
   /** Gate mode sym: the operator's checking master key; the key itself is in keys/, encrypted. */
   checkingMasterKey?: { version: number; keyId: string };
+  /** The operator's time zone (IANA name): service dates at gates, default validity (host/cli/timezone.ts). */
+  timeZone?: string;
   /**
    * Real-name tickets: the holder master keys by id (files keys/holder-master-<id>), the current one first in
    * use for new records. Older ones stay until `eticket realname rotate-key` has re-sealed what they sealed.
@@ -237,6 +239,12 @@ export class WorkDir {
     // eticket.json is what marks the directory as initialised: replace it whole, never half-written.
     const file = join(this.dir, 'eticket.json');
     writeFileDurably(file, JSON.stringify(this.config, null, 2) + '\n');
+  }
+
+  /** Record the operator's time zone (already checked by the caller) in eticket.json. */
+  setTimeZone(tz: string): void {
+    this.config.timeZone = tz;
+    this.writeConfig();
   }
 
   get hasMasterKey(): boolean {

@@ -819,7 +819,8 @@ export class PcscTransport implements Transport {
   private bounded<T>(ctx: PcscContext, call: Promise<T>, op: string, name: string): Promise<T> {
     let wake: (() => void) | undefined;
     const removed = new Promise<never>((_, reject) => {
-      wake = () => reject(new CardRemovedError(`card removed from "${name}" during ${op}`, name));
+      // No card to connect to is an empty reader, not a removal (nothing was there to remove).
+      wake = () => reject(new CardRemovedError(op === 'connect' ? `no card in "${name}"` : `card removed from "${name}" during ${op}`, name));
       this.removalWaiters.add(wake);
     });
     const ms = this.opts.timeoutMs;
@@ -857,7 +858,7 @@ export class PcscTransport implements Transport {
     }
     if (code !== undefined && MAYBE_REMOVED_CODES.has(code) && (await this.confirmRemoval(name))) {
       this.stale = 'removed';
-      return new CardRemovedError(`card removed from "${name}" during ${op}`, name, cause);
+      return new CardRemovedError(connecting ? `no card in "${name}"` : `card removed from "${name}" during ${op}`, name, cause);
     }
     return new TransportError(`${op} on "${name}" failed: ${text}`, name, cause);
   }

@@ -51,6 +51,24 @@ describe('certificate authority and card trust', () => {
     expect(authority.seal(ticket, { suite: 'rsa', serial, encryptionCertificate: mine }).length).toBeGreaterThan(256);
   });
 
+  it('CaTrust checks a certificate chain once and then serves it from its cache; other bytes, a rogue CA, another card are still refused', () => {
+    const trust = new CaTrust(ca.certificateDer);
+    const mine = ca.certifyCardKey(serial, 'encryption', cardKey.publicKey);
+    const card = { suite: 'rsa' as const, serial, encryptionCertificate: mine };
+    const key = trust.encryptionKey(card);
+    for (let i = 0; i < 5; i++) expect(trust.encryptionKey(card)).toEqual(key);
+    expect(trust.chainChecks).toBe(1);
+    const altered = mine.slice();
+    altered[altered.length - 10] ^= 0x01; // inside the CA's signature
+    expect(() => trust.encryptionKey({ ...card, encryptionCertificate: altered })).toThrow(/not issued by the trusted CA/);
+    expect(() => trust.encryptionKey({ ...card, encryptionCertificate: rogue.certifyCardKey(serial, 'encryption', cardKey.publicKey) })).toThrow(/not issued by the trusted CA/);
+    const otherSerial = serial.map((b) => b ^ 0xff);
+    expect(() => trust.encryptionKey({ ...card, serial: otherSerial })).toThrow(/names card/);
+    // The same bytes for another usage are a separate check (and refused: the certificate says encryption).
+    expect(() => trust.signingKey({ ...card, signingCertificate: mine })).toThrow(CryptoError);
+    expect(trust.chainChecks).toBe(4);
+  });
+
   it('a CA reloaded from its key and certificate keeps certifying; a mismatched key is refused', () => {
     const again = CertificateAuthority.load(ca.key, ca.certificateDer);
     expect(() => verifyCardCertificate(ca.certificateDer, again.certifyCardKey(serial, 'signature', cardKey.publicKey), 'signature')).not.toThrow();

@@ -4,7 +4,7 @@
 import { hex } from '../bytes.js';
 import { CryptoError } from '../errors.js';
 import type { SuiteName } from '../spec.js';
-import { verifyCardCertificate } from './ca.js';
+import { verifyCardCertificate, type CertifiedCardKey } from './ca.js';
 import { sm9EncryptionPublicKey, sm9SigningPublicKey } from '../crypto/sm9-suite.js';
 
 /** What a card tells about itself (GET DATA), enough to find and check its public keys. */
@@ -31,14 +31,31 @@ export interface CardTrust {
 export class CaTrust implements CardTrust {
   readonly suite = 'rsa' as const;
   readonly needsSigningCertificate = true;
+  /** Certificates already traced to the CA (by usage and bytes): a batch onto one card checks its certificate once. */
+  private readonly verified = new Map<string, CertifiedCardKey>();
+  /** How many certificate chains were checked (not served from the cache): for tests and the benchmark. */
+  chainChecks = 0;
+
   constructor(readonly caCertificate: Uint8Array) {}
 
   private check(card: CardCredentials, cert: Uint8Array | undefined, usage: 'encryption' | 'signature'): Uint8Array {
     if (!cert) throw new CryptoError(`card ${hex(card.serial)} has no ${usage} certificate`);
-    const c = verifyCardCertificate(this.caCertificate, cert, usage);
+    const key = `${usage}:${hex(cert)}`;
+    let c = this.verified.get(key);
+    // The CA's signature holds for these bytes for ever; the validity window is checked on every use.
+    if (c && new Date() > c.notAfter) c = undefined;
+    if (!c) {
+      this.chainChecks++;
+      c = verifyCardCertificate(this.caCertificate, cert, usage);
+      if (this.verified.size >= CaTrust.CACHE_ENTRIES) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(key, c);
+    }
     if (hex(c.serial) !== hex(card.serial)) throw new CryptoError(`certificate names card ${hex(c.serial)}, not ${hex(card.serial)}`);
     return c.publicKey;
   }
+
+  /** Cards remembered at once (oldest forgotten first): bounded memory for a long-running back office. */
+  static readonly CACHE_ENTRIES = 4096;
 
   encryptionKey(card: CardCredentials): Uint8Array {
     return this.check(card, card.encryptionCertificate, 'encryption');

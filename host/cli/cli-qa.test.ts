@@ -1,0 +1,186 @@
+// What integrators and QA engineers ran into (issue 13), through the real `eticket` process: service dates in the
+// operator's time zone, the gate choosing the ticket that can pass, batches that say what happened.
+
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, type CliEnv } from './run-cli.js';
+
+let dir: string;
+let env: CliEnv;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'eticket-cli-qa-'));
+  env = { cwd: dir };
+  const init = await cli(env, 'init', '--operator', 'CR', '--time-zone', 'Asia/Shanghai');
+  expect(init.stderr).toBe('');
+  expect(init.code).toBe(0);
+  const made = await Promise.all([cli(env, 'card', 'create', 'tz.img'), cli(env, 'card', 'create', 'two.img')]);
+  expect(made.map((r) => r.code)).toEqual([0, 0]);
+  const pers = await Promise.all([cli(env, 'card', 'personalize', '--card', 'tz.img'), cli(env, 'card', 'personalize', '--card', 'two.img')]);
+  expect(pers.map((r) => r.stderr)).toEqual(['', '']);
+}, 300_000);
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('service dates in the operator time zone', () => {
+  it('a UTC+8 operator: a ticket for 2026-12-01 is valid from local midnight and passes the gate at 07:30 local (23:30 UTC the day before)', async () => {
+    const issued = await cli(env, '--json', 'issue', '--card', 'tz.img', '--service-date', '2026-12-01', '--train', 'G1', '--origin', 'BJS', '--destination', 'SHH');
+    expect(issued.code).toBe(0);
+    const tid = issued.json()[0].tid as string;
+    const shown = await cli(env, '--json', 'verify', '--card', 'tz.img', '--tid', tid);
+    expect(shown.json()[0]).toMatchObject({ ticket: { face: { serviceDate: '2026-12-01', validFrom: '2026-11-30T16:00:00Z', validUntil: '2026-12-01T20:00:00Z' } } });
+    const gate = await cli(env, '--json', 'gate', '--card', 'tz.img', '--station', 'BJS', '--direction', 'entry', '--time', '2026-11-30T23:30:00Z');
+    expect(gate.code).toBe(0);
+    expect(gate.json()[0]).toMatchObject({ pass: true, tid });
+  });
+
+  it('--tz overrides the working directory: the same tap in UTC looks for 2026-11-30 and finds nothing (exit 6)', async () => {
+    const gate = await cli(env, '--json', '--tz', 'UTC', 'gate', '--card', 'tz.img', '--station', 'BJS', '--direction', 'entry', '--time', '2026-11-30T23:31:00Z');
+    expect(gate.code).toBe(6);
+    expect(gate.json()[0]).toMatchObject({ pass: false, reason: 'not_found' });
+  });
+
+  it('an unknown time zone is a usage error (exit 1) naming it', async () => {
+    const r = await cli(env, '--tz', 'Mars/Olympus', 'gate', '--card', 'tz.img', '--station', 'BJS', '--direction', 'entry');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unknown time zone "Mars\/Olympus"/);
+  });
+});
+
+describe('the gate chooses the ticket that can pass', () => {
+  it('two tickets for one train: after the first is used up, the second passes entry', async () => {
+    const one = await cli(env, '--json', 'issue', '--card', 'two.img', '--service-date', '2026-12-02', '--train', 'G7', '--origin', 'BJS', '--destination', 'SHH', '--seat', '01A');
+    const two = await cli(env, '--json', 'issue', '--card', 'two.img', '--service-date', '2026-12-02', '--train', 'G7', '--origin', 'BJS', '--destination', 'SHH', '--seat', '01B');
+    expect([one.code, two.code]).toEqual([0, 0]);
+    const [first, second] = [one.json()[0].tid, two.json()[0].tid];
+    const tap = (direction: string, station: string, time: string) => cli(env, '--json', 'gate', '--card', 'two.img', '--station', station, '--direction', direction, '--train', 'G7', '--time', time);
+    expect((await tap('entry', 'BJS', '2026-12-02T01:00:00Z')).json()[0]).toMatchObject({ pass: true, tid: first });
+    expect((await tap('exit', 'SHH', '2026-12-02T05:00:00Z')).json()[0]).toMatchObject({ pass: true, tid: first });
+    // The card still shows the used ticket first; the gate looks further and lets the second passenger in.
+    const again = await tap('entry', 'BJS', '2026-12-02T05:10:00Z');
+    expect(again.code).toBe(0);
+    expect(again.json()[0]).toMatchObject({ pass: true, tid: second });
+    // Both used: the first ticket's reason stands.
+    await tap('exit', 'SHH', '2026-12-02T09:00:00Z');
+    const none = await tap('entry', 'BJS', '2026-12-02T09:10:00Z');
+    expect(none.code).toBe(6);
+    expect(none.json()[0]).toMatchObject({ pass: false, reason: 'already_exited', tid: first });
+  });
+});
+
+describe('batches say what happened', () => {
+  const D = '2026-12-03';
+  const rows = (r: { json: () => Record<string, unknown>[] }) => r.json().filter((x) => !x.summary);
+  const summary = (r: { json: () => Record<string, unknown>[] }) => r.json().find((x) => x.summary);
+
+  beforeAll(async () => {
+    const made = await Promise.all([cli(env, 'card', 'create', 'b1.img'), cli(env, 'card', 'create', 'small1.img', '--capacity', '7600'), cli(env, 'card', 'create', 'big2.img')]);
+    expect(made.map((r) => r.code)).toEqual([0, 0, 0]);
+    const pers = await Promise.all(['b1.img', 'small1.img', 'big2.img'].map((c) => cli(env, 'card', 'personalize', '--card', c)));
+    expect(pers.map((r) => r.stderr)).toEqual(['', '', '']);
+  }, 300_000);
+
+  it('the same tid twice with other content: the second row is refused (exit 4); with the same content it is already on card', async () => {
+    writeFileSync(join(dir, 'dup.csv'), ['tid,serviceDate,train,passenger', `DUP-1,${D},G1,Li Wei`, `DUP-1,${D},G1,Wang Fang`, `DUP-2,${D},G1,Zhao Lei`, `DUP-2,${D},G1,Zhao Lei`].join('\n') + '\n');
+    const r = await cli(env, '--json', 'issue', '--card', 'b1.img', '--from', 'dup.csv');
+    expect(r.code).toBe(4);
+    expect(rows(r)).toEqual([
+      expect.objectContaining({ line: 2, status: 'loaded', tid: 'DUP-1' }),
+      expect.objectContaining({ line: 3, status: 'failed', tid: 'DUP-1', error: expect.stringMatching(/tid DUP-1 is also on line 2 with other content/) }),
+      expect.objectContaining({ line: 4, status: 'loaded', tid: 'DUP-2' }),
+      expect.objectContaining({ line: 5, status: 'already_on_card', tid: 'DUP-2' }),
+    ]);
+    expect(summary(r)).toMatchObject({ done: [2, 4, 5], remaining: [3] });
+  });
+
+  it('a full card: the rest not attempted; re-run onto a second card, rows without tid done on the first are not issued again', async () => {
+    writeFileSync(join(dir, 'twocards.csv'), ['serviceDate,train,seat', ...Array.from({ length: 6 }, (_, i) => `${D},K${i},0${i}A`)].join('\n') + '\n');
+    const one = await cli(env, '--json', 'issue', '--card', 'small1.img', '--from', 'twocards.csv');
+    expect(one.code).toBe(4);
+    const s1 = summary(one) as { done: number[]; remaining: number[]; notAttempted: number };
+    expect(s1.done.length).toBeGreaterThan(0);
+    expect(s1.remaining.length).toBeGreaterThan(1);
+    expect(s1.notAttempted).toBe(s1.remaining.length - 1); // one row met the full card, the others were not tried
+    const two = await cli(env, '--json', 'issue', '--card', 'big2.img', '--from', 'twocards.csv');
+    expect(two.code).toBe(0);
+    const byLine = new Map(rows(two).map((x) => [x.line, x]));
+    for (const line of s1.done) expect(byLine.get(line)).toMatchObject({ status: 'issued_to_other_card', card: expect.stringMatching(/^[0-9A-F]{16}$/) });
+    for (const line of s1.remaining) expect(byLine.get(line)).toMatchObject({ status: 'loaded' });
+    // Each row is on exactly one card.
+    const trains = async (card: string) => ((await cli(env, '--json', 'tickets', '--card', card)).json()[0].tickets as { face: { train: string } }[]).map((t) => t.face.train);
+    const all = [...(await trains('small1.img')), ...(await trains('big2.img'))].filter((t) => t.startsWith('K'));
+    expect(all.sort()).toEqual(['K0', 'K1', 'K2', 'K3', 'K4', 'K5']);
+    expect(summary(two)).toMatchObject({ remaining: [], done: [2, 3, 4, 5, 6, 7] });
+  });
+
+  it('a 150 MB field is one failed line with a clear reason, read in bounded memory (a 96 MB heap); the other rows load', async () => {
+    const file = join(dir, 'huge.csv');
+    const fd = openSync(file, 'w');
+    writeSync(fd, `serviceDate,train,passenger\n${D},H1,Ok\n${D},H2,`);
+    const block = 'x'.repeat(1 << 20);
+    for (let i = 0; i < 150; i++) writeSync(fd, block);
+    writeSync(fd, `\n${D},H3,Ok\n`);
+    closeSync(fd);
+    const r = await cli({ ...env, vars: { NODE_OPTIONS: '--max-old-space-size=96' } }, '--json', 'issue', '--card', 'b1.img', '--from', 'huge.csv');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(4);
+    expect(rows(r)).toEqual([
+      expect.objectContaining({ line: 2, status: 'loaded' }),
+      expect.objectContaining({ line: 3, status: 'failed', error: expect.stringMatching(/line longer than 65536 characters/) }),
+      expect.objectContaining({ line: 4, status: 'loaded' }),
+    ]);
+  }, 300_000);
+
+  it('CSV on stdin (--from -) is told from JSON Lines by its first line; --format still decides when given', async () => {
+    const csv = await cli({ ...env, stdin: `serviceDate,train\n${D},S1\n` }, '--json', 'issue', '--card', 'b1.img', '--from', '-');
+    expect(csv.code).toBe(0);
+    expect(rows(csv)).toEqual([expect.objectContaining({ line: 2, status: 'loaded' })]);
+    const jsonl = await cli({ ...env, stdin: `{"serviceDate":"${D}","train":"S2"}\n` }, '--json', 'issue', '--card', 'b1.img', '--from', '-');
+    expect(jsonl.code).toBe(0);
+    expect(rows(jsonl)).toEqual([expect.objectContaining({ line: 1, status: 'loaded' })]);
+    const forced = await cli({ ...env, stdin: `serviceDate,train\n${D},S3\n` }, '--json', 'issue', '--card', 'b1.img', '--from', '-', '--format', 'jsonl');
+    expect(forced.code).toBe(4);
+    expect(rows(forced)[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/not JSON/) });
+  });
+
+  it('a directory, an empty file and a header without rows are usage errors (exit 1) saying so, under --json as JSON', async () => {
+    mkdirSync(join(dir, 'adir'), { recursive: true });
+    writeFileSync(join(dir, 'empty.csv'), '');
+    writeFileSync(join(dir, 'header.csv'), 'serviceDate,train\n');
+    const [d, e, h] = await Promise.all([
+      cli(env, 'issue', '--card', 'b1.img', '--from', 'adir'),
+      cli(env, 'issue', '--card', 'b1.img', '--from', 'empty.csv'),
+      cli(env, '--json', 'issue', '--card', 'b1.img', '--from', 'header.csv'),
+    ]);
+    expect([d.code, e.code, h.code]).toEqual([1, 1, 1]);
+    expect(d.stderr).toMatch(/adir is a directory/);
+    expect(e.stderr).toMatch(/empty\.csv holds no tickets/);
+    expect(JSON.parse(h.stderr.trim())).toMatchObject({ ok: false, exitCode: 1, error: expect.stringMatching(/header\.csv holds no tickets/) });
+  });
+});
+
+describe('delete and rebook are idempotent', () => {
+  it('a retried delete exits 0 saying the ticket was already deleted; a retried rebook exits 0 naming the replacement on the card', async () => {
+    const made = await cli(env, 'card', 'create', 'idem.img');
+    expect(made.code).toBe(0);
+    expect((await cli(env, 'card', 'personalize', '--card', 'idem.img')).code).toBe(0);
+    for (const tid of ['ID-DEL', 'ID-OLD']) expect((await cli(env, 'issue', '--card', 'idem.img', '--service-date', '2026-12-04', '--train', 'G3', '--tid', tid)).code).toBe(0);
+    const del = await cli(env, '--json', 'delete', '--card', 'idem.img', '--tid', 'ID-DEL');
+    expect(del.code).toBe(0);
+    const again = await cli(env, '--json', 'delete', '--card', 'idem.img', '--tid', 'ID-DEL');
+    expect(again.code).toBe(0);
+    expect(again.json()[0]).toMatchObject({ ok: true, alreadyDeleted: true, tid: 'ID-DEL', receiptStored: true });
+    const rebook = ['rebook', '--card', 'idem.img', '--tid', 'ID-OLD', '--service-date', '2026-12-05', '--new-tid', 'ID-NEW'];
+    expect((await cli(env, '--json', ...rebook)).code).toBe(0);
+    const retried = await cli(env, '--json', ...rebook);
+    expect(retried.code).toBe(0);
+    expect(retried.json()[0]).toMatchObject({ ok: true, alreadyRebooked: true, tid: 'ID-OLD', replacement: 'ID-NEW' });
+    // A TID the card never held is still "no such ticket" (exit 2).
+    const unknown = await cli(env, 'delete', '--card', 'idem.img', '--tid', 'NEVER');
+    expect(unknown.code).toBe(2);
+  }, 300_000);
+});
