@@ -176,4 +176,59 @@ describe.each(cases)('back office on $engine, suite $suite', ({ suite, skip, ope
     expect(await store.receipts('CR', loaded.ticket.tid)).toMatchObject([{ kind: 'deletion', mode: 'pki' }]);
     await session.close();
   });
+
+  it.skipIf(skip)('rebooking: the replacement is sealed while the old ticket stays open; a refused replacement changes nothing; the deletion receipt closes and refunds the old one', async () => {
+    const { session, issuing, credentials } = await world.newCard();
+    const bills = async (tid: string) => (await store.bills('CR', tid)).map((b) => b.kind).sort();
+    const old = await bo.issue({ request: { tid: 'RB-OLD', serviceDate: '2030-05-01', train: 'G1', fare: 900, currency: 'CNY' }, card: credentials });
+    await issuing.load(old.ticket.sealed);
+    await bo.markLoaded('RB-OLD');
+    const taken = await bo.issue({ request: { tid: 'RB-TAKEN', serviceDate: '2030-05-01', fare: 10, currency: 'CNY' }, card: credentials });
+
+    // A TID that is taken (here by an unrelated ticket of the same card): refused, the old ticket untouched.
+    const refused = await bo.issue({ request: { tid: 'RB-TAKEN', serviceDate: '2030-05-02', fare: 900, currency: 'CNY' }, card: credentials, replaces: 'RB-OLD' }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(StoreConflictError);
+    expect(refused).toMatchObject({ reason: 'tid_taken' });
+    expect(await store.ticket('CR', 'RB-OLD')).toMatchObject({ status: 'loaded', replacedBy: undefined });
+    expect(await store.ticket('CR', 'RB-TAKEN')).toMatchObject({ status: 'sealed', tid: taken.ticket.tid });
+    // Replacing a ticket the store never had, or a cancelled one, is refused too.
+    await expect(bo.issue({ request: { serviceDate: '2030-05-02' }, card: credentials, replaces: 'RB-NEVER' })).rejects.toThrow(/no ticket RB-NEVER to replace/);
+    await bo.cancel('RB-TAKEN', { source: 'test' });
+    const cancelled = await bo.issue({ request: { serviceDate: '2030-05-02' }, card: credentials, replaces: 'RB-TAKEN' }).catch((e: unknown) => e);
+    expect(cancelled).toMatchObject({ reason: 'not_replaceable' });
+
+    // A first replacement, sealed: the old ticket stays loaded (still on the card), named replaced by it.
+    const first = await bo.issue({ request: { tid: 'RB-NEW1', serviceDate: '2030-05-02', train: 'G1', fare: 900, currency: 'CNY' }, card: credentials, replaces: 'RB-OLD', requestKey: 'rebook-1' });
+    expect(await store.ticket('CR', 'RB-OLD')).toMatchObject({ status: 'loaded', replacedBy: 'RB-NEW1' });
+    expect(await bills('RB-OLD')).toEqual(['sale']);
+    // The same rebooking again (a retry after a crash) gets the same replacement back.
+    const again = await bo.issue({ request: { tid: 'RB-NEW1', serviceDate: '2030-05-02', train: 'G1', fare: 900, currency: 'CNY' }, card: credentials, replaces: 'RB-OLD', requestKey: 'rebook-1' });
+    expect(again).toMatchObject({ status: 'existing', ticket: { tid: 'RB-NEW1' } });
+    // An existing ticket is handed back to a rebooking only as the replacement of that same ticket.
+    const elsewhere = await bo.issue({ request: { tid: 'RB-NEW1', serviceDate: '2030-05-02' }, card: credentials, replaces: 'RB-TAKEN' }).catch((e: unknown) => e);
+    expect(elsewhere).toBeInstanceOf(StoreConflictError);
+    expect(elsewhere).toMatchObject({ reason: 'tid_taken' });
+    // The passenger changes their mind before the card is touched: the unloaded first replacement is cancelled and refunded.
+    const second = await bo.issue({ request: { tid: 'RB-NEW2', serviceDate: '2030-05-03', train: 'G5', fare: 950, currency: 'CNY' }, card: credentials, replaces: 'RB-OLD', requestKey: 'rebook-2' });
+    expect(await store.ticket('CR', 'RB-NEW1')).toMatchObject({ status: 'cancelled' });
+    expect(await bills('RB-NEW1')).toEqual(['refund', 'sale']);
+    expect(await store.ticket('CR', 'RB-OLD')).toMatchObject({ status: 'loaded', replacedBy: 'RB-NEW2' });
+
+    // The card deletes the old ticket: its receipt closes it and refunds it, once.
+    world.now = now;
+    const gate = world.checkingTerminal(session);
+    const deletion = await gate.deleteTicket(await gate.verifyTicket({ tid: 'RB-OLD' }, { verificationCode: false }));
+    await bo.recordDeletion({ encoded: deletion.encoded }, 'test');
+    expect(await store.ticket('CR', 'RB-OLD')).toMatchObject({ status: 'deleted', replacedBy: 'RB-NEW2' });
+    expect(await bills('RB-OLD')).toEqual(['refund', 'sale']);
+    expect(await store.receipts('CR', 'RB-OLD')).toMatchObject([{ kind: 'deletion' }]);
+    await issuing.load(second.ticket.sealed);
+    await bo.markLoaded('RB-NEW2');
+    // Once its replacement is loaded, the old ticket cannot be replaced a second time.
+    const twice = await bo.issue({ request: { serviceDate: '2030-05-04' }, card: credentials, replaces: 'RB-OLD' }).catch((e: unknown) => e);
+    expect(twice).toBeInstanceOf(StoreConflictError);
+    expect(twice).toMatchObject({ reason: 'already_replaced' });
+    expect(await bills('RB-NEW2')).toEqual(['sale']);
+    await session.close();
+  });
 });

@@ -57,7 +57,12 @@ export interface IssueInput {
   requestKey?: string;
   /** Take a seat of this service and class (the face gets train, route, coach, seat, class, fare from it). */
   booking?: { serviceId: number; class: string };
-  /** Rebooking: the ticket this one replaces (closed in the same transaction). */
+  /**
+   * Rebooking: the ticket this one replaces. The replacement is sealed first and the old ticket stays open
+   * (named `replacedBy` the new TID) until the card's deletion receipt for it arrives (`recordDeletion`), which
+   * closes and refunds it; an old ticket already deleted is closed and refunded here. A replacement issued
+   * earlier for the same old ticket and never loaded is cancelled: the latest rebooking wins.
+   */
   replaces?: string;
   /**
    * A real-name ticket: the holder's record, kept encrypted by the back office until the ticket expires; the face
@@ -225,13 +230,15 @@ export class Backoffice {
         const tid = await this.store.tidForRequest(op, input.requestKey, tx);
         if (tid) {
           const existing = await this.existing(tid, serial, tx, input.holder);
-          if (existing) return existing;
+          if (existing) return this.sameReplacement(existing, input.replaces, tx);
         }
       }
       if (input.request.tid) {
         const existing = await this.existing(input.request.tid, serial, tx, input.holder);
-        if (existing) return existing;
+        if (existing) return this.sameReplacement(existing, input.replaces, tx);
       }
+      // The ticket being replaced is locked and checked before a TID or a seat is spent on its replacement.
+      if (input.replaces) await this.replaceable(input.replaces, tx);
       await this.store.recordCard({ serial, suite: input.card.suite, encryptionCertificate: input.card.encryptionCertificate, signingCertificate: input.card.signingCertificate, identity: input.card.identity }, tx);
       // Validate the request (and learn its service date) before a TID is spent; the TID itself comes from the store.
       const server = () => new TicketServer(op, undefined, this.clock);
@@ -288,19 +295,46 @@ export class Backoffice {
       if (!ticket) throw new StoreConflictError(`TID ${tid} is held by another ticket`, 'tid_taken');
       if (input.holder) await this.realName.recordIssued(face, salt!, input.holder, tx);
       if (input.replaces) {
-        if (!(await this.store.closeTicket(op, input.replaces, 'deleted', tid, tx))) {
-          const old = await this.store.ticket(op, input.replaces, tx);
-          if (old && old.status !== 'deleted') throw new StoreConflictError(`ticket ${input.replaces} is ${old.status}: it cannot be replaced`, 'not_replaceable');
-          if (old) await this.store.setReplacedBy(op, input.replaces, tid, tx);
-        }
-        // The old sale is refunded and the new one billed: revenue per seller counts the ticket once.
-        const old = await this.store.ticket(op, input.replaces, tx);
-        const oldBills = old ? await this.store.bills(op, input.replaces, tx) : [];
-        if (old && oldBills.some((b) => b.kind === 'sale') && !oldBills.some((b) => b.kind === 'refund')) await this.bill('refund', old, decodeTicketFace(old.face), old.sellerId, tx);
+        await this.store.setReplacedBy(op, input.replaces, tid, tx);
+        const old = (await this.store.ticket(op, input.replaces, tx))!;
+        // Never loaded: nothing on a card to delete, it is cancelled now. Already deleted: nothing to wait for.
+        if (old.status === 'sealed') await this.store.cancelSealed(op, old.tid, tx);
+        if (old.status === 'sealed' || old.status === 'deleted') await this.refundOnce(old, tx);
       }
       const bill = await this.bill('sale', ticket, face, input.sellerId, tx);
       return { status: 'new' as const, ticket, face, bill, seat };
     });
+  }
+
+  /**
+   * Inside the issuing transaction: the ticket `tid` may be replaced (it is sealed, loaded, or deleted without a
+   * replacement); a replacement of it issued before and never loaded is cancelled and refunded.
+   */
+  private async replaceable(tid: string, tx: Queryable): Promise<void> {
+    const op = this.operator;
+    const old = await this.store.lockTicket(op, tid, tx);
+    if (!old) throw new NotFoundError(`no ticket ${tid} to replace`);
+    if (old.status === 'cancelled') throw new StoreConflictError(`ticket ${tid} is cancelled: it cannot be replaced`, 'not_replaceable');
+    if (!old.replacedBy) return;
+    const previous = await this.store.lockTicket(op, old.replacedBy, tx);
+    if (previous && previous.status !== 'sealed' && previous.status !== 'cancelled') {
+      throw new StoreConflictError(`ticket ${tid} was already replaced by ${previous.tid}, which is ${previous.status}: rebook ${previous.tid} instead`, 'already_replaced');
+    }
+    if (previous && (await this.store.cancelSealed(op, previous.tid, tx))) await this.refundOnce((await this.store.ticket(op, previous.tid, tx))!, tx);
+  }
+
+  /** A ticket issued before handed back to a rebooking only when it is the replacement of that same ticket. */
+  private async sameReplacement(existing: IssueOutcome, replaces: string | undefined, tx: Queryable): Promise<IssueOutcome> {
+    if (replaces === undefined) return existing;
+    const old = await this.store.ticket(this.operator, replaces, tx);
+    if (old?.replacedBy === existing.ticket.tid) return existing;
+    throw new StoreConflictError(`TID ${existing.ticket.tid} was already issued, not as the replacement of ${replaces}: give the replacement a new tid`, 'tid_taken');
+  }
+
+  /** A refund bill for a sold ticket that has none yet: revenue per seller counts each ticket once. */
+  private async refundOnce(t: TicketRecord, tx: Queryable): Promise<void> {
+    const bills = await this.store.bills(this.operator, t.tid, tx);
+    if (bills.some((b) => b.kind === 'sale') && !bills.some((b) => b.kind === 'refund')) await this.bill('refund', t, decodeTicketFace(t.face), t.sellerId, tx);
   }
 
   /** The stored ticket for `tid` when it may be handed out again to `serial`; undefined when it must be issued. */
@@ -404,7 +438,13 @@ export class Backoffice {
   async recordDeletion(evidence: ReceiptEvidence, source: string): Promise<CheckedReceipt> {
     const checked = await this.recordReceipt(evidence, source);
     if (!checked.deletion) throw new CryptoError('not a deletion receipt (its event is not DELETED)');
-    await this.store.transaction((tx) => this.store.closeTicket(checked.operator ?? this.operator, checked.tid, 'deleted', undefined, tx));
+    const op = checked.operator ?? this.operator;
+    await this.store.transaction(async (tx) => {
+      await this.store.closeTicket(op, checked.tid, 'deleted', undefined, tx);
+      // A rebooked ticket is refunded once its deletion is proven (its replacement was billed when sealed).
+      const t = op === this.operator ? await this.store.ticket(op, checked.tid, tx) : undefined;
+      if (t?.replacedBy && t.status === 'deleted') await this.refundOnce(t, tx);
+    });
     return checked;
   }
 

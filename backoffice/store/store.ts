@@ -496,13 +496,26 @@ export class Store {
    * and its TID released so that the same line can go to another card.
    */
   async releaseUnloaded(operator: string, tid: string): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      const r = await tx.query(`UPDATE tickets SET status = 'cancelled', closed_at = now() WHERE operator = $1 AND tid = $2 AND status = 'sealed' RETURNING tid`, [operator, tid]);
-      if (r.rowCount !== 1) return;
-      await this.freeSeat(operator, tid, tx);
-      await this.holders.destroy(operator, tid, 'cancelled', new Date(), tx);
-      await tx.query('UPDATE tids SET card_serial = NULL, request_key = NULL WHERE operator = $1 AND tid = $2', [operator, tid]);
-    });
+    await this.db.transaction((tx) => this.cancelSealed(operator, tid, tx));
+  }
+
+  /**
+   * Inside the caller's transaction: a sealed ticket (on no card) is cancelled, its seat freed, its holder record
+   * destroyed and its TID and request key released. False when it was not sealed (loaded, closed or unknown).
+   */
+  async cancelSealed(operator: string, tid: string, q: Queryable): Promise<boolean> {
+    const r = await q.query(`UPDATE tickets SET status = 'cancelled', closed_at = now() WHERE operator = $1 AND tid = $2 AND status = 'sealed' RETURNING tid`, [operator, tid]);
+    if (r.rowCount !== 1) return false;
+    await this.freeSeat(operator, tid, q);
+    await this.holders.destroy(operator, tid, 'cancelled', new Date(), q);
+    await q.query('UPDATE tids SET card_serial = NULL, request_key = NULL WHERE operator = $1 AND tid = $2', [operator, tid]);
+    return true;
+  }
+
+  /** The ticket's row, locked until the caller's transaction ends (two rebookings of one ticket queue here). */
+  async lockTicket(operator: string, tid: string, q: Queryable): Promise<TicketRecord | undefined> {
+    const r = (await q.query('SELECT * FROM tickets WHERE operator = $1 AND tid = $2 FOR UPDATE', [operator, tid])).rows[0];
+    return r ? ticketRow(r) : undefined;
   }
 
   /**

@@ -183,4 +183,29 @@ describe('delete and rebook are idempotent', () => {
     const unknown = await cli(env, 'delete', '--card', 'idem.img', '--tid', 'NEVER');
     expect(unknown.code).toBe(2);
   }, 300_000);
+
+  it('a rebook the back office refuses (the new TID is taken) changes nothing on the card: exit 1, one line, the old ticket still valid; the next rebook keeps the deletion receipt in the store', async () => {
+    expect((await cli(env, 'card', 'create', 'keep.img')).code).toBe(0);
+    expect((await cli(env, 'card', 'personalize', '--card', 'keep.img')).code).toBe(0);
+    for (const tid of ['RB-KEEP', 'RB-BUSY']) expect((await cli(env, 'issue', '--card', 'keep.img', '--service-date', '2026-12-06', '--train', 'G9', '--tid', tid)).code).toBe(0);
+    const states = async () => Object.fromEntries(((await cli(env, '--json', 'tickets', '--card', 'keep.img')).json()[0].tickets as { face: { tid: string }; usage: { state: string } }[]).map((t) => [t.face.tid, t.usage.state]));
+    const before = await states();
+    expect(Object.keys(before).sort()).toEqual(['RB-BUSY', 'RB-KEEP']);
+
+    const refused = await cli(env, 'rebook', '--card', 'keep.img', '--tid', 'RB-KEEP', '--service-date', '2026-12-07', '--new-tid', 'RB-BUSY');
+    expect(refused.code, refused.stderr).toBe(1);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    expect(refused.stderr).toMatch(/TID RB-BUSY was already issued.*nothing changed on the card: RB-KEEP is still valid/);
+    expect(await states()).toEqual(before);
+    // The old ticket still verifies (VERIFY on the card), and still passes as it did.
+    expect((await cli(env, 'verify', '--card', 'keep.img', '--tid', 'RB-KEEP')).code).toBe(0);
+
+    const done = await cli(env, '--json', 'rebook', '--card', 'keep.img', '--tid', 'RB-KEEP', '--service-date', '2026-12-07', '--new-tid', 'RB-MOVED');
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.json()[0]).toMatchObject({ ok: true, deleted: { tid: 'RB-KEEP' }, issued: { face: { tid: 'RB-MOVED', serviceDate: '2026-12-07' } } });
+    expect(Object.keys(await states()).sort()).toEqual(['RB-BUSY', 'RB-MOVED']);
+    // The card's deletion receipt is in the back office, not only in this command's output.
+    const again = await cli(env, '--json', 'delete', '--card', 'keep.img', '--tid', 'RB-KEEP');
+    expect(again.json()[0]).toMatchObject({ ok: true, alreadyDeleted: true, receiptStored: true });
+  }, 300_000);
 });

@@ -1,6 +1,7 @@
 // The checking terminal's commands: `eticket tickets` (READ), `verify`, `use` (WRITE USAGE), `delete`,
 // `rebook` (delete on the card + re-issue), all with the working directory's gate keys 4/5 and key 6.
 
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Evidence } from '../../backoffice/arbitration.js';
@@ -222,7 +223,7 @@ export function registerTickets(program: Command): void {
 
   const rebook = program
     .command('rebook')
-    .description('rebook (改簽) a ticket: delete it on the card, then issue its replacement with the changed fields')
+    .description('rebook (改簽) a ticket: seal its replacement with the changed fields, then delete the old one on the card and load the new one')
     .requiredOption('--tid <tid>', 'ticket to rebook');
   addCardOptions(rebook);
   addTicketFlags(rebook, ['--tid']);
@@ -250,7 +251,7 @@ export function registerTickets(program: Command): void {
           // A retried rebook: the old ticket is void on the card; if its replacement is on the card too, it is done.
           const was = await bo.store.ticket(bo.operator, opts.tid);
           const next = was?.replacedBy ? await bo.store.ticket(bo.operator, was.replacedBy) : undefined;
-          if (!next || next.cardSerial !== was!.cardSerial) throw new UsageError(`${opts.tid} is already deleted from this card and the store names no replacement on it: issue one with \`eticket issue\``);
+          if (!next || next.cardSerial !== was!.cardSerial || next.status === 'cancelled') throw new UsageError(`${opts.tid} is already deleted from this card and the store names no replacement on it: issue one with \`eticket issue\``);
           const issuing = new IssuingTerminal(session, { authorize: w.issuerAuthorizer(() => pass) });
           let seq = next.sequenceNumber;
           try {
@@ -259,24 +260,35 @@ export function registerTickets(program: Command): void {
             if (!isDuplicate(e)) throw e;
           }
           await bo.markLoaded(next.tid, seq);
-          emit(cmd, { ok: true, alreadyRebooked: true, tid: opts.tid, replacement: next.tid, sequenceNumber: seq }, `${opts.tid} was already rebooked as ${next.tid}, which is on the card (nothing more to do)`);
+          // Killed between the card's DELETE and the store's commit, the deletion receipt is lost with the process:
+          // the store then still has the old ticket open, and says so rather than closing it on the card's word.
+          const deletionStored = was!.status === 'deleted';
+          emit(cmd, { ok: true, alreadyRebooked: true, tid: opts.tid, replacement: next.tid, sequenceNumber: seq, deletionReceiptStored: deletionStored }, [
+            `${opts.tid} was already rebooked as ${next.tid}, which is on the card (nothing more to do)`,
+            ...(deletionStored ? [] : [`  warning: the store has no deletion receipt for ${opts.tid} (the run that deleted it stopped before storing it): it stays open in the back office`]),
+          ]);
           return;
         }
         const [{ timeZoneOf, withLocalValidity }, { parseServiceDate }] = await Promise.all([import('./timezone.js'), import('../../sdk/fields.js')]);
         // A new service date's validity starts at its midnight in the operator's time zone.
         const request = changes.serviceDate === undefined ? replacement(old.face, changes, opts.newTid) : withLocalValidity(replacement(old.face, changes, opts.newTid), timeZoneOf(cmd, w.config.timeZone), parseServiceDate);
-        const receipt = await t.deleteTicket(old);
-        // The deletion receipt is in the store before the replacement is issued: it is what allows re-issuing.
-        await bo.recordReceipt({ encoded: receipt.encoded, transaction: receipt.sym }, `cli:${opts.gateId}`);
         const issuing = new IssuingTerminal(session, { authorize: w.issuerAuthorizer(() => pass) });
         const creds = await issuing.credentials();
+        // The replacement is sealed (TID, seat, validity all checked by the back office) before anything changes on
+        // the card: a refusal leaves the passenger's old ticket as it was. Its request key makes a retry after a
+        // crash find this same replacement instead of sealing a second one.
         let issued;
         try {
-          issued = await bo.issue({ request, card: creds, replaces: opts.tid });
+          issued = await bo.issue({ request, card: creds, replaces: opts.tid, requestKey: rebookKey(opts.tid, request, creds.serial) });
         } catch (e) {
-          if (e instanceof StoreConflictError) throw new UsageError(`${e.message}; the old ticket is deleted (receipt stored): issue the replacement with \`eticket issue\``);
+          if (e instanceof StoreConflictError) throw new UsageError(`${e.message}; nothing changed on the card: ${opts.tid} is still valid`);
           throw e;
         }
+        // The view VERIFY showed is read again after the issuing terminal's commands, then the old ticket deleted.
+        const current = await t.verifyTicket({ tid: opts.tid });
+        const receipt = await t.deleteTicket(current);
+        // The verified deletion receipt is stored (closing and refunding the old ticket) before the replacement loads.
+        await bo.recordDeletion({ encoded: receipt.encoded, transaction: receipt.sym }, `cli:${opts.gateId}`);
         let seq: number | undefined;
         try {
           seq = (await issuing.load(issued.ticket.sealed)).sequenceNumber;
@@ -289,6 +301,12 @@ export function registerTickets(program: Command): void {
       });
     });
   });
+}
+
+/** The request key of a rebooking: the same old ticket, changes and card give the same replacement on a retry. */
+function rebookKey(tid: string, request: TicketRequest, serial: Uint8Array): string {
+  const canonical = JSON.stringify(request, (_k, v: unknown) => (v instanceof Uint8Array ? hex(v) : typeof v === 'bigint' ? v.toString() : v));
+  return `rebook:${tid}:${hex(serial)}:${createHash('sha256').update(canonical).digest('hex')}`;
 }
 
 /** The view, or undefined when the card says the TID was deleted (void) and the query named that TID: a retry. */
