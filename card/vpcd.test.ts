@@ -262,6 +262,29 @@ describe('VpcdBridge wire protocol (fake vpcd)', () => {
     }
   });
 
+  it('does not re-insert a card that computed longer than silenceMs: silence counts from its answer, and a poll already waiting is read first', async () => {
+    const { vpcd, icc, events, done } = await rig({ ambiguousFrameMs: 100, silenceMs: 200, reinsertDelayMs: 100 });
+    try {
+      vpcd.send(h('04'));
+      expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
+      // A command that keeps the card's thread busy for 3 × silenceMs (an SM9 operation on a loaded machine), with
+      // pcscd's next poll queued behind it: the watchdog's timer is overdue when the card answers.
+      vpcd.send(h('80500258'));
+      vpcd.send(h('04'));
+      expect(hex(await vpcd.reply())).toBe('9000');
+      expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
+      for (let i = 0; i < 4; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        vpcd.send(h('04'));
+        expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
+      }
+      expect(events.filter((e) => e.type === 'resync')).toEqual([]);
+      expect(vpcd.connections).toBe(1);
+    } finally {
+      await done();
+    }
+  });
+
   it('rejects connect() when nobody listens, and reconnects when asked to', async () => {
     const vpcd = new FakeVpcd();
     const port = await vpcd.listen();

@@ -233,7 +233,12 @@ export class VpcdBridge {
       if (this.ambiguous) this.settleAmbiguous('control');
       this.touch();
       const reply = this.handleFrame(payload);
-      if (reply) this.send(socket, reply);
+      if (reply) {
+        this.send(socket, reply);
+        // Silence counts from the answer: a command the card computed on for seconds (SM9 on a loaded machine)
+        // is not the driver going quiet.
+        this.touch();
+      }
     }
   }
 
@@ -251,7 +256,14 @@ export class VpcdBridge {
       if (this.ambiguous) return this.armWatchdog(this.timing.silenceMs);
       const quiet = Date.now() - this.lastActivity;
       if (quiet < this.timing.silenceMs) return this.armWatchdog(this.timing.silenceMs - quiet);
-      this.resync(`no frame from vpcd for ${quiet} ms: the driver waits for an answer to a request it never sent (an empty APDU)`);
+      // A timer that fired late (this thread was busy) runs before the socket data that arrived meanwhile is read:
+      // judge after the I/O phase, so a poll already waiting counts.
+      setImmediate(() => {
+        if (this.lastActivity === undefined || !this.connected || this.ambiguous || this.watchdog) return;
+        const still = Date.now() - this.lastActivity;
+        if (still < this.timing.silenceMs) return this.armWatchdog(this.timing.silenceMs - still);
+        this.resync(`no frame from vpcd for ${still} ms: the driver waits for an answer to a request it never sent (an empty APDU)`);
+      });
     }, ms);
     this.watchdog.unref?.();
   }
