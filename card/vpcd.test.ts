@@ -376,9 +376,10 @@ describe.skipIf(!stack.ok)('VpcdBridge on pcscd + vpcd', () => {
     const events: string[] = [];
     const off = extra.onCardEvent((e) => events.push(e.type));
     try {
-      await waitUntil(() => events.includes('inserted'), 3000, 'the initial inserted event');
+      // Bounds for a loaded machine: the first event waits for a fresh PC/SC agent and pcscd's first list.
+      await waitUntil(() => events.includes('inserted'), 10_000, 'the initial inserted event');
       await cards[1]!.stop();
-      await waitUntil(() => events.includes('removed'), 3000, 'a removed event');
+      await waitUntil(() => events.includes('removed'), 10_000, 'a removed event');
       await expect(extra.connect()).rejects.toThrow(/no card/);
     } finally {
       off();
