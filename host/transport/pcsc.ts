@@ -87,7 +87,10 @@ export interface PcscTransportOptions {
    * (pcscd polls about every 400 ms) before calling it a plain transport fault. Default 1500 ms.
    */
   removalTimeoutMs?: number;
-  /** How long to wait for the PC/SC context and pcscd's first reader list. Default 3000 ms. */
+  /**
+   * How long to wait for the PC/SC context and pcscd's first reader list. Default 10000 ms: it includes starting
+   * a fresh PC/SC agent process, which took over 3 s on a loaded 2-core machine (a stuck pcscd still fails).
+   */
   readerListTimeoutMs?: number;
   /** How the PC/SC agent (the child process that holds pcsclite) is started. Default: no extra environment. */
   agent?: PcscAgentOptions;
@@ -517,14 +520,18 @@ function pickReader(ctx: PcscContext, wanted: string | undefined): string {
   return names.find((n) => ctx.readers.get(n)?.present) ?? names[0]!;
 }
 
-/** Names and card presence of every reader pcscd knows. */
+/** How long a reader list waits for each reader's first status (pcscd polls every 400 ms). */
+const SETTLE_MS = 3000;
+
+/** Names and card presence of every reader pcscd knows (the list bounded by `timeoutMs`, default 10 s). */
 export async function listReaders(opts: { timeoutMs?: number; agent?: PcscAgentOptions } = {}): Promise<PcscReaderStatus[]> {
-  const timeoutMs = opts.timeoutMs ?? 3000;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
   requireBindingInstalled();
   const ctx = PcscContext.open(opts.agent, timeoutMs);
   try {
     const names = await ctx.ready;
-    await ctx.settle(timeoutMs);
+    // A reader whose status never comes (frozen by its card) is listed without a card after this, not waited on.
+    await ctx.settle(Math.min(timeoutMs, SETTLE_MS));
     return names.map((name) => {
       const w = ctx.readers.get(name);
       return { name, cardPresent: w?.present ?? false, ...(w?.atr ? { atr: w.atr } : {}) };
@@ -544,7 +551,7 @@ export async function waitForCard(
 ): Promise<{ reader: string; atr: Uint8Array }> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   requireBindingInstalled();
-  const ctx = PcscContext.open(opts.agent, Math.min(timeoutMs, 3000));
+  const ctx = PcscContext.open(opts.agent, timeoutMs);
   try {
     const names = await ctx.ready;
     const target = readerName === undefined ? undefined : matchReader(names, readerName);
@@ -599,7 +606,7 @@ export class PcscTransport implements Transport {
       maxResponse: options.maxResponse ?? (extendedLength ? 65538 : 258),
       timeoutMs: options.timeoutMs ?? 10_000,
       removalTimeoutMs: options.removalTimeoutMs ?? 1500,
-      readerListTimeoutMs: options.readerListTimeoutMs ?? 3000,
+      readerListTimeoutMs: options.readerListTimeoutMs ?? 10_000,
     };
   }
 
@@ -626,7 +633,7 @@ export class PcscTransport implements Transport {
   /** Reader status without connecting (opens the context if needed). */
   async status(): Promise<PcscReaderStatus> {
     const { ctx, name } = await this.context();
-    await ctx.settle(this.opts.readerListTimeoutMs);
+    await ctx.settle(Math.min(this.opts.readerListTimeoutMs, SETTLE_MS));
     const w = ctx.readers.get(name);
     return { name, cardPresent: w?.present ?? false, ...(w?.atr ? { atr: w.atr } : {}) };
   }
