@@ -4,7 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { EticketCard } from './applet.js';
+import { DECODED_CARDS, EticketCard } from './applet.js';
 import { MemoryBackend, NvmCorruptError, type NvmBackend } from './nvm.js';
 import { decodeState, encodeState } from './state.js';
 import { CardSession } from '../host/session.js';
@@ -119,5 +119,27 @@ describe('card image format version 2', () => {
       expect(inside, `write at ${wr.offset} (${wr.length} bytes) lies in the first record or its checksum`).toBe(true);
     }
     expect(decodeState(EticketCard.open(inner).image).tickets[0].usage.counter).toBe(2);
+  });
+});
+
+describe('decoded states are a cache of the image', () => {
+  it('a card whose decoded state was evicted by DECODED_CARDS other cards decodes its image again and taps on, its session kept', async () => {
+    const { w, c, faces } = await cardWithTickets();
+    const gate = w.checkingTerminal(c.session);
+    await gate.select();
+    const view = await gate.verifyTicket({ tid: faces[0].tid }, { verificationCode: false });
+    const before = c.card.persistent;
+    // Between VERIFY and WRITE USAGE, more cards than are kept decode their images: this card's decoded state goes.
+    for (let i = 0; i <= DECODED_CARDS; i++) {
+      const b = new MemoryBackend();
+      b.write('image', 0, c.card.image);
+      EticketCard.open(b);
+    }
+    const receipt = await gate.recordUsage(view, 'EXIT');
+    expect(receipt.usage?.counter).toBe(2);
+    const after = c.card.persistent;
+    expect(after, 'decoded again: a new state object').not.toBe(before);
+    expect(after.tickets.map((t) => t.usage.counter)).toEqual([2, 0]);
+    expect(hex(encodeState(after))).toBe(hex(c.card.image));
   });
 });
