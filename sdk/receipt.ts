@@ -129,11 +129,13 @@ export function parseReceipt(encoded: Uint8Array): Receipt {
 
   const field = (f: SequenceField) => decodeSequenceField(f, m.require(f.tag, f.name));
   // DF20 came with protocol version 2; a receipt without it is one kept from before (arbitration still checks it).
-  const own = Object.fromEntries(RECEIPT_FIELDS.filter((f) => f.key !== 'faceDigest' || m.has(f.tag)).map((f) => [f.key, field(f)])) as Pick<ReceiptFields, 'cardSerial' | 'tid' | 'faceDigest' | 'event' | 'counter'>;
+  const own = {} as Record<string, unknown>;
+  for (const f of RECEIPT_FIELDS) if (f.key !== 'faceDigest' || m.has(f.tag)) own[f.key] = field(f);
+  const ownFields = own as Pick<ReceiptFields, 'cardSerial' | 'tid' | 'faceDigest' | 'event' | 'counter'>;
   const mac = m.has(MAC.tag) ? (field(MAC) as Uint8Array) : undefined;
   const receipt: Receipt = {
-    ...own,
-    version: own.faceDigest ? 2 : 1,
+    ...ownFields,
+    version: ownFields.faceDigest ? 2 : 1,
     usage: m.has(T.USAGE_RECORD) ? decodeUsageRecordContent(m.require(T.USAGE_RECORD)) : undefined,
     commandDigest: m.has(COMMAND_DIGEST.tag) ? (field(COMMAND_DIGEST) as Uint8Array) : undefined,
     signature: mac ?? (field(SIGNATURE) as Uint8Array),
