@@ -16,6 +16,8 @@ import { STATION } from './gate-rig.js';
 const N = Number(process.argv[2] ?? 1_000_000);
 const TAPS = Number(process.argv[3] ?? 2000);
 const ROUNDS = 5;
+/** `--in-place`: cards opened over their stored image (CardFarm.openInPlace) instead of a copy of it. */
+const IN_PLACE = process.argv.includes('--in-place');
 const progress = (s: string) => process.stderr.write(`[farm] ${new Date().toISOString().slice(11, 19)} ${s}\n`);
 
 setFlagsFromString('--expose_gc');
@@ -54,7 +56,7 @@ progress(`built ${N} cards in ${buildS.toFixed(0)} s; per card ${JSON.stringify(
 // WRITE USAGE (a fresh session and terminal each time, so no tap profits from the last one's), the image kept.
 const inside = new Uint8Array(N);
 async function tap(i: number): Promise<void> {
-  const card = farm.open(i);
+  const card = IN_PLACE ? farm.openInPlace(i) : farm.open(i);
   const gate = w.checkingTerminal(new CardSession(new EmulatorTransport(card)), { station: STATION, mode: 'sym' });
   const r = await gate.passGate(inside[i] ? 'exit' : 'entry');
   if (!r.decision.pass) throw new Error(`farm tap refused on card ${i}: ${r.decision.message}`);
@@ -91,6 +93,7 @@ for (let r = 0; r < ROUNDS; r++) {
 const n = ROUNDS * TAPS;
 const result = {
   cards: N,
+  inPlace: IN_PLACE,
   buildSeconds: buildS,
   perCard,
   taps: n,
