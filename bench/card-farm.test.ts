@@ -76,4 +76,27 @@ describe('card farm', () => {
     expect(decodeState(farm.image(100)).tickets[0].usage.counter).toBe(0);
     expect(() => farm.add(102, w.authority.sign(face, { serial: farm.serial(102) }))).toThrow(RangeError);
   });
+
+  it('a farm card opened in place taps on its stored image itself: the usage update lands in the farm\'s array, nothing copied', async () => {
+    const farm = new CardFarm('in-place', profile, 0);
+    const face = w.ticketServer.createTicket({ serviceDate: toServiceDate(new Date(w.now * 1000)), kind: TICKET_KIND.METRO, pricing: PRICING.PER_TRIP, maxEntries: 255 });
+    farm.add(0, w.authority.sign(face, { serial: farm.serial(0) }));
+    const stored = farm.image(0);
+    const snapshot = stored.slice();
+    for (const direction of ['entry', 'exit'] as const) {
+      const card = farm.openInPlace(0);
+      const r = await w.checkingTerminal(new CardSession(new EmulatorTransport(card)), { mode: 'sym' }).passGate(direction);
+      expect(r.decision.pass).toBe(true);
+      farm.save(0, card);
+    }
+    // A tap whose usage record keeps its length (the third) updates the farm's array itself.
+    expect(decodeState(farm.image(0)).tickets[0].usage.counter).toBe(2);
+    const before = farm.image(0);
+    const card = farm.openInPlace(0);
+    await w.checkingTerminal(new CardSession(new EmulatorTransport(card)), { mode: 'sym' }).passGate('entry');
+    farm.save(0, card);
+    expect(farm.image(0), 'an in-place usage update keeps the same array').toBe(before);
+    expect(decodeState(before).tickets[0].usage.counter).toBe(3);
+    expect(hex(snapshot)).not.toBe(hex(stored));
+  });
 });

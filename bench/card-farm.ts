@@ -85,6 +85,15 @@ export class CardFarm {
     return EticketCard.open(backend);
   }
 
+  /**
+   * Card `i` powered up over its stored image, not a copy: an in-place usage update writes into the farm's own
+   * array (nothing new to allocate or keep per tap); anything else gives the card a new image, kept by `save`.
+   * A copy of `image(i)` taken before is then no snapshot unless sliced.
+   */
+  openInPlace(i: number): EticketCard {
+    return EticketCard.open(MemoryBackend.over(this.image(i)));
+  }
+
   save(i: number, card: EticketCard): void {
     this.images[i - this.first] = card.image;
   }

@@ -29,6 +29,8 @@ import { runSimulation, type SimulationReport } from './simulation.js';
 const args = new Set(process.argv.slice(2));
 const JSON_OUT = args.has('--json');
 const QUICK = args.has('--quick');
+/** Only the gate transactions against their floors (a quick look at the overhead ratios, about a minute). */
+const GATE_ONLY = args.has('--gate-only');
 /** Wall seconds of the metro simulation: 60 by default (10 with --quick), 600 for the issue-14 figure, 0 skips it. */
 const SIM_DURATION = (() => {
   const i = process.argv.indexOf('--sim-duration');
@@ -561,6 +563,7 @@ async function main(): Promise<void> {
       progress(`${suite}/${mode}: gate transactions`);
       result.gate.push(await benchGate(w, mode, gateN(mode, suite)));
     }
+    if (GATE_ONLY) continue;
     progress(`${suite}: issuance`);
     result.issuance.push(await benchIssuance(w, QUICK ? 5 : suite === 'sm9' ? 30 : 100));
     progress(`${suite}: primitives`);
@@ -572,10 +575,17 @@ async function main(): Promise<void> {
       }
     }
   }
-  progress('PC/SC');
-  result.pcsc = await benchPcsc(QUICK ? 20 : 200);
-  result.backoffice = await benchBackoffice(QUICK, progress);
-  if (SIM_DURATION > 0) {
+  if (GATE_ONLY) {
+    result.pcsc = { skipped: '--gate-only' };
+    result.simulation = { skipped: '--gate-only' };
+  } else {
+    progress('PC/SC');
+    result.pcsc = await benchPcsc(QUICK ? 20 : 200);
+    result.backoffice = await benchBackoffice(QUICK, progress);
+  }
+  if (GATE_ONLY) {
+    // nothing more
+  } else if (SIM_DURATION > 0) {
     progress(`metro simulation: ${SIM_DURATION} s`);
     result.simulation = summarise(
       await runSimulation({
@@ -611,7 +621,7 @@ async function main(): Promise<void> {
   }
   const previous = readPrevious();
   if (previous) result.previous = { date: previous.date, comparisons: compare(previous, result.gate, result.farm) };
-  if (args.has('--record') && !QUICK) {
+  if (args.has('--record') && !QUICK && !GATE_ONLY) {
     const record: Previous = {
       date: result.date,
       note: `npm run bench on ${result.machine.cpu} × ${result.machine.cores}, Node ${result.machine.node}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
@@ -663,10 +673,10 @@ async function main(): Promise<void> {
   }
   log('\nBack office: bookings through the HTTP API, 50 concurrent signed clients until sold out');
   log('engine    bookings  sold-out  bookings/s  median ms  p99 ms');
-  for (const b of result.backoffice.bookings) log(`${b.engine.padEnd(9)} ${String(b.bookings).padStart(8)}  ${String(b.soldOutRefusals).padStart(8)}  ${b.bookingsPerSecond.toFixed(0).padStart(10)}  ${f1(b.medianMs).padStart(9)}  ${f1(b.p99Ms).padStart(6)}`);
+  for (const b of result.backoffice.bookings ?? []) log(`${b.engine.padEnd(9)} ${String(b.bookings).padStart(8)}  ${String(b.soldOutRefusals).padStart(8)}  ${b.bookingsPerSecond.toFixed(0).padStart(10)}  ${f1(b.medianMs).padStart(9)}  ${f1(b.p99Ms).padStart(6)}`);
   log('Back office: issuance through the store (record TID, TF_V, seal and bill; LOAD; mark loaded)');
   log('engine    tickets  tickets/s  median ms  p99 ms');
-  for (const i of result.backoffice.issuance) log(`${i.engine.padEnd(9)} ${String(i.tickets).padStart(7)}  ${i.ticketsPerSecond.toFixed(0).padStart(9)}  ${f1(i.medianMs).padStart(9)}  ${f1(i.p99Ms).padStart(6)}`);
+  for (const i of result.backoffice.issuance ?? []) log(`${i.engine.padEnd(9)} ${String(i.tickets).padStart(7)}  ${i.ticketsPerSecond.toFixed(0).padStart(9)}  ${f1(i.medianMs).padStart(9)}  ${f1(i.p99Ms).padStart(6)}`);
   if (result.backoffice.postgres?.skipped) log(`PostgreSQL: skipped: ${result.backoffice.postgres.skipped}`);
   const sim = result.simulation;
   if (sim && !('skipped' in sim)) {

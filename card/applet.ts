@@ -24,9 +24,20 @@ export interface CreateCardOptions {
   serial?: Uint8Array;
 }
 
+/**
+ * How many cards keep their decoded state between commands. A card holds its image; its decoded state (keys,
+ * records, tombstones: small objects and views of the image, about 5 KB for a personalised card) is a cache of it,
+ * kept for the cards that decoded last. So a process with a million opened cards holds a million images and a few
+ * decoded states, and a card tapped again and again (a bench, a test, a gate's queue) decodes once.
+ */
+export const DECODED_CARDS = 64;
+/** The cards whose decoded state is kept, oldest first (insertion order: a card is added when it decodes). */
+const decodedCards = new Set<EticketCard>();
+
 /** The emulated e-ticket card: APDUs in, status words out; never throws to its caller, and a failed command leaves its NVM as it was. */
 export class EticketCard implements Icc {
-  private state: CardState;
+  /** The decoded state, or null when another card's decoding evicted it (decodedCards): decoded again from the image. */
+  private decoded: CardState | null = null;
   private readonly store: NvmStore;
   private readonly ram: VolatileState = { selected: false, challenge: null, shown: null, session: null, issuerAuthenticated: false, readCursor: null };
   /** Whether the command being processed committed NVM: its answer must then never be lost to a short Le. */
@@ -38,18 +49,43 @@ export class EticketCard implements Icc {
 
   private constructor(store: NvmStore, state?: CardState) {
     this.store = store;
+    // Decoded (and so checked: magic, version, checksums) when opened, whether or not it is kept.
     this.state = state ?? decodeState(store.current);
-    const card = this;
-    this.context = {
-      get state() {
-        return card.state;
-      },
-      ram: this.ram,
-      get usedBytes() {
-        return card.usedBytes;
-      },
-      commit: (next) => this.commit(next),
-    };
+    this.context = new EticketCard.Context(this);
+  }
+
+  /** What a handler sees of one card: its accessors on the prototype, so a card pays one small object for it, not closures. */
+  private static readonly Context = class implements CardContext {
+    constructor(private readonly card: EticketCard) {}
+    get state(): CardState {
+      return this.card.state;
+    }
+    get ram(): VolatileState {
+      return this.card.ram;
+    }
+    get usedBytes(): number {
+      return this.card.usedBytes;
+    }
+    commit(next: CardState): void {
+      this.card.commit(next);
+    }
+  };
+
+  /** The decoded persistent state: kept, or decoded again from the image (which it always equals). */
+  private get state(): CardState {
+    return this.decoded ?? (this.state = decodeState(this.store.current));
+  }
+
+  private set state(s: CardState) {
+    if (!this.decoded) {
+      decodedCards.add(this);
+      if (decodedCards.size > DECODED_CARDS) {
+        const oldest = decodedCards.values().next().value!;
+        decodedCards.delete(oldest);
+        oldest.decoded = null;
+      }
+    }
+    this.decoded = s;
   }
 
   /** Manufacture a new card on `backend` (or a file path): serial, suite and capacity are fixed here. */

@@ -43,6 +43,16 @@ export class MemoryBackend implements NvmBackend {
   readonly description = 'memory';
   private regions: Record<Region, Uint8Array | null> = { image: null, journal: null };
 
+  /**
+   * A backend whose image is `image` itself, not a copy (a card farm's stored image): writes of the same length
+   * change it in place, as on a chip; a write past its end or a truncate replaces it (read `map('image')` after).
+   */
+  static over(image: Uint8Array): MemoryBackend {
+    const b = new MemoryBackend();
+    b.regions.image = image;
+    return b;
+  }
+
   read(region: Region): Uint8Array | null {
     const r = this.regions[region];
     return r ? r.slice() : null;

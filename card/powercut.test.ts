@@ -12,6 +12,7 @@ import { EmulatorTransport } from '../host/transport/emulator.js';
 import { IssuingTerminal } from '../host/issuing.js';
 import { hex } from '../sdk/bytes.js';
 import { today, worldFor } from '../test/helpers/world.js';
+import { toImageVersion1 } from '../test/helpers/image-v1.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'eticket-tear-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -139,6 +140,27 @@ describe.each([
     // A whole-image commit journals 256-byte pages; this one journals the 32-byte checksum and the A3 record.
     expect(journals.length).toBeGreaterThan(0);
     expect(Math.max(...journals), 'journal of an in-place usage update').toBeLessThan(256);
+  });
+});
+
+describe.each([
+  ['memory', () => new MemoryBackend()],
+  ['file', () => new FileBackend(join(dir, `card-${Math.random().toString(36).slice(2)}.img`), false)],
+] as const)('power cut at every write of the first commit on a version 1 image (%s backend)', (_name, makeBackend) => {
+  it('the commit that migrates an image from version 1 to version 2 is all-or-nothing: the version 1 image as it was, or version 2 with the command', async () => {
+    const w = worldFor('rsa');
+    const c = await w.newCard();
+    const face = w.ticketServer.createTicket({ serviceDate: today(w), train: 'T3', origin: 'BJS', destination: 'BJS', maxEntries: 3 });
+    await c.issuing.load(w.authority.issue(face, c.credentials).sealed);
+    const v1 = toImageVersion1(c.card.image);
+    const outcomes = await tearEveryWrite(makeBackend, v1, async (card) => {
+      const g = w.checkingTerminal(new CardSession(new EmulatorTransport(card)));
+      await g.select();
+      await g.recordUsage(await g.verifyTicket({ tid: face.tid }, { verificationCode: false }), 'ENTRY');
+    });
+    expect(outcomes.before + outcomes.after).toBeGreaterThanOrEqual(3);
+    const after = await attempt(makeBackend, v1, async () => undefined);
+    expect(after.image[8], 'untouched, the version 1 image stays as it was').toBe(1);
   });
 });
 

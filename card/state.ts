@@ -1,4 +1,4 @@
-// The applet's persistent state and its NVM image encoding (magic, version, checksum, TLV body).
+// The applet's persistent state and its NVM image encoding (magic, version, checksums, TLV body; apdu-spec README §6).
 // State objects are treated as immutable: a command builds the next state, the store commits its image.
 
 import { createHash } from 'node:crypto';
@@ -83,9 +83,19 @@ export interface CardState {
 }
 
 const MAGIC = utf8('ETKTCARD');
-/** Magic, version, body length, SHA-256 of header and body. */
+/** Magic, version, body length, SHA-256 (version 1: of header and body; version 2: of header and the body before the records). */
 const IMAGE_OVERHEAD = MAGIC.length + 1 + 4 + 32;
-const IMAGE_VERSION = 1;
+/**
+ * Version 2 (written): each ticket record (E7) is followed by its own checksum (DE, SHA-256 of the E7 TLV), and the
+ * header's covers the rest, so a usage update hashes its record, not the image. Version 1 (one SHA-256 over header
+ * and body) is still read; its first commit writes version 2 (the whole image, under the journal).
+ */
+const IMAGE_VERSION = 2;
+const IMAGE_VERSION_1 = 1;
+/** Record checksum (image version 2): a private image tag, unused by the protocol. */
+const RECORD_CHECKSUM = 0xde;
+/** DE 20 ‖ 32 bytes. */
+const RECORD_CHECKSUM_BYTES = 2 + 32;
 const TOMBSTONE_BYTES = 16;
 
 export function ticketDigest(operator: string, tid: string): Uint8Array {
@@ -111,10 +121,16 @@ export function encodedUsage(u: UsageRecord): Uint8Array {
   return e;
 }
 
+/** A record as image version 2 keeps it: E7 and its checksum DE right after it. */
 function encodeRecord(r: TicketRecord): Uint8Array {
   let e = recordCache.get(r);
   if (!e) {
-    e = template(0xe7, tlv(0xc8, u16(r.seq)), r.face, r.tfv, encodedUsage(r.usage));
+    const rec = template(0xe7, tlv(0xc8, u16(r.seq)), r.face, r.tfv, encodedUsage(r.usage));
+    e = new Uint8Array(rec.length + RECORD_CHECKSUM_BYTES);
+    e.set(rec, 0);
+    e[rec.length] = RECORD_CHECKSUM;
+    e[rec.length + 1] = 32;
+    e.set(createHash('sha256').update(rec).digest(), rec.length + 2);
     recordCache.set(r, e);
   }
   return e;
@@ -168,7 +184,7 @@ function encodeTombstoneArea(s: CardState): Uint8Array {
 
 const NOTHING = new Uint8Array(0);
 
-/** The parts of the image body, in image order. */
+/** The parts of the image body, in image order: the records last (the header's checksum covers what precedes them). */
 function bodyParts(s: CardState): Uint8Array[] {
   return [
     tlv(0xc6, s.serial),
@@ -190,7 +206,7 @@ function bodyParts(s: CardState): Uint8Array[] {
   ];
 }
 
-/** The whole image: header, SHA-256 over header and body, body; sized once, written once. */
+/** The whole image (version 2): header, SHA-256 over header and the body before the records, body; sized once, written once. */
 export function encodeState(s: CardState): Uint8Array {
   const parts = bodyParts(s);
   let n = 0;
@@ -200,11 +216,15 @@ export function encodeState(s: CardState): Uint8Array {
   image[8] = IMAGE_VERSION;
   image.set(u32(n), 9);
   let o = IMAGE_OVERHEAD;
-  for (const p of parts) {
-    image.set(p, o);
-    o += p.length;
+  let recordsAt = -1;
+  const firstRecord = parts.length - s.tickets.length;
+  for (let i = 0; i < parts.length; i++) {
+    if (i === firstRecord) recordsAt = o;
+    image.set(parts[i], o);
+    o += parts[i].length;
   }
-  image.set(createHash('sha256').update(image.subarray(0, 13)).update(image.subarray(IMAGE_OVERHEAD)).digest(), 13);
+  if (recordsAt < 0) recordsAt = o;
+  image.set(createHash('sha256').update(image.subarray(0, 13)).update(image.subarray(IMAGE_OVERHEAD, recordsAt)).digest(), 13);
   return image;
 }
 
@@ -232,24 +252,49 @@ function childrenOf(image: Uint8Array, item: Item): Item[] {
   return itemsOf(image, item.end - item.value.length, item.end);
 }
 
-/** Where a ticket record and its usage record (A3) lie in an image: what a same-length usage update rewrites. */
+/** Where a ticket record (E7), its usage record (A3) and its checksum lie in an image: what a same-length usage update rewrites. */
 interface RecordPlace {
   image: Uint8Array;
+  recordStart: number;
+  recordEnd: number;
   usageStart: number;
   usageEnd: number;
 }
 
 const recordPlaces = new WeakMap<TicketRecord, RecordPlace>();
 
-/** The top-level items of an image, checked (magic, version, length, checksum). */
+/**
+ * The top-level items of an image, checked (magic, version, length, checksums), without the record checksums.
+ * Version 2: the records come last, each followed by its checksum, and nothing else follows them.
+ */
 function bodyItems(image: Uint8Array): Item[] {
   if (image.length < IMAGE_OVERHEAD || !equal(image.subarray(0, 8), MAGIC)) throw new Error('not an eticket card image');
-  if (image[8] !== IMAGE_VERSION) throw new Error(`image version ${image[8]} not supported`);
+  const version = image[8];
+  if (version !== IMAGE_VERSION && version !== IMAGE_VERSION_1) throw new Error(`image version ${version} not supported`);
   const len = readUint(image.subarray(9, 13));
   if (image.length !== IMAGE_OVERHEAD + len) throw new Error('image length does not match its header');
-  const digest = createHash('sha256').update(image.subarray(0, 13)).update(image.subarray(IMAGE_OVERHEAD)).digest();
+  const items = itemsOf(image, IMAGE_OVERHEAD, image.length);
+  if (version === IMAGE_VERSION_1) {
+    const digest = createHash('sha256').update(image.subarray(0, 13)).update(image.subarray(IMAGE_OVERHEAD)).digest();
+    if (!equal(digest, image.subarray(13, 45))) throw new Error('image checksum mismatch');
+    return items;
+  }
+  let first = items.findIndex((i) => i.tag === 0xe7);
+  if (first < 0) first = items.length;
+  const recordsAt = first < items.length ? items[first].start : image.length;
+  const digest = createHash('sha256').update(image.subarray(0, 13)).update(image.subarray(IMAGE_OVERHEAD, recordsAt)).digest();
   if (!equal(digest, image.subarray(13, 45))) throw new Error('image checksum mismatch');
-  return itemsOf(image, IMAGE_OVERHEAD, image.length);
+  const out = items.slice(0, first);
+  if (out.some((i) => i.tag === RECORD_CHECKSUM)) throw new Error('record checksum outside the records');
+  for (let k = first; k < items.length; k += 2) {
+    const rec = items[k];
+    const sum = items[k + 1];
+    if (rec.tag !== 0xe7) throw new Error('only ticket records may follow the first ticket record');
+    if (!sum || sum.tag !== RECORD_CHECKSUM || sum.value.length !== 32) throw new Error('ticket record without its checksum');
+    if (!equal(createHash('sha256').update(image.subarray(rec.start, rec.end)).digest(), sum.value)) throw new Error(`ticket record checksum mismatch at ${rec.start}`);
+    out.push(rec);
+  }
+  return out;
 }
 
 /** Every item with `tag`, and the span from the first one's start to the last one's end (they are contiguous). */
@@ -305,7 +350,7 @@ export function decodeState(image: Uint8Array): CardState {
     }
     const tombstoneFloor = readUint(tomb.require(0x80));
     tombstoneCache.set(tombstones, { floor: tombstoneFloor, encoded: image.subarray(tombItem.start, tombItem.end) });
-    const tickets = items.filter((i) => i.tag === 0xe7).map((i) => decodeRecord(image, i));
+    const tickets = items.filter((i) => i.tag === 0xe7).map((i) => decodeRecord(image, i, image[8] === IMAGE_VERSION));
     const cert = (tag: number) => {
       const item = items.find((i) => i.tag === tag);
       if (item) partCache.set(item.value, image.subarray(item.start, item.end));
@@ -390,18 +435,20 @@ export function rebaseState(s: CardState, image: Uint8Array): void {
     for (const c of childrenOf(image, item)) {
       if (c.tag === 0xa1) r.face = view(c);
       else if (c.tag === 0xa2) r.tfv = view(c);
-      else if (c.tag === 0xa3) recordPlaces.set(r, { image, usageStart: c.start, usageEnd: c.end });
+      else if (c.tag === 0xa3) recordPlaces.set(r, { image, recordStart: item.start, recordEnd: item.end, usageStart: c.start, usageEnd: c.end });
     }
-    recordCache.set(r, view(item));
+    recordCache.set(r, image.subarray(item.start, item.end + RECORD_CHECKSUM_BYTES));
   });
 }
 
 /**
  * The writes that take `image` (which encodes `prev`) to the image of `next` when `next` differs from `prev` only
  * in usage records (A3) that encode to the same length, which is what WRITE USAGE does at one station: the new A3
- * in place and the new checksum. Null when the change is anything else (the whole image is then re-encoded).
+ * in place and its record's new checksum (image version 2: only that record is hashed). Null when the change is
+ * anything else, or the image is version 1 (the whole image is then re-encoded, as version 2).
  */
 export function planUsagePatch(prev: CardState, next: CardState, image: Uint8Array): { offset: number; bytes: Uint8Array }[] | null {
+  if (image[8] !== IMAGE_VERSION) return null;
   for (const k of STATE_KEYS) if (k !== 'tickets' && prev[k] !== next[k]) return null;
   if (prev.tickets.length !== next.tickets.length) return null;
   const patches: { offset: number; bytes: Uint8Array }[] = [];
@@ -414,17 +461,15 @@ export function planUsagePatch(prev: CardState, next: CardState, image: Uint8Arr
     for (const k of RECORD_KEYS) if (k !== 'usage' && a[k] !== b[k]) return null;
     const usage = encodedUsage(b.usage);
     if (usage.length !== place.usageEnd - place.usageStart) return null;
-    patches.push({ offset: place.usageStart, bytes: usage });
+    // The record's checksum as it will be: the record with the new A3 in place.
+    const sum = createHash('sha256')
+      .update(image.subarray(place.recordStart, place.usageStart))
+      .update(usage)
+      .update(image.subarray(place.usageEnd, place.recordEnd))
+      .digest();
+    patches.push({ offset: place.usageStart, bytes: usage }, { offset: place.recordEnd + 2, bytes: new Uint8Array(sum.buffer, sum.byteOffset, 32) });
   }
-  // The checksum of the image as it will be: header, then the body with the new A3s in place.
-  const h = createHash('sha256').update(image.subarray(0, 13));
-  let o = IMAGE_OVERHEAD;
-  for (const p of patches) {
-    h.update(image.subarray(o, p.offset)).update(p.bytes);
-    o = p.offset + p.bytes.length;
-  }
-  h.update(image.subarray(o));
-  return [{ offset: 13, bytes: new Uint8Array(h.digest()) }, ...patches];
+  return patches;
 }
 
 /** After planUsagePatch's writes landed: the new records lie where the old ones did, with their new A3. */
@@ -466,7 +511,8 @@ export function makeRecord(seq: number, face: Uint8Array, tfv: Uint8Array, usage
   };
 }
 
-function decodeRecord(image: Uint8Array, item: Item): TicketRecord {
+/** A record of the image; `inPlace` (version 2) caches its encoding and place, so its usage can be updated in place. */
+function decodeRecord(image: Uint8Array, item: Item, inPlace: boolean): TicketRecord {
   const children = childrenOf(image, item);
   const m = new TlvMap(children);
   const face = children.find((i) => i.tag === 0xa1);
@@ -474,7 +520,9 @@ function decodeRecord(image: Uint8Array, item: Item): TicketRecord {
   const usage = children.find((i) => i.tag === 0xa3);
   if (!face || !tfv || !usage) throw new Error('ticket record incomplete');
   const r = makeRecord(readUint(m.require(0xc8)), image.subarray(face.start, face.end), image.subarray(tfv.start, tfv.end), decodeUsageRecordContent(usage.value));
-  recordCache.set(r, image.subarray(item.start, item.end));
-  recordPlaces.set(r, { image, usageStart: usage.start, usageEnd: usage.end });
+  if (inPlace) {
+    recordCache.set(r, image.subarray(item.start, item.end + RECORD_CHECKSUM_BYTES));
+    recordPlaces.set(r, { image, recordStart: item.start, recordEnd: item.end, usageStart: usage.start, usageEnd: usage.end });
+  }
   return r;
 }

@@ -46,6 +46,18 @@ export interface SendOptions {
   deadlineMs?: number;
 }
 
+/** What every APDU of one spec command starts from, read from the spec once per command name. */
+const headers = new Map<string, { cla: number; ins: number; p1: number; p2: number; expectsData: boolean }>();
+function header(name: string) {
+  let h = headers.get(name);
+  if (!h) {
+    const def = commandDef(name);
+    h = { cla: def.claByte, ins: def.insByte, p1: parseInt(def.p1[0], 16), p2: parseInt(def.p2[0], 16), expectsData: /2|4/.test(def.case) };
+    headers.set(name, h);
+  }
+  return h;
+}
+
 /** A card session over any Transport: commands by their apdu-spec names, GET RESPONSE, 6CXX retry, chaining or extended length, typed errors. */
 export class CardSession {
   readonly extended: boolean;
@@ -100,18 +112,10 @@ export class CardSession {
 
   /** Send a spec command by name and return its answer whatever the status word (bounds still apply). */
   async transmit(name: string, opts: SendOptions = {}): Promise<{ data: Uint8Array; sw: number }> {
-    const def = commandDef(name);
-    const expectsData = /2|4/.test(def.case);
-    let ne = opts.ne ?? (expectsData ? (this.extended ? 65536 : 256) : undefined);
+    const def = header(name);
+    let ne = opts.ne ?? (def.expectsData ? (this.extended ? 65536 : 256) : undefined);
     if (ne !== undefined && ne > 256 && !this.extended) ne = 256;
-    const apdu = encodeCommand({
-      cla: def.claByte,
-      ins: def.insByte,
-      p1: opts.p1 ?? parseInt(def.p1[0], 16),
-      p2: opts.p2 ?? parseInt(def.p2[0], 16),
-      data: opts.data,
-      ne,
-    });
+    const apdu = encodeCommand({ cla: def.cla, ins: def.ins, p1: opts.p1 ?? def.p1, p2: opts.p2 ?? def.p2, data: opts.data, ne });
     return parseResponse(await this.channel(apdu, newCommandContext(name, opts.deadlineMs ?? this.deadlineMs)));
   }
 

@@ -26,12 +26,17 @@ interface CompiledField extends SpecField {
 
 export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
   private readonly fields: CompiledField[];
+  // Read once per codec, not per record: the tags a record may hold and the names it may have.
+  private readonly tags: number[];
+  private readonly names: Set<string>;
 
   constructor(readonly what: string, fields: SpecField[]) {
     this.fields = fields.map((f) => {
       const [lo, hi] = (f.length ?? '0..65535').split('..').map(Number);
       return { ...f, tagByte: parseInt(f.tag, 16), min: lo, max: hi ?? lo };
     });
+    this.tags = this.fields.map((f) => f.tagByte);
+    this.names = new Set(this.fields.map((f) => f.name));
   }
 
   /** Canonical encoding: fields in tag order, absent optional fields omitted. Throws InvalidInputError. */
@@ -46,7 +51,7 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
       parts.push(tlv(f.tagByte, this.encodeValue(f, v)));
     }
     for (const key of Object.keys(record)) {
-      if (record[key] !== undefined && !this.fields.some((f) => f.name === key)) {
+      if (record[key] !== undefined && !this.names.has(key)) {
         throw new InvalidInputError(`${this.what}: unknown field ${key}`);
       }
     }
@@ -55,7 +60,7 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
 
   /** Strict decoding of the content of the record's template; throws TlvError. */
   decode(content: Uint8Array): T {
-    const map = TlvMap.parse(content, { allowed: this.fields.map((f) => f.tagByte) });
+    const map = TlvMap.parse(content, { allowed: this.tags });
     const out: Record<string, FieldValue> = {};
     let lastTag = -1;
     for (const item of map.items) {
@@ -224,7 +229,9 @@ export function decodeSequence<K extends string>(fields: readonly SequenceField<
     items.push(item);
     ends.push((o = next));
   }
-  if (items.map((i) => i.tag).join() !== fields.map((f) => f.tag).join()) {
+  let same = items.length === fields.length;
+  for (let i = 0; same && i < items.length; i++) same = items[i].tag === fields[i].tag;
+  if (!same) {
     throw new TlvError(`${what}: fields missing, extra or out of order (expected ${fields.map((f) => f.tag.toString(16).toUpperCase()).join(' ')})`);
   }
   const values = {} as Record<K, SequenceValue>;

@@ -7,7 +7,7 @@ import { checkSessionMac, sessionMac, SYM_CONTEXT } from './crypto/symmetric.js'
 import { decodeSequenceField, encodeSequenceField, specField, type SequenceField } from './fields.js';
 import { T } from './spec.js';
 import { decodeUsageRecordContent, encodeUsageRecord, SIGNATURE_CONTEXT, type UsageRecord } from './ticket.js';
-import { TlvError, TlvMap, template, tlv } from './tlv.js';
+import { TlvError, TlvMap, template, tlv, tlvSize } from './tlv.js';
 
 /** What the card says it did: one ticket (TID and face digest) of one card, the event, the counter after it, the new TF_B. */
 export interface ReceiptFields {
@@ -69,10 +69,23 @@ const RECEIPT_FIELDS: readonly SequenceField<'cardSerial' | 'tid' | 'faceDigest'
 const COMMAND_DIGEST = specField('commandDigest', 'COMMAND_DIGEST');
 const SIGNATURE = specField('signature', 'SIGNATURE');
 const MAC = specField('mac', 'MAC');
+const OUTER_TAGS = [T.RECEIPT];
+const RECEIPT_TAGS = [...RECEIPT_FIELDS.map((f) => f.tag), T.USAGE_RECORD, COMMAND_DIGEST.tag, SIGNATURE.tag, MAC.tag];
+/** The signed part of each receipt parseReceipt made (a view of its `encoded`), while `encoded` is still that array. */
+const signedParts = new WeakMap<Receipt, { encoded: Uint8Array; signed: Uint8Array }>();
 
-/** C6 ‖ C5 ‖ DF20 ‖ CB ‖ CA ‖ [A3]: what the sym MAC covers; a pki receipt adds CF before its signature. */
-export function encodeReceiptBody(f: ReceiptFields & { faceDigest: Uint8Array }): Uint8Array {
-  return concat(...RECEIPT_FIELDS.map((d) => encodeSequenceField(d, f[d.key])), f.usage ? encodeUsageRecord(f.usage) : new Uint8Array(0));
+/** What the receipt's signature or MAC covers: known from parsing, or found again if `encoded` was replaced. */
+function signedPartOf(receipt: Receipt): Uint8Array {
+  const known = signedParts.get(receipt);
+  return known && known.encoded === receipt.encoded ? known.signed : receiptSignedBytes(receipt.encoded);
+}
+
+/**
+ * C6 ‖ C5 ‖ DF20 ‖ CB ‖ CA ‖ [A3]: what the sym MAC covers; a pki receipt adds CF before its signature.
+ * `usageEncoded`: A3 of `f.usage` when the caller has it already (the card encoded it for its image).
+ */
+export function encodeReceiptBody(f: ReceiptFields & { faceDigest: Uint8Array }, usageEncoded?: Uint8Array): Uint8Array {
+  return concat(...RECEIPT_FIELDS.map((d) => encodeSequenceField(d, f[d.key])), f.usage ? (usageEncoded ?? encodeUsageRecord(f.usage)) : new Uint8Array(0));
 }
 
 /** Pki: the body and CF, the SHA-256 of the B3 command as sent (tag and length included): what the card signs. */
@@ -87,7 +100,7 @@ export function receiptSignatureMessage(signedPart: Uint8Array, version: 1 | 2 =
 
 /** Pki: what a parsed receipt's signature covers, under its own version's label. */
 export function receiptMessage(receipt: Receipt): Uint8Array {
-  return receiptSignatureMessage(receiptSignedBytes(receipt.encoded), receipt.version);
+  return receiptSignatureMessage(signedPartOf(receipt), receipt.version);
 }
 
 /** Sym: MAC_r over the body, chained on the command MAC it answers (apdu-spec README 3.5). */
@@ -106,31 +119,37 @@ export function encodeReceipt(authenticated: Uint8Array, authenticator: { signat
  * it covers the other fields as sent, whatever their order.
  */
 export function parseReceipt(encoded: Uint8Array): Receipt {
-  const outer = TlvMap.parse(encoded, { allowed: [T.RECEIPT] });
-  const m = TlvMap.parse(outer.require(T.RECEIPT), {
-    allowed: [...RECEIPT_FIELDS.map((f) => f.tag), T.USAGE_RECORD, COMMAND_DIGEST.tag, SIGNATURE.tag, MAC.tag],
-  });
+  const outer = TlvMap.parse(encoded, { allowed: OUTER_TAGS });
+  const content = outer.require(T.RECEIPT);
+  const m = TlvMap.parse(content, { allowed: RECEIPT_TAGS });
   if (m.has(MAC.tag) === m.has(SIGNATURE.tag)) throw new TlvError('a receipt carries a signature or a MAC');
-  const last = m.items[m.items.length - 1].tag;
+  const lastItem = m.items[m.items.length - 1];
+  const last = lastItem.tag;
   if (last !== MAC.tag && last !== SIGNATURE.tag) throw new TlvError('a receipt ends with its signature or MAC');
+
   const field = (f: SequenceField) => decodeSequenceField(f, m.require(f.tag, f.name));
   // DF20 came with protocol version 2; a receipt without it is one kept from before (arbitration still checks it).
-  const own = Object.fromEntries(RECEIPT_FIELDS.filter((f) => f.key !== 'faceDigest' || m.has(f.tag)).map((f) => [f.key, field(f)])) as Pick<ReceiptFields, 'cardSerial' | 'tid' | 'faceDigest' | 'event' | 'counter'>;
+  const own = {} as Record<string, unknown>;
+  for (const f of RECEIPT_FIELDS) if (f.key !== 'faceDigest' || m.has(f.tag)) own[f.key] = field(f);
+  const ownFields = own as Pick<ReceiptFields, 'cardSerial' | 'tid' | 'faceDigest' | 'event' | 'counter'>;
   const mac = m.has(MAC.tag) ? (field(MAC) as Uint8Array) : undefined;
-  return {
-    ...own,
-    version: own.faceDigest ? 2 : 1,
+  const receipt: Receipt = {
+    ...ownFields,
+    version: ownFields.faceDigest ? 2 : 1,
     usage: m.has(T.USAGE_RECORD) ? decodeUsageRecordContent(m.require(T.USAGE_RECORD)) : undefined,
     commandDigest: m.has(COMMAND_DIGEST.tag) ? (field(COMMAND_DIGEST) as Uint8Array) : undefined,
     signature: mac ?? (field(SIGNATURE) as Uint8Array),
     mac,
     encoded,
   };
+  // What the signature or MAC covers, known now: checking it does not parse the receipt again.
+  signedParts.set(receipt, { encoded, signed: content.subarray(0, content.length - tlvSize(last, lastItem.value.length)) });
+  return receipt;
 }
 
 /** The bytes a receipt signature (or MAC) covers: the B4 content up to (not including) it. */
 export function receiptSignedBytes(encoded: Uint8Array): Uint8Array {
-  const content = TlvMap.parse(encoded, { allowed: [T.RECEIPT] }).require(T.RECEIPT);
+  const content = TlvMap.parse(encoded, { allowed: OUTER_TAGS }).require(T.RECEIPT);
   const m = TlvMap.parse(content);
   const last = m.items[m.items.length - 1];
   if (!last || (last.tag !== T.SIGNATURE && last.tag !== T.MAC)) throw new TlvError('receipt does not end with its signature or MAC');
@@ -144,5 +163,5 @@ export function receiptAnswers(receipt: Receipt, signedCommand: Uint8Array): boo
 
 /** Sym: is the receipt's MAC the card's answer to the command whose MAC is `commandMac`? */
 export function checkReceiptMac(macKey: Uint8Array, commandMac: Uint8Array, receipt: Receipt): boolean {
-  return receipt.mac !== undefined && checkSessionMac(macKey, receipt.mac, SYM_CONTEXT.RECEIPT, commandMac, receiptSignedBytes(receipt.encoded));
+  return receipt.mac !== undefined && checkSessionMac(macKey, receipt.mac, SYM_CONTEXT.RECEIPT, commandMac, signedPartOf(receipt));
 }

@@ -9,7 +9,7 @@ import { suiteProvider } from '../../sdk/crypto/suites.js';
 import { encodeReceipt, encodeReceiptBody, receiptMac, receiptSignatureMessage, signedReceiptPart } from '../../sdk/receipt.js';
 import { LIMITS, SW } from '../../sdk/spec.js';
 import { faceDigestOf } from '../../sdk/ticket.js';
-import { ticketDigest, tidDigest, type TicketRecord } from '../state.js';
+import { encodedUsage, ticketDigest, tidDigest, type TicketRecord } from '../state.js';
 import { refuse, type CardContext, type CommandHandler, type ShownView, type SymSession } from './context.js';
 import { cardSigner, scopeAllows, terminalKey } from './keys.js';
 import { nextUsage } from './usage-state.js';
@@ -78,6 +78,6 @@ function apply(ctx: CardContext, name: UsageCommandName, record: TicketRecord, f
   }
   const usage = nextUsage(record.usage, record.maxEntries, { event: f.event, gate: f.gateId, station: f.station, time: f.time }) ?? refuse(SW.CONDITIONS_NOT_SATISFIED, 'event not allowed in this state');
   ctx.commit({ ...s, tickets: s.tickets.map((t) => (t === record ? { ...record, usage } : t)) });
-  return encodeReceiptBody({ cardSerial: s.serial, tid: f.tid, faceDigest, event: f.event, counter: f.counter + 1, usage });
+  return encodeReceiptBody({ cardSerial: s.serial, tid: f.tid, faceDigest, event: f.event, counter: f.counter + 1, usage }, encodedUsage(usage));
 }
 
