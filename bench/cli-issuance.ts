@@ -3,7 +3,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +38,14 @@ export interface CliIssuanceBench {
   /** CLI rate / floor rate: 1 would be the CLI doing nothing but its cryptography. Issue 13's goal: ≥ 0.5. */
   ratioCommand: number;
   ratioRows: number;
+  /**
+   * The same in CPU time (Linux: the batch process's user + system time, from this process's children times;
+   * the floor's from process.cpuUsage): what the work costs without the waits for a core or the disk. Null
+   * where /proc is not there.
+   */
+  commandCpuSeconds: number | null;
+  cryptoFloorCpuMs: number;
+  ratioCommandCpu: number | null;
   /** Growth of the card image per ticket loaded. */
   imageBytesPerTicket: number;
   loadAverage: { before: number[]; after: number[] };
@@ -136,6 +144,24 @@ function issuanceFloor(w: WorkDir, card: EticketCard): { perTicket: () => void; 
   };
 }
 
+/** CPU seconds of this process's waited-for children so far (Linux /proc/self/stat cutime + cstime), or null. */
+function childrenCpuSeconds(): number | null {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 16 and 17 of proc(5), counted from 1 with pid and comm first: here from 3 (state) on.
+    return (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+const CLOCK_TICKS = (() => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const n = Number(r.stdout?.trim());
+  return Number.isInteger(n) && n > 0 ? n : 100;
+})();
+
 /** Time `fn` `n` times, ms each. */
 function samples(n: number, fn: () => void): number[] {
   const out: number[] = [];
@@ -164,16 +190,25 @@ export async function benchCliIssuance(quick: boolean, progress: (s: string) => 
     const floor = issuanceFloor(w, card);
     const rounds: number[] = [];
     const batchRounds: number[] = [];
+    let floorCpuMicros = 0;
+    let floorTickets = 0;
     const measureFloor = () => {
       floor.perTicket();
-      rounds.push(...samples(quick ? 20 : 100, floor.perTicket));
+      const n = quick ? 20 : 100;
+      const cpu0 = process.cpuUsage();
+      rounds.push(...samples(n, floor.perTicket));
+      const cpu = process.cpuUsage(cpu0);
+      floorCpuMicros += cpu.user + cpu.system;
+      floorTickets += n;
       batchRounds.push(...samples(3, floor.perBatch));
     };
     progress(`CLI issuance: crypto floor (before)`);
     measureFloor();
     const loadBefore = loadavg();
     progress(`CLI issuance: eticket issue --from batch.csv, ${rows} rows`);
+    const cpuBefore = childrenCpuSeconds();
     const run = await runBatch(dir);
+    const cpuAfter = childrenCpuSeconds();
     const loadAfter = loadavg();
     if (run.summary.loaded !== rows) throw new Error(`bench: the batch loaded ${String(run.summary.loaded)} of ${rows} rows`);
     const after = EticketCard.open(new FileBackend(join(dir, 'card.img'), false));
@@ -182,6 +217,9 @@ export async function benchCliIssuance(quick: boolean, progress: (s: string) => 
     const floorMs = latency(rounds).medianMs + latency(batchRounds).medianMs / rows;
     const perCommand = (run.seconds * 1000) / rows;
     const perRow = (run.rowSpanSeconds * 1000) / Math.max(1, run.rows - 1);
+    const commandCpuSeconds = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
+    // Per-batch steps spread over the rows, in wall time (their CPU share is below a microsecond a row).
+    const cryptoFloorCpuMs = floorCpuMicros / 1000 / floorTickets + latency(batchRounds).medianMs / rows;
     return {
       rows,
       commandSeconds: run.seconds,
@@ -191,6 +229,9 @@ export async function benchCliIssuance(quick: boolean, progress: (s: string) => 
       floorTicketsPerSecond: 1000 / floorMs,
       ratioCommand: floorMs / perCommand,
       ratioRows: floorMs / perRow,
+      commandCpuSeconds,
+      cryptoFloorCpuMs,
+      ratioCommandCpu: commandCpuSeconds ? cryptoFloorCpuMs / ((commandCpuSeconds * 1000) / rows) : null,
       imageBytesPerTicket: (after.usedBytes - imageBefore) / rows,
       loadAverage: { before: loadBefore, after: loadAfter },
     };

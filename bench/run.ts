@@ -681,6 +681,9 @@ async function main(): Promise<void> {
     log(`whole command (start-up included) ${ci.commandTicketsPerSecond.toFixed(0).padStart(9)}  ${f1((ci.commandSeconds * 1000) / ci.rows).padStart(9)}  ${ci.ratioCommand.toFixed(2).padStart(6)}`);
     log(`rows (first result to last)       ${ci.rowsTicketsPerSecond.toFixed(0).padStart(9)}  ${f1(1000 / ci.rowsTicketsPerSecond).padStart(9)}  ${ci.ratioRows.toFixed(2).padStart(6)}`);
     log(`crypto floor (same run, same keys)${ci.floorTicketsPerSecond.toFixed(0).padStart(9)}  ${f1(ci.cryptoFloorMs).padStart(9)}    1.00`);
+    if (ci.commandCpuSeconds !== null && ci.ratioCommandCpu !== null) {
+      log(`CPU time: command ${f1((ci.commandCpuSeconds * 1000) / ci.rows)} ms per ticket, floor ${f1(ci.cryptoFloorCpuMs)} ms: ratio ${ci.ratioCommandCpu.toFixed(2)} (no waits for a core or the disk counted)`);
+    }
     log(`card image ${ci.imageBytesPerTicket.toFixed(0)} bytes per ticket; command ${ci.commandSeconds.toFixed(1)} s`);
   }
   const sim = result.simulation;
