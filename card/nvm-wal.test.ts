@@ -1,7 +1,7 @@
 // The write-ahead journal of NvmStore on a backend with sync(): one barrier per command, and a power loss that
 // drops any writes not yet behind a barrier (in any order, torn or not) still opens as the last answered commit.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -165,6 +165,10 @@ describe('NvmStore write-ahead journal on a backend with sync()', () => {
     }
     expect(syncs).toEqual(['journal', 'journal', 'journal', 'journal']);
     const after = card.image.slice();
+    expect(readFileSync(`${path}.journal`).length, 'four records kept until a checkpoint').toBeGreaterThan(0);
+    card.checkpoint();
+    expect(syncs.slice(4)).toEqual(['image']);
+    expect(readFileSync(`${path}.journal`).length, 'emptied by the checkpoint').toBe(0);
     backend.close();
     const reopened = EticketCard.open(new FileBackend(path));
     expect(hex(reopened.image)).toBe(hex(after));
