@@ -122,8 +122,16 @@ class CachedCardTrust implements CardTrust {
   }
 }
 
+/** What makes a card's stored row complete for these credentials (Backoffice.recordedCards). */
+function recordedCardKey(card: CardCredentials): string {
+  const h = (b?: Uint8Array) => (b ? createHash('sha256').update(b).digest('hex') : '');
+  return `${hex(card.serial)}:${card.suite}:${h(card.encryptionCertificate)}:${h(card.signingCertificate)}:${card.identity ?? ''}`;
+}
+
 export class Backoffice {
   private readonly signers = new Map<string, Signer>();
+  /** Cards whose row this back office has committed with the credentials named by the key (recordedCardKey). */
+  private readonly recordedCards = new Set<string>();
   private rootRecord?: AuthorityKeyRecord;
   private readonly cardTrust: CardTrust;
   /** Real-name tickets: holder records, terminal reads, destruction (backoffice/realname.ts). */
@@ -194,10 +202,12 @@ export class Backoffice {
   }
 
   /** The authentication server of the key that signs now: the root, or the current signing key with its A4. */
-  private async tfvAuthority(q?: Queryable): Promise<{ record: AuthorityKeyRecord; authority: AuthenticationServer }> {
+  private async tfvAuthority(q?: Queryable): Promise<{ record: AuthorityKeyRecord; authority: AuthenticationServer; signing?: { record: AuthorityKeyRecord; signer: Signer } }> {
     const root = await this.ensureRootKey();
-    const { record, signer } = TFV_SIGNED_BY === 'root' ? { record: root, signer: this.signerFor(root) } : await this.currentSigner(q);
-    return { record, authority: new AuthenticationServer(signer, this.cardTrust, record.role === 'signing' ? { certificate: record.certificate } : {}) };
+    const current = TFV_SIGNED_BY === 'root' ? undefined : await this.currentSigner(q);
+    const { record, signer } = current ?? { record: root, signer: this.signerFor(root) };
+    // `signing`: the current signing key as read in this transaction, for the bill signed in it (one read, not two).
+    return { record, authority: new AuthenticationServer(signer, this.cardTrust, record.role === 'signing' ? { certificate: record.certificate } : {}), signing: current };
   }
 
   /**
@@ -224,7 +234,9 @@ export class Backoffice {
     // Checked before the transaction: a card that cannot be traced to the trust root gets nothing.
     this.cardTrust.encryptionKey(input.card);
     await this.ensureRootKey();
-    return this.store.transaction(async (tx) => {
+    const cardKey = recordedCardKey(input.card);
+    let recorded = false;
+    const outcome = await this.store.transaction(async (tx) => {
       const op = this.operator;
       if (input.requestKey) {
         const tid = await this.store.tidForRequest(op, input.requestKey, tx);
@@ -239,7 +251,10 @@ export class Backoffice {
       }
       // The ticket being replaced is locked and checked before a TID or a seat is spent on its replacement.
       if (input.replaces) await this.replaceable(input.replaces, tx);
-      await this.store.recordCard({ serial, suite: input.card.suite, encryptionCertificate: input.card.encryptionCertificate, signingCertificate: input.card.signingCertificate, identity: input.card.identity }, tx);
+      // A card this back office has recorded (committed) with these credentials needs no second upsert: the row only
+      // ever fills in missing fields (recordCard), and a batch would pay a statement per ticket for nothing.
+      recorded = true;
+      if (!this.recordedCards.has(cardKey)) await this.store.recordCard({ serial, suite: input.card.suite, encryptionCertificate: input.card.encryptionCertificate, signingCertificate: input.card.signingCertificate, identity: input.card.identity }, tx);
       // Validate the request (and learn its service date) before a TID is spent; the TID itself comes from the store.
       const server = () => new TicketServer(op, undefined, this.clock);
       const probe = server().createTicket({ ...input.request, tid: input.request.tid ?? `${op}-probe` });
@@ -268,7 +283,7 @@ export class Backoffice {
         request = { ...request, holderRef: p.holderRef, holderBinding: p.binding };
       }
       const face = server().createTicket(request);
-      const { record, authority } = await this.tfvAuthority(tx);
+      const { record, authority, signing } = await this.tfvAuthority(tx);
       const signed = authority.sign(face, input.card);
       const sealed = authority.seal(signed, input.card);
       const ticket = await this.store.insertTicket(
@@ -301,9 +316,11 @@ export class Backoffice {
         if (old.status === 'sealed') await this.store.cancelSealed(op, old.tid, tx);
         if (old.status === 'sealed' || old.status === 'deleted') await this.refundOnce(old, tx);
       }
-      const bill = await this.bill('sale', ticket, face, input.sellerId, tx);
+      const bill = await this.bill('sale', ticket, face, input.sellerId, tx, signing);
       return { status: 'new' as const, ticket, face, bill, seat };
     });
+    if (recorded) this.recordedCards.add(cardKey);
+    return outcome;
   }
 
   /**
@@ -350,8 +367,8 @@ export class Backoffice {
     return { status: 'existing', ticket: t, face: decodeTicketFace(t.face), bill: bills.find((b) => b.kind === 'sale') };
   }
 
-  private async bill(kind: 'sale' | 'refund', t: TicketRecord, face: TicketFace, sellerId: string | undefined, q: Queryable): Promise<BillRecord> {
-    const { record, signer } = await this.currentSigner(q);
+  private async bill(kind: 'sale' | 'refund', t: TicketRecord, face: TicketFace, sellerId: string | undefined, q: Queryable, current?: { record: AuthorityKeyRecord; signer: Signer }): Promise<BillRecord> {
+    const { record, signer } = current ?? (await this.currentSigner(q));
     const item: BillItem = { serviceDate: formatServiceDate(face.serviceDate) };
     if (face.train) item.service = face.train;
     if (face.origin) item.origin = face.origin;
@@ -397,6 +414,11 @@ export class Backoffice {
   /** The card took the ticket (LOAD answered, or ALREADY_EXISTS on a re-run). */
   async markLoaded(tid: string, sequenceNumber?: number): Promise<boolean> {
     return this.store.markLoaded(this.operator, tid, sequenceNumber);
+  }
+
+  /** The card took these tickets (a batch's chunk): one statement for all. Returns the TIDs marked. */
+  async markLoadedMany(loaded: { tid: string; sequenceNumber?: number }[]): Promise<string[]> {
+    return this.store.markLoadedMany(this.operator, loaded);
   }
 
   /** The card refused the ticket for good (full): cancel it, free its seat, release its TID. */

@@ -33,6 +33,10 @@ describe('npm run bench', () => {
     expect(doc.issuance.length).toBeGreaterThan(0);
     expect(doc.issuance[0].nvmBytesPerTicket).toBeGreaterThan(0);
     expect(doc.farm.length).toBeGreaterThan(0);
+    // The CLI batch (issue 13) ran with every row loaded, beside its crypto floor from the same run.
+    expect(doc.cliIssuance.rows).toBe(100);
+    for (const k of ['commandTicketsPerSecond', 'rowsTicketsPerSecond', 'cryptoFloorMs', 'floorTicketsPerSecond', 'ratioCommand', 'ratioRows', 'imageBytesPerTicket']) expect(doc.cliIssuance[k], k).toBeGreaterThan(0);
+    expect(doc.goals['CLI batch issuance / crypto floor'].target).toBe('≥ 0.5');
     expect(doc.pcsc.skipped).toContain('ETICKET_PCSC=0');
     expect(doc.goals.symTapJcop4At424.target).toBe('≤ 100 ms');
     // The metro simulation ran (10 s in --quick): taps went end to end and every injected anomaly was found.

@@ -22,6 +22,7 @@ import { LIMITS } from '../sdk/spec.js';
 import { toServiceDate } from '../sdk/fields.js';
 import type { SuiteName } from '../sdk/spec.js';
 import { benchBackoffice, type BackofficeBench } from './backoffice.js';
+import { benchCliIssuance, type CliIssuanceBench } from './cli-issuance.js';
 import { CHIP_PROFILES, estimateTap, type CardOp, type TapEstimate, type TraceExchange } from './cost-model.js';
 import { latency, timeCalls, timeCallsWithCpu, type Latency } from './stats.js';
 import { runSimulation, type SimulationReport } from './simulation.js';
@@ -551,6 +552,7 @@ async function main(): Promise<void> {
     chipProfiles: CHIP_PROFILES,
     pcsc: {} as { skipped?: string; results?: unknown },
     backoffice: {} as BackofficeBench,
+    cliIssuance: null as CliIssuanceBench | null,
     simulation: null as null | { skipped: string } | SimulationSummary,
     goals: {} as Record<string, { target: string; value: number | null; met: boolean }>,
     previous: null as { date: string; comparisons: Comparison[] } | null,
@@ -582,6 +584,9 @@ async function main(): Promise<void> {
     progress('PC/SC');
     result.pcsc = await benchPcsc(QUICK ? 20 : 200);
     result.backoffice = await benchBackoffice(QUICK, progress);
+    result.cliIssuance = await benchCliIssuance(QUICK, progress, loadavg);
+    // Issue 13: `eticket issue --from` at least half as fast as its cryptography alone, start-up included.
+    result.goals['CLI batch issuance / crypto floor'] = { target: '≥ 0.5', value: result.cliIssuance.ratioCommand, met: result.cliIssuance.ratioCommand >= 0.5 };
   }
   if (GATE_ONLY) {
     // nothing more
@@ -678,6 +683,19 @@ async function main(): Promise<void> {
   log('engine    tickets  tickets/s  median ms  p99 ms');
   for (const i of result.backoffice.issuance ?? []) log(`${i.engine.padEnd(9)} ${String(i.tickets).padStart(7)}  ${i.ticketsPerSecond.toFixed(0).padStart(9)}  ${f1(i.medianMs).padStart(9)}  ${f1(i.p99Ms).padStart(6)}`);
   if (result.backoffice.postgres?.skipped) log(`PostgreSQL: skipped: ${result.backoffice.postgres.skipped}`);
+  const ci = result.cliIssuance;
+  if (ci) {
+    log(`\nCLI batch issuance: \`eticket issue --card card.img --from batch.csv\` (compiled CLI, card image, embedded store), ${ci.rows} rows`);
+    log(`load average ${ci.loadAverage.before.map((l) => l.toFixed(1)).join(' ')} before, ${ci.loadAverage.after.map((l) => l.toFixed(1)).join(' ')} after`);
+    log('                                  tickets/s  ms/ticket  ratio to floor');
+    log(`whole command (start-up included) ${ci.commandTicketsPerSecond.toFixed(0).padStart(9)}  ${f1((ci.commandSeconds * 1000) / ci.rows).padStart(9)}  ${ci.ratioCommand.toFixed(2).padStart(6)}`);
+    log(`rows (first result to last)       ${ci.rowsTicketsPerSecond.toFixed(0).padStart(9)}  ${f1(1000 / ci.rowsTicketsPerSecond).padStart(9)}  ${ci.ratioRows.toFixed(2).padStart(6)}`);
+    log(`crypto floor (same run, same keys)${ci.floorTicketsPerSecond.toFixed(0).padStart(9)}  ${f1(ci.cryptoFloorMs).padStart(9)}    1.00`);
+    if (ci.commandCpuSeconds !== null && ci.ratioCommandCpu !== null) {
+      log(`CPU time: command ${f1((ci.commandCpuSeconds * 1000) / ci.rows)} ms per ticket, floor ${f1(ci.cryptoFloorCpuMs)} ms: ratio ${ci.ratioCommandCpu.toFixed(2)} (no waits for a core or the disk counted)`);
+    }
+    log(`card image ${ci.imageBytesPerTicket.toFixed(0)} bytes per ticket; command ${ci.commandSeconds.toFixed(1)} s`);
+  }
   const sim = result.simulation;
   if (sim && !('skipped' in sim)) {
     log(`\nMetro simulation (${sim.engine}, ${sim.cards} cards, ${sim.gates} gates on 2 worker threads, ${sim.runS.toFixed(0)} s)`);

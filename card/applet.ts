@@ -159,6 +159,14 @@ export class EticketCard implements Icc {
     return this.store.current;
   }
 
+  /**
+   * Make the image durable and empty its journal (NvmStore.checkpoint): what a program does before it lets go of an
+   * image file, so that the file alone is the card until its next command.
+   */
+  checkpoint(): void {
+    this.store.checkpoint();
+  }
+
   /** Power-cut injection for tearing tests: counts NVM write points and cuts at the chosen one. */
   get faults(): FaultInjector | undefined {
     return this.store.faults;

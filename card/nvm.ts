@@ -1,10 +1,11 @@
 // The card's non-volatile memory: every persistent write of the applet goes through NvmStore.commit,
-// which is atomic (redo journal) and can simulate a power cut at any physical write point.
+// which is atomic (redo journal, one durable append per command) and can simulate a power cut at any write point.
 
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, openSync, readFileSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { equal, readUint } from '../sdk/bytes.js';
-import { writeFileDurably } from '../sdk/durable-file.js';
+import { fsyncDirectory, writeFileDurably } from '../sdk/durable-file.js';
 import { EticketError } from '../sdk/errors.js';
 import { FileLock } from '../sdk/file-lock.js';
 import { PRIVATE_FILE_MODE, tightenMode } from '../sdk/files.js';
@@ -32,6 +33,12 @@ export interface NvmBackend {
   truncate(region: Region, length: number): void;
   /** Delete the region (no error when it does not exist). */
   remove(region: Region): void;
+  /**
+   * Make the region's earlier writes and truncates durable (a barrier). A backend with it may leave single writes
+   * volatile until then, and NvmStore keeps a write-ahead journal across commands (one barrier per command); a
+   * backend without it is taken as durable at every write (memory, a chip), and the journal is removed after each.
+   */
+  sync?(region: Region): void;
   /**
    * The region's bytes themselves, without a copy (memory backends): later writes change them in place, as on a
    * chip, until a write past the end or a truncate replaces them. Backends without it are read (copied) instead.
@@ -94,10 +101,17 @@ export class MemoryBackend implements NvmBackend {
  * in clear: created 0600, and an existing one other users can read is tightened (or refused, InsecurePermissionsError).
  * With `lock`, the image is held exclusively (`path.lock`, sdk/file-lock) until close() or the process exits:
  * a second process opening it gets LockHeldError naming the holder, before it reads or writes anything.
+ * Writes go to the page cache (they survive kill -9); sync() makes them durable (fdatasync, and the directory
+ * once after the file was created), which NvmStore calls once per command for the journal. `durable = false`
+ * (tests, benchmarks of the protocol alone) turns sync() into nothing.
  */
 export class FileBackend implements NvmBackend {
   readonly description: string;
   private readonly lock?: FileLock;
+  /** Open descriptors, kept across writes: opening and closing a file per write cost as much as the write. */
+  private readonly fds: Partial<Record<Region, number>> = {};
+  /** Regions created since their directory was last synced: their name must reach the disk too. */
+  private readonly created = new Set<Region>();
 
   constructor(readonly path: string, private readonly durable = true, options: { lock?: boolean } = {}) {
     this.description = path;
@@ -111,13 +125,33 @@ export class FileBackend implements NvmBackend {
     }
   }
 
-  /** Release the image lock (if any); the backend must not be used afterwards. */
+  /** Close the files and release the image lock (if any); the backend must not be used afterwards. */
   close(): void {
+    for (const r of ['image', 'journal'] as Region[]) this.closeFd(r);
     this.lock?.release();
   }
 
   private file(region: Region): string {
     return region === 'image' ? this.path : `${this.path}.journal`;
+  }
+
+  private fd(region: Region): number {
+    let fd = this.fds[region];
+    if (fd === undefined) {
+      const f = this.file(region);
+      const exists = existsSync(f);
+      fd = openSync(f, exists ? 'r+' : 'w+', PRIVATE_FILE_MODE);
+      if (!exists) this.created.add(region);
+      this.fds[region] = fd;
+    }
+    return fd;
+  }
+
+  private closeFd(region: Region): void {
+    const fd = this.fds[region];
+    if (fd === undefined) return;
+    delete this.fds[region];
+    closeSync(fd);
   }
 
   read(region: Region): Uint8Array | null {
@@ -127,28 +161,26 @@ export class FileBackend implements NvmBackend {
   }
 
   write(region: Region, offset: number, bytes: Uint8Array): void {
-    const fd = openSync(this.file(region), existsSync(this.file(region)) ? 'r+' : 'w+', PRIVATE_FILE_MODE);
-    try {
-      writeSync(fd, bytes, 0, bytes.length, offset);
-      if (this.durable) fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    const fd = this.fd(region);
+    for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, offset + done);
   }
 
   truncate(region: Region, length: number): void {
-    const fd = openSync(this.file(region), 'r+');
-    try {
-      ftruncateSync(fd, length);
-      if (this.durable) fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    ftruncateSync(this.fd(region), length);
   }
 
   remove(region: Region): void {
+    this.closeFd(region);
+    this.created.delete(region);
     const f = this.file(region);
     if (existsSync(f)) unlinkSync(f);
+  }
+
+  sync(region: Region): void {
+    if (!this.durable) return;
+    const fd = this.fds[region];
+    if (fd !== undefined) fdatasyncSync(fd);
+    if (this.created.delete(region)) fsyncDirectory(dirname(this.path));
   }
 
   /** Create the image in one step (a new card): a durable write-then-rename. */
@@ -171,28 +203,43 @@ export class FaultInjector {
 
 const JOURNAL_MAGIC = new Uint8Array([0x45, 0x4a, 0x4e, 0x4c]); // "EJNL"
 
+/** Journal bytes after which a backend with sync() checkpoints (image synced, journal emptied): bounds replay at open. */
+export const CHECKPOINT_BYTES = 1 << 20;
+
 /**
- * Atomic page writes over a backend. commit(newImage) journals the changed pages (with a SHA-256 over
- * the journal), applies them, then removes the journal; open() rolls a complete journal forward and
- * drops a torn one. So after any cut the image is the old or the new one, never a mix.
+ * Atomic page writes over a backend. commit(newImage) appends a journal record of the changed pages (with a SHA-256
+ * over the record) and applies them; open() rolls every complete record forward, in order, and drops a torn last
+ * one. So after any cut the image is the old or the new one, never a mix.
+ * On a backend with sync() the record is the command's one durable write (one barrier per command): the image
+ * writes stay volatile and the journal keeps the records until a checkpoint (image synced, then the journal cut to
+ * nothing), after CHECKPOINT_BYTES. A record holds whole after-images, so replaying records the image already
+ * has is harmless. On a backend without sync() the journal is removed after each command, as before.
  */
 export class NvmStore {
   private image: Uint8Array;
   private dead = false;
+  /** Bytes of journal records not yet checkpointed: where the next record goes. */
+  private journalLength = 0;
 
-  constructor(private readonly backend: NvmBackend, private readonly pageSize = 256, public faults?: FaultInjector) {
+  constructor(
+    private readonly backend: NvmBackend,
+    private readonly pageSize = 256,
+    public faults?: FaultInjector,
+    private readonly checkpointBytes = CHECKPOINT_BYTES,
+  ) {
     this.image = NvmStore.recover(backend);
   }
 
-  /** Bring the backend to a consistent image (roll a valid journal forward) and return it. */
+  /** Bring the backend to a consistent image (roll the valid journal records forward) and return it. */
   static recover(backend: NvmBackend): Uint8Array {
     const journal = backend.read('journal');
     if (journal) {
-      const parsed = parseJournal(journal);
-      if (parsed) {
-        for (const w of parsed.writes) backend.write('image', w.offset, w.bytes);
-        backend.truncate('image', parsed.length);
+      for (const record of parseJournal(journal)) {
+        for (const w of record.writes) backend.write('image', w.offset, w.bytes);
+        backend.truncate('image', record.length);
       }
+      // The image must hold what was rolled forward before the records that say so are gone.
+      backend.sync?.('image');
       backend.remove('journal');
     }
     // A memory backend's image is used where it lies: the card then holds one copy of it, not two.
@@ -242,19 +289,42 @@ export class NvmStore {
     else for (const w of writes) this.image.set(w.bytes, w.offset);
   }
 
-  /** The journal protocol: journal, writes, truncate, journal removal; each a write point. */
+  /**
+   * The journal protocol: the record appended (made durable where the backend syncs), the image writes, the
+   * truncate; then, without sync() or past the checkpoint size, the checkpoint. Each write is a write point.
+   */
   private apply(length: number, writes: { offset: number; bytes: Uint8Array }[]): void {
-    const journal = encodeJournal(length, writes);
-    this.physical(() => this.backend.write('journal', 0, journal), () => this.backend.write('journal', 0, journal.subarray(0, journal.length >> 1)));
+    const record = encodeJournal(length, writes);
+    const at = this.journalLength;
+    this.physical(() => this.backend.write('journal', at, record), () => this.backend.write('journal', at, record.subarray(0, record.length >> 1)));
+    this.physical(() => this.backend.sync?.('journal'), () => undefined, false);
+    this.journalLength += record.length;
     for (const w of writes) {
       this.physical(() => this.backend.write('image', w.offset, w.bytes), () => this.backend.write('image', w.offset, w.bytes.subarray(0, w.bytes.length >> 1)));
     }
     if (length < this.image.length) this.physical(() => this.backend.truncate('image', length), () => undefined);
-    this.physical(() => this.backend.remove('journal'), () => undefined);
+    if (!this.backend.sync || this.journalLength >= this.checkpointBytes) this.checkpoint();
   }
 
-  private physical(op: () => void, torn: () => void): void {
-    if (this.faults?.point()) {
+  /**
+   * Make the image durable, then drop the journal records it now holds: the file is cut to nothing (a backend
+   * with sync(); its next record's barrier makes the cut durable too) or removed (without sync()).
+   */
+  checkpoint(): void {
+    if (this.dead) throw new PowerCutError('card has no power (reopen it)');
+    if (this.backend.sync) {
+      if (this.journalLength === 0) return;
+      this.physical(() => this.backend.sync!('image'), () => undefined, false);
+      this.physical(() => this.backend.truncate('journal', 0), () => undefined);
+    } else {
+      this.physical(() => this.backend.remove('journal'), () => undefined);
+    }
+    this.journalLength = 0;
+  }
+
+  /** One physical operation; `point` false for a barrier, which writes nothing a cut could tear. */
+  private physical(op: () => void, torn: () => void, point = true): void {
+    if (point && this.faults?.point()) {
       torn();
       this.dead = true;
       throw new PowerCutError(`power cut at NVM write ${this.faults.writes - 1}`);
@@ -272,6 +342,7 @@ export class NvmStore {
    */
   resync(): Uint8Array {
     this.image = NvmStore.recover(this.backend);
+    this.journalLength = 0;
     return this.image;
   }
 }
@@ -296,22 +367,35 @@ function encodeJournal(length: number, writes: { offset: number; bytes: Uint8Arr
   return j;
 }
 
-function parseJournal(j: Uint8Array): { length: number; writes: { offset: number; bytes: Uint8Array }[] } | null {
-  if (j.length < 12 + 32 || !equal(j.subarray(0, 4), JOURNAL_MAGIC)) return null;
-  const body = j.subarray(0, j.length - 32);
-  if (!equal(new Uint8Array(createHash('sha256').update(body).digest()), j.subarray(j.length - 32))) return null;
-  const length = readUint(body.subarray(4, 8));
-  const count = readUint(body.subarray(8, 12));
+/** The complete records of a journal, in order, up to the first torn or damaged one (a cut mid-append). */
+function parseJournal(j: Uint8Array): { length: number; writes: { offset: number; bytes: Uint8Array }[] }[] {
+  const records: { length: number; writes: { offset: number; bytes: Uint8Array }[] }[] = [];
+  for (let at = 0; at < j.length; ) {
+    const r = parseRecord(j, at);
+    if (!r) break;
+    records.push(r.record);
+    at = r.end;
+  }
+  return records;
+}
+
+/** The record starting at `at`, and where it ends; null when it is torn, damaged or not a record. */
+function parseRecord(j: Uint8Array, at: number): { record: { length: number; writes: { offset: number; bytes: Uint8Array }[] }; end: number } | null {
+  if (j.length - at < 12 + 32 || !equal(j.subarray(at, at + 4), JOURNAL_MAGIC)) return null;
+  const length = readUint(j.subarray(at + 4, at + 8));
+  const count = readUint(j.subarray(at + 8, at + 12));
   const writes: { offset: number; bytes: Uint8Array }[] = [];
-  let o = 12;
+  let o = at + 12;
   for (let i = 0; i < count; i++) {
-    if (o + 8 > body.length) return null;
-    const offset = readUint(body.subarray(o, o + 4));
-    const n = readUint(body.subarray(o + 4, o + 8));
+    if (o + 8 > j.length) return null;
+    const offset = readUint(j.subarray(o, o + 4));
+    const n = readUint(j.subarray(o + 4, o + 8));
     o += 8;
-    if (o + n > body.length) return null;
-    writes.push({ offset, bytes: body.slice(o, o + n) });
+    if (o + n > j.length) return null;
+    writes.push({ offset, bytes: j.subarray(o, o + n) });
     o += n;
   }
-  return o === body.length ? { length, writes } : null;
+  if (o + 32 > j.length) return null;
+  if (!equal(new Uint8Array(createHash('sha256').update(j.subarray(at, o)).digest()), j.subarray(o, o + 32))) return null;
+  return { record: { length, writes: writes.map((w) => ({ offset: w.offset, bytes: w.bytes.slice() })) }, end: o + 32 };
 }

@@ -69,8 +69,8 @@ export async function writeFileDurablyAsync(path: string, data: Uint8Array | str
   }
 }
 
-/** A rename is durable once its directory is: fsync the directory entry (where the platform allows it). */
-function fsyncDirectory(dir: string): void {
+/** A rename or a new file is durable once its directory is: fsync the directory entry (where the platform allows it). */
+export function fsyncDirectory(dir: string): void {
   let fd: number;
   try {
     fd = openSync(dir, 'r');

@@ -4,7 +4,7 @@
 // Also: a stalled back office never holds a tap; a batch uploaded twice, partly or out of order is stored once;
 // a forged or altered record is kept apart with its reason.
 
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +50,16 @@ async function cardWithPass(office: TestOffice, image: string, seller = 'acme') 
 }
 
 /** A session on the card image as it is on disk now (the emulator reads the file again). */
+/**
+ * Copy a card's NVM as it is: the image and its journal (an image file keeps its journal records until a
+ * checkpoint, card/nvm.ts). A restored image beside a later journal would have that journal replayed onto it.
+ */
+function copyCardImage(from: string, to: string): void {
+  copyFileSync(from, to);
+  if (existsSync(`${from}.journal`)) copyFileSync(`${from}.journal`, `${to}.journal`);
+  else rmSync(`${to}.journal`, { force: true });
+}
+
 function sessionOn(image: string): CardSession {
   return new CardSession(new EmulatorTransport(EticketCard.open(image)));
 }
@@ -91,14 +101,14 @@ describe.each(ENGINES)('offline gates on $engine', (engine) => {
   it.skipIf(engine.skip)('rollback: an image copied back before an entry enters twice; the back office finds it, the denylist reaches every gate, the card is refused offline', async () => {
     const image = join(dir, `${engine.engine}-rollback.img`);
     const c = await cardWithPass(office, image);
-    copyFileSync(image, `${image}.copy`); // the copy, made before the entry
+    copyCardImage(image, `${image}.copy`); // the copy, made before the entry
 
     world.now += 60;
     const first = await A.gate.tap(sessionOn(image), 'entry');
     expect(first.decision.pass).toBe(true);
     expect(first.record).toMatchObject({ seq: 1, pass: true, tid: c.tid, counter: 0, denylistVersion: 0 });
 
-    copyFileSync(`${image}.copy`, image); // restore: the card's memory is back before the entry
+    copyCardImage(`${image}.copy`, image); // restore: the card's memory is back before the entry
     world.now += 120; // two minutes later at C03, which is 25 minutes from A01
     const second = await C.gate.tap(sessionOn(image), 'entry');
     expect(second.decision.pass, 'offline, the restored card passes: only the back office can see it').toBe(true);
@@ -130,7 +140,7 @@ describe.each(ENGINES)('offline gates on $engine', (engine) => {
   it.skipIf(engine.skip)('clone: an image copied to a second card used in parallel is found and both copies are refused', async () => {
     const image = join(dir, `${engine.engine}-clone.img`);
     const c = await cardWithPass(office, image);
-    copyFileSync(image, `${image}.twin`);
+    copyCardImage(image, `${image}.twin`);
     world.now += 3600;
     expect((await A.gate.tap(sessionOn(image), 'entry')).decision.pass).toBe(true);
     world.now += 30;

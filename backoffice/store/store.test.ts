@@ -114,6 +114,19 @@ describe.each(ENGINES)('store on $engine', ({ engine, skip, open }) => {
     expect(await store.ticket('CR', 'CR-T-1')).toMatchObject({ status: 'loaded', sequenceNumber: 3 });
   });
 
+  it.skipIf(skip)('markLoadedMany marks a chunk in one statement: sealed ones and loaded ones (idempotent), never cancelled ones', async () => {
+    for (const t of ['CR-M-1', 'CR-M-2', 'CR-M-3', 'CR-M-4']) await sealedTicket(store, t);
+    await store.releaseUnloaded('CR', 'CR-M-4');
+    expect(await store.markLoaded('CR', 'CR-M-2', 7)).toBe(true);
+    const marked = await store.markLoadedMany('CR', [{ tid: 'CR-M-1', sequenceNumber: 5 }, { tid: 'CR-M-2' }, { tid: 'CR-M-3', sequenceNumber: 9 }, { tid: 'CR-M-4', sequenceNumber: 1 }, { tid: 'CR-NONE' }]);
+    expect(marked.sort()).toEqual(['CR-M-1', 'CR-M-2', 'CR-M-3']);
+    expect(await store.ticket('CR', 'CR-M-1')).toMatchObject({ status: 'loaded', sequenceNumber: 5 });
+    expect(await store.ticket('CR', 'CR-M-2')).toMatchObject({ status: 'loaded', sequenceNumber: 7 });
+    expect(await store.ticket('CR', 'CR-M-3')).toMatchObject({ status: 'loaded', sequenceNumber: 9 });
+    expect(await store.ticket('CR', 'CR-M-4')).toMatchObject({ status: 'cancelled' });
+    expect(await store.markLoadedMany('CR', [])).toEqual([]);
+  });
+
   it.skipIf(skip)('a ticket the card never took is released: its TID can then go to another card', async () => {
     await sealedTicket(store, 'CR-FULL-1');
     await store.releaseUnloaded('CR', 'CR-FULL-1');

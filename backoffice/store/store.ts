@@ -492,6 +492,21 @@ export class Store {
   }
 
   /**
+   * Several tickets the card took, in one statement (a batch marks them a chunk at a time): sealed → loaded,
+   * idempotent. Returns the TIDs marked.
+   */
+  async markLoadedMany(operator: string, loaded: { tid: string; sequenceNumber?: number }[], q: Queryable = this.db): Promise<string[]> {
+    if (!loaded.length) return [];
+    const r = await q.query<{ tid: string }>(
+      `UPDATE tickets t SET status = 'loaded', loaded_at = coalesce(t.loaded_at, now()), sequence_number = coalesce(v.seq, t.sequence_number)
+       FROM unnest($2::text[], $3::integer[]) AS v(tid, seq)
+       WHERE t.operator = $1 AND t.tid = v.tid AND t.status IN ('sealed', 'loaded') RETURNING t.tid`,
+      [operator, loaded.map((l) => l.tid), loaded.map((l) => l.sequenceNumber ?? null)],
+    );
+    return r.rows.map((row) => row.tid);
+  }
+
+  /**
    * The card did not take the ticket and never will (it was full): the ticket is cancelled, its seat freed,
    * and its TID released so that the same line can go to another card.
    */

@@ -162,6 +162,21 @@ interface IssueRun {
   issuing?: IssuingTerminal;
   out?: string;
   sellerId?: string;
+  /** Tickets the card took that the store does not yet call loaded: marked a chunk at a time (markLoadedChunk). */
+  loaded: { tid: string; sequenceNumber?: number }[];
+}
+
+/**
+ * Tickets marked loaded in the store per statement. Until then a loaded ticket is "sealed" in the store, as after a
+ * crash between LOAD and the mark: a re-run (or `load --pending`) finds it on the card (ALREADY_EXISTS) and marks it.
+ */
+const MARK_LOADED_CHUNK = 32;
+
+/** Mark the tickets the card took so far as loaded in the store (one statement). */
+async function flushLoaded(run: IssueRun): Promise<void> {
+  if (!run.loaded.length) return;
+  const chunk = run.loaded.splice(0, run.loaded.length);
+  await run.bo.markLoadedMany(chunk);
 }
 
 /** What makes a batch line the same line on a re-run: card, line number and content (as the old ledger did). */
@@ -199,8 +214,10 @@ async function issueOne(run: IssueRun, request: TicketRequest, line?: number, ba
   }
   if (!run.issuing) return { line, status: 'sealed', tid, sealed };
   const r = await loadOne(run.issuing, sealed, tid, line);
-  if (r.status === 'loaded' || r.status === 'already_on_card') await run.bo.markLoaded(tid!, r.sequenceNumber);
-  else if (r.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase() && tid) await run.bo.releaseUnloaded(tid);
+  if (r.status === 'loaded' || r.status === 'already_on_card') {
+    run.loaded.push({ tid: tid!, sequenceNumber: r.sequenceNumber });
+    if (run.loaded.length >= MARK_LOADED_CHUNK) await flushLoaded(run);
+  } else if (r.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase() && tid) await run.bo.releaseUnloaded(tid);
   return r;
 }
 
@@ -337,6 +354,7 @@ Examples:
     const { TransportError } = await import('../../sdk/errors.js');
     let card: CardHandle | undefined;
     let office: OpenedBackoffice | undefined;
+    let run: IssueRun | undefined;
     try {
       let creds: CardCredentials;
       let issuing: IssuingTerminal | undefined;
@@ -353,7 +371,7 @@ Examples:
         const seller = await office.store.client(opts.seller);
         if (!seller || seller.role !== 'seller') throw new UsageError(`no seller ${opts.seller} is registered: \`eticket seller add ${opts.seller}\``);
       }
-      const run: IssueRun = { bo: office.bo, creds, issuing: opts.out ? undefined : issuing, out: opts.out, sellerId: opts.seller };
+      run = { bo: office.bo, creds, issuing: opts.out ? undefined : issuing, out: opts.out, sellerId: opts.seller, loaded: [] };
       if (opts.out && !opts.out.endsWith('.bin')) writeFileSync(opts.out, '');
       const json = globals(cmd).json;
       const progress = new Progress(batch ? 0 : 1, !json);
@@ -419,8 +437,11 @@ Examples:
         progress.tick();
       }
       progress.end();
+      await flushLoaded(run);
       finish(cmd, results, batch, interrupted);
     } finally {
+      // Whatever stopped the batch, the tickets the card took are marked before the store closes.
+      if (run && office) await flushLoaded(run).catch(() => undefined);
       await card?.close().catch(() => undefined);
       await office?.close().catch(() => undefined);
     }

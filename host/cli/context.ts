@@ -97,7 +97,17 @@ export async function openImage(path: string): Promise<EticketCard> {
   const [{ EticketCard }, { FileBackend, NvmCorruptError }] = await Promise.all([import('../../card/applet.js'), import('../../card/nvm.js')]);
   const backend = new FileBackend(p, true, { lock: true });
   try {
-    return EticketCard.open(backend);
+    const card = EticketCard.open(backend);
+    // On a normal exit the journal is emptied: the image file alone is then the card (docs/cli.md), and a
+    // journal is left beside it only by a kill or a power cut, for the next open to replay.
+    process.once('exit', () => {
+      try {
+        card.checkpoint();
+      } catch {
+        // nothing more can be done at exit; the journal stays and the next open replays it
+      }
+    });
+    return card;
   } catch (e) {
     backend.close();
     if (e instanceof NvmCorruptError) throw new CardImageError(`card image ${path} cannot be used (${e.message}): restore it from a copy or create a new card`, path, { cause: e });

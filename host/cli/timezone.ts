@@ -20,8 +20,19 @@ export function timeZoneOf(cmd: Command, configured?: string): string {
   return given ? checkTimeZone(given) : 'UTC';
 }
 
+// Building an Intl.DateTimeFormat costs about a millisecond: one per zone, kept (a batch asks for thousands of rows).
+const formats = new Map<string, Intl.DateTimeFormat>();
+function formatFor(tz: string): Intl.DateTimeFormat {
+  let f = formats.get(tz);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+    formats.set(tz, f);
+  }
+  return f;
+}
+
 const parts = (epochSeconds: number, tz: string) => {
-  const p = new Intl.DateTimeFormat('en-US', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' }).formatToParts(new Date(epochSeconds * 1000));
+  const p = formatFor(tz).formatToParts(new Date(epochSeconds * 1000));
   const get = (t: string) => Number(p.find((x) => x.type === t)!.value);
   return { y: get('year'), m: get('month'), d: get('day'), h: get('hour'), min: get('minute'), s: get('second') };
 };

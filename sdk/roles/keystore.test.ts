@@ -26,6 +26,22 @@ function legacyPem(passphrase: string): { pem: string; spki: Buffer } {
 }
 
 describe('KeyStore', () => {
+  it('a key opened once is given again from memory only for the same file, kind and passphrase', () => {
+    const dir = freshDir();
+    const store = new KeyStore(dir);
+    store.putBytes('k', 'test-kind', new Uint8Array([1, 2, 3]), 'pw');
+    expect(store.getBytes('k', 'pw', 'test-kind')).toEqual(new Uint8Array([1, 2, 3]));
+    // What a caller does to the bytes it got does not change what the next caller gets.
+    store.getBytes('k', 'pw', 'test-kind').fill(0);
+    expect(store.getBytes('k', 'pw', 'test-kind')).toEqual(new Uint8Array([1, 2, 3]));
+    expect(() => store.getBytes('k', 'wrong', 'test-kind')).toThrow(CryptoError);
+    expect(() => store.getBytes('k', 'pw', 'other-kind')).toThrow(InvalidInputError);
+    // The file replaced (a new secret, or the same under another passphrase): opened afresh.
+    store.putBytes('k', 'test-kind', new Uint8Array([4, 5]), 'pw2');
+    expect(() => store.getBytes('k', 'pw', 'test-kind')).toThrow(CryptoError);
+    expect(store.getBytes('k', 'pw2', 'test-kind')).toEqual(new Uint8Array([4, 5]));
+  });
+
   it('stores an RSA key in the scrypt container (0600 in a 0700 directory) and gives it back only with the passphrase', () => {
     const dir = freshDir();
     const store = new KeyStore(dir);

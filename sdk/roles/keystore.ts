@@ -1,7 +1,7 @@
 // Private keys encrypted at rest, one file per key in a directory: every secret, RSA keys included, in one
 // container (scrypt → AES-256-GCM, JSON) whose parameters are checked against an allow-list before any work.
 
-import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes, scryptSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { writeFileDurably } from '../durable-file.js';
 import { join } from 'node:path';
@@ -260,17 +260,29 @@ export class KeyStore {
     this.write(`${name}.secret.json`, JSON.stringify(sealSecret(secret, passphrase, kind), null, 2) + '\n');
   }
 
+  /**
+   * Secrets this store opened, by file content, kind and passphrase: one command asks for the same key several times
+   * (a passphrase check, the issuer authorisation, the signer), and each opening costs a scrypt (0.1-0.7 s). A changed
+   * file or another passphrase is opened afresh.
+   */
+  private readonly opened = new Map<string, Uint8Array>();
+
   /** Open `<name>.secret.json`; CryptoError on a wrong passphrase, InvalidInputError on another `kind`. */
   getBytes(name: string, passphrase: string, kind?: string): Uint8Array {
     const file = `${name}.secret.json`;
+    const text = this.read(file, name);
+    const memo = createHash('sha256').update(JSON.stringify([text, kind ?? null, passphrase])).digest('hex');
+    const hit = this.opened.get(memo);
+    if (hit) return hit.slice();
     let sealed: SealedSecret;
     try {
-      sealed = JSON.parse(this.read(file, name)) as SealedSecret;
-    } catch (e) {
-      if (e instanceof InvalidInputError) throw e;
+      sealed = JSON.parse(text) as SealedSecret;
+    } catch {
       throw new KeyFileRejectedError(join(this.dir, file), 'not JSON');
     }
-    return openSecret(sealed, passphrase, kind, join(this.dir, file));
+    const secret = openSecret(sealed, passphrase, kind, join(this.dir, file));
+    this.opened.set(memo, secret.slice());
+    return secret;
   }
 
   /** Rewrite a legacy RSA key in the container. Best effort: a read-only store still opens its old files. */

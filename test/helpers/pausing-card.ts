@@ -20,12 +20,18 @@ export function pauseMarker(path: string): string {
 
 class PausingFileBackend extends FileBackend {
   private done = false;
+  /**
+   * Set once the card is open: opening replays the journal an earlier process left (records are kept until a
+   * checkpoint, card/nvm.ts), and those writes are recovery, not the command the test stops.
+   */
+  armed = false;
 
   constructor(path: string, private readonly at: PausePoint, private readonly pauseMs: number) {
     super(path);
   }
 
   override write(region: Region, offset: number, bytes: Uint8Array): void {
+    if (!this.armed) return super.write(region, offset, bytes);
     if (this.at === 'before-journal' && region === 'journal') this.pause();
     super.write(region, offset, bytes);
     if ((this.at === 'after-journal' && region === 'journal') || (this.at === 'after-image-write' && region === 'image')) this.pause();
@@ -42,7 +48,10 @@ class PausingFileBackend extends FileBackend {
 
 /** Factory for startVpcdChild: the card in `path`, stopping once at `at` (for at most `pauseMs`). */
 export function openPausingCardImage(path: string, at: PausePoint, pauseMs = 20_000): EticketCard {
-  return EticketCard.open(new PausingFileBackend(path, at, pauseMs));
+  const backend = new PausingFileBackend(path, at, pauseMs);
+  const card = EticketCard.open(backend);
+  backend.armed = true;
+  return card;
 }
 
 /**
