@@ -3,7 +3,6 @@
 // table, and looks for what only a copied card image produces; the cards involved go on the denylist.
 
 import { InvalidInputError } from '../sdk/errors.js';
-import { hex } from '../sdk/bytes.js';
 import { decodeTicketFace, PRICING } from '../sdk/ticket.js';
 import { denylistAdd } from './denylist.js';
 import type { Queryable } from './store/database.js';
@@ -306,8 +305,10 @@ export class TripMatcher {
       const ops = batch.map((b) => b.operator);
       const tids = batch.map((b) => b.tid);
       const tapRows = (
-        await tx.query<{ operator: string; tid: string; gate_id: string; seq: number; tap_time: Date; direction: 'entry' | 'exit'; station: string; card_serial: string; counter: number; content: Uint8Array }>(
-          `SELECT operator, tid, gate_id, seq, tap_time, direction, station, card_serial, counter, content FROM gate_taps
+        // The content digest as hex from the database: it is only compared, and a bytea column costs the embedded
+        // store a parse into bytes per row (read again each time the ticket has a new tap).
+        await tx.query<{ operator: string; tid: string; gate_id: string; seq: number; tap_time: Date; direction: 'entry' | 'exit'; station: string; card_serial: string; counter: number; content: string }>(
+          `SELECT operator, tid, gate_id, seq, tap_time, direction, station, card_serial, counter, encode(content, 'hex') AS content FROM gate_taps
            WHERE pass AND (operator, tid) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
           [ops, tids],
         )
@@ -316,7 +317,7 @@ export class TripMatcher {
       const byTicket = new Map<string, Tap[]>();
       for (const r of tapRows) {
         const k = `${r.operator}\u0000${r.tid}`;
-        (byTicket.get(k) ?? byTicket.set(k, []).get(k)!).push({ gate: r.gate_id, seq: Number(r.seq), time: new Date(r.tap_time).getTime(), direction: r.direction, station: r.station, card: r.card_serial, counter: Number(r.counter), content: hex(new Uint8Array(r.content)) });
+        (byTicket.get(k) ?? byTicket.set(k, []).get(k)!).push({ gate: r.gate_id, seq: Number(r.seq), time: new Date(r.tap_time).getTime(), direction: r.direction, station: r.station, card: r.card_serial, counter: Number(r.counter), content: r.content });
       }
       const infos = await this.ticketInfo(tx, batch.map((b) => [b.operator, b.tid]));
       const existing = new Map(
