@@ -185,8 +185,8 @@ export class JournalIngest {
 
   /**
    * Insert the taps in one statement; returns the seqs that were new. New PASS taps queue their ticket for matching.
-   * Bytes go as hex text, decoded by the database: on the embedded store, arrays of bytea cost twice as much CPU
-   * per row (serialized element by element in JavaScript) as the same bytes as text (measured, docs/performance.md).
+   * Bytes go as hex text, decoded by the database: on the embedded store, arrays of bytea cost up to twice the CPU
+   * per row (serialized element by element in JavaScript) of the same bytes as text (measured, docs/performance.md).
    */
   private async insertTaps(tx: Queryable, gate: string, rows: Row[]): Promise<Set<number>> {
     const col = <T>(f: (r: Row) => T) => rows.map(f);
