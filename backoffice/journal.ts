@@ -217,13 +217,17 @@ export class JournalIngest {
         col((r) => hexText(r.record.encoded)),
       ],
     );
-    const tickets = new Map<string, [string, string]>();
-    for (const r of res.rows) if (r.pass && r.operator && r.tid) tickets.set(`${r.operator}\u0000${r.tid}`, [r.operator, r.tid]);
-    if (tickets.size) {
-      const list = [...tickets.values()];
+    const queued = res.rows.filter((r) => r.pass && r.operator && r.tid);
+    if (queued.length) {
       // DO UPDATE, not DO NOTHING: the row lock makes a matcher that is taking this ticket off the queue right now wait
       // for this transaction, and then read these taps; with DO NOTHING it could match without them and drop the entry.
-      await tx.query('INSERT INTO match_queue (operator, tid) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (operator, tid) DO UPDATE SET queued_at = match_queue.queued_at', [list.map((t) => t[0]), list.map((t) => t[1])]);
+      // The new taps' keys ('gate/seq') are appended under that lock (a row queued before migration 14 keeps NULL:
+      // the matcher reads all of that ticket's taps).
+      await tx.query(
+        `INSERT INTO match_queue (operator, tid, taps) SELECT operator, tid, array_agg(tap) FROM unnest($1::text[], $2::text[], $3::text[]) AS u (operator, tid, tap) GROUP BY operator, tid
+         ON CONFLICT (operator, tid) DO UPDATE SET queued_at = match_queue.queued_at, taps = CASE WHEN match_queue.taps IS NULL THEN NULL ELSE match_queue.taps || excluded.taps END`,
+        [queued.map((r) => r.operator), queued.map((r) => r.tid), queued.map((r) => `${gate}/${Number(r.seq)}`)],
+      );
     }
     return new Set(res.rows.map((r) => Number(r.seq)));
   }
