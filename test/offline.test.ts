@@ -223,6 +223,44 @@ describe.each(ENGINES)('offline gates on $engine', (engine) => {
     expect(forks.rowCount).toBe(1);
   });
 
+  it.skipIf(engine.skip)('incremental matching with two matchers taking turns (two processes): each forgets what another round made stale, and the trips equal a fresh full read', async () => {
+    const out = await office.addGate('A01-G8', 'A01');
+    const back = await office.addGate('C03-G8', 'C03');
+    const c = await cardWithPass(office, join(dir, `${engine.engine}-incremental.img`));
+    const image = join(dir, `${engine.engine}-incremental.img`);
+    const [a, b] = [office.bo.matcher(() => world.now * 1000), office.bo.matcher(() => world.now * 1000)];
+    const step = async (gate: TestGate, direction: 'entry' | 'exit', matcher: typeof a) => {
+      world.now += 1800; // longer than the 1,500 s from A01 to C03: no impossible travel
+      expect((await gate.gate.tap(sessionOn(image), direction)).decision.pass).toBe(true);
+      await gate.uploader.uploadAll();
+      const m = await matcher.matchPending();
+      expect(m?.tickets, `${gate.id} ${direction}`).toBe(1);
+      return m!;
+    };
+    const trips = async () => (await office.store.db.query<{ status: string; fare: number; entry_station: string; exit_station: string | null }>('SELECT status, fare, entry_station, exit_station FROM trips WHERE tid = $1 ORDER BY entry_time', [c.tid])).rows.map((r) => ({ ...r, fare: r.fare === null ? null : Number(r.fare) }));
+    await step(out, 'entry', a); // a reads the ticket whole and keeps its one tap
+    await step(back, 'exit', b); // b has kept nothing: reads whole
+    // a kept only the first entry; b's round took the exit off the queue. Had a trusted what it kept, it would see
+    // two entries in a row (a double entry, an incomplete trip). It sees another round happened and reads all.
+    const third = await step(back, 'entry', a);
+    expect(third.anomalies).toEqual([]);
+    expect(third.taps).toBe(3);
+    await step(out, 'exit', a); // a's own last round: only the new tap is read, the trips are from all four
+    const expected = [
+      { status: 'complete', fare: 500, entry_station: 'A01', exit_station: 'C03' },
+      { status: 'complete', fare: 500, entry_station: 'C03', exit_station: 'A01' },
+    ];
+    expect(await trips()).toEqual(expected);
+    // A fresh matcher reading everything (a queue row without tap keys, as queued before migration 14) agrees.
+    await office.store.db.query('DELETE FROM trips WHERE tid = $1', [c.tid]);
+    await office.store.db.query('INSERT INTO match_queue (operator, tid) VALUES ($1, $2)', [world.operator, c.tid]);
+    const fresh = await office.bo.matcher(() => world.now * 1000).matchPending();
+    expect(fresh).toMatchObject({ tickets: 1, taps: 4, anomalies: [] });
+    expect(await trips()).toEqual(expected);
+    const accused = await office.store.db.query('SELECT 1 FROM anomalies WHERE card_serial = $1', [c.serial]);
+    expect(accused.rowCount, 'an honest card is never accused').toBe(0);
+  });
+
   it.skipIf(engine.skip)('a signed batch with one record whose receipt does not verify: the others are stored and queued for matching, that one is kept apart with its reason', async () => {
     const g = await office.addGate('B07-G6', 'B07');
     await Promise.all([0, 1].map((i) => cardWithPass(office, join(dir, `${engine.engine}-mixed-${i}.img`))));
