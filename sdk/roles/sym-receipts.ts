@@ -46,8 +46,10 @@ export class SymKeyCache {
   private readonly ids = new WeakMap<Uint8Array, Map<string, Uint8Array>>();
   private readonly cards = new Map<string, { master: Uint8Array; key: Uint8Array }>();
 
+  /** `maxCards`: how many cards' keys are kept; past that, all are forgotten and derived again. */
   constructor(private readonly maxCards = 200_000) {}
 
+  /** The master key's id for its operator (what a sym transaction names in C1), derived once per key object. */
   keyId(master: OperatorMasterKey): Uint8Array {
     let byOperator = this.ids.get(master.key);
     if (!byOperator) this.ids.set(master.key, (byOperator = new Map()));
@@ -56,6 +58,7 @@ export class SymKeyCache {
     return id;
   }
 
+  /** K_card of `serial` under `master` (the same as `diversify`), derived once per card. */
   cardKey(master: OperatorMasterKey, serial: Uint8Array): Uint8Array {
     const k = `${master.operator}\u0000${hex(serial)}`;
     const hit = this.cards.get(k);
