@@ -75,6 +75,7 @@ function failed(message: string): never {
   throw new CryptoError(`sym receipt does not verify: ${message}`);
 }
 
+/** Options of `verifySymReceipt` for a caller that checks many receipts. */
 export interface SymVerifyOptions {
   /** Derivations kept from earlier receipts (a back office ingesting journals). */
   keys?: SymKeyCache;
