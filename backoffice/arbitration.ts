@@ -11,8 +11,8 @@ import { keyId } from '../sdk/crypto/suite.js';
 import { decodeBill, verifyBill, type Bill } from '../sdk/roles/bill.js';
 import { verifyKeyCertificate } from '../sdk/roles/key-certificate.js';
 import { resolveSigningKey } from '../sdk/roles/key-chain.js';
-import { parseReceipt, receiptMessage } from '../sdk/receipt.js';
-import { symTransactionFromJson, symTransactionToJson, verifySymReceipt, type OperatorMasterKey, type SymTransaction } from '../sdk/roles/sym-receipts.js';
+import { parseReceipt, receiptMessage, type Receipt } from '../sdk/receipt.js';
+import { symTransactionFromJson, symTransactionToJson, verifySymReceipt, type OperatorMasterKey, type SymKeyCache, type SymTransaction } from '../sdk/roles/sym-receipts.js';
 import type { CardTrust } from '../sdk/roles/trust.js';
 import { SUITE, USAGE_EVENT } from '../sdk/spec.js';
 import { decodeTicketFace, decodeVerificationCode, faceDigestOf, verificationCodeMessage } from '../sdk/ticket.js';
@@ -119,13 +119,22 @@ async function checkReceiptFace(ctx: ReceiptContext, operator: string | undefine
   if (face.card && hex(face.card) !== serial) throw new CryptoError(`ticket ${tid} is bound to card ${hex(face.card)}, the receipt comes from card ${serial}`);
 }
 
+/** What a caller checking many receipts may pass along: sym derivations kept, the receipt it parsed from `encoded`. */
+export interface CheckReceiptOptions {
+  keys?: SymKeyCache;
+  receipt?: Receipt;
+}
+
 /** Verify a card receipt; throws CryptoError with the reason. */
-export async function checkReceipt(e: ReceiptEvidence, ctx: ReceiptContext): Promise<CheckedReceipt> {
-  let receipt;
-  try {
-    receipt = parseReceipt(e.encoded);
-  } catch (err) {
-    throw new CryptoError(`not a card receipt: ${(err as Error).message}`);
+export async function checkReceipt(e: ReceiptEvidence, ctx: ReceiptContext, options: CheckReceiptOptions = {}): Promise<CheckedReceipt> {
+  let receipt: Receipt;
+  if (options.receipt && equal(options.receipt.encoded, e.encoded)) receipt = options.receipt;
+  else {
+    try {
+      receipt = parseReceipt(e.encoded);
+    } catch (err) {
+      throw new CryptoError(`not a card receipt: ${(err as Error).message}`);
+    }
   }
   const serial = hex(receipt.cardSerial);
   const deletion = receipt.event === USAGE_EVENT.DELETED;
@@ -133,7 +142,7 @@ export async function checkReceipt(e: ReceiptEvidence, ctx: ReceiptContext): Pro
     if (!e.transaction) throw new CryptoError('a sym receipt (MAC) verifies only with the transaction the gate logged with it');
     const master = ctx.masterKeys.find((m) => m.operator === e.transaction!.operator);
     if (!master) throw new CryptoError(`no checking master key of operator ${e.transaction.operator} here`);
-    const v = verifySymReceipt(master, receipt.cardSerial, e.encoded, e.transaction);
+    const v = verifySymReceipt(master, receipt.cardSerial, e.encoded, e.transaction, { keys: options.keys, receipt });
     await checkReceiptFace(ctx, e.transaction.operator, v.tid, serial, receipt.faceDigest);
     return {
       mode: 'sym',

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { concat, equal, fromHex, hex, utf8 } from '../sdk/bytes.js';
 import { CryptoError, EticketError, InvalidInputError } from '../sdk/errors.js';
 import { decodeTapRecord, recordHash, verifyChain, verifyCheckpoint, type Checkpoint, type TapRecord } from '../sdk/gate-journal.js';
-import { parseReceipt } from '../sdk/receipt.js';
+import { parseReceipt, type Receipt } from '../sdk/receipt.js';
+import { SymKeyCache } from '../sdk/roles/sym-receipts.js';
 import { USAGE_EVENT } from '../sdk/spec.js';
 import { encodeUsageRecord } from '../sdk/ticket.js';
 import { checkReceipt, type ReceiptContext } from './arbitration.js';
@@ -43,6 +44,9 @@ interface Row {
   counter?: number;
 }
 
+/** Bytes as hex text for `decode(…, 'hex')` in SQL. */
+const hexText = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
 /** What a card said it did, as one digest: two receipts with one counter and another content betray a copied image. */
 export function receiptContent(tid: string, event: number, counter: number, usage: Uint8Array, faceDigest: Uint8Array | undefined): Uint8Array {
   return new Uint8Array(createHash('sha256').update(concat(utf8(tid), new Uint8Array([0, event]), new Uint8Array([counter >> 8, counter & 0xff]), usage, faceDigest ?? new Uint8Array(0))).digest());
@@ -52,6 +56,7 @@ const EXPECTED_EVENT: Record<'entry' | 'exit', number> = { entry: USAGE_EVENT.EN
 
 export class JournalIngest {
   private readonly cards = new Map<string, CardRecord | null>();
+  private readonly keys = new SymKeyCache();
   /** Since this process started: batches, records stored, duplicates, kept apart. */
   readonly stats = { batches: 0, stored: 0, duplicates: 0, quarantined: 0 };
 
@@ -73,8 +78,14 @@ export class JournalIngest {
   /** Verify one PASS record's receipt and that it says what the record says; throws CryptoError with the reason. */
   private async checkTap(r: TapRecord): Promise<Row> {
     if (!r.pass || !r.receipt) return { record: r, counter: r.counter };
-    const checked = await checkReceipt({ encoded: r.receipt, transaction: r.transaction }, { ...this.receipts, card: (s) => this.card(s, this.store.db) });
-    const receipt = parseReceipt(r.receipt);
+    let receipt: Receipt;
+    try {
+      receipt = parseReceipt(r.receipt);
+    } catch (e) {
+      throw new CryptoError(`not a card receipt: ${(e as Error).message}`);
+    }
+    // Parsed once here, handed to the check (which re-derives nothing it has derived for this card before).
+    const checked = await checkReceipt({ encoded: r.receipt, transaction: r.transaction }, { ...this.receipts, card: (s) => this.card(s, this.store.db) }, { keys: this.keys, receipt });
     if (checked.mode !== r.mode) throw new CryptoError(`a ${checked.mode} receipt in a ${r.mode} record`);
     if (checked.tid !== r.tid || (r.cardSerial && checked.cardSerial !== hex(r.cardSerial))) throw new CryptoError(`the receipt is for ticket ${checked.tid} on card ${checked.cardSerial}, the record says ${r.tid} on ${r.cardSerial ? hex(r.cardSerial) : '?'}`);
     if (checked.operator !== undefined && checked.operator !== r.operator) throw new CryptoError(`the receipt is for operator ${checked.operator}, the record says ${r.operator}`);
@@ -172,17 +183,23 @@ export class JournalIngest {
     );
   }
 
-  /** Insert the taps in one statement; returns the seqs that were new. New PASS taps queue their ticket for matching. */
+  /**
+   * Insert the taps in one statement; returns the seqs that were new. New PASS taps queue their ticket for matching.
+   * Bytes go as hex text, decoded by the database: on the embedded store, arrays of bytea cost up to twice the CPU
+   * per row (serialized element by element in JavaScript) of the same bytes as text (measured, docs/performance.md).
+   */
   private async insertTaps(tx: Queryable, gate: string, rows: Row[]): Promise<Set<number>> {
     const col = <T>(f: (r: Row) => T) => rows.map(f);
     const res = await tx.query<{ seq: number; operator: string | null; tid: string | null; pass: boolean }>(
       `INSERT INTO gate_taps (gate_id, seq, hash, tap_time, direction, pass, reason, station, mode, operator, tid, card_serial, counter, event, content, denylist_version, real_name, record)
-       SELECT $1, * FROM unnest($2::bigint[], $3::bytea[], $4::timestamptz[], $5::text[], $6::boolean[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::int[], $15::bytea[], $16::int[], $17::text[], $18::bytea[])
+       SELECT $1, seq, decode(hash, 'hex'), tap_time, direction, pass, reason, station, mode, operator, tid, card_serial, counter, event, decode(content, 'hex'), denylist_version, real_name, decode(record, 'hex')
+       FROM unnest($2::bigint[], $3::text[], $4::timestamptz[], $5::text[], $6::boolean[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::int[], $15::text[], $16::int[], $17::text[], $18::text[])
+         AS u (seq, hash, tap_time, direction, pass, reason, station, mode, operator, tid, card_serial, counter, event, content, denylist_version, real_name, record)
        ON CONFLICT (gate_id, seq) DO NOTHING RETURNING seq, operator, tid, pass`,
       [
         gate,
         col((r) => r.record.seq),
-        col((r) => r.record.hash),
+        col((r) => hexText(r.record.hash)),
         col((r) => new Date(r.record.time)),
         col((r) => r.record.direction),
         col((r) => r.record.pass),
@@ -194,19 +211,23 @@ export class JournalIngest {
         col((r) => (r.record.cardSerial ? hex(r.record.cardSerial) : null)),
         col((r) => r.counter ?? null),
         col((r) => r.event ?? null),
-        col((r) => r.content ?? null),
+        col((r) => (r.content ? hexText(r.content) : null)),
         col((r) => r.record.denylistVersion),
         col((r) => r.record.realName ?? null),
-        col((r) => r.record.encoded),
+        col((r) => hexText(r.record.encoded)),
       ],
     );
-    const tickets = new Map<string, [string, string]>();
-    for (const r of res.rows) if (r.pass && r.operator && r.tid) tickets.set(`${r.operator}\u0000${r.tid}`, [r.operator, r.tid]);
-    if (tickets.size) {
-      const list = [...tickets.values()];
+    const queued = res.rows.filter((r) => r.pass && r.operator && r.tid);
+    if (queued.length) {
       // DO UPDATE, not DO NOTHING: the row lock makes a matcher that is taking this ticket off the queue right now wait
       // for this transaction, and then read these taps; with DO NOTHING it could match without them and drop the entry.
-      await tx.query('INSERT INTO match_queue (operator, tid) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (operator, tid) DO UPDATE SET queued_at = match_queue.queued_at', [list.map((t) => t[0]), list.map((t) => t[1])]);
+      // The new taps' keys ('gate/seq') are appended under that lock (a row queued before migration 14 keeps NULL:
+      // the matcher reads all of that ticket's taps).
+      await tx.query(
+        `INSERT INTO match_queue (operator, tid, taps) SELECT operator, tid, array_agg(tap) FROM unnest($1::text[], $2::text[], $3::text[]) AS u (operator, tid, tap) GROUP BY operator, tid
+         ON CONFLICT (operator, tid) DO UPDATE SET queued_at = match_queue.queued_at, taps = CASE WHEN match_queue.taps IS NULL THEN NULL ELSE match_queue.taps || excluded.taps END`,
+        [queued.map((r) => r.operator), queued.map((r) => r.tid), queued.map((r) => `${gate}/${Number(r.seq)}`)],
+      );
     }
     return new Set(res.rows.map((r) => Number(r.seq)));
   }

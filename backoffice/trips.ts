@@ -3,7 +3,6 @@
 // table, and looks for what only a copied card image produces; the cards involved go on the denylist.
 
 import { InvalidInputError } from '../sdk/errors.js';
-import { hex } from '../sdk/bytes.js';
 import { decodeTicketFace, PRICING } from '../sdk/ticket.js';
 import { denylistAdd } from './denylist.js';
 import type { Queryable } from './store/database.js';
@@ -152,6 +151,8 @@ export interface MatchResult {
   denylistVersion?: number;
 }
 
+/** Taps the matcher keeps between rounds (about 250 bytes each); past that it forgets them all and reads again. */
+const MAX_KNOWN_TAPS = 2_000_000;
 const MATCHER_LOCK = 0x54524950; // "TRIP": one matcher at a time on a database; ingest runs beside it
 const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -242,6 +243,10 @@ export async function setTripSetting(store: Store, key: keyof typeof TRIP_SETTIN
 export class TripMatcher {
   private net?: Network;
   private readonly tickets = new Map<string, TicketInfo | null>();
+  /** Each ticket's PASS taps as of this process's last matching round (generation), for incremental matching. */
+  private readonly known = new Map<string, Tap[]>();
+  private knownTaps = 0;
+  private generation = -1;
 
   constructor(
     private readonly store: Store,
@@ -295,89 +300,147 @@ export class TripMatcher {
    * out of order give the same trips as taps in order.
    */
   async matchPending(limit = 500): Promise<MatchResult | undefined> {
-    return this.store.transaction(async (tx) => {
-      if (!(await tx.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [MATCHER_LOCK])).rows[0].ok) return undefined;
-      const batch = (await tx.query<{ operator: string; tid: string }>('DELETE FROM match_queue WHERE (operator, tid) IN (SELECT operator, tid FROM match_queue ORDER BY queued_at LIMIT $1) RETURNING operator, tid', [limit])).rows;
-      const result: MatchResult = { tickets: batch.length, taps: 0, trips: { inserted: 0, updated: 0, deleted: 0 }, anomalies: [], denylisted: [] };
-      if (!batch.length) return result;
-      const net = await this.network(tx);
-      const incompleteAfter = await settingNumber(tx, TRIP_SETTINGS.incompleteAfter);
-      const slack = await settingNumber(tx, TRIP_SETTINGS.travelSlack);
-      const ops = batch.map((b) => b.operator);
-      const tids = batch.map((b) => b.tid);
-      const tapRows = (
-        await tx.query<{ operator: string; tid: string; gate_id: string; seq: number; tap_time: Date; direction: 'entry' | 'exit'; station: string; card_serial: string; counter: number; content: Uint8Array }>(
-          `SELECT operator, tid, gate_id, seq, tap_time, direction, station, card_serial, counter, content FROM gate_taps
-           WHERE pass AND (operator, tid) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-          [ops, tids],
-        )
-      ).rows;
-      result.taps = tapRows.length;
-      const byTicket = new Map<string, Tap[]>();
-      for (const r of tapRows) {
-        const k = `${r.operator}\u0000${r.tid}`;
-        (byTicket.get(k) ?? byTicket.set(k, []).get(k)!).push({ gate: r.gate_id, seq: Number(r.seq), time: new Date(r.tap_time).getTime(), direction: r.direction, station: r.station, card: r.card_serial, counter: Number(r.counter), content: hex(new Uint8Array(r.content)) });
-      }
-      const infos = await this.ticketInfo(tx, batch.map((b) => [b.operator, b.tid]));
-      const existing = new Map(
-        (await tx.query<{ trip_key: string; status: string; exit_seq: number | null; exit_gate: string | null; fare: number | null; table_id: number | null }>('SELECT trip_key, status, exit_seq, exit_gate, fare, table_id FROM trips WHERE (operator, tid) IN (SELECT * FROM unnest($1::text[], $2::text[]))', [ops, tids])).rows.map((r) => [r.trip_key, r]),
-      );
-      const trips: TripRow[] = [];
-      const anomalies: AnomalyRow[] = [];
-      const nowMs = this.now();
-      for (const b of batch) {
-        const k = `${b.operator}\u0000${b.tid}`;
-        const taps = (byTicket.get(k) ?? []).sort((x, y) => x.time - y.time || x.counter - y.counter || (x.gate < y.gate ? -1 : x.gate > y.gate ? 1 : x.seq - y.seq));
-        const info = infos.get(k);
-        trips.push(...matchTrips(b.operator, b.tid, taps, info, net, nowMs, incompleteAfter));
-        anomalies.push(...findAnomalies(b.operator, b.tid, taps, info, net, slack));
-      }
-      // Write only what changed: most batches extend a ticket's last trip and leave the others as they were.
-      const keep = new Set(trips.map((t) => t.tripKey));
-      const gone = [...existing.keys()].filter((k) => !keep.has(k));
-      if (gone.length) result.trips.deleted = (await tx.query('DELETE FROM trips WHERE trip_key = ANY($1::text[])', [gone])).rowCount;
-      const changed = trips.filter((t) => {
-        const e = existing.get(t.tripKey);
-        if (!e) return true;
-        return e.status !== t.status || (e.exit_gate ?? null) !== (t.exit?.gate ?? null) || (e.exit_seq === null ? null : Number(e.exit_seq)) !== (t.exit?.seq ?? null) || (e.fare === null ? null : Number(e.fare)) !== t.fare || (e.table_id === null ? null : Number(e.table_id)) !== t.tableId;
+    // What this round learns of each ticket's taps is kept only once its transaction has committed.
+    const learned = new Map<string, Tap[]>();
+    let generation: number | undefined;
+    let outcome: MatchResult | undefined;
+    try {
+      outcome = await this.store.transaction(async (tx) => {
+        if (!(await tx.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [MATCHER_LOCK])).rows[0].ok) return undefined;
+        // Under the lock: this round's number. Another number than the one after our last round: another process
+        // matched in between, so the taps this process kept may lack some it took off the queue; forget them all.
+        generation = Number(
+          (await tx.query<{ value: string }>(`INSERT INTO settings (name, value) VALUES ('trips.matcher_generation', '1') ON CONFLICT (name) DO UPDATE SET value = (settings.value::bigint + 1)::text RETURNING value`)).rows[0].value,
+        );
+        if (generation !== this.generation + 1) this.forget();
+        const batch = (await tx.query<{ operator: string; tid: string; taps: string[] | null }>('DELETE FROM match_queue WHERE (operator, tid) IN (SELECT operator, tid FROM match_queue ORDER BY queued_at LIMIT $1) RETURNING operator, tid, taps', [limit])).rows;
+        const result: MatchResult = { tickets: batch.length, taps: 0, trips: { inserted: 0, updated: 0, deleted: 0 }, anomalies: [], denylisted: [] };
+        if (!batch.length) return result;
+        const net = await this.network(tx);
+        const incompleteAfter = await settingNumber(tx, TRIP_SETTINGS.incompleteAfter);
+        const slack = await settingNumber(tx, TRIP_SETTINGS.travelSlack);
+        const ops = batch.map((b) => b.operator);
+        const tids = batch.map((b) => b.tid);
+        // Incremental: a ticket whose earlier taps this process holds reads only the taps queued with it since; any
+        // other (first seen, forgotten, or queued before migration 14) reads all of its taps. Either way the trips
+        // are worked out from all of them, so late and out-of-order taps give the same trips as before.
+        const full = batch.filter((b) => b.taps === null || !this.known.has(`${b.operator}\u0000${b.tid}`));
+        const fresh: { gate: string; seq: number }[] = [];
+        for (const b of batch) {
+          if (b.taps === null || !this.known.has(`${b.operator}\u0000${b.tid}`)) continue;
+          for (const key of b.taps) {
+            const at = key.lastIndexOf('/');
+            fresh.push({ gate: key.slice(0, at), seq: Number(key.slice(at + 1)) });
+          }
+        }
+        type TapRow = { operator: string; tid: string; gate_id: string; seq: number; tap_time: Date; direction: 'entry' | 'exit'; station: string; card_serial: string; counter: number; content: string };
+        // The content digest as hex from the database: it is only compared, and a bytea column costs the embedded
+        // store a parse into bytes per row.
+        const columns = `operator, tid, gate_id, seq, tap_time, direction, station, card_serial, counter, encode(content, 'hex') AS content`;
+        const tapRows = [
+          ...(full.length
+            ? (await tx.query<TapRow>(`SELECT ${columns} FROM gate_taps WHERE pass AND (operator, tid) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, [full.map((b) => b.operator), full.map((b) => b.tid)])).rows
+            : []),
+          ...(fresh.length
+            ? (await tx.query<TapRow>(`SELECT ${columns} FROM gate_taps WHERE pass AND (gate_id, seq) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))`, [fresh.map((f) => f.gate), fresh.map((f) => f.seq)])).rows
+            : []),
+        ];
+        const byTicket = new Map<string, Tap[]>();
+        for (const b of batch) {
+          const k = `${b.operator}\u0000${b.tid}`;
+          if (b.taps !== null && this.known.has(k)) byTicket.set(k, [...this.known.get(k)!]);
+        }
+        for (const r of tapRows) {
+          const k = `${r.operator}\u0000${r.tid}`;
+          const list = byTicket.get(k) ?? byTicket.set(k, []).get(k)!;
+          const seq = Number(r.seq);
+          // A tap already held (queued twice) counts once.
+          if (!list.some((t) => t.seq === seq && t.gate === r.gate_id)) list.push({ gate: r.gate_id, seq, time: new Date(r.tap_time).getTime(), direction: r.direction, station: r.station, card: r.card_serial, counter: Number(r.counter), content: r.content });
+        }
+        for (const b of batch) {
+          const k = `${b.operator}\u0000${b.tid}`;
+          learned.set(k, byTicket.get(k) ?? []);
+          result.taps += byTicket.get(k)?.length ?? 0;
+        }
+        const infos = await this.ticketInfo(tx, batch.map((b) => [b.operator, b.tid]));
+        const existing = new Map(
+          (await tx.query<{ trip_key: string; status: string; exit_seq: number | null; exit_gate: string | null; fare: number | null; table_id: number | null }>('SELECT trip_key, status, exit_seq, exit_gate, fare, table_id FROM trips WHERE (operator, tid) IN (SELECT * FROM unnest($1::text[], $2::text[]))', [ops, tids])).rows.map((r) => [r.trip_key, r]),
+        );
+        const trips: TripRow[] = [];
+        const anomalies: AnomalyRow[] = [];
+        const nowMs = this.now();
+        for (const b of batch) {
+          const k = `${b.operator}\u0000${b.tid}`;
+          const taps = (byTicket.get(k) ?? []).sort((x, y) => x.time - y.time || x.counter - y.counter || (x.gate < y.gate ? -1 : x.gate > y.gate ? 1 : x.seq - y.seq));
+          const info = infos.get(k);
+          trips.push(...matchTrips(b.operator, b.tid, taps, info, net, nowMs, incompleteAfter));
+          anomalies.push(...findAnomalies(b.operator, b.tid, taps, info, net, slack));
+        }
+        // Write only what changed: most batches extend a ticket's last trip and leave the others as they were.
+        const keep = new Set(trips.map((t) => t.tripKey));
+        const gone = [...existing.keys()].filter((k) => !keep.has(k));
+        if (gone.length) result.trips.deleted = (await tx.query('DELETE FROM trips WHERE trip_key = ANY($1::text[])', [gone])).rowCount;
+        const changed = trips.filter((t) => {
+          const e = existing.get(t.tripKey);
+          if (!e) return true;
+          return e.status !== t.status || (e.exit_gate ?? null) !== (t.exit?.gate ?? null) || (e.exit_seq === null ? null : Number(e.exit_seq)) !== (t.exit?.seq ?? null) || (e.fare === null ? null : Number(e.fare)) !== t.fare || (e.table_id === null ? null : Number(e.table_id)) !== t.tableId;
+        });
+        for (const t of changed) existing.has(t.tripKey) ? result.trips.updated++ : result.trips.inserted++;
+        if (changed.length) await upsertTrips(tx, changed);
+        if (anomalies.length) {
+          const inserted = (
+            await tx.query<{ anomaly_id: number; fingerprint: string }>(
+              `INSERT INTO anomalies (fingerprint, kind, operator, tid, card_serial, first_gate, first_seq, second_gate, second_seq, detail)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::bigint[], $10::text[])
+               ON CONFLICT (fingerprint) DO NOTHING RETURNING anomaly_id, fingerprint`,
+              [
+                anomalies.map((a) => a.fingerprint),
+                anomalies.map((a) => a.kind),
+                anomalies.map((a) => a.operator),
+                anomalies.map((a) => a.tid),
+                anomalies.map((a) => a.card),
+                anomalies.map((a) => a.first.gate),
+                anomalies.map((a) => a.first.seq),
+                anomalies.map((a) => a.second.gate),
+                anomalies.map((a) => a.second.seq),
+                anomalies.map((a) => a.detail),
+              ],
+            )
+          ).rows;
+          const byFp = new Map(anomalies.map((a) => [a.fingerprint, a]));
+          const listed: { card: string; reason: string; anomalyId: number }[] = [];
+          for (const row of inserted) {
+            const a = byFp.get(row.fingerprint)!;
+            result.anomalies.push({ kind: a.kind, card: a.card, tid: a.tid, detail: a.detail, anomalyId: Number(row.anomaly_id) });
+            for (const card of a.cards) listed.push({ card, reason: `${a.kind}: ${a.detail}`, anomalyId: Number(row.anomaly_id) });
+          }
+          if (listed.length) {
+            const d = await denylistAdd(tx, this.operator, listed, `anomalies ${[...new Set(inserted.map((r) => Number(r.anomaly_id)))].join(',')}`.slice(0, 200));
+            result.denylisted = d.added;
+            result.denylistVersion = d.version;
+          }
+        }
+        return result;
       });
-      for (const t of changed) existing.has(t.tripKey) ? result.trips.updated++ : result.trips.inserted++;
-      if (changed.length) await upsertTrips(tx, changed);
-      if (anomalies.length) {
-        const inserted = (
-          await tx.query<{ anomaly_id: number; fingerprint: string }>(
-            `INSERT INTO anomalies (fingerprint, kind, operator, tid, card_serial, first_gate, first_seq, second_gate, second_seq, detail)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::bigint[], $10::text[])
-             ON CONFLICT (fingerprint) DO NOTHING RETURNING anomaly_id, fingerprint`,
-            [
-              anomalies.map((a) => a.fingerprint),
-              anomalies.map((a) => a.kind),
-              anomalies.map((a) => a.operator),
-              anomalies.map((a) => a.tid),
-              anomalies.map((a) => a.card),
-              anomalies.map((a) => a.first.gate),
-              anomalies.map((a) => a.first.seq),
-              anomalies.map((a) => a.second.gate),
-              anomalies.map((a) => a.second.seq),
-              anomalies.map((a) => a.detail),
-            ],
-          )
-        ).rows;
-        const byFp = new Map(anomalies.map((a) => [a.fingerprint, a]));
-        const listed: { card: string; reason: string; anomalyId: number }[] = [];
-        for (const row of inserted) {
-          const a = byFp.get(row.fingerprint)!;
-          result.anomalies.push({ kind: a.kind, card: a.card, tid: a.tid, detail: a.detail, anomalyId: Number(row.anomaly_id) });
-          for (const card of a.cards) listed.push({ card, reason: `${a.kind}: ${a.detail}`, anomalyId: Number(row.anomaly_id) });
-        }
-        if (listed.length) {
-          const d = await denylistAdd(tx, this.operator, listed, `anomalies ${[...new Set(inserted.map((r) => Number(r.anomaly_id)))].join(',')}`.slice(0, 200));
-          result.denylisted = d.added;
-          result.denylistVersion = d.version;
-        }
-      }
-      return result;
-    });
+    } catch (e) {
+      // A round that failed may have taken tickets whose taps we did not keep: trust nothing kept.
+      this.forget();
+      this.generation = -1;
+      throw e;
+    }
+    if (outcome === undefined || generation === undefined) return outcome;
+    this.generation = generation;
+    for (const [k, taps] of learned) {
+      if (this.knownTaps > MAX_KNOWN_TAPS) this.forget();
+      this.knownTaps += taps.length - (this.known.get(k)?.length ?? 0);
+      this.known.set(k, taps);
+    }
+    return outcome;
+  }
+
+  private forget(): void {
+    this.known.clear();
+    this.knownTaps = 0;
   }
 
   /** Open trips whose entry is older than the configured time become incomplete (maximum fare). */

@@ -3,8 +3,8 @@
 // threads, riders tapping in and out along planned trips while the gates upload and the back office matches;
 // rollbacks and clones injected, then found. Reports taps/s end to end, ingest, lag and memory per card.
 
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
@@ -69,6 +69,25 @@ export interface SimulationProgress {
   behindMs: number;
   /** Event-loop utilisation (0..1) over the last second: the back office's thread, then each worker's. */
   elu: { main: number; workers: number[] };
+  /** Records stored per second over the last sample (the ingest rate now, not the average since the start). */
+  storedNowPerS: number;
+  /** CPU seconds used since the start of the run: the back office's thread (Linux only), and the whole process. */
+  cpu: { mainS?: number; processS: number };
+}
+
+/**
+ * CPU seconds of the main thread (the back office: HTTP, verification, the embedded store), from
+ * /proc/self/task/<pid>/stat (utime + stime at 100 ticks a second); undefined off Linux. On a machine shared
+ * with other work, CPU time says what the work cost where wall time also counts the waits for a core.
+ */
+function mainThreadCpuS(): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface SimulationReport {
@@ -91,6 +110,14 @@ export interface SimulationReport {
   storedAfterDrain: number;
   matchedAtEnd: number;
   lag: { uploadP50Ms: number; uploadP99Ms: number; uploadMaxMs: number; matchP99Ms: number; matchMaxMs: number; firstHalfMaxMs: number; secondHalfMaxMs: number };
+  /** Upload lag (ms) at the end of each tenth of the run: bounded when it stops growing. */
+  lagTrend: number[];
+  /**
+   * CPU cost of the run (setup and drain excluded): milliseconds per tap end to end (gates' threads per tap plus the
+   * back office's thread per stored record), the back office's part alone, and `capacityTapsPerS`, what two cores
+   * wholly given to this process would sustain at that cost (an upper bound; see simulationCpu).
+   */
+  cpu: { processS: number; mainS?: number; msPerTap: number; mainMsPerStored?: number; capacityTapsPerS: number; loadAverage: number[] };
   tapLatencyP99Ms: number;
   memory: { cards: number; imageBytesPerCard: number; heapBytesPerCard: number; maxRssMiB: number };
   trips: { complete: number; incomplete: number; exitOnly: number; open: number; revenue: number };
@@ -118,6 +145,23 @@ type FromWorker =
 // Compiled (dist/, the `eticket` command): the worker is plain JavaScript. From source (tsx, vitest): a small entry
 // registers tsx in the worker thread first, since worker threads do not inherit the loader.
 const WORKER = fileURLToPath(new URL(import.meta.url.endsWith('.js') ? './sim-worker.js' : './sim-worker.mjs', import.meta.url));
+
+/**
+ * The run's CPU cost per tap: the gates' side (every thread but the main one: taps, journals, uploads) per tap at
+ * the gates, plus the back office's thread per record it stored; the capacity two idle cores would give at that
+ * cost, bounded by the back office's single thread (it cannot use more than one core).
+ */
+function simulationCpu(p: SimulationProgress, loadAverage: number[]): SimulationReport['cpu'] {
+  const { mainS, processS } = p.cpu;
+  if (mainS === undefined) {
+    const msPerTap = (processS * 1000) / Math.max(1, p.taps);
+    return { processS, msPerTap, capacityTapsPerS: 2000 / Math.max(1e-6, msPerTap), loadAverage };
+  }
+  const gateMs = ((processS - mainS) * 1000) / Math.max(1, p.taps);
+  const mainMsPerStored = (mainS * 1000) / Math.max(1, p.stored);
+  const msPerTap = gateMs + mainMsPerStored;
+  return { processS, mainS, msPerTap, mainMsPerStored, capacityTapsPerS: Math.min(2000 / Math.max(1e-6, msPerTap), 1000 / Math.max(1e-6, mainMsPerStored)), loadAverage };
+}
 
 export async function runSimulation(o: SimulationOptions): Promise<SimulationReport> {
   const log = o.log ?? (() => undefined);
@@ -256,6 +300,13 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       return { backlog: Number(r.n), lagMs: r.age === null ? 0 : Math.max(0, Number(r.age) * 1000) };
     };
     let maxRss = 0;
+    const cpu0 = { main: mainThreadCpuS(), process: process.cpuUsage() };
+    const cpuNow = () => {
+      const m = mainThreadCpuS();
+      const p = process.cpuUsage(cpu0.process);
+      return { mainS: m === undefined || cpu0.main === undefined ? undefined : m - cpu0.main, processS: (p.user + p.system) / 1e6 };
+    };
+    let lastStored = { at: Date.now(), n: 0 };
     let eluMain = performance.eventLoopUtilization();
     let eluWorkers = workers.map((w) => w.performance.eventLoopUtilization());
     const sample = async (): Promise<SimulationProgress> => {
@@ -274,6 +325,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       const rss = process.memoryUsage().rss / 2 ** 20;
       maxRss = Math.max(maxRss, rss);
       const stored = office.bo.journal.stats.stored;
+      const storedNowPerS = ((stored - lastStored.n) * 1000) / Math.max(1, Date.now() - lastStored.at);
+      lastStored = { at: Date.now(), n: stored };
       return {
         elapsedS,
         taps,
@@ -292,6 +345,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         tapP99Ms: Math.max(0, ...ps.map((p) => p.tapLatency?.p99 ?? 0)),
         behindMs: Math.max(0, ...ps.map((p) => p.behindMs)),
         elu,
+        storedNowPerS,
+        cpu: cpuNow(),
       };
     };
     while (Date.now() - t0 < o.durationS * 1000) {
@@ -304,6 +359,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     }
     const atEnd = await sample();
     const runS = (Date.now() - t0) / 1000;
+    const loadAtEnd = loadavg();
     const matchedAtEnd = Number((await store.db.query<{ n: number }>('SELECT count(*)::int AS n FROM gate_taps g WHERE g.pass AND NOT EXISTS (SELECT 1 FROM match_queue q WHERE q.operator = g.operator AND q.tid = g.tid)')).rows[0].n);
     for (const w of workers) w.postMessage({ type: 'stop' });
     const drainStart = Date.now();
@@ -368,6 +424,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         firstHalfMaxMs: Math.max(0, ...timeline.slice(0, half).map((t) => t.uploadLagMs + t.matchLagMs)),
         secondHalfMaxMs: Math.max(0, ...timeline.slice(half).map((t) => t.uploadLagMs + t.matchLagMs)),
       },
+      lagTrend: Array.from({ length: 10 }, (_, i) => timeline[Math.min(timeline.length - 1, Math.floor(((i + 1) * timeline.length) / 10) - 1)]?.uploadLagMs ?? 0),
+      cpu: simulationCpu(atEnd, loadAtEnd),
       tapLatencyP99Ms: Math.max(0, ...timeline.map((t) => t.tapP99Ms ?? 0)),
       memory: { cards: farmCards, imageBytesPerCard: final.reduce((n, d) => n + d.farm.imageBytes, 0) / Math.max(1, farmCards), heapBytesPerCard: final.reduce((n, d) => n + d.farm.heapBytes, 0) / Math.max(1, farmCards), maxRssMiB: Math.round(maxRss) },
       trips: { complete: sum((t) => t.complete), incomplete: sum((t) => t.incomplete), exitOnly: sum((t) => t.exitOnly), open: sum((t) => t.open), revenue: sum((t) => t.revenue) },

@@ -115,12 +115,14 @@ export { InsecurePermissionsError } from '../sdk/files.js';
 // --- receipts --------------------------------------------------------------------------------------------------
 export { parseReceipt, receiptSignedBytes, type Receipt } from '../sdk/receipt.js';
 export {
+  SymKeyCache,
   symTransactionFromJson,
   symTransactionToJson,
   verifySymReceipt,
   type OperatorMasterKey,
   type SymCommandName,
   type SymTransaction,
+  type SymVerifyOptions,
   type VerifiedSymReceipt,
 } from '../sdk/roles/sym-receipts.js';
 

@@ -233,6 +233,80 @@ describe.each(ENGINES)('offline gates on $engine', (engine) => {
     expect(forks.rowCount).toBe(1);
   });
 
+  it.skipIf(engine.skip)('incremental matching with two matchers taking turns (two processes): each forgets what another round made stale, and the trips equal a fresh full read', async () => {
+    const out = await office.addGate('A01-G8', 'A01');
+    const back = await office.addGate('C03-G8', 'C03');
+    const c = await cardWithPass(office, join(dir, `${engine.engine}-incremental.img`));
+    const image = join(dir, `${engine.engine}-incremental.img`);
+    const [a, b] = [office.bo.matcher(() => world.now * 1000), office.bo.matcher(() => world.now * 1000)];
+    const step = async (gate: TestGate, direction: 'entry' | 'exit', matcher: typeof a) => {
+      world.now += 1800; // longer than the 1,500 s from A01 to C03: no impossible travel
+      expect((await gate.gate.tap(sessionOn(image), direction)).decision.pass).toBe(true);
+      await gate.uploader.uploadAll();
+      const m = await matcher.matchPending();
+      expect(m?.tickets, `${gate.id} ${direction}`).toBe(1);
+      return m!;
+    };
+    const trips = async () => (await office.store.db.query<{ status: string; fare: number; entry_station: string; exit_station: string | null }>('SELECT status, fare, entry_station, exit_station FROM trips WHERE tid = $1 ORDER BY entry_time', [c.tid])).rows.map((r) => ({ ...r, fare: r.fare === null ? null : Number(r.fare) }));
+    await step(out, 'entry', a); // a reads the ticket whole and keeps its one tap
+    await step(back, 'exit', b); // b has kept nothing: reads whole
+    // a kept only the first entry; b's round took the exit off the queue. Had a trusted what it kept, it would see
+    // two entries in a row (a double entry, an incomplete trip). It sees another round happened and reads all.
+    const third = await step(back, 'entry', a);
+    expect(third.anomalies).toEqual([]);
+    expect(third.taps).toBe(3);
+    await step(out, 'exit', a); // a's own last round: only the new tap is read, the trips are from all four
+    const expected = [
+      { status: 'complete', fare: 500, entry_station: 'A01', exit_station: 'C03' },
+      { status: 'complete', fare: 500, entry_station: 'C03', exit_station: 'A01' },
+    ];
+    expect(await trips()).toEqual(expected);
+    // A fresh matcher reading everything (a queue row without tap keys, as queued before migration 14) agrees.
+    await office.store.db.query('DELETE FROM trips WHERE tid = $1', [c.tid]);
+    await office.store.db.query('INSERT INTO match_queue (operator, tid) VALUES ($1, $2)', [world.operator, c.tid]);
+    const fresh = await office.bo.matcher(() => world.now * 1000).matchPending();
+    expect(fresh).toMatchObject({ tickets: 1, taps: 4, anomalies: [] });
+    expect(await trips()).toEqual(expected);
+    const accused = await office.store.db.query('SELECT 1 FROM anomalies WHERE card_serial = $1', [c.serial]);
+    expect(accused.rowCount, 'an honest card is never accused').toBe(0);
+  });
+
+  it.skipIf(engine.skip)('a signed batch with one record whose receipt does not verify: the others are stored and queued for matching, that one is kept apart with its reason', async () => {
+    const g = await office.addGate('B07-G6', 'B07');
+    await Promise.all([0, 1].map((i) => cardWithPass(office, join(dir, `${engine.engine}-mixed-${i}.img`))));
+    for (let i = 0; i < 5; i++) {
+      world.now += 600;
+      expect((await g.gate.tap(sessionOn(join(dir, `${engine.engine}-mixed-${i % 2}.img`)), Math.floor(i / 2) % 2 ? 'exit' : 'entry')).decision.pass).toBe(true);
+    }
+    const honest = g.journal.readRecords(g.id, 1, 100);
+    // The gate's own key signs a chain whose third record carries a receipt with one bit of its MAC flipped: gate
+    // authentication passes, only the card's receipt can refuse it (the records after it are chained anew).
+    const bad = honest[2].receipt!.slice();
+    bad[bad.length - 1] ^= 0x01;
+    const chain = [honest[0], honest[1]];
+    for (let i = 2; i < honest.length; i++) chain.push(encodeTapRecord(i === 2 ? { ...honest[i], receipt: bad } : honest[i], i + 1, chain[i - 1].hash));
+    const cp = checkpointJson(signCheckpoint(g.signer, { gateId: g.id, seq: chain.length, head: chain.at(-1)!.hash, time: 3 }));
+    const reply = await g.client.uploadJournal({ gate: g.id, records: chain.map((r) => hex(r.encoded)), checkpoint: cp });
+    expect(reply).toMatchObject({ stored: 4, duplicates: 0, quarantined: 1, through: 5 });
+    const seqs = await office.store.db.query<{ seq: number }>('SELECT seq FROM gate_taps WHERE gate_id = $1 ORDER BY seq', [g.id]);
+    expect(seqs.rows.map((r) => Number(r.seq))).toEqual([1, 2, 4, 5]);
+    const q = await office.store.db.query<{ seq: number; reason: string; record: Uint8Array }>('SELECT seq, reason, record FROM journal_quarantine WHERE gate_id = $1', [g.id]);
+    expect(q.rows).toHaveLength(1);
+    expect(Number(q.rows[0].seq)).toBe(3);
+    expect(q.rows[0].reason).toBe('receipt: sym receipt does not verify: receipt MAC is wrong: not this card\'s answer to this command');
+    expect(hex(new Uint8Array(q.rows[0].record)), 'the record is kept byte for byte').toBe(hex(chain[2].encoded));
+    // What was stored is what the gate journalled, byte for byte, and its tickets wait for the matcher.
+    const stored = await office.store.db.query<{ seq: number; record: Uint8Array; hash: Uint8Array }>('SELECT seq, record, hash FROM gate_taps WHERE gate_id = $1 ORDER BY seq', [g.id]);
+    for (const r of stored.rows) {
+      expect(hex(new Uint8Array(r.record)), `seq ${r.seq}`).toBe(hex(chain[Number(r.seq) - 1].encoded));
+      expect(hex(new Uint8Array(r.hash)), `seq ${r.seq}`).toBe(hex(chain[Number(r.seq) - 1].hash));
+    }
+    const queued = await office.store.db.query<{ tid: string }>('SELECT tid FROM match_queue WHERE tid = ANY($1::text[])', [[...new Set(honest.map((r) => r.tid!))]]);
+    expect(queued.rows.map((r) => r.tid).sort()).toEqual([...new Set(honest.map((r) => r.tid!))].sort());
+    // The same batch again: the four are duplicates, the bad one stays kept apart once.
+    expect(await g.client.uploadJournal({ gate: g.id, records: chain.map((r) => hex(r.encoded)), checkpoint: cp })).toMatchObject({ stored: 0, duplicates: 4, quarantined: 0 });
+  });
+
   it.skipIf(engine.skip).each(['pki', 'sym'] as const)("gate mode %s: a receipt naming another face (DF20) than the gate journalled is kept apart with its reason, nothing stored; the honest record then stores", async (mode) => {
     const g = await office.addGate(`A01-G7${mode}`, 'A01', { mode });
     const image = join(dir, `${engine.engine}-df20-${mode}.img`);

@@ -7,7 +7,8 @@ import { CheckingTerminal, PkiNotConfiguredError, type Receipt } from '../host/c
 import type { World, WorldCard } from '../testing/world.js';
 import { CryptoError } from '../sdk/errors.js';
 import { USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
-import { symTransactionFromJson, symTransactionToJson, verifySymReceipt, type SymTransaction } from '../sdk/roles/sym-receipts.js';
+import { SymKeyCache, symTransactionFromJson, symTransactionToJson, verifySymReceipt, type SymTransaction } from '../sdk/roles/sym-receipts.js';
+import { parseReceipt } from '../sdk/receipt.js';
 import { SUITES, today, worldFor } from './helpers/world.js';
 
 describe.each(SUITES)('%s suite: sym receipts at the back office', (suite: SuiteName) => {
@@ -76,6 +77,28 @@ describe.each(SUITES)('%s suite: sym receipts at the back office', (suite: Suite
     // Even with the key id forged to match, the MACs do not.
     const forgedId = { ...usage.sym!, keyId: new Uint8Array(8) };
     expect(() => verifySymReceipt(w.masterKey, c.credentials.serial, usage.encoded, forgedId)).toThrow(/master key/);
+  });
+
+  it('with a key cache (the back office ingesting journals): the same verdicts, and a cached card key never answers for another card, operator or master key', () => {
+    const keys = new SymKeyCache();
+    for (let round = 0; round < 2; round++) {
+      // Round 2 runs on what round 1 derived: every refusal must still be a refusal.
+      expect(verifySymReceipt(w.masterKey, c.credentials.serial, usage.encoded, usage.sym!, { keys }).tid, `round ${round}`).toBe(usage.tid);
+      for (const i of [0, 9, usage.encoded.length - 1]) expect(() => verifySymReceipt(w.masterKey, c.credentials.serial, flip(usage.encoded, i), usage.sym!, { keys }), `round ${round} byte ${i}`).toThrow(CryptoError);
+      expect(() => verifySymReceipt(w.masterKey, other.credentials.serial, usage.encoded, usage.sym!, { keys })).toThrow(/from card/);
+      const impostor = { operator: w.operator, key: new Uint8Array(randomBytes(16)) };
+      expect(() => verifySymReceipt(impostor, c.credentials.serial, usage.encoded, { ...usage.sym!, keyId: keys.keyId(impostor) }, { keys })).toThrow(/receipt MAC|not the one of this session/);
+    }
+    expect(keys.cardKey(w.masterKey, c.credentials.serial)).toEqual(keys.cardKey({ ...w.masterKey }, c.credentials.serial));
+    expect(keys.cardKey(w.masterKey, c.credentials.serial)).not.toEqual(keys.cardKey(w.masterKey, other.credentials.serial));
+    expect(keys.cardKey(w.masterKey, c.credentials.serial)).not.toEqual(keys.cardKey({ operator: 'ZZ', key: w.masterKey.key }, c.credentials.serial));
+  });
+
+  it('a parsed receipt handed along is used only for the bytes it was parsed from', () => {
+    const parsed = parseReceipt(usage.encoded);
+    expect(verifySymReceipt(w.masterKey, c.credentials.serial, usage.encoded, usage.sym!, { receipt: parsed }).receipt).toBe(parsed);
+    // Bytes altered after parsing: the handed receipt is ignored, the bytes are parsed and refused.
+    expect(() => verifySymReceipt(w.masterKey, c.credentials.serial, flip(usage.encoded, 20), usage.sym!, { receipt: parsed })).toThrow(CryptoError);
   });
 
   it('a pki receipt has no sym record and is refused', async () => {

@@ -75,7 +75,7 @@ export function registerSimulate(program: Command): void {
         databaseUrl: databaseUrl(cmd),
         log: (l) => process.stderr.write(`simulate: ${l}\n`),
         onProgress: (p) => {
-          const line = `${f0(p.elapsedS).padStart(4)} s  taps ${p.taps} (${f0(p.tapsPerS)}/s)  stored ${p.stored} (${f0(p.storedPerS)}/s)  upload lag ${s1(p.uploadLagMs)} s  match backlog ${p.matchBacklog} (${s1(p.matchLagMs)} s)  anomalies ${p.anomalies}  denylist v${p.denylistVersion} gates ${p.gateDenylistVersions.join('/')}  tap p99 ${f0(p.tapP99Ms ?? 0)} ms  busy ${[p.elu.main, ...p.elu.workers].map((x) => f0(x * 100)).join('/')} %  rss ${p.rssMiB} MiB`;
+          const line = `${f0(p.elapsedS).padStart(4)} s  taps ${p.taps} (${f0(p.tapsPerS)}/s)  stored ${p.stored} (${f0(p.storedPerS)}/s, now ${f0(p.storedNowPerS)}/s)  upload lag ${s1(p.uploadLagMs)} s  match backlog ${p.matchBacklog} (${s1(p.matchLagMs)} s)  anomalies ${p.anomalies}  denylist v${p.denylistVersion} gates ${p.gateDenylistVersions.join('/')}  tap p99 ${f0(p.tapP99Ms ?? 0)} ms  busy ${[p.elu.main, ...p.elu.workers].map((x) => f0(x * 100)).join('/')} %  rss ${p.rssMiB} MiB`;
           process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
         },
       });
@@ -93,6 +93,8 @@ export function registerSimulate(program: Command): void {
           `stored by the office  ${r.storedAtEnd} by the end of the run (${f0(r.ingestPerS)}/s)`,
           `end to end            ${f0(r.endToEndPerS)} taps/s stored and matched into trips within the run`,
           `lag                   upload p50 ${s1(r.lag.uploadP50Ms)} s, p99 ${s1(r.lag.uploadP99Ms)} s, max ${s1(r.lag.uploadMaxMs)} s; matching p99 ${s1(r.lag.matchP99Ms)} s; first half max ${s1(r.lag.firstHalfMaxMs)} s, second half ${s1(r.lag.secondHalfMaxMs)} s; drained ${r.drainS.toFixed(1)} s after the run`,
+          `lag trend             upload lag at each tenth of the run: ${r.lagTrend.map((x) => s1(x)).join(' ')} s`,
+          `CPU                   ${r.cpu.msPerTap.toFixed(2)} ms a tap end to end${r.cpu.mainMsPerStored === undefined ? '' : ` (back office thread ${r.cpu.mainMsPerStored.toFixed(2)} ms a stored record)`}: two idle cores would carry about ${f0(r.cpu.capacityTapsPerS)} taps/s; load average ${r.cpu.loadAverage.map((x) => x.toFixed(1)).join(' ')}`,
           `tap latency p99       ${f0(r.tapLatencyP99Ms)} ms (journal durable before the answer)`,
           `memory per card       ${f0(r.memory.imageBytesPerCard)} B image, ${f0(r.memory.heapBytesPerCard)} B heap; process RSS max ${r.memory.maxRssMiB} MiB`,
           `trips                 ${r.trips.complete} complete, ${r.trips.incomplete} incomplete, ${r.trips.exitOnly} exit-only, ${r.trips.open} open; revenue ${r.trips.revenue}`,

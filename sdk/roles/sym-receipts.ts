@@ -33,12 +33,54 @@ export interface VerifiedSymReceipt {
 }
 
 /** K_card and the session keys of one tap, from the master key: what both the gate and the back office derive. */
-export function symSessionKeys(master: OperatorMasterKey, serial: Uint8Array, terminalChallenge: Uint8Array, cardChallenge: Uint8Array): SessionKeys {
-  return sessionKeys(diversify(master.key, serial, master.operator), terminalChallenge, cardChallenge);
+export function symSessionKeys(master: OperatorMasterKey, serial: Uint8Array, terminalChallenge: Uint8Array, cardChallenge: Uint8Array, keys?: SymKeyCache): SessionKeys {
+  return sessionKeys(keys ? keys.cardKey(master, serial) : diversify(master.key, serial, master.operator), terminalChallenge, cardChallenge);
+}
+
+/**
+ * The derivations a back office repeats for every receipt of the same card: the master key's id and each card's
+ * K_card, kept (bounded) so that ingesting a journal derives each once. Holds keys: keep it where the master key
+ * already is (the back office's process), never in a gate's.
+ */
+export class SymKeyCache {
+  private readonly ids = new WeakMap<Uint8Array, Map<string, Uint8Array>>();
+  private readonly cards = new Map<string, { master: Uint8Array; key: Uint8Array }>();
+
+  /** `maxCards`: how many cards' keys are kept; past that, all are forgotten and derived again. */
+  constructor(private readonly maxCards = 200_000) {}
+
+  /** The master key's id for its operator (what a sym transaction names in C1), derived once per key object. */
+  keyId(master: OperatorMasterKey): Uint8Array {
+    let byOperator = this.ids.get(master.key);
+    if (!byOperator) this.ids.set(master.key, (byOperator = new Map()));
+    let id = byOperator.get(master.operator);
+    if (!id) byOperator.set(master.operator, (id = masterKeyId(master.key, master.operator)));
+    return id;
+  }
+
+  /** K_card of `serial` under `master` (the same as `diversify`), derived once per card. */
+  cardKey(master: OperatorMasterKey, serial: Uint8Array): Uint8Array {
+    const k = `${master.operator}\u0000${hex(serial)}`;
+    const hit = this.cards.get(k);
+    // Keyed by operator and serial, checked against the master key object: a new master key version derives anew.
+    if (hit && hit.master === master.key) return hit.key;
+    const key = diversify(master.key, serial, master.operator);
+    if (this.cards.size >= this.maxCards) this.cards.clear();
+    this.cards.set(k, { master: master.key, key });
+    return key;
+  }
 }
 
 function failed(message: string): never {
   throw new CryptoError(`sym receipt does not verify: ${message}`);
+}
+
+/** Options of `verifySymReceipt` for a caller that checks many receipts. */
+export interface SymVerifyOptions {
+  /** Derivations kept from earlier receipts (a back office ingesting journals). */
+  keys?: SymKeyCache;
+  /** The receipt as the caller parsed it from `receiptEncoded` (saves parsing it again). */
+  receipt?: Receipt;
 }
 
 /**
@@ -49,13 +91,14 @@ function failed(message: string): never {
  * Only the holder of the master key can run this, and it could equally have made the receipt: it proves
  * to the operator what the card accepted, not to a third party (use pki mode for that).
  */
-export function verifySymReceipt(master: OperatorMasterKey, serial: Uint8Array, receiptEncoded: Uint8Array, tx: SymTransaction): VerifiedSymReceipt {
+export function verifySymReceipt(master: OperatorMasterKey, serial: Uint8Array, receiptEncoded: Uint8Array, tx: SymTransaction, options: SymVerifyOptions = {}): VerifiedSymReceipt {
   if (serial.length !== 8) throw new InvalidInputError('card serial must be 8 bytes');
   if (tx.operator !== master.operator) failed(`made for operator ${tx.operator}, this key is ${master.operator}'s`);
-  if (!equal(masterKeyId(master.key, master.operator), tx.keyId)) failed(`made under master key ${hex(tx.keyId)}, not this one`);
+  if (!equal(options.keys ? options.keys.keyId(master) : masterKeyId(master.key, master.operator), tx.keyId)) failed(`made under master key ${hex(tx.keyId)}, not this one`);
   let receipt: Receipt, command: DecodedUsageCommand;
   try {
-    receipt = parseReceipt(receiptEncoded);
+    // A receipt the caller parsed already is used only when it was parsed from these very bytes.
+    receipt = options.receipt && equal(options.receipt.encoded, receiptEncoded) ? options.receipt : parseReceipt(receiptEncoded);
     command = decodeUsageCommand(tx.command, 'sym', tx.macedCommand);
   } catch (e) {
     failed(`malformed record (${(e as Error).message})`);
@@ -64,7 +107,7 @@ export function verifySymReceipt(master: OperatorMasterKey, serial: Uint8Array, 
   if (!receipt.mac) failed('a signed (pki) receipt, not a MAC');
   if (!equal(receipt.cardSerial, serial)) failed(`receipt is from card ${hex(receipt.cardSerial)}, not ${hex(serial)}`);
   if (!equal(f.cardChallenge, tx.cardChallenge)) failed('the command does not carry the session\'s card challenge');
-  const keys = symSessionKeys(master, serial, tx.terminalChallenge, tx.cardChallenge);
+  const keys = symSessionKeys(master, serial, tx.terminalChallenge, tx.cardChallenge, options.keys);
   if (!checkUsageCommandMac(keys.mac, command.authenticator, tx.viewMac, tx.command, serial, command.body)) failed('the logged command is not the one of this session');
   if (!checkReceiptMac(keys.mac, command.authenticator, receipt)) failed('receipt MAC is wrong: not this card\'s answer to this command');
   // The card MAC'd its receipt for this command, so a mismatch here would be a card bug, not a forgery; still refuse it.
