@@ -221,7 +221,7 @@ export class JournalIngest {
     if (queued.length) {
       // DO UPDATE, not DO NOTHING: the row lock makes a matcher that is taking this ticket off the queue right now wait
       // for this transaction, and then read these taps; with DO NOTHING it could match without them and drop the entry.
-      // The new taps' keys ('gate/seq') are appended under that lock (a row queued before migration 14 keeps NULL:
+      // The new taps' keys ('gate/seq') are appended under that lock (a row queued before migration 6 keeps NULL:
       // the matcher reads all of that ticket's taps).
       await tx.query(
         `INSERT INTO match_queue (operator, tid, taps) SELECT operator, tid, array_agg(tap) FROM unnest($1::text[], $2::text[], $3::text[]) AS u (operator, tid, tap) GROUP BY operator, tid

@@ -322,7 +322,7 @@ export class TripMatcher {
         const ops = batch.map((b) => b.operator);
         const tids = batch.map((b) => b.tid);
         // Incremental: a ticket whose earlier taps this process holds reads only the taps queued with it since; any
-        // other (first seen, forgotten, or queued before migration 14) reads all of its taps. Either way the trips
+        // other (first seen, forgotten, or queued before migration 6) reads all of its taps. Either way the trips
         // are worked out from all of them, so late and out-of-order taps give the same trips as before.
         const full = batch.filter((b) => b.taps === null || !this.known.has(`${b.operator}\u0000${b.tid}`));
         const fresh: { gate: string; seq: number }[] = [];

@@ -261,7 +261,7 @@ describe.each(ENGINES)('offline gates on $engine', (engine) => {
       { status: 'complete', fare: 500, entry_station: 'C03', exit_station: 'A01' },
     ];
     expect(await trips()).toEqual(expected);
-    // A fresh matcher reading everything (a queue row without tap keys, as queued before migration 14) agrees.
+    // A fresh matcher reading everything (a queue row without tap keys, as queued before migration 6) agrees.
     await office.store.db.query('DELETE FROM trips WHERE tid = $1', [c.tid]);
     await office.store.db.query('INSERT INTO match_queue (operator, tid) VALUES ($1, $2)', [world.operator, c.tid]);
     const fresh = await office.bo.matcher(() => world.now * 1000).matchPending();
