@@ -17,7 +17,7 @@ import { World } from '../testing/world.js';
 import { ENGINES } from '../test/helpers/stores.js';
 import { arbitrate, parseEvidence, type ArbitrationContext } from './arbitration.js';
 import { Backoffice, billOf, TFV_SIGNED_BY, type KeyCustody } from './service.js';
-import { StoreConflictError, type Store } from './store/store.js';
+import { NotFoundError, StoreConflictError, type Store } from './store/store.js';
 
 const cases = ENGINES.flatMap((e) => (['rsa', 'sm9'] as SuiteName[]).map((suite) => ({ ...e, suite })));
 
@@ -192,7 +192,9 @@ describe.each(cases)('back office on $engine, suite $suite', ({ suite, skip, ope
     expect(await store.ticket('CR', 'RB-OLD')).toMatchObject({ status: 'loaded', replacedBy: undefined });
     expect(await store.ticket('CR', 'RB-TAKEN')).toMatchObject({ status: 'sealed', tid: taken.ticket.tid });
     // Replacing a ticket the store never had, or a cancelled one, is refused too.
-    await expect(bo.issue({ request: { serviceDate: '2030-05-02' }, card: credentials, replaces: 'RB-NEVER' })).rejects.toThrow(/no ticket RB-NEVER to replace/);
+    const unknown = await bo.issue({ request: { serviceDate: '2030-05-02' }, card: credentials, replaces: 'RB-NEVER' }).catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(NotFoundError);
+    expect((unknown as Error).message).toBe('no ticket RB-NEVER to replace');
     await bo.cancel('RB-TAKEN', { source: 'test' });
     const cancelled = await bo.issue({ request: { serviceDate: '2030-05-02' }, card: credentials, replaces: 'RB-TAKEN' }).catch((e: unknown) => e);
     expect(cancelled).toMatchObject({ reason: 'not_replaceable' });
