@@ -5,6 +5,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EticketCard } from '../card/applet.js';
+import { FileBackend } from '../card/nvm.js';
 import { decodeState, encodeState, makeRecord } from '../card/state.js';
 import { decodeTicketFace, encodeTicketFace } from '../sdk/ticket.js';
 import { hex } from '../sdk/bytes.js';
@@ -69,6 +70,14 @@ export class ImageFactory {
  * copies of its first ticket. What thousands of APDUs would do, in one write; only for images made for the test.
  */
 export function presetImage(path: string, p: Preset): void {
+  // The image file alone must be the card before it is rewritten: its journal's records (already applied to the
+  // image) are cut first, or the next open would replay them over the preset state.
+  const backend = new FileBackend(path);
+  try {
+    EticketCard.open(backend).checkpoint();
+  } finally {
+    backend.close();
+  }
   const s = decodeState(new Uint8Array(readFileSync(path)));
   if (p.what === 'usage-counter') {
     const t = s.tickets.find((x) => x.tid === p.tid);
@@ -96,12 +105,20 @@ export function presetImage(path: string, p: Preset): void {
 
 /** An Icc over an image file that can be reopened after the file was changed (presets): like a power cycle. */
 class ImageIcc implements Icc {
+  private backend: FileBackend;
   private card: EticketCard;
   constructor(private readonly path: string) {
-    this.card = EticketCard.open(path);
+    this.backend = new FileBackend(path);
+    this.card = EticketCard.open(this.backend);
+  }
+  /** Let go of the image file (its journal cut): the file alone is the card, ready for a preset. */
+  release(): void {
+    this.card.checkpoint();
+    this.backend.close();
   }
   reopen(): void {
-    this.card = EticketCard.open(this.path);
+    this.backend = new FileBackend(this.path);
+    this.card = EticketCard.open(this.backend);
   }
   atr(): Uint8Array {
     return this.card.atr();
@@ -134,6 +151,7 @@ export function imageProvider(options: { dir?: string; keep?: boolean; extendedL
         transport,
         release: () => transport.disconnect(),
         async preset(p: Preset) {
+          icc.release();
           presetImage(path, p);
           icc.reopen();
           await transport.reset();

@@ -86,10 +86,25 @@ function open(ctx) {
     });
 }
 
+// npm pcsclite's close() stops a context's status threads but releases its PC/SC contexts (one for the reader
+// list, two per reader: about five sockets to pcscd) only in the C++ destructor, when the object is garbage
+// collected. This process allocates little and may never collect: every closed context stayed open in pcscd,
+// about 30 a vector run, until pcscd (200 client threads) stopped answering new ones ("pcscd did not list its
+// readers"). So the agent collects shortly after it closes contexts (global.gc from --expose-gc; a few ms).
+let collectTimer;
+function collectSoon() {
+  if (collectTimer || typeof global.gc !== 'function') return;
+  collectTimer = setTimeout(() => {
+    collectTimer = undefined;
+    global.gc();
+  }, 20);
+}
+
 function close(ctx) {
   const c = contexts.get(ctx);
   if (!c) return;
   contexts.delete(ctx);
+  collectSoon();
   for (const r of c.readers.values()) {
     try {
       r.close();

@@ -2,7 +2,7 @@
 // Skipped with a printed reason where pcscd/vpcd or the binding are missing; .ci/run starts them (ETICKET_PCSC=1).
 
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -221,6 +221,20 @@ describe.skipIf(!stack.ok)('PcscTransport over pcscd + vpcd', () => {
     expect(first.cardPresent).toBe(true);
     expect(hex(first.atr!)).toBe(hex(card!.atr));
   });
+
+  it('contexts opened and closed one after another are released in pcscd: 250 lists later, the agent holds a bounded number of descriptors and pcscd still lists', async () => {
+    const descriptors = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+    await listReaders({ timeoutMs: 60_000 });
+    const [pid] = pcscAgentPids();
+    expect(pid).toBeDefined();
+    const before = descriptors(pid!);
+    // pcscd serves at most 200 client threads (one per context): without the release, this loop exhausts them.
+    for (let i = 0; i < 250; i++) await listReaders({ timeoutMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 200)); // the agent collects 20 ms after a close
+    expect(pcscAgentPids()).toContain(pid);
+    expect(descriptors(pid!) - before).toBeLessThan(20);
+    expect((await listReaders({ timeoutMs: 60_000 })).map((r) => r.name)).toContain(VPCD_READER_0);
+  }, 300_000);
 
   it('connects with T=1, reports the Icc ATR and the reader by its full name', async () => {
     await ensureCard();

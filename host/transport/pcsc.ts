@@ -218,7 +218,9 @@ class PcscAgent {
     const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('ETICKET_')));
     this.child = fork(AGENT_SCRIPT, [], {
       // Plain node: no tsx or other loaders from this process (the agent is JavaScript), no test runner hooks.
-      execArgv: [],
+      // --expose-gc: npm pcsclite releases a PC/SC context only when its object is collected (close() does not);
+      // the agent collects after closing contexts, or pcscd runs out of contexts for it (see pcsc-agent.cjs).
+      execArgv: ['--expose-gc'],
       env: { ...env, NODE_OPTIONS: '', UV_THREADPOOL_SIZE: AGENT_POOL_THREADS, ...options.env },
       serialization: 'json',
       stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
