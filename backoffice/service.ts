@@ -250,7 +250,7 @@ export class Backoffice {
         if (existing) return this.sameReplacement(existing, input.replaces, tx);
       }
       // The ticket being replaced is locked and checked before a TID or a seat is spent on its replacement.
-      if (input.replaces) await this.replaceable(input.replaces, tx);
+      const old = input.replaces === undefined ? undefined : await this.replaceable(input.replaces, tx);
       // A card this back office has recorded (committed) with these credentials needs no second upsert: the row only
       // ever fills in missing fields (recordCard), and a batch would pay a statement per ticket for nothing.
       recorded = true;
@@ -309,9 +309,8 @@ export class Backoffice {
       );
       if (!ticket) throw new StoreConflictError(`TID ${tid} is held by another ticket`, 'tid_taken');
       if (input.holder) await this.realName.recordIssued(face, salt!, input.holder, tx);
-      if (input.replaces) {
-        await this.store.setReplacedBy(op, input.replaces, tid, tx);
-        const old = (await this.store.ticket(op, input.replaces, tx))!;
+      if (old) {
+        await this.store.setReplacedBy(op, old.tid, tid, tx);
         // Never loaded: nothing on a card to delete, it is cancelled now. Already deleted: nothing to wait for.
         if (old.status === 'sealed') await this.store.cancelSealed(op, old.tid, tx);
         if (old.status === 'sealed' || old.status === 'deleted') await this.refundOnce(old, tx);
@@ -324,20 +323,21 @@ export class Backoffice {
   }
 
   /**
-   * Inside the issuing transaction: the ticket `tid` may be replaced (it is sealed, loaded, or deleted without a
-   * replacement); a replacement of it issued before and never loaded is cancelled and refunded.
+   * Inside the issuing transaction: the ticket `tid` (returned, locked) may be replaced (it is sealed, loaded, or
+   * deleted without a loaded replacement); a replacement of it issued before and never loaded is cancelled and refunded.
    */
-  private async replaceable(tid: string, tx: Queryable): Promise<void> {
+  private async replaceable(tid: string, tx: Queryable): Promise<TicketRecord> {
     const op = this.operator;
     const old = await this.store.lockTicket(op, tid, tx);
     if (!old) throw new NotFoundError(`no ticket ${tid} to replace`);
     if (old.status === 'cancelled') throw new StoreConflictError(`ticket ${tid} is cancelled: it cannot be replaced`, 'not_replaceable');
-    if (!old.replacedBy) return;
+    if (!old.replacedBy) return old;
     const previous = await this.store.lockTicket(op, old.replacedBy, tx);
     if (previous && previous.status !== 'sealed' && previous.status !== 'cancelled') {
       throw new StoreConflictError(`ticket ${tid} was already replaced by ${previous.tid}, which is ${previous.status}: rebook ${previous.tid} instead`, 'already_replaced');
     }
-    if (previous && (await this.store.cancelSealed(op, previous.tid, tx))) await this.refundOnce((await this.store.ticket(op, previous.tid, tx))!, tx);
+    if (previous && (await this.store.cancelSealed(op, previous.tid, tx))) await this.refundOnce(previous, tx);
+    return old;
   }
 
   /** A ticket issued before handed back to a rebooking only when it is the replacement of that same ticket. */
