@@ -251,21 +251,21 @@ export class VpcdBridge {
   private armWatchdog(ms: number): void {
     this.watchdog = setTimeout(() => {
       this.watchdog = undefined;
-      if (this.lastActivity === undefined || !this.connected) return;
-      // A reply still owed (an ambiguous frame being timed) is not silence: the driver is waiting on us.
-      if (this.ambiguous) return this.armWatchdog(this.timing.silenceMs);
-      const quiet = Date.now() - this.lastActivity;
-      if (quiet < this.timing.silenceMs) return this.armWatchdog(this.timing.silenceMs - quiet);
       // A timer that fired late (this thread was busy) runs before the socket data that arrived meanwhile is read:
       // judge after the I/O phase, so a poll already waiting counts.
-      setImmediate(() => {
-        if (this.lastActivity === undefined || !this.connected || this.ambiguous || this.watchdog) return;
-        const still = Date.now() - this.lastActivity;
-        if (still < this.timing.silenceMs) return this.armWatchdog(this.timing.silenceMs - still);
-        this.resync(`no frame from vpcd for ${still} ms: the driver waits for an answer to a request it never sent (an empty APDU)`);
-      });
+      setImmediate(() => this.judgeSilence());
     }, ms);
     this.watchdog.unref?.();
+  }
+
+  private judgeSilence(): void {
+    // Re-armed meanwhile by a frame (touch), or nothing to watch.
+    if (this.watchdog || this.lastActivity === undefined || !this.connected) return;
+    // A reply still owed (an ambiguous frame being timed) is not silence: the driver is waiting on us.
+    if (this.ambiguous) return this.armWatchdog(this.timing.silenceMs);
+    const quiet = Date.now() - this.lastActivity;
+    if (quiet < this.timing.silenceMs) return this.armWatchdog(this.timing.silenceMs - quiet);
+    this.resync(`no frame from vpcd for ${quiet} ms: the driver waits for an answer to a request it never sent (an empty APDU)`);
   }
 
   /** Take the card out, wait for pcscd to see it gone, put it back: both ends start again in step. */
