@@ -388,7 +388,7 @@ class PcscContext {
       listTimeoutMs,
       () => {
         // SCardEstablishContext or the first list is stuck in pcscd (or the agent did not even start).
-        this.stuck = true;
+        this.abandon();
         return new TransportTimeoutError(`pcscd did not list its readers within ${listTimeoutMs} ms`);
       },
     );
@@ -500,9 +500,16 @@ class PcscContext {
     return this.call(() => this.agent.request({ op: 'disconnect', ctx: this.id, reader, disposition })) as Promise<void>;
   }
 
-  /** A call of ours ran out of time: whatever it holds in the agent, this context is not to be reused. */
+  /**
+   * A call of ours ran out of time: whatever it holds in the agent, this context is not to be reused, and
+   * neither is the agent, at once (not when this context is closed): npm pcsclite holds a reader's mutex for
+   * the whole of a native connect or transmit, and the agent's main thread takes that mutex to deliver the
+   * reader's next status change, so the agent may stop answering anyone while the call is stuck. A caller
+   * that never closes this context (a failed connect left as it is) must not send the next list there.
+   */
   abandon(): void {
     this.stuck = true;
+    this.agent.retire();
   }
 
   /** Never blocks: a context with a call stuck in the agent gets its agent retired and killed instead. */
