@@ -7,6 +7,7 @@ import { ApduFormatError, encodeCommand, parseCommand, parseResponse } from './a
 import { fromHex, hex } from './bytes.js';
 import { cbcDecrypt, cbcEncrypt, cmac, padM2, unpadM2 } from './crypto/aes.js';
 import { decodeAll, TlvError, TlvMap, tlv } from './tlv.js';
+import { CryptoError, InvalidInputError } from './errors.js';
 import { isValidDate, parseServiceDate } from './fields.js';
 import { decodeTicketFace, encodeTicketFace, type TicketFace } from './ticket.js';
 
@@ -119,7 +120,8 @@ describe('AES-CMAC (RFC 4493 test vectors)', () => {
         expect(hex(unpadM2(padM2(m)))).toBe(hex(m));
       }),
     );
-    expect(() => unpadM2(new Uint8Array(16))).toThrow();
+    expect(() => unpadM2(new Uint8Array(16))).toThrow(CryptoError);
+    expect(() => unpadM2(new Uint8Array(16))).toThrow(/^bad padding$/);
   });
 });
 
@@ -138,7 +140,8 @@ describe('ticket face', () => {
   });
   it('parses dates strictly', () => {
     expect(parseServiceDate('2026-02-28')).toBe(20260228);
-    expect(() => parseServiceDate('2026-02-30')).toThrow();
+    expect(() => parseServiceDate('2026-02-30')).toThrow(InvalidInputError);
+    expect(() => parseServiceDate('2026-02-30')).toThrow(/not a date \(YYYY-MM-DD\): "2026-02-30"/);
     expect(isValidDate(20240229)).toBe(true);
     expect(isValidDate(20230229)).toBe(false);
   });
