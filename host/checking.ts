@@ -16,7 +16,7 @@ import { getSuite } from '../sdk/crypto/suites.js';
 import { keyId, sha256 } from '../sdk/crypto/suite.js';
 import { masterKeyId, privacyKey, sessionDecrypt, unmaskSerial } from '../sdk/crypto/symmetric.js';
 import { CardStatusError, CryptoError, InvalidInputError, RelayError, TicketNotFoundError, WrongCardError } from '../sdk/errors.js';
-import { specField } from '../sdk/fields.js';
+import { previousServiceDate, specField } from '../sdk/fields.js';
 import { checkReceiptMac, parseReceipt, receiptAnswers, receiptMessage, type Receipt } from '../sdk/receipt.js';
 import { AID, LIMITS, SUITE, SW, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
 import { signingKeyOrThrow, type RootKey } from '../sdk/roles/key-chain.js';
@@ -422,12 +422,12 @@ export class CheckingTerminal {
    * matches) that `decide` would let through, verified afresh by its TID; undefined when there is none or the card
    * cannot list them. Gate mode sym cannot list a card's tickets (READ is pki): there the first ticket decides.
    */
-  private async passableAlternative(direction: Direction, date: number, train: string | undefined, shown: TicketView, now: number, audit: boolean): Promise<TicketView | undefined> {
+  private async passableAlternative(direction: Direction, dates: number[], train: string | undefined, shown: TicketView, now: number, audit: boolean): Promise<TicketView | undefined> {
     if (this.mode !== 'pki') return undefined;
     const station = this.config.station;
     try {
-      for (const t of await this.readTickets({ date, train })) {
-        if (t.face.serviceDate !== date || t.face.tid === shown.face.tid) continue;
+      for (const t of await this.readTickets({ date: Math.min(...dates), train })) {
+        if (!dates.includes(t.face.serviceDate) || t.face.tid === shown.face.tid) continue;
         if (station !== undefined && t.face.origin !== station && t.face.destination !== station) continue;
         if (!decide(t.face, t.usage, { direction, station, now }).pass) continue;
         return await this.verifyTicket({ tid: t.face.tid }, { verificationCode: audit });
@@ -450,7 +450,24 @@ export class CheckingTerminal {
   }
 
   /**
-   * One tap: select, find the ticket for today at this station, decide, record the entry or exit. `screen`
+   * The card's first ticket for the first of `dates` that has one (and the train, and this station as origin or
+   * destination); not_found (or void) for the first date when none has. A fault on a later date is that fault.
+   */
+  private async ticketForTap(dates: number[], train: string | undefined, audit: boolean): Promise<TicketView> {
+    let notFound: TicketNotFoundError | undefined;
+    for (const date of dates) {
+      try {
+        return await this.verifyTicket({ date, train, station: this.config.station }, { verificationCode: audit });
+      } catch (e) {
+        if (!(e instanceof TicketNotFoundError)) throw e;
+        notFound ??= e;
+      }
+    }
+    throw notFound!;
+  }
+
+  /**
+   * One tap: select, find the ticket for today at this station (else yesterday's), decide, record the entry or exit. `screen`
    * may refuse the ticket the card showed (a denylisted card) before the gate's own rules run.
    * Never throws for anything a card or a reader does (a refusal, a malformed answer, bounds or deadline
    * exceeded, the card pulled): that is a REJECT with its reason (gate.ts rejectFor).
@@ -465,10 +482,14 @@ export class CheckingTerminal {
     const now = this.clock();
     const d = new Date(now * 1000);
     const date = options.date ?? d.getUTCFullYear() * 10000 + (d.getUTCMonth() + 1) * 100 + d.getUTCDate();
+    // Without a ticket for today, one for the day before: a ticket stays valid past midnight (validUntil, 04:00 the
+    // next day by default: the operating day), so a passenger of a late or overnight service enters or leaves on the
+    // next calendar day. decide() still refuses it once its validity has ended.
+    const dates = [date, previousServiceDate(date)];
     let ticket: TicketView;
     try {
       await this.select();
-      ticket = await this.verifyTicket({ date, train: options.train, station: this.config.station }, { verificationCode: options.auditVerificationCode ?? false });
+      ticket = await this.ticketForTap(dates, options.train, options.auditVerificationCode ?? false);
     } catch (e) {
       return { decision: rejectFor(e) };
     }
@@ -480,7 +501,7 @@ export class CheckingTerminal {
     if (!decision.pass) {
       // The card shows the first ticket in travel order; a second ticket for the same service may be the one that can
       // pass (the first already used): look for it before refusing. The screen judges it as it judged the first.
-      const other = await this.passableAlternative(direction, date, options.train, ticket, now, options.auditVerificationCode ?? false);
+      const other = await this.passableAlternative(direction, dates, options.train, ticket, now, options.auditVerificationCode ?? false);
       if (!other) return { decision, ticket };
       ticket = other;
       decision = options.screen?.(ticket) ?? decide(ticket.face, ticket.usage, { direction, station: this.config.station, now });

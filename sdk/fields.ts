@@ -145,6 +145,13 @@ export function toServiceDate(date: Date): number {
   return date.getUTCFullYear() * 10000 + (date.getUTCMonth() + 1) * 100 + date.getUTCDate();
 }
 
+/** The service date before `yyyymmdd` (calendar arithmetic: a service date has no time of day or zone). */
+export function previousServiceDate(yyyymmdd: number): number {
+  const y = Math.floor(yyyymmdd / 10000);
+  const m = Math.floor(yyyymmdd / 100) % 100;
+  return toServiceDate(new Date(Date.UTC(y, m - 1, (yyyymmdd % 100) - 1)));
+}
+
 /** Parse "2026-11-22" or "20261122". */
 export function parseServiceDate(text: string): number {
   const m = /^(\d{4})-?(\d{2})-?(\d{2})$/.exec(text.trim());
