@@ -49,9 +49,15 @@ describe.each(['pki', 'sym'] as GateMode[])('metro pass, gate mode %s', (mode) =
       expect(out.decision.pass, `${to} exit: ${out.decision.message}`).toBe(true);
       expect(out.receipt?.counter).toBe(++counter);
     }
-    w.now = start + 3 * DAY + 3600; // the day after the window: the card no longer offers the pass for that date
+    // The day after the window: the card offers the pass as the ticket of the day before (valid past midnight in
+    // general), and the gate refuses it as expired, writing nothing; a day later the card no longer offers it.
+    w.now = start + 3 * DAY + 3600;
     const late = await gate('A01').passGate('entry');
-    expect(late.decision).toMatchObject({ pass: false, reason: 'not_found' });
+    expect(late.decision).toMatchObject({ pass: false, reason: 'expired' });
+    expect(late.receipt).toBeUndefined();
+    w.now = start + 4 * DAY + 3600;
+    const later = await gate('A01').passGate('entry');
+    expect(later.decision).toMatchObject({ pass: false, reason: 'not_found' });
   });
 
   it('a ticket that names this station and date is preferred to a pass', async () => {
