@@ -51,20 +51,25 @@ const progress = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
 // ---- crypto floors: the same operations a transaction needs, called directly --------------------
 
+/** Whole blocks without padding: final() adds nothing, so no copy (as sdk/crypto/aes.ts does). */
+function whole(out: Buffer, tail: Buffer): Buffer {
+  if (tail.length !== 0) throw new Error('floor: not whole blocks');
+  return out;
+}
 function ecb(key: Uint8Array, block: Uint8Array): Buffer {
   const c = createCipheriv('aes-128-ecb', key, null);
   c.setAutoPadding(false);
-  return Buffer.concat([c.update(block), c.final()]);
+  return whole(c.update(block), c.final());
 }
-function cbcEnc(key: Uint8Array, data: Uint8Array): Buffer {
-  const c = createCipheriv('aes-128-cbc', key, Buffer.alloc(16));
+function cbcEnc(key: Uint8Array, data: Uint8Array, iv: Uint8Array = Buffer.alloc(16)): Buffer {
+  const c = createCipheriv('aes-128-cbc', key, iv);
   c.setAutoPadding(false);
-  return Buffer.concat([c.update(data), c.final()]);
+  return whole(c.update(data), c.final());
 }
-function cbcDec(key: Uint8Array, data: Uint8Array): Buffer {
-  const c = createDecipheriv('aes-128-cbc', key, Buffer.alloc(16));
+function cbcDec(key: Uint8Array, data: Uint8Array, iv: Uint8Array = Buffer.alloc(16)): Buffer {
+  const c = createDecipheriv('aes-128-cbc', key, iv);
   c.setAutoPadding(false);
-  return Buffer.concat([c.update(data), c.final()]);
+  return whole(c.update(data), c.final());
 }
 const sha = (d: Uint8Array) => createHash('sha256').update(d).digest();
 
@@ -78,7 +83,7 @@ function sizes(trace: TraceEntry[], face = 160) {
   return { view: LIMITS.viewLength, command: write.apdu.length - 7, receipt: write.response.length - 2, face };
 }
 
-/** A pki tap: KEM + AES envelope, two signatures and two verifications, digests. */
+/** A pki tap: both challenges, KEM + AES envelope (random IV), two signatures and two verifications, digests. */
 function pkiFloor(w: World, card: EticketCard, sz: ReturnType<typeof sizes>): () => void {
   const p = suiteProvider(w.suite);
   const cardSigner = p.signer(card.persistent.signKey!.privateKey);
@@ -88,17 +93,21 @@ function pkiFloor(w: World, card: EticketCard, sz: ReturnType<typeof sizes>): ()
   const rcpt = randomBytes(sz.receipt);
   const face = randomBytes(sz.face);
   return () => {
-    // card: VERIFY seals the view to the terminal and keeps its digest (DF21)
+    // gate: RT of the VERIFY; card: RC, the one-time challenge the WRITE USAGE must carry
+    randomBytes(LIMITS.terminalChallengeLength);
+    randomBytes(LIMITS.challengeLength);
+    // card: VERIFY seals the view to the terminal (fresh IV) and keeps its digest (DF21)
     const { key, encapsulation } = p.suite.encapsulate(terminal.encryption.publicKey);
     const kEnc = ecb(key, Buffer.alloc(16, 1));
     const kMac = ecb(key, Buffer.alloc(16, 2));
-    const ct = cbcEnc(kEnc, view);
+    const iv = randomBytes(16);
+    const ct = cbcEnc(kEnc, view, iv);
     const mac = cmac(kMac, ct);
     sha(view);
     // terminal opens it and digests it for DF21
     const k2 = terminal.encryption.decapsulate(encapsulation);
     cmac(ecb(k2, Buffer.alloc(16, 2)), ct);
-    sha(cbcDec(ecb(k2, Buffer.alloc(16, 1)), ct));
+    sha(cbcDec(ecb(k2, Buffer.alloc(16, 1)), ct, iv));
     // terminal signs WRITE USAGE; card verifies, digests command and face, signs the receipt; terminal verifies it and the face digest
     const sig = terminal.signature.sign(cmd);
     if (!p.suite.verify(terminal.signature.publicKey, cmd, sig)) throw new Error('floor: verify');

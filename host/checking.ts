@@ -300,7 +300,23 @@ export class CheckingTerminal {
     if (v.status !== 'shown') throw new TicketNotFoundError('VERIFY', v.status);
     const face = v.face!;
     if (face.card !== undefined && !equal(face.card, v.cardSerial)) throw new WrongCardError(`ticket ${face.tid} was issued to card ${hex(face.card)}, shown by card ${hex(v.cardSerial)}`);
-    const view: TicketView = { sequenceNumber: v.sequenceNumber!, face, faceEncoded: v.faceEncoded!, usage: v.usage!, cardSerial: v.cardSerial, cardChallenge: v.cardChallenge, viewDigest: sha256(v.encoded) };
+    // DF21 is only sent by a pki command: the digest is taken the first time it is read (a sym tap never reads it).
+    const encoded = v.encoded;
+    let digest: Uint8Array | undefined;
+    const view: TicketView = {
+      sequenceNumber: v.sequenceNumber!,
+      face,
+      faceEncoded: v.faceEncoded!,
+      usage: v.usage!,
+      cardSerial: v.cardSerial,
+      cardChallenge: v.cardChallenge,
+      get viewDigest() {
+        return (digest ??= sha256(encoded));
+      },
+      set viewDigest(d: Uint8Array) {
+        digest = d;
+      },
+    };
     if (v.verificationCode) {
       view.verificationCode = v.verificationCode;
       this.checkVerificationCode(view.faceEncoded, v.verificationCode);

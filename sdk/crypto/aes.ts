@@ -1,23 +1,37 @@
 // AES-128 building blocks the card side can run on a Java Card 3.0.5 chip: ECB for key derivation,
 // CBC with ISO/IEC 9797-1 padding method 2, and AES-CMAC (RFC 4493 / NIST SP 800-38B).
 
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, type Cipher, type Decipher } from 'node:crypto';
 import { CryptoError } from '../errors.js';
 
 const ZERO16 = new Uint8Array(16);
+
+/**
+ * update() then final() of an unpadded cipher, as one Uint8Array. On whole blocks final() adds nothing (and throws
+ * otherwise), so the update output is returned as it is: node allocates it for this call alone, nothing else holds it.
+ */
+function run(c: Cipher | Decipher, data: Uint8Array): Uint8Array {
+  const out = c.update(data);
+  const tail = c.final();
+  if (tail.length === 0) return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  const all = new Uint8Array(out.length + tail.length);
+  all.set(out);
+  all.set(tail, out.length);
+  return all;
+}
 
 /** AES-ECB over whole blocks (no padding). */
 export function aesEcb(key: Uint8Array, block: Uint8Array): Uint8Array {
   const c = createCipheriv(`aes-${key.length * 8}-ecb`, key, null);
   c.setAutoPadding(false);
-  return new Uint8Array(Buffer.concat([c.update(block), c.final()]));
+  return run(c, block);
 }
 
 /** AES-ECB decryption over whole blocks (no padding). */
 export function aesEcbDecrypt(key: Uint8Array, blocks: Uint8Array): Uint8Array {
   const d = createDecipheriv(`aes-${key.length * 8}-ecb`, key, null);
   d.setAutoPadding(false);
-  return new Uint8Array(Buffer.concat([d.update(blocks), d.final()]));
+  return run(d, blocks);
 }
 
 /** Derive a sub-key: AES_K(constant ‖ 0^15). Separates the encryption and MAC keys made from one K. */
@@ -80,14 +94,14 @@ export function unpadM2(data: Uint8Array): Uint8Array {
 export function cbcEncrypt(key: Uint8Array, iv: Uint8Array, plaintext: Uint8Array): Uint8Array {
   const c = createCipheriv(`aes-${key.length * 8}-cbc`, key, iv);
   c.setAutoPadding(false);
-  return new Uint8Array(Buffer.concat([c.update(padM2(plaintext)), c.final()]));
+  return run(c, padM2(plaintext));
 }
 
 export function cbcDecrypt(key: Uint8Array, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array {
   if (ciphertext.length === 0 || ciphertext.length % 16 !== 0) throw new CryptoError('ciphertext is not whole blocks');
   const d = createDecipheriv(`aes-${key.length * 8}-cbc`, key, iv);
   d.setAutoPadding(false);
-  return unpadM2(new Uint8Array(Buffer.concat([d.update(ciphertext), d.final()])));
+  return unpadM2(run(d, ciphertext));
 }
 
 export function randomKey(): Uint8Array {
