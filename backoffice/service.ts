@@ -334,7 +334,8 @@ export class Backoffice {
   async issueMany(inputs: IssueInput[]): Promise<({ outcome: IssueOutcome } | { error: Error })[]> {
     const results: ({ outcome: IssueOutcome } | { error: Error })[] = new Array(inputs.length);
     const op = this.operator;
-    const server = new TicketServer(op, undefined, this.clock);
+    // A TicketServer remembers the TIDs it made (a second face for one TID is refused): one per face, as in issue().
+    const server = () => new TicketServer(op, undefined, this.clock);
     const first = inputs.find((x) => x.card.suite === this.keys.suite);
     const serial = first ? hex(first.card.serial) : '';
     const bulk: { i: number; input: IssueInput; serviceDate: number }[] = [];
@@ -348,7 +349,7 @@ export class Backoffice {
       let serviceDate: number;
       try {
         this.cardTrust.encryptionKey(input.card);
-        serviceDate = server.createTicket({ ...input.request, tid: input.request.tid ?? `${op}-probe` }).serviceDate;
+        serviceDate = server().createTicket({ ...input.request, tid: input.request.tid ?? `${op}-probe` }).serviceDate;
       } catch {
         continue; // issue() answers it with its own error (or the ticket a re-run finds)
       }
@@ -377,7 +378,7 @@ export class Backoffice {
           const { record, authority, signing } = await this.tfvAuthority(tx);
           const billSigner = signing ?? (await this.currentSigner(tx));
           const made = go.map((b) => {
-            const face = server.createTicket({ ...b.input.request, tid: tidOf.get(b.i)! });
+            const face = server().createTicket({ ...b.input.request, tid: tidOf.get(b.i)! });
             const signed = authority.sign(face, b.input.card);
             const sealed = authority.seal(signed, b.input.card);
             const ticket = { operator: op, tid: face.tid, cardSerial: serial, sellerId: b.input.sellerId, keyId: record.keyId, face: signed.faceEncoded, verificationCode: signed.verificationCodeEncoded, sealed, serviceDate: face.serviceDate, fare: face.fare, currency: face.currency, issuedAt: new Date(face.issuedAt * 1000) };
