@@ -398,13 +398,12 @@ Examples:
         else console.error(`eticket: ${r.error}`);
       };
       // Rows are issued a chunk at a time (one back-office transaction), then loaded and reported in file order.
+      // A chunk is ISSUE_CHUNK rows, bad ones included: a file of bad lines is reported as it is read, not held.
       let pending: PendingRow[] = [];
-      let toIssue = 0;
       let rowsTaken = 0;
       const flush = async (r: IssueRun) => {
         const chunk = pending;
         pending = [];
-        toIssue = 0;
         const todo = chunk.filter((p) => p.request && !stop);
         if (todo.length) {
           const issued = await r.bo.issueMany(todo.map((p) => ({ request: p.request!, card: r.creds, requestKey: p.requestKey, sellerId: r.sellerId, holder: p.holder })));
@@ -440,7 +439,8 @@ Examples:
           }
           const { sealed: _s, ...result } = res;
           report(result);
-          // A full card takes nothing more: the rest of the batch waits for the next card, unsealed.
+          // A full card takes nothing more: the rest of the batch waits for the next card (the rest of this chunk
+          // withdrawn below, the later rows not sealed).
           if (batch && result.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase()) stop = `the card is full (line ${p.line}): re-run the batch with another card`;
           progress.tick();
         }
@@ -463,6 +463,7 @@ Examples:
         }
         if ('error' in it) {
           pending.push({ line, result: { line, status: 'failed', error: it.error } });
+          if (pending.length >= ISSUE_CHUNK) await flush(run);
           continue;
         }
         if (opts.out?.endsWith('.bin') && rowsTaken > 0) throw new UsageError('a .bin output holds one ticket; use a .jsonl name for a batch');
@@ -473,6 +474,7 @@ Examples:
           const seen = tids.get(it.request.tid);
           if (seen && seen.content !== content) {
             pending.push({ line, result: { line, status: 'failed', tid: it.request.tid, error: `tid ${it.request.tid} is also on line ${seen.line} with other content: not issued (give each ticket its own tid)` } });
+            if (pending.length >= ISSUE_CHUNK) await flush(run);
             continue;
           }
           if (!seen) tids.set(it.request.tid, { line: it.line, content });
@@ -483,7 +485,7 @@ Examples:
         // that a re-run names the same holder instead.
         const requestKey = line !== undefined && it.request.tid === undefined ? rowKey(batchName, line, (next.value as { request: object }).request) : undefined;
         pending.push({ line, request: it.request, requestKey, holder: it.holder });
-        if (++toIssue >= ISSUE_CHUNK) await flush(run);
+        if (pending.length >= ISSUE_CHUNK) await flush(run);
       }
       await flush(run);
       progress.end();
