@@ -22,7 +22,7 @@ import { decodeTicketFace, PRICING, TICKET_KIND, type TicketFace } from '../sdk/
 import { parseReceipt } from '../sdk/receipt.js';
 import { holderRecord, type HolderRecord } from '../sdk/roles/realname.js';
 import { RealNameService, type HolderVault, type RealNameOptions } from './realname.js';
-import type { Queryable } from './store/database.js';
+import { DatabaseError, type Queryable } from './store/database.js';
 import { NotFoundError, StoreConflictError, type AuthorityKeyRecord, type BillRecord, type SeatTaken, type Store, type TicketRecord } from './store/store.js';
 
 /**
@@ -323,6 +323,93 @@ export class Backoffice {
   }
 
   /**
+   * Issue a batch's chunk: the TIDs, TF_V, sealed tickets and sale bills of its plain requests recorded in ONE
+   * transaction of a few statements (TIDs claimed, tickets and bills inserted, each in one statement for all),
+   * before anything reaches a card; the same records issue() writes, so a re-run, a `load --pending` and a crash
+   * recovery see no difference. A request the store already names (its tid or request key: a re-run, a duplicate),
+   * one that books a seat, replaces a ticket or carries a holder, one whose face does not validate, and the whole
+   * chunk when its transaction fails (a concurrent issuer took a TID meanwhile), go through issue() one by one
+   * afterwards. Results in input order: the outcome, or the error issue() threw for that request.
+   */
+  async issueMany(inputs: IssueInput[]): Promise<({ outcome: IssueOutcome } | { error: Error })[]> {
+    const results: ({ outcome: IssueOutcome } | { error: Error })[] = new Array(inputs.length);
+    const op = this.operator;
+    // A TicketServer remembers the TIDs it made (a second face for one TID is refused): one per face, as in issue().
+    const server = () => new TicketServer(op, undefined, this.clock);
+    const first = inputs.find((x) => x.card.suite === this.keys.suite);
+    const serial = first ? hex(first.card.serial) : '';
+    const bulk: { i: number; input: IssueInput; serviceDate: number }[] = [];
+    const tids = new Set<string>();
+    const keys = new Set<string>();
+    for (const [i, input] of inputs.entries()) {
+      if (input.booking || input.replaces !== undefined || input.holder || input.card.suite !== this.keys.suite || hex(input.card.serial) !== serial) continue;
+      // A second request for the same tid or key in one chunk gets the first one's ticket (or its conflict) from issue().
+      if ((input.request.tid !== undefined && tids.has(input.request.tid)) || (input.requestKey !== undefined && keys.has(input.requestKey))) continue;
+      if (input.request.holderRef !== undefined || input.request.holderBinding !== undefined) continue;
+      let serviceDate: number;
+      try {
+        this.cardTrust.encryptionKey(input.card);
+        serviceDate = server().createTicket({ ...input.request, tid: input.request.tid ?? `${op}-probe` }).serviceDate;
+      } catch {
+        continue; // issue() answers it with its own error (or the ticket a re-run finds)
+      }
+      if (input.request.tid !== undefined) tids.add(input.request.tid);
+      if (input.requestKey !== undefined) keys.add(input.requestKey);
+      bulk.push({ i, input, serviceDate });
+    }
+    if (bulk.length) {
+      await this.ensureRootKey();
+      const card = bulk[0].input.card;
+      const cardKey = recordedCardKey(card);
+      try {
+        const done = await this.store.transaction(async (tx) => {
+          const named = await this.store.tidsNamed(op, [...tids], [...keys], tx);
+          const namedTids = new Set(named.map((n) => n.tid));
+          const namedKeys = new Set(named.map((n) => n.requestKey));
+          const fresh = bulk.filter((b) => !(b.input.request.tid !== undefined && namedTids.has(b.input.request.tid)) && !(b.input.requestKey !== undefined && namedKeys.has(b.input.requestKey)));
+          const numbered = fresh.filter((b) => b.input.request.tid === undefined).length;
+          let n = numbered ? await this.store.nextTidNumbers(op, numbered, tx) : 0;
+          const tidOf = new Map(fresh.map((b) => [b.i, b.input.request.tid ?? tidFor(op, b.serviceDate, n++)]));
+          // A generated TID someone already holds (imported, given explicitly) is not claimed: issue() numbers it again.
+          const claimed = await this.store.claimNewTids(op, serial, fresh.map((b) => ({ tid: tidOf.get(b.i)!, requestKey: b.input.requestKey })), tx);
+          const go = fresh.filter((b) => claimed.has(tidOf.get(b.i)!));
+          if (!go.length) return [];
+          if (!this.recordedCards.has(cardKey)) await this.store.recordCard({ serial, suite: card.suite, encryptionCertificate: card.encryptionCertificate, signingCertificate: card.signingCertificate, identity: card.identity }, tx);
+          const { record, authority, signing } = await this.tfvAuthority(tx);
+          const billSigner = signing ?? (await this.currentSigner(tx));
+          const made = go.map((b) => {
+            const face = server().createTicket({ ...b.input.request, tid: tidOf.get(b.i)! });
+            const signed = authority.sign(face, b.input.card);
+            const sealed = authority.seal(signed, b.input.card);
+            const ticket = { operator: op, tid: face.tid, cardSerial: serial, sellerId: b.input.sellerId, keyId: record.keyId, face: signed.faceEncoded, verificationCode: signed.verificationCodeEncoded, sealed, serviceDate: face.serviceDate, fare: face.fare, currency: face.currency, issuedAt: new Date(face.issuedAt * 1000) };
+            return { i: b.i, sellerId: b.input.sellerId, face, ticket };
+          });
+          const tickets = await this.store.insertNewTickets(made.map((m) => m.ticket), tx);
+          const bills = made.map((m, k) => this.billRecord('sale', tickets[k], m.face, m.sellerId, billSigner));
+          await this.store.insertBills(bills, tx);
+          return made.map((m, k) => ({ i: m.i, outcome: { status: 'new' as const, ticket: tickets[k], face: m.face, bill: bills[k] } }));
+        });
+        if (done.length) this.recordedCards.add(cardKey);
+        for (const d of done) results[d.i] = { outcome: d.outcome };
+      } catch (e) {
+        // A concurrent issuer took a TID or key between the claim and the insert (unique violation), or the database
+        // gave up on the transaction: nothing of the chunk was written, every request goes one by one with its own
+        // answer. Anything else (a bug, a dead connection) is not hidden behind the slow path.
+        if (!(e instanceof StoreConflictError) && !(e instanceof DatabaseError && (e.code === '23505' || e.code === '40001' || e.code === '40P01'))) throw e;
+      }
+    }
+    for (const [i, input] of inputs.entries()) {
+      if (results[i]) continue;
+      try {
+        results[i] = { outcome: await this.issue(input) };
+      } catch (e) {
+        results[i] = { error: e as Error };
+      }
+    }
+    return results;
+  }
+
+  /**
    * Inside the issuing transaction: the ticket `tid` (returned, locked) may be replaced (it is sealed, loaded, or
    * deleted without a loaded replacement); a replacement of it issued before and never loaded is cancelled and refunded.
    */
@@ -368,7 +455,13 @@ export class Backoffice {
   }
 
   private async bill(kind: 'sale' | 'refund', t: TicketRecord, face: TicketFace, sellerId: string | undefined, q: Queryable, current?: { record: AuthorityKeyRecord; signer: Signer }): Promise<BillRecord> {
-    const { record, signer } = current ?? (await this.currentSigner(q));
+    const rec = this.billRecord(kind, t, face, sellerId, current ?? (await this.currentSigner(q)));
+    await this.store.insertBill(rec, q);
+    return rec;
+  }
+
+  /** A signed bill for the ticket, not yet stored. */
+  private billRecord(kind: 'sale' | 'refund', t: TicketRecord, face: TicketFace, sellerId: string | undefined, { record, signer }: { record: AuthorityKeyRecord; signer: Signer }): BillRecord {
     const item: BillItem = { serviceDate: formatServiceDate(face.serviceDate) };
     if (face.train) item.service = face.train;
     if (face.origin) item.origin = face.origin;
@@ -390,9 +483,7 @@ export class Backoffice {
       time,
       item,
     });
-    const rec: BillRecord = { billId: bill.billId, operator: t.operator, tid: t.tid, kind, sellerId, cardSerial: t.cardSerial, price: bill.price, currency: bill.currency, soldAt: new Date(time * 1000), keyId: record.keyId, document };
-    await this.store.insertBill(rec, q);
-    return rec;
+    return { billId: bill.billId, operator: t.operator, tid: t.tid, kind, sellerId, cardSerial: t.cardSerial, price: bill.price, currency: bill.currency, soldAt: new Date(time * 1000), keyId: record.keyId, document };
   }
 
   /**
@@ -424,6 +515,22 @@ export class Backoffice {
   /** The card refused the ticket for good (full): cancel it, free its seat, release its TID. */
   async releaseUnloaded(tid: string): Promise<void> {
     await this.store.releaseUnloaded(this.operator, tid);
+  }
+
+  /**
+   * Tickets sealed for a card that never got them (it was full, or the batch stopped before their LOAD): cancelled,
+   * seat, TID and request key released, the sale refunded, in one transaction. The rows can then go to another card
+   * (a new sale there); sales net to one sale per ticket a card holds.
+   */
+  async withdrawUnloaded(tids: string[]): Promise<void> {
+    if (!tids.length) return;
+    await this.store.transaction(async (tx) => {
+      for (const tid of tids) {
+        if (!(await this.store.cancelSealed(this.operator, tid, tx))) continue;
+        const t = await this.store.ticket(this.operator, tid, tx);
+        if (t) await this.refundOnce(t, tx);
+      }
+    });
   }
 
   /**

@@ -143,6 +143,47 @@ describe('eticket processes on one working directory and one card image', () => 
     // calls every ticket on the card loaded, none is left "sealed".
     expect(stored.filter((t) => t.card === cardSerial).map((t) => t.status)).toEqual(Array(30).fill('loaded'));
   });
+
+  it('kill -9 inside a chunk (rows are issued 64 to a transaction, then loaded): each re-run issues every row of a 150-row batch exactly once', async () => {
+    // 150 rows = chunks of 64, 64 and 22; every other row names its tid, the others are keyed by the batch name.
+    const rows = Array.from({ length: 150 }, (_, i) => `${i % 2 ? `CH-${i + 1}` : ''},${DATE},CH${i % 7},BJS,SHH,${100 + i},CNY`);
+    writeFileSync(join(dir, 'chunks.csv'), ['tid,serviceDate,train,origin,destination,fare,currency', ...rows].join('\n') + '\n');
+    expect((await cli(env, 'card', 'create', 'm.img', '--capacity', '200000')).code).toBe(0);
+    expect((await cli(env, 'card', 'personalize', '--card', 'm.img')).code).toBe(0);
+    // Kill points: inside the first chunk, right after it (the second chunk's transaction or first LOADs), inside the third.
+    for (const after of [5, 64, 131]) {
+      const p = cliProcess({ ...env }, '--json', 'issue', '--card', 'm.img', '--from', 'chunks.csv');
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (p.output().stdout.split('\n').filter((l) => l.includes('"status"')).length >= after) {
+            clearInterval(check);
+            p.child.kill('SIGKILL');
+            resolve();
+          }
+        }, 2);
+        p.exited.then(() => {
+          clearInterval(check);
+          resolve();
+        });
+      });
+      await p.exited;
+      const rerun = await cli(env, '--json', 'issue', '--card', 'm.img', '--from', 'chunks.csv');
+      expect(rerun.code, rerun.stderr).toBe(0);
+      const lines = rerun.json().filter((j) => !j.summary) as { line: number; status: string; tid: string }[];
+      // One result a row, in file order.
+      expect(lines.map((l) => l.line)).toEqual(Array.from({ length: 150 }, (_, i) => i + 2));
+      expect(lines.every((l) => l.status === 'loaded' || l.status === 'already_on_card')).toBe(true);
+      const on = await ticketsOnCard(env, 'm.img');
+      expect(on).toHaveLength(150);
+      expect(new Set(on).size).toBe(150);
+      expect(new Set(lines.map((l) => l.tid))).toEqual(new Set(on));
+    }
+    const cardSerial = ((await cli(env, '--json', 'card', 'info', '--card', 'm.img')).json()[0] as { serial: string }).serial;
+    const stored = (await storeTickets(dir)).filter((t) => t.card === cardSerial);
+    // Nothing sealed twice for a row (a duplicate would be a 151st ticket for this card), every one marked loaded.
+    expect(stored.filter((t) => t.status !== 'cancelled')).toHaveLength(150);
+    expect(stored.map((t) => t.status)).toEqual(Array(150).fill('loaded'));
+  });
 });
 
 describe.skipIf(postgresSkipReason)('two eticket serve processes on one PostgreSQL', () => {

@@ -435,6 +435,38 @@ export class Store {
     return false;
   }
 
+  /**
+   * The rows of `tids` that a batch's chunk names, by TID or by request key (one statement): a chunk issues in
+   * bulk only what nothing names yet, the rest one by one (Backoffice.issueMany).
+   */
+  async tidsNamed(operator: string, tids: string[], requestKeys: string[], q: Queryable = this.db): Promise<{ tid: string; requestKey?: string }[]> {
+    if (!tids.length && !requestKeys.length) return [];
+    const r = await q.query<{ tid: string; request_key: string | null }>('SELECT tid, request_key FROM tids WHERE operator = $1 AND (tid = ANY($2::text[]) OR request_key = ANY($3::text[]))', [operator, tids, requestKeys]);
+    return r.rows.map((x) => ({ tid: x.tid, requestKey: opt(x.request_key) }));
+  }
+
+  /** `n` numbers of the operator's TID counter at once (row-locked like nextTidNumber): the first of them. */
+  async nextTidNumbers(operator: string, n: number, q: Queryable): Promise<number> {
+    const r = await q.query<{ last: number }>(
+      `INSERT INTO tid_counters (operator, last) VALUES ($1, $2) ON CONFLICT (operator) DO UPDATE SET last = tid_counters.last + $2 RETURNING last`,
+      [operator, n],
+    );
+    return num(r.rows[0].last) - n + 1;
+  }
+
+  /**
+   * Claim new TIDs for `card` in one statement; a TID or request key already in the table is left alone. Returns
+   * the TIDs claimed (the others go the one-by-one way, claimTid).
+   */
+  async claimNewTids(operator: string, card: string, claims: { tid: string; requestKey?: string }[], q: Queryable): Promise<Set<string>> {
+    if (!claims.length) return new Set();
+    const r = await q.query<{ tid: string }>(
+      `INSERT INTO tids (operator, tid, card_serial, request_key) SELECT $1, t, $2, k FROM unnest($3::text[], $4::text[]) AS x(t, k) ON CONFLICT DO NOTHING RETURNING tid`,
+      [operator, card, claims.map((c) => c.tid), claims.map((c) => c.requestKey ?? null)],
+    );
+    return new Set(r.rows.map((x) => x.tid));
+  }
+
   /** Import TIDs from an old ledger.json: kept unique, with the card they went to. */
   async importLedgerTids(operator: string, entries: { tid: string; card?: string; requestKey?: string }[], counter: number): Promise<number> {
     return this.db.transaction(async (tx) => {
@@ -464,6 +496,23 @@ export class Store {
       [t.operator, t.tid, t.cardSerial, t.sellerId ?? null, t.keyId, t.face, t.verificationCode, t.sealed, t.serviceDate, t.fare ?? null, t.currency ?? null, t.status ?? 'sealed', t.issuedAt ?? new Date(), t.serviceId ?? null, t.travelClass ?? null, t.coach ?? null, t.seat ?? null],
     );
     return r.rows[0] ? ticketRow(r.rows[0]) : undefined;
+  }
+
+  /** New tickets (their TIDs claimed in this transaction, so no row holds them) in one statement, sealed. */
+  async insertNewTickets(ts: Omit<TicketRecord, 'status'>[], q: Queryable): Promise<TicketRecord[]> {
+    if (!ts.length) return [];
+    const c = <T>(f: (t: Omit<TicketRecord, 'status'>) => T) => ts.map(f);
+    const r = await q.query(
+      `INSERT INTO tickets (operator, tid, card_serial, seller_id, key_id, face, verification_code, sealed, service_date, fare, currency, status, issued_at)
+       SELECT o, t, c, s, k, f, v, x, d, fa, cu, 'sealed', i
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[], $8::bytea[], $9::int[], $10::bigint[], $11::text[], $12::timestamptz[])
+         AS u(o, t, c, s, k, f, v, x, d, fa, cu, i)
+       RETURNING tid`,
+      [c((t) => t.operator), c((t) => t.tid), c((t) => t.cardSerial), c((t) => t.sellerId ?? null), c((t) => t.keyId), c((t) => t.face), c((t) => t.verificationCode), c((t) => t.sealed), c((t) => t.serviceDate), c((t) => t.fare ?? null), c((t) => t.currency ?? null), c((t) => t.issuedAt)],
+    );
+    // No RETURNING *: the rows are what was written (sending the bytes back costs more than the insert).
+    if (r.rowCount !== ts.length) throw new StoreConflictError(`${ts.length - r.rowCount} of ${ts.length} tickets were not written`, 'tid_taken');
+    return ts.map((t) => ({ ...t, status: 'sealed' as const }));
   }
 
   async ticket(operator: string, tid: string, q: Queryable = this.db): Promise<TicketRecord | undefined> {
@@ -558,6 +607,17 @@ export class Store {
     await q.query(
       `INSERT INTO bills (bill_id, operator, tid, kind, seller_id, card_serial, price, currency, sold_at, key_id, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
       [b.billId, b.operator, b.tid, b.kind, b.sellerId ?? null, b.cardSerial, b.price, b.currency, b.soldAt, b.keyId, b.document],
+    );
+  }
+
+  /** Several bills in one statement (a batch's chunk). */
+  async insertBills(bs: BillRecord[], q: Queryable): Promise<void> {
+    if (!bs.length) return;
+    const c = <T>(f: (b: BillRecord) => T) => bs.map(f);
+    await q.query(
+      `INSERT INTO bills (bill_id, operator, tid, kind, seller_id, card_serial, price, currency, sold_at, key_id, document)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::timestamptz[], $10::text[], $11::text[])`,
+      [c((b) => b.billId), c((b) => b.operator), c((b) => b.tid), c((b) => b.kind), c((b) => b.sellerId ?? null), c((b) => b.cardSerial), c((b) => b.price), c((b) => b.currency), c((b) => b.soldAt), c((b) => b.keyId), c((b) => b.document)],
     );
   }
 

@@ -14,7 +14,7 @@ import type { FciInfo, IssuingTerminal } from '../issuing.js';
 import { holderOf, toRequest, HOLDER_FIELDS, type BatchItem } from './batch.js';
 import type { HolderRecord } from '../../sdk/holder.js';
 import { addCardOptions, cardHint, emit, errorLine, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
-import type { Backoffice } from '../../backoffice/service.js';
+import type { Backoffice, IssueOutcome } from '../../backoffice/service.js';
 import type { OpenedBackoffice } from './store.js';
 
 export type IssueStatus = 'loaded' | 'already_on_card' | 'issued_to_other_card' | 'sealed' | 'failed' | 'not_attempted' | 'interrupted';
@@ -170,7 +170,7 @@ interface IssueRun {
  * Tickets marked loaded in the store per statement. Until then a loaded ticket is "sealed" in the store, as after a
  * crash between LOAD and the mark: a re-run (or `load --pending`) finds it on the card (ALREADY_EXISTS) and marks it.
  */
-const MARK_LOADED_CHUNK = 32;
+const MARK_LOADED_CHUNK = 64;
 
 /** Mark the tickets the card took so far as loaded in the store (one statement). */
 async function flushLoaded(run: IssueRun): Promise<void> {
@@ -184,25 +184,33 @@ export function lineFingerprint(serial: string, line: number, request: TicketReq
   return createHash('sha256').update(JSON.stringify([serial, line, request])).digest('hex').slice(0, 32);
 }
 
+/** Rows whose back-office records (TIDs, tickets, sealed tickets, bills) one transaction writes (Backoffice.issueMany) before their LOADs. */
+export const ISSUE_CHUNK = 64;
+
+/** A row on its way: read and checked, waiting for its chunk's issuance, then its LOAD. */
+interface PendingRow {
+  line?: number;
+  /** A row answered without issuance (a bad line, a conflicting duplicate tid). */
+  result?: IssueResult;
+  request?: TicketRequest;
+  requestKey?: string;
+  holder?: HolderRecord;
+  issued?: { outcome: IssueOutcome } | { error: Error };
+}
+
 /**
- * One request through the back office (TID, TF_V, sealing and the bill, recorded in the store before
- * anything reaches the card), then LOAD, then "loaded" in the store. A re-run, also after a crash or kill -9,
- * finds the line's ticket in the store and loads the same sealed ticket: nothing is issued twice.
+ * One issued row (its chunk's back-office transaction committed: TID, TF_V, sealing and the bill recorded before
+ * anything reaches the card), then LOAD, then "loaded" in the store a chunk at a time. A re-run, also after a
+ * crash or kill -9 at any point, finds the row's ticket in the store and loads the same sealed ticket: nothing
+ * is issued twice.
  */
-async function issueOne(run: IssueRun, request: TicketRequest, line?: number, batchKey?: string, holder?: HolderRecord): Promise<IssueResult & { sealed?: Uint8Array }> {
-  // A row without tid is known by the input up to it (batch-input.ts), not by the card: re-run onto a second card
-  // (the first was full) it finds the ticket an earlier run loaded elsewhere instead of issuing it again. The key
-  // never covers the holder (a hash of a name and an ID number is guessable): the back office checks that a re-run
-  // names the same holder instead.
-  const requestKey = line !== undefined && request.tid === undefined ? batchKey : undefined;
-  let tid = request.tid;
-  let sealed: Uint8Array;
+async function settle(run: IssueRun, p: PendingRow): Promise<IssueResult & { sealed?: Uint8Array }> {
+  const { line, requestKey } = p;
+  let tid = p.request!.tid;
   const { NotFoundError, StoreConflictError } = await import('../../backoffice/store/store.js');
-  try {
-    const o = await run.bo.issue({ request, card: run.creds, requestKey, sellerId: run.sellerId, holder });
-    tid = o.ticket.tid;
-    sealed = o.ticket.sealed;
-  } catch (e) {
+  const issued = p.issued!;
+  if ('error' in issued) {
+    const e = issued.error;
     if (e instanceof StoreConflictError && e.reason === 'tid_taken' && requestKey) {
       const earlier = await run.bo.store.tidForRequest(run.bo.operator, requestKey);
       const t = earlier ? await run.bo.store.ticket(run.bo.operator, earlier) : undefined;
@@ -212,12 +220,14 @@ async function issueOne(run: IssueRun, request: TicketRequest, line?: number, ba
     if (e instanceof StoreConflictError || e instanceof NotFoundError) return { line, tid, status: 'failed', error: e.message };
     return failure(e, line, tid);
   }
+  tid = issued.outcome.ticket.tid;
+  const sealed = issued.outcome.ticket.sealed;
   if (!run.issuing) return { line, status: 'sealed', tid, sealed };
   const r = await loadOne(run.issuing, sealed, tid, line);
   if (r.status === 'loaded' || r.status === 'already_on_card') {
     run.loaded.push({ tid: tid!, sequenceNumber: r.sequenceNumber });
     if (run.loaded.length >= MARK_LOADED_CHUNK) await flushLoaded(run);
-  } else if (r.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase() && tid) await run.bo.releaseUnloaded(tid);
+  } else if (r.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase() && tid) await run.bo.withdrawUnloaded([tid]);
   return r;
 }
 
@@ -387,12 +397,63 @@ Examples:
         else if (batch || r.status !== 'failed') progress.print(resultLine(r));
         else console.error(`eticket: ${r.error}`);
       };
+      // Rows are issued a chunk at a time (one back-office transaction), then loaded and reported in file order.
+      // A chunk is ISSUE_CHUNK rows, bad ones included: a file of bad lines is reported as it is read, not held.
+      let pending: PendingRow[] = [];
+      let rowsTaken = 0;
+      const flush = async (r: IssueRun) => {
+        const chunk = pending;
+        pending = [];
+        const todo = chunk.filter((p) => p.request && !stop);
+        if (todo.length) {
+          const issued = await r.bo.issueMany(todo.map((p) => ({ request: p.request!, card: r.creds, requestKey: p.requestKey, sellerId: r.sellerId, holder: p.holder })));
+          issued.forEach((x, k) => (todo[k].issued = x));
+        }
+        // Tickets this chunk sealed that never went to the card because the batch stopped: released again (as if
+        // never issued), so the rows go to the next card like any other not attempted row.
+        const unsent: string[] = [];
+        for (const p of chunk) {
+          if (stop) {
+            if (r.issuing && p.issued && 'outcome' in p.issued && p.issued.outcome.status === 'new') unsent.push(p.issued.outcome.ticket.tid);
+            report({ line: p.line, status: 'not_attempted', tid: p.request?.tid, error: stop });
+            continue;
+          }
+          if (p.result) {
+            report(p.result);
+            continue;
+          }
+          let res: IssueResult & { sealed?: Uint8Array };
+          try {
+            res = await settle(r, p);
+          } catch (e) {
+            if (!(e instanceof TransportError) || !batch) throw e;
+            // The card went away (pulled, reader gone): this row's state is unknown until a re-run, which finds it.
+            interrupted = e;
+            stop = `not attempted: the batch stopped at line ${p.line} (${errorLine(e)})`;
+            report({ line: p.line, status: 'interrupted', tid: p.request?.tid, error: `${errorLine(e)}; re-run the batch to finish it (nothing is issued twice)` });
+            continue;
+          }
+          if (res.sealed && opts.out) {
+            if (opts.out.endsWith('.bin')) writeFileSync(opts.out, res.sealed);
+            else appendFileSync(opts.out, JSON.stringify({ line: p.line, tid: res.tid, card: hex(creds.serial), sealed: hex(res.sealed) }) + '\n');
+          }
+          const { sealed: _s, ...result } = res;
+          report(result);
+          // A full card takes nothing more: the rest of the batch waits for the next card (the rest of this chunk
+          // withdrawn below, the later rows not sealed).
+          if (batch && result.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase()) stop = `the card is full (line ${p.line}): re-run the batch with another card`;
+          progress.tick();
+        }
+        await r.bo.withdrawUnloaded(unsent);
+        await flushLoaded(r);
+      };
       let next: IteratorResult<BatchItem> = first;
       for (; !next.done; next = await nextRow(rows)) {
         const it = local(next.value);
         const line = batch ? it.line : undefined;
         if ('error' in it && it.error.startsWith(READ_FAILED)) {
           // The input itself failed mid-way: what was read is reported, the rest is unknown.
+          await flush(run);
           report({ status: 'failed', error: `the batch input could not be read after line ${results.at(-1)?.line ?? 0}: ${it.error.slice(READ_FAILED.length)}` });
           break;
         }
@@ -401,41 +462,32 @@ Examples:
           continue;
         }
         if ('error' in it) {
-          report({ line, status: 'failed', error: it.error });
+          pending.push({ line, result: { line, status: 'failed', error: it.error } });
+          if (pending.length >= ISSUE_CHUNK) await flush(run);
           continue;
         }
-        if (opts.out?.endsWith('.bin') && results.length > 0) throw new UsageError('a .bin output holds one ticket; use a .jsonl name for a batch');
+        if (opts.out?.endsWith('.bin') && rowsTaken > 0) throw new UsageError('a .bin output holds one ticket; use a .jsonl name for a batch');
+        rowsTaken++;
         if (it.request.tid !== undefined) {
           // The holder counts as content (compared here in memory, never stored or printed).
           const content = JSON.stringify([it.request, it.holder ? { ...it.holder, photo: it.holder.photo ? hex(it.holder.photo) : undefined } : null]);
           const seen = tids.get(it.request.tid);
           if (seen && seen.content !== content) {
-            report({ line, status: 'failed', tid: it.request.tid, error: `tid ${it.request.tid} is also on line ${seen.line} with other content: not issued (give each ticket its own tid)` });
+            pending.push({ line, result: { line, status: 'failed', tid: it.request.tid, error: `tid ${it.request.tid} is also on line ${seen.line} with other content: not issued (give each ticket its own tid)` } });
+            if (pending.length >= ISSUE_CHUNK) await flush(run);
             continue;
           }
           if (!seen) tids.set(it.request.tid, { line: it.line, content });
         }
-        let r: IssueResult & { sealed?: Uint8Array };
-        try {
-          r = await issueOne(run, it.request, line, line === undefined ? undefined : rowKey(batchName, line, (next.value as { request: object }).request), it.holder);
-        } catch (e) {
-          if (!(e instanceof TransportError) || !batch) throw e;
-          // The card went away (pulled, reader gone): this row's state is unknown until a re-run, which finds it.
-          interrupted = e;
-          stop = `not attempted: the batch stopped at line ${line} (${errorLine(e)})`;
-          report({ line, status: 'interrupted', tid: it.request.tid, error: `${errorLine(e)}; re-run the batch to finish it (nothing is issued twice)` });
-          continue;
-        }
-        if (r.sealed && opts.out) {
-          if (opts.out.endsWith('.bin')) writeFileSync(opts.out, r.sealed);
-          else appendFileSync(opts.out, JSON.stringify({ line, tid: r.tid, card: hex(creds.serial), sealed: hex(r.sealed) }) + '\n');
-        }
-        const { sealed: _s, ...result } = r;
-        report(result);
-        // A full card takes nothing more: the rest of the batch waits for the next card, unsealed.
-        if (batch && result.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase()) stop = `the card is full (line ${line}): re-run the batch with another card`;
-        progress.tick();
+        // A row without tid is known by the input up to it (batch-input.ts), not by the card: re-run onto a second
+        // card (the first was full) it finds the ticket an earlier run loaded elsewhere instead of issuing it again.
+        // The key never covers the holder (a hash of a name and an ID number is guessable): the back office checks
+        // that a re-run names the same holder instead.
+        const requestKey = line !== undefined && it.request.tid === undefined ? rowKey(batchName, line, (next.value as { request: object }).request) : undefined;
+        pending.push({ line, request: it.request, requestKey, holder: it.holder });
+        if (pending.length >= ISSUE_CHUNK) await flush(run);
       }
+      await flush(run);
       progress.end();
       await flushLoaded(run);
       finish(cmd, results, batch, interrupted);
