@@ -37,6 +37,10 @@ export class GateRig {
       await this.gate.deleteTicket(await this.gate.verifyTicket({ tid: this.face.tid }, { verificationCode: false }));
     }
     const w = this.world;
+    // The clock moves a second per refill: once the card's tombstone table is full it refuses any ticket issued no
+    // later than the oldest tombstone it drops (its replay floor), and with a frozen clock every face had the same
+    // issuedAt (a long profile run failed with 9103 TICKET_REPLAYED after about 80 refills).
+    w.now += 1;
     this.face = w.ticketServer.createTicket({ serviceDate: toServiceDate(new Date(w.now * 1000)), train: 'BENCH', origin: STATION, destination: STATION, maxEntries: MAX_ENTRIES });
     await this.issuing.open();
     await this.issuing.load(w.authority.issue(this.face, await this.issuing.credentials()).sealed);
