@@ -109,21 +109,7 @@ describe('eticket processes on one working directory and one card image', () => 
   it('kill -9 in the middle of a batch, at three points: each re-run finishes it with nothing duplicated', async () => {
     writeFileSync(join(dir, 'kill.csv'), batch('KILL', 30));
     for (const after of [2, 9, 17]) {
-      const p = cliProcess({ ...env }, '--json', 'issue', '--card', 'k.img', '--from', 'kill.csv');
-      await new Promise<void>((resolve) => {
-        const check = setInterval(() => {
-          if (p.output().stdout.split('\n').filter((l) => l.includes('"status"')).length >= after) {
-            clearInterval(check);
-            p.child.kill('SIGKILL');
-            resolve();
-          }
-        }, 5);
-        p.exited.then(() => {
-          clearInterval(check);
-          resolve();
-        });
-      });
-      await p.exited;
+      await killAfterResults(cliProcess({ ...env }, '--json', 'issue', '--card', 'k.img', '--from', 'kill.csv'), after);
       const rerun = await cli(env, '--json', 'issue', '--card', 'k.img', '--from', 'kill.csv');
       expect(rerun.code, rerun.stderr).toBe(0);
       const summary = rerun.json().find((j) => j.summary) as { loaded: number; alreadyOnCard: number; failed: number };
@@ -152,21 +138,7 @@ describe('eticket processes on one working directory and one card image', () => 
     expect((await cli(env, 'card', 'personalize', '--card', 'm.img')).code).toBe(0);
     // Kill points: inside the first chunk, right after it (the second chunk's transaction or first LOADs), inside the third.
     for (const after of [5, 64, 131]) {
-      const p = cliProcess({ ...env }, '--json', 'issue', '--card', 'm.img', '--from', 'chunks.csv');
-      await new Promise<void>((resolve) => {
-        const check = setInterval(() => {
-          if (p.output().stdout.split('\n').filter((l) => l.includes('"status"')).length >= after) {
-            clearInterval(check);
-            p.child.kill('SIGKILL');
-            resolve();
-          }
-        }, 2);
-        p.exited.then(() => {
-          clearInterval(check);
-          resolve();
-        });
-      });
-      await p.exited;
+      await killAfterResults(cliProcess({ ...env }, '--json', 'issue', '--card', 'm.img', '--from', 'chunks.csv'), after);
       const rerun = await cli(env, '--json', 'issue', '--card', 'm.img', '--from', 'chunks.csv');
       expect(rerun.code, rerun.stderr).toBe(0);
       const lines = rerun.json().filter((j) => !j.summary) as { line: number; status: string; tid: string }[];
@@ -185,6 +157,24 @@ describe('eticket processes on one working directory and one card image', () => 
     expect(stored.map((t) => t.status)).toEqual(Array(150).fill('loaded'));
   });
 });
+
+/** SIGKILL a running `--json issue` once it has printed `results` result lines (or let it end first), then wait for it. */
+async function killAfterResults(p: ReturnType<typeof cliProcess>, results: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const check = setInterval(() => {
+      if (p.output().stdout.split('\n').filter((l) => l.includes('"status"')).length >= results) {
+        clearInterval(check);
+        p.child.kill('SIGKILL');
+        resolve();
+      }
+    }, 2);
+    p.exited.then(() => {
+      clearInterval(check);
+      resolve();
+    });
+  });
+  await p.exited;
+}
 
 describe.skipIf(postgresSkipReason)('two eticket serve processes on one PostgreSQL', () => {
   let dir: string;
