@@ -12,6 +12,7 @@ import { EmulatorTransport } from '../host/transport/emulator.js';
 import { IssuingTerminal } from '../host/issuing.js';
 import { hex } from '../sdk/bytes.js';
 import { today, worldFor } from '../test/helpers/world.js';
+import type { World } from '../testing/world.js';
 import { toImageVersion1 } from '../test/helpers/image-v1.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'eticket-tear-'));
@@ -62,10 +63,20 @@ async function tearEveryWrite(makeBackend: () => NvmBackend, before: Uint8Array,
   return outcomes;
 }
 
-describe.each([
+/** Both backends each tearing test runs on: in memory, and a file of its own. */
+const BACKENDS = [
   ['memory', () => new MemoryBackend()],
   ['file', () => new FileBackend(join(dir, `card-${Math.random().toString(36).slice(2)}.img`), false)],
-] as const)('power cut at every NVM write (%s backend)', (_name, makeBackend) => {
+] as const;
+
+/** A gate's WRITE USAGE of `event` for ticket `tid` on `card`: SELECT, VERIFY (RAM only: no write point), the write. */
+async function recordUsageOn(w: World, card: EticketCard, tid: string, event: 'ENTRY' | 'EXIT'): Promise<void> {
+  const gate = w.checkingTerminal(new CardSession(new EmulatorTransport(card)));
+  await gate.select();
+  await gate.recordUsage(await gate.verifyTicket({ tid }, { verificationCode: false }), event);
+}
+
+describe.each(BACKENDS)('power cut at every NVM write (%s backend)', (_name, makeBackend) => {
   it('LOAD, WRITE USAGE and DELETE are each all-or-nothing', async () => {
     const w = worldFor('rsa');
     const c = await w.newCard();
@@ -82,12 +93,7 @@ describe.each([
     const loaded = c.card.image.slice();
 
     // WRITE USAGE: VERIFY (RAM only) then the write, on the reopened card
-    await tearEveryWrite(makeBackend, loaded, async (card) => {
-      const gate = w.checkingTerminal(session(card));
-      await gate.select();
-      const view = await gate.verifyTicket({ tid: face.tid }, { verificationCode: false }); // RAM only: no write point
-      await gate.recordUsage(view, 'ENTRY');
-    });
+    await tearEveryWrite(makeBackend, loaded, (card) => recordUsageOn(w, card, face.tid, 'ENTRY'));
 
     // DELETE
     await tearEveryWrite(makeBackend, loaded, async (card) => {
@@ -117,10 +123,7 @@ function recordingJournals(make: () => NvmBackend, sizes: number[]): () => NvmBa
   };
 }
 
-describe.each([
-  ['memory', () => new MemoryBackend()],
-  ['file', () => new FileBackend(join(dir, `card-${Math.random().toString(36).slice(2)}.img`), false)],
-] as const)('power cut at every write of an in-place usage update (%s backend)', (_name, makeBackend) => {
+describe.each(BACKENDS)('power cut at every write of an in-place usage update (%s backend)', (_name, makeBackend) => {
   it('a WRITE USAGE whose usage record keeps its length journals only that record and the checksum, and is all-or-nothing', async () => {
     const w = worldFor('rsa');
     const c = await w.newCard();
@@ -132,32 +135,21 @@ describe.each([
     // Inside now, gate and station recorded: the EXIT below changes counter, state and time, not the record's length.
     const entered = c.card.image.slice();
     const journals: number[] = [];
-    await tearEveryWrite(recordingJournals(makeBackend, journals), entered, async (card) => {
-      const g = w.checkingTerminal(new CardSession(new EmulatorTransport(card)));
-      await g.select();
-      await g.recordUsage(await g.verifyTicket({ tid: face.tid }, { verificationCode: false }), 'EXIT');
-    });
+    await tearEveryWrite(recordingJournals(makeBackend, journals), entered, (card) => recordUsageOn(w, card, face.tid, 'EXIT'));
     // A whole-image commit journals 256-byte pages; this one journals the 32-byte checksum and the A3 record.
     expect(journals.length).toBeGreaterThan(0);
     expect(Math.max(...journals), 'journal of an in-place usage update').toBeLessThan(256);
   });
 });
 
-describe.each([
-  ['memory', () => new MemoryBackend()],
-  ['file', () => new FileBackend(join(dir, `card-${Math.random().toString(36).slice(2)}.img`), false)],
-] as const)('power cut at every write of the first commit on a version 1 image (%s backend)', (_name, makeBackend) => {
+describe.each(BACKENDS)('power cut at every write of the first commit on a version 1 image (%s backend)', (_name, makeBackend) => {
   it('the commit that migrates an image from version 1 to version 2 is all-or-nothing: the version 1 image as it was, or version 2 with the command', async () => {
     const w = worldFor('rsa');
     const c = await w.newCard();
     const face = w.ticketServer.createTicket({ serviceDate: today(w), train: 'T3', origin: 'BJS', destination: 'BJS', maxEntries: 3 });
     await c.issuing.load(w.authority.issue(face, c.credentials).sealed);
     const v1 = toImageVersion1(c.card.image);
-    const outcomes = await tearEveryWrite(makeBackend, v1, async (card) => {
-      const g = w.checkingTerminal(new CardSession(new EmulatorTransport(card)));
-      await g.select();
-      await g.recordUsage(await g.verifyTicket({ tid: face.tid }, { verificationCode: false }), 'ENTRY');
-    });
+    const outcomes = await tearEveryWrite(makeBackend, v1, (card) => recordUsageOn(w, card, face.tid, 'ENTRY'));
     expect(outcomes.before + outcomes.after).toBeGreaterThanOrEqual(3);
     const after = await attempt(makeBackend, v1, async () => undefined);
     expect(after.image[8], 'untouched, the version 1 image stays as it was').toBe(1);
