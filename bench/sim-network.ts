@@ -7,7 +7,12 @@ import type { NetworkInput } from '../backoffice/trips.js';
 
 /** Small, fast, seedable PRNG (mulberry32): the simulation's only source of randomness. */
 export function prng(seed: string): () => number {
-  let a = createHash('sha256').update(seed).digest().readUInt32BE(0);
+  return mulberry32(createHash('sha256').update(seed).digest().readUInt32BE(0));
+}
+
+/** mulberry32 from a 32-bit seed: numbers in [0, 1), the same sequence for the same seed (a trial replays by it). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;

@@ -11,6 +11,7 @@ import { hex } from '../sdk/bytes.js';
 import { today, worldFor } from '../test/helpers/world.js';
 import { CardSession } from '../host/session.js';
 import { EmulatorTransport } from '../host/transport/emulator.js';
+import { mulberry32 } from '../bench/sim-network.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'eticket-wal-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -78,17 +79,6 @@ function applyOp(cur: Uint8Array | null, op: Op): Uint8Array | null {
   return out;
 }
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32): a failing trial can be replayed by its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The next image: a few bytes changed here and there, sometimes longer or shorter. */
 function mutate(image: Uint8Array, rand: () => number): Uint8Array {
@@ -102,7 +92,7 @@ function mutate(image: Uint8Array, rand: () => number): Uint8Array {
 describe('NvmStore write-ahead journal on a backend with sync()', () => {
   it('a power loss after any number of commits opens as the last commit, whatever unsynced writes reached the disk, across checkpoints', () => {
     for (let seed = 1; seed <= 300; seed++) {
-      const rand = prng(seed);
+      const rand = mulberry32(seed);
       const disk = new VolatileDisk();
       const first = new Uint8Array(1000).map(() => Math.floor(rand() * 256));
       disk.write('image', 0, first);
