@@ -16,7 +16,7 @@ import { getSuite } from '../sdk/crypto/suites.js';
 import { keyId, sha256 } from '../sdk/crypto/suite.js';
 import { masterKeyId, privacyKey, sessionDecrypt, unmaskSerial } from '../sdk/crypto/symmetric.js';
 import { CardStatusError, CryptoError, InvalidInputError, RelayError, TicketNotFoundError, WrongCardError } from '../sdk/errors.js';
-import { previousServiceDate, specField } from '../sdk/fields.js';
+import { previousServiceDate, specField, toServiceDate } from '../sdk/fields.js';
 import { checkReceiptMac, parseReceipt, receiptAnswers, receiptMessage, type Receipt } from '../sdk/receipt.js';
 import { AID, LIMITS, SUITE, SW, USAGE_EVENT, type SuiteName } from '../sdk/spec.js';
 import { signingKeyOrThrow, type RootKey } from '../sdk/roles/key-chain.js';
@@ -496,8 +496,7 @@ export class CheckingTerminal {
     options: { date?: number; train?: string; auditVerificationCode?: boolean; screen?: (ticket: TicketView) => GateDecision | undefined } = {},
   ): Promise<{ decision: GateDecision; ticket?: TicketView; receipt?: Receipt; realName?: RealNameCheck }> {
     const now = this.clock();
-    const d = new Date(now * 1000);
-    const date = options.date ?? d.getUTCFullYear() * 10000 + (d.getUTCMonth() + 1) * 100 + d.getUTCDate();
+    const date = options.date ?? toServiceDate(new Date(now * 1000));
     // Without a ticket for today, one for the day before: a ticket stays valid past midnight (validUntil, 04:00 the
     // next day by default: the operating day), so a passenger of a late or overnight service enters or leaves on the
     // next calendar day. decide() still refuses it once its validity has ended.

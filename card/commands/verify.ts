@@ -8,6 +8,7 @@ import { VIEW_STATUS } from '../../sdk/commands/ticket-view.js';
 import { decodeVerifyQuery, encodeSessionView, sessionViewHead, sessionViewMac, VERIFY_P1 } from '../../sdk/commands/verify.js';
 import { sha256 } from '../../sdk/crypto/suite.js';
 import { maskSerial, sessionEncrypt, sessionKeys } from '../../sdk/crypto/symmetric.js';
+import { toServiceDate } from '../../sdk/fields.js';
 import { LIMITS, SW } from '../../sdk/spec.js';
 import { tidDigest, type TicketRecord } from '../state.js';
 import { refuse, type CommandHandler } from './context.js';
@@ -16,8 +17,7 @@ import { sealView, travelOrder, viewOf } from './view.js';
 
 /** YYYYMMDD (UTC) of an epoch time. */
 function dayOf(epochSeconds: number): number {
-  const d = new Date(epochSeconds * 1000);
-  return d.getUTCFullYear() * 10000 + (d.getUTCMonth() + 1) * 100 + d.getUTCDate();
+  return toServiceDate(new Date(epochSeconds * 1000));
 }
 
 export const verify: CommandHandler = (ctx, apdu) => {
