@@ -13,7 +13,7 @@ import { SW } from '../../sdk/spec.js';
 import type { FciInfo, IssuingTerminal } from '../issuing.js';
 import { holderOf, toRequest, HOLDER_FIELDS, type BatchItem } from './batch.js';
 import type { HolderRecord } from '../../sdk/holder.js';
-import { addCardOptions, cardHint, emit, errorLine, EXIT, ExitStatus, globals, openCard, passphrase, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
+import { addCardOptions, cardHint, emit, errorLine, EXIT, ExitStatus, globals, openCard, passphrase, requireImage, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
 import type { Backoffice, IssueOutcome } from '../../backoffice/service.js';
 import type { OpenedBackoffice } from './store.js';
 
@@ -186,6 +186,19 @@ export function lineFingerprint(serial: string, line: number, request: TicketReq
 
 /** Rows whose back-office records (TIDs, tickets, sealed tickets, bills) one transaction writes (Backoffice.issueMany) before their LOADs. */
 export const ISSUE_CHUNK = 64;
+
+/**
+ * The first chunk's size: chunks then double up to ISSUE_CHUNK. The card waits for the first chunk's issuance, so a
+ * small one starts the LOADs early; later chunks are issued while the card loads the one before (the pipeline in
+ * registerIssue), where their size no longer delays anything.
+ */
+export const FIRST_CHUNK = 8;
+
+/** A chunk of rows and its issuance (Backoffice.issueMany), under way or done. */
+interface IssuingChunk {
+  rows: PendingRow[];
+  issuing: Promise<void>;
+}
 
 /** A row on its way: read and checked, waiting for its chunk's issuance, then its LOAD. */
 interface PendingRow {
@@ -366,17 +379,27 @@ Examples:
     let office: OpenedBackoffice | undefined;
     let run: IssueRun | undefined;
     try {
-      let creds: CardCredentials;
       let issuing: IssuingTerminal | undefined;
-      if (opts.credentials) {
-        creds = readCredentials(opts.credentials);
-      } else {
-        card = await openCard(cmd, opts);
-        issuing = new IssuingTerminal(card.session, { authorize: w.issuerAuthorizer(() => pass) });
-        await requirePersonalised(issuing);
-        creds = await issuing.credentials();
-      }
-      office = await openBackoffice(cmd, w, pass);
+      // Told before anything is opened: a credentials file that cannot be read, a missing image.
+      let creds = opts.credentials ? readCredentials(opts.credentials) : undefined;
+      if (!creds && opts.card) requireImage(opts.card);
+      // The card (a batch's image on its own thread: card-thread.ts) and the store open at the same time; the first
+      // failure is reported (the card's first, as before), and whatever did open is closed below.
+      const opened = await Promise.allSettled([
+        opts.credentials
+          ? Promise.resolve(undefined)
+          : (async () => {
+              card = await openCard(cmd, opts, { thread: batch });
+              const t = new IssuingTerminal(card.session, { authorize: w.issuerAuthorizer(() => pass) });
+              await requirePersonalised(t);
+              return { t, creds: await t.credentials() };
+            })(),
+        openBackoffice(cmd, w, pass).then((o) => (office = o)),
+      ]);
+      for (const o of opened) if (o.status === 'rejected') throw o.reason;
+      const onCard = (opened[0] as PromiseFulfilledResult<{ t: IssuingTerminal; creds: CardCredentials } | undefined>).value;
+      if (onCard) ({ t: issuing, creds } = onCard);
+      if (!creds || !office) throw new Error('unreachable: the card and the store opened without credentials or a store');
       if (opts.seller) {
         const seller = await office.store.client(opts.seller);
         if (!seller || seller.role !== 'seller') throw new UsageError(`no seller ${opts.seller} is registered: \`eticket seller add ${opts.seller}\``);
@@ -398,17 +421,39 @@ Examples:
         else console.error(`eticket: ${r.error}`);
       };
       // Rows are issued a chunk at a time (one back-office transaction), then loaded and reported in file order.
-      // A chunk is ISSUE_CHUNK rows, bad ones included: a file of bad lines is reported as it is read, not held.
+      // A chunk is up to ISSUE_CHUNK rows, bad ones included: a file of bad lines is reported as it is read, not held.
+      // Pipeline: a chunk's issuance runs while the card loads the chunk before it (the card on its own thread);
+      // every row is still issued (committed in the store) before its LOAD, and reported in file order.
       let pending: PendingRow[] = [];
+      let chunkLimit = FIRST_CHUNK;
+      let inFlight: IssuingChunk | undefined;
       let rowsTaken = 0;
+      const issueChunk = (r: IssueRun, rows: PendingRow[]): IssuingChunk => {
+        const todo = rows.filter((p) => p.request && !stop);
+        if (!todo.length) return { rows, issuing: Promise.resolve() };
+        const issuing = r.bo.issueMany(todo.map((p) => ({ request: p.request!, card: r.creds, requestKey: p.requestKey, sellerId: r.sellerId, holder: p.holder }))).then((issued) => issued.forEach((x, k) => (todo[k].issued = x)));
+        // Awaited by settleChunk; a failure before then must not count as unhandled.
+        issuing.catch(() => undefined);
+        return { rows, issuing };
+      };
+      // The pending rows become a chunk being issued; the chunk before it is loaded meanwhile.
       const flush = async (r: IssueRun) => {
-        const chunk = pending;
+        const before = inFlight;
+        inFlight = issueChunk(r, pending);
         pending = [];
-        const todo = chunk.filter((p) => p.request && !stop);
-        if (todo.length) {
-          const issued = await r.bo.issueMany(todo.map((p) => ({ request: p.request!, card: r.creds, requestKey: p.requestKey, sellerId: r.sellerId, holder: p.holder })));
-          issued.forEach((x, k) => (todo[k].issued = x));
-        }
+        chunkLimit = Math.min(ISSUE_CHUNK, chunkLimit * 2);
+        if (before) await settleChunk(r, before);
+      };
+      // Everything read so far issued, loaded and reported.
+      const drain = async (r: IssueRun) => {
+        if (pending.length) await flush(r);
+        const last = inFlight;
+        inFlight = undefined;
+        if (last) await settleChunk(r, last);
+      };
+      const settleChunk = async (r: IssueRun, c: IssuingChunk) => {
+        await c.issuing;
+        const chunk = c.rows;
         // Tickets this chunk sealed that never went to the card because the batch stopped: released again (as if
         // never issued), so the rows go to the next card like any other not attempted row.
         const unsent: string[] = [];
@@ -453,7 +498,7 @@ Examples:
         const line = batch ? it.line : undefined;
         if ('error' in it && it.error.startsWith(READ_FAILED)) {
           // The input itself failed mid-way: what was read is reported, the rest is unknown.
-          await flush(run);
+          await drain(run);
           report({ status: 'failed', error: `the batch input could not be read after line ${results.at(-1)?.line ?? 0}: ${it.error.slice(READ_FAILED.length)}` });
           break;
         }
@@ -463,7 +508,7 @@ Examples:
         }
         if ('error' in it) {
           pending.push({ line, result: { line, status: 'failed', error: it.error } });
-          if (pending.length >= ISSUE_CHUNK) await flush(run);
+          if (pending.length >= chunkLimit) await flush(run);
           continue;
         }
         if (opts.out?.endsWith('.bin') && rowsTaken > 0) throw new UsageError('a .bin output holds one ticket; use a .jsonl name for a batch');
@@ -474,7 +519,7 @@ Examples:
           const seen = tids.get(it.request.tid);
           if (seen && seen.content !== content) {
             pending.push({ line, result: { line, status: 'failed', tid: it.request.tid, error: `tid ${it.request.tid} is also on line ${seen.line} with other content: not issued (give each ticket its own tid)` } });
-            if (pending.length >= ISSUE_CHUNK) await flush(run);
+            if (pending.length >= chunkLimit) await flush(run);
             continue;
           }
           if (!seen) tids.set(it.request.tid, { line: it.line, content });
@@ -485,9 +530,9 @@ Examples:
         // that a re-run names the same holder instead.
         const requestKey = line !== undefined && it.request.tid === undefined ? rowKey(batchName, line, (next.value as { request: object }).request) : undefined;
         pending.push({ line, request: it.request, requestKey, holder: it.holder });
-        if (pending.length >= ISSUE_CHUNK) await flush(run);
+        if (pending.length >= chunkLimit) await flush(run);
       }
-      await flush(run);
+      await drain(run);
       progress.end();
       await flushLoaded(run);
       finish(cmd, results, batch, interrupted);
