@@ -58,8 +58,10 @@ export class CardThreadTransport implements Transport {
 
   private constructor(private readonly path: string, name: string) {
     this.info = { reader: name, extendedLength: true, maxResponse: 65538 };
-    // The process's own arguments: the image's lock file names the command holding it (sdk/file-lock.ts).
-    this.worker = new Worker(WORKER, { workerData: { closed: this.closed }, argv: process.argv.slice(2) });
+    // The process's own arguments: the image's lock file names the command holding it (sdk/file-lock.ts). Node's
+    // options too, except those that only fit a main script (--input-type: the worker is a file).
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    this.worker = new Worker(WORKER, { workerData: { closed: this.closed }, argv: process.argv.slice(2), execArgv });
     this.worker.on('message', (r: CardThreadReply) => {
       const w = this.waiting.get(r.id);
       if (!w) return;
