@@ -387,7 +387,69 @@ export function decodeState(image: Uint8Array): CardState {
  * buffer, and what is cached by these objects (loaded private keys, encodings) stays valid.
  */
 export function rebaseState(s: CardState, image: Uint8Array): void {
+  // The records come last, each copied whole from its cached encoding: where they start is known without a walk.
+  let recordBytes = 0;
+  for (const r of s.tickets) {
+    const e = recordCache.get(r);
+    if (!e) return rebaseByParsing(s, image);
+    recordBytes += e.length;
+  }
+  const recordsAt = image.length - recordBytes;
+  rebaseHead(s, image, itemsOf(image, IMAGE_OVERHEAD, recordsAt));
+  let o = recordsAt;
+  for (const r of s.tickets) o = moveRecord(r, image, o);
+}
+
+/**
+ * One record of a re-encoded image, at `at`, where encodeState copied its cached encoding: its fields move by an
+ * offset when they are views of the image it was last placed in; otherwise (a record just made, by LOAD) it is
+ * parsed. Either way its cache and place then point into `image`. Returns where the next record starts.
+ */
+function moveRecord(r: TicketRecord, image: Uint8Array, at: number): number {
+  const length = recordCache.get(r)!.length;
+  const end = at + length - RECORD_CHECKSUM_BYTES;
+  const place = recordPlaces.get(r);
+  const from = place?.image;
+  // Where `v` lies in the record's last place, if it lies there entirely.
+  const within = (v: Uint8Array): number => (from && v.buffer === from.buffer ? v.byteOffset - from.byteOffset : -1);
+  const face = within(r.face);
+  const tfv = within(r.tfv);
+  if (place && place.recordEnd - place.recordStart === end - at && [face, tfv].every((o, k) => o >= place.recordStart && o + (k ? r.tfv : r.face).length <= place.recordEnd)) {
+    const shift = at - place.recordStart;
+    r.face = image.subarray(face + shift, face + shift + r.face.length);
+    r.tfv = image.subarray(tfv + shift, tfv + shift + r.tfv.length);
+    recordPlaces.set(r, { image, recordStart: at, recordEnd: end, usageStart: place.usageStart + shift, usageEnd: place.usageEnd + shift });
+  } else {
+    const { tlv: t, next } = decodeOne(image, at);
+    placeRecord(r, image, { tag: t.tag, value: t.value, start: at, end: next });
+  }
+  recordCache.set(r, image.subarray(at, end + RECORD_CHECKSUM_BYTES));
+  return end + RECORD_CHECKSUM_BYTES;
+}
+
+/** A record's fields as views of its item in `image`, and its place there. */
+function placeRecord(r: TicketRecord, image: Uint8Array, item: Item): void {
+  const view = (i: Item) => image.subarray(i.start, i.end);
+  for (const c of childrenOf(image, item)) {
+    if (c.tag === 0xa1) r.face = view(c);
+    else if (c.tag === 0xa2) r.tfv = view(c);
+    else if (c.tag === 0xa3) recordPlaces.set(r, { image, recordStart: item.start, recordEnd: item.end, usageStart: c.start, usageEnd: c.end });
+  }
+}
+
+/** rebaseState by a walk of the whole image: for a state whose records' encodings are not all cached. */
+function rebaseByParsing(s: CardState, image: Uint8Array): void {
   const items = itemsOf(image, IMAGE_OVERHEAD, image.length);
+  rebaseHead(s, image, items);
+  const records = items.filter((i) => i.tag === 0xe7);
+  s.tickets.forEach((r, i) => {
+    placeRecord(r, image, records[i]);
+    recordCache.set(r, image.subarray(records[i].start, records[i].end + RECORD_CHECKSUM_BYTES));
+  });
+}
+
+/** The parts before the records (keys, certificates, key lists, tombstones) as views of `image`, given its items. */
+function rebaseHead(s: CardState, image: Uint8Array, items: Item[]): void {
   const one = (tag: number) => items.find((i) => i.tag === tag);
   const view = (i: Item) => image.subarray(i.start, i.end);
   s.serial = one(0xc6)!.value;
@@ -429,16 +491,6 @@ export function rebaseState(s: CardState, image: Uint8Array): void {
     t.tidDigest = area.subarray(i * 16 + 8, i * 16 + 12);
   });
   tombstoneCache.set(s.tombstones, { floor: s.tombstoneFloor, encoded: view(e6) });
-  const records = items.filter((i) => i.tag === 0xe7);
-  s.tickets.forEach((r, i) => {
-    const item = records[i];
-    for (const c of childrenOf(image, item)) {
-      if (c.tag === 0xa1) r.face = view(c);
-      else if (c.tag === 0xa2) r.tfv = view(c);
-      else if (c.tag === 0xa3) recordPlaces.set(r, { image, recordStart: item.start, recordEnd: item.end, usageStart: c.start, usageEnd: c.end });
-    }
-    recordCache.set(r, image.subarray(item.start, item.end + RECORD_CHECKSUM_BYTES));
-  });
 }
 
 /**
