@@ -211,17 +211,24 @@ export function encodeState(s: CardState): Uint8Array {
   const parts = bodyParts(s);
   let n = 0;
   for (const p of parts) n += p.length;
-  const image = new Uint8Array(IMAGE_OVERHEAD + n);
+  // Every byte is written below: no need to zero a buffer the size of the card's contents first.
+  const image = new Uint8Array(Buffer.allocUnsafeSlow(IMAGE_OVERHEAD + n).buffer, 0, IMAGE_OVERHEAD + n);
   image.set(MAGIC, 0);
   image[8] = IMAGE_VERSION;
   image.set(u32(n), 9);
   let o = IMAGE_OVERHEAD;
   let recordsAt = -1;
   const firstRecord = parts.length - s.tickets.length;
-  for (let i = 0; i < parts.length; i++) {
+  for (let i = 0; i < parts.length; ) {
     if (i === firstRecord) recordsAt = o;
-    image.set(parts[i], o);
-    o += parts[i].length;
+    // Parts that lie one after the other in one buffer (the records of the image before) are copied in one go.
+    const p = parts[i];
+    let end = p.byteOffset + p.length;
+    let j = i + 1;
+    while (j < parts.length && j !== firstRecord && parts[j].buffer === p.buffer && parts[j].byteOffset === end && parts[j].length > 0) end += parts[j++].length;
+    image.set(j === i + 1 ? p : new Uint8Array(p.buffer, p.byteOffset, end - p.byteOffset), o);
+    o += end - p.byteOffset;
+    i = j;
   }
   if (recordsAt < 0) recordsAt = o;
   image.set(createHash('sha256').update(image.subarray(0, 13)).update(image.subarray(IMAGE_OVERHEAD, recordsAt)).digest(), 13);
