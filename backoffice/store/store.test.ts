@@ -163,3 +163,23 @@ describe.each(ENGINES)('store on $engine', ({ engine, skip, open }) => {
     expect((e as LockHeldError).message).toMatch(new RegExp(`the embedded store of .* is in use by process ${process.pid}`));
   });
 });
+
+describe('the embedded store\'s buffer pool', () => {
+  it('is what the opener asks (a short CLI command: 16MB) and otherwise the data directory\'s own (initdb: 128MB)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'eticket-buffers-'));
+    try {
+      const shared = async (options: { sharedBuffers?: string }) => {
+        const db = await openPglite(dir, { create: true, ...options });
+        try {
+          return (await db.query<{ shared_buffers: string }>('SHOW shared_buffers')).rows[0].shared_buffers;
+        } finally {
+          await db.close();
+        }
+      };
+      expect(await shared({ sharedBuffers: '16MB' })).toBe('16MB');
+      expect(await shared({})).toBe('128MB');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -26,7 +26,7 @@ export function registerServe(program: Command): void {
       const pass = await passphrase();
       w.loadAuthoritySigner(pass); // a wrong passphrase stops here, not at the first sale
       const [{ buildApp }, { openBackoffice }] = await Promise.all([import('../../backoffice/http/app.js'), import('./store.js')]);
-      const office = await openBackoffice(cmd, w, pass, { totpWindow: opts.totpWindow });
+      const office = await openBackoffice(cmd, w, pass, { totpWindow: opts.totpWindow }, { longRunning: true });
       const json = globals(cmd).json;
       const app = await buildApp({ bo: office.bo }, { maxSkewMs: opts.maxSkew * 1000 });
       // Real-name records are destroyed at expiry even when nobody asks for them; one line per sweep that did something.

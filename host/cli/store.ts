@@ -105,12 +105,17 @@ export interface OpenedBackoffice {
  * Open the store for `w` (creating the embedded one if needed), check it belongs to this operator, import a
  * legacy ledger, and wrap it in the back-office service. Close it when done (the embedded store is locked).
  */
-export async function openBackoffice(cmd: Command, w: WorkDir, passphrase?: string, realName: RealNameOptions = {}): Promise<OpenedBackoffice> {
+/** The embedded store's buffer pool for a command that runs for seconds, not days. */
+const SHORT_COMMAND_SHARED_BUFFERS = '16MB';
+
+export async function openBackoffice(cmd: Command, w: WorkDir, passphrase?: string, realName: RealNameOptions = {}, options: { longRunning?: boolean } = {}): Promise<OpenedBackoffice> {
   const url = databaseUrl(cmd);
   if (!url && !existsSync(join(w.dir, 'store', 'PG_VERSION')) && !globals(cmd).json && !process.env.ETICKET_PGLITE_TEMPLATE) {
     console.error(`eticket: creating the embedded store in ${join(w.dir, 'store')} (the first time takes 10-20 s)`);
   }
-  const store = await Store.open(w.dir, { url, create: true, waitMs: waitSeconds(cmd) * 1000, command: `eticket ${process.argv.slice(2).join(' ')}`.slice(0, 200) });
+  // A short command's embedded store starts with a small buffer pool (database.ts sharedBuffers); `serve` runs for long.
+  const sharedBuffers = options.longRunning ? undefined : SHORT_COMMAND_SHARED_BUFFERS;
+  const store = await Store.open(w.dir, { url, create: true, waitMs: waitSeconds(cmd) * 1000, command: `eticket ${process.argv.slice(2).join(' ')}`.slice(0, 200), sharedBuffers });
   try {
     const operator = await store.initSetting('operator', w.config.operator);
     const suite = await store.initSetting('suite', w.config.suite);
