@@ -39,6 +39,21 @@ function writeHeader(out: Uint8Array, o: number, tag: number, n: number): number
   return o;
 }
 
+/**
+ * Writers for encoders that size a whole message first and allocate it once: the header (tag, length) of a TLV
+ * whose value has `n` bytes at `o`, or the whole TLV; both return the offset after what they wrote.
+ */
+export function putHeader(out: Uint8Array, o: number, tag: number, n: number): number {
+  lengthSize(n);
+  return writeHeader(out, o, tag, n);
+}
+
+export function putTlv(out: Uint8Array, o: number, tag: number, value: Uint8Array): number {
+  o = putHeader(out, o, tag, value.length);
+  out.set(value, o);
+  return o + value.length;
+}
+
 /** Encoded size of a TLV whose value has `n` bytes. */
 export function tlvSize(tag: number, n: number): number {
   return tagSize(tag) + lengthSize(n) + n;
