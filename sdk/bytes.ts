@@ -55,7 +55,8 @@ export function u32(n: number): Uint8Array {
 export function readUint(bytes: Uint8Array): number {
   if (bytes.length < 1 || bytes.length > 6) throw new InvalidInputError(`integer of ${bytes.length} bytes`);
   let n = 0;
-  for (const b of bytes) n = n * 256 + b;
+  // Indexed: for-of walks a Uint8Array through the iterator protocol (every numeric field of every message).
+  for (let i = 0; i < bytes.length; i++) n = n * 256 + bytes[i];
   return n;
 }
 

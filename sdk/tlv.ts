@@ -93,7 +93,23 @@ export function decodeAll(data: Uint8Array): Tlv[] {
   return out;
 }
 
+/** Where one TLV lies: its tag and its value's bounds in the data it was read from (readTlv fills one). */
+export interface TlvPlace {
+  tag: number;
+  start: number;
+  end: number;
+}
+
 export function decodeOne(data: Uint8Array, offset = 0): { tlv: Tlv; next: number } {
+  const at = readTlv(data, offset, { tag: 0, start: 0, end: 0 });
+  return { tlv: { tag: at.tag, value: data.subarray(at.start, at.end) }, next: at.end };
+}
+
+/**
+ * decodeOne without making the value's view: the tag and the value's bounds are written into `at` (returned), with
+ * every check decodeOne makes. For decoders that read small fields where they lie (numbers, text).
+ */
+export function readTlv(data: Uint8Array, offset: number, at: TlvPlace): TlvPlace {
   // Plain bounds checks, no closure: this runs for every TLV of every message and image.
   let o = offset;
   if (o >= data.length) truncated('tag', o);
@@ -123,7 +139,10 @@ export function decodeOne(data: Uint8Array, offset = 0): { tlv: Tlv; next: numbe
     throw new TlvError(`unsupported length byte ${len.toString(16)}`);
   }
   if (o + len > data.length) truncated(`value of tag ${tag.toString(16).toUpperCase()} (${len} bytes)`, o);
-  return { tlv: { tag, value: data.subarray(o, o + len) }, next: o + len };
+  at.tag = tag;
+  at.start = o;
+  at.end = o + len;
+  return at;
 }
 
 function truncated(what: string, o: number): never {
