@@ -84,11 +84,10 @@ export function template(tag: number, ...children: (Uint8Array | undefined)[]): 
 /** Decode a sequence of TLVs that must fill `data` exactly. */
 export function decodeAll(data: Uint8Array): Tlv[] {
   const out: Tlv[] = [];
-  let o = 0;
-  while (o < data.length) {
-    const { tlv: t, next } = decodeOne(data, o);
-    out.push(t);
-    o = next;
+  const at: TlvPlace = { tag: 0, start: 0, end: 0 };
+  for (let o = 0; o < data.length; o = at.end) {
+    readTlv(data, o, at);
+    out.push({ tag: at.tag, value: data.subarray(at.start, at.end) });
   }
   return out;
 }
@@ -154,18 +153,22 @@ function truncated(what: string, o: number): never {
  * and unknown tags are refused unless allowed, so a message has exactly one reading.
  */
 export class TlvMap {
-  private readonly map = new Map<number, Uint8Array[]>();
+  // The first value of each tag; the later ones of a repeatable tag apart (most messages have none): no list per tag.
+  private readonly first = new Map<number, Uint8Array>();
+  private more: Map<number, Uint8Array[]> | undefined;
 
   constructor(readonly items: Tlv[], opts: { allowed?: readonly number[]; repeatable?: readonly number[] } = {}) {
     for (const t of items) {
       if (opts.allowed && !opts.allowed.includes(t.tag)) {
         throw new TlvError(`unexpected tag ${t.tag.toString(16).toUpperCase()}`);
       }
-      const list = this.map.get(t.tag);
-      if (list) {
+      if (this.first.has(t.tag)) {
         if (!opts.repeatable?.includes(t.tag)) throw new TlvError(`duplicate tag ${t.tag.toString(16).toUpperCase()}`);
-        list.push(t.value);
-      } else this.map.set(t.tag, [t.value]);
+        this.more ??= new Map();
+        const list = this.more.get(t.tag);
+        if (list) list.push(t.value);
+        else this.more.set(t.tag, [t.value]);
+      } else this.first.set(t.tag, t.value);
     }
   }
 
@@ -174,15 +177,18 @@ export class TlvMap {
   }
 
   has(tag: number): boolean {
-    return this.map.has(tag);
+    return this.first.has(tag);
   }
 
   get(tag: number): Uint8Array | undefined {
-    return this.map.get(tag)?.[0];
+    return this.first.get(tag);
   }
 
   all(tag: number): Uint8Array[] {
-    return this.map.get(tag) ?? [];
+    const v = this.first.get(tag);
+    if (v === undefined) return [];
+    const more = this.more?.get(tag);
+    return more ? [v, ...more] : [v];
   }
 
   require(tag: number, what?: string): Uint8Array {
