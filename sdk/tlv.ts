@@ -40,14 +40,15 @@ function writeHeader(out: Uint8Array, o: number, tag: number, n: number): number
 }
 
 /**
- * Writers for encoders that size a whole message first and allocate it once: the header (tag, length) of a TLV
- * whose value has `n` bytes at `o`, or the whole TLV; both return the offset after what they wrote.
+ * For encoders that size a whole message first and allocate it once: the header (tag, length) of a TLV whose value
+ * has `n` bytes, written at `o`; returns the offset after it (where the value goes).
  */
 export function putHeader(out: Uint8Array, o: number, tag: number, n: number): number {
   lengthSize(n);
   return writeHeader(out, o, tag, n);
 }
 
+/** The whole TLV of `value` written at `o` (see putHeader); returns the offset after it. */
 export function putTlv(out: Uint8Array, o: number, tag: number, value: Uint8Array): number {
   o = putHeader(out, o, tag, value.length);
   out.set(value, o);
