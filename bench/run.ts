@@ -2,7 +2,7 @@
 // costs, a card farm, SM9 primitives, PC/SC when available, the chip cost model and a metro-scale simulation
 // (`--sim-duration <s>`, 0 to skip; `eticket simulate` runs it alone); `--json` for machines.
 
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -71,7 +71,8 @@ function cbcDec(key: Uint8Array, data: Uint8Array, iv: Uint8Array = Buffer.alloc
   c.setAutoPadding(false);
   return whole(c.update(data), c.final());
 }
-const sha = (d: Uint8Array) => createHash('sha256').update(d).digest();
+/** What sdk/crypto/suite.ts sha256 calls for one part (the face, the view, the command): the one-shot hash. */
+const sha = (d: Uint8Array) => hash('sha256', d, 'buffer');
 
 /**
  * Sizes of one tap's messages, from its trace, so the floor works on the same byte counts. The view is the fixed

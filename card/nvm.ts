@@ -1,7 +1,7 @@
 // The card's non-volatile memory: every persistent write of the applet goes through NvmStore.commit,
 // which is atomic (redo journal, one durable append per command) and can simulate a power cut at any write point.
 
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { closeSync, existsSync, fdatasyncSync, openSync, readFileSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { equal, readUint } from '../sdk/bytes.js';
@@ -371,7 +371,7 @@ function encodeJournal(length: number, writes: { offset: number; bytes: Uint8Arr
     j.set(w.bytes, o + 8);
     o += 8 + w.bytes.length;
   }
-  j.set(createHash('sha256').update(j.subarray(0, n)).digest(), n);
+  j.set(hash('sha256', j.subarray(0, n), 'buffer') as unknown as Uint8Array, n);
   return j;
 }
 

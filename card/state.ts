@@ -1,7 +1,7 @@
 // The applet's persistent state and its NVM image encoding (magic, version, checksums, TLV body; apdu-spec README §6).
 // State objects are treated as immutable: a command builds the next state, the store commits its image.
 
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { concat, equal, fromUtf8, readUint, u16, u32, utf8 } from '../sdk/bytes.js';
 import { LIMITS } from '../sdk/spec.js';
 import { decodeTicketFace, decodeUsageRecordContent, encodeUsageRecord, type UsageRecord } from '../sdk/ticket.js';
@@ -521,11 +521,10 @@ export function planUsagePatch(prev: CardState, next: CardState, image: Uint8Arr
     const usage = encodedUsage(b.usage);
     if (usage.length !== place.usageEnd - place.usageStart) return null;
     // The record's checksum as it will be: the record with the new A3 in place.
-    const sum = createHash('sha256')
-      .update(image.subarray(place.recordStart, place.usageStart))
-      .update(usage)
-      .update(image.subarray(place.usageEnd, place.recordEnd))
-      .digest();
+    // The record's checksum as it will be: the record with the new A3 in place, hashed in one call (no Hash object).
+    const record = image.slice(place.recordStart, place.recordEnd);
+    record.set(usage, place.usageStart - place.recordStart);
+    const sum = hash('sha256', record, 'buffer') as unknown as Uint8Array;
     patches.push({ offset: place.usageStart, bytes: usage }, { offset: place.recordEnd + 2, bytes: new Uint8Array(sum.buffer, sum.byteOffset, 32) });
   }
   return patches;

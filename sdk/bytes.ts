@@ -55,7 +55,8 @@ export function u32(n: number): Uint8Array {
 export function readUint(bytes: Uint8Array): number {
   if (bytes.length < 1 || bytes.length > 6) throw new InvalidInputError(`integer of ${bytes.length} bytes`);
   let n = 0;
-  for (const b of bytes) n = n * 256 + b;
+  // Indexed: for-of walks a Uint8Array through the iterator protocol (every numeric field of every message).
+  for (let i = 0; i < bytes.length; i++) n = n * 256 + bytes[i];
   return n;
 }
 
@@ -63,11 +64,39 @@ export function readUint(bytes: Uint8Array): number {
 const UTF8_ENCODER = new TextEncoder();
 const UTF8_DECODER = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * Short ASCII text (station codes, train numbers, TIDs: every tap encodes and decodes several) is converted in
+ * JavaScript: a call into the encoder's native code cost more than the conversion. Anything else goes to it.
+ */
+const SHORT_TEXT = 64;
+
 export function utf8(text: string): Uint8Array {
+  const n = text.length;
+  if (n <= SHORT_TEXT) {
+    const out = new Uint8Array(n);
+    let i = 0;
+    for (; i < n; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 0x80) break;
+      out[i] = c;
+    }
+    if (i === n) return out;
+  }
   return UTF8_ENCODER.encode(text);
 }
 
 export function fromUtf8(bytes: Uint8Array): string {
+  const n = bytes.length;
+  if (n <= SHORT_TEXT) {
+    let s = '';
+    let i = 0;
+    for (; i < n; i++) {
+      const b = bytes[i];
+      if (b >= 0x80) break;
+      s += String.fromCharCode(b);
+    }
+    if (i === n) return s;
+  }
   return UTF8_DECODER.decode(bytes);
 }
 

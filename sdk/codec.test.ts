@@ -4,12 +4,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ApduFormatError, encodeCommand, parseCommand, parseResponse } from './apdu.js';
-import { fromHex, hex } from './bytes.js';
+import { concat, fromHex, hex } from './bytes.js';
 import { cbcDecrypt, cbcEncrypt, cmac, padM2, unpadM2 } from './crypto/aes.js';
 import { decodeAll, TlvError, TlvMap, tlv } from './tlv.js';
 import { CryptoError, InvalidInputError } from './errors.js';
 import { isValidDate, parseServiceDate } from './fields.js';
-import { decodeTicketFace, encodeTicketFace, type TicketFace } from './ticket.js';
+import { decodeTicketFace, decodeUsageRecordContent, encodeTicketFace, encodeUsageRecord, type TicketFace } from './ticket.js';
 
 describe('APDU codec', () => {
   it.each([
@@ -144,5 +144,29 @@ describe('ticket face', () => {
     expect(() => parseServiceDate('2026-02-30')).toThrow(/not a date \(YYYY-MM-DD\): "2026-02-30"/);
     expect(isValidDate(20240229)).toBe(true);
     expect(isValidDate(20230229)).toBe(false);
+  });
+});
+
+describe('usage record A3 decoding (RecordCodec without TlvMap)', () => {
+  const usage = { entries: 1, temporaryExits: 0, state: 1, flags: 0, lastGate: 'G1', lastStation: 'BJS', lastTime: 1767225600, counter: 2 };
+  const content = () => decodeAll(encodeUsageRecord(usage))[0].value;
+  const items = () => decodeAll(content());
+  const join = (list: { tag: number; value: Uint8Array }[]) => concat(...list.map((t) => tlv(t.tag, t.value)));
+
+  it('round-trips every field, and an absent last gate and station read as empty text', () => {
+    expect(decodeUsageRecordContent(content())).toEqual(usage);
+    const bare = items().filter((t) => t.tag !== items()[4].tag && t.tag !== items()[5].tag);
+    expect(decodeUsageRecordContent(join(bare))).toEqual({ ...usage, lastGate: '', lastStation: '' });
+  });
+
+  it('refuses, with the TlvError naming it: an unknown tag, a duplicate, fields out of order, a missing field, a bad length, a truncated TLV', () => {
+    const list = items();
+    expect(() => decodeUsageRecordContent(join([...list, { tag: 0x9f, value: new Uint8Array(1) }]))).toThrow(/unexpected tag 9F/);
+    expect(() => decodeUsageRecordContent(join([list[0], list[0], ...list.slice(1)]))).toThrow(/duplicate tag/);
+    expect(() => decodeUsageRecordContent(join([list[1], list[0], ...list.slice(2)]))).toThrow(/out of canonical order/);
+    expect(() => decodeUsageRecordContent(join(list.slice(1)))).toThrow(TlvError);
+    expect(() => decodeUsageRecordContent(join([{ tag: list[0].tag, value: new Uint8Array(9) }, ...list.slice(1)]))).toThrow(/entries has 9 bytes/);
+    expect(() => decodeUsageRecordContent(content().subarray(0, content().length - 1))).toThrow(/truncated TLV/);
+    expect(() => decodeUsageRecordContent(join([...list.slice(0, 4), { tag: list[4].tag, value: Uint8Array.of(0xff) }, ...list.slice(5)]))).toThrow(/lastGate is not valid UTF-8/);
   });
 });

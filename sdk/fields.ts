@@ -4,7 +4,7 @@
 import { concat, fromUtf8, readUint, utf8 } from './bytes.js';
 import { InvalidInputError } from './errors.js';
 import { protocol, type SpecField } from './spec.js';
-import { decodeOne, TlvMap, tlv, TlvError } from './tlv.js';
+import { decodeOne, readTlv, tlv, TlvError, type TlvPlace } from './tlv.js';
 
 /** UTF-8 text from a card or a command: a malformed byte sequence is malformed data (TlvError), not a TypeError. */
 export function textField(bytes: Uint8Array, what: string): string {
@@ -26,8 +26,8 @@ interface CompiledField extends SpecField {
 
 export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
   private readonly fields: CompiledField[];
-  // Read once per codec, not per record: the tags a record may hold and the names it may have.
-  private readonly tags: number[];
+  // Read once per codec, not per record: each tag's field and the names a record may have.
+  private readonly tagIndex: Map<number, number>;
   private readonly names: Set<string>;
 
   constructor(readonly what: string, fields: SpecField[]) {
@@ -35,7 +35,8 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
       const [lo, hi] = (f.length ?? '0..65535').split('..').map(Number);
       return { ...f, tagByte: parseInt(f.tag, 16), min: lo, max: hi ?? lo };
     });
-    this.tags = this.fields.map((f) => f.tagByte);
+    this.tagIndex = new Map(this.fields.map((f, i) => [f.tagByte, i]));
+    if (this.tagIndex.size !== this.fields.length) throw new Error(`${what}: two fields share a tag`);
     this.names = new Set(this.fields.map((f) => f.name));
   }
 
@@ -58,27 +59,54 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
     return concat(...parts);
   }
 
-  /** Strict decoding of the content of the record's template; throws TlvError. */
+  /**
+   * Strict decoding of the content of the record's template; throws TlvError. The checks and their order are
+   * TlvMap's and then this codec's (malformed TLV, unknown tag, duplicate, order, missing, length, value), done
+   * over arrays indexed by field: no Map and no list per tag (a gate decodes two usage records a tap).
+   */
   decode(content: Uint8Array): T {
-    const map = TlvMap.parse(content, { allowed: this.tags });
+    const values = this.decodeFields(content);
     const out: Record<string, FieldValue> = {};
-    let lastTag = -1;
-    for (const item of map.items) {
-      if (item.tag <= lastTag) throw new TlvError(`${this.what}: fields out of canonical order`);
-      lastTag = item.tag;
+    for (let k = 0; k < values.length; k++) if (values[k] !== undefined) out[this.fields[k].name] = values[k]!;
+    return out as T;
+  }
+
+  /** decode's values by field (the spec's order), undefined for an absent optional field: for callers that name them. */
+  decodeFields(content: Uint8Array): (FieldValue | undefined)[] {
+    const n = this.fields.length;
+    const tags: number[] = [];
+    const starts: number[] = [];
+    const ends: number[] = [];
+    const at: TlvPlace = { tag: 0, start: 0, end: 0 };
+    for (let o = 0; o < content.length; o = at.end) {
+      readTlv(content, o, at);
+      tags.push(at.tag);
+      starts.push(at.start);
+      ends.push(at.end);
     }
-    for (const f of this.fields) {
-      const raw = map.get(f.tagByte);
-      if (raw === undefined) {
+    const item: number[] = new Array(n).fill(-1);
+    for (let i = 0; i < tags.length; i++) {
+      const k = this.tagIndex.get(tags[i]);
+      if (k === undefined) throw new TlvError(`unexpected tag ${tags[i].toString(16).toUpperCase()}`);
+      if (item[k] >= 0) throw new TlvError(`duplicate tag ${tags[i].toString(16).toUpperCase()}`);
+      item[k] = i;
+    }
+    for (let i = 1; i < tags.length; i++) if (tags[i] <= tags[i - 1]) throw new TlvError(`${this.what}: fields out of canonical order`);
+    const values: (FieldValue | undefined)[] = new Array(n).fill(undefined);
+    for (let k = 0; k < n; k++) {
+      const f = this.fields[k];
+      const i = item[k];
+      if (i < 0) {
         if (f.required) throw new TlvError(`${this.what}: missing ${f.name}`);
         continue;
       }
-      if (raw.length < f.min || raw.length > f.max) {
-        throw new TlvError(`${this.what}: ${f.name} has ${raw.length} bytes, expected ${f.min}..${f.max}`);
+      const length = ends[i] - starts[i];
+      if (length < f.min || length > f.max) {
+        throw new TlvError(`${this.what}: ${f.name} has ${length} bytes, expected ${f.min}..${f.max}`);
       }
-      out[f.name] = this.decodeValue(f, raw);
+      values[k] = this.decodeValue(f, content, starts[i], ends[i]);
     }
-    return out as T;
+    return values;
   }
 
   private encodeValue(f: CompiledField, v: FieldValue): Uint8Array {
@@ -116,17 +144,20 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
     }
   }
 
-  private decodeValue(f: CompiledField, raw: Uint8Array): FieldValue {
+  /** The value of field `f` at data[start, end), read where it lies. */
+  private decodeValue(f: CompiledField, data: Uint8Array, start: number, end: number): FieldValue {
     // A copy: the record must not alias the buffer it was decoded from (card NVM, a response).
-    if (f.format === 'bytes') return raw.slice();
+    if (f.format === 'bytes') return data.slice(start, end);
     if (f.format === 'text') {
       try {
-        return fromUtf8(raw);
+        return fromUtf8(data.subarray(start, end));
       } catch {
         throw new TlvError(`${this.what}: ${f.name} is not valid UTF-8`);
       }
     }
-    const n = readUint(raw);
+    if (end - start < 1 || end - start > 6) throw new InvalidInputError(`integer of ${end - start} bytes`);
+    let n = 0;
+    for (let i = start; i < end; i++) n = n * 256 + data[i];
     if (f.format === 'date' && !isValidDate(n)) throw new TlvError(`${this.what}: ${f.name} ${n} is not a YYYYMMDD date`);
     return n;
   }

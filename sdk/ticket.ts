@@ -155,12 +155,28 @@ export function encodeUsageRecord(u: UsageRecord): Uint8Array {
 }
 
 
+/**
+ * The fields of A3 as decodeUsageRecordContent builds them, named one by one (a gate decodes two records a tap: a
+ * literal of named fields is a fraction of a loop of keyed reads and a spread). The spec's list must be exactly these.
+ */
+const USAGE_KEYS = ['entries', 'temporaryExits', 'state', 'flags', 'lastGate', 'lastStation', 'lastTime', 'counter'];
+/** Indexes of the fields a usage record must have (all but the last gate and station, which may be absent). */
+const USAGE_REQUIRED = [0, 1, 2, 3, 6, 7];
+if (protocol.usageRecord.map((f) => f.name).join() !== USAGE_KEYS.join()) throw new Error('apdu-spec usageRecord fields changed: update decodeUsageRecordContent');
+
 export function decodeUsageRecordContent(content: Uint8Array): UsageRecord {
-  const u = usageCodec.decode(content);
-  for (const k of ['entries', 'temporaryExits', 'state', 'flags', 'lastTime', 'counter'] as const) {
-    if (u[k] === undefined) throw new TlvError(`usage record: missing ${k}`);
-  }
-  return { ...u, lastGate: u.lastGate ?? '', lastStation: u.lastStation ?? '' };
+  const v = usageCodec.decodeFields(content);
+  for (const i of USAGE_REQUIRED) if (v[i] === undefined) throw new TlvError(`usage record: missing ${USAGE_KEYS[i]}`);
+  return {
+    entries: v[0] as number,
+    temporaryExits: v[1] as number,
+    state: v[2] as number,
+    flags: v[3] as number,
+    lastGate: (v[4] as string | undefined) ?? '',
+    lastStation: (v[5] as string | undefined) ?? '',
+    lastTime: v[6] as number,
+    counter: v[7] as number,
+  };
 }
 
 /** A2 { 80 suite, 81 key id, 82 signature, [A4 certificate] }. */

@@ -39,6 +39,22 @@ function writeHeader(out: Uint8Array, o: number, tag: number, n: number): number
   return o;
 }
 
+/**
+ * For encoders that size a whole message first and allocate it once: the header (tag, length) of a TLV whose value
+ * has `n` bytes, written at `o`; returns the offset after it (where the value goes).
+ */
+export function putHeader(out: Uint8Array, o: number, tag: number, n: number): number {
+  lengthSize(n);
+  return writeHeader(out, o, tag, n);
+}
+
+/** The whole TLV of `value` written at `o` (see putHeader); returns the offset after it. */
+export function putTlv(out: Uint8Array, o: number, tag: number, value: Uint8Array): number {
+  o = putHeader(out, o, tag, value.length);
+  out.set(value, o);
+  return o + value.length;
+}
+
 /** Encoded size of a TLV whose value has `n` bytes. */
 export function tlvSize(tag: number, n: number): number {
   return tagSize(tag) + lengthSize(n) + n;
@@ -69,16 +85,31 @@ export function template(tag: number, ...children: (Uint8Array | undefined)[]): 
 /** Decode a sequence of TLVs that must fill `data` exactly. */
 export function decodeAll(data: Uint8Array): Tlv[] {
   const out: Tlv[] = [];
-  let o = 0;
-  while (o < data.length) {
-    const { tlv: t, next } = decodeOne(data, o);
-    out.push(t);
-    o = next;
+  const at: TlvPlace = { tag: 0, start: 0, end: 0 };
+  for (let o = 0; o < data.length; o = at.end) {
+    readTlv(data, o, at);
+    out.push({ tag: at.tag, value: data.subarray(at.start, at.end) });
   }
   return out;
 }
 
+/** Where one TLV lies: its tag and its value's bounds in the data it was read from (readTlv fills one). */
+export interface TlvPlace {
+  tag: number;
+  start: number;
+  end: number;
+}
+
 export function decodeOne(data: Uint8Array, offset = 0): { tlv: Tlv; next: number } {
+  const at = readTlv(data, offset, { tag: 0, start: 0, end: 0 });
+  return { tlv: { tag: at.tag, value: data.subarray(at.start, at.end) }, next: at.end };
+}
+
+/**
+ * decodeOne without making the value's view: the tag and the value's bounds are written into `at` (returned), with
+ * every check decodeOne makes. For decoders that read small fields where they lie (numbers, text).
+ */
+export function readTlv(data: Uint8Array, offset: number, at: TlvPlace): TlvPlace {
   // Plain bounds checks, no closure: this runs for every TLV of every message and image.
   let o = offset;
   if (o >= data.length) truncated('tag', o);
@@ -108,7 +139,10 @@ export function decodeOne(data: Uint8Array, offset = 0): { tlv: Tlv; next: numbe
     throw new TlvError(`unsupported length byte ${len.toString(16)}`);
   }
   if (o + len > data.length) truncated(`value of tag ${tag.toString(16).toUpperCase()} (${len} bytes)`, o);
-  return { tlv: { tag, value: data.subarray(o, o + len) }, next: o + len };
+  at.tag = tag;
+  at.start = o;
+  at.end = o + len;
+  return at;
 }
 
 function truncated(what: string, o: number): never {
@@ -120,18 +154,22 @@ function truncated(what: string, o: number): never {
  * and unknown tags are refused unless allowed, so a message has exactly one reading.
  */
 export class TlvMap {
-  private readonly map = new Map<number, Uint8Array[]>();
+  // The first value of each tag; the later ones of a repeatable tag apart (most messages have none): no list per tag.
+  private readonly first = new Map<number, Uint8Array>();
+  private more: Map<number, Uint8Array[]> | undefined;
 
   constructor(readonly items: Tlv[], opts: { allowed?: readonly number[]; repeatable?: readonly number[] } = {}) {
     for (const t of items) {
       if (opts.allowed && !opts.allowed.includes(t.tag)) {
         throw new TlvError(`unexpected tag ${t.tag.toString(16).toUpperCase()}`);
       }
-      const list = this.map.get(t.tag);
-      if (list) {
+      if (this.first.has(t.tag)) {
         if (!opts.repeatable?.includes(t.tag)) throw new TlvError(`duplicate tag ${t.tag.toString(16).toUpperCase()}`);
-        list.push(t.value);
-      } else this.map.set(t.tag, [t.value]);
+        this.more ??= new Map();
+        const list = this.more.get(t.tag);
+        if (list) list.push(t.value);
+        else this.more.set(t.tag, [t.value]);
+      } else this.first.set(t.tag, t.value);
     }
   }
 
@@ -140,15 +178,18 @@ export class TlvMap {
   }
 
   has(tag: number): boolean {
-    return this.map.has(tag);
+    return this.first.has(tag);
   }
 
   get(tag: number): Uint8Array | undefined {
-    return this.map.get(tag)?.[0];
+    return this.first.get(tag);
   }
 
   all(tag: number): Uint8Array[] {
-    return this.map.get(tag) ?? [];
+    const v = this.first.get(tag);
+    if (v === undefined) return [];
+    const more = this.more?.get(tag);
+    return more ? [v, ...more] : [v];
   }
 
   require(tag: number, what?: string): Uint8Array {

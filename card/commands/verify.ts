@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { equal } from '../../sdk/bytes.js';
 import { VIEW_STATUS } from '../../sdk/commands/ticket-view.js';
-import { decodeVerifyQuery, encodeSessionView, sessionViewHead, sessionViewMac, VERIFY_P1 } from '../../sdk/commands/verify.js';
+import { buildSessionView, decodeVerifyQuery, sessionViewMac, VERIFY_P1 } from '../../sdk/commands/verify.js';
 import { sha256 } from '../../sdk/crypto/suite.js';
 import { maskSerial, sessionEncrypt, sessionKeys } from '../../sdk/crypto/symmetric.js';
 import { toServiceDate } from '../../sdk/fields.js';
@@ -59,8 +59,7 @@ export const verify: CommandHandler = (ctx, apdu) => {
   // Gate mode sym: the view is encrypted and MAC'd under keys both challenges derive from K_card; the serial travels
   // masked under the operator's K_priv with this RC, so two answers of one card cannot be linked without it.
   const keys = sessionKeys(symKey.key, q.terminalChallenge, challenge);
-  const head = sessionViewHead(maskSerial(symKey.privacyKey!, s.serial, challenge), challenge, sessionEncrypt(keys.enc, view));
-  const mac = sessionViewMac(keys.mac, head);
-  ctx.ram.session = { key: symKey, cardChallenge: challenge, macKey: keys.mac, chain: mac, seq: record?.seq ?? 0 };
-  return encodeSessionView(head, mac);
+  const b5 = buildSessionView(maskSerial(symKey.privacyKey!, s.serial, challenge), challenge, sessionEncrypt(keys.enc, view), (head) => sessionViewMac(keys.mac, head));
+  ctx.ram.session = { key: symKey, cardChallenge: challenge, macKey: keys.mac, chain: b5.mac, seq: record?.seq ?? 0 };
+  return b5.encoded;
 };

@@ -16,6 +16,17 @@ export interface TraceEntry {
   ms: number;
 }
 
+// A status word's spec name, looked up once per status word (describeSw formats it and scans the spec's list).
+const SW_NAMES = new Map<number, string>();
+function swName(sw: number): string {
+  let name = SW_NAMES.get(sw);
+  if (name === undefined) {
+    name = describeSw(sw).name;
+    if (SW_NAMES.size < 1024) SW_NAMES.set(sw, name);
+  }
+  return name;
+}
+
 /** Put it right above the wire: every APDU that was sent is traced, even one whose answer the bounds refuse. */
 export function tracing(inner: Transceive, onExchange: (entry: TraceEntry) => void): Transceive {
   return async (apdu, ctx) => {
@@ -24,7 +35,7 @@ export function tracing(inner: Transceive, onExchange: (entry: TraceEntry) => vo
     const ms = performance.now() - t0;
     const sw = response.length >= 2 ? swOf(response) : 0;
     const command = apdu[0] === GET_RESPONSE.claByte && apdu[1] === GET_RESPONSE.insByte ? GET_RESPONSE.name : ctx.command;
-    onExchange({ command, apdu, response, sw, swName: describeSw(sw).name, ms });
+    onExchange({ command, apdu, response, sw, swName: swName(sw), ms });
     return response;
   };
 }

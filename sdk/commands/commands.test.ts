@@ -11,7 +11,7 @@ import { decodeDiversifiedKey, decodeKeyGrant, encodeDiversifiedKey, encodeKeyGr
 import { encodeFci, parseFci } from './select.js';
 import { decodeReadQuery, encodeReadQuery } from './read.js';
 import { decodeUsageCommand, encodeUsageBody, encodeUsageCommand, usageFieldList, type UsageCommandFields } from './usage-command.js';
-import { decodeSessionView, decodeVerifyQuery, encodeSessionView, encodeVerifyQuery, sessionViewHead } from './verify.js';
+import { buildSessionView, decodeSessionView, decodeVerifyQuery, encodeSessionView, encodeVerifyQuery, sessionViewHead } from './verify.js';
 import { encodeReceipt, encodeReceiptBody, parseReceipt, receiptSignedBytes } from '../receipt.js';
 
 const KEY_ID = fromHex('0102030405060708');
@@ -100,6 +100,23 @@ describe('queries, answers and objects', () => {
     expect(hex(encodeVerifyQuery({ keyId: KEY_ID, terminalChallenge: rt, criteria: { date: 20260101, station: 'BJS' } }))).toBe(`C1080102030405060708C410${'07'.repeat(16)}C20401352505CD03424A53`);
     expect(() => decodeVerifyQuery(fromHex(`C1080102030405060708C410${'07'.repeat(16)}C5015AC20401352505`))).toThrow(TlvError);
     expect(() => decodeVerifyQuery(fromHex(`C1080102030405060708C410${'07'.repeat(16)}`))).toThrow(TlvError);
+  });
+
+  it('the card builds B5 in one buffer with the bytes of sessionViewHead + encodeSessionView, its MAC over exactly the head', () => {
+    for (const n of [16, 112, 288, 4096]) {
+      const masked = new Uint8Array(16).map((_, i) => i);
+      const cryptogram = new Uint8Array(n).map((_, i) => (i * 7) & 0xff);
+      const seen: Uint8Array[] = [];
+      const built = buildSessionView(masked, CHALLENGE, cryptogram, (h) => {
+        seen.push(h.slice());
+        return new Uint8Array(8).fill(h.length & 0xff);
+      });
+      const head = sessionViewHead(masked, CHALLENGE, cryptogram);
+      expect(hex(seen[0])).toBe(hex(head));
+      expect(hex(built.encoded)).toBe(hex(encodeSessionView(head, built.mac)));
+      expect(hex(decodeSessionView(built.encoded).mac)).toBe(hex(built.mac));
+    }
+    expect(() => buildSessionView(new Uint8Array(16), CHALLENGE, new Uint8Array(16), () => new Uint8Array(16))).toThrow(RangeError);
   });
 
   it('the sym VERIFY answer B5: DF24 C7 85 8E exactly (no clear serial), the head is what the MAC covers', () => {

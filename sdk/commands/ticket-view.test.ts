@@ -2,7 +2,7 @@
 // length whatever they hold, padding fills every room (the 131 and 260 gaps included), and decoding is strict.
 
 import { describe, expect, it } from 'vitest';
-import { fromHex, hex } from '../bytes.js';
+import { concat, fromHex, hex, u16 } from '../bytes.js';
 import { LIMITS, T } from '../spec.js';
 import { encodeTicketFace, encodeUsageRecord, newUsageRecord } from '../ticket.js';
 import { decodeOne, TlvError, tlv } from '../tlv.js';
@@ -28,6 +28,45 @@ describe('ticket view B2', () => {
     expect(decodeTicketView(none).face).toBeUndefined();
     expect(decodeTicketView(voided).status).toBe('void');
     expect(hex(decodeTicketView(none).cardSerial)).toBe(hex(SERIAL));
+  });
+
+  it('the one-buffer encoder writes the bytes of B2 built from its parts (tlv, concat, padding), at every room size', () => {
+    const reference = (v: Parameters<typeof encodeTicketView>[0], length: number) => {
+      const opt = (tag: number, value?: Uint8Array) => (value ? tlv(tag, value) : new Uint8Array(0));
+      const content = concat(
+        tlv(T.VIEW_STATUS, new Uint8Array([v.status])),
+        v.ticket ? concat(tlv(T.SEQUENCE_NUMBER, u16(v.ticket.sequenceNumber)), v.ticket.face, v.ticket.usage) : new Uint8Array(0),
+        opt(T.TERMINAL_CHALLENGE, v.terminalChallenge),
+        opt(T.CARD_CHALLENGE, v.cardChallenge),
+        v.verificationCode ?? new Uint8Array(0),
+        opt(T.CARD_SIGNING_CERTIFICATE, v.signingCertificate),
+        tlv(T.CARD_SERIAL, v.cardSerial),
+      );
+      return tlv(T.TICKET_VIEW, concat(content, padding(length - 4 - content.length)));
+    };
+    const parts = [
+      { status: VIEW_STATUS.SHOWN, ticket: ticket(), terminalChallenge: RT, cardChallenge: RC, cardSerial: SERIAL },
+      { status: VIEW_STATUS.SHOWN, ticket: { ...ticket(), sequenceNumber: 0x1234 }, terminalChallenge: RT, cardChallenge: RC, verificationCode: tlv(T.VERIFICATION_CODE, new Uint8Array(300).fill(9)), signingCertificate: new Uint8Array(200).fill(0x30), cardSerial: SERIAL },
+      { status: VIEW_STATUS.NOT_FOUND, cardSerial: SERIAL },
+    ];
+    let checked = 0;
+    for (const v of parts) {
+      for (let length = 260; length <= 1400; length++) {
+        let expected: Uint8Array | undefined;
+        try {
+          expected = reference(v, length);
+        } catch (e) {
+          expect(e).toBeInstanceOf(RangeError);
+        }
+        if (expected === undefined || expected.length !== length) {
+          expect(() => encodeTicketView(v, length)).toThrow(RangeError);
+          continue;
+        }
+        expect(hex(encodeTicketView(v, length))).toBe(hex(expected));
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(2000);
   });
 
   it('the TF_V slot and the card certificate are added to every view of a request that asks for them', () => {

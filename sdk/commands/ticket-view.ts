@@ -1,11 +1,11 @@
 // The ticket view B2 that READ and VERIFY answer with (inside the second ciphertext, or the sym session
 // cryptogram): the card encodes it padded to a fixed length, terminals and the vector runner decode it, here.
 
-import { concat, u16 } from '../bytes.js';
+import { concat } from '../bytes.js';
 import { decodeSequenceField, specField, type SequenceField } from '../fields.js';
 import { LIMITS, T } from '../spec.js';
 import { decodeTicketFace, decodeUsageRecordContent, decodeVerificationCodeContent, type TicketFace, type UsageRecord, type VerificationCode } from '../ticket.js';
-import { decodeOne, TlvError, tlv } from '../tlv.js';
+import { decodeOne, putHeader, putTlv, TlvError, tlv, tlvSize } from '../tlv.js';
 
 /** DF22: what the view shows. A keyless reader sees the same length whatever it is; only the terminal reads it. */
 export const VIEW_STATUS = { SHOWN: 0x00, NOT_FOUND: 0x01, VOID: 0x02 } as const;
@@ -39,15 +39,17 @@ export function viewLengthFor(request: { verificationCode: boolean; signingCerti
 
 /** Encoded size of one DF23 object of `n` zero bytes (two-byte tag, minimal length). */
 function paddingSize(n: number): number {
-  return tlv(T.PADDING, new Uint8Array(n)).length;
+  return tlvSize(T.PADDING, n);
 }
 
 /**
  * DF23 object(s) of exactly `room` bytes. One object, except for a room of 131 or 260 bytes, which no single
  * minimal length encoding reaches (130 → 132, 259 → 261): then an empty DF23 first, and one of the rest.
  */
+const PADDING_FORMS = [[3, 0, 127], [4, 128, 255], [5, 256, 65535]] as const;
+
 export function padding(room: number): Uint8Array {
-  for (const [headerBytes, lo, hi] of [[3, 0, 127], [4, 128, 255], [5, 256, 65535]] as const) {
+  for (const [headerBytes, lo, hi] of PADDING_FORMS) {
     const n = room - headerBytes;
     if (n >= lo && n <= hi) return tlv(T.PADDING, new Uint8Array(n));
   }
@@ -59,26 +61,59 @@ export function padding(room: number): Uint8Array {
 /**
  * B2 { DF22, [C8, A1, A3], [C4], [C7], [A2], [D6], C6, DF23 } padded to exactly `length` bytes (apdu-spec README 3.2).
  * Throws RangeError when the content does not fit: the card's limits (LOAD's TF_V bound) make that unreachable.
+ * Sized first and written into one zeroed buffer (every VERIFY encodes one): DF23's value is that buffer's zeros.
  */
 export function encodeTicketView(v: TicketViewParts, length: number): Uint8Array {
-  const optional = (tag: number, value?: Uint8Array) => (value ? tlv(tag, value) : new Uint8Array(0));
-  const content = concat(
-    tlv(T.VIEW_STATUS, new Uint8Array([v.status])),
-    v.ticket ? concat(tlv(T.SEQUENCE_NUMBER, u16(v.ticket.sequenceNumber)), v.ticket.face, v.ticket.usage) : new Uint8Array(0),
-    optional(T.TERMINAL_CHALLENGE, v.terminalChallenge),
-    optional(T.CARD_CHALLENGE, v.cardChallenge),
-    v.verificationCode ?? new Uint8Array(0),
-    optional(T.CARD_SIGNING_CERTIFICATE, v.signingCertificate),
-    tlv(T.CARD_SERIAL, v.cardSerial),
-  );
+  const optionalSize = (tag: number, value?: Uint8Array) => (value ? tlvSize(tag, value.length) : 0);
+  const contentLength =
+    tlvSize(T.VIEW_STATUS, 1) +
+    (v.ticket ? tlvSize(T.SEQUENCE_NUMBER, 2) + v.ticket.face.length + v.ticket.usage.length : 0) +
+    optionalSize(T.TERMINAL_CHALLENGE, v.terminalChallenge) +
+    optionalSize(T.CARD_CHALLENGE, v.cardChallenge) +
+    (v.verificationCode?.length ?? 0) +
+    optionalSize(T.CARD_SIGNING_CERTIFICATE, v.signingCertificate) +
+    tlvSize(T.CARD_SERIAL, v.cardSerial.length);
   // Views are at least limits.viewLength (over 259 bytes): the B2 length is always the 3-byte form 82 LL LL.
   const body = length - 4;
   if (body < 256 || body > 0xffff) throw new RangeError(`a view of ${length} bytes is outside the fixed-length range`);
-  const room = body - content.length;
-  if (room < paddingSize(0)) throw new RangeError(`ticket view of ${content.length + 4} bytes does not fit ${length}`);
-  const out = tlv(T.TICKET_VIEW, concat(content, padding(room)));
-  if (out.length !== length) throw new RangeError(`ticket view encoded to ${out.length} bytes, not ${length}`);
+  const room = body - contentLength;
+  if (room < paddingSize(0)) throw new RangeError(`ticket view of ${contentLength + 4} bytes does not fit ${length}`);
+  const out = new Uint8Array(length);
+  let o = putHeader(out, 0, T.TICKET_VIEW, body);
+  if (o !== 4) throw new RangeError(`ticket view header of ${o} bytes, not 4`);
+  out[putHeader(out, o, T.VIEW_STATUS, 1)] = v.status;
+  o += tlvSize(T.VIEW_STATUS, 1);
+  if (v.ticket) {
+    o = putHeader(out, o, T.SEQUENCE_NUMBER, 2);
+    out[o++] = (v.ticket.sequenceNumber >>> 8) & 0xff;
+    out[o++] = v.ticket.sequenceNumber & 0xff;
+    out.set(v.ticket.face, o);
+    o += v.ticket.face.length;
+    out.set(v.ticket.usage, o);
+    o += v.ticket.usage.length;
+  }
+  if (v.terminalChallenge) o = putTlv(out, o, T.TERMINAL_CHALLENGE, v.terminalChallenge);
+  if (v.cardChallenge) o = putTlv(out, o, T.CARD_CHALLENGE, v.cardChallenge);
+  if (v.verificationCode) {
+    out.set(v.verificationCode, o);
+    o += v.verificationCode.length;
+  }
+  if (v.signingCertificate) o = putTlv(out, o, T.CARD_SIGNING_CERTIFICATE, v.signingCertificate);
+  o = putTlv(out, o, T.CARD_SERIAL, v.cardSerial);
+  o = putPadding(out, o, room);
+  if (o !== length) throw new RangeError(`ticket view encoded to ${o} bytes, not ${length}`);
   return out;
+}
+
+/** padding(room) written in place: the DF23 header(s) at `o` (the value's zeros are already there); the offset after. */
+function putPadding(out: Uint8Array, o: number, room: number): number {
+  for (const [headerBytes, lo, hi] of PADDING_FORMS) {
+    const n = room - headerBytes;
+    if (n >= lo && n <= hi) return putHeader(out, o, T.PADDING, n) + n;
+  }
+  const empty = paddingSize(0);
+  if (room > empty) return putPadding(out, putHeader(out, o, T.PADDING, 0), room - empty);
+  throw new RangeError(`no padding fills ${room} bytes`);
 }
 
 export interface DecodedTicketView {

@@ -3,10 +3,10 @@
 // Found, not found and void answer alike (9000, one length); only the terminal reads which (DF22).
 
 import { concat } from '../bytes.js';
-import { checkSessionMac, sessionMac, SYM_CONTEXT } from '../crypto/symmetric.js';
+import { checkSessionMac, sessionMac, SYM_CONTEXT, SYM_MAC_LENGTH } from '../crypto/symmetric.js';
 import { decodeSequence, specField } from '../fields.js';
 import { command, T } from '../spec.js';
-import { TlvError, TlvMap, template, tlv } from '../tlv.js';
+import { putHeader, putTlv, TlvError, TlvMap, template, tlv, tlvSize } from '../tlv.js';
 import { decodeQuery, encodeQuery } from './query.js';
 
 export const VERIFY = command('VERIFY');
@@ -77,6 +77,25 @@ export function checkSessionViewMac(macKey: Uint8Array, mac: Uint8Array, head: U
 
 export function encodeSessionView(head: Uint8Array, mac: Uint8Array): Uint8Array {
   return template(T.SESSION_VIEW, head, tlv(T.MAC, mac));
+}
+
+/**
+ * The card's B5 in one buffer: H written in place, `macOf(H)` (MAC_VIEW) computed over it and appended. The same
+ * bytes as encodeSessionView(sessionViewHead(...), mac); returns the MAC too (the session chains on it).
+ */
+export function buildSessionView(maskedSerial: Uint8Array, cardChallenge: Uint8Array, cryptogram: Uint8Array, macOf: (head: Uint8Array) => Uint8Array): { encoded: Uint8Array; mac: Uint8Array } {
+  const headLength = tlvSize(T.MASKED_SERIAL, maskedSerial.length) + tlvSize(T.CARD_CHALLENGE, cardChallenge.length) + tlvSize(T.SESSION_CRYPTOGRAM, cryptogram.length);
+  const contentLength = headLength + tlvSize(T.MAC, SYM_MAC_LENGTH);
+  const out = new Uint8Array(tlvSize(T.SESSION_VIEW, contentLength));
+  const start = putHeader(out, 0, T.SESSION_VIEW, contentLength);
+  let o = putTlv(out, start, T.MASKED_SERIAL, maskedSerial);
+  o = putTlv(out, o, T.CARD_CHALLENGE, cardChallenge);
+  o = putTlv(out, o, T.SESSION_CRYPTOGRAM, cryptogram);
+  const mac = macOf(out.subarray(start, o));
+  if (mac.length !== SYM_MAC_LENGTH) throw new RangeError(`a session MAC of ${mac.length} bytes, not ${SYM_MAC_LENGTH}`);
+  o = putTlv(out, o, T.MAC, mac);
+  if (o !== out.length) throw new RangeError(`session view encoded to ${o} bytes, not ${out.length}`);
+  return { encoded: out, mac };
 }
 
 /** Terminal side: B5 with exactly its four fields in order; throws TlvError when malformed. */

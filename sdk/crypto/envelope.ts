@@ -4,13 +4,15 @@
 import { concat, constantTimeEqual } from '../bytes.js';
 import { CryptoError, EticketError } from '../errors.js';
 import { ENVELOPE_FIELD as E, T } from '../spec.js';
-import { TlvMap, template, tlv } from '../tlv.js';
+import { putHeader, putTlv, TlvMap, tlv, tlvSize } from '../tlv.js';
 import { cbcDecrypt, cbcEncrypt, cmac, deriveKey, random } from './aes.js';
 import type { CryptoSuite, Decrypter } from './suite.js';
 
 export const ENVELOPE_VERSION = 1;
 const KEY_ENC = 0x01;
 const KEY_MAC = 0x02;
+/** AES-CMAC, untruncated. */
+const MAC_LENGTH = 16;
 
 /** Why an envelope was refused; the card maps each reason to one status word. */
 export class EnvelopeError extends EticketError {
@@ -39,8 +41,24 @@ export function seal(suite: CryptoSuite, recipientPublicKey: Uint8Array, recipie
 export function sealWithKey(suiteId: number, key: Uint8Array, encapsulation: Uint8Array, recipient: Uint8Array, plaintext: Uint8Array): Uint8Array {
   const iv = random(16);
   const ciphertext = cbcEncrypt(deriveKey(key, KEY_ENC), iv, plaintext);
-  const body = header(suiteId, recipient, encapsulation, iv, ciphertext);
-  return template(T.SEALED, body, tlv(E.mac, cmac(deriveKey(key, KEY_MAC), body)));
+  // The header written in place in the one output buffer (sized first), the MAC over it, then the MAC's TLV: the
+  // bytes of template(SEALED, header(...), tlv(mac, ...)) without the intermediate copies of encapsulation and ciphertext.
+  const bodyLength = tlvSize(E.version, 1) + tlvSize(E.suite, 1) + tlvSize(E.recipient, recipient.length) + tlvSize(E.encapsulation, encapsulation.length) + tlvSize(E.iv, iv.length) + tlvSize(E.ciphertext, ciphertext.length);
+  const contentLength = bodyLength + tlvSize(E.mac, MAC_LENGTH);
+  const out = new Uint8Array(tlvSize(T.SEALED, contentLength));
+  const start = putHeader(out, 0, T.SEALED, contentLength);
+  let o = putHeader(out, start, E.version, 1);
+  out[o++] = ENVELOPE_VERSION;
+  o = putHeader(out, o, E.suite, 1);
+  out[o++] = suiteId;
+  o = putTlv(out, o, E.recipient, recipient);
+  o = putTlv(out, o, E.encapsulation, encapsulation);
+  o = putTlv(out, o, E.iv, iv);
+  o = putTlv(out, o, E.ciphertext, ciphertext);
+  const mac = cmac(deriveKey(key, KEY_MAC), out.subarray(start, o));
+  o = putTlv(out, o, E.mac, mac);
+  if (o !== out.length || mac.length !== MAC_LENGTH) throw new RangeError(`envelope encoded to ${o} bytes, not ${out.length}`);
+  return out;
 }
 
 export interface ParsedEnvelope {
@@ -50,6 +68,11 @@ export interface ParsedEnvelope {
   iv: Uint8Array;
   ciphertext: Uint8Array;
   mac: Uint8Array;
+  /**
+   * The header as received (every field before the MAC, a view into the envelope): what the MAC covers. Strict
+   * decoding (minimal lengths, fixed order, nothing else) makes it the bytes header() would encode from the fields.
+   */
+  body?: Uint8Array;
 }
 
 /** Card-side bound on the ciphertext (what a card's RAM takes); host-to-host envelopes may allow more. */
@@ -60,7 +83,8 @@ export function parseEnvelope(encoded: Uint8Array, maxCiphertext = CARD_ENVELOPE
   try {
     const outer = TlvMap.parse(encoded, { allowed: [T.SEALED] });
     const order = [E.version, E.suite, E.recipient, E.encapsulation, E.iv, E.ciphertext, E.mac];
-    m = TlvMap.parse(outer.require(T.SEALED), { allowed: order });
+    const content = outer.require(T.SEALED);
+    m = TlvMap.parse(content, { allowed: order });
     const version = m.bytes(E.version, 1, 1, 'version')[0];
     if (version !== ENVELOPE_VERSION) throw new Error(`envelope version ${version}`);
     if (m.items.map((i) => i.tag).join() !== order.join()) throw new Error('envelope fields out of order');
@@ -71,6 +95,7 @@ export function parseEnvelope(encoded: Uint8Array, maxCiphertext = CARD_ENVELOPE
       iv: m.bytes(E.iv, 16, 16, 'IV'),
       ciphertext: m.bytes(E.ciphertext, 16, maxCiphertext, 'ciphertext'),
       mac: m.bytes(E.mac, 16, 16, 'MAC'),
+      body: content.subarray(0, content.length - tlvSize(E.mac, MAC_LENGTH)),
     };
   } catch (e) {
     throw new EnvelopeError('format', `malformed envelope: ${(e as Error).message}`);
@@ -92,7 +117,7 @@ export function open(decrypter: Decrypter, suiteId: number, expectedRecipient: U
 }
 
 export function openWithKey(key: Uint8Array, env: ParsedEnvelope): Uint8Array {
-  const body = header(env.suite, env.recipient, env.encapsulation, env.iv, env.ciphertext);
+  const body = env.body ?? header(env.suite, env.recipient, env.encapsulation, env.iv, env.ciphertext);
   if (!constantTimeEqual(cmac(deriveKey(key, KEY_MAC), body), env.mac)) {
     throw new EnvelopeError('integrity', 'envelope integrity check failed');
   }

@@ -1,7 +1,7 @@
 // The crypto suite abstraction: what the protocol needs from a public-key family (RSA or SM9).
 // Keys travel as byte encodings (apdu-spec); private keys are objects that never expose their secret.
 
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import type { SuiteName } from '../spec.js';
 
 /** A private key that signs (key 1, key 5 in pki mode, the card's receipt key). */
@@ -48,6 +48,8 @@ export function keyId(publicKey: Uint8Array): Uint8Array {
 }
 
 export function sha256(...parts: Uint8Array[]): Uint8Array {
+  // One part (a face, a view, a command): node's one-shot hash, no Hash object (each one is a native object the GC tracks).
+  if (parts.length === 1) return new Uint8Array(hash('sha256', parts[0], 'buffer') as unknown as Buffer);
   const h = createHash('sha256');
   for (const p of parts) h.update(p);
   return new Uint8Array(h.digest());
