@@ -229,7 +229,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       };
       // ETICKET_SIM_PROFILE=<dir>: a CPU profile of each worker (node --cpu-prof) for the performance write-up.
       const prof = process.env.ETICKET_SIM_PROFILE;
-      const worker = new Worker(WORKER, { workerData: cfg, execArgv: prof ? [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${prof}`] : undefined });
+      const young = Number(process.env.ETICKET_SIM_YOUNG_MB ?? 0);
+      const worker = new Worker(WORKER, { workerData: cfg, execArgv: prof ? [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${prof}`] : undefined, resourceLimits: young ? { maxYoungGenerationSizeMb: young } : undefined });
       workers.push(worker);
       worker.on('message', (m: FromWorker) => {
         if (m.type === 'gates') {
