@@ -94,6 +94,9 @@ export interface WorkerProgress {
   denylistVersion: number;
   behindMs: number;
   flushes: number;
+  /** Upload requests answered, and the records they carried. */
+  batches: number;
+  uploaded: number;
   tapLatency?: { p50: number; p99: number; max: number };
 }
 
@@ -295,7 +298,7 @@ async function main(): Promise<void> {
   for (const r of riders) push(r);
   const pendingClones = cloneRiders.sort((a, b) => a.at - b.at);
 
-  const progress: WorkerProgress = { index: cfg.index, taps: 0, passes: 0, rejects: {}, journalled: 0, acked: 0, uploadLagMs: 0, uploadErrors: 0, denylistVersion: 0, behindMs: 0, flushes: 0 };
+  const progress: WorkerProgress = { index: cfg.index, taps: 0, passes: 0, rejects: {}, journalled: 0, acked: 0, uploadLagMs: 0, uploadErrors: 0, denylistVersion: 0, behindMs: 0, flushes: 0, batches: 0, uploaded: 0 };
   const truth: TapTruth[] = [];
   const appendedAt = new Map<string, number[]>(); // per gate: wall time of each record not yet acknowledged (seq order)
   const latencies: number[] = [];
@@ -393,6 +396,8 @@ async function main(): Promise<void> {
     progress.lastUploadError = uploader.stats.lastError;
     progress.denylistVersion = denylist.version;
     progress.flushes = journal.stats().flushes;
+    progress.batches = uploader.stats.batches;
+    progress.uploaded = uploader.stats.records;
     if (latencies.length) {
       const s = latencies.splice(0).sort((a, b) => a - b);
       progress.tapLatency = { p50: percentile(s, 0.5), p99: percentile(s, 0.99), max: s[s.length - 1] };
