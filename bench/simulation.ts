@@ -119,6 +119,8 @@ export interface SimulationReport {
    */
   cpu: { processS: number; mainS?: number; msPerTap: number; mainMsPerStored?: number; capacityTapsPerS: number; loadAverage: number[] };
   tapLatencyP99Ms: number;
+  /** How the gates' fixed costs were shared: taps per journal write (group commit), records per upload request. */
+  batching: { journalFlushes: number; tapsPerFlush: number; uploadBatches: number; recordsPerBatch: number };
   memory: { cards: number; imageBytesPerCard: number; heapBytesPerCard: number; maxRssMiB: number };
   trips: { complete: number; incomplete: number; exitOnly: number; open: number; revenue: number };
   anomalies: { planned: number; injected: { card: string; kind: string }[]; foundCards: string[]; missed: string[]; falsePositives: string[]; byKind: Record<string, number>; details: { kind: string; card?: string; detail: string }[] };
@@ -427,6 +429,12 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       lagTrend: Array.from({ length: 10 }, (_, i) => timeline[Math.min(timeline.length - 1, Math.floor(((i + 1) * timeline.length) / 10) - 1)]?.uploadLagMs ?? 0),
       cpu: simulationCpu(atEnd, loadAtEnd),
       tapLatencyP99Ms: Math.max(0, ...timeline.map((t) => t.tapP99Ms ?? 0)),
+      batching: (() => {
+        const flushes = finalProgress.reduce((n, p) => n + p.flushes, 0);
+        const batches = finalProgress.reduce((n, p) => n + p.batches, 0);
+        const journalled = finalProgress.reduce((n, p) => n + p.journalled, 0);
+        return { journalFlushes: flushes, tapsPerFlush: journalled / Math.max(1, flushes), uploadBatches: batches, recordsPerBatch: finalProgress.reduce((n, p) => n + p.uploaded, 0) / Math.max(1, batches) };
+      })(),
       memory: { cards: farmCards, imageBytesPerCard: final.reduce((n, d) => n + d.farm.imageBytes, 0) / Math.max(1, farmCards), heapBytesPerCard: final.reduce((n, d) => n + d.farm.heapBytes, 0) / Math.max(1, farmCards), maxRssMiB: Math.round(maxRss) },
       trips: { complete: sum((t) => t.complete), incomplete: sum((t) => t.incomplete), exitOnly: sum((t) => t.exitOnly), open: sum((t) => t.open), revenue: sum((t) => t.revenue) },
       anomalies: { planned: final.reduce((n, d) => n + d.planned.length, 0), injected, foundCards, missed: [...injectedCards].filter((c) => !foundCards.includes(c)), falsePositives: foundCards.filter((c) => !injectedCards.has(c)), byKind, details: anomalies.slice(0, 50).map((a) => ({ kind: a.kind, card: a.card, detail: a.detail })) },

@@ -72,13 +72,13 @@ export class JournalUploader {
    */
   async uploadBatch(gate: UploaderGate, force = true): Promise<number> {
     const head = this.journal.head(gate.gateId);
-    if (head.seq <= head.acked) return 0;
+    if (head.seq <= head.confirmed) return 0;
     const batchSize = this.options.batchSize ?? 200;
-    const waiting = head.seq - head.acked;
+    const waiting = head.seq - head.confirmed;
     const now = Date.now();
     if (!this.since.has(gate.gateId)) this.since.set(gate.gateId, now);
     if (!force && waiting < batchSize && now - this.since.get(gate.gateId)! < (this.options.maxDelayMs ?? 1000)) return 0;
-    const from = head.acked + 1;
+    const from = head.confirmed + 1;
     const batch = this.journal.readEncoded(gate.gateId, from, batchSize);
     if (!batch) return 0;
     const checkpoint = await this.journal.checkpointAt(gate.gateId, batch.lastSeq, gate.signer);
@@ -91,12 +91,18 @@ export class JournalUploader {
       this.stats.stored += r.stored;
       this.stats.duplicates += r.duplicates;
       this.stats.quarantined += r.quarantined;
-      if (r.through >= batch.lastSeq) await this.journal.ack(gate.gateId, batch.lastSeq);
-      else if (r.through >= from) await this.journal.ack(gate.gateId, r.through);
+      const through = Math.min(r.through, batch.lastSeq);
+      if (through >= from) {
+        // Confirmed at once; with a journal that delays its state writes (ackDelayMs) the next batch need not wait
+        // for the disk: a failed write fails the journal (the gates then refuse taps), and uploadAll waits for it.
+        const durable = this.journal.ack(gate.gateId, through);
+        if (this.journal.ackDelayMs > 0) durable.catch((e) => this.failed(e, 'ack', 0));
+        else await durable;
+      }
       const after = this.journal.head(gate.gateId);
-      if (after.seq <= after.acked) this.since.delete(gate.gateId);
+      if (after.seq <= after.confirmed) this.since.delete(gate.gateId);
       else this.since.set(gate.gateId, Date.now());
-      return Math.max(0, Math.min(r.through, batch.lastSeq) - head.acked);
+      return Math.max(0, through - head.confirmed);
     } finally {
       this.stats.inFlight--;
     }
@@ -126,6 +132,7 @@ export class JournalUploader {
   /** Everything pending, now (the CLI's `journal upload`): stops at the first error, which it throws. */
   async uploadAll(): Promise<UploaderStats> {
     for (const g of this.gates) while ((await this.uploadBatch(g)) > 0);
+    await this.journal.flushAcks();
     if (this.denylist) await this.syncDenylist();
     return this.stats;
   }

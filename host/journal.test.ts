@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { hex } from '../sdk/bytes.js';
 import { RsaPrivateKey } from '../sdk/crypto/rsa.js';
 import { GENESIS, verifyChain, verifyCheckpoint, type TapFields } from '../sdk/gate-journal.js';
@@ -85,6 +85,39 @@ describe('gate journal', () => {
   });
 });
 
+describe('delayed acknowledgements (ackDelayMs)', () => {
+  it('a confirmation counts at once; the state file and the segment removal wait, and acknowledgements within the delay share one write', async () => {
+    const backend = new MemoryJournalBackend();
+    const faults = new JournalFaults();
+    const j = GateJournal.open(new FaultyJournalBackend(backend, faults), { maxBytes: 64 * 1024, segmentBytes: 8 * 1024, ackDelayMs: 60_000 });
+    for (let i = 1; i <= 40; i++) await j.append(tap(i % 2 ? 'G1' : 'G2', i));
+    const segments = backend.list().filter((f) => f.startsWith('seg-')).length;
+    expect(segments).toBeGreaterThan(1);
+    const before = faults.writes;
+    vi.useFakeTimers();
+    try {
+      const a = j.ack('G1', 20);
+      await vi.advanceTimersByTimeAsync(30_000);
+      const b = j.ack('G2', 20);
+      await vi.advanceTimersByTimeAsync(29_000);
+      // Confirmed now (the next upload starts after it), not yet on disk: a reopened copy would upload them again.
+      expect(j.head('G1')).toMatchObject({ acked: 0, confirmed: 20 });
+      expect(j.head('G2')).toMatchObject({ acked: 0, confirmed: 20 });
+      expect(GateJournal.readEntries(backend).state.gates).toEqual({});
+      expect(faults.writes).toBe(before);
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(await Promise.all([a, b])).toEqual([true, true]);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(faults.writes - before, 'one state write for both, plus the segments removed').toBe(1 + segments - 1);
+    expect(j.head('G1')).toMatchObject({ acked: 20, confirmed: 20 });
+    expect(GateJournal.readEntries(backend).state.gates).toMatchObject({ G1: { acked: 20 }, G2: { acked: 20 } });
+    expect(backend.list().filter((f) => f.startsWith('seg-')).length).toBe(1);
+    await j.close();
+  });
+});
+
 describe('journal tearing: a power cut at every write point', () => {
   /**
    * Appends for two gates (one at a time, then several together), checkpoints, acknowledgements and segment
@@ -106,8 +139,10 @@ describe('journal tearing: a power cut at every write point', () => {
     for (let i = 17; i <= 19; i++) note('G2', (await j.append(tap('G2', i))).seq);
   }
 
-  it('every acted-on record survives, intact and chained; the journal goes on after recovery', async () => {
-    const options = { segmentBytes: 1500, maxBytes: 256 * 1024 };
+  it.each([
+    ['acknowledgements written at once', { segmentBytes: 1500, maxBytes: 256 * 1024 }],
+    ['acknowledgements delayed (ackDelayMs)', { segmentBytes: 1500, maxBytes: 256 * 1024, ackDelayMs: 3 }],
+  ])('every acted-on record survives, intact and chained; the journal goes on after recovery (%s)', async (_, options) => {
     const clean = new JournalFaults();
     await scenario(GateJournal.open(new FaultyJournalBackend(new MemoryJournalBackend(), clean), options), new Map(), new Map());
     expect(clean.writes).toBeGreaterThan(15);

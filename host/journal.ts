@@ -273,6 +273,13 @@ export interface JournalOptions {
   segmentBytes?: number;
   /** Hold the directory exclusively (default true for a directory). */
   lock?: boolean;
+  /**
+   * Acknowledgements arriving within this many ms share one durable write of the state file (default 0: written at
+   * once). The back office's confirmation counts at once (head().confirmed: the next upload starts after it); only
+   * its record on disk, and the removal of uploaded segments, wait. A crash in between re-uploads those records,
+   * which the back office stores once (duplicates).
+   */
+  ackDelayMs?: number;
 }
 
 interface Located {
@@ -289,9 +296,11 @@ interface GateChain {
   /** Last seq known durable, and its hash. */
   durableSeq: number;
   durableHash: Uint8Array;
-  /** The back office stored every record up to this seq. */
+  /** The back office stored every record up to this seq, and the state file says so. */
   acked: number;
   ackedHash: Uint8Array;
+  /** The back office said it stored every record up to this seq (≥ acked; the state file may not say so yet). */
+  confirmed: number;
   /** Durable records not yet acknowledged, in seq order. */
   pending: Located[];
   /** The newest checkpoint written. */
@@ -350,9 +359,11 @@ export class GateJournal {
   private refusedFull = 0;
   readonly maxBytes: number;
   readonly segmentBytes: number;
+  readonly ackDelayMs: number;
 
   private constructor(readonly backend: JournalBackend, options: JournalOptions, private readonly lock?: FileLock) {
     this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
+    this.ackDelayMs = options.ackDelayMs ?? 0;
     this.segmentBytes = Math.min(options.segmentBytes ?? 4 * 1024 * 1024, this.maxBytes);
     if (this.maxBytes < 4 * MAX_RECORD_BYTES) throw new InvalidInputError(`a journal needs at least ${4 * MAX_RECORD_BYTES} bytes`);
   }
@@ -392,7 +403,7 @@ export class GateJournal {
     const state = readState(this.backend);
     for (const [gate, s] of Object.entries(state.gates)) {
       const h = fromHex(s.ackedHash);
-      this.gates.set(gate, { lastSeq: s.acked, lastHash: h, durableSeq: s.acked, durableHash: h, acked: s.acked, ackedHash: h, pending: [] });
+      this.gates.set(gate, { lastSeq: s.acked, lastHash: h, durableSeq: s.acked, durableHash: h, acked: s.acked, ackedHash: h, confirmed: s.acked, pending: [] });
     }
     const names = segmentNames(this.backend);
     names.forEach((name, i) => {
@@ -434,7 +445,7 @@ export class GateJournal {
   private chain(gate: string): GateChain {
     let g = this.gates.get(gate);
     if (!g) {
-      g = { lastSeq: 0, lastHash: GENESIS, durableSeq: 0, durableHash: GENESIS, acked: 0, ackedHash: GENESIS, pending: [] };
+      g = { lastSeq: 0, lastHash: GENESIS, durableSeq: 0, durableHash: GENESIS, acked: 0, ackedHash: GENESIS, confirmed: 0, pending: [] };
       this.gates.set(gate, g);
     }
     return g;
@@ -445,9 +456,10 @@ export class GateJournal {
     return [...this.gates.keys()];
   }
 
-  head(gate: string): { seq: number; hash: Uint8Array; acked: number; pending: number } {
+  /** A gate's durable head, what the state file says is acknowledged, and what the back office confirmed (≥ acked). */
+  head(gate: string): { seq: number; hash: Uint8Array; acked: number; confirmed: number; pending: number } {
     const g = this.chain(gate);
-    return { seq: g.durableSeq, hash: g.durableHash, acked: g.acked, pending: g.pending.length };
+    return { seq: g.durableSeq, hash: g.durableHash, acked: g.acked, confirmed: g.confirmed, pending: g.pending.length };
   }
 
   get failed(): Error | undefined {
@@ -614,7 +626,8 @@ export class GateJournal {
   /**
    * The back office has stored every record of `gate` up to `seq`: remember it durably, then remove the
    * segments that hold only acknowledged records. Resolves false when `seq` is not a durable record here.
-   * Acknowledgements that arrive together share one write of the state file (asynchronous: taps go on).
+   * Acknowledgements that arrive together (within ackDelayMs) share one write of the state file (asynchronous: taps
+   * go on). `seq` counts as confirmed at once (head().confirmed); the promise resolves once the state file says so.
    */
   ack(gate: string, seq: number): Promise<boolean> {
     const g = this.chain(gate);
@@ -622,8 +635,11 @@ export class GateJournal {
     const wanted = this.ackWanted.get(gate);
     if (seq <= g.acked && !wanted) return Promise.resolve(true);
     if (!wanted || wanted.seq < seq) this.ackWanted.set(gate, { seq, hash: seq === g.durableSeq ? g.durableHash : this.readEncoded(gate, seq, 1)!.lastHash });
+    if (seq > g.confirmed) g.confirmed = seq;
     if (!this.ackScheduled) {
-      this.ackScheduled = this.ackChain.then(() => {
+      const delay = this.ackDelayMs;
+      this.ackScheduled = this.ackChain.then(async () => {
+        if (delay > 0) await new Promise((r) => setTimeout(r, delay));
         this.ackScheduled = undefined;
         return this.writeAcks();
       });
@@ -681,6 +697,15 @@ export class GateJournal {
       this.failure = e as Error;
       throw e instanceof JournalPowerCut ? e : new JournalFailedError(`journal write failed on ${this.backend.description}: ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  /** Resolves once every acknowledgement made so far is in the state file; throws if the journal failed. */
+  async flushAcks(): Promise<void> {
+    for (let c = this.ackChain; ; c = this.ackChain) {
+      await c;
+      if (c === this.ackChain) break;
+    }
+    if (this.failure) throw new JournalFailedError(`journal ${this.backend.description} failed (${this.failure.message})`);
   }
 
   /** Resolves once every queued record is durable (or failed). */

@@ -96,6 +96,7 @@ export function registerSimulate(program: Command): void {
           `lag trend             upload lag at each tenth of the run: ${r.lagTrend.map((x) => s1(x)).join(' ')} s`,
           `CPU                   ${r.cpu.msPerTap.toFixed(2)} ms a tap end to end${r.cpu.mainMsPerStored === undefined ? '' : ` (back office thread ${r.cpu.mainMsPerStored.toFixed(2)} ms a stored record)`}: two idle cores would carry about ${f0(r.cpu.capacityTapsPerS)} taps/s; load average ${r.cpu.loadAverage.map((x) => x.toFixed(1)).join(' ')}`,
           `tap latency p99       ${f0(r.tapLatencyP99Ms)} ms (journal durable before the answer)`,
+          `batching              ${r.batching.tapsPerFlush.toFixed(1)} taps a journal write (${r.batching.journalFlushes} writes), ${r.batching.recordsPerBatch.toFixed(0)} records an upload (${r.batching.uploadBatches} requests)`,
           `memory per card       ${f0(r.memory.imageBytesPerCard)} B image, ${f0(r.memory.heapBytesPerCard)} B heap; process RSS max ${r.memory.maxRssMiB} MiB`,
           `trips                 ${r.trips.complete} complete, ${r.trips.incomplete} incomplete, ${r.trips.exitOnly} exit-only, ${r.trips.open} open; revenue ${r.trips.revenue}`,
           `anomalies             ${a.injected.length} injected (of ${a.planned} planned), ${a.injected.length - a.missed.length} found${a.missed.length ? `, MISSED ${a.missed.join(' ')}` : ''}${a.falsePositives.length ? `, FALSE POSITIVES ${a.falsePositives.join(' ')}` : ', no false positive'}; ${Object.entries(a.byKind).map(([k, v]) => `${k} ${v}`).join(', ')}`,
