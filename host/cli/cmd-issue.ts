@@ -383,13 +383,13 @@ Examples:
       // Told before anything is opened: a credentials file that cannot be read, a missing image.
       let creds = opts.credentials ? readCredentials(opts.credentials) : undefined;
       if (!creds && opts.card) requireImage(opts.card);
-      // The card (a batch's image on its own thread: card-thread.ts) and the store open at the same time; the first
-      // failure is reported (the card's first, as before), and whatever did open is closed below.
+      // The card and the store open at the same time (the card's SELECT and issuer authorisation while PGlite boots);
+      // the first failure is reported (the card's first, as before), and whatever did open is closed below.
       const opened = await Promise.allSettled([
         opts.credentials
           ? Promise.resolve(undefined)
           : (async () => {
-              card = await openCard(cmd, opts, { thread: batch });
+              card = await openCard(cmd, opts);
               const t = new IssuingTerminal(card.session, { authorize: w.issuerAuthorizer(() => pass) });
               await requirePersonalised(t);
               return { t, creds: await t.credentials() };
@@ -422,8 +422,9 @@ Examples:
       };
       // Rows are issued a chunk at a time (one back-office transaction), then loaded and reported in file order.
       // A chunk is up to ISSUE_CHUNK rows, bad ones included: a file of bad lines is reported as it is read, not held.
-      // Pipeline: a chunk's issuance runs while the card loads the chunk before it (the card on its own thread);
-      // every row is still issued (committed in the store) before its LOAD, and reported in file order.
+      // Pipeline: a chunk's issuance is started before the chunk before it is loaded, and interleaves with its LOADs
+      // wherever either waits (a reader's answer, a store statement); every row is still issued (committed in the
+      // store) before its LOAD, and reported in file order.
       let pending: PendingRow[] = [];
       let chunkLimit = FIRST_CHUNK;
       let inFlight: IssuingChunk | undefined;

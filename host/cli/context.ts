@@ -121,38 +121,14 @@ export async function openImage(path: string): Promise<EticketCard> {
   }
 }
 
-/**
- * An image as an emulated card on its own worker thread (host/cli/card-thread.ts), for a batch: the card's work runs
- * beside the back office's. Same lock, same errors and the same journal emptied at the end as openImage.
- */
-async function openImageThread(path: string): Promise<Transport> {
-  const p = requireImage(path);
-  const { CardThreadTransport, CardThreadCorruptError } = await import('./card-thread.js');
-  try {
-    return await CardThreadTransport.open(p, `emulator:${path}`);
-  } catch (e) {
-    if (e instanceof CardThreadCorruptError) throw new CardImageError(`card image ${path} cannot be used (${e.message}): restore it from a copy or create a new card`, path, { cause: e });
-    throw e;
-  }
-}
-
-export interface TransportOptions {
-  /** --card: run the emulated card on its own thread (batches; the compiled CLI only, else in process). */
-  thread?: boolean;
-}
-
 /** The transport for --card or --reader, wrapped for --record; the caller connects through a CardSession. */
-export async function openTransport(cmd: Command, options: CardOptions, how: TransportOptions = {}): Promise<{ transport: Transport; label: string }> {
+export async function openTransport(cmd: Command, options: CardOptions): Promise<{ transport: Transport; label: string }> {
   if (options.card && options.reader) throw new UsageError('give either --card <image> or --reader <name>, not both');
   let transport: Transport;
   let label: string;
   if (options.card) {
-    if (how.thread && (await import('./card-thread.js')).cardThreadAvailable()) {
-      transport = await openImageThread(options.card);
-    } else {
-      const { EmulatorTransport } = await import('../transport/emulator.js');
-      transport = new EmulatorTransport(await openImage(options.card), `emulator:${options.card}`);
-    }
+    const { EmulatorTransport } = await import('../transport/emulator.js');
+    transport = new EmulatorTransport(await openImage(options.card), `emulator:${options.card}`);
     label = `image ${options.card}`;
   } else if (options.reader) {
     const { PcscTransport } = await import('../transport/pcsc.js');
@@ -170,8 +146,8 @@ export async function openTransport(cmd: Command, options: CardOptions, how: Tra
   return { transport, label };
 }
 
-export async function openCard(cmd: Command, options: CardOptions, how: TransportOptions = {}): Promise<CardHandle> {
-  const { transport, label } = await openTransport(cmd, options, how);
+export async function openCard(cmd: Command, options: CardOptions): Promise<CardHandle> {
+  const { transport, label } = await openTransport(cmd, options);
   const { CardSession } = await import('../session.js');
   const session = new CardSession(transport);
   try {
