@@ -85,15 +85,6 @@ export function billOf(r: BillRecord): Bill {
   return JSON.parse(r.document) as Bill;
 }
 
-/**
- * Every few rows of a chunk's signing (issueMany), let the event loop run: other work waiting on this thread (the
- * CLI's card, on its own thread, waiting for its next LOAD; another request to the service) is not held for the
- * whole chunk. `done` is the rows done so far.
- */
-function letOthersRun(done: number): Promise<void> | undefined {
-  return done % 2 === 0 ? new Promise<void>((resolve) => setImmediate(resolve)) : undefined;
-}
-
 function tidFor(operator: string, serviceDate: number, n: number): string {
   return `${operator}-${serviceDate}-${String(n).padStart(6, '0')}`;
 }
@@ -386,21 +377,15 @@ export class Backoffice {
           if (!this.recordedCards.has(cardKey)) await this.store.recordCard({ serial, suite: card.suite, encryptionCertificate: card.encryptionCertificate, signingCertificate: card.signingCertificate, identity: card.identity }, tx);
           const { record, authority, signing } = await this.tfvAuthority(tx);
           const billSigner = signing ?? (await this.currentSigner(tx));
-          const made = [];
-          for (const b of go) {
+          const made = go.map((b) => {
             const face = server().createTicket({ ...b.input.request, tid: tidOf.get(b.i)! });
             const signed = authority.sign(face, b.input.card);
             const sealed = authority.seal(signed, b.input.card);
             const ticket = { operator: op, tid: face.tid, cardSerial: serial, sellerId: b.input.sellerId, keyId: record.keyId, face: signed.faceEncoded, verificationCode: signed.verificationCodeEncoded, sealed, serviceDate: face.serviceDate, fare: face.fare, currency: face.currency, issuedAt: new Date(face.issuedAt * 1000) };
-            made.push({ i: b.i, sellerId: b.input.sellerId, face, ticket });
-            await letOthersRun(made.length);
-          }
+            return { i: b.i, sellerId: b.input.sellerId, face, ticket };
+          });
           const tickets = await this.store.insertNewTickets(made.map((m) => m.ticket), tx);
-          const bills: BillRecord[] = [];
-          for (const [k, m] of made.entries()) {
-            bills.push(this.billRecord('sale', tickets[k], m.face, m.sellerId, billSigner));
-            await letOthersRun(k + 1);
-          }
+          const bills = made.map((m, k) => this.billRecord('sale', tickets[k], m.face, m.sellerId, billSigner));
           await this.store.insertBills(bills, tx);
           return made.map((m, k) => ({ i: m.i, outcome: { status: 'new' as const, ticket: tickets[k], face: m.face, bill: bills[k] } }));
         });

@@ -421,7 +421,8 @@ function moveRecord(r: TicketRecord, image: Uint8Array, at: number): number {
   const within = (v: Uint8Array): number => (from && v.buffer === from.buffer ? v.byteOffset - from.byteOffset : -1);
   const face = within(r.face);
   const tfv = within(r.tfv);
-  if (place && place.recordEnd - place.recordStart === end - at && [face, tfv].every((o, k) => o >= place.recordStart && o + (k ? r.tfv : r.face).length <= place.recordEnd)) {
+  const fits = (o: number, v: Uint8Array) => place !== undefined && o >= place.recordStart && o + v.length <= place.recordEnd;
+  if (place && place.recordEnd - place.recordStart === end - at && fits(face, r.face) && fits(tfv, r.tfv)) {
     const shift = at - place.recordStart;
     r.face = image.subarray(face + shift, face + shift + r.face.length);
     r.tfv = image.subarray(tfv + shift, tfv + shift + r.tfv.length);
@@ -520,7 +521,6 @@ export function planUsagePatch(prev: CardState, next: CardState, image: Uint8Arr
     for (const k of RECORD_KEYS) if (k !== 'usage' && a[k] !== b[k]) return null;
     const usage = encodedUsage(b.usage);
     if (usage.length !== place.usageEnd - place.usageStart) return null;
-    // The record's checksum as it will be: the record with the new A3 in place.
     // The record's checksum as it will be: the record with the new A3 in place, hashed in one call (no Hash object).
     const record = image.slice(place.recordStart, place.recordEnd);
     record.set(usage, place.usageStart - place.recordStart);

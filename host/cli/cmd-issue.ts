@@ -189,8 +189,8 @@ export const ISSUE_CHUNK = 64;
 
 /**
  * The first chunk's size: chunks then double up to ISSUE_CHUNK. The card waits for the first chunk's issuance, so a
- * small one starts the LOADs early; later chunks are issued while the card loads the one before (the pipeline in
- * registerIssue), where their size no longer delays anything.
+ * small one starts the LOADs early; a later chunk's issuance is started before the chunk before it is loaded (the
+ * pipeline in registerIssue).
  */
 export const FIRST_CHUNK = 8;
 
