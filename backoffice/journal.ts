@@ -11,6 +11,7 @@ import { SymKeyCache } from '../sdk/roles/sym-receipts.js';
 import { USAGE_EVENT } from '../sdk/spec.js';
 import { encodeUsageRecord } from '../sdk/ticket.js';
 import { checkReceipt, type ReceiptContext } from './arbitration.js';
+import type { RecentTaps } from './trips.js';
 import type { Queryable } from './store/database.js';
 import type { CardRecord, ClientRecord, Store } from './store/store.js';
 
@@ -63,6 +64,8 @@ export class JournalIngest {
   constructor(
     private readonly store: Store,
     private readonly receipts: Omit<ReceiptContext, 'card'>,
+    /** Where the PASS taps this process stores go once committed, for the matcher of this process. */
+    private readonly recent?: RecentTaps,
   ) {}
 
   private async card(serial: string, q: Queryable): Promise<CardRecord | undefined> {
@@ -133,6 +136,7 @@ export class JournalIngest {
       }
     }
     const through = authentic ? checkpoint.seq : Math.max(0, ...records.map((r) => r.seq));
+    let storedRows: Row[] = [];
     const result = await this.store.transaction(async (tx) => {
       let stored = 0;
       let duplicates = 0;
@@ -141,6 +145,7 @@ export class JournalIngest {
         // duplicates (a retry, another process), other bytes a fork (kept apart).
         const inserted = await this.insertTaps(tx, client.clientId, rows);
         stored = inserted.size;
+        storedRows = rows.filter((r) => inserted.has(r.record.seq));
         const taken = rows.filter((r) => !inserted.has(r.record.seq));
         if (taken.length) {
           const have = new Map(
@@ -169,6 +174,13 @@ export class JournalIngest {
       }
       return { gate: client.clientId, through, stored, duplicates, quarantined, reasons: [...new Set(quarantine.map((q) => q.reason))] };
     });
+    // Committed: the matcher of this process may take these taps from memory (they are never changed once stored).
+    if (this.recent) {
+      for (const { record: r, counter, content } of storedRows) {
+        if (!r.pass || !r.operator || !r.tid || !r.cardSerial || !content) continue;
+        this.recent.add(r.operator, r.tid, { gate: client.clientId, seq: r.seq, time: new Date(r.time).getTime(), direction: r.direction, station: r.station, card: hex(r.cardSerial), counter: counter!, content: hexText(content) });
+      }
+    }
     this.stats.batches++;
     this.stats.stored += result.stored;
     this.stats.duplicates += result.duplicates;

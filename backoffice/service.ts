@@ -17,7 +17,7 @@ import type { SuiteName } from '../sdk/spec.js';
 import { checkReceipt, type CheckedReceipt, type ReceiptEvidence } from './arbitration.js';
 import { DenylistPublisher } from './denylist.js';
 import { JournalIngest } from './journal.js';
-import { TripMatcher } from './trips.js';
+import { RecentTaps, TripMatcher } from './trips.js';
 import { decodeTicketFace, PRICING, TICKET_KIND, type TicketFace } from '../sdk/ticket.js';
 import { parseReceipt } from '../sdk/receipt.js';
 import { holderRecord, type HolderRecord } from '../sdk/roles/realname.js';
@@ -152,11 +152,13 @@ export class Backoffice {
   }
 
   private ingestor?: JournalIngest;
+  /** The PASS taps this process stored lately: its matcher takes them from here instead of reading them back. */
+  readonly recentTaps = new RecentTaps();
   private publisher?: DenylistPublisher;
 
   /** Gate journal ingest (docs/gates.md): verifies and stores uploaded batches exactly once per (gate, seq). */
   get journal(): JournalIngest {
-    return (this.ingestor ??= new JournalIngest(this.store, { cardTrust: this.cardTrust, masterKeys: this.keys.masterKeys() }));
+    return (this.ingestor ??= new JournalIngest(this.store, { cardTrust: this.cardTrust, masterKeys: this.keys.masterKeys() }, this.recentTaps));
   }
 
   /** Signed denylist documents for gates (signed with the current signing key, like bills). */
@@ -166,7 +168,7 @@ export class Backoffice {
 
   /** The trip matcher; `nowMs` is its clock (a simulation runs its own). */
   matcher(nowMs?: () => number): TripMatcher {
-    return new TripMatcher(this.store, this.operator, nowMs);
+    return new TripMatcher(this.store, this.operator, nowMs, this.recentTaps);
   }
 
   /** Record the root key in the key history (first open of a store, or an old working directory). */

@@ -95,7 +95,7 @@ interface Network {
   travel: Map<string, number>;
 }
 
-interface Tap {
+export interface Tap {
   gate: string;
   seq: number;
   time: number;
@@ -142,17 +142,78 @@ interface AnomalyRow {
   detail: string;
 }
 
+/** A trip as stored, in the fields a new matching round compares (bigint columns may come back as text). */
+interface StoredTrip {
+  status: string;
+  exit_seq: number | string | null;
+  exit_gate: string | null;
+  fare: number | string | null;
+  table_id: number | null;
+}
+
 export interface MatchResult {
   tickets: number;
   taps: number;
+  /** Of the new taps, those taken from this process's memory of what it stored (RecentTaps), not read back. */
+  tapsFromMemory: number;
   trips: { inserted: number; updated: number; deleted: number };
   anomalies: { kind: string; card: string; tid: string; detail: string; anomalyId: number }[];
   denylisted: string[];
   denylistVersion?: number;
 }
 
+/**
+ * PASS taps this process stored, as the matcher reads them, kept so that the matcher need not read back from the
+ * store the taps it is handed by the queue: the ingest adds a tap once the transaction that stored it has committed
+ * (a stored tap is never changed), the matcher reads from the store only the taps it does not find here (stored by
+ * another process, or forgotten). Bounded: past `max` taps the oldest are forgotten.
+ */
+export class RecentTaps {
+  private readonly taps = new Map<string, { operator: string; tid: string; tap: Tap }>();
+
+  constructor(private readonly max = 200_000) {}
+
+  add(operator: string, tid: string, tap: Tap): void {
+    this.taps.set(`${tap.gate}/${tap.seq}`, { operator, tid, tap });
+    if (this.taps.size > this.max) this.taps.delete(this.taps.keys().next().value!);
+  }
+
+  /** The tap stored under `key` ('gate/seq', as the queue names it), if this process stored it and still holds it. */
+  get(key: string): { operator: string; tid: string; tap: Tap } | undefined {
+    return this.taps.get(key);
+  }
+
+  get size(): number {
+    return this.taps.size;
+  }
+}
+
+/** A PASS tap as the matcher reads it from gate_taps (TAP_COLUMNS). */
+export interface TapRow {
+  operator: string;
+  tid: string;
+  gate_id: string;
+  seq: number;
+  tap_time: Date;
+  direction: 'entry' | 'exit';
+  station: string;
+  card_serial: string;
+  counter: number;
+  content: string;
+}
+
+// The content digest as hex from the database: it is only compared, and a bytea column costs the embedded store a
+// parse into bytes per row.
+export const TAP_COLUMNS = `operator, tid, gate_id, seq, tap_time, direction, station, card_serial, counter, encode(content, 'hex') AS content`;
+
+export function tapFromRow(r: TapRow): Tap {
+  return { gate: r.gate_id, seq: Number(r.seq), time: new Date(r.tap_time).getTime(), direction: r.direction, station: r.station, card: r.card_serial, counter: Number(r.counter), content: r.content };
+}
+
 /** Taps the matcher keeps between rounds (about 250 bytes each); past that it forgets them all and reads again. */
 const MAX_KNOWN_TAPS = 2_000_000;
+/** On the embedded store, the queue is vacuumed after this many tickets were taken off it. */
+const QUEUE_VACUUM_EVERY = 20_000;
 const MATCHER_LOCK = 0x54524950; // "TRIP": one matcher at a time on a database; ingest runs beside it
 const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -245,13 +306,22 @@ export class TripMatcher {
   private readonly tickets = new Map<string, TicketInfo | null>();
   /** Each ticket's PASS taps as of this process's last matching round (generation), for incremental matching. */
   private readonly known = new Map<string, Tap[]>();
+  /**
+   * Each ticket's trips as this process last wrote them (same lifetime as `known`): a ticket whose taps are known
+   * is diffed against these instead of its trips read back, a read that grows with the ticket's trips (a pass rides
+   * many). Trusted under the same rule as the taps: no other round (nor another process's sweep) in between.
+   */
+  private readonly knownTrips = new Map<string, Map<string, StoredTrip>>();
   private knownTaps = 0;
+  /** Tickets taken off the queue since it was last vacuumed (embedded store). */
+  private dequeued = 0;
   private generation = -1;
 
   constructor(
     private readonly store: Store,
     readonly operator: string,
     private readonly now: () => number = () => Date.now(),
+    private readonly recent?: RecentTaps,
   ) {}
 
   private async network(q: Queryable): Promise<Network> {
@@ -302,6 +372,7 @@ export class TripMatcher {
   async matchPending(limit = 500): Promise<MatchResult | undefined> {
     // What this round learns of each ticket's taps is kept only once its transaction has committed.
     const learned = new Map<string, Tap[]>();
+    const learnedTrips = new Map<string, Map<string, StoredTrip>>();
     let generation: number | undefined;
     let outcome: MatchResult | undefined;
     try {
@@ -309,40 +380,39 @@ export class TripMatcher {
         if (!(await tx.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [MATCHER_LOCK])).rows[0].ok) return undefined;
         // Under the lock: this round's number. Another number than the one after our last round: another process
         // matched in between, so the taps this process kept may lack some it took off the queue; forget them all.
-        generation = Number(
-          (await tx.query<{ value: string }>(`INSERT INTO settings (name, value) VALUES ('trips.matcher_generation', '1') ON CONFLICT (name) DO UPDATE SET value = (settings.value::bigint + 1)::text RETURNING value`)).rows[0].value,
-        );
+        generation = await bumpGeneration(tx);
         if (generation !== this.generation + 1) this.forget();
         const batch = (await tx.query<{ operator: string; tid: string; taps: string[] | null }>('DELETE FROM match_queue WHERE (operator, tid) IN (SELECT operator, tid FROM match_queue ORDER BY queued_at LIMIT $1) RETURNING operator, tid, taps', [limit])).rows;
-        const result: MatchResult = { tickets: batch.length, taps: 0, trips: { inserted: 0, updated: 0, deleted: 0 }, anomalies: [], denylisted: [] };
+        const result: MatchResult = { tickets: batch.length, taps: 0, tapsFromMemory: 0, trips: { inserted: 0, updated: 0, deleted: 0 }, anomalies: [], denylisted: [] };
         if (!batch.length) return result;
         const net = await this.network(tx);
         const incompleteAfter = await settingNumber(tx, TRIP_SETTINGS.incompleteAfter);
         const slack = await settingNumber(tx, TRIP_SETTINGS.travelSlack);
-        const ops = batch.map((b) => b.operator);
-        const tids = batch.map((b) => b.tid);
         // Incremental: a ticket whose earlier taps this process holds reads only the taps queued with it since; any
         // other (first seen, forgotten, or queued before migration 6) reads all of its taps. Either way the trips
         // are worked out from all of them, so late and out-of-order taps give the same trips as before.
         const full = batch.filter((b) => b.taps === null || !this.known.has(`${b.operator}\u0000${b.tid}`));
+        // The fresh taps this process stored itself are at hand (RecentTaps); only the others are read.
         const fresh: { gate: string; seq: number }[] = [];
+        const handy: { operator: string; tid: string; tap: Tap }[] = [];
         for (const b of batch) {
           if (b.taps === null || !this.known.has(`${b.operator}\u0000${b.tid}`)) continue;
           for (const key of b.taps) {
+            const hit = this.recent?.get(key);
+            if (hit && hit.operator === b.operator && hit.tid === b.tid) {
+              handy.push(hit);
+              continue;
+            }
             const at = key.lastIndexOf('/');
             fresh.push({ gate: key.slice(0, at), seq: Number(key.slice(at + 1)) });
           }
         }
-        type TapRow = { operator: string; tid: string; gate_id: string; seq: number; tap_time: Date; direction: 'entry' | 'exit'; station: string; card_serial: string; counter: number; content: string };
-        // The content digest as hex from the database: it is only compared, and a bytea column costs the embedded
-        // store a parse into bytes per row.
-        const columns = `operator, tid, gate_id, seq, tap_time, direction, station, card_serial, counter, encode(content, 'hex') AS content`;
         const tapRows = [
           ...(full.length
-            ? (await tx.query<TapRow>(`SELECT ${columns} FROM gate_taps WHERE pass AND (operator, tid) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, [full.map((b) => b.operator), full.map((b) => b.tid)])).rows
+            ? (await tx.query<TapRow>(`SELECT ${TAP_COLUMNS} FROM gate_taps WHERE pass AND (operator, tid) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, [full.map((b) => b.operator), full.map((b) => b.tid)])).rows
             : []),
           ...(fresh.length
-            ? (await tx.query<TapRow>(`SELECT ${columns} FROM gate_taps WHERE pass AND (gate_id, seq) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))`, [fresh.map((f) => f.gate), fresh.map((f) => f.seq)])).rows
+            ? (await tx.query<TapRow>(`SELECT ${TAP_COLUMNS} FROM gate_taps WHERE pass AND (gate_id, seq) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))`, [fresh.map((f) => f.gate), fresh.map((f) => f.seq)])).rows
             : []),
         ];
         const byTicket = new Map<string, Tap[]>();
@@ -350,22 +420,32 @@ export class TripMatcher {
           const k = `${b.operator}\u0000${b.tid}`;
           if (b.taps !== null && this.known.has(k)) byTicket.set(k, [...this.known.get(k)!]);
         }
-        for (const r of tapRows) {
-          const k = `${r.operator}\u0000${r.tid}`;
+        const take = (operator: string, tid: string, tap: Tap) => {
+          const k = `${operator}\u0000${tid}`;
           const list = byTicket.get(k) ?? byTicket.set(k, []).get(k)!;
-          const seq = Number(r.seq);
           // A tap already held (queued twice) counts once.
-          if (!list.some((t) => t.seq === seq && t.gate === r.gate_id)) list.push({ gate: r.gate_id, seq, time: new Date(r.tap_time).getTime(), direction: r.direction, station: r.station, card: r.card_serial, counter: Number(r.counter), content: r.content });
-        }
+          if (!list.some((t) => t.seq === tap.seq && t.gate === tap.gate)) list.push(tap);
+        };
+        for (const r of tapRows) take(r.operator, r.tid, tapFromRow(r));
+        for (const h of handy) take(h.operator, h.tid, h.tap);
+        result.tapsFromMemory = handy.length;
         for (const b of batch) {
           const k = `${b.operator}\u0000${b.tid}`;
           learned.set(k, byTicket.get(k) ?? []);
           result.taps += byTicket.get(k)?.length ?? 0;
         }
         const infos = await this.ticketInfo(tx, batch.map((b) => [b.operator, b.tid]));
-        const existing = new Map(
-          (await tx.query<{ trip_key: string; status: string; exit_seq: number | null; exit_gate: string | null; fare: number | null; table_id: number | null }>('SELECT trip_key, status, exit_seq, exit_gate, fare, table_id FROM trips WHERE (operator, tid) IN (SELECT * FROM unnest($1::text[], $2::text[]))', [ops, tids])).rows.map((r) => [r.trip_key, r]),
-        );
+        const existing = new Map<string, StoredTrip>();
+        const unread = batch.filter((b) => {
+          const k = `${b.operator}\u0000${b.tid}`;
+          const held = b.taps !== null && this.known.has(k) ? this.knownTrips.get(k) : undefined;
+          if (held) for (const [key, t] of held) existing.set(key, t);
+          return !held;
+        });
+        if (unread.length) {
+          const rows = (await tx.query<StoredTrip & { trip_key: string }>('SELECT trip_key, status, exit_seq, exit_gate, fare, table_id FROM trips WHERE (operator, tid) IN (SELECT * FROM unnest($1::text[], $2::text[]))', [unread.map((b) => b.operator), unread.map((b) => b.tid)])).rows;
+          for (const r of rows) existing.set(r.trip_key, r);
+        }
         const trips: TripRow[] = [];
         const anomalies: AnomalyRow[] = [];
         const nowMs = this.now();
@@ -387,6 +467,8 @@ export class TripMatcher {
         });
         for (const t of changed) existing.has(t.tripKey) ? result.trips.updated++ : result.trips.inserted++;
         if (changed.length) await upsertTrips(tx, changed);
+        for (const b of batch) learnedTrips.set(`${b.operator}\u0000${b.tid}`, new Map());
+        for (const t of trips) learnedTrips.get(`${t.operator}\u0000${t.tid}`)!.set(t.tripKey, { status: t.status, exit_seq: t.exit?.seq ?? null, exit_gate: t.exit?.gate ?? null, fare: t.fare, table_id: t.tableId });
         if (anomalies.length) {
           const inserted = (
             await tx.query<{ anomaly_id: number; fingerprint: string }>(
@@ -430,36 +512,66 @@ export class TripMatcher {
     }
     if (outcome === undefined || generation === undefined) return outcome;
     this.generation = generation;
+    this.dequeued += outcome.tickets;
+    if (this.store.engine === 'pglite' && this.dequeued >= QUEUE_VACUUM_EVERY) {
+      // The embedded store runs no autovacuum (one process, no background workers): without this the queue's dead
+      // rows pile up, and taking the oldest tickets off it scanned them all (its cost grew through a 10-minute run).
+      this.dequeued = 0;
+      await this.store.db.exec('VACUUM match_queue');
+    }
     for (const [k, taps] of learned) {
       if (this.knownTaps > MAX_KNOWN_TAPS) this.forget();
       this.knownTaps += taps.length - (this.known.get(k)?.length ?? 0);
       this.known.set(k, taps);
+      this.knownTrips.set(k, learnedTrips.get(k)!);
     }
     return outcome;
   }
 
   private forget(): void {
     this.known.clear();
+    this.knownTrips.clear();
     this.knownTaps = 0;
   }
 
-  /** Open trips whose entry is older than the configured time become incomplete (maximum fare). */
+  /**
+   * Open trips whose entry is older than the configured time become incomplete (maximum fare). A sweep that changes
+   * trips counts as a matching round (the generation): matchers in other processes forget the trips they hold; this
+   * one, when no other round came between, forgets only the tickets swept.
+   */
   async sweep(): Promise<number> {
-    const q = this.store.db;
-    const after = await settingNumber(q, TRIP_SETTINGS.incompleteAfter);
-    const net = await this.network(q);
-    const r = await q.query(
-      `UPDATE trips SET status = 'incomplete', fare = CASE WHEN per_trip THEN $3::bigint END, currency = CASE WHEN per_trip THEN $4::text END, table_id = CASE WHEN per_trip THEN $5::int END
-       WHERE operator = $1 AND status = 'open' AND entry_time < $2`,
-      [this.operator, new Date(this.now() - after * 1000), net.maxFare ?? 0, net.currency ?? null, net.tableId ?? null],
-    );
-    return r.rowCount;
+    const after = await settingNumber(this.store.db, TRIP_SETTINGS.incompleteAfter);
+    const net = await this.network(this.store.db);
+    const swept = await this.store.transaction(async (tx) => {
+      const r = await tx.query<{ operator: string; tid: string }>(
+        `UPDATE trips SET status = 'incomplete', fare = CASE WHEN per_trip THEN $3::bigint END, currency = CASE WHEN per_trip THEN $4::text END, table_id = CASE WHEN per_trip THEN $5::int END
+         WHERE operator = $1 AND status = 'open' AND entry_time < $2 RETURNING operator, tid`,
+        [this.operator, new Date(this.now() - after * 1000), net.maxFare ?? 0, net.currency ?? null, net.tableId ?? null],
+      );
+      if (!r.rows.length) return { rows: r.rows };
+      return { rows: r.rows, generation: await bumpGeneration(tx) };
+    });
+    if (swept.generation !== undefined) {
+      if (swept.generation === this.generation + 1) {
+        this.generation = swept.generation;
+        for (const s of swept.rows) this.knownTrips.delete(`${s.operator}\u0000${s.tid}`);
+        for (const s of swept.rows) this.known.delete(`${s.operator}\u0000${s.tid}`);
+      } else this.forget();
+    }
+    return swept.rows.length;
   }
 
   /** Queued tickets not matched yet (the simulation's lag). */
   async backlog(): Promise<number> {
     return Number((await this.store.db.query<{ n: number }>('SELECT count(*)::int AS n FROM match_queue')).rows[0].n);
   }
+}
+
+/** The next matching round's number (under the row lock of the setting, until the transaction ends). */
+async function bumpGeneration(tx: Queryable): Promise<number> {
+  return Number(
+    (await tx.query<{ value: string }>(`INSERT INTO settings (name, value) VALUES ('trips.matcher_generation', '1') ON CONFLICT (name) DO UPDATE SET value = (settings.value::bigint + 1)::text RETURNING value`)).rows[0].value,
+  );
 }
 
 async function upsertTrips(q: Queryable, trips: TripRow[]): Promise<void> {

@@ -45,6 +45,8 @@ export interface SimulationOptions {
   /** After the run, play the rest of the planned day (every trip ends) before draining: a complete day. */
   finishDay?: boolean;
   batchSize?: number;
+  /** How much lower (Linux nice) the gate threads run than the back office's thread; default 5, 0 for the same. */
+  gateNice?: number;
   keepDir?: boolean;
   onProgress?: (p: SimulationProgress) => void;
   log?: (line: string) => void;
@@ -99,6 +101,10 @@ export interface SimulationReport {
   taps: number;
   passes: number;
   rejects: Record<string, number>;
+  /** The nice value of the gate threads (the back office's thread keeps the process's); undefined off Linux. */
+  gateThreadNice?: number;
+  /** Taps the riders' planned day holds, per second of the run: the load offered to the gates (about `rate`). */
+  offeredTapsPerS: number;
   /** Taps at the gates per second of the run. */
   gateTapsPerS: number;
   /** Records the back office had stored (verified) by the end of the run, per second of the run. */
@@ -141,7 +147,7 @@ type FromWorker =
   | { type: 'tickets'; tickets: { cardSerial: string; suite: 'rsa'; face: string; verificationCode: string; sellerId: string; bill: string; keyId: string }[] }
   | { type: 'progress'; progress: WorkerProgress }
   | { type: 'drained'; progress: WorkerProgress }
-  | { type: 'done'; progress: WorkerProgress; injected: { card: string; kind: string }[]; planned: { card: string; kind: string }[]; farm: { cards: number; imageBytes: number; heapBytes: number }; uploadDrainMs: number; truth?: TapTruth[] }
+  | { type: 'done'; progress: WorkerProgress; injected: { card: string; kind: string }[]; planned: { card: string; kind: string }[]; plannedTaps: number; nice?: number; farm: { cards: number; imageBytes: number; heapBytes: number }; uploadDrainMs: number; truth?: TapTruth[] }
   | { type: 'error'; message: string };
 
 // Compiled (dist/, the `eticket` command): the worker is plain JavaScript. From source (tsx, vitest): a small entry
@@ -228,6 +234,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         collectTaps: o.collectTaps ?? false,
         batchSize: o.batchSize ?? 500,
         finishDay: o.finishDay ?? false,
+        gateNice: o.gateNice ?? 5,
       };
       // ETICKET_SIM_PROFILE=<dir>: a CPU profile of each worker (node --cpu-prof) for the performance write-up.
       const prof = process.env.ETICKET_SIM_PROFILE;
@@ -411,6 +418,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       taps: finalProgress.reduce((n, p) => n + p.taps, 0),
       passes: finalProgress.reduce((n, p) => n + p.passes, 0),
       rejects,
+      gateThreadNice: final[0]?.nice,
+      offeredTapsPerS: final.reduce((n, d) => n + d.plannedTaps, 0) / o.durationS,
       gateTapsPerS: atEnd.taps / runS,
       ingestPerS: atEnd.stored / runS,
       endToEndPerS: Math.min(atEnd.stored, matchedAtEnd + (atEnd.taps - atEnd.passes)) / runS,

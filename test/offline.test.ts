@@ -17,6 +17,7 @@ import { EmulatorTransport } from '../host/transport/emulator.js';
 import { hex } from '../sdk/bytes.js';
 import { encodeTapRecord, signCheckpoint, checkpointJson } from '../sdk/gate-journal.js';
 import { toServiceDate } from '../sdk/fields.js';
+import { TAP_COLUMNS, tapFromRow, type TapRow } from '../backoffice/trips.js';
 import { TestOffice, type TestGate } from '../testing/office.js';
 import { World } from '../testing/world.js';
 import { ENGINES, tempDir } from './helpers/stores.js';
@@ -258,7 +259,12 @@ describe.each(ENGINES)('offline gates on $engine', (engine) => {
     const third = await step(back, 'entry', a);
     expect(third.anomalies).toEqual([]);
     expect(third.taps).toBe(3);
-    await step(out, 'exit', a); // a's own last round: only the new tap is read, the trips are from all four
+    const last = await step(out, 'exit', a); // a's own last round: only the new tap is new, the trips are from all four
+    // This process stored that tap: the matcher takes it from memory, as the store holds it, field for field.
+    expect(last.tapsFromMemory).toBe(1);
+    const stored = (await office.store.db.query<TapRow>(`SELECT ${TAP_COLUMNS} FROM gate_taps WHERE pass AND tid = $1`, [c.tid])).rows;
+    expect(stored).toHaveLength(4);
+    for (const row of stored) expect(office.bo.recentTaps.get(`${row.gate_id}/${Number(row.seq)}`)).toEqual({ operator: world.operator, tid: c.tid, tap: tapFromRow(row) });
     const expected = [
       { status: 'complete', fare: 500, entry_station: 'A01', exit_station: 'C03' },
       { status: 'complete', fare: 500, entry_station: 'C03', exit_station: 'A01' },

@@ -18,6 +18,7 @@ interface SimOptions {
   sellers: number;
   seed: string;
   batch: number;
+  gateNice: number;
   keep?: boolean;
 }
 
@@ -40,13 +41,14 @@ export function registerSimulate(program: Command): void {
     .option('--sellers <n>', 'sellers the passes are sold by', intArg('sellers'), 3)
     .option('--seed <text>', 'seed of the farm, the network and the riders', 'eticket')
     .option('--batch <n>', 'records per upload', intArg('batch'), 500)
+    .option('--gate-nice <n>', 'how much lower the gate threads run than the back office (Linux nice, 0-19; 0: the same)', intArg('gate-nice'), 5)
     .option('--keep', 'keep the working directory (journals, store) and print where it is')
     .addHelpText(
       'after',
       '\nThe back office runs on the embedded store (or --database postgres://…) in this process, behind its HTTP API;\nthe gates upload over HTTP. A line a second on stderr shows taps/s, records stored, upload lag, match backlog,\nanomalies and the denylist version the gates hold. --json prints the report (one JSON document) on stdout.\n\nExample:\n  $ eticket simulate --duration 60 --cards 5000 --rate 500\n  $ eticket simulate --json > sim.json          # 10 minutes at 1,000 taps/s',
     )
     .action(async (o: SimOptions, cmd: Command) => {
-      if (o.cards < 10 || o.stations < 4 || o.gates < 1 || o.duration < 1 || o.rate < 1 || o.workers < 1 || o.workers > 16) throw new UsageError('--cards ≥ 10, --stations ≥ 4, --gates ≥ 1, --duration ≥ 1, --rate ≥ 1, --workers 1..16');
+      if (o.cards < 10 || o.stations < 4 || o.gates < 1 || o.duration < 1 || o.rate < 1 || o.workers < 1 || o.workers > 16 || o.gateNice < 0 || o.gateNice > 19) throw new UsageError('--cards ≥ 10, --stations ≥ 4, --gates ≥ 1, --duration ≥ 1, --rate ≥ 1, --workers 1..16, --gate-nice 0..19');
       if (o.stations < 2 * o.lines) throw new UsageError('each line needs at least two stations');
       // Each worker runs whole gates of every station (a gate's journal chain lives in one thread).
       if (o.gates < o.workers) throw new UsageError(`--gates (${o.gates} per station) must be at least --workers (${o.workers}): each worker thread runs its own gates at every station`);
@@ -71,6 +73,7 @@ export function registerSimulate(program: Command): void {
         sellers: o.sellers,
         seed: o.seed,
         batchSize: o.batch,
+        gateNice: o.gateNice,
         keepDir: o.keep,
         databaseUrl: databaseUrl(cmd),
         log: (l) => process.stderr.write(`simulate: ${l}\n`),
@@ -89,6 +92,7 @@ export function registerSimulate(program: Command): void {
       console.log(
         [
           `simulation on ${r.engine}: ${o.cards} cards, ${o.stations} stations × ${o.gates} gates, ${o.workers} worker threads, ${o.duration} s`,
+          `offered               ${f0(r.offeredTapsPerS)} taps/s in the riders' planned day (--rate ${o.rate})`,
           `taps at the gates     ${r.taps} (${f0(r.gateTapsPerS)}/s), ${r.passes} passed; refused: ${Object.entries(r.rejects).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
           `stored by the office  ${r.storedAtEnd} by the end of the run (${f0(r.ingestPerS)}/s)`,
           `end to end            ${f0(r.endToEndPerS)} taps/s stored and matched into trips within the run`,
