@@ -505,12 +505,15 @@ interface SimulationSummary {
   cards: number;
   gates: number;
   runS: number;
+  offeredTapsPerS: number;
   gateTapsPerS: number;
   ingestPerS: number;
   endToEndPerS: number;
   lagMaxS: number;
   firstHalfLagMaxS: number;
   secondHalfLagMaxS: number;
+  /** Upload lag at the end of the run's last tenth: bounded when it has not grown past a few upload delays. */
+  lastTenthLagS: number;
   tapLatencyP99Ms: number;
   imageBytesPerCard: number;
   heapBytesPerCard: number;
@@ -526,12 +529,14 @@ function summarise(r: SimulationReport): SimulationSummary {
     cards: r.memory.cards,
     gates: r.options.stations * r.options.gatesPerStation,
     runS: r.runS,
+    offeredTapsPerS: r.offeredTapsPerS,
     gateTapsPerS: r.gateTapsPerS,
     ingestPerS: r.ingestPerS,
     endToEndPerS: r.endToEndPerS,
     lagMaxS: Math.max(r.lag.firstHalfMaxMs, r.lag.secondHalfMaxMs) / 1000,
     firstHalfLagMaxS: r.lag.firstHalfMaxMs / 1000,
     secondHalfLagMaxS: r.lag.secondHalfMaxMs / 1000,
+    lastTenthLagS: (r.lagTrend.at(-1) ?? 0) / 1000,
     tapLatencyP99Ms: r.tapLatencyP99Ms,
     imageBytesPerCard: r.memory.imageBytesPerCard,
     heapBytesPerCard: r.memory.heapBytesPerCard,
@@ -609,7 +614,9 @@ async function main(): Promise<void> {
         lines: 3,
         gatesPerStation: QUICK ? 2 : 4,
         durationS: SIM_DURATION,
-        rate: QUICK ? 200 : 1000,
+        // 1,050 offered: a gate uploads when its oldest record is 5 s old, so the last seconds' taps are still in flight
+        // when the run ends; offering exactly 1,000 could not show 1,000 carried end to end.
+        rate: QUICK ? 200 : 1050,
         workers: 2,
         rollbacks: 5,
         clones: 5,
@@ -619,7 +626,8 @@ async function main(): Promise<void> {
       }),
     );
     const s = result.simulation;
-    result.goals['simulation taps/s end to end'] = { target: QUICK ? '(smoke)' : '≥ 1000', value: s.endToEndPerS, met: QUICK || s.endToEndPerS >= 1000 };
+    // Kept up: the upload lag at the end is at most three upload delays (5 s each), not growing with the run.
+    result.goals['simulation taps/s end to end'] = { target: QUICK ? '(smoke)' : '≥ 1000, lag at the end ≤ 15 s', value: s.endToEndPerS, met: QUICK || (s.endToEndPerS >= 1000 && s.lastTenthLagS <= 15) };
     result.goals['simulation anomalies found'] = { target: 'all injected, no false positive', value: s.anomaliesFound, met: s.missed === 0 && s.falsePositives === 0 };
   } else result.simulation = { skipped: '--sim-duration 0' };
   const sym = result.gate.filter((g) => g.mode === 'sym');

@@ -17,7 +17,7 @@ import { EmulatorTransport } from '../host/transport/emulator.js';
 import { hex } from '../sdk/bytes.js';
 import { encodeTapRecord, signCheckpoint, checkpointJson } from '../sdk/gate-journal.js';
 import { toServiceDate } from '../sdk/fields.js';
-import { TAP_COLUMNS, tapFromRow, type TapRow } from '../backoffice/trips.js';
+import { setTripSetting, TAP_COLUMNS, TRIP_SETTINGS, tapFromRow, type TapRow } from '../backoffice/trips.js';
 import { TestOffice, type TestGate } from '../testing/office.js';
 import { World } from '../testing/world.js';
 import { ENGINES, tempDir } from './helpers/stores.js';
@@ -278,6 +278,59 @@ describe.each(ENGINES)('offline gates on $engine', (engine) => {
     expect(await trips()).toEqual(expected);
     const accused = await office.store.db.query('SELECT 1 FROM anomalies WHERE card_serial = $1', [c.serial]);
     expect(accused.rowCount, 'an honest card is never accused').toBe(0);
+  });
+
+  it.skipIf(engine.skip)('a sweep that changes trips counts as a matching round: the sweeping matcher forgets only the tickets swept, a matcher of another process forgets all it held', async () => {
+    // Forward to 08:00 the next day, so that the one-day passes sold below stay valid through the scenario; open
+    // trips become incomplete after 10 minutes here.
+    world.now = (Math.floor(world.now / 86400) + 1) * 86400 + 8 * 3600;
+    await setTripSetting(office.store, 'incompleteAfter', 600);
+    try {
+      const gate = await office.addGate('A01-G9', 'A01');
+      const exitGate = await office.addGate('B07-G7', 'B07'); // 900 s from A01: every step below is longer
+      const images = [0, 1].map((i) => join(dir, `${engine.engine}-sweep-${i}.img`));
+      const cards = await Promise.all(images.map((image) => cardWithPass(office, image)));
+      const [a, other] = [office.bo.matcher(() => world.now * 1000), office.bo.matcher(() => world.now * 1000)];
+      // The tests before this one leave tickets queued and trips open: matched and swept now, so that the rounds and
+      // sweeps below find only these two cards.
+      while (((await a.matchPending())?.tickets ?? 0) > 0);
+      await a.sweep();
+      const tap = async (g: TestGate, i: number, direction: 'entry' | 'exit') => {
+        const { decision } = await g.gate.tap(sessionOn(images[i]), direction);
+        expect(decision, `card ${i} ${direction} at ${g.id}`).toMatchObject({ pass: true });
+        await g.uploader.uploadAll();
+      };
+      const status = async (i: number) => (await office.store.db.query<{ status: string }>('SELECT status FROM trips WHERE tid = $1 ORDER BY entry_time', [cards[i].tid])).rows.map((r) => r.status);
+      await tap(gate, 0, 'entry');
+      expect(await a.matchPending()).toMatchObject({ tickets: 1 });
+      world.now += 900; // card 0's trip: open for longer than the 600 s after which it is incomplete
+      await tap(gate, 1, 'entry');
+      expect(await a.matchPending()).toMatchObject({ tickets: 1 });
+      expect(await a.sweep(), 'card 0 only').toBe(1);
+      expect(await status(0)).toEqual(['incomplete']);
+      expect(await status(1)).toEqual(['open']);
+      // a's own sweep, no other round between: it still holds card 1 (the new tap comes from memory) ...
+      world.now += 1000;
+      await tap(exitGate, 1, 'exit');
+      expect(await a.matchPending()).toMatchObject({ tickets: 1, taps: 2, tapsFromMemory: 1 });
+      expect(await status(1)).toEqual(['complete']);
+      // ... and not card 0, whose trip the sweep changed: read whole (its late exit completes the trip).
+      await tap(exitGate, 0, 'exit');
+      expect(await a.matchPending()).toMatchObject({ tickets: 1, taps: 2, tapsFromMemory: 0 });
+      expect(await status(0)).toEqual(['complete']);
+      // Another process's sweep: a forgets all it held, so card 1's next tap is read with all the others.
+      world.now += 1000;
+      await tap(gate, 1, 'entry');
+      expect(await a.matchPending()).toMatchObject({ tickets: 1, taps: 3, tapsFromMemory: 1 });
+      world.now += 1000;
+      expect(await other.sweep()).toBe(1);
+      expect(await status(1)).toEqual(['complete', 'incomplete']);
+      await tap(exitGate, 1, 'exit');
+      expect(await a.matchPending()).toMatchObject({ tickets: 1, taps: 4, tapsFromMemory: 0 });
+      expect(await status(1)).toEqual(['complete', 'complete']);
+    } finally {
+      await setTripSetting(office.store, 'incompleteAfter', TRIP_SETTINGS.incompleteAfter.default);
+    }
   });
 
   it.skipIf(engine.skip)('a signed batch with one record whose receipt does not verify: the others are stored and queued for matching, that one is kept apart with its reason', async () => {

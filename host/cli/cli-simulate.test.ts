@@ -3,7 +3,7 @@
 // the denylist at the gates) with exit status 0; options out of range are a usage error (exit 1, one line).
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgliteTemplate } from '../../test/helpers/stores.js';
@@ -34,6 +34,11 @@ describe('eticket simulate', () => {
     expect(rep.storedAtEnd).toBeLessThanOrEqual(rep.storedAfterDrain);
     expect(rep.endToEndPerS).toBeGreaterThanOrEqual(0);
     expect(rep.endToEndPerS).toBeLessThanOrEqual(rep.gateTapsPerS);
+    // The riders' day holds the taps --rate asks for (200 a second for 8 s), within the randomness of the plan.
+    expect(rep.offeredTapsPerS).toBeGreaterThan(190);
+    expect(rep.offeredTapsPerS).toBeLessThan(215);
+    // The gate threads run 5 below the process (the back office's thread), as far as nice goes (19).
+    if (process.platform === 'linux') expect(rep.gateThreadNice).toBe(Math.min(19, getPriority() + 5));
     for (const k of ['uploadP50Ms', 'uploadP99Ms', 'matchP99Ms', 'firstHalfMaxMs', 'secondHalfMaxMs']) expect(typeof rep.lag[k], k).toBe('number');
     expect(rep.memory.cards).toBe(400);
     expect(rep.memory.imageBytesPerCard).toBeGreaterThan(0);
