@@ -171,7 +171,8 @@ export interface MatchResult {
 export class RecentTaps {
   private readonly taps = new Map<string, { operator: string; tid: string; tap: Tap }>();
 
-  constructor(private readonly max = 200_000) {}
+  /** `max`: the matcher takes taps off the queue within seconds; 30,000 is half a minute at 1,000 taps/s. */
+  constructor(private readonly max = 30_000) {}
 
   add(operator: string, tid: string, tap: Tap): void {
     this.taps.set(`${tap.gate}/${tap.seq}`, { operator, tid, tap });
