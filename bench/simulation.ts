@@ -23,9 +23,6 @@ import { metroNetwork, type SimNetwork } from './sim-network.js';
 import type { TapTruth, WorkerConfig, WorkerProgress } from './sim-worker.js';
 import { percentile } from './stats.js';
 
-/** shared_buffers of the simulation's embedded store. */
-const SIM_SHARED_BUFFERS = '512MB';
-
 export interface SimulationOptions {
   cards: number;
   stations: number;
@@ -188,9 +185,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   // The embedded store starts from the machine's empty template (one initdb per machine, not per run).
   if (!o.databaseUrl) process.env.ETICKET_PGLITE_TEMPLATE ??= await pglitePrepareTemplate();
   mkdirSync(join(dir, 'office'), { recursive: true });
-  // The embedded store's buffer pool sized for a run's tables (10 minutes at 1,000 taps/s store about 600,000 taps,
-  // 300,000 trips): with the default 128 MB the taps' inserts read back pages evicted earlier, later in a run.
-  const store = await Store.open(join(dir, 'office'), { url: o.databaseUrl, create: true, poolSize: 20, sharedBuffers: SIM_SHARED_BUFFERS });
+  const store = await Store.open(join(dir, 'office'), { url: o.databaseUrl, create: true, poolSize: 20 });
   const office = new TestOffice(world, store, dir);
   const workers: Worker[] = [];
   try {
