@@ -17,7 +17,8 @@ import { EmulatorTransport } from '../host/transport/emulator.js';
 import { hex } from '../sdk/bytes.js';
 import { encodeTapRecord, signCheckpoint, checkpointJson } from '../sdk/gate-journal.js';
 import { toServiceDate } from '../sdk/fields.js';
-import { setTripSetting, TAP_COLUMNS, TRIP_SETTINGS, tapFromRow, type TapRow } from '../backoffice/trips.js';
+import { setTripSetting, TAP_COLUMNS, TRIP_SETTINGS, TripMatcher, tapFromRow, type TapRow } from '../backoffice/trips.js';
+import type { Queryable } from '../backoffice/store/database.js';
 import { TestOffice, type TestGate } from '../testing/office.js';
 import { World } from '../testing/world.js';
 import { ENGINES, tempDir } from './helpers/stores.js';
@@ -331,6 +332,101 @@ describe.each(ENGINES)('offline gates on $engine', (engine) => {
     } finally {
       await setTripSetting(office.store, 'incompleteAfter', TRIP_SETTINGS.incompleteAfter.default);
     }
+  });
+
+  it.skipIf(engine.skip || engine.engine !== 'pglite')('a queue VACUUM that fails after a round committed (a full disk) leaves no stale memory: the next round still has the taps that round took off the queue', async () => {
+    const entryGate = await office.addGate('A01-G10', 'A01');
+    const exitGate = await office.addGate('B07-G10', 'B07');
+    const image = join(dir, `${engine.engine}-vacuum.img`);
+    const c = await cardWithPass(office, image);
+    const m = office.bo.matcher(() => world.now * 1000);
+    while (((await m.matchPending())?.tickets ?? 0) > 0);
+    const tap = async (g: TestGate, direction: 'entry' | 'exit') => {
+      world.now += 1800;
+      expect((await g.gate.tap(sessionOn(image), direction)).decision.pass, `${direction} at ${g.id}`).toBe(true);
+      await g.uploader.uploadAll();
+    };
+    const status = async () => (await office.store.db.query<{ status: string }>('SELECT status FROM trips WHERE tid = $1 ORDER BY entry_time', [c.tid])).rows.map((r) => r.status);
+    await tap(entryGate, 'entry');
+    expect(await m.matchPending()).toMatchObject({ tickets: 1, taps: 1 });
+    // The next round is the one after which the embedded store vacuums the queue (every 20,000 tickets); that VACUUM
+    // fails, after the round's transaction committed.
+    (m as unknown as { dequeued: number }).dequeued = 19_999;
+    class DiskFull extends Error {}
+    const db = office.store.db;
+    const exec = db.exec.bind(db);
+    db.exec = async (sql: string) => {
+      if (sql.startsWith('VACUUM')) throw new DiskFull('could not extend file: No space left on device');
+      return exec(sql);
+    };
+    await tap(exitGate, 'exit');
+    try {
+      await expect(m.matchPending()).rejects.toThrow(DiskFull);
+    } finally {
+      db.exec = exec;
+    }
+    expect(await status(), 'the round itself committed').toEqual(['complete']);
+    // The card rides again: the matcher must work from all three taps (the exit it took in the failed round too).
+    await tap(exitGate, 'entry');
+    expect(await m.matchPending()).toMatchObject({ tickets: 1, taps: 3 });
+    expect(await status()).toEqual(['complete', 'open']);
+  });
+
+  it.skipIf(engine.skip)('a matching round whose transaction is run again (PostgreSQL retries a deadlock) keeps nothing from the attempt that rolled back', async () => {
+    const entryGate = await office.addGate('A01-G11', 'A01');
+    const exitGate = await office.addGate('B07-G11', 'B07');
+    const images = [0, 1].map((i) => join(dir, `${engine.engine}-retry-${i}.img`));
+    const cards = await Promise.all(images.map((image) => cardWithPass(office, image)));
+    while (((await office.bo.matcher(() => world.now * 1000).matchPending())?.tickets ?? 0) > 0);
+    const tap = async (g: TestGate, i: number, direction: 'entry' | 'exit') => {
+      world.now += 1800;
+      expect((await g.gate.tap(sessionOn(images[i]), direction)).decision.pass, `card ${i} ${direction} at ${g.id}`).toBe(true);
+      await g.uploader.uploadAll();
+    };
+    const status = async (i: number) => (await office.store.db.query<{ status: string }>('SELECT status FROM trips WHERE tid = $1 ORDER BY entry_time', [cards[i].tid])).rows.map((r) => r.status);
+    // The store of matcher a runs a transaction as PostgresDatabase.transaction does on a deadlock (40P01, e.g. with
+    // another process's sweep holding a trip row): rolled back, run again. Here the first attempt of a's next round
+    // fails at its trips upsert, and between the attempts another process's matcher takes card 0 off the queue.
+    let inject = false;
+    let between: (() => Promise<void>) | undefined;
+    const proxy = Object.create(office.store) as typeof office.store;
+    proxy.transaction = async <T,>(fn: (tx: Queryable) => Promise<T>, options?: { serializable?: boolean }): Promise<T> => {
+      let failed = false;
+      const failing = (tx: Queryable): Queryable => ({
+        query: async (sql: string, params?: unknown[]) => {
+          if (sql.trimStart().startsWith('INSERT INTO trips')) {
+            failed = true;
+            // No SQLSTATE: the store itself must not retry it; this view does, as PostgresDatabase does a 40P01.
+            throw new Error('deadlock detected (injected)');
+          }
+          return tx.query(sql, params);
+        },
+        exec: (sql: string) => tx.exec(sql),
+      }) as Queryable;
+      try {
+        return await office.store.transaction((tx) => fn(inject ? failing(tx) : tx), options);
+      } catch (e) {
+        if (!failed) throw e;
+        inject = false;
+        await between?.();
+        return office.store.transaction(fn, options);
+      }
+    };
+    const a = new TripMatcher(proxy, world.operator, () => world.now * 1000, office.bo.recentTaps);
+    const b = office.bo.matcher(() => world.now * 1000);
+    await tap(entryGate, 0, 'entry'); // card 0 queued first
+    await tap(entryGate, 1, 'entry');
+    inject = true;
+    between = async () => {
+      await tap(exitGate, 0, 'exit');
+      expect(await b.matchPending(1)).toMatchObject({ tickets: 1, taps: 2 }); // card 0, entry and exit
+    };
+    expect(await a.matchPending(2)).toMatchObject({ tickets: 1 }); // the second attempt finds card 1 only
+    expect(await status(0)).toEqual(['complete']);
+    // Card 0 rides again; a's next round follows its own (no other round between) and takes card 0 with its new tap.
+    await tap(exitGate, 0, 'entry');
+    expect(await a.matchPending()).toMatchObject({ tickets: 1, taps: 3 });
+    expect(await status(0)).toEqual(['complete', 'open']);
   });
 
   it.skipIf(engine.skip)('a signed batch with one record whose receipt does not verify: the others are stored and queued for matching, that one is kept apart with its reason', async () => {
