@@ -429,6 +429,75 @@ describe.each(ENGINES)('offline gates on $engine', (engine) => {
     expect(await status(0)).toEqual(['complete', 'open']);
   });
 
+  it.skipIf(engine.skip || engine.engine !== 'postgres')('a sweep beside a matching round of another process does not deadlock with it (the round holds the generation and then writes a trip the sweep changes)', async () => {
+    world.now = (Math.floor(world.now / 86400) + 1) * 86400 + 8 * 3600;
+    await setTripSetting(office.store, 'incompleteAfter', 600);
+    try {
+      const entryGate = await office.addGate('A01-G12', 'A01');
+      const exitGate = await office.addGate('B07-G12', 'B07');
+      const image = join(dir, `${engine.engine}-deadlock.img`);
+      const c = await cardWithPass(office, image);
+      const errors: string[] = [];
+      let pause: Promise<void> | undefined;
+      let paused: (() => void) | undefined;
+      // Each matcher on its own view of the store: its transactions' statements pass through, their errors are noted
+      // (PostgresDatabase retries a deadlock, so the test would not see it otherwise); a's trips upsert may be held.
+      const watched = (hold: boolean) => {
+        const proxy = Object.create(office.store) as typeof office.store;
+        proxy.transaction = <T,>(fn: (tx: Queryable) => Promise<T>, options?: { serializable?: boolean }) =>
+          office.store.transaction(
+            (tx) =>
+              fn({
+                query: async (sql: string, params?: unknown[]) => {
+                  if (hold && pause && sql.trimStart().startsWith('INSERT INTO trips')) {
+                    paused?.();
+                    await pause;
+                  }
+                  try {
+                    return await tx.query(sql, params);
+                  } catch (e) {
+                    errors.push(`${(e as { code?: string }).code}: ${(e as Error).message}`);
+                    throw e;
+                  }
+                },
+                exec: (sql: string) => tx.exec(sql),
+              } as Queryable),
+            options,
+          );
+        return proxy;
+      };
+      const a = new TripMatcher(watched(true), world.operator, () => world.now * 1000, office.bo.recentTaps);
+      const other = new TripMatcher(watched(false), world.operator, () => world.now * 1000);
+      while (((await a.matchPending())?.tickets ?? 0) > 0);
+      await a.sweep();
+      expect((await entryGate.gate.tap(sessionOn(image), 'entry')).decision.pass).toBe(true);
+      await entryGate.uploader.uploadAll();
+      expect(await a.matchPending()).toMatchObject({ tickets: 1 });
+      world.now += 900; // the trip is open for longer than 600 s; its exit arrives late
+      expect((await exitGate.gate.tap(sessionOn(image), 'exit')).decision.pass).toBe(true);
+      await exitGate.uploader.uploadAll();
+      let release!: () => void;
+      pause = new Promise<void>((r) => (release = r));
+      const atUpsert = new Promise<void>((r) => (paused = r));
+      const round = a.matchPending();
+      await atUpsert; // a holds the generation row and is about to complete the trip
+      const sweep = other.sweep(); // makes the same trip incomplete, then wants the generation row
+      // Until the sweep waits for a lock (on the generation row, or, once that takes it first, on nothing of a's).
+      for (let i = 0; i < 200; i++) {
+        const w = await office.store.db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+        if (Number(w.rows[0].n) > 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      release();
+      await Promise.all([round, sweep]);
+      expect(errors, 'no statement of either failed (a deadlock is one, retried unseen)').toEqual([]);
+      const trips = await office.store.db.query<{ status: string }>('SELECT status FROM trips WHERE tid = $1', [c.tid]);
+      expect(trips.rows.map((r) => r.status)).toEqual(['complete']);
+    } finally {
+      await setTripSetting(office.store, 'incompleteAfter', TRIP_SETTINGS.incompleteAfter.default);
+    }
+  });
+
   it.skipIf(engine.skip)('a signed batch with one record whose receipt does not verify: the others are stored and queued for matching, that one is kept apart with its reason', async () => {
     const g = await office.addGate('B07-G6', 'B07');
     await Promise.all([0, 1].map((i) => cardWithPass(office, join(dir, `${engine.engine}-mixed-${i}.img`))));
