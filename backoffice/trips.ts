@@ -511,19 +511,21 @@ export class TripMatcher {
       throw e;
     }
     if (outcome === undefined || generation === undefined) return outcome;
+    // The generation and what the round learned are kept together, with nothing awaited between: a generation kept
+    // without the taps the round took off the queue would have the next round trust a memory that lacks them.
     this.generation = generation;
+    for (const [k, taps] of learned) {
+      if (this.knownTaps > MAX_KNOWN_TAPS) this.forget();
+      this.knownTaps += taps.length - (this.known.get(k)?.length ?? 0);
+      this.known.set(k, taps);
+      this.knownTrips.set(k, learnedTrips.get(k)!);
+    }
     this.dequeued += outcome.tickets;
     if (this.store.engine === 'pglite' && this.dequeued >= QUEUE_VACUUM_EVERY) {
       // The embedded store runs no autovacuum (one process, no background workers): without this the queue's dead
       // rows pile up, and taking the oldest tickets off it scanned them all (its cost grew through a 10-minute run).
       this.dequeued = 0;
       await this.store.db.exec('VACUUM match_queue');
-    }
-    for (const [k, taps] of learned) {
-      if (this.knownTaps > MAX_KNOWN_TAPS) this.forget();
-      this.knownTaps += taps.length - (this.known.get(k)?.length ?? 0);
-      this.known.set(k, taps);
-      this.knownTrips.set(k, learnedTrips.get(k)!);
     }
     return outcome;
   }
