@@ -377,6 +377,10 @@ export class TripMatcher {
     let outcome: MatchResult | undefined;
     try {
       outcome = await this.store.transaction(async (tx) => {
+        // The store may run this again after a rollback (PostgreSQL retries a deadlock): nothing an attempt that
+        // rolled back learned is kept; its batch may hold tickets another process has matched since.
+        learned.clear();
+        learnedTrips.clear();
         if (!(await tx.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [MATCHER_LOCK])).rows[0].ok) return undefined;
         // Under the lock: this round's number. Another number than the one after our last round: another process
         // matched in between, so the taps this process kept may lack some it took off the queue; forget them all.
