@@ -549,6 +549,10 @@ export class TripMatcher {
     const after = await settingNumber(this.store.db, TRIP_SETTINGS.incompleteAfter);
     const net = await this.network(this.store.db);
     const swept = await this.store.transaction(async (tx) => {
+      // The generation row first, as a matching round takes it: a round holds it while it writes trips, so a sweep
+      // that locked trips and then waited for it would deadlock with a round writing one of those trips.
+      await tx.query(`INSERT INTO settings (name, value) VALUES ('trips.matcher_generation', '0') ON CONFLICT (name) DO NOTHING`);
+      await tx.query(`SELECT value FROM settings WHERE name = 'trips.matcher_generation' FOR UPDATE`);
       const r = await tx.query<{ operator: string; tid: string }>(
         `UPDATE trips SET status = 'incomplete', fare = CASE WHEN per_trip THEN $3::bigint END, currency = CASE WHEN per_trip THEN $4::text END, table_id = CASE WHEN per_trip THEN $5::int END
          WHERE operator = $1 AND status = 'open' AND entry_time < $2 RETURNING operator, tid`,
