@@ -564,8 +564,12 @@ export class TripMatcher {
     if (swept.generation !== undefined) {
       if (swept.generation === this.generation + 1) {
         this.generation = swept.generation;
-        for (const s of swept.rows) this.knownTrips.delete(`${s.operator}\u0000${s.tid}`);
-        for (const s of swept.rows) this.known.delete(`${s.operator}\u0000${s.tid}`);
+        for (const s of swept.rows) {
+          const k = `${s.operator}\u0000${s.tid}`;
+          this.knownTaps -= this.known.get(k)?.length ?? 0;
+          this.known.delete(k);
+          this.knownTrips.delete(k);
+        }
       } else this.forget();
     }
     return swept.rows.length;
