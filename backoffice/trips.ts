@@ -378,6 +378,10 @@ export class TripMatcher {
     let outcome: MatchResult | undefined;
     try {
       outcome = await this.store.transaction(async (tx) => {
+        // The store may run this again after a rollback (PostgreSQL retries a deadlock): nothing an attempt that
+        // rolled back learned is kept; its batch may hold tickets another process has matched since.
+        learned.clear();
+        learnedTrips.clear();
         if (!(await tx.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [MATCHER_LOCK])).rows[0].ok) return undefined;
         // Under the lock: this round's number. Another number than the one after our last round: another process
         // matched in between, so the taps this process kept may lack some it took off the queue; forget them all.
@@ -512,7 +516,8 @@ export class TripMatcher {
       throw e;
     }
     if (outcome === undefined || generation === undefined) return outcome;
-    // The round's number and what it learned are taken together, before anything else can run (no await between).
+    // The generation and what the round learned are kept together, with nothing awaited between: a generation kept
+    // without the taps the round took off the queue would have the next round trust a memory that lacks them.
     this.generation = generation;
     for (const [k, taps] of learned) {
       if (this.knownTaps > MAX_KNOWN_TAPS) this.forget();
@@ -545,6 +550,10 @@ export class TripMatcher {
     const after = await settingNumber(this.store.db, TRIP_SETTINGS.incompleteAfter);
     const net = await this.network(this.store.db);
     const swept = await this.store.transaction(async (tx) => {
+      // The generation row first, as a matching round takes it: a round holds it while it writes trips, so a sweep
+      // that locked trips and then waited for it would deadlock with a round writing one of those trips.
+      await tx.query(`INSERT INTO settings (name, value) VALUES ('trips.matcher_generation', '0') ON CONFLICT (name) DO NOTHING`);
+      await tx.query(`SELECT value FROM settings WHERE name = 'trips.matcher_generation' FOR UPDATE`);
       const r = await tx.query<{ operator: string; tid: string }>(
         `UPDATE trips SET status = 'incomplete', fare = CASE WHEN per_trip THEN $3::bigint END, currency = CASE WHEN per_trip THEN $4::text END, table_id = CASE WHEN per_trip THEN $5::int END
          WHERE operator = $1 AND status = 'open' AND entry_time < $2 RETURNING operator, tid`,
@@ -556,8 +565,12 @@ export class TripMatcher {
     if (swept.generation !== undefined) {
       if (swept.generation === this.generation + 1) {
         this.generation = swept.generation;
-        for (const s of swept.rows) this.knownTrips.delete(`${s.operator}\u0000${s.tid}`);
-        for (const s of swept.rows) this.known.delete(`${s.operator}\u0000${s.tid}`);
+        for (const s of swept.rows) {
+          const k = `${s.operator}\u0000${s.tid}`;
+          this.knownTaps -= this.known.get(k)?.length ?? 0;
+          this.known.delete(k);
+          this.knownTrips.delete(k);
+        }
       } else this.forget();
     }
     return swept.rows.length;

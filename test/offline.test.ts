@@ -17,7 +17,8 @@ import { EmulatorTransport } from '../host/transport/emulator.js';
 import { hex } from '../sdk/bytes.js';
 import { encodeTapRecord, signCheckpoint, checkpointJson } from '../sdk/gate-journal.js';
 import { toServiceDate } from '../sdk/fields.js';
-import { setTripSetting, TAP_COLUMNS, TRIP_SETTINGS, tapFromRow, type TapRow } from '../backoffice/trips.js';
+import { setTripSetting, TAP_COLUMNS, TRIP_SETTINGS, TripMatcher, tapFromRow, type TapRow } from '../backoffice/trips.js';
+import type { Queryable } from '../backoffice/store/database.js';
 import { TestOffice, type TestGate } from '../testing/office.js';
 import { World } from '../testing/world.js';
 import { ENGINES, tempDir } from './helpers/stores.js';
@@ -328,6 +329,170 @@ describe.each(ENGINES)('offline gates on $engine', (engine) => {
       await tap(exitGate, 1, 'exit');
       expect(await a.matchPending()).toMatchObject({ tickets: 1, taps: 4, tapsFromMemory: 0 });
       expect(await status(1)).toEqual(['complete', 'complete']);
+    } finally {
+      await setTripSetting(office.store, 'incompleteAfter', TRIP_SETTINGS.incompleteAfter.default);
+    }
+  });
+
+  it.skipIf(engine.skip || engine.engine !== 'pglite')('a queue VACUUM that fails after a round committed (a full disk) leaves no stale memory: the next round still has the taps that round took off the queue', async () => {
+    const entryGate = await office.addGate('A01-G10', 'A01');
+    const exitGate = await office.addGate('B07-G10', 'B07');
+    const image = join(dir, `${engine.engine}-vacuum.img`);
+    const c = await cardWithPass(office, image);
+    const m = office.bo.matcher(() => world.now * 1000);
+    while (((await m.matchPending())?.tickets ?? 0) > 0);
+    const tap = async (g: TestGate, direction: 'entry' | 'exit') => {
+      world.now += 1800;
+      expect((await g.gate.tap(sessionOn(image), direction)).decision.pass, `${direction} at ${g.id}`).toBe(true);
+      await g.uploader.uploadAll();
+    };
+    const status = async () => (await office.store.db.query<{ status: string }>('SELECT status FROM trips WHERE tid = $1 ORDER BY entry_time', [c.tid])).rows.map((r) => r.status);
+    await tap(entryGate, 'entry');
+    expect(await m.matchPending()).toMatchObject({ tickets: 1, taps: 1 });
+    // The next round is the one after which the embedded store vacuums the queue (every 20,000 tickets); that VACUUM
+    // fails, after the round's transaction committed.
+    (m as unknown as { dequeued: number }).dequeued = 19_999;
+    class DiskFull extends Error {}
+    const db = office.store.db;
+    const exec = db.exec.bind(db);
+    db.exec = async (sql: string) => {
+      if (sql.startsWith('VACUUM')) throw new DiskFull('could not extend file: No space left on device');
+      return exec(sql);
+    };
+    await tap(exitGate, 'exit');
+    try {
+      await expect(m.matchPending()).rejects.toThrow(DiskFull);
+    } finally {
+      db.exec = exec;
+    }
+    expect(await status(), 'the round itself committed').toEqual(['complete']);
+    // The card rides again: the matcher must work from all three taps (the exit it took in the failed round too).
+    await tap(exitGate, 'entry');
+    expect(await m.matchPending()).toMatchObject({ tickets: 1, taps: 3 });
+    expect(await status()).toEqual(['complete', 'open']);
+  });
+
+  it.skipIf(engine.skip)('a matching round whose transaction is run again (PostgreSQL retries a deadlock) keeps nothing from the attempt that rolled back', async () => {
+    const entryGate = await office.addGate('A01-G11', 'A01');
+    const exitGate = await office.addGate('B07-G11', 'B07');
+    const images = [0, 1].map((i) => join(dir, `${engine.engine}-retry-${i}.img`));
+    const cards = await Promise.all(images.map((image) => cardWithPass(office, image)));
+    while (((await office.bo.matcher(() => world.now * 1000).matchPending())?.tickets ?? 0) > 0);
+    const tap = async (g: TestGate, i: number, direction: 'entry' | 'exit') => {
+      world.now += 1800;
+      expect((await g.gate.tap(sessionOn(images[i]), direction)).decision.pass, `card ${i} ${direction} at ${g.id}`).toBe(true);
+      await g.uploader.uploadAll();
+    };
+    const status = async (i: number) => (await office.store.db.query<{ status: string }>('SELECT status FROM trips WHERE tid = $1 ORDER BY entry_time', [cards[i].tid])).rows.map((r) => r.status);
+    // The store of matcher a runs a transaction as PostgresDatabase.transaction does on a deadlock (40P01, e.g. with
+    // another process's sweep holding a trip row): rolled back, run again. Here the first attempt of a's next round
+    // fails at its trips upsert, and between the attempts another process's matcher takes card 0 off the queue.
+    let inject = false;
+    let between: (() => Promise<void>) | undefined;
+    const proxy = Object.create(office.store) as typeof office.store;
+    proxy.transaction = async <T,>(fn: (tx: Queryable) => Promise<T>, options?: { serializable?: boolean }): Promise<T> => {
+      let failed = false;
+      const failing = (tx: Queryable): Queryable => ({
+        query: async (sql: string, params?: unknown[]) => {
+          if (sql.trimStart().startsWith('INSERT INTO trips')) {
+            failed = true;
+            // No SQLSTATE: the store itself must not retry it; this view does, as PostgresDatabase does a 40P01.
+            throw new Error('deadlock detected (injected)');
+          }
+          return tx.query(sql, params);
+        },
+        exec: (sql: string) => tx.exec(sql),
+      }) as Queryable;
+      try {
+        return await office.store.transaction((tx) => fn(inject ? failing(tx) : tx), options);
+      } catch (e) {
+        if (!failed) throw e;
+        inject = false;
+        await between?.();
+        return office.store.transaction(fn, options);
+      }
+    };
+    const a = new TripMatcher(proxy, world.operator, () => world.now * 1000, office.bo.recentTaps);
+    const b = office.bo.matcher(() => world.now * 1000);
+    await tap(entryGate, 0, 'entry'); // card 0 queued first
+    await tap(entryGate, 1, 'entry');
+    inject = true;
+    between = async () => {
+      await tap(exitGate, 0, 'exit');
+      expect(await b.matchPending(1)).toMatchObject({ tickets: 1, taps: 2 }); // card 0, entry and exit
+    };
+    expect(await a.matchPending(2)).toMatchObject({ tickets: 1 }); // the second attempt finds card 1 only
+    expect(await status(0)).toEqual(['complete']);
+    // Card 0 rides again; a's next round follows its own (no other round between) and takes card 0 with its new tap.
+    await tap(exitGate, 0, 'entry');
+    expect(await a.matchPending()).toMatchObject({ tickets: 1, taps: 3 });
+    expect(await status(0)).toEqual(['complete', 'open']);
+  });
+
+  it.skipIf(engine.skip || engine.engine !== 'postgres')('a sweep beside a matching round of another process does not deadlock with it (the round holds the generation and then writes a trip the sweep changes)', async () => {
+    world.now = (Math.floor(world.now / 86400) + 1) * 86400 + 8 * 3600;
+    await setTripSetting(office.store, 'incompleteAfter', 600);
+    try {
+      const entryGate = await office.addGate('A01-G12', 'A01');
+      const exitGate = await office.addGate('B07-G12', 'B07');
+      const image = join(dir, `${engine.engine}-deadlock.img`);
+      const c = await cardWithPass(office, image);
+      const errors: string[] = [];
+      let pause: Promise<void> | undefined;
+      let paused: (() => void) | undefined;
+      // Each matcher on its own view of the store: its transactions' statements pass through, their errors are noted
+      // (PostgresDatabase retries a deadlock, so the test would not see it otherwise); a's trips upsert may be held.
+      const watched = (hold: boolean) => {
+        const proxy = Object.create(office.store) as typeof office.store;
+        proxy.transaction = <T,>(fn: (tx: Queryable) => Promise<T>, options?: { serializable?: boolean }) =>
+          office.store.transaction(
+            (tx) =>
+              fn({
+                query: async (sql: string, params?: unknown[]) => {
+                  if (hold && pause && sql.trimStart().startsWith('INSERT INTO trips')) {
+                    paused?.();
+                    await pause;
+                  }
+                  try {
+                    return await tx.query(sql, params);
+                  } catch (e) {
+                    errors.push(`${(e as { code?: string }).code}: ${(e as Error).message}`);
+                    throw e;
+                  }
+                },
+                exec: (sql: string) => tx.exec(sql),
+              } as Queryable),
+            options,
+          );
+        return proxy;
+      };
+      const a = new TripMatcher(watched(true), world.operator, () => world.now * 1000, office.bo.recentTaps);
+      const other = new TripMatcher(watched(false), world.operator, () => world.now * 1000);
+      while (((await a.matchPending())?.tickets ?? 0) > 0);
+      await a.sweep();
+      expect((await entryGate.gate.tap(sessionOn(image), 'entry')).decision.pass).toBe(true);
+      await entryGate.uploader.uploadAll();
+      expect(await a.matchPending()).toMatchObject({ tickets: 1 });
+      world.now += 900; // the trip is open for longer than 600 s; its exit arrives late
+      expect((await exitGate.gate.tap(sessionOn(image), 'exit')).decision.pass).toBe(true);
+      await exitGate.uploader.uploadAll();
+      let release!: () => void;
+      pause = new Promise<void>((r) => (release = r));
+      const atUpsert = new Promise<void>((r) => (paused = r));
+      const round = a.matchPending();
+      await atUpsert; // a holds the generation row and is about to complete the trip
+      const sweep = other.sweep(); // makes the same trip incomplete, then wants the generation row
+      // Until the sweep waits for a lock (on the generation row, or, once that takes it first, on nothing of a's).
+      for (let i = 0; i < 200; i++) {
+        const w = await office.store.db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+        if (Number(w.rows[0].n) > 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      release();
+      await Promise.all([round, sweep]);
+      expect(errors, 'no statement of either failed (a deadlock is one, retried unseen)').toEqual([]);
+      const trips = await office.store.db.query<{ status: string }>('SELECT status FROM trips WHERE tid = $1', [c.tid]);
+      expect(trips.rows.map((r) => r.status)).toEqual(['complete']);
     } finally {
       await setTripSetting(office.store, 'incompleteAfter', TRIP_SETTINGS.incompleteAfter.default);
     }
