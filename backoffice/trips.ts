@@ -183,10 +183,6 @@ export class RecentTaps {
   get(key: string): { operator: string; tid: string; tap: Tap } | undefined {
     return this.taps.get(key);
   }
-
-  get size(): number {
-    return this.taps.size;
-  }
 }
 
 /** A PASS tap as the matcher reads it from gate_taps (TAP_COLUMNS). */
