@@ -14,8 +14,9 @@ import type { FciInfo, IssuingTerminal } from '../issuing.js';
 import { holderOf, toRequest, HOLDER_FIELDS, type BatchItem } from './batch.js';
 import type { HolderRecord } from '../../sdk/holder.js';
 import { addCardOptions, cardHint, emit, errorLine, EXIT, ExitStatus, globals, openCard, passphrase, requireImage, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
-import type { Backoffice, IssueOutcome } from '../../backoffice/service.js';
+import type { IssueOutcome } from '../../backoffice/service.js';
 import type { OpenedBackoffice } from './store.js';
+import type { IssueOffice } from './issue-office.js';
 
 export type IssueStatus = 'loaded' | 'already_on_card' | 'issued_to_other_card' | 'sealed' | 'failed' | 'not_attempted' | 'interrupted';
 
@@ -157,7 +158,7 @@ async function loadOne(issuing: IssuingTerminal, sealed: Uint8Array, tid: string
 }
 
 interface IssueRun {
-  bo: Backoffice;
+  office: IssueOffice;
   creds: CardCredentials;
   issuing?: IssuingTerminal;
   out?: string;
@@ -176,7 +177,7 @@ const MARK_LOADED_CHUNK = 64;
 async function flushLoaded(run: IssueRun): Promise<void> {
   if (!run.loaded.length) return;
   const chunk = run.loaded.splice(0, run.loaded.length);
-  await run.bo.markLoadedMany(chunk);
+  await run.office.markLoadedMany(chunk);
 }
 
 /** What makes a batch line the same line on a re-run: card, line number and content (as the old ledger did). */
@@ -225,8 +226,8 @@ async function settle(run: IssueRun, p: PendingRow): Promise<IssueResult & { sea
   if ('error' in issued) {
     const e = issued.error;
     if (e instanceof StoreConflictError && e.reason === 'tid_taken' && requestKey) {
-      const earlier = await run.bo.store.tidForRequest(run.bo.operator, requestKey);
-      const t = earlier ? await run.bo.store.ticket(run.bo.operator, earlier) : undefined;
+      const earlier = await run.office.tidForRequest(requestKey);
+      const t = earlier ? await run.office.ticket(earlier) : undefined;
       if (t?.status === 'loaded') return { line, tid: t.tid, status: 'issued_to_other_card', card: t.cardSerial };
       if (t) return { line, tid: t.tid, status: 'failed', error: `sealed for card ${t.cardSerial} by an earlier run, not known to be loaded: \`eticket load --pending\` on that card first` };
     }
@@ -240,7 +241,7 @@ async function settle(run: IssueRun, p: PendingRow): Promise<IssueResult & { sea
   if (r.status === 'loaded' || r.status === 'already_on_card') {
     run.loaded.push({ tid: tid!, sequenceNumber: r.sequenceNumber });
     if (run.loaded.length >= MARK_LOADED_CHUNK) await flushLoaded(run);
-  } else if (r.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase() && tid) await run.bo.withdrawUnloaded([tid]);
+  } else if (r.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase() && tid) await run.office.withdrawUnloaded([tid]);
   return r;
 }
 
@@ -371,20 +372,26 @@ Examples:
       }
     };
     const pass = await passphrase();
-    w.loadAuthoritySigner(pass); // a wrong passphrase stops here, before the store or the card is touched
-
-    const [{ IssuingTerminal }, { openBackoffice }] = await Promise.all([import('../issuing.js'), import('./store.js')]);
-    const { TransportError } = await import('../../sdk/errors.js');
+    // The back office opens first, on its own thread where it can (issue-office.ts): PGlite boots there while this
+    // thread checks the passphrase and opens the card. Closed in the finally below whatever stops the command.
+    const [{ storeSettings }, { openIssueOffice }] = await Promise.all([import('./store.js'), import('./issue-office.js')]);
+    let office: IssueOffice | undefined;
+    const officeOpening = openIssueOffice(w, pass, storeSettings(cmd)).then((o) => (office = o));
+    officeOpening.catch(() => undefined); // awaited below; a failure before then is not unhandled
     let card: CardHandle | undefined;
-    let office: OpenedBackoffice | undefined;
     let run: IssueRun | undefined;
     try {
+      // A wrong passphrase stops here, before the card is touched and before anything is issued (the key's scrypt
+      // runs on the thread pool meanwhile; loadAuthoritySigner then finds it opened).
+      await w.warmAuthoritySigner(pass);
+      w.loadAuthoritySigner(pass);
+      const [{ IssuingTerminal }, { TransportError }] = await Promise.all([import('../issuing.js'), import('../../sdk/errors.js')]);
       let issuing: IssuingTerminal | undefined;
       // Told before anything is opened: a credentials file that cannot be read, a missing image.
       let creds = opts.credentials ? readCredentials(opts.credentials) : undefined;
       if (!creds && opts.card) requireImage(opts.card);
-      // The card and the store open at the same time (the card's SELECT and issuer authorisation while PGlite boots);
-      // the first failure is reported (the card's first, as before), and whatever did open is closed below.
+      // The card opens while the store does (the card's SELECT and issuer authorisation while PGlite boots); the first
+      // failure is reported (the card's first, as before), and whatever did open is closed below.
       const opened = await Promise.allSettled([
         opts.credentials
           ? Promise.resolve(undefined)
@@ -394,17 +401,17 @@ Examples:
               await requirePersonalised(t);
               return { t, creds: await t.credentials() };
             })(),
-        openBackoffice(cmd, w, pass).then((o) => (office = o)),
+        officeOpening,
       ]);
       for (const o of opened) if (o.status === 'rejected') throw o.reason;
       const onCard = (opened[0] as PromiseFulfilledResult<{ t: IssuingTerminal; creds: CardCredentials } | undefined>).value;
       if (onCard) ({ t: issuing, creds } = onCard);
       if (!creds || !office) throw new Error('unreachable: the card and the store opened without credentials or a store');
       if (opts.seller) {
-        const seller = await office.store.client(opts.seller);
+        const seller = await office.client(opts.seller);
         if (!seller || seller.role !== 'seller') throw new UsageError(`no seller ${opts.seller} is registered: \`eticket seller add ${opts.seller}\``);
       }
-      run = { bo: office.bo, creds, issuing: opts.out ? undefined : issuing, out: opts.out, sellerId: opts.seller, loaded: [] };
+      run = { office, creds, issuing: opts.out ? undefined : issuing, out: opts.out, sellerId: opts.seller, loaded: [] };
       if (opts.out && !opts.out.endsWith('.bin')) writeFileSync(opts.out, '');
       const json = globals(cmd).json;
       const progress = new Progress(batch ? 0 : 1, !json);
@@ -432,7 +439,7 @@ Examples:
       const issueChunk = (r: IssueRun, rows: PendingRow[]): IssuingChunk => {
         const todo = rows.filter((p) => p.request && !stop);
         if (!todo.length) return { rows, issuing: Promise.resolve() };
-        const issuing = r.bo.issueMany(todo.map((p) => ({ request: p.request!, card: r.creds, requestKey: p.requestKey, sellerId: r.sellerId, holder: p.holder }))).then((issued) => issued.forEach((x, k) => (todo[k].issued = x)));
+        const issuing = r.office.issueMany(todo.map((p) => ({ request: p.request!, card: r.creds, requestKey: p.requestKey, sellerId: r.sellerId, holder: p.holder }))).then((issued) => issued.forEach((x, k) => (todo[k].issued = x)));
         // Awaited by settleChunk; a failure before then must not count as unhandled.
         issuing.catch(() => undefined);
         return { rows, issuing };
@@ -490,7 +497,7 @@ Examples:
           if (batch && result.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase()) stop = `the card is full (line ${p.line}): re-run the batch with another card`;
           progress.tick();
         }
-        await r.bo.withdrawUnloaded(unsent);
+        await r.office.withdrawUnloaded(unsent);
         await flushLoaded(r);
       };
       let next: IteratorResult<BatchItem> = first;
@@ -541,6 +548,7 @@ Examples:
       // Whatever stopped the batch, the tickets the card took are marked before the store closes.
       if (run && office) await flushLoaded(run).catch(() => undefined);
       await card?.close().catch(() => undefined);
+      await officeOpening.catch(() => undefined); // stopped early (a wrong passphrase): the office may still be opening
       await office?.close().catch(() => undefined);
     }
   });

@@ -101,21 +101,42 @@ export interface OpenedBackoffice {
   close(): Promise<void>;
 }
 
+/** The embedded store's buffer pool for a command that runs for seconds, not days. */
+const SHORT_COMMAND_SHARED_BUFFERS = '16MB';
+
+/** How a command opens the store, from its global options: what openBackofficeWith needs, without commander. */
+export interface StoreSettings {
+  /** postgres://… ; undefined: the embedded store. */
+  url?: string;
+  /** --json: nothing but JSON on stdout, no notes on stderr. */
+  json: boolean;
+  /** Seconds to wait for another process holding the embedded store. */
+  waitSeconds: number;
+  /** What this process is doing, for the message another process reads while we hold the embedded store. */
+  command: string;
+}
+
+export function storeSettings(cmd: Command): StoreSettings {
+  return { url: databaseUrl(cmd), json: Boolean(globals(cmd).json), waitSeconds: waitSeconds(cmd), command: `eticket ${process.argv.slice(2).join(' ')}`.slice(0, 200) };
+}
+
 /**
  * Open the store for `w` (creating the embedded one if needed), check it belongs to this operator, import a
  * legacy ledger, and wrap it in the back-office service. Close it when done (the embedded store is locked).
  */
-/** The embedded store's buffer pool for a command that runs for seconds, not days. */
-const SHORT_COMMAND_SHARED_BUFFERS = '16MB';
-
 export async function openBackoffice(cmd: Command, w: WorkDir, passphrase?: string, realName: RealNameOptions = {}, options: { longRunning?: boolean } = {}): Promise<OpenedBackoffice> {
-  const url = databaseUrl(cmd);
-  if (!url && !existsSync(join(w.dir, 'store', 'PG_VERSION')) && !globals(cmd).json && !process.env.ETICKET_PGLITE_TEMPLATE) {
+  return openBackofficeWith(storeSettings(cmd), w, passphrase, realName, options);
+}
+
+/** openBackoffice from settings: also where no Command is at hand (the issue command's back-office thread). */
+export async function openBackofficeWith(settings: StoreSettings, w: WorkDir, passphrase?: string, realName: RealNameOptions = {}, options: { longRunning?: boolean } = {}): Promise<OpenedBackoffice> {
+  const { url } = settings;
+  if (!url && !existsSync(join(w.dir, 'store', 'PG_VERSION')) && !settings.json && !process.env.ETICKET_PGLITE_TEMPLATE) {
     console.error(`eticket: creating the embedded store in ${join(w.dir, 'store')} (the first time takes 10-20 s)`);
   }
   // A short command's embedded store starts with a small buffer pool (database.ts sharedBuffers); `serve` runs for long.
   const sharedBuffers = options.longRunning ? undefined : SHORT_COMMAND_SHARED_BUFFERS;
-  const store = await Store.open(w.dir, { url, create: true, waitMs: waitSeconds(cmd) * 1000, command: `eticket ${process.argv.slice(2).join(' ')}`.slice(0, 200), sharedBuffers });
+  const store = await Store.open(w.dir, { url, create: true, waitMs: settings.waitSeconds * 1000, command: settings.command, sharedBuffers });
   try {
     const operator = await store.initSetting('operator', w.config.operator);
     const suite = await store.initSetting('suite', w.config.suite);
@@ -125,7 +146,7 @@ export async function openBackoffice(cmd: Command, w: WorkDir, passphrase?: stri
     const bo = new Backoffice(store, workDirCustody(w, passphrase), undefined, realName);
     await bo.ensureRootKey(new Date(w.config.created));
     const imported = await importLedger(store, w);
-    if (imported !== undefined && !globals(cmd).json) console.error(`eticket: imported ${imported} TID(s) from ledger.json into the store (kept as ledger.json.imported)`);
+    if (imported !== undefined && !settings.json) console.error(`eticket: imported ${imported} TID(s) from ledger.json into the store (kept as ledger.json.imported)`);
     return { store, bo, close: () => store.close() };
   } catch (e) {
     await store.close().catch(() => undefined);

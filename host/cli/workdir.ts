@@ -10,7 +10,7 @@ import { RsaPrivateKey } from '../../sdk/crypto/rsa.js';
 import { InvalidInputError } from '../../sdk/errors.js';
 import { AuthenticationServer } from '../../sdk/roles/authority.js';
 import { CertificateAuthority } from '../../sdk/roles/ca.js';
-import { KeyStore } from '../../sdk/roles/keystore.js';
+import { KeyStore, RSA_PRIVATE_KIND } from '../../sdk/roles/keystore.js';
 import { TerminalKeys } from '../../sdk/roles/terminal-keys.js';
 import { TicketServer } from '../../sdk/roles/ticket-server.js';
 import type { CardTrust } from '../../sdk/roles/trust.js';
@@ -329,6 +329,14 @@ export class WorkDir {
   loadCardKeyIssuer(passphrase: string): { ca?: CertificateAuthority; kgc?: KeyGenerationCentre } {
     if (this.config.suite === 'sm9') return { kgc: KeyGenerationCentre.fromKeys(decodeKgcPrivate(this.keys.getBytes('kgc', passphrase, KGC_KIND))) };
     return { ca: this.loadCa(passphrase) };
+  }
+
+  /**
+   * Open key 1 ahead of loadAuthoritySigner, its scrypt on the thread pool while this thread does other work (a store
+   * booting). CryptoError on a wrong passphrase, as loadAuthoritySigner.
+   */
+  async warmAuthoritySigner(passphrase: string): Promise<void> {
+    await this.keys.warm('authority', passphrase, this.config.suite === 'sm9' ? SM9_SIGNER : RSA_PRIVATE_KIND);
   }
 
   /** Key 1, the authority's root key as cards hold it. */

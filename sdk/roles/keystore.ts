@@ -1,7 +1,7 @@
 // Private keys encrypted at rest, one file per key in a directory: every secret, RSA keys included, in one
 // container (scrypt → AES-256-GCM, JSON) whose parameters are checked against an allow-list before any work.
 
-import { createCipheriv, createDecipheriv, createHash, randomBytes, scryptSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes, scrypt, scryptSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { writeFileDurably } from '../durable-file.js';
 import { join } from 'node:path';
@@ -133,7 +133,26 @@ export function openSecret(sealed: SealedSecret, passphrase: string, kind?: stri
   const checked = checkSealed(sealed, file);
   if (kind !== undefined && checked.kind !== kind) throw new InvalidInputError(`key file holds a ${checked.kind}, not a ${kind}`);
   const { N, r, p } = checked.kdf;
-  const key = scryptSync(passphrase, checked.bytes.salt, 32, { N, r, p, maxmem: 128 * N * r * p + 1024 * 1024 });
+  return decryptSealed(checked, scryptSync(passphrase, checked.bytes.salt, 32, { N, r, p, maxmem: scryptMaxmem(checked.kdf) }));
+}
+
+/**
+ * openSecret with the key derivation on libuv's thread pool: the calling thread goes on (a store booting, a card
+ * opening) for the 0.1-0.2 s of scrypt. The same checks, in the same order, with the same errors.
+ */
+export async function openSecretAsync(sealed: SealedSecret, passphrase: string, kind?: string, file?: string): Promise<Uint8Array> {
+  const checked = checkSealed(sealed, file);
+  if (kind !== undefined && checked.kind !== kind) throw new InvalidInputError(`key file holds a ${checked.kind}, not a ${kind}`);
+  const { N, r, p } = checked.kdf;
+  const key = await new Promise<Buffer>((resolve, reject) => scrypt(passphrase, checked.bytes.salt, 32, { N, r, p, maxmem: scryptMaxmem(checked.kdf) }, (e, k) => (e ? reject(e) : resolve(k))));
+  return decryptSealed(checked, key);
+}
+
+function scryptMaxmem(kdf: { N: number; r: number; p: number }): number {
+  return 128 * kdf.N * kdf.r * kdf.p + 1024 * 1024;
+}
+
+function decryptSealed(checked: ReturnType<typeof checkSealed>, key: Buffer): Uint8Array {
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, checked.bytes.iv);
     decipher.setAAD(Buffer.from(`${FORMAT}:${checked.kind}`));
@@ -269,20 +288,36 @@ export class KeyStore {
 
   /** Open `<name>.secret.json`; CryptoError on a wrong passphrase, InvalidInputError on another `kind`. */
   getBytes(name: string, passphrase: string, kind?: string): Uint8Array {
+    const { memo, hit, sealed, path } = this.lookup(name, passphrase, kind);
+    if (hit) return hit.slice();
+    const secret = openSecret(sealed, passphrase, kind, path);
+    this.opened.set(memo, secret.slice());
+    return secret;
+  }
+
+  /**
+   * Open `<name>.secret.json` ahead of its use, the key derivation off this thread (openSecretAsync): a later
+   * getBytes / getRsa with the same file, kind and passphrase finds it opened. Throws what getBytes would.
+   */
+  async warm(name: string, passphrase: string, kind?: string): Promise<void> {
+    // A legacy `<name>.key` (or no key at all) is left to getRsa / getBytes, which upgrade it or say it is missing.
+    if (!existsSync(join(this.dir, `${name}.secret.json`))) return;
+    const { memo, hit, sealed, path } = this.lookup(name, passphrase, kind);
+    if (!hit) this.opened.set(memo, await openSecretAsync(sealed, passphrase, kind, path));
+  }
+
+  private lookup(name: string, passphrase: string, kind?: string): { memo: string; hit?: Uint8Array; sealed: SealedSecret; path: string } {
     const file = `${name}.secret.json`;
+    const path = join(this.dir, file);
     const text = this.read(file, name);
     const memo = createHash('sha256').update(JSON.stringify([text, kind ?? null, passphrase])).digest('hex');
-    const hit = this.opened.get(memo);
-    if (hit) return hit.slice();
     let sealed: SealedSecret;
     try {
       sealed = JSON.parse(text) as SealedSecret;
     } catch {
-      throw new KeyFileRejectedError(join(this.dir, file), 'not JSON');
+      throw new KeyFileRejectedError(path, 'not JSON');
     }
-    const secret = openSecret(sealed, passphrase, kind, join(this.dir, file));
-    this.opened.set(memo, secret.slice());
-    return secret;
+    return { memo, hit: this.opened.get(memo), sealed, path };
   }
 
   /** Rewrite a legacy RSA key in the container. Best effort: a read-only store still opens its old files. */

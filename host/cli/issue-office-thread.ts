@@ -1,0 +1,73 @@
+// The back-office thread of `eticket issue` (issue-office.ts): opens the working directory's store and back office,
+// serves the batch's calls one message each, and closes the store when told to. Runs only as a worker thread.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { crossError, officeOf, type FromThread, type IssueOffice, type OfficeThreadData, type ToThread } from './issue-office.js';
+import { openBackofficeWith } from './store.js';
+import { WorkDir } from './workdir.js';
+
+const port = parentPort;
+if (!port) throw new Error('issue-office-thread runs as a worker thread of `eticket issue`');
+const data = workerData as OfficeThreadData;
+const send = (m: FromThread) => port.postMessage(m);
+
+/** Calls received and not yet answered: the store closes after them. */
+const inFlight = new Set<Promise<unknown>>();
+
+function serve(office: IssueOffice): void {
+  send({ ready: true, operator: office.operator });
+  port!.on('message', (m: ToThread) => {
+    if (m.call === 'close') {
+      void Promise.allSettled(inFlight)
+        .then(() => office.close())
+        .then(
+          () => send({ id: m.id, value: undefined }),
+          (e) => send({ id: m.id, error: crossError(e) }),
+        )
+        .finally(() => port!.close());
+      return;
+    }
+    const done = call(office, m).then(
+      (value) => send({ id: m.id, value }),
+      (e) => send({ id: m.id, error: crossError(e) }),
+    );
+    inFlight.add(done);
+    void done.finally(() => inFlight.delete(done));
+  });
+}
+
+function call(office: IssueOffice, m: Exclude<ToThread, { call: 'close' }>): Promise<unknown> {
+  const [a] = m.args as [never];
+  switch (m.call) {
+    case 'issueMany':
+      // Each row's own error crosses as one too (the batch reports it by class: conflict, not found, bad input).
+      return office.issueMany(a).then((rows) => rows.map((x) => ('error' in x ? { error: crossError(x.error) } : x)));
+    case 'markLoadedMany':
+      return office.markLoadedMany(a);
+    case 'withdrawUnloaded':
+      return office.withdrawUnloaded(a);
+    case 'tidForRequest':
+      return office.tidForRequest(a);
+    case 'ticket':
+      return office.ticket(a);
+    case 'client':
+      return office.client(a);
+  }
+}
+
+Promise.resolve()
+  .then(() => {
+    const w = WorkDir.open(data.dir);
+    // The authority key's scrypt on the thread pool while PGlite boots on this thread: the first chunk's signatures
+    // then find it opened. A failure here is left to the signing itself, which throws it with its context.
+    w.warmAuthoritySigner(data.passphrase).catch(() => undefined);
+    return openBackofficeWith(data.settings, w, data.passphrase);
+  })
+  .then(
+  (opened) => serve(officeOf(opened)),
+  (e) => {
+    // Told to the main thread, which reports it as the command's error; the thread then ends.
+    send({ openFailed: crossError(e) });
+    port.close();
+  },
+);
