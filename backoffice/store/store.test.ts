@@ -42,6 +42,31 @@ describe.each(ENGINES)('store on $engine', ({ engine, skip, open }) => {
     expect(await migrate(store.db)).toEqual([]);
   });
 
+  it.skipIf(skip)('an up-to-date store is told by reads alone (no transaction, no lock); a new migration file still goes the locked way and is applied', async () => {
+    const transactions: number[] = [];
+    const counted = new Proxy(store.db, {
+      get(target, prop, receiver) {
+        if (prop === 'transaction') return (...args: Parameters<typeof target.transaction>) => (transactions.push(1), target.transaction(...args));
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    expect(await migrate(counted)).toEqual([]);
+    expect(transactions).toHaveLength(0);
+    const dir = mkdtempSync(join(tmpdir(), 'eticket-mig-'));
+    try {
+      cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+      writeFileSync(join(dir, '9001_probe.sql'), 'CREATE TABLE migration_probe (x integer);\n');
+      expect(await migrate(counted, loadMigrations(dir))).toEqual([9001]);
+      expect(transactions.length).toBeGreaterThan(0);
+      expect((await store.db.query<{ n: number }>('SELECT count(*)::int AS n FROM migration_probe')).rows[0].n).toBe(0);
+    } finally {
+      await store.db.query('DROP TABLE IF EXISTS migration_probe');
+      await store.db.query('DELETE FROM eticket_migrations WHERE version = 9001');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it.skipIf(skip)('refuses a migration file that changed after it was applied', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'eticket-mig-'));
     try {

@@ -78,7 +78,7 @@ type ErrorClass = abstract new (...args: never[]) => Error;
  * The project's error classes by name, so that an error from the thread is an instance of the same class here
  * (the CLI's exit codes and messages are chosen by class): every Error subclass these modules export.
  */
-async function errorClasses(): Promise<Map<string, ErrorClass>> {
+export async function errorClasses(): Promise<Map<string, ErrorClass>> {
   const modules = await Promise.all([
     import('../../sdk/errors.js'),
     import('../../sdk/file-lock.js'),

@@ -1,0 +1,154 @@
+// The issue command's back-office thread (issue-office.ts): errors cross it as their own classes with their fields,
+// a chunk issued there is the store's (read back, marked, the store released at close), and a store that cannot
+// open stops the command with the error that stopped it. The thread runs from dist/ (built by the test setup).
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DatabaseError } from '../../backoffice/store/database.js';
+import { NotFoundError, StoreConflictError } from '../../backoffice/store/store.js';
+import { CardStatusError, InvalidInputError } from '../../sdk/errors.js';
+import { LockHeldError } from '../../sdk/file-lock.js';
+import { fromHex } from '../../sdk/bytes.js';
+import type { CardCredentials } from '../../sdk/roles/trust.js';
+import { cli, type CliEnv } from './run-cli.js';
+import { crossError, errorClasses, uncrossError } from './issue-office.js';
+import { UsageError } from './context.js';
+
+describe('an error crossing the thread', () => {
+  it('keeps its class, message, fields and cause: a conflict with its reason, a database error with its SQLSTATE, a held lock with its holder, a card refusal with its status word', async () => {
+    const classes = await errorClasses();
+    const across = <E extends Error>(e: E): E => uncrossError(structuredClone(crossError(e)), classes) as E;
+
+    const conflict = across(new StoreConflictError('TID CR-1 was already issued to card 01', 'tid_taken'));
+    expect(conflict).toBeInstanceOf(StoreConflictError);
+    expect(conflict.reason).toBe('tid_taken');
+    expect(conflict.message).toBe('TID CR-1 was already issued to card 01');
+
+    const db = across(new DatabaseError('duplicate key value', '23505', 'tickets_pkey', { cause: new InvalidInputError('inner') }));
+    expect(db).toBeInstanceOf(DatabaseError);
+    expect([db.code, db.constraint]).toEqual(['23505', 'tickets_pkey']);
+    expect(db.cause).toBeInstanceOf(InvalidInputError);
+    expect((db.cause as Error).message).toBe('inner');
+
+    const holder = { pid: 4242, since: '2026-12-01T00:00:00.000Z', command: 'eticket serve', nonce: 'n' };
+    const lock = across(new LockHeldError('the embedded store of /w', holder));
+    expect(lock).toBeInstanceOf(LockHeldError);
+    expect(lock.holder).toEqual(holder);
+
+    const card = across(new CardStatusError('LOAD', 0x6a84, 'NOT_ENOUGH_MEMORY', 'NVM full'));
+    expect(card).toBeInstanceOf(CardStatusError);
+    expect([card.sw, card.swName, card.command]).toEqual([0x6a84, 'NOT_ENOUGH_MEMORY', 'LOAD']);
+
+    expect(across(new UsageError('give --from or --service-date'))).toBeInstanceOf(UsageError);
+    expect(across(new NotFoundError('no service 7'))).toBeInstanceOf(NotFoundError);
+  });
+
+  it('of a class the CLI does not know, or a thrown non-error, arrives as a plain Error with its name and message', async () => {
+    const classes = await errorClasses();
+    class ThirdPartyError extends Error {
+      override name = 'ThirdPartyError';
+      code = 'E_THIRD';
+    }
+    const back = uncrossError(structuredClone(crossError(new ThirdPartyError('from a library'))), classes) as Error & { code?: string };
+    expect(Object.getPrototypeOf(back)).toBe(Error.prototype);
+    expect([back.name, back.message, back.code]).toEqual(['ThirdPartyError', 'from a library', 'E_THIRD']);
+    const thrown = uncrossError(structuredClone(crossError('a string')), classes);
+    expect([Object.getPrototypeOf(thrown), thrown.message]).toEqual([Error.prototype, 'a string']);
+  });
+});
+
+/** The compiled modules: the thread's entry exists only there, and its errors are of the compiled classes. */
+const dist = async () => ({
+  office: (await import(new URL('../../dist/host/cli/issue-office.js', import.meta.url).href)) as typeof import('./issue-office.js'),
+  workdir: (await import(new URL('../../dist/host/cli/workdir.js', import.meta.url).href)) as typeof import('./workdir.js'),
+  store: (await import(new URL('../../dist/backoffice/store/store.js', import.meta.url).href)) as typeof import('../../backoffice/store/store.js'),
+  database: (await import(new URL('../../dist/backoffice/store/database.js', import.meta.url).href)) as typeof import('../../backoffice/store/database.js'),
+  lock: (await import(new URL('../../dist/sdk/file-lock.js', import.meta.url).href)) as typeof import('../../sdk/file-lock.js'),
+});
+
+describe('the back-office thread of `eticket issue`', () => {
+  const passphrase = 'correct horse battery staple';
+  let dir: string;
+  let env: CliEnv;
+  const creds: CardCredentials[] = [];
+  const settings = (waitSeconds = 5) => ({ json: true, waitSeconds, command: 'issue-office.test' });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'eticket-office-'));
+    env = { cwd: dir, passphrase };
+    expect((await cli(env, 'init', '--operator', 'CR')).code).toBe(0);
+    for (const name of ['a.img', 'b.img']) {
+      expect((await cli(env, 'card', 'create', name)).code).toBe(0);
+      expect((await cli(env, 'card', 'personalize', '--card', name)).code).toBe(0);
+      const c = (await cli(env, '--json', 'card', 'info', '--card', name)).json()[0].credentials as { suite: CardCredentials['suite']; serial: string; encryptionCertificate?: string; signingCertificate?: string; identity?: string };
+      creds.push({ suite: c.suite, serial: fromHex(c.serial), encryptionCertificate: c.encryptionCertificate ? fromHex(c.encryptionCertificate) : undefined, signingCertificate: c.signingCertificate ? fromHex(c.signingCertificate) : undefined, identity: c.identity });
+    }
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('issues a chunk there: the tickets are the store\'s, a TID taken by another card is a StoreConflictError (tid_taken) of the compiled class; close releases the store', async () => {
+    const d = await dist();
+    expect(d.office.canUseThread()).toBe(true);
+    const office = await d.office.openIssueOffice(d.workdir.WorkDir.open(dir), passphrase, settings());
+    let closed = false;
+    try {
+      expect(office.operator).toBe('CR');
+      const request = { serviceDate: '2030-01-15', train: 'G1', origin: 'BJS', destination: 'SHH', departure: 420, seat: '1A' };
+      const first = await office.issueMany([{ request: { ...request, tid: 'CR-OFFICE-1' }, card: creds[0] }, { request: { ...request, seat: '2A' }, card: creds[0], requestKey: 'office-test-row-2' }]);
+      const outcomes = first.map((x) => ('outcome' in x ? x.outcome : undefined));
+      expect(outcomes.map((o) => o?.status)).toEqual(['new', 'new']);
+      const stored = await office.ticket('CR-OFFICE-1');
+      expect(stored?.cardSerial).toBe(Buffer.from(creds[0].serial).toString('hex').toUpperCase());
+      expect(Buffer.from(stored!.sealed).equals(Buffer.from(outcomes[0]!.ticket.sealed))).toBe(true);
+      expect(await office.tidForRequest('office-test-row-2')).toBe(outcomes[1]!.ticket.tid);
+      expect(await office.markLoadedMany([{ tid: 'CR-OFFICE-1', sequenceNumber: 1 }])).toEqual(['CR-OFFICE-1']);
+
+      const taken = await office.issueMany([{ request: { ...request, tid: 'CR-OFFICE-1' }, card: creds[1] }]);
+      const error = 'error' in taken[0] ? taken[0].error : undefined;
+      expect(error).toBeInstanceOf(d.store.StoreConflictError);
+      expect((error as InstanceType<typeof d.store.StoreConflictError>).reason).toBe('tid_taken');
+      expect(error?.message).toMatch(/TID CR-OFFICE-1 was already issued to card/);
+      await office.close();
+      closed = true;
+      // The lock is gone: the store opens in this thread at once.
+      const again = await d.store.Store.open(dir, { waitMs: 0 });
+      expect((await again.ticket('CR', 'CR-OFFICE-1'))?.status).toBe('loaded');
+      await again.close();
+    } finally {
+      if (!closed) await office.close();
+    }
+  });
+
+  it('a store held by another holder: the opening fails with LockHeldError naming it (not as a thread that stopped)', async () => {
+    const d = await dist();
+    const held = d.lock.FileLock.tryAcquire(d.database.pgliteLayout(dir).lockFile, 'the embedded store (held by the test)', 'the test holding the store');
+    try {
+      const opening = d.office.openIssueOffice(d.workdir.WorkDir.open(dir), passphrase, settings(0));
+      const error = await opening.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(d.lock.LockHeldError);
+      expect((error as InstanceType<typeof d.lock.LockHeldError>).holder.command).toBe('the test holding the store');
+      expect(error).not.toBeInstanceOf(d.database.StoreUnavailableError);
+    } finally {
+      held.release();
+    }
+  });
+
+  it('the batch on the thread and in process (ETICKET_STORE_THREAD=0) load the same rows with the same results', async () => {
+    const csv = 'serviceDate,train,origin,destination,seat,tid\n2030-02-01,G7,BJS,SHH,1A,\n2030-02-01,G7,BJS,SHH,2A,CR-OFFICE-1\nnot-a-date,G7,BJS,SHH,3A,\n';
+    const results: unknown[] = [];
+    for (const [i, thread] of ['1', '0'].entries()) {
+      const file = join(dir, `batch-${thread}.csv`);
+      writeFileSync(file, csv.replace('2030-02-01', `2030-02-0${i + 2}`).replace('2030-02-01', `2030-02-0${i + 2}`));
+      const run = await cli({ ...env, vars: { ETICKET_STORE_THREAD: thread } }, '--json', 'issue', '--card', 'b.img', '--from', file);
+      expect(run.code).toBe(4); // the taken tid and the bad date fail, the rest loads: partial success
+      results.push(run.json().map((r: { status?: string; line?: number; summary?: boolean; loaded?: number; failed?: number }) => (r.summary ? { loaded: r.loaded, failed: r.failed } : { line: r.line, status: r.status })));
+    }
+    expect(results[0]).toEqual(results[1]);
+    expect(results[0]).toEqual([{ line: 2, status: 'loaded' }, { line: 3, status: 'failed' }, { line: 4, status: 'failed' }, { loaded: 1, failed: 2 }]);
+  });
+});
