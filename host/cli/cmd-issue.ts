@@ -358,29 +358,32 @@ Examples:
       throw e;
     }
     if (first.done) throw new UsageError(`${opts.from === '-' ? 'standard input' : opts.from} holds no tickets (empty, or a CSV header only)`);
-    const w = await workDir(cmd);
-    // Default validity starts at the service day's midnight in the operator's time zone.
-    const [{ timeZoneOf, withLocalValidity }, { parseServiceDate }] = await Promise.all([import('./timezone.js'), import('../../sdk/fields.js')]);
-    const tz = timeZoneOf(cmd, w.config.timeZone);
-    const local = (it: BatchItem): BatchItem => {
-      if ('error' in it) return it;
-      try {
-        return { ...it, request: withLocalValidity(it.request, tz, parseServiceDate) };
-      } catch (e) {
-        if (e instanceof InvalidInputError) return { line: it.line, error: e.message };
-        throw e;
-      }
-    };
+    // Not a working directory: told before the passphrase is asked for (loading it whole is left to below).
+    if (!existsSync(join(workDirPath(cmd), 'eticket.json'))) await workDir(cmd);
     const pass = await passphrase();
     // The back office opens first, on its own thread where it can (issue-office.ts): PGlite boots there while this
-    // thread checks the passphrase and opens the card. Closed in the finally below whatever stops the command.
-    const [{ storeSettings }, { openIssueOffice }] = await Promise.all([import('./store.js'), import('./issue-office.js')]);
+    // thread loads the working directory, checks the passphrase and opens the card. Closed in the finally below
+    // whatever stops the command (a working directory that is not one stops both, told by this thread).
+    const [{ storeSettings }, { openIssueOffice }] = await Promise.all([import('./store-open.js'), import('./issue-office.js')]);
     let office: IssueOffice | undefined;
-    const officeOpening = openIssueOffice(w, pass, storeSettings(cmd)).then((o) => (office = o));
+    const officeOpening = openIssueOffice(workDirPath(cmd), pass, storeSettings(cmd)).then((o) => (office = o));
     officeOpening.catch(() => undefined); // awaited below; a failure before then is not unhandled
     let card: CardHandle | undefined;
     let run: IssueRun | undefined;
     try {
+      const w = await workDir(cmd);
+      // Default validity starts at the service day's midnight in the operator's time zone.
+      const [{ timeZoneOf, withLocalValidity }, { parseServiceDate }] = await Promise.all([import('./timezone.js'), import('../../sdk/fields.js')]);
+      const tz = timeZoneOf(cmd, w.config.timeZone);
+      const local = (it: BatchItem): BatchItem => {
+        if ('error' in it) return it;
+        try {
+          return { ...it, request: withLocalValidity(it.request, tz, parseServiceDate) };
+        } catch (e) {
+          if (e instanceof InvalidInputError) return { line: it.line, error: e.message };
+          throw e;
+        }
+      };
       // A wrong passphrase stops here, before the card is touched and before anything is issued (the key's scrypt
       // runs on the thread pool meanwhile; loadAuthoritySigner then finds it opened).
       await w.warmAuthoritySigner(pass);

@@ -3,8 +3,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { crossError, officeOf, type FromThread, type IssueOffice, type OfficeThreadData, type ToThread } from './issue-office.js';
-import { openBackofficeWith } from './store.js';
-import { WorkDir } from './workdir.js';
+import { openStoreDatabase } from './store-open.js';
 
 const port = parentPort;
 if (!port) throw new Error('issue-office-thread runs as a worker thread of `eticket issue`');
@@ -55,19 +54,33 @@ function call(office: IssueOffice, m: Exclude<ToThread, { call: 'close' }>): Pro
   }
 }
 
-Promise.resolve()
-  .then(() => {
-    const w = WorkDir.open(data.dir);
-    // The authority key's scrypt on the thread pool while PGlite boots on this thread: the first chunk's signatures
-    // then find it opened. A failure here is left to the signing itself, which throws it with its context.
-    w.warmAuthoritySigner(data.passphrase).catch(() => undefined);
-    return openBackofficeWith(data.settings, w, data.passphrase);
-  })
-  .then(
-  (opened) => serve(officeOf(opened)),
-  (e) => {
-    // Told to the main thread, which reports it as the command's error; the thread then ends.
-    send({ openFailed: crossError(e) });
-    port.close();
-  },
-);
+async function open(): Promise<IssueOffice> {
+  // The database first: PGlite's WebAssembly compiles off this thread while the back office's modules load here.
+  const database = openStoreDatabase(data.settings, data.dir);
+  database.catch(() => undefined); // awaited by openBackofficeWith; a failure before then is not unhandled
+  let modules: [typeof import('./store.js'), typeof import('./workdir.js')];
+  try {
+    modules = await Promise.all([import('./store.js'), import('./workdir.js')]);
+  } catch (e) {
+    await database.then((db) => db.close()).catch(() => undefined);
+    throw e;
+  }
+  const [{ openBackofficeWith }, { WorkDir }] = modules;
+  let w: ReturnType<typeof WorkDir.open>;
+  try {
+    w = WorkDir.open(data.dir);
+  } catch (e) {
+    await database.then((db) => db.close()).catch(() => undefined);
+    throw e;
+  }
+  // The authority key's scrypt on the thread pool meanwhile: the first chunk's signatures find it opened. A failure
+  // here is left to the signing itself, which throws it with its context.
+  w.warmAuthoritySigner(data.passphrase).catch(() => undefined);
+  return officeOf(await openBackofficeWith(data.settings, w, data.passphrase, {}, { database }));
+}
+
+open().then(serve, (e) => {
+  // Told to the main thread, which reports it as the command's error; the thread then ends.
+  send({ openFailed: crossError(e) });
+  port.close();
+});

@@ -62,7 +62,6 @@ describe('an error crossing the thread', () => {
 /** The compiled modules: the thread's entry exists only there, and its errors are of the compiled classes. */
 const dist = async () => ({
   office: (await import(new URL('../../dist/host/cli/issue-office.js', import.meta.url).href)) as typeof import('./issue-office.js'),
-  workdir: (await import(new URL('../../dist/host/cli/workdir.js', import.meta.url).href)) as typeof import('./workdir.js'),
   store: (await import(new URL('../../dist/backoffice/store/store.js', import.meta.url).href)) as typeof import('../../backoffice/store/store.js'),
   database: (await import(new URL('../../dist/backoffice/store/database.js', import.meta.url).href)) as typeof import('../../backoffice/store/database.js'),
   lock: (await import(new URL('../../dist/sdk/file-lock.js', import.meta.url).href)) as typeof import('../../sdk/file-lock.js'),
@@ -91,7 +90,7 @@ describe('the back-office thread of `eticket issue`', () => {
   it('issues a chunk there: the tickets are the store\'s, a TID taken by another card is a StoreConflictError (tid_taken) of the compiled class; close releases the store', async () => {
     const d = await dist();
     expect(d.office.canUseThread()).toBe(true);
-    const office = await d.office.openIssueOffice(d.workdir.WorkDir.open(dir), passphrase, settings());
+    const office = await d.office.openIssueOffice(dir, passphrase, settings());
     let closed = false;
     try {
       expect(office.operator).toBe('CR');
@@ -125,7 +124,7 @@ describe('the back-office thread of `eticket issue`', () => {
     const d = await dist();
     const held = d.lock.FileLock.tryAcquire(d.database.pgliteLayout(dir).lockFile, 'the embedded store (held by the test)', 'the test holding the store');
     try {
-      const opening = d.office.openIssueOffice(d.workdir.WorkDir.open(dir), passphrase, settings(0));
+      const opening = d.office.openIssueOffice(dir, passphrase, settings(0));
       const error = await opening.then(
         () => undefined,
         (e: unknown) => e,

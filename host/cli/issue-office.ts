@@ -5,8 +5,8 @@ import { Worker } from 'node:worker_threads';
 import type { Backoffice, IssueInput, IssueOutcome } from '../../backoffice/service.js';
 import type { ClientRecord, TicketRecord } from '../../backoffice/store/store.js';
 import { StoreUnavailableError } from '../../backoffice/store/database.js';
-import type { WorkDir } from './workdir.js';
-import type { OpenedBackoffice, StoreSettings } from './store.js';
+import type { OpenedBackoffice } from './store.js';
+import type { StoreSettings } from './store-open.js';
 
 export type IssueManyResult = ({ outcome: IssueOutcome } | { error: Error })[];
 
@@ -128,16 +128,16 @@ export function canUseThread(): boolean {
 }
 
 /**
- * Open the back office of `w` for `issue`: on its own thread where canUseThread(), else in this thread. Either way
+ * Open the back office of the working directory `dir` for `issue`: on its own thread where canUseThread(), else in this thread. Either way
  * the calls, their answers and their errors (same classes) are the same; the thread only runs beside this one.
  */
-export async function openIssueOffice(w: WorkDir, passphrase: string, settings: StoreSettings): Promise<IssueOffice> {
+export async function openIssueOffice(dir: string, passphrase: string, settings: StoreSettings): Promise<IssueOffice> {
   if (!canUseThread()) {
-    const { openBackofficeWith } = await import('./store.js');
-    return officeOf(await openBackofficeWith(settings, w, passphrase));
+    const [{ openBackofficeWith }, { WorkDir }] = await Promise.all([import('./store.js'), import('./workdir.js')]);
+    return officeOf(await openBackofficeWith(settings, WorkDir.open(dir), passphrase));
   }
   const classes = errorClasses();
-  const data: OfficeThreadData = { dir: w.dir, passphrase, settings };
+  const data: OfficeThreadData = { dir, passphrase, settings };
   const worker = new Worker(THREAD_ENTRY, { workerData: data });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 1;

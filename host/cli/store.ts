@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Backoffice, type KeyCustody } from '../../backoffice/service.js';
 import { Store } from '../../backoffice/store/store.js';
+import type { Database } from '../../backoffice/store/database.js';
+import { openStoreDatabase, storeSettings, type StoreSettings } from './store-open.js';
 import { sm9Provider } from '../../sdk/crypto/sm9-suite.js';
 import type { Signer } from '../../sdk/crypto/suite.js';
 import { InvalidInputError } from '../../sdk/errors.js';
@@ -24,18 +26,6 @@ export interface StoreOptions {
   database?: string;
   /** Seconds to wait for another process holding the embedded store. */
   wait?: number;
-}
-
-export function databaseUrl(cmd: Command): string | undefined {
-  const g = globals(cmd) as { database?: string };
-  return g.database ?? (process.env.ETICKET_DATABASE_URL || undefined);
-}
-
-function waitSeconds(cmd: Command): number {
-  const w = (globals(cmd) as { wait?: string }).wait;
-  if (w === undefined) return 30;
-  if (!/^\d+(\.\d+)?$/.test(w)) throw new UsageError('--wait takes seconds');
-  return Number(w);
 }
 
 /** Private keys of the working directory, opened with the passphrase only when a command signs. */
@@ -101,24 +91,8 @@ export interface OpenedBackoffice {
   close(): Promise<void>;
 }
 
-/** The embedded store's buffer pool for a command that runs for seconds, not days. */
-const SHORT_COMMAND_SHARED_BUFFERS = '16MB';
+export { databaseUrl, storeSettings, type StoreSettings } from './store-open.js';
 
-/** How a command opens the store, from its global options: what openBackofficeWith needs, without commander. */
-export interface StoreSettings {
-  /** postgres://… ; undefined: the embedded store. */
-  url?: string;
-  /** --json: nothing but JSON on stdout, no notes on stderr. */
-  json: boolean;
-  /** Seconds to wait for another process holding the embedded store. */
-  waitSeconds: number;
-  /** What this process is doing, for the message another process reads while we hold the embedded store. */
-  command: string;
-}
-
-export function storeSettings(cmd: Command): StoreSettings {
-  return { url: databaseUrl(cmd), json: Boolean(globals(cmd).json), waitSeconds: waitSeconds(cmd), command: `eticket ${process.argv.slice(2).join(' ')}`.slice(0, 200) };
-}
 
 /**
  * Open the store for `w` (creating the embedded one if needed), check it belongs to this operator, import a
@@ -128,20 +102,24 @@ export async function openBackoffice(cmd: Command, w: WorkDir, passphrase?: stri
   return openBackofficeWith(storeSettings(cmd), w, passphrase, realName, options);
 }
 
-/** openBackoffice from settings: also where no Command is at hand (the issue command's back-office thread). */
-export async function openBackofficeWith(settings: StoreSettings, w: WorkDir, passphrase?: string, realName: RealNameOptions = {}, options: { longRunning?: boolean } = {}): Promise<OpenedBackoffice> {
-  const { url } = settings;
-  if (!url && !existsSync(join(w.dir, 'store', 'PG_VERSION')) && !settings.json && !process.env.ETICKET_PGLITE_TEMPLATE) {
-    console.error(`eticket: creating the embedded store in ${join(w.dir, 'store')} (the first time takes 10-20 s)`);
+/**
+ * openBackoffice from settings: also where no Command is at hand (the issue command's thread, which passes the
+ * database it started opening before the back office's modules were loaded: `database`).
+ */
+export async function openBackofficeWith(settings: StoreSettings, w: WorkDir, passphrase?: string, realName: RealNameOptions = {}, options: { longRunning?: boolean; database?: Promise<Database> } = {}): Promise<OpenedBackoffice> {
+  const db = await (options.database ?? openStoreDatabase(settings, w.dir, options));
+  let store: Store;
+  try {
+    store = await Store.over(db);
+  } catch (e) {
+    await db.close().catch(() => undefined);
+    throw e;
   }
-  // A short command's embedded store starts with a small buffer pool (database.ts sharedBuffers); `serve` runs for long.
-  const sharedBuffers = options.longRunning ? undefined : SHORT_COMMAND_SHARED_BUFFERS;
-  const store = await Store.open(w.dir, { url, create: true, waitMs: settings.waitSeconds * 1000, command: settings.command, sharedBuffers });
   try {
     const operator = await store.initSetting('operator', w.config.operator);
     const suite = await store.initSetting('suite', w.config.suite);
     if (operator !== w.config.operator || suite !== w.config.suite) {
-      throw new UsageError(`the store ${url ? 'at the database URL' : 'of this working directory'} belongs to operator ${operator} (${suite}), this working directory is ${w.config.operator} (${w.config.suite})`);
+      throw new UsageError(`the store ${settings.url ? 'at the database URL' : 'of this working directory'} belongs to operator ${operator} (${suite}), this working directory is ${w.config.operator} (${w.config.suite})`);
     }
     const bo = new Backoffice(store, workDirCustody(w, passphrase), undefined, realName);
     await bo.ensureRootKey(new Date(w.config.created));
