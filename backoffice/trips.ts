@@ -5,7 +5,7 @@
 import { InvalidInputError } from '../sdk/errors.js';
 import { decodeTicketFace, PRICING } from '../sdk/ticket.js';
 import { denylistAdd } from './denylist.js';
-import type { Queryable } from './store/database.js';
+import { analyzeGrownTables, type Queryable } from './store/database.js';
 import type { Store } from './store/store.js';
 
 /** Settings (table `settings`) the matcher reads, with their defaults. */
@@ -527,6 +527,8 @@ export class TripMatcher {
       // rows pile up, and taking the oldest tickets off it scanned them all (its cost grew through a 10-minute run).
       this.dequeued = 0;
       await this.store.db.exec('VACUUM match_queue');
+      // Nor any autoanalyze: the taps and trips tables the run filled get their planner statistics here.
+      await analyzeGrownTables(this.store.db);
     }
     return outcome;
   }
