@@ -5,6 +5,7 @@
 import { cpSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LockHeldError } from '../../sdk/file-lock.js';
 import { ENGINES } from '../../test/helpers/stores.js';
@@ -65,6 +66,21 @@ describe.each(ENGINES)('store on $engine', ({ engine, skip, open }) => {
       await store.db.query('DELETE FROM eticket_migrations WHERE version = 9001');
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it.skipIf(skip)('bytes go in and come back as they were, alone and in arrays, empty and 0x00-0xFF included (PGlite: the native hex codec)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 600 }), fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 5 }), async (one, many) => {
+        const r = (await store.db.query<{ one: Uint8Array; many: Uint8Array[]; n: number }>('SELECT $1::bytea AS one, $2::bytea[] AS many, octet_length($1::bytea) AS n', [one, many])).rows[0];
+        expect(r.n).toBe(one.length);
+        expect(new Uint8Array(r.one)).toEqual(one);
+        expect(r.many.map((m) => new Uint8Array(m))).toEqual(many);
+      }),
+      { numRuns: 60 },
+    );
+    const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+    const back = (await store.db.query<{ hex: string }>("SELECT encode($1::bytea, 'hex') AS hex", [all])).rows[0].hex;
+    expect(back).toBe(Buffer.from(all).toString('hex'));
   });
 
   it.skipIf(skip)('refuses a migration file that changed after it was applied', async () => {
