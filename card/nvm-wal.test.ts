@@ -141,7 +141,7 @@ describe('NvmStore write-ahead journal on a backend with sync()', () => {
           if (length < committed.length) next.set(committed.subarray(from + committed.length - length), from);
           for (let o = Math.min(length, committed.length); o < length; o++) next[o] = Math.floor(rand() * 256);
           const view = store.current;
-          const writes = [{ offset: 9, bytes: next.subarray(9, 10) }];
+          const writes: { offset: number; bytes: Uint8Array }[] = [{ offset: 9, bytes: next.subarray(9, 10) }];
           // The moved bytes as a view of the image they are moved within (what a DELETE hands the store).
           if (length < committed.length) writes.push({ offset: from, bytes: view.subarray(from + committed.length - length) });
           else if (length > committed.length) writes.push({ offset: committed.length, bytes: next.subarray(committed.length) });

@@ -130,7 +130,7 @@ function encodeRecord(r: TicketRecord): Uint8Array {
     e.set(rec, 0);
     e[rec.length] = RECORD_CHECKSUM;
     e[rec.length + 1] = 32;
-    e.set(createHash('sha256').update(rec).digest(), rec.length + 2);
+    e.set(hash('sha256', rec, 'buffer') as unknown as Uint8Array, rec.length + 2);
     recordCache.set(r, e);
   }
   return e;
@@ -255,7 +255,8 @@ export function encodeState(s: CardState): Uint8Array {
 function encodeHead(s: CardState, recordBytes: number): Uint8Array {
   const head = headParts(s);
   const headLength = totalLength(head);
-  const image = unfilled(IMAGE_OVERHEAD + headLength);
+  // A few KB: zeroing them costs less than an unpooled allocation.
+  const image = new Uint8Array(IMAGE_OVERHEAD + headLength);
   fillHead(image, head, headLength + recordBytes);
   return image;
 }
@@ -610,22 +611,17 @@ const WRITE_GAP = 32;
 /** The ranges where `a` and `b` (of one length) differ, as writes of `a`'s bytes; close ranges merged (WRITE_GAP). */
 function differences(a: Uint8Array, b: Uint8Array): ImageWrite[] {
   const out: ImageWrite[] = [];
-  const block = 64;
   let start = -1;
   let end = -1;
-  for (let o = 0; o < a.length; o += block) {
-    const e = Math.min(o + block, a.length);
-    // memcmp a block at a time (bytes.equal): most of the head is keys and certificates no command changes.
-    if (equal(a.subarray(o, e), b.subarray(o, e))) continue;
-    for (let i = o; i < e; i++) {
-      if (a[i] === b[i]) continue;
-      if (start >= 0 && i - end > WRITE_GAP) {
-        out.push({ offset: start, bytes: a.subarray(start, end) });
-        start = -1;
-      }
-      if (start < 0) start = i;
-      end = i + 1;
+  // A byte loop: a few KB, compiled to a tight loop (cheaper than memcmp calls on blocks, each with its Buffer views).
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === b[i]) continue;
+    if (start >= 0 && i - end > WRITE_GAP) {
+      out.push({ offset: start, bytes: a.subarray(start, end) });
+      start = -1;
     }
+    if (start < 0) start = i;
+    end = i + 1;
   }
   if (start >= 0) out.push({ offset: start, bytes: a.subarray(start, end) });
   return out;
