@@ -251,16 +251,6 @@ export function encodeState(s: CardState): Uint8Array {
   return image;
 }
 
-/** The header and the body before the records of `s`'s image, whose records take `recordBytes` (encodeState's first bytes). */
-function encodeHead(s: CardState, recordBytes: number): Uint8Array {
-  const head = headParts(s);
-  const headLength = totalLength(head);
-  // A few KB: zeroing them costs less than an unpooled allocation.
-  const image = new Uint8Array(IMAGE_OVERHEAD + headLength);
-  fillHead(image, head, headLength + recordBytes);
-  return image;
-}
-
 /** One TLV of the image with where it lies: `value` is a view of the image, `start`/`end` bound the whole TLV. */
 interface Item extends Tlv {
   start: number;
@@ -608,23 +598,59 @@ export interface ImagePatch {
 /** Bytes of equal content between two changed ranges below which one write covers both (each write is a syscall and a journal entry). */
 const WRITE_GAP = 32;
 
-/** The ranges where `a` and `b` (of one length) differ, as writes of `a`'s bytes; close ranges merged (WRITE_GAP). */
-function differences(a: Uint8Array, b: Uint8Array): ImageWrite[] {
-  const out: ImageWrite[] = [];
-  let start = -1;
-  let end = -1;
-  // A byte loop: a few KB, compiled to a tight loop (cheaper than memcmp calls on blocks, each with its Buffer views).
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] === b[i]) continue;
-    if (start >= 0 && i - end > WRITE_GAP) {
-      out.push({ offset: start, bytes: a.subarray(start, end) });
-      start = -1;
+/**
+ * The writes that take the header and the body before the records of `image` (which end at `recordsAt`) to those of
+ * `s` with records of `recordBytes`, or null when that body's length differs. The parts are hashed as they are
+ * (the header's checksum), not assembled; a part that is a view of the image where it goes (the key pairs,
+ * certificates and key lists the state caches as views, the tombstone area when unchanged) is its bytes there, so
+ * only the small parts a command makes anew are compared. Changed ranges closer than WRITE_GAP are one write.
+ */
+function headWrites(s: CardState, image: Uint8Array, recordsAt: number, recordBytes: number): ImageWrite[] | null {
+  const parts = headParts(s);
+  if (IMAGE_OVERHEAD + totalLength(parts) !== recordsAt) return null;
+  const header = new Uint8Array(13);
+  header.set(MAGIC, 0);
+  header[8] = IMAGE_VERSION;
+  header.set(u32(recordsAt - IMAGE_OVERHEAD + recordBytes), 9);
+  const sum = createHash('sha256').update(header);
+  const changed: ImageWrite[] = [];
+  const compare = (bytes: Uint8Array, at: number) => {
+    for (let i = 0; i < bytes.length; ) {
+      if (bytes[i] === image[at + i]) {
+        i++;
+        continue;
+      }
+      const start = i;
+      while (i < bytes.length && bytes[i] !== image[at + i]) i++;
+      changed.push({ offset: at + start, bytes: bytes.subarray(start, i) });
     }
-    if (start < 0) start = i;
-    end = i + 1;
+  };
+  compare(header.subarray(9), 9);
+  let o = IMAGE_OVERHEAD;
+  for (const p of parts) {
+    sum.update(p);
+    if (p.buffer !== image.buffer || p.byteOffset !== image.byteOffset + o) compare(p, o);
+    o += p.length;
   }
-  if (start >= 0) out.push({ offset: start, bytes: a.subarray(start, end) });
-  return out;
+  compare(new Uint8Array(sum.digest()), 13);
+  // Ranges in order of offset (the checksum's, found last, lies between the length and the body): merged by gaps.
+  changed.sort((x, y) => x.offset - y.offset);
+  const writes: ImageWrite[] = [];
+  for (let i = 0; i < changed.length; ) {
+    const start = changed[i].offset;
+    let end = start + changed[i].bytes.length;
+    let j = i + 1;
+    while (j < changed.length && changed[j].offset - end <= WRITE_GAP) end = changed[j].offset + changed[j++].bytes.length;
+    if (j === i + 1) writes.push(changed[i]);
+    else {
+      // The unchanged bytes between the ranges are the image's own.
+      const bytes = image.slice(start, end);
+      for (let k = i; k < j; k++) bytes.set(changed[k].bytes, changed[k].offset - start);
+      writes.push({ offset: start, bytes });
+    }
+    i = j;
+  }
+  return writes;
 }
 
 /** The parts of a state that are views of its image, or cached as views of it: a patch that changes one re-points them. */
@@ -681,9 +707,8 @@ export function planImagePatch(prev: CardState, next: CardState, image: Uint8Arr
   for (const r of added) if (recordPlaces.has(r)) return null;
   const encoded = added.map(encodeRecord);
   const length = changedAt + totalLength(encoded) + (image.length - removedEnd);
-  const head = encodeHead(next, length - recordsAt);
-  if (head.length !== recordsAt) return null;
-  const writes = differences(head, image.subarray(0, recordsAt));
+  const writes = headWrites(next, image, recordsAt, length - recordsAt);
+  if (!writes) return null;
   let o = changedAt;
   for (const e of encoded) {
     writes.push({ offset: o, bytes: e });
