@@ -660,7 +660,7 @@ const HEAD_VIEW_KEYS = ['serial', 'encKey', 'signKey', 'encCert', 'signCert', 'a
  * The writes that take `image` (which encodes `prev`, image version 2) to the image of `next`, when the body before
  * the records keeps its length (every command after personalisation: LOAD, DELETE, usage, LOCK): the bytes of the
  * header and of that body that change (lengths, sequence number, card time, tombstones; the header's checksum is
- * over them, so that body is encoded and hashed again, a few KB), then the records from the first that changed on:
+ * over them, so that body is hashed again, a few KB: headWrites), then the records from the first that changed on:
  * the new records and, when their length differs from the removed ones', the records after them, moved. A LOAD so
  * appends its record and rewrites a few dozen bytes of the header and body; the records before the change, which is
  * all of them for a LOAD, are neither copied nor compared. The image is then byte for byte encodeState(next).
