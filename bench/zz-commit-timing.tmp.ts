@@ -1,0 +1,40 @@
+// Temporary: wall time inside EticketCard.commit per LOAD, on a non-durable image file (no fdatasync), N LOADs.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TicketServer } from '../sdk/roles/ticket-server.js';
+import { World } from '../testing/world.js';
+import { EticketCard } from '../card/applet.js';
+import { FileBackend } from '../card/nvm.js';
+import { CardSession } from '../host/session.js';
+import { EmulatorTransport } from '../host/transport/emulator.js';
+const N = Number(process.argv[2] ?? 1000);
+const world = World.create('rsa');
+const dir = mkdtempSync(join(tmpdir(), 'eticket-commit-timing-'));
+const path = join(dir, 'c.img');
+const c = await world.newCard({ backend: path, capacity: N * 700 + 65536 });
+c.card.checkpoint();
+const card = EticketCard.open(new FileBackend(path, false));
+const issuing = world.issuingTerminal(new CardSession(new EmulatorTransport(card)));
+await issuing.open();
+const proto = EticketCard.prototype as unknown as { commit: (n: unknown) => void };
+const orig = proto.commit;
+let spent = 0;
+proto.commit = function (n) { const t = performance.now(); try { orig.call(this, n); } finally { spent += performance.now() - t; } };
+import { NvmStore } from '../card/nvm.js';
+const sp = NvmStore.prototype as unknown as { patch: (...a: unknown[]) => void; apply: (...a: unknown[]) => unknown };
+const op = sp.patch; let inPatch = 0;
+sp.patch = function (...a) { const t = performance.now(); try { op.apply(this, a); } finally { inPatch += performance.now() - t; } };
+const oa = sp.apply; let inApply = 0;
+sp.apply = function (...a) { const t = performance.now(); try { return oa.apply(this, a); } finally { inApply += performance.now() - t; } };
+const server = new TicketServer(world.operator);
+const sealed: Uint8Array[] = [];
+for (let i = 0; i < N; i++) {
+  const face = server.createTicket({ serviceDate: '2030-01-15', train: `G${i % 40}`, origin: 'BJS', destination: 'SHH', departure: 420, seat: `${i}A`, passenger: `PASSENGER ${i}` });
+  sealed.push(world.authority.seal(world.authority.sign(face, c.credentials), c.credentials));
+}
+const t0 = performance.now();
+for (let i = 0; i < N; i++) await issuing.load(sealed[i]);
+const total = performance.now() - t0;
+console.log(JSON.stringify({ N, msPerLoad: +(total / N).toFixed(3), commitMsPerLoad: +(spent / N).toFixed(4), plan: +((globalThis as any).__plan / N).toFixed(4), adopt: +((globalThis as any).__adopt / N).toFixed(4), patchMs: +(inPatch / N).toFixed(4), applyMs: +(inApply / N).toFixed(4), image: card.image.length }));
+rmSync(dir, { recursive: true, force: true });
