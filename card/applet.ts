@@ -181,8 +181,8 @@ export class EticketCard implements Icc {
    * Commit a new persistent state atomically, or refuse with NOT_ENOUGH_MEMORY if it does not fit. A usage update
    * of the same length rewrites its A3 and the checksum in place; a command that keeps the length of the body before
    * the records (LOAD, DELETE, any usage update, LOCK) writes what changed of the header and that body and the records
-   * from the first it changed on; anything else (personalisation) re-encodes the image, whose parts the state then
-   * points into (one buffer per card).
+   * from the first it changed on; anything else (personalisation), and a command the image would not hold (refused
+   * there), re-encodes the image, whose parts the state then points into (one buffer per card).
    */
   private commit(next: CardState): void {
     const prev = this.state;
@@ -193,7 +193,6 @@ export class EticketCard implements Icc {
     } else {
       const patch = planImagePatch(prev, next, this.store.current);
       if (patch) {
-        if (patch.length > next.capacity) throw new CardRefusal(SW.NOT_ENOUGH_MEMORY, 'NVM full');
         this.store.patch(patch.writes, patch.length);
         adoptImagePatch(next, patch, this.store.current);
       } else {

@@ -14,7 +14,7 @@ import { CardSession } from '../host/session.js';
 import { EmulatorTransport } from '../host/transport/emulator.js';
 import { hex } from '../sdk/bytes.js';
 import { decodeOne } from '../sdk/tlv.js';
-import { today, worldFor } from '../test/helpers/world.js';
+import { expectRefused, today, worldFor } from '../test/helpers/world.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'eticket-patch-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -127,6 +127,38 @@ describe.each(BACKENDS)('commits as patches (%s backend)', (_name, make) => {
     expect(head.every((x) => x.offset >= 9 && x.offset + x.length <= 45), 'before the records: the header only (length, checksum)').toBe(true);
     expect(card.persistent.tickets.map((t) => t.usage.counter)).toEqual([1, 1, 0]);
     expect(hex(EticketCard.open(inner).image)).toBe(hex(card.image));
+    expect(hex(encodeState(structuredClone(card.persistent)))).toBe(hex(card.image));
+  });
+});
+
+describe('a patch the card cannot hold', () => {
+  it('a usage update that would lengthen its record past the capacity is refused (NOT_ENOUGH_MEMORY), the card and its state as they were', async () => {
+    const w = worldFor('rsa');
+    const c = await w.newCard();
+    const faces = ['C1', 'C2'].map((train) => w.ticketServer.createTicket({ serviceDate: today(w), train, origin: 'BJS', destination: 'BJS', maxEntries: 5 }));
+    for (const f of faces) await c.issuing.load(w.authority.issue(f, c.credentials).sealed);
+    // How much the first ticket's first usage adds (on a fork), then the same card one byte short of holding it.
+    const fork = c.card.fork();
+    const onFork = w.checkingTerminal(new CardSession(new EmulatorTransport(fork)));
+    await onFork.select();
+    await onFork.recordUsage(await onFork.verifyTicket({ tid: faces[0].tid }, { verificationCode: false }), 'PUNCH');
+    expect(fork.image.length).toBeGreaterThan(c.card.image.length);
+    const backend = new MemoryBackend();
+    backend.write('image', 0, encodeState({ ...decodeState(c.card.image.slice()), capacity: fork.image.length - 1 }));
+    const card = EticketCard.open(backend);
+    const gate = w.checkingTerminal(new CardSession(new EmulatorTransport(card)));
+    await gate.select();
+    const view = await gate.verifyTicket({ tid: faces[0].tid }, { verificationCode: false });
+    await expectRefused(card, gate.recordUsage(view, 'PUNCH'), 'NOT_ENOUGH_MEMORY');
+    const s = card.persistent;
+    expect(hex(encodeState(structuredClone(s)))).toBe(hex(card.image));
+    for (const t of s.tickets) for (const v of [t.face, t.tfv]) expect(v.buffer, `${t.tid}: still a view of the image`).toBe(card.image.buffer);
+    // Room made by a DELETE, the same usage update fits.
+    await gate.select();
+    await gate.deleteTicket(await gate.verifyTicket({ tid: faces[1].tid }, { verificationCode: false }));
+    await gate.select();
+    const receipt = await gate.recordUsage(await gate.verifyTicket({ tid: faces[0].tid }, { verificationCode: false }), 'PUNCH');
+    expect(receipt.usage?.counter).toBe(1);
     expect(hex(encodeState(structuredClone(card.persistent)))).toBe(hex(card.image));
   });
 });

@@ -665,7 +665,8 @@ const HEAD_VIEW_KEYS = ['serial', 'encKey', 'signKey', 'encCert', 'signCert', 'a
  * appends its record and rewrites a few dozen bytes of the header and body; the records before the change, which is
  * all of them for a LOAD, are neither copied nor compared. The image is then byte for byte encodeState(next).
  * Null when the change is anything else (a personalisation command changes the body's length), the image is
- * version 1, or `prev`'s records do not lie in `image` (the whole image is then re-encoded).
+ * version 1, `prev`'s records do not lie in `image`, or the image would exceed the card's capacity (the whole
+ * image is then re-encoded, or refused).
  * The records `next` no longer holds keep copies of their faces and TF_V: the bytes they were views of are rewritten.
  */
 export function planImagePatch(prev: CardState, next: CardState, image: Uint8Array): ImagePatch | null {
@@ -707,6 +708,8 @@ export function planImagePatch(prev: CardState, next: CardState, image: Uint8Arr
   for (const r of added) if (recordPlaces.has(r)) return null;
   const encoded = added.map(encodeRecord);
   const length = changedAt + totalLength(encoded) + (image.length - removedEnd);
+  // Too big: the whole-image path refuses it (NOT_ENOUGH_MEMORY) before anything below changes a record.
+  if (length > next.capacity) return null;
   const writes = headWrites(next, image, recordsAt, length - recordsAt);
   if (!writes) return null;
   let o = changedAt;
