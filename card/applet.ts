@@ -152,8 +152,9 @@ export class EticketCard implements Icc {
   }
 
   /**
-   * The committed NVM image (tests compare it byte for byte). On a memory backend this is the card's one buffer,
-   * which later commands change in place: copy it (`slice()`) to keep a snapshot.
+   * The committed NVM image (tests compare it byte for byte). This is the card's one buffer (a memory backend's
+   * image, or the store's copy of an image file), which later commands change in place: copy it (`slice()`) to
+   * keep a snapshot.
    */
   get image(): Uint8Array {
     return this.store.current;
