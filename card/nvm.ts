@@ -283,6 +283,7 @@ export class NvmStore {
     if (writes.length === 0 && next.length === this.image.length) return;
     this.apply(next.length, writes);
     this.image = this.backend.map ? this.backend.map('image')! : next;
+    this.room = null;
   }
 
   /**
