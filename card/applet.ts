@@ -13,7 +13,7 @@ import { CardRefusal, type CardContext, type VolatileState } from './commands/co
 export { CardRefusal, type ShownView, type SymSession, type VolatileState } from './commands/context.js';
 import { HANDLERS } from './commands/table.js';
 import { FaultInjector, FileBackend, MemoryBackend, NvmStore, NvmWriteError, PowerCutError, type NvmBackend } from './nvm.js';
-import { adoptUsagePatch, decodeState, encodeState, planUsagePatch, rebaseState, type CardState } from './state.js';
+import { adoptImagePatch, adoptUsagePatch, decodeState, encodeState, planImagePatch, planUsagePatch, rebaseState, type CardState } from './state.js';
 
 /** How a card is manufactured: NVM capacity, serial, crypto suite. */
 export interface CreateCardOptions {
@@ -152,8 +152,9 @@ export class EticketCard implements Icc {
   }
 
   /**
-   * The committed NVM image (tests compare it byte for byte). On a memory backend this is the card's one buffer,
-   * which later commands change in place: copy it (`slice()`) to keep a snapshot.
+   * The committed NVM image (tests compare it byte for byte). This is the card's one buffer (a memory backend's
+   * image, or the store's copy of an image file), which later commands change in place: copy it (`slice()`) to
+   * keep a snapshot.
    */
   get image(): Uint8Array {
     return this.store.current;
@@ -179,19 +180,28 @@ export class EticketCard implements Icc {
 
   /**
    * Commit a new persistent state atomically, or refuse with NOT_ENOUGH_MEMORY if it does not fit. A usage update
-   * of the same length rewrites its A3 and the checksum in place; anything else re-encodes the image, whose parts
-   * the state then points into (one buffer per card).
+   * of the same length rewrites its A3 and the checksum in place; a command that keeps the length of the body before
+   * the records (LOAD, DELETE, any usage update, LOCK) writes what changed of the header and that body and the records
+   * from the first it changed on; anything else (personalisation), and a command the image would not hold (refused
+   * there), re-encodes the image, whose parts the state then points into (one buffer per card).
    */
   private commit(next: CardState): void {
-    const patch = planUsagePatch(this.state, next, this.store.current);
-    if (patch) {
-      this.store.patch(patch);
-      adoptUsagePatch(this.state, next);
+    const prev = this.state;
+    const usage = planUsagePatch(prev, next, this.store.current);
+    if (usage) {
+      this.store.patch(usage);
+      adoptUsagePatch(prev, next);
     } else {
-      const image = encodeState(next);
-      if (image.length > next.capacity) throw new CardRefusal(SW.NOT_ENOUGH_MEMORY, 'NVM full');
-      this.store.commit(image);
-      rebaseState(next, this.store.current);
+      const patch = planImagePatch(prev, next, this.store.current);
+      if (patch) {
+        this.store.patch(patch.writes, patch.length);
+        adoptImagePatch(next, patch, this.store.current);
+      } else {
+        const image = encodeState(next);
+        if (image.length > next.capacity) throw new CardRefusal(SW.NOT_ENOUGH_MEMORY, 'NVM full');
+        this.store.commit(image);
+        rebaseState(next, this.store.current);
+      }
     }
     this.state = next;
     this.committed = true;

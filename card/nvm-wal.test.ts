@@ -116,6 +116,51 @@ describe('NvmStore write-ahead journal on a backend with sync()', () => {
     }
   });
 
+  it('patches that grow, cut and rewrite the image, mixed with whole-image commits: a power loss opens as the last one', () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const rand = mulberry32(seed ^ 0x9a7c);
+      const disk = new VolatileDisk();
+      const first = new Uint8Array(1000).map(() => Math.floor(rand() * 256));
+      disk.write('image', 0, first);
+      disk.sync('image');
+      let store = new NvmStore(disk, 256, undefined, 1 + Math.floor(rand() * 4000));
+      let committed = first;
+      for (let i = 0, n = 1 + Math.floor(rand() * 12); i < n; i++) {
+        const roll = rand();
+        if (roll < 0.25) {
+          const next = mutate(committed, rand);
+          store.commit(next);
+          committed = next.slice();
+        } else {
+          // A LOAD-like append, a DELETE-like move and cut, or bytes rewritten in place, with a header write first.
+          const length = roll < 0.55 ? committed.length + 1 + Math.floor(rand() * 700) : roll < 0.8 ? Math.max(64, committed.length - 1 - Math.floor(rand() * 700)) : committed.length;
+          const next = new Uint8Array(length);
+          next.set(committed.subarray(0, Math.min(length, committed.length)));
+          next[9] ^= 0xff;
+          const from = 20 + Math.floor(rand() * (Math.min(length, committed.length) - 20));
+          if (length < committed.length) next.set(committed.subarray(from + committed.length - length), from);
+          for (let o = Math.min(length, committed.length); o < length; o++) next[o] = Math.floor(rand() * 256);
+          const view = store.current;
+          const writes: { offset: number; bytes: Uint8Array }[] = [{ offset: 9, bytes: next.subarray(9, 10) }];
+          // The moved bytes as a view of the image they are moved within (what a DELETE hands the store).
+          if (length < committed.length) writes.push({ offset: from, bytes: view.subarray(from + committed.length - length) });
+          else if (length > committed.length) writes.push({ offset: committed.length, bytes: next.subarray(committed.length) });
+          else writes.push({ offset: from, bytes: next.subarray(from, Math.min(length, from + 40)) });
+          store.patch(writes, length);
+          committed = next;
+          expect(hex(store.current), `seed ${seed}, patch ${i}: the store's image`).toBe(hex(committed));
+        }
+        if (rand() < 0.2) {
+          disk.powerLoss(rand);
+          store = new NvmStore(disk, 256, undefined, 1 + Math.floor(rand() * 4000));
+          expect(hex(store.current), `seed ${seed}, after commit ${i}`).toBe(hex(committed));
+        }
+      }
+      disk.powerLoss(rand);
+      expect(hex(new NvmStore(disk).current), `seed ${seed}`).toBe(hex(committed));
+    }
+  });
+
   it('one barrier per command: a commit syncs the journal once and the image not at all until a checkpoint', () => {
     const disk = new VolatileDisk();
     disk.write('image', 0, new Uint8Array(2048).fill(7));

@@ -220,6 +220,8 @@ export class NvmStore {
   private dead = false;
   /** Bytes of journal records not yet checkpointed: where the next record goes. */
   private journalLength = 0;
+  /** Without map(): the buffer the store's copy of the image lies at the start of, with room to append (patch). */
+  private room: Uint8Array | null = null;
 
   constructor(
     private readonly backend: NvmBackend,
@@ -281,37 +283,68 @@ export class NvmStore {
     if (writes.length === 0 && next.length === this.image.length) return;
     this.apply(next.length, writes);
     this.image = this.backend.map ? this.backend.map('image')! : next;
+    this.room = null;
   }
 
   /**
-   * Change the image in place at a few ranges (same length), atomically: only these bytes are journalled and
-   * written, under the same journal protocol and write points as commit. The caller knows which bytes changed.
+   * Make the image the current one with `writes` applied and cut or grown to `length`, atomically: only these bytes
+   * are journalled and written, under the same journal protocol and write points as commit. The caller knows which
+   * bytes change. Writes are in ascending order of offset; when the image grows, they fill it to `length` (a LOAD
+   * appends its record). Without map(), the store keeps its copy of the image in a buffer with room to grow, so an
+   * append copies nothing the image already holds (the views of it stay views of the image).
    */
-  patch(writes: { offset: number; bytes: Uint8Array }[]): void {
+  patch(writes: { offset: number; bytes: Uint8Array }[], length = this.image.length): void {
     if (this.dead) throw new PowerCutError('card has no power (reopen it)');
+    let filled = this.image.length;
     for (const w of writes) {
-      if (w.offset + w.bytes.length > this.image.length) throw new RangeError('patch past the end of the image');
+      if (w.offset + w.bytes.length > length) throw new RangeError('patch past the end of the image');
+      if (w.offset > filled) throw new RangeError('patch leaves a gap past the end of the image');
+      filled = Math.max(filled, w.offset + w.bytes.length);
     }
-    this.apply(this.image.length, writes);
+    if (filled < length) throw new RangeError('patch does not fill the image it grows to');
+    if (writes.length === 0 && length === this.image.length) return;
+    const written = this.apply(length, writes);
     if (this.backend.map) this.image = this.backend.map('image')!;
-    else for (const w of writes) this.image.set(w.bytes, w.offset);
+    else this.image = this.patchedCopy(length, written);
+  }
+
+  /** The store's copy of the image (no map()) with `writes` applied at `length`: in place, in its room when it grows. */
+  private patchedCopy(length: number, writes: { offset: number; bytes: Uint8Array }[]): Uint8Array {
+    let image = this.image;
+    if (length > image.length) {
+      const room = this.room;
+      if (!room || room.buffer !== image.buffer || room.byteOffset !== image.byteOffset || room.length < length) {
+        // A half more than needed: appending N records copies the image O(log N) times, not N times.
+        this.room = new Uint8Array(length + (length >> 1));
+        this.room.set(image);
+      }
+      image = this.room!.subarray(0, length);
+    } else if (length < image.length) {
+      image = image.subarray(0, length);
+    }
+    for (const w of writes) image.set(w.bytes, w.offset);
+    return image;
   }
 
   /**
    * The journal protocol: the record appended (made durable where the backend syncs), the image writes, the
    * truncate; then, without sync() or past the checkpoint size, the checkpoint. Each write is a write point.
+   * The image is written from the record's copies of the bytes (what recovery would write), so a write's bytes
+   * may be a view of the image an earlier write changes (a DELETE moves the records after the deleted one).
+   * Returns the writes as those copies.
    */
-  private apply(length: number, writes: { offset: number; bytes: Uint8Array }[]): void {
-    const record = encodeJournal(length, writes);
+  private apply(length: number, writes: { offset: number; bytes: Uint8Array }[]): { offset: number; bytes: Uint8Array }[] {
+    const { record, copies } = encodeJournal(length, writes);
     const at = this.journalLength;
     this.physical(() => this.backend.write('journal', at, record), () => this.backend.write('journal', at, record.subarray(0, record.length >> 1)));
     this.physical(() => this.backend.sync?.('journal'), () => undefined, false);
     this.journalLength += record.length;
-    for (const w of writes) {
+    for (const w of copies) {
       this.physical(() => this.backend.write('image', w.offset, w.bytes), () => this.backend.write('image', w.offset, w.bytes.subarray(0, w.bytes.length >> 1)));
     }
     if (length < this.image.length) this.physical(() => this.backend.truncate('image', length), () => undefined);
     if (!this.backend.sync || this.journalLength >= this.checkpointBytes) this.checkpoint();
+    return copies;
   }
 
   /**
@@ -351,11 +384,13 @@ export class NvmStore {
   resync(): Uint8Array {
     this.image = NvmStore.recover(this.backend);
     this.journalLength = 0;
+    this.room = null;
     return this.image;
   }
 }
 
-function encodeJournal(length: number, writes: { offset: number; bytes: Uint8Array }[]): Uint8Array {
+/** A journal record of `writes`, and each write's bytes as a view of the record. */
+function encodeJournal(length: number, writes: { offset: number; bytes: Uint8Array }[]): { record: Uint8Array; copies: { offset: number; bytes: Uint8Array }[] } {
   // Sized once: magic, length, count, (offset, size, bytes) per write, then SHA-256 of all that.
   let n = 12;
   for (const w of writes) n += 8 + w.bytes.length;
@@ -364,15 +399,17 @@ function encodeJournal(length: number, writes: { offset: number; bytes: Uint8Arr
   j.set(JOURNAL_MAGIC, 0);
   dv.setUint32(4, length);
   dv.setUint32(8, writes.length);
+  const copies: { offset: number; bytes: Uint8Array }[] = [];
   let o = 12;
   for (const w of writes) {
     dv.setUint32(o, w.offset);
     dv.setUint32(o + 4, w.bytes.length);
     j.set(w.bytes, o + 8);
+    copies.push({ offset: w.offset, bytes: j.subarray(o + 8, o + 8 + w.bytes.length) });
     o += 8 + w.bytes.length;
   }
   j.set(hash('sha256', j.subarray(0, n), 'buffer') as unknown as Uint8Array, n);
-  return j;
+  return { record: j, copies };
 }
 
 /** The complete records of a journal, in order, up to the first torn or damaged one (a cut mid-append). */

@@ -60,7 +60,7 @@ async function tearEveryWrite(makeBackend: () => NvmBackend, before: Uint8Array,
   // The first write (journal record) torn → old state; any later cut → journal rolled forward → new state.
   expect(outcomes.before).toBeGreaterThanOrEqual(1);
   expect(outcomes.after).toBeGreaterThanOrEqual(1);
-  return outcomes;
+  return { ...outcomes, image: after };
 }
 
 /** Both backends each tearing test runs on: in memory, and a file of its own. */
@@ -139,6 +139,33 @@ describe.each(BACKENDS)('power cut at every write of an in-place usage update (%
     // A whole-image commit journals 256-byte pages; this one journals the 32-byte checksum and the A3 record.
     expect(journals.length).toBeGreaterThan(0);
     expect(Math.max(...journals), 'journal of an in-place usage update').toBeLessThan(256);
+  });
+});
+
+describe.each(BACKENDS)('power cut at every write of a patched commit on a card holding tickets (%s backend)', (_name, makeBackend) => {
+  it('a LOAD appended after three records, a DELETE that moves the records after it, and a usage update that lengthens a record in the middle are each all-or-nothing', async () => {
+    const w = worldFor('rsa');
+    const c = await w.newCard();
+    const faces = ['T4', 'T5', 'T6'].map((train) => w.ticketServer.createTicket({ serviceDate: today(w), train, origin: 'BJS', destination: 'BJS', maxEntries: 3 }));
+    for (const f of faces) await c.issuing.load(w.authority.issue(f, c.credentials).sealed);
+    await recordUsageOn(w, c.card, faces[2].tid, 'ENTRY');
+    const held = c.card.image.slice();
+    const face = w.ticketServer.createTicket({ serviceDate: today(w), train: 'T7', origin: 'BJS' });
+    const sealed = w.authority.issue(face, c.credentials).sealed;
+    const journals: number[] = [];
+    const load = await tearEveryWrite(recordingJournals(makeBackend, journals), held, async (card) => {
+      await new IssuingTerminal(new CardSession(new EmulatorTransport(card))).load(sealed);
+    });
+    // A patch: the journal record is the new record and a few dozen bytes, not the 256-byte pages around them.
+    expect(Math.max(...journals), 'journal of a patched LOAD').toBeLessThan(load.image.length - held.length + 128);
+    expect(load.before + load.after).toBeGreaterThanOrEqual(3);
+    await tearEveryWrite(makeBackend, held, async (card) => {
+      const gate = w.checkingTerminal(new CardSession(new EmulatorTransport(card)));
+      await gate.select();
+      await gate.deleteTicket(await gate.verifyTicket({ tid: faces[0].tid }, { verificationCode: false }));
+    });
+    // The middle ticket's first usage adds the gate and station to its usage record: the third record moves.
+    await tearEveryWrite(makeBackend, held, (card) => recordUsageOn(w, card, faces[1].tid, 'ENTRY'));
   });
 });
 

@@ -130,7 +130,7 @@ function encodeRecord(r: TicketRecord): Uint8Array {
     e.set(rec, 0);
     e[rec.length] = RECORD_CHECKSUM;
     e[rec.length + 1] = 32;
-    e.set(createHash('sha256').update(rec).digest(), rec.length + 2);
+    e.set(hash('sha256', rec, 'buffer') as unknown as Uint8Array, rec.length + 2);
     recordCache.set(r, e);
   }
   return e;
@@ -184,8 +184,8 @@ function encodeTombstoneArea(s: CardState): Uint8Array {
 
 const NOTHING = new Uint8Array(0);
 
-/** The parts of the image body, in image order: the records last (the header's checksum covers what precedes them). */
-function bodyParts(s: CardState): Uint8Array[] {
+/** The parts of the image body before the records, in image order (the header's checksum covers them). */
+function headParts(s: CardState): Uint8Array[] {
   return [
     tlv(0xc6, s.serial),
     tlv(0xd1, new Uint8Array([s.suite])),
@@ -202,39 +202,54 @@ function bodyParts(s: CardState): Uint8Array[] {
     encodeSymKeys(s.symKeys),
     tlv(0xce, u32(s.cardTime)),
     encodeTombstones(s),
-    ...s.tickets.map(encodeRecord),
   ];
+}
+
+function totalLength(parts: Uint8Array[]): number {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
+}
+
+/** A buffer of `n` bytes not zeroed first: every byte of it is written by its caller. */
+function unfilled(n: number): Uint8Array {
+  return new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n);
+}
+
+/** Copy `parts` into `out` from `o`; parts that lie one after the other in one buffer (the records of the image before) in one go. */
+function copyParts(out: Uint8Array, o: number, parts: Uint8Array[]): number {
+  for (let i = 0; i < parts.length; ) {
+    const p = parts[i];
+    let end = p.byteOffset + p.length;
+    let j = i + 1;
+    while (j < parts.length && parts[j].buffer === p.buffer && parts[j].byteOffset === end && parts[j].length > 0) end += parts[j++].length;
+    out.set(j === i + 1 ? p : new Uint8Array(p.buffer, p.byteOffset, end - p.byteOffset), o);
+    o += end - p.byteOffset;
+    i = j;
+  }
+  return o;
+}
+
+/** Magic, version and a body of `bodyLength` bytes into `image`, the head parts after them, and the checksum over both. */
+function fillHead(image: Uint8Array, head: Uint8Array[], bodyLength: number): number {
+  image.set(MAGIC, 0);
+  image[8] = IMAGE_VERSION;
+  image.set(u32(bodyLength), 9);
+  const recordsAt = copyParts(image, IMAGE_OVERHEAD, head);
+  image.set(createHash('sha256').update(image.subarray(0, 13)).update(image.subarray(IMAGE_OVERHEAD, recordsAt)).digest(), 13);
+  return recordsAt;
 }
 
 /** The whole image (version 2): header, SHA-256 over header and the body before the records, body; sized once, written once. */
 export function encodeState(s: CardState): Uint8Array {
-  const parts = bodyParts(s);
-  let n = 0;
-  for (const p of parts) n += p.length;
-  // Every byte is written below: no need to zero a buffer the size of the card's contents first.
-  const image = new Uint8Array(Buffer.allocUnsafeSlow(IMAGE_OVERHEAD + n).buffer, 0, IMAGE_OVERHEAD + n);
-  image.set(MAGIC, 0);
-  image[8] = IMAGE_VERSION;
-  image.set(u32(n), 9);
-  let o = IMAGE_OVERHEAD;
-  let recordsAt = -1;
-  const firstRecord = parts.length - s.tickets.length;
-  for (let i = 0; i < parts.length; ) {
-    if (i === firstRecord) recordsAt = o;
-    // Parts that lie one after the other in one buffer (the records of the image before) are copied in one go.
-    const p = parts[i];
-    let end = p.byteOffset + p.length;
-    let j = i + 1;
-    while (j < parts.length && j !== firstRecord && parts[j].buffer === p.buffer && parts[j].byteOffset === end && parts[j].length > 0) end += parts[j++].length;
-    image.set(j === i + 1 ? p : new Uint8Array(p.buffer, p.byteOffset, end - p.byteOffset), o);
-    o += end - p.byteOffset;
-    i = j;
-  }
-  if (recordsAt < 0) recordsAt = o;
-  image.set(createHash('sha256').update(image.subarray(0, 13)).update(image.subarray(IMAGE_OVERHEAD, recordsAt)).digest(), 13);
+  const head = headParts(s);
+  const records = s.tickets.map(encodeRecord);
+  const headLength = totalLength(head);
+  const recordBytes = totalLength(records);
+  const image = unfilled(IMAGE_OVERHEAD + headLength + recordBytes);
+  copyParts(image, fillHead(image, head, headLength + recordBytes), records);
   return image;
 }
-
 
 /** One TLV of the image with where it lies: `value` is a view of the image, `start`/`end` bound the whole TLV. */
 interface Item extends Tlv {
@@ -313,7 +328,8 @@ function run(items: Item[], tag: number): { list: Item[]; span?: [number, number
 /**
  * The card state an image holds. Byte fields (serial, keys, certificates, faces, TF_V, tombstones) are views of
  * `image`, not copies, and the encodings of its parts are cached as views too: a card in memory is its image plus
- * the small objects that index it. The applet never changes bytes under a view (see rebaseState / planUsagePatch).
+ * the small objects that index it. A commit re-points the views of the state it makes to what it wrote and moved
+ * (rebaseState, adoptUsagePatch, adoptImagePatch).
  */
 export function decodeState(image: Uint8Array): CardState {
   try {
@@ -517,7 +533,7 @@ export function planUsagePatch(prev: CardState, next: CardState, image: Uint8Arr
     const b = next.tickets[i];
     if (a === b) continue;
     const place = recordPlaces.get(a);
-    if (!place || place.image !== image) return null;
+    if (!place || !sameImage(place.image, image)) return null;
     for (const k of RECORD_KEYS) if (k !== 'usage' && a[k] !== b[k]) return null;
     const usage = encodedUsage(b.usage);
     if (usage.length !== place.usageEnd - place.usageStart) return null;
@@ -544,6 +560,187 @@ export function adoptUsagePatch(prev: CardState, next: CardState): void {
     recordPlaces.set(b, place);
     if (encoded) recordCache.set(b, encoded);
   }
+}
+
+/**
+ * Whether two views show the same image: the same bytes from the same start. A commit that appends or cuts the
+ * image in the buffer it lies in gives a new view of it, and the records placed before still lie in it.
+ */
+function sameImage(a: Uint8Array, b: Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset === b.byteOffset;
+}
+
+/** One write of a patch: `bytes` at `offset` of the image. */
+export interface ImageWrite {
+  offset: number;
+  bytes: Uint8Array;
+}
+
+/** A commit as the few writes that take an image to the next state's (planImagePatch), and what adoptImagePatch needs. */
+export interface ImagePatch {
+  /** The image's length after the writes. */
+  length: number;
+  /** In ascending order of offset; the last ones fill the image to `length` when it grows. */
+  writes: ImageWrite[];
+  /** The image the writes apply to. */
+  image: Uint8Array;
+  /** Where the records start: the body before them keeps its length (the patch needs it to). */
+  recordsAt: number;
+  /** How many leading records stay where they are, and where the first record that does not stay starts. */
+  kept: number;
+  changedAt: number;
+  /** The records `prev` held and `next` does not (DELETE's; a replaced record, when a usage update changes its length). */
+  removed: TicketRecord[];
+  /** Whether a part the state holds as views of the image (keys, certificates, tombstones) may have moved or changed. */
+  headChanged: boolean;
+}
+
+/** Bytes of equal content between two changed ranges below which one write covers both (each write is a syscall and a journal entry). */
+const WRITE_GAP = 32;
+
+/**
+ * The writes that take the header and the body before the records of `image` (which end at `recordsAt`) to those of
+ * `s` with records of `recordBytes`, or null when that body's length differs. The parts are hashed as they are
+ * (the header's checksum), not assembled; a part that is a view of the image where it goes (the key pairs,
+ * certificates and key lists the state caches as views, the tombstone area when unchanged) is its bytes there, so
+ * only the small parts a command makes anew are compared. Changed ranges closer than WRITE_GAP are one write.
+ */
+function headWrites(s: CardState, image: Uint8Array, recordsAt: number, recordBytes: number): ImageWrite[] | null {
+  const parts = headParts(s);
+  if (IMAGE_OVERHEAD + totalLength(parts) !== recordsAt) return null;
+  const header = new Uint8Array(13);
+  header.set(MAGIC, 0);
+  header[8] = IMAGE_VERSION;
+  header.set(u32(recordsAt - IMAGE_OVERHEAD + recordBytes), 9);
+  const sum = createHash('sha256').update(header);
+  const changed: ImageWrite[] = [];
+  const compare = (bytes: Uint8Array, at: number) => {
+    for (let i = 0; i < bytes.length; ) {
+      if (bytes[i] === image[at + i]) {
+        i++;
+        continue;
+      }
+      const start = i;
+      while (i < bytes.length && bytes[i] !== image[at + i]) i++;
+      changed.push({ offset: at + start, bytes: bytes.subarray(start, i) });
+    }
+  };
+  compare(header.subarray(9), 9);
+  let o = IMAGE_OVERHEAD;
+  for (const p of parts) {
+    sum.update(p);
+    if (p.buffer !== image.buffer || p.byteOffset !== image.byteOffset + o) compare(p, o);
+    o += p.length;
+  }
+  compare(new Uint8Array(sum.digest()), 13);
+  // Ranges in order of offset (the checksum's, found last, lies between the length and the body): merged by gaps.
+  changed.sort((x, y) => x.offset - y.offset);
+  const writes: ImageWrite[] = [];
+  for (let i = 0; i < changed.length; ) {
+    const start = changed[i].offset;
+    let end = start + changed[i].bytes.length;
+    let j = i + 1;
+    while (j < changed.length && changed[j].offset - end <= WRITE_GAP) end = changed[j].offset + changed[j++].bytes.length;
+    if (j === i + 1) writes.push(changed[i]);
+    else {
+      // The unchanged bytes between the ranges are the image's own.
+      const bytes = image.slice(start, end);
+      for (let k = i; k < j; k++) bytes.set(changed[k].bytes, changed[k].offset - start);
+      writes.push({ offset: start, bytes });
+    }
+    i = j;
+  }
+  return writes;
+}
+
+/** The parts of a state that are views of its image, or cached as views of it: a patch that changes one re-points them. */
+const HEAD_VIEW_KEYS = ['serial', 'encKey', 'signKey', 'encCert', 'signCert', 'authorityKeys', 'terminalKeys', 'symKeys', 'tombstones', 'tombstoneFloor'] as const satisfies readonly (keyof CardState)[];
+
+/**
+ * The writes that take `image` (which encodes `prev`, image version 2) to the image of `next`, when the body before
+ * the records keeps its length (every command after personalisation: LOAD, DELETE, usage, LOCK): the bytes of the
+ * header and of that body that change (lengths, sequence number, card time, tombstones; the header's checksum is
+ * over them, so that body is hashed again, a few KB: headWrites), then the records from the first that changed on:
+ * the new records and, when their length differs from the removed ones', the records after them, moved. A LOAD so
+ * appends its record and rewrites a few dozen bytes of the header and body; the records before the change, which is
+ * all of them for a LOAD, are neither copied nor compared. The image is then byte for byte encodeState(next).
+ * Null when the change is anything else (a personalisation command changes the body's length), the image is
+ * version 1, `prev`'s records do not lie in `image`, or the image would exceed the card's capacity (the whole
+ * image is then re-encoded, or refused).
+ * The records `next` no longer holds keep copies of their faces and TF_V: the bytes they were views of are rewritten.
+ */
+export function planImagePatch(prev: CardState, next: CardState, image: Uint8Array): ImagePatch | null {
+  if (image[8] !== IMAGE_VERSION) return null;
+  const p = prev.tickets;
+  const q = next.tickets;
+  // The records both hold at the start and at the end, by identity: a command builds `next` from `prev`'s objects.
+  let kept = 0;
+  while (kept < p.length && kept < q.length && p[kept] === q[kept]) kept++;
+  let tail = 0;
+  while (tail < p.length - kept && tail < q.length - kept && p[p.length - 1 - tail] === q[q.length - 1 - tail]) tail++;
+  const placeIn = (r: TicketRecord): RecordPlace | undefined => {
+    const place = recordPlaces.get(r);
+    return place && sameImage(place.image, image) ? place : undefined;
+  };
+  // Where the records start and the first changed one lies, from the places decodeState, rebaseState and the
+  // patches before gave them; the records lie one after the other to the end of the image.
+  let recordsAt = image.length;
+  let changedAt = image.length;
+  let removedEnd = image.length;
+  if (p.length > 0) {
+    const first = placeIn(p[0]);
+    const last = placeIn(p[p.length - 1]);
+    if (!first || !last || last.recordEnd + RECORD_CHECKSUM_BYTES !== image.length) return null;
+    recordsAt = first.recordStart;
+    if (kept < p.length) {
+      const changed = placeIn(p[kept]);
+      if (!changed) return null;
+      changedAt = changed.recordStart;
+    }
+    if (tail > 0) {
+      const moved = placeIn(p[p.length - tail]);
+      if (!moved) return null;
+      removedEnd = moved.recordStart;
+    }
+  }
+  const added = q.slice(kept, q.length - tail);
+  // A record object of `prev` in a new position is a reordering no command makes: re-encode the whole image then.
+  for (const r of added) if (recordPlaces.has(r)) return null;
+  const encoded = added.map(encodeRecord);
+  const length = changedAt + totalLength(encoded) + (image.length - removedEnd);
+  // Too big: the whole-image path refuses it (NOT_ENOUGH_MEMORY) before anything below changes a record.
+  if (length > next.capacity) return null;
+  const writes = headWrites(next, image, recordsAt, length - recordsAt);
+  if (!writes) return null;
+  let o = changedAt;
+  for (const e of encoded) {
+    writes.push({ offset: o, bytes: e });
+    o += e.length;
+  }
+  // The records after the change move when the change's length differs (a DELETE: by the removed record's length).
+  if (o !== removedEnd && removedEnd < image.length) writes.push({ offset: o, bytes: image.subarray(removedEnd) });
+  const removed = p.slice(kept, p.length - tail);
+  for (const r of removed) {
+    r.face = r.face.slice();
+    r.tfv = r.tfv.slice();
+  }
+  return { length, writes, image, recordsAt, kept, changedAt, removed, headChanged: HEAD_VIEW_KEYS.some((k) => prev[k] !== next[k]) };
+}
+
+/**
+ * After planImagePatch's writes landed, `image` being the store's image now: `next`'s fields as views of it. In the
+ * buffer the patch was planned on, only what the patch moved or wrote is re-pointed (the records from the change on,
+ * the head's parts when they changed); in another (the store had to grow, or a backend copied) everything moves.
+ */
+export function adoptImagePatch(next: CardState, patch: ImagePatch, image: Uint8Array): void {
+  for (const r of patch.removed) {
+    recordCache.delete(r);
+    recordPlaces.delete(r);
+  }
+  if (!sameImage(image, patch.image)) return rebaseState(next, image);
+  if (patch.headChanged) rebaseHead(next, image, itemsOf(image, IMAGE_OVERHEAD, patch.recordsAt));
+  let o = patch.changedAt;
+  for (let i = patch.kept; i < next.tickets.length; i++) o = moveRecord(next.tickets[i], image, o);
 }
 
 const STATE_KEYS = ['serial', 'suite', 'lifecycle', 'capacity', 'encKey', 'signKey', 'encCert', 'signCert', 'identity', 'authorityKeys', 'terminalKeys', 'symKeys', 'tombstones', 'tombstoneFloor', 'nextSeq', 'tickets', 'cardTime'] as const satisfies readonly (keyof CardState)[];

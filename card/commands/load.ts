@@ -51,6 +51,8 @@ export const load: CommandHandler = (ctx, apdu) => {
  * limits.maxTickets (< 65535) tickets, so a free number is found within maxTickets + 1 steps.
  */
 function freeSequenceNumber(s: CardState): number {
+  // Numbers are handed out in order, so nextSeq is nearly always free: one pass to see that, a set only when it is not.
+  if (!s.tickets.some((t) => t.seq === s.nextSeq)) return s.nextSeq;
   const used = new Set(s.tickets.map((t) => t.seq));
   let seq = s.nextSeq;
   for (let i = 0; used.has(seq) && i <= LIMITS.maxTickets; i++) seq = seq === 0xffff ? 1 : seq + 1;
