@@ -137,6 +137,7 @@ export async function openIssueOffice(dir: string, passphrase: string, settings:
     return officeOf(await openBackofficeWith(settings, WorkDir.open(dir), passphrase));
   }
   const classes = errorClasses();
+  classes.catch(() => undefined); // awaited where an error arrives; a failure to load them is reported there
   const data: OfficeThreadData = { dir, passphrase, settings };
   const worker = new Worker(THREAD_ENTRY, { workerData: data });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
