@@ -128,8 +128,9 @@ export function canUseThread(): boolean {
 }
 
 /**
- * Open the back office of the working directory `dir` for `issue`: on its own thread where canUseThread(), else in this thread. Either way
- * the calls, their answers and their errors (same classes) are the same; the thread only runs beside this one.
+ * Open the back office of the working directory `dir` for `issue`: on its own thread where canUseThread(), else in
+ * this thread. Either way the calls, their answers and their errors (same classes) are the same; the thread only
+ * runs beside this one.
  */
 export async function openIssueOffice(dir: string, passphrase: string, settings: StoreSettings): Promise<IssueOffice> {
   if (!canUseThread()) {
