@@ -222,17 +222,34 @@ export function registerCard(program: Command): void {
     const port = vpcdPort(opts.slot);
     const bridge = new VpcdBridge(icc, { host: opts.host, port });
     const serial = hex(icc.persistent.serial);
+    // "Inserted" is told once pcscd has powered the card (read its ATR): before that, a PC/SC program started at
+    // once may find the reader empty (seen in CI: `readers` right after the line said no card). pcscd powers a card
+    // it notices within a poll or two; past POWER_WAIT_MS the line is printed anyway, saying so.
+    let stopWaiting: () => void = () => undefined;
+    const powered = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), POWER_WAIT_MS);
+      const off = bridge.on((e) => {
+        if ((e.type === 'power' && e.on) || e.type === 'reset') resolve(true);
+      });
+      stopWaiting = () => {
+        clearTimeout(timer);
+        off();
+      };
+    });
     try {
       await bridge.connect();
     } catch (e) {
+      stopWaiting();
       throw new TransportError(`cannot reach vpcd at ${opts.host}:${port} (${(e as Error).message}): is pcscd running with vsmartcard-vpcd? (tools/pcscd-start.sh)`, undefined, { cause: e });
     }
+    const ready = await powered;
+    stopWaiting();
     const reader = `Virtual PCD 00 ${String(opts.slot).padStart(2, '0')}`;
     let apdus = 0;
     bridge.on((e) => {
       if (e.type === 'apdu') apdus++;
     });
-    emit(cmd, { event: 'inserted', card: opts.card, serial, reader, port }, `card ${serial} (${opts.card}) is in "${reader}" (vpcd port ${port}); Ctrl-C to take it out`);
+    emit(cmd, { event: 'inserted', card: opts.card, serial, reader, port, powered: ready }, `card ${serial} (${opts.card}) is in "${reader}" (vpcd port ${port})${ready ? '' : `, not powered by pcscd within ${POWER_WAIT_MS / 1000} s`}; Ctrl-C to take it out`);
     const reason = await new Promise<string>((resolve) => {
       process.once('SIGINT', () => resolve('stopped'));
       process.once('SIGTERM', () => resolve('stopped'));
@@ -246,6 +263,9 @@ export function registerCard(program: Command): void {
     else console.log(JSON.stringify({ event: 'removed', serial, apdus }));
   });
 }
+
+/** How long `card serve` waits for pcscd to power the card it inserted before it says it is in (ms). */
+const POWER_WAIT_MS = 5000;
 
 /** GET DATA INSTALLED_KEYS as the CLI prints it (sdk/commands/get-data.ts decodes it). */
 function installedKeys(data: Uint8Array | undefined): { kind: string; keyId: string }[] {
