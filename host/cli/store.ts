@@ -12,7 +12,7 @@ import { openStoreDatabase, storeSettings, type StoreSettings } from './store-op
 import { sm9Provider } from '../../sdk/crypto/sm9-suite.js';
 import type { Signer } from '../../sdk/crypto/suite.js';
 import { InvalidInputError } from '../../sdk/errors.js';
-import { globals, UsageError } from './context.js';
+import { UsageError } from './context.js';
 import { MissingHolderKeyError, type WorkDir } from './workdir.js';
 import type { HolderVault, RealNameOptions } from '../../backoffice/realname.js';
 
@@ -20,13 +20,6 @@ export const SM9_SIGNER_KIND = 'sm9-signer';
 
 /** The passphrase was not given to a command that turned out to need a private key. */
 export class PassphraseNeededError extends UsageError {}
-
-export interface StoreOptions {
-  /** postgres://… ; default $ETICKET_DATABASE_URL, else the embedded store. */
-  database?: string;
-  /** Seconds to wait for another process holding the embedded store. */
-  wait?: number;
-}
 
 /** Private keys of the working directory, opened with the passphrase only when a command signs. */
 export function workDirCustody(w: WorkDir, passphrase: string | undefined): KeyCustody {
