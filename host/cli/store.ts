@@ -86,7 +86,6 @@ export interface OpenedBackoffice {
 
 export { databaseUrl, storeSettings, type StoreSettings } from './store-open.js';
 
-
 /**
  * Open the store for `w` (creating the embedded one if needed), check it belongs to this operator, import a
  * legacy ledger, and wrap it in the back-office service. Close it when done (the embedded store is locked).

@@ -42,6 +42,21 @@ describe('KeyStore', () => {
     expect(store.getBytes('k', 'pw2', 'test-kind')).toEqual(new Uint8Array([4, 5]));
   });
 
+  it('warm opens a key off the thread and gives getBytes the same bytes; a wrong passphrase or kind throws what getBytes would; a missing key is left to getBytes', async () => {
+    const dir = freshDir();
+    const store = new KeyStore(dir);
+    store.putBytes('w', 'test-kind', new Uint8Array([7, 8, 9]), 'pw');
+    await expect(store.warm('w', 'wrong', 'test-kind')).rejects.toThrow(CryptoError);
+    await expect(store.warm('w', 'pw', 'other-kind')).rejects.toThrow(InvalidInputError);
+    await store.warm('w', 'pw', 'test-kind');
+    expect(store.getBytes('w', 'pw', 'test-kind')).toEqual(new Uint8Array([7, 8, 9]));
+    // Another passphrase is not answered from what the warm-up opened.
+    expect(() => store.getBytes('w', 'wrong', 'test-kind')).toThrow(CryptoError);
+    // A missing key: left to getBytes, which names it.
+    await store.warm('absent', 'pw');
+    expect(() => store.getBytes('absent', 'pw')).toThrow(InvalidInputError);
+  });
+
   it('stores an RSA key in the scrypt container (0600 in a 0700 directory) and gives it back only with the passphrase', () => {
     const dir = freshDir();
     const store = new KeyStore(dir);

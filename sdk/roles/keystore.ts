@@ -130,10 +130,8 @@ export function checkSealed(sealed: unknown, file = 'key file'): SealedSecret & 
  * wrong passphrase or a touched file → CryptoError (GCM cannot tell them apart).
  */
 export function openSecret(sealed: SealedSecret, passphrase: string, kind?: string, file?: string): Uint8Array {
-  const checked = checkSealed(sealed, file);
-  if (kind !== undefined && checked.kind !== kind) throw new InvalidInputError(`key file holds a ${checked.kind}, not a ${kind}`);
-  const { N, r, p } = checked.kdf;
-  return decryptSealed(checked, scryptSync(passphrase, checked.bytes.salt, 32, { N, r, p, maxmem: scryptMaxmem(checked.kdf) }));
+  const { checked, kdf } = checkedFor(sealed, kind, file);
+  return decryptSealed(checked, scryptSync(passphrase, checked.bytes.salt, 32, kdf));
 }
 
 /**
@@ -141,11 +139,17 @@ export function openSecret(sealed: SealedSecret, passphrase: string, kind?: stri
  * opening) for the 0.1-0.2 s of scrypt. The same checks, in the same order, with the same errors.
  */
 export async function openSecretAsync(sealed: SealedSecret, passphrase: string, kind?: string, file?: string): Promise<Uint8Array> {
+  const { checked, kdf } = checkedFor(sealed, kind, file);
+  const key = await new Promise<Buffer>((resolve, reject) => scrypt(passphrase, checked.bytes.salt, 32, kdf, (e, k) => (e ? reject(e) : resolve(k))));
+  return decryptSealed(checked, key);
+}
+
+/** The checks before any key derivation (checkSealed, then the kind), and the scrypt options the file names. */
+function checkedFor(sealed: SealedSecret, kind: string | undefined, file: string | undefined): { checked: ReturnType<typeof checkSealed>; kdf: { N: number; r: number; p: number; maxmem: number } } {
   const checked = checkSealed(sealed, file);
   if (kind !== undefined && checked.kind !== kind) throw new InvalidInputError(`key file holds a ${checked.kind}, not a ${kind}`);
   const { N, r, p } = checked.kdf;
-  const key = await new Promise<Buffer>((resolve, reject) => scrypt(passphrase, checked.bytes.salt, 32, { N, r, p, maxmem: scryptMaxmem(checked.kdf) }, (e, k) => (e ? reject(e) : resolve(k))));
-  return decryptSealed(checked, key);
+  return { checked, kdf: { N, r, p, maxmem: scryptMaxmem(checked.kdf) } };
 }
 
 function scryptMaxmem(kdf: { N: number; r: number; p: number }): number {
@@ -290,7 +294,7 @@ export class KeyStore {
   getBytes(name: string, passphrase: string, kind?: string): Uint8Array {
     const { memo, hit, sealed, path } = this.lookup(name, passphrase, kind);
     if (hit) return hit.slice();
-    const secret = openSecret(sealed, passphrase, kind, path);
+    const secret = openSecret(sealed(), passphrase, kind, path);
     this.opened.set(memo, secret.slice());
     return secret;
   }
@@ -303,20 +307,22 @@ export class KeyStore {
     // A legacy `<name>.key` (or no key at all) is left to getRsa / getBytes, which upgrade it or say it is missing.
     if (!existsSync(join(this.dir, `${name}.secret.json`))) return;
     const { memo, hit, sealed, path } = this.lookup(name, passphrase, kind);
-    if (!hit) this.opened.set(memo, await openSecretAsync(sealed, passphrase, kind, path));
+    if (!hit) this.opened.set(memo, await openSecretAsync(sealed(), passphrase, kind, path));
   }
 
-  private lookup(name: string, passphrase: string, kind?: string): { memo: string; hit?: Uint8Array; sealed: SealedSecret; path: string } {
+  /** The file's memo key, what was opened under it, and its container (parsed only when asked: a miss). */
+  private lookup(name: string, passphrase: string, kind?: string): { memo: string; hit?: Uint8Array; sealed: () => SealedSecret; path: string } {
     const file = `${name}.secret.json`;
     const path = join(this.dir, file);
     const text = this.read(file, name);
     const memo = createHash('sha256').update(JSON.stringify([text, kind ?? null, passphrase])).digest('hex');
-    let sealed: SealedSecret;
-    try {
-      sealed = JSON.parse(text) as SealedSecret;
-    } catch {
-      throw new KeyFileRejectedError(path, 'not JSON');
-    }
+    const sealed = (): SealedSecret => {
+      try {
+        return JSON.parse(text) as SealedSecret;
+      } catch {
+        throw new KeyFileRejectedError(path, 'not JSON');
+      }
+    };
     return { memo, hit: this.opened.get(memo), sealed, path };
   }
 
