@@ -110,8 +110,9 @@ function runBatch(cwd: string): Promise<{ seconds: number; rowSpanSeconds: numbe
  * the authority signs TF_V; seals TF_A ‖ TF_V to the card (KEM + AES-CBC + CMAC); signs the bill (512 bytes, about
  * a bill's canonical JSON) with a fresh bill id and the face digest; the card opens the envelope (decapsulation,
  * CMAC, AES-CBC), checks TF_V and digests the ticket for its replay list. Once per batch, spread over its rows:
- * the card certificate's chain check (cached per card afterwards) and the issuer authorisation (a signature and
- * its check).
+ * the authority key opened from its file with the passphrase (scrypt, AES-GCM, the key's import: a command cannot
+ * sign without it; the command derives it once per thread, the floor once), the card certificate's chain check
+ * (cached per card afterwards) and the issuer authorisation (a signature and its check).
  */
 function issuanceFloor(w: WorkDir, card: EticketCard): { perTicket: () => void; perBatch: () => void } {
   const suite = getSuite(w.config.suite);
@@ -137,7 +138,11 @@ function issuanceFloor(w: WorkDir, card: EticketCard): { perTicket: () => void; 
       sha(faceEncoded.subarray(0, 24));
     },
     perBatch: () => {
-      w.cardTrust().encryptionKey(creds);
+      // A fresh WorkDir, as a command starts with: its key store has not opened the key yet, its card trust has
+      // checked no certificate yet, so this is the whole opening and the whole chain check a command does.
+      const fresh = WorkDir.open(w.dir);
+      fresh.loadAuthoritySigner(PASSPHRASE);
+      fresh.cardTrust().encryptionKey(creds);
       const challenge = randomBytes(16);
       if (!suite.verify(authority.publicKey, challenge, authority.sign(challenge))) throw new Error('floor: issuer authorisation');
     },
