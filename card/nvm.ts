@@ -389,13 +389,23 @@ export class NvmStore {
   }
 }
 
-/** A journal record of `writes`, and each write's bytes as a view of the record. */
+/**
+ * Where a small journal record is written (JOURNAL_SCRATCH bytes, one buffer for the process): apply() hands it to
+ * the backend, whose write copies it, and writes the image from it, all before it returns; nothing keeps it.
+ */
+const JOURNAL_SCRATCH = 1024;
+const journalScratch = new Uint8Array(JOURNAL_SCRATCH);
+
+/**
+ * A journal record of `writes`, and each write's bytes as a view of the record. A record of up to JOURNAL_SCRATCH
+ * bytes (an in-place usage update's, every tap) lies in the process's scratch buffer: valid until the next call.
+ */
 function encodeJournal(length: number, writes: { offset: number; bytes: Uint8Array }[]): { record: Uint8Array; copies: { offset: number; bytes: Uint8Array }[] } {
   // Sized once: magic, length, count, (offset, size, bytes) per write, then SHA-256 of all that.
   let n = 12;
   for (const w of writes) n += 8 + w.bytes.length;
-  const j = new Uint8Array(n + 32);
-  const dv = new DataView(j.buffer);
+  const j = n + 32 <= JOURNAL_SCRATCH ? journalScratch.subarray(0, n + 32) : new Uint8Array(n + 32);
+  const dv = new DataView(j.buffer, j.byteOffset, j.length);
   j.set(JOURNAL_MAGIC, 0);
   dv.setUint32(4, length);
   dv.setUint32(8, writes.length);

@@ -537,13 +537,23 @@ export function planUsagePatch(prev: CardState, next: CardState, image: Uint8Arr
     for (const k of RECORD_KEYS) if (k !== 'usage' && a[k] !== b[k]) return null;
     const usage = encodedUsage(b.usage);
     if (usage.length !== place.usageEnd - place.usageStart) return null;
-    // The record's checksum as it will be: the record with the new A3 in place, hashed in one call (no Hash object).
-    const record = image.slice(place.recordStart, place.recordEnd);
+    // The record's checksum as it will be: the record with the new A3 in place (assembled in a scratch buffer, not
+    // a new one a tap), hashed in one call (no Hash object).
+    const record = recordScratch(place.recordEnd - place.recordStart);
+    record.set(image.subarray(place.recordStart, place.recordEnd));
     record.set(usage, place.usageStart - place.recordStart);
     const sum = hash('sha256', record, 'buffer') as unknown as Uint8Array;
     patches.push({ offset: place.usageStart, bytes: usage }, { offset: place.recordEnd + 2, bytes: new Uint8Array(sum.buffer, sum.byteOffset, 32) });
   }
   return patches;
+}
+
+/** Where planUsagePatch assembles a record to hash it: one buffer for the process (the hash is taken at once). */
+let scratch = new Uint8Array(2048);
+
+function recordScratch(n: number): Uint8Array {
+  if (scratch.length < n) scratch = new Uint8Array(n);
+  return scratch.subarray(0, n);
 }
 
 /** After planUsagePatch's writes landed: the new records lie where the old ones did, with their new A3. */

@@ -4,7 +4,7 @@
 import { concat, fromUtf8, readUint, utf8 } from './bytes.js';
 import { InvalidInputError } from './errors.js';
 import { protocol, type SpecField } from './spec.js';
-import { decodeOne, readTlv, tlv, TlvError, type TlvPlace } from './tlv.js';
+import { putHeader, putTlv, readTlv, tlv, TlvError, tlvSize, type TlvPlace } from './tlv.js';
 
 /** UTF-8 text from a card or a command: a malformed byte sequence is malformed data (TlvError), not a TypeError. */
 export function textField(bytes: Uint8Array, what: string): string {
@@ -40,23 +40,42 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
     this.names = new Set(this.fields.map((f) => f.name));
   }
 
-  /** Canonical encoding: fields in tag order, absent optional fields omitted. Throws InvalidInputError. */
+  /**
+   * Canonical encoding: fields in tag order, absent optional fields omitted. Throws InvalidInputError. Every value
+   * is checked first (field by field, then the record's keys, as the field-by-field encoding did), then the TLVs
+   * are written into one buffer sized for them: no array per number, per TLV and for the join (a card encodes a
+   * usage record every tap).
+   */
   encode(record: T): Uint8Array {
-    const parts: Uint8Array[] = [];
-    for (const f of this.fields) {
+    const n = this.fields.length;
+    const bytes: (Uint8Array | undefined)[] = new Array(n);
+    let size = 0;
+    for (let k = 0; k < n; k++) {
+      const f = this.fields[k];
       const v = record[f.name];
       if (v === undefined || v === null) {
         if (f.required) throw new InvalidInputError(`${this.what}: ${f.name} is required`);
         continue;
       }
-      parts.push(tlv(f.tagByte, this.encodeValue(f, v)));
+      const b = this.checkValue(f, v);
+      bytes[k] = b;
+      size += tlvSize(f.tagByte, b === undefined ? f.max : b.length);
     }
     for (const key of Object.keys(record)) {
       if (record[key] !== undefined && !this.names.has(key)) {
         throw new InvalidInputError(`${this.what}: unknown field ${key}`);
       }
     }
-    return concat(...parts);
+    const out = new Uint8Array(size);
+    let o = 0;
+    for (let k = 0; k < n; k++) {
+      const f = this.fields[k];
+      const v = record[f.name];
+      if (v === undefined || v === null) continue;
+      const b = bytes[k];
+      o = b === undefined ? putUint(out, putHeader(out, o, f.tagByte, f.max), v as number, f.max) : putTlv(out, o, f.tagByte, b);
+    }
+    return out;
   }
 
   /**
@@ -109,7 +128,8 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
     return values;
   }
 
-  private encodeValue(f: CompiledField, v: FieldValue): Uint8Array {
+  /** Checks `v` against field `f`'s format: the value's bytes (text, bytes), or undefined for a number (written as `f.max` bytes). */
+  private checkValue(f: CompiledField, v: FieldValue): Uint8Array | undefined {
     switch (f.format) {
       case 'uint':
       case 'date':
@@ -118,13 +138,7 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
           throw new InvalidInputError(`${this.what}: ${f.name} must be an integer 0..${2 ** (8 * f.max) - 1}, got ${v}`);
         }
         if (f.format === 'date' && !isValidDate(v)) throw new InvalidInputError(`${this.what}: ${f.name} ${v} is not a YYYYMMDD date`);
-        const b = new Uint8Array(f.max);
-        let n = v;
-        for (let i = f.max - 1; i >= 0; i--) {
-          b[i] = n % 256;
-          n = Math.floor(n / 256);
-        }
-        return b;
+        return undefined;
       }
       case 'text': {
         if (typeof v !== 'string') throw new InvalidInputError(`${this.what}: ${f.name} must be text`);
@@ -161,6 +175,16 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
     if (f.format === 'date' && !isValidDate(n)) throw new TlvError(`${this.what}: ${f.name} ${n} is not a YYYYMMDD date`);
     return n;
   }
+}
+
+/** `v` (a checked integer) as `size` big-endian bytes at `o` of `out`; returns the offset after them. */
+function putUint(out: Uint8Array, o: number, v: number, size: number): number {
+  let n = v;
+  for (let i = size - 1; i >= 0; i--) {
+    out[o + i] = n % 256;
+    n = Math.floor(n / 256);
+  }
+  return o + size;
 }
 
 export function isValidDate(yyyymmdd: number): boolean {
@@ -247,6 +271,60 @@ export function encodeSequenceField(f: SequenceField, v: SequenceValue): Uint8Ar
   }
 }
 
+/**
+ * The TLVs of `fields` in order, from the values `values` names by key, then `tail` (already encoded), in one buffer
+ * sized first: the bytes of concat(...fields.map((f) => encodeSequenceField(f, values[f.key])), tail) with the same
+ * checks in the same order (and `missing`'s error for an undefined value, when given), without an array per field.
+ */
+export function encodeSequence<K extends string>(
+  fields: readonly SequenceField<K>[],
+  values: { readonly [key in K]?: SequenceValue },
+  missing?: (f: SequenceField<K>) => Error,
+  tail?: Uint8Array,
+): Uint8Array {
+  const n = fields.length;
+  const bytes: (Uint8Array | undefined)[] = new Array(n);
+  let size = tail === undefined ? 0 : tail.length;
+  for (let i = 0; i < n; i++) {
+    const f = fields[i];
+    const v = values[f.key];
+    if (v === undefined && missing) throw missing(f);
+    const b = checkSequenceValue(f, v as SequenceValue);
+    bytes[i] = b;
+    size += tlvSize(f.tag, b === undefined ? f.max : b.length);
+  }
+  const out = new Uint8Array(size);
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    const f = fields[i];
+    const b = bytes[i];
+    o = b === undefined ? putUint(out, putHeader(out, o, f.tag, f.max), values[f.key] as number, f.max) : putTlv(out, o, f.tag, b);
+  }
+  if (tail !== undefined) out.set(tail, o);
+  return out;
+}
+
+/** encodeSequenceField's checks: the value's bytes (text, bytes), or undefined for an integer (written as `f.max` bytes). */
+function checkSequenceValue(f: SequenceField, v: SequenceValue): Uint8Array | undefined {
+  switch (f.format) {
+    case 'uint':
+    case 'time':
+    case 'date':
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= 2 ** (8 * f.max)) throw new InvalidInputError(`${f.name} must be an integer of ${f.max} byte(s), got ${String(v)}`);
+      return undefined;
+    case 'text': {
+      if (typeof v !== 'string') throw new InvalidInputError(`${f.name} must be text`);
+      const b = utf8(v);
+      if (b.length < f.min || b.length > f.max) throw new InvalidInputError(`${f.name} must be ${f.min}..${f.max} bytes of UTF-8, got ${b.length}`);
+      return b;
+    }
+    default:
+      if (!(v instanceof Uint8Array)) throw new InvalidInputError(`${f.name} must be bytes`);
+      if (v.length < f.min || v.length > f.max) throw new InvalidInputError(`${f.name} must be ${f.min}..${f.max} bytes, got ${v.length}`);
+      return v;
+  }
+}
+
 /** One field's value from its raw bytes; throws TlvError (malformed data) when it breaks the spec's format. */
 export function decodeSequenceField(f: SequenceField, raw: Uint8Array): SequenceValue {
   if (raw.length < f.min || raw.length > f.max) throw new TlvError(`${f.name}: ${raw.length} bytes, expected ${f.min}..${f.max}`);
@@ -258,21 +336,36 @@ export function decodeSequenceField(f: SequenceField, raw: Uint8Array): Sequence
 /**
  * Strictly decode a template's content against an ordered field list: exactly these tags, in this order,
  * nothing else, each within its spec length. Returns the values by key and where each field's TLV lies.
+ * Every TLV is read first (a malformed one throws before any field is looked at), then the tags are compared with
+ * the list, then each value is decoded: the order of the checks, so a message has one error whatever its faults.
  */
 export function decodeSequence<K extends string>(fields: readonly SequenceField<K>[], content: Uint8Array, what: string): { values: Record<K, SequenceValue>; ends: number[] } {
-  const items: { tag: number; value: Uint8Array }[] = [];
+  const n = fields.length;
+  const starts: number[] = [];
   const ends: number[] = [];
-  for (let o = 0; o < content.length; ) {
-    const { tlv: item, next } = decodeOne(content, o);
-    items.push(item);
-    ends.push((o = next));
+  const at: TlvPlace = { tag: 0, start: 0, end: 0 };
+  let same = true;
+  for (let o = 0, i = 0; o < content.length; o = at.end, i++) {
+    readTlv(content, o, at);
+    if (i >= n || at.tag !== fields[i].tag) same = false;
+    starts.push(at.start);
+    ends.push(at.end);
   }
-  let same = items.length === fields.length;
-  for (let i = 0; same && i < items.length; i++) same = items[i].tag === fields[i].tag;
-  if (!same) {
+  if (!same || ends.length !== n) {
     throw new TlvError(`${what}: fields missing, extra or out of order (expected ${fields.map((f) => f.tag.toString(16).toUpperCase()).join(' ')})`);
   }
   const values = {} as Record<K, SequenceValue>;
-  fields.forEach((f, i) => (values[f.key] = decodeSequenceField(f, items[i].value)));
+  for (let i = 0; i < n; i++) {
+    const f = fields[i];
+    const length = ends[i] - starts[i];
+    if (length < f.min || length > f.max) throw new TlvError(`${f.name}: ${length} bytes, expected ${f.min}..${f.max}`);
+    if (f.format === 'text') values[f.key] = textField(content.subarray(starts[i], ends[i]), f.name);
+    else if (f.format === 'uint' || f.format === 'time' || f.format === 'date') {
+      if (length < 1 || length > 6) throw new InvalidInputError(`integer of ${length} bytes`);
+      let v = 0;
+      for (let k = starts[i]; k < ends[i]; k++) v = v * 256 + content[k];
+      values[f.key] = v;
+    } else values[f.key] = content.subarray(starts[i], ends[i]);
+  }
   return { values, ends };
 }

@@ -4,7 +4,7 @@
 import { concat, equal } from './bytes.js';
 import { sha256 } from './crypto/suite.js';
 import { checkSessionMac, sessionMac, SYM_CONTEXT } from './crypto/symmetric.js';
-import { decodeSequenceField, encodeSequenceField, specField, type SequenceField } from './fields.js';
+import { decodeSequenceField, encodeSequence, encodeSequenceField, specField, type SequenceField } from './fields.js';
 import { T } from './spec.js';
 import { decodeUsageRecordContent, encodeUsageRecord, SIGNATURE_CONTEXT, type UsageRecord } from './ticket.js';
 import { TlvError, TlvMap, template, tlv, tlvSize } from './tlv.js';
@@ -84,7 +84,8 @@ function signedPartOf(receipt: Receipt): Uint8Array {
  * `usageEncoded`: A3 of `f.usage` when the caller has it already (the card encoded it for its image).
  */
 export function encodeReceiptBody(f: ReceiptFields & { faceDigest: Uint8Array }, usageEncoded?: Uint8Array): Uint8Array {
-  return concat(...RECEIPT_FIELDS.map((d) => encodeSequenceField(d, f[d.key])), f.usage ? (usageEncoded ?? encodeUsageRecord(f.usage)) : new Uint8Array(0));
+  // One buffer sized first: the bytes of concat(...RECEIPT_FIELDS.map(encodeSequenceField), A3).
+  return encodeSequence(RECEIPT_FIELDS, f, undefined, f.usage ? (usageEncoded ?? encodeUsageRecord(f.usage)) : undefined);
 }
 
 /** Pki: the body and CF, the SHA-256 of the B3 command as sent (tag and length included): what the card signs. */

@@ -4,10 +4,10 @@
 import { concat } from '../bytes.js';
 import { InvalidInputError } from '../errors.js';
 import { checkSessionMac, sessionMac, SYM_CONTEXT } from '../crypto/symmetric.js';
-import { decodeSequence, encodeSequenceField, specField, type SequenceField } from '../fields.js';
+import { decodeSequence, encodeSequence, encodeSequenceField, specField, type SequenceField } from '../fields.js';
 import { command, T } from '../spec.js';
 import { SIGNATURE_CONTEXT } from '../ticket.js';
-import { TlvError, TlvMap, template, tlv } from '../tlv.js';
+import { readTlv, TlvError, TlvMap, template, tlv } from '../tlv.js';
 import { DELETION_EVENT } from './delete.js';
 import { WRITABLE_EVENTS } from './write-usage.js';
 
@@ -74,9 +74,25 @@ const AUTHENTICATOR: Readonly<Record<GateMode, SequenceField<'authenticator'>>> 
 
 const TEMPLATE: Readonly<Record<GateMode, number>> = { pki: T.SIGNED_COMMAND, sym: T.MACED_COMMAND };
 
+/** Each command's field list by gate mode, without and with the authenticator: filtered once, not per command. */
+function listsFor(mode: GateMode, name: UsageCommandName) {
+  const fields = Object.freeze(USAGE_FIELDS.filter((f) => (f.mode === undefined || f.mode === mode) && (f.only === undefined || f.only === name)));
+  return { fields, withAuthenticator: Object.freeze([...fields, AUTHENTICATOR[mode]]) as readonly SequenceField<string>[] };
+}
+
+const LISTS = {
+  pki: { 'WRITE USAGE': listsFor('pki', 'WRITE USAGE'), DELETE: listsFor('pki', 'DELETE') },
+  sym: { 'WRITE USAGE': listsFor('sym', 'WRITE USAGE'), DELETE: listsFor('sym', 'DELETE') },
+} as const;
+
+function lists(name: UsageCommandName, mode: GateMode) {
+  // A name or mode from outside the types (a logged record read back) gets its list filtered as before.
+  return (LISTS[mode] as Record<string, ReturnType<typeof listsFor>> | undefined)?.[name] ?? listsFor(mode, name);
+}
+
 /** The fields `name` carries in gate mode `mode`, in the order sent, before the authenticator. */
 export function usageFieldList(name: UsageCommandName, mode: GateMode): readonly SequenceField<UsageKey>[] {
-  return USAGE_FIELDS.filter((f) => (f.mode === undefined || f.mode === mode) && (f.only === undefined || f.only === name));
+  return lists(name, mode).fields;
 }
 
 /**
@@ -91,9 +107,9 @@ export function usageFieldItems(name: UsageCommandName, mode: GateMode, v: Usage
   });
 }
 
-/** The authenticated part of B3 / B6: every field before 9E / 8E. */
+/** The authenticated part of B3 / B6: every field before 9E / 8E (the bytes of concat(...usageFieldItems(...)), in one buffer). */
 export function encodeUsageBody(name: UsageCommandName, mode: GateMode, v: UsageCommandFields): Uint8Array {
-  return concat(...usageFieldItems(name, mode, v));
+  return encodeSequence(usageFieldList(name, mode), v, (f) => new InvalidInputError(`${name} in gate mode ${mode} needs ${f.key}`));
 }
 
 /** B3 { body, 9E signature } (pki) or B6 { body, 8E MAC } (sym). */
@@ -129,15 +145,25 @@ export interface DecodedUsageCommand {
  * carries event DELETED. Throws TlvError (6A80) for anything else.
  */
 export function decodeUsageCommand(name: UsageCommandName, mode: GateMode, data: Uint8Array): DecodedUsageCommand {
-  const content = TlvMap.parse(data, { allowed: [TEMPLATE[mode]] }).require(TEMPLATE[mode]);
-  const list = [...usageFieldList(name, mode), AUTHENTICATOR[mode]];
-  const { values, ends } = decodeSequence(list, content, `${name} command`);
-  const { authenticator, ...rest } = values as Record<string, unknown>;
-  const event = name === 'DELETE' ? DELETION_EVENT : (rest.event as number);
+  // The template alone fills the data (else TlvMap says what is wrong: another tag, a second object, malformed).
+  const tag = TEMPLATE[mode];
+  let content: Uint8Array | undefined;
+  if (data.length > 0) {
+    const outer = readTlv(data, 0, { tag: 0, start: 0, end: 0 });
+    if (outer.tag === tag && outer.end === data.length) content = data.subarray(outer.start, outer.end);
+  }
+  content ??= TlvMap.parse(data, { allowed: [tag] }).require(tag);
+  const { values: v, ends } = decodeSequence(lists(name, mode).withAuthenticator, content, `${name} command`);
+  const event = name === 'DELETE' ? DELETION_EVENT : (v.event as number);
   if (name === 'WRITE USAGE' && !WRITABLE_EVENTS.includes(event)) throw new TlvError(`unknown usage event ${event}`);
+  // One literal per gate mode with the fields that mode carries (a rest and a spread of the decoded object took V8's slow path).
+  const fields: DecodedUsageCommand['fields'] =
+    mode === 'pki'
+      ? { keyId: v.keyId as Uint8Array, cardChallenge: v.cardChallenge as Uint8Array, tid: v.tid as string, counter: v.counter as number, event, gateId: v.gateId as string, station: v.station as string, time: v.time as number, viewDigest: v.viewDigest as Uint8Array }
+      : { cardChallenge: v.cardChallenge as Uint8Array, tid: v.tid as string, counter: v.counter as number, event, gateId: v.gateId as string, station: v.station as string, time: v.time as number };
   return {
-    fields: { ...rest, event } as DecodedUsageCommand['fields'],
+    fields,
     body: content.subarray(0, ends[ends.length - 2]),
-    authenticator: authenticator as Uint8Array,
+    authenticator: v.authenticator as Uint8Array,
   };
 }
