@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EticketCard } from './applet.js';
 import { FileBackend, MemoryBackend, NvmStore, type NvmBackend, type Region } from './nvm.js';
-import { decodeState, encodeState } from './state.js';
+import { decodeState, encodeState, RECORD_KEYS, sameBesidesTickets, sameBesidesUsage, STATE_KEYS, type CardState, type TicketRecord } from './state.js';
 import { CardSession } from '../host/session.js';
 import { EmulatorTransport } from '../host/transport/emulator.js';
 import { hex } from '../sdk/bytes.js';
@@ -238,5 +238,22 @@ describe('a file-backed card after patches', () => {
     const reopened = EticketCard.open(new FileBackend(path, false));
     expect(hex(reopened.image)).toBe(hex(c.card.image));
     expect(decodeState(reopened.image.slice()).tickets.map((t) => t.tid)).toEqual([faces[1].tid, faces[2].tid]);
+  });
+});
+
+describe('planUsagePatch\'s comparisons, written out, against the key lists', () => {
+  const state = (): CardState => Object.fromEntries(STATE_KEYS.map((k) => [k, { k }])) as unknown as CardState;
+  const record = (): TicketRecord => Object.fromEntries(RECORD_KEYS.map((k) => [k, { k }])) as unknown as TicketRecord;
+
+  it('a state differs for every key of STATE_KEYS but tickets, and only for those', () => {
+    const a = state();
+    expect(sameBesidesTickets(a, { ...a })).toBe(true);
+    for (const k of STATE_KEYS) expect([k, sameBesidesTickets(a, { ...a, [k]: { other: k } })]).toEqual([k, k === 'tickets']);
+  });
+
+  it('a record differs for every key of RECORD_KEYS but usage, and only for those', () => {
+    const a = record();
+    expect(sameBesidesUsage(a, { ...a })).toBe(true);
+    for (const k of RECORD_KEYS) expect([k, sameBesidesUsage(a, { ...a, [k]: { other: k } })]).toEqual([k, k === 'usage']);
   });
 });

@@ -47,12 +47,23 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
    * usage record every tap).
    */
   encode(record: T): Uint8Array {
+    const values: (FieldValue | undefined)[] = new Array(this.fields.length);
+    for (let k = 0; k < values.length; k++) values[k] = record[this.fields[k].name];
+    return this.encodeFields(values, record);
+  }
+
+  /**
+   * encode with the record's values given by field (the spec's order, `values[k]` of field k): for callers that name
+   * them (encodeUsageRecord), so no value is read by a key taken from a list. `record` is the record itself, whose
+   * keys are checked as encode checks them. With `outerTag`: tlv(outerTag, the encoding), in one buffer.
+   */
+  encodeFields(values: readonly (FieldValue | undefined)[], record: T, outerTag?: number): Uint8Array {
     const n = this.fields.length;
     const bytes: (Uint8Array | undefined)[] = new Array(n);
     let size = 0;
     for (let k = 0; k < n; k++) {
       const f = this.fields[k];
-      const v = record[f.name];
+      const v = values[k];
       if (v === undefined || v === null) {
         if (f.required) throw new InvalidInputError(`${this.what}: ${f.name} is required`);
         continue;
@@ -66,11 +77,12 @@ export class RecordCodec<T extends Record<string, FieldValue | undefined>> {
         throw new InvalidInputError(`${this.what}: unknown field ${key}`);
       }
     }
-    const out = new Uint8Array(size);
-    let o = 0;
+    // With `outerTag`, the record's template around it (tag and length first) in the same buffer.
+    const out = new Uint8Array(outerTag === undefined ? size : tlvSize(outerTag, size));
+    let o = outerTag === undefined ? 0 : putHeader(out, 0, outerTag, size);
     for (let k = 0; k < n; k++) {
       const f = this.fields[k];
-      const v = record[f.name];
+      const v = values[k];
       if (v === undefined || v === null) continue;
       const b = bytes[k];
       o = b === undefined ? putUint(out, putHeader(out, o, f.tagByte, f.max), v as number, f.max) : putTlv(out, o, f.tagByte, b);

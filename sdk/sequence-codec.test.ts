@@ -4,7 +4,8 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { concat, fromUtf8, hex, readUint, utf8 } from './bytes.js';
+import { concat, fromUtf8, hex, readUint, u32, utf8 } from './bytes.js';
+import { encodeQuery, type QueryFields } from './commands/query.js';
 import { decodeUsageCommand, encodeUsageBody, encodeUsageCommand, usageFieldItems, usageFieldList, type GateMode, type UsageCommandFields, type UsageCommandName } from './commands/usage-command.js';
 import { InvalidInputError } from './errors.js';
 import { decodeSequenceField, encodeSequence, encodeSequenceField, specField, type SequenceField, type SequenceValue } from './fields.js';
@@ -216,5 +217,30 @@ describe('decodeUsageCommand: the checks and errors of the generic decoding', ()
     expect(hex(d.body)).toContain('CE0468F6BA40');
     expect(d.fields).not.toHaveProperty('keyId');
     expect(d.fields).not.toHaveProperty('viewDigest');
+  });
+});
+
+describe('encodeQuery in one buffer', () => {
+  /** The query as it was encoded before the fifth pass: one TLV per field, concatenated. */
+  const reference = (q: QueryFields) => {
+    const text = (tag: number, v?: string) => (v === undefined ? new Uint8Array(0) : tlv(tag, utf8(v)));
+    return concat(
+      tlv(T.KEY_ID, q.keyId),
+      q.terminalChallenge ? tlv(T.TERMINAL_CHALLENGE, q.terminalChallenge) : new Uint8Array(0),
+      text(T.TID, q.tid),
+      q.date !== undefined ? tlv(T.SERVICE_DATE, u32(q.date)) : new Uint8Array(0),
+      text(T.TRAIN, q.train),
+      text(T.STATION, q.station),
+    );
+  };
+  it('gives the bytes of the TLV-by-TLV encoding for any fields, present or not (empty text, non-ASCII, any date)', () => {
+    const text = fc.option(fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 10 })), { nil: undefined });
+    const query = fc.record({ keyId: fc.uint8Array({ maxLength: 20 }), terminalChallenge: fc.option(fc.uint8Array({ maxLength: 20 }), { nil: undefined }), tid: text, date: fc.option(fc.integer({ min: 0, max: 2 ** 32 - 1 }), { nil: undefined }), train: text, station: text });
+    fc.assert(
+      fc.property(query, (q) => {
+        expect(hex(encodeQuery(q))).toBe(hex(reference(q)));
+      }),
+      { numRuns: 1000 },
+    );
   });
 });

@@ -151,7 +151,8 @@ export function newUsageRecord(): UsageRecord {
 }
 
 export function encodeUsageRecord(u: UsageRecord): Uint8Array {
-  return tlv(T.USAGE_RECORD, usageCodec.encode(u));
+  // The fields named one by one, in the spec's order (USAGE_KEYS, checked at load), for the codec's checks and writing.
+  return usageCodec.encodeFields([u.entries, u.temporaryExits, u.state, u.flags, u.lastGate, u.lastStation, u.lastTime, u.counter], u, T.USAGE_RECORD);
 }
 
 

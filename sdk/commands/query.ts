@@ -1,10 +1,10 @@
 // The query READ and VERIFY share (patent 621-622, 631-635): which terminal key asks, its challenge, and the
 // criteria (TID, service date, train, station). read.ts and verify.ts say which fields each command takes.
 
-import { concat, readUint, u32, utf8 } from '../bytes.js';
+import { readUint, utf8 } from '../bytes.js';
 import { decodeSequenceField, specField, textField } from '../fields.js';
 import { T } from '../spec.js';
-import { TlvError, TlvMap, tlv } from '../tlv.js';
+import { putHeader, putTlv, TlvError, TlvMap, tlvSize } from '../tlv.js';
 
 export interface QueryFields {
   /** C1: the terminal key (pki) or master key (sym) the card must answer to. */
@@ -28,17 +28,33 @@ const KEY_ID = specField('keyId', 'KEY_ID');
 const TERMINAL_CHALLENGE = specField('terminalChallenge', 'TERMINAL_CHALLENGE');
 const SERVICE_DATE = specField('date', 'SERVICE_DATE');
 
-/** C1, [C4], [C5], [C2], [C3], [CD]: the order terminals send (the card reads the fields in any order). */
+/** C1, [C4], [C5], [C2], [C3], [CD]: the order terminals send (the card reads the fields in any order). Sized first, written once. */
 export function encodeQuery(q: QueryFields): Uint8Array {
-  const text = (tag: number, v?: string) => (v === undefined ? new Uint8Array(0) : tlv(tag, utf8(v)));
-  return concat(
-    tlv(T.KEY_ID, q.keyId),
-    q.terminalChallenge ? tlv(T.TERMINAL_CHALLENGE, q.terminalChallenge) : new Uint8Array(0),
-    text(T.TID, q.tid),
-    q.date !== undefined ? tlv(T.SERVICE_DATE, u32(q.date)) : new Uint8Array(0),
-    text(T.TRAIN, q.train),
-    text(T.STATION, q.station),
+  const tid = q.tid === undefined ? undefined : utf8(q.tid);
+  const train = q.train === undefined ? undefined : utf8(q.train);
+  const station = q.station === undefined ? undefined : utf8(q.station);
+  const out = new Uint8Array(
+    tlvSize(T.KEY_ID, q.keyId.length) +
+      (q.terminalChallenge ? tlvSize(T.TERMINAL_CHALLENGE, q.terminalChallenge.length) : 0) +
+      (tid ? tlvSize(T.TID, tid.length) : 0) +
+      (q.date !== undefined ? tlvSize(T.SERVICE_DATE, 4) : 0) +
+      (train ? tlvSize(T.TRAIN, train.length) : 0) +
+      (station ? tlvSize(T.STATION, station.length) : 0),
   );
+  let o = putTlv(out, 0, T.KEY_ID, q.keyId);
+  if (q.terminalChallenge) o = putTlv(out, o, T.TERMINAL_CHALLENGE, q.terminalChallenge);
+  if (tid) o = putTlv(out, o, T.TID, tid);
+  if (q.date !== undefined) {
+    // u32: the low 32 bits, big-endian.
+    o = putHeader(out, o, T.SERVICE_DATE, 4);
+    out[o++] = (q.date >>> 24) & 0xff;
+    out[o++] = (q.date >>> 16) & 0xff;
+    out[o++] = (q.date >>> 8) & 0xff;
+    out[o++] = q.date & 0xff;
+  }
+  if (train) o = putTlv(out, o, T.TRAIN, train);
+  if (station) putTlv(out, o, T.STATION, station);
+  return out;
 }
 
 /** The card's side: only `allowed` tags, each once; C1 always; C4 when `challengeRequired` or present. Throws TlvError. */
