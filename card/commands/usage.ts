@@ -4,12 +4,12 @@
 
 import { constantTimeEqual } from '../../sdk/bytes.js';
 import { checkUsageCommandMac, decodeUsageCommand, USAGE_P1, usageSignatureMessage, type UsageCommandFields, type UsageCommandName } from '../../sdk/commands/usage-command.js';
-import { decodeTerminalKey } from '../../sdk/crypto/bundle.js';
+import { decodeTerminalKey, type TerminalPublicKey } from '../../sdk/crypto/bundle.js';
 import { suiteProvider } from '../../sdk/crypto/suites.js';
 import { encodeReceipt, encodeReceiptBody, receiptMac, receiptSignatureMessage, signedReceiptPart } from '../../sdk/receipt.js';
 import { LIMITS, SW } from '../../sdk/spec.js';
 import { faceDigestOf } from '../../sdk/ticket.js';
-import { encodedUsage, ticketDigest, tidDigest, type TicketRecord } from '../state.js';
+import { encodedUsage, ticketDigest, tidDigest, type KeyEntry, type TicketRecord } from '../state.js';
 import { refuse, type CardContext, type CommandHandler, type ShownView, type SymSession } from './context.js';
 import { cardSigner, scopeAllows, terminalKey } from './keys.js';
 import { nextUsage } from './usage-state.js';
@@ -25,6 +25,18 @@ export function usageHandler(name: UsageCommandName): CommandHandler {
   };
 }
 
+/** Each installed terminal key's bundle as decoded, by entry, while the entry holds the same bytes (a view of them). */
+const decodedKeys = new WeakMap<KeyEntry, { key: Uint8Array; decoded: TerminalPublicKey }>();
+
+/** decodeTerminalKey of the entry's bundle, decoded once per entry and bytes (its public keys are views of them). */
+function terminalPublicKey(entry: KeyEntry): TerminalPublicKey {
+  const hit = decodedKeys.get(entry);
+  if (hit && hit.key === entry.key) return hit.decoded;
+  const decoded = decodeTerminalKey(entry.key);
+  decodedKeys.set(entry, { key: entry.key, decoded });
+  return decoded;
+}
+
 /** The ticket the pending view showed (none when it showed no ticket). */
 function shownTicket(ctx: CardContext, seq: number): TicketRecord | undefined {
   return seq === 0 ? undefined : ctx.state.tickets.find((t) => t.seq === seq);
@@ -38,7 +50,7 @@ function pkiCommand(ctx: CardContext, name: UsageCommandName, data: Uint8Array, 
   const s = ctx.state;
   const { fields, body, authenticator } = decodeUsageCommand(name, 'pki', data);
   const terminal = terminalKey(s, fields.keyId!);
-  if (!suiteProvider(s.suite).suite.verify(decodeTerminalKey(terminal.key).signature, usageSignatureMessage(name, s.serial, body), authenticator)) {
+  if (!suiteProvider(s.suite).suite.verify(terminalPublicKey(terminal).signature, usageSignatureMessage(name, s.serial, body), authenticator)) {
     refuse(SW.COMMAND_SIGNATURE_INVALID);
   }
   if (!shown || !constantTimeEqual(shown.cardChallenge, fields.cardChallenge)) refuse(SW.REFERENCE_DATA_NOT_USABLE, 'no view pending, or another one');

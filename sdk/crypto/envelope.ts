@@ -87,7 +87,8 @@ export function parseEnvelope(encoded: Uint8Array, maxCiphertext = CARD_ENVELOPE
     m = TlvMap.parse(content, { allowed: order });
     const version = m.bytes(E.version, 1, 1, 'version')[0];
     if (version !== ENVELOPE_VERSION) throw new Error(`envelope version ${version}`);
-    if (m.items.map((i) => i.tag).join() !== order.join()) throw new Error('envelope fields out of order');
+    // Every field once (TlvMap refuses a duplicate), in this order: compared tag by tag, no strings built.
+    if (m.items.length !== order.length || m.items.some((item, i) => item.tag !== order[i])) throw new Error('envelope fields out of order');
     return {
       suite: m.bytes(E.suite, 1, 1, 'suite')[0],
       recipient: m.bytes(E.recipient, 8, 8, 'recipient'),
