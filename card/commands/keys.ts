@@ -3,6 +3,7 @@
 
 import { equal } from '../../sdk/bytes.js';
 import { ANY_OPERATOR } from '../../sdk/commands/put-key.js';
+import { decodeTerminalKey, type TerminalPublicKey } from '../../sdk/crypto/bundle.js';
 import type { Decrypter, Signer } from '../../sdk/crypto/suite.js';
 import { suiteProvider } from '../../sdk/crypto/suites.js';
 import { CryptoError } from '../../sdk/errors.js';
@@ -58,6 +59,18 @@ export function chainRefusal(failure: KeyChainFailure): number {
 /** The installed terminal key bundle with this id, or SECURITY_STATUS_NOT_SATISFIED (6982). */
 export function terminalKey(s: CardState, id: Uint8Array): KeyEntry {
   return s.terminalKeys.find((k) => equal(k.id, id)) ?? refuse(SW.SECURITY_STATUS_NOT_SATISFIED, 'unknown terminal key');
+}
+
+/** Each installed terminal key's bundle as decoded, by entry, while the entry holds the same bytes (a view of them). */
+const decodedKeys = new WeakMap<KeyEntry, { key: Uint8Array; decoded: TerminalPublicKey }>();
+
+/** decodeTerminalKey of the entry's bundle, decoded once per entry and bytes (its public keys are views of them). */
+export function terminalPublicKey(entry: KeyEntry): TerminalPublicKey {
+  const hit = decodedKeys.get(entry);
+  if (hit && hit.key === entry.key) return hit.decoded;
+  const decoded = decodeTerminalKey(entry.key);
+  decodedKeys.set(entry, { key: entry.key, decoded });
+  return decoded;
 }
 
 /** Key 3: opens first ciphertexts (LOAD). Only called on a locked card, which has it. */

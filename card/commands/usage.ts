@@ -4,14 +4,13 @@
 
 import { constantTimeEqual } from '../../sdk/bytes.js';
 import { checkUsageCommandMac, decodeUsageCommand, USAGE_P1, usageSignatureMessage, type UsageCommandFields, type UsageCommandName } from '../../sdk/commands/usage-command.js';
-import { decodeTerminalKey, type TerminalPublicKey } from '../../sdk/crypto/bundle.js';
 import { suiteProvider } from '../../sdk/crypto/suites.js';
 import { encodeReceipt, encodeReceiptBody, receiptMac, receiptSignatureMessage, signedReceiptPart } from '../../sdk/receipt.js';
 import { LIMITS, SW } from '../../sdk/spec.js';
 import { faceDigestOf } from '../../sdk/ticket.js';
-import { encodedUsage, ticketDigest, tidDigest, type KeyEntry, type TicketRecord } from '../state.js';
+import { encodedUsage, ticketDigest, tidDigest, type TicketRecord } from '../state.js';
 import { refuse, type CardContext, type CommandHandler, type ShownView, type SymSession } from './context.js';
-import { cardSigner, scopeAllows, terminalKey } from './keys.js';
+import { cardSigner, scopeAllows, terminalKey, terminalPublicKey } from './keys.js';
 import { nextUsage } from './usage-state.js';
 
 /** The handler of WRITE USAGE or DELETE: P1=00 gate mode pki (B3), P1=01 sym (B6). */
@@ -23,18 +22,6 @@ export function usageHandler(name: UsageCommandName): CommandHandler {
     ctx.ram.session = null;
     return apdu.p1 === USAGE_P1.sym ? symCommand(ctx, name, apdu.data, pending.session) : pkiCommand(ctx, name, apdu.data, pending.shown);
   };
-}
-
-/** Each installed terminal key's bundle as decoded, by entry, while the entry holds the same bytes (a view of them). */
-const decodedKeys = new WeakMap<KeyEntry, { key: Uint8Array; decoded: TerminalPublicKey }>();
-
-/** decodeTerminalKey of the entry's bundle, decoded once per entry and bytes (its public keys are views of them). */
-function terminalPublicKey(entry: KeyEntry): TerminalPublicKey {
-  const hit = decodedKeys.get(entry);
-  if (hit && hit.key === entry.key) return hit.decoded;
-  const decoded = decodeTerminalKey(entry.key);
-  decodedKeys.set(entry, { key: entry.key, decoded });
-  return decoded;
 }
 
 /** The ticket the pending view showed (none when it showed no ticket). */

@@ -2,10 +2,10 @@
 // that found, not found and void answers look alike, and the second ciphertext that seals it to a terminal.
 
 import { encodeTicketView, VIEW_STATUS, viewLengthFor, type TicketViewParts } from '../../sdk/commands/ticket-view.js';
-import { decodeTerminalKey } from '../../sdk/crypto/bundle.js';
 import { seal } from '../../sdk/crypto/envelope.js';
 import { suiteProvider } from '../../sdk/crypto/suites.js';
 import { encodedUsage, type CardState, type KeyEntry, type TicketRecord } from '../state.js';
+import { terminalPublicKey } from './keys.js';
 
 export interface ViewRequest {
   terminalChallenge?: Uint8Array;
@@ -33,7 +33,7 @@ export function viewOf(s: CardState, record: TicketRecord | undefined, status: n
 
 /** The second ciphertext: the view sealed to the terminal's encryption key, addressed to its key id. */
 export function sealView(s: CardState, terminal: KeyEntry, view: Uint8Array): Uint8Array {
-  return seal(suiteProvider(s.suite).suite, decodeTerminalKey(terminal.key).encryption, terminal.id, view);
+  return seal(suiteProvider(s.suite).suite, terminalPublicKey(terminal).encryption, terminal.id, view);
 }
 
 /** Tickets in travel order: service date, departure, then load order. */
