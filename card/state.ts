@@ -779,6 +779,7 @@ export function sameBesidesTickets(a: CardState, b: CardState): boolean {
   );
 }
 
+/** See sameBesidesTickets: two records agree on every key of RECORD_KEYS but `usage`. */
 export function sameBesidesUsage(a: TicketRecord, b: TicketRecord): boolean {
   return (
     a.seq === b.seq &&
@@ -796,6 +797,7 @@ export function sameBesidesUsage(a: TicketRecord, b: TicketRecord): boolean {
   );
 }
 
+/** The keys of a card state, and of a ticket record below: what planUsagePatch's comparisons cover (card/patch.test.ts). */
 export const STATE_KEYS = ['serial', 'suite', 'lifecycle', 'capacity', 'encKey', 'signKey', 'encCert', 'signCert', 'identity', 'authorityKeys', 'terminalKeys', 'symKeys', 'tombstones', 'tombstoneFloor', 'nextSeq', 'tickets', 'cardTime'] as const satisfies readonly (keyof CardState)[];
 export const RECORD_KEYS = ['seq', 'operator', 'tid', 'serviceDate', 'train', 'origin', 'destination', 'departure', 'issuedAt', 'maxEntries', 'face', 'tfv', 'usage'] as const satisfies readonly (keyof TicketRecord)[];
 
