@@ -256,31 +256,11 @@ export function specField<K extends string>(key: K, name: string): SequenceField
 
 /** One field's value as its TLV; throws InvalidInputError when the value does not fit the spec's format. */
 export function encodeSequenceField(f: SequenceField, v: SequenceValue): Uint8Array {
-  switch (f.format) {
-    case 'uint':
-    case 'time':
-    case 'date': {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= 2 ** (8 * f.max)) throw new InvalidInputError(`${f.name} must be an integer of ${f.max} byte(s), got ${String(v)}`);
-      const b = new Uint8Array(f.max);
-      let n = v;
-      for (let i = f.max - 1; i >= 0; i--) {
-        b[i] = n % 256;
-        n = Math.floor(n / 256);
-      }
-      return tlv(f.tag, b);
-    }
-    case 'text': {
-      if (typeof v !== 'string') throw new InvalidInputError(`${f.name} must be text`);
-      const b = utf8(v);
-      if (b.length < f.min || b.length > f.max) throw new InvalidInputError(`${f.name} must be ${f.min}..${f.max} bytes of UTF-8, got ${b.length}`);
-      return tlv(f.tag, b);
-    }
-    default: {
-      if (!(v instanceof Uint8Array)) throw new InvalidInputError(`${f.name} must be bytes`);
-      if (v.length < f.min || v.length > f.max) throw new InvalidInputError(`${f.name} must be ${f.min}..${f.max} bytes, got ${v.length}`);
-      return tlv(f.tag, v);
-    }
-  }
+  const b = checkSequenceValue(f, v);
+  if (b !== undefined) return tlv(f.tag, b);
+  const out = new Uint8Array(tlvSize(f.tag, f.max));
+  putUint(out, putHeader(out, 0, f.tag, f.max), v as number, f.max);
+  return out;
 }
 
 /**
@@ -339,10 +319,22 @@ function checkSequenceValue(f: SequenceField, v: SequenceValue): Uint8Array | un
 
 /** One field's value from its raw bytes; throws TlvError (malformed data) when it breaks the spec's format. */
 export function decodeSequenceField(f: SequenceField, raw: Uint8Array): SequenceValue {
-  if (raw.length < f.min || raw.length > f.max) throw new TlvError(`${f.name}: ${raw.length} bytes, expected ${f.min}..${f.max}`);
-  if (f.format === 'text') return textField(raw, f.name);
-  if (f.format === 'uint' || f.format === 'time' || f.format === 'date') return readUint(raw);
-  return raw;
+  return sequenceValueAt(f, raw, 0, raw.length);
+}
+
+/** Field `f`'s value from bytes start..end of `bytes` (decodeSequenceField without a subarray for an integer). */
+function sequenceValueAt(f: SequenceField, bytes: Uint8Array, start: number, end: number): SequenceValue {
+  const length = end - start;
+  if (length < f.min || length > f.max) throw new TlvError(`${f.name}: ${length} bytes, expected ${f.min}..${f.max}`);
+  if (f.format === 'text') return textField(bytes.subarray(start, end), f.name);
+  if (f.format === 'uint' || f.format === 'time' || f.format === 'date') {
+    // readUint's answer, read in place
+    if (length < 1 || length > 6) throw new InvalidInputError(`integer of ${length} bytes`);
+    let v = 0;
+    for (let k = start; k < end; k++) v = v * 256 + bytes[k];
+    return v;
+  }
+  return bytes.subarray(start, end);
 }
 
 /**
@@ -369,15 +361,7 @@ export function decodeSequence<K extends string>(fields: readonly SequenceField<
   const values = {} as Record<K, SequenceValue>;
   for (let i = 0; i < n; i++) {
     const f = fields[i];
-    const length = ends[i] - starts[i];
-    if (length < f.min || length > f.max) throw new TlvError(`${f.name}: ${length} bytes, expected ${f.min}..${f.max}`);
-    if (f.format === 'text') values[f.key] = textField(content.subarray(starts[i], ends[i]), f.name);
-    else if (f.format === 'uint' || f.format === 'time' || f.format === 'date') {
-      if (length < 1 || length > 6) throw new InvalidInputError(`integer of ${length} bytes`);
-      let v = 0;
-      for (let k = starts[i]; k < ends[i]; k++) v = v * 256 + content[k];
-      values[f.key] = v;
-    } else values[f.key] = content.subarray(starts[i], ends[i]);
+    values[f.key] = sequenceValueAt(f, content, starts[i], ends[i]);
   }
   return { values, ends };
 }
