@@ -1,10 +1,10 @@
 // The query READ and VERIFY share (patent 621-622, 631-635): which terminal key asks, its challenge, and the
 // criteria (TID, service date, train, station). read.ts and verify.ts say which fields each command takes.
 
-import { readUint, utf8 } from '../bytes.js';
+import { readUint, u32, utf8 } from '../bytes.js';
 import { decodeSequenceField, specField, textField } from '../fields.js';
 import { T } from '../spec.js';
-import { putHeader, putTlv, TlvError, TlvMap, tlvSize } from '../tlv.js';
+import { putTlv, TlvError, TlvMap, tlvSize } from '../tlv.js';
 
 export interface QueryFields {
   /** C1: the terminal key (pki) or master key (sym) the card must answer to. */
@@ -44,14 +44,7 @@ export function encodeQuery(q: QueryFields): Uint8Array {
   let o = putTlv(out, 0, T.KEY_ID, q.keyId);
   if (q.terminalChallenge) o = putTlv(out, o, T.TERMINAL_CHALLENGE, q.terminalChallenge);
   if (tid) o = putTlv(out, o, T.TID, tid);
-  if (q.date !== undefined) {
-    // u32: the low 32 bits, big-endian.
-    o = putHeader(out, o, T.SERVICE_DATE, 4);
-    out[o++] = (q.date >>> 24) & 0xff;
-    out[o++] = (q.date >>> 16) & 0xff;
-    out[o++] = (q.date >>> 8) & 0xff;
-    out[o++] = q.date & 0xff;
-  }
+  if (q.date !== undefined) o = putTlv(out, o, T.SERVICE_DATE, u32(q.date));
   if (train) o = putTlv(out, o, T.TRAIN, train);
   if (station) putTlv(out, o, T.STATION, station);
   return out;
