@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFileDurably } from '../../sdk/durable-file.js';
 import { join, resolve } from 'node:path';
-import forge from 'node-forge';
+import { nodeForge } from '../../sdk/forge.js';
 import { RsaPrivateKey } from '../../sdk/crypto/rsa.js';
 import { InvalidInputError } from '../../sdk/errors.js';
 import { AuthenticationServer } from '../../sdk/roles/authority.js';
@@ -302,7 +302,7 @@ export class WorkDir {
 
   get caSubject(): string {
     if (this.config.suite === 'sm9') return 'the key generation centre';
-    const cert = forge.pki.certificateFromPem(this.read('ca.crt'));
+    const cert = nodeForge().pki.certificateFromPem(this.read('ca.crt'));
     return String(cert.subject.getField('CN')?.value ?? '');
   }
 

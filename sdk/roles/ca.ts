@@ -1,8 +1,11 @@
-// The certificate authority that certifies card public keys at personalisation (node-forge X.509).
+// The certificate authority that certifies card public keys at personalisation (node-forge X.509), and the checks
+// of the certificates it issued (node:crypto's X509Certificate: a verifier never loads node-forge).
 // The authentication server seals tickets only to card keys whose certificate chains to this CA.
 
-import forge from 'node-forge';
+import { X509Certificate } from 'node:crypto';
+import type forge from 'node-forge';
 import { hex, toBuffer } from '../bytes.js';
+import { nodeForge } from '../forge.js';
 import { CryptoError, InvalidInputError } from '../errors.js';
 import { RsaPrivateKey } from '../crypto/rsa.js';
 
@@ -19,17 +22,17 @@ export interface CertifiedCardKey {
 }
 
 function derToForge(der: Uint8Array): forge.asn1.Asn1 {
-  return forge.asn1.fromDer(forge.util.createBuffer(toBuffer(der).toString('binary')));
+  return nodeForge().asn1.fromDer(nodeForge().util.createBuffer(toBuffer(der).toString('binary')));
 }
 
 function forgeToDer(asn1: forge.asn1.Asn1): Uint8Array {
-  return new Uint8Array(Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary'));
+  return new Uint8Array(Buffer.from(nodeForge().asn1.toDer(asn1).getBytes(), 'binary'));
 }
 
 function serialNumber(): string {
   // Positive, 16 random bytes (RFC 5280 allows up to 20 octets).
-  const b = forge.random.getBytesSync(16);
-  return '01' + forge.util.bytesToHex(b).slice(2);
+  const b = nodeForge().random.getBytesSync(16);
+  return '01' + nodeForge().util.bytesToHex(b).slice(2);
 }
 
 /** The operator's CA (RSA suite): certifies the keys cards generate, so that the authority seals tickets only to genuine cards. */
@@ -39,15 +42,15 @@ export class CertificateAuthority {
   private readonly certificate: forge.pki.Certificate;
 
   private constructor(readonly key: RsaPrivateKey, certificateDer: Uint8Array) {
-    this.forgeKey = forge.pki.privateKeyFromPem(key.keyObject().export({ format: 'pem', type: 'pkcs8' }) as string) as forge.pki.rsa.PrivateKey;
-    this.certificate = forge.pki.certificateFromAsn1(derToForge(certificateDer));
+    this.forgeKey = nodeForge().pki.privateKeyFromPem(key.keyObject().export({ format: 'pem', type: 'pkcs8' }) as string) as forge.pki.rsa.PrivateKey;
+    this.certificate = nodeForge().pki.certificateFromAsn1(derToForge(certificateDer));
   }
 
   /** A new self-signed CA (RSA key from node:crypto: forge's key generation is 13× slower). */
   static create(name = 'eticket CA', validityYears = 10, key: RsaPrivateKey = RsaPrivateKey.generate(2048)): CertificateAuthority {
-    const forgeKey = forge.pki.privateKeyFromPem(key.keyObject().export({ format: 'pem', type: 'pkcs8' }) as string) as forge.pki.rsa.PrivateKey;
-    const cert = forge.pki.createCertificate();
-    cert.publicKey = forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e);
+    const forgeKey = nodeForge().pki.privateKeyFromPem(key.keyObject().export({ format: 'pem', type: 'pkcs8' }) as string) as forge.pki.rsa.PrivateKey;
+    const cert = nodeForge().pki.createCertificate();
+    cert.publicKey = nodeForge().pki.setRsaPublicKey(forgeKey.n, forgeKey.e);
     cert.serialNumber = serialNumber();
     cert.validity.notBefore = new Date(Date.now() - 60_000);
     cert.validity.notAfter = new Date(Date.now() + validityYears * 365 * 86400_000);
@@ -59,8 +62,8 @@ export class CertificateAuthority {
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
       { name: 'subjectKeyIdentifier' },
     ]);
-    cert.sign(forgeKey, forge.md.sha256.create());
-    return new CertificateAuthority(key, forgeToDer(forge.pki.certificateToAsn1(cert)));
+    cert.sign(forgeKey, nodeForge().md.sha256.create());
+    return new CertificateAuthority(key, forgeToDer(nodeForge().pki.certificateToAsn1(cert)));
   }
 
   /** A CA from its private key and certificate. */
@@ -73,7 +76,7 @@ export class CertificateAuthority {
 
   /** The CA certificate, DER. */
   get certificateDer(): Uint8Array {
-    return forgeToDer(forge.pki.certificateToAsn1(this.certificate));
+    return forgeToDer(nodeForge().pki.certificateToAsn1(this.certificate));
   }
 
   /** Certify an API client's signing key (seller or terminal): CN is its client id, OU its role. */
@@ -90,11 +93,11 @@ export class CertificateAuthority {
   certifyCardKey(serial: Uint8Array, usage: CardKeyUsage, publicKeySpki: Uint8Array, validityYears = 5): Uint8Array {
     let publicKey: forge.pki.PublicKey;
     try {
-      publicKey = forge.pki.publicKeyFromAsn1(derToForge(publicKeySpki));
+      publicKey = nodeForge().pki.publicKeyFromAsn1(derToForge(publicKeySpki));
     } catch (e) {
       throw new InvalidInputError('card public key is not an RSA SubjectPublicKeyInfo', { cause: e });
     }
-    const cert = forge.pki.createCertificate();
+    const cert = nodeForge().pki.createCertificate();
     cert.publicKey = publicKey;
     cert.serialNumber = serialNumber();
     cert.validity.notBefore = new Date(Date.now() - 60_000);
@@ -110,8 +113,8 @@ export class CertificateAuthority {
         ? { name: 'keyUsage', keyEncipherment: true, critical: true }
         : { name: 'keyUsage', digitalSignature: true, nonRepudiation: true, critical: true },
     ]);
-    cert.sign(this.forgeKey, forge.md.sha256.create());
-    return forgeToDer(forge.pki.certificateToAsn1(cert));
+    cert.sign(this.forgeKey, nodeForge().md.sha256.create());
+    return forgeToDer(nodeForge().pki.certificateToAsn1(cert));
   }
 }
 
@@ -129,11 +132,11 @@ export interface CertifiedClientKey {
 function issueClientCertificate(forgeKey: forge.pki.rsa.PrivateKey, issuer: forge.pki.Certificate, clientId: string, role: ClientRole, publicKeySpki: Uint8Array, validityYears: number, usage: CardKeyUsage): Uint8Array {
   let publicKey: forge.pki.PublicKey;
   try {
-    publicKey = forge.pki.publicKeyFromAsn1(derToForge(publicKeySpki));
+    publicKey = nodeForge().pki.publicKeyFromAsn1(derToForge(publicKeySpki));
   } catch (e) {
     throw new InvalidInputError('client public key is not an RSA SubjectPublicKeyInfo', { cause: e });
   }
-  const cert = forge.pki.createCertificate();
+  const cert = nodeForge().pki.createCertificate();
   cert.publicKey = publicKey;
   cert.serialNumber = serialNumber();
   cert.validity.notBefore = new Date(Date.now() - 60_000);
@@ -147,32 +150,97 @@ function issueClientCertificate(forgeKey: forge.pki.rsa.PrivateKey, issuer: forg
     { name: 'basicConstraints', cA: false, critical: true },
     usage === 'encryption' ? { name: 'keyUsage', keyEncipherment: true, critical: true } : { name: 'keyUsage', digitalSignature: true, critical: true },
   ]);
-  cert.sign(forgeKey, forge.md.sha256.create());
-  return forgeToDer(forge.pki.certificateToAsn1(cert));
+  cert.sign(forgeKey, nodeForge().md.sha256.create());
+  return forgeToDer(nodeForge().pki.certificateToAsn1(cert));
 }
 
-/** Check a client certificate: issued by the CA, valid now, for this role and client id. Throws CryptoError. */
-export function verifyClientCertificate(caCertificateDer: Uint8Array, certificateDer: Uint8Array, role: ClientRole, clientId: string, now = new Date(), usage: CardKeyUsage = 'signature'): CertifiedClientKey {
-  let ca: forge.pki.Certificate;
-  let cert: forge.pki.Certificate;
+/** The last CA certificates parsed: a verifier checks many certificates against the same one or two. */
+const caCertificates = new Map<string, X509Certificate>();
+
+/**
+ * `certificateDer` parsed, checked to be issued by `caCertificateDer` (the issuer names the CA's subject and the CA's
+ * key signed it), valid at `now`, and its subject's attributes (RFC 4514 short names, each with its values). Throws
+ * CryptoError(`notIssued`) when it does not chain to the CA.
+ */
+function checkedCertificate(caCertificateDer: Uint8Array, certificateDer: Uint8Array, now: Date, notIssued: string, notValid: string): { cert: X509Certificate; subject: Map<string, string[]> } {
+  const caKey = Buffer.from(caCertificateDer.buffer, caCertificateDer.byteOffset, caCertificateDer.byteLength).toString('base64');
+  let ca = caCertificates.get(caKey);
+  let cert: X509Certificate;
   try {
-    ca = forge.pki.certificateFromAsn1(derToForge(caCertificateDer));
-    cert = forge.pki.certificateFromAsn1(derToForge(certificateDer));
+    if (!ca) {
+      ca = new X509Certificate(toBuffer(caCertificateDer));
+      if (caCertificates.size >= 8) caCertificates.clear();
+      caCertificates.set(caKey, ca);
+    }
+    cert = new X509Certificate(toBuffer(certificateDer));
   } catch (e) {
     throw new CryptoError('not an X.509 certificate', { cause: e });
   }
   let signed = false;
   try {
-    signed = ca.verify(cert);
+    // checkIssued: the issuer name is the CA's subject (and the CA may sign certificates); verify: its signature.
+    signed = cert.checkIssued(ca) && cert.verify(ca.publicKey);
   } catch {
     signed = false;
   }
-  if (!signed) throw new CryptoError('client certificate was not issued by the operator CA');
-  if (now < cert.validity.notBefore || now > cert.validity.notAfter) throw new CryptoError('client certificate is not valid now');
+  if (!signed) throw new CryptoError(notIssued);
+  const notBefore = new Date(cert.validFrom);
+  const notAfter = new Date(cert.validTo);
+  if (!(now >= notBefore && now <= notAfter)) throw new CryptoError(notValid);
+  return { cert, subject: subjectAttributes(cert.subject) };
+}
+
+/**
+ * The attributes of an X509Certificate's subject string (one `NAME=value` a line), each value decoded to what was
+ * certified: OpenSSL escapes special characters with a backslash and bytes as `\\HH` (Node 20), newer Node writes
+ * such a value as a JSON string literal (CVE-2021-44532).
+ */
+function subjectAttributes(subject: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const line of subject.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq <= 0) continue;
+    const name = line.slice(0, eq);
+    const value = unescapeDnValue(line.slice(eq + 1));
+    out.set(name, [...(out.get(name) ?? []), value]);
+  }
+  return out;
+}
+
+function unescapeDnValue(v: string): string {
+  if (v.startsWith('"')) {
+    try {
+      return String(JSON.parse(v));
+    } catch {
+      throw new CryptoError('certificate subject is not readable');
+    }
+  }
+  if (!v.includes('\\')) return v;
+  const parts: Buffer[] = [];
+  for (const [, byte, escaped, plain] of v.matchAll(/\\([0-9A-Fa-f]{2})|\\(.?)|([^\\]+)/gsu)) {
+    parts.push(byte !== undefined ? Buffer.from([parseInt(byte, 16)]) : Buffer.from(escaped ?? plain ?? '', 'utf8'));
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** The one value of a subject attribute; undefined when it is absent or given more than once. */
+function single(subject: Map<string, string[]>, name: string): string | undefined {
+  const v = subject.get(name);
+  return v?.length === 1 ? v[0] : undefined;
+}
+
+function spkiOf(cert: X509Certificate): Uint8Array {
+  return new Uint8Array(cert.publicKey.export({ format: 'der', type: 'spki' }));
+}
+
+/** Check a client certificate: issued by the CA, valid now, for this role and client id. Throws CryptoError. */
+export function verifyClientCertificate(caCertificateDer: Uint8Array, certificateDer: Uint8Array, role: ClientRole, clientId: string, now = new Date(), usage: CardKeyUsage = 'signature'): CertifiedClientKey {
+  const { cert, subject } = checkedCertificate(caCertificateDer, certificateDer, now, 'client certificate was not issued by the operator CA', 'client certificate is not valid now');
   const ou = usage === 'encryption' ? TERMINAL_ENCRYPTION_OU : CLIENT_OU[role];
-  if (cert.subject.getField('OU')?.value !== ou) throw new CryptoError(`certificate is not for a ${role}${usage === 'encryption' ? "'s encryption key" : ''}`);
-  if (cert.subject.getField('CN')?.value !== clientId) throw new CryptoError(`certificate names ${cert.subject.getField('CN')?.value}, not ${clientId}`);
-  return { clientId, role, publicKey: forgeToDer(forge.pki.publicKeyToAsn1(cert.publicKey)), notAfter: cert.validity.notAfter };
+  if (single(subject, 'OU') !== ou) throw new CryptoError(`certificate is not for a ${role}${usage === 'encryption' ? "'s encryption key" : ''}`);
+  const cn = single(subject, 'CN');
+  if (cn !== clientId) throw new CryptoError(`certificate names ${cn}, not ${clientId}`);
+  return { clientId, role, publicKey: spkiOf(cert), notAfter: new Date(cert.validTo) };
 }
 
 /**
@@ -180,27 +248,11 @@ export function verifyClientCertificate(caCertificateDer: Uint8Array, certificat
  * now, and return what it certifies. Throws CryptoError otherwise.
  */
 export function verifyCardCertificate(caCertificateDer: Uint8Array, certificateDer: Uint8Array, usage: CardKeyUsage, now = new Date()): CertifiedCardKey {
-  let ca: forge.pki.Certificate;
-  let cert: forge.pki.Certificate;
-  try {
-    ca = forge.pki.certificateFromAsn1(derToForge(caCertificateDer));
-    cert = forge.pki.certificateFromAsn1(derToForge(certificateDer));
-  } catch (e) {
-    throw new CryptoError('not an X.509 certificate', { cause: e });
-  }
-  let signed = false;
-  try {
-    signed = ca.verify(cert);
-  } catch {
-    signed = false;
-  }
-  if (!signed) throw new CryptoError('card certificate was not issued by the trusted CA');
-  if (now < cert.validity.notBefore || now > cert.validity.notAfter) throw new CryptoError('card certificate is not valid now');
-  const ou = cert.subject.getField('OU')?.value;
+  const { cert, subject } = checkedCertificate(caCertificateDer, certificateDer, now, 'card certificate was not issued by the trusted CA', 'card certificate is not valid now');
+  const ou = single(subject, 'OU');
   const expected = usage === 'encryption' ? 'eticket card encryption' : 'eticket card signature';
   if (ou !== expected) throw new CryptoError(`certificate is for "${ou}", not ${expected}`);
-  const cn = String(cert.subject.getField('CN')?.value ?? '');
+  const cn = single(subject, 'CN') ?? '';
   if (!/^[0-9A-F]{16}$/.test(cn)) throw new CryptoError('certificate subject is not a card serial');
-  const spki = forgeToDer(forge.pki.publicKeyToAsn1(cert.publicKey));
-  return { serial: new Uint8Array(Buffer.from(cn, 'hex')), usage, publicKey: spki, notAfter: cert.validity.notAfter };
+  return { serial: new Uint8Array(Buffer.from(cn, 'hex')), usage, publicKey: spkiOf(cert), notAfter: new Date(cert.validTo) };
 }

@@ -5,7 +5,8 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes, scrypt, scry
 import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { writeFileDurably } from '../durable-file.js';
 import { join } from 'node:path';
-import forge from 'node-forge';
+import type forge from 'node-forge';
+import { nodeForge } from '../forge.js';
 import { CryptoError, InvalidInputError } from '../errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, tightenMode } from '../files.js';
 import { RsaPrivateKey } from '../crypto/rsa.js';
@@ -177,17 +178,17 @@ export function checkLegacyRsaPem(pem: string, file = 'key file'): void {
   };
   let root: forge.asn1.Asn1;
   try {
-    const blocks = forge.pem.decode(pem);
+    const blocks = nodeForge().pem.decode(pem);
     if (blocks.length !== 1 || blocks[0]!.type !== 'ENCRYPTED PRIVATE KEY') return reject('not one ENCRYPTED PRIVATE KEY block');
     if (blocks[0]!.body.length > MAX_SECRET_BYTES) return reject('too large');
-    root = forge.asn1.fromDer(forge.util.createBuffer(blocks[0]!.body), true);
+    root = nodeForge().asn1.fromDer(nodeForge().util.createBuffer(blocks[0]!.body), true);
   } catch {
     return reject('not DER inside the PEM');
   }
   const seq = (n: forge.asn1.Asn1 | undefined): forge.asn1.Asn1[] =>
-    n && n.tagClass === forge.asn1.Class.UNIVERSAL && n.type === forge.asn1.Type.SEQUENCE && Array.isArray(n.value) ? (n.value as forge.asn1.Asn1[]) : reject('unexpected structure');
+    n && n.tagClass === nodeForge().asn1.Class.UNIVERSAL && n.type === nodeForge().asn1.Type.SEQUENCE && Array.isArray(n.value) ? (n.value as forge.asn1.Asn1[]) : reject('unexpected structure');
   const oid = (n: forge.asn1.Asn1 | undefined): string =>
-    n && n.type === forge.asn1.Type.OID && typeof n.value === 'string' ? forge.asn1.derToOid(n.value) : reject('unexpected structure');
+    n && n.type === nodeForge().asn1.Type.OID && typeof n.value === 'string' ? nodeForge().asn1.derToOid(n.value) : reject('unexpected structure');
   const [algorithm] = seq(root);
   const [scheme, params] = seq(algorithm);
   if (oid(scheme) !== OID.pbes2) reject('not PBES2');
@@ -195,10 +196,10 @@ export function checkLegacyRsaPem(pem: string, file = 'key file'): void {
   const [kdfOid, kdfParams] = seq(kdf);
   if (oid(kdfOid) !== OID.pbkdf2) reject('its KDF is not PBKDF2');
   const [, iterations, ...rest] = seq(kdfParams);
-  if (!iterations || iterations.type !== forge.asn1.Type.INTEGER || typeof iterations.value !== 'string' || iterations.value.length > 4) reject('bad iteration count');
+  if (!iterations || iterations.type !== nodeForge().asn1.Type.INTEGER || typeof iterations.value !== 'string' || iterations.value.length > 4) reject('bad iteration count');
   const count = [...(iterations!.value as string)].reduce((a, c) => a * 256 + c.charCodeAt(0), 0);
   if (count !== LEGACY_PBKDF2_ITERATIONS) reject(`PBKDF2 with ${count} iterations`);
-  const prf = rest.find((n) => n.type === forge.asn1.Type.SEQUENCE);
+  const prf = rest.find((n) => n.type === nodeForge().asn1.Type.SEQUENCE);
   if (!prf || oid(seq(prf)[0]) !== OID.hmacWithSHA256) reject('PBKDF2 PRF is not HMAC-SHA256');
   if (oid(seq(enc)[0]) !== OID.aes256Cbc) reject('cipher is not AES-256-CBC');
 }

@@ -2,7 +2,7 @@
 // only to keys it can trace to its CA; the ticket server never issues a TID twice.
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CertificateAuthority, verifyCardCertificate } from './ca.js';
+import { CertificateAuthority, verifyCardCertificate, verifyClientCertificate } from './ca.js';
 import { AuthenticationServer } from './authority.js';
 import { CaTrust } from './trust.js';
 import { MemoryLedger, TicketServer } from './ticket-server.js';
@@ -35,6 +35,29 @@ describe('certificate authority and card trust', () => {
     const damaged = ca.certifyCardKey(serial, 'encryption', cardKey.publicKey);
     damaged[damaged.length - 5] ^= 1;
     expect(() => verifyCardCertificate(ca.certificateDer, damaged, 'encryption')).toThrow(CryptoError);
+  });
+
+  it('checks validity at the given time, and refuses the CA certificate itself or a client certificate as a card certificate (native X509Certificate)', () => {
+    const cert = ca.certifyCardKey(serial, 'signature', cardKey.publicKey, 5);
+    const c = verifyCardCertificate(ca.certificateDer, cert, 'signature');
+    expect(c.notAfter.getTime()).toBeGreaterThan(Date.now() + 4 * 365 * 86400_000);
+    expect(() => verifyCardCertificate(ca.certificateDer, cert, 'signature', new Date(Date.now() + 6 * 365 * 86400_000))).toThrow(/card certificate is not valid now/);
+    expect(() => verifyCardCertificate(ca.certificateDer, cert, 'signature', new Date(Date.now() - 3600_000))).toThrow(/card certificate is not valid now/);
+    expect(() => verifyCardCertificate(ca.certificateDer, ca.certificateDer, 'signature')).toThrow(/certificate is for "undefined"/);
+    const client = ca.certifyClientKey('seller-1', 'seller', cardKey.publicKey);
+    expect(() => verifyCardCertificate(ca.certificateDer, client, 'signature')).toThrow(/certificate is for "eticket seller"/);
+    expect(() => verifyCardCertificate(ca.certificateDer, new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]), 'signature')).toThrow(/not an X.509 certificate/);
+  });
+
+  it('a client certificate names its client id exactly, special characters included; another id, role or CA is refused', () => {
+    const id = 'gate "7", hall=B\nnorth+x\\y';
+    const cert = ca.certifyClientKey(id, 'terminal', cardKey.publicKey);
+    const c = verifyClientCertificate(ca.certificateDer, cert, 'terminal', id);
+    expect(c.clientId).toBe(id);
+    expect(Buffer.from(c.publicKey).equals(Buffer.from(cardKey.publicKey))).toBe(true);
+    expect(() => verifyClientCertificate(ca.certificateDer, cert, 'terminal', 'gate "7"')).toThrow(`certificate names ${id}, not gate "7"`);
+    expect(() => verifyClientCertificate(ca.certificateDer, cert, 'seller', id)).toThrow(/certificate is not for a seller/);
+    expect(() => verifyClientCertificate(rogue.certificateDer, cert, 'terminal', id)).toThrow(/client certificate was not issued by the operator CA/);
   });
 
   it('the authority refuses to seal to a card it cannot trace to its CA, or whose certificate names another card', () => {
