@@ -168,6 +168,19 @@ export class EticketCard implements Icc {
     this.store.checkpoint();
   }
 
+  /**
+   * Group commit (NvmStore.deferBarriers): commands keep their atomicity and order, and their barrier is flush()'s.
+   * For a host that records elsewhere what the card took, and flushes before it does (`eticket issue`).
+   */
+  deferBarriers(on: boolean): void {
+    this.store.deferBarriers(on);
+  }
+
+  /** The barrier for the commands since the last one, under deferBarriers(true). */
+  flush(): void {
+    this.store.flush();
+  }
+
   /** Power-cut injection for tearing tests: counts NVM write points and cuts at the chosen one. */
   get faults(): FaultInjector | undefined {
     return this.store.faults;

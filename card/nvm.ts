@@ -222,6 +222,12 @@ export class NvmStore {
   private journalLength = 0;
   /** Without map(): the buffer the store's copy of the image lies at the start of, with room to append (patch). */
   private room: Uint8Array | null = null;
+  /** Group commit (deferBarriers): a command's record gets no barrier of its own and the image file waits. */
+  private deferred = false;
+  /** Journal records written since the last barrier. */
+  private unsynced = false;
+  /** The image file lacks commands the journal holds (deferred mode): the checkpoint writes the whole image. */
+  private imageBehind = false;
 
   constructor(
     private readonly backend: NvmBackend,
@@ -236,12 +242,20 @@ export class NvmStore {
   static recover(backend: NvmBackend): Uint8Array {
     const journal = backend.read('journal');
     if (journal) {
-      for (const record of parseJournal(journal)) {
+      const records = parseJournal(journal);
+      for (const record of records) {
         for (const w of record.writes) backend.write('image', w.offset, w.bytes);
         backend.truncate('image', record.length);
       }
       // The image must hold what was rolled forward before the records that say so are gone.
       backend.sync?.('image');
+      if (records.length && backend.sync) {
+        // Records read from the page cache may not all be on the disk (group commit, then a kill): were the machine to
+        // crash later, a durable prefix of them replayed over this newer image would take it back. So they are
+        // durably gone before anything else is written.
+        backend.truncate('journal', 0);
+        backend.sync('journal');
+      }
       backend.remove('journal');
     }
     // A memory backend's image is used where it lies: the card then holds one copy of it, not two.
@@ -334,11 +348,20 @@ export class NvmStore {
    * Returns the writes as those copies.
    */
   private apply(length: number, writes: { offset: number; bytes: Uint8Array }[]): { offset: number; bytes: Uint8Array }[] {
+    // Deferred: a full journal is checkpointed before the next record, while the store's image is the one the journal makes.
+    if (this.deferred && this.journalLength >= this.checkpointBytes) this.checkpoint();
     const { record, copies } = encodeJournal(length, writes);
     const at = this.journalLength;
     this.physical(() => this.backend.write('journal', at, record), () => this.backend.write('journal', at, record.subarray(0, record.length >> 1)));
-    this.physical(() => this.backend.sync?.('journal'), () => undefined, false);
     this.journalLength += record.length;
+    if (this.deferred) {
+      // Group commit: the record is the command (recovery replays it); its barrier is flush()'s, and the image file
+      // is written only after a barrier (the checkpoint), so that no image page reaches the disk before its record.
+      this.unsynced = true;
+      this.imageBehind = true;
+      return copies;
+    }
+    this.physical(() => this.backend.sync?.('journal'), () => undefined, false);
     for (const w of copies) {
       this.physical(() => this.backend.write('image', w.offset, w.bytes), () => this.backend.write('image', w.offset, w.bytes.subarray(0, w.bytes.length >> 1)));
     }
@@ -355,12 +378,48 @@ export class NvmStore {
     if (this.dead) throw new PowerCutError('card has no power (reopen it)');
     if (this.backend.sync) {
       if (this.journalLength === 0) return;
+      if (this.imageBehind) {
+        // Deferred commands: their records durable first, then the image they make (each page written is either
+        // unchanged or rewritten by a record that recovery would replay: a torn write here is repaired at open).
+        this.flush();
+        const image = this.image;
+        this.physical(() => this.backend.write('image', 0, image), () => this.backend.write('image', 0, image.subarray(0, image.length >> 1)));
+        this.physical(() => this.backend.truncate('image', image.length), () => undefined);
+        this.imageBehind = false;
+      }
       this.physical(() => this.backend.sync!('image'), () => undefined, false);
       this.physical(() => this.backend.truncate('journal', 0), () => undefined);
+      // Deferred: the cut made durable now, before records without a barrier of their own land at its start (a stale
+      // record left behind them would otherwise be replayed after a crash of the machine).
+      if (this.deferred) this.physical(() => this.backend.sync!('journal'), () => undefined, false);
+      this.unsynced = false;
     } else {
       this.physical(() => this.backend.remove('journal'), () => undefined);
     }
     this.journalLength = 0;
+  }
+
+  /**
+   * Group commit, for a host that records elsewhere what the card did (`eticket issue` marks the tickets a batch
+   * loaded in its store): with `on`, a command writes its journal record without a barrier and the image file is
+   * left to the checkpoint; flush() is the barrier, which the host calls before it tells anyone (its output, its
+   * store) that those commands happened. Each command stays atomic, in the same order, through the same write
+   * points: every answered command's record was written before its answer, so the power-cut model and kill -9 lose
+   * nothing. A crash of the machine itself (the page cache lost) loses the commands after the last flush(), in order
+   * (recovery stops at the first torn record), never a part of one. Turning it off flushes. A backend without sync()
+   * (durable at every write) ignores it.
+   */
+  deferBarriers(on: boolean): void {
+    if (!on) this.flush();
+    this.deferred = on && this.backend.sync !== undefined;
+  }
+
+  /** The barrier for the commands since the last one (deferBarriers); nothing when there are none. */
+  flush(): void {
+    if (this.dead) throw new PowerCutError('card has no power (reopen it)');
+    if (!this.unsynced) return;
+    this.physical(() => this.backend.sync!('journal'), () => undefined, false);
+    this.unsynced = false;
   }
 
   /** One physical operation; `point` false for a barrier, which writes nothing a cut could tear. */
@@ -385,6 +444,8 @@ export class NvmStore {
     this.image = NvmStore.recover(this.backend);
     this.journalLength = 0;
     this.room = null;
+    this.unsynced = false;
+    this.imageBehind = false;
     return this.image;
   }
 }

@@ -138,7 +138,11 @@ describe('eticket processes on one working directory and one card image', () => 
     expect((await cli(env, 'card', 'personalize', '--card', 'm.img')).code).toBe(0);
     // Kill points: inside the first chunk, right after it (the second chunk's transaction or first LOADs), inside the third.
     for (const after of [5, 64, 131]) {
-      await killAfterResults(cliProcess({ ...env }, '--json', 'issue', '--card', 'm.img', '--from', 'chunks.csv'), after);
+      const killed = cliProcess({ ...env }, '--json', 'issue', '--card', 'm.img', '--from', 'chunks.csv');
+      await killAfterResults(killed, after);
+      // A row is printed "loaded" only after the card's barrier for its LOAD (group commit): every one is on the card.
+      const printed = killed.output().stdout.split('\n').filter((l) => l.includes('"status":"loaded"')).map((l) => (JSON.parse(l) as { tid: string }).tid);
+      expect(await ticketsOnCard(env, 'm.img')).toEqual(expect.arrayContaining(printed));
       const rerun = await cli(env, '--json', 'issue', '--card', 'm.img', '--from', 'chunks.csv');
       expect(rerun.code, rerun.stderr).toBe(0);
       const lines = rerun.json().filter((j) => !j.summary) as { line: number; status: string; tid: string }[];

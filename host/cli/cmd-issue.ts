@@ -165,6 +165,11 @@ interface IssueRun {
   sellerId?: string;
   /** Tickets the card took that the store does not yet call loaded: marked a chunk at a time (markLoadedChunk). */
   loaded: { tid: string; sequenceNumber?: number }[];
+  /**
+   * The barrier of an image card's LOADs (group commit, CardHandle.groupCommit): called before they are reported or
+   * marked loaded, so that neither ever names a LOAD a crash of the machine could still take back.
+   */
+  flushCard?: () => void;
 }
 
 /**
@@ -176,6 +181,7 @@ const MARK_LOADED_CHUNK = 64;
 /** Mark the tickets the card took so far as loaded in the store (one statement). */
 async function flushLoaded(run: IssueRun): Promise<void> {
   if (!run.loaded.length) return;
+  run.flushCard?.();
   const chunk = run.loaded.splice(0, run.loaded.length);
   await run.office.markLoadedMany(chunk);
 }
@@ -414,7 +420,11 @@ Examples:
         const seller = await office.client(opts.seller);
         if (!seller || seller.role !== 'seller') throw new UsageError(`no seller ${opts.seller} is registered: \`eticket seller add ${opts.seller}\``);
       }
-      run = { office, creds, issuing: opts.out ? undefined : issuing, out: opts.out, sellerId: opts.seller, loaded: [] };
+      // An image card's LOADs are committed as a group: one barrier per chunk (before its rows are reported and marked
+      // loaded), not one per LOAD (docs/cli.md, "Durability").
+      const groupCommit = opts.out ? undefined : card?.groupCommit;
+      groupCommit?.defer(true);
+      run = { office, creds, issuing: opts.out ? undefined : issuing, out: opts.out, sellerId: opts.seller, loaded: [], flushCard: groupCommit && (() => groupCommit.flush()) };
       if (opts.out && !opts.out.endsWith('.bin')) writeFileSync(opts.out, '');
       const json = globals(cmd).json;
       const progress = new Progress(batch ? 0 : 1, !json);
@@ -468,6 +478,21 @@ Examples:
         // Tickets this chunk sealed that never went to the card because the batch stopped: released again (as if
         // never issued), so the rows go to the next card like any other not attempted row.
         const unsent: string[] = [];
+        // The chunk's results are reported after the card's barrier for its LOADs (group commit), in file order.
+        const held: IssueResult[] = [];
+        try {
+          await settleRows(r, chunk, unsent, (x) => held.push(x));
+        } finally {
+          try {
+            r.flushCard?.();
+          } finally {
+            for (const x of held) report(x);
+          }
+        }
+        await r.office.withdrawUnloaded(unsent);
+        await flushLoaded(r);
+      };
+      const settleRows = async (r: IssueRun, chunk: PendingRow[], unsent: string[], report: (x: IssueResult) => void) => {
         for (const p of chunk) {
           if (stop) {
             if (r.issuing && p.issued && 'outcome' in p.issued && p.issued.outcome.status === 'new') unsent.push(p.issued.outcome.ticket.tid);
@@ -500,8 +525,6 @@ Examples:
           if (batch && result.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase()) stop = `the card is full (line ${p.line}): re-run the batch with another card`;
           progress.tick();
         }
-        await r.office.withdrawUnloaded(unsent);
-        await flushLoaded(r);
       };
       let next: IteratorResult<BatchItem> = first;
       for (; !next.done; next = await nextRow(rows)) {

@@ -84,6 +84,11 @@ export interface CardHandle {
   transport: Transport;
   /** "image card.img" or "reader Virtual PCD 00 00". */
   label: string;
+  /**
+   * An image card's group commit (EticketCard.deferBarriers): its commands' barrier is flush()'s, which the
+   * command calls before it reports them or records them in the store. Absent for a card in a reader.
+   */
+  groupCommit?: { defer(on: boolean): void; flush(): void };
   close(): Promise<void>;
 }
 
@@ -122,13 +127,15 @@ export async function openImage(path: string): Promise<EticketCard> {
 }
 
 /** The transport for --card or --reader, wrapped for --record; the caller connects through a CardSession. */
-export async function openTransport(cmd: Command, options: CardOptions): Promise<{ transport: Transport; label: string }> {
+export async function openTransport(cmd: Command, options: CardOptions): Promise<{ transport: Transport; label: string; image?: EticketCard }> {
   if (options.card && options.reader) throw new UsageError('give either --card <image> or --reader <name>, not both');
   let transport: Transport;
   let label: string;
+  let image: EticketCard | undefined;
   if (options.card) {
     const { EmulatorTransport } = await import('../transport/emulator.js');
-    transport = new EmulatorTransport(await openImage(options.card), `emulator:${options.card}`);
+    image = await openImage(options.card);
+    transport = new EmulatorTransport(image, `emulator:${options.card}`);
     label = `image ${options.card}`;
   } else if (options.reader) {
     const { PcscTransport } = await import('../transport/pcsc.js');
@@ -143,11 +150,11 @@ export async function openTransport(cmd: Command, options: CardOptions): Promise
     // 0600, and PUT KEY data redacted: a personalisation dump would otherwise carry the card's keys.
     transport = new RecordingTransport(transport, { write: dumpFileWriter(record) });
   }
-  return { transport, label };
+  return { transport, label, image };
 }
 
 export async function openCard(cmd: Command, options: CardOptions): Promise<CardHandle> {
-  const { transport, label } = await openTransport(cmd, options);
+  const { transport, label, image } = await openTransport(cmd, options);
   const { CardSession } = await import('../session.js');
   const session = new CardSession(transport);
   try {
@@ -157,7 +164,8 @@ export async function openCard(cmd: Command, options: CardOptions): Promise<Card
     await transport.disconnect().catch(() => undefined);
     throw e;
   }
-  return { session, transport, label, close: () => session.close() };
+  const groupCommit = image && { defer: (on: boolean) => image.deferBarriers(on), flush: () => image.flush() };
+  return { session, transport, label, ...(groupCommit ? { groupCommit } : {}), close: () => session.close() };
 }
 
 /** Run `fn` with the card open, closing it whatever happens. */
