@@ -3,6 +3,7 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { openPglite, openPostgres, type Database } from '../../backoffice/store/database.js';
 import { globals, UsageError } from './context.js';
@@ -49,5 +50,18 @@ export function openStoreDatabase(settings: StoreSettings, dir: string, options:
     console.error(`eticket: creating the embedded store in ${join(dir, 'store')} (the first time takes 10-20 s)`);
   }
   const sharedBuffers = options.longRunning ? undefined : SHORT_COMMAND_SHARED_BUFFERS;
+  if (!options.longRunning) baselineWasmOnly();
   return openPglite(dir, { create: true, waitMs: settings.waitSeconds * 1000, command: settings.command, sharedBuffers });
+}
+
+/**
+ * A short command's WebAssembly (PGlite's 9 MB of PostgreSQL) runs as V8's baseline code (Liftoff) and is never
+ * recompiled by the optimising tier. V8 otherwise recompiles the functions PostgreSQL's start-up makes hot on its
+ * background threads: about 1.7 s of CPU in a 1,000-row `eticket issue`, on the two cores the batch itself needs,
+ * for code that a command of seconds hardly runs (measured: the command 3.8 → 3.1 s, the store's thread's CPU
+ * unchanged; docs/performance.md). V8's flags are the process's: set before the module is compiled. `eticket serve`
+ * (long-running) keeps the optimising tier.
+ */
+function baselineWasmOnly(): void {
+  setFlagsFromString('--liftoff-only');
 }
