@@ -8,7 +8,7 @@ import { CryptoError, InvalidInputError } from '../sdk/errors.js';
 import { formatServiceDate } from '../sdk/fields.js';
 import { keyId, type Signer } from '../sdk/crypto/suite.js';
 import { AuthenticationServer } from '../sdk/roles/authority.js';
-import { faceDigest, signBill, type Bill, type BillItem } from '../sdk/roles/bill.js';
+import { faceDigest, signBill, signBillAsync, type Bill, type BillItem } from '../sdk/roles/bill.js';
 import { signKeyCertificate } from '../sdk/roles/key-certificate.js';
 import { TicketServer, type TicketRequest } from '../sdk/roles/ticket-server.js';
 import type { CardCredentials, CardTrust } from '../sdk/roles/trust.js';
@@ -379,17 +379,21 @@ export class Backoffice {
           if (!this.recordedCards.has(cardKey)) await this.store.recordCard({ serial, suite: card.suite, encryptionCertificate: card.encryptionCertificate, signingCertificate: card.signingCertificate, identity: card.identity }, tx);
           const { record, authority, signing } = await this.tfvAuthority(tx);
           const billSigner = signing ?? (await this.currentSigner(tx));
-          const made = go.map((b) => {
-            const face = server().createTicket({ ...b.input.request, tid: tidOf.get(b.i)! });
-            const signed = authority.sign(face, b.input.card);
-            const sealed = authority.seal(signed, b.input.card);
-            const ticket = { operator: op, tid: face.tid, cardSerial: serial, sellerId: b.input.sellerId, keyId: record.keyId, face: signed.faceEncoded, verificationCode: signed.verificationCodeEncoded, sealed, serviceDate: face.serviceDate, fare: face.fare, currency: face.currency, issuedAt: new Date(face.issuedAt * 1000) };
-            return { i: b.i, sellerId: b.input.sellerId, face, ticket };
-          });
+          // Every row's TF_V and then its bill signed at once, off this thread (RSA: node:crypto's thread pool, on the
+          // machine's other cores while this thread seals and encodes); SM9 signs here, one after the other.
+          const made = await Promise.all(
+            go.map(async (b) => {
+              const face = server().createTicket({ ...b.input.request, tid: tidOf.get(b.i)! });
+              const signed = await authority.signAsync(face, b.input.card);
+              const sealed = authority.seal(signed, b.input.card);
+              const ticket: TicketRecord = { operator: op, tid: face.tid, cardSerial: serial, sellerId: b.input.sellerId, keyId: record.keyId, face: signed.faceEncoded, verificationCode: signed.verificationCodeEncoded, sealed, serviceDate: face.serviceDate, fare: face.fare, currency: face.currency, issuedAt: new Date(face.issuedAt * 1000), status: 'sealed' };
+              const bill = await this.billRecordAsync('sale', ticket, face, b.input.sellerId, billSigner);
+              return { i: b.i, face, ticket, bill };
+            }),
+          );
           const tickets = await this.store.insertNewTickets(made.map((m) => m.ticket), tx);
-          const bills = made.map((m, k) => this.billRecord('sale', tickets[k], m.face, m.sellerId, billSigner));
-          await this.store.insertBills(bills, tx);
-          return made.map((m, k) => ({ i: m.i, outcome: { status: 'new' as const, ticket: tickets[k], face: m.face, bill: bills[k] } }));
+          await this.store.insertBills(made.map((m) => m.bill), tx);
+          return made.map((m, k) => ({ i: m.i, outcome: { status: 'new' as const, ticket: tickets[k], face: m.face, bill: m.bill } }));
         });
         if (done.length) this.recordedCards.add(cardKey);
         for (const d of done) results[d.i] = { outcome: d.outcome };
@@ -464,6 +468,17 @@ export class Backoffice {
 
   /** A signed bill for the ticket, not yet stored. */
   private billRecord(kind: 'sale' | 'refund', t: TicketRecord, face: TicketFace, sellerId: string | undefined, { record, signer }: { record: AuthorityKeyRecord; signer: Signer }): BillRecord {
+    const fields = this.billFields(kind, t, face, sellerId);
+    return this.billRow(kind, t, sellerId, record, signBill(signer, fields));
+  }
+
+  /** billRecord(), the signature computed off this thread where the key allows (a batch chunk's bills). */
+  private async billRecordAsync(kind: 'sale' | 'refund', t: TicketRecord, face: TicketFace, sellerId: string | undefined, { record, signer }: { record: AuthorityKeyRecord; signer: Signer }): Promise<BillRecord> {
+    const fields = this.billFields(kind, t, face, sellerId);
+    return this.billRow(kind, t, sellerId, record, await signBillAsync(signer, fields));
+  }
+
+  private billFields(kind: 'sale' | 'refund', t: TicketRecord, face: TicketFace, sellerId: string | undefined): Parameters<typeof signBill>[1] {
     const item: BillItem = { serviceDate: formatServiceDate(face.serviceDate) };
     if (face.train) item.service = face.train;
     if (face.origin) item.origin = face.origin;
@@ -471,8 +486,7 @@ export class Backoffice {
     if (face.travelClass) item.class = face.travelClass;
     if (face.coach) item.coach = face.coach;
     if (face.seat) item.seat = face.seat;
-    const time = this.clock();
-    const { bill, document } = signBill(signer, {
+    return {
       billId: hex(new Uint8Array(randomBytes(16))),
       kind,
       operator: t.operator,
@@ -482,10 +496,13 @@ export class Backoffice {
       seller: sellerId ?? '(operator)',
       price: face.fare ?? 0,
       currency: face.currency ?? 'XXX',
-      time,
+      time: this.clock(),
       item,
-    });
-    return { billId: bill.billId, operator: t.operator, tid: t.tid, kind, sellerId, cardSerial: t.cardSerial, price: bill.price, currency: bill.currency, soldAt: new Date(time * 1000), keyId: record.keyId, document };
+    };
+  }
+
+  private billRow(kind: 'sale' | 'refund', t: TicketRecord, sellerId: string | undefined, record: AuthorityKeyRecord, { bill, document }: ReturnType<typeof signBill>): BillRecord {
+    return { billId: bill.billId, operator: t.operator, tid: t.tid, kind, sellerId, cardSerial: t.cardSerial, price: bill.price, currency: bill.currency, soldAt: new Date(bill.time * 1000), keyId: record.keyId, document };
   }
 
   /**

@@ -105,6 +105,13 @@ export class RsaPrivateKey implements Signer, Decrypter {
     return new Uint8Array(nodeSign('sha256', message, { key: this.key, ...PSS }));
   }
 
+  /** The same signature, computed on node:crypto's thread pool (libuv) while this thread goes on. */
+  signAsync(message: Uint8Array): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      nodeSign('sha256', message, { key: this.key, ...PSS }, (error, signature) => (error ? reject(new CryptoError('RSA signature failed', { cause: error })) : resolve(new Uint8Array(signature))));
+    });
+  }
+
   decapsulate(encapsulation: Uint8Array): Uint8Array {
     let key: Buffer;
     try {

@@ -11,6 +11,21 @@ export interface Signer {
   readonly publicKey: Uint8Array;
   /** Signature of `message` in the suite's scheme. */
   sign(message: Uint8Array): Uint8Array;
+  /**
+   * The same signature computed off the calling thread (RSA: node:crypto's thread pool), for a batch that signs many
+   * while its thread goes on; absent where the suite signs in JavaScript (SM9), and signAsync() then signs here.
+   */
+  signAsync?(message: Uint8Array): Promise<Uint8Array>;
+}
+
+/** `signer`'s signature of `message`: off the thread where the signer can (Signer.signAsync), else here. */
+export function signAsync(signer: Signer, message: Uint8Array): Promise<Uint8Array> {
+  if (signer.signAsync) return signer.signAsync(message);
+  try {
+    return Promise.resolve(signer.sign(message));
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 /** A private key that opens key encapsulations (key 3 on the card, key 5 on a terminal). */

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { concat, fromHex, hex, utf8 } from '../bytes.js';
 import { CryptoError, InvalidInputError } from '../errors.js';
 import { getSuite } from '../crypto/suites.js';
-import { keyId, type Signer } from '../crypto/suite.js';
+import { keyId, signAsync, type Signer } from '../crypto/suite.js';
 import type { SuiteName } from '../spec.js';
 
 export const BILL_FORMAT = 'eticket-bill/1';
@@ -112,6 +112,18 @@ function signedBytes(fields: BillFields): Uint8Array {
 
 /** Sign a bill with the authority's current signing key; returns the document as stored and sent. */
 export function signBill(signer: Signer, fields: Omit<BillFields, 'format' | 'keyId' | 'suite'>): { bill: Bill; document: string } {
+  const clean = billToSign(signer, fields);
+  return billDocument(clean, signer.sign(signedBytes(clean)));
+}
+
+/** signBill(), with the signature computed off this thread where the key allows (Signer.signAsync): for batches. */
+export async function signBillAsync(signer: Signer, fields: Omit<BillFields, 'format' | 'keyId' | 'suite'>): Promise<{ bill: Bill; document: string }> {
+  const clean = billToSign(signer, fields);
+  return billDocument(clean, await signAsync(signer, signedBytes(clean)));
+}
+
+/** The bill's fields, checked, with the signer's key id and suite: what its signature covers. */
+function billToSign(signer: Signer, fields: Omit<BillFields, 'format' | 'keyId' | 'suite'>): BillFields {
   const f: BillFields = { format: BILL_FORMAT, ...fields, keyId: hex(keyId(signer.publicKey)), suite: signer.suite };
   let checked: Bill;
   try {
@@ -120,7 +132,11 @@ export function signBill(signer: Signer, fields: Omit<BillFields, 'format' | 'ke
     throw new InvalidInputError((e as Error).message.replace(/^not a valid bill: /, 'bill: '));
   }
   const { signature: _s, ...clean } = checked;
-  const bill: Bill = { ...clean, signature: hex(signer.sign(signedBytes(clean))) };
+  return clean;
+}
+
+function billDocument(clean: BillFields, signature: Uint8Array): { bill: Bill; document: string } {
+  const bill: Bill = { ...clean, signature: hex(signature) };
   return { bill, document: canonicalJson(bill) };
 }
 
