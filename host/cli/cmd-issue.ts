@@ -170,6 +170,8 @@ interface IssueRun {
    * marked loaded, so that neither ever names a LOAD a crash of the machine could still take back.
    */
   flushCard?: () => void;
+  /** The store's "loaded" marks sent and not yet awaited (flushLoaded); settled by settleMarks. */
+  marks: Promise<unknown>[];
 }
 
 /**
@@ -178,12 +180,23 @@ interface IssueRun {
  */
 const MARK_LOADED_CHUNK = 64;
 
-/** Mark the tickets the card took so far as loaded in the store (one statement). */
-async function flushLoaded(run: IssueRun): Promise<void> {
+/**
+ * Mark the tickets the card took so far as loaded in the store (one statement), after the card's barrier for their
+ * LOADs. The batch does not wait for the statement: it queues behind the store's chunk transaction under way, and the
+ * card goes on loading meanwhile; settleMarks() awaits every mark sent (before the summary, and before the store closes).
+ */
+function flushLoaded(run: IssueRun): void {
   if (!run.loaded.length) return;
   run.flushCard?.();
-  const chunk = run.loaded.splice(0, run.loaded.length);
-  await run.office.markLoadedMany(chunk);
+  const mark = run.office.markLoadedMany(run.loaded.splice(0, run.loaded.length));
+  mark.catch(() => undefined); // awaited by settleMarks
+  run.marks.push(mark);
+}
+
+/** Every mark sent so far done; the first failure is thrown. */
+async function settleMarks(run: IssueRun): Promise<void> {
+  const marks = run.marks.splice(0, run.marks.length);
+  await Promise.all(marks);
 }
 
 /** What makes a batch line the same line on a re-run: card, line number and content (as the old ledger did). */
@@ -200,6 +213,13 @@ export const ISSUE_CHUNK = 64;
  * pipeline in registerIssue).
  */
 export const FIRST_CHUNK = 8;
+
+/**
+ * Chunks whose issuance is under way while the card loads the one before them. Two: the store's thread starts the next
+ * chunk as soon as it commits one (its signatures on the thread pool, its statements), instead of waiting for the
+ * card to finish a chunk before it hears of the next.
+ */
+export const ISSUE_AHEAD = 2;
 
 /** A chunk of rows and its issuance (Backoffice.issueMany), under way or done. */
 interface IssuingChunk {
@@ -246,7 +266,7 @@ async function settle(run: IssueRun, p: PendingRow): Promise<IssueResult & { sea
   const r = await loadOne(run.issuing, sealed, tid, line);
   if (r.status === 'loaded' || r.status === 'already_on_card') {
     run.loaded.push({ tid: tid!, sequenceNumber: r.sequenceNumber });
-    if (run.loaded.length >= MARK_LOADED_CHUNK) await flushLoaded(run);
+    if (run.loaded.length >= MARK_LOADED_CHUNK) flushLoaded(run);
   } else if (r.sw === SW.NOT_ENOUGH_MEMORY.toString(16).toUpperCase() && tid) await run.office.withdrawUnloaded([tid]);
   return r;
 }
@@ -424,7 +444,7 @@ Examples:
       // loaded), not one per LOAD (docs/cli.md, "Durability").
       const groupCommit = opts.out ? undefined : card?.groupCommit;
       groupCommit?.defer(true);
-      run = { office, creds, issuing: opts.out ? undefined : issuing, out: opts.out, sellerId: opts.seller, loaded: [], flushCard: groupCommit && (() => groupCommit.flush()) };
+      run = { office, creds, issuing: opts.out ? undefined : issuing, out: opts.out, sellerId: opts.seller, loaded: [], flushCard: groupCommit && (() => groupCommit.flush()), marks: [] };
       if (opts.out && !opts.out.endsWith('.bin')) writeFileSync(opts.out, '');
       const json = globals(cmd).json;
       const progress = new Progress(batch ? 0 : 1, !json);
@@ -447,7 +467,7 @@ Examples:
       // store) before its LOAD, and reported in file order.
       let pending: PendingRow[] = [];
       let chunkLimit = FIRST_CHUNK;
-      let inFlight: IssuingChunk | undefined;
+      const inFlight: IssuingChunk[] = [];
       let rowsTaken = 0;
       const issueChunk = (r: IssueRun, rows: PendingRow[]): IssuingChunk => {
         const todo = rows.filter((p) => p.request && !stop);
@@ -457,20 +477,20 @@ Examples:
         issuing.catch(() => undefined);
         return { rows, issuing };
       };
-      // The pending rows become a chunk being issued; the chunk before it is loaded meanwhile.
+      // The pending rows become a chunk being issued; the oldest chunk is loaded meanwhile, once ISSUE_AHEAD are under way.
       const flush = async (r: IssueRun) => {
-        const before = inFlight;
-        inFlight = issueChunk(r, pending);
+        inFlight.push(issueChunk(r, pending));
         pending = [];
         chunkLimit = Math.min(ISSUE_CHUNK, chunkLimit * 2);
-        if (before) await settleChunk(r, before);
+        if (inFlight.length > ISSUE_AHEAD) await settleChunk(r, inFlight.shift()!);
       };
       // Everything read so far issued, loaded and reported.
       const drain = async (r: IssueRun) => {
-        if (pending.length) await flush(r);
-        const last = inFlight;
-        inFlight = undefined;
-        if (last) await settleChunk(r, last);
+        if (pending.length) {
+          inFlight.push(issueChunk(r, pending));
+          pending = [];
+        }
+        while (inFlight.length) await settleChunk(r, inFlight.shift()!);
       };
       const settleChunk = async (r: IssueRun, c: IssuingChunk) => {
         await c.issuing;
@@ -489,8 +509,8 @@ Examples:
             for (const x of held) report(x);
           }
         }
-        await r.office.withdrawUnloaded(unsent);
-        await flushLoaded(r);
+        if (unsent.length) await r.office.withdrawUnloaded(unsent);
+        flushLoaded(r);
       };
       const settleRows = async (r: IssueRun, chunk: PendingRow[], unsent: string[], report: (x: IssueResult) => void) => {
         for (const p of chunk) {
@@ -568,11 +588,19 @@ Examples:
       }
       await drain(run);
       progress.end();
-      await flushLoaded(run);
+      flushLoaded(run);
+      await settleMarks(run);
       finish(cmd, results, batch, interrupted);
     } finally {
       // Whatever stopped the batch, the tickets the card took are marked before the store closes.
-      if (run && office) await flushLoaded(run).catch(() => undefined);
+      if (run && office) {
+        try {
+          flushLoaded(run);
+        } catch {
+          // the card's barrier failed: those tickets stay "sealed" in the store, and a re-run finds them on the card
+        }
+        await settleMarks(run).catch(() => undefined);
+      }
       await card?.close().catch(() => undefined);
       await officeOpening.catch(() => undefined); // stopped early (a wrong passphrase): the office may still be opening
       await office?.close().catch(() => undefined);
