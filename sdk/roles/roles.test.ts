@@ -1,6 +1,7 @@
 // Back-office roles: the CA certifies card keys and nothing else passes for them; the authority seals
 // only to keys it can trace to its CA; the ticket server never issues a TID twice.
 
+import { spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority, verifyCardCertificate, verifyClientCertificate } from './ca.js';
 import { AuthenticationServer } from './authority.js';
@@ -58,6 +59,19 @@ describe('certificate authority and card trust', () => {
     expect(() => verifyClientCertificate(ca.certificateDer, cert, 'terminal', 'gate "7"')).toThrow(`certificate names ${id}, not gate "7"`);
     expect(() => verifyClientCertificate(ca.certificateDer, cert, 'seller', id)).toThrow(/certificate is not for a seller/);
     expect(() => verifyClientCertificate(rogue.certificateDer, cert, 'terminal', id)).toThrow(/client certificate was not issued by the operator CA/);
+  });
+
+  it('checking a card certificate (compiled package, its own process) never loads node-forge: only issuing one does', () => {
+    const cert = Buffer.from(ca.certifyCardKey(serial, 'encryption', cardKey.publicKey)).toString('hex');
+    const script = `
+      import { createRequire } from 'node:module';
+      const { verifyCardCertificate } = await import(${JSON.stringify(new URL('../../dist/sdk/roles/ca.js', import.meta.url).href)});
+      const c = verifyCardCertificate(Buffer.from(process.env.CA, 'hex'), Buffer.from(process.env.CERT, 'hex'), 'encryption');
+      const forge = Object.keys(createRequire(import.meta.url).cache).filter((m) => m.includes('node-forge'));
+      console.log(JSON.stringify({ serial: Buffer.from(c.serial).toString('hex'), forge }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, CA: Buffer.from(ca.certificateDer).toString('hex'), CERT: cert }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ serial: 'a1a2a3a4a5a6a7a8', forge: [] });
   });
 
   it('the authority refuses to seal to a card it cannot trace to its CA, or whose certificate names another card', () => {
