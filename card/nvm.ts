@@ -243,6 +243,10 @@ export class NvmStore {
     const journal = backend.read('journal');
     if (journal) {
       const records = parseJournal(journal);
+      // Records read from the page cache may not be on the disk (group commit, or a kill between a record and its
+      // barrier): durable before any image page written from them can reach the disk, or a crash of the machine
+      // during this replay would leave the image with pages of a command its journal no longer holds.
+      if (records.length) backend.sync?.('journal');
       for (const record of records) {
         for (const w of record.writes) backend.write('image', w.offset, w.bytes);
         backend.truncate('image', record.length);
