@@ -4,7 +4,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { EticketCard } from './applet.js';
 import { FileBackend, NvmStore, type NvmBackend, type Region } from './nvm.js';
 import { hex } from '../sdk/bytes.js';
@@ -12,6 +12,24 @@ import { today, worldFor } from '../test/helpers/world.js';
 import { CardSession } from '../host/session.js';
 import { EmulatorTransport } from '../host/transport/emulator.js';
 import { mulberry32 } from '../bench/sim-network.js';
+
+/** node:fs's writes and fdatasyncs as the store's FileBackend makes them, by file, while `on` (one test reads them). */
+const fsTrace = vi.hoisted(() => ({ on: false, calls: [] as string[] }));
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  const file = (fd: number) => fs.readlinkSync(`/proc/self/fd/${fd}`);
+  return {
+    ...fs,
+    writeSync: ((fd: number, ...rest: unknown[]) => {
+      if (fsTrace.on) fsTrace.calls.push(`write ${file(fd)}`);
+      return (fs.writeSync as (...a: unknown[]) => number)(fd, ...rest);
+    }) as typeof fs.writeSync,
+    fdatasyncSync: (fd: number) => {
+      if (fsTrace.on) fsTrace.calls.push(`sync ${file(fd)}`);
+      return fs.fdatasyncSync(fd);
+    },
+  };
+});
 
 const dir = mkdtempSync(join(tmpdir(), 'eticket-wal-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -344,5 +362,35 @@ describe('NvmStore recovery of records that were never synced', () => {
       expect(() => new NvmStore(disk), `seed ${seed}`).toThrow('machine crashed');
       expect(since.map(hex), `seed ${seed}: opened after the crash`).toContain(hex(new NvmStore(disk).current));
     }
+  });
+});
+
+describe('FileBackend recovery of records a killed process left unsynced', () => {
+  it('the journal read at open is fdatasynced before the image is written from it (the journal file was only read, never opened for writing)', () => {
+    const path = join(dir, 'killed.img');
+    const first = new Uint8Array(3000).fill(1);
+    FileBackend.createImage(path, first);
+    // Group commit, two commands, then a kill: records in the page cache, no barrier, the image file untouched.
+    const killed = new FileBackend(path);
+    const store = new NvmStore(killed);
+    store.deferBarriers(true);
+    const next = first.slice();
+    next[5] = 9;
+    store.commit(next.slice());
+    next[2900] = 9;
+    store.commit(next.slice());
+    killed.close();
+    fsTrace.calls = [];
+    fsTrace.on = true;
+    let reopened: NvmStore;
+    try {
+      reopened = new NvmStore(new FileBackend(path));
+    } finally {
+      fsTrace.on = false;
+    }
+    expect(hex(reopened.current)).toBe(hex(next));
+    const firstImageWrite = fsTrace.calls.indexOf(`write ${path}`);
+    expect(firstImageWrite, fsTrace.calls.join('; ')).toBeGreaterThanOrEqual(0);
+    expect(fsTrace.calls.slice(0, firstImageWrite), 'the records made durable before any image page written from them').toContain(`sync ${path}.journal`);
   });
 });

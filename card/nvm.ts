@@ -178,7 +178,9 @@ export class FileBackend implements NvmBackend {
 
   sync(region: Region): void {
     if (!this.durable) return;
-    const fd = this.fds[region];
+    let fd = this.fds[region];
+    // A region only read so far (recovery reads the journal a killed process wrote): opened, so that its pages are synced.
+    if (fd === undefined && existsSync(this.file(region))) fd = this.fd(region);
     if (fd !== undefined) fdatasyncSync(fd);
     if (this.created.delete(region)) fsyncDirectory(dirname(this.path));
   }
@@ -252,7 +254,7 @@ export class NvmStore {
         backend.truncate('image', record.length);
       }
       // The image must hold what was rolled forward before the records that say so are gone.
-      backend.sync?.('image');
+      if (records.length) backend.sync?.('image');
       if (records.length && backend.sync) {
         // Records read from the page cache may not all be on the disk (group commit, then a kill): were the machine to
         // crash later, a durable prefix of them replayed over this newer image would take it back. So they are
