@@ -142,6 +142,20 @@ describe.each(cases)('back office on $engine, suite $suite', ({ suite, skip, ope
     await session.close();
   });
 
+  // KNOWN BUG (not fixed: the bills table holds one sale per TID, UNIQUE (operator, tid, kind)): a ticket withdrawn
+  // from a full card releases its TID for the next card, but issuing that TID again fails on the second sale bill
+  // (DatabaseError 23505), so `eticket issue --tid X` / a batch with tids re-run onto another card ends with exit 70.
+  // it.fails: this test passes while the bug is there; remove `.fails` once it is fixed.
+  it.skipIf(skip).fails('a TID withdrawn from a full card can be issued again to another card (its sale refunded, a new sale)', async () => {
+    const { credentials: full } = await world.newCard();
+    const { credentials: next } = await world.newCard();
+    const first = await bo.issue({ request: { tid: 'WD-1', serviceDate: '2030-04-02', train: 'W1' }, card: full });
+    await bo.withdrawUnloaded([first.ticket.tid]);
+    expect(await store.ticket('CR', 'WD-1')).toMatchObject({ status: 'cancelled' });
+    const again = await bo.issue({ request: { tid: 'WD-1', serviceDate: '2030-04-02', train: 'W1' }, card: next });
+    expect(again).toMatchObject({ status: 'new', ticket: { tid: 'WD-1', cardSerial: hex(next.serial) } });
+  });
+
   it.skipIf(skip)('after two rotations a bill from each key, a pki receipt and a sym receipt verify; tampered ones fail with the reason', async () => {
     const { session, issuing, credentials } = await world.newCard();
     const issueOne = async (tid: string) => {

@@ -4,7 +4,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { EticketCard } from './applet.js';
 import { FileBackend, NvmStore, type NvmBackend, type Region } from './nvm.js';
 import { hex } from '../sdk/bytes.js';
@@ -12,6 +12,24 @@ import { today, worldFor } from '../test/helpers/world.js';
 import { CardSession } from '../host/session.js';
 import { EmulatorTransport } from '../host/transport/emulator.js';
 import { mulberry32 } from '../bench/sim-network.js';
+
+/** node:fs's writes and fdatasyncs as the store's FileBackend makes them, by file, while `on` (one test reads them). */
+const fsTrace = vi.hoisted(() => ({ on: false, calls: [] as string[] }));
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  const file = (fd: number) => fs.readlinkSync(`/proc/self/fd/${fd}`);
+  return {
+    ...fs,
+    writeSync: ((fd: number, ...rest: unknown[]) => {
+      if (fsTrace.on) fsTrace.calls.push(`write ${file(fd)}`);
+      return (fs.writeSync as (...a: unknown[]) => number)(fd, ...rest);
+    }) as typeof fs.writeSync,
+    fdatasyncSync: (fd: number) => {
+      if (fsTrace.on) fsTrace.calls.push(`sync ${file(fd)}`);
+      return fs.fdatasyncSync(fd);
+    },
+  };
+});
 
 const dir = mkdtempSync(join(tmpdir(), 'eticket-wal-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -301,5 +319,78 @@ describe('NvmStore group commit (deferBarriers): barriers only at flush() and ch
     expect(disk.syncs.journal).toBe(4);
     store.commit(image);
     expect(disk.syncs.journal).toBe(5);
+  });
+});
+
+/** A VolatileDisk that, once armed, loses power at the next sync of the image (the machine crashes just before it). */
+class CrashingDisk extends VolatileDisk {
+  crashBeforeImageSync?: () => number;
+
+  override sync(region: Region): void {
+    const rand = this.crashBeforeImageSync;
+    if (rand && region === 'image') {
+      this.crashBeforeImageSync = undefined;
+      this.powerLoss(rand);
+      throw new Error('machine crashed');
+    }
+    super.sync(region);
+  }
+}
+
+describe('NvmStore recovery of records that were never synced', () => {
+  it('killed under group commit, then the machine crashes while the next open rolls the journal into the image: the card opens as one of the commits since the last flush, never a mix', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const rand = mulberry32(seed ^ 0x7e11);
+      const disk = new CrashingDisk();
+      const first = new Uint8Array(1200).map(() => Math.floor(rand() * 256));
+      disk.write('image', 0, first);
+      disk.sync('image');
+      const store = new NvmStore(disk, 256, undefined, 1 << 20);
+      store.deferBarriers(true);
+      let since: Uint8Array[] = [first];
+      for (let i = 0, n = 2 + Math.floor(rand() * 8); i < n; i++) {
+        const next = mutate(since.at(-1)!, rand);
+        store.commit(next);
+        since.push(next.slice());
+        if (rand() < 0.15) {
+          store.flush();
+          since = [since.at(-1)!];
+        }
+      }
+      // The process is killed (the page cache keeps every write); the next open crashes before the image's barrier.
+      disk.crashBeforeImageSync = rand;
+      expect(() => new NvmStore(disk), `seed ${seed}`).toThrow('machine crashed');
+      expect(since.map(hex), `seed ${seed}: opened after the crash`).toContain(hex(new NvmStore(disk).current));
+    }
+  });
+});
+
+describe('FileBackend recovery of records a killed process left unsynced', () => {
+  it('the journal read at open is fdatasynced before the image is written from it (the journal file was only read, never opened for writing)', () => {
+    const path = join(dir, 'killed.img');
+    const first = new Uint8Array(3000).fill(1);
+    FileBackend.createImage(path, first);
+    // Group commit, two commands, then a kill: records in the page cache, no barrier, the image file untouched.
+    const killed = new FileBackend(path);
+    const store = new NvmStore(killed);
+    store.deferBarriers(true);
+    const next = first.slice();
+    next[5] = 9;
+    store.commit(next.slice());
+    next[2900] = 9;
+    store.commit(next.slice());
+    killed.close();
+    fsTrace.calls = [];
+    fsTrace.on = true;
+    let reopened: NvmStore;
+    try {
+      reopened = new NvmStore(new FileBackend(path));
+    } finally {
+      fsTrace.on = false;
+    }
+    expect(hex(reopened.current)).toBe(hex(next));
+    const firstImageWrite = fsTrace.calls.indexOf(`write ${path}`);
+    expect(firstImageWrite, fsTrace.calls.join('; ')).toBeGreaterThanOrEqual(0);
+    expect(fsTrace.calls.slice(0, firstImageWrite), 'the records made durable before any image page written from them').toContain(`sync ${path}.journal`);
   });
 });

@@ -178,7 +178,9 @@ export class FileBackend implements NvmBackend {
 
   sync(region: Region): void {
     if (!this.durable) return;
-    const fd = this.fds[region];
+    let fd = this.fds[region];
+    // A region only read so far (recovery reads the journal a killed process wrote): opened, so that its pages are synced.
+    if (fd === undefined && existsSync(this.file(region))) fd = this.fd(region);
     if (fd !== undefined) fdatasyncSync(fd);
     if (this.created.delete(region)) fsyncDirectory(dirname(this.path));
   }
@@ -243,12 +245,16 @@ export class NvmStore {
     const journal = backend.read('journal');
     if (journal) {
       const records = parseJournal(journal);
+      // Records read from the page cache may not be on the disk (group commit, or a kill between a record and its
+      // barrier): durable before any image page written from them can reach the disk, or a crash of the machine
+      // during this replay would leave the image with pages of a command its journal no longer holds.
+      if (records.length) backend.sync?.('journal');
       for (const record of records) {
         for (const w of record.writes) backend.write('image', w.offset, w.bytes);
         backend.truncate('image', record.length);
       }
       // The image must hold what was rolled forward before the records that say so are gone.
-      backend.sync?.('image');
+      if (records.length) backend.sync?.('image');
       if (records.length && backend.sync) {
         // Records read from the page cache may not all be on the disk (group commit, then a kill): were the machine to
         // crash later, a durable prefix of them replayed over this newer image would take it back. So they are

@@ -228,6 +228,21 @@ describe('batch issuance', () => {
     expect(one.stderr).toMatch(/card is full/);
   });
 
+  it('a card full in the first chunk while later chunks are issued ahead: every row reported once, in file order, the summary last', async () => {
+    // 60 rows: chunks of 8, 16 and 32 are under way when the first one finds the card full, and rows after them are read.
+    writeFileSync(join(dir, 'full60.csv'), ['serviceDate,train', ...Array.from({ length: 60 }, (_, i) => `${DATE},G${i}`)].join('\n') + '\n');
+    const r = await cli(env, '--json', 'issue', '--card', 'small.img', '--from', 'full60.csv');
+    expect(r.code).toBe(4);
+    const out = r.json();
+    expect(out.at(-1)).toMatchObject({ summary: true, total: 60 });
+    const rows = out.slice(0, -1);
+    expect(rows.map((x) => x.line)).toEqual(Array.from({ length: 60 }, (_, i) => i + 2));
+    const full = rows.findIndex((x) => x.status === 'failed');
+    expect(full).toBeLessThan(8);
+    expect(rows[full]).toMatchObject({ sw: '6A84' });
+    for (const x of rows.slice(full + 1)) expect(x).toMatchObject({ status: 'not_attempted', error: expect.stringMatching(/card is full/) });
+  });
+
   it('seal to a file without the card, then load it; loading twice reports "already on card"', async () => {
     const info = await cli(env, '--json', 'card', 'info', '--card', 'card.img');
     writeFileSync(join(dir, 'card.json'), info.stdout);

@@ -557,6 +557,8 @@ Examples:
           break;
         }
         if (stop) {
+          // The rows before this one still in chunks (issued ahead, or pending) are reported first: file order.
+          if (pending.length || inFlight.length) await drain(run);
           report({ line, status: 'not_attempted', tid: 'request' in it ? it.request.tid : undefined, error: stop });
           continue;
         }

@@ -187,6 +187,8 @@ function checkedCertificate(caCertificateDer: Uint8Array, certificateDer: Uint8A
   const notBefore = new Date(cert.validFrom);
   const notAfter = new Date(cert.validTo);
   if (!(now >= notBefore && now <= notAfter)) throw new CryptoError(notValid);
+  // The CA certifies RSA keys only (forge, which parsed certificates before, refused any other key).
+  if (cert.publicKey.asymmetricKeyType !== 'rsa') throw new CryptoError(`certificate key is not RSA (${cert.publicKey.asymmetricKeyType})`);
   return { cert, subject: subjectAttributes(cert.subject) };
 }
 

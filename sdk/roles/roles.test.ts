@@ -9,6 +9,21 @@ import { CaTrust } from './trust.js';
 import { MemoryLedger, TicketServer } from './ticket-server.js';
 import { RsaPrivateKey } from '../crypto/rsa.js';
 import { CryptoError, InvalidInputError } from '../errors.js';
+import { generateKeyPairSync, sign as nodeSign } from 'node:crypto';
+import forge from 'node-forge';
+
+/** `der` with its subject public key replaced by `spki`, signed again (sha256WithRSAEncryption) by `key`. */
+function resign(der: Uint8Array, key: RsaPrivateKey, spki: Uint8Array): Uint8Array {
+  const fromDer = (b: Uint8Array) => forge.asn1.fromDer(forge.util.createBuffer(Buffer.from(b).toString('binary')));
+  const toDer = (a: forge.asn1.Asn1) => Buffer.from(forge.asn1.toDer(a).getBytes(), 'binary');
+  const cert = fromDer(der).value as forge.asn1.Asn1[];
+  const tbs = cert[0].value as forge.asn1.Asn1[];
+  // TBSCertificate: [0] version, serial, signature, issuer, validity, subject, subjectPublicKeyInfo, ...
+  tbs[6] = fromDer(spki);
+  const signature = nodeSign('sha256', toDer(cert[0]), key.keyObject());
+  cert[2] = forge.asn1.create(forge.asn1.Class.UNIVERSAL, forge.asn1.Type.BITSTRING, false, '\u0000' + signature.toString('binary'));
+  return new Uint8Array(toDer(forge.asn1.create(forge.asn1.Class.UNIVERSAL, forge.asn1.Type.SEQUENCE, true, cert)));
+}
 
 describe('certificate authority and card trust', () => {
   let ca: CertificateAuthority;
@@ -72,6 +87,23 @@ describe('certificate authority and card trust', () => {
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, CA: Buffer.from(ca.certificateDer).toString('hex'), CERT: cert }, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ serial: 'a1a2a3a4a5a6a7a8', forge: [] });
+  });
+
+  it('a certificate the CA signed over a non-RSA key is refused as a card or client certificate (what forge refused before)', () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ format: 'der', type: 'spki' });
+    const card = resign(ca.certifyCardKey(serial, 'encryption', cardKey.publicKey), ca.key, new Uint8Array(ec));
+    expect(() => verifyCardCertificate(ca.certificateDer, card, 'encryption')).toThrow(/certificate key is not RSA/);
+    const client = resign(ca.certifyClientKey('seller-1', 'seller', cardKey.publicKey), ca.key, new Uint8Array(ec));
+    expect(() => verifyClientCertificate(ca.certificateDer, client, 'seller', 'seller-1')).toThrow(/certificate key is not RSA/);
+    // The same re-signing with the CA's key over an RSA key passes (the helper makes valid certificates).
+    const rsa = resign(ca.certifyCardKey(serial, 'encryption', cardKey.publicKey), ca.key, cardKey.publicKey);
+    expect(verifyCardCertificate(ca.certificateDer, rsa, 'encryption').serial).toEqual(serial);
+  });
+
+  it('an impostor CA with the same name: its certificates are refused (the issuer name matches, the signature does not)', () => {
+    const twin = CertificateAuthority.create('test CA');
+    expect(() => verifyCardCertificate(ca.certificateDer, twin.certifyCardKey(serial, 'encryption', cardKey.publicKey), 'encryption')).toThrow(/card certificate was not issued by the trusted CA/);
+    expect(() => verifyClientCertificate(ca.certificateDer, twin.certifyClientKey('seller-1', 'seller', cardKey.publicKey), 'seller', 'seller-1')).toThrow(/client certificate was not issued by the operator CA/);
   });
 
   it('the authority refuses to seal to a card it cannot trace to its CA, or whose certificate names another card', () => {
