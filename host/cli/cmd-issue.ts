@@ -503,10 +503,19 @@ Examples:
         try {
           await settleRows(r, chunk, unsent, (x) => held.push(x));
         } finally {
+          let unflushed: unknown;
           try {
             r.flushCard?.();
-          } finally {
-            for (const x of held) report(x);
+          } catch (e) {
+            unflushed = e;
+          }
+          // A barrier that failed (the disk): the card answered those LOADs, but they are not known to be durable, so
+          // they are not reported loaded; the store still calls them sealed, and the re-run loads or finds them.
+          const took = (x: IssueResult) => x.status === 'loaded' || x.status === 'already_on_card';
+          for (const x of held) report(unflushed && took(x) ? { ...x, status: 'interrupted', error: `the card image could not be made durable (${errorLine(unflushed)}); re-run the batch to finish it (nothing is issued twice)` } : x);
+          if (unflushed) {
+            r.loaded.length = 0; // not marked loaded in the store either
+            throw unflushed;
           }
         }
         if (unsent.length) await r.office.withdrawUnloaded(unsent);
