@@ -245,22 +245,23 @@ export class NvmStore {
     const journal = backend.read('journal');
     if (journal) {
       const records = parseJournal(journal);
-      // Records read from the page cache may not be on the disk (group commit, or a kill between a record and its
-      // barrier): durable before any image page written from them can reach the disk, or a crash of the machine
-      // during this replay would leave the image with pages of a command its journal no longer holds.
-      if (records.length) backend.sync?.('journal');
-      for (const record of records) {
-        for (const w of record.writes) backend.write('image', w.offset, w.bytes);
-        backend.truncate('image', record.length);
-      }
-      // The image must hold what was rolled forward before the records that say so are gone.
-      if (records.length) backend.sync?.('image');
-      if (records.length && backend.sync) {
-        // Records read from the page cache may not all be on the disk (group commit, then a kill): were the machine to
-        // crash later, a durable prefix of them replayed over this newer image would take it back. So they are
-        // durably gone before anything else is written.
-        backend.truncate('journal', 0);
-        backend.sync('journal');
+      if (records.length) {
+        // Records read from the page cache may not be on the disk (group commit, or a kill between a record and its
+        // barrier). So they are made durable before any image page written from them can reach the disk (else a
+        // crash of the machine during this replay would leave pages of a command the journal no longer holds), and
+        // durably gone once the image holds them (else a durable prefix of them, replayed after a later crash, would
+        // take this newer image back).
+        backend.sync?.('journal');
+        for (const record of records) {
+          for (const w of record.writes) backend.write('image', w.offset, w.bytes);
+          backend.truncate('image', record.length);
+        }
+        // The image must hold what was rolled forward before the records that say so are gone.
+        backend.sync?.('image');
+        if (backend.sync) {
+          backend.truncate('journal', 0);
+          backend.sync('journal');
+        }
       }
       backend.remove('journal');
     }
