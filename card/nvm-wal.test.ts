@@ -98,6 +98,14 @@ function applyOp(cur: Uint8Array | null, op: Op): Uint8Array | null {
 }
 
 
+/** A random image of `size` bytes (drawn from `rand`) written to `disk` and synced: the card before a trial. */
+function durableRandomImage(disk: VolatileDisk, size: number, rand: () => number): Uint8Array {
+  const image = new Uint8Array(size).map(() => Math.floor(rand() * 256));
+  disk.write('image', 0, image);
+  disk.sync('image');
+  return image;
+}
+
 /** The next image: a few bytes changed here and there, sometimes longer or shorter. */
 function mutate(image: Uint8Array, rand: () => number): Uint8Array {
   const length = Math.max(64, image.length + Math.floor((rand() - 0.4) * 600));
@@ -112,9 +120,7 @@ describe('NvmStore write-ahead journal on a backend with sync()', () => {
     for (let seed = 1; seed <= 300; seed++) {
       const rand = mulberry32(seed);
       const disk = new VolatileDisk();
-      const first = new Uint8Array(1000).map(() => Math.floor(rand() * 256));
-      disk.write('image', 0, first);
-      disk.sync('image');
+      const first = durableRandomImage(disk, 1000, rand);
       // A small checkpoint size, so that some trials lose power just after one.
       let store = new NvmStore(disk, 256, undefined, 1 + Math.floor(rand() * 4000));
       let committed = first;
@@ -138,9 +144,7 @@ describe('NvmStore write-ahead journal on a backend with sync()', () => {
     for (let seed = 1; seed <= 300; seed++) {
       const rand = mulberry32(seed ^ 0x9a7c);
       const disk = new VolatileDisk();
-      const first = new Uint8Array(1000).map(() => Math.floor(rand() * 256));
-      disk.write('image', 0, first);
-      disk.sync('image');
+      const first = durableRandomImage(disk, 1000, rand);
       let store = new NvmStore(disk, 256, undefined, 1 + Math.floor(rand() * 4000));
       let committed = first;
       for (let i = 0, n = 1 + Math.floor(rand() * 12); i < n; i++) {
@@ -234,9 +238,7 @@ describe('NvmStore group commit (deferBarriers): barriers only at flush() and ch
     for (let seed = 1; seed <= 300; seed++) {
       const rand = mulberry32(seed ^ 0x51f3);
       const disk = new VolatileDisk();
-      const first = new Uint8Array(1000).map(() => Math.floor(rand() * 256));
-      disk.write('image', 0, first);
-      disk.sync('image');
+      const first = durableRandomImage(disk, 1000, rand);
       const open = () => {
         const s = new NvmStore(disk, 256, undefined, 1 + Math.floor(rand() * 4000));
         s.deferBarriers(true);
@@ -342,9 +344,7 @@ describe('NvmStore recovery of records that were never synced', () => {
     for (let seed = 1; seed <= 200; seed++) {
       const rand = mulberry32(seed ^ 0x7e11);
       const disk = new CrashingDisk();
-      const first = new Uint8Array(1200).map(() => Math.floor(rand() * 256));
-      disk.write('image', 0, first);
-      disk.sync('image');
+      const first = durableRandomImage(disk, 1200, rand);
       const store = new NvmStore(disk, 256, undefined, 1 << 20);
       store.deferBarriers(true);
       let since: Uint8Array[] = [first];
