@@ -16,7 +16,7 @@ import type { HolderRecord } from '../../sdk/holder.js';
 import { addCardOptions, cardHint, emit, errorLine, EXIT, ExitStatus, globals, openCard, passphrase, requireImage, UsageError, workDir, workDirPath, type CardHandle, type CardOptions } from './context.js';
 import type { IssueOutcome } from '../../backoffice/service.js';
 import type { OpenedBackoffice } from './store.js';
-import type { IssueOffice } from './issue-office.js';
+import type { IssueOffice, KeyHandover } from './issue-office.js';
 
 export type IssueStatus = 'loaded' | 'already_on_card' | 'issued_to_other_card' | 'sealed' | 'failed' | 'not_attempted' | 'interrupted';
 
@@ -392,7 +392,10 @@ Examples:
     // whatever stops the command (a working directory that is not one stops both, told by this thread).
     const [{ storeSettings }, { openIssueOffice }] = await Promise.all([import('./store-open.js'), import('./issue-office.js')]);
     let office: IssueOffice | undefined;
-    const officeOpening = openIssueOffice(workDirPath(cmd), pass, storeSettings(cmd)).then((o) => (office = o));
+    // The authority key, once this thread has opened it (the passphrase checked), goes to the store's thread too.
+    let handOver!: (h: KeyHandover) => void;
+    const authorityKey = new Promise<KeyHandover>((resolve) => (handOver = resolve));
+    const officeOpening = openIssueOffice(workDirPath(cmd), pass, storeSettings(cmd), authorityKey).then((o) => (office = o));
     officeOpening.catch(() => undefined); // awaited below; a failure before then is not unhandled
     let card: CardHandle | undefined;
     let run: IssueRun | undefined;
@@ -414,6 +417,8 @@ Examples:
       // runs on the thread pool meanwhile; loadAuthoritySigner then finds it opened).
       await w.warmAuthoritySigner(pass);
       w.loadAuthoritySigner(pass);
+      const opened = w.handOverAuthoritySigner(pass);
+      handOver(opened ? { key: opened } : { derive: true });
       const [{ IssuingTerminal }, { TransportError }] = await Promise.all([import('../issuing.js'), import('../../sdk/errors.js')]);
       let issuing: IssuingTerminal | undefined;
       // Told before anything is opened: a credentials file that cannot be read, a missing image.
@@ -421,7 +426,7 @@ Examples:
       if (!creds && opts.card) requireImage(opts.card);
       // The card opens while the store does (the card's SELECT and issuer authorisation while PGlite boots); the first
       // failure is reported (the card's first, as before), and whatever did open is closed below.
-      const opened = await Promise.allSettled([
+      const ready = await Promise.allSettled([
         opts.credentials
           ? Promise.resolve(undefined)
           : (async () => {
@@ -432,8 +437,8 @@ Examples:
             })(),
         officeOpening,
       ]);
-      for (const o of opened) if (o.status === 'rejected') throw o.reason;
-      const onCard = (opened[0] as PromiseFulfilledResult<{ t: IssuingTerminal; creds: CardCredentials } | undefined>).value;
+      for (const o of ready) if (o.status === 'rejected') throw o.reason;
+      const onCard = (ready[0] as PromiseFulfilledResult<{ t: IssuingTerminal; creds: CardCredentials } | undefined>).value;
       if (onCard) ({ t: issuing, creds } = onCard);
       if (!creds || !office) throw new Error('unreachable: the card and the store opened without credentials or a store');
       if (opts.seller) {
@@ -603,6 +608,7 @@ Examples:
       await settleMarks(run);
       finish(cmd, results, batch, interrupted);
     } finally {
+      handOver({ none: true }); // stopped before the key was opened: the store's thread signs nothing (a no-op after)
       // Whatever stopped the batch, the tickets the card took are marked before the store closes.
       if (run && office) {
         try {

@@ -2,7 +2,7 @@
 // serves the batch's calls one message each, and closes the store when told to. Runs only as a worker thread.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { crossError, officeOf, type FromThread, type IssueOffice, type OfficeThreadData, type ToThread } from './issue-office.js';
+import { crossError, officeOf, type FromThread, type IssueOffice, type KeyHandover, type OfficeCall, type OfficeThreadData, type ToThread } from './issue-office.js';
 import { openStoreDatabase } from './store-open.js';
 
 const port = parentPort;
@@ -10,12 +10,20 @@ if (!port) throw new Error('issue-office-thread runs as a worker thread of `etic
 const data = workerData as OfficeThreadData;
 const send = (m: FromThread) => port.postMessage(m);
 
+/** The authority key from the command's thread (issue-office.ts KeyHandover), its first message. */
+const handover = new Promise<KeyHandover>((resolve) => {
+  port.on('message', (m: ToThread) => {
+    if ('handover' in m) resolve(m.handover);
+  });
+});
+
 /** Calls received and not yet answered: the store closes after them. */
 const inFlight = new Set<Promise<unknown>>();
 
 function serve(office: IssueOffice): void {
   send({ ready: true, operator: office.operator });
   port!.on('message', (m: ToThread) => {
+    if ('handover' in m) return;
     if (m.call === 'close') {
       void Promise.allSettled(inFlight)
         .then(() => office.close())
@@ -35,7 +43,7 @@ function serve(office: IssueOffice): void {
   });
 }
 
-function call(office: IssueOffice, m: Exclude<ToThread, { call: 'close' }>): Promise<unknown> {
+function call(office: IssueOffice, m: Extract<ToThread, { call: OfficeCall }>): Promise<unknown> {
   const [a] = m.args as [never];
   switch (m.call) {
     case 'issueMany':
@@ -73,11 +81,17 @@ async function open(): Promise<IssueOffice> {
     await database.then((db) => db.close()).catch(() => undefined);
     throw e;
   }
-  // The authority key's scrypt on the thread pool meanwhile: the first chunk's signatures find it opened. A failure
-  // here is left to the signing itself, which throws it with its context. Awaited before the first call is served:
-  // PGlite's statements resolve without a turn of the event loop, so the key would otherwise arrive only after the
-  // first chunk had derived it again, synchronously (seen in a profile: 0.2-0.45 s of this thread).
-  const warmed = w.warmAuthoritySigner(data.passphrase).catch(() => undefined);
+  // The authority key as the command's thread opened it; else (a legacy key file, or a file changed in between) its
+  // scrypt on the thread pool meanwhile. Either way the first chunk's signatures find it opened. A failure here is
+  // left to the signing itself, which throws it with its context. Awaited before the first call is served: PGlite's
+  // statements resolve without a turn of the event loop, so the key would otherwise arrive only after the first chunk
+  // had derived it again, synchronously (seen in a profile: 0.2-0.45 s of this thread).
+  const warmed = handover
+    .then((h) => {
+      if ('none' in h || ('key' in h && w.adoptAuthoritySigner(data.passphrase, h.key))) return;
+      return w.warmAuthoritySigner(data.passphrase);
+    })
+    .catch(() => undefined);
   const opened = await openBackofficeWith(data.settings, w, data.passphrase, {}, { database });
   await warmed;
   return officeOf(opened);

@@ -90,7 +90,7 @@ describe('the back-office thread of `eticket issue`', () => {
   it('issues a chunk there: the tickets are the store\'s, a TID taken by another card is a StoreConflictError (tid_taken) of the compiled class; close releases the store', async () => {
     const d = await dist();
     expect(d.office.canUseThread()).toBe(true);
-    const office = await d.office.openIssueOffice(dir, passphrase, settings());
+    const office = await d.office.openIssueOffice(dir, passphrase, settings(), Promise.resolve({ derive: true }));
     let closed = false;
     try {
       expect(office.operator).toBe('CR');
@@ -124,7 +124,7 @@ describe('the back-office thread of `eticket issue`', () => {
     const d = await dist();
     const held = d.lock.FileLock.tryAcquire(d.database.pgliteLayout(dir).lockFile, 'the embedded store (held by the test)', 'the test holding the store');
     try {
-      const opening = d.office.openIssueOffice(dir, passphrase, settings(0));
+      const opening = d.office.openIssueOffice(dir, passphrase, settings(0), Promise.resolve({ none: true }));
       const error = await opening.then(
         () => undefined,
         (e: unknown) => e,

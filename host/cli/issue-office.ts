@@ -7,6 +7,7 @@ import type { ClientRecord, TicketRecord } from '../../backoffice/store/store.js
 import { StoreUnavailableError } from '../../backoffice/store/database.js';
 import type { OpenedBackoffice } from './store.js';
 import type { StoreSettings } from './store-open.js';
+import type { OpenedSecret } from '../../sdk/roles/keystore.js';
 
 export type IssueManyResult = ({ outcome: IssueOutcome } | { error: Error })[];
 
@@ -115,8 +116,16 @@ export function uncrossError(c: CrossedError, classes: Map<string, ErrorClass>):
   return e;
 }
 
+/**
+ * The authority key as the command's thread opened it (it checks the passphrase before anything else): handed to the
+ * back office's thread, so that the key's scrypt (0.1-0.3 s of a core) is not run a second time while PGlite boots
+ * beside the card. `derive`: that thread opens the key itself (the command's thread did not, e.g. a legacy key file);
+ * `none`: the command stops (a wrong passphrase), nothing will be signed.
+ */
+export type KeyHandover = { key: OpenedSecret } | { derive: true } | { none: true };
+
 /** Messages between the threads. */
-export type ToThread = { id: number; call: OfficeCall; args: unknown[] } | { id: number; call: 'close' };
+export type ToThread = { id: number; call: OfficeCall; args: unknown[] } | { id: number; call: 'close' } | { handover: KeyHandover };
 export type FromThread = { ready: true; operator: string } | { openFailed: CrossedError } | { id: number; value: unknown } | { id: number; error: CrossedError };
 
 /** The worker's entry, compiled: the thread runs only from dist/ (a TypeScript source has no loader in a worker). */
@@ -132,15 +141,37 @@ export function canUseThread(): boolean {
  * this thread. Either way the calls, their answers and their errors (same classes) are the same; the thread only
  * runs beside this one.
  */
-export async function openIssueOffice(dir: string, passphrase: string, settings: StoreSettings): Promise<IssueOffice> {
+export async function openIssueOffice(dir: string, passphrase: string, settings: StoreSettings, authorityKey: Promise<KeyHandover>): Promise<IssueOffice> {
   if (!canUseThread()) {
     const [{ openBackofficeWith }, { WorkDir }] = await Promise.all([import('./store.js'), import('./workdir.js')]);
-    return officeOf(await openBackofficeWith(settings, WorkDir.open(dir), passphrase));
+    const w = WorkDir.open(dir);
+    const opened = await openBackofficeWith(settings, w, passphrase);
+    // Else opened at the first signature, as any key of this working directory.
+    const handed = await authorityKey.catch(() => undefined);
+    if (handed && 'key' in handed) w.adoptAuthoritySigner(passphrase, handed.key);
+    return officeOf(opened);
   }
-  const classes = errorClasses();
-  classes.catch(() => undefined); // awaited where an error arrives; a failure to load them is reported there
+  // Loaded when the first error arrives (most batches see none: their modules would cost this thread ~0.1 s of start-up).
+  let loading: Promise<Map<string, ErrorClass>> | undefined;
+  const classes = () => {
+    if (!loading) {
+      loading = errorClasses();
+      loading.catch(() => undefined); // awaited where an error arrives; a failure to load them is reported there
+    }
+    return loading;
+  };
+  // Errors that already arrived are told first (each waits for the classes).
+  const afterArrived = () => (loading ?? Promise.resolve()).then(
+    () => undefined,
+    () => undefined,
+  );
   const data: OfficeThreadData = { dir, passphrase, settings };
   const worker = new Worker(THREAD_ENTRY, { workerData: data });
+  // Sent once, before any call: the thread waits for it before it says it is ready.
+  void authorityKey.then(
+    (handover) => worker.postMessage({ handover } as ToThread),
+    () => worker.postMessage({ handover: { none: true } } as ToThread),
+  );
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 1;
   let gone: Error | undefined;
@@ -154,17 +185,17 @@ export async function openIssueOffice(dir: string, passphrase: string, settings:
     };
     worker.on('message', (m: FromThread) => {
       if ('ready' in m) return resolve(m.operator);
-      if ('openFailed' in m) return void classes.then((c) => fail(uncrossError(m.openFailed, c)));
+      if ('openFailed' in m) return void classes().then((c) => fail(uncrossError(m.openFailed, c)));
       const p = pending.get(m.id);
       if (!p) return;
       pending.delete(m.id);
-      if ('error' in m) void classes.then((c) => p.reject(uncrossError(m.error, c)));
+      if ('error' in m) void classes().then((c) => p.reject(uncrossError(m.error, c)));
       else p.resolve(m.value);
     });
     // The thread died (a bug, out of memory): every call waiting and every later one fails with the reason. After
     // the answers before it (each waits for the classes), so that a failed opening is told by its own error.
-    worker.on('error', (e) => void classes.then(() => fail(new StoreUnavailableError(`the back office's thread failed: ${e.message}`, { cause: e }))));
-    worker.on('exit', (code) => void classes.then(() => fail(new StoreUnavailableError(`the back office's thread stopped (exit ${code})`))));
+    worker.on('error', (e) => void afterArrived().then(() => fail(new StoreUnavailableError(`the back office's thread failed: ${e.message}`, { cause: e }))));
+    worker.on('exit', (code) => void afterArrived().then(() => fail(new StoreUnavailableError(`the back office's thread stopped (exit ${code})`))));
   });
   let operator: string;
   try {
@@ -185,7 +216,8 @@ export async function openIssueOffice(dir: string, passphrase: string, settings:
     operator,
     issueMany: async (inputs) => {
       const out = (await call({ call: 'issueMany', args: [inputs] })) as ({ outcome: IssueOutcome } | { error: CrossedError })[];
-      const c = await classes;
+      if (!out.some((x) => 'error' in x)) return out as IssueManyResult;
+      const c = await classes();
       return out.map((x) => ('error' in x ? { error: uncrossError(x.error, c) } : x));
     },
     markLoadedMany: (loaded) => call({ call: 'markLoadedMany', args: [loaded] }) as Promise<string[]>,

@@ -10,7 +10,7 @@ import { RsaPrivateKey } from '../../sdk/crypto/rsa.js';
 import { InvalidInputError } from '../../sdk/errors.js';
 import { AuthenticationServer } from '../../sdk/roles/authority.js';
 import { CertificateAuthority } from '../../sdk/roles/ca.js';
-import { KeyStore, RSA_PRIVATE_KIND } from '../../sdk/roles/keystore.js';
+import { KeyStore, RSA_PRIVATE_KIND, type OpenedSecret } from '../../sdk/roles/keystore.js';
 import { TerminalKeys } from '../../sdk/roles/terminal-keys.js';
 import { TicketServer } from '../../sdk/roles/ticket-server.js';
 import type { CardTrust } from '../../sdk/roles/trust.js';
@@ -336,7 +336,21 @@ export class WorkDir {
    * booting). CryptoError on a wrong passphrase, as loadAuthoritySigner.
    */
   async warmAuthoritySigner(passphrase: string): Promise<void> {
-    await this.keys.warm('authority', passphrase, this.config.suite === 'sm9' ? SM9_SIGNER : RSA_PRIVATE_KIND);
+    await this.keys.warm('authority', passphrase, this.authorityKind());
+  }
+
+  /** Key 1 as this working directory opened it (warmAuthoritySigner), for a thread of this process (KeyStore.handOver). */
+  handOverAuthoritySigner(passphrase: string): OpenedSecret | undefined {
+    return this.keys.handOver('authority', passphrase, this.authorityKind());
+  }
+
+  /** Key 1 opened by another thread of this process (handOverAuthoritySigner): true when it is this file's, kept. */
+  adoptAuthoritySigner(passphrase: string, handed: OpenedSecret): boolean {
+    return this.keys.adopt('authority', passphrase, this.authorityKind(), handed);
+  }
+
+  private authorityKind(): string {
+    return this.config.suite === 'sm9' ? SM9_SIGNER : RSA_PRIVATE_KIND;
   }
 
   /** Key 1, the authority's root key as cards hold it. */

@@ -57,6 +57,32 @@ describe('KeyStore', () => {
     expect(() => store.getBytes('absent', 'pw')).toThrow(InvalidInputError);
   });
 
+  it('a key handed over to another store of the same directory is kept only for the same file, kind and passphrase, and then given without opening the file', () => {
+    const dir = freshDir();
+    const opener = new KeyStore(dir);
+    opener.putBytes('h', 'test-kind', new Uint8Array([1, 2, 3]), 'pw');
+    // Nothing opened yet: nothing to hand over; a store without the file neither hands over nor adopts.
+    expect(opener.handOver('h', 'pw', 'test-kind')).toBeUndefined();
+    expect(opener.getBytes('h', 'pw', 'test-kind')).toEqual(new Uint8Array([1, 2, 3]));
+    const handed = opener.handOver('h', 'pw', 'test-kind')!;
+    expect(handed.secret).toEqual(new Uint8Array([1, 2, 3]));
+    expect(new KeyStore(freshDir()).adopt('h', 'pw', 'test-kind', handed)).toBe(false);
+    // Another passphrase or another kind: not kept (opening the file then says what is wrong).
+    const other = new KeyStore(dir);
+    expect(other.adopt('h', 'wrong', 'test-kind', handed)).toBe(false);
+    expect(() => other.getBytes('h', 'wrong', 'test-kind')).toThrow(CryptoError);
+    expect(other.adopt('h', 'pw', 'other-kind', handed)).toBe(false);
+    // The same: kept, and answered from memory. Bytes no scrypt of this file gives show that the file was not opened.
+    const taker = new KeyStore(dir);
+    expect(taker.adopt('h', 'pw', 'test-kind', { memo: handed.memo, secret: new Uint8Array([9, 9]) })).toBe(true);
+    expect(taker.getBytes('h', 'pw', 'test-kind')).toEqual(new Uint8Array([9, 9]));
+    // The file replaced after the handover (another secret, same passphrase): the handed key is not kept.
+    const later = new KeyStore(dir);
+    opener.putBytes('h', 'test-kind', new Uint8Array([4, 5]), 'pw');
+    expect(later.adopt('h', 'pw', 'test-kind', handed)).toBe(false);
+    expect(later.getBytes('h', 'pw', 'test-kind')).toEqual(new Uint8Array([4, 5]));
+  });
+
   it('stores an RSA key in the scrypt container (0600 in a 0700 directory) and gives it back only with the passphrase', () => {
     const dir = freshDir();
     const store = new KeyStore(dir);

@@ -43,6 +43,13 @@ const OID = {
 } as const;
 
 /** A sealed secret as stored on disk (JSON). Every field is needed to open it; the name is authenticated too. */
+/** A secret one KeyStore opened, handed to another over the same directory (KeyStore.handOver / adopt). */
+export interface OpenedSecret {
+  /** SHA-256 (hex) of the key file's content, the kind and the passphrase: what the secret was opened from. */
+  memo: string;
+  secret: Uint8Array;
+}
+
 export interface SealedSecret {
   format: typeof FORMAT;
   /** What the bytes are (e.g. "sm9-sign-private"); bound to the ciphertext as associated data. */
@@ -309,6 +316,30 @@ export class KeyStore {
     if (!existsSync(join(this.dir, `${name}.secret.json`))) return;
     const { memo, hit, sealed, path } = this.lookup(name, passphrase, kind);
     if (!hit) this.opened.set(memo, await openSecretAsync(sealed(), passphrase, kind, path));
+  }
+
+  /**
+   * A secret this store has opened, for another store over the same directory in this process (a worker thread):
+   * its memo key (the file's content, kind and passphrase, hashed) and a copy of its bytes; undefined when it is
+   * not opened (or not a `<name>.secret.json`). The other store takes it with adopt(), which spares it a scrypt.
+   */
+  handOver(name: string, passphrase: string, kind?: string): OpenedSecret | undefined {
+    if (!existsSync(join(this.dir, `${name}.secret.json`))) return undefined;
+    const { memo, hit } = this.lookup(name, passphrase, kind);
+    return hit ? { memo, secret: hit.slice() } : undefined;
+  }
+
+  /**
+   * Take a secret another store of this process opened (handOver()): kept only when its memo key is the one this store
+   * computes for the same name, kind and passphrase from the file as it reads it now, so a file changed or another
+   * passphrase in between is opened afresh (with its own checks) when asked. True when kept.
+   */
+  adopt(name: string, passphrase: string, kind: string | undefined, handed: OpenedSecret): boolean {
+    if (!existsSync(join(this.dir, `${name}.secret.json`))) return false;
+    const { memo } = this.lookup(name, passphrase, kind);
+    if (memo !== handed.memo) return false;
+    this.opened.set(memo, handed.secret.slice());
+    return true;
   }
 
   /** The file's memo key, what was opened under it, and its container (parsed only when asked: a miss). */
