@@ -2,6 +2,8 @@
 // and a PostgreSQL server through `pg`. Same SQL on both; transactions with retry on serialization failures.
 
 import { chmodSync, cpSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Pool, PoolClient } from 'pg';
 import { EticketError } from '../../sdk/errors.js';
@@ -109,6 +111,24 @@ export interface PgliteOptions {
    * operating system caches the store's files anyway. Long-running processes (serve) keep the larger pool.
    */
   sharedBuffers?: string;
+  /**
+   * PGlite's WebAssembly compiled ahead (compilePgliteWasm), e.g. by a thread started before the command knew its
+   * store; undefined or a failure: PGlite compiles its own.
+   */
+  wasmModule?: Promise<WebAssembly.Module | undefined>;
+}
+
+/**
+ * Compile PGlite's WebAssembly (its 9 MB of PostgreSQL) now, for an openPglite to come (PgliteOptions.wasmModule):
+ * the same module PGlite would compile from the same file. Undefined when the file is not where the package keeps it.
+ */
+export async function compilePgliteWasm(): Promise<WebAssembly.Module | undefined> {
+  try {
+    const file = join(dirname(createRequire(import.meta.url).resolve('@electric-sql/pglite')), 'pglite.wasm');
+    return await WebAssembly.compile(await readFile(file));
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -136,7 +156,8 @@ export async function openPglite(workDir: string, options: PgliteOptions = {}): 
     let db: InstanceType<typeof PGlite>;
     try {
       const settings = options.sharedBuffers ? ['-c', `shared_buffers=${options.sharedBuffers}`] : [];
-      db = new PGlite(dataDir, { startParams: [...PGlite.defaultStartParams, ...settings], serializers: { [BYTEA_OID]: byteaToText }, parsers: { [BYTEA_OID]: byteaFromText } });
+      const pgliteWasmModule = await options.wasmModule?.catch(() => undefined);
+      db = new PGlite(dataDir, { startParams: [...PGlite.defaultStartParams, ...settings], serializers: { [BYTEA_OID]: byteaToText }, parsers: { [BYTEA_OID]: byteaFromText }, ...(pgliteWasmModule ? { pgliteWasmModule } : {}) });
       await db.waitReady;
     } catch (e) {
       throw new StoreUnavailableError(`cannot open the embedded store ${dataDir}: ${(e as Error).message}`, { cause: e });

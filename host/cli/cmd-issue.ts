@@ -92,10 +92,25 @@ class Progress {
     // A streamed batch has no total up front (0): the count alone is drawn.
     this.on = enabled && process.stderr.isTTY === true && total !== 1;
   }
+  /** Result lines not yet written: without a bar, a chunk's lines go out in one write (a pipe takes one syscall each). */
+  private held: string[] = [];
   print(line: string): void {
-    if (this.on) process.stderr.write('\r\x1b[K');
+    if (!this.on) {
+      this.held.push(line);
+      return;
+    }
+    process.stderr.write('\r\x1b[K');
     console.log(line);
     this.draw();
+  }
+  get heldLines(): number {
+    return this.held.length;
+  }
+  /** Write the lines held so far. */
+  flush(): void {
+    if (!this.held.length) return;
+    console.log(this.held.join('\n'));
+    this.held = [];
   }
   tick(): void {
     this.done++;
@@ -399,6 +414,7 @@ Examples:
     officeOpening.catch(() => undefined); // awaited below; a failure before then is not unhandled
     let card: CardHandle | undefined;
     let run: IssueRun | undefined;
+    let output: Progress | undefined;
     try {
       const w = await workDir(cmd);
       // Default validity starts at the service day's midnight in the operator's time zone.
@@ -453,6 +469,7 @@ Examples:
       if (opts.out && !opts.out.endsWith('.bin')) writeFileSync(opts.out, '');
       const json = globals(cmd).json;
       const progress = new Progress(batch ? 0 : 1, !json);
+      output = progress;
       const results: IssueResult[] = [];
       // The same tid on two rows of one file: the first row wins, a later one with other content is refused.
       const tids = new Map<string, { line: number; content: string }>();
@@ -461,7 +478,7 @@ Examples:
       let interrupted: unknown;
       const report = (r: IssueResult) => {
         results.push(r);
-        if (json) console.log(JSON.stringify(r));
+        if (json) progress.print(JSON.stringify(r));
         else if (batch || r.status !== 'failed') progress.print(resultLine(r));
         else console.error(`eticket: ${r.error}`);
       };
@@ -518,6 +535,7 @@ Examples:
           // they are not reported loaded; the store still calls them sealed, and the re-run loads or finds them.
           const took = (x: IssueResult) => x.status === 'loaded' || x.status === 'already_on_card';
           for (const x of held) report(unflushed && took(x) ? { ...x, status: 'interrupted', error: `the card image could not be made durable (${errorLine(unflushed)}); re-run the batch to finish it (nothing is issued twice)` } : x);
+          progress.flush();
           if (unflushed) {
             r.loaded.length = 0; // not marked loaded in the store either
             throw unflushed;
@@ -568,12 +586,14 @@ Examples:
           // The input itself failed mid-way: what was read is reported, the rest is unknown.
           await drain(run);
           report({ status: 'failed', error: `the batch input could not be read after line ${results.at(-1)?.line ?? 0}: ${it.error.slice(READ_FAILED.length)}` });
+          progress.flush();
           break;
         }
         if (stop) {
           // The rows before this one still in chunks (issued ahead, or pending) are reported first: file order.
           if (pending.length || inFlight.length) await drain(run);
           report({ line, status: 'not_attempted', tid: 'request' in it ? it.request.tid : undefined, error: stop });
+          if (progress.heldLines >= ISSUE_CHUNK) progress.flush();
           continue;
         }
         if ('error' in it) {
@@ -603,11 +623,13 @@ Examples:
         if (pending.length >= chunkLimit) await flush(run);
       }
       await drain(run);
+      progress.flush();
       progress.end();
       flushLoaded(run);
       await settleMarks(run);
       finish(cmd, results, batch, interrupted);
     } finally {
+      output?.flush(); // what was reported before an error stopped the batch
       handOver({ none: true }); // stopped before the key was opened: the store's thread signs nothing (a no-op after)
       // Whatever stopped the batch, the tickets the card took are marked before the store closes.
       if (run && office) {

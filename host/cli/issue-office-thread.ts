@@ -2,20 +2,46 @@
 // serves the batch's calls one message each, and closes the store when told to. Runs only as a worker thread.
 
 import { parentPort, workerData } from 'node:worker_threads';
+import { compilePgliteWasm } from '../../backoffice/store/database.js';
 import { crossError, officeOf, type FromThread, type IssueOffice, type KeyHandover, type OfficeCall, type OfficeThreadData, type ToThread } from './issue-office.js';
-import { openStoreDatabase } from './store-open.js';
+import type { PrestartData } from './office-prestart.js';
+import { baselineWasmOnly, openStoreDatabase } from './store-open.js';
 
 const port = parentPort;
 if (!port) throw new Error('issue-office-thread runs as a worker thread of `eticket issue`');
-const data = workerData as OfficeThreadData;
+const start = workerData as OfficeThreadData | PrestartData;
 const send = (m: FromThread) => port.postMessage(m);
 
-/** The authority key from the command's thread (issue-office.ts KeyHandover), its first message. */
+/**
+ * What to open: given at the start, or (a thread prestarted by bin/eticket.mjs, office-prestart.ts) in a message once
+ * the command has parsed its options and read the passphrase.
+ */
+const config = new Promise<OfficeThreadData>((resolve) => {
+  if (!('prestart' in start)) return resolve(start);
+  port.on('message', (m: ToThread) => {
+    if ('open' in m) resolve(m.open);
+  });
+});
+
+/** The authority key from the command's thread (issue-office.ts KeyHandover), its first message after the opening. */
 const handover = new Promise<KeyHandover>((resolve) => {
   port.on('message', (m: ToThread) => {
     if ('handover' in m) resolve(m.handover);
   });
 });
+
+/**
+ * A prestarted thread works ahead while it waits for the command: the back office's modules, and PGlite's WebAssembly
+ * compiled as a short command runs it (baseline code only, store-open.ts), unless the command names a PostgreSQL server.
+ */
+const ahead =
+  'prestart' in start
+    ? {
+        modules: Promise.all([import('./store.js'), import('./workdir.js')]),
+        wasm: start.compilePglite ? (baselineWasmOnly(), compilePgliteWasm()) : undefined,
+      }
+    : undefined;
+ahead?.modules.catch(() => undefined); // awaited in open(); a failure is reported there
 
 /** Calls received and not yet answered: the store closes after them. */
 const inFlight = new Set<Promise<unknown>>();
@@ -23,7 +49,7 @@ const inFlight = new Set<Promise<unknown>>();
 function serve(office: IssueOffice): void {
   send({ ready: true, operator: office.operator });
   port!.on('message', (m: ToThread) => {
-    if ('handover' in m) return;
+    if (!('call' in m)) return;
     if (m.call === 'close') {
       void Promise.allSettled(inFlight)
         .then(() => office.close())
@@ -63,12 +89,13 @@ function call(office: IssueOffice, m: Extract<ToThread, { call: OfficeCall }>): 
 }
 
 async function open(): Promise<IssueOffice> {
+  const data = await config;
   // The database first: PGlite's WebAssembly compiles off this thread while the back office's modules load here.
-  const database = openStoreDatabase(data.settings, data.dir);
+  const database = openStoreDatabase(data.settings, data.dir, { wasmModule: ahead?.wasm });
   database.catch(() => undefined); // awaited by openBackofficeWith; a failure before then is not unhandled
   let modules: [typeof import('./store.js'), typeof import('./workdir.js')];
   try {
-    modules = await Promise.all([import('./store.js'), import('./workdir.js')]);
+    modules = await (ahead?.modules ?? Promise.all([import('./store.js'), import('./workdir.js')]));
   } catch (e) {
     await database.then((db) => db.close()).catch(() => undefined);
     throw e;

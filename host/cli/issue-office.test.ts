@@ -15,6 +15,18 @@ import type { CardCredentials } from '../../sdk/roles/trust.js';
 import { cli, type CliEnv } from './run-cli.js';
 import { crossError, errorClasses, uncrossError } from './issue-office.js';
 import { UsageError } from './context.js';
+import { commandOf } from './office-prestart.js';
+
+describe('which command bin/eticket.mjs prestarts the back-office thread for', () => {
+  it('the first word that is neither an option nor a global option\'s value', () => {
+    expect(commandOf(['--json', 'issue', '--card', 'c.img', '--from', 'b.csv'])).toBe('issue');
+    expect(commandOf(['--dir', 'issue', 'card', 'info'])).toBe('card');
+    expect(commandOf(['--dir=issue', 'tickets', 'list'])).toBe('tickets');
+    expect(commandOf(['tickets', 'list', '--train', 'issue'])).toBe('tickets');
+    expect(commandOf(['--wait', '5', '--database', 'postgres://x', 'issue'])).toBe('issue');
+    expect(commandOf(['--json'])).toBeUndefined();
+  });
+});
 
 describe('an error crossing the thread', () => {
   it('keeps its class, message, fields and cause: a conflict with its reason, a database error with its SQLSTATE, a held lock with its holder, a card refusal with its status word', async () => {
@@ -65,6 +77,7 @@ const dist = async () => ({
   store: (await import(new URL('../../dist/backoffice/store/store.js', import.meta.url).href)) as typeof import('../../backoffice/store/store.js'),
   database: (await import(new URL('../../dist/backoffice/store/database.js', import.meta.url).href)) as typeof import('../../backoffice/store/database.js'),
   lock: (await import(new URL('../../dist/sdk/file-lock.js', import.meta.url).href)) as typeof import('../../sdk/file-lock.js'),
+  prestart: (await import(new URL('../../dist/host/cli/office-prestart.js', import.meta.url).href)) as typeof import('./office-prestart.js'),
 });
 
 describe('the back-office thread of `eticket issue`', () => {
@@ -134,6 +147,38 @@ describe('the back-office thread of `eticket issue`', () => {
       expect(error).not.toBeInstanceOf(d.database.StoreUnavailableError);
     } finally {
       held.release();
+    }
+  });
+
+  it('a thread prestarted for the command is the one openIssueOffice uses: told what to open only then, it held no lock before', async () => {
+    const d = await dist();
+    d.prestart.prestartIssueOffice(['--json', 'issue', '--from', 'x.csv'], {});
+    // Prestarted, not told anything yet: the store is free (this thread opens and closes it at once).
+    const free = await d.store.Store.open(dir, { waitMs: 0 });
+    await free.close();
+    const office = await d.office.openIssueOffice(dir, passphrase, settings(), Promise.resolve({ derive: true }));
+    try {
+      // Taken by that opening: nothing is left to take.
+      expect(d.prestart.takePrestartedIssueOffice()).toBeUndefined();
+      expect(office.operator).toBe('CR');
+      const issued = await office.issueMany([{ request: { serviceDate: '2030-01-16', train: 'G9', seat: '9A' }, card: creds[0], requestKey: 'office-test-prestart' }]);
+      expect('outcome' in issued[0] && issued[0].outcome.status).toBe('new');
+      // The store is the thread's now: another opening is refused, naming it.
+      const held = await d.store.Store.open(dir, { waitMs: 0 }).then(
+        (s) => s.close().then(() => undefined),
+        (e: unknown) => e,
+      );
+      expect(held).toBeInstanceOf(d.lock.LockHeldError);
+    } finally {
+      await office.close();
+    }
+  });
+
+  it('no thread is prestarted for another command, for --help, or with ETICKET_STORE_THREAD=0', async () => {
+    const d = await dist();
+    for (const [argv, env] of [[['card', 'issue'], {}], [['issue', '--help'], {}], [['--dir', 'issue', 'gate'], {}], [['issue'], { ETICKET_STORE_THREAD: '0' }]] as [string[], NodeJS.ProcessEnv][]) {
+      d.prestart.prestartIssueOffice(argv, env);
+      expect(d.prestart.takePrestartedIssueOffice(), argv.join(' ')).toBeUndefined();
     }
   });
 

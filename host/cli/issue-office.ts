@@ -8,6 +8,7 @@ import { StoreUnavailableError } from '../../backoffice/store/database.js';
 import type { OpenedBackoffice } from './store.js';
 import type { StoreSettings } from './store-open.js';
 import type { OpenedSecret } from '../../sdk/roles/keystore.js';
+import { takePrestartedIssueOffice } from './office-prestart.js';
 
 export type IssueManyResult = ({ outcome: IssueOutcome } | { error: Error })[];
 
@@ -125,7 +126,7 @@ export function uncrossError(c: CrossedError, classes: Map<string, ErrorClass>):
 export type KeyHandover = { key: OpenedSecret } | { derive: true } | { none: true };
 
 /** Messages between the threads. */
-export type ToThread = { id: number; call: OfficeCall; args: unknown[] } | { id: number; call: 'close' } | { handover: KeyHandover };
+export type ToThread = { id: number; call: OfficeCall; args: unknown[] } | { id: number; call: 'close' } | { handover: KeyHandover } | { open: OfficeThreadData };
 export type FromThread = { ready: true; operator: string } | { openFailed: CrossedError } | { id: number; value: unknown } | { id: number; error: CrossedError };
 
 /** The worker's entry, compiled: the thread runs only from dist/ (a TypeScript source has no loader in a worker). */
@@ -166,7 +167,10 @@ export async function openIssueOffice(dir: string, passphrase: string, settings:
     () => undefined,
   );
   const data: OfficeThreadData = { dir, passphrase, settings };
-  const worker = new Worker(THREAD_ENTRY, { workerData: data });
+  // The thread bin/eticket.mjs started for this command (office-prestart.ts), told now what to open; else a new one.
+  const prestarted = takePrestartedIssueOffice();
+  const worker = prestarted ?? new Worker(THREAD_ENTRY, { workerData: data });
+  if (prestarted) worker.postMessage({ open: data } as ToThread);
   // Sent once, before any call: the thread waits for it before it says it is ready.
   void authorityKey.then(
     (handover) => worker.postMessage({ handover } as ToThread),
