@@ -386,7 +386,7 @@ export class Backoffice {
               const face = server().createTicket({ ...b.input.request, tid: tidOf.get(b.i)! });
               const signed = await authority.signAsync(face, b.input.card);
               const sealed = authority.seal(signed, b.input.card);
-              const ticket: TicketRecord = { operator: op, tid: face.tid, cardSerial: serial, sellerId: b.input.sellerId, keyId: record.keyId, face: signed.faceEncoded, verificationCode: signed.verificationCodeEncoded, sealed, serviceDate: face.serviceDate, fare: face.fare, currency: face.currency, issuedAt: new Date(face.issuedAt * 1000), status: 'sealed' };
+              const ticket: TicketRecord = { operator: op, tid: face.tid, cardSerial: serial, sellerId: b.input.sellerId, keyId: record.keyId, face: signed.faceEncoded, verificationCode: signed.verificationCodeEncoded, sealed, serviceDate: face.serviceDate, fare: face.fare, currency: face.currency, issuedAt: new Date(face.issuedAt * 1000), status: 'sealed', issuance: 1 };
               const bill = await this.billRecordAsync('sale', ticket, face, b.input.sellerId, billSigner);
               return { i: b.i, face, ticket, bill };
             }),
@@ -502,7 +502,7 @@ export class Backoffice {
   }
 
   private billRow(kind: 'sale' | 'refund', t: TicketRecord, sellerId: string | undefined, record: AuthorityKeyRecord, { bill, document }: ReturnType<typeof signBill>): BillRecord {
-    return { billId: bill.billId, operator: t.operator, tid: t.tid, kind, sellerId, cardSerial: t.cardSerial, price: bill.price, currency: bill.currency, soldAt: new Date(bill.time * 1000), keyId: record.keyId, document };
+    return { billId: bill.billId, operator: t.operator, tid: t.tid, kind, sellerId, cardSerial: t.cardSerial, price: bill.price, currency: bill.currency, soldAt: new Date(bill.time * 1000), keyId: record.keyId, document, issuance: t.issuance };
   }
 
   /**
