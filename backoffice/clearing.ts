@@ -190,7 +190,7 @@ export async function clearingReport(store: Store, operator: string, r: ReportRa
     for (const x of quarantined.rows.slice(0, MAX_LISTED)) mismatches.push({ kind: 'unverified', gate: String(x.gate_id), seq: x.seq === null ? undefined : n(x.seq), day: String(x.day), detail: String(x.reason) });
   }
   const neverSeen = await q.query(
-    `SELECT t.tid, t.card_serial, ${T_SELLER} AS seller, to_char(b.sold_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day FROM tickets t JOIN bills b ON b.operator = t.operator AND b.tid = t.tid AND b.kind = 'sale'
+    `SELECT t.tid, t.card_serial, ${T_SELLER} AS seller, to_char(b.sold_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day FROM tickets t JOIN bills b ON b.operator = t.operator AND b.tid = t.tid AND b.issuance = t.issuance AND b.kind = 'sale'
      WHERE t.operator = $4 AND t.status IN ('sealed', 'loaded') AND ${inRange("(b.sold_at AT TIME ZONE 'UTC')::date")} AND ($3::text IS NULL OR ${T_SELLER} = $3)
        AND NOT EXISTS (SELECT 1 FROM gate_taps g WHERE g.pass AND g.operator = t.operator AND g.tid = t.tid)
      ORDER BY b.sold_at, t.tid`,

@@ -386,7 +386,7 @@ export class Backoffice {
               const face = server().createTicket({ ...b.input.request, tid: tidOf.get(b.i)! });
               const signed = await authority.signAsync(face, b.input.card);
               const sealed = authority.seal(signed, b.input.card);
-              const ticket: TicketRecord = { operator: op, tid: face.tid, cardSerial: serial, sellerId: b.input.sellerId, keyId: record.keyId, face: signed.faceEncoded, verificationCode: signed.verificationCodeEncoded, sealed, serviceDate: face.serviceDate, fare: face.fare, currency: face.currency, issuedAt: new Date(face.issuedAt * 1000), status: 'sealed' };
+              const ticket: TicketRecord = { operator: op, tid: face.tid, cardSerial: serial, sellerId: b.input.sellerId, keyId: record.keyId, face: signed.faceEncoded, verificationCode: signed.verificationCodeEncoded, sealed, serviceDate: face.serviceDate, fare: face.fare, currency: face.currency, issuedAt: new Date(face.issuedAt * 1000), status: 'sealed', issuance: 1 };
               const bill = await this.billRecordAsync('sale', ticket, face, b.input.sellerId, billSigner);
               return { i: b.i, face, ticket, bill };
             }),
@@ -441,9 +441,13 @@ export class Backoffice {
     throw new StoreConflictError(`TID ${existing.ticket.tid} was already issued, not as the replacement of ${replaces}: give the replacement a new tid`, 'tid_taken');
   }
 
-  /** A refund bill for a sold ticket that has none yet: revenue per seller counts each ticket once. */
+  /**
+   * A refund bill for a sold ticket whose issuance has none yet: revenue per seller counts each issuance sold and not
+   * refunded once. Only the bills of the ticket's current issuance count (an earlier issuance of its TID, withdrawn from
+   * a full card, has its own sale and refund).
+   */
   private async refundOnce(t: TicketRecord, tx: Queryable): Promise<void> {
-    const bills = await this.store.bills(this.operator, t.tid, tx);
+    const bills = await this.store.billsOf(t, tx);
     if (bills.some((b) => b.kind === 'sale') && !bills.some((b) => b.kind === 'refund')) await this.bill('refund', t, decodeTicketFace(t.face), t.sellerId, tx);
   }
 
@@ -456,7 +460,7 @@ export class Backoffice {
     const realName = (await this.store.holders.ticket(this.operator, tid, tx)) !== undefined;
     if (realName !== Boolean(holder)) throw new StoreConflictError(`ticket ${tid} was issued ${realName ? 'with' : 'without'} a holder record: this request ${holder ? 'has' : 'has none'}`, 'request_mismatch');
     if (holder && (await this.realName.sameHolder(this.operator, tid, holder, tx)) === false) throw new StoreConflictError(`ticket ${tid} was issued to another holder: this request cannot take it`, 'request_mismatch');
-    const bills = await this.store.bills(this.operator, tid, tx);
+    const bills = await this.store.billsOf(t, tx);
     return { status: 'existing', ticket: t, face: decodeTicketFace(t.face), bill: bills.find((b) => b.kind === 'sale') };
   }
 
@@ -502,7 +506,7 @@ export class Backoffice {
   }
 
   private billRow(kind: 'sale' | 'refund', t: TicketRecord, sellerId: string | undefined, record: AuthorityKeyRecord, { bill, document }: ReturnType<typeof signBill>): BillRecord {
-    return { billId: bill.billId, operator: t.operator, tid: t.tid, kind, sellerId, cardSerial: t.cardSerial, price: bill.price, currency: bill.currency, soldAt: new Date(bill.time * 1000), keyId: record.keyId, document };
+    return { billId: bill.billId, operator: t.operator, tid: t.tid, kind, sellerId, cardSerial: t.cardSerial, price: bill.price, currency: bill.currency, soldAt: new Date(bill.time * 1000), keyId: record.keyId, document, issuance: t.issuance };
   }
 
   /**
@@ -612,7 +616,7 @@ export class Backoffice {
     return this.store.transaction(async (tx) => {
       const closed = await this.store.closeTicket(op, tid, t.status === 'loaded' ? 'deleted' : 'cancelled', undefined, tx);
       const ticket = (await this.store.ticket(op, tid, tx))!;
-      const bills = await this.store.bills(op, tid, tx);
+      const bills = await this.store.billsOf(ticket, tx);
       const refund = bills.find((b) => b.kind === 'refund');
       if (!closed || refund) return { ticket, refund, alreadyClosed: !closed };
       return { ticket, refund: await this.bill('refund', ticket, decodeTicketFace(ticket.face), ticket.sellerId, tx), alreadyClosed: false };

@@ -60,7 +60,7 @@ function cardOf(c: S.CardBody): CardCredentials {
 }
 
 async function bookingJson(bo: Backoffice, t: TicketRecord): Promise<S.BookingReply> {
-  const bills = await bo.store.bills(t.operator, t.tid);
+  const bills = await bo.store.billsOf(t);
   const sale = bills.find((b) => b.kind === 'sale');
   const refund = bills.find((b) => b.kind === 'refund');
   return {
@@ -226,7 +226,7 @@ export async function buildApp(deps: AppDeps | undefined, options: AppOptions = 
     { preValidation: guard(['seller']), schema: { tags: ['sellers'], summary: 'The signed bill of the sale', security: [{ etktSig: [] }], params: S.TidParams, response: { 200: S.Bill, ...S.errors } } },
     async (req) => {
       const t = await own(req, req.params.tid);
-      const sale = (await bo().store.bills(t.operator, t.tid)).find((b) => b.kind === 'sale');
+      const sale = (await bo().store.billsOf(t)).find((b) => b.kind === 'sale');
       if (!sale) throw new NotFoundError(`booking ${t.tid} has no bill`);
       return billOf(sale);
     },

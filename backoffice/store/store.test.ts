@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LockHeldError } from '../../sdk/file-lock.js';
-import { ENGINES } from '../../test/helpers/stores.js';
-import { openPglite } from './database.js';
+import { ENGINES, freshPostgresDatabase, pgliteTemplate, tempDir } from '../../test/helpers/stores.js';
+import { DatabaseError, openPglite, openPostgres, type Database } from './database.js';
 import { loadMigrations, migrate, MigrationError, MIGRATIONS_DIR } from './migrate.js';
 import { Store, StoreConflictError } from './store.js';
 
@@ -20,6 +20,19 @@ async function sealedTicket(store: Store, tid: string, card = 'AABBCCDDEEFF0011'
     expect(await store.claimTid('CR', tid, card, undefined, tx)).toBe(true);
     await store.insertTicket({ operator: 'CR', tid, cardSerial: card, keyId: ROOT_KEY.keyId, face: new Uint8Array([0xa1]), verificationCode: new Uint8Array([0xa2]), sealed: new Uint8Array([0xb1]), serviceDate: 20300115 }, tx);
   });
+}
+
+/** A new database of the engine with no migration applied yet (migrate() is the test's to call). */
+async function emptyDatabase(engine: 'pglite' | 'postgres'): Promise<{ db: Database; dispose: () => Promise<void> }> {
+  if (engine === 'pglite') {
+    await pgliteTemplate();
+    const dir = tempDir();
+    const db = await openPglite(dir, { create: true });
+    return { db, dispose: async () => (await db.close().catch(() => undefined), rmSync(dir, { recursive: true, force: true })) };
+  }
+  const { url, drop } = await freshPostgresDatabase();
+  const db = await openPostgres(url);
+  return { db, dispose: async () => (await db.close().catch(() => undefined), await drop()) };
 }
 
 describe.each(ENGINES)('store on $engine', ({ engine, skip, open }) => {
@@ -66,6 +79,65 @@ describe.each(ENGINES)('store on $engine', ({ engine, skip, open }) => {
       await store.db.query('DELETE FROM eticket_migrations WHERE version = 9001');
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it.skipIf(skip)('migration 7 on a store with bills: old rows are issuance 1, UNIQUE (operator, tid, kind) is gone, UNIQUE (operator, tid, issuance, kind) holds', async () => {
+    const { db, dispose: drop } = await emptyDatabase(engine);
+    try {
+      const all = loadMigrations();
+      expect(all.map((m) => m.version)).toContain(7);
+      expect(await migrate(db, all.filter((m) => m.version < 7))).not.toContain(7);
+      // A ticket withdrawn before migration 7: its sale and its refund, written the way migration 3's table took them.
+      await db.query(`INSERT INTO authority_keys (key_id, operator, suite, role, public_key, key_name, valid_from) VALUES ($1, 'CR', 'rsa', 'root', $2, 'authority', now())`, [ROOT_KEY.keyId, ROOT_KEY.publicKey]);
+      await db.query(`INSERT INTO cards (serial, suite) VALUES ('AABBCCDDEEFF0011', 'rsa')`);
+      await db.query(`INSERT INTO tids (operator, tid) VALUES ('CR', 'MIG-1')`);
+      await db.query(
+        `INSERT INTO tickets (operator, tid, card_serial, key_id, face, verification_code, sealed, service_date, status) VALUES ('CR', 'MIG-1', 'AABBCCDDEEFF0011', $1, $2, $2, $2, 20300115, 'cancelled')`,
+        [ROOT_KEY.keyId, new Uint8Array([0xa1])],
+      );
+      const bill = (id: string, kind: string, issuance?: number) =>
+        db.query(
+          `INSERT INTO bills (bill_id, operator, tid, kind, card_serial, price, currency, sold_at, key_id, document${issuance === undefined ? '' : ', issuance'}) VALUES ($1, 'CR', 'MIG-1', $2, 'AABBCCDDEEFF0011', 700, 'CNY', now(), $3, '{}'${issuance === undefined ? '' : ', $4'})`,
+          issuance === undefined ? [id, kind, ROOT_KEY.keyId] : [id, kind, ROOT_KEY.keyId, issuance],
+        );
+      await bill('B-SALE-1', 'sale');
+      await bill('B-REFUND-1', 'refund');
+      const constraints = async () =>
+        (await db.query<{ name: string; def: string }>(`SELECT conname AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = 'bills'::regclass AND contype = 'u' ORDER BY conname`)).rows;
+      expect(await constraints()).toEqual([{ name: 'bills_operator_tid_kind_key', def: 'UNIQUE (operator, tid, kind)' }]);
+
+      expect(await migrate(db)).toEqual(all.filter((m) => m.version >= 7).map((m) => m.version));
+      const old = await Store.over(db);
+      expect(await constraints()).toEqual([{ name: 'bills_operator_tid_issuance_kind_key', def: 'UNIQUE (operator, tid, issuance, kind)' }]);
+      expect((await old.ticket('CR', 'MIG-1'))!.issuance).toBe(1);
+      expect((await old.bills('CR', 'MIG-1')).map((b) => [b.billId, b.issuance])).toEqual([['B-SALE-1', 1], ['B-REFUND-1', 1]]);
+      // A second sale of the TID is refused only within one issuance.
+      await bill('B-SALE-2', 'sale', 2);
+      const again = await bill('B-SALE-1B', 'sale', 1).catch((e: unknown) => e);
+      expect(again).toBeInstanceOf(DatabaseError);
+      expect(again).toMatchObject({ code: '23505' });
+      expect((await old.billsOf({ operator: 'CR', tid: 'MIG-1', issuance: 2 })).map((b) => b.billId)).toEqual(['B-SALE-2']);
+    } finally {
+      await drop();
+    }
+  });
+
+  it.skipIf(skip)('a cancelled, never-loaded ticket issued again under its TID is the next issuance; a loaded or open one is not replaced', async () => {
+    await sealedTicket(store, 'CR-ISS-1');
+    expect((await store.ticket('CR', 'CR-ISS-1'))!.issuance).toBe(1);
+    const insert = (tid: string, card: string) =>
+      store.transaction(async (tx) => {
+        expect(await store.claimTid('CR', tid, card, undefined, tx)).toBe(true);
+        return store.insertTicket({ operator: 'CR', tid, cardSerial: card, keyId: ROOT_KEY.keyId, face: new Uint8Array([0xa1]), verificationCode: new Uint8Array([0xa2]), sealed: new Uint8Array([0xb2]), serviceDate: 20300115 }, tx);
+      });
+    // Open (sealed): the same card re-claims its TID, but the row is not replaced.
+    expect(await insert('CR-ISS-1', 'AABBCCDDEEFF0011')).toBeUndefined();
+    await store.releaseUnloaded('CR', 'CR-ISS-1');
+    expect(await insert('CR-ISS-1', '1111111111111111')).toMatchObject({ status: 'sealed', cardSerial: '1111111111111111', issuance: 2 });
+    await store.releaseUnloaded('CR', 'CR-ISS-1');
+    expect(await insert('CR-ISS-1', 'AABBCCDDEEFF0011')).toMatchObject({ issuance: 3 });
+    expect(await store.markLoaded('CR', 'CR-ISS-1', 1)).toBe(true);
+    expect(await store.ticket('CR', 'CR-ISS-1')).toMatchObject({ status: 'loaded', issuance: 3 });
   });
 
   it.skipIf(skip)('bytes go in and come back as they were, alone and in arrays, empty and 0x00-0xFF included (PGlite: the native hex codec)', async () => {

@@ -67,6 +67,11 @@ export interface TicketRecord {
   travelClass?: string;
   coach?: string;
   seat?: string;
+  /**
+   * The how-many-th issuance of this TID the row is: 1, and one more each time a cancelled, never-loaded ticket is
+   * issued again under its TID (withdrawn from a full card, re-run onto the next one). Its bills carry the same number.
+   */
+  issuance: number;
 }
 
 export interface BillRecord {
@@ -81,6 +86,8 @@ export interface BillRecord {
   soldAt: Date;
   keyId: string;
   document: string;
+  /** The issuance of the ticket this bill was signed for (TicketRecord.issuance): one sale and at most one refund each. */
+  issuance: number;
 }
 
 export interface ReceiptRecord {
@@ -207,6 +214,7 @@ function ticketRow(r: Record<string, unknown>): TicketRecord {
     travelClass: opt(r.class as string | null),
     coach: opt(r.coach as string | null),
     seat: opt(r.seat as string | null),
+    issuance: num(r.issuance),
   };
 }
 
@@ -223,6 +231,7 @@ function billRow(r: Record<string, unknown>): BillRecord {
     soldAt: date(r.sold_at),
     keyId: String(r.key_id),
     document: String(r.document),
+    issuance: num(r.issuance),
   };
 }
 
@@ -482,15 +491,18 @@ export class Store {
 
   // ---------------------------------------------------------------------------------------------- tickets --
 
-  /** Insert a ticket (or replace a cancelled, never-loaded one under the same TID); the stored row, or undefined when the TID is held. */
-  async insertTicket(t: Omit<TicketRecord, 'issuedAt' | 'status'> & { status?: TicketStatus; issuedAt?: Date }, q: Queryable): Promise<TicketRecord | undefined> {
+  /**
+   * Insert a ticket (issuance 1), or replace a cancelled, never-loaded one under the same TID as its next issuance
+   * (the row's issuance + 1); the stored row, or undefined when the TID is held.
+   */
+  async insertTicket(t: Omit<TicketRecord, 'issuedAt' | 'status' | 'issuance'> & { status?: TicketStatus; issuedAt?: Date }, q: Queryable): Promise<TicketRecord | undefined> {
     const r = await q.query(
       `INSERT INTO tickets (operator, tid, card_serial, seller_id, key_id, face, verification_code, sealed, service_date, fare, currency, status, issued_at, service_id, class, coach, seat)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
        ON CONFLICT (operator, tid) DO UPDATE SET card_serial = excluded.card_serial, seller_id = excluded.seller_id, key_id = excluded.key_id, face = excluded.face,
          verification_code = excluded.verification_code, sealed = excluded.sealed, service_date = excluded.service_date, fare = excluded.fare, currency = excluded.currency,
          status = excluded.status, issued_at = excluded.issued_at, sequence_number = NULL, loaded_at = NULL, closed_at = NULL,
-         service_id = excluded.service_id, class = excluded.class, coach = excluded.coach, seat = excluded.seat
+         service_id = excluded.service_id, class = excluded.class, coach = excluded.coach, seat = excluded.seat, issuance = tickets.issuance + 1
        WHERE tickets.status = 'cancelled' AND tickets.loaded_at IS NULL
        RETURNING *`,
       [t.operator, t.tid, t.cardSerial, t.sellerId ?? null, t.keyId, t.face, t.verificationCode, t.sealed, t.serviceDate, t.fare ?? null, t.currency ?? null, t.status ?? 'sealed', t.issuedAt ?? new Date(), t.serviceId ?? null, t.travelClass ?? null, t.coach ?? null, t.seat ?? null],
@@ -498,10 +510,10 @@ export class Store {
     return r.rows[0] ? ticketRow(r.rows[0]) : undefined;
   }
 
-  /** New tickets (their TIDs claimed in this transaction, so no row holds them) in one statement, sealed. */
-  async insertNewTickets(ts: Omit<TicketRecord, 'status'>[], q: Queryable): Promise<TicketRecord[]> {
+  /** New tickets (their TIDs claimed in this transaction, so no row holds them) in one statement, sealed, issuance 1. */
+  async insertNewTickets(ts: Omit<TicketRecord, 'status' | 'issuance'>[], q: Queryable): Promise<TicketRecord[]> {
     if (!ts.length) return [];
-    const c = <T>(f: (t: Omit<TicketRecord, 'status'>) => T) => ts.map(f);
+    const c = <T>(f: (t: Omit<TicketRecord, 'status' | 'issuance'>) => T) => ts.map(f);
     const r = await q.query(
       `INSERT INTO tickets (operator, tid, card_serial, seller_id, key_id, face, verification_code, sealed, service_date, fare, currency, status, issued_at)
        SELECT o, t, c, s, k, f, v, x, d, fa, cu, 'sealed', i
@@ -512,7 +524,7 @@ export class Store {
     );
     // No RETURNING *: the rows are what was written (sending the bytes back costs more than the insert).
     if (r.rowCount !== ts.length) throw new StoreConflictError(`${ts.length - r.rowCount} of ${ts.length} tickets were not written`, 'tid_taken');
-    return ts.map((t) => ({ ...t, status: 'sealed' as const }));
+    return ts.map((t) => ({ ...t, status: 'sealed' as const, issuance: 1 }));
   }
 
   async ticket(operator: string, tid: string, q: Queryable = this.db): Promise<TicketRecord | undefined> {
@@ -605,8 +617,8 @@ export class Store {
 
   async insertBill(b: BillRecord, q: Queryable): Promise<void> {
     await q.query(
-      `INSERT INTO bills (bill_id, operator, tid, kind, seller_id, card_serial, price, currency, sold_at, key_id, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-      [b.billId, b.operator, b.tid, b.kind, b.sellerId ?? null, b.cardSerial, b.price, b.currency, b.soldAt, b.keyId, b.document],
+      `INSERT INTO bills (bill_id, operator, tid, kind, seller_id, card_serial, price, currency, sold_at, key_id, document, issuance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+      [b.billId, b.operator, b.tid, b.kind, b.sellerId ?? null, b.cardSerial, b.price, b.currency, b.soldAt, b.keyId, b.document, b.issuance],
     );
   }
 
@@ -615,14 +627,20 @@ export class Store {
     if (!bs.length) return;
     const c = <T>(f: (b: BillRecord) => T) => bs.map(f);
     await q.query(
-      `INSERT INTO bills (bill_id, operator, tid, kind, seller_id, card_serial, price, currency, sold_at, key_id, document)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::timestamptz[], $10::text[], $11::text[])`,
-      [c((b) => b.billId), c((b) => b.operator), c((b) => b.tid), c((b) => b.kind), c((b) => b.sellerId ?? null), c((b) => b.cardSerial), c((b) => b.price), c((b) => b.currency), c((b) => b.soldAt), c((b) => b.keyId), c((b) => b.document)],
+      `INSERT INTO bills (bill_id, operator, tid, kind, seller_id, card_serial, price, currency, sold_at, key_id, document, issuance)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::int[])`,
+      [c((b) => b.billId), c((b) => b.operator), c((b) => b.tid), c((b) => b.kind), c((b) => b.sellerId ?? null), c((b) => b.cardSerial), c((b) => b.price), c((b) => b.currency), c((b) => b.soldAt), c((b) => b.keyId), c((b) => b.document), c((b) => b.issuance)],
     );
   }
 
+  /** Every bill of the TID, of all its issuances: issuance by issuance, the sale before its refund. */
   async bills(operator: string, tid: string, q: Queryable = this.db): Promise<BillRecord[]> {
-    return (await q.query('SELECT * FROM bills WHERE operator = $1 AND tid = $2 ORDER BY sold_at, kind DESC', [operator, tid])).rows.map(billRow);
+    return (await q.query('SELECT * FROM bills WHERE operator = $1 AND tid = $2 ORDER BY issuance, sold_at, kind DESC', [operator, tid])).rows.map(billRow);
+  }
+
+  /** The bills of this issuance of the ticket (its sale, and its refund if any): not those of an earlier issuance of its TID. */
+  async billsOf(t: Pick<TicketRecord, 'operator' | 'tid' | 'issuance'>, q: Queryable = this.db): Promise<BillRecord[]> {
+    return (await q.query('SELECT * FROM bills WHERE operator = $1 AND tid = $2 AND issuance = $3 ORDER BY sold_at, kind DESC', [t.operator, t.tid, t.issuance])).rows.map(billRow);
   }
 
   async bill(billId: string, q: Queryable = this.db): Promise<BillRecord | undefined> {

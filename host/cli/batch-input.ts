@@ -13,8 +13,8 @@ import { UsageError } from './context.js';
 export const MAX_RECORD_CHARS = 64 * 1024;
 
 /**
- * What a row without tid is known by across re-runs, onto this card or another: the batch's name (`--batch`, else
- * the file's name), its line number and its content. Fixing one line changes that line's key only.
+ * What a row is known by across re-runs, onto this card or another: the batch's name (`--batch`, else the file's
+ * name), its line number and its content (its tid, if it has one, included). Fixing one line changes that line's key only.
  */
 export function rowKey(batch: string, line: number, request: object): string {
   return createHash('sha256').update(JSON.stringify(['eticket-batch-row/1', batch, line, request])).digest('hex').slice(0, 32);

@@ -243,6 +243,34 @@ describe('batch issuance', () => {
     for (const x of rows.slice(full + 1)) expect(x).toMatchObject({ status: 'not_attempted', error: expect.stringMatching(/card is full/) });
   });
 
+  it('a batch with tids onto a card that fills, re-run onto a second card: the withdrawn rows are issued again there (their next issuance), exit 0; every row on exactly one card', async () => {
+    const made = await Promise.all([cli(env, 'card', 'create', 'tidfull.img', '--capacity', '7600'), cli(env, 'card', 'create', 'tidnext.img')]);
+    expect(made.map((r) => r.code)).toEqual([0, 0]);
+    const pers = await Promise.all([cli(env, 'card', 'personalize', '--card', 'tidfull.img'), cli(env, 'card', 'personalize', '--card', 'tidnext.img')]);
+    expect(pers.map((r) => r.code)).toEqual([0, 0]);
+    const tids = Array.from({ length: 5 }, (_, i) => `RT${i}`);
+    writeFileSync(join(dir, 'tids-full.csv'), ['tid,serviceDate,train,fare,currency', ...tids.map((t) => `${t},${DATE},${t},700,CNY`)].join('\n') + '\n');
+    const first = await cli(env, '--json', 'issue', '--card', 'tidfull.img', '--from', 'tids-full.csv');
+    expect(first.code).toBe(4);
+    const rows = first.json().filter((x) => !x.summary);
+    const full = rows.findIndex((x) => x.status === 'failed');
+    expect(full).toBeGreaterThan(0);
+    expect(rows[full]).toMatchObject({ sw: '6A84' });
+    const onFull = rows.filter((x) => x.status === 'loaded').map((x) => x.tid);
+    expect(onFull).toEqual(tids.slice(0, full));
+
+    const again = await cli(env, '--json', 'issue', '--card', 'tidnext.img', '--from', 'tids-full.csv');
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    const rerun = again.json();
+    expect(rerun.slice(0, -1).map((x) => [x.tid, x.status])).toEqual(tids.map((t, i) => [t, i < full ? 'issued_to_other_card' : 'loaded']));
+    expect(rerun.at(-1)).toMatchObject({ summary: true, total: 5, failed: 0, remaining: [] });
+    const listed = await Promise.all(['tidfull.img', 'tidnext.img'].map((c) => cli(env, '--json', 'tickets', '--card', c)));
+    const [a, b] = listed.map((l) => (l.json()[0].tickets as { face: { tid: string } }[]).map((t) => t.face.tid).sort());
+    expect(a).toEqual(tids.slice(0, full));
+    expect(b).toEqual(tids.slice(full));
+  });
+
   it('seal to a file without the card, then load it; loading twice reports "already on card"', async () => {
     const info = await cli(env, '--json', 'card', 'info', '--card', 'card.img');
     writeFileSync(join(dir, 'card.json'), info.stdout);

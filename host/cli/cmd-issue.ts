@@ -614,11 +614,12 @@ Examples:
           }
           if (!seen) tids.set(it.request.tid, { line: it.line, content });
         }
-        // A row without tid is known by the input up to it (batch-input.ts), not by the card: re-run onto a second
-        // card (the first was full) it finds the ticket an earlier run loaded elsewhere instead of issuing it again.
+        // A row is known by the input up to it (batch-input.ts), not by the card: re-run onto a second card (the first
+        // was full) it finds the ticket an earlier run loaded elsewhere instead of issuing it again. Rows with a tid
+        // too: without the key their TID on the first card could not be told from a TID given to another ticket.
         // The key never covers the holder (a hash of a name and an ID number is guessable): the back office checks
         // that a re-run names the same holder instead.
-        const requestKey = line !== undefined && it.request.tid === undefined ? rowKey(batchName, line, (next.value as { request: object }).request) : undefined;
+        const requestKey = line !== undefined ? rowKey(batchName, line, (next.value as { request: object }).request) : undefined;
         pending.push({ line, request: it.request, requestKey, holder: it.holder });
         if (pending.length >= chunkLimit) await flush(run);
       }
