@@ -1,8 +1,7 @@
 // The two database engines behind one interface: PGlite (PostgreSQL in WASM) embedded in a working directory,
 // and a PostgreSQL server through `pg`. Same SQL on both; transactions with retry on serialization failures.
 
-import { chmodSync, cpSync, existsSync, mkdirSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Pool, PoolClient } from 'pg';
@@ -112,23 +111,42 @@ export interface PgliteOptions {
    */
   sharedBuffers?: string;
   /**
-   * PGlite's WebAssembly compiled ahead (compilePgliteWasm), e.g. by a thread started before the command knew its
-   * store; undefined or a failure: PGlite compiles its own.
+   * PGlite's files made ready ahead (pgliteAssets), e.g. by a thread started before the command knew its store;
+   * undefined: made now; a part missing: PGlite reads and compiles its own.
    */
-  wasmModule?: Promise<WebAssembly.Module | undefined>;
+  assets?: Promise<PgliteAssets>;
+}
+
+/** PGlite's WebAssembly compiled, and its file-system bundle (share/, 6 MB) read. */
+export interface PgliteAssets {
+  wasmModule?: WebAssembly.Module;
+  fsBundle?: Blob;
 }
 
 /**
- * Compile PGlite's WebAssembly (its 9 MB of PostgreSQL) now, for an openPglite to come (PgliteOptions.wasmModule):
- * the same module PGlite would compile from the same file. Undefined when the file is not where the package keeps it.
+ * Read PGlite's two files now (synchronously: they are in the page cache, and PGlite's own reads queue in 512 KB
+ * pieces on the thread pool behind whatever else runs there, a key derivation say) and compile its WebAssembly (9 MB
+ * of PostgreSQL) for an openPglite to come (PgliteOptions.assets): what PGlite would read and compile from the same
+ * files. A part that cannot be made is left out.
  */
-export async function compilePgliteWasm(): Promise<WebAssembly.Module | undefined> {
+export async function pgliteAssets(): Promise<PgliteAssets> {
+  let dir: string;
   try {
-    const file = join(dirname(createRequire(import.meta.url).resolve('@electric-sql/pglite')), 'pglite.wasm');
-    return await WebAssembly.compile(await readFile(file));
+    dir = dirname(createRequire(import.meta.url).resolve('@electric-sql/pglite'));
   } catch {
-    return undefined;
+    return {};
   }
+  const read = (name: string) => {
+    try {
+      return readFileSync(join(dir, name));
+    } catch {
+      return undefined;
+    }
+  };
+  const data = read('pglite.data');
+  const wasm = read('pglite.wasm');
+  const wasmModule = wasm ? await WebAssembly.compile(wasm).catch(() => undefined) : undefined;
+  return { wasmModule, fsBundle: data ? new Blob([data]) : undefined };
 }
 
 /**
@@ -156,8 +174,14 @@ export async function openPglite(workDir: string, options: PgliteOptions = {}): 
     let db: InstanceType<typeof PGlite>;
     try {
       const settings = options.sharedBuffers ? ['-c', `shared_buffers=${options.sharedBuffers}`] : [];
-      const pgliteWasmModule = await options.wasmModule?.catch(() => undefined);
-      db = new PGlite(dataDir, { startParams: [...PGlite.defaultStartParams, ...settings], serializers: { [BYTEA_OID]: byteaToText }, parsers: { [BYTEA_OID]: byteaFromText }, ...(pgliteWasmModule ? { pgliteWasmModule } : {}) });
+      const assets = (await (options.assets ?? pgliteAssets()).catch(() => undefined)) ?? {};
+      db = new PGlite(dataDir, {
+        startParams: [...PGlite.defaultStartParams, ...settings],
+        serializers: { [BYTEA_OID]: byteaToText },
+        parsers: { [BYTEA_OID]: byteaFromText },
+        ...(assets.wasmModule ? { pgliteWasmModule: assets.wasmModule } : {}),
+        ...(assets.fsBundle ? { fsBundle: assets.fsBundle } : {}),
+      });
       await db.waitReady;
     } catch (e) {
       throw new StoreUnavailableError(`cannot open the embedded store ${dataDir}: ${(e as Error).message}`, { cause: e });

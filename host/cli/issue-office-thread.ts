@@ -2,7 +2,7 @@
 // serves the batch's calls one message each, and closes the store when told to. Runs only as a worker thread.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { compilePgliteWasm } from '../../backoffice/store/database.js';
+import { pgliteAssets } from '../../backoffice/store/database.js';
 import { crossError, officeOf, type FromThread, type IssueOffice, type KeyHandover, type OfficeCall, type OfficeThreadData, type ToThread } from './issue-office.js';
 import type { PrestartData } from './office-prestart.js';
 import { baselineWasmOnly, openStoreDatabase } from './store-open.js';
@@ -32,13 +32,14 @@ const handover = new Promise<KeyHandover>((resolve) => {
 
 /**
  * A prestarted thread works ahead while it waits for the command: the back office's modules, and PGlite's WebAssembly
- * compiled as a short command runs it (baseline code only, store-open.ts), unless the command names a PostgreSQL server.
+ * compiled as a short command runs it (baseline code only, store-open.ts) and its files read, unless the command names
+ * a PostgreSQL server.
  */
 const ahead =
   'prestart' in start
     ? {
         modules: Promise.all([import('./store.js'), import('./workdir.js')]),
-        wasm: start.compilePglite ? (baselineWasmOnly(), compilePgliteWasm()) : undefined,
+        pglite: start.compilePglite ? (baselineWasmOnly(), pgliteAssets()) : undefined,
       }
     : undefined;
 ahead?.modules.catch(() => undefined); // awaited in open(); a failure is reported there
@@ -91,7 +92,7 @@ function call(office: IssueOffice, m: Extract<ToThread, { call: OfficeCall }>): 
 async function open(): Promise<IssueOffice> {
   const data = await config;
   // The database first: PGlite's WebAssembly compiles off this thread while the back office's modules load here.
-  const database = openStoreDatabase(data.settings, data.dir, { wasmModule: ahead?.wasm });
+  const database = openStoreDatabase(data.settings, data.dir, { assets: ahead?.pglite });
   database.catch(() => undefined); // awaited by openBackofficeWith; a failure before then is not unhandled
   let modules: [typeof import('./store.js'), typeof import('./workdir.js')];
   try {

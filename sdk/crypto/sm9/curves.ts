@@ -41,8 +41,9 @@ export const G1: WeierstrassPointCons<bigint> = weierstrass(
 
 // ψ = twist ∘ Frobenius ∘ untwist on E': (x, y) ↦ (x̄·u^(-(p-1)/3), ȳ·u^(-(p-1)/2)).
 const U: Fp2 = { c0: 0n, c1: 1n };
-export const PSI_X = f2inv(f2pow(U, (p - 1n) / 3n));
-export const PSI_Y = f2inv(f2pow(U, (p - 1n) / 2n));
+// ψ's constants, at its first use (not at import: see fields.ts GAMMA).
+let psiConstants: { x: Fp2; y: Fp2 } | undefined;
+const PSI = () => (psiConstants ??= { x: f2inv(f2pow(U, (p - 1n) / 3n)), y: f2inv(f2pow(U, (p - 1n) / 2n)) });
 
 /** 6t² ≡ p (mod N): on G2 the Frobenius endomorphism ψ acts as multiplication by it. */
 const SIX_T2 = 6n * t * t;
@@ -61,7 +62,8 @@ export const G2: WeierstrassPointCons<Fp2> = weierstrass(
 
 export function psi(c: WeierstrassPointCons<Fp2>, P: G2Point): G2Point {
   const a = P.toAffine();
-  return c.fromAffine({ x: f2mul(f2conj(a.x), PSI_X), y: f2mul(f2conj(a.y), PSI_Y) });
+  const k = PSI();
+  return c.fromAffine({ x: f2mul(f2conj(a.x), k.x), y: f2mul(f2conj(a.y), k.y) });
 }
 
 // Fixed-base tables for P1 and P2, built on first use so importing the module stays cheap.

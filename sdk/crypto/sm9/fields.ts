@@ -350,18 +350,22 @@ export const f12conj = (a: Fp12): Fp12 =>
 
 // Frobenius: w^(p^n) = w · u^((p^n − 1)/6), so the coefficient of w^k is multiplied by
 // γ[n][k] = u^(k(p^n − 1)/6), after conjugating the Fp2 coefficient when n is odd.
+// Computed at the first Frobenius map, not at import: a process that never pairs (an RSA working directory) skips
+// these exponentiations (tens of ms at every start of the CLI and of its back-office thread).
 const U: Fp2 = { c0: 0n, c1: 1n };
-const GAMMA: Fp2[][] = [1n, 2n, 3n].map((n) => {
-  const base = f2pow(U, (p ** n - 1n) / 6n);
-  const row: Fp2[] = [F2_ONE];
-  for (let k = 1; k < 6; k++) row.push(f2mul(row[k - 1]!, base));
-  return row;
-});
+let gamma: Fp2[][] | undefined;
+const GAMMA = (): Fp2[][] =>
+  (gamma ??= [1n, 2n, 3n].map((n) => {
+    const base = f2pow(U, (p ** n - 1n) / 6n);
+    const row: Fp2[] = [F2_ONE];
+    for (let k = 1; k < 6; k++) row.push(f2mul(row[k - 1]!, base));
+    return row;
+  }));
 /** Power of w carried by each flat Fp2 slot: a00 = w⁰, a01 = v = w³, a10 = w, a11 = w⁴, a20 = w², a21 = w⁵. */
 const W_POWER = [0, 3, 1, 4, 2, 5];
 
 export function f12frob(a: Fp12, n: 1 | 2 | 3): Fp12 {
-  const g = GAMMA[n - 1]!;
+  const g = GAMMA()[n - 1]!;
   const out: bigint[] = [];
   for (let j = 0; j < 6; j++) {
     let x: Fp2 = { c0: a[2 * j]!, c1: a[2 * j + 1]! };
