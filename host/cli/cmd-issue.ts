@@ -160,9 +160,12 @@ function failure(e: unknown, line?: number, tid?: string): IssueResult {
   throw e; // transport faults and bugs end the run: the card's state is unknown
 }
 
+let issuingModule: typeof import('../issuing.js') | undefined;
+
 /** Load one first ciphertext; ALREADY_EXISTS is a success for an idempotent re-run. */
 async function loadOne(issuing: IssuingTerminal, sealed: Uint8Array, tid: string | undefined, line?: number): Promise<IssueResult> {
-  const { isDuplicate } = await import('../issuing.js');
+  // Loaded once (a dynamic import a row cost a few turns of the event loop each); the issuing terminal's module.
+  const { isDuplicate } = (issuingModule ??= await import('../issuing.js'));
   try {
     const r = await issuing.load(sealed);
     return { line, status: 'loaded', tid: r.tid, sequenceNumber: r.sequenceNumber };
@@ -262,9 +265,9 @@ interface PendingRow {
 async function settle(run: IssueRun, p: PendingRow): Promise<IssueResult & { sealed?: Uint8Array }> {
   const { line, requestKey } = p;
   let tid = p.request!.tid;
-  const { NotFoundError, StoreConflictError } = await import('../../backoffice/store/store.js');
   const issued = p.issued!;
   if ('error' in issued) {
+    const { NotFoundError, StoreConflictError } = await import('../../backoffice/store/store.js');
     const e = issued.error;
     if (e instanceof StoreConflictError && e.reason === 'tid_taken' && requestKey) {
       const earlier = await run.office.tidForRequest(requestKey);
