@@ -15,6 +15,7 @@ import { fileHasBytes, relationFiles } from '../test/helpers/db-files.js';
 import { HOLDERS, MemoryVault, testTerminal, type TestTerminal } from '../test/helpers/realname.js';
 import { HolderRefusedError, type HolderReadRequest } from './realname.js';
 import { Backoffice, type KeyCustody } from './service.js';
+import { DatabaseError } from './store/database.js';
 import { StoreConflictError, type Store } from './store/store.js';
 
 const DAY = 86400;
@@ -292,6 +293,77 @@ describe.each(ENGINES)('real-name tickets on $engine', ({ skip, open }) => {
     await expect(bo.issue({ request, card: credentials, holder: HOLDERS[1], requestKey: 'line-7' })).rejects.toThrow(StoreConflictError);
     await expect(bo.issue({ request, card: credentials, requestKey: 'line-7' })).rejects.toThrow(/issued with a holder record/);
     await expect(bo.issue({ request: { ...request, passenger: 'Li Wei' }, card: credentials, holder: HOLDERS[0] })).rejects.toThrow(/carries no passenger name/);
+  });
+
+  it.skipIf(skip)('a real-name TID withdrawn from a full card is issued again (same holder, then another): each issuance its own record; the withdrawn one stays destroyed', async () => {
+    const tid = 'CR-RN-RE-1';
+    const line = { serviceDate: today(), tid, origin: 'BJS', destination: 'SHH', kind: 1, validFrom: now - 60, validUntil: now + DAY };
+    const card = async () => {
+      const c = await world.newCard();
+      return c.credentials;
+    };
+    const [a, b, c] = [await card(), await card(), await card()];
+    const held = async (face: TicketFace, holder: HolderRecord, t: TestTerminal = gate) => {
+      now += 30;
+      const req = request(t, face);
+      const answer = await bo.realName.read(await client(t), req);
+      expect(checkHolderAnswer(openHolderAnswer(t.decrypter, answer.sealed), face, req.challenge)).toEqual(holder);
+      return answer;
+    };
+
+    // Issuance 1 to card A, withdrawn (the card was full): its record destroyed, reason cancelled.
+    const first = await bo.issue({ request: line, card: a, holder: HOLDERS[0] });
+    expect(first).toMatchObject({ status: 'new', ticket: { issuance: 1 } });
+    const face1 = decodeTicketFace(first.ticket.face);
+    await bo.withdrawUnloaded([tid]);
+    expect(await store.holders.ticket('CR', tid)).toMatchObject({ issuance: 1, state: 'destroyed', destroyedReason: 'cancelled' });
+    expect(await store.holders.record('CR', tid)).toBeUndefined();
+
+    // Issuance 2, same holder, card B: a new reference and binding, a held record the gate reads.
+    const second = await bo.issue({ request: line, card: b, holder: HOLDERS[0] });
+    expect(second).toMatchObject({ status: 'new', ticket: { tid, issuance: 2, cardSerial: hex(b.serial) }, bill: { kind: 'sale', issuance: 2 } });
+    const face2 = decodeTicketFace(second.ticket.face);
+    expect(hex(face2.holderRef!)).not.toBe(hex(face1.holderRef!));
+    expect(await store.holders.ticket('CR', tid)).toMatchObject({ issuance: 2, state: 'held', readsUsed: 0, readsMax: 3, holderRef: face2.holderRef });
+    expect(await store.holders.record('CR', tid)).toMatchObject({ issuance: 2 });
+    expect((await held(face2, HOLDERS[0])).readsLeft).toBe(2);
+    // The withdrawn issuance's reference names no record; its row still says it was destroyed, and why.
+    now += 30;
+    await refusedWith(gate, request(gate, face1), 'wrong_reference');
+    expect(await store.holders.issuances('CR', tid)).toMatchObject([
+      { issuance: 1, state: 'destroyed', destroyedReason: 'cancelled', holderRef: face1.holderRef },
+      { issuance: 2, state: 'held', readsUsed: 1 },
+    ]);
+    // The same request again on card B is this issuance (same holder only).
+    expect(await bo.issue({ request: line, card: b, holder: HOLDERS[0] })).toMatchObject({ status: 'existing', ticket: { issuance: 2 } });
+    const other = await bo.issue({ request: line, card: b, holder: HOLDERS[1] }).catch((e: unknown) => e);
+    expect(other).toBeInstanceOf(StoreConflictError);
+    expect(other).toMatchObject({ reason: 'request_mismatch' });
+
+    // Withdrawn again, issuance 3 to card C for another holder: that holder is read, not the first.
+    await bo.withdrawUnloaded([tid]);
+    const third = await bo.issue({ request: line, card: c, holder: HOLDERS[1] });
+    expect(third).toMatchObject({ status: 'new', ticket: { issuance: 3, cardSerial: hex(c.serial) } });
+    const face3 = decodeTicketFace(third.ticket.face);
+    expect((await held(face3, HOLDERS[1], inspector)).readsLeft).toBe(2);
+    expect(await store.holders.issuances('CR', tid)).toMatchObject([
+      { issuance: 1, state: 'destroyed', destroyedReason: 'cancelled' },
+      { issuance: 2, state: 'destroyed', destroyedReason: 'cancelled', readsUsed: 1 },
+      { issuance: 3, state: 'held', readsUsed: 1 },
+    ]);
+    expect((await store.db.query('SELECT issuance FROM holder_records WHERE tid = $1', [tid])).rows.map((r) => Number(r.issuance))).toEqual([3]);
+
+    // Issuance 4 without a holder: not a real-name ticket; a request with a holder does not get it.
+    await bo.withdrawUnloaded([tid]);
+    expect(await bo.issue({ request: line, card: a })).toMatchObject({ status: 'new', ticket: { issuance: 4 } });
+    expect(await store.holders.ticket('CR', tid)).toBeUndefined();
+    const mixed = await bo.issue({ request: line, card: a, holder: HOLDERS[0] }).catch((e: unknown) => e);
+    expect(mixed).toBeInstanceOf(StoreConflictError);
+    expect(mixed).toMatchObject({ reason: 'request_mismatch' });
+    // Still, at most one held record per TID, whatever writes the table (the database refuses a second).
+    const dup = await store.db.query(`UPDATE realname_tickets SET state = 'held', destroyed_at = NULL, destroyed_reason = NULL WHERE tid = $1`, [tid]).catch((e: unknown) => e);
+    expect(dup).toBeInstanceOf(DatabaseError);
+    expect(dup).toMatchObject({ code: '23505' });
   });
 
   it.skipIf(skip)('master key rotation re-seals every data key and TOTP secret; copies sealed under the old key no longer open', async () => {

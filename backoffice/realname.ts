@@ -184,7 +184,7 @@ export class RealNameService {
     const { id, key } = this.vault().current();
     const dataKey = new Uint8Array(randomBytes(32));
     const plain = utf8(canonicalJson({ salt: hex(salt), holder: holderJson(holder) }));
-    const record: HolderRecordRow = {
+    const record: Omit<HolderRecordRow, 'issuance'> = {
       operator: face.operator,
       tid: face.tid,
       masterKeyId: id,
@@ -299,21 +299,23 @@ export class RealNameService {
     if (!constantTimeEqual(t0.holderRef, req.holderRef)) throw new HolderRefusedError('wrong_reference');
     if (!(await this.store.holders.permitted(client.clientId, t0))) throw new HolderRefusedError('not_permitted');
     if (t0.state === 'held' && now * 1000 >= t0.expiresAt.getTime()) {
-      await this.store.transaction((tx) => this.store.holders.destroy(req.operator, req.tid, 'expired', new Date(now * 1000), tx));
+      await this.store.transaction((tx) => this.store.holders.destroy(req.operator, req.tid, 'expired', new Date(now * 1000), tx, t0.issuance));
     }
 
     return this.store.transaction(async (tx) => {
       // The row lock makes concurrent reads of one ticket (on any number of processes) count one by one.
-      const t = (await this.store.holders.ticket(req.operator, req.tid, tx, true))!;
+      const t = await this.store.holders.ticket(req.operator, req.tid, tx, true);
+      // The TID withdrawn and issued again meanwhile: the reference named the issuance before.
+      if (!t || !constantTimeEqual(t.holderRef, req.holderRef)) throw new HolderRefusedError('wrong_reference');
       if (t.state === 'destroyed') throw new HolderRefusedError(refusalFor(t.destroyedReason));
       const row = await this.store.holders.record(req.operator, req.tid, tx);
-      if (!row) throw new HolderRefusedError('record_unreadable', 'the record row is missing');
+      if (!row || row.issuance !== t.issuance) throw new HolderRefusedError('record_unreadable', 'the record row is missing');
       const plain = this.openRecord(row, t.holderRef);
-      const used = await this.store.holders.countRead(req.operator, req.tid, tx);
+      const used = await this.store.holders.countRead(req.operator, req.tid, t.issuance, tx);
       if (used === undefined) throw new HolderRefusedError('reads_exhausted');
       const readsLeft = t.readsMax - used;
       // The last permitted read destroys the record in the same transaction: nobody can read it again.
-      if (readsLeft === 0) await this.store.holders.destroy(req.operator, req.tid, 'reads_exhausted', new Date(now * 1000), tx);
+      if (readsLeft === 0) await this.store.holders.destroy(req.operator, req.tid, 'reads_exhausted', new Date(now * 1000), tx, t.issuance);
       const sealed = sealHolderAnswer(client.suite, client.encryptionKey!, {
         format: HOLDER_ANSWER_FORMAT,
         operator: t.operator,
@@ -385,18 +387,18 @@ export class RealNameService {
       if (!fromKey) throw new InvalidInputError(`records are sealed under master key ${from}, which this working directory does not hold`);
       for (;;) {
         const { records: rs, totps: ts } = await this.store.holders.wrappedWith(from, batch + skip.size);
-        const todo = rs.filter((r) => !skip.has(`${r.operator}/${r.tid}`));
+        const todo = rs.filter((r) => !skip.has(`${r.operator}/${r.tid}/${r.issuance}`));
         if (!todo.length && !ts.length) break;
         for (const r of todo) {
           let dataKey: Uint8Array;
           try {
             dataKey = gcmOpen(fromKey, r.wrappedKey, dataKeyAad(r.operator, r.tid, from));
           } catch {
-            skip.add(`${r.operator}/${r.tid}`);
+            skip.add(`${r.operator}/${r.tid}/${r.issuance}`);
             unreadable.push({ operator: r.operator, tid: r.tid });
             continue;
           }
-          if (await this.store.holders.rewrapRecord(r.operator, r.tid, from, to, gcmSeal(toKey, dataKey, dataKeyAad(r.operator, r.tid, to)))) records++;
+          if (await this.store.holders.rewrapRecord(r, from, to, gcmSeal(toKey, dataKey, dataKeyAad(r.operator, r.tid, to)))) records++;
           dataKey.fill(0);
         }
         for (const t of ts) {

@@ -1,6 +1,8 @@
 // The store's real-name tables (migration 0005): real-name tickets and their encrypted holder records, terminal
 // TOTP secrets and spent steps, the permission table, read limits, the access log, and the sweep's bookkeeping.
 // Destruction deletes the record row (its data key with it); races are settled by row locks and unique keys.
+// A TID issued again (withdrawn from a full card, migration 7) has a row per issuance (migration 8); the current
+// issuance's row is the ticket's, an earlier one's only says when and why its record was destroyed.
 
 import type { Database, Queryable } from './database.js';
 
@@ -9,6 +11,8 @@ export type DestroyReason = 'expired' | 'deleted' | 'cancelled' | 'used_up' | 'r
 export interface RealNameTicketRecord {
   operator: string;
   tid: string;
+  /** The issuance of the TID this row belongs to (TicketRecord.issuance when it was written). */
+  issuance: number;
   holderRef: Uint8Array;
   origin?: string;
   destination?: string;
@@ -25,6 +29,7 @@ export interface RealNameTicketRecord {
 export interface HolderRecordRow {
   operator: string;
   tid: string;
+  issuance: number;
   masterKeyId: string;
   wrappedKey: Uint8Array;
   sealed: Uint8Array;
@@ -69,6 +74,7 @@ function ticketRow(r: Record<string, unknown>): RealNameTicketRecord {
   return {
     operator: String(r.operator),
     tid: String(r.tid),
+    issuance: Number(r.issuance),
     holderRef: u8(r.holder_ref),
     origin: opt(r.origin as string | null),
     destination: opt(r.destination as string | null),
@@ -91,29 +97,48 @@ export class HolderStore {
 
   // ------------------------------------------------------------------------------------------ issuance --
 
-  async insert(t: Omit<RealNameTicketRecord, 'readsUsed' | 'state' | 'destroyedAt' | 'destroyedReason'>, record: HolderRecordRow, q: Queryable): Promise<void> {
-    await q.query(
-      `INSERT INTO realname_tickets (operator, tid, holder_ref, origin, destination, kind, expires_at, reads_max) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+  /**
+   * The real-name row and record of the ticket's current issuance (the tickets row written in this transaction).
+   * Returns that issuance. A TID's earlier issuance keeps its own, destroyed row.
+   */
+  async insert(t: Omit<RealNameTicketRecord, 'issuance' | 'readsUsed' | 'state' | 'destroyedAt' | 'destroyedReason'>, record: Omit<HolderRecordRow, 'issuance'>, q: Queryable): Promise<number> {
+    const r = await q.query<{ issuance: number }>(
+      `INSERT INTO realname_tickets (operator, tid, issuance, holder_ref, origin, destination, kind, expires_at, reads_max)
+       VALUES ($1, $2, (SELECT issuance FROM tickets WHERE operator = $1 AND tid = $2), $3, $4, $5, $6, $7, $8) RETURNING issuance`,
       [t.operator, t.tid, t.holderRef, t.origin ?? null, t.destination ?? null, t.kind ?? null, t.expiresAt, t.readsMax],
     );
-    await q.query(`INSERT INTO holder_records (operator, tid, master_key_id, wrapped_key, sealed) VALUES ($1, $2, $3, $4, $5)`, [record.operator, record.tid, record.masterKeyId, record.wrappedKey, record.sealed]);
+    const issuance = Number(r.rows[0].issuance);
+    await q.query(`INSERT INTO holder_records (operator, tid, issuance, master_key_id, wrapped_key, sealed) VALUES ($1, $2, $3, $4, $5, $6)`, [record.operator, record.tid, issuance, record.masterKeyId, record.wrappedKey, record.sealed]);
+    return issuance;
   }
 
+  /** The row of the ticket's current issuance; undefined when that issuance is not real-name. */
   async ticket(operator: string, tid: string, q: Queryable = this.db, lock = false): Promise<RealNameTicketRecord | undefined> {
-    const r = (await q.query(`SELECT * FROM realname_tickets WHERE operator = $1 AND tid = $2${lock ? ' FOR UPDATE' : ''}`, [operator, tid])).rows[0];
+    const r = (
+      await q.query(
+        `SELECT r.* FROM realname_tickets r JOIN tickets t ON t.operator = r.operator AND t.tid = r.tid AND t.issuance = r.issuance WHERE r.operator = $1 AND r.tid = $2${lock ? ' FOR UPDATE OF r' : ''}`,
+        [operator, tid],
+      )
+    ).rows[0];
     return r ? ticketRow(r) : undefined;
   }
 
+  /** The rows of every real-name issuance of the TID, the first first (the audit of what was destroyed, and why). */
+  async issuances(operator: string, tid: string, q: Queryable = this.db): Promise<RealNameTicketRecord[]> {
+    return (await q.query('SELECT * FROM realname_tickets WHERE operator = $1 AND tid = $2 ORDER BY issuance', [operator, tid])).rows.map(ticketRow);
+  }
+
+  /** The held record of the ticket's current issuance, if any. */
   async record(operator: string, tid: string, q: Queryable = this.db): Promise<HolderRecordRow | undefined> {
-    const r = (await q.query('SELECT * FROM holder_records WHERE operator = $1 AND tid = $2', [operator, tid])).rows[0];
-    return r ? { operator: String(r.operator), tid: String(r.tid), masterKeyId: String(r.master_key_id), wrappedKey: u8(r.wrapped_key), sealed: u8(r.sealed) } : undefined;
+    const r = (await q.query('SELECT h.* FROM holder_records h JOIN tickets t ON t.operator = h.operator AND t.tid = h.tid AND t.issuance = h.issuance WHERE h.operator = $1 AND h.tid = $2', [operator, tid])).rows[0];
+    return r ? recordRow(r) : undefined;
   }
 
   /** One more read of a held record, while reads are left; returns the reads used after it, or undefined. */
-  async countRead(operator: string, tid: string, q: Queryable): Promise<number | undefined> {
+  async countRead(operator: string, tid: string, issuance: number, q: Queryable): Promise<number | undefined> {
     const r = await q.query<{ reads_used: number }>(
-      `UPDATE realname_tickets SET reads_used = reads_used + 1 WHERE operator = $1 AND tid = $2 AND state = 'held' AND reads_used < reads_max RETURNING reads_used`,
-      [operator, tid],
+      `UPDATE realname_tickets SET reads_used = reads_used + 1 WHERE operator = $1 AND tid = $2 AND issuance = $3 AND state = 'held' AND reads_used < reads_max RETURNING reads_used`,
+      [operator, tid, issuance],
     );
     return r.rows[0] ? Number(r.rows[0].reads_used) : undefined;
   }
@@ -122,12 +147,16 @@ export class HolderStore {
 
   /**
    * Destroy one ticket's holder record: its row (sealed record and data key) is deleted, the ticket row says
-   * why and when. Returns false when there was nothing held (not real-name, or already destroyed).
+   * why and when. Returns false when there was nothing held (not real-name, or already destroyed). A TID holds at
+   * most one record (realname_tickets_held): its current issuance's. With `issuance`, only that issuance's record.
    */
-  async destroy(operator: string, tid: string, reason: DestroyReason, at: Date, q: Queryable): Promise<boolean> {
-    const t = await q.query(`UPDATE realname_tickets SET state = 'destroyed', destroyed_at = $4, destroyed_reason = $3 WHERE operator = $1 AND tid = $2 AND state = 'held' RETURNING tid`, [operator, tid, reason, at]);
+  async destroy(operator: string, tid: string, reason: DestroyReason, at: Date, q: Queryable, issuance?: number): Promise<boolean> {
+    const t = await q.query<{ issuance: number }>(
+      `UPDATE realname_tickets SET state = 'destroyed', destroyed_at = $4, destroyed_reason = $3 WHERE operator = $1 AND tid = $2 AND state = 'held' AND ($5::integer IS NULL OR issuance = $5) RETURNING issuance`,
+      [operator, tid, reason, at, issuance ?? null],
+    );
     if (t.rowCount !== 1) return false;
-    await q.query('DELETE FROM holder_records WHERE operator = $1 AND tid = $2', [operator, tid]);
+    await q.query('DELETE FROM holder_records WHERE operator = $1 AND tid = $2 AND issuance = $3', [operator, tid, t.rows[0].issuance]);
     await q.query('UPDATE realname_sweeps SET destructions = destructions + 1 WHERE id = 1');
     return true;
   }
@@ -140,7 +169,7 @@ export class HolderStore {
         [now],
       );
       if (!r.rows.length) return [];
-      await tx.query(`DELETE FROM holder_records h USING realname_tickets t WHERE h.operator = t.operator AND h.tid = t.tid AND t.state = 'destroyed'`);
+      await tx.query(`DELETE FROM holder_records h USING realname_tickets t WHERE h.operator = t.operator AND h.tid = t.tid AND h.issuance = t.issuance AND t.state = 'destroyed'`);
       await tx.query('UPDATE realname_sweeps SET destructions = destructions + $1 WHERE id = 1', [r.rows.length]);
       return r.rows.map((x) => ({ operator: String(x.operator), tid: String(x.tid) }));
     });
@@ -169,17 +198,17 @@ export class HolderStore {
 
   /** Records and TOTP secrets still sealed under `masterKeyId` (a rotation re-seals them in batches). */
   async wrappedWith(masterKeyId: string, limit: number): Promise<{ records: HolderRecordRow[]; totps: TerminalTotpRow[] }> {
-    const r = await this.db.query('SELECT * FROM holder_records WHERE master_key_id = $1 ORDER BY operator, tid LIMIT $2', [masterKeyId, limit]);
+    const r = await this.db.query('SELECT * FROM holder_records WHERE master_key_id = $1 ORDER BY operator, tid, issuance LIMIT $2', [masterKeyId, limit]);
     const t = await this.db.query('SELECT * FROM terminal_totp WHERE master_key_id = $1 ORDER BY client_id LIMIT $2', [masterKeyId, limit]);
     return {
-      records: r.rows.map((x) => ({ operator: String(x.operator), tid: String(x.tid), masterKeyId: String(x.master_key_id), wrappedKey: u8(x.wrapped_key), sealed: u8(x.sealed) })),
+      records: r.rows.map(recordRow),
       totps: t.rows.map(totpRow),
     };
   }
 
   /** Replace a record's wrapped data key, if it is still wrapped with `from` (a concurrent destruction wins). */
-  async rewrapRecord(operator: string, tid: string, from: string, to: string, wrappedKey: Uint8Array, q: Queryable = this.db): Promise<boolean> {
-    return (await q.query('UPDATE holder_records SET master_key_id = $4, wrapped_key = $5 WHERE operator = $1 AND tid = $2 AND master_key_id = $3', [operator, tid, from, to, wrappedKey])).rowCount === 1;
+  async rewrapRecord(r: Pick<HolderRecordRow, 'operator' | 'tid' | 'issuance'>, from: string, to: string, wrappedKey: Uint8Array, q: Queryable = this.db): Promise<boolean> {
+    return (await q.query('UPDATE holder_records SET master_key_id = $5, wrapped_key = $6 WHERE operator = $1 AND tid = $2 AND issuance = $3 AND master_key_id = $4', [r.operator, r.tid, r.issuance, from, to, wrappedKey])).rowCount === 1;
   }
 
   async rewrapTotp(clientId: string, from: string, to: string, secretSealed: Uint8Array, q: Queryable = this.db): Promise<boolean> {
@@ -297,6 +326,10 @@ export class HolderStore {
     );
     return r.rows.map((x) => ({ entryId: Number(x.entry_id), at: date(x.at), clientId: String(x.client_id), operator: opt(x.operator as string | null), tid: opt(x.tid as string | null), outcome: x.outcome as 'read' | 'refused', reason: String(x.reason), readsLeft: optNum(x.reads_left) }));
   }
+}
+
+function recordRow(r: Record<string, unknown>): HolderRecordRow {
+  return { operator: String(r.operator), tid: String(r.tid), issuance: Number(r.issuance), masterKeyId: String(r.master_key_id), wrappedKey: u8(r.wrapped_key), sealed: u8(r.sealed) };
 }
 
 function totpRow(r: Record<string, unknown>): TerminalTotpRow {

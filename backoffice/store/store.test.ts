@@ -122,6 +122,57 @@ describe.each(ENGINES)('store on $engine', ({ engine, skip, open }) => {
     }
   });
 
+  it.skipIf(skip)('migration 8 on a store with real-name rows: each row gets the issuance whose face carries its reference; keys (operator, tid, issuance); one held record per TID', async () => {
+    const { db, dispose: drop } = await emptyDatabase(engine);
+    try {
+      const all = loadMigrations();
+      expect(all.map((m) => m.version)).toContain(8);
+      expect(await migrate(db, all.filter((m) => m.version < 8))).not.toContain(8);
+      await db.query(`INSERT INTO authority_keys (key_id, operator, suite, role, public_key, key_name, valid_from) VALUES ($1, 'CR', 'rsa', 'root', $2, 'authority', now())`, [ROOT_KEY.keyId, ROOT_KEY.publicKey]);
+      await db.query(`INSERT INTO cards (serial, suite) VALUES ('AABBCCDDEEFF0011', 'rsa')`);
+      const ref = (b: number) => new Uint8Array(16).fill(b);
+      // HELD-1: held, its ticket's face (issuance 1) carries its reference. GONE-1: withdrawn, then issued again
+      // without a holder (issuance 3 now, as migration 5's key allowed): its row belongs to an earlier issuance.
+      for (const [tid, face, issuance, state] of [['HELD-1', ref(0x11), 1, 'held'], ['GONE-1', new Uint8Array([0xa1]), 3, 'destroyed']] as const) {
+        await db.query(`INSERT INTO tids (operator, tid) VALUES ('CR', $1)`, [tid]);
+        await db.query(
+          `INSERT INTO tickets (operator, tid, card_serial, key_id, face, verification_code, sealed, service_date, status, issuance) VALUES ('CR', $1, 'AABBCCDDEEFF0011', $2, $3, $3, $3, 20300115, 'sealed', $4)`,
+          [tid, ROOT_KEY.keyId, new Uint8Array([0xa1, 0x95, 0x10, ...(state === 'held' ? face : []), 0x00]), issuance],
+        );
+        await db.query(
+          `INSERT INTO realname_tickets (operator, tid, holder_ref, expires_at, reads_max, state, destroyed_at, destroyed_reason) VALUES ('CR', $1, $2, now() + interval '1 day', 3, $3, $4, $5)`,
+          [tid, state === 'held' ? face : ref(0x22), state, state === 'held' ? null : new Date(), state === 'held' ? null : 'cancelled'],
+        );
+      }
+      await db.query(`INSERT INTO holder_records (operator, tid, master_key_id, wrapped_key, sealed) VALUES ('CR', 'HELD-1', 'mk', '\\x01', '\\x02')`);
+
+      expect(await migrate(db)).toEqual(all.filter((m) => m.version >= 8).map((m) => m.version));
+      const rows = (await db.query<{ tid: string; issuance: number }>('SELECT tid, issuance FROM realname_tickets ORDER BY tid')).rows.map((r) => [r.tid, Number(r.issuance)]);
+      expect(rows).toEqual([['GONE-1', 2], ['HELD-1', 1]]);
+      expect((await db.query('SELECT issuance FROM holder_records')).rows.map((r) => Number(r.issuance))).toEqual([1]);
+      const old = await Store.over(db);
+      expect(await old.holders.ticket('CR', 'HELD-1')).toMatchObject({ issuance: 1, state: 'held' });
+      expect(await old.holders.record('CR', 'HELD-1')).toMatchObject({ issuance: 1, masterKeyId: 'mk' });
+      // GONE-1's current issuance (3) is not real-name; its row stays, destroyed, as the audit of issuance 2.
+      expect(await old.holders.ticket('CR', 'GONE-1')).toBeUndefined();
+      expect(await old.holders.issuances('CR', 'GONE-1')).toMatchObject([{ issuance: 2, state: 'destroyed', destroyedReason: 'cancelled' }]);
+      // A row per issuance; never two held records for one TID.
+      const second = (state: string) =>
+        db.query(`INSERT INTO realname_tickets (operator, tid, issuance, holder_ref, expires_at, reads_max, state, destroyed_at, destroyed_reason) VALUES ('CR', 'HELD-1', 2, $1, now(), 3, $2, $3, $4)`, [
+          ref(0x33),
+          state,
+          state === 'held' ? null : new Date(),
+          state === 'held' ? null : 'cancelled',
+        ]);
+      const twoHeld = await second('held').catch((e: unknown) => e);
+      expect(twoHeld).toBeInstanceOf(DatabaseError);
+      expect(twoHeld).toMatchObject({ code: '23505' });
+      await second('destroyed');
+    } finally {
+      await drop();
+    }
+  });
+
   it.skipIf(skip)('a cancelled, never-loaded ticket issued again under its TID is the next issuance; a loaded or open one is not replaced', async () => {
     await sealedTicket(store, 'CR-ISS-1');
     expect((await store.ticket('CR', 'CR-ISS-1'))!.issuance).toBe(1);

@@ -129,7 +129,7 @@ Example:
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
         const t = await store.holders.ticket(w.config.operator, opts.tid);
         if (!t) throw new UsageError(`no real-name ticket ${opts.tid}`);
-        const j = { tid: t.tid, state: t.state, destroyedReason: t.destroyedReason, destroyedAt: t.destroyedAt?.toISOString(), readsUsed: t.readsUsed, readsMax: t.readsMax, expiresAt: t.expiresAt.toISOString(), holderRef: hex(t.holderRef) };
+        const j = { tid: t.tid, issuance: t.issuance, state: t.state, destroyedReason: t.destroyedReason, destroyedAt: t.destroyedAt?.toISOString(), readsUsed: t.readsUsed, readsMax: t.readsMax, expiresAt: t.expiresAt.toISOString(), holderRef: hex(t.holderRef) };
         emit(cmd, j, `${t.tid}: ${t.state === 'held' ? 'holder record held' : `holder record destroyed (${t.destroyedReason}, ${t.destroyedAt!.toISOString()})`}; ${t.readsUsed}/${t.readsMax} reads; expires ${t.expiresAt.toISOString()}`);
       });
     });
