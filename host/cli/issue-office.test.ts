@@ -262,3 +262,54 @@ describe('the back-office thread of `eticket issue`', () => {
     expect(help.stdout).toMatch(/^Usage: eticket issue/);
   });
 });
+
+describe('the authority key handed to the thread: a legacy key file, an SM9 working directory', () => {
+  const passphrase = 'correct horse battery staple';
+  const roots: string[] = [];
+  afterAll(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
+
+  /** A working directory with a personalised card and a two-row batch. */
+  async function workDir(suite: 'rsa' | 'sm9'): Promise<CliEnv> {
+    const root = mkdtempSync(join(tmpdir(), `eticket-handover-${suite}-`));
+    roots.push(root);
+    const env: CliEnv = { cwd: root, passphrase };
+    expect((await cli(env, 'init', '--operator', 'CR', '--suite', suite)).code).toBe(0);
+    expect((await cli(env, 'card', 'create', 'c.img')).code).toBe(0);
+    expect((await cli(env, 'card', 'personalize', '--card', 'c.img')).code).toBe(0);
+    writeFileSync(join(root, 'b.csv'), 'serviceDate,train\n2030-04-01,H1\n2030-04-01,H2\n');
+    return env;
+  }
+
+  it('a wrong passphrase is exit 5 and issues nothing, a right one issues the batch (the key opened once, handed or derived)', async () => {
+    const [rsa, sm9] = await Promise.all([workDir('rsa'), workDir('sm9')]);
+    // The RSA directory's authority key as eticket wrote it before the sealed container: PBKDF2-encrypted PKCS#8 PEM.
+    const { KeyStore, RSA_PRIVATE_KIND } = await import('../../sdk/roles/keystore.js');
+    const { createPrivateKey } = await import('node:crypto');
+    const { existsSync } = await import('node:fs');
+    const keys = join(rsa.cwd, 'keys');
+    const der = Buffer.from(new KeyStore(keys).getBytes('authority', passphrase, RSA_PRIVATE_KIND));
+    writeFileSync(join(keys, 'authority.key'), createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase }) as string, { mode: 0o600 });
+    rmSync(join(keys, 'authority.secret.json'));
+
+    for (const env of [rsa, sm9]) {
+      const wrong = await cli({ ...env, passphrase: 'wrong' }, 'issue', '--card', 'c.img', '--from', 'b.csv');
+      expect(wrong.code, wrong.stderr).toBe(5);
+      expect(wrong.stdout).toBe('');
+      expect(wrong.stderr).toMatch(/^eticket: cannot decrypt the private key: wrong passphrase/);
+      // Nothing issued: the store holds no ticket (and is free at once).
+      const store = await (await dist()).store.Store.open(env.cwd, { waitMs: 0 });
+      try {
+        expect(await store.allTickets()).toEqual([]);
+      } finally {
+        await store.close();
+      }
+      const right = await cli(env, '--json', 'issue', '--card', 'c.img', '--from', 'b.csv');
+      expect(right.code, right.stderr).toBe(0);
+      expect(right.json().map((r) => r.status ?? r.summary)).toEqual(['loaded', 'loaded', true]);
+      expect(right.json().at(-1)).toMatchObject({ total: 2, loaded: 2, failed: 0 });
+    }
+    // The legacy file was rewritten in the container by the right passphrase only.
+    expect(existsSync(join(keys, 'authority.key'))).toBe(false);
+    expect(existsSync(join(keys, 'authority.secret.json'))).toBe(true);
+  });
+});
