@@ -3,7 +3,7 @@
 // processes on one PostgreSQL with 50 concurrent bookers for the last 10 seats. Every ticket issued once,
 // nothing lost, no image corrupt, the loser told clearly.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -128,6 +128,39 @@ describe('eticket processes on one working directory and one card image', () => 
     // The loaded marks a kill cut off (they go to the store a chunk at a time) were made by the re-runs: the store
     // calls every ticket on the card loaded, none is left "sealed".
     expect(stored.filter((t) => t.card === cardSerial).map((t) => t.status)).toEqual(Array(30).fill('loaded'));
+  });
+
+  it('kill -9 before any result (the back-office thread starting, or opening the store): a re-run with --wait 0 is not held by the dead process and issues every row once', async () => {
+    writeFileSync(join(dir, 'early.csv'), batch('EARLY', 12));
+    expect((await cli(env, 'card', 'create', 'e.img')).code).toBe(0);
+    expect((await cli(env, 'card', 'personalize', '--card', 'e.img')).code).toBe(0);
+    const lockFile = join(dir, 'store.lock');
+    // Kill points: at once (the thread prestarted, nothing opened), and as soon as the process holds the store.
+    for (const when of ['start', 'store locked'] as const) {
+      const killed = cliProcess({ ...env }, '--json', 'issue', '--card', 'e.img', '--from', 'early.csv');
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (when === 'start' || existsSync(lockFile)) {
+            clearInterval(check);
+            killed.child.kill('SIGKILL');
+            resolve();
+          }
+        }, 2);
+        killed.exited.then(() => {
+          clearInterval(check);
+          resolve();
+        });
+      });
+      await killed.exited;
+      const rerun = await cli(env, '--wait', '0', '--json', 'issue', '--card', 'e.img', '--from', 'early.csv');
+      expect(rerun.code, `${when}: ${rerun.stderr}`).toBe(0);
+      const lines = rerun.json().filter((j) => !j.summary) as { line: number; status: string; tid: string }[];
+      expect(lines.map((l) => l.line)).toEqual(Array.from({ length: 12 }, (_, i) => i + 2));
+      expect(lines.every((l) => l.status === 'loaded' || l.status === 'already_on_card')).toBe(true);
+    }
+    const on = await ticketsOnCard(env, 'e.img');
+    expect(on).toHaveLength(12);
+    expect(new Set(on).size).toBe(12);
   });
 
   it('kill -9 inside a chunk (rows are issued 64 to a transaction, then loaded): each re-run issues every row of a 150-row batch exactly once', async () => {

@@ -16,6 +16,7 @@ import { cli, type CliEnv } from './run-cli.js';
 import { crossError, errorClasses, uncrossError } from './issue-office.js';
 import { UsageError } from './context.js';
 import { commandOf } from './office-prestart.js';
+import { buildProgram } from './main.js';
 
 describe('which command bin/eticket.mjs prestarts the back-office thread for', () => {
   it('the first word that is neither an option nor a global option\'s value', () => {
@@ -25,6 +26,16 @@ describe('which command bin/eticket.mjs prestarts the back-office thread for', (
     expect(commandOf(['tickets', 'list', '--train', 'issue'])).toBe('tickets');
     expect(commandOf(['--wait', '5', '--database', 'postgres://x', 'issue'])).toBe('issue');
     expect(commandOf(['--json'])).toBeUndefined();
+  });
+
+  it('every global option that takes a value is skipped with its value: `--<option> issue serve` is serve (never a prestarted thread, nor its --liftoff-only, in a long-running serve)', () => {
+    const takesValue = buildProgram().options.filter((o) => o.required || o.optional).map((o) => o.long!);
+    expect(takesValue).toContain('--dir');
+    for (const long of takesValue) {
+      expect(commandOf([long, 'issue', 'serve']), long).toBe('serve');
+      expect(commandOf([`${long}=issue`, 'serve']), long).toBe('serve');
+      expect(commandOf(['--json', long, 'issue', '--debug', 'serve', '--port', '0']), long).toBe('serve');
+    }
   });
 });
 
@@ -194,5 +205,111 @@ describe('the back-office thread of `eticket issue`', () => {
     }
     expect(results[0]).toEqual(results[1]);
     expect(results[0]).toEqual([{ line: 2, status: 'loaded' }, { line: 3, status: 'failed' }, { line: 4, status: 'failed' }, { loaded: 1, failed: 2 }]);
+  });
+
+  it('a wrong passphrase stops `issue` with exit 5 and its one line, nothing issued; also with the store held (--wait 0), on the thread and in process, and with no lock left behind', async () => {
+    const d = await dist();
+    writeFileSync(join(dir, 'wrong.csv'), 'serviceDate,train,tid\n2030-03-01,W1,CR-WRONG-1\n2030-03-01,W2,CR-WRONG-2\n');
+    const wrong = (vars: NodeJS.ProcessEnv, ...extra: string[]) => cli({ ...env, passphrase: 'wrong', vars }, ...extra, 'issue', '--card', 'a.img', '--from', 'wrong.csv');
+    const runs = [await wrong({}), await wrong({ ETICKET_STORE_THREAD: '0' })];
+    const held = d.lock.FileLock.tryAcquire(d.database.pgliteLayout(dir).lockFile, 'the embedded store (held by the test)', 'the test holding the store');
+    try {
+      runs.push(await wrong({}, '--wait', '0'), await wrong({ ETICKET_STORE_THREAD: '0' }, '--wait', '0'));
+    } finally {
+      held.release();
+    }
+    for (const r of runs) {
+      expect(r.code, r.stderr).toBe(5);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/^eticket: cannot decrypt the private key: wrong passphrase .*ETICKET_PASSPHRASE/);
+    }
+    // Nothing issued, and the store free at once (no lock left by the thread).
+    const store = await d.store.Store.open(dir, { waitMs: 0 });
+    try {
+      expect(await store.ticket('CR', 'CR-WRONG-1')).toBeUndefined();
+      expect(await store.ticket('CR', 'CR-WRONG-2')).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+    // The right passphrase then issues both, as new tickets.
+    const right = await cli(env, '--json', 'issue', '--card', 'a.img', '--from', 'wrong.csv');
+    expect(right.code, right.stderr).toBe(0);
+    expect(right.json().map((r) => r.status ?? r.summary)).toEqual(['loaded', 'loaded', true]);
+  });
+
+  it('usage errors after the thread was prestarted end at once with their exit status, holding no lock; --help too', async () => {
+    const d = await dist();
+    writeFileSync(join(dir, 'header-only.csv'), 'serviceDate,train\n');
+    const cases: [string[], number, RegExp][] = [
+      [['issue'], 1, /nothing to issue: give --from/],
+      [['issue', '--card', 'a.img', '--from', 'header-only.csv'], 1, /header-only\.csv holds no tickets/],
+      [['issue', '--card', 'a.img', '--from', dir], 1, /is a directory/],
+      [['issue', '--card', 'missing.img', '--service-date', '2030-03-02'], 1, /card image missing\.img does not exist/],
+      [['--wait', 'soon', 'issue', '--card', 'a.img', '--service-date', '2030-03-02'], 1, /--wait takes seconds/],
+      [['--dir', join(dir, 'nowhere'), 'issue', '--card', 'a.img', '--service-date', '2030-03-02'], 1, /not an eticket working directory/],
+      [['--database', 'not-a-url', 'issue', '--card', 'a.img', '--service-date', '2030-03-02'], 3, /not a PostgreSQL URL/],
+    ];
+    for (const [args, code, message] of cases) {
+      const r = await cli({ ...env, timeoutMs: 60_000 }, ...args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
+      expect(r.stderr).toMatch(message);
+      const store = await d.store.Store.open(dir, { waitMs: 0 });
+      await store.close();
+    }
+    const help = await cli(env, 'issue', '--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: eticket issue/);
+  });
+});
+
+describe('the authority key handed to the thread: a legacy key file, an SM9 working directory', () => {
+  const passphrase = 'correct horse battery staple';
+  const roots: string[] = [];
+  afterAll(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
+
+  /** A working directory with a personalised card and a two-row batch. */
+  async function workDir(suite: 'rsa' | 'sm9'): Promise<CliEnv> {
+    const root = mkdtempSync(join(tmpdir(), `eticket-handover-${suite}-`));
+    roots.push(root);
+    const env: CliEnv = { cwd: root, passphrase };
+    expect((await cli(env, 'init', '--operator', 'CR', '--suite', suite)).code).toBe(0);
+    expect((await cli(env, 'card', 'create', 'c.img')).code).toBe(0);
+    expect((await cli(env, 'card', 'personalize', '--card', 'c.img')).code).toBe(0);
+    writeFileSync(join(root, 'b.csv'), 'serviceDate,train\n2030-04-01,H1\n2030-04-01,H2\n');
+    return env;
+  }
+
+  it('a wrong passphrase is exit 5 and issues nothing, a right one issues the batch (the key opened once, handed or derived)', async () => {
+    const [rsa, sm9] = await Promise.all([workDir('rsa'), workDir('sm9')]);
+    // The RSA directory's authority key as eticket wrote it before the sealed container: PBKDF2-encrypted PKCS#8 PEM.
+    const { KeyStore, RSA_PRIVATE_KIND } = await import('../../sdk/roles/keystore.js');
+    const { createPrivateKey } = await import('node:crypto');
+    const { existsSync } = await import('node:fs');
+    const keys = join(rsa.cwd, 'keys');
+    const der = Buffer.from(new KeyStore(keys).getBytes('authority', passphrase, RSA_PRIVATE_KIND));
+    writeFileSync(join(keys, 'authority.key'), createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase }) as string, { mode: 0o600 });
+    rmSync(join(keys, 'authority.secret.json'));
+
+    for (const env of [rsa, sm9]) {
+      const wrong = await cli({ ...env, passphrase: 'wrong' }, 'issue', '--card', 'c.img', '--from', 'b.csv');
+      expect(wrong.code, wrong.stderr).toBe(5);
+      expect(wrong.stdout).toBe('');
+      expect(wrong.stderr).toMatch(/^eticket: cannot decrypt the private key: wrong passphrase/);
+      // Nothing issued: the store holds no ticket (and is free at once).
+      const store = await (await dist()).store.Store.open(env.cwd, { waitMs: 0 });
+      try {
+        expect(await store.allTickets()).toEqual([]);
+      } finally {
+        await store.close();
+      }
+      const right = await cli(env, '--json', 'issue', '--card', 'c.img', '--from', 'b.csv');
+      expect(right.code, right.stderr).toBe(0);
+      expect(right.json().map((r) => r.status ?? r.summary)).toEqual(['loaded', 'loaded', true]);
+      expect(right.json().at(-1)).toMatchObject({ total: 2, loaded: 2, failed: 0 });
+    }
+    // The legacy file was rewritten in the container by the right passphrase only.
+    expect(existsSync(join(keys, 'authority.key'))).toBe(false);
+    expect(existsSync(join(keys, 'authority.secret.json'))).toBe(true);
   });
 });

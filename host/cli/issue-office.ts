@@ -154,11 +154,10 @@ export async function openIssueOffice(dir: string, passphrase: string, settings:
   }
   // Loaded when the first error arrives (most batches see none: their modules would cost this thread ~0.1 s of start-up).
   let loading: Promise<Map<string, ErrorClass>> | undefined;
+  // Never rejects: classes that failed to load (a broken install) leave each error a plain Error with the thread's
+  // name and message, instead of a call (or the opening) that waits for its answer for ever.
   const classes = () => {
-    if (!loading) {
-      loading = errorClasses();
-      loading.catch(() => undefined); // awaited where an error arrives; a failure to load them is reported there
-    }
+    loading ??= errorClasses().catch(() => new Map<string, ErrorClass>());
     return loading;
   };
   // Errors that already arrived are told first (each waits for the classes).
