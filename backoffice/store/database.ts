@@ -1,7 +1,8 @@
 // The two database engines behind one interface: PGlite (PostgreSQL in WASM) embedded in a working directory,
 // and a PostgreSQL server through `pg`. Same SQL on both; transactions with retry on serialization failures.
 
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Pool, PoolClient } from 'pg';
@@ -117,17 +118,19 @@ export interface PgliteOptions {
   assets?: Promise<PgliteAssets>;
 }
 
-/** PGlite's WebAssembly compiled, and its file-system bundle (share/, 6 MB) read. */
+/** PGlite's WebAssembly compiled, and its file-system bundle (share/, 6 MB) being read. */
 export interface PgliteAssets {
   wasmModule?: WebAssembly.Module;
-  fsBundle?: Blob;
+  /** What PGlite asks of its `fsBundle` option (a Blob): the bytes, from a read started earlier. */
+  fsBundle?: Pick<Blob, 'arrayBuffer'>;
 }
 
 /**
- * Read PGlite's two files now (synchronously: they are in the page cache, and PGlite's own reads queue in 512 KB
- * pieces on the thread pool behind whatever else runs there, a key derivation say) and compile its WebAssembly (9 MB
- * of PostgreSQL) for an openPglite to come (PgliteOptions.assets): what PGlite would read and compile from the same
- * files. A part that cannot be made is left out.
+ * Start reading PGlite's two files now and compile its WebAssembly (9 MB of PostgreSQL) for an openPglite to come
+ * (PgliteOptions.assets): what PGlite would read and compile from the same files, earlier (a thread started before
+ * the command knew its store). The reads go through node's thread pool (a synchronous read of the 15 MB, its pages
+ * faulted in on this thread, cost 50-60 ms of it here; a Blob of them as much again). A part that cannot be made is
+ * left out: PGlite reads and compiles its own.
  */
 export async function pgliteAssets(): Promise<PgliteAssets> {
   let dir: string;
@@ -136,17 +139,14 @@ export async function pgliteAssets(): Promise<PgliteAssets> {
   } catch {
     return {};
   }
-  const read = (name: string) => {
-    try {
-      return readFileSync(join(dir, name));
-    } catch {
-      return undefined;
-    }
-  };
-  const data = read('pglite.data');
-  const wasm = read('pglite.wasm');
-  const wasmModule = wasm ? await WebAssembly.compile(wasm).catch(() => undefined) : undefined;
-  return { wasmModule, fsBundle: data ? new Blob([data]) : undefined };
+  const data = readFile(join(dir, 'pglite.data'));
+  data.catch(() => undefined); // a failure is PGlite's to report when it asks for the bytes
+  const wasmModule = await readFile(join(dir, 'pglite.wasm'))
+    .then((b) => WebAssembly.compile(b))
+    .catch(() => undefined);
+  // PGlite's own reading hands over the file's whole ArrayBuffer the same way (getFsBundle).
+  const fsBundle = { arrayBuffer: () => data.then((b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength))) };
+  return { wasmModule, fsBundle };
 }
 
 /**
@@ -180,7 +180,7 @@ export async function openPglite(workDir: string, options: PgliteOptions = {}): 
         serializers: { [BYTEA_OID]: byteaToText },
         parsers: { [BYTEA_OID]: byteaFromText },
         ...(assets.wasmModule ? { pgliteWasmModule: assets.wasmModule } : {}),
-        ...(assets.fsBundle ? { fsBundle: assets.fsBundle } : {}),
+        ...(assets.fsBundle ? { fsBundle: assets.fsBundle as Blob } : {}),
       });
       await db.waitReady;
     } catch (e) {
