@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pcscStack } from '../../test/helpers/pcsc-stack.js';
 import { fromHex } from '../../sdk/bytes.js';
 import { symTransactionFromJson, verifySymReceipt } from '../../sdk/roles/sym-receipts.js';
-import { commandPaths } from './main.js';
-import { cli, type CliEnv } from './run-cli.js';
+import { commandPaths, EXIT } from './main.js';
+import { cli, cliProcess, type CliEnv } from './run-cli.js';
 import { WorkDir } from './workdir.js';
 
 const pcscUp = (() => {
@@ -54,6 +54,16 @@ describe('help and usage', () => {
       expect(r.code, commands[i].join(' ')).toBe(0);
       expect(r.stdout, commands[i].join(' ')).toMatch(/Example/);
     });
+  });
+
+  it('every exit code the CLI uses is in docs/cli.md\'s table and in --help, and no other', async () => {
+    const docs = readFileSync(new URL('../../docs/cli.md', import.meta.url), 'utf8');
+    const table = docs.slice(docs.indexOf('## Exit codes'), docs.indexOf('\n\n', docs.indexOf('| code | meaning |')));
+    const documented = [...table.matchAll(/^\| (\d+) \|/gm)].map((m) => Number(m[1]));
+    const codes = Object.values(EXIT).sort((a, b) => a - b);
+    expect(documented).toEqual(codes);
+    const help = (await cli(env, '--help')).stdout;
+    for (const c of codes.filter((c) => c !== 0)) expect(help).toMatch(new RegExp(`\\b${c} [a-z]`));
   });
 
   it('an unknown option or command is a usage error (1)', async () => {
@@ -286,6 +296,36 @@ describe('batch issuance', () => {
     const elsewhere = await cli(env, 'load', 's1.jsonl', '--card', 'small.img');
     expect(elsewhere.code).toBe(2);
     expect(elsewhere.stdout).toMatch(/TICKET_NOT_FOR_THIS_CARD/);
+  });
+
+  it('a reader of the output that goes away (EPIPE): exit 141 with one JSON line on stderr, no stack; the re-run finishes the batch, every row once', async () => {
+    expect((await cli(env, 'card', 'create', 'pipe.img', '--capacity', '210000')).code).toBe(0);
+    expect((await cli(env, 'card', 'personalize', '--card', 'pipe.img')).code).toBe(0);
+    const rows = Array.from({ length: 200 }, (_, i) => `${DATE},P${i % 7},BJS,SHH,${i + 1}A`);
+    writeFileSync(join(dir, 'pipe.csv'), `serviceDate,train,origin,destination,seat\n${rows.join('\n')}\n`);
+    const run = cliProcess(env, '--json', 'issue', '--card', 'pipe.img', '--from', 'pipe.csv');
+    // The first result line read, the reading end closed (as `| head -1` does).
+    run.child.stdout.once('data', () => run.child.stdout.destroy());
+    const code = await run.exited;
+    expect(code).toBe(141);
+    const lines = run.output().stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0])).toMatchObject({ ok: false, exitCode: 141, kind: 'OutputClosed' });
+    const again = await cli(env, '--json', 'issue', '--card', 'pipe.img', '--from', 'pipe.csv');
+    expect(again.code).toBe(0);
+    const summary = again.json().at(-1)!;
+    expect(summary).toMatchObject({ total: 200, failed: 0, notAttempted: 0 });
+    expect((summary.loaded as number) + (summary.alreadyOnCard as number)).toBe(200);
+    const tids = again.json().filter((r) => !r.summary).map((r) => r.tid);
+    expect(new Set(tids).size).toBe(200);
+  });
+
+  it('--out to a file that cannot be written: exit 1 before anything is opened or issued', async () => {
+    for (const [out, reason] of [[join(dir, 'no-such-dir', 'x.jsonl'), /its directory does not exist/], [dir, /is a directory/]] as const) {
+      const r = await cli(env, '--json', 'issue', '--credentials', 'card.json', '--service-date', DATE, '--train', 'O1', '--out', out);
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.stderr.trim())).toMatchObject({ ok: false, exitCode: 1, kind: 'UsageError', error: expect.stringMatching(reason) });
+    }
   });
 
   it('an unknown CSV column fails the whole file as a usage error', async () => {

@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { existsSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { accessSync, appendFileSync, constants as fsConstants, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { fromHex, hex } from '../../sdk/bytes.js';
 import { CardStatusError, InvalidInputError } from '../../sdk/errors.js';
@@ -379,6 +379,7 @@ Examples:
     if (!opts.from && !flags.serviceDate) throw new UsageError('nothing to issue: give --from <file>, or at least --service-date for one ticket');
     if (opts.credentials && !opts.out) throw new UsageError('--credentials is for sealing to a file: add --out <file>');
     if (opts.credentials && (opts.card || opts.reader)) throw new UsageError('give --credentials or a card (--card / --reader), not both');
+    if (opts.out) requireWritable(opts.out);
 
     const batch = Boolean(opts.from);
     // Rows stream from the file; the first is read now, so an empty file, a directory or a bad header stops
@@ -649,6 +650,20 @@ Examples:
       await office?.close().catch(() => undefined);
     }
   });
+}
+
+/** `--out`: a file this process can create or overwrite, told before anything is opened or issued (exit 1). */
+function requireWritable(file: string): void {
+  const path = resolve(file);
+  try {
+    if (existsSync(path)) {
+      if (statSync(path).isDirectory()) throw new UsageError(`--out ${file} is a directory: give a file name`);
+      accessSync(path, fsConstants.W_OK);
+    } else accessSync(dirname(path), fsConstants.W_OK);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`--out ${file} cannot be written: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'its directory does not exist' : (e as Error).message}`);
+  }
 }
 
 /** Marks an input that failed mid-way (an I/O error after rows were read): the rest of the batch is not attempted. */

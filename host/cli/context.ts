@@ -34,6 +34,11 @@ export const EXIT = {
   HOLDER_REFUSED: 8,
   /** A bug: please report it with the output of --debug. */
   INTERNAL: 70,
+  /**
+   * The reader of the output went away (`eticket issue … | head -1`: EPIPE): the command stops there, as a shell's tool
+   * killed by SIGPIPE (128 + 13). What it had done is kept (a batch: re-run it; nothing is issued twice).
+   */
+  OUTPUT_CLOSED: 141,
 } as const;
 
 /** A problem with how the command was called; exit 1. */

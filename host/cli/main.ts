@@ -52,7 +52,8 @@ export function buildProgram(): Command {
       `
 Exit codes: 0 ok, 1 usage or input, 2 card refused, 3 reader / transport / card image,
 4 batch partly failed, 5 wrong passphrase or failed signature, 6 gate rejected,
-7 card image or store in use by another process, 70 internal.
+7 card image or store in use by another process, 8 holder data refused (inspect),
+70 internal, 141 output closed (EPIPE).
 
 Example:
   $ export ETICKET_PASSPHRASE=... ETICKET_HOME=./office
@@ -117,6 +118,18 @@ export function commandPaths(cmd: Command = buildProgram(), prefix: string[] = [
 
 /** Run as a program (bin/eticket.mjs, or `node dist/host/cli/main.js`), not when imported. */
 export async function run(argv = process.argv): Promise<never> {
+  // A closed output (a pipe whose reader exited): stop with the code a shell gives a tool SIGPIPE killed, one line on
+  // stderr, not an unhandled 'error' event with its stack. Whatever was done is kept, as after kill -9 (docs/cli.md).
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    try {
+      const error = 'the output was closed (EPIPE): stopped; what was done is kept (a batch: re-run it, nothing is issued twice)';
+      console.error(argv.includes('--json') ? JSON.stringify({ ok: false, error, exitCode: EXIT.OUTPUT_CLOSED, kind: 'OutputClosed' }) : `eticket: ${error}`);
+    } catch {
+      // stderr closed too
+    }
+    process.exit(EXIT.OUTPUT_CLOSED);
+  });
   await main(argv);
   // Done: a native handle (a PC/SC context closing behind a failed call) must not keep the command alive.
   // stdout and stderr are synchronous for files and pipes on POSIX, so nothing printed is lost.
