@@ -138,20 +138,7 @@ describe('eticket processes on one working directory and one card image', () => 
     // Kill points: at once (the thread prestarted, nothing opened), and as soon as the process holds the store.
     for (const when of ['start', 'store locked'] as const) {
       const killed = cliProcess({ ...env }, '--json', 'issue', '--card', 'e.img', '--from', 'early.csv');
-      await new Promise<void>((resolve) => {
-        const check = setInterval(() => {
-          if (when === 'start' || existsSync(lockFile)) {
-            clearInterval(check);
-            killed.child.kill('SIGKILL');
-            resolve();
-          }
-        }, 2);
-        killed.exited.then(() => {
-          clearInterval(check);
-          resolve();
-        });
-      });
-      await killed.exited;
+      await killWhen(killed, () => when === 'start' || existsSync(lockFile));
       const rerun = await cli(env, '--wait', '0', '--json', 'issue', '--card', 'e.img', '--from', 'early.csv');
       expect(rerun.code, `${when}: ${rerun.stderr}`).toBe(0);
       const lines = rerun.json().filter((j) => !j.summary) as { line: number; status: string; tid: string }[];
@@ -196,10 +183,15 @@ describe('eticket processes on one working directory and one card image', () => 
 });
 
 /** SIGKILL a running `--json issue` once it has printed `results` result lines (or let it end first), then wait for it. */
-async function killAfterResults(p: ReturnType<typeof cliProcess>, results: number): Promise<void> {
+function killAfterResults(p: ReturnType<typeof cliProcess>, results: number): Promise<void> {
+  return killWhen(p, () => p.output().stdout.split('\n').filter((l) => l.includes('"status"')).length >= results);
+}
+
+/** SIGKILL a running CLI process as soon as `now()` says so (checked every 2 ms), or let it end first; then wait for it. */
+async function killWhen(p: ReturnType<typeof cliProcess>, now: () => boolean): Promise<void> {
   await new Promise<void>((resolve) => {
     const check = setInterval(() => {
-      if (p.output().stdout.split('\n').filter((l) => l.includes('"status"')).length >= results) {
+      if (now()) {
         clearInterval(check);
         p.child.kill('SIGKILL');
         resolve();

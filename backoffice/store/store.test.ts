@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LockHeldError } from '../../sdk/file-lock.js';
 import { ENGINES, freshPostgresDatabase, pgliteTemplate, tempDir } from '../../test/helpers/stores.js';
 import { DatabaseError, openPglite, openPostgres, type Database } from './database.js';
-import { loadMigrations, migrate, MigrationError, MIGRATIONS_DIR } from './migrate.js';
+import { loadMigrations, migrate, MigrationError, MIGRATIONS_DIR, type Migration } from './migrate.js';
 import { Store, StoreConflictError } from './store.js';
 
 const ROOT_KEY = { keyId: '00112233445566AA', operator: 'CR', suite: 'rsa' as const, role: 'root' as const, publicKey: new Uint8Array([1, 2, 3]), keyName: 'authority', validFrom: new Date('2026-01-01T00:00:00Z') };
@@ -84,12 +84,8 @@ describe.each(ENGINES)('store on $engine', ({ engine, skip, open }) => {
   it.skipIf(skip)('migration 7 on a store with bills: old rows are issuance 1, UNIQUE (operator, tid, kind) is gone, UNIQUE (operator, tid, issuance, kind) holds', async () => {
     const { db, dispose: drop } = await emptyDatabase(engine);
     try {
-      const all = loadMigrations();
-      expect(all.map((m) => m.version)).toContain(7);
-      expect(await migrate(db, all.filter((m) => m.version < 7))).not.toContain(7);
+      const all = await migratedBefore(db, 7);
       // A ticket withdrawn before migration 7: its sale and its refund, written the way migration 3's table took them.
-      await db.query(`INSERT INTO authority_keys (key_id, operator, suite, role, public_key, key_name, valid_from) VALUES ($1, 'CR', 'rsa', 'root', $2, 'authority', now())`, [ROOT_KEY.keyId, ROOT_KEY.publicKey]);
-      await db.query(`INSERT INTO cards (serial, suite) VALUES ('AABBCCDDEEFF0011', 'rsa')`);
       await db.query(`INSERT INTO tids (operator, tid) VALUES ('CR', 'MIG-1')`);
       await db.query(
         `INSERT INTO tickets (operator, tid, card_serial, key_id, face, verification_code, sealed, service_date, status) VALUES ('CR', 'MIG-1', 'AABBCCDDEEFF0011', $1, $2, $2, $2, 20300115, 'cancelled')`,
@@ -125,11 +121,7 @@ describe.each(ENGINES)('store on $engine', ({ engine, skip, open }) => {
   it.skipIf(skip)('migration 8 on a store with real-name rows: each row gets the issuance whose face carries its reference; keys (operator, tid, issuance); one held record per TID', async () => {
     const { db, dispose: drop } = await emptyDatabase(engine);
     try {
-      const all = loadMigrations();
-      expect(all.map((m) => m.version)).toContain(8);
-      expect(await migrate(db, all.filter((m) => m.version < 8))).not.toContain(8);
-      await db.query(`INSERT INTO authority_keys (key_id, operator, suite, role, public_key, key_name, valid_from) VALUES ($1, 'CR', 'rsa', 'root', $2, 'authority', now())`, [ROOT_KEY.keyId, ROOT_KEY.publicKey]);
-      await db.query(`INSERT INTO cards (serial, suite) VALUES ('AABBCCDDEEFF0011', 'rsa')`);
+      const all = await migratedBefore(db, 8);
       const ref = (b: number) => new Uint8Array(16).fill(b);
       // HELD-1: held, its ticket's face (issuance 1) carries its reference. GONE-1: withdrawn, then issued again
       // without a holder (issuance 3 now, as migration 5's key allowed): its row belongs to an earlier issuance.
@@ -383,3 +375,16 @@ describe('the embedded store\'s buffer pool', () => {
     }
   });
 });
+
+/**
+ * `db` migrated up to (not including) `version`, with the root key and one card (AABBCCDDEEFF0011) a ticket needs;
+ * every migration known, returned for the rest of the test.
+ */
+async function migratedBefore(db: Database, version: number): Promise<Migration[]> {
+  const all = loadMigrations();
+  expect(all.map((m) => m.version)).toContain(version);
+  expect(await migrate(db, all.filter((m) => m.version < version))).not.toContain(version);
+  await db.query(`INSERT INTO authority_keys (key_id, operator, suite, role, public_key, key_name, valid_from) VALUES ($1, 'CR', 'rsa', 'root', $2, 'authority', now())`, [ROOT_KEY.keyId, ROOT_KEY.publicKey]);
+  await db.query(`INSERT INTO cards (serial, suite) VALUES ('AABBCCDDEEFF0011', 'rsa')`);
+  return all;
+}
