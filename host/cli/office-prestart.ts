@@ -2,7 +2,8 @@
 // start-up (Node's worker bootstrap, the back office's modules, PGlite's WebAssembly compiled) runs beside the
 // command's parsing instead of after it. The thread opens nothing until the command hands it its working directory,
 // store settings and passphrase (issue-office.ts openIssueOffice): a command that never does (`issue --help`, a
-// usage error) leaves a thread that holds no lock and no file, and ends with the process. Nothing here but node:worker_threads, so that the early import costs nothing measurable.
+// usage error) leaves a thread that holds no lock and no file, and ends with the process. Nothing here but
+// node:worker_threads, so that the early import costs nothing measurable.
 
 import { Worker } from 'node:worker_threads';
 
