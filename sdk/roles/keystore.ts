@@ -42,14 +42,15 @@ const OID = {
   aes256Cbc: '2.16.840.1.101.3.4.1.42',
 } as const;
 
-/** A sealed secret as stored on disk (JSON). Every field is needed to open it; the name is authenticated too. */
 /** A secret one KeyStore opened, handed to another over the same directory (KeyStore.handOver / adopt). */
 export interface OpenedSecret {
   /** SHA-256 (hex) of the key file's content, the kind and the passphrase: what the secret was opened from. */
   memo: string;
+  /** The secret's bytes (a copy). */
   secret: Uint8Array;
 }
 
+/** A sealed secret as stored on disk (JSON). Every field is needed to open it; the name is authenticated too. */
 export interface SealedSecret {
   format: typeof FORMAT;
   /** What the bytes are (e.g. "sm9-sign-private"); bound to the ciphertext as associated data. */
