@@ -78,4 +78,26 @@ describe('FileLock', () => {
     await expect(t).rejects.toThrow(LockHeldError);
     second.release();
   });
+
+  it('a wait the caller aborts ends at once with the holder named, long before waitMs; an aborted signal does not wait at all', async () => {
+    const path = join(dir, 'abort.lock');
+    const holder = FileLock.tryAcquire(path, 'a', 'the holder');
+    try {
+      const stop = new AbortController();
+      const waiting = FileLock.acquire(path, 'a', { waitMs: 600_000, signal: stop.signal });
+      setTimeout(() => stop.abort(), 50);
+      // Without the abort this would wait ten minutes (the test's own timeout fails it first).
+      const e = await waiting.then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(e).toBeInstanceOf(LockHeldError);
+      expect((e as LockHeldError).holder.command).toBe('the holder');
+      await expect(FileLock.acquire(path, 'a', { waitMs: 600_000, signal: AbortSignal.abort() })).rejects.toThrow(LockHeldError);
+    } finally {
+      holder.release();
+    }
+    // Free again: taken at once.
+    FileLock.tryAcquire(path, 'a').release();
+  });
 });

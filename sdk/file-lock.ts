@@ -100,19 +100,29 @@ export class FileLock {
 
   /**
    * Take the lock `path` for `resource` (named in messages). Throws LockHeldError when a live process holds
-   * it, after waiting up to `waitMs` for it to be released.
+   * it, after waiting up to `waitMs` for it to be released; at once when `signal` aborts the wait (the caller no
+   * longer needs the lock: a command that failed meanwhile).
    */
-  static async acquire(path: string, resource: string, options: { waitMs?: number; command?: string; waitFor?: (holder: LockOwner) => boolean } = {}): Promise<FileLock> {
+  static async acquire(path: string, resource: string, options: { waitMs?: number; command?: string; waitFor?: (holder: LockOwner) => boolean; signal?: AbortSignal } = {}): Promise<FileLock> {
     const deadline = Date.now() + (options.waitMs ?? 0);
+    const signal = options.signal;
     for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
       try {
         return FileLock.tryAcquire(path, resource, options.command);
       } catch (e) {
-        if (!(e instanceof LockHeldError) || Date.now() >= deadline) throw e;
+        if (!(e instanceof LockHeldError) || Date.now() >= deadline || signal?.aborted) throw e;
         // A holder that will not let go soon (a server) is reported at once instead of after the wait.
         if (options.waitFor && !options.waitFor(e.holder)) throw e;
       }
-      await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(1, deadline - Date.now()))));
+      await new Promise<void>((r) => {
+        const timer = setTimeout(done, Math.min(delay, Math.max(1, deadline - Date.now())));
+        function done(): void {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', done);
+          r();
+        }
+        signal?.addEventListener('abort', done, { once: true });
+      });
     }
   }
 

@@ -116,6 +116,8 @@ export interface PgliteOptions {
    * undefined: made now; a part missing: PGlite reads and compiles its own.
    */
   assets?: Promise<PgliteAssets>;
+  /** Stops the wait for another process's lock (waitMs) at once, with its LockHeldError: the caller gave up. */
+  signal?: AbortSignal;
 }
 
 /** PGlite's WebAssembly compiled, and its file-system bundle (share/, 6 MB) being read. */
@@ -161,6 +163,7 @@ export async function openPglite(workDir: string, options: PgliteOptions = {}): 
     command: options.command,
     // `eticket serve` holds the store until it is stopped: waiting for it would only delay the same answer.
     waitFor: (holder) => !/(^|\s)serve(\s|$)/.test(holder.command ?? ''),
+    signal: options.signal,
   });
   try {
     if (!existsSync(join(dataDir, 'PG_VERSION'))) {

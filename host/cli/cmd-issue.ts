@@ -414,7 +414,9 @@ Examples:
     // The authority key, once this thread has opened it (the passphrase checked), goes to the store's thread too.
     let handOver!: (h: KeyHandover) => void;
     const authorityKey = new Promise<KeyHandover>((resolve) => (handOver = resolve));
-    const officeOpening = openIssueOffice(workDirPath(cmd), pass, storeSettings(cmd), authorityKey).then((o) => (office = o));
+    // Aborted when the command fails before the store is open: no wait for another process's lock (--wait) then.
+    const giveUp = new AbortController();
+    const officeOpening = openIssueOffice(workDirPath(cmd), pass, storeSettings(cmd), authorityKey, giveUp.signal).then((o) => (office = o));
     officeOpening.catch(() => undefined); // awaited below; a failure before then is not unhandled
     let card: CardHandle | undefined;
     let run: IssueRun | undefined;
@@ -454,7 +456,10 @@ Examples:
               const t = new IssuingTerminal(card.session, { authorize: w.issuerAuthorizer(() => pass) });
               await requirePersonalised(t);
               return { t, creds: await t.credentials() };
-            })(),
+            })().catch((e: unknown) => {
+              giveUp.abort(); // the card failed: the store need not be waited for (its error is the one reported)
+              throw e;
+            }),
         officeOpening,
       ]);
       for (const o of ready) if (o.status === 'rejected') throw o.reason;
@@ -636,6 +641,7 @@ Examples:
     } finally {
       output?.flush(); // what was reported before an error stopped the batch
       handOver({ none: true }); // stopped before the key was opened: the store's thread signs nothing (a no-op after)
+      if (!office) giveUp.abort();
       // Whatever stopped the batch, the tickets the card took are marked before the store closes.
       if (run && office) {
         try {

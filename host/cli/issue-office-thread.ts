@@ -23,6 +23,12 @@ const config = new Promise<OfficeThreadData>((resolve) => {
   });
 });
 
+/** Aborted when the command gives up before the store is open: the wait for another process's lock ends at once. */
+const giveUp = new AbortController();
+port.on('message', (m: ToThread) => {
+  if ('abort' in m) giveUp.abort();
+});
+
 /** The authority key from the command's thread (issue-office.ts KeyHandover), its first message after the opening. */
 const handover = new Promise<KeyHandover>((resolve) => {
   port.on('message', (m: ToThread) => {
@@ -92,7 +98,7 @@ function call(office: IssueOffice, m: Extract<ToThread, { call: OfficeCall }>): 
 async function open(): Promise<IssueOffice> {
   const data = await config;
   // The database first: PGlite's WebAssembly compiles off this thread while the back office's modules load here.
-  const database = openStoreDatabase(data.settings, data.dir, { assets: ahead?.pglite });
+  const database = openStoreDatabase(data.settings, data.dir, { assets: ahead?.pglite, signal: giveUp.signal });
   database.catch(() => undefined); // awaited by openBackofficeWith; a failure before then is not unhandled
   let modules: [typeof import('./store.js'), typeof import('./workdir.js')];
   try {

@@ -207,6 +207,27 @@ describe('the back-office thread of `eticket issue`', () => {
     expect(results[0]).toEqual([{ line: 2, status: 'loaded' }, { line: 3, status: 'failed' }, { line: 4, status: 'failed' }, { loaded: 1, failed: 2 }]);
   });
 
+  it('with the store held by another process and a long --wait, a wrong passphrase or a card image that does not open ends the command at once with its own error (the wait for the store given up), on the thread and in process', async () => {
+    const d = await dist();
+    writeFileSync(join(dir, 'held.csv'), 'serviceDate,train\n2030-03-03,H1\n');
+    writeFileSync(join(dir, 'broken.img'), 'not a card image');
+    const held = d.lock.FileLock.tryAcquire(d.database.pgliteLayout(dir).lockFile, 'the embedded store (held by the test)', 'the test holding the store');
+    try {
+      for (const thread of ['1', '0']) {
+        // --wait 600: a command that waited for the store would outlive the run's 90 s limit (the cli helper fails it).
+        const opts = { ...env, vars: { ETICKET_STORE_THREAD: thread }, timeoutMs: 90_000 };
+        const wrong = await cli({ ...opts, passphrase: 'wrong' }, '--wait', '600', 'issue', '--card', 'a.img', '--from', 'held.csv');
+        expect(wrong.code, wrong.stderr).toBe(5);
+        expect(wrong.stderr).toMatch(/wrong passphrase/);
+        const broken = await cli(opts, '--wait', '600', 'issue', '--card', 'broken.img', '--from', 'held.csv');
+        expect(broken.code, broken.stderr).toBe(3);
+        expect(broken.stderr).toMatch(/broken\.img/);
+      }
+    } finally {
+      held.release();
+    }
+  });
+
   it('a wrong passphrase stops `issue` with exit 5 and its one line, nothing issued; also with the store held (--wait 0), on the thread and in process, and with no lock left behind', async () => {
     const d = await dist();
     writeFileSync(join(dir, 'wrong.csv'), 'serviceDate,train,tid\n2030-03-01,W1,CR-WRONG-1\n2030-03-01,W2,CR-WRONG-2\n');

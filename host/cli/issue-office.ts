@@ -126,7 +126,7 @@ export function uncrossError(c: CrossedError, classes: Map<string, ErrorClass>):
 export type KeyHandover = { key: OpenedSecret } | { derive: true } | { none: true };
 
 /** Messages between the threads. */
-export type ToThread = { id: number; call: OfficeCall; args: unknown[] } | { id: number; call: 'close' } | { handover: KeyHandover } | { open: OfficeThreadData };
+export type ToThread = { id: number; call: OfficeCall; args: unknown[] } | { id: number; call: 'close' } | { handover: KeyHandover } | { open: OfficeThreadData } | { abort: true };
 export type FromThread = { ready: true; operator: string } | { openFailed: CrossedError } | { id: number; value: unknown } | { id: number; error: CrossedError };
 
 /** The worker's entry, compiled: the thread runs only from dist/ (a TypeScript source has no loader in a worker). */
@@ -142,11 +142,11 @@ export function canUseThread(): boolean {
  * this thread. Either way the calls, their answers and their errors (same classes) are the same; the thread only
  * runs beside this one.
  */
-export async function openIssueOffice(dir: string, passphrase: string, settings: StoreSettings, authorityKey: Promise<KeyHandover>): Promise<IssueOffice> {
+export async function openIssueOffice(dir: string, passphrase: string, settings: StoreSettings, authorityKey: Promise<KeyHandover>, signal?: AbortSignal): Promise<IssueOffice> {
   if (!canUseThread()) {
     const [{ openBackofficeWith }, { WorkDir }] = await Promise.all([import('./store.js'), import('./workdir.js')]);
     const w = WorkDir.open(dir);
-    const opened = await openBackofficeWith(settings, w, passphrase);
+    const opened = await openBackofficeWith(settings, w, passphrase, {}, { signal });
     // Else opened at the first signature, as any key of this working directory.
     const handed = await authorityKey.catch(() => undefined);
     if (handed && 'key' in handed) w.adoptAuthoritySigner(passphrase, handed.key);
@@ -170,6 +170,8 @@ export async function openIssueOffice(dir: string, passphrase: string, settings:
   const prestarted = takePrestartedIssueOffice();
   const worker = prestarted ?? new Worker(THREAD_ENTRY, { workerData: data });
   if (prestarted) worker.postMessage({ open: data } as ToThread);
+  // The command gave up (a wrong passphrase, say): the thread stops waiting for another process's store lock.
+  signal?.addEventListener('abort', () => worker.postMessage({ abort: true } as ToThread), { once: true });
   // Sent once, before any call: the thread waits for it before it says it is ready.
   void authorityKey.then(
     (handover) => worker.postMessage({ handover } as ToThread),

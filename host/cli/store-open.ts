@@ -44,14 +44,14 @@ const SHORT_COMMAND_SHARED_BUFFERS = '16MB';
  * embedded one, created on first use. A short command's embedded store starts with a small buffer pool
  * (database.ts sharedBuffers); a long-running one (`serve`) keeps the data directory's.
  */
-export function openStoreDatabase(settings: StoreSettings, dir: string, options: { longRunning?: boolean; assets?: Promise<PgliteAssets> } = {}): Promise<Database> {
+export function openStoreDatabase(settings: StoreSettings, dir: string, options: { longRunning?: boolean; assets?: Promise<PgliteAssets>; signal?: AbortSignal } = {}): Promise<Database> {
   if (settings.url) return openPostgres(settings.url);
   if (!existsSync(join(dir, 'store', 'PG_VERSION')) && !settings.json && !process.env.ETICKET_PGLITE_TEMPLATE) {
     console.error(`eticket: creating the embedded store in ${join(dir, 'store')} (the first time takes 10-20 s)`);
   }
   const sharedBuffers = options.longRunning ? undefined : SHORT_COMMAND_SHARED_BUFFERS;
   if (!options.longRunning) baselineWasmOnly();
-  return openPglite(dir, { create: true, waitMs: settings.waitSeconds * 1000, command: settings.command, sharedBuffers, assets: options.assets });
+  return openPglite(dir, { create: true, waitMs: settings.waitSeconds * 1000, command: settings.command, sharedBuffers, assets: options.assets, signal: options.signal });
 }
 
 /**

@@ -98,7 +98,7 @@ export async function openBackoffice(cmd: Command, w: WorkDir, passphrase?: stri
  * openBackoffice from settings: also where no Command is at hand (the issue command's thread, which passes the
  * database it started opening before the back office's modules were loaded: `database`).
  */
-export async function openBackofficeWith(settings: StoreSettings, w: WorkDir, passphrase?: string, realName: RealNameOptions = {}, options: { longRunning?: boolean; database?: Promise<Database> } = {}): Promise<OpenedBackoffice> {
+export async function openBackofficeWith(settings: StoreSettings, w: WorkDir, passphrase?: string, realName: RealNameOptions = {}, options: { longRunning?: boolean; database?: Promise<Database>; signal?: AbortSignal } = {}): Promise<OpenedBackoffice> {
   const db = await (options.database ?? openStoreDatabase(settings, w.dir, options));
   let store: Store;
   try {
