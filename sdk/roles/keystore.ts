@@ -258,9 +258,14 @@ export class KeyStore {
     return removed;
   }
 
+  /** Whether `<name>.secret.json` (the scrypt container) is there. */
+  private hasContainer(name: string): boolean {
+    return existsSync(join(this.dir, `${name}.secret.json`));
+  }
+
   /** Whether a key by that name is stored. */
   has(name: string): boolean {
-    return existsSync(join(this.dir, `${name}.secret.json`)) || existsSync(join(this.dir, `${name}.key`));
+    return this.hasContainer(name) || existsSync(join(this.dir, `${name}.key`));
   }
 
   /** Store an RSA key as `<name>.secret.json` (PKCS#8 DER, kind rsa-private-pkcs8, in the scrypt container). */
@@ -273,7 +278,7 @@ export class KeyStore {
    * `<name>.key` is rewritten as `<name>.secret.json` once it opened (and removed).
    */
   getRsa(name: string, passphrase: string): RsaPrivateKey {
-    if (existsSync(join(this.dir, `${name}.secret.json`)) || !existsSync(join(this.dir, `${name}.key`))) {
+    if (this.hasContainer(name) || !existsSync(join(this.dir, `${name}.key`))) {
       const key = RsaPrivateKey.fromPkcs8(this.getBytes(name, passphrase, RSA_PRIVATE_KIND));
       // A rewrite that crashed before removing the old file: finish it.
       this.removeLegacy(name);
@@ -314,7 +319,7 @@ export class KeyStore {
    */
   async warm(name: string, passphrase: string, kind?: string): Promise<void> {
     // A legacy `<name>.key` (or no key at all) is left to getRsa / getBytes, which upgrade it or say it is missing.
-    if (!existsSync(join(this.dir, `${name}.secret.json`))) return;
+    if (!this.hasContainer(name)) return;
     const { memo, hit, sealed, path } = this.lookup(name, passphrase, kind);
     if (!hit) this.opened.set(memo, await openSecretAsync(sealed(), passphrase, kind, path));
   }
@@ -325,7 +330,7 @@ export class KeyStore {
    * not opened (or not a `<name>.secret.json`). The other store takes it with adopt(), which spares it a scrypt.
    */
   handOver(name: string, passphrase: string, kind?: string): OpenedSecret | undefined {
-    if (!existsSync(join(this.dir, `${name}.secret.json`))) return undefined;
+    if (!this.hasContainer(name)) return undefined;
     const { memo, hit } = this.lookup(name, passphrase, kind);
     return hit ? { memo, secret: hit.slice() } : undefined;
   }
@@ -336,7 +341,7 @@ export class KeyStore {
    * passphrase in between is opened afresh (with its own checks) when asked. True when kept.
    */
   adopt(name: string, passphrase: string, kind: string | undefined, handed: OpenedSecret): boolean {
-    if (!existsSync(join(this.dir, `${name}.secret.json`))) return false;
+    if (!this.hasContainer(name)) return false;
     const { memo } = this.lookup(name, passphrase, kind);
     if (memo !== handed.memo) return false;
     this.opened.set(memo, handed.secret.slice());
