@@ -420,7 +420,8 @@ Examples:
     officeOpening.catch(() => undefined); // awaited below; a failure before then is not unhandled
     let card: CardHandle | undefined;
     let run: IssueRun | undefined;
-    let output: Progress | undefined;
+    const json = globals(cmd).json;
+    const progress = new Progress(batch ? 0 : 1, !json);
     try {
       const w = await workDir(cmd);
       // Default validity starts at the service day's midnight in the operator's time zone.
@@ -476,9 +477,6 @@ Examples:
       groupCommit?.defer(true);
       run = { office, creds, issuing: opts.out ? undefined : issuing, out: opts.out, sellerId: opts.seller, loaded: [], flushCard: groupCommit && (() => groupCommit.flush()), marks: [] };
       if (opts.out && !opts.out.endsWith('.bin')) writeFileSync(opts.out, '');
-      const json = globals(cmd).json;
-      const progress = new Progress(batch ? 0 : 1, !json);
-      output = progress;
       const results: IssueResult[] = [];
       // The same tid on two rows of one file: the first row wins, a later one with other content is refused.
       const tids = new Map<string, { line: number; content: string }>();
@@ -595,7 +593,6 @@ Examples:
           // The input itself failed mid-way: what was read is reported, the rest is unknown.
           await drain(run);
           report({ status: 'failed', error: `the batch input could not be read after line ${results.at(-1)?.line ?? 0}: ${it.error.slice(READ_FAILED.length)}` });
-          progress.flush();
           break;
         }
         if (stop) {
@@ -639,7 +636,7 @@ Examples:
       await settleMarks(run);
       finish(cmd, results, batch, interrupted);
     } finally {
-      output?.flush(); // what was reported before an error stopped the batch
+      progress.flush(); // what was reported before an error stopped the batch
       handOver({ none: true }); // stopped before the key was opened: the store's thread signs nothing (a no-op after)
       if (!office) giveUp.abort();
       // Whatever stopped the batch, the tickets the card took are marked before the store closes.
