@@ -8,7 +8,7 @@ import { CardSession, type TraceEntry } from '../host/session.js';
 import type { Transport } from '../host/transport/transport.js';
 import { toServiceDate } from '../sdk/fields.js';
 import { encodeTicketFace, type TicketFace } from '../sdk/ticket.js';
-import { timeCalls, timeCallsWithCpu } from './stats.js';
+import { timeCalls, timeOneWithCpu } from './stats.js';
 
 export const STATION = 'BJS';
 const MAX_ENTRIES = 255;
@@ -65,16 +65,21 @@ export class GateRig {
     return samples;
   }
 
-  /** `n` timed taps, wall and CPU milliseconds each (stats.ts timeCallsWithCpu), refills untimed. */
+  /** `n` timed taps, wall and CPU milliseconds each (stats.ts timeOneWithCpu), refills untimed. */
   async timeWithCpu(n: number): Promise<{ wall: number[]; cpu: number[] }> {
     const out = { wall: [] as number[], cpu: [] as number[] };
     for (let i = 0; i < n; i++) {
       await this.prepare();
-      const t = await timeCallsWithCpu(1, () => this.pass());
-      out.wall.push(...t.wall);
-      out.cpu.push(...t.cpu);
+      const t = await this.timeOneWithCpu();
+      out.wall.push(t.wall);
+      out.cpu.push(t.cpu);
     }
     return out;
+  }
+
+  /** One timed tap, wall and CPU milliseconds, without a refill: call prepare() first. */
+  timeOneWithCpu(): Promise<{ wall: number; cpu: number }> {
+    return timeOneWithCpu(() => this.pass());
   }
 
   /** Bytes of the encoded face (A1) of the ticket in use, bound to the card: what the card hashes for DF20. */

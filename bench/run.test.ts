@@ -25,7 +25,7 @@ describe('npm run bench', () => {
     const modes = new Set(doc.gate.map((g: { mode: string }) => g.mode));
     expect([...modes].sort()).toEqual(['pki', 'sym']);
     for (const g of doc.gate) {
-      for (const k of ['medianMs', 'p99Ms', 'cryptoFloorMs', 'overheadRatio', 'tps', 'apdus', 'wireBytes']) expect(typeof g[k], k).toBe('number');
+      for (const k of ['medianMs', 'p99Ms', 'cryptoFloorMs', 'overheadRatio', 'pairRatioMedian', 'cpuPairRatioMedian', 'batchOverheadRatio', 'tps', 'apdus', 'wireBytes']) expect(typeof g[k], k).toBe('number');
       expect(typeof g.suite).toBe('string');
       expect(g.modeledTapMs424 === null || typeof g.modeledTapMs424 === 'number').toBe(true);
       if (g.mode === 'sym') expect(g.modeledTapMs424).toBeGreaterThan(0);

@@ -32,20 +32,27 @@ export async function timeCalls(n: number, fn: () => unknown): Promise<number[]>
 }
 
 /**
- * Wall time and this process's CPU time (user + system, all its threads: GC helpers included) of `n` calls, in
- * milliseconds each. On a machine shared with other work, wall time also counts the time the process waited for a
- * core, which grows faster than linearly with the length of a call; CPU time counts only the work.
+ * Wall time and this process's CPU time (user + system, all its threads: GC helpers included) of one call, in
+ * milliseconds. On a machine shared with other work, wall time also counts the time the process waited for a core,
+ * which grows faster than linearly with the length of a call; CPU time counts only the work.
  */
+export async function timeOneWithCpu(fn: () => unknown): Promise<{ wall: number; cpu: number }> {
+  const c0 = process.cpuUsage();
+  const start = process.hrtime.bigint();
+  await fn();
+  const wall = Number(process.hrtime.bigint() - start) / 1e6;
+  const c = process.cpuUsage(c0);
+  return { wall, cpu: (c.user + c.system) / 1000 };
+}
+
+/** timeOneWithCpu of `n` calls, awaited one after the other. */
 export async function timeCallsWithCpu(n: number, fn: () => unknown): Promise<{ wall: number[]; cpu: number[] }> {
   const wall: number[] = [];
   const cpu: number[] = [];
   for (let i = 0; i < n; i++) {
-    const c0 = process.cpuUsage();
-    const start = process.hrtime.bigint();
-    await fn();
-    wall.push(Number(process.hrtime.bigint() - start) / 1e6);
-    const c = process.cpuUsage(c0);
-    cpu.push((c.user + c.system) / 1000);
+    const t = await timeOneWithCpu(fn);
+    wall.push(t.wall);
+    cpu.push(t.cpu);
   }
   return { wall, cpu };
 }
