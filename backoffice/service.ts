@@ -340,7 +340,8 @@ export class Backoffice {
     const server = () => new TicketServer(op, undefined, this.clock);
     const first = inputs.find((x) => x.card.suite === this.keys.suite);
     const serial = first ? hex(first.card.serial) : '';
-    const bulk: { i: number; input: IssueInput; serviceDate: number }[] = [];
+    // Each request's face is made (and validated) once, under a stand-in TID when the store is to number it.
+    const bulk: { i: number; input: IssueInput; face: TicketFace }[] = [];
     const tids = new Set<string>();
     const keys = new Set<string>();
     for (const [i, input] of inputs.entries()) {
@@ -348,16 +349,16 @@ export class Backoffice {
       // A second request for the same tid or key in one chunk gets the first one's ticket (or its conflict) from issue().
       if ((input.request.tid !== undefined && tids.has(input.request.tid)) || (input.requestKey !== undefined && keys.has(input.requestKey))) continue;
       if (input.request.holderRef !== undefined || input.request.holderBinding !== undefined) continue;
-      let serviceDate: number;
+      let face: TicketFace;
       try {
         this.cardTrust.encryptionKey(input.card);
-        serviceDate = server().createTicket({ ...input.request, tid: input.request.tid ?? `${op}-probe` }).serviceDate;
+        face = server().createTicket({ ...input.request, tid: input.request.tid ?? `${op}-probe` });
       } catch {
         continue; // issue() answers it with its own error (or the ticket a re-run finds)
       }
       if (input.request.tid !== undefined) tids.add(input.request.tid);
       if (input.requestKey !== undefined) keys.add(input.requestKey);
-      bulk.push({ i, input, serviceDate });
+      bulk.push({ i, input, face });
     }
     if (bulk.length) {
       await this.ensureRootKey();
@@ -371,7 +372,7 @@ export class Backoffice {
           const fresh = bulk.filter((b) => !(b.input.request.tid !== undefined && namedTids.has(b.input.request.tid)) && !(b.input.requestKey !== undefined && namedKeys.has(b.input.requestKey)));
           const numbered = fresh.filter((b) => b.input.request.tid === undefined).length;
           let n = numbered ? await this.store.nextTidNumbers(op, numbered, tx) : 0;
-          const tidOf = new Map(fresh.map((b) => [b.i, b.input.request.tid ?? tidFor(op, b.serviceDate, n++)]));
+          const tidOf = new Map(fresh.map((b) => [b.i, b.input.request.tid ?? tidFor(op, b.face.serviceDate, n++)]));
           // A generated TID someone already holds (imported, given explicitly) is not claimed: issue() numbers it again.
           const claimed = await this.store.claimNewTids(op, serial, fresh.map((b) => ({ tid: tidOf.get(b.i)!, requestKey: b.input.requestKey })), tx);
           const go = fresh.filter((b) => claimed.has(tidOf.get(b.i)!));
@@ -383,7 +384,8 @@ export class Backoffice {
           // machine's other cores while this thread seals and encodes); SM9 signs here, one after the other.
           const made = await Promise.all(
             go.map(async (b) => {
-              const face = server().createTicket({ ...b.input.request, tid: tidOf.get(b.i)! });
+              // A numbered TID has the form createTicket checks (tidFor); the face is checked again where it is signed.
+              const face: TicketFace = { ...b.face, tid: tidOf.get(b.i)! };
               const signed = await authority.signAsync(face, b.input.card);
               const sealed = authority.seal(signed, b.input.card);
               const ticket: TicketRecord = { operator: op, tid: face.tid, cardSerial: serial, sellerId: b.input.sellerId, keyId: record.keyId, face: signed.faceEncoded, verificationCode: signed.verificationCodeEncoded, sealed, serviceDate: face.serviceDate, fare: face.fare, currency: face.currency, issuedAt: new Date(face.issuedAt * 1000), status: 'sealed', issuance: 1 };

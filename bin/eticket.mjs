@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // Entry point of the `eticket` command: runs the compiled CLI (dist/, written by `npm run build`; a checkout
 // builds it at `npm install`). No TypeScript is compiled at run time.
-// `eticket issue`: its back-office thread starts now, beside the loading of the CLI (dist/host/cli/office-prestart.js).
+// `eticket issue`: V8's optimising compiler held back for a short command, and its back-office thread started now,
+// beside the loading of the CLI (dist/host/cli/office-prestart.js).
 try {
-  (await import('../dist/host/cli/office-prestart.js')).prestartIssueOffice(process.argv.slice(2));
+  const prestart = await import('../dist/host/cli/office-prestart.js');
+  prestart.tuneJitForShortCommand(process.argv.slice(2));
+  prestart.prestartIssueOffice(process.argv.slice(2));
 } catch {
   // not built yet, or no worker threads: the command starts its thread itself (or reports the missing build below)
 }
