@@ -352,6 +352,17 @@ describe.each(ENGINES)('real-name tickets on $engine', ({ skip, open }) => {
       { issuance: 3, state: 'held', readsUsed: 1 },
     ]);
     expect((await store.db.query('SELECT issuance FROM holder_records WHERE tid = $1', [tid])).rows.map((r) => Number(r.issuance))).toEqual([3]);
+    // The access log names the issuance each entry is about: the withdrawn reference's refusal is issuance 1's, a
+    // reference no issuance had is logged without one, and one issuance's entries can be asked for alone.
+    now += 30;
+    await refusedWith(gate, request(gate, face3, { holderRef: newHolderRef() }), 'wrong_reference');
+    expect((await store.holders.accessLog({ tid })).map((e) => [e.issuance, e.outcome, e.reason])).toEqual([
+      [2, 'read', 'read'],
+      [1, 'refused', 'wrong_reference'],
+      [3, 'read', 'read'],
+      [undefined, 'refused', 'wrong_reference'],
+    ]);
+    expect((await store.holders.accessLog({ tid, issuance: 1 })).map((e) => [e.issuance, e.reason])).toEqual([[1, 'wrong_reference']]);
 
     // Issuance 4 without a holder: not a real-name ticket; a request with a holder does not get it.
     await bo.withdrawUnloaded([tid]);

@@ -277,16 +277,18 @@ export class RealNameService {
    */
   async read(client: ClientRecord, req: HolderReadRequest): Promise<HolderReadAnswer> {
     const base = { clientId: client.clientId, operator: req.operator, tid: req.tid };
+    // The issuance the request's reference names, once the ticket is looked up: what a refusal is logged under.
+    const named: { issuance?: number } = {};
     try {
-      const answer = await this.readChecked(client, req);
+      const answer = await this.readChecked(client, req, named);
       return answer;
     } catch (e) {
-      if (e instanceof HolderRefusedError) await this.store.holders.log({ ...base, outcome: 'refused', reason: e.reason });
+      if (e instanceof HolderRefusedError) await this.store.holders.log({ ...base, issuance: named.issuance, outcome: 'refused', reason: e.reason });
       throw e;
     }
   }
 
-  private async readChecked(client: ClientRecord, req: HolderReadRequest): Promise<HolderReadAnswer> {
+  private async readChecked(client: ClientRecord, req: HolderReadRequest, named: { issuance?: number }): Promise<HolderReadAnswer> {
     if (client.role !== 'terminal' || (client.kind !== 'gate' && client.kind !== 'inspector')) throw new HolderRefusedError('not_a_checking_terminal');
     const totpRow = await this.store.holders.totp(client.clientId);
     if (!totpRow || !client.encryptionKey) throw new HolderRefusedError('no_realname_credentials');
@@ -296,7 +298,12 @@ export class RealNameService {
     // Expiry first, outside the read: a record found expired is destroyed whoever asks, and stays destroyed.
     const t0 = await this.store.holders.ticket(req.operator, req.tid);
     if (!t0) throw new HolderRefusedError('not_found');
-    if (!constantTimeEqual(t0.holderRef, req.holderRef)) throw new HolderRefusedError('wrong_reference');
+    if (!constantTimeEqual(t0.holderRef, req.holderRef)) {
+      // An earlier issuance's reference (the TID withdrawn from a full card and issued again): logged under that one.
+      named.issuance = (await this.store.holders.issuances(req.operator, req.tid)).find((r) => constantTimeEqual(r.holderRef, req.holderRef))?.issuance;
+      throw new HolderRefusedError('wrong_reference');
+    }
+    named.issuance = t0.issuance;
     if (!(await this.store.holders.permitted(client.clientId, t0))) throw new HolderRefusedError('not_permitted');
     if (t0.state === 'held' && now * 1000 >= t0.expiresAt.getTime()) {
       await this.store.transaction((tx) => this.store.holders.destroy(req.operator, req.tid, 'expired', new Date(now * 1000), tx, t0.issuance));
@@ -328,7 +335,7 @@ export class RealNameService {
         readsLeft,
         expiresAt: Math.floor(t.expiresAt.getTime() / 1000),
       });
-      await this.store.holders.log({ clientId: client.clientId, operator: t.operator, tid: t.tid, outcome: 'read', reason: readsLeft === 0 ? 'read_last' : 'read', readsLeft }, tx);
+      await this.store.holders.log({ clientId: client.clientId, operator: t.operator, tid: t.tid, issuance: t.issuance, outcome: 'read', reason: readsLeft === 0 ? 'read_last' : 'read', readsLeft }, tx);
       return { tid: t.tid, sealed, readsLeft, expiresAt: t.expiresAt };
     });
   }

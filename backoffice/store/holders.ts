@@ -63,6 +63,11 @@ export interface AccessLogEntry {
   outcome: 'read' | 'refused';
   reason: string;
   readsLeft?: number;
+  /**
+   * The issuance of the TID the entry is about: the one whose reference the request named (migration 9). Absent where
+   * no issuance had it, where the request was refused before its ticket was looked up, and in older entries.
+   */
+  issuance?: number;
 }
 
 const u8 = (v: unknown): Uint8Array => (v instanceof Uint8Array ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : new Uint8Array(0));
@@ -309,22 +314,34 @@ export class HolderStore {
   // -------------------------------------------------------------------------------------- the log --
 
   async log(e: AccessLogEntry, q: Queryable = this.db): Promise<void> {
-    await q.query('INSERT INTO holder_access_log (client_id, operator, tid, outcome, reason, reads_left) VALUES ($1, $2, $3, $4, $5, $6)', [
+    await q.query('INSERT INTO holder_access_log (client_id, operator, tid, outcome, reason, reads_left, issuance) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
       e.clientId.slice(0, 64),
       e.operator?.slice(0, 16) ?? null,
       e.tid?.slice(0, 64) ?? null,
       e.outcome,
       e.reason,
       e.readsLeft ?? null,
+      e.issuance ?? null,
     ]);
   }
 
-  async accessLog(filter: { tid?: string; clientId?: string; limit?: number } = {}): Promise<AccessLogEntry[]> {
+  /** The log in the order it was written; by ticket (and one issuance of it), by client, at most `limit` entries. */
+  async accessLog(filter: { tid?: string; issuance?: number; clientId?: string; limit?: number } = {}): Promise<AccessLogEntry[]> {
     const r = await this.db.query(
-      'SELECT * FROM holder_access_log WHERE ($1::text IS NULL OR tid = $1) AND ($2::text IS NULL OR client_id = $2) ORDER BY entry_id LIMIT $3',
-      [filter.tid ?? null, filter.clientId ?? null, filter.limit ?? 1000],
+      'SELECT * FROM holder_access_log WHERE ($1::text IS NULL OR tid = $1) AND ($2::text IS NULL OR client_id = $2) AND ($4::integer IS NULL OR issuance = $4) ORDER BY entry_id LIMIT $3',
+      [filter.tid ?? null, filter.clientId ?? null, filter.limit ?? 1000, filter.issuance ?? null],
     );
-    return r.rows.map((x) => ({ entryId: Number(x.entry_id), at: date(x.at), clientId: String(x.client_id), operator: opt(x.operator as string | null), tid: opt(x.tid as string | null), outcome: x.outcome as 'read' | 'refused', reason: String(x.reason), readsLeft: optNum(x.reads_left) }));
+    return r.rows.map((x) => ({
+      entryId: Number(x.entry_id),
+      at: date(x.at),
+      clientId: String(x.client_id),
+      operator: opt(x.operator as string | null),
+      tid: opt(x.tid as string | null),
+      outcome: x.outcome as 'read' | 'refused',
+      reason: String(x.reason),
+      readsLeft: optNum(x.reads_left),
+      issuance: optNum(x.issuance),
+    }));
   }
 }
 

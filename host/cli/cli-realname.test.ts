@@ -181,6 +181,17 @@ describe('real-name tickets from the CLI', () => {
     const entries = one(log).entries as { clientId: string; tid: string; outcome: string; reason: string }[];
     expect(entries.filter((e) => e.outcome === 'read').map((e) => `${e.clientId} ${e.tid}`)).toEqual([`insp-1 ${booked}`, `insp-1 ${batchTids[0]}`, `gate-1 ${booked}`]);
     expect(entries.filter((e) => e.outcome === 'refused').map((e) => `${e.clientId} ${e.reason}`)).toEqual(['insp-2 not_permitted', 'insp-2 not_permitted']);
+    // Each entry names the issuance its reference named (each of these TIDs was issued once); one issuance alone.
+    expect(entries.map((e) => (e as { issuance?: number }).issuance)).toEqual(entries.map(() => 1));
+    const first = await run('log issuance 1', '--json', 'realname', 'log', '--tid', booked, '--issuance', '1');
+    expect(first.code, first.stderr).toBe(0);
+    expect((one(first).entries as { tid: string }[]).map((e) => e.tid)).toEqual(entries.filter((e) => e.tid === booked).map((e) => e.tid));
+    expect((await run('log issuance 2', '--json', 'realname', 'log', '--tid', booked, '--issuance', '2')).json()[0]).toEqual({ entries: [] });
+    const text = await run('log text', 'realname', 'log', '--tid', booked);
+    expect(text.stdout).toContain(`${booked} #1 READ`);
+    const loose = await run('log issuance without tid', '--json', 'realname', 'log', '--issuance', '1');
+    expect(loose.code).toBe(1);
+    expect(JSON.parse(loose.stderr.trim())).toMatchObject({ ok: false, exitCode: 1, error: expect.stringContaining('--issuance goes with --tid') });
     expect((await run('status after', '--json', 'realname', 'status', '--tid', booked)).json()[0]).toMatchObject({ state: 'held', readsUsed: 2 });
     expect((await run('sweep', '--json', 'realname', 'sweep')).json()[0]).toMatchObject({ ok: true, destroyed: [] });
   }, 600_000);

@@ -137,17 +137,20 @@ Example:
   rn.command('log')
     .description('every holder read and every refusal, with its reason (by ticket and terminal; never the holder)')
     .option('--tid <tid>', 'one ticket')
+    .option('--issuance <n>', 'with --tid: one issuance of it (a TID withdrawn from a full card and issued again has several)', intArg('issuance'))
     .option('--terminal <id>', 'one terminal (as it called itself)')
     .option('--limit <n>', 'at most this many entries', intArg('limit'), 1000)
-    .addHelpText('after', '\nExample:\n  $ eticket realname log --tid CR-20300115-000001\n  $ eticket realname log --terminal gate-7 --json')
-    .action(async (opts: { tid?: string; terminal?: string; limit: number }, cmd: Command) => {
+    .addHelpText('after', '\nEach entry names the issuance of the TID whose reference the request named (#2: the second), where one did.\n\nExample:\n  $ eticket realname log --tid CR-20300115-000001\n  $ eticket realname log --tid CR-20300115-000001 --issuance 2 --json\n  $ eticket realname log --terminal gate-7 --json')
+    .action(async (opts: { tid?: string; issuance?: number; terminal?: string; limit: number }, cmd: Command) => {
+      if (opts.issuance !== undefined && opts.tid === undefined) throw new UsageError('--issuance goes with --tid');
+      if (opts.issuance !== undefined && opts.issuance < 1) throw new UsageError('--issuance is 1 or more');
       const [w, { withBackoffice }] = await Promise.all([workDir(cmd), backoffice()]);
       await withBackoffice(cmd, w, undefined, async ({ store }) => {
-        const entries = await store.holders.accessLog({ tid: opts.tid, clientId: opts.terminal, limit: opts.limit });
+        const entries = await store.holders.accessLog({ tid: opts.tid, issuance: opts.issuance, clientId: opts.terminal, limit: opts.limit });
         emit(
           cmd,
           { entries: entries.map((e) => ({ ...e, at: e.at?.toISOString() })) },
-          entries.length ? entries.map((e) => `${e.at?.toISOString()} ${e.clientId} ${e.tid ?? '-'} ${e.outcome.toUpperCase()} ${e.reason}${e.readsLeft !== undefined ? ` (${e.readsLeft} left)` : ''}`) : 'no entries',
+          entries.length ? entries.map((e) => `${e.at?.toISOString()} ${e.clientId} ${e.tid ?? '-'}${e.issuance !== undefined ? ` #${e.issuance}` : ''} ${e.outcome.toUpperCase()} ${e.reason}${e.readsLeft !== undefined ? ` (${e.readsLeft} left)` : ''}`) : 'no entries',
         );
       });
     });
