@@ -25,8 +25,22 @@ const ROOT = basename(UP) === 'dist' ? dirname(UP) : UP;
 const BIN = join(ROOT, 'bin', 'eticket.mjs');
 const PASSPHRASE = 'bench passphrase, not a secret';
 
+/** One timed batch of the bench. */
+export interface CliIssuanceRun {
+  commandSeconds: number;
+  rowSpanSeconds: number;
+  commandCpuSeconds: number | null;
+  /** Floor ms / command ms per ticket of this batch, the floor being the bench's (all its rounds). */
+  ratioCommand: number;
+}
+
 export interface CliIssuanceBench {
   rows: number;
+  /**
+   * The batches timed (three, one with --quick), each onto a card of its own in the same working directory, with a
+   * floor round before the first and after each: the figures below are those of the batch with the median time.
+   */
+  runs: CliIssuanceRun[];
   /** Whole command, process start to exit (passphrase KDF, store and card opening included). */
   commandSeconds: number;
   commandTicketsPerSecond: number;
@@ -61,17 +75,17 @@ function env(cwd: string): NodeJS.ProcessEnv {
 }
 
 /** The batch: `rows` tickets for one day, several trains, seats and names, as a sales export would give. */
-function batchCsv(rows: number): string {
+function batchCsv(rows: number, batch = 0): string {
   const lines = ['serviceDate,train,origin,destination,departure,coach,seat,fare,currency,passenger'];
-  for (let i = 0; i < rows; i++) lines.push(`2030-01-15,G${(i % 40) + 1},BJS,SHH,${String(7 + (i % 12)).padStart(2, '0')}:00,${(i % 16) + 1},${(i % 90) + 1}A,55300,CNY,PASSENGER ${i}`);
+  for (let i = 0; i < rows; i++) lines.push(`2030-01-15,G${(i % 40) + 1},BJS,SHH,${String(7 + (i % 12)).padStart(2, '0')}:00,${(i % 16) + 1},${(i % 90) + 1}A,55300,CNY,PASSENGER ${batch}-${i}`);
   return lines.join('\n') + '\n';
 }
 
 /** Run the batch; time the process and the span of its per-row result lines. */
-function runBatch(cwd: string): Promise<{ seconds: number; rowSpanSeconds: number; rows: number; summary: Record<string, unknown> }> {
+function runBatch(cwd: string, card: string, batch: string): Promise<{ seconds: number; rowSpanSeconds: number; rows: number; summary: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, [BIN, '--json', 'issue', '--card', 'card.img', '--from', 'batch.csv'], { cwd, env: env(cwd), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, '--json', 'issue', '--card', card, '--from', batch], { cwd, env: env(cwd), stdio: ['ignore', 'pipe', 'pipe'] });
     let buffer = '';
     let stderr = '';
     let first = 0;
@@ -180,17 +194,22 @@ function samples(n: number, fn: () => void): number[] {
 
 export async function benchCliIssuance(quick: boolean, progress: (s: string) => void, loadavg: () => number[]): Promise<CliIssuanceBench> {
   const rows = quick ? 100 : 1000;
+  // The command's time moves by about ±10 % from one run to the next on a shared machine: three batches, the median.
+  const batches = quick ? 1 : 3;
   const dir = mkdtempSync(join(tmpdir(), 'eticket-bench-cli-'));
   process.env.ETICKET_PGLITE_TEMPLATE ??= await pglitePrepareTemplate();
   try {
-    progress(`CLI issuance: working directory, card (setup, not timed)`);
+    progress(`CLI issuance: working directory, ${batches} card(s) (setup, not timed)`);
     eticket(dir, ['init', '--operator', 'CR']);
-    eticket(dir, ['card', 'create', 'card.img', '--capacity', String(rows * 700 + 64 * 1024)]);
-    eticket(dir, ['card', 'personalize', '--card', 'card.img']);
-    writeFileSync(join(dir, 'batch.csv'), batchCsv(rows));
+    const cards = Array.from({ length: batches }, (_, k) => `card${k + 1}.img`);
+    for (const [k, card] of cards.entries()) {
+      eticket(dir, ['card', 'create', card, '--capacity', String(rows * 700 + 64 * 1024)]);
+      eticket(dir, ['card', 'personalize', '--card', card]);
+      writeFileSync(join(dir, `batch${k + 1}.csv`), batchCsv(rows, k + 1));
+    }
     const w = WorkDir.open(dir);
-    // The floor's keys are the card's: read them from its image while no CLI holds it.
-    const card = EticketCard.open(new FileBackend(join(dir, 'card.img'), false));
+    // The floor's keys are the first card's: read them from its image while no CLI holds it.
+    const card = EticketCard.open(new FileBackend(join(dir, cards[0]), false));
     const imageBefore = card.usedBytes;
     const floor = issuanceFloor(w, card);
     const rounds: number[] = [];
@@ -210,25 +229,32 @@ export async function benchCliIssuance(quick: boolean, progress: (s: string) => 
     progress(`CLI issuance: crypto floor (before)`);
     measureFloor();
     const loadBefore = loadavg();
-    progress(`CLI issuance: eticket issue --from batch.csv, ${rows} rows`);
-    const cpuBefore = childrenCpuSeconds();
-    const run = await runBatch(dir);
-    const cpuAfter = childrenCpuSeconds();
+    const timed: { seconds: number; rowSpanSeconds: number; rows: number; cpu: number | null }[] = [];
+    for (const [k, c] of cards.entries()) {
+      progress(`CLI issuance: eticket issue --card ${c} --from batch${k + 1}.csv, ${rows} rows (${k + 1} of ${batches})`);
+      const cpuBefore = childrenCpuSeconds();
+      const run = await runBatch(dir, c, `batch${k + 1}.csv`);
+      const cpuAfter = childrenCpuSeconds();
+      if (run.summary.loaded !== rows) throw new Error(`bench: the batch loaded ${String(run.summary.loaded)} of ${rows} rows`);
+      timed.push({ seconds: run.seconds, rowSpanSeconds: run.rowSpanSeconds, rows: run.rows, cpu: cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore });
+      progress(`CLI issuance: crypto floor (after batch ${k + 1})`);
+      measureFloor();
+    }
     const loadAfter = loadavg();
-    if (run.summary.loaded !== rows) throw new Error(`bench: the batch loaded ${String(run.summary.loaded)} of ${rows} rows`);
-    const after = EticketCard.open(new FileBackend(join(dir, 'card.img'), false));
-    progress(`CLI issuance: crypto floor (after)`);
-    measureFloor();
+    const after = EticketCard.open(new FileBackend(join(dir, cards[0]), false));
     const floorMs = latency(rounds).medianMs + latency(batchRounds).medianMs / rows;
-    const perCommand = (run.seconds * 1000) / rows;
-    const perRow = (run.rowSpanSeconds * 1000) / Math.max(1, run.rows - 1);
-    const commandCpuSeconds = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
+    const runs: CliIssuanceRun[] = timed.map((t) => ({ commandSeconds: t.seconds, rowSpanSeconds: t.rowSpanSeconds, commandCpuSeconds: t.cpu, ratioCommand: floorMs / ((t.seconds * 1000) / rows) }));
+    const median = [...timed].sort((x, y) => x.seconds - y.seconds)[Math.floor(timed.length / 2)]!;
+    const perCommand = (median.seconds * 1000) / rows;
+    const perRow = (median.rowSpanSeconds * 1000) / Math.max(1, median.rows - 1);
+    const commandCpuSeconds = median.cpu;
     // Per-batch steps spread over the rows, in wall time (their CPU share is below a microsecond a row).
     const cryptoFloorCpuMs = floorCpuMicros / 1000 / floorTickets + latency(batchRounds).medianMs / rows;
     return {
       rows,
-      commandSeconds: run.seconds,
-      commandTicketsPerSecond: rows / run.seconds,
+      runs,
+      commandSeconds: median.seconds,
+      commandTicketsPerSecond: rows / median.seconds,
       rowsTicketsPerSecond: 1000 / perRow,
       cryptoFloorMs: floorMs,
       floorTicketsPerSecond: 1000 / floorMs,

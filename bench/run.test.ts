@@ -35,6 +35,7 @@ describe('npm run bench', () => {
     expect(doc.farm.length).toBeGreaterThan(0);
     // The CLI batch (issue 13) ran with every row loaded, beside its crypto floor from the same run.
     expect(doc.cliIssuance.rows).toBe(100);
+    expect(doc.cliIssuance.runs).toHaveLength(1); // --quick: one batch (three in a full run, the median reported)
     for (const k of ['commandTicketsPerSecond', 'rowsTicketsPerSecond', 'cryptoFloorMs', 'floorTicketsPerSecond', 'ratioCommand', 'ratioRows', 'imageBytesPerTicket']) expect(doc.cliIssuance[k], k).toBeGreaterThan(0);
     expect(doc.goals['CLI batch issuance / crypto floor'].target).toBe('≥ 0.5');
     expect(doc.pcsc.skipped).toContain('ETICKET_PCSC=0');

@@ -745,7 +745,8 @@ async function main(): Promise<void> {
   if (result.backoffice.postgres?.skipped) log(`PostgreSQL: skipped: ${result.backoffice.postgres.skipped}`);
   const ci = result.cliIssuance;
   if (ci) {
-    log(`\nCLI batch issuance: \`eticket issue --card card.img --from batch.csv\` (compiled CLI, card image, embedded store), ${ci.rows} rows`);
+    log(`\nCLI batch issuance: \`eticket issue --card card.img --from batch.csv\` (compiled CLI, card image, embedded store), ${ci.rows} rows,`);
+    log(`${ci.runs.length} batch(es) onto cards of their own: ${ci.runs.map((r) => `${r.commandSeconds.toFixed(2)} s (${r.ratioCommand.toFixed(2)})`).join(', ')}; the median batch below`);
     log(`load average ${ci.loadAverage.before.map((l) => l.toFixed(1)).join(' ')} before, ${ci.loadAverage.after.map((l) => l.toFixed(1)).join(' ')} after`);
     log('                                  tickets/s  ms/ticket  ratio to floor');
     log(`whole command (start-up included) ${ci.commandTicketsPerSecond.toFixed(0).padStart(9)}  ${f1((ci.commandSeconds * 1000) / ci.rows).padStart(9)}  ${ci.ratioCommand.toFixed(2).padStart(6)}`);
