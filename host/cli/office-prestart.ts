@@ -35,12 +35,12 @@ export function commandOf(argv: string[]): string | undefined {
 }
 
 /**
- * V8's optimising compiler (TurboFan) takes a JavaScript function once it has run about 132 KB of bytecode
+ * V8's optimising compiler (TurboFan) takes a JavaScript function once it has run about 66 KB of bytecode
  * (--interrupt-budget): in a command of two seconds, hundreds of functions (the ESM loader's, node:crypto's wrappers,
  * the card's codecs, PostgreSQL's glue) are compiled on V8's background threads, about 0.7 s of CPU in a 1,000-row
  * `eticket issue` on the two cores the batch itself needs, for code that then runs a second or less. A budget of
  * SHORT_COMMAND_INTERRUPT_BUDGET leaves them in the interpreter and the baseline compiler (Sparkplug) until they have
- * run 150 times as much: the batch's CPU falls by about 0.4 s and its time by about a tenth (docs/performance.md).
+ * run 300 times as much: the batch's CPU falls by about 0.4 s and its time by 5-10 % (docs/performance.md).
  * A long batch still optimises what stays hot. V8's flags are the process's: set before the CLI's own modules load,
  * for `issue` only; ETICKET_INTERRUPT_BUDGET sets another budget (0: V8's own).
  */
