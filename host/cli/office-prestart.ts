@@ -35,8 +35,8 @@ export function commandOf(argv: string[]): string | undefined {
 }
 
 /**
- * V8's optimising compiler (TurboFan) takes a JavaScript function once it has run about 66 KB of bytecode
- * (--interrupt-budget): in a command of two seconds, hundreds of functions (the ESM loader's, node:crypto's wrappers,
+ * V8 decides whether to hand a JavaScript function to its optimising compiler (TurboFan) each time the function
+ * has run its interrupt budget of bytecode (--interrupt-budget, 67,584 by default): in a command of two seconds, hundreds of functions (the ESM loader's, node:crypto's wrappers,
  * the card's codecs, PostgreSQL's glue) are compiled on V8's background threads, about 0.7 s of CPU in a 1,000-row
  * `eticket issue` on the two cores the batch itself needs, for code that then runs a second or less. A budget of
  * SHORT_COMMAND_INTERRUPT_BUDGET leaves them in the interpreter and the baseline compiler (Sparkplug) until they have
