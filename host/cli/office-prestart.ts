@@ -36,13 +36,14 @@ export function commandOf(argv: string[]): string | undefined {
 
 /**
  * V8 decides whether to hand a JavaScript function to its optimising compiler (TurboFan) each time the function
- * has run its interrupt budget of bytecode (--interrupt-budget, 67,584 by default): in a command of two seconds, hundreds of functions (the ESM loader's, node:crypto's wrappers,
- * the card's codecs, PostgreSQL's glue) are compiled on V8's background threads, about 0.7 s of CPU in a 1,000-row
- * `eticket issue` on the two cores the batch itself needs, for code that then runs a second or less. A budget of
- * SHORT_COMMAND_INTERRUPT_BUDGET leaves them in the interpreter and the baseline compiler (Sparkplug) until they have
- * run 300 times as much: the batch's CPU falls by about 0.4 s and its time by 5-10 % (docs/performance.md).
- * A long batch still optimises what stays hot. V8's flags are the process's: set before the CLI's own modules load,
- * for `issue` only; ETICKET_INTERRUPT_BUDGET sets another budget (0: V8's own).
+ * has run its interrupt budget of bytecode (--interrupt-budget, 67,584 by default): in a command of two seconds,
+ * hundreds of functions (the ESM loader's, node:crypto's wrappers, the card's codecs, PostgreSQL's glue) are
+ * compiled on V8's background threads, about 0.7 s of CPU in a 1,000-row `eticket issue` on the two cores the batch
+ * itself needs, for code that then runs a second or less. A budget of SHORT_COMMAND_INTERRUPT_BUDGET leaves them in
+ * the interpreter and the baseline compiler (Sparkplug) until they have run 300 times as much: the batch's CPU falls
+ * by about 0.4 s and its time by 5-10 % (docs/performance.md). A long batch still optimises what stays hot. V8's
+ * flags are the process's: set before the CLI's own modules load, for `issue` only; ETICKET_INTERRUPT_BUDGET sets
+ * another budget (0: V8's own).
  */
 export const SHORT_COMMAND_INTERRUPT_BUDGET = 20_000_000;
 
