@@ -127,9 +127,20 @@ async function directPcsc(reader: string): Promise<{ transmit(c: Uint8Array): Pr
   };
   const context = (createRequire(import.meta.url)('pcsclite') as () => import('node:events').EventEmitter & { close(): void })();
   context.on('error', () => undefined);
+  // Every reader pcsclite reports watches its slot until closed, and keeps the process alive: vpcd has two (35963 and
+  // 35964), and a bench that closed only the one it used never exited.
+  const seen: Reader[] = [];
+  const closeAll = () => {
+    for (const r of seen) r.close();
+    context.close();
+  };
   const found = await new Promise<Reader>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`pcsclite did not report "${reader}"`)), 5000);
+    const timer = setTimeout(() => {
+      closeAll();
+      reject(new Error(`pcsclite did not report "${reader}"`));
+    }, 5000);
     context.on('reader', (r: Reader) => {
+      seen.push(r);
       r.on('error', () => undefined);
       if (r.name === reader) {
         clearTimeout(timer);
@@ -137,13 +148,18 @@ async function directPcsc(reader: string): Promise<{ transmit(c: Uint8Array): Pr
       }
     });
   });
-  const protocol = await new Promise<number>((resolve, reject) => found.connect({ share_mode: 2, protocol: 3 }, (e, p) => (e ? reject(e) : resolve(p))));
+  let protocol: number;
+  try {
+    protocol = await new Promise<number>((resolve, reject) => found.connect({ share_mode: 2, protocol: 3 }, (e, p) => (e ? reject(e) : resolve(p))));
+  } catch (e) {
+    closeAll();
+    throw e;
+  }
   return {
     transmit: (c) => new Promise((resolve, reject) => found.transmit(Buffer.from(c), 258, protocol, (e, r) => (e ? reject(e) : resolve(new Uint8Array(r))))),
     close: async () => {
       await new Promise<void>((resolve) => found.disconnect(0, () => resolve()));
-      found.close();
-      context.close();
+      closeAll();
     },
   };
 }
