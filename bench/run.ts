@@ -245,10 +245,15 @@ async function benchGate(w: World, mode: GateMode, iterations: number): Promise<
   const floorsCpu: number[] = [];
   for (let i = 0; i < iterations; i++) {
     await rig.prepare();
-    const tapFirst = Math.random() < 0.5;
-    const a = tapFirst ? await rig.timeOneWithCpu() : await timeOneWithCpu(floorOnce);
-    const b = tapFirst ? await timeOneWithCpu(floorOnce) : await rig.timeOneWithCpu();
-    const [t, f] = tapFirst ? [a, b] : [b, a];
+    let t: { wall: number; cpu: number };
+    let f: { wall: number; cpu: number };
+    if (Math.random() < 0.5) {
+      t = await rig.timeOneWithCpu();
+      f = await timeOneWithCpu(floorOnce);
+    } else {
+      f = await timeOneWithCpu(floorOnce);
+      t = await rig.timeOneWithCpu();
+    }
     taps.push(t.wall);
     tapsCpu.push(t.cpu);
     floors.push(f.wall);
