@@ -15,7 +15,7 @@ import { PcscTransport, waitForCard } from '../host/transport/pcsc.js';
 import { openBenchCardImage } from './card-factory.js';
 import { GateRig } from './gate-rig.js';
 import type { SuiteName } from '../sdk/spec.js';
-import { lockVpcd } from '../testing/vpcd-lock.js';
+import { lockVpcd, pullCard } from '../testing/vpcd-lock.js';
 import { latency, timeCalls, type Latency } from './stats.js';
 
 
@@ -63,7 +63,7 @@ export async function benchPcscRoundTrip(
     return { inProcess, pcsc };
   } finally {
     await transport.disconnect().catch(() => undefined);
-    await card.stop();
+    await pullCard(card);
   }
 }
 
@@ -259,7 +259,8 @@ export async function benchGateOverPcsc(options: GateBenchOptions = {}): Promise
     };
   } finally {
     await pcscTransport?.disconnect().catch(() => undefined);
-    await card?.stop();
+    // Out as pcscd sees it before the readers are handed on (the next holder's card would be taken for this one).
+    await pullCard(card).catch(() => undefined);
     release();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PcscTransport, waitForCard } from '../host/transport/pcsc.ts';
 import { EchoIcc, INS } from '../test/helpers/echo-icc.ts';
-import { lockVpcd, pcscStack, VPCD_READER_0, VPCD_READER_1, waitUntil, VPCD_LOCK_HOOK_MS } from '../test/helpers/pcsc-stack.ts';
+import { lockVpcd, pcscStack, pullCard, VPCD_READER_0, VPCD_READER_1, waitUntil, VPCD_LOCK_HOOK_MS } from '../test/helpers/pcsc-stack.ts';
 import { startVpcdChild, type VpcdChild } from './vpcd-child.ts';
 import { VpcdBridge, type VpcdEvent, type VpcdTiming } from './vpcd.ts';
 
@@ -79,9 +79,12 @@ describe('VpcdBridge wire protocol (fake vpcd)', () => {
     await bridge.connect();
     expect(bridge.connected).toBe(true);
     await waitUntil(() => vpcd.socket, 2000, 'the card to connect');
+    // Connected is not yet polled: vpcd has not talked to the card (pcscd may still report the previous one).
+    expect(bridge.polled).toBe(false);
 
     vpcd.send(h('04'));
     expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
+    expect(bridge.polled).toBe(true);
     vpcd.send(h('01'));
     vpcd.send(h('8030000002'));
     expect(hex(await vpcd.reply())).toBe('00009000');
@@ -102,7 +105,9 @@ describe('VpcdBridge wire protocol (fake vpcd)', () => {
     await bridge.close();
     await waitUntil(() => vpcd.closedByCard, 2000, 'the card to leave');
     expect(bridge.connected).toBe(false);
-    expect(events).toEqual(['inserted', 'power', 'apdu', 'apdu', 'reset', 'apdu', 'apdu', 'power', 'removed']);
+    expect(bridge.polled).toBe(false);
+    // 'polled' once, on vpcd's first frame, not on the TCP connect.
+    expect(events).toEqual(['inserted', 'polled', 'power', 'apdu', 'apdu', 'reset', 'apdu', 'apdu', 'power', 'removed']);
     await vpcd.close();
   });
 
@@ -236,9 +241,11 @@ describe('VpcdBridge wire protocol (fake vpcd)', () => {
       await waitUntil(() => vpcd.connections === 2, 3000, 'the card to come back on a new connection');
       expect(vpcd.closedByCard).toBe(true);
       const types = events.map((e) => e.type);
-      expect(types).toEqual(['inserted', 'resync', 'inserted']);
+      expect(types).toEqual(['inserted', 'polled', 'resync', 'inserted']);
       vpcd.send(h('04'));
       expect(hex(await vpcd.reply())).toBe(hex(icc.atr()));
+      // A new connection is polled anew.
+      expect(events.map((e) => e.type).slice(4)).toEqual(['polled']);
     } finally {
       await done();
     }
@@ -325,7 +332,7 @@ describe.skipIf(!stack.ok)('VpcdBridge on pcscd + vpcd', () => {
   }, VPCD_LOCK_HOOK_MS);
 
   afterAll(async () => {
-    await Promise.all(cards.map((c) => c.stop()));
+    await Promise.all(cards.map((c) => pullCard(c)));
     release();
   });
 
@@ -369,6 +376,29 @@ describe.skipIf(!stack.ok)('VpcdBridge on pcscd + vpcd', () => {
     expect(code).toBe(0);
     expect(out).toMatch(/< 6A 82/);
     expect(out).toMatch(/< 12 34 90 00/);
+  });
+
+  it('a card started the moment another stopped is the one the next connect and transmit reach (no 0x80100016 on the old socket)', async () => {
+    // Without pullCard (wait until pcscd reports the reader empty) and startVpcdChild waiting for vpcd's first poll,
+    // every other swap failed: the new card's TCP connect sat in vpcd's backlog while pcscd still reported the old
+    // card, and the first transmit went to the old card's socket.
+    let card = cards[0]!;
+    try {
+      for (let swap = 0; swap < 8; swap++) {
+        await pullCard(card);
+        card = await startVpcdChild({ module: ECHO_MODULE, export: 'createEchoIcc', args: [{ name: `SWAP-${swap}` }] }, { port: 35963 });
+        await waitForCard(VPCD_READER_0, { timeoutMs: 5000 });
+        const t = new PcscTransport({ reader: VPCD_READER_0 });
+        try {
+          expect(hex(await t.connect()), `swap ${swap}: the ATR is the new card's`).toBe(hex(card.atr));
+          expect(hex(await t.transmit(h('8030000002'))), `swap ${swap}`).toBe('00009000');
+        } finally {
+          await t.disconnect();
+        }
+      }
+    } finally {
+      cards[0] = card;
+    }
   });
 
   it('a clean stop takes the card out of the reader', async () => {

@@ -37,9 +37,15 @@ export const DEFAULT_SILENCE_MS = 3000;
 /** How long the card stays out when the bridge re-inserts it: over two of pcscd's 400 ms polls. */
 export const DEFAULT_REINSERT_DELAY_MS = 1000;
 
-/** What the bridge observed; `inserted`/`removed` follow the TCP connection to vpcd. */
+/**
+ * What the bridge observed; `inserted`/`removed` follow the TCP connection to vpcd. `polled` is vpcd's first frame
+ * on a connection: vpcd accepts a new card only after its presence poll found the previous one gone, so from
+ * `polled` on, pcscd has seen any earlier card leave and will report this one (a TCP connect alone proves neither:
+ * it completes in vpcd's listen backlog while pcscd still holds the previous card).
+ */
 export type VpcdEvent =
   | { type: 'inserted' }
+  | { type: 'polled' }
   | { type: 'removed'; reason: string }
   | { type: 'error'; error: Error }
   | { type: 'power'; on: boolean }
@@ -129,6 +135,11 @@ export class VpcdBridge {
   /** True while the TCP connection to vpcd is up, i.e. the card is in the reader. */
   get connected(): boolean {
     return this.socket !== undefined && !this.socket.destroyed && !this.socket.connecting;
+  }
+
+  /** True once vpcd has sent a frame on the current connection (see the `polled` event). */
+  get polled(): boolean {
+    return this.connected && this.lastActivity !== undefined;
   }
 
   /** Subscribe to bridge events (inserted, APDU, removed); returns the unsubscribe function. */
@@ -231,7 +242,12 @@ export class VpcdBridge {
       this.pending = this.pending.subarray(2 + length);
       // A frame after an ambiguous one proves the driver was not waiting for a reply: it was a control code.
       if (this.ambiguous) this.settleAmbiguous('control');
-      this.touch();
+      if (this.lastActivity === undefined) {
+        this.touch();
+        this.emit({ type: 'polled' });
+      } else {
+        this.touch();
+      }
       const reply = this.handleFrame(payload);
       if (reply) {
         this.send(socket, reply);

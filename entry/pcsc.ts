@@ -15,6 +15,7 @@ export {
   PcscTransport,
   pcscErrorCode,
   waitForCard,
+  waitForRemoval,
   type PcscAgentOptions,
   type PcscDisposition,
   type PcscProtocol,

@@ -11,7 +11,7 @@ import { startVpcdChild, type VpcdChild } from '../card/vpcd-child.js';
 import { IssuingTerminal } from '../host/issuing.js';
 import { CardSession } from '../host/session.js';
 import { PcscTransport, waitForCard } from '../host/transport/pcsc.js';
-import { lockVpcd, pcscStack, VPCD_READER_0, VPCD_LOCK_HOOK_MS } from '../test/helpers/pcsc-stack.js';
+import { lockVpcd, pcscStack, pullCard, VPCD_READER_0, VPCD_LOCK_HOOK_MS } from '../test/helpers/pcsc-stack.js';
 import { ImageFactory, presetImage, readerProvider, testAuthorizer } from './providers.js';
 import { loadTestKeys } from './testkeys.js';
 import { summaryTable } from './reports.js';
@@ -43,13 +43,13 @@ function vpcdProvider(): CardProvider {
         transport,
         release: async () => {
           await transport.disconnect().catch(() => undefined);
-          await child?.stop();
+          await pullCard(child);
           child = undefined;
         },
         // A preset edits the image with the card out of the reader, then puts it back: a power cycle.
         async preset(p) {
           await transport.disconnect().catch(() => undefined);
-          await child?.stop();
+          await pullCard(child);
           presetImage(path, p);
           await insert();
           await transport.connect();
@@ -57,7 +57,7 @@ function vpcdProvider(): CardProvider {
       };
     },
     async close() {
-      await child?.stop();
+      await pullCard(child);
       images.close();
     },
   };
@@ -111,7 +111,7 @@ describe.skipIf(!stack.ok)('vectors through PcscTransport, pcscd and vpcd', () =
       expect(runs[0].pass).toBeGreaterThan(runs[1].pass); // the first also ran the personalisation vectors
       expect(new Set(runs.slice(1).map((x) => x.pass)).size).toBe(1);
     } finally {
-      await child.stop();
+      await pullCard(child);
       rmSync(dir, { recursive: true, force: true });
     }
   }, 3_600_000); // a hang guard: ten runs of the RSA vectors through pcscd, several minutes idle; at load average 15 one run of all vectors took 478 s

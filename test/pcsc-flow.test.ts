@@ -19,7 +19,7 @@ import { listReaders, PcscTransport, waitForCard } from '../host/transport/pcsc.
 import type { CardCredentials } from '../sdk/roles/trust.ts';
 import { CardRemovedError, CardStatusError, TicketNotFoundError, TransportTimeoutError } from '../sdk/errors.ts';
 import { AID, USAGE_STATE, type SuiteName } from '../sdk/spec.ts';
-import { lockVpcd, pcscStack, VPCD_READER_0, waitUntil, VPCD_LOCK_HOOK_MS } from './helpers/pcsc-stack.ts';
+import { lockVpcd, pcscStack, pullCard, VPCD_READER_0, waitUntil, VPCD_LOCK_HOOK_MS } from './helpers/pcsc-stack.ts';
 import { pauseMarker, type PausePoint } from './helpers/pausing-card.ts';
 import { SUITES, today, worldFor } from './helpers/world.ts';
 
@@ -65,11 +65,6 @@ function contents(path: string): Contents {
 function without(c: Contents, tid: string): Record<string, string> {
   const { [tid]: _, ...rest } = c.tickets;
   return rest;
-}
-
-/** Wait until pcscd no longer sees a card in the reader, so the next card is not taken for the old one. */
-async function readerEmpty(reader = READER): Promise<void> {
-  await waitUntil(async () => !(await listReaders()).find((r) => r.name === reader)?.cardPresent, 5000, `"${reader}" to be empty`, 50);
 }
 
 function run(tool: string, args: string[], input?: string): Promise<string> {
@@ -164,8 +159,7 @@ describe.skipIf(!stack.ok)('the e-ticket card over pcsclite → pcscd → vpcd',
 
   /** Put a card image into the reader: applet.ts's openCardImage, or the pausing one for mid-commit pulls. */
   const serve = async (path: string, pause?: PausePoint): Promise<VpcdChild> => {
-    if (card?.running) await card.stop();
-    await readerEmpty();
+    await pullCard(card);
     card = await startVpcdChild(
       pause
         ? { module: PAUSING, export: 'openPausingCardImage', args: [path, pause] }
@@ -193,7 +187,7 @@ describe.skipIf(!stack.ok)('the e-ticket card over pcsclite → pcscd → vpcd',
 
   afterAll(async () => {
     await disconnectAll();
-    await card?.stop();
+    await pullCard(card);
     release();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

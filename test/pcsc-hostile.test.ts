@@ -17,7 +17,7 @@ import { listReaders, pcscAgentPids, PcscTransport, waitForCard } from '../host/
 import { TransportTimeoutError } from '../sdk/errors.ts';
 import { AID } from '../sdk/spec.ts';
 import { pauseMarker } from './helpers/pausing-card.ts';
-import { lockVpcd, pcscStack, VPCD_READER_0, waitUntil, VPCD_LOCK_HOOK_MS } from './helpers/pcsc-stack.ts';
+import { lockVpcd, pcscStack, pullCard, VPCD_READER_0, waitUntil, VPCD_LOCK_HOOK_MS } from './helpers/pcsc-stack.ts';
 
 const APPLET = fileURLToPath(new URL('../card/applet.ts', import.meta.url));
 const PAUSING = fileURLToPath(new URL('./helpers/pausing-card.ts', import.meta.url));
@@ -75,7 +75,7 @@ describe.skipIf(!stack.ok || toolsMissing.length > 0)('hostile PC/SC clients and
 
   /** Put an image into the first reader, as a plain card or one that stops answering at SELECT. */
   const serve = async (path: string, stalling: boolean): Promise<VpcdChild> => {
-    await card?.kill();
+    await pullCard(card, 'kill');
     card = stalling
       ? await startVpcdChild({ module: PAUSING, export: 'openStallingCardImage', args: [path, INS_SELECT, 120_000] }, { port: PORT })
       : await startVpcdChild({ module: APPLET, export: 'openCardImage', args: [path] }, { port: PORT });
@@ -91,7 +91,7 @@ describe.skipIf(!stack.ok || toolsMissing.length > 0)('hostile PC/SC clients and
 
   afterAll(async () => {
     // Never leave pcscd frozen: the card process goes whatever happened.
-    await card?.kill();
+    await pullCard(card, 'kill');
     release();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -18,8 +18,8 @@ import {
   TransportUnavailableError,
 } from '../../sdk/errors.ts';
 import { INS } from '../../test/helpers/echo-icc.ts';
-import { lockVpcd, pcscStack, VPCD_READER_0, VPCD_READER_1, waitUntil, VPCD_LOCK_HOOK_MS } from '../../test/helpers/pcsc-stack.ts';
-import { listReaders, matchReader, pcscAgentPids, PcscTransport, pcscErrorCode, waitForCard } from './pcsc.ts';
+import { lockVpcd, pcscStack, pullCard, VPCD_READER_0, VPCD_READER_1, waitUntil, VPCD_LOCK_HOOK_MS } from '../../test/helpers/pcsc-stack.ts';
+import { listReaders, matchReader, pcscAgentPids, PcscTransport, pcscErrorCode, waitForCard, waitForRemoval } from './pcsc.ts';
 import { RecordingTransport } from './recording.ts';
 import { ReplayTransport } from './replay.ts';
 
@@ -199,13 +199,15 @@ describe.skipIf(!stack.ok)('PcscTransport over pcscd + vpcd', () => {
   });
 
   afterAll(async () => {
-    await card?.stop();
+    await pullCard(card);
     release();
   });
 
   /** Some tests pull the card: put a fresh one back and wait until pcscd sees it. */
   const ensureCard = async (): Promise<void> => {
     if (card?.running) return;
+    // The pulled card must be out as pcscd sees it before the next goes in.
+    await waitForRemoval(VPCD_READER_0, { timeoutMs: 10_000 });
     card = await startCard();
     await waitForCard(VPCD_READER_0, { timeoutMs: 5000 });
   };
@@ -303,6 +305,18 @@ describe.skipIf(!stack.ok)('PcscTransport over pcscd + vpcd', () => {
     await expect(waitForCard(VPCD_READER_1, { timeoutMs: 300 })).rejects.toBeInstanceOf(TransportTimeoutError);
     expect(Date.now() - started).toBeLessThan(3000);
     await expect(transport({ reader: VPCD_READER_1 }).waitForCard(300)).rejects.toBeInstanceOf(TransportTimeoutError);
+  });
+
+  it('waitForRemoval: at once on an empty reader, TransportTimeoutError naming the reader while a card stays, and resolved when it leaves', async () => {
+    await waitForRemoval(VPCD_READER_1, { timeoutMs: 5000 });
+    await ensureCard();
+    const stay = waitForRemoval(VPCD_READER_0, { timeoutMs: 600 });
+    await expect(stay).rejects.toBeInstanceOf(TransportTimeoutError);
+    await expect(stay).rejects.toThrow(/a card still in "Virtual PCD 00 00" after 600 ms/);
+    const leaving = waitForRemoval('00 00', { timeoutMs: 10_000 });
+    await card!.stop();
+    await leaving;
+    expect((await listReaders()).find((r) => r.name === VPCD_READER_0)?.cardPresent).toBe(false);
   });
 
   it('a card that answers too slowly gives TransportTimeoutError, not a hang', async () => {

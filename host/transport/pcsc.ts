@@ -580,6 +580,36 @@ export async function waitForCard(
   }
 }
 
+/**
+ * Wait until pcscd reports no card in the reader (exact name or unique substring). Resolves at once when the reader
+ * is already empty; rejects with TransportTimeoutError after `timeoutMs` (default 10 s). Use it before putting the
+ * next card in after taking one out: a card that arrives before pcscd has seen the previous one leave can be taken
+ * for the same card (same handle, same ATR), and the first exchange fails (vpcd: SCardTransmit 0x80100016).
+ */
+export async function waitForRemoval(readerName: string, opts: { timeoutMs?: number; agent?: PcscAgentOptions } = {}): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  requireBindingInstalled();
+  const ctx = PcscContext.open(opts.agent, timeoutMs);
+  try {
+    const names = await ctx.ready;
+    const target = matchReader(names, readerName);
+    await withTimeout(
+      new Promise<void>((resolve) => {
+        const check = (name: string, w: ReaderWatch): void => {
+          if (name === target && w.known && !w.present) resolve();
+        };
+        ctx.onStatus(check);
+        const w = ctx.readers.get(target);
+        if (w) check(target, w);
+      }),
+      timeoutMs,
+      () => new TransportTimeoutError(`a card still in "${target}" after ${timeoutMs} ms`, target),
+    );
+  } finally {
+    ctx.close();
+  }
+}
+
 /** A card in a PC/SC reader. Resources (a context in the PC/SC agent) are held from connect() to disconnect(). */
 export class PcscTransport implements Transport {
   private readonly opts: Required<Omit<PcscTransportOptions, 'reader' | 'agent' | 'maxResponse'>> & {

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
-export { lockVpcd } from '../../testing/vpcd-lock.js';
+export { lockVpcd, pullCard } from '../../testing/vpcd-lock.js';
 
 export const VPCD_READER_0 = 'Virtual PCD 00 00';
 export const VPCD_READER_1 = 'Virtual PCD 00 01';
