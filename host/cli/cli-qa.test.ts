@@ -1,11 +1,14 @@
 // What integrators and QA engineers ran into (issue 13), through the real `eticket` process: service dates in the
 // operator's time zone, the gate choosing the ticket that can pass, batches that say what happened.
 
+import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, type CliEnv } from './run-cli.js';
+import { waitUntil } from '../../test/helpers/pcsc-stack.js';
+import { BIN, cli, type CliEnv } from './run-cli.js';
 
 let dir: string;
 let env: CliEnv;
@@ -149,6 +152,57 @@ describe('batches say what happened', () => {
     expect(forced.code).toBe(4);
     expect(rows(forced)[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/not JSON/) });
   });
+
+  it('stdin a socket fed 50 rows, then reset by its sender: the rows read are issued and reported while the input waits, then one failed result and the summary say after which line and why (exit 4); the whole batch re-run issues only the rest', async () => {
+    // Chunks of 8, 16 and 32 rows, two issued ahead of the card (cmd-issue.ts): rows are reported a chunk or two after
+    // they are read, so 50 go in before the reset; 60 in all fit on a card (64 tickets).
+    expect((await cli(env, 'card', 'create', 'rst.img')).code).toBe(0);
+    expect((await cli(env, 'card', 'personalize', '--card', 'rst.img')).code).toBe(0);
+    const N = 60;
+    const all = Array.from({ length: N }, (_, i) => `${D},RST${i}`);
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+    const stdin = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    stdin.pause(); // the eticket process reads this socket, never this one
+    stdin.on('error', () => undefined);
+    await new Promise<void>((r) => stdin.once('connect', r));
+    const sender = await accepted;
+    sender.on('error', () => undefined);
+    const vars: NodeJS.ProcessEnv = { ...process.env, ETICKET_HOME: dir, ETICKET_PASSPHRASE: 'correct horse battery staple' };
+    const child = spawn(process.execPath, [BIN, '--json', 'issue', '--card', 'rst.img', '--from', '-', '--batch', 'reset-batch'], { cwd: dir, env: vars, stdio: [stdin, 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const closed = new Promise<number | null>((r) => child.on('close', r));
+    try {
+      // 50 rows, then the connection reset once some of them are reported (the rest of the input never comes).
+      sender.write(['serviceDate,train', ...all.slice(0, 50)].join('\n') + '\n');
+      await waitUntil(() => out.split('\n').filter((l) => l.includes('"status":"loaded"')).length >= 8, 120_000, 'the first rows to be reported');
+      sender.resetAndDestroy();
+      const code = await closed;
+      expect(err).toBe('');
+      expect(code).toBe(4);
+      const lines = out.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const done = lines.filter((x) => x.status === 'loaded');
+      const last = done.at(-1)!.line as number;
+      expect(done.map((x) => x.line)).toEqual(Array.from({ length: last - 1 }, (_, i) => i + 2));
+      expect(lines.at(-2)).toEqual({ status: 'failed', error: expect.stringMatching(new RegExp(`^the batch input could not be read after line ${last}: read ECONNRESET; the rows after it were not seen`)) });
+      expect(lines.at(-1)).toMatchObject({ summary: true, done: done.map((x) => x.line), remaining: [], inputUnreadAfterLine: last, inputError: 'read ECONNRESET' });
+      // The whole batch again, under the same batch name: the rows done are found, the rest issued.
+      writeFileSync(join(dir, 'reset.csv'), ['serviceDate,train', ...all].join('\n') + '\n');
+      const again = await cli(env, '--json', 'issue', '--card', 'rst.img', '--from', 'reset.csv', '--batch', 'reset-batch');
+      expect(again.code).toBe(0);
+      const byStatus = (st: string) => rows(again).filter((x) => x.status === st).map((x) => x.line);
+      expect(byStatus('already_on_card')).toEqual(done.map((x) => x.line));
+      expect(byStatus('loaded')).toEqual(Array.from({ length: N + 1 - last }, (_, i) => last + 1 + i));
+    } finally {
+      child.kill('SIGKILL');
+      stdin.destroy();
+      server.close();
+    }
+  }, 300_000);
 
   it('a directory, an empty file and a header without rows are usage errors (exit 1) saying so, under --json as JSON', async () => {
     mkdirSync(join(dir, 'adir'), { recursive: true });

@@ -312,7 +312,13 @@ async function requirePersonalised(issuing: IssuingTerminal): Promise<FciInfo> {
   return info;
 }
 
-function finish(cmd: Command, results: IssueResult[], batch: boolean, interrupted?: unknown): void {
+/** The batch input failed mid-way (an I/O error): the rows read before it are reported, the rest of the input is unknown. */
+interface InputFailure {
+  afterLine: number;
+  error: string;
+}
+
+function finish(cmd: Command, results: IssueResult[], batch: boolean, interrupted?: unknown, inputFailure?: InputFailure): void {
   const count = (st: IssueStatus) => results.filter((r) => r.status === st).length;
   const failed = count('failed');
   const lines = (sts: IssueStatus[]) => results.filter((r) => sts.includes(r.status) && r.line !== undefined).map((r) => r.line!);
@@ -330,12 +336,14 @@ function finish(cmd: Command, results: IssueResult[], batch: boolean, interrupte
     done: lines(['loaded', 'already_on_card', 'issued_to_other_card', 'sealed']),
     remaining: lines(['failed', 'not_attempted', 'interrupted']),
     ...(interrupted ? { stoppedBy: errorLine(interrupted) } : {}),
+    // `remaining` lists only rows that were read: the input after this line was never seen, so the batch is not done.
+    ...(inputFailure ? { inputUnreadAfterLine: inputFailure.afterLine, inputError: inputFailure.error } : {}),
   };
   if (batch) {
-    const more = [summary.issuedToOtherCard && `${summary.issuedToOtherCard} on another card`, summary.notAttempted && `${summary.notAttempted} not attempted`, summary.interrupted && `${summary.interrupted} interrupted`].filter(Boolean);
+    const more = [summary.issuedToOtherCard && `${summary.issuedToOtherCard} on another card`, summary.notAttempted && `${summary.notAttempted} not attempted`, summary.interrupted && `${summary.interrupted} interrupted`, inputFailure && `the input unread after line ${inputFailure.afterLine}`].filter(Boolean);
     emit(cmd, summary, `${summary.total} ticket(s): ${summary.loaded} loaded, ${summary.alreadyOnCard} already on card, ${summary.sealed} sealed, ${failed} failed${more.length ? `, ${more.join(', ')}` : ''}`);
     if (interrupted) throw new ExitStatus(EXIT.TRANSPORT);
-    if (failed || summary.notAttempted || summary.interrupted) throw new ExitStatus(EXIT.PARTIAL);
+    if (failed || summary.notAttempted || summary.interrupted || inputFailure) throw new ExitStatus(EXIT.PARTIAL);
   } else if (failed) {
     throw new ExitStatus(results[0].sw ? EXIT.CARD_REFUSED : EXIT.USAGE);
   }
@@ -483,6 +491,7 @@ Examples:
       // Once set, the remaining rows are reported "not attempted" with this reason (card full, card pulled).
       let stop: string | undefined;
       let interrupted: unknown;
+      let inputFailure: InputFailure | undefined;
       const report = (r: IssueResult) => {
         results.push(r);
         if (json) progress.print(JSON.stringify(r));
@@ -585,14 +594,30 @@ Examples:
           progress.tick();
         }
       };
+      // The next row; while the input keeps the batch waiting (stdin fed a row at a time by another program), the rows
+      // already read are issued, loaded and reported meanwhile instead of waiting for the chunks to fill.
+      const live = run;
+      const nextOrDrain = async (): Promise<IteratorResult<BatchItem>> => {
+        const coming = nextRow(rows);
+        if (!pending.length && !inFlight.length) return coming;
+        let timer: NodeJS.Timeout | undefined;
+        const idle = new Promise<'idle'>((resolve) => (timer = setTimeout(() => resolve('idle'), INPUT_IDLE_MS)));
+        const first = await Promise.race([coming, idle]);
+        clearTimeout(timer);
+        if (first !== 'idle') return first;
+        await drain(live);
+        progress.flush();
+        return coming;
+      };
       let next: IteratorResult<BatchItem> = first;
-      for (; !next.done; next = await nextRow(rows)) {
+      for (; !next.done; next = await nextOrDrain()) {
         const it = local(next.value);
         const line = batch ? it.line : undefined;
         if ('error' in it && it.error.startsWith(READ_FAILED)) {
           // The input itself failed mid-way: what was read is reported, the rest is unknown.
           await drain(run);
-          report({ status: 'failed', error: `the batch input could not be read after line ${results.at(-1)?.line ?? 0}: ${it.error.slice(READ_FAILED.length)}` });
+          inputFailure = { afterLine: results.at(-1)?.line ?? 0, error: it.error.slice(READ_FAILED.length) };
+          report({ status: 'failed', error: `the batch input could not be read after line ${inputFailure.afterLine}: ${inputFailure.error}; the rows after it were not seen (re-run the whole batch: nothing is issued twice)` });
           break;
         }
         if (stop) {
@@ -634,7 +659,7 @@ Examples:
       progress.end();
       flushLoaded(run);
       await settleMarks(run);
-      finish(cmd, results, batch, interrupted);
+      finish(cmd, results, batch, interrupted, inputFailure);
     } finally {
       progress.flush(); // what was reported before an error stopped the batch
       handOver({ none: true }); // stopped before the key was opened: the store's thread signs nothing (a no-op after)
@@ -669,6 +694,13 @@ function requireWritable(file: string): void {
   }
 }
 
+/**
+ * How long the input may keep a batch waiting before the rows read so far are issued, loaded and reported: a file
+ * never does (its rows come in microseconds), a program feeding stdin a row at a time sees each row done this long
+ * after it stops writing, not when 8 to 64 more rows have filled the chunks.
+ */
+export const INPUT_IDLE_MS = 200;
+
 /** Marks an input that failed mid-way (an I/O error after rows were read): the rest of the batch is not attempted. */
 const READ_FAILED = '\u0000read failed';
 
@@ -676,7 +708,9 @@ async function nextRow(rows: AsyncGenerator<BatchItem>): Promise<IteratorResult<
   try {
     return await rows.next();
   } catch (e) {
-    if (e instanceof InvalidInputError || (e as NodeJS.ErrnoException)?.code) return { done: false, value: { line: 0, error: READ_FAILED + errorLine(e) } };
+    // An I/O error (a disk, a socket reset) is the input's, not an internal one: its own message, no stack to report.
+    if (e instanceof InvalidInputError) return { done: false, value: { line: 0, error: READ_FAILED + errorLine(e) } };
+    if ((e as NodeJS.ErrnoException)?.code) return { done: false, value: { line: 0, error: READ_FAILED + (e as Error).message } };
     throw e;
   }
 }
