@@ -45,8 +45,8 @@ async function main(): Promise<void> {
     if (!stopping) void stop(0);
   });
 
-  // Ready only once vpcd talks to the card: a TCP connect completes in vpcd's backlog while pcscd still reports
-  // the previous card, and a client that connects then transmits to that card's dead socket (0x80100016).
+  // Ready only once vpcd talks to the card: a TCP connect completes in vpcd's backlog while vpcd still serves the
+  // previous card (and a client that connects then transmits to that card's dead socket: 0x80100016).
   const polled = new Promise<void>((resolve) => {
     const off = bridge.on((event) => {
       if (event.type === 'polled') {

@@ -24,7 +24,7 @@ export interface VpcdChildOptions {
   reconnect?: boolean | ReconnectPolicy;
   /** How the bridge tells control frames from 1-byte APDUs, and its silence watchdog (see VpcdTiming). */
   timing?: VpcdTiming;
-  /** Until the card is in the reader: vpcd has polled it, so pcscd has seen any previous card leave. Default 15 s. */
+  /** Until vpcd has polled the card (accepted it, not just its TCP connect). Default 15 s. Then waitForCard. */
   startTimeoutMs?: number;
 }
 

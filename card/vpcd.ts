@@ -39,9 +39,11 @@ export const DEFAULT_REINSERT_DELAY_MS = 1000;
 
 /**
  * What the bridge observed; `inserted`/`removed` follow the TCP connection to vpcd. `polled` is vpcd's first frame
- * on a connection: vpcd accepts a new card only after its presence poll found the previous one gone, so from
- * `polled` on, pcscd has seen any earlier card leave and will report this one (a TCP connect alone proves neither:
- * it completes in vpcd's listen backlog while pcscd still holds the previous card).
+ * on a connection: vpcd has accepted this card (a TCP connect alone proves nothing: it completes in vpcd's listen
+ * backlog while vpcd still serves the previous card). It does not prove pcscd saw a previous card leave: when vpcd
+ * found the old socket dead inside an exchange, it accepts and polls the new card in its next presence poll and
+ * pcscd sees a card throughout. Waiting for the reader to be reported empty before the next card starts
+ * (`waitForRemoval`, `pullCard`) is what makes the new card a new insertion.
  */
 export type VpcdEvent =
   | { type: 'inserted' }

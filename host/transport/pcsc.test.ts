@@ -319,6 +319,25 @@ describe.skipIf(!stack.ok)('PcscTransport over pcscd + vpcd', () => {
     expect((await listReaders()).find((r) => r.name === VPCD_READER_0)?.cardPresent).toBe(false);
   });
 
+  it('waitForRemoval with the card still in and its PC/SC agent killed: TransportUnavailableError, never "removed"', async () => {
+    await ensureCard();
+    // An agent of its own (its own environment), so no other transport of this file loses its agent.
+    const agent = { env: { ETICKET_TEST_AGENT: 'removal-agent-death' } };
+    const before = new Set(pcscAgentPids());
+    const waiting = waitForRemoval(VPCD_READER_0, { timeoutMs: 10_000, agent }).then(
+      () => 'resolved',
+      (e: unknown) => e,
+    );
+    const fresh = await waitUntil(() => pcscAgentPids().filter((pid) => !before.has(pid)).length > 0 && pcscAgentPids().filter((pid) => !before.has(pid)), 5000, 'the agent to start');
+    await new Promise((r) => setTimeout(r, 300)); // let it report the card first: the wait is under way, not starting
+    for (const pid of fresh) process.kill(pid, 'SIGKILL');
+    const outcome = await waiting;
+    expect(outcome).toBeInstanceOf(TransportUnavailableError);
+    expect((outcome as Error).message).toMatch(/PC\/SC agent gone while waiting for "Virtual PCD 00 00" to empty/);
+    expect(card!.running).toBe(true);
+    expect((await listReaders()).find((r) => r.name === VPCD_READER_0)?.cardPresent).toBe(true);
+  });
+
   it('a card that answers too slowly gives TransportTimeoutError, not a hang', async () => {
     await ensureCard();
     const t = transport({ timeoutMs: 300 });

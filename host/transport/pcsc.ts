@@ -354,10 +354,15 @@ export function pcscAgentPids(): number[] {
 }
 
 interface ReaderWatch {
+  /** A card to connect to: in the reader and not mute. */
   present: boolean;
+  /** Any card in the reader, as pcscd last reported it (a mute card too). */
+  card?: boolean;
   atr?: Uint8Array;
   /** Set once the status thread has reported at least once. */
   known: boolean;
+  /** The reader left pcscd's list ('end'), or the agent serving this context is gone ('gone'): nothing more is known. */
+  lost?: { why: 'end' | 'gone'; message: string };
 }
 
 /**
@@ -442,7 +447,8 @@ class PcscContext {
         }
         watch.known = true;
         // A mute card is in the reader but gave no ATR: nothing we can connect to.
-        watch.present = (event.state & SCARD_STATE_PRESENT) !== 0 && (event.state & SCARD_STATE_MUTE) === 0;
+        watch.card = (event.state & SCARD_STATE_PRESENT) !== 0;
+        watch.present = watch.card && (event.state & SCARD_STATE_MUTE) === 0;
         watch.atr = watch.present && event.atr ? Uint8Array.from(Buffer.from(event.atr, 'hex')) : undefined;
         if (watch.atr?.length === 0) watch.atr = undefined;
         this.notify(event.reader, watch);
@@ -454,6 +460,7 @@ class PcscContext {
         this.names = this.names.filter((n) => n !== event.reader);
         if (watch) {
           watch.present = false;
+          watch.lost = { why: 'end', message: `PC/SC reader "${event.reader}" is gone` };
           this.notify(event.reader, watch);
         }
         return;
@@ -462,6 +469,7 @@ class PcscContext {
         this.failFirst?.(new TransportUnavailableError(event.message));
         for (const [name, watch] of this.readers) {
           watch.present = false;
+          watch.lost = { why: 'gone', message: event.message };
           this.notify(name, watch);
         }
         this.readers.clear();
@@ -588,21 +596,26 @@ export async function waitForCard(
  */
 export async function waitForRemoval(readerName: string, opts: { timeoutMs?: number; agent?: PcscAgentOptions } = {}): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
+  const deadline = Date.now() + timeoutMs;
   requireBindingInstalled();
   const ctx = PcscContext.open(opts.agent, timeoutMs);
   try {
     const names = await ctx.ready;
     const target = matchReader(names, readerName);
     await withTimeout(
-      new Promise<void>((resolve) => {
+      new Promise<void>((resolve, reject) => {
+        // Empty only on pcscd's word: a status without a card (a mute card is a card). The reader leaving the list or
+        // the PC/SC agent dying says nothing about the card, and is an error, never "removed".
         const check = (name: string, w: ReaderWatch): void => {
-          if (name === target && w.known && !w.present) resolve();
+          if (name !== target) return;
+          if (w.lost) reject(w.lost.why === 'gone' ? new TransportUnavailableError(`PC/SC agent gone while waiting for "${target}" to empty: ${w.lost.message}`, target) : new ReaderNotFoundError(`${w.lost.message} while waiting for it to empty`, target));
+          else if (w.known && !w.card) resolve();
         };
         ctx.onStatus(check);
         const w = ctx.readers.get(target);
         if (w) check(target, w);
       }),
-      timeoutMs,
+      Math.max(0, deadline - Date.now()),
       () => new TransportTimeoutError(`a card still in "${target}" after ${timeoutMs} ms`, target),
     );
   } finally {
