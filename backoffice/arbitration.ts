@@ -76,10 +76,14 @@ function keyInfo(k: AuthorityKeyRecord): SignerInfo {
   return { keyId: k.keyId, role: k.role, suite: k.suite, validFrom: iso(k.validFrom), validUntil: iso(k.validUntil), retiredAt: iso(k.retiredAt), subject: k.identity };
 }
 
-/** Was authority key `k` in force at `t` (inside its window and not yet retired)? */
+/**
+ * Was authority key `k` in force at `t` (inside its window and not yet retired)? Signatures and retirements are
+ * stamped in whole seconds: a bill signed in the second its key was retired (the rotation came right after it) is
+ * in force; one stamped a second later is not.
+ */
 export function keyValidAt(k: AuthorityKeyRecord, t: number): boolean {
   const ms = t * 1000;
-  return ms >= k.validFrom.getTime() - 60_000 && (k.validUntil === undefined || ms <= k.validUntil.getTime()) && (k.retiredAt === undefined || ms < k.retiredAt.getTime());
+  return ms >= k.validFrom.getTime() - 60_000 && (k.validUntil === undefined || ms <= k.validUntil.getTime()) && (k.retiredAt === undefined || ms <= k.retiredAt.getTime());
 }
 
 /** The history's key `id`, checked: a signing key must carry a certificate that its root key signed. */

@@ -2,7 +2,7 @@
 // operator's time zone, the gate choosing the ticket that can pass, batches that say what happened.
 
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,15 @@ import { BIN, cli, type CliEnv } from './run-cli.js';
 
 let dir: string;
 let env: CliEnv;
+
+/** Bytes waiting to be read on the local TCP socket bound to `port` (/proc/net/tcp), undefined when there is none. */
+function receiveQueue(port: number): number | undefined {
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length > 4 && Number.parseInt(cols[1]!.split(':')[1]!, 16) === port) return Number.parseInt(cols[4]!.split(':')[1]!, 16);
+  }
+  return undefined;
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'eticket-cli-qa-'));
@@ -153,13 +162,8 @@ describe('batches say what happened', () => {
     expect(rows(forced)[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/not JSON/) });
   });
 
-  it('stdin a socket fed 50 rows, then reset by its sender: the rows read are issued and reported while the input waits, then one failed result and the summary say after which line and why (exit 4); the whole batch re-run issues only the rest', async () => {
-    // Chunks of 8, 16 and 32 rows, two issued ahead of the card (cmd-issue.ts): rows are reported a chunk or two after
-    // they are read, so 50 go in before the reset; 60 in all fit on a card (64 tickets).
-    expect((await cli(env, 'card', 'create', 'rst.img')).code).toBe(0);
-    expect((await cli(env, 'card', 'personalize', '--card', 'rst.img')).code).toBe(0);
-    const N = 60;
-    const all = Array.from({ length: N }, (_, i) => `${D},RST${i}`);
+  /** `eticket --json issue … --from -` whose stdin is a TCP socket: the test writes rows to `sender`, and can reset it. */
+  const socketStdin = async (...args: string[]) => {
     const server = net.createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
@@ -170,26 +174,50 @@ describe('batches say what happened', () => {
     const sender = await accepted;
     sender.on('error', () => undefined);
     const vars: NodeJS.ProcessEnv = { ...process.env, ETICKET_HOME: dir, ETICKET_PASSPHRASE: 'correct horse battery staple' };
-    const child = spawn(process.execPath, [BIN, '--json', 'issue', '--card', 'rst.img', '--from', '-', '--batch', 'reset-batch'], { cwd: dir, env: vars, stdio: [stdin, 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, '--json', 'issue', ...args, '--from', '-'], { cwd: dir, env: vars, stdio: [stdin, 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
     const closed = new Promise<number | null>((r) => child.on('close', r));
+    return {
+      sender,
+      closed,
+      out: () => out,
+      err: () => err,
+      lines: () => out.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>),
+      /** Until the eticket process has read everything sent (the socket's receive queue, /proc/net/tcp, is empty). */
+      consumed: () => waitUntil(() => receiveQueue(stdin.localPort!) === 0, 60_000, 'eticket to read what was sent'),
+      close: () => {
+        child.kill('SIGKILL');
+        stdin.destroy();
+        server.close();
+      },
+    };
+  };
+
+  it('stdin a socket fed 50 rows, then reset by its sender: the rows read are issued and reported while the input waits, then one failed line and the summary say after which line and why (exit 4); the whole batch re-run issues only the rest', async () => {
+    // 60 rows in all fit on a card (64 tickets); 50 go in before the reset.
+    expect((await cli(env, 'card', 'create', 'rst.img')).code).toBe(0);
+    expect((await cli(env, 'card', 'personalize', '--card', 'rst.img')).code).toBe(0);
+    const N = 60;
+    const all = Array.from({ length: N }, (_, i) => `${D},RST${i}`);
+    const run = await socketStdin('--card', 'rst.img', '--batch', 'reset-batch');
     try {
       // 50 rows, then the connection reset once some of them are reported (the rest of the input never comes).
-      sender.write(['serviceDate,train', ...all.slice(0, 50)].join('\n') + '\n');
-      await waitUntil(() => out.split('\n').filter((l) => l.includes('"status":"loaded"')).length >= 8, 120_000, 'the first rows to be reported');
-      sender.resetAndDestroy();
-      const code = await closed;
-      expect(err).toBe('');
+      run.sender.write(['serviceDate,train', ...all.slice(0, 50)].join('\n') + '\n');
+      await waitUntil(() => run.lines().filter((l) => l.status === 'loaded').length >= 8, 120_000, 'the first rows to be reported');
+      run.sender.resetAndDestroy();
+      const code = await run.closed;
+      expect(run.err()).toBe('');
       expect(code).toBe(4);
-      const lines = out.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = run.lines();
       const done = lines.filter((x) => x.status === 'loaded');
       const last = done.at(-1)!.line as number;
       expect(done.map((x) => x.line)).toEqual(Array.from({ length: last - 1 }, (_, i) => i + 2));
       expect(lines.at(-2)).toEqual({ status: 'failed', error: expect.stringMatching(new RegExp(`^the batch input could not be read after line ${last}: read ECONNRESET; the rows after it were not seen`)) });
-      expect(lines.at(-1)).toMatchObject({ summary: true, done: done.map((x) => x.line), remaining: [], inputUnreadAfterLine: last, inputError: 'read ECONNRESET' });
+      // The failed line is no row: the counts are the rows'.
+      expect(lines.at(-1)).toMatchObject({ summary: true, total: done.length, loaded: done.length, failed: 0, done: done.map((x) => x.line), remaining: [], inputUnreadAfterLine: last, inputError: 'read ECONNRESET' });
       // The whole batch again, under the same batch name: the rows done are found, the rest issued.
       writeFileSync(join(dir, 'reset.csv'), ['serviceDate,train', ...all].join('\n') + '\n');
       const again = await cli(env, '--json', 'issue', '--card', 'rst.img', '--from', 'reset.csv', '--batch', 'reset-batch');
@@ -198,9 +226,56 @@ describe('batches say what happened', () => {
       expect(byStatus('already_on_card')).toEqual(done.map((x) => x.line));
       expect(byStatus('loaded')).toEqual(Array.from({ length: N + 1 - last }, (_, i) => last + 1 + i));
     } finally {
+      run.close();
+    }
+  }, 300_000);
+
+  it('stdin reset before its first row: exit 1, "standard input could not be read", nothing issued (no internal error)', async () => {
+    const run = await socketStdin('--card', 'b1.img');
+    try {
+      run.sender.write('serviceDate,train\n');
+      await run.consumed();
+      run.sender.resetAndDestroy();
+      expect(await run.closed).toBe(1);
+      expect(run.out()).toBe('');
+      expect(JSON.parse(run.err().trim())).toMatchObject({ ok: false, exitCode: 1, error: 'standard input could not be read: read ECONNRESET; nothing was issued' });
+    } finally {
+      run.close();
+    }
+  }, 120_000);
+
+  it('rows fed to stdin every 180 ms are reported while they keep coming, each once and in file order (the chunks never fill)', async () => {
+    expect((await cli(env, 'card', 'create', 'slow.img')).code).toBe(0);
+    expect((await cli(env, 'card', 'personalize', '--card', 'slow.img')).code).toBe(0);
+    const child = spawn(process.execPath, [BIN, '--json', 'issue', '--card', 'slow.img', '--from', '-'], {
+      cwd: dir,
+      env: { ...process.env, ETICKET_HOME: dir, ETICKET_PASSPHRASE: 'correct horse battery staple' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const closed = new Promise<number | null>((r) => child.on('close', r));
+    const reported = () => out.split('\n').filter((l) => l.includes('"status":"loaded"')).length;
+    try {
+      // Chunks of 8, 16 and 32 rows with two issued ahead: waiting for chunks, the first row would be reported after the
+      // 56th. Rows come every 180 ms (less than INPUT_IDLE_MS between two), at most 54 of them.
+      child.stdin.write('serviceDate,train\n');
+      let written = 0;
+      let reportedWhileWriting = 0;
+      while (written < 54) {
+        child.stdin.write(`${D},SLOW${written}\n`);
+        written++;
+        await new Promise((r) => setTimeout(r, 180));
+        reportedWhileWriting = reported();
+        if (reportedWhileWriting >= 3 && written >= 10) break;
+      }
+      expect(reportedWhileWriting, `rows reported while ${written} were written every 180 ms`).toBeGreaterThanOrEqual(3);
+      child.stdin.end();
+      expect(await closed).toBe(0);
+      const lines = out.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.filter((x) => !x.summary).map((x) => [x.line, x.status])).toEqual(Array.from({ length: written }, (_, i) => [i + 2, 'loaded']));
+    } finally {
       child.kill('SIGKILL');
-      stdin.destroy();
-      server.close();
     }
   }, 300_000);
 

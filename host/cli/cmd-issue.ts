@@ -408,6 +408,8 @@ Examples:
       first = await rows.next();
     } catch (e) {
       if (e instanceof InvalidInputError && !(e instanceof UsageError)) throw new UsageError(e.message);
+      // An I/O error before the first row (a reset socket, a disk): nothing was read or done; the input's error, not ours.
+      if ((e as NodeJS.ErrnoException)?.code) throw new UsageError(`${opts.from === '-' ? 'standard input' : opts.from} could not be read: ${(e as Error).message}; nothing was issued`);
       throw e;
     }
     if (first.done) throw new UsageError(`${opts.from === '-' ? 'standard input' : opts.from} holds no tickets (empty, or a CSV header only)`);
@@ -492,8 +494,9 @@ Examples:
       let stop: string | undefined;
       let interrupted: unknown;
       let inputFailure: InputFailure | undefined;
-      const report = (r: IssueResult) => {
-        results.push(r);
+      // `counted: false`: a line that is no row (the input failing), printed but left out of the summary's counts.
+      const report = (r: IssueResult, counted = true) => {
+        if (counted) results.push(r);
         if (json) progress.print(JSON.stringify(r));
         else if (batch || r.status !== 'failed') progress.print(resultLine(r));
         else console.error(`eticket: ${r.error}`);
@@ -594,19 +597,27 @@ Examples:
           progress.tick();
         }
       };
-      // The next row; while the input keeps the batch waiting (stdin fed a row at a time by another program), the rows
-      // already read are issued, loaded and reported meanwhile instead of waiting for the chunks to fill.
+      // The next row. While the input keeps the batch waiting (stdin fed by another program), no row read waits longer
+      // than INPUT_IDLE_MS to be issued, loaded and reported: once the oldest unreported row is that old, the next wait
+      // of more than INPUT_STALL_MS for input drains what was read (a file's rows come faster: it never drains).
       const live = run;
+      let unreportedSince: number | undefined;
       const nextOrDrain = async (): Promise<IteratorResult<BatchItem>> => {
         const coming = nextRow(rows);
-        if (!pending.length && !inFlight.length) return coming;
+        if (!pending.length && !inFlight.length && !progress.heldLines) {
+          unreportedSince = undefined;
+          return coming;
+        }
+        unreportedSince ??= Date.now();
         let timer: NodeJS.Timeout | undefined;
-        const idle = new Promise<'idle'>((resolve) => (timer = setTimeout(() => resolve('idle'), INPUT_IDLE_MS)));
+        const wait = Math.max(INPUT_STALL_MS, INPUT_IDLE_MS - (Date.now() - unreportedSince));
+        const idle = new Promise<'idle'>((resolve) => (timer = setTimeout(() => resolve('idle'), wait)));
         const first = await Promise.race([coming, idle]);
         clearTimeout(timer);
         if (first !== 'idle') return first;
         await drain(live);
         progress.flush();
+        unreportedSince = undefined;
         return coming;
       };
       let next: IteratorResult<BatchItem> = first;
@@ -617,7 +628,7 @@ Examples:
           // The input itself failed mid-way: what was read is reported, the rest is unknown.
           await drain(run);
           inputFailure = { afterLine: results.at(-1)?.line ?? 0, error: it.error.slice(READ_FAILED.length) };
-          report({ status: 'failed', error: `the batch input could not be read after line ${inputFailure.afterLine}: ${inputFailure.error}; the rows after it were not seen (re-run the whole batch: nothing is issued twice)` });
+          report({ status: 'failed', error: `the batch input could not be read after line ${inputFailure.afterLine}: ${inputFailure.error}; the rows after it were not seen (re-run the whole batch: nothing is issued twice)` }, false);
           break;
         }
         if (stop) {
@@ -695,11 +706,12 @@ function requireWritable(file: string): void {
 }
 
 /**
- * How long the input may keep a batch waiting before the rows read so far are issued, loaded and reported: a file
- * never does (its rows come in microseconds), a program feeding stdin a row at a time sees each row done this long
- * after it stops writing, not when 8 to 64 more rows have filled the chunks.
+ * How long a row read may wait to be reported while the input keeps the batch waiting: a program feeding stdin a row
+ * at a time sees each row done about this long after it wrote it, not when 8 to 64 more rows have filled the chunks.
  */
 export const INPUT_IDLE_MS = 200;
+/** A wait for input shorter than this is no stall (a file's next block from the disk): the pipeline is left alone. */
+export const INPUT_STALL_MS = 20;
 
 /** Marks an input that failed mid-way (an I/O error after rows were read): the rest of the batch is not attempted. */
 const READ_FAILED = '\u0000read failed';
