@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { accessSync, appendFileSync, constants as fsConstants, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, appendFileSync, constants as fsConstants, existsSync, fstatSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { fromHex, hex } from '../../sdk/bytes.js';
 import { CardStatusError, InvalidInputError } from '../../sdk/errors.js';
@@ -597,14 +597,17 @@ Examples:
           progress.tick();
         }
       };
-      // The next row. While the input keeps the batch waiting (stdin fed by another program), no row read waits longer
-      // than INPUT_IDLE_MS to be issued, loaded and reported: once the oldest unreported row is that old, the next wait
-      // of more than INPUT_STALL_MS for input drains what was read (a file's rows come faster: it never drains).
+      // The next row. While the input keeps the batch waiting (stdin or a pipe fed by another program), no row read
+      // waits much longer than INPUT_IDLE_MS to be issued, loaded and reported: once the oldest unreported row is that
+      // old, the next wait of more than INPUT_STALL_MS for input drains what was read.
       const live = run;
       let unreportedSince: number | undefined;
+      // A regular file (also as stdin) is all there: its next row never waits for a producer, only for the disk or the
+      // thread pool it shares with the signatures, so it is never drained early (that would stall the pipeline).
+      const producer = batch && !(opts.from === '-' ? fstatSync(0).isFile() : statSync(opts.from!).isFile());
       const nextOrDrain = async (): Promise<IteratorResult<BatchItem>> => {
         const coming = nextRow(rows);
-        if (!pending.length && !inFlight.length && !progress.heldLines) {
+        if (!producer || (!pending.length && !inFlight.length && !progress.heldLines)) {
           unreportedSince = undefined;
           return coming;
         }
@@ -710,7 +713,7 @@ function requireWritable(file: string): void {
  * at a time sees each row done about this long after it wrote it, not when 8 to 64 more rows have filled the chunks.
  */
 export const INPUT_IDLE_MS = 200;
-/** A wait for input shorter than this is no stall (a file's next block from the disk): the pipeline is left alone. */
+/** A wait for a producer's input shorter than this is no stall: the pipeline is left alone. */
 export const INPUT_STALL_MS = 20;
 
 /** Marks an input that failed mid-way (an I/O error after rows were read): the rest of the batch is not attempted. */
