@@ -244,12 +244,9 @@ export class VpcdBridge {
       this.pending = this.pending.subarray(2 + length);
       // A frame after an ambiguous one proves the driver was not waiting for a reply: it was a control code.
       if (this.ambiguous) this.settleAmbiguous('control');
-      if (this.lastActivity === undefined) {
-        this.touch();
-        this.emit({ type: 'polled' });
-      } else {
-        this.touch();
-      }
+      const first = this.lastActivity === undefined;
+      this.touch();
+      if (first) this.emit({ type: 'polled' });
       const reply = this.handleFrame(payload);
       if (reply) {
         this.send(socket, reply);

@@ -1,14 +1,13 @@
 // What integrators and QA engineers ran into (issue 13), through the real `eticket` process: service dates in the
 // operator's time zone, the gate choosing the ticket that can pass, batches that say what happened.
 
-import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../../test/helpers/pcsc-stack.js';
-import { BIN, cli, type CliEnv } from './run-cli.js';
+import { cli, cliProcess, type CliEnv } from './run-cli.js';
 
 let dir: string;
 let env: CliEnv;
@@ -173,19 +172,14 @@ describe('batches say what happened', () => {
     await new Promise<void>((r) => stdin.once('connect', r));
     const sender = await accepted;
     sender.on('error', () => undefined);
-    const vars: NodeJS.ProcessEnv = { ...process.env, ETICKET_HOME: dir, ETICKET_PASSPHRASE: 'correct horse battery staple' };
-    const child = spawn(process.execPath, [BIN, '--json', 'issue', ...args, '--from', '-'], { cwd: dir, env: vars, stdio: [stdin, 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const closed = new Promise<number | null>((r) => child.on('close', r));
+    const { child, exited, output } = cliProcess({ ...env, input: stdin }, '--json', 'issue', ...args, '--from', '-');
+    const out = () => output().stdout;
     return {
       sender,
-      closed,
-      out: () => out,
-      err: () => err,
-      lines: () => out.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>),
+      closed: exited,
+      out,
+      err: () => output().stderr,
+      lines: () => out().split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>),
       /** Until the eticket process has read everything sent (the socket's receive queue, /proc/net/tcp, is empty). */
       consumed: () => waitUntil(() => receiveQueue(stdin.localPort!) === 0, 60_000, 'eticket to read what was sent'),
       close: () => {
@@ -247,32 +241,25 @@ describe('batches say what happened', () => {
   it('rows fed to stdin every 180 ms are reported while they keep coming, each once and in file order (the chunks never fill)', async () => {
     expect((await cli(env, 'card', 'create', 'slow.img')).code).toBe(0);
     expect((await cli(env, 'card', 'personalize', '--card', 'slow.img')).code).toBe(0);
-    const child = spawn(process.execPath, [BIN, '--json', 'issue', '--card', 'slow.img', '--from', '-'], {
-      cwd: dir,
-      env: { ...process.env, ETICKET_HOME: dir, ETICKET_PASSPHRASE: 'correct horse battery staple' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    const closed = new Promise<number | null>((r) => child.on('close', r));
-    const reported = () => out.split('\n').filter((l) => l.includes('"status":"loaded"')).length;
+    const { child, exited: closed, output } = cliProcess({ ...env, input: 'pipe' }, '--json', 'issue', '--card', 'slow.img', '--from', '-');
+    const reported = () => output().stdout.split('\n').filter((l) => l.includes('"status":"loaded"')).length;
     try {
       // Chunks of 8, 16 and 32 rows with two issued ahead: waiting for chunks, the first row would be reported after the
       // 56th. Rows come every 180 ms (less than INPUT_IDLE_MS between two), at most 54 of them.
-      child.stdin.write('serviceDate,train\n');
+      child.stdin!.write('serviceDate,train\n');
       let written = 0;
       let reportedWhileWriting = 0;
       while (written < 54) {
-        child.stdin.write(`${D},SLOW${written}\n`);
+        child.stdin!.write(`${D},SLOW${written}\n`);
         written++;
         await new Promise((r) => setTimeout(r, 180));
         reportedWhileWriting = reported();
         if (reportedWhileWriting >= 3 && written >= 10) break;
       }
       expect(reportedWhileWriting, `rows reported while ${written} were written every 180 ms`).toBeGreaterThanOrEqual(3);
-      child.stdin.end();
+      child.stdin!.end();
       expect(await closed).toBe(0);
-      const lines = out.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = output().stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines.filter((x) => !x.summary).map((x) => [x.line, x.status])).toEqual(Array.from({ length: written }, (_, i) => [i + 2, 'loaded']));
     } finally {
       child.kill('SIGKILL');

@@ -1,7 +1,8 @@
 // Test helper: runs the real `eticket` process (node bin/eticket.mjs: the compiled CLI in dist/, built by the
 // test setup) with a working directory and a passphrase in its environment; collects exit status and output.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../bin/eticket.mjs', import.meta.url));
@@ -26,6 +27,8 @@ export interface CliEnv {
   vars?: NodeJS.ProcessEnv;
   /** The eticket script to run (default: this checkout's bin/eticket.mjs; the package test runs the installed one). */
   bin?: string;
+  /** cliProcess only: its stdin, 'pipe' (written through `child.stdin`) or a socket it reads (default: none). */
+  input?: 'pipe' | import('node:net').Socket;
 }
 
 /**
@@ -90,7 +93,7 @@ function spawnCli(env: CliEnv, args: string[]): Promise<CliResult> {
 /** Start a long-running CLI process (serve, gate loop); the caller signals and awaits it. */
 export function cliProcess(env: CliEnv, ...args: string[]) {
   const vars: NodeJS.ProcessEnv = { ...process.env, ETICKET_HOME: env.home ?? env.cwd, ETICKET_PASSPHRASE: env.passphrase ?? 'correct horse battery staple', ...env.vars };
-  const child = spawn(process.execPath, [env.bin ?? BIN, ...args], { cwd: env.cwd, env: vars, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [env.bin ?? BIN, ...args], { cwd: env.cwd, env: vars, stdio: [env.input ?? 'ignore', 'pipe', 'pipe'] }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));

@@ -328,7 +328,10 @@ describe.skipIf(!stack.ok)('PcscTransport over pcscd + vpcd', () => {
       () => 'resolved',
       (e: unknown) => e,
     );
-    const fresh = await waitUntil(() => pcscAgentPids().filter((pid) => !before.has(pid)).length > 0 && pcscAgentPids().filter((pid) => !before.has(pid)), 5000, 'the agent to start');
+    const fresh = await waitUntil(() => {
+      const started = pcscAgentPids().filter((pid) => !before.has(pid));
+      return started.length > 0 && started;
+    }, 5000, 'the agent to start');
     await new Promise((r) => setTimeout(r, 300)); // let it report the card first: the wait is under way, not starting
     for (const pid of fresh) process.kill(pid, 'SIGKILL');
     const outcome = await waiting;

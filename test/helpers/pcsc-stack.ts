@@ -4,11 +4,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
+import { VPCD_READERS } from '../../testing/vpcd-lock.js';
+
 export { lockVpcd, pullCard } from '../../testing/vpcd-lock.js';
 
-export const VPCD_READER_0 = 'Virtual PCD 00 00';
-export const VPCD_READER_1 = 'Virtual PCD 00 01';
 export const VPCD_PORTS = [35963, 35964] as const;
+export const VPCD_READER_0 = VPCD_READERS[VPCD_PORTS[0]]!;
+export const VPCD_READER_1 = VPCD_READERS[VPCD_PORTS[1]]!;
 
 /** Ports in LISTEN state, read from /proc/net/tcp*: connecting to vpcd would insert a card. */
 export function listeningPorts(): Set<number> {
